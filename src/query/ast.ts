@@ -1,0 +1,70 @@
+/**
+ * The comprehension language: the untyped AST that the typed DSL (`dsl.ts`) builds and every
+ * later phase reads. Plain immutable data with a `kind` discriminant; variables are bound by
+ * `for` (and `orderBy`) and referred to by a unique numeric id.
+ *
+ * Semantics (the in-memory oracle in `test/oracle` implements exactly this):
+ * - collections are bags; `for x in M. N` is bag comprehension, `union` is bag union;
+ * - scalar operators follow SQL's three-valued logic for NULL;
+ * - `exists`/`agg` look at a query and produce a scalar.
+ */
+import type { TableDef } from './schema.js'
+
+export interface Var {
+  readonly id: number
+  /** A readable hint for generated SQL aliases (the table name, or `x`). */
+  readonly hint: string
+}
+
+/** A JavaScript constant that can stand for a SQL scalar. */
+export type Constant = string | number | boolean | null
+
+export type ScalarOp =
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge'
+  | 'and' | 'or' | 'not'
+  | 'add' | 'sub' | 'mul' | 'div' | 'mod' | 'neg'
+  | 'concat' | 'like' | 'isNull' | 'isNotNull' | 'in' | 'coalesce'
+  | 'lower' | 'upper' | 'length' | 'abs'
+
+export type AggFn = 'count' | 'sum' | 'min' | 'max' | 'avg'
+
+export type Expr =
+  | TableExpr | ForExpr | WhereExpr | YieldExpr | UnionExpr | ValuesExpr
+  | VarExpr | FieldExpr | RecordExpr | ConstExpr | OpExpr | ExistsExpr | AggExpr
+  | OrderExpr | LimitExpr
+  | LinEmptyExpr | LinRowExpr | LinAppendExpr
+
+export interface TableExpr { readonly kind: 'table'; readonly table: TableDef }
+export interface ForExpr { readonly kind: 'for'; readonly v: Var; readonly source: Expr; readonly body: Expr }
+export interface WhereExpr { readonly kind: 'where'; readonly cond: Expr; readonly body: Expr }
+export interface YieldExpr { readonly kind: 'yield'; readonly value: Expr }
+export interface UnionExpr { readonly kind: 'union'; readonly parts: readonly Expr[] }
+export interface ValuesExpr { readonly kind: 'values'; readonly items: readonly Expr[] }
+export interface VarExpr { readonly kind: 'var'; readonly v: Var }
+export interface FieldExpr { readonly kind: 'field'; readonly target: Expr; readonly name: string }
+export interface RecordExpr { readonly kind: 'record'; readonly fields: readonly (readonly [string, Expr])[] }
+export interface ConstExpr { readonly kind: 'const'; readonly value: Constant }
+export interface OpExpr { readonly kind: 'op'; readonly op: ScalarOp; readonly args: readonly Expr[] }
+export interface ExistsExpr { readonly kind: 'exists'; readonly query: Expr; readonly negated: boolean }
+export interface AggExpr { readonly kind: 'agg'; readonly fn: AggFn; readonly query: Expr }
+export interface OrderKey { readonly expr: Expr; readonly dir: 'asc' | 'desc' }
+/** `query` ordered by `keys`, each an expression over `v` (bound to one result element). */
+export interface OrderExpr { readonly kind: 'order'; readonly query: Expr; readonly v: Var; readonly keys: readonly OrderKey[] }
+export interface LimitExpr { readonly kind: 'limit'; readonly query: Expr; readonly limit: number | undefined; readonly offset: number }
+
+/** Lineage annotations (built by `src/lineage`): the empty annotation `[]`. */
+export interface LinEmptyExpr { readonly kind: 'linEmpty' }
+/** `[(table, key(row))]` for a row of a tracked table. */
+export interface LinRowExpr { readonly kind: 'linRow'; readonly table: TableDef; readonly row: Expr }
+/** Concatenation of annotations, in order. */
+export interface LinAppendExpr { readonly kind: 'linAppend'; readonly parts: readonly Expr[] }
+
+let nextVar = 0
+/** A fresh variable. Ids are unique in the process, so substitution never captures. */
+export function freshVar(hint: string): Var {
+  return { id: nextVar++, hint }
+}
+
+export const isQueryKind = (e: Expr): boolean =>
+  e.kind === 'table' || e.kind === 'for' || e.kind === 'where' || e.kind === 'yield' || e.kind === 'union' ||
+  e.kind === 'values' || e.kind === 'order' || e.kind === 'limit'

@@ -1,0 +1,153 @@
+/**
+ * Table declarations as plain data: the column codecs, the scalar type each codec stores as,
+ * and the key. Phase 0 of the pipeline: everything later reads `TableDef`s, never codecs'
+ * internals.
+ */
+import type * as t from 'io-ts'
+import { LineageQueryError } from '../errors.js'
+
+/** The scalar types the compiler knows. `null` is the type of the `null` literal alone. */
+export type ScalarKind = 'string' | 'int' | 'real' | 'boolean' | 'null'
+
+/** A scalar type: its kind and whether it admits SQL NULL. */
+export interface SType {
+  readonly kind: ScalarKind
+  readonly nullable: boolean
+}
+
+export interface ColumnDef {
+  readonly name: string
+  readonly codec: t.Mixed
+  readonly type: SType
+}
+
+export interface TableDef {
+  readonly name: string
+  readonly columns: readonly ColumnDef[]
+  readonly byName: ReadonlyMap<string, ColumnDef>
+  /** Key columns in declared order; `undefined` when the table declares none. */
+  readonly key: readonly string[] | undefined
+  /** Whether `lineage(q)` records rows of this table. */
+  readonly lineage: boolean
+}
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/** Analyse an io-ts codec: which SQL scalar type stores it. `undefined` when none does. */
+export function codecType(codec: t.Mixed): SType | undefined {
+  // io-ts codecs carry a `_tag`; we walk the few shapes that map onto SQL scalars.
+  const c = codec as unknown as { _tag?: string; name?: string; type?: t.Mixed; types?: readonly t.Mixed[]; value?: unknown; keys?: object }
+  switch (c._tag) {
+    case 'StringType':
+      return { kind: 'string', nullable: false }
+    case 'NumberType':
+      return { kind: 'real', nullable: false }
+    case 'BooleanType':
+      return { kind: 'boolean', nullable: false }
+    case 'NullType':
+      return { kind: 'null', nullable: true }
+    case 'KeyofType':
+      return { kind: 'string', nullable: false }
+    case 'LiteralType': {
+      const v = c.value
+      if (typeof v === 'string') return { kind: 'string', nullable: false }
+      if (typeof v === 'number') return { kind: Number.isInteger(v) ? 'int' : 'real', nullable: false }
+      if (typeof v === 'boolean') return { kind: 'boolean', nullable: false }
+      return undefined
+    }
+    case 'RefinementType':
+    case 'ReadonlyType': {
+      if (c.type === undefined) return undefined
+      const inner = codecType(c.type)
+      if (inner === undefined) return undefined
+      if (c._tag === 'RefinementType' && c.name === 'Int' && inner.kind === 'real') return { kind: 'int', nullable: inner.nullable }
+      return inner
+    }
+    case 'UnionType': {
+      let acc: SType | undefined
+      for (const member of c.types ?? []) {
+        const m = codecType(member)
+        if (m === undefined) return undefined
+        acc = acc === undefined ? m : unify(acc, m)
+        if (acc === undefined) return undefined
+      }
+      return acc
+    }
+    default:
+      return undefined
+  }
+}
+
+/** The least type both `a` and `b` fit in, or `undefined` when there is none. */
+export function unify(a: SType, b: SType): SType | undefined {
+  const nullable = a.nullable || b.nullable
+  if (a.kind === 'null') return { kind: b.kind, nullable: true }
+  if (b.kind === 'null') return { kind: a.kind, nullable: true }
+  if (a.kind === b.kind) return { kind: a.kind, nullable }
+  if ((a.kind === 'int' && b.kind === 'real') || (a.kind === 'real' && b.kind === 'int')) return { kind: 'real', nullable }
+  return undefined
+}
+
+export function showType(t: SType): string {
+  return t.kind === 'null' ? 'null' : t.nullable ? `${t.kind} | null` : t.kind
+}
+
+export interface TableOptionsData {
+  readonly key?: string | readonly string[] | undefined
+  readonly lineage?: boolean | undefined
+}
+
+/** Validate a table declaration and turn it into a `TableDef`; throws `schema` errors. */
+export function tableDef(name: unknown, columns: unknown, options: TableOptionsData = {}): TableDef {
+  if (typeof name !== 'string' || !IDENT.test(name)) {
+    throw new LineageQueryError('schema', `table name must be an identifier (letters, digits, _), got ${JSON.stringify(name)}`, { table: name })
+  }
+  if (typeof columns !== 'object' || columns === null || Array.isArray(columns)) {
+    throw new LineageQueryError('schema', `table \`${name}\`: columns must be an object of io-ts codecs, e.g. { id: t.Int, name: t.string }`, { table: name })
+  }
+  const defs: ColumnDef[] = []
+  for (const [col, codec] of Object.entries(columns as Record<string, unknown>)) {
+    if (!IDENT.test(col) || col.startsWith('__')) {
+      throw new LineageQueryError('schema', `table \`${name}\`: column name ${JSON.stringify(col)} must be an identifier not starting with "__"`, { table: name, column: col })
+    }
+    const isCodec = typeof codec === 'object' && codec !== null && typeof (codec as { decode?: unknown }).decode === 'function'
+    const type = isCodec ? codecType(codec as t.Mixed) : undefined
+    if (type === undefined || type.kind === 'null') {
+      const what = isCodec ? `codec \`${(codec as t.Mixed).name}\`` : `value ${typeof codec}`
+      throw new LineageQueryError(
+        'schema',
+        `table \`${name}\`, column \`${col}\`: ${what} does not fit a SQL column; expected t.string, t.number, t.Int, t.boolean, a literal/keyof codec, or a union of one of those with t.null`,
+        { table: name, column: col },
+      )
+    }
+    defs.push({ name: col, codec: codec as t.Mixed, type })
+  }
+  if (defs.length === 0) throw new LineageQueryError('schema', `table \`${name}\` has no columns`, { table: name })
+  const byName = new Map(defs.map((d) => [d.name, d]))
+  const rawKey = options.key ?? (byName.has('id') ? 'id' : undefined)
+  const key = rawKey === undefined ? undefined : typeof rawKey === 'string' ? [rawKey] : [...rawKey]
+  if (key !== undefined) {
+    if (key.length === 0) throw new LineageQueryError('schema', `table \`${name}\`: key must name at least one column`, { table: name })
+    for (const k of key) {
+      if (!byName.has(k)) {
+        throw new LineageQueryError('schema', `table \`${name}\`: key column \`${k}\` is not a column; columns: ${defs.map((d) => d.name).join(', ')}`, { table: name, column: k })
+      }
+    }
+  }
+  if (options.lineage !== undefined && typeof options.lineage !== 'boolean') {
+    throw new LineageQueryError('schema', `table \`${name}\`: options.lineage must be a boolean`, { table: name })
+  }
+  return Object.freeze({ name, columns: Object.freeze(defs), byName, key: key && Object.freeze(key), lineage: options.lineage ?? true })
+}
+
+/** The column of `table` called `name`, or an `unknown-column` error listing the columns. */
+export function columnOf(table: TableDef, name: string): ColumnDef {
+  const c = table.byName.get(name)
+  if (c === undefined) {
+    throw new LineageQueryError('unknown-column', `table \`${table.name}\` has no column \`${name}\`; columns: ${table.columns.map((d) => d.name).join(', ')}`, {
+      table: table.name,
+      column: name,
+    })
+  }
+  return c
+}
