@@ -1,10 +1,66 @@
-/** Placeholder: replaced by the real pipeline (normalise -> lower -> Kysely compile). */
-import type { AnyQuery } from './dsl.js'
-import type { Dialect } from './dialect.js'
+/**
+ * The pipeline, in order: the DSL's AST -> `normalise` (normal form) -> `lower` (Kysely
+ * operation nodes + result layout) -> Kysely's dialect compiler (SQL text + parameters).
+ * Results are cached per query object and dialect, so compiling or running the same query
+ * object again costs a map lookup.
+ */
+import type { Expr } from './ast.js'
+import { decodeRows, type Decoder } from './decode.js'
+import { hooksFor, type Dialect } from './dialect.js'
+import { AST, type AnyQuery } from './dsl.js'
+import { LineageQueryError, showValue } from '../errors.js'
+import { lower, type TopLayout } from './lower.js'
+import { normalise } from './normalise.js'
+import { print } from './sql-nodes.js'
 
-export interface CompiledStatement { readonly sql: string; readonly parameters: readonly unknown[] }
-export interface Compiled { readonly statements: readonly CompiledStatement[] }
+export interface CompiledStatement {
+  readonly sql: string
+  readonly parameters: readonly unknown[]
+}
 
-export function compile(_query: AnyQuery, _dialect: Dialect): Compiled {
-  throw new Error('not implemented yet')
+export interface Compiled {
+  /** The statements that compute the query, in order. This compiler always emits one. */
+  readonly statements: readonly CompiledStatement[]
+}
+
+/** @internal What `run` needs besides the SQL: how to decode the rows. */
+export interface Plan extends Compiled {
+  readonly layout: TopLayout
+  readonly decode: Decoder
+}
+
+const cache: Record<Dialect, WeakMap<Expr, Plan>> = { sqlite: new WeakMap(), postgres: new WeakMap() }
+
+function astOf(query: unknown): Expr {
+  const node = typeof query === 'object' && query !== null ? (query as { [AST]?: Expr })[AST] : undefined
+  if (node === undefined) throw new LineageQueryError('argument', `expected a query built with Q (or a table), got ${showValue(query)}`)
+  return node
+}
+
+/** @internal Compile (or fetch from the cache) the plan of `query` for `dialect`. */
+export function plan(query: AnyQuery, dialect: Dialect): Plan {
+  const hooks = hooksFor(dialect)
+  const node = astOf(query)
+  const hit = cache[dialect].get(node)
+  if (hit !== undefined) return hit
+  const lowered = lower(normalise(node), hooks)
+  const { sql, parameters } = print(lowered.select, dialect)
+  const p: Plan = { statements: [{ sql, parameters }], layout: lowered.layout, decode: decodeRows(lowered.layout, hooks) }
+  cache[dialect].set(node, p)
+  return p
+}
+
+/**
+ * Compile a query to SQL for `dialect` without running it. Every query, flat or nested,
+ * compiles to exactly one statement; every value is a bound parameter.
+ *
+ * @example
+ * ```ts
+ * compile(Q.for(employees, (e) => Q.where(Q.gt(e.salary, 1000), Q.yield({ n: e.name }))), 'sqlite')
+ * // { statements: [{ sql: 'select "e0"."name" as "n" from "employees" as "e0" where ("e0"."salary" > ?)', parameters: [1000] }] }
+ * ```
+ */
+export function compile(query: AnyQuery, dialect: Dialect): Compiled {
+  const p = plan(query, dialect)
+  return { statements: p.statements }
 }

@@ -91,11 +91,13 @@ export class Table<N extends string, Row, K> extends Query<Row, K> {
 }
 
 /** How a query's element of type `A` looks inside `Q.for`'s callback. */
-export type View<A> = [A] extends [Coll<infer E, infer K>]
-  ? Query<E, K>
-  : [A] extends [Scalar]
-    ? Expr<A>
-    : RecordView<A>
+export type View<A> = 0 extends 1 & A
+  ? any
+  : [A] extends [Coll<infer E, infer K>]
+    ? Query<E, K>
+    : [A] extends [Scalar]
+      ? Expr<A>
+      : RecordView<A>
 
 export type RecordView<A> = { readonly [F in keyof A]: View<A[F]> } & { readonly [AST]: ast.Expr; readonly [ValT]: A }
 

@@ -1,0 +1,139 @@
+/**
+ * Result layouts: how a normalised value is spread over SQL columns (top level) or JSON array
+ * slots (nested collections), and how to read it back. `plan` computes one layout for the
+ * values all branches of a union produce at the same position; `lower.ts` emits SQL by it and
+ * `decode.ts` reads rows by it.
+ */
+import type * as t from 'io-ts'
+import { LineageQueryError } from '../errors.js'
+import { isScalar, type NExpr, type NValue } from './normal.js'
+import { showType, unify, type ScalarKind, type SType } from './schema.js'
+
+export type Layout = ScalarLayout | RecLayout | CollLayout | LinLayout
+
+export interface ScalarLayout {
+  readonly k: 'scalar'
+  readonly type: SType
+  /** The declared codec when every branch reads the same column; decoding goes through it. */
+  readonly codec: t.Mixed | undefined
+  readonly origin: { readonly table: string; readonly column: string } | undefined
+}
+export interface RecLayout {
+  readonly k: 'rec'
+  readonly fields: readonly (readonly [string, Layout])[]
+}
+export interface CollLayout {
+  readonly k: 'coll'
+  /** Layout of one element; `undefined` when no branch can produce an element. */
+  readonly elem: Layout | undefined
+  /** Whether each element carries its branch number (needed to read lineage of unions). */
+  readonly tagged: boolean
+  /** For each enclosing branch, the number of the first of its nested branches. */
+  readonly offsets: readonly number[]
+}
+/** Lineage entries: key values in typed slots; which slots each branch uses. */
+export interface LinLayout {
+  readonly k: 'lin'
+  readonly slots: readonly ScalarKind[]
+  readonly branches: readonly LinBranchLayout[]
+}
+export interface LinBranchLayout {
+  readonly entries: readonly { readonly table: string; readonly slots: readonly number[]; readonly types: readonly SType[] }[]
+}
+
+const KIND_ORDER: readonly ScalarKind[] = ['int', 'string', 'real', 'boolean', 'null']
+
+/** Number of columns or slots a layout occupies. */
+export function width(l: Layout): number {
+  switch (l.k) {
+    case 'scalar':
+    case 'coll':
+      return 1
+    case 'rec':
+      return l.fields.reduce((n, [, f]) => n + width(f), 0)
+    case 'lin':
+      return l.slots.length
+  }
+}
+
+export function hasLineage(l: Layout | undefined): boolean {
+  if (l === undefined) return false
+  return l.k === 'lin' || (l.k === 'rec' && l.fields.some(([, f]) => hasLineage(f)))
+}
+
+function shapeError(path: string, message: string): never {
+  throw new LineageQueryError('type', `union branches disagree at ${path || 'the element'}: ${message}`, { path })
+}
+
+/** The layout for `values`, one per branch (in branch-number order), at position `path`. */
+export function plan(values: readonly NValue[], path = ''): Layout {
+  const first = values[0]
+  if (first === undefined) throw new Error('plan of no values')
+  if (isScalar(first)) {
+    let type = first.type
+    let codecOf: NExpr | undefined = first.k === 'col' ? first : undefined
+    for (const v of values) {
+      if (!isScalar(v)) shapeError(path, `a scalar in one branch, a ${v.k === 'rec' ? 'record' : 'collection'} in another`)
+      const u = unify(type, v.type)
+      if (u === undefined) shapeError(path, `${showType(type)} in one branch, ${showType(v.type)} in another`)
+      type = u
+      if (codecOf !== undefined && (v.k !== 'col' || codecOf.k !== 'col' || v.col.codec !== codecOf.col.codec)) codecOf = undefined
+    }
+    return codecOf?.k === 'col'
+      ? { k: 'scalar', type, codec: codecOf.col.codec, origin: { table: codecOf.table.name, column: codecOf.col.name } }
+      : { k: 'scalar', type, codec: undefined, origin: undefined }
+  }
+  switch (first.k) {
+    case 'rec': {
+      const names = first.fields.map(([n]) => n)
+      const recs = values.map((v) => {
+        if (v.k !== 'rec') shapeError(path, 'a record in one branch, not in another')
+        if (v.fields.length !== names.length || v.fields.some(([n]) => !names.includes(n))) {
+          shapeError(path, `fields {${names.join(', ')}} in one branch, {${v.fields.map(([n]) => n).join(', ')}} in another`)
+        }
+        return new Map(v.fields)
+      })
+      return { k: 'rec', fields: names.map((n) => [n, plan(recs.map((r) => r.get(n)!), path ? `${path}.${n}` : n)] as const) }
+    }
+    case 'coll': {
+      const offsets: number[] = []
+      const elems: NValue[] = []
+      for (const v of values) {
+        if (v.k !== 'coll') shapeError(path, 'a collection in one branch, not in another')
+        offsets.push(elems.length)
+        for (const b of v.q.branches) elems.push(b.value)
+      }
+      const elem = elems.length === 0 ? undefined : plan(elems, path ? `${path}[]` : '[]')
+      return { k: 'coll', elem, tagged: elems.length > 1 && hasLineage(elem), offsets }
+    }
+    case 'lin': {
+      const counts = new Map<ScalarKind, number>()
+      for (const v of values) {
+        if (v.k !== 'lin') shapeError(path, 'lineage in one branch, not in another')
+        const here = new Map<ScalarKind, number>()
+        for (const e of v.entries) for (const k of e.key) here.set(k.type.kind, (here.get(k.type.kind) ?? 0) + 1)
+        for (const [k, n] of here) counts.set(k, Math.max(counts.get(k) ?? 0, n))
+      }
+      const slots: ScalarKind[] = []
+      const start = new Map<ScalarKind, number>()
+      for (const k of KIND_ORDER) {
+        start.set(k, slots.length)
+        for (let i = 0; i < (counts.get(k) ?? 0); i++) slots.push(k)
+      }
+      const branches = values.map((v) => {
+        const used = new Map<ScalarKind, number>()
+        const entries = (v as Extract<NValue, { k: 'lin' }>).entries.map((e) => ({
+          table: e.table.name,
+          types: e.key.map((x) => x.type),
+          slots: e.key.map((x) => {
+            const n = used.get(x.type.kind) ?? 0
+            used.set(x.type.kind, n + 1)
+            return start.get(x.type.kind)! + n
+          }),
+        }))
+        return { entries }
+      })
+      return { k: 'lin', slots, branches }
+    }
+  }
+}

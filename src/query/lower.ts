@@ -1,0 +1,275 @@
+/**
+ * Lowering: normal form -> one SQL select (Kysely operation nodes) plus the layout to decode
+ * its rows. Each branch becomes `select ... from T1 as g1, ... where ...`; a union becomes
+ * `union all`; a nested collection becomes a correlated subquery aggregating its elements into
+ * a JSON array, so any query runs as exactly one statement. Dialect differences come from
+ * `DialectHooks`; SQL is built only through `sql-nodes.ts`.
+ */
+import { LineageQueryError } from '../errors.js'
+import type { DialectHooks } from './dialect.js'
+import { hasLineage, plan, width, type CollLayout, type Layout } from './layout.js'
+import { isScalar, type Branch, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
+import type { ScalarKind } from './schema.js'
+import * as S from './sql-nodes.js'
+
+export interface TopLayout {
+  /** Column aliases of the data (and lineage) slots, in layout order. */
+  readonly columns: readonly string[]
+  /** Layout of one result element; `undefined` when the query has no branch. */
+  readonly value: Layout | undefined
+  /** Name of the branch-number column, when rows carry one. */
+  readonly tag: string | undefined
+}
+
+export interface Lowered {
+  readonly select: S.Select
+  readonly layout: TopLayout
+}
+
+const TAG = '#b'
+
+class Lowerer {
+  constructor(readonly h: DialectHooks) {}
+
+  // ------------------------------------------------------------ scalars
+
+  param(value: string | number | boolean, kind: ScalarKind): S.Node {
+    const p = S.param(this.h.toDb(value))
+    const cast = this.h.paramCast(kind)
+    return cast === undefined ? p : S.cast(p, cast as 'bigint')
+  }
+
+  stringOrder(n: S.Node, e: NExpr): S.Node {
+    return e.type.kind === 'string' && this.h.binaryCollation !== undefined ? S.collate(n, this.h.binaryCollation) : n
+  }
+
+  expr(e: NExpr): S.Node {
+    switch (e.k) {
+      case 'col':
+        return S.col(e.alias, e.col.name)
+      case 'const':
+        return e.value === null ? S.literal(null) : this.param(e.value, e.type.kind)
+      case 'exists':
+        return S.unary(e.negated ? 'not exists' : 'exists', this.existsQuery(e.q))
+      case 'agg':
+        return this.agg(e)
+      case 'op':
+        return this.op(e)
+    }
+  }
+
+  op(e: Extract<NExpr, { k: 'op' }>): S.Node {
+    const a = e.args.map((x) => this.expr(x))
+    const [x, y] = a as [S.Node, S.Node]
+    switch (e.op) {
+      case 'eq': return S.binary(x, '=', y)
+      case 'ne': return S.binary(x, '<>', y)
+      case 'lt': return S.binary(this.stringOrder(x, e.args[0]!), '<', y)
+      case 'le': return S.binary(this.stringOrder(x, e.args[0]!), '<=', y)
+      case 'gt': return S.binary(this.stringOrder(x, e.args[0]!), '>', y)
+      case 'ge': return S.binary(this.stringOrder(x, e.args[0]!), '>=', y)
+      case 'and': return S.and(a)
+      case 'or': return S.or(a)
+      case 'not': return S.unary('not', x)
+      case 'add': return S.binary(x, '+', y)
+      case 'sub': return S.binary(x, '-', y)
+      case 'mul': return S.binary(x, '*', y)
+      case 'neg': return S.unary('-', S.parens(x))
+      case 'abs': return S.fn('abs', [x])
+      case 'div':
+        return this.h.name === 'sqlite'
+          ? S.binary(S.cast(x, 'real'), '/', y)
+          : S.binary(S.cast(x, 'double precision'), '/', S.fn('nullif', [y, S.literal(0)]))
+      case 'mod':
+        return this.h.name === 'sqlite' ? S.binary(x, '%', y) : S.binary(x, '%', S.fn('nullif', [y, S.literal(0)]))
+      case 'concat': return S.parens(a.reduce((l, r) => S.binary(l, '||', r)))
+      case 'lower':
+      case 'upper':
+        // ASCII-only case mapping on every dialect (SQLite's lower/upper are ASCII-only).
+        if (this.h.name === 'sqlite') return S.fn(e.op, [x])
+        return e.op === 'lower'
+          ? S.fn('translate', [x, S.literal('ABCDEFGHIJKLMNOPQRSTUVWXYZ'), S.literal('abcdefghijklmnopqrstuvwxyz')])
+          : S.fn('translate', [x, S.literal('abcdefghijklmnopqrstuvwxyz'), S.literal('ABCDEFGHIJKLMNOPQRSTUVWXYZ')])
+      case 'length': return S.fn('length', [x])
+      case 'like': {
+        const pattern = (e.args[1] as Extract<NExpr, { k: 'const' }>).value as string
+        if (this.h.name === 'sqlite') return S.fn('glob', [S.param(likeToGlob(pattern)), x])
+        checkLikePattern(pattern)
+        return S.binary(x, 'like', this.param(pattern, 'string'))
+      }
+      case 'isNull': return S.binary(x, 'is', S.literal(null))
+      case 'isNotNull': return S.binary(x, 'is not', S.literal(null))
+      case 'in': return S.binary(x, 'in', S.valueList(a.slice(1)))
+      case 'coalesce': return S.fn('coalesce', a)
+    }
+  }
+
+  /** The branches of `q` as selects of the single expression `one(branch)` (or `1`). */
+  branchSelects(q: NQuery, one: (b: Branch, i: number) => S.Node, alias = 'v'): S.Select[] {
+    return q.branches.map((b, i) =>
+      S.select({
+        from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })),
+        selections: [{ expr: one(b, i), alias }],
+        where: b.conds.map((c) => this.expr(c)),
+      }),
+    )
+  }
+
+  existsQuery(q: NQuery): S.Node {
+    return S.unionAll(this.branchSelects(q, () => S.literal(1), 'one'))
+  }
+
+  agg(e: Extract<NExpr, { k: 'agg' }>): S.Node {
+    const fnArg = (n: S.Node) => (e.fn === 'min' || e.fn === 'max' ? this.stringOrder(n, e) : n)
+    const aggregate = (arg: S.Node | undefined) => (e.fn === 'count' ? S.countAll() : S.agg(e.fn, [fnArg(arg!)]))
+    if (e.q.branches.length === 1) {
+      const b = e.q.branches[0]!
+      return S.select({
+        from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })),
+        selections: [{ expr: aggregate(e.fn === 'count' ? undefined : this.expr(b.value as NExpr)), alias: 'v' }],
+        where: b.conds.map((c) => this.expr(c)),
+      })
+    }
+    const parts = this.branchSelects(e.q, (b) => (e.fn === 'count' ? S.literal(1) : this.expr(b.value as NExpr)))
+    return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: aggregate(S.col('u', 'v')), alias: 'v' }])
+  }
+
+  // ------------------------------------------------------------ values and nested collections
+
+  /** The slot expressions of `v` laid out by `l`, `branch` being v's branch number. */
+  slots(v: NValue, l: Layout, branch: number): S.Node[] {
+    switch (l.k) {
+      case 'scalar':
+        return [this.expr(v as NExpr)]
+      case 'rec': {
+        const fields = new Map((v as Extract<NValue, { k: 'rec' }>).fields)
+        return l.fields.flatMap(([n, fl]) => this.slots(fields.get(n)!, fl, branch))
+      }
+      case 'coll':
+        return [this.embedJson(this.coll((v as Extract<NValue, { k: 'coll' }>).q, l, l.offsets[branch] ?? 0))]
+      case 'lin': {
+        const out: S.Node[] = l.slots.map(() => S.literal(null))
+        const desc = l.branches[branch]
+        const entries = (v as Extract<NValue, { k: 'lin' }>).entries
+        if (desc === undefined) throw new Error('internal: lineage layout has no branch ' + branch)
+        desc.entries.forEach((d, i) => d.slots.forEach((s, j) => (out[s] = this.expr(entries[i]!.key[j]!))))
+        return out
+      }
+    }
+  }
+
+  embedJson(n: S.Node): S.Node {
+    return this.h.jsonAsText ? S.fn('json', [n]) : n
+  }
+
+  /** One element of a nested collection: its only slot, or a JSON array of its slots. */
+  element(v: NValue, l: CollLayout, number: number): S.Node {
+    const elem = l.elem!
+    const slots = this.slots(v, elem, number)
+    if (l.tagged) slots.push(S.literal(number))
+    return slots.length === 1 && !l.tagged ? slots[0]! : S.fn(this.h.jsonArray, slots)
+  }
+
+  /** A correlated subquery aggregating the elements of `q` into a JSON array. */
+  coll(q: NQuery, l: CollLayout, offset: number): S.Node {
+    if (q.branches.length === 0) return S.fn(this.h.jsonArray, [])
+    const jsonElem = l.tagged || width(l.elem!) !== 1 || l.elem!.k === 'coll'
+    const aggregate = (n: S.Node) => {
+      const a = S.agg(this.h.jsonAgg, [n])
+      return this.h.name === 'postgres' ? S.fn('coalesce', [a, S.fn(this.h.jsonArray, [])]) : a
+    }
+    if (q.branches.length === 1) {
+      const b = q.branches[0]!
+      return S.select({
+        from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })),
+        selections: [{ expr: aggregate(this.element(b.value, l, offset)), alias: 'v' }],
+        where: b.conds.map((c) => this.expr(c)),
+      })
+    }
+    const parts = this.branchSelects(q, (b, i) => this.element(b.value, l, offset + i))
+    const ref = S.col('u', 'v')
+    return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: aggregate(jsonElem ? this.embedJson(ref) : ref), alias: 'v' }])
+  }
+
+  // ------------------------------------------------------------ top level
+
+  top(t: NTop): Lowered {
+    const { branches } = t.query
+    const value = branches.length === 0 ? undefined : plan(branches.map((b) => b.value))
+    const columns = value === undefined ? [] : columnNames(value)
+    const tag = branches.length > 1 && hasLineage(value) ? TAG : undefined
+    const multi = branches.length > 1
+    const selects = branches.map((b, i) => {
+      const data = value === undefined ? [] : this.slots(b.value, value, i)
+      const selections = data.map((expr, j) => ({ expr, alias: columns[j]! }))
+      if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
+      if (tag !== undefined) selections.push({ expr: S.literal(i), alias: tag })
+      if (multi) t.orderKeys[i]!.forEach((k, j) => selections.push({ expr: this.stringOrder(this.expr(k), k), alias: `#o${j}` }))
+      return S.select({ from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })), selections, where: b.conds.map((c) => this.expr(c)) })
+    })
+    if (selects.length === 0) {
+      // No branch can produce a row: a statement that returns none, so callers still get one.
+      selects.push(S.select({ from: [], selections: [{ expr: S.literal(1), alias: '#' }], where: [S.binary(S.literal(1), '=', S.literal(0))] }))
+    }
+    const order: S.OrderItem[] = t.directions.map((dir, j) => {
+      if (multi) return { expr: S.columnRef(`#o${j}`), dir }
+      const key = t.orderKeys[0]?.[j]
+      if (key === undefined) return { expr: S.literal(1), dir }
+      const collation = key.type.kind === 'string' ? this.h.binaryCollation : undefined
+      return { expr: this.expr(key), dir, collation }
+    })
+    const limit = t.limit !== undefined ? S.param(t.limit) : t.offset > 0 && this.h.name === 'sqlite' ? S.param(-1) : undefined
+    const offset = t.offset > 0 ? S.param(t.offset) : undefined
+    return { select: S.withOrderAndLimit(S.unionAll(selects), branches.length === 0 ? [] : order, limit, offset), layout: { columns, value, tag } }
+  }
+}
+
+/** Column aliases: the field path of each slot (`employee.name`), `value` for a bare scalar. */
+function columnNames(l: Layout): string[] {
+  const out: string[] = []
+  const walk = (x: Layout, path: string) => {
+    switch (x.k) {
+      case 'rec':
+        for (const [n, f] of x.fields) walk(f, path ? `${path}.${n}` : n)
+        return
+      case 'lin':
+        x.slots.forEach((_, i) => out.push(`#l${i}`))
+        return
+      default:
+        out.push(path || 'value')
+    }
+  }
+  walk(l, '')
+  // PostgreSQL truncates identifiers at 63 bytes; fall back to positions for long paths.
+  return out.map((n, i) => (Buffer.byteLength(n) > 60 || out.indexOf(n) !== i ? `#c${i}` : n))
+}
+
+function checkLikePattern(pattern: string): void {
+  let escaped = false
+  for (const ch of pattern) escaped = !escaped && ch === '\\'
+  if (escaped) throw new LineageQueryError('type', `Q.like: the pattern ${JSON.stringify(pattern)} ends with an escape character (\\); escape it as \\\\ to match a backslash`, { pattern })
+}
+
+/** Translate a LIKE pattern (`%`, `_`, `\` escape) to SQLite's case-sensitive GLOB. */
+export function likeToGlob(pattern: string): string {
+  checkLikePattern(pattern)
+  let out = ''
+  let escaped = false
+  for (const ch of pattern) {
+    if (escaped) {
+      out += ch === '*' || ch === '?' || ch === '[' ? `[${ch}]` : ch
+      escaped = false
+    } else if (ch === '\\') escaped = true
+    else if (ch === '%') out += '*'
+    else if (ch === '_') out += '?'
+    else if (ch === '*' || ch === '?' || ch === '[') out += `[${ch}]`
+    else out += ch
+  }
+  return out
+}
+
+export function lower(t: NTop, hooks: DialectHooks): Lowered {
+  return new Lowerer(hooks).top(t)
+}
+
+export { isScalar }

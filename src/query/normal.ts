@@ -1,0 +1,111 @@
+/**
+ * The normal form (Cheney, Lindley & Wadler, ICFP 2013): what `normalise` produces and
+ * `lower` turns into SQL. A query is a union of branches
+ * `for g1 in T1 ... for gn in Tn where c1 and ... and ck yield value`, where `value` is built of
+ * scalar expressions over the generators, records, nested queries (correlated with the
+ * enclosing branch) and lineage annotations whose entries are known statically.
+ */
+import type { AggFn, Constant, ScalarOp } from './ast.js'
+import type { ColumnDef, SType, TableDef } from './schema.js'
+
+/** A generator: a table and the alias its rows are bound to. */
+export interface Gen {
+  readonly alias: string
+  readonly table: TableDef
+}
+
+/** A scalar expression with its static type. */
+export type NExpr =
+  | { readonly k: 'col'; readonly alias: string; readonly table: TableDef; readonly col: ColumnDef; readonly type: SType }
+  | { readonly k: 'const'; readonly value: Constant; readonly type: SType }
+  | { readonly k: 'op'; readonly op: ScalarOp; readonly args: readonly NExpr[]; readonly type: SType }
+  | { readonly k: 'exists'; readonly q: NQuery; readonly negated: boolean; readonly type: SType }
+  | { readonly k: 'agg'; readonly fn: AggFn; readonly q: NQuery; readonly type: SType }
+
+/** A lineage entry whose table is known statically; `key` are the key column expressions. */
+export interface LinEntry {
+  readonly table: TableDef
+  readonly key: readonly NExpr[]
+}
+
+export type NValue =
+  | NExpr
+  | { readonly k: 'rec'; readonly fields: readonly (readonly [string, NValue])[]; readonly table?: TableDef }
+  | { readonly k: 'coll'; readonly q: NQuery }
+  | { readonly k: 'lin'; readonly entries: readonly LinEntry[] }
+
+export interface Branch {
+  readonly gens: readonly Gen[]
+  readonly conds: readonly NExpr[]
+  readonly value: NValue
+}
+
+export interface NQuery {
+  readonly branches: readonly Branch[]
+}
+
+/** A top-level query: branches with their order keys, the directions, and the limit. */
+export interface NTop {
+  readonly query: NQuery
+  /** Per branch (same index as `query.branches`), the order key expressions. */
+  readonly orderKeys: readonly (readonly NExpr[])[]
+  readonly directions: readonly ('asc' | 'desc')[]
+  readonly limit: number | undefined
+  readonly offset: number
+}
+
+export const isScalar = (v: NValue): v is NExpr => v.k === 'col' || v.k === 'const' || v.k === 'op' || v.k === 'exists' || v.k === 'agg'
+
+export const BOOL: SType = { kind: 'boolean', nullable: false }
+export const NBOOL: SType = { kind: 'boolean', nullable: true }
+
+export function constType(value: Constant): SType {
+  if (value === null) return { kind: 'null', nullable: true }
+  if (typeof value === 'string') return { kind: 'string', nullable: false }
+  if (typeof value === 'boolean') return BOOL
+  return { kind: Number.isInteger(value) ? 'int' : 'real', nullable: false }
+}
+
+export const constant = (value: Constant): NExpr => ({ k: 'const', value, type: constType(value) })
+
+// ---------------------------------------------------------------- alias renaming
+
+/** Rename generator aliases (`map`: old -> new) throughout a value, nested queries included. */
+export function renameValue(v: NValue, map: ReadonlyMap<string, string>): NValue {
+  switch (v.k) {
+    case 'rec':
+      return { ...v, fields: v.fields.map(([n, f]) => [n, renameValue(f, map)] as const) }
+    case 'coll':
+      return { k: 'coll', q: renameQuery(v.q, map) }
+    case 'lin':
+      return { k: 'lin', entries: v.entries.map((e) => ({ table: e.table, key: e.key.map((x) => renameExpr(x, map)) })) }
+    default:
+      return renameExpr(v, map)
+  }
+}
+
+export function renameExpr(e: NExpr, map: ReadonlyMap<string, string>): NExpr {
+  switch (e.k) {
+    case 'col': {
+      const a = map.get(e.alias)
+      return a === undefined ? e : { ...e, alias: a }
+    }
+    case 'const':
+      return e
+    case 'op':
+      return { ...e, args: e.args.map((a) => renameExpr(a, map)) }
+    case 'exists':
+    case 'agg':
+      return { ...e, q: renameQuery(e.q, map) }
+  }
+}
+
+function renameQuery(q: NQuery, map: ReadonlyMap<string, string>): NQuery {
+  return {
+    branches: q.branches.map((b) => ({
+      gens: b.gens.map((g) => ({ alias: map.get(g.alias) ?? g.alias, table: g.table })),
+      conds: b.conds.map((c) => renameExpr(c, map)),
+      value: renameValue(b.value, map),
+    })),
+  }
+}

@@ -1,0 +1,260 @@
+/**
+ * Normalisation: comprehension AST -> normal form (`normal.ts`).
+ *
+ * The rewrite rules of Cheney, Lindley & Wadler (ICFP 2013), applied by symbolic evaluation
+ * in one pass: variables are bound to normalised values instead of being substituted, so
+ * - beta reduction of records and functions: `({a: M}).a ~> M`, and helper functions are plain
+ *   TypeScript calls that already ran when the DSL built the AST;
+ * - `for x in (for y in L. M). N ~> for y in L. for x in M. N` (for over for);
+ * - `for x in yield M. N ~> N[x := M]` (for over yield);
+ * - `for x in (M ++ N). O ~> (for x in M. O) ++ (for x in N. O)` (for over union);
+ * - `for x in (where c. M). N ~> where c. for x in M. N` (hoisting conditions);
+ * - `for x in d.f` where `d.f` is a nested collection built by an intermediate query: the
+ *   collection's branches are inlined with fresh aliases (nested intermediate data).
+ * Every query whose result type is flat therefore becomes one union of branches, one SQL
+ * statement. Type errors and unknown columns are reported here, where the input is still
+ * recognisable.
+ */
+import { LineageQueryError } from '../errors.js'
+import type * as ast from './ast.js'
+import {
+  constant,
+  constType,
+  isScalar,
+  renameValue,
+  type Branch,
+  type Gen,
+  type LinEntry,
+  type NExpr,
+  type NQuery,
+  type NTop,
+  type NValue,
+} from './normal.js'
+import { columnOf, unify, type SType } from './schema.js'
+import { aggType, opType } from './typing.js'
+
+type Env = ReadonlyMap<number, NValue>
+
+class Normaliser {
+  #aliases = 0
+
+  fresh(hint: string): string {
+    const c = /^[A-Za-z]/.test(hint) ? hint[0]!.toLowerCase() : 'x'
+    return `${c}${this.#aliases++}`
+  }
+
+  value(e: ast.Expr, env: Env): NValue {
+    switch (e.kind) {
+      case 'table': {
+        const alias = this.fresh(e.table.name)
+        const fields = e.table.columns.map((c) => [c.name, { k: 'col', alias, table: e.table, col: c, type: c.type } as NExpr] as const)
+        return { k: 'coll', q: { branches: [{ gens: [{ alias, table: e.table }], conds: [], value: { k: 'rec', fields, table: e.table } }] } }
+      }
+      case 'for':
+        return { k: 'coll', q: this.for(e, env) }
+      case 'where': {
+        const cond = this.scalar(e.cond, env, 'the condition of Q.where')
+        requireBoolean(cond, 'Q.where')
+        const body = this.query(e.body, env, 'Q.where')
+        if (cond.k === 'const') return { k: 'coll', q: cond.value === true ? body : { branches: [] } }
+        return { k: 'coll', q: { branches: body.branches.map((b) => ({ ...b, conds: [cond, ...b.conds] })) } }
+      }
+      case 'yield':
+        return { k: 'coll', q: { branches: [{ gens: [], conds: [], value: this.value(e.value, env) }] } }
+      case 'union':
+        return { k: 'coll', q: { branches: e.parts.flatMap((p) => this.query(p, env, 'Q.union').branches) } }
+      case 'values':
+        return { k: 'coll', q: { branches: e.items.map((i) => ({ gens: [], conds: [], value: this.value(i, env) })) } }
+      case 'var': {
+        const v = env.get(e.v.id)
+        if (v === undefined) {
+          throw new LineageQueryError('compile', `variable \`${e.v.hint}\` is used outside the Q.for that binds it (a row view escaped its callback)`)
+        }
+        return v
+      }
+      case 'field': {
+        const target = this.value(e.target, env)
+        if (target.k !== 'rec') {
+          throw new LineageQueryError('unknown-column', `cannot read field \`${e.name}\` of a ${describe(target)}; fields exist only on rows and records`, { field: e.name })
+        }
+        const f = target.fields.find(([n]) => n === e.name)
+        if (f === undefined) {
+          if (target.table !== undefined) columnOf(target.table, e.name)
+          throw new LineageQueryError('unknown-column', `record has no field \`${e.name}\`; fields: ${target.fields.map(([n]) => n).join(', ') || '(none)'}`, { field: e.name })
+        }
+        return f[1]
+      }
+      case 'record': {
+        const seen = new Set<string>()
+        for (const [n] of e.fields) {
+          if (n.startsWith('#')) throw new LineageQueryError('argument', `record field names may not start with "#" (reserved for generated columns): ${JSON.stringify(n)}`, { field: n })
+          if (seen.has(n)) throw new LineageQueryError('argument', `record field ${JSON.stringify(n)} appears twice`, { field: n })
+          seen.add(n)
+        }
+        return { k: 'rec', fields: e.fields.map(([n, f]) => [n, this.value(f, env)] as const) }
+      }
+      case 'const':
+        return { k: 'const', value: e.value, type: constType(e.value) }
+      case 'op':
+        return this.op(e, env)
+      case 'exists': {
+        const q = this.query(e.query, env, e.negated ? 'Q.empty' : 'Q.exists')
+        if (q.branches.length === 0) return constant(e.negated)
+        return { k: 'exists', q, negated: e.negated, type: { kind: 'boolean', nullable: false } }
+      }
+      case 'agg': {
+        const q = this.query(e.query, env, `Q.${e.fn}`)
+        let elem: SType | undefined
+        for (const b of q.branches) {
+          if (e.fn === 'count') break
+          if (!isScalar(b.value)) throw new LineageQueryError('type', `Q.${e.fn} needs a query of scalars, got a query of ${describe(b.value)}s; use Q.${e.fn}(query, (row) => row.column)`, { op: e.fn })
+          const u: SType | undefined = elem === undefined ? b.value.type : unify(elem, b.value.type)
+          if (u === undefined) throw new LineageQueryError('type', `Q.${e.fn}: the union's branches yield different types`, { op: e.fn })
+          elem = u
+        }
+        const type = aggType(e.fn, e.fn === 'count' ? undefined : (elem ?? { kind: 'null', nullable: true }))
+        if (q.branches.length === 0) return e.fn === 'count' ? constant(0) : { k: 'const', value: null, type }
+        return { k: 'agg', fn: e.fn, q, type }
+      }
+      case 'order':
+      case 'limit':
+        throw new LineageQueryError(
+          'compile',
+          `Q.${e.kind === 'order' ? 'orderBy' : 'limit'} can only be applied to the outermost query (SQL orders and limits a whole result); it was found inside another query`,
+        )
+      case 'linEmpty':
+        return { k: 'lin', entries: [] }
+      case 'linRow': {
+        const row = this.value(e.row, env)
+        const key = e.table.key
+        if (key === undefined) {
+          throw new LineageQueryError('lineage', `table \`${e.table.name}\` has no key, so its rows cannot be named in lineage; declare one with table(name, columns, { key: 'col' }) or opt out with { lineage: false }`, { table: e.table.name })
+        }
+        if (row.k !== 'rec') throw new LineageQueryError('compile', `internal: lineage of a ${describe(row)}`)
+        const exprs = key.map((c) => {
+          const f = row.fields.find(([n]) => n === c)
+          if (f === undefined || !isScalar(f[1])) throw new LineageQueryError('compile', `internal: key column \`${c}\` missing from row of \`${e.table.name}\``)
+          return f[1]
+        })
+        return { k: 'lin', entries: [{ table: e.table, key: exprs }] }
+      }
+      case 'linAppend': {
+        const entries: LinEntry[] = []
+        for (const p of e.parts) {
+          const v = this.value(p, env)
+          if (v.k !== 'lin') throw new LineageQueryError('compile', `internal: lineage append of a ${describe(v)}`)
+          entries.push(...v.entries)
+        }
+        return { k: 'lin', entries }
+      }
+    }
+  }
+
+  for(e: ast.ForExpr, env: Env): NQuery {
+    const source = this.query(e.source, env, 'Q.for')
+    // A source that is a path (a variable or a field of one) denotes a collection normalised
+    // earlier; iterating it again needs fresh aliases so two iterations never share one.
+    const path = e.source.kind === 'var' || e.source.kind === 'field'
+    const out: Branch[] = []
+    for (const b0 of source.branches) {
+      const b = path ? this.freshen(b0) : b0
+      const inner = new Map(env)
+      inner.set(e.v.id, b.value)
+      const body = this.query(e.body, inner, 'the body of Q.for')
+      for (const c of body.branches) {
+        out.push({ gens: concat(b.gens, c.gens), conds: concat(b.conds, c.conds), value: c.value })
+      }
+    }
+    return { branches: out }
+  }
+
+  freshen(b: Branch): Branch {
+    if (b.gens.length === 0) return b
+    const map = new Map<string, string>()
+    const gens: Gen[] = b.gens.map((g) => {
+      const alias = this.fresh(g.table.name)
+      map.set(g.alias, alias)
+      return { alias, table: g.table }
+    })
+    const conds = b.conds.map((c) => renameValue(c, map) as NExpr)
+    return { gens, conds, value: renameValue(b.value, map) }
+  }
+
+  query(e: ast.Expr, env: Env, what: string): NQuery {
+    const v = this.value(e, env)
+    if (v.k !== 'coll') throw new LineageQueryError('type', `${what} expects a query, got a ${describe(v)}`)
+    return v.q
+  }
+
+  scalar(e: ast.Expr, env: Env, what: string): NExpr {
+    const v = this.value(e, env)
+    if (!isScalar(v)) throw new LineageQueryError('type', `${what} must be a scalar expression, got a ${describe(v)}`)
+    return v
+  }
+
+  op(e: ast.OpExpr, env: Env): NExpr {
+    const args = e.args.map((a, i) => this.scalar(a, env, `operand ${i + 1} of Q.${e.op}`))
+    if (e.op === 'like') {
+      const p = args[1]
+      if (p === undefined || p.k !== 'const' || typeof p.value !== 'string') {
+        throw new LineageQueryError('type', 'Q.like: the pattern must be a constant string', { op: 'like' })
+      }
+    }
+    const type = opType(e.op, args.map((a) => a.type))
+    if (e.op === 'and' && args.length === 0) return constant(true)
+    if (e.op === 'or' && args.length === 0) return constant(false)
+    if ((e.op === 'and' || e.op === 'or') && args.length === 1) return args[0]!
+    if (e.op === 'in' && args.length === 1) return constant(false)
+    return { k: 'op', op: e.op, args, type }
+  }
+}
+
+function requireBoolean(e: NExpr, what: string): void {
+  if (e.type.kind !== 'boolean' && e.type.kind !== 'null') {
+    throw new LineageQueryError('type', `${what}: the condition must be boolean, got ${e.type.kind}`)
+  }
+}
+
+function concat<T>(a: readonly T[], b: readonly T[]): readonly T[] {
+  return a.length === 0 ? b : b.length === 0 ? a : [...a, ...b]
+}
+
+function describe(v: NValue): string {
+  return v.k === 'rec' ? 'record' : v.k === 'coll' ? 'collection' : v.k === 'lin' ? 'lineage annotation' : 'scalar'
+}
+
+/** Normalise a top-level query: peel `limit` and `orderBy`, then normalise the rest. */
+export function normalise(e: ast.Expr): NTop {
+  const n = new Normaliser()
+  let limit: number | undefined
+  let offset = 0
+  // limit(limit(q, a, o1), b, o2) = limit(q, min(b, a - o2), o1 + o2)
+  while (e.kind === 'limit') {
+    const inner = e
+    const newOffset = inner.offset + offset
+    const outerLimit = limit
+    const innerLeft = inner.limit === undefined ? undefined : Math.max(0, inner.limit - offset)
+    limit = outerLimit === undefined ? innerLeft : innerLeft === undefined ? outerLimit : Math.min(outerLimit, innerLeft)
+    offset = newOffset
+    e = inner.query
+  }
+  let order: ast.OrderExpr | undefined
+  if (e.kind === 'order') {
+    order = e
+    e = e.query
+    if (e.kind === 'limit' || e.kind === 'order') {
+      throw new LineageQueryError('compile', 'Q.orderBy over an already ordered or limited query is not supported: apply orderBy first, then limit')
+    }
+  }
+  const query = n.query(e, new Map(), 'the top level')
+  const orderKeys = query.branches.map((b) =>
+    order === undefined
+      ? []
+      : order.keys.map((k, i) => {
+          const key = n.scalar(k.expr, new Map([[order.v.id, b.value]]), `order key ${i + 1} of Q.orderBy`)
+          if (key.type.kind === 'null') return key
+          return key
+        }),
+  )
+  return { query, orderKeys, directions: order?.keys.map((k) => k.dir) ?? [], limit, offset }
+}
