@@ -44,7 +44,7 @@ export interface LineageEntry<N extends string = string, Key = unknown> {
  * A nested collection inside a result row: an array of `E`. `K` remembers the lineage entry
  * type of its elements (a phantom used by `lineage`); `run` returns plain arrays.
  */
-export type Coll<E, K = never> = E[] & { readonly [CollK]?: K }
+export type Coll<E, K = never> = E[] & { readonly [CollK]: K }
 
 /** A query whose elements have type `T`; `K` is the lineage entry type of its source tables. */
 export class Query<T, K = never> {

@@ -1,0 +1,124 @@
+/**
+ * The lineage transformation L[[-]] of DSH (Stolarek & Cheney 2018) and Links^L (Fehrenbach &
+ * Cheney 2016), as a pure function from comprehension AST to comprehension AST. It knows
+ * nothing about SQL: the normaliser afterwards turns every annotation into a list of entries
+ * known at compile time, so only key columns travel in the one SQL statement.
+ *
+ * Every element of every collection becomes `{ data, lineage }`:
+ * - `table T`       ~> for r in T. yield {data: r, lineage: [(T, key(r))]}   ([] if untracked)
+ * - `for x in M. N` ~> for y in L[M]. for z in L[N][x := y.data]. yield {data: z.data, lineage: y.lineage ++ z.lineage}
+ * - `where c. N`    ~> where c'. L[N]            (conditions add nothing)
+ * - `yield e`       ~> yield {data: e', lineage: []}   (nested queries in e annotated too)
+ * - `M ++ N`        ~> L[M] ++ L[N];  `values [e..]` ~> values [{data: e', lineage: []}..]
+ * - a path `d.f` to a nested collection is already annotated in the rewritten world.
+ * Queries inside `exists` and aggregates are rewritten too (the variables they mention now
+ * live under `.data`) and then stripped back to plain data: they add no entries.
+ */
+import { LineageQueryError } from '../errors.js'
+import { freshVar, type Expr, type Var } from '../query/ast.js'
+
+type Env = ReadonlyMap<number, Expr>
+
+const field = (target: Expr, name: string): Expr => ({ kind: 'field', target, name })
+const v = (x: Var): Expr => ({ kind: 'var', v: x })
+const annotated = (data: Expr, lineage: Expr): Expr => ({ kind: 'record', fields: [['data', data], ['lineage', lineage]] })
+const EMPTY: Expr = { kind: 'linEmpty' }
+
+/** L[[q]]: the query whose elements are `{ data, lineage }`. */
+export function rewriteQuery(e: Expr, env: Env = new Map(), predicate = false): Expr {
+  const recur = (x: Expr, en: Env) => rewriteQuery(x, en, predicate)
+  switch (e.kind) {
+    case 'table': {
+      const r = freshVar(e.table.name)
+      // Inside exists/aggregates the annotations are dropped again, so none is built there.
+      const tracked = e.table.lineage && !predicate
+      const lin: Expr = tracked ? { kind: 'linRow', table: e.table, row: v(r) } : EMPTY
+      if (tracked && e.table.key === undefined) {
+        throw new LineageQueryError('lineage', `table \`${e.table.name}\` has no key, so its rows cannot be named in lineage; declare one with table(name, columns, { key: 'col' }) or opt out with { lineage: false }`, { table: e.table.name })
+      }
+      return { kind: 'for', v: r, source: e, body: { kind: 'yield', value: annotated(v(r), lin) } }
+    }
+    case 'for': {
+      const y = freshVar(e.v.hint)
+      const z = freshVar('z')
+      const inner = new Map(env)
+      inner.set(e.v.id, field(v(y), 'data'))
+      return {
+        kind: 'for',
+        v: y,
+        source: recur(e.source, env),
+        body: {
+          kind: 'for',
+          v: z,
+          source: recur(e.body, inner),
+          body: { kind: 'yield', value: annotated(field(v(z), 'data'), { kind: 'linAppend', parts: [field(v(y), 'lineage'), field(v(z), 'lineage')] }) },
+        },
+      }
+    }
+    case 'where':
+      return { kind: 'where', cond: rewriteScalar(e.cond, env), body: recur(e.body, env) }
+    case 'yield':
+      return { kind: 'yield', value: annotated(rewriteValue(e.value, env, predicate), EMPTY) }
+    case 'union':
+      return { kind: 'union', parts: e.parts.map((p) => recur(p, env)) }
+    case 'values':
+      return { kind: 'values', items: e.items.map((i) => annotated(rewriteValue(i, env, predicate), EMPTY)) }
+    case 'order': {
+      const w = freshVar('row')
+      const keyEnv = new Map(env)
+      keyEnv.set(e.v.id, field(v(w), 'data'))
+      return { kind: 'order', query: recur(e.query, env), v: w, keys: e.keys.map((k) => ({ dir: k.dir, expr: rewriteScalar(k.expr, keyEnv) })) }
+    }
+    case 'limit':
+      return { kind: 'limit', query: recur(e.query, env), limit: e.limit, offset: e.offset }
+    case 'var':
+    case 'field':
+      // A path to a nested collection: in the rewritten world its elements are annotated.
+      return rewriteValue(e, env, predicate)
+    default:
+      throw new LineageQueryError('compile', `lineage: expected a query, got a ${e.kind} expression`)
+  }
+}
+
+/** A value in the rewritten world: nested queries annotated, variables moved under `.data`. */
+function rewriteValue(e: Expr, env: Env, predicate = false): Expr {
+  switch (e.kind) {
+    case 'var':
+      return env.get(e.v.id) ?? e
+    case 'field':
+      return field(rewriteValue(e.target, env, predicate), e.name)
+    case 'record':
+      return { kind: 'record', fields: e.fields.map(([n, f]) => [n, rewriteValue(f, env, predicate)] as const) }
+    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit':
+      return rewriteQuery(e, env, predicate)
+    default:
+      return rewriteScalar(e, env)
+  }
+}
+
+/** A scalar (condition, operand, order key): its subqueries are rewritten and stripped to data. */
+function rewriteScalar(e: Expr, env: Env): Expr {
+  switch (e.kind) {
+    case 'var':
+    case 'field':
+      return rewriteValue(e, env)
+    case 'const':
+    case 'linEmpty':
+      return e
+    case 'op':
+      return { kind: 'op', op: e.op, args: e.args.map((a) => rewriteScalar(a, env)) }
+    case 'exists':
+      return { kind: 'exists', query: rewriteQuery(e.query, env, true), negated: e.negated }
+    case 'agg': {
+      const z = freshVar('z')
+      const q = rewriteQuery(e.query, env, true)
+      return { kind: 'agg', fn: e.fn, query: e.fn === 'count' ? q : { kind: 'for', v: z, source: q, body: { kind: 'yield', value: field(v(z), 'data') } } }
+    }
+    case 'linRow':
+      return { kind: 'linRow', table: e.table, row: rewriteValue(e.row, env) }
+    case 'linAppend':
+      return { kind: 'linAppend', parts: e.parts.map((p) => rewriteScalar(p, env)) }
+    default:
+      return rewriteValue(e, env)
+  }
+}
