@@ -47,7 +47,7 @@ export interface LineageEntry<N extends string = string, Key = unknown> {
 export type Coll<E, K = never> = E[] & { readonly [CollK]: K }
 
 /** A query whose elements have type `T`; `K` is the lineage entry type of its source tables. */
-export class Query<T, K = never> {
+export class Query<T, K = any> {
   readonly [AST]: ast.Expr
   /** @internal phantom */
   declare readonly [ElemT]: T
@@ -115,7 +115,9 @@ export type ValueOf<V> = V extends AnyQuery
         : { -readonly [F in keyof V]: ValueOf<V[F]> }
 
 /** Result rows as `run` returns them: nested collections as plain arrays. */
-export type Plain<T> = [T] extends [Coll<infer E, any>]
+export type Plain<T> = [T] extends [never]
+  ? never
+  : [T] extends [Coll<infer E, any>]
   ? Plain<E>[]
   : [T] extends [Scalar]
     ? T
