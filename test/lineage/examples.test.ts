@@ -1,0 +1,153 @@
+/**
+ * Fixed lineage tests: the worked examples of the seed notes (agencies / externalTours), the
+ * four explicit choices (predicate-only tables, duplicates, untracked tables, composite keys),
+ * and the statement-count guarantee.
+ */
+import * as t from 'io-ts'
+import { beforeAll, describe, expect, test } from 'vitest'
+import { compile, createTable, groupBySource, insertRows, lineage, LineageQueryError, Q, run, sourceRows, table } from '../../src/index.js'
+import { eachDialect } from '../support/db.js'
+
+const agencies = table('agencies', { id: t.Int, name: t.string, based_in: t.string, phone: t.string })
+const externalTours = table('externalTours', { id: t.Int, name: t.string, destination: t.string, type: t.string, price: t.Int })
+const notes = table('notes', { id: t.Int, agency: t.string, text: t.string }, { lineage: false })
+const bookings = table('bookings', { agency: t.string, day: t.Int, seats: t.Int }, { key: ['agency', 'day'] })
+const keyless = table('keyless', { name: t.string })
+
+const data = {
+  agencies: [
+    { id: 1, name: 'EdinTours', based_in: 'Edinburgh', phone: '412 1200' },
+    { id: 2, name: 'Burns', based_in: 'Glasgow', phone: '607 3000' },
+  ],
+  externalTours: [
+    { id: 1, name: 'EdinTours', destination: 'Edinburgh', type: 'bus', price: 20 },
+    { id: 2, name: 'EdinTours', destination: 'Loch Ness', type: 'bus', price: 50 },
+    { id: 3, name: 'EdinTours', destination: 'Loch Ness', type: 'boat', price: 200 },
+    { id: 4, name: 'EdinTours', destination: 'Firth of Forth', type: 'boat', price: 50 },
+    { id: 5, name: 'Burns', destination: 'Islay', type: 'boat', price: 100 },
+    { id: 6, name: 'Burns', destination: 'Mallaig', type: 'train', price: 40 },
+  ],
+  notes: [{ id: 1, agency: 'Burns', text: 'family run' }],
+  bookings: [{ agency: 'Burns', day: 1, seats: 3 }, { agency: 'Burns', day: 2, seats: 5 }],
+  keyless: [{ name: 'Burns' }],
+}
+
+const q1 = Q.for(agencies, (a) => Q.yield(a.name))
+const q2 = Q.for(agencies, (a) =>
+  Q.for(externalTours, (et) => Q.where(Q.and(Q.eq(a.name, et.name), Q.eq(et.type, 'boat')), Q.yield({ name: et.name, phone: a.phone }))),
+)
+const byJson = <T>(xs: T[]) => [...xs].sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1))
+
+describe('lineage compiles to as many statements as the plain query', () => {
+  for (const d of ['sqlite', 'postgres'] as const) {
+    test(d, () => {
+      for (const q of [q1, q2, Q.for(agencies, (a) => Q.yield({ a: a.name, ts: Q.for(externalTours, (e) => Q.where(Q.eq(e.name, a.name), Q.yield(e.destination))) }))]) {
+        expect(compile(lineage(q), d).statements).toHaveLength(compile(q, d).statements.length)
+      }
+    })
+  }
+})
+
+eachDialect('lineage', (get) => {
+  beforeAll(async () => {
+    const { db } = get()
+    for (const tb of [agencies, externalTours, notes, bookings, keyless]) await createTable(db, tb)
+    await insertRows(db, agencies, data.agencies)
+    await insertRows(db, externalTours, data.externalTours)
+    await insertRows(db, notes, data.notes)
+    await insertRows(db, bookings, data.bookings)
+    await insertRows(db, keyless, data.keyless)
+  })
+
+  test('seed example q1: each agency name carries its agencies row', async () => {
+    expect(byJson(await run(get().db, lineage(q1)))).toEqual([
+      { data: 'Burns', lineage: [{ table: 'agencies', key: 2 }] },
+      { data: 'EdinTours', lineage: [{ table: 'agencies', key: 1 }] },
+    ])
+  })
+
+  test('seed example q2: boat tours carry the agency row then the tour row (generator order)', async () => {
+    expect(byJson(await run(get().db, lineage(q2)))).toEqual([
+      { data: { name: 'Burns', phone: '607 3000' }, lineage: [{ table: 'agencies', key: 2 }, { table: 'externalTours', key: 5 }] },
+      { data: { name: 'EdinTours', phone: '412 1200' }, lineage: [{ table: 'agencies', key: 1 }, { table: 'externalTours', key: 3 }] },
+      { data: { name: 'EdinTours', phone: '412 1200' }, lineage: [{ table: 'agencies', key: 1 }, { table: 'externalTours', key: 4 }] },
+    ])
+  })
+
+  test('composite keys are arrays of the key columns in declared order', async () => {
+    const rows = await run(get().db, lineage(Q.for(bookings, (b) => Q.yield(b.seats))))
+    expect(byJson(rows)).toEqual([
+      { data: 3, lineage: [{ table: 'bookings', key: ['Burns', 1] }] },
+      { data: 5, lineage: [{ table: 'bookings', key: ['Burns', 2] }] },
+    ])
+  })
+
+  test('an untracked table adds nothing and mixes with tracked ones', async () => {
+    const q = Q.for(agencies, (a) => Q.for(notes, (n) => Q.where(Q.eq(n.agency, a.name), Q.yield({ a: a.name, note: n.text }))))
+    expect(await run(get().db, lineage(q))).toEqual([{ data: { a: 'Burns', note: 'family run' }, lineage: [{ table: 'agencies', key: 2 }] }])
+  })
+
+  test('a self-join matching the same row twice lists that row once', async () => {
+    const q = Q.for(agencies, (a) => Q.for(agencies, (b) => Q.where(Q.eq(a.based_in, b.based_in), Q.yield({ a: a.id, b: b.id }))))
+    expect(byJson(await run(get().db, lineage(q)))).toEqual([
+      { data: { a: 1, b: 1 }, lineage: [{ table: 'agencies', key: 1 }] },
+      { data: { a: 2, b: 2 }, lineage: [{ table: 'agencies', key: 2 }] },
+    ])
+  })
+
+  test('tables used only in exists, or in an aggregate value, add nothing (even keyless ones)', async () => {
+    const q = Q.for(agencies, (a) =>
+      Q.where(
+        Q.exists(Q.for(keyless, (k) => Q.where(Q.eq(k.name, a.name), Q.yield(k)))),
+        Q.yield({ a: a.name, tours: Q.count(Q.for(externalTours, (e) => Q.where(Q.eq(e.name, a.name), Q.yield(e)))) }),
+      ),
+    )
+    expect(await run(get().db, lineage(q))).toEqual([{ data: { a: 'Burns', tours: 2 }, lineage: [{ table: 'agencies', key: 2 }] }])
+  })
+
+  test('union branches keep their own lineage; equal data rows stay separate; constants carry []', async () => {
+    const q = Q.union(
+      Q.for(agencies, (a) => Q.where(Q.eq(a.id, 2), Q.yield(a.name))),
+      Q.for(externalTours, (e) => Q.where(Q.eq(e.id, 5), Q.yield(e.name))),
+      Q.values(['Burns']),
+    )
+    expect(byJson(await run(get().db, lineage(q)))).toEqual([
+      { data: 'Burns', lineage: [] },
+      { data: 'Burns', lineage: [{ table: 'agencies', key: 2 }] },
+      { data: 'Burns', lineage: [{ table: 'externalTours', key: 5 }] },
+    ])
+  })
+
+  test('nested collections annotate each inner element; a for over nested data takes it along', async () => {
+    const nested = Q.for(agencies, (a) => Q.yield({ a: a.name, boats: Q.for(externalTours, (e) => Q.where(Q.and(Q.eq(e.name, a.name), Q.eq(e.type, 'boat')), Q.yield(e.destination))) }))
+    const rows = byJson(await run(get().db, lineage(nested)))
+    expect(rows[0]).toEqual({ data: { a: 'Burns', boats: [{ data: 'Islay', lineage: [{ table: 'externalTours', key: 5 }] }] }, lineage: [{ table: 'agencies', key: 2 }] })
+    const flat = Q.for(nested, (n) => Q.for(n.boats, (b) => Q.yield({ a: n.a, b })))
+    expect(byJson(await run(get().db, lineage(flat)))).toContainEqual({ data: { a: 'Burns', b: 'Islay' }, lineage: [{ table: 'agencies', key: 2 }, { table: 'externalTours', key: 5 }] })
+  })
+
+  test('ordering and limits apply to the data', async () => {
+    const q = Q.for(externalTours, (e) => Q.yield({ d: e.destination, p: e.price })).orderBy((r) => [Q.desc(r.p), r.d]).limit(2)
+    expect(await run(get().db, lineage(q))).toEqual([
+      { data: { d: 'Loch Ness', p: 200 }, lineage: [{ table: 'externalTours', key: 3 }] },
+      { data: { d: 'Islay', p: 100 }, lineage: [{ table: 'externalTours', key: 5 }] },
+    ])
+  })
+
+  test('helpers: distinct source rows and grouping by source row', async () => {
+    const rows = await run(get().db, lineage(q2))
+    expect(byJson(sourceRows(rows))).toEqual(byJson([
+      { table: 'agencies', key: 1 }, { table: 'agencies', key: 2 },
+      { table: 'externalTours', key: 3 }, { table: 'externalTours', key: 4 }, { table: 'externalTours', key: 5 },
+    ]))
+    const groups = groupBySource(rows)
+    expect(groups.find((g) => g.source.table === 'agencies' && g.source.key === 1)?.rows).toHaveLength(2)
+  })
+
+  test('a tracked table without a key is a lineage error that says how to fix it', async () => {
+    const err = (() => { try { lineage(Q.for(keyless, (k) => Q.yield(k.name))) } catch (e) { return e } })()
+    expect(err).toBeInstanceOf(LineageQueryError)
+    expect((err as LineageQueryError).code).toBe('lineage')
+    expect((err as LineageQueryError).message).toContain('declare one with table(name, columns, { key')
+  })
+})
