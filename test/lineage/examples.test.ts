@@ -5,7 +5,7 @@
  */
 import * as t from 'io-ts'
 import { beforeAll, describe, expect, test } from 'vitest'
-import { compile, createTable, groupBySource, insertRows, lineage, LineageQueryError, Q, run, sourceRows, table } from '../../src/index.js'
+import { compile, createTable, type AnyQuery, groupBySource, insertRows, lineage, LineageQueryError, Q, run, sourceRows, table } from '../../src/index.js'
 import { eachDialect } from '../support/db.js'
 
 const agencies = table('agencies', { id: t.Int, name: t.string, based_in: t.string, phone: t.string })
@@ -41,7 +41,8 @@ const byJson = <T>(xs: T[]) => [...xs].sort((a, b) => (JSON.stringify(a) < JSON.
 describe('lineage compiles to as many statements as the plain query', () => {
   for (const d of ['sqlite', 'postgres'] as const) {
     test(d, () => {
-      for (const q of [q1, q2, Q.for(agencies, (a) => Q.yield({ a: a.name, ts: Q.for(externalTours, (e) => Q.where(Q.eq(e.name, a.name), Q.yield(e.destination))) }))]) {
+      const qs: AnyQuery[] = [q1, q2, Q.for(agencies, (a) => Q.yield({ a: a.name, ts: Q.for(externalTours, (e) => Q.where(Q.eq(e.name, a.name), Q.yield(e.destination))) }))]
+      for (const q of qs) {
         expect(compile(lineage(q), d).statements).toHaveLength(compile(q, d).statements.length)
       }
     })
