@@ -91,9 +91,10 @@ export function plan(values: readonly NValue[], path = ''): Layout {
         if (v.fields.length !== names.length || v.fields.some(([n]) => !names.includes(n))) {
           shapeError(path, `fields {${names.join(', ')}} in one branch, {${v.fields.map(([n]) => n).join(', ')}} in another`)
         }
-        return new Map(v.fields)
+        return v.fields
       })
-      return { k: 'rec', fields: names.map((n) => [n, plan(recs.map((r) => r.get(n)!), path ? `${path}.${n}` : n)] as const) }
+      const fieldOf = (fields: readonly (readonly [string, NValue])[], n: string, i: number) => (fields[i]?.[0] === n ? fields[i]![1] : fields.find(([m]) => m === n)![1])
+      return { k: 'rec', fields: names.map((n, i) => [n, plan(recs.map((r) => fieldOf(r, n, i)), path ? `${path}.${n}` : n)] as const) }
     }
     case 'coll': {
       const offsets: number[] = []

@@ -142,8 +142,14 @@ class Lowerer {
       case 'scalar':
         return [this.expr(v as NExpr)]
       case 'rec': {
-        const fields = new Map((v as Extract<NValue, { k: 'rec' }>).fields)
-        return l.fields.flatMap(([n, fl]) => this.slots(fields.get(n)!, fl, branch))
+        const fields = (v as Extract<NValue, { k: 'rec' }>).fields
+        const out: S.Node[] = []
+        l.fields.forEach(([n, fl], i) => {
+          // Branches usually list fields in the layout's order; look further only when not.
+          const f = fields[i]?.[0] === n ? fields[i]! : fields.find(([m]) => m === n)!
+          for (const x of this.slots(f[1], fl, branch)) out.push(x)
+        })
+        return out
       }
       case 'coll':
         return [this.embedJson(this.coll((v as Extract<NValue, { k: 'coll' }>).q, l, l.offsets[branch] ?? 0))]
