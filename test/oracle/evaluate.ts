@@ -1,0 +1,549 @@
+/**
+ * The in-memory reference evaluator (test oracle) for the comprehension AST.
+ *
+ * `evaluate` gives the bag a query denotes; `evaluateLineage` gives the same bag with every
+ * element of every collection annotated by its lineage, computed directly by the lineage rule of
+ * `/work/shared/reference/lineage-semantics.md` (no query rewrite involved). Both are written for
+ * obviousness, not speed: the SQL compiler is checked against them.
+ *
+ * Semantic points beyond the AST comments (also listed in the unit tests):
+ * - A table missing from the `Database` is an error; every row must give every declared column a
+ *   value of the declared scalar kind (ints are integers, numbers finite, nullability respected).
+ * - Arithmetic results never are `-0` (SQL has no negative zero): `-0` is normalised to `0`.
+ * - A `like` pattern ending in an unescaped `\` is an error (PostgreSQL rejects it too).
+ * - `mod` requires integer operands; comparing values of different scalar kinds is an error.
+ * - `linAppend` concatenates without removing duplicates (the rewrite must dedup itself).
+ */
+import type * as ast from '../../src/query/ast.js'
+import type { TableDef } from '../../src/query/schema.js'
+
+/** A table row: column -> JS value. */
+export type Row = Readonly<Record<string, unknown>>
+/** Table name -> rows. */
+export type Database = Readonly<Record<string, readonly Row[]>>
+/** A value: scalar, nested collection (array) or record (plain object). */
+export type Value = null | string | number | boolean | readonly Value[] | { readonly [k: string]: Value }
+
+/** An element of a collection with its lineage: `(table, key)` entries, deduplicated. */
+export interface Annotated {
+  readonly data: AValue
+  readonly lineage: readonly { table: string; key: unknown }[]
+}
+type LineageEntry = Annotated['lineage'][number]
+/** A value whose nested collections are annotated. */
+export type AValue = null | string | number | boolean | readonly Annotated[] | { readonly [k: string]: AValue }
+
+export class OracleError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'OracleError'
+  }
+}
+
+type Scalar = string | number | boolean
+
+// ---------------------------------------------------------------- helpers
+
+function show(v: unknown): string {
+  if (v === undefined) return 'undefined'
+  try {
+    return JSON.stringify(v) ?? String(v)
+  } catch {
+    return String(v)
+  }
+}
+
+const isArray = (v: unknown): v is readonly unknown[] => Array.isArray(v)
+const isRecord = (v: unknown): v is { readonly [k: string]: unknown } => typeof v === 'object' && v !== null && !Array.isArray(v)
+const isScalar = (v: unknown): v is Scalar => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean'
+
+/** `-0` becomes `0`: SQL has no negative zero. */
+const noNegZero = (n: number): number => (n === 0 ? 0 : n)
+
+function codePoints(s: string): number[] {
+  const out: number[] = []
+  for (const ch of s) out.push(ch.codePointAt(0) as number)
+  return out
+}
+
+/**
+ * The ordering of scalars the oracle uses: numbers numerically (ints and reals together),
+ * strings by Unicode code point, `false < true`. Values of different kinds are an error.
+ */
+export function scalarCompare(a: string | number | boolean, b: string | number | boolean): number {
+  if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0
+  if (typeof a === 'boolean' && typeof b === 'boolean') return a === b ? 0 : a ? 1 : -1
+  if (typeof a === 'string' && typeof b === 'string') {
+    const ia = a[Symbol.iterator]()
+    const ib = b[Symbol.iterator]()
+    for (;;) {
+      const x = ia.next()
+      const y = ib.next()
+      if (x.done === true) return y.done === true ? 0 : -1
+      if (y.done === true) return 1
+      const cx = x.value.codePointAt(0) as number
+      const cy = y.value.codePointAt(0) as number
+      if (cx !== cy) return cx < cy ? -1 : 1
+    }
+  }
+  throw new OracleError(`cannot compare ${typeof a} ${show(a)} with ${typeof b} ${show(b)}`)
+}
+
+/** Compare possibly-null scalars with null least. */
+function compareNullsFirst(a: Scalar | null, b: Scalar | null): number {
+  if (a === null) return b === null ? 0 : -1
+  if (b === null) return 1
+  return scalarCompare(a, b)
+}
+
+/** Deep equality of keys (scalars or arrays of scalars). */
+function keyEquals(a: unknown, b: unknown): boolean {
+  if (isArray(a) && isArray(b)) return a.length === b.length && a.every((x, i) => keyEquals(x, b[i]))
+  return a === b
+}
+
+/** Keep each (table, key) only at its first position. */
+function dedup(entries: readonly LineageEntry[]): LineageEntry[] {
+  const out: LineageEntry[] = []
+  for (const e of entries) {
+    if (!out.some((o) => o.table === e.table && keyEquals(o.key, e.key))) out.push(e)
+  }
+  return out
+}
+
+// ---------------------------------------------------------------- environments
+
+/** A variable's value, plain and (in lineage mode) annotated. */
+interface Binding {
+  readonly plain: Value
+  readonly ann: AValue | undefined
+}
+type Env = ReadonlyMap<number, Binding>
+
+function bind(env: Env, v: ast.Var, b: Binding): Env {
+  const next = new Map(env)
+  next.set(v.id, b)
+  return next
+}
+
+function lookup(env: Env, v: ast.Var): Binding {
+  const b = env.get(v.id)
+  if (b === undefined) throw new OracleError(`unbound variable ${v.hint}#${v.id}`)
+  return b
+}
+
+/** Drop annotations: the plain value an annotated value stands for. */
+function strip(v: AValue): Value {
+  if (isArray(v)) return (v as readonly Annotated[]).map((a) => strip(a.data))
+  if (isRecord(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, strip(x as AValue)]))
+  return v as Value
+}
+
+/** A plain value read as a literal: every collection element gets empty lineage. */
+function annotateLiteral(v: Value): AValue {
+  if (isArray(v)) return (v as readonly Value[]).map((x) => ({ data: annotateLiteral(x), lineage: [] }))
+  if (isRecord(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, annotateLiteral(x as Value)]))
+  return v as Value as AValue
+}
+
+// ---------------------------------------------------------------- tables
+
+function checkColumn(def: TableDef, col: { name: string; type: { kind: string; nullable: boolean } }, v: unknown, i: number): Scalar | null {
+  const where = `table \`${def.name}\`, row ${i}, column \`${col.name}\``
+  if (v === undefined) throw new OracleError(`${where}: missing value`)
+  if (v === null) {
+    if (!col.type.nullable) throw new OracleError(`${where}: null in a non-nullable column`)
+    return null
+  }
+  const ok =
+    col.type.kind === 'string' ? typeof v === 'string'
+    : col.type.kind === 'int' ? typeof v === 'number' && Number.isInteger(v)
+    : col.type.kind === 'real' ? typeof v === 'number' && Number.isFinite(v)
+    : col.type.kind === 'boolean' ? typeof v === 'boolean'
+    : false
+  if (!ok) throw new OracleError(`${where}: ${show(v)} is not a ${col.type.kind}`)
+  return v as Scalar
+}
+
+/** The rows of a table as records with all declared columns, in declared order. */
+function tableRows(def: TableDef, db: Database): Value[] {
+  if (!Object.hasOwn(db, def.name)) throw new OracleError(`the database has no table \`${def.name}\``)
+  const rows = db[def.name] as readonly Row[]
+  return rows.map((r, i) => {
+    const rec: Record<string, Value> = {}
+    for (const c of def.columns) rec[c.name] = checkColumn(def, c, r[c.name], i)
+    return rec
+  })
+}
+
+/** The lineage key of a row record: the key column's value, or an array of them (composite key). */
+function keyOf(def: TableDef, row: Value): unknown {
+  if (def.key === undefined) throw new OracleError(`table \`${def.name}\` tracks lineage but declares no key`)
+  if (!isRecord(row)) throw new OracleError(`lineage of table \`${def.name}\`: ${show(row)} is not a row`)
+  const vals = def.key.map((k) => {
+    if (!Object.hasOwn(row, k)) throw new OracleError(`lineage of table \`${def.name}\`: row ${show(row)} has no key column \`${k}\``)
+    return row[k]
+  })
+  return vals.length === 1 ? vals[0] : vals
+}
+
+// ---------------------------------------------------------------- scalar operators
+
+const ARITY: Partial<Record<ast.ScalarOp, number>> = {
+  eq: 2, ne: 2, lt: 2, le: 2, gt: 2, ge: 2, not: 1,
+  add: 2, sub: 2, mul: 2, div: 2, mod: 2, neg: 1, abs: 1,
+  like: 2, isNull: 1, isNotNull: 1, lower: 1, upper: 1, length: 1,
+}
+
+function asBool(op: string, v: Value): boolean | null {
+  if (v === null || typeof v === 'boolean') return v
+  throw new OracleError(`${op}: expected a boolean or null, got ${show(v)}`)
+}
+function asNum(op: string, v: Value): number | null {
+  if (v === null || typeof v === 'number') return v
+  throw new OracleError(`${op}: expected a number or null, got ${show(v)}`)
+}
+function asStr(op: string, v: Value): string | null {
+  if (v === null || typeof v === 'string') return v
+  throw new OracleError(`${op}: expected a string or null, got ${show(v)}`)
+}
+function asScalar(op: string, v: Value): Scalar | null {
+  if (v === null || isScalar(v)) return v
+  throw new OracleError(`${op}: expected a scalar, got ${show(v)}`)
+}
+function asInt(op: string, v: number): number {
+  if (!Number.isInteger(v)) throw new OracleError(`${op}: expected an integer, got ${show(v)}`)
+  return v
+}
+
+/** SQL LIKE with `%`, `_` and `\` escapes, over code points, case-sensitive, whole string. */
+function likeMatch(s: string, pattern: string): boolean {
+  type Tok = { readonly kind: 'any' } | { readonly kind: 'one' } | { readonly kind: 'lit'; readonly cp: number }
+  const toks: Tok[] = []
+  const pcs = codePoints(pattern)
+  for (let i = 0; i < pcs.length; i++) {
+    const c = pcs[i] as number
+    if (c === 0x5c /* \ */) {
+      const next = pcs[i + 1]
+      if (next === undefined) throw new OracleError(`like: pattern ${show(pattern)} ends with an escape character`)
+      toks.push({ kind: 'lit', cp: next })
+      i++
+    } else if (c === 0x25 /* % */) toks.push({ kind: 'any' })
+    else if (c === 0x5f /* _ */) toks.push({ kind: 'one' })
+    else toks.push({ kind: 'lit', cp: c })
+  }
+  const cs = codePoints(s)
+  // m[j]: the tokens so far match cs[0..j)
+  let m: boolean[] = cs.map(() => false).concat([false])
+  m[0] = true
+  for (const tok of toks) {
+    const next: boolean[] = m.map(() => false)
+    for (let j = 0; j <= cs.length; j++) {
+      if (tok.kind === 'any') next[j] = m[j] === true || (j > 0 && next[j - 1] === true)
+      else if (j > 0 && m[j - 1] === true) next[j] = tok.kind === 'one' || cs[j - 1] === tok.cp
+    }
+    m = next
+  }
+  return m[cs.length] === true
+}
+
+const asciiLower = (s: string): string => s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32))
+const asciiUpper = (s: string): string => s.replace(/[a-z]/g, (c) => String.fromCharCode(c.charCodeAt(0) - 32))
+
+function evalOp(op: ast.ScalarOp, args: readonly Value[]): Value {
+  const arity = ARITY[op]
+  if (arity !== undefined && args.length !== arity) throw new OracleError(`${op}: expected ${arity} argument(s), got ${args.length}`)
+  const a0 = args[0] as Value
+  const a1 = args[1] as Value
+  switch (op) {
+    case 'eq': case 'ne': case 'lt': case 'le': case 'gt': case 'ge': {
+      const a = asScalar(op, a0)
+      const b = asScalar(op, a1)
+      if (a === null || b === null) return null
+      const c = scalarCompare(a, b)
+      return op === 'eq' ? c === 0 : op === 'ne' ? c !== 0 : op === 'lt' ? c < 0 : op === 'le' ? c <= 0 : op === 'gt' ? c > 0 : c >= 0
+    }
+    case 'and': {
+      const bs = args.map((x) => asBool(op, x))
+      return bs.includes(false) ? false : bs.includes(null) ? null : true
+    }
+    case 'or': {
+      const bs = args.map((x) => asBool(op, x))
+      return bs.includes(true) ? true : bs.includes(null) ? null : false
+    }
+    case 'not': {
+      const b = asBool(op, a0)
+      return b === null ? null : !b
+    }
+    case 'add': case 'sub': case 'mul': case 'div': case 'mod': {
+      const a = asNum(op, a0)
+      const b = asNum(op, a1)
+      if (a === null || b === null) return null
+      switch (op) {
+        case 'add': return noNegZero(a + b)
+        case 'sub': return noNegZero(a - b)
+        case 'mul': return noNegZero(a * b)
+        case 'div': return b === 0 ? null : noNegZero(a / b)
+        case 'mod': return asInt(op, b) === 0 ? null : noNegZero(asInt(op, a) % b)
+      }
+      break
+    }
+    case 'neg': case 'abs': {
+      const a = asNum(op, a0)
+      if (a === null) return null
+      return noNegZero(op === 'neg' ? -a : Math.abs(a))
+    }
+    case 'concat': {
+      const ss = args.map((x) => asStr(op, x))
+      return ss.includes(null) ? null : ss.join('')
+    }
+    case 'lower': case 'upper': case 'length': {
+      const s = asStr(op, a0)
+      if (s === null) return null
+      return op === 'lower' ? asciiLower(s) : op === 'upper' ? asciiUpper(s) : codePoints(s).length
+    }
+    case 'like': {
+      const s = asStr(op, a0)
+      const p = asStr(op, a1)
+      if (s === null || p === null) return null
+      return likeMatch(s, p)
+    }
+    case 'isNull': return asScalar(op, a0) === null
+    case 'isNotNull': return asScalar(op, a0) !== null
+    case 'in': {
+      if (args.length === 0) throw new OracleError('in: expected at least one argument')
+      const list = args.slice(1).map((x) => asScalar(op, x))
+      if (list.length === 0) return false
+      const a = asScalar(op, a0)
+      if (a === null) return null
+      if (list.some((x) => x !== null && scalarCompare(a, x) === 0)) return true
+      return list.includes(null) ? null : false
+    }
+    case 'coalesce': {
+      for (const x of args) if (asScalar(op, x) !== null) return x
+      return null
+    }
+  }
+  throw new OracleError(`unknown operator ${show(op)}`)
+}
+
+function aggregate(fn: ast.AggFn, elems: readonly Value[]): Value {
+  if (fn === 'count') return elems.length
+  if (fn === 'sum' || fn === 'avg') {
+    const nums = elems.map((x) => asNum(fn, x)).filter((x): x is number => x !== null)
+    if (nums.length === 0) return null
+    const total = nums.reduce((s, x) => s + x, 0)
+    return noNegZero(fn === 'sum' ? total : total / nums.length)
+  }
+  const xs = elems.map((x) => asScalar(fn, x)).filter((x): x is Scalar => x !== null)
+  if (xs.length === 0) return null
+  return xs.reduce((best, x) => {
+    const c = scalarCompare(x, best)
+    return (fn === 'min' ? c < 0 : c > 0) ? x : best
+  })
+}
+
+// ---------------------------------------------------------------- ordering
+
+function orderKey(v: Value): Scalar | null {
+  if (v === null || isScalar(v)) return v
+  throw new OracleError(`order key must be a scalar, got ${show(v)}`)
+}
+
+/** Stable sort of `elems` by precomputed keys; asc: nulls first, desc: nulls last. */
+function sortByKeys<T>(elems: readonly T[], keysOf: (x: T) => (Scalar | null)[], dirs: readonly ('asc' | 'desc')[]): T[] {
+  const keyed = elems.map((x, i) => ({ x, i, k: keysOf(x) }))
+  keyed.sort((a, b) => {
+    for (let j = 0; j < dirs.length; j++) {
+      const c = compareNullsFirst(a.k[j] as Scalar | null, b.k[j] as Scalar | null)
+      if (c !== 0) return dirs[j] === 'desc' ? -c : c
+    }
+    return a.i - b.i
+  })
+  return keyed.map((k) => k.x)
+}
+
+const sliceLimit = <T>(xs: readonly T[], limit: number | undefined, offset: number): T[] =>
+  xs.slice(offset, limit === undefined ? undefined : offset + limit)
+
+// ---------------------------------------------------------------- plain evaluation
+
+function coll(e: ast.Expr, env: Env, db: Database, what: string): readonly Value[] {
+  const v = ev(e, env, db)
+  if (!isArray(v)) throw new OracleError(`${what} must be a collection, got ${show(v)}`)
+  return v as readonly Value[]
+}
+
+function ev(e: ast.Expr, env: Env, db: Database): Value {
+  switch (e.kind) {
+    case 'table':
+      return tableRows(e.table, db)
+    case 'for': {
+      const out: Value[] = []
+      for (const x of coll(e.source, env, db, 'the source of a for')) {
+        for (const y of coll(e.body, bind(env, e.v, { plain: x, ann: undefined }), db, 'the body of a for')) out.push(y)
+      }
+      return out
+    }
+    case 'where':
+      return asBool('where', ev(e.cond, env, db)) === true ? coll(e.body, env, db, 'the body of a where') : []
+    case 'yield':
+      return [ev(e.value, env, db)]
+    case 'union': {
+      const out: Value[] = []
+      for (const p of e.parts) for (const y of coll(p, env, db, 'a part of a union')) out.push(y)
+      return out
+    }
+    case 'values':
+      return e.items.map((i) => ev(i, env, db))
+    case 'var':
+      return lookup(env, e.v).plain
+    case 'field': {
+      const r = ev(e.target, env, db)
+      if (!isRecord(r)) throw new OracleError(`field \`${e.name}\`: ${show(r)} is not a record`)
+      if (!Object.hasOwn(r, e.name)) throw new OracleError(`unknown field \`${e.name}\`; the record has ${Object.keys(r).join(', ') || 'no fields'}`)
+      return r[e.name] as Value
+    }
+    case 'record':
+      return Object.fromEntries(e.fields.map(([k, x]) => [k, ev(x, env, db)]))
+    case 'const':
+      return e.value
+    case 'op':
+      return evalOp(e.op, e.args.map((a) => ev(a, env, db)))
+    case 'exists':
+      return (coll(e.query, env, db, 'the query of exists').length > 0) !== e.negated
+    case 'agg':
+      return aggregate(e.fn, coll(e.query, env, db, `the query of ${e.fn}`))
+    case 'order': {
+      const elems = coll(e.query, env, db, 'the query of order')
+      const keysOf = (x: Value): (Scalar | null)[] => {
+        const env2 = bind(env, e.v, { plain: x, ann: undefined })
+        return e.keys.map((k) => orderKey(ev(k.expr, env2, db)))
+      }
+      return sortByKeys(elems, keysOf, e.keys.map((k) => k.dir))
+    }
+    case 'limit':
+      return sliceLimit(coll(e.query, env, db, 'the query of limit'), e.limit, e.offset)
+    case 'linEmpty':
+      return []
+    case 'linRow':
+      return [{ table: e.table.name, key: keyOf(e.table, ev(e.row, env, db)) as Value }]
+    case 'linAppend': {
+      const out: Value[] = []
+      for (const p of e.parts) for (const y of coll(p, env, db, 'a part of a lineage append')) out.push(y)
+      return out
+    }
+  }
+  const never: never = e
+  throw new OracleError(`unknown expression kind ${show((never as { kind?: unknown }).kind)}`)
+}
+
+/** The bag of elements a query denotes (records as plain objects, nested collections as arrays). */
+export function evaluate(query: ast.Expr, db: Database): Value[] {
+  return [...coll(query, new Map(), db, 'the query')]
+}
+
+// ---------------------------------------------------------------- lineage evaluation
+
+/**
+ * Static check: a tracked table without a key in a position whose rows get lineage is an error
+ * whatever the data (so an empty table or a false condition does not hide it).
+ */
+function checkLineageTables(e: ast.Expr): void {
+  switch (e.kind) {
+    case 'table':
+      if (e.table.lineage && e.table.key === undefined) {
+        throw new OracleError(`table \`${e.table.name}\` tracks lineage but declares no key`)
+      }
+      return
+    case 'for': checkLineageTables(e.source); checkLineageTables(e.body); return
+    case 'where': checkLineageTables(e.body); return
+    case 'yield': checkLineageTables(e.value); return
+    case 'union': e.parts.forEach(checkLineageTables); return
+    case 'values': e.items.forEach(checkLineageTables); return
+    case 'order': case 'limit': checkLineageTables(e.query); return
+    case 'field': checkLineageTables(e.target); return
+    case 'record': for (const [, x] of e.fields) checkLineageTables(x); return
+    default:
+      // var, const, op, exists, agg (plain semantics), lineage nodes: nothing annotated.
+      return
+  }
+}
+
+function lcoll(e: ast.Expr, env: Env, db: Database): readonly Annotated[] {
+  switch (e.kind) {
+    case 'table': {
+      const def = e.table
+      return tableRows(def, db).map((r) => ({ data: r as AValue, lineage: def.lineage ? [{ table: def.name, key: keyOf(def, r) }] : [] }))
+    }
+    case 'for': {
+      const out: Annotated[] = []
+      for (const x of lcoll(e.source, env, db)) {
+        const env2 = bind(env, e.v, { plain: strip(x.data), ann: x.data })
+        for (const y of lcoll(e.body, env2, db)) out.push({ data: y.data, lineage: dedup([...x.lineage, ...y.lineage]) })
+      }
+      return out
+    }
+    case 'where':
+      return asBool('where', ev(e.cond, env, db)) === true ? lcoll(e.body, env, db) : []
+    case 'yield':
+      return [{ data: lval(e.value, env, db), lineage: [] }]
+    case 'union':
+      return e.parts.flatMap((p) => lcoll(p, env, db))
+    case 'values':
+      return e.items.map((i) => ({ data: lval(i, env, db), lineage: [] }))
+    case 'order': {
+      const elems = lcoll(e.query, env, db)
+      const keysOf = (x: Annotated): (Scalar | null)[] => {
+        const env2 = bind(env, e.v, { plain: strip(x.data), ann: x.data })
+        return e.keys.map((k) => orderKey(ev(k.expr, env2, db)))
+      }
+      return sortByKeys(elems, keysOf, e.keys.map((k) => k.dir))
+    }
+    case 'limit':
+      return sliceLimit(lcoll(e.query, env, db), e.limit, e.offset)
+    default: {
+      const v = lval(e, env, db)
+      if (!isArray(v)) throw new OracleError(`expected a collection, got ${show(strip(v))}`)
+      return v as readonly Annotated[]
+    }
+  }
+}
+
+function lval(e: ast.Expr, env: Env, db: Database): AValue {
+  switch (e.kind) {
+    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit':
+      return lcoll(e, env, db)
+    case 'var': {
+      const b = lookup(env, e.v)
+      if (b.ann === undefined) throw new OracleError(`internal: variable ${e.v.hint}#${e.v.id} has no annotated value`)
+      return b.ann
+    }
+    case 'field': {
+      const r = lval(e.target, env, db)
+      if (!isRecord(r)) throw new OracleError(`field \`${e.name}\`: ${show(strip(r))} is not a record`)
+      if (!Object.hasOwn(r, e.name)) throw new OracleError(`unknown field \`${e.name}\`; the record has ${Object.keys(r).join(', ') || 'no fields'}`)
+      return r[e.name] as AValue
+    }
+    case 'record':
+      return Object.fromEntries(e.fields.map(([k, x]) => [k, lval(x, env, db)]))
+    case 'const':
+      return e.value
+    case 'op': case 'exists': case 'agg': {
+      // Scalars: plain semantics, they add no lineage.
+      const v = ev(e, env, db)
+      if (v !== null && !isScalar(v)) throw new OracleError(`expected a scalar, got ${show(v)}`)
+      return v
+    }
+    case 'linEmpty': case 'linRow': case 'linAppend':
+      return annotateLiteral(ev(e, env, db))
+  }
+  const never: never = e
+  throw new OracleError(`unknown expression kind ${show((never as { kind?: unknown }).kind)}`)
+}
+
+/** The lineage semantics of a query, computed directly by the lineage rule. */
+export function evaluateLineage(query: ast.Expr, db: Database): Annotated[] {
+  checkLineageTables(query)
+  return [...lcoll(query, new Map(), db)]
+}
