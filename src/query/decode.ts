@@ -7,7 +7,7 @@
 import { isLeft } from 'fp-ts/lib/Either.js'
 import { LineageQueryError, showValue } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
-import type { CollLayout, Layout, LinLayout, ScalarLayout } from './layout.js'
+import { width, type CollLayout, type Layout, type LinLayout, type ScalarLayout } from './layout.js'
 import type { TopLayout } from './lower.js'
 import { showType } from './schema.js'
 
@@ -71,7 +71,8 @@ function collReader(l: CollLayout, h: DialectHooks, path: string): Reader {
     }
   }
   const inner = reader(elem, h, `${path}[]`)
-  const single = !l.tagged && (elem.k === 'scalar' || elem.k === 'coll')
+  // Lowering writes an element of width 1 as its only slot, any other as a JSON array.
+  const single = !l.tagged && width(elem) === 1
   const n = l.tagged ? 1 : 0
   return (slots, at) => {
     const arr = parseJson(slots[at.i++], path)

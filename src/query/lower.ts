@@ -7,7 +7,7 @@
  */
 import { LineageQueryError } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
-import { hasLineage, plan, width, type CollLayout, type Layout } from './layout.js'
+import { hasLineage, leaf, plan, width, type CollLayout, type Layout } from './layout.js'
 import { isScalar, type Branch, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
 import type { ScalarKind } from './schema.js'
 import * as S from './sql-nodes.js'
@@ -39,6 +39,12 @@ class Lowerer {
     return cast === undefined ? p : S.cast(p, cast as 'bigint')
   }
 
+  /** NULL of a given type: cast where the dialect needs union columns typed. */
+  typedNull(kind: ScalarKind): S.Node {
+    const cast = this.h.name === 'postgres' ? this.h.paramCast(kind) : undefined
+    return cast === undefined ? S.literal(null) : S.cast(S.literal(null), cast as 'bigint')
+  }
+
   stringOrder(n: S.Node, e: NExpr): S.Node {
     return e.type.kind === 'string' && this.h.binaryCollation !== undefined ? S.collate(n, this.h.binaryCollation) : n
   }
@@ -58,8 +64,14 @@ class Lowerer {
     }
   }
 
+  /** `e`, with a NULL constant typed as `kind` (PostgreSQL cannot type a bare NULL operand). */
+  exprAs(e: NExpr, kind: ScalarKind): S.Node {
+    return e.k === 'const' && e.value === null ? this.typedNull(kind) : this.expr(e)
+  }
+
   op(e: Extract<NExpr, { k: 'op' }>): S.Node {
-    const a = e.args.map((x) => this.expr(x))
+    const kind = operandKind(e)
+    const a = e.args.map((x) => this.exprAs(x, kind))
     const [x, y] = a as [S.Node, S.Node]
     switch (e.op) {
       case 'eq': return S.binary(x, '=', y)
@@ -121,16 +133,20 @@ class Lowerer {
 
   agg(e: Extract<NExpr, { k: 'agg' }>): S.Node {
     const fnArg = (n: S.Node) => (e.fn === 'min' || e.fn === 'max' ? this.stringOrder(n, e) : n)
+    const argKind: ScalarKind = e.fn === 'avg' ? 'real' : e.type.kind
+    const arg = (b: Branch) => this.exprAs(b.value as NExpr, argKind)
     const aggregate = (arg: S.Node | undefined) => (e.fn === 'count' ? S.countAll() : S.agg(e.fn, [fnArg(arg!)]))
-    if (e.q.branches.length === 1) {
+    // An aggregate whose argument mentions only outer columns belongs to the outer query in
+    // SQL, so unless it mentions a column of its own branch it aggregates a derived table.
+    if (e.q.branches.length === 1 && (e.fn === 'count' ? e.q.branches[0]!.gens.length > 0 : mentionsOwnColumn(e.q.branches[0]!))) {
       const b = e.q.branches[0]!
       return S.select({
         from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })),
-        selections: [{ expr: aggregate(e.fn === 'count' ? undefined : this.expr(b.value as NExpr)), alias: 'v' }],
+        selections: [{ expr: aggregate(e.fn === 'count' ? undefined : arg(b)), alias: 'v' }],
         where: b.conds.map((c) => this.expr(c)),
       })
     }
-    const parts = this.branchSelects(e.q, (b) => (e.fn === 'count' ? S.literal(1) : this.expr(b.value as NExpr)))
+    const parts = this.branchSelects(e.q, (b) => (e.fn === 'count' ? S.literal(1) : arg(b)))
     return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: aggregate(S.col('u', 'v')), alias: 'v' }])
   }
 
@@ -140,7 +156,8 @@ class Lowerer {
   slots(v: NValue, l: Layout, branch: number): S.Node[] {
     switch (l.k) {
       case 'scalar':
-        return [this.expr(v as NExpr)]
+        // PostgreSQL types `null union all null` as text before it meets the other branches.
+        return [this.exprAs(v as NExpr, l.type.kind)]
       case 'rec': {
         const fields = (v as Extract<NValue, { k: 'rec' }>).fields
         const out: S.Node[] = []
@@ -154,7 +171,7 @@ class Lowerer {
       case 'coll':
         return [this.embedJson(this.coll((v as Extract<NValue, { k: 'coll' }>).q, l, l.offsets[branch] ?? 0))]
       case 'lin': {
-        const out: S.Node[] = l.slots.map(() => S.literal(null))
+        const out: S.Node[] = l.slots.map((kind) => this.typedNull(kind))
         const desc = l.branches[branch]
         const entries = (v as Extract<NValue, { k: 'lin' }>).entries
         if (desc === undefined) throw new Error('internal: lineage layout has no branch ' + branch)
@@ -179,12 +196,12 @@ class Lowerer {
   /** A correlated subquery aggregating the elements of `q` into a JSON array. */
   coll(q: NQuery, l: CollLayout, offset: number): S.Node {
     if (q.branches.length === 0) return S.fn(this.h.jsonArray, [])
-    const jsonElem = l.tagged || width(l.elem!) !== 1 || l.elem!.k === 'coll'
+    const jsonElem = l.tagged || width(l.elem!) !== 1 || leaf(l.elem!).k === 'coll'
     const aggregate = (n: S.Node) => {
       const a = S.agg(this.h.jsonAgg, [n])
       return this.h.name === 'postgres' ? S.fn('coalesce', [a, S.fn(this.h.jsonArray, [])]) : a
     }
-    if (q.branches.length === 1) {
+    if (q.branches.length === 1 && mentionsOwnColumn(q.branches[0]!)) {
       const b = q.branches[0]!
       return S.select({
         from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })),
@@ -205,12 +222,13 @@ class Lowerer {
     const columns = value === undefined ? [] : columnNames(value)
     const tag = branches.length > 1 && hasLineage(value) ? TAG : undefined
     const multi = branches.length > 1
+    const keyKinds = t.directions.map((_, j) => unifiedKind(t.orderKeys.map((ks) => ks[j]!)))
     const selects = branches.map((b, i) => {
       const data = value === undefined ? [] : this.slots(b.value, value, i)
       const selections = data.map((expr, j) => ({ expr, alias: columns[j]! }))
       if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
       if (tag !== undefined) selections.push({ expr: S.literal(i), alias: tag })
-      if (multi) t.orderKeys[i]!.forEach((k, j) => selections.push({ expr: this.stringOrder(this.expr(k), k), alias: `#o${j}` }))
+      if (multi) t.orderKeys[i]!.forEach((k, j) => selections.push({ expr: this.stringOrder(this.exprAs(k, keyKinds[j]!), k), alias: `#o${j}` }))
       return S.select({ from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })), selections, where: b.conds.map((c) => this.expr(c)) })
     })
     if (selects.length === 0) {
@@ -228,6 +246,38 @@ class Lowerer {
     const offset = t.offset > 0 ? S.param(t.offset) : undefined
     return { select: S.withOrderAndLimit(S.unionAll(selects), branches.length === 0 ? [] : order, limit, offset), layout: { columns, value, tag } }
   }
+}
+
+/** The kind a NULL operand of `e` should take: the operands' common kind, or what `op` needs. */
+function operandKind(e: Extract<NExpr, { k: 'op' }>): ScalarKind {
+  switch (e.op) {
+    case 'and': case 'or': case 'not': return 'boolean'
+    case 'concat': case 'lower': case 'upper': case 'length': case 'like': return 'string'
+    case 'mod': return 'int'
+    case 'add': case 'sub': case 'mul': case 'neg': case 'abs': case 'div': return unifiedKind(e.args, 'int')
+    default: return unifiedKind(e.args)
+  }
+}
+
+/** The common kind of some expressions, ignoring NULL constants (`fallback` if all are NULL). */
+function unifiedKind(es: readonly NExpr[], fallback: ScalarKind = 'string'): ScalarKind {
+  let kind: ScalarKind = 'null'
+  for (const x of es) {
+    const k = x.type.kind
+    if (k === 'null') continue
+    kind = kind === 'null' ? k : kind !== k && (kind === 'real' || k === 'real') ? 'real' : kind
+  }
+  return kind === 'null' ? fallback : kind
+}
+
+/** Whether a branch's value mentions, outside nested subqueries, a column of its own generators. */
+function mentionsOwnColumn(b: Branch): boolean {
+  if (b.gens.length === 0) return false
+  const own = new Set(b.gens.map((g) => g.alias))
+  const inExpr = (e: NExpr): boolean => (e.k === 'col' ? own.has(e.alias) : e.k === 'op' ? e.args.some(inExpr) : false)
+  const inValue = (v: NValue): boolean =>
+    v.k === 'rec' ? v.fields.some(([, f]) => inValue(f)) : v.k === 'lin' ? v.entries.some((x) => x.key.some(inExpr)) : v.k === 'coll' ? false : inExpr(v)
+  return inValue(b.value)
 }
 
 /** Column aliases: the field path of each slot (`employee.name`), `value` for a bare scalar. */

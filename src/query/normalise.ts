@@ -114,6 +114,8 @@ class Normaliser {
         }
         const type = aggType(e.fn, e.fn === 'count' ? undefined : (elem ?? { kind: 'null', nullable: true }))
         if (q.branches.length === 0) return e.fn === 'count' ? constant(0) : { k: 'const', value: null, type }
+        // Over NULL constants only, every aggregate but count is NULL.
+        if (e.fn !== 'count' && elem?.kind === 'null') return { k: 'const', value: null, type }
         return { k: 'agg', fn: e.fn, q, type }
       }
       case 'order':
@@ -152,12 +154,8 @@ class Normaliser {
 
   for(e: ast.ForExpr, env: Env): NQuery {
     const source = this.query(e.source, env, 'Q.for')
-    // A source that is a path (a variable or a field of one) denotes a collection normalised
-    // earlier; iterating it again needs fresh aliases so two iterations never share one.
-    const path = e.source.kind === 'var' || e.source.kind === 'field'
     const out: Branch[] = []
-    for (const b0 of source.branches) {
-      const b = path ? this.freshen(b0) : b0
+    for (const b of source.branches) {
       const inner = new Map(env)
       inner.set(e.v.id, b.value)
       const body = this.query(e.body, inner, 'the body of Q.for')
@@ -183,6 +181,9 @@ class Normaliser {
   query(e: ast.Expr, env: Env, what: string): NQuery {
     const v = this.value(e, env)
     if (v.k !== 'coll') throw new LineageQueryError('type', `${what} expects a query, got a ${describe(v)}`)
+    // A path (a variable or a field of one) denotes a collection normalised earlier; using it
+    // again as a query needs fresh aliases, so two uses in one branch never share one.
+    if (e.kind === 'var' || e.kind === 'field') return { branches: v.q.branches.map((b) => this.freshen(b)) }
     return v.q
   }
 

@@ -20,10 +20,10 @@ import type { Plain, Query } from './dsl.js'
  */
 export async function run<T>(db: Kysely<any>, query: Query<T, any>): Promise<Plain<T>[]> {
   const p = plan(query, dialectOf(db))
-  const rows: Record<string, unknown>[] = []
+  let rows: readonly Record<string, unknown>[] = []
   for (const s of p.statements) {
     const result = await db.executeQuery<Record<string, unknown>>(CompiledQuery.raw(s.sql, [...s.parameters]))
-    rows.push(...result.rows)
+    rows = rows.length === 0 ? result.rows : rows.concat(result.rows)
   }
   return p.decode(rows) as Plain<T>[]
 }

@@ -96,10 +96,12 @@ export function aggType(fn: AggFn, elem: SType | undefined): SType {
   if (elem === undefined) {
     throw new LineageQueryError('type', `Q.${fn} needs a query of scalars; use Q.${fn}(query, (row) => row.column) to pick one`, { op: fn })
   }
+  // Over NULLs only (`Q.min(Q.yield(null))`) every aggregate but count is NULL.
+  if (elem.kind === 'null') return { kind: fn === 'avg' ? 'real' : 'null', nullable: true }
   if (fn === 'sum' || fn === 'avg') {
     if (!isNum(elem.kind)) throw new LineageQueryError('type', `Q.${fn} needs numbers, got ${showType(elem)}`, { op: fn })
-    return { kind: fn === 'avg' ? 'real' : elem.kind === 'null' ? 'int' : elem.kind, nullable: true }
+    return { kind: fn === 'avg' ? 'real' : elem.kind, nullable: true }
   }
   if (elem.kind === 'boolean') throw new LineageQueryError('type', `Q.${fn} needs strings or numbers, got boolean`, { op: fn })
-  return { kind: elem.kind === 'null' ? 'string' : elem.kind, nullable: true }
+  return { kind: elem.kind, nullable: true }
 }
