@@ -11,3 +11,8 @@ export { run } from './query/run.js'
 export { lineage, sourceRows, groupBySource, type Annotated, type AnnotateFields, type SourceRow } from './lineage/index.js'
 export { createTable, insertRows } from './query/ddl.js'
 export { dialectOf } from './query/dialect-of.js'
+export {
+  openStore, Store, joinOnRoot, buildGraph, codeVersion, DerivedTable,
+  type Derive, type InputOf, type GraphInput, type Cause, type CauseKind, type DeriveContext, type GetResult, type Graph, type GraphEdge, type GraphNode,
+  type RefreshOptions, type RefreshReport, type RowState, type RowStatus, type StoreOptions, type StoredError, type TableReport,
+} from './derived/index.js'

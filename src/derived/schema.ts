@@ -1,0 +1,123 @@
+/**
+ * The store's own tables, created and versioned by the library: a schema-version row in
+ * `lq_store_meta` and an ordered list of migrations, applied in one transaction at `openStore`
+ * (under an advisory lock on PostgreSQL, so two processes opening one store do not race).
+ *
+ * Store-wide tables (schema version 1):
+ * - `lq_store_meta(name, value)`: `schema_version`.
+ * - the revision clock (`lq_clock` on SQLite, sequence `lq_clock_seq` on PostgreSQL).
+ * - `lq_tracked(root, key_columns)`: tracked root tables.
+ * - `lq_derived(name, code_version, applied_code_version, wm_rev, wm_xmin)`: one row per
+ *   derived table: the code version of the last complete refresh and the revision watermark.
+ * - `lq_edge(src_table, src_key, dst_table, dst_key)`: lineage edges of derivations over
+ *   comprehensions (a derivation over one table has the implicit edge "same address").
+ *
+ * Per tracked root `R`: `lq_rev_R(lq_key, rev, deleted[, xid])`, indexed by `rev` (and `xid`).
+ * Per derived table `X`: the data table `X` (declared columns + `lq_key`) and the metadata table
+ * `lq_meta_X` (see `metaDDL`).
+ */
+import { sql, type Kysely } from 'kysely'
+import { LineageQueryError } from '../errors.js'
+import { createTable } from '../query/ddl.js'
+import { hooksFor } from '../query/dialect.js'
+import type { TableDef } from '../query/schema.js'
+import { metaTable, q, type StoreDialect } from './dialect.js'
+
+export const SCHEMA_VERSION = 1
+
+interface Migration {
+  readonly version: number
+  statements(d: StoreDialect): string[]
+}
+
+const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    statements: (d) => [
+      ...d.clockDDL(),
+      `CREATE TABLE lq_tracked (root text PRIMARY KEY, key_columns text NOT NULL)`,
+      `CREATE TABLE lq_derived (name text PRIMARY KEY, code_version text NOT NULL, applied_code_version text, wm_rev ${d.revType} NOT NULL DEFAULT 0, wm_xmin text)`,
+      `CREATE TABLE lq_edge (src_table text NOT NULL, src_key text NOT NULL, dst_table text NOT NULL, dst_key text NOT NULL, PRIMARY KEY (src_table, src_key, dst_table, dst_key))`,
+      `CREATE INDEX lq_edge_dst ON lq_edge (dst_table, dst_key)`,
+    ],
+  },
+]
+
+/** Create or upgrade the store's own tables; throws when the database is newer than this library. */
+export async function migrate(db: Kysely<any>, d: StoreDialect): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await d.lockMigrations(trx)
+    await sql.raw(`CREATE TABLE IF NOT EXISTS lq_store_meta (name text PRIMARY KEY, value text NOT NULL)`).execute(trx)
+    const r = await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'schema_version'`.execute(trx)
+    const current = r.rows[0] === undefined ? 0 : Number(r.rows[0].value)
+    if (current > SCHEMA_VERSION) {
+      throw new LineageQueryError('schema', `the store's tables are at schema version ${current}, newer than this version of lineage-query supports (${SCHEMA_VERSION}); upgrade lineage-query`, {
+        found: current,
+        supported: SCHEMA_VERSION,
+      })
+    }
+    for (const m of migrations) {
+      if (m.version <= current) continue
+      for (const s of m.statements(d)) await sql.raw(s).execute(trx)
+    }
+    if (current === 0) await sql`INSERT INTO lq_store_meta (name, value) VALUES ('schema_version', ${String(SCHEMA_VERSION)})`.execute(trx)
+    else if (current < SCHEMA_VERSION) await sql`UPDATE lq_store_meta SET value = ${String(SCHEMA_VERSION)} WHERE name = 'schema_version'`.execute(trx)
+  })
+}
+
+/** The metadata table of a derived table: one row per derived row, ok, failed or blocked. */
+export function metaDDL(d: StoreDialect, name: string): string[] {
+  const M = q(metaTable(name))
+  const xid = d.xidColumn === undefined ? '' : `, lq_xid ${d.xidColumn}`
+  return [
+    `CREATE TABLE IF NOT EXISTS ${M} (
+  lq_key text PRIMARY KEY,
+  lq_lineage text NOT NULL,
+  lq_inputs text NOT NULL,
+  lq_max_input_rev ${d.revType} NOT NULL,
+  lq_code_version text NOT NULL,
+  lq_state text NOT NULL,
+  lq_error text,
+  lq_hash text,
+  lq_computed_rev ${d.revType} NOT NULL,
+  lq_changed_rev ${d.revType} NOT NULL,
+  lq_claimed_by text,
+  lq_claim_expires ${d.revType}${xid}
+)`,
+    `CREATE INDEX IF NOT EXISTS ${q(`${metaTable(name)}_changed`)} ON ${M} (lq_changed_rev)`,
+    ...(d.xidColumn === undefined ? [] : [`CREATE INDEX IF NOT EXISTS ${q(`${metaTable(name)}_xid`)} ON ${M} (lq_xid)`]),
+  ]
+}
+
+/**
+ * Create a derived table's data and metadata tables, or check that existing ones fit the
+ * declaration (same columns, types and nullability); a mismatch is a `schema` error.
+ */
+export async function ensureDerivedTables(db: Kysely<any>, d: StoreDialect, def: TableDef, codeVersion: string): Promise<void> {
+  const existing = await d.columns(db, def.name)
+  const hooks = hooksFor(d.name)
+  if (existing === undefined) {
+    await createTable(db, def, { ifNotExists: true })
+  } else {
+    const byName = new Map(existing.map((c) => [c.name, c]))
+    const problems: string[] = []
+    for (const col of def.columns) {
+      const have = byName.get(col.name)
+      const want = hooks.sqlType(col.type.kind)
+      if (have === undefined) problems.push(`column \`${col.name}\` is missing`)
+      else if (have.type !== want) problems.push(`column \`${col.name}\` has type ${have.type}, the declaration needs ${want}`)
+      else if (have.notNull !== !col.type.nullable) problems.push(`column \`${col.name}\` is ${have.notNull ? 'NOT NULL' : 'nullable'}, the declaration says ${col.type.nullable ? 'nullable' : 'NOT NULL'}`)
+    }
+    for (const c of existing) if (!def.byName.has(c.name)) problems.push(`column \`${c.name}\` is not declared`)
+    if (problems.length > 0) {
+      throw new LineageQueryError('schema', `derived table \`${def.name}\`: the stored table does not fit the declared output: ${problems.join('; ')}. Rename the derivation or drop the table \`${def.name}\` (and \`${metaTable(def.name)}\`) to rebuild it`, {
+        table: def.name,
+        problems,
+      })
+    }
+  }
+  for (const s of metaDDL(d, def.name)) await sql.raw(s).execute(db)
+  const insert = d.name === 'sqlite' ? sql`INSERT OR IGNORE INTO lq_derived (name, code_version) VALUES (${def.name}, ${codeVersion})` : sql`INSERT INTO lq_derived (name, code_version) VALUES (${def.name}, ${codeVersion}) ON CONFLICT (name) DO NOTHING`
+  await insert.execute(db)
+  await sql`UPDATE lq_derived SET code_version = ${codeVersion} WHERE name = ${def.name}`.execute(db)
+}

@@ -1,0 +1,474 @@
+/**
+ * Finding work: which rows of a derived table are missing, stale or orphaned, and why. Read
+ * only; `store.ts` acts on the result.
+ *
+ * For a derivation over one table (a root, or a derived table), the derived row and its input
+ * share an address, and the input's revision lives in one indexed column (`lq_rev_R.rev` for a
+ * root, `lq_meta_F.lq_changed_rev` for a derived table). The scan is
+ *
+ * ```sql
+ * SELECT s.lq_key, s.rev, s.deleted, m.lq_key, m.lq_max_input_rev, m.lq_code_version
+ * FROM lq_rev_R AS s LEFT JOIN lq_meta_X AS m ON m.lq_key = s.lq_key
+ * WHERE s.rev > :watermark              -- PostgreSQL: OR s.xid >= :xmin
+ * ```
+ *
+ * so its cost follows the number of input rows written since the watermark (index range on
+ * `rev`), plus, only when the code version changed, the rows computed with another version.
+ *
+ * A derivation over a comprehension is re-evaluated (one SQL statement, `lineage(q)`) when any
+ * table it reads has a row newer than the watermark, or its code changed; its rows are then
+ * compared with the stored ones. Its cost follows the size of the comprehension's result.
+ */
+import { sql, type RawBuilder } from 'kysely'
+import { LineageQueryError } from '../errors.js'
+import { AST, Q, Query, type Table } from '../query/dsl.js'
+import { run } from '../query/run.js'
+import { lineage } from '../lineage/index.js'
+import { metaTable, revTable, type Watermark } from './dialect.js'
+import { chunks, IN_CHUNK, type Derivation, type Engine, type Task, type UpstreamRow } from './engine.js'
+import { addressOf, addressValue, keyText, normaliseLineage, parseInputs, type InputRevs } from './keys.js'
+import type { Cause, SourceRow } from './types.js'
+
+export type ScanFilter =
+  | { readonly mode: 'since'; readonly wm: Watermark; readonly codeChanged: boolean }
+  | { readonly mode: 'keys'; readonly keys: readonly string[] }
+  | { readonly mode: 'all' }
+
+export interface Work {
+  readonly addr: string
+  readonly action: 'compute' | 'delete'
+  readonly causes: Cause[]
+  /** Whether a row (ok, failed or blocked) is stored for this address. */
+  readonly stored: boolean
+  /** Table derivations: the input revision the scan saw. */
+  readonly rev?: number
+  /** Query derivations: the prepared input. */
+  readonly task?: Task
+}
+
+export interface MetaRow {
+  readonly lq_key: string
+  readonly lq_lineage: string
+  readonly lq_inputs: string
+  readonly lq_max_input_rev: number
+  readonly lq_code_version: string
+  readonly lq_state: string
+  readonly lq_error: string | null
+  readonly lq_changed_rev: number
+}
+
+const num = (v: unknown): number => Number(v)
+const ref = (s: string) => sql.ref(s)
+const id = (s: string) => sql.id(s)
+const inList = (keys: readonly string[]): RawBuilder<unknown> => sql`(${sql.join(keys)})`
+
+interface SourceTable {
+  readonly table: string
+  readonly rev: string
+  readonly deleted: string | undefined
+  readonly xid: string
+  readonly isRoot: boolean
+  readonly name: string
+}
+
+/** The table holding an input's revisions: root revision table, or the upstream's metadata. */
+function sourceFor(engine: Engine, name: string): SourceTable {
+  if (engine.roots.has(name)) return { table: revTable(name), rev: 'rev', deleted: 'deleted', xid: 'xid', isRoot: true, name }
+  return { table: metaTable(name), rev: 'lq_changed_rev', deleted: undefined, xid: 'lq_xid', isRoot: false, name }
+}
+
+function sourceOf(engine: Engine, x: Derivation): SourceTable {
+  if (x.source.kind === 'root' || x.source.kind === 'derived') return sourceFor(engine, x.source.table)
+  throw new Error(`internal: ${x.name} is not a one-table derivation`)
+}
+
+/** Find the missing, stale and orphaned rows of `x` (see the module comment). */
+export async function scan(engine: Engine, x: Derivation, filter: ScanFilter, clock: Watermark): Promise<Map<string, Work>> {
+  return x.source.kind === 'query' ? scanQuery(engine, x, filter, clock) : x.source.kind === 'zip' ? scanZip(engine, x, filter) : scanTable(engine, x, filter)
+}
+
+/**
+ * `joinOnRoot` derivations: the candidate addresses are the rows of any part written since the
+ * watermark (index ranges, as for one table), then each candidate is classified from the
+ * parts' current revisions and the revisions recorded in the stored row.
+ */
+async function scanZip(engine: Engine, x: Derivation, filter: ScanFilter): Promise<Map<string, Work>> {
+  if (x.source.kind !== 'zip') throw new Error('internal: not a zip derivation')
+  const { db, d } = engine
+  const srcs = x.source.parts.map((p) => sourceFor(engine, p.table))
+  let keys: string[]
+  if (filter.mode === 'keys') keys = [...filter.keys]
+  else {
+    const set = new Set<string>()
+    for (const s of srcs) {
+      const where = filter.mode === 'since' ? sql`WHERE ${d.since('s', s.rev, s.xid, filter.wm)}` : sql``
+      for (const r of (await sql<{ lq_key: string }>`SELECT s.lq_key FROM ${id(s.table)} AS s ${where}`.execute(db)).rows) set.add(r.lq_key)
+    }
+    const metaWhere = filter.mode === 'all' ? sql`` : filter.codeChanged ? sql`WHERE lq_code_version <> ${x.codeVersion}` : undefined
+    if (metaWhere !== undefined) for (const r of (await sql<{ lq_key: string }>`SELECT lq_key FROM ${id(metaTable(x.name))} ${metaWhere}`.execute(db)).rows) set.add(r.lq_key)
+    keys = [...set]
+  }
+  const out = new Map<string, Work>()
+  for (const part of chunks(keys, IN_CHUNK)) {
+    const current = new Map<string, Map<string, number>>()
+    for (const s of srcs) current.set(s.name, s.isRoot ? await rootRevs(engine, s.name, part) : new Map([...(await metaRows(engine, s.name, part))].map(([k, m]) => [k, m.lq_changed_rev])))
+    const metas = await metaRows(engine, x.name, part)
+    for (const addr of part) {
+      const key = addressValue(addr)
+      const meta = metas.get(addr)
+      const recorded = new Map(parseInputs(meta?.lq_inputs).map(([t, , r]) => [t, r]))
+      const gone = srcs.find((s) => !current.get(s.name)!.has(addr))
+      if (gone !== undefined) {
+        if (meta !== undefined) out.set(addr, { addr, action: 'delete', stored: true, causes: [{ kind: 'input-deleted', table: gone.name, key, oldRevision: recorded.get(gone.name) ?? 0 }] })
+        continue
+      }
+      if (meta === undefined) {
+        out.set(addr, { addr, action: 'compute', stored: false, causes: [{ kind: 'missing', table: x.name, key }] })
+        continue
+      }
+      const causes: Cause[] = []
+      for (const s of srcs) {
+        const now = current.get(s.name)!.get(addr)!
+        const old = recorded.get(s.name) ?? 0
+        if (now !== old) causes.push({ kind: s.isRoot ? 'input-changed' : 'upstream-changed', table: s.name, key, oldRevision: old, newRevision: now })
+      }
+      if (meta.lq_code_version !== x.codeVersion) causes.push({ kind: 'code-changed', table: x.name, oldVersion: meta.lq_code_version, newVersion: x.codeVersion })
+      if (causes.length > 0) out.set(addr, { addr, action: 'compute', stored: true, causes })
+    }
+  }
+  return out
+}
+
+interface Pair {
+  src?: { rev: number; deleted: boolean }
+  meta?: { rev: number; cv: string }
+}
+
+async function scanTable(engine: Engine, x: Derivation, filter: ScanFilter): Promise<Map<string, Work>> {
+  const { db, d } = engine
+  const s = sourceOf(engine, x)
+  const deleted = s.deleted === undefined ? sql`0` : sql`s.${id(s.deleted)}`
+  const pairs = new Map<string, Pair>()
+  const add = (rows: readonly Record<string, unknown>[]) => {
+    for (const r of rows) {
+      const key = (r['k'] ?? r['mk']) as string
+      const p: Pair = {}
+      if (r['k'] !== null && r['k'] !== undefined) p.src = { rev: num(r['rev']), deleted: num(r['deleted']) === 1 }
+      if (r['mk'] !== null && r['mk'] !== undefined) p.meta = { rev: num(r['mrev']), cv: r['mcv'] as string }
+      pairs.set(key, p)
+    }
+  }
+  const cols = sql`s.lq_key AS k, s.${id(s.rev)} AS rev, ${deleted} AS deleted, m.lq_key AS mk, m.lq_max_input_rev AS mrev, m.lq_code_version AS mcv`
+  const fromSrc = sql`FROM ${id(s.table)} AS s LEFT JOIN ${id(metaTable(x.name))} AS m ON m.lq_key = s.lq_key`
+  const fromMeta = sql`FROM ${id(metaTable(x.name))} AS m LEFT JOIN ${id(s.table)} AS s ON s.lq_key = m.lq_key`
+  if (filter.mode === 'since') {
+    add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromSrc} WHERE ${d.since('s', s.rev, s.xid, filter.wm)}`.execute(db)).rows)
+    if (filter.codeChanged) add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromMeta} WHERE m.lq_code_version <> ${x.codeVersion}`.execute(db)).rows)
+  } else if (filter.mode === 'keys') {
+    for (const part of chunks(filter.keys, IN_CHUNK)) {
+      add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromSrc} WHERE s.lq_key IN ${inList(part)}`.execute(db)).rows)
+      add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromMeta} WHERE m.lq_key IN ${inList(part)} AND s.lq_key IS NULL`.execute(db)).rows)
+    }
+  } else {
+    add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromSrc}`.execute(db)).rows)
+    add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromMeta} WHERE s.lq_key IS NULL`.execute(db)).rows)
+  }
+  const out = new Map<string, Work>()
+  for (const [addr, p] of pairs) {
+    const key = addressValue(addr)
+    if (p.src === undefined || p.src.deleted) {
+      if (p.meta !== undefined) out.set(addr, { addr, action: 'delete', stored: true, causes: [{ kind: 'input-deleted', table: s.name, key, oldRevision: p.meta.rev }] })
+      continue
+    }
+    if (p.meta === undefined) {
+      out.set(addr, { addr, action: 'compute', stored: false, rev: p.src.rev, causes: [{ kind: 'missing', table: x.name, key }] })
+      continue
+    }
+    const causes: Cause[] = []
+    if (p.meta.rev !== p.src.rev) {
+      causes.push({ kind: s.isRoot ? 'input-changed' : 'upstream-changed', table: s.name, key, oldRevision: p.meta.rev, newRevision: p.src.rev })
+    }
+    if (p.meta.cv !== x.codeVersion) causes.push({ kind: 'code-changed', table: x.name, oldVersion: p.meta.cv, newVersion: x.codeVersion })
+    if (causes.length > 0) out.set(addr, { addr, action: 'compute', stored: true, rev: p.src.rev, causes })
+  }
+  return out
+}
+
+/** Whether any table `x` reads has a row written since `wm`. */
+async function changedSince(engine: Engine, x: Derivation, wm: Watermark): Promise<boolean> {
+  for (const t of x.reads) {
+    const isRoot = engine.roots.has(t)
+    const table = isRoot ? revTable(t) : metaTable(t)
+    const r = await sql`SELECT 1 AS one FROM ${id(table)} AS s WHERE ${engine.d.since('s', isRoot ? 'rev' : 'lq_changed_rev', isRoot ? 'xid' : 'lq_xid', wm)} LIMIT 1`.execute(engine.db)
+    if (r.rows.length > 0) return true
+  }
+  return false
+}
+
+/** Current revisions of root rows (live ones only), by key text. */
+export async function rootRevs(engine: Engine, root: string, keys: readonly string[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>()
+  for (const part of chunks([...new Set(keys)], IN_CHUNK)) {
+    const r = await sql<{ lq_key: string; rev: unknown }>`SELECT lq_key, rev FROM ${id(revTable(root))} WHERE deleted = 0 AND lq_key IN ${inList(part)}`.execute(engine.db)
+    for (const row of r.rows) out.set(row.lq_key, num(row.rev))
+  }
+  return out
+}
+
+/** Metadata rows of a derived table, by address. */
+export async function metaRows(engine: Engine, table: string, keys: readonly string[] | 'all'): Promise<Map<string, MetaRow>> {
+  const out = new Map<string, MetaRow>()
+  const cols = sql`lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_changed_rev`
+  const take = (rows: readonly Record<string, unknown>[]) => {
+    for (const r of rows) {
+      out.set(r['lq_key'] as string, {
+        lq_key: r['lq_key'] as string,
+        lq_lineage: r['lq_lineage'] as string,
+        lq_inputs: r['lq_inputs'] as string,
+        lq_max_input_rev: num(r['lq_max_input_rev']),
+        lq_code_version: r['lq_code_version'] as string,
+        lq_state: r['lq_state'] as string,
+        lq_error: (r['lq_error'] as string | null) ?? null,
+        lq_changed_rev: num(r['lq_changed_rev']),
+      })
+    }
+  }
+  if (keys === 'all') {
+    take((await sql<Record<string, unknown>>`SELECT ${cols} FROM ${id(metaTable(table))}`.execute(engine.db)).rows)
+  } else {
+    for (const part of chunks([...new Set(keys)], IN_CHUNK)) {
+      take((await sql<Record<string, unknown>>`SELECT ${cols} FROM ${id(metaTable(table))} WHERE lq_key IN ${inList(part)}`.execute(engine.db)).rows)
+    }
+  }
+  return out
+}
+
+/**
+ * Causes for stored rows from their recorded inputs alone: an input deleted, a root input
+ * written since, an upstream row changed; plus a code change. No comprehension is evaluated.
+ */
+export async function recordedCauses(engine: Engine, x: Derivation, metas: readonly MetaRow[]): Promise<Map<string, Cause[]>> {
+  const byTable = new Map<string, Set<string>>()
+  for (const m of metas) for (const [t, k] of parseInputs(m.lq_inputs)) (byTable.get(t) ?? byTable.set(t, new Set()).get(t)!).add(k)
+  const current = new Map<string, Map<string, number>>()
+  for (const [t, keys] of byTable) {
+    if (engine.roots.has(t)) current.set(t, await rootRevs(engine, t, [...keys]))
+    else {
+      const rows = await metaRows(engine, t, [...keys])
+      current.set(t, new Map([...rows].map(([k, r]) => [k, r.lq_changed_rev])))
+    }
+  }
+  const out = new Map<string, Cause[]>()
+  for (const m of metas) {
+    const causes: Cause[] = []
+    for (const [t, k, rev] of parseInputs(m.lq_inputs)) {
+      const now = current.get(t)?.get(k)
+      const key = addressValue(k)
+      if (now === undefined) causes.push({ kind: 'input-deleted', table: t, key, oldRevision: rev })
+      else if (now > rev) causes.push({ kind: engine.roots.has(t) ? 'input-changed' : 'upstream-changed', table: t, key, oldRevision: rev, newRevision: now })
+    }
+    if (m.lq_code_version !== x.codeVersion) causes.push({ kind: 'code-changed', table: x.name, oldVersion: m.lq_code_version, newVersion: x.codeVersion })
+    out.set(m.lq_key, causes)
+  }
+  return out
+}
+
+/** Evaluate a query derivation's comprehension and prepare one task per result row. */
+export async function evaluateQuery(engine: Engine, x: Derivation, clock: Watermark): Promise<Map<string, Task>> {
+  const rows = (await run(engine.db, lineage(x.query!))) as unknown as { data: unknown; lineage: SourceRow[] }[]
+  // Revisions of every row named, read after the data; clamped to the clock read before it, so
+  // a row written in between looks stale next time rather than fresh (see docs/derived.md).
+  const wanted = new Map<string, Set<string>>()
+  for (const r of rows) for (const e of r.lineage) (wanted.get(e.table) ?? wanted.set(e.table, new Set()).get(e.table)!).add(engine.roots.has(e.table) ? keyText(e.key) : (e.key as string))
+  const revs = new Map<string, Map<string, number>>()
+  const metas = new Map<string, Map<string, MetaRow>>()
+  for (const [t, keys] of wanted) {
+    if (engine.roots.has(t)) revs.set(t, await rootRevs(engine, t, [...keys]))
+    else if (engine.derivations.has(t)) {
+      const m = await metaRows(engine, t, [...keys])
+      metas.set(t, m)
+      revs.set(t, new Map([...m].map(([k, r]) => [k, r.lq_changed_rev])))
+    }
+  }
+  const tasks = new Map<string, Task>()
+  for (const r of rows) {
+    const rootEntries: SourceRow[] = []
+    const inputs: [string, string, number][] = []
+    const upstream: UpstreamRow[] = []
+    const edges: [string, string][] = []
+    let gone = false
+    for (const e of r.lineage) {
+      const k = engine.roots.has(e.table) ? keyText(e.key) : (e.key as string)
+      const rev = revs.get(e.table)?.get(k)
+      if (rev === undefined) {
+        gone = true // deleted between the query and the revision read: next refresh sees it
+        break
+      }
+      inputs.push([e.table, k, Math.min(rev, clock.rev)])
+      edges.push([e.table, k])
+      if (engine.roots.has(e.table)) rootEntries.push({ table: e.table, key: e.key })
+      else {
+        const m = metas.get(e.table)!.get(k)!
+        upstream.push({ table: e.table, addr: k, state: m.lq_state, error: m.lq_error })
+        rootEntries.push(...(JSON.parse(m.lq_lineage) as SourceRow[]))
+      }
+    }
+    if (gone) continue
+    const lin = normaliseLineage(rootEntries)
+    const addr = addressOf(lin, x.singleRoot)
+    if (tasks.has(addr)) {
+      throw new LineageQueryError('lineage', `derived table \`${x.name}\`: two rows of its input comprehension come from the same source rows (${addr}), so they would have the same address; make each input row come from distinct rows (for example, join derived tables of one root with joinOnRoot)`, {
+        table: x.name,
+        key: addressValue(addr),
+      })
+    }
+    tasks.set(addr, { addr, input: r.data, lineage: lin, inputs: dedupInputs(inputs), maxRev: Math.max(0, ...inputs.map((i) => i[2])), upstream, edges })
+  }
+  return tasks
+}
+
+function dedupInputs(inputs: readonly [string, string, number][]): InputRevs {
+  const m = new Map<string, [string, string, number]>()
+  for (const i of inputs) m.set(`${i[0]}\u0000${i[1]}`, i)
+  return [...m.values()]
+}
+
+async function scanQuery(engine: Engine, x: Derivation, filter: ScanFilter, clock: Watermark): Promise<Map<string, Work>> {
+  const out = new Map<string, Work>()
+  if (filter.mode === 'since' && filter.wm.rev > 0 && !filter.codeChanged && !(await changedSince(engine, x, filter.wm))) return out
+  const tasks = await evaluateQuery(engine, x, clock)
+  const wantedKeys = filter.mode === 'keys' ? new Set(filter.keys) : undefined
+  const metas = await metaRows(engine, x.name, wantedKeys === undefined ? 'all' : [...wantedKeys])
+  for (const [addr, task] of tasks) {
+    if (wantedKeys !== undefined && !wantedKeys.has(addr)) continue
+    const m = metas.get(addr)
+    const key = addressValue(addr)
+    if (m === undefined) {
+      out.set(addr, { addr, action: 'compute', stored: false, task, causes: [{ kind: 'missing', table: x.name, key }] })
+      continue
+    }
+    const recorded = new Map(parseInputs(m.lq_inputs).map(([t, k, r]) => [`${t}\u0000${k}`, r]))
+    const causes: Cause[] = []
+    for (const [t, k, rev] of task.inputs) {
+      const old = recorded.get(`${t}\u0000${k}`)
+      if (old === undefined || old !== rev) {
+        causes.push({ kind: engine.roots.has(t) ? 'input-changed' : 'upstream-changed', table: t, key: addressValue(k), oldRevision: old ?? 0, newRevision: rev })
+      }
+    }
+    if (m.lq_code_version !== x.codeVersion) causes.push({ kind: 'code-changed', table: x.name, oldVersion: m.lq_code_version, newVersion: x.codeVersion })
+    if (causes.length > 0) out.set(addr, { addr, action: 'compute', stored: true, task, causes })
+  }
+  const gone = [...metas.values()].filter((m) => !tasks.has(m.lq_key))
+  if (gone.length > 0) {
+    const recorded = await recordedCauses(engine, x, gone)
+    for (const m of gone) {
+      const why = (recorded.get(m.lq_key) ?? []).filter((c) => c.kind === 'input-deleted')
+      out.set(m.lq_key, { addr: m.lq_key, action: 'delete', stored: true, causes: why.length > 0 ? why : [{ kind: 'no-input', table: x.name, key: addressValue(m.lq_key) }] })
+    }
+  }
+  return out
+}
+
+// ---------------------------------------------------------------- loading inputs
+
+/** Rows of a table whose key text is in `keys`, keyed by key text (decoded through the codecs). */
+export async function rowsByKey(engine: Engine, tbl: Table<string, unknown, unknown>, keys: readonly string[]): Promise<Map<string, Record<string, unknown>>> {
+  const keyCols = tbl.def.key!
+  const out = new Map<string, Record<string, unknown>>()
+  const per = keyCols.length === 1 ? IN_CHUNK : 100
+  for (const part of chunks(keys, per)) {
+    const values = part.map((k) => JSON.parse(k) as unknown)
+    const q = Q.for(tbl as Table<string, any, unknown>, (r: any) =>
+      Q.where(
+        keyCols.length === 1
+          ? Q.in(r[keyCols[0]!], values as any[])
+          : Q.or(...values.map((v) => Q.and(...keyCols.map((c, i) => Q.eq(r[c], (v as unknown[])[i] as any))))),
+        Q.yield(r),
+      ),
+    )
+    const rows = (await run(engine.db, q as Query<Record<string, unknown>, never>)) as Record<string, unknown>[]
+    for (const row of rows) {
+      const kv = keyCols.length === 1 ? row[keyCols[0]!] : keyCols.map((c) => row[c])
+      out.set(keyText(kv), row)
+    }
+  }
+  return out
+}
+
+/** Tasks for `work` items of a table derivation: revisions first, then the input rows. */
+export async function loadTasks(engine: Engine, x: Derivation, work: readonly Work[]): Promise<Task[]> {
+  const keys = work.map((w) => w.addr)
+  if (x.source.kind === 'root') {
+    const root = engine.roots.get(x.source.table)!
+    const rows = await rowsByKey(engine, root, keys)
+    const tasks: Task[] = []
+    for (const w of work) {
+      const row = rows.get(w.addr)
+      if (row === undefined) continue // deleted since the scan: the next scan sees the deletion
+      const rev = w.rev!
+      tasks.push({ addr: w.addr, input: row, lineage: [{ table: x.source.table, key: addressValue(w.addr) }], inputs: [[x.source.table, w.addr, rev]], maxRev: rev, upstream: [], edges: [] })
+    }
+    return tasks
+  }
+  if (x.source.kind === 'derived') {
+    const up = engine.derivations.get(x.source.table)!
+    const metas = await metaRows(engine, up.name, keys)
+    const rows = await rowsByKey(engine, up.table as unknown as Table<string, unknown, unknown>, keys.map((k) => JSON.stringify(k)))
+    const tasks: Task[] = []
+    for (const w of work) {
+      const m = metas.get(w.addr)
+      if (m === undefined) continue
+      const row = rows.get(JSON.stringify(w.addr))
+      if (row === undefined && m.lq_state === 'ok') continue // changed between the two reads; next scan
+      const input = row === undefined ? undefined : withoutKey(row)
+      tasks.push({
+        addr: w.addr,
+        input,
+        lineage: JSON.parse(m.lq_lineage) as SourceRow[],
+        inputs: [[up.name, w.addr, m.lq_changed_rev]],
+        maxRev: m.lq_changed_rev,
+        upstream: [{ table: up.name, addr: w.addr, state: m.lq_state, error: m.lq_error }],
+        edges: [],
+      })
+    }
+    return tasks
+  }
+  if (x.source.kind === 'zip') {
+    const parts: { as: string; up: Derivation; metas: Map<string, MetaRow>; rows: Map<string, Record<string, unknown>> }[] = []
+    for (const p of x.source.parts) {
+      const up = engine.derivations.get(p.table)!
+      const metas = await metaRows(engine, up.name, keys)
+      const rows = await rowsByKey(engine, up.table as unknown as Table<string, unknown, unknown>, keys.map((k) => JSON.stringify(k)))
+      parts.push({ as: p.as, up, metas, rows })
+    }
+    const tasks: Task[] = []
+    for (const w of work) {
+      const input: Record<string, unknown> = {}
+      const inputs: [string, string, number][] = []
+      const upstream: UpstreamRow[] = []
+      let skip = false
+      for (const p of parts) {
+        const m = p.metas.get(w.addr)
+        const row = p.rows.get(JSON.stringify(w.addr))
+        if (m === undefined || (row === undefined && m.lq_state === 'ok')) {
+          skip = true
+          break
+        }
+        input[p.as] = row === undefined ? undefined : withoutKey(row)
+        inputs.push([p.up.name, w.addr, m.lq_changed_rev])
+        upstream.push({ table: p.up.name, addr: w.addr, state: m.lq_state, error: m.lq_error })
+      }
+      if (skip) continue
+      tasks.push({ addr: w.addr, input, lineage: [{ table: x.roots[0]!, key: addressValue(w.addr) }], inputs, maxRev: Math.max(...inputs.map((i) => i[2])), upstream, edges: [] })
+    }
+    return tasks
+  }
+  return work.flatMap((w) => (w.task === undefined ? [] : [w.task]))
+}
+
+export function withoutKey(row: Record<string, unknown>): Record<string, unknown> {
+  const { lq_key: _k, ...rest } = row
+  return rest
+}
+
+export const isQuery = (x: unknown): x is Query<unknown, unknown> => typeof x === 'object' && x !== null && AST in x

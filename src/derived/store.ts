@@ -1,0 +1,713 @@
+/**
+ * The store: the one effectful piece. It owns the declarations (tracked roots, derivations),
+ * and runs the phases in order: scan (`staleness.ts`) -> load inputs -> run functions ->
+ * monotonic write (`write.ts`), per derived table in topological order.
+ *
+ * @example
+ * ```ts
+ * const store = await openStore(db)
+ * await store.track(sources)
+ * const parsed = store.derive({ name: 'parsed', from: sources, output: { ast: t.string }, fn: (s) => ({ ast: parse(s.text) }) })
+ * const compiled = store.derive({ name: 'compiled', from: parsed, output: { code: t.string }, fn: (p) => ({ code: compile(p.ast) }) })
+ * await store.refresh()
+ * await store.status(compiled, 1) // { state: 'fresh', causes: [] }
+ * ```
+ */
+import * as t from 'io-ts'
+import { sql, type Kysely } from 'kysely'
+import { LineageQueryError, showValue } from '../errors.js'
+import { compile } from '../query/compile.js'
+import { dialectOf } from '../query/dialect-of.js'
+import { AST, Q, Table, type AnyQuery, type Plain, type Query, type RowOf } from '../query/dsl.js'
+import { run } from '../query/run.js'
+import { tableDef } from '../query/schema.js'
+import { lineage as lineageOf } from '../lineage/index.js'
+import { metaTable, revTable, storeDialects, type StoreDialect, type Watermark } from './dialect.js'
+import { chunks, IN_CHUNK, readersOf, type Derivation, type Engine, type Task } from './engine.js'
+import { buildGraph } from './graph.js'
+import { zipParts } from './join.js'
+import { addressFromUser, addressOf, addressValue, inputsText, keyText, normaliseLineage } from './keys.js'
+import { ensureDerivedTables, migrate } from './schema.js'
+import { loadTasks, metaRows, recordedCauses, scan, withoutKey, type MetaRow, type Work } from './staleness.js'
+import { deleteRows, writeResults, type Outcome, type Result } from './write.js'
+import { codeVersion } from './version.js'
+import {
+  DerivedTable,
+  derivedInfo,
+  emptyTableReport,
+  type Cause,
+  type DeriveContext,
+  type GetResult,
+  type Graph,
+  type RefreshOptions,
+  type RefreshReport,
+  type RowStatus,
+  type SourceKind,
+  type SourceRow,
+  type StoreOptions,
+  type TableReport,
+} from './types.js'
+
+type Codecs = Readonly<Record<string, t.Mixed>>
+
+/** The input a derivation's function receives for a `from` of type `F`. */
+export type InputOf<F> = F extends DerivedTable<any, infer R> ? R : F extends Query<infer E, any> ? Plain<E> : never
+
+export interface Derive<N extends string, F, C extends Codecs> {
+  /** The derived table's name (an identifier not starting with `lq_`). */
+  readonly name: N
+  /** A tracked root table, a derived table, or a comprehension over them. */
+  readonly from: F
+  /** The output columns, as io-ts codecs (the same codecs `table()` accepts). */
+  readonly output: C
+  /** The function from one input row to one output row; it may be async. Throwing stores an error. */
+  readonly fn: (input: InputOf<F>, ctx: DeriveContext) => RowOf<C> | Promise<RowOf<C>>
+  /** Part of the code version: change it to force recomputation. */
+  readonly version?: string
+  /** Files whose contents are part of the code version. */
+  readonly dependsOn?: readonly string[]
+}
+
+let nextStoreId = 1
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/**
+ * Open (creating or migrating) the derived-data store in `db`, SQLite or PostgreSQL.
+ *
+ * @example
+ * ```ts
+ * const store = await openStore(new Kysely<any>({ dialect: new SqliteDialect({ database: new Database('app.db') }) }))
+ * ```
+ */
+export async function openStore(db: Kysely<any>, options: StoreOptions = {}): Promise<Store> {
+  const d = storeDialects[dialectOf(db)]
+  await migrate(db, d)
+  return new Store(db, d, options)
+}
+
+export class Store {
+  readonly #db: Kysely<any>
+  readonly #d: StoreDialect
+  readonly #id = nextStoreId++
+  readonly #batch: number
+  readonly #roots = new Map<string, Table<string, unknown, unknown>>()
+  readonly #derivations = new Map<string, Derivation>()
+  readonly #ready = new Map<string, Promise<void>>()
+  readonly #inflight = new Map<string, Promise<void>>()
+  #order: readonly string[] = []
+
+  /** @internal use `openStore` */
+  constructor(db: Kysely<any>, d: StoreDialect, options: StoreOptions) {
+    this.#db = db
+    this.#d = d
+    this.#batch = positive(options.batchSize, 'openStore: options.batchSize') ?? 500
+  }
+
+  get #engine(): Engine {
+    return { db: this.#db, d: this.#d, roots: this.#roots, derivations: this.#derivations }
+  }
+
+  // ---------------------------------------------------------------- declarations
+
+  /**
+   * Track a root table: a revision table `lq_rev_<name>` and triggers that record every insert,
+   * update and delete (from any client) with a new store revision. Existing rows get a
+   * revision now. Idempotent.
+   *
+   * @example `await store.track(sources)`
+   */
+  async track(root: Table<string, any, any>): Promise<void> {
+    if (!(root instanceof Table) || derivedInfo(root) !== undefined) {
+      throw new LineageQueryError('argument', `store.track expects a root table declared with table(...), got ${derivedInfo(root) ? `the derived table \`${(root as Table<string, unknown, unknown>).name}\`` : showValue(root)}`)
+    }
+    const def = root.def
+    if (def.name.startsWith('lq_')) throw new LineageQueryError('schema', `table \`${def.name}\`: names starting with lq_ are reserved for the store's own tables`, { table: def.name })
+    if (this.#derivations.has(def.name)) throw new LineageQueryError('schema', `\`${def.name}\` is already a derived table of this store; a root table cannot have the same name`, { table: def.name })
+    if (def.key === undefined) {
+      throw new LineageQueryError('schema', `table \`${def.name}\` has no key, so its rows cannot carry revisions; declare one with table(name, columns, { key: 'col' })`, { table: def.name })
+    }
+    for (const k of def.key) {
+      const c = def.byName.get(k)!
+      if (c.type.kind === 'real') {
+        throw new LineageQueryError('schema', `table \`${def.name}\`: key column \`${k}\` is a real number; tracked tables need integer, string or boolean keys`, { table: def.name, column: k })
+      }
+    }
+    const exists = await this.#d.columns(this.#db, def.name)
+    if (exists === undefined) throw new LineageQueryError('schema', `table \`${def.name}\` does not exist in the database; create it first (createTable)`, { table: def.name })
+    for (const c of def.columns) {
+      if (!exists.some((e) => e.name === c.name)) {
+        throw new LineageQueryError('unknown-column', `table \`${def.name}\` in the database has no column \`${c.name}\`; columns: ${exists.map((e) => e.name).join(', ')}`, { table: def.name, column: c.name })
+      }
+    }
+    await this.#db.transaction().execute(async (trx) => {
+      for (const s of this.#d.trackDDL(def)) await sql.raw(s).execute(trx)
+      for (const s of this.#d.backfill(def)) await sql.raw(s).execute(trx)
+      const keyCols = JSON.stringify(def.key)
+      if (this.#d.name === 'sqlite') await sql`INSERT OR REPLACE INTO lq_tracked (root, key_columns) VALUES (${def.name}, ${keyCols})`.execute(trx)
+      else await sql`INSERT INTO lq_tracked (root, key_columns) VALUES (${def.name}, ${keyCols}) ON CONFLICT (root) DO UPDATE SET key_columns = excluded.key_columns`.execute(trx)
+    })
+    this.#roots.set(def.name, root)
+    this.#order = this.#buildGraph().order
+  }
+
+  /**
+   * Declare a derived table. Checks everything that can be checked without the database:
+   * the name, the output codecs, that `from` reads only tracked roots and derived tables of
+   * this store, and that there is no cycle. The tables are created (or checked against the
+   * declaration) on the first refresh/get/status.
+   *
+   * @example
+   * ```ts
+   * const parsed = store.derive({ name: 'parsed', from: sources, output: { ast: t.string }, fn: (s) => ({ ast: parse(s.text) }) })
+   * ```
+   */
+  derive<const N extends string, F extends AnyQuery, C extends Codecs>(decl: Derive<N, F, C>): DerivedTable<N, RowOf<C>> {
+    if (typeof decl !== 'object' || decl === null) throw new LineageQueryError('argument', `store.derive expects { name, from, output, fn }, got ${showValue(decl)}`)
+    const { name, from, output, fn } = decl
+    if (typeof name !== 'string' || !IDENT.test(name)) throw new LineageQueryError('schema', `derived table name must be an identifier (letters, digits, _), got ${showValue(name)}`, { table: name })
+    if (name.startsWith('lq_')) throw new LineageQueryError('schema', `derived table \`${name}\`: names starting with lq_ are reserved for the store's own tables`, { table: name })
+    if (this.#derivations.has(name)) throw new LineageQueryError('schema', `a derived table named \`${name}\` is already declared in this store; derived table names must be unique`, { table: name })
+    if (this.#roots.has(name)) throw new LineageQueryError('schema', `\`${name}\` is a tracked root table; a derived table cannot have the same name`, { table: name })
+    if (typeof fn !== 'function') throw new LineageQueryError('argument', `derived table \`${name}\`: fn must be a function (input, ctx) => row, got ${showValue(fn)}`, { table: name })
+    if (typeof output !== 'object' || output === null || Array.isArray(output)) {
+      throw new LineageQueryError('schema', `derived table \`${name}\`: output must be an object of io-ts codecs, e.g. { ast: t.string }`, { table: name })
+    }
+    for (const col of Object.keys(output)) {
+      if (col.startsWith('lq_')) throw new LineageQueryError('schema', `derived table \`${name}\`: output column \`${col}\` starts with lq_, which is reserved for the store's metadata`, { table: name, column: col })
+    }
+    const def = tableDef(name, { ...output, lq_key: t.string }, { key: 'lq_key' })
+
+    // What it reads.
+    const reads = readTables(from, name)
+    for (const r of reads) {
+      if (r !== name && !this.#roots.has(r) && !this.#derivations.has(r)) {
+        throw new LineageQueryError('schema', `derived table \`${name}\` reads table \`${r}\`, which is not tracked by this store; call \`await store.track(${r})\` first (tracked: ${[...this.#roots.keys()].join(', ') || 'none'}; derived: ${[...this.#derivations.keys()].join(', ') || 'none'})`, { table: name, reads: r })
+      }
+    }
+    const graph = this.#buildGraph([{ name, reads }])
+    let source: SourceKind
+    const info = derivedInfo(from)
+    const zip = zipParts(from)
+    if (zip !== undefined) {
+      source = { kind: 'zip', parts: zip }
+    } else if (info !== undefined) {
+      if (info.storeId !== this.#id) throw new LineageQueryError('schema', `derived table \`${name}\` reads \`${(from as unknown as Table<string, unknown, unknown>).name}\`, a derived table of another store`, { table: name })
+      source = { kind: 'derived', table: reads[0]! }
+    } else if (from instanceof Table) {
+      source = { kind: 'root', table: reads[0]! }
+    } else {
+      source = { kind: 'query', tables: reads }
+      // Compile now, so an unknown column or a type error surfaces at derive, not at refresh.
+      compile(lineageOf(from as AnyQuery), this.#d.name)
+    }
+    const roots = [...new Set(reads.flatMap((r) => (this.#roots.has(r) ? [r] : this.#derivations.get(r)!.roots)))].sort()
+    const singleRoot = roots.length === 1
+    const version = codeVersion({ table: name, fn, version: decl.version, dependsOn: decl.dependsOn })
+    const table = new DerivedTable<N, RowOf<C>>(def, { storeId: this.#id, roots, singleRoot, output })
+    this.#derivations.set(name, {
+      name,
+      def,
+      table: table as unknown as DerivedTable<string, unknown>,
+      source,
+      query: source.kind === 'query' ? (from as AnyQuery) : undefined,
+      fn: fn as Derivation['fn'],
+      output,
+      codeVersion: version,
+      roots,
+      singleRoot,
+      reads,
+    })
+    this.#order = graph.order
+    return table
+  }
+
+  #buildGraph(extra: readonly { name: string; reads: readonly string[] }[] = []): Graph {
+    return buildGraph({
+      roots: [...this.#roots.keys()],
+      derived: [...[...this.#derivations.values()].map((d) => ({ name: d.name, reads: d.reads })), ...extra],
+    })
+  }
+
+  /** The dependency graph: nodes, edges, topological order, and Mermaid / DOT drawings. */
+  graph(): Graph {
+    return this.#buildGraph()
+  }
+
+  /** The code version of a derived table (hash of its function, dependsOn files and version). */
+  codeVersion(table: DerivedTable<string, any> | string): string {
+    return this.#resolve(table, 'codeVersion').codeVersion
+  }
+
+  // ---------------------------------------------------------------- refresh
+
+  /**
+   * Compute every missing or stale row, table by table in dependency order. Root rows that are
+   * gone take their derived rows (transitively) with them. Returns counts per table.
+   */
+  async refresh(options: RefreshOptions = {}): Promise<RefreshReport> {
+    const started = performance.now()
+    const batch = positive(options.batchSize, 'refresh: options.batchSize') ?? this.#batch
+    await this.#ensureAll()
+    const tables: Record<string, TableReport> = {}
+    for (const name of this.#order) if (this.#derivations.has(name)) tables[name] = emptyTableReport()
+    for (const name of this.#order) {
+      const x = this.#derivations.get(name)
+      if (x !== undefined) await this.#refreshTable(x, options.full === true, batch, tables)
+    }
+    const totals = emptyTableReport()
+    for (const r of Object.values(tables)) for (const k of Object.keys(totals) as (keyof TableReport)[]) totals[k] += r[k]
+    return { tables, totals, durationMs: performance.now() - started }
+  }
+
+  async #refreshTable(x: Derivation, full: boolean, batch: number, report: Record<string, TableReport>): Promise<void> {
+    const engine = this.#engine
+    const clock = await this.#d.readClock(this.#db)
+    const wm = await this.#watermark(x)
+    const work = await scan(engine, x, full ? { mode: 'all' } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }, clock)
+    const items = [...work.values()]
+    await deleteRows(engine, x, items.filter((w) => w.action === 'delete').map((w) => w.addr), report)
+    const todo = items.filter((w) => w.action === 'compute')
+    for (const part of chunks(todo, batch)) {
+      const tasks = await loadTasks(engine, x, part)
+      await this.#run(x, tasks, report[x.name]!)
+    }
+    await sql`UPDATE lq_derived SET wm_rev = ${clock.rev}, wm_xmin = ${clock.xmin}, applied_code_version = ${x.codeVersion} WHERE name = ${x.name}`.execute(this.#db)
+  }
+
+  async #watermark(x: Derivation): Promise<{ wm: Watermark; applied: string | null }> {
+    const r = await sql<{ wm_rev: unknown; wm_xmin: string | null; applied_code_version: string | null }>`SELECT wm_rev, wm_xmin, applied_code_version FROM lq_derived WHERE name = ${x.name}`.execute(this.#db)
+    const row = r.rows[0]
+    return { wm: { rev: Number(row?.wm_rev ?? 0), xmin: row?.wm_xmin ?? null }, applied: row?.applied_code_version ?? null }
+  }
+
+  /**
+   * Run the functions for `tasks` and store the results, computing each (row, inputs, code
+   * version) once per process: a task already in flight (from a concurrent get or refresh) is
+   * awaited instead of run again.
+   */
+  async #run(x: Derivation, tasks: readonly Task[], report: TableReport): Promise<void> {
+    const mine: { task: Task; key: string; done: () => void; fail: (e: unknown) => void }[] = []
+    const waits: Promise<void>[] = []
+    for (const task of tasks) {
+      const key = `${x.name}\u0000${task.addr}\u0000${inputsText(task.inputs)}\u0000${x.codeVersion}`
+      const other = this.#inflight.get(key)
+      if (other !== undefined) {
+        waits.push(other)
+        continue
+      }
+      let done!: () => void
+      let fail!: (e: unknown) => void
+      const p = new Promise<void>((res, rej) => {
+        done = res
+        fail = rej
+      })
+      p.catch(() => undefined)
+      this.#inflight.set(key, p)
+      mine.push({ task, key, done, fail })
+    }
+    try {
+      // A concurrent caller may have stored exactly this computation between our scan and now:
+      // skip tasks whose stored row was computed from the same inputs with the same code.
+      const stored = await metaRows(this.#engine, x.name, mine.map((m) => m.task.addr))
+      const todo = mine.filter((m) => {
+        const s = stored.get(m.task.addr)
+        return s === undefined || s.lq_code_version !== x.codeVersion || s.lq_inputs !== inputsText(m.task.inputs)
+      })
+      const results = await this.#compute(x, todo.map((m) => m.task))
+      await writeResults(this.#engine, x, results, report)
+      for (const m of mine) m.done()
+    } catch (e) {
+      for (const m of mine) m.fail(e)
+      throw e
+    } finally {
+      for (const m of mine) this.#inflight.delete(m.key)
+    }
+    await Promise.allSettled(waits)
+  }
+
+  async #compute(x: Derivation, tasks: readonly Task[]): Promise<Result[]> {
+    const out: Result[] = new Array(tasks.length)
+    const pending: Promise<unknown>[] = []
+    tasks.forEach((task, i) => {
+      const bad = task.upstream.find((u) => u.state !== 'ok')
+      if (bad !== undefined) {
+        out[i] = { task, outcome: blockedBy(bad.table, bad.addr, bad.state, bad.error) }
+        return
+      }
+      const ctx: DeriveContext = { table: x.name, key: addressValue(task.addr), lineage: task.lineage }
+      try {
+        const v = x.fn(task.input, ctx)
+        if (isThenable(v)) pending.push(Promise.resolve(v).then((val) => (out[i] = { task, outcome: checkOutput(x, val) }), (e: unknown) => (out[i] = { task, outcome: failure(e) })))
+        else out[i] = { task, outcome: checkOutput(x, v) }
+      } catch (e) {
+        out[i] = { task, outcome: failure(e) }
+      }
+    })
+    await Promise.all(pending)
+    return out
+  }
+
+  // ---------------------------------------------------------------- on demand
+
+  /**
+   * Demand one derived row: compute it, and the upstream rows it needs, if missing or stale.
+   * `key` is the root key for a single-root derivation, else the list of root `{ table, key }`
+   * entries.
+   *
+   * @example
+   * ```ts
+   * const r = await store.get(compiled, 7)
+   * if (r.state === 'fresh') console.log(r.value.code)
+   * ```
+   */
+  async get<Row>(table: DerivedTable<string, Row> | string, key: unknown): Promise<GetResult<Row>> {
+    await this.#ensureAll()
+    const x = this.#resolve(table, 'get')
+    const addr = addressFromUser(key, x.singleRoot)
+    await this.#demand(x, addr)
+    return (await this.#read(x, addr)) as GetResult<Row>
+  }
+
+  async #demand(x: Derivation, addr: string): Promise<void> {
+    for (const [u, a] of this.#upstreamCandidates(x, addr)) await this.#demand(u, a)
+    const engine = this.#engine
+    const clock = await this.#d.readClock(this.#db)
+    const work = (await scan(engine, x, { mode: 'keys', keys: [addr] }, clock)).get(addr)
+    if (work === undefined) return
+    if (work.action === 'delete') {
+      await deleteRows(engine, x, [addr], {})
+      return
+    }
+    await this.#run(x, await loadTasks(engine, x, [work]), emptyTableReport())
+  }
+
+  /** Upstream (derived table, address) pairs a row at `addr` of `x` may read. */
+  #upstreamCandidates(x: Derivation, addr: string): [Derivation, string][] {
+    if (x.source.kind === 'root') return []
+    if (x.source.kind === 'derived') return [[this.#derivations.get(x.source.table)!, addr]]
+    if (x.source.kind === 'zip') return x.source.parts.map((p) => [this.#derivations.get(p.table)!, addr])
+    const value = addressValue(addr)
+    const entries: SourceRow[] = Array.isArray(value) && value.every((e) => typeof e === 'object' && e !== null && 'table' in e) ? (value as SourceRow[]) : [{ table: x.roots[0]!, key: value }]
+    const out: [Derivation, string][] = []
+    for (const r of x.reads) {
+      const u = this.#derivations.get(r)
+      if (u === undefined) continue
+      const mine = entries.filter((e) => u.roots.includes(e.table))
+      const cands = new Set<string>([addressOf(normaliseLineage(mine), u.singleRoot)])
+      if (u.singleRoot) for (const e of mine) cands.add(keyText(e.key))
+      for (const c of cands) out.push([u, c])
+    }
+    return out
+  }
+
+  async #read(x: Derivation, addr: string): Promise<GetResult<unknown>> {
+    const meta = (await metaRows(this.#engine, x.name, [addr])).get(addr)
+    if (meta === undefined) return { state: 'missing', causes: [{ kind: 'no-input', table: x.name, key: addressValue(addr) }] }
+    if (meta.lq_state === 'failed') {
+      const e = JSON.parse(meta.lq_error ?? '{}') as { message?: string; stack?: string | null }
+      return { state: 'failed', error: { message: e.message ?? '', stack: e.stack ?? undefined }, causes: [errorCause(x.name, meta)] }
+    }
+    if (meta.lq_state === 'blocked') return { state: 'blocked', causes: [blockedCause(meta)] }
+    const rows = await run(this.#db, Q.for(x.table, (r: any) => Q.where(Q.eq(r.lq_key, addr), Q.yield(r))) as Query<Record<string, unknown>, never>)
+    const row = rows[0] as Record<string, unknown> | undefined
+    if (row === undefined) return { state: 'missing', causes: [{ kind: 'missing', table: x.name, key: addressValue(addr) }] }
+    return { state: 'fresh', value: withoutKey(row), lineage: JSON.parse(meta.lq_lineage) as SourceRow[] }
+  }
+
+  // ---------------------------------------------------------------- staleness
+
+  /**
+   * The state of one derived row and why: `fresh`, `stale` (with causes), `missing`, `failed`
+   * (cause `error`) or `blocked` (cause `upstream-failed`). Upstream rows that are stale make
+   * this one stale too (cause `upstream-stale`).
+   *
+   * @example
+   * ```ts
+   * await store.status(compiled, 7)
+   * // { table: 'compiled', key: 7, state: 'stale', causes: [{ kind: 'upstream-stale', table: 'parsed', key: 7 }] }
+   * ```
+   */
+  async status(table: DerivedTable<string, any> | string, key: unknown): Promise<RowStatus> {
+    await this.#ensureAll()
+    const x = this.#resolve(table, 'status')
+    return this.#status(x, addressFromUser(key, x.singleRoot), new Map())
+  }
+
+  async #status(x: Derivation, addr: string, memo: Map<string, Promise<RowStatus>>): Promise<RowStatus> {
+    const memoKey = `${x.name}\u0000${addr}`
+    const hit = memo.get(memoKey)
+    if (hit !== undefined) return hit
+    const p = this.#statusUncached(x, addr, memo)
+    memo.set(memoKey, p)
+    return p
+  }
+
+  async #statusUncached(x: Derivation, addr: string, memo: Map<string, Promise<RowStatus>>): Promise<RowStatus> {
+    const engine = this.#engine
+    const key = addressValue(addr)
+    const meta = (await metaRows(engine, x.name, [addr])).get(addr)
+    let causes: Cause[]
+    if (x.source.kind === 'query' && meta !== undefined) {
+      causes = (await recordedCauses(engine, x, [meta])).get(addr) ?? []
+    } else {
+      const clock = await this.#d.readClock(this.#db)
+      causes = (await scan(engine, x, { mode: 'keys', keys: [addr] }, clock)).get(addr)?.causes ?? []
+    }
+    const upstream: [Derivation, string][] =
+      x.source.kind === 'derived'
+        ? [[this.#derivations.get(x.source.table)!, addr]]
+        : x.source.kind === 'zip'
+          ? x.source.parts.map((p) => [this.#derivations.get(p.table)!, addr] as [Derivation, string])
+          : meta === undefined
+          ? []
+          : JSON.parse(meta.lq_inputs).flatMap(([t, k]: [string, string]) => (this.#derivations.has(t) ? [[this.#derivations.get(t)!, k]] : []))
+    for (const [u, a] of upstream) {
+      const s = await this.#status(u, a, memo)
+      if (s.state === 'stale' || (s.state === 'missing' && !s.causes.some((c) => c.kind === 'no-input'))) causes.push({ kind: 'upstream-stale', table: u.name, key: addressValue(a) })
+    }
+    if (meta === undefined) {
+      return { table: x.name, key, state: 'missing', causes: causes.length > 0 ? causes : [{ kind: 'no-input', table: x.name, key }] }
+    }
+    if (causes.length > 0) return { table: x.name, key, state: 'stale', causes }
+    if (meta.lq_state === 'failed') return { table: x.name, key, state: 'failed', causes: [errorCause(x.name, meta)] }
+    if (meta.lq_state === 'blocked') return { table: x.name, key, state: 'blocked', causes: [blockedCause(meta)] }
+    return { table: x.name, key, state: 'fresh', causes: [] }
+  }
+
+  /**
+   * Every stale or missing row (of one table, or of all), with causes. Driven by the revision
+   * watermarks: rows written since the last refresh, rows computed with another code version,
+   * and, transitively, rows downstream of those.
+   */
+  async stale(table?: DerivedTable<string, any> | string): Promise<RowStatus[]> {
+    await this.#ensureAll()
+    const target = table === undefined ? undefined : this.#resolve(table, 'stale')
+    const wanted = target === undefined ? undefined : this.#ancestors(target.name)
+    const engine = this.#engine
+    const dirty = new Map<string, Map<string, RowStatus>>()
+    for (const name of this.#order) {
+      const x = this.#derivations.get(name)
+      if (x === undefined || (wanted !== undefined && !wanted.has(name))) continue
+      const clock = await this.#d.readClock(this.#db)
+      const wm = await this.#watermark(x)
+      const work = await scan(engine, x, { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }, clock)
+      const mine = new Map<string, RowStatus>()
+      for (const w of work.values()) mine.set(w.addr, { table: name, key: addressValue(w.addr), state: w.stored ? 'stale' : 'missing', causes: w.causes })
+      const merge = (addr: string, cause: Cause, state: 'stale' | 'missing') => {
+        const cur = mine.get(addr)
+        if (cur === undefined) mine.set(addr, { table: name, key: addressValue(addr), state, causes: [cause] })
+        else mine.set(addr, { ...cur, causes: [...cur.causes, cause] })
+      }
+      for (const u of x.reads) {
+        const ups = dirty.get(u)
+        if (ups === undefined || ups.size === 0) continue
+        if (x.source.kind !== 'query') {
+          const keys = [...ups.keys()]
+          const stored = await metaRows(engine, name, keys)
+          for (const k of keys) {
+            const cause: Cause = { kind: 'upstream-stale', table: u, key: addressValue(k) }
+            if (stored.has(k)) merge(k, cause, 'stale')
+            else if (ups.get(k)!.state === 'missing') merge(k, cause, 'missing')
+          }
+        } else {
+          for (const part of chunks([...ups.keys()], IN_CHUNK)) {
+            const r = await sql<{ src_key: string; dst_key: string }>`SELECT src_key, dst_key FROM lq_edge WHERE src_table = ${u} AND src_key IN (${sql.join(part)}) AND dst_table = ${name}`.execute(this.#db)
+            for (const e of r.rows) merge(e.dst_key, { kind: 'upstream-stale', table: u, key: addressValue(e.src_key) }, 'stale')
+          }
+        }
+      }
+      dirty.set(name, mine)
+    }
+    const out: RowStatus[] = []
+    for (const [name, rows] of dirty) if (target === undefined || name === target.name) out.push(...rows.values())
+    return out
+  }
+
+  #ancestors(name: string): Set<string> {
+    const out = new Set<string>()
+    const visit = (n: string) => {
+      if (out.has(n) || !this.#derivations.has(n)) return
+      out.add(n)
+      for (const r of this.#derivations.get(n)!.reads) visit(r)
+    }
+    visit(name)
+    return out
+  }
+
+  // ---------------------------------------------------------------- provenance
+
+  /**
+   * Every derived row fed, transitively, by one root row: `[{ table, key }]` in dependency
+   * order (`key` is each row's address in user form). Index lookups only: a primary-key probe
+   * per derivation over one table, an `lq_edge` probe per derivation over a comprehension.
+   */
+  async affected(root: Table<string, any, any> | string, key: unknown): Promise<SourceRow[]> {
+    await this.#ensureAll()
+    const rootName = typeof root === 'string' ? root : root instanceof Table ? root.name : undefined
+    if (rootName === undefined || !this.#roots.has(rootName)) {
+      throw new LineageQueryError('argument', `store.affected expects a tracked root table, got ${typeof root === 'string' ? `\`${root}\`` : showValue(root)}; tracked: ${[...this.#roots.keys()].join(', ') || '(none)'}`)
+    }
+    const found = new Map<string, Set<string>>()
+    const frontier = new Map<string, Set<string>>([[rootName, new Set([keyText(key)])]])
+    for (const name of this.#order) {
+      const keys = frontier.get(name)
+      if (keys === undefined || keys.size === 0) continue
+      for (const y of readersOf(this.#engine, name)) {
+        const hit = frontier.get(y.name) ?? new Set<string>()
+        if (y.source.kind !== 'query') {
+          const list = [...keys]
+          for (const part of chunks(list, IN_CHUNK)) {
+            const r = await sql<{ lq_key: string }>`SELECT lq_key FROM ${sql.id(metaTable(y.name))} WHERE lq_key IN (${sql.join(part)})`.execute(this.#db)
+            for (const row of r.rows) hit.add(row.lq_key)
+          }
+        } else {
+          for (const part of chunks([...keys], IN_CHUNK)) {
+            const r = await sql<{ dst_key: string }>`SELECT dst_key FROM lq_edge WHERE src_table = ${name} AND src_key IN (${sql.join(part)}) AND dst_table = ${y.name}`.execute(this.#db)
+            for (const row of r.rows) hit.add(row.dst_key)
+          }
+        }
+        frontier.set(y.name, hit)
+        found.set(y.name, hit)
+      }
+    }
+    const out: SourceRow[] = []
+    for (const name of this.#order) for (const k of found.get(name) ?? []) out.push({ table: name, key: addressValue(k) })
+    return out
+  }
+
+  /**
+   * `run(db, lineage(q))` with provenance composed through derived tables: every entry naming
+   * a derived row is replaced by that row's root entries, so the lineage lists root rows only.
+   * (Top-level lineage; nested collections keep their entries as `lineage(q)` gives them.)
+   */
+  async lineage<T, K>(query: Query<T, K>): Promise<{ data: Plain<T>; lineage: SourceRow[] }[]> {
+    await this.#ensureAll()
+    const rows = (await run(this.#db, lineageOf(query))) as unknown as { data: Plain<T>; lineage: SourceRow[] }[]
+    const need = new Map<string, Set<string>>()
+    for (const r of rows) for (const e of r.lineage) if (this.#derivations.has(e.table)) (need.get(e.table) ?? need.set(e.table, new Set()).get(e.table)!).add(e.key as string)
+    const metas = new Map<string, Map<string, MetaRow>>()
+    for (const [t, keys] of need) metas.set(t, await metaRows(this.#engine, t, [...keys]))
+    return rows.map((r) => ({
+      data: r.data,
+      lineage: normaliseLineage(r.lineage.flatMap((e) => {
+        const m = metas.get(e.table)?.get(e.key as string)
+        return m === undefined ? (this.#derivations.has(e.table) ? [] : [e]) : (JSON.parse(m.lq_lineage) as SourceRow[])
+      })),
+    }))
+  }
+
+  /** The current revision of a root row, or `undefined` when it has none (never written, or deleted). */
+  async revision(root: Table<string, any, any> | string, key: unknown): Promise<number | undefined> {
+    const name = typeof root === 'string' ? root : root.name
+    if (!this.#roots.has(name)) throw new LineageQueryError('argument', `store.revision: \`${name}\` is not a tracked root table`)
+    const r = await sql<{ rev: unknown; deleted: unknown }>`SELECT rev, deleted FROM ${sql.id(revTable(name))} WHERE lq_key = ${keyText(key)}`.execute(this.#db)
+    const row = r.rows[0]
+    return row === undefined || Number(row.deleted) === 1 ? undefined : Number(row.rev)
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  #resolve(table: DerivedTable<string, any> | string, what: string): Derivation {
+    const name = typeof table === 'string' ? table : table instanceof Table ? table.name : undefined
+    const x = name === undefined ? undefined : this.#derivations.get(name)
+    if (x === undefined) {
+      throw new LineageQueryError('argument', `store.${what}: ${name === undefined ? showValue(table) : `\`${name}\``} is not a derived table of this store; derived tables: ${[...this.#derivations.keys()].join(', ') || '(none)'}`, {
+        table: name,
+      })
+    }
+    return x
+  }
+
+  /** Create (or check) the tables of every declared derivation, once per store. */
+  async #ensureAll(): Promise<void> {
+    for (const x of this.#derivations.values()) {
+      let p = this.#ready.get(x.name)
+      if (p === undefined) {
+        p = ensureDerivedTables(this.#db, this.#d, x.def, x.codeVersion)
+        this.#ready.set(x.name, p)
+        p.catch(() => this.#ready.delete(x.name))
+      }
+      await p
+    }
+  }
+}
+
+// ---------------------------------------------------------------- pure helpers
+
+function positive(n: number | undefined, what: string): number | undefined {
+  if (n === undefined) return undefined
+  if (!Number.isSafeInteger(n) || n < 1) throw new LineageQueryError('argument', `${what} must be a positive integer, got ${showValue(n)}`)
+  return n
+}
+
+const isThenable = (v: unknown): v is PromiseLike<unknown> => typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function'
+
+function failure(e: unknown): Outcome {
+  if (e instanceof Error) return { state: 'failed', message: e.message, stack: e.stack }
+  return { state: 'failed', message: `non-Error thrown: ${showValue(e)}`, stack: undefined }
+}
+
+function blockedBy(table: string, addr: string, state: string, error: string | null): Outcome {
+  if (state === 'blocked' && error !== null) {
+    const b = JSON.parse(error) as { table: string; key: string }
+    return { state: 'blocked', table: b.table, key: b.key }
+  }
+  return { state: 'blocked', table, key: addr }
+}
+
+function errorCause(table: string, meta: MetaRow): Cause {
+  const e = JSON.parse(meta.lq_error ?? '{}') as { message?: string }
+  return { kind: 'error', table, key: addressValue(meta.lq_key), message: e.message ?? '' }
+}
+
+function blockedCause(meta: MetaRow): Cause {
+  const b = JSON.parse(meta.lq_error ?? '{}') as { table?: string; key?: string }
+  return { kind: 'upstream-failed', table: b.table ?? '', key: b.key === undefined ? null : addressValue(b.key) }
+}
+
+/** Check a function's result against the declared output; a mismatch is a failed row. */
+function checkOutput(x: Derivation, value: unknown): Outcome {
+  const bad = (why: string): Outcome => ({ state: 'failed', message: `derived table \`${x.name}\`: the function's result does not match the declared output: ${why}`, stack: undefined })
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return bad(`expected an object with columns ${Object.keys(x.output).join(', ')}, got ${showValue(value)}`)
+  const row = value as Record<string, unknown>
+  for (const k of Object.keys(row)) if (!(k in x.output)) return bad(`unknown column \`${k}\`; columns: ${Object.keys(x.output).join(', ')}`)
+  const out: Record<string, unknown> = {}
+  for (const col of x.def.columns) {
+    if (col.name === 'lq_key') continue
+    const v = row[col.name]
+    if (!(col.name in row)) return bad(`missing column \`${col.name}\``)
+    if (col.codec.decode(v)._tag === 'Left') return bad(`column \`${col.name}\`: expected ${col.codec.name}, got ${showValue(v)}`)
+    if (typeof v === 'number' && (!Number.isFinite(v) || (col.type.kind === 'int' && !Number.isSafeInteger(v)))) return bad(`column \`${col.name}\`: ${v} cannot be stored`)
+    if (typeof v === 'string' && v.includes('\u0000')) return bad(`column \`${col.name}\`: strings cannot contain the NUL character`)
+    out[col.name] = v
+  }
+  return { state: 'ok', row: out }
+}
+
+/** The tables a `from` reads: a table's name, or every table in a comprehension. */
+function readTables(from: unknown, name: string): string[] {
+  if (from instanceof Table) return [from.name]
+  const node = typeof from === 'object' && from !== null ? (from as { [AST]?: unknown })[AST] : undefined
+  if (node === undefined) {
+    throw new LineageQueryError('argument', `derived table \`${name}\`: from must be a tracked root table, a derived table, or a comprehension (Q.for ...) over them; got ${showValue(from)}`, { table: name })
+  }
+  const found = new Set<string>()
+  const walk = (n: unknown): void => {
+    if (Array.isArray(n)) {
+      for (const c of n) walk(c)
+      return
+    }
+    if (typeof n !== 'object' || n === null) return
+    const o = n as { kind?: unknown; table?: { name?: unknown } }
+    if (o.kind === 'table' && typeof o.table?.name === 'string') {
+      found.add(o.table.name)
+      return
+    }
+    for (const v of Object.values(o)) walk(v)
+  }
+  walk(node)
+  if (found.size === 0) throw new LineageQueryError('schema', `derived table \`${name}\`: its comprehension reads no table, so no row could ever be stale`, { table: name })
+  return [...found].sort()
+}
+
+export type { Work }

@@ -1,0 +1,169 @@
+/**
+ * The derived-data engine's vocabulary as plain data: row states, stale causes, reports, and
+ * the derived-table handle users get back from `store.derive`. Nothing here touches a database.
+ */
+import type * as t from 'io-ts'
+import { Table, type RowOf } from '../query/dsl.js'
+import type { TableDef } from '../query/schema.js'
+
+/** A source row named by lineage: a root table's row, or a derived table's row (key = its address). */
+export interface SourceRow {
+  readonly table: string
+  readonly key: unknown
+}
+
+/**
+ * The state of one derived row.
+ * - `fresh`: stored, computed from the current inputs with the current code.
+ * - `stale`: stored, but an input, the code or an upstream row changed (see `causes`).
+ * - `missing`: there is input for it but no stored row (or, with cause `no-input`, not even input).
+ * - `failed`: the function threw or returned a row that does not match `output`; stored as a result.
+ * - `blocked`: an upstream row failed, so the function was not run.
+ */
+export type RowState = 'fresh' | 'stale' | 'missing' | 'failed' | 'blocked'
+
+/** Why a row is not fresh. Revisions are store revisions (one monotonic counter per store). */
+export type Cause =
+  /** No row is stored for this input yet. */
+  | { readonly kind: 'missing'; readonly table: string; readonly key: unknown }
+  /** Nothing feeds this address (no input row): there is nothing to compute. */
+  | { readonly kind: 'no-input'; readonly table: string; readonly key: unknown }
+  /** A root input row was written after the revision the row was computed from. */
+  | { readonly kind: 'input-changed'; readonly table: string; readonly key: unknown; readonly oldRevision: number; readonly newRevision: number }
+  /** An input row (root or derived) was deleted. */
+  | { readonly kind: 'input-deleted'; readonly table: string; readonly key: unknown; readonly oldRevision: number }
+  /** An upstream derived row has a new value (or state) since the row was computed. */
+  | { readonly kind: 'upstream-changed'; readonly table: string; readonly key: unknown; readonly oldRevision: number; readonly newRevision: number }
+  /** An upstream derived row is itself stale or missing. */
+  | { readonly kind: 'upstream-stale'; readonly table: string; readonly key: unknown }
+  /** The derivation's code version differs from the one the row was computed with. */
+  | { readonly kind: 'code-changed'; readonly table: string; readonly oldVersion: string; readonly newVersion: string }
+  /** The row's function failed (state `failed`). */
+  | { readonly kind: 'error'; readonly table: string; readonly key: unknown; readonly message: string }
+  /** An upstream row failed (state `blocked`); `table`/`key` name the row that failed. */
+  | { readonly kind: 'upstream-failed'; readonly table: string; readonly key: unknown }
+
+export type CauseKind = Cause['kind']
+
+export interface RowStatus {
+  readonly table: string
+  readonly key: unknown
+  readonly state: RowState
+  readonly causes: readonly Cause[]
+}
+
+/** What `get` returns. */
+export type GetResult<Row> =
+  | { readonly state: 'fresh'; readonly value: Row; readonly lineage: readonly SourceRow[] }
+  | { readonly state: 'failed'; readonly error: StoredError; readonly causes: readonly Cause[] }
+  | { readonly state: 'blocked'; readonly causes: readonly Cause[] }
+  | { readonly state: 'missing'; readonly causes: readonly Cause[] }
+
+export interface StoredError {
+  readonly message: string
+  readonly stack: string | undefined
+}
+
+/** What the function gets besides its input. */
+export interface DeriveContext {
+  /** The derived table being computed. */
+  readonly table: string
+  /** The row's address: the root key for a single-root pipeline, else the list of root `(table, key)` entries. */
+  readonly key: unknown
+  /** The root rows this input came from. */
+  readonly lineage: readonly SourceRow[]
+}
+
+/** Per-table counts in a refresh report. */
+export interface TableReport {
+  /** Function calls that produced a stored row (new or changed value). */
+  computed: number
+  /** Recomputations whose result equalled the stored row (backdated: downstream stays fresh). */
+  unchanged: number
+  failed: number
+  blocked: number
+  /** Derived rows removed because their input rows are gone. */
+  deleted: number
+  /** Results not stored because a result from newer inputs was already there (monotonic writes). */
+  superseded: number
+}
+
+export interface RefreshReport {
+  readonly tables: Readonly<Record<string, TableReport>>
+  readonly totals: TableReport
+  readonly durationMs: number
+}
+
+export interface RefreshOptions {
+  /** Rows per function batch and per write transaction (default 500). */
+  readonly batchSize?: number
+  /** Ignore revision watermarks and re-check every row (default false). */
+  readonly full?: boolean
+}
+
+export interface StoreOptions {
+  /** Default batch size for refresh. */
+  readonly batchSize?: number
+}
+
+export interface GraphNode {
+  readonly name: string
+  readonly kind: 'root' | 'derived'
+}
+export interface GraphEdge {
+  readonly from: string
+  readonly to: string
+}
+export interface Graph {
+  readonly nodes: readonly GraphNode[]
+  readonly edges: readonly GraphEdge[]
+  /** Every table, roots first, each after all tables it reads. */
+  readonly order: readonly string[]
+  readonly mermaid: string
+  readonly dot: string
+}
+
+/** How a derivation reads its input. */
+export type SourceKind =
+  /** One row of a tracked root table per derived row. */
+  | { readonly kind: 'root'; readonly table: string }
+  /** One row of a derived table per derived row (same address). */
+  | { readonly kind: 'derived'; readonly table: string }
+  /** The rows of a comprehension, addressed by their (composed) root lineage. */
+  | { readonly kind: 'query'; readonly tables: readonly string[] }
+  /** `joinOnRoot`: the rows of several derived tables of one root at the same address, under names. */
+  | { readonly kind: 'zip'; readonly parts: readonly { readonly as: string; readonly table: string }[] }
+
+const DERIVED: unique symbol = Symbol('lineage-query.derived')
+
+/** The metadata a derived-table handle carries. */
+export interface DerivedInfo {
+  readonly storeId: number
+  /** The root tables this derivation's rows come from. */
+  readonly roots: readonly string[]
+  /** Whether rows are addressed by a single root's key (one root table, one entry per row). */
+  readonly singleRoot: boolean
+  readonly output: Readonly<Record<string, t.Mixed>>
+}
+
+/**
+ * A derived table: a DSL table (queryable with `Q.for`, `run`, `lineage`) whose rows are the
+ * declared output columns plus `lq_key`, the row's address. Failed and blocked rows are not in
+ * it (their state is in the store's metadata).
+ */
+export class DerivedTable<N extends string, Row> extends Table<N, Row & { lq_key: string }, { table: N; key: string }> {
+  readonly [DERIVED]: DerivedInfo
+  constructor(def: TableDef, info: DerivedInfo) {
+    super(def)
+    this[DERIVED] = info
+  }
+}
+
+export function derivedInfo(x: unknown): DerivedInfo | undefined {
+  return x instanceof DerivedTable ? (x as DerivedTable<string, unknown>)[DERIVED] : undefined
+}
+
+/** The row type a derived table of output codecs `C` stores. */
+export type OutputRow<C extends Readonly<Record<string, t.Mixed>>> = RowOf<C>
+
+export const emptyTableReport = (): TableReport => ({ computed: 0, unchanged: 0, failed: 0, blocked: 0, deleted: 0, superseded: 0 })
