@@ -33,7 +33,7 @@ export function rewriteQuery(e: Expr, env: Env = new Map(), predicate = false): 
       // Inside exists/aggregates the annotations are dropped again, so none is built there.
       const tracked = e.table.lineage && !predicate
       const lin: Expr = tracked ? { kind: 'linRow', table: e.table, row: v(r) } : EMPTY
-      if (tracked && e.table.key === undefined) {
+      if (tracked && e.table.key === undefined && e.table.storedLineage === undefined) {
         throw new LineageQueryError('lineage', `table \`${e.table.name}\` has no key, so its rows cannot be named in lineage; declare one with table(name, columns, { key: 'col' }) or opt out with { lineage: false }`, { table: e.table.name })
       }
       return { kind: 'for', v: r, source: e, body: { kind: 'yield', value: annotated(v(r), lin) } }

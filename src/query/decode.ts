@@ -100,16 +100,37 @@ function linReader(l: LinLayout, h: DialectHooks): Reader {
     if (desc === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${tag}`)
     const out: { table: string; key: unknown }[] = []
     const seen = new Set<string>()
-    for (const e of desc.entries) {
-      const vals = e.slots.map((s, j) => h.fromDb(e.types[j]!.kind, slots[base + s]))
-      const key = vals.length === 1 ? vals[0] : vals
-      const id = `${e.table}\u0000${JSON.stringify(key)}`
-      if (seen.has(id)) continue
+    const add = (table: string, key: unknown) => {
+      const id = `${table}\u0000${JSON.stringify(key)}`
+      if (seen.has(id)) return
       seen.add(id)
-      out.push({ table: e.table, key })
+      out.push({ table, key })
+    }
+    for (const e of desc.entries) {
+      if (e.stored !== undefined) {
+        for (const s of storedEntries(slots[base + e.slots[0]!], e.stored.single, e.table)) add(s.table, s.key)
+        continue
+      }
+      const vals = e.slots.map((s, j) => h.fromDb(e.types[j]!.kind, slots[base + s]))
+      add(e.table, vals.length === 1 ? vals[0] : vals)
     }
     return out
   }
+}
+
+/** The entries of a stored-lineage column: one key of `single`, or a JSON list of `[table, key]`. */
+function storedEntries(raw: unknown, single: string | undefined, table: string): { table: string; key: unknown }[] {
+  let v: unknown
+  try {
+    v = typeof raw === 'string' ? JSON.parse(raw) : raw
+  } catch {
+    throw new LineageQueryError('decode', `lineage column of table \`${table}\`: invalid JSON ${showValue(raw)}`, { table, value: raw })
+  }
+  if (single !== undefined) return [{ table: single, key: v }]
+  if (!Array.isArray(v) || !v.every((x) => Array.isArray(x) && x.length === 2 && typeof x[0] === 'string')) {
+    throw new LineageQueryError('decode', `lineage column of table \`${table}\`: expected a JSON list of [table, key] pairs, got ${showValue(raw)}`, { table, value: raw })
+  }
+  return (v as [string, unknown][]).map(([t, k]) => ({ table: t, key: k }))
 }
 
 export function reader(l: Layout, h: DialectHooks, path = ''): Reader {

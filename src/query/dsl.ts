@@ -208,6 +208,12 @@ export interface TableOptions<KS, L extends boolean> {
   readonly key?: KS
   /** `false`: rows of this table add nothing to lineage (default `true`). */
   readonly lineage?: L
+  /**
+   * For tables of derived rows: the string column holding each row's own lineage (JSON), which
+   * `lineage(q)` reports in place of this table's key so provenance composes. With `table`, the
+   * column holds one key of that table; without, a list of `[table, key]` pairs.
+   */
+  readonly storedLineage?: { readonly column: string; readonly table?: string }
 }
 
 /**
@@ -225,8 +231,8 @@ export function table<const N extends string, C extends Columns, const KS extend
   columns: C,
   options?: TableOptions<KS, L>,
 ): Table<N, RowOf<C>, L extends false ? never : [KS] extends [never] ? never : LineageEntry<N, KeyType<C, KS>>> {
-  const o = options as { key?: string | readonly string[]; lineage?: boolean } | undefined
-  return new Table(tableDef(name, columns, { key: o?.key, lineage: o?.lineage }))
+  const o = options as { key?: string | readonly string[]; lineage?: boolean; storedLineage?: { column: string; table?: string } } | undefined
+  return new Table(tableDef(name, columns, { key: o?.key, lineage: o?.lineage, storedLineage: o?.storedLineage }))
 }
 
 // ---------------------------------------------------------------- comprehensions

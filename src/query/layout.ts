@@ -38,7 +38,13 @@ export interface LinLayout {
   readonly branches: readonly LinBranchLayout[]
 }
 export interface LinBranchLayout {
-  readonly entries: readonly { readonly table: string; readonly slots: readonly number[]; readonly types: readonly SType[] }[]
+  readonly entries: readonly {
+    readonly table: string
+    readonly slots: readonly number[]
+    readonly types: readonly SType[]
+    /** The slot holds stored lineage (JSON): one key of `single`, or a list of `[table, key]`. */
+    readonly stored?: { readonly single: string | undefined }
+  }[]
 }
 
 const KIND_ORDER: readonly ScalarKind[] = ['int', 'string', 'real', 'boolean', 'null']
@@ -130,6 +136,7 @@ export function plan(values: readonly NValue[], path = ''): Layout {
         const used = new Map<ScalarKind, number>()
         const entries = (v as Extract<NValue, { k: 'lin' }>).entries.map((e) => ({
           table: e.table.name,
+          ...(e.stored === undefined ? {} : { stored: e.stored }),
           types: e.key.map((x) => x.type),
           slots: e.key.map((x) => {
             const n = used.get(x.type.kind) ?? 0

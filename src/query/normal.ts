@@ -26,6 +26,8 @@ export type NExpr =
 export interface LinEntry {
   readonly table: TableDef
   readonly key: readonly NExpr[]
+  /** Set when `key` is the table's stored-lineage column: the entries come from its JSON. */
+  readonly stored?: { readonly single: string | undefined }
 }
 
 export type NValue =
@@ -78,7 +80,7 @@ export function renameValue(v: NValue, map: ReadonlyMap<string, string>): NValue
     case 'coll':
       return { k: 'coll', q: renameQuery(v.q, map) }
     case 'lin':
-      return { k: 'lin', entries: v.entries.map((e) => ({ table: e.table, key: e.key.map((x) => renameExpr(x, map)) })) }
+      return { k: 'lin', entries: v.entries.map((e) => ({ ...e, key: e.key.map((x) => renameExpr(x, map)) })) }
     default:
       return renameExpr(v, map)
   }

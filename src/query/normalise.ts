@@ -128,6 +128,11 @@ class Normaliser {
         return { k: 'lin', entries: [] }
       case 'linRow': {
         const row = this.value(e.row, env)
+        const stored = e.table.storedLineage
+        if (stored !== undefined && row.k === 'rec') {
+          const f = row.fields.find(([n]) => n === stored.column)
+          if (f !== undefined && isScalar(f[1])) return { k: 'lin', entries: [{ table: e.table, key: [f[1]], stored: { single: stored.table } }] }
+        }
         const key = e.table.key
         if (key === undefined) {
           throw new LineageQueryError('lineage', `table \`${e.table.name}\` has no key, so its rows cannot be named in lineage; declare one with table(name, columns, { key: 'col' }) or opt out with { lineage: false }`, { table: e.table.name })

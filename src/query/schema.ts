@@ -29,6 +29,18 @@ export interface TableDef {
   readonly key: readonly string[] | undefined
   /** Whether `lineage(q)` records rows of this table. */
   readonly lineage: boolean
+  /**
+   * For tables whose rows were derived from other rows (the derived-data engine's tables): the
+   * column holding each row's own lineage, which `lineage(q)` reports instead of this table's
+   * key, so provenance composes. `table` set: the column holds the JSON text of one key of that
+   * table; unset: a JSON list of `[table, key]` pairs.
+   */
+  readonly storedLineage: StoredLineage | undefined
+}
+
+export interface StoredLineage {
+  readonly column: string
+  readonly table?: string | undefined
 }
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/
@@ -95,6 +107,7 @@ export function showType(t: SType): string {
 export interface TableOptionsData {
   readonly key?: string | readonly string[] | undefined
   readonly lineage?: boolean | undefined
+  readonly storedLineage?: StoredLineage | undefined
 }
 
 /** Validate a table declaration and turn it into a `TableDef`; throws `schema` errors. */
@@ -137,7 +150,21 @@ export function tableDef(name: unknown, columns: unknown, options: TableOptionsD
   if (options.lineage !== undefined && typeof options.lineage !== 'boolean') {
     throw new LineageQueryError('schema', `table \`${name}\`: options.lineage must be a boolean`, { table: name })
   }
-  return Object.freeze({ name, columns: Object.freeze(defs), byName, key: key && Object.freeze(key), lineage: options.lineage ?? true })
+  const stored = options.storedLineage
+  if (stored !== undefined) {
+    const c = byName.get(stored.column)
+    if (c === undefined || c.type.kind !== 'string') {
+      throw new LineageQueryError('schema', `table \`${name}\`: storedLineage.column must name a string column; got ${JSON.stringify(stored.column)}`, { table: name, column: stored.column })
+    }
+  }
+  return Object.freeze({
+    name,
+    columns: Object.freeze(defs),
+    byName,
+    key: key && Object.freeze(key),
+    lineage: options.lineage ?? true,
+    storedLineage: stored && Object.freeze({ column: stored.column, table: stored.table }),
+  })
 }
 
 /** The column of `table` called `name`, or an `unknown-column` error listing the columns. */

@@ -13,6 +13,9 @@ const externalTours = table('externalTours', { id: t.Int, name: t.string, destin
 const notes = table('notes', { id: t.Int, agency: t.string, text: t.string }, { lineage: false })
 const bookings = table('bookings', { agency: t.string, day: t.Int, seats: t.Int }, { key: ['agency', 'day'] })
 const keyless = table('keyless', { name: t.string })
+// Tables of derived rows: their lineage is stored in a column (as the derived-data engine does)
+const summaries = table('summaries', { lq_key: t.string, text: t.string }, { key: 'lq_key', storedLineage: { column: 'lq_key', table: 'agencies' } })
+const matches = table('matches', { lq_key: t.string, score: t.Int }, { key: 'lq_key', storedLineage: { column: 'lq_key' } })
 
 const data = {
   agencies: [
@@ -30,6 +33,8 @@ const data = {
   notes: [{ id: 1, agency: 'Burns', text: 'family run' }],
   bookings: [{ agency: 'Burns', day: 1, seats: 3 }, { agency: 'Burns', day: 2, seats: 5 }],
   keyless: [{ name: 'Burns' }],
+  summaries: [{ lq_key: '1', text: 'Edinburgh tours' }, { lq_key: '2', text: 'Glasgow tours' }],
+  matches: [{ lq_key: '[["agencies",2],["externalTours",5]]', score: 9 }],
 }
 
 const q1 = Q.for(agencies, (a) => Q.yield(a.name))
@@ -52,7 +57,9 @@ describe('lineage compiles to as many statements as the plain query', () => {
 eachDialect('lineage', (get) => {
   beforeAll(async () => {
     const { db } = get()
-    for (const tb of [agencies, externalTours, notes, bookings, keyless]) await createTable(db, tb)
+    for (const tb of [agencies, externalTours, notes, bookings, keyless, summaries, matches]) await createTable(db, tb)
+    await insertRows(db, summaries, data.summaries)
+    await insertRows(db, matches, data.matches)
     await insertRows(db, agencies, data.agencies)
     await insertRows(db, externalTours, data.externalTours)
     await insertRows(db, notes, data.notes)
@@ -143,6 +150,18 @@ eachDialect('lineage', (get) => {
     ]))
     const groups = groupBySource(rows)
     expect(groups.find((g) => g.source.table === 'agencies' && g.source.key === 1)?.rows).toHaveLength(2)
+  })
+
+  test('a table with stored lineage reports the rows it was derived from, so provenance composes', async () => {
+    const q = Q.for(summaries, (s) => Q.for(externalTours, (e) => Q.where(Q.and(Q.eq(e.id, 1), Q.eq(s.lq_key, '1')), Q.yield({ s: s.text, e: e.destination }))))
+    expect(await run(get().db, lineage(q))).toEqual([
+      { data: { s: 'Edinburgh tours', e: 'Edinburgh' }, lineage: [{ table: 'agencies', key: 1 }, { table: 'externalTours', key: 1 }] },
+    ])
+    // a list of entries; duplicates with other generators' entries are removed
+    const q2 = Q.for(agencies, (a) => Q.for(matches, (m) => Q.where(Q.eq(a.id, 2), Q.yield({ a: a.name, score: m.score }))))
+    expect(await run(get().db, lineage(q2))).toEqual([
+      { data: { a: 'Burns', score: 9 }, lineage: [{ table: 'agencies', key: 2 }, { table: 'externalTours', key: 5 }] },
+    ])
   })
 
   test('a tracked table without a key is a lineage error that says how to fix it', async () => {
