@@ -235,16 +235,25 @@ class Lowerer {
       // No branch can produce a row: a statement that returns none, so callers still get one.
       selects.push(S.select({ from: [], selections: [{ expr: S.literal(1), alias: '#' }], where: [S.binary(S.literal(1), '=', S.literal(0))] }))
     }
-    const order: S.OrderItem[] = t.directions.map((dir, j) => {
-      if (multi) return { expr: S.columnRef(`#o${j}`), dir }
+    const order: S.OrderItem[] = []
+    t.directions.forEach((dir, j) => {
+      if (multi) return order.push({ expr: S.columnRef(`#o${j}`), dir })
       const key = t.orderKeys[0]?.[j]
-      if (key === undefined) return { expr: S.literal(1), dir }
+      // A constant key orders nothing (and PostgreSQL rejects `order by null`).
+      if (key === undefined || key.k === 'const') return
       const collation = key.type.kind === 'string' ? this.h.binaryCollation : undefined
-      return { expr: this.expr(key), dir, collation }
+      return order.push({ expr: this.expr(key), dir, collation })
     })
     const limit = t.limit !== undefined ? S.param(t.limit) : t.offset > 0 && this.h.name === 'sqlite' ? S.param(-1) : undefined
     const offset = t.offset > 0 ? S.param(t.offset) : undefined
-    return { select: S.withOrderAndLimit(S.unionAll(selects), branches.length === 0 ? [] : order, limit, offset), layout: { columns, value, tag } }
+    let body = S.unionAll(selects)
+    if (selects.length > 1 && limit !== undefined) {
+      // SQLite 3.51 ignores OFFSET on some compound selects (a FROM-less first arm with an
+      // EXISTS condition: test/query/regressions.test.ts); limit a derived table instead.
+      const names = selects[0]!.selections!.map((sel) => ((sel.selection as unknown as { alias: { name: string } }).alias.name))
+      body = S.selectFromSubquery(body, 'u', names.map((n) => ({ expr: S.col('u', n), alias: n })))
+    }
+    return { select: S.withOrderAndLimit(body, branches.length === 0 ? [] : order, limit, offset), layout: { columns, value, tag } }
   }
 }
 
