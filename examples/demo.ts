@@ -1,7 +1,8 @@
 /**
  * `npm run demo`: builds a small organisation database in embedded SQLite (a file in the
  * system's temp folder), then prints queries, the SQL they compile to, and their results,
- * plain and with lineage.
+ * plain and with lineage; then runs the derived-data walk-through of `pipeline.ts` (the toy
+ * language: programs -> parse -> compile -> run) on a fresh SQLite database.
  */
 import Database from 'better-sqlite3'
 import * as t from 'io-ts'
@@ -10,6 +11,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { compile, createTable, insertRows, lineage, Q, run, table, type AnyQuery, type Expr } from '../src/index.js'
+import * as pipeline from './pipeline.js'
 import * as tours from './tours.js'
 
 const departments = table('departments', { id: t.Int, name: t.string })
@@ -65,6 +67,13 @@ async function main(): Promise<void> {
   await tours.loadTours(db)
   await tours.main(db)
   await db.destroy()
+  console.log('')
+  console.log('== derived data: the toy language of the design notes, programs -> parse -> compile -> run (examples/pipeline.ts)')
+  const file2 = join(mkdtempSync(join(tmpdir(), 'lineage-query-pipeline-')), 'pipeline.db')
+  console.log(`fresh database: ${file2}`)
+  const db2 = new Kysely<any>({ dialect: new SqliteDialect({ database: new Database(file2) }) })
+  await pipeline.main(db2)
+  await db2.destroy()
 }
 
 await main()
