@@ -35,6 +35,9 @@ function scalarReader(l: ScalarLayout, h: DialectHooks, path: string): Reader {
     const raw = slots[at.i++]
     const v = h.fromDb(kind, raw)
     if (codec !== undefined) {
+      // The supported codecs decode to the value itself, so `is` (no allocation) decides;
+      // `decode` runs only to report the failure.
+      if (codec.is(v)) return v
       const r = codec.decode(v)
       if (isLeft(r)) {
         throw new LineageQueryError('decode', `${where(l, path)}: value ${showValue(raw)} does not match codec \`${codec.name}\``, {
@@ -71,6 +74,8 @@ function collReader(l: CollLayout, h: DialectHooks, path: string): Reader {
     }
   }
   const inner = reader(elem, h, `${path}[]`)
+  // One cursor per reader: a layout position never nests inside itself.
+  const cursor = { i: 0 }
   // Lowering writes an element of width 1 as its only slot, any other as a JSON array.
   const single = !l.tagged && width(elem) === 1
   const n = l.tagged ? 1 : 0
@@ -80,12 +85,13 @@ function collReader(l: CollLayout, h: DialectHooks, path: string): Reader {
     const out = new Array<unknown>(arr.length)
     for (let k = 0; k < arr.length; k++) {
       const item = arr[k]
+      cursor.i = 0
       if (single) {
-        out[k] = inner([item], { i: 0 }, 0)
+        out[k] = inner([item], cursor, 0)
       } else {
         if (!Array.isArray(item)) throw new LineageQueryError('decode', `result field \`${path}\`: expected a JSON array per element, got ${showValue(item)}`)
         const tag = n === 1 ? (item[item.length - 1] as number) : 0
-        out[k] = inner(item, { i: 0 }, tag)
+        out[k] = inner(item, cursor, tag)
       }
     }
     return out
@@ -164,10 +170,12 @@ export function decodeRows(layout: TopLayout, h: DialectHooks): Decoder {
   return (rows) => {
     const out = new Array<unknown>(rows.length)
     const slots = new Array<unknown>(cols.length)
+    const at = { i: 0 }
     for (let r = 0; r < rows.length; r++) {
       const row = rows[r]!
       for (let c = 0; c < cols.length; c++) slots[c] = row[cols[c]!]
-      out[r] = read(slots, { i: 0 }, tag === undefined ? 0 : Number(row[tag]))
+      at.i = 0
+      out[r] = read(slots, at, tag === undefined ? 0 : Number(row[tag]))
     }
     return out
   }

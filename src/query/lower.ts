@@ -7,7 +7,7 @@
  */
 import { LineageQueryError } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
-import { hasLineage, leaf, plan, width, type CollLayout, type Layout } from './layout.js'
+import { hasLineage, plan, type CollLayout, type Layout } from './layout.js'
 import { isScalar, type Branch, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
 import type { ScalarKind } from './schema.js'
 import * as S from './sql-nodes.js'
@@ -169,7 +169,7 @@ class Lowerer {
         return out
       }
       case 'coll':
-        return [this.embedJson(this.coll((v as Extract<NValue, { k: 'coll' }>).q, l, l.offsets[branch] ?? 0))]
+        return [this.coll((v as Extract<NValue, { k: 'coll' }>).q, l, l.offsets[branch] ?? 0)]
       case 'lin': {
         const out: S.Node[] = l.slots.map((kind) => this.typedNull(kind))
         const desc = l.branches[branch]
@@ -181,22 +181,26 @@ class Lowerer {
     }
   }
 
+  /**
+   * A subquery's JSON result placed inside another JSON constructor: SQLite passes JSON between
+   * functions as text, so it needs `json(...)` there (and only there: elsewhere it costs a parse).
+   */
   embedJson(n: S.Node): S.Node {
     return this.h.jsonAsText ? S.fn('json', [n]) : n
   }
 
-  /** One element of a nested collection: its only slot, or a JSON array of its slots. */
-  element(v: NValue, l: CollLayout, number: number): S.Node {
-    const elem = l.elem!
-    const slots = this.slots(v, elem, number)
-    if (l.tagged) slots.push(S.literal(number))
-    return slots.length === 1 && !l.tagged ? slots[0]! : S.fn(this.h.jsonArray, slots)
+  /** One element of a nested collection from its slots: the only slot, or a JSON array. */
+  element(slots: readonly S.Node[], isColl: readonly boolean[], tag: S.Node | undefined): S.Node {
+    const embedded = slots.map((x, i) => (isColl[i] ? this.embedJson(x) : x))
+    if (tag === undefined && embedded.length === 1) return embedded[0]!
+    return S.fn(this.h.jsonArray, tag === undefined ? embedded : [...embedded, tag])
   }
 
   /** A correlated subquery aggregating the elements of `q` into a JSON array. */
   coll(q: NQuery, l: CollLayout, offset: number): S.Node {
     if (q.branches.length === 0) return S.fn(this.h.jsonArray, [])
-    const jsonElem = l.tagged || width(l.elem!) !== 1 || leaf(l.elem!).k === 'coll'
+    const elem = l.elem!
+    const isColl = collSlots(elem)
     const aggregate = (n: S.Node) => {
       const a = S.agg(this.h.jsonAgg, [n])
       return this.h.name === 'postgres' ? S.fn('coalesce', [a, S.fn(this.h.jsonArray, [])]) : a
@@ -205,13 +209,20 @@ class Lowerer {
       const b = q.branches[0]!
       return S.select({
         from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })),
-        selections: [{ expr: aggregate(this.element(b.value, l, offset)), alias: 'v' }],
+        selections: [{ expr: aggregate(this.element(this.slots(b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined)), alias: 'v' }],
         where: b.conds.map((c) => this.expr(c)),
       })
     }
-    const parts = this.branchSelects(q, (b, i) => this.element(b.value, l, offset + i))
-    const ref = S.col('u', 'v')
-    return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: aggregate(jsonElem ? this.embedJson(ref) : ref), alias: 'v' }])
+    // Union parts select plain columns; the outer aggregate builds each element once.
+    const names = isColl.map((_, i) => `c${i}`)
+    const parts = q.branches.map((b, i) => {
+      const selections = this.slots(b.value, elem, offset + i).map((expr, j) => ({ expr, alias: names[j]! }))
+      if (l.tagged) selections.push({ expr: S.literal(offset + i), alias: 't' })
+      if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
+      return S.select({ from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })), selections, where: b.conds.map((c) => this.expr(c)) })
+    })
+    const el = this.element(names.map((n) => S.col('u', n)), isColl, l.tagged ? S.col('u', 't') : undefined)
+    return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: aggregate(el), alias: 'v' }])
   }
 
   // ------------------------------------------------------------ top level
@@ -277,6 +288,16 @@ function unifiedKind(es: readonly NExpr[], fallback: ScalarKind = 'string'): Sca
     kind = kind === 'null' ? k : kind !== k && (kind === 'real' || k === 'real') ? 'real' : kind
   }
   return kind === 'null' ? fallback : kind
+}
+
+/** For each slot of a layout, whether it holds a nested collection (JSON). */
+function collSlots(l: Layout): boolean[] {
+  switch (l.k) {
+    case 'scalar': return [false]
+    case 'coll': return [true]
+    case 'lin': return l.slots.map(() => false)
+    case 'rec': return l.fields.flatMap(([, f]) => collSlots(f))
+  }
 }
 
 /** Whether a branch's value mentions, outside nested subqueries, a column of its own generators. */

@@ -103,11 +103,26 @@ export function selectFromSubquery(sub: Node, subAlias: string, selections: read
   }
 }
 
-/** `q1 union all q2 union all ...`. */
+/** Most arms of one compound select (SQLite's default limit is 500). */
+const MAX_ARMS = 400
+
+/**
+ * `q1 union all q2 union all ...`. Longer unions (a `for` over unions distributes into the
+ * product of their arms) are nested as `select cols from (chunk) as "#uN"` in chunks.
+ */
 export function unionAll(parts: readonly Select[]): Select {
   const [first, ...rest] = parts
   if (first === undefined) throw new Error('unionAll of nothing')
   if (rest.length === 0) return first
+  if (parts.length > MAX_ARMS) {
+    const names = (first.selections ?? []).map((sel) => ((sel.selection as AliasNode).alias as IdentifierNode).name)
+    const chunks: Select[] = []
+    for (let i = 0; i < parts.length; i += MAX_ARMS) {
+      const alias = `#u${i / MAX_ARMS}`
+      chunks.push(selectFromSubquery(unionAll(parts.slice(i, i + MAX_ARMS)), alias, names.map((n) => ({ expr: col(alias, n), alias: n }))))
+    }
+    return unionAll(chunks)
+  }
   return { ...first, setOperations: rest.map((p) => SetOperationNode.create('union', p, true)) }
 }
 

@@ -61,7 +61,7 @@ describe('compile: SQL text per dialect', () => {
   test('a nested result is one statement with JSON aggregation, on both dialects', () => {
     const q = Q.for(employees, (e) => Q.yield({ b: tasksOf(e), e: e.name }))
     expect(sqlOf(q, 'sqlite').sql).toBe(
-      'select json((select json_group_array("t1"."task") as "v" from "tasks" as "t1" where ("t1"."employee" = "e0"."name"))) as "b", "e0"."name" as "e" from "employees" as "e0"',
+      'select (select json_group_array("t1"."task") as "v" from "tasks" as "t1" where ("t1"."employee" = "e0"."name")) as "b", "e0"."name" as "e" from "employees" as "e0"',
     )
     expect(sqlOf(q, 'postgres').sql).toBe(
       'select (select coalesce(json_agg("t1"."task"), json_build_array()) as "v" from "tasks" as "t1" where ("t1"."employee" = "e0"."name")) as "b", "e0"."name" as "e" from "employees" as "e0"',
