@@ -1,0 +1,161 @@
+/**
+ * Property tests: over random schemas, data and queries from the whole DSL
+ * (`test/support/arbitraries.ts`), the compiled SQL run on SQLite and PostgreSQL returns exactly
+ * the oracle's bag (`test/oracle/evaluate.ts`).
+ *
+ * Environment:
+ * - `LQ_SEED=<n>` (and `LQ_PATH=<path>`): replay the run fast-check reported.
+ * - `LQ_RUNS=<n>`: cases per property (default 500).
+ * - `LQ_SHRINK=1`: shrink a failure to a small counterexample (by default the run ends at the
+ *   first failure, `endOnFailure`, to keep CI time bounded; replay its seed with LQ_SHRINK=1).
+ *
+ * A failing seed becomes a fixed regression test in `regressions.test.ts`.
+ */
+import fc from 'fast-check'
+import { describe, expect, test } from 'vitest'
+import { AST, compile, createTable, insertRows, run } from '../../src/index.js'
+import { evaluate } from '../oracle/evaluate.js'
+import { arbCase, caseCode, features, type Case } from '../support/arbitraries.js'
+import { checkSorted, compareBags, compareKeys, isSubBag, keyValues, show } from '../support/bags.js'
+import { eachDialect, type TestDb } from '../support/db.js'
+
+const env = (name: string): string | undefined => {
+  const v = process.env[name]
+  return v === undefined || v === '' ? undefined : v
+}
+const seed = env('LQ_SEED')
+const path = env('LQ_PATH')
+const numRuns = Number(env('LQ_RUNS') ?? 500)
+
+const params: fc.Parameters<[Case]> = {
+  numRuns,
+  endOnFailure: env('LQ_SHRINK') === undefined,
+  ...(seed !== undefined ? { seed: Number(seed) } : {}),
+  ...(path !== undefined ? { path } : {}),
+}
+
+const PROPERTY_TIMEOUT = 300_000
+
+/** Thrown inside the transaction to roll it back after a successful check. */
+class Rollback extends Error {}
+
+function sqlOf(c: Case, dialect: 'sqlite' | 'postgres'): string {
+  try {
+    const s = compile(c.query, dialect).statements
+    return s.map((x) => `${x.sql}\n  parameters: ${show(x.parameters)}`).join('\n')
+  } catch (e) {
+    return `(compile failed: ${(e as Error).message})`
+  }
+}
+
+function fail(c: Case, tdb: TestDb, what: string): never {
+  throw new Error(`${what}\n--- case (${tdb.label}):${caseCode(c)}--- SQL:\n${sqlOf(c, tdb.dialect)}\n`)
+}
+
+/** Check that running `c` on `tdb` agrees with the oracle (see the file comment for limits). */
+async function check(tdb: TestDb, c: Case): Promise<void> {
+  let expected: unknown[]
+  try {
+    expected = evaluate(c.query[AST], c.data)
+  } catch (e) {
+    fail(c, tdb, `the oracle threw: ${(e as Error).message}`)
+  }
+  let actual: unknown[] = []
+  try {
+    // A transaction per case, always rolled back: the tables vanish whatever happens.
+    await tdb.db.transaction().execute(async (trx) => {
+      for (const tb of c.schema.tables) {
+        await createTable(trx, tb)
+        await insertRows(trx, tb, c.data[tb.name] ?? [])
+      }
+      actual = await run(trx, c.query)
+      throw new Rollback()
+    })
+  } catch (e) {
+    if (!(e instanceof Rollback)) fail(c, tdb, `run threw: ${(e as Error).stack ?? String(e)}`)
+  }
+
+  if (c.limit === undefined) {
+    const r = compareBags(actual, expected)
+    if (!r.ok) fail(c, tdb, r.message)
+    if (c.order !== undefined) {
+      const s = checkSorted(actual, c.order)
+      if (!s.ok) fail(c, tdb, `SQL result ${s.message}`)
+      const o = checkSorted(expected, c.order)
+      if (!o.ok) fail(c, tdb, `oracle result ${o.message}`)
+    }
+    return
+  }
+  // With a limit: the right number of elements, all from the unlimited result; when ordered,
+  // sorted and with the oracle's sequence of key values (ties may be broken differently).
+  if (actual.length !== expected.length) {
+    fail(c, tdb, `limit ${c.limit.n} offset ${c.limit.offset}: ${actual.length} elements, expected ${expected.length}\nactual:   ${show(actual)}\nexpected: ${show(expected)}`)
+  }
+  const full = evaluate(c.unlimited[AST], c.data)
+  if (!isSubBag(actual, full)) fail(c, tdb, `limit: the result is not a sub-bag of the unlimited result\nactual: ${show(actual)}\nunlimited (oracle): ${show(full)}`)
+  if (c.order !== undefined) {
+    const s = checkSorted(actual, c.order)
+    if (!s.ok) fail(c, tdb, `SQL result ${s.message}`)
+    const ka = actual.map((x) => keyValues(x, c.order as never))
+    const ke = expected.map((x) => keyValues(x, c.order as never))
+    const same = ka.every((k, i) => k.every((v, j) => compareKeys(v, (ke[i] as unknown[])[j]) === 0))
+    if (!same) fail(c, tdb, `limit: key sequence differs from the oracle's\nactual keys:   ${show(ka)}\nexpected keys: ${show(ke)}\nactual:   ${show(actual)}\nexpected: ${show(expected)}`)
+  }
+}
+
+// ---------------------------------------------------------------- generators
+
+describe('property generators', () => {
+  test('1000 generated queries are well formed and the oracle evaluates them', () => {
+    const cases = fc.sample(arbCase(), { numRuns: 1000, seed: 20240601 })
+    const counts = new Map<string, number>()
+    for (const c of cases) {
+      const fs = features(c.query)
+      if (c.code.includes('const h0')) fs.add('helper')
+      if (c.code.split('\n').some((l) => /^const q = .*\bh0\(.*\bh0\(/.test(l))) fs.add('helper-called-twice')
+      if (c.data && Object.values(c.data).some((rows) => rows.length === 0)) fs.add('empty-table')
+      for (const f of fs) counts.set(f, (counts.get(f) ?? 0) + 1)
+      expect(() => evaluate(c.query[AST], c.data), caseCode(c)).not.toThrow()
+    }
+    // Every construct of the DSL is exercised.
+    const wanted = [
+      'for', 'where', 'yield', 'union', 'values', 'values[]', 'record', 'nested-record', 'nested-query-field', 'yield{}', 'exists', 'empty', 'order', 'limit',
+      'for<-table', 'for<-for', 'for<-union', 'for<-field', 'for<-values', 'for<-yield', 'join2', 'join3', 'helper', 'empty-table',
+      'agg:count', 'agg:sum', 'agg:min', 'agg:max', 'agg:avg', 'const:null', 'const:string', 'const:number', 'const:boolean',
+      ...['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or', 'not', 'add', 'sub', 'mul', 'div', 'mod', 'neg', 'abs', 'concat', 'like', 'isNull', 'isNotNull', 'in', 'coalesce', 'lower', 'upper', 'length'].map((o) => `op:${o}`),
+    ]
+    const missing = wanted.filter((f) => (counts.get(f) ?? 0) < 5)
+    expect(missing, `rare features: ${[...counts].map(([k, v]) => `${k}=${v}`).join(' ')}`).toEqual([])
+  })
+})
+
+// ---------------------------------------------------------------- one statement per query
+
+describe('compile emits one statement per query', () => {
+  for (const dialect of ['sqlite', 'postgres'] as const) {
+    test(dialect, () => {
+      fc.assert(
+        fc.property(arbCase(), (c) => {
+          const n = compile(c.query, dialect).statements.length
+          if (n !== 1) throw new Error(`${n} statements for${caseCode(c)}`)
+        }),
+        params,
+      )
+    })
+  }
+})
+
+// ---------------------------------------------------------------- SQL = oracle
+
+eachDialect('compiled SQL agrees with the oracle', (get) => {
+  test(
+    `${numRuns} random schemas, data and queries`,
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(arbCase(), (c) => check(get(), c)),
+        params,
+      )
+    },
+    PROPERTY_TIMEOUT,
+  )
+})

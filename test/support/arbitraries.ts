@@ -1,0 +1,1210 @@
+/**
+ * fast-check arbitraries for the property tests: random schemas, random data, and random
+ * well-typed queries over the whole DSL, built THROUGH the public DSL functions (`Q.for`,
+ * `Q.where`, ...), together with their TypeScript source (for failure reports and regression
+ * tests).
+ *
+ * Queries are generated from a "choice tape" (an array of naturals, Hypothesis style): every
+ * decision reads the next number, and a finished tape reads 0, which always means "the simplest
+ * option". fast-check shrinks the tape (shorter, smaller numbers), so failing queries shrink
+ * toward small ones. Generation is typed: a scope tracks the variables bound by `Q.for` (and
+ * aggregate selectors) with their types, and every scalar carries its kind, nullability, a
+ * bound on its magnitude (so no intermediate exceeds 2^50: no int64 overflow, no unsafe JS
+ * integer, exact sums of quarter-multiples) and whether it is exact (`div`/`avg` results are not:
+ * they only go to yields, or are compared with a constant).
+ */
+import fc from 'fast-check'
+import * as t from 'io-ts'
+import { AST, Q, table, type AnyQuery, type Table } from '../../src/index.js'
+import type * as ast from '../../src/query/ast.js'
+
+// ---------------------------------------------------------------- schemas
+
+export type ColKind = 'string' | 'int' | 'real' | 'boolean'
+
+export interface ColSpec {
+  readonly name: string
+  readonly kind: ColKind
+  readonly nullable: boolean
+}
+
+export interface TableSpec {
+  readonly name: string
+  /** All columns, `id` (t.Int, not null) first. */
+  readonly columns: readonly ColSpec[]
+  /** Declared key columns (`['id']` or a composite key starting with `id`). */
+  readonly key: readonly string[]
+  readonly lineage: boolean
+}
+
+export type AnyTable = Table<string, any, any>
+
+export interface Schema {
+  readonly specs: readonly TableSpec[]
+  readonly tables: readonly AnyTable[]
+}
+
+export type Row = Record<string, string | number | boolean | null>
+/** Table name -> rows: the oracle's `Database`. */
+export type Data = Record<string, Row[]>
+
+const codecOf = (c: ColSpec): t.Mixed => {
+  const base = c.kind === 'string' ? t.string : c.kind === 'int' ? t.Int : c.kind === 'real' ? t.number : t.boolean
+  return c.nullable ? t.union([base, t.null]) : base
+}
+const codecCode = (c: ColSpec): string => {
+  const base = c.kind === 'string' ? 't.string' : c.kind === 'int' ? 't.Int' : c.kind === 'real' ? 't.number' : 't.boolean'
+  return c.nullable ? `t.union([${base}, t.null])` : base
+}
+
+/** Declare the tables of `specs` through the DSL's `table(...)`. */
+export function makeSchema(specs: readonly TableSpec[]): Schema {
+  const tables = specs.map((s) => {
+    const cols: Record<string, t.Mixed> = {}
+    for (const c of s.columns) cols[c.name] = codecOf(c)
+    const opts: { key?: string | readonly string[]; lineage?: boolean } = {}
+    if (s.key.length > 1) opts.key = s.key
+    if (!s.lineage) opts.lineage = false
+    return (table as (n: string, c: Record<string, t.Mixed>, o?: object) => AnyTable)(s.name, cols, opts)
+  })
+  return { specs, tables }
+}
+
+/** `const t_x = table('t_x', {...}, {...})` for each table. */
+export function schemaCode(specs: readonly TableSpec[]): string {
+  return specs
+    .map((s) => {
+      const cols = s.columns.map((c) => `${c.name}: ${codecCode(c)}`).join(', ')
+      const opts: string[] = []
+      if (s.key.length > 1) opts.push(`key: [${s.key.map((k) => `'${k}'`).join(', ')}]`)
+      if (!s.lineage) opts.push('lineage: false')
+      return `const ${s.name} = table('${s.name}', { ${cols} }${opts.length ? `, { ${opts.join(', ')} }` : ''})`
+    })
+    .join('\n')
+}
+
+// Identifier tails: lower-case mostly, some upper case (quoting must preserve case), digits.
+const arbTail = fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzAQZ0123456789_'.split('')), minLength: 1, maxLength: 5 })
+
+const arbColumn = fc.record({
+  tail: arbTail,
+  kind: fc.constantFrom<ColKind>('int', 'string', 'real', 'boolean'),
+  nullable: fc.boolean(),
+})
+
+const arbTableShape = fc.record({
+  columns: fc.uniqueArray(arbColumn, { minLength: 1, maxLength: 4, selector: (c) => c.tail.toLowerCase() }),
+  composite: fc.nat({ max: 9 }),
+  noLineage: fc.nat({ max: 9 }),
+})
+
+/** 1-3 tables `t_<name>`, each with `id: t.Int` and 1-4 columns `c_<name>`. */
+export function arbSchema(): fc.Arbitrary<Schema> {
+  return fc
+    .uniqueArray(fc.tuple(arbTail, arbTableShape), { minLength: 1, maxLength: 3, selector: ([n]) => n.toLowerCase() })
+    .map((ts) =>
+      makeSchema(
+        ts.map(([tail, shape]): TableSpec => {
+          const columns: ColSpec[] = [{ name: 'id', kind: 'int', nullable: false }, ...shape.columns.map((c) => ({ name: `c_${c.tail}`, kind: c.kind, nullable: c.nullable }))]
+          // Occasionally a composite key (id plus a non-null int/string column).
+          const second = columns.find((c) => c.name !== 'id' && !c.nullable && (c.kind === 'int' || c.kind === 'string'))
+          const key = shape.composite === 9 && second !== undefined ? ['id', second.name] : ['id']
+          return { name: `t_${tail}`, columns, key, lineage: shape.noLineage !== 9 }
+        }),
+      ),
+    )
+}
+
+// ---------------------------------------------------------------- data
+
+/** Strings that stress quoting, escaping, collation, LIKE and JSON encoding. No NUL, no lone surrogates. */
+export const STRING_POOL: readonly string[] = [
+  '', 'a', 'b', 'A', 'abc', 'ab', 'Ab', 'a b', 'a ', ' a', "it's", '"q"', "'", '"', '\\', 'back\\slash', '50%', '%', '_', 'a_c', 'a%c',
+  'é', 'É', 'e\u0301', 'ß', 'naïve', 'Zürich', '中文', '日本語', '😀', 'a😀b', '𝄞', 'ｚ', '\uFFFD', '\uE000', '1', '10', '9', '-1', 'true',
+  'null', 'tab\tx', 'line\nx', 'x\r\ny', 'Zz', 'zZ', '[1]', '{"a":1}',
+]
+const STRING_UNITS = ['a', 'b', 'z', 'A', 'Z', '0', '9', ' ', '%', '_', '\\', "'", '"', 'é', 'É', 'ß', '中', '😀', '𝄞', 'ｚ', '\uFFFD', '\n', '[', '{', ',']
+
+export const INT_POOL: readonly number[] = [0, 1, -1, 2, 3, 5, 7, 42, -42, 100, 1000000, 2147483647, -2147483648, 2147483646, -2147483647]
+export const REAL_POOL: readonly number[] = [0, 0.25, 0.5, -0.5, 1.5, -1.25, 2, 2.75, 3, 1000.25, -999.75, 1e6, -1e6]
+
+export const arbString: fc.Arbitrary<string> = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom(...STRING_POOL) },
+  { weight: 1, arbitrary: fc.string({ unit: fc.constantFrom(...STRING_UNITS), maxLength: 6 }) },
+)
+export const arbInt: fc.Arbitrary<number> = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom(...INT_POOL) },
+  { weight: 1, arbitrary: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }) },
+)
+/** Multiples of 0.25 in [-1e6, 1e6]: sums stay exact. */
+export const arbReal: fc.Arbitrary<number> = fc.oneof(
+  { weight: 2, arbitrary: fc.constantFrom(...REAL_POOL) },
+  { weight: 1, arbitrary: fc.integer({ min: -4_000_000, max: 4_000_000 }).map((n) => n / 4) },
+  { weight: 1, arbitrary: fc.integer({ min: -40, max: 40 }).map((n) => n / 4) },
+)
+const arbId: fc.Arbitrary<number> = fc.oneof(
+  { weight: 4, arbitrary: fc.integer({ min: -2, max: 9 }) },
+  { weight: 1, arbitrary: fc.constantFrom(...INT_POOL) },
+  { weight: 1, arbitrary: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }) },
+)
+
+function arbValue(c: ColSpec): fc.Arbitrary<string | number | boolean | null> {
+  const base: fc.Arbitrary<string | number | boolean> =
+    c.kind === 'string' ? arbString : c.kind === 'int' ? arbInt : c.kind === 'real' ? arbReal : fc.boolean()
+  return c.nullable ? fc.option(base, { nil: null, freq: 4 }) : base
+}
+
+/** 0-8 rows per table, unique ids. */
+export function arbData(schema: Schema, maxRows = 8): fc.Arbitrary<Data> {
+  const perTable = schema.specs.map((s) => {
+    const row = fc.record(Object.fromEntries(s.columns.map((c) => [c.name, c.name === 'id' ? arbId : arbValue(c)]))) as fc.Arbitrary<Row>
+    return fc.uniqueArray(row, { maxLength: maxRows, selector: (r) => r['id'] })
+  })
+  return fc.tuple(...perTable).map((rowss) => Object.fromEntries(schema.specs.map((s, i) => [s.name, rowss[i] as Row[]])))
+}
+
+// ---------------------------------------------------------------- the choice tape
+
+export class Tape {
+  pos = 0
+  constructor(readonly values: readonly number[]) {}
+  /** A number in [0, n); 0 once the tape is exhausted. */
+  nat(n: number): number {
+    if (n <= 1) return 0
+    const v = this.values[this.pos++]
+    return v === undefined ? 0 : v % n
+  }
+  /** True with probability pct%; false once the tape is exhausted. */
+  chance(pct: number): boolean {
+    return this.nat(100) >= 100 - pct
+  }
+  pick<T>(xs: readonly T[]): T {
+    if (xs.length === 0) throw new Error('generator bug: pick from an empty list')
+    return xs[this.nat(xs.length)] as T
+  }
+  /** A weighted choice; the first option with positive weight when the tape is exhausted. */
+  weighted<T>(opts: readonly (readonly [number, T])[]): T {
+    const live = opts.filter(([w]) => w > 0)
+    if (live.length === 0) throw new Error('generator bug: no live option')
+    const total = live.reduce((s, [w]) => s + w, 0)
+    let r = this.nat(total)
+    for (const [w, x] of live) {
+      if (r < w) return x
+      r -= w
+    }
+    return (live[0] as readonly [number, T])[1]
+  }
+}
+
+// ---------------------------------------------------------------- types of generated values
+
+export type Kind = 'string' | 'int' | 'real' | 'boolean' | 'null'
+/** A scalar: kind, nullability, a bound on |value| (numbers), exactness (no div/avg inside). */
+export interface ST { readonly tag: 's'; readonly kind: Kind; readonly nullable: boolean; readonly bound: number; readonly exact: boolean }
+export interface RT { readonly tag: 'r'; readonly fields: readonly (readonly [string, Ty])[] }
+/** A collection: element type and a bound on its number of elements. */
+export interface CT { readonly tag: 'c'; readonly elem: Ty; readonly card: number }
+export type Ty = ST | RT | CT
+
+const MAX_BOUND = 2 ** 50
+const MAX_ROWS = 8
+const COL_BOUND: Readonly<Record<ColKind, number>> = { string: 0, int: 2 ** 31, real: 1e6, boolean: 0 }
+
+const sT = (kind: Kind, nullable: boolean, bound = 0, exact = true): ST => ({ tag: 's', kind, nullable, bound, exact })
+const isNumKind = (k: Kind): boolean => k === 'int' || k === 'real'
+
+/** The least type of `a` and `b` (union parts), or undefined. */
+export function unifyTy(a: Ty, b: Ty): Ty | undefined {
+  if (a.tag === 's' && b.tag === 's') {
+    let kind: Kind
+    if (a.kind === 'null') kind = b.kind
+    else if (b.kind === 'null' || a.kind === b.kind) kind = a.kind
+    else if (isNumKind(a.kind) && isNumKind(b.kind)) kind = 'real'
+    else return undefined
+    return sT(kind, a.nullable || b.nullable, Math.max(a.bound, b.bound), a.exact && b.exact)
+  }
+  if (a.tag === 'r' && b.tag === 'r') {
+    if (a.fields.length !== b.fields.length) return undefined
+    const fields: (readonly [string, Ty])[] = []
+    for (let i = 0; i < a.fields.length; i++) {
+      const [fa, ta] = a.fields[i] as readonly [string, Ty]
+      const [fb, tb] = b.fields[i] as readonly [string, Ty]
+      if (fa !== fb) return undefined
+      const u = unifyTy(ta, tb)
+      if (u === undefined) return undefined
+      fields.push([fa, u])
+    }
+    return { tag: 'r', fields }
+  }
+  if (a.tag === 'c' && b.tag === 'c') {
+    const elem = unifyTy(a.elem, b.elem)
+    return elem && { tag: 'c', elem, card: Math.max(a.card, b.card) }
+  }
+  return undefined
+}
+
+export function showTy(ty: Ty): string {
+  if (ty.tag === 's') return `${ty.kind}${ty.nullable && ty.kind !== 'null' ? '?' : ''}${ty.exact ? '' : '~'}`
+  if (ty.tag === 'r') return `{${ty.fields.map(([f, x]) => `${f}: ${showTy(x)}`).join(', ')}}`
+  return `[${showTy(ty.elem)}]`
+}
+
+// ---------------------------------------------------------------- code rendering
+
+export function lit(v: unknown): string {
+  if (v === null) return 'null'
+  if (typeof v === 'string') return JSON.stringify(v)
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v)
+  if (Array.isArray(v)) return `[${v.map(lit).join(', ')}]`
+  if (typeof v === 'object') {
+    const es = Object.entries(v as object)
+    return es.length === 0 ? '{}' : `{ ${es.map(([k, x]) => `${k}: ${lit(x)}`).join(', ')} }`
+  }
+  return String(v)
+}
+
+// ---------------------------------------------------------------- the query generator
+
+/** A value in scope or a generated value: its DSL form, source code and type. */
+interface Ent { readonly v: any; readonly code: string; readonly t: Ty }
+interface GS { readonly v: any; readonly code: string; readonly t: ST }
+/** A generated query. */
+interface GQ { readonly q: AnyQuery; readonly code: string; readonly elem: Ty; readonly card: number }
+type Scope = readonly Ent[]
+
+interface TableInfo { readonly tbl: AnyTable; readonly name: string; readonly rowT: RT }
+
+interface Helper {
+  readonly name: string
+  readonly param: RT | undefined
+  readonly start: number
+  readonly elem: Ty
+  readonly card: number
+  readonly def: string
+}
+
+type Want = 'boolean' | 'string' | 'int' | 'real' | 'num' | 'ord' | 'any'
+type Concrete = 'boolean' | 'string' | 'int' | 'real'
+
+const INT_CONSTS = [0, 1, 2, -1, 3, 7, 42, -42, 100, 5, 2147483647, -2147483648, 1000000]
+const REAL_CONSTS = [0.5, 1.25, -0.75, 2.5, -1000.25, 0.25, 1.5]
+const STR_CONSTS = ['a', '', 'abc', 'A', 'é', '中文', '😀', "it's", '"q"', '\\', '%', '_', 'a_c', ' ', 'ｚ', '\uFFFD', '10', '9', 'Zürich', 'b', 'a😀b', 'ß']
+const MUL_CONSTS = [2, -1, 3, 0, 10, -3, 1]
+const MOD_CONSTS = [3, 2, -5, 7, 0, 1, 10]
+/** Record field names: some are SQL keywords or mixed case (they must be quoted). */
+const FIELD_NAMES = ['k', 'v', 'a', 'b', 'inner', 'n', 's', 'select', 'from', 'order', 'Ab', 'x_1', 'id', 'value', 'group']
+const LIKE_TOKENS = ['%', '_', 'a', 'b', 'A', 'é', '中', '😀', "'", '\\%', '\\_', '\\\\', ' ', '1']
+const LIKE_PATTERNS = ['%', '', 'a%', '%a%', '_', '%\\%%', '%\\_%', '\\\\%', '%😀%', 'é%', '__', '%b', 'A%', '%\'%', '%"%']
+
+class Gen {
+  private nvar = 0
+  budget: number
+  /** Whether the current context forbids inexact (div/avg) scalars. */
+  exact = false
+  /** Bias toward records with nested-collection fields (for sources of `Q.for`). */
+  nest = false
+  inHelper = false
+  readonly helpers: Helper[] = []
+
+  constructor(
+    readonly tape: Tape,
+    readonly tables: readonly TableInfo[],
+  ) {
+    this.budget = [20, 40, 60, 90][tape.nat(4)] as number
+  }
+
+  /** Depth of a subquery under exists/count/aggregates: at least 2 while the budget lasts. */
+  private subDepth(d: number): number {
+    return this.budget > 8 ? Math.max(d - 1, 2) : d - 1
+  }
+
+  private fresh(): string {
+    return `x${this.nvar++}`
+  }
+
+  private with<R>(patch: { exact?: boolean; nest?: boolean }, f: () => R): R {
+    const saved = { exact: this.exact, nest: this.nest }
+    if (patch.exact !== undefined) this.exact = patch.exact
+    if (patch.nest !== undefined) this.nest = patch.nest
+    try {
+      return f()
+    } finally {
+      this.exact = saved.exact
+      this.nest = saved.nest
+    }
+  }
+
+  // ------------------------------------------------ scope
+
+  private paths(scope: Scope): Ent[] {
+    const out: Ent[] = []
+    const walk = (e: Ent, depth: number): void => {
+      out.push(e)
+      if (e.t.tag === 'r' && depth < 4) for (const [f, ft] of e.t.fields) walk({ v: e.v[f], code: `${e.code}.${f}`, t: ft }, depth + 1)
+    }
+    for (const e of scope) walk(e, 0)
+    return out
+  }
+
+  private scalarPaths(scope: Scope, kinds: readonly Kind[]): Ent[] {
+    return this.paths(scope).filter((p) => p.t.tag === 's' && (kinds.includes(p.t.kind) || p.t.kind === 'null') && (p.t.exact || !this.exact))
+  }
+
+  // ------------------------------------------------ scalars
+
+  private resolve(w: Want): Concrete {
+    switch (w) {
+      case 'num': return this.tape.pick(['int', 'real'] as const)
+      case 'ord': return this.tape.pick(['int', 'string', 'real'] as const)
+      case 'any': return this.tape.pick(['int', 'string', 'boolean', 'real'] as const)
+      default: return w
+    }
+  }
+
+  constant(kind: Concrete, allowNull = true): GS {
+    if (allowNull && this.tape.chance(4)) return { v: null, code: 'null', t: sT('null', true) }
+    let v: string | number | boolean
+    switch (kind) {
+      case 'int': v = this.tape.pick(INT_CONSTS); break
+      case 'real': v = this.tape.chance(70) ? this.tape.pick(REAL_CONSTS) : this.tape.pick(INT_CONSTS.slice(0, 8)); break
+      case 'string': v = this.tape.pick(STR_CONSTS); break
+      case 'boolean': v = this.tape.pick([true, false]); break
+    }
+    const k: Kind = typeof v === 'number' ? (Number.isInteger(v) ? 'int' : 'real') : kind
+    return { v, code: lit(v), t: sT(k, false, typeof v === 'number' ? Math.abs(v) : 0) }
+  }
+
+  private leafScalar(scope: Scope, kind: Concrete): GS {
+    const kinds: Kind[] = kind === 'real' ? ['real', 'int'] : [kind]
+    const ps = this.scalarPaths(scope, kinds)
+    const nonNull = ps.filter((p) => (p.t as ST).kind !== 'null')
+    return this.tape.weighted<() => GS>([
+      [2, () => this.constant(kind)],
+      [nonNull.length > 0 ? 5 : 0, () => this.tape.pick(nonNull) as GS],
+      [ps.length > nonNull.length ? 1 : 0, () => this.tape.pick(ps.filter((p) => (p.t as ST).kind === 'null')) as GS],
+    ])()
+  }
+
+  scalar(scope: Scope, w: Want, d: number): GS {
+    const kind = this.resolve(w)
+    this.budget--
+    if (d <= 0 || this.budget <= 0) return this.leafScalar(scope, kind)
+    let r: GS
+    switch (kind) {
+      case 'boolean': r = this.bool(scope, d); break
+      case 'string': r = this.str(scope, d); break
+      default: r = this.num(scope, kind, d)
+    }
+    if (r.t.bound > MAX_BOUND) return this.leafScalar(scope, kind)
+    return r
+  }
+
+  private opCall(name: string, args: readonly GS[], t: ST, dslName = name): GS {
+    const f = (Q as unknown as Record<string, (...a: unknown[]) => unknown>)[dslName] as (...a: unknown[]) => unknown
+    return { v: f(...args.map((a) => a.v)), code: `Q.${dslName}(${args.map((a) => a.code).join(', ')})`, t }
+  }
+
+  private bool(scope: Scope, d: number): GS {
+    return this.tape.weighted<() => GS>([
+      [3, () => this.leafScalar(scope, 'boolean')],
+      [8, () => this.compare(scope, d)],
+      [3, () => this.andOr(scope, d)],
+      [1, () => {
+        const a = this.scalar(scope, 'boolean', d - 1)
+        return this.opCall('not', [a], sT('boolean', a.t.nullable))
+      }],
+      [3, () => {
+        const a = this.with({ exact: true }, () => this.scalar(scope, 'any', d - 1))
+        return this.opCall(this.tape.pick(['isNull', 'isNotNull']), [a], sT('boolean', false))
+      }],
+      [2, () => {
+        const a = this.scalar(scope, 'string', d - 1)
+        const p = this.pattern()
+        return { v: Q.like(a.v, p), code: `Q.like(${a.code}, ${lit(p)})`, t: sT('boolean', a.t.nullable) }
+      }],
+      [2, () => this.inList(scope, d)],
+      [3, () => {
+        const q = this.query(scope, this.subDepth(d))
+        const negated = this.tape.chance(40)
+        return { v: negated ? Q.empty(q.q) : Q.exists(q.q), code: `Q.${negated ? 'empty' : 'exists'}(${q.code})`, t: sT('boolean', false) }
+      }],
+      [1, () => {
+        const a = this.scalar(scope, 'boolean', d - 1)
+        const b = this.scalar(scope, 'boolean', d - 1)
+        return this.opCall('coalesce', [a, b], sT('boolean', a.t.nullable && b.t.nullable))
+      }],
+      [1, () => {
+        // An inexact number (div/avg) compared with a constant: ties are (practically) impossible.
+        const e = this.with({ exact: false }, () => this.inexact(scope, d - 1))
+        const c = this.constant(this.tape.pick(['int', 'real'] as const), false)
+        const op = this.tape.pick(['lt', 'le', 'gt', 'ge'])
+        const args = this.tape.chance(50) ? [e, c] : [c, e]
+        return this.opCall(op, args, sT('boolean', true))
+      }],
+    ])()
+  }
+
+  private compare(scope: Scope, d: number): GS {
+    const w = this.tape.weighted<Want>([[3, 'num'], [2, 'string'], [1, 'boolean']])
+    const kind = w === 'num' ? 'num' : w
+    const op = this.tape.pick(['eq', 'ne', 'lt', 'le', 'gt', 'ge'])
+    return this.with({ exact: true }, () => {
+      const a = this.scalar(scope, kind, d - 1)
+      const b = this.tape.chance(50) ? this.leafScalar(scope, this.resolveLike(a.t, kind)) : this.scalar(scope, kind, d - 1)
+      return this.opCall(op, [a, b], sT('boolean', a.t.nullable || b.t.nullable))
+    })
+  }
+
+  /** A concrete kind compatible with an already generated operand. */
+  private resolveLike(t: ST, w: Want): Concrete {
+    if (t.kind === 'null') return this.resolve(w)
+    return t.kind as Concrete
+  }
+
+  private andOr(scope: Scope, d: number): GS {
+    const n = this.tape.weighted([[1, 2], [1, 0], [1, 1], [2, 3]])
+    const args: GS[] = []
+    for (let i = 0; i < n; i++) args.push(this.scalar(scope, 'boolean', d - 1))
+    const op = this.tape.pick(['and', 'or'])
+    return this.opCall(op, args, sT('boolean', args.some((a) => a.t.nullable)))
+  }
+
+  private inList(scope: Scope, d: number): GS {
+    const kind = this.resolve('any')
+    return this.with({ exact: true }, () => {
+      const a = this.scalar(scope, kind, d - 1)
+      const n = this.tape.weighted([[2, 2], [1, 0], [2, 1], [2, 3]])
+      const items: GS[] = []
+      for (let i = 0; i < n; i++) items.push(this.tape.chance(70) ? this.constant(kind) : this.scalar(scope, kind, d - 1))
+      return {
+        v: Q.in(a.v, items.map((x) => x.v)),
+        code: `Q.in(${a.code}, [${items.map((x) => x.code).join(', ')}])`,
+        t: sT('boolean', n > 0 && (a.t.nullable || items.some((x) => x.t.nullable))),
+      }
+    })
+  }
+
+  pattern(): string {
+    if (this.tape.chance(40)) return this.tape.pick(LIKE_PATTERNS)
+    const n = this.tape.nat(5)
+    let p = ''
+    for (let i = 0; i < n; i++) p += this.tape.pick(LIKE_TOKENS)
+    return p
+  }
+
+  private num(scope: Scope, kind: 'int' | 'real', d: number): GS {
+    const isInt = kind === 'int'
+    // Arithmetic on NULL constants only is still a number (the DSL types it `number | null`).
+    const numKind = (a: ST, b?: ST): Kind => ([a.kind, b?.kind].includes('real') ? 'real' : 'int')
+    const wantKind: Want = isInt ? 'int' : this.tape.pick(['real', 'num'] as const)
+    return this.tape.weighted<() => GS>([
+      [4, () => this.leafScalar(scope, kind)],
+      [3, () => {
+        const a = this.scalar(scope, wantKind, d - 1)
+        const b = this.scalar(scope, isInt ? 'int' : 'num', d - 1)
+        return this.opCall(this.tape.pick(['add', 'sub']), [a, b], sT(numKind(a.t, b.t), a.t.nullable || b.t.nullable, a.t.bound + b.t.bound, a.t.exact && b.t.exact))
+      }],
+      [2, () => {
+        const a = this.scalar(scope, wantKind, d - 1)
+        const c = this.tape.pick(MUL_CONSTS)
+        const cg: GS = { v: c, code: lit(c), t: sT('int', false, Math.abs(c)) }
+        return this.opCall('mul', this.tape.chance(50) ? [a, cg] : [cg, a], sT(numKind(a.t, cg.t), a.t.nullable, a.t.bound * Math.abs(c), a.t.exact))
+      }],
+      [2, () => {
+        const a = this.scalar(scope, wantKind, d - 1)
+        return this.opCall(this.tape.pick(['neg', 'abs']), [a], sT(numKind(a.t), a.t.nullable, a.t.bound, a.t.exact))
+      }],
+      [isInt ? 2 : 0, () => {
+        const a = this.scalar(scope, 'int', d - 1)
+        let b: GS
+        if (this.tape.chance(70)) {
+          const c = this.tape.pick(MOD_CONSTS)
+          b = { v: c, code: lit(c), t: sT('int', false, Math.abs(c)) }
+        } else b = this.scalar(scope, 'int', d - 1)
+        return this.opCall('mod', [a, b], sT('int', true, a.t.bound, a.t.exact))
+      }],
+      [isInt ? 1 : 0, () => {
+        const s = this.scalar(scope, 'string', d - 1)
+        return this.opCall('length', [s], sT('int', s.t.nullable, 10_000))
+      }],
+      [isInt ? 3 : 0, () => {
+        const q = this.query(scope, this.subDepth(d))
+        return { v: Q.count(q.q), code: `Q.count(${q.code})`, t: sT('int', false, q.card) }
+      }],
+      [3, () => this.aggregate(scope, d, this.tape.pick(['sum', 'min', 'max'] as const), kind)],
+      [1, () => {
+        const a = this.scalar(scope, wantKind, d - 1)
+        const b = this.scalar(scope, isInt ? 'int' : 'num', d - 1)
+        return this.opCall('coalesce', [a, b], sT(numKind(a.t, b.t), a.t.nullable && b.t.nullable, Math.max(a.t.bound, b.t.bound), a.t.exact && b.t.exact))
+      }],
+      [!isInt && !this.exact ? 2 : 0, () => this.inexact(scope, d)],
+    ])()
+  }
+
+  /** `div` or `avg`: real, inexact. */
+  private inexact(scope: Scope, d: number): GS {
+    return this.tape.weighted<() => GS>([
+      [1, () => {
+        const [a, b] = this.with({ exact: true }, () => [this.scalar(scope, 'num', d - 1), this.tape.chance(50) ? this.constant('int') : this.scalar(scope, 'num', d - 1)])
+        return this.opCall('div', [a as GS, b as GS], sT('real', true, (a as GS).t.bound * 4, false))
+      }],
+      [1, () => this.aggregate(scope, d, 'avg', 'real')],
+    ])()
+  }
+
+  /** sum/min/max/avg over a query of scalars or with a selector; the element is exact and bounded. */
+  private aggregate(scope: Scope, d: number, fn: 'sum' | 'min' | 'max' | 'avg', kind: Concrete): GS {
+    const elemWant: Want = kind === 'real' && fn !== 'min' && fn !== 'max' ? 'num' : kind === 'real' ? this.tape.pick(['real', 'num'] as const) : kind
+    let q: GQ
+    let elem: ST
+    let code: string
+    let v: unknown
+    const f = Q[fn] as (q: AnyQuery, sel?: (r: any) => unknown) => unknown
+    if (this.tape.chance(50)) {
+      // Q.fn(query of scalars)
+      q = this.with({ exact: true }, () => this.query(scope, this.subDepth(d), this.targetOf(elemWant)))
+      elem = q.elem as ST
+      v = f(q.q)
+      code = `Q.${fn}(${q.code})`
+    } else {
+      // Q.fn(query, (r) => scalar)
+      q = this.query(scope, this.subDepth(d))
+      const name = this.fresh()
+      let sel: GS | undefined
+      const src = q
+      v = f(src.q, (r: any) => {
+        sel = this.with({ exact: true }, () => this.scalar([...scope, { v: r, code: name, t: src.elem }], elemWant, d - 1))
+        return sel.v
+      })
+      elem = (sel as GS).t
+      code = `Q.${fn}(${q.code}, (${name}) => ${(sel as GS).code})`
+    }
+    if (elem.tag !== 's') throw new Error(`generator bug: aggregate over ${showTy(elem)}`)
+    const bound = fn === 'sum' ? elem.bound * Math.max(1, q.card) : elem.bound
+    // sum/avg are numbers even over NULLs only (the DSL types them `number | null`).
+    const rkind: Kind = fn === 'avg' ? 'real' : fn === 'sum' && elem.kind === 'null' ? 'int' : elem.kind
+    const r: GS = { v, code, t: sT(rkind, true, bound, fn !== 'avg') }
+    if (bound > MAX_BOUND) return this.leafScalar(scope, kind)
+    return r
+  }
+
+  private targetOf(w: Want): ST {
+    const k = this.resolve(w)
+    return sT(k, false)
+  }
+
+  private str(scope: Scope, d: number): GS {
+    return this.tape.weighted<() => GS>([
+      [4, () => this.leafScalar(scope, 'string')],
+      [3, () => {
+        const n = this.tape.weighted([[3, 2], [1, 3], [1, 1]])
+        const args: GS[] = []
+        for (let i = 0; i < n; i++) args.push(this.scalar(scope, 'string', d - 1))
+        return this.opCall('concat', args, sT('string', args.some((a) => a.t.nullable)))
+      }],
+      [2, () => {
+        const a = this.scalar(scope, 'string', d - 1)
+        return this.opCall(this.tape.pick(['lower', 'upper']), [a], sT('string', a.t.nullable))
+      }],
+      [2, () => this.aggregate(scope, d, this.tape.pick(['min', 'max'] as const), 'string')],
+      [1, () => {
+        const a = this.scalar(scope, 'string', d - 1)
+        const b = this.scalar(scope, 'string', d - 1)
+        return this.opCall('coalesce', [a, b], sT('string', a.t.nullable && b.t.nullable))
+      }],
+    ])()
+  }
+
+  // ------------------------------------------------ values (what Q.yield yields)
+
+  private fieldNames(n: number): string[] {
+    const names: string[] = []
+    while (names.length < n) {
+      const f = this.tape.pick(FIELD_NAMES)
+      names.push(names.includes(f) ? `${f}${names.length}` : f)
+    }
+    return names
+  }
+
+  /** A value to yield (or a record field), untargeted or of a type unifiable with `target`. */
+  value(scope: Scope, d: number, target?: Ty): Ent {
+    if (target !== undefined) return this.targetedValue(scope, d, target)
+    this.budget--
+    const others = this.paths(scope).filter((p) => p.t.tag !== 's' && (this.exact ? exactTy(p.t) : true))
+    if (d <= 0 || this.budget <= 0) {
+      return this.tape.weighted<() => Ent>([
+        [3, () => this.leafScalar(scope, this.resolve('any'))],
+        [others.length > 0 ? 2 : 0, () => this.tape.pick(others)],
+        [this.tape.chance(30) ? 1 : 0, () => ({ v: {}, code: '{}', t: { tag: 'r', fields: [] } })],
+      ])()
+    }
+    return this.tape.weighted<() => Ent>([
+      [4, () => this.scalar(scope, 'any', d)],
+      [this.nest ? 4 : 3, () => this.record(scope, d)],
+      [others.length > 0 ? 2 : 0, () => this.tape.pick(others)],
+      [1, () => {
+        const q = this.query(scope, d - 1)
+        return { v: q.q, code: q.code, t: { tag: 'c', elem: q.elem, card: q.card } }
+      }],
+      [1, () => this.arrayLiteral(scope, d)],
+    ])()
+  }
+
+  private record(scope: Scope, d: number): Ent {
+    const n = this.tape.weighted([[3, 2], [1, 0], [3, 1], [3, 3]])
+    const names = this.fieldNames(n)
+    const obj: Record<string, unknown> = {}
+    const fields: (readonly [string, Ty])[] = []
+    const codes: string[] = []
+    for (const f of names) {
+      const e = this.tape.weighted<() => Ent>([
+        [5, () => this.value(scope, d - 1)],
+        [this.nest ? 6 : 2, () => {
+          // A nested query: a nested collection in the result.
+          const q = this.with({ nest: this.nest && this.tape.chance(50) }, () => this.query(scope, d - 1))
+          return { v: q.q, code: q.code, t: { tag: 'c', elem: q.elem, card: q.card } }
+        }],
+      ])()
+      obj[f] = e.v
+      fields.push([f, e.t])
+      codes.push(`${f}: ${e.code}`)
+    }
+    return { v: obj, code: n === 0 ? '{}' : `{ ${codes.join(', ')} }`, t: { tag: 'r', fields } }
+  }
+
+  private arrayLiteral(scope: Scope, d: number): Ent {
+    const kind = this.resolve('any')
+    const n = 1 + this.tape.nat(3)
+    const items: GS[] = []
+    for (let i = 0; i < n; i++) items.push(this.tape.chance(60) ? this.constant(kind) : this.scalar(scope, kind, d - 1))
+    let elem: Ty = items[0]!.t
+    for (const it of items.slice(1)) elem = must(unifyTy(elem, it.t))
+    return { v: items.map((x) => x.v), code: `[${items.map((x) => x.code).join(', ')}]`, t: { tag: 'c', elem, card: n } }
+  }
+
+  private targetedValue(scope: Scope, d: number, target: Ty): Ent {
+    this.budget--
+    const compatible = this.paths(scope).filter((p) => p.t.tag === target.tag && unifyTy(p.t, target) !== undefined && (p.t.tag === 's' || !this.exact || exactTy(p.t)))
+    if (target.tag === 's') {
+      const w: Want = target.kind === 'null' ? 'any' : target.kind === 'real' ? 'real' : target.kind
+      return d <= 0 || this.budget <= 0 ? this.leafScalar(scope, this.resolve(w)) : this.scalar(scope, w, d)
+    }
+    if (target.tag === 'r') {
+      return this.tape.weighted<() => Ent>([
+        [4, () => {
+          const obj: Record<string, unknown> = {}
+          const fields: (readonly [string, Ty])[] = []
+          const codes: string[] = []
+          for (const [f, ft] of target.fields) {
+            const e = this.value(scope, d - 1, ft)
+            obj[f] = e.v
+            fields.push([f, e.t])
+            codes.push(`${f}: ${e.code}`)
+          }
+          return { v: obj, code: fields.length === 0 ? '{}' : `{ ${codes.join(', ')} }`, t: { tag: 'r', fields } }
+        }],
+        [compatible.length > 0 ? 2 : 0, () => this.tape.pick(compatible)],
+      ])()
+    }
+    return this.tape.weighted<() => Ent>([
+      [1, () => this.literal(target)],
+      [d > 0 && this.budget > 0 ? 4 : 0, () => {
+        const q = this.query(scope, d - 1, target.elem)
+        return { v: q.q, code: q.code, t: { tag: 'c', elem: q.elem, card: q.card } }
+      }],
+      [compatible.length > 0 ? 1 : 0, () => this.tape.pick(compatible)],
+    ])()
+  }
+
+  /** `ty` with every `null`-kind scalar replaced by a chosen kind (so several literals agree). */
+  private concretize(ty: Ty): Ty {
+    if (ty.tag === 's') return ty.kind === 'null' ? sT(this.resolve('any'), true) : ty
+    if (ty.tag === 'r') return { tag: 'r', fields: ty.fields.map(([f, x]) => [f, this.concretize(x)] as const) }
+    return { tag: 'c', elem: this.concretize(ty.elem), card: ty.card }
+  }
+
+  /** A JavaScript literal of (a type unifiable with) `target`: constants, objects, arrays. */
+  literal(target: Ty): Ent {
+    if (target.tag === 's') {
+      const k: Concrete = target.kind === 'null' ? this.resolve('any') : (target.kind as Concrete)
+      return this.constant(k)
+    }
+    if (target.tag === 'r') {
+      const obj: Record<string, unknown> = {}
+      const fields: (readonly [string, Ty])[] = []
+      for (const [f, ft] of target.fields) {
+        const e = this.literal(ft)
+        obj[f] = e.v
+        fields.push([f, e.t])
+      }
+      return { v: obj, code: lit(obj), t: { tag: 'r', fields } }
+    }
+    const n = 1 + this.tape.nat(2)
+    const items: Ent[] = []
+    const elemShape = this.concretize(target.elem)
+    for (let i = 0; i < n; i++) items.push(this.literal(elemShape))
+    let elem: Ty = target.elem
+    for (const it of items) elem = must(unifyTy(elem, it.t))
+    const arr = items.map((x) => x.v)
+    return { v: arr, code: lit(arr), t: { tag: 'c', elem, card: n } }
+  }
+
+  // ------------------------------------------------ queries
+
+  query(scope: Scope, d: number, target?: Ty): GQ {
+    this.budget--
+    if (d <= 0 || this.budget <= 0) return this.yieldQ(scope, 0, target)
+    const colls = this.paths(scope).filter(
+      (p) => p.t.tag === 'c' && (!this.exact || exactTy(p.t)) && (target === undefined || unifyTy(p.t.elem, target) !== undefined),
+    )
+    const tables = target === undefined ? [] : this.tables.filter((ti) => unifyTy(ti.rowT, target) !== undefined)
+    return this.tape.weighted<() => GQ>([
+      [3, () => this.yieldQ(scope, d, target)],
+      [9, () => this.forQ(scope, d, target)],
+      [d >= 2 ? 2 : 0, () => this.pipelineQ(scope, d, target)],
+      [d >= 2 && target === undefined ? 2 : 0, () => this.nestedResultQ(scope, d).gq],
+      [3, () => this.whereQ(scope, d, target)],
+      [2, () => this.unionQ(scope, d, target)],
+      [1, () => this.valuesQ(scope, target)],
+      [target === undefined ? 1 : 0, () => this.tableQ()],
+      [target === undefined && !this.inHelper ? 1 : 0, () => this.helperQ(scope) ?? this.tableQ()],
+      // A nested collection of a row in scope, used as a query (count/exists/union part/...).
+      [colls.length > 0 ? 3 : 0, () => this.collPath(colls)],
+      // A table as a union part beside records of the same fields.
+      [tables.length > 0 ? 1 : 0, () => {
+        const ti = this.tape.pick(tables)
+        return { q: ti.tbl, code: ti.name, elem: ti.rowT, card: MAX_ROWS }
+      }],
+    ])()
+  }
+
+  private yieldQ(scope: Scope, d: number, target?: Ty): GQ {
+    const v = this.value(scope, d - 1, target)
+    return { q: Q.yield(v.v), code: `Q.yield(${v.code})`, elem: v.t, card: 1 }
+  }
+
+  private tableQ(): GQ {
+    const ti = this.tape.pick(this.tables)
+    return { q: ti.tbl, code: ti.name, elem: ti.rowT, card: MAX_ROWS }
+  }
+
+  private forQ(scope: Scope, d: number, target?: Ty): GQ {
+    const src = this.source(scope, d - 1)
+    const name = this.fresh()
+    let body: GQ | undefined
+    const q = Q.for(src.q, (x: any) => {
+      // `Q.values([])` has no element type: its variable is not used.
+      body = this.query(src.empty ? scope : [...scope, { v: x, code: name, t: src.elem }], d - 1, target)
+      return body.q
+    })
+    const b = body as GQ
+    return { q, code: `Q.for(${src.code}, (${name}) => ${b.code})`, elem: b.elem, card: Math.min(1e6, src.card * b.card) }
+  }
+
+  /** The source of a `Q.for`: a table, a nested-collection path, a nested query, a union, literals, a helper. */
+  private source(scope: Scope, d: number): GQ & { empty?: boolean } {
+    const colls = this.paths(scope).filter((p) => p.t.tag === 'c' && (!this.exact || exactTy(p.t)))
+    return this.tape.weighted<() => GQ & { empty?: boolean }>([
+      [50, () => this.tableQ()],
+      [colls.length > 0 ? 80 : 0, () => this.collPath(colls)],
+      [d > 0 ? 30 : 0, () => this.with({ nest: true }, () => this.query(scope, d))],
+      [d > 0 ? 10 : 0, () => this.unionQ(scope, d + 1, undefined)],
+      [6, () => this.valuesQ(scope, undefined)],
+      [1, () => ({ q: Q.values([]), code: 'Q.values([])', elem: { tag: 'r', fields: [] }, card: 0, empty: true })],
+      [this.inHelper ? 0 : 8, () => this.helperQ(scope) ?? this.tableQ()],
+    ])()
+  }
+
+  private collPath(colls: readonly Ent[]): GQ {
+    const p = this.tape.pick(colls)
+    const ct = p.t as CT
+    return { q: p.v, code: p.code, elem: ct.elem, card: ct.card }
+  }
+
+  /**
+   * `Q.for(src, x => [Q.where(cond,)] Q.yield({ ..., inner: <query over x>, ... }))`: rows with
+   * nested collections. Returns the query and the name of one nested-collection field.
+   */
+  nestedResult(d: number): GQ {
+    return this.nestedResultQ([], d).gq
+  }
+
+  private nestedResultQ(scope: Scope, d: number): { gq: GQ; innerName: string; inner: GQ } {
+    const src = this.source(scope, d - 1)
+    const xn = this.fresh()
+    const n = 1 + this.tape.nat(3)
+    const names = this.fieldNames(n)
+    const innerAt = this.tape.nat(n)
+    let fields: (readonly [string, Ent])[] = []
+    let inner: GQ | undefined
+    let cond: GS | undefined
+    const q = Q.for(src.q, (x: any) => {
+      const sc: Scope = src.empty ? scope : [...scope, { v: x, code: xn, t: src.elem }]
+      fields = names.map((f, i) => {
+        if (i === innerAt) {
+          inner = this.with({ nest: this.tape.chance(40) }, () => this.query(sc, d - 1))
+          return [f, { v: inner.q, code: inner.code, t: { tag: 'c', elem: inner.elem, card: inner.card } }] as const
+        }
+        if (this.tape.chance(30)) {
+          const nq = this.with({ nest: false }, () => this.query(sc, d - 2))
+          return [f, { v: nq.q, code: nq.code, t: { tag: 'c', elem: nq.elem, card: nq.card } }] as const
+        }
+        return [f, this.value(sc, 1)] as const
+      })
+      cond = this.tape.chance(30) ? this.with({ exact: true }, () => this.scalar(sc, 'boolean', 2)) : undefined
+      const y = Q.yield(Object.fromEntries(fields.map(([f, e]) => [f, e.v])))
+      return cond === undefined ? y : Q.where(cond.v, y)
+    })
+    const yieldCode = `Q.yield({ ${fields.map(([f, e]) => `${f}: ${e.code}`).join(', ')} })`
+    const code = `Q.for(${src.code}, (${xn}) => ${cond === undefined ? yieldCode : `Q.where(${cond.code}, ${yieldCode})`})`
+    const elem: RT = { tag: 'r', fields: fields.map(([f, e]) => [f, e.t] as const) }
+    const i = inner as GQ
+    return { gq: { q, code, elem, card: src.card }, innerName: names[innerAt] as string, inner: i }
+  }
+
+  /**
+   * `Q.for(Q.for(src, x => Q.yield({ k, inner: <query>, ... })), y => Q.for(y.inner, z => body))`:
+   * iterate a nested collection of a row of an intermediate query.
+   */
+  private pipelineQ(scope: Scope, d: number, target?: Ty): GQ {
+    const { gq: inter, innerName, inner: i } = this.nestedResultQ(scope, d - 1)
+    const yn = this.fresh()
+    const zn = this.fresh()
+    let body: GQ | undefined
+    const q = Q.for(inter.q, (y: any) =>
+      Q.for(y[innerName], (z: any) => {
+        body = this.query([...scope, { v: y, code: yn, t: inter.elem }, { v: z, code: zn, t: i.elem }], d - 1, target)
+        return body.q
+      }),
+    )
+    const b = body as GQ
+    return {
+      q,
+      code: `Q.for(${inter.code}, (${yn}) => Q.for(${yn}.${innerName}, (${zn}) => ${b.code}))`,
+      elem: b.elem,
+      card: Math.min(1e6, inter.card * i.card * b.card),
+    }
+  }
+
+  private whereQ(scope: Scope, d: number, target?: Ty): GQ {
+    // Sometimes a condition over constants only.
+    const cond = this.with({ exact: true }, () => (this.tape.chance(15) ? this.scalar([], 'boolean', 2) : this.scalar(scope, 'boolean', Math.min(3, d))))
+    const body = this.query(scope, d - 1, target)
+    return { q: Q.where(cond.v, body.q), code: `Q.where(${cond.code}, ${body.code})`, elem: body.elem, card: body.card }
+  }
+
+  private unionQ(scope: Scope, d: number, target?: Ty): GQ {
+    const n = this.tape.weighted([[4, 2], [1, 1], [2, 3]])
+    const parts: GQ[] = []
+    let ty = target
+    for (let i = 0; i < n; i++) {
+      // A later part may be an empty literal `Q.values([])`: the other parts give its type.
+      const p = ty !== undefined && this.tape.chance(8) ? this.valuesQ(scope, ty, true) : this.query(scope, d - 1, ty)
+      parts.push(p)
+      ty = ty === undefined ? p.elem : unifyTy(ty, p.elem)
+      if (ty === undefined) throw new Error(`generator bug: union part ${showTy(p.elem)} does not unify with ${showTy(target as Ty)}`)
+    }
+    return {
+      q: Q.union(...parts.map((p) => p.q)),
+      code: `Q.union(${parts.map((p) => p.code).join(', ')})`,
+      elem: ty as Ty,
+      card: parts.reduce((s, p) => s + p.card, 0),
+    }
+  }
+
+  /** `Q.values([...])` of constants or records of constants (sometimes an in-scope scalar). */
+  private valuesQ(scope: Scope, target: Ty | undefined, emptyOk = false): GQ {
+    let shape = target && this.concretize(target)
+    if (shape === undefined) {
+      const k = this.resolve('any')
+      if (this.tape.chance(50)) shape = sT(k, false)
+      else {
+        const names = this.fieldNames(1 + this.tape.nat(3))
+        shape = { tag: 'r', fields: names.map((f) => [f, sT(this.resolve('any'), false)] as const) }
+      }
+    }
+    const n = emptyOk ? this.tape.nat(4) : 1 + this.tape.nat(3)
+    const items: Ent[] = []
+    for (let i = 0; i < n; i++) {
+      if (shape.tag === 's' && shape.kind !== 'null' && this.tape.chance(15)) items.push(this.leafScalar(scope, shape.kind as Concrete))
+      else items.push(this.literal(shape))
+    }
+    let elem: Ty = shape
+    for (const it of items) elem = must(unifyTy(elem, it.t))
+    if (target === undefined) elem = items.slice(1).reduce<Ty>((acc, it) => must(unifyTy(acc, it.t)), (items[0] as Ent).t)
+    return { q: Q.values(items.map((x) => x.v)), code: `Q.values([${items.map((x) => x.code).join(', ')}])`, elem, card: n }
+  }
+
+  // ------------------------------------------------ helper functions (composition)
+
+  /**
+   * Call (or define, then call) a helper: a JavaScript function returning a query, with no
+   * parameter or with a row of a table as parameter. Its body is generated once from a fixed
+   * tape position; every call replays the same choices, so all calls build the same query
+   * shape (with fresh variables).
+   */
+  private helperQ(scope: Scope): GQ | undefined {
+    const rows = this.paths(scope).filter((p) => this.tables.some((ti) => ti.rowT === p.t))
+    const usable = this.helpers.filter((h) => h.param === undefined || rows.some((p) => p.t === h.param))
+    if (usable.length > 0 && (this.helpers.length >= 3 || this.tape.chance(60))) {
+      const h = this.tape.pick(usable)
+      const arg = h.param === undefined ? undefined : this.tape.pick(rows.filter((p) => p.t === h.param))
+      const pos = this.tape.pos
+      this.tape.pos = h.start
+      const body = this.helperBody(h.param, arg?.v)
+      this.tape.pos = pos
+      return { q: body.q, code: `${h.name}(${arg?.code ?? ''})`, elem: h.elem, card: h.card }
+    }
+    if (this.helpers.length >= 3) return undefined
+    const arg = rows.length > 0 && this.tape.chance(70) ? this.tape.pick(rows) : undefined
+    const param = arg?.t as RT | undefined
+    const name = `h${this.helpers.length}`
+    const start = this.tape.pos
+    const body = this.helperBody(param, arg?.v)
+    this.helpers.push({ name, param, start, elem: body.elem, card: body.card, def: `const ${name} = (${param ? 'p' : ''}) => ${body.code}` })
+    return { q: body.q, code: `${name}(${arg?.code ?? ''})`, elem: body.elem, card: body.card }
+  }
+
+  private helperBody(param: RT | undefined, argView: unknown): GQ {
+    const saved = { budget: this.budget, exact: this.exact, nest: this.nest, inHelper: this.inHelper }
+    this.budget = 10
+    this.exact = true
+    this.nest = false
+    this.inHelper = true
+    try {
+      return this.query(param ? [{ v: argView, code: 'p', t: param }] : [], 2)
+    } finally {
+      Object.assign(this, saved)
+    }
+  }
+}
+
+function must<T>(x: T | undefined): T {
+  if (x === undefined) throw new Error('generator bug: types do not unify')
+  return x
+}
+
+function exactTy(ty: Ty): boolean {
+  if (ty.tag === 's') return ty.exact
+  if (ty.tag === 'r') return ty.fields.every(([, x]) => exactTy(x))
+  return exactTy(ty.elem)
+}
+
+// ---------------------------------------------------------------- cases
+
+export interface OrderKeyPath {
+  /** Field path from the element (empty: the element itself, a scalar). */
+  readonly path: readonly string[]
+  readonly dir: 'asc' | 'desc'
+}
+
+export interface Case {
+  readonly schema: Schema
+  readonly data: Data
+  /** The query as run (possibly ordered and limited). */
+  readonly query: AnyQuery
+  /** The query without its limit (the query itself when there is none). */
+  readonly unlimited: AnyQuery
+  readonly elem: Ty
+  readonly order: readonly OrderKeyPath[] | undefined
+  readonly limit: { readonly n: number; readonly offset: number } | undefined
+  /** TypeScript source of the query: helper definitions, then `const q = ...`. */
+  readonly code: string
+}
+
+/** Scalar, exact field paths of an element type (not inside nested collections). */
+function orderPaths(ty: Ty, prefix: readonly string[] = []): string[][] {
+  if (ty.tag === 's') return ty.exact ? [[...prefix]] : []
+  if (ty.tag === 'r') return ty.fields.flatMap(([f, x]) => orderPaths(x, [...prefix, f]))
+  return []
+}
+
+export interface BuiltQuery {
+  readonly query: AnyQuery
+  readonly unlimited: AnyQuery
+  readonly elem: Ty
+  readonly order: readonly OrderKeyPath[] | undefined
+  readonly limit: { readonly n: number; readonly offset: number } | undefined
+  readonly code: string
+}
+
+const pathCode = (v: string, path: readonly string[]): string => [v, ...path].join('.')
+
+/** Build a query over `schema` from a choice tape. Deterministic. */
+export function buildQuery(schema: Schema, tapeValues: readonly number[]): BuiltQuery {
+  const tables: TableInfo[] = schema.tables.map((tbl, i) => {
+    const spec = schema.specs[i] as TableSpec
+    return { tbl, name: spec.name, rowT: { tag: 'r', fields: spec.columns.map((c) => [c.name, sT(c.kind, c.nullable, COL_BOUND[c.kind])] as const) } }
+  })
+  const tape = new Tape(tapeValues)
+  const g = new Gen(tape, tables)
+  // Often bias the whole query toward nested results (records with nested-query fields).
+  g.nest = tape.chance(40)
+  // ... and often make the result itself rows with nested collections.
+  const top = tape.chance(30) ? g.nestedResult(4) : g.query([], 4)
+  let query: AnyQuery = top.q
+  let code = top.code
+  let order: OrderKeyPath[] | undefined
+  if (tape.chance(25)) {
+    const paths = orderPaths(top.elem)
+    if (paths.length > 0) {
+      const chosen = tape.chance(50) ? paths : paths.filter(() => tape.chance(50))
+      const keys = (chosen.length > 0 ? chosen : [paths[0] as string[]]).map((path) => ({ path, dir: tape.pick(['asc', 'desc'] as const) }))
+      const explicit = tape.chance(30)
+      const single = keys.length === 1 && tape.chance(50)
+      const keyFn = (r: any) => {
+        const ks = keys.map((k) => {
+          const e = k.path.reduce((acc: any, f) => acc[f], r)
+          return k.dir === 'desc' ? Q.desc(e) : explicit ? Q.asc(e) : e
+        })
+        return single ? ks[0] : ks
+      }
+      const keyCodes = keys.map((k) => (k.dir === 'desc' ? `Q.desc(${pathCode('r', k.path)})` : explicit ? `Q.asc(${pathCode('r', k.path)})` : pathCode('r', k.path)))
+      const keysCode = single ? keyCodes[0] : `[${keyCodes.join(', ')}]`
+      if (tape.chance(50)) {
+        query = query.orderBy(keyFn)
+        code = `${code}.orderBy((r) => ${keysCode})`
+      } else {
+        query = Q.orderBy(query, keyFn)
+        code = `Q.orderBy(${code}, (r) => ${keysCode})`
+      }
+      order = keys
+    }
+  }
+  const unlimited = query
+  let limit: { n: number; offset: number } | undefined
+  if (tape.chance(15)) {
+    limit = { n: tape.nat(6), offset: tape.chance(40) ? tape.nat(4) : 0 }
+    query = query.limit(limit.n, limit.offset)
+    code = `${code}.limit(${limit.n}${limit.offset ? `, ${limit.offset}` : ''})`
+  }
+  const helpers = g.helpers.map((h) => `${h.def}\n`).join('')
+  return { query, unlimited, elem: top.elem, order, limit, code: `${helpers}const q = ${code}` }
+}
+
+export const arbTape: fc.Arbitrary<number[]> = fc.array(fc.nat({ max: 0xffff }), { maxLength: 400, size: 'max' })
+
+/** A schema, data for it and a query over it. */
+export function arbCase(opts: { maxRows?: number; maxCost?: number } = {}): fc.Arbitrary<Case> {
+  const maxCost = opts.maxCost ?? MAX_COST
+  return arbSchema().chain((schema) =>
+    fc
+      .tuple(arbData(schema, opts.maxRows), arbTape)
+      .map(([data, tape]): Case => {
+        const b = buildQuery(schema, tape)
+        const c: Case = { schema, data, ...b }
+        Object.defineProperty(c, fc.toStringMethod, { value: () => caseCode(c), enumerable: false })
+        return c
+      })
+      .filter((c) => estimateCost(c.query[AST], c.data) <= maxCost),
+  )
+}
+
+/** A self-contained reproduction: schema, data, query. */
+export function caseCode(c: { schema: Schema; data: Data; code: string }): string {
+  const data = Object.entries(c.data)
+    .map(([n, rows]) => `  ${n}: [${rows.length === 0 ? '' : `\n${rows.map((r) => `    ${lit(r)},`).join('\n')}\n  `}],`)
+    .join('\n')
+  return `\n${schemaCode(c.schema.specs)}\nconst data = {\n${data}\n}\n${c.code}\n`
+}
+
+// ---------------------------------------------------------------- cost
+
+/** Assumed size of a nested collection reached through a field or variable. */
+const NESTED_CARD = 16
+
+/**
+ * A rough bound on the work of evaluating `e` by nested loops over `data` (the oracle's
+ * strategy; SQL engines do no worse on these sizes). Cases above a limit are not generated, so
+ * the oracle and the databases stay fast.
+ */
+export function estimateCost(e: ast.Expr, data: Data): number {
+  const card = (q: ast.Expr): number => {
+    switch (q.kind) {
+      case 'table': return data[q.table.name]?.length ?? 0
+      case 'for': return card(q.source) * card(q.body)
+      case 'where': return card(q.body)
+      case 'yield': return 1
+      case 'union': return q.parts.reduce((s, p) => s + card(p), 0)
+      case 'values': return q.items.length
+      case 'order': return card(q.query)
+      case 'limit': return Math.min(card(q.query), q.limit ?? Infinity)
+      default: return NESTED_CARD
+    }
+  }
+  const cost = (x: ast.Expr): number => {
+    switch (x.kind) {
+      case 'table': return 1 + (data[x.table.name]?.length ?? 0)
+      case 'for': return cost(x.source) + card(x.source) * cost(x.body)
+      case 'where': return cost(x.cond) + cost(x.body)
+      case 'yield': return cost(x.value)
+      case 'union': return x.parts.reduce((s, p) => s + cost(p), 1)
+      case 'values': return x.items.reduce((s, p) => s + cost(p), 1)
+      case 'record': return x.fields.reduce((s, [, p]) => s + cost(p), 1)
+      case 'op': return x.args.reduce((s, p) => s + cost(p), 1)
+      case 'field': return cost(x.target)
+      case 'exists': case 'agg': return cost(x.query)
+      case 'order': case 'limit': return cost(x.query) + card(x.query)
+      default: return 1
+    }
+  }
+  return cost(e)
+}
+
+export const MAX_COST = 20_000
+
+// ---------------------------------------------------------------- coverage
+
+/** Features of a query's AST (node kinds, operators, aggregate functions, source kinds). */
+export function features(q: AnyQuery): Set<string> {
+  const out = new Set<string>()
+  const walk = (e: ast.Expr): void => {
+    out.add(e.kind)
+    switch (e.kind) {
+      case 'for':
+        out.add(`for<-${e.source.kind}`)
+        if (e.source.kind === 'table') {
+          let b = e.body
+          let n = 1
+          for (;;) {
+            while (b.kind === 'where') b = b.body
+            if (b.kind !== 'for' || b.source.kind !== 'table') break
+            n++
+            b = b.body
+          }
+          if (n > 1) out.add(`join${n}`)
+        }
+        walk(e.source)
+        walk(e.body)
+        return
+      case 'where': walk(e.cond); walk(e.body); return
+      case 'yield':
+        if (e.value.kind === 'record' && e.value.fields.length === 0) out.add('yield{}')
+        walk(e.value)
+        return
+      case 'union': out.add(`union/${e.parts.length}`); e.parts.forEach((p) => walk(p)); return
+      case 'values': if (e.items.length === 0) out.add('values[]'); e.items.forEach((i) => walk(i)); return
+      case 'field': walk(e.target); return
+      case 'record':
+        for (const [, x] of e.fields) {
+          if (x.kind === 'for' || x.kind === 'where' || x.kind === 'yield' || x.kind === 'union' || x.kind === 'values' || x.kind === 'table') out.add('nested-query-field')
+          if (x.kind === 'record') out.add('nested-record')
+          walk(x)
+        }
+        return
+      case 'const': out.add(e.value === null ? 'const:null' : `const:${typeof e.value}`); return
+      case 'op': out.add(`op:${e.op}`); e.args.forEach((a) => walk(a)); return
+      case 'exists': out.add(e.negated ? 'empty' : 'exists'); out.add(`exists<-${e.query.kind}`); walk(e.query); return
+      case 'agg':
+        out.add(`agg:${e.fn}`)
+        out.add(`agg<-${e.query.kind === 'for' && e.query.body.kind === 'yield' && e.query.source.kind !== 'table' ? `select:${e.query.source.kind}` : e.query.kind}`)
+        walk(e.query)
+        return
+      case 'order': e.keys.forEach((k) => walk(k.expr)); walk(e.query); return
+      case 'limit': walk(e.query); return
+      default: return
+    }
+  }
+  walk(q[AST])
+  return out
+}
