@@ -1,0 +1,160 @@
+/**
+ * Lineage property tests over random schemas (with composite keys and untracked tables), data and
+ * queries from the whole DSL (`test/support/arbitraries.ts`), on SQLite and PostgreSQL:
+ *
+ * 1. `run(lineage(q))` returns exactly the bag the oracle computes by the lineage rule
+ *    (`evaluateLineage`, which does not use the rewrite) — 500 cases per dialect;
+ * 2. stripping the annotations from `lineage(q)` gives exactly the bag of `q`;
+ * 3. every entry names an existing row of a tracked table that the query reads;
+ * 4. every row's entries are in generator order (the oracle's order) without duplicates.
+ *
+ * Environment: `LQ_SEED`, `LQ_PATH`, `LQ_RUNS` as in `test/query/property.test.ts`.
+ */
+import fc from 'fast-check'
+import { test } from 'vitest'
+import { AST, compile, createTable, insertRows, lineage, run, type AnyQuery } from '../../src/index.js'
+import { evaluateLineage } from '../oracle/evaluate.js'
+import { arbCase, caseCode, type Case, type Data } from '../support/arbitraries.js'
+import { compareBags, show, valueEquals } from '../support/bags.js'
+import { eachDialect, type TestDb } from '../support/db.js'
+
+const env = (name: string): string | undefined => (process.env[name] === '' ? undefined : process.env[name])
+const seed = env('LQ_SEED')
+const path = env('LQ_PATH')
+const numRuns = Number(env('LQ_RUNS') ?? 500)
+const params = (runs: number): fc.Parameters<[Case]> => ({
+  numRuns: runs,
+  endOnFailure: true,
+  ...(seed !== undefined ? { seed: Number(seed) } : {}),
+  ...(path !== undefined ? { path } : {}),
+})
+const TIMEOUT = 300_000
+
+interface Entry { readonly table: string; readonly key: unknown }
+interface Ann { readonly data: unknown; readonly lineage: readonly Entry[] }
+
+class Rollback extends Error {}
+
+/** Run queries on fresh tables for `c` inside a transaction that is always rolled back. */
+async function runAll(tdb: TestDb, c: Case, queries: readonly AnyQuery[]): Promise<unknown[][]> {
+  let out: unknown[][] = []
+  try {
+    await tdb.db.transaction().execute(async (trx) => {
+      for (const tb of c.schema.tables) {
+        await createTable(trx, tb)
+        await insertRows(trx, tb, c.data[tb.name] ?? [])
+      }
+      out = []
+      for (const q of queries) out.push(await run(trx, q))
+      throw new Rollback()
+    })
+  } catch (e) {
+    if (!(e instanceof Rollback)) throw e
+  }
+  return out
+}
+
+function fail(c: Case, tdb: TestDb, what: string): never {
+  let sql = ''
+  try {
+    sql = compile(lineage(c.query), tdb.dialect).statements[0]!.sql
+  } catch (e) {
+    sql = `(compile failed: ${(e as Error).message})`
+  }
+  throw new Error(`${what}\n--- case (${tdb.label}):${caseCode(c)}--- lineage SQL:\n${sql}\n`)
+}
+
+/** Strip annotations recursively: `{data, lineage}` -> data, in nested collections too. */
+function strip(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(strip)
+  if (typeof v === 'object' && v !== null) {
+    if ('data' in v && 'lineage' in v && Array.isArray((v as Ann).lineage) && Object.keys(v).length === 2) return strip((v as Ann).data)
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, strip(x)]))
+  }
+  return v
+}
+
+/** Every lineage list in a result, nested ones included. */
+function lists(v: unknown, out: (readonly Entry[])[] = []): (readonly Entry[])[] {
+  if (Array.isArray(v)) for (const x of v) lists(x, out)
+  else if (typeof v === 'object' && v !== null) {
+    if ('data' in v && 'lineage' in v && Array.isArray((v as Ann).lineage)) {
+      out.push((v as Ann).lineage)
+      lists((v as Ann).data, out)
+    } else for (const x of Object.values(v)) lists(x, out)
+  }
+  return out
+}
+
+const entryId = (e: Entry) => `${e.table}\u0000${JSON.stringify(e.key)}`
+
+/** Cases the lineage tests use: no limit (an unordered limit keeps arbitrary rows). */
+const arbLineageCase = () => arbCase().filter((c) => c.limit === undefined)
+
+function rowExists(c: Case, data: Data, e: Entry): boolean {
+  const spec = c.schema.specs.find((s) => s.name === e.table)
+  if (spec === undefined || !spec.lineage) return false
+  const key = spec.key
+  const values = key.length === 1 ? [e.key] : (e.key as unknown[])
+  return (data[e.table] ?? []).some((row) => key.every((k, i) => valueEquals(row[k], values[i])))
+}
+
+eachDialect('lineage agrees with the oracle', (get) => {
+  test(`${numRuns} random schemas, data and queries: run(lineage(q)) = the lineage rule`, async () => {
+    await fc.assert(
+      fc.asyncProperty(arbLineageCase(), async (c) => {
+        const expected = evaluateLineage(c.query[AST], c.data)
+        const [actual] = await runAll(get(), c, [lineage(c.query)])
+        const r = compareBags(actual!, expected)
+        if (!r.ok) fail(c, get(), r.message)
+      }),
+      params(numRuns),
+    )
+  }, TIMEOUT)
+})
+
+eachDialect('lineage properties', (get) => {
+  const runs = Math.max(50, Math.floor(numRuns / 3))
+
+  test('stripping the annotations from lineage(q) gives exactly the bag of q', async () => {
+    await fc.assert(
+      fc.asyncProperty(arbLineageCase(), async (c) => {
+        const [annotated, plain] = await runAll(get(), c, [lineage(c.query), c.query])
+        const r = compareBags(annotated!.map(strip), plain!)
+        if (!r.ok) fail(c, get(), `strip(lineage(q)) != q: ${r.message}`)
+      }),
+      params(runs),
+    )
+  }, TIMEOUT)
+
+  test('every entry names an existing row of a tracked table', async () => {
+    await fc.assert(
+      fc.asyncProperty(arbLineageCase(), async (c) => {
+        const [annotated] = await runAll(get(), c, [lineage(c.query)])
+        for (const l of lists(annotated)) {
+          for (const e of l) if (!rowExists(c, c.data, e)) fail(c, get(), `entry ${show(e)} names no row of a tracked table`)
+        }
+      }),
+      params(runs),
+    )
+  }, TIMEOUT)
+
+  test("entries are in generator order (the rule's order) without duplicates", async () => {
+    await fc.assert(
+      fc.asyncProperty(arbLineageCase(), async (c) => {
+        const [annotated] = await runAll(get(), c, [lineage(c.query)])
+        const expected = evaluateLineage(c.query[AST], c.data) as unknown as Ann[]
+        const unmatched = [...expected]
+        for (const row of annotated as Ann[]) {
+          const ids = row.lineage.map(entryId)
+          if (new Set(ids).size !== ids.length) fail(c, get(), `duplicate entries in ${show(row.lineage)}`)
+          // Some row of the rule's result has equal data and exactly this sequence of entries.
+          const i = unmatched.findIndex((x) => valueEquals(strip(x.data), strip(row.data)) && x.lineage.map(entryId).join('|') === ids.join('|'))
+          if (i < 0) fail(c, get(), `no row of the rule's result has data ${show(strip(row.data))} with entries in the order ${show(row.lineage)}`)
+          unmatched.splice(i, 1)
+        }
+      }),
+      params(runs),
+    )
+  }, TIMEOUT)
+})
