@@ -98,27 +98,45 @@ function collReader(l: CollLayout, h: DialectHooks, path: string): Reader {
   }
 }
 
+/**
+ * Lineage entries. Which tables each branch's entries name is known when compiling, so an
+ * entry is compared for duplicates only with earlier entries of the same table (a self-join),
+ * and not at all in the common case; branches with stored lineage (whose tables are data)
+ * fall back to comparing everything.
+ */
 function linReader(l: LinLayout, h: DialectHooks): Reader {
+  const plans = l.branches.map((b) => {
+    const stored = b.entries.some((e) => e.stored !== undefined)
+    return b.entries.map((e, i) => ({
+      table: e.table,
+      slot: e.slots[0]!,
+      slots: e.slots,
+      kinds: e.types.map((t) => t.kind),
+      stored: e.stored,
+      // Earlier entries of the same table: the only ones this entry can duplicate.
+      check: stored || b.entries.slice(0, i).some((x) => x.table === e.table),
+    }))
+  })
+  const sameKey = (a: unknown, b: unknown): boolean =>
+    a === b || (Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => x === b[i]))
   return (slots, at, tag) => {
     const base = at.i
     at.i += l.slots.length
-    const desc = l.branches[tag]
-    if (desc === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${tag}`)
+    const plan = plans[tag]
+    if (plan === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${tag}`)
     const out: { table: string; key: unknown }[] = []
-    const seen = new Set<string>()
-    const add = (table: string, key: unknown) => {
-      const id = `${table}\u0000${JSON.stringify(key)}`
-      if (seen.has(id)) return
-      seen.add(id)
+    const add = (table: string, key: unknown, check: boolean) => {
+      if (check) for (const o of out) if (o.table === table && sameKey(o.key, key)) return
       out.push({ table, key })
     }
-    for (const e of desc.entries) {
+    for (const e of plan) {
       if (e.stored !== undefined) {
-        for (const s of storedEntries(slots[base + e.slots[0]!], e.stored.single, e.table)) add(s.table, s.key)
-        continue
+        for (const s of storedEntries(slots[base + e.slot], e.stored.single, e.table)) add(s.table, s.key, true)
+      } else if (e.slots.length === 1) {
+        add(e.table, h.fromDb(e.kinds[0]!, slots[base + e.slot]), e.check)
+      } else {
+        add(e.table, e.slots.map((s, j) => h.fromDb(e.kinds[j]!, slots[base + s])), e.check)
       }
-      const vals = e.slots.map((s, j) => h.fromDb(e.types[j]!.kind, slots[base + s]))
-      add(e.table, vals.length === 1 ? vals[0] : vals)
     }
     return out
   }
@@ -139,6 +157,24 @@ function storedEntries(raw: unknown, single: string | undefined, table: string):
   return (v as [string, unknown][]).map(([t, k]) => ({ table: t, key: k }))
 }
 
+const makers = new Map<string, (v: readonly unknown[]) => Record<string, unknown>>()
+
+/**
+ * A function building a record with these field names from an array of values, as one object
+ * literal so every record of a layout shares one hidden class (adding properties one by one was
+ * the largest cost of decoding). The names are embedded with JSON.stringify, so any name is safe.
+ */
+function recordMaker(names: readonly string[]): (v: readonly unknown[]) => Record<string, unknown> {
+  const id = JSON.stringify(names)
+  let make = makers.get(id)
+  if (make === undefined) {
+    const body = `return { ${names.map((n, i) => `${JSON.stringify(n)}: v[${i}]`).join(', ')} }`
+    make = new Function('v', body) as (v: readonly unknown[]) => Record<string, unknown>
+    makers.set(id, make)
+  }
+  return make
+}
+
 export function reader(l: Layout, h: DialectHooks, path = ''): Reader {
   switch (l.k) {
     case 'scalar':
@@ -148,11 +184,12 @@ export function reader(l: Layout, h: DialectHooks, path = ''): Reader {
     case 'lin':
       return linReader(l, h)
     case 'rec': {
-      const fields = l.fields.map(([n, f]) => [n, reader(f, h, path ? `${path}.${n}` : n)] as const)
+      const readers = l.fields.map(([n, f]) => reader(f, h, path ? `${path}.${n}` : n))
+      const make = recordMaker(l.fields.map(([n]) => n))
+      const values = new Array<unknown>(readers.length)
       return (slots, at, tag) => {
-        const o: Record<string, unknown> = {}
-        for (const [n, r] of fields) o[n] = r(slots, at, tag)
-        return o
+        for (let i = 0; i < readers.length; i++) values[i] = readers[i]!(slots, at, tag)
+        return make(values)
       }
     }
   }
