@@ -8,7 +8,7 @@ export {
 export { type Dialect } from './query/dialect.js'
 export { compile, type Compiled, type CompiledStatement } from './query/compile.js'
 export { run } from './query/run.js'
-export { lineage, sourceRows, groupBySource, type Annotated, type AnnotateFields, type SourceRow } from './lineage/index.js'
+export { lineage, sourceRows, groupBySource, type Annotated, type AnnotateFields, type LineageOptions, type SourceRow } from './lineage/index.js'
 export { createTable, insertRows } from './query/ddl.js'
 export { dialectOf } from './query/dialect-of.js'
 export {

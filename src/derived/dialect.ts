@@ -34,16 +34,58 @@ export interface StoreDialect {
   readonly revType: string
   /** Extra column definitions for revision and metadata tables (PostgreSQL: `xid`). */
   readonly xidColumn: string | undefined
+  /**
+   * Table option for the store's tables keyed by `lq_key` (revision and metadata tables).
+   * SQLite: `WITHOUT ROWID`, so a key probe reaches the row in one B-tree descent instead of
+   * two (key index, then rowid table); PostgreSQL: none.
+   */
+  readonly keyedTable: string
   /** Statements creating the clock. */
   clockDDL(): string[]
   /** The current clock value and (PostgreSQL) snapshot xmin. */
   readClock(db: Kysely<any>): Promise<Watermark>
-  /** A new revision, inside the caller's transaction. */
+  /**
+   * A new revision, inside the caller's transaction (a derived write). On PostgreSQL it also
+   * makes that transaction commit asynchronously (`synchronous_commit = off`, for this
+   * transaction only): derived rows can be recomputed, and a crash can only lose a suffix of
+   * commits, which then look stale or missing (see `batchWrite`).
+   */
   nextRev(trx: Kysely<any>): Promise<number>
   /** `alias.rev > wm.rev` (or PostgreSQL's xid-aware variant). */
   since(alias: string, revCol: string, xidCol: string, wm: Watermark): RawBuilder<boolean>
   /** The assignment that stamps a written row with the current transaction (PostgreSQL) or nothing. */
   xidValue(): RawBuilder<unknown> | undefined
+  /** SQL text of `xidValue`, for statements written as text. */
+  readonly xidSql: string | undefined
+  /** The `i`-th (1-based) bound-parameter placeholder of a statement written as text. */
+  ph(i: number): string
+  /**
+   * A FROM item over the elements of a JSON array bound at placeholder `p`, one row per element,
+   * aliased `j` (each element, itself an array, is `j.value`). Batches of rows travel as one
+   * JSON text parameter, so a statement's text does not depend on the batch size: small to
+   * prepare, and the same text for every batch.
+   */
+  jsonRows(p: string): string
+  /** Field `i` of the array element `j.value` of `jsonRows`, as a column of `type`. */
+  jsonField(i: number, type: JsonFieldType): string
+  /** A subquery listing the strings of a JSON array of strings bound at `p`. */
+  jsonTexts(p: string): string
+  /**
+   * Whether a real number travels exactly through JSON text (JavaScript's shortest
+   * round-tripping decimal, parsed by the database). PostgreSQL: yes (correctly rounded
+   * `float8in`). SQLite: no (its text-to-double conversion is off by one ulp for some values),
+   * so tables with real columns get bound parameters there.
+   */
+  readonly exactJsonReals: boolean
+  /** Whether JSON batches must carry lone surrogates as U+FFFD (see `jsonBatch`). */
+  readonly replaceLoneSurrogates: boolean
+  /**
+   * One statement that stores a batch of results of a one-table or `joinOnRoot` derivation, or
+   * undefined when the dialect has none (SQLite: no data-modifying WITH). See `BatchWrite`.
+   */
+  batchWrite(spec: BatchWriteSpec): string | undefined
+  /** Refresh the planner's statistics of a table that just got many rows (PostgreSQL); no-op on SQLite. */
+  analyze(db: Kysely<any>, table: string): Promise<void>
   /** Statements that start tracking a root table (revision table, index, triggers). */
   trackDDL(root: TableDef): string[]
   /** Revision rows for every row of `root` not yet in its revision table, and deletions for rows gone. */
@@ -58,6 +100,21 @@ export interface StoreDialect {
   /** Serialise concurrent migrations (PostgreSQL advisory lock); no-op on SQLite. */
   lockMigrations(trx: Kysely<any>): Promise<void>
 }
+
+/**
+ * What `batchWrite` needs to know of a derived table: its metadata and data tables, the
+ * monotonic-write guard, and the output columns.
+ */
+export interface BatchWriteSpec {
+  readonly meta: string
+  readonly data: string
+  /** The guard of the metadata upsert, over the stored row (the metadata table's name) and `excluded`. */
+  readonly guard: string
+  readonly columns: readonly { readonly name: string; readonly type: JsonFieldType }[]
+}
+
+/** The SQL type of a field read from JSON by `jsonField`. */
+export type JsonFieldType = 'text' | 'int' | 'real' | 'boolean'
 
 export const q = (name: string): string => `"${name.replace(/"/g, '""')}"`
 export const revTable = (root: string): string => `lq_rev_${root}`
@@ -84,6 +141,7 @@ const sqlite: StoreDialect = {
   name: 'sqlite',
   revType: 'integer',
   xidColumn: undefined,
+  keyedTable: ' WITHOUT ROWID',
   clockDDL: () => [
     `CREATE TABLE lq_clock (id integer PRIMARY KEY CHECK (id = 1), rev integer NOT NULL)`,
     `INSERT INTO lq_clock (id, rev) VALUES (1, 0)`,
@@ -98,6 +156,17 @@ const sqlite: StoreDialect = {
   },
   since: (alias, revCol, _xidCol, wm) => sql<boolean>`${sql.ref(`${alias}.${revCol}`)} > ${wm.rev}`,
   xidValue: () => undefined,
+  xidSql: undefined,
+  ph: () => '?',
+  jsonRows: (p) => `json_each(${p}) AS j`,
+  // json_extract gives SQL integers, reals, text and NULL for JSON numbers, strings and null;
+  // true/false become 1/0, SQLite's booleans.
+  jsonField: (i) => `json_extract(j.value, '$[${i}]')`,
+  jsonTexts: (p) => `SELECT value FROM json_each(${p})`,
+  exactJsonReals: false,
+  replaceLoneSurrogates: false,
+  batchWrite: () => undefined,
+  async analyze() {},
   trackDDL(root) {
     const R = q(root.name)
     const V = q(revTable(root.name))
@@ -108,8 +177,9 @@ const sqlite: StoreDialect = {
     const kNew = keyExpr(root, 'NEW', 'sqlite')
     const kOld = keyExpr(root, 'OLD', 'sqlite')
     return [
-      `CREATE TABLE IF NOT EXISTS ${V} (lq_key text PRIMARY KEY, rev integer NOT NULL, deleted integer NOT NULL)`,
-      `CREATE INDEX IF NOT EXISTS ${q(`${revTable(root.name)}_rev`)} ON ${V} (rev)`,
+      `CREATE TABLE IF NOT EXISTS ${V} (lq_key text PRIMARY KEY, rev integer NOT NULL, deleted integer NOT NULL) WITHOUT ROWID`,
+      // Covering: a scan of the revisions since a watermark reads this index only.
+      `CREATE INDEX IF NOT EXISTS ${q(`${revTable(root.name)}_rev`)} ON ${V} (rev, lq_key, deleted)`,
       `CREATE TRIGGER IF NOT EXISTS ${q(`lq_trg_${root.name}_ins`)} AFTER INSERT ON ${R} BEGIN ${bump} ${upsert(kNew, 0)} END`,
       `CREATE TRIGGER IF NOT EXISTS ${q(`lq_trg_${root.name}_upd`)} AFTER UPDATE ON ${R} BEGIN ${bump} ${upsert(kOld, 1, `${kOld} IS NOT ${kNew}`)} ${upsert(kNew, 0)} END`,
       `CREATE TRIGGER IF NOT EXISTS ${q(`lq_trg_${root.name}_del`)} AFTER DELETE ON ${R} BEGIN ${bump} ${upsert(kOld, 1)} END`,
@@ -139,6 +209,7 @@ const postgres: StoreDialect = {
   name: 'postgres',
   revType: 'bigint',
   xidColumn: 'xid8 NOT NULL DEFAULT pg_current_xact_id()',
+  keyedTable: '',
   clockDDL: () => [`CREATE SEQUENCE lq_clock_seq`],
   async readClock(db) {
     const r = await sql<{ rev: string; xmin: string }>`SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM lq_clock_seq) AS rev, pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`.execute(db)
@@ -146,7 +217,7 @@ const postgres: StoreDialect = {
     return { rev: Number(row.rev), xmin: row.xmin }
   },
   async nextRev(trx) {
-    const r = await sql<{ rev: string }>`SELECT nextval('lq_clock_seq') AS rev`.execute(trx)
+    const r = await sql<{ rev: string }>`SELECT nextval('lq_clock_seq') AS rev, set_config('synchronous_commit', 'off', true) AS sc`.execute(trx)
     return Number(r.rows[0]!.rev)
   },
   since: (alias, revCol, xidCol, wm) =>
@@ -154,6 +225,21 @@ const postgres: StoreDialect = {
       ? sql<boolean>`${sql.ref(`${alias}.${revCol}`)} > ${wm.rev}`
       : sql<boolean>`(${sql.ref(`${alias}.${revCol}`)} > ${wm.rev} OR ${sql.ref(`${alias}.${xidCol}`)} >= ${wm.xmin}::xid8)`,
   xidValue: () => sql`pg_current_xact_id()`,
+  xidSql: 'pg_current_xact_id()',
+  ph: (i) => `$${i}`,
+  jsonRows: (p) => `jsonb_array_elements(${p}::jsonb) AS j(value)`,
+  jsonField: (i, type) => {
+    const e = `(j.value ->> ${i})`
+    return type === 'text' ? e : type === 'int' ? `${e}::bigint` : type === 'real' ? `${e}::double precision` : `${e}::boolean`
+  },
+  jsonTexts: (p) => `SELECT jsonb_array_elements_text(${p}::jsonb)`,
+  // jsonb keeps a number as numeric, exactly; its text is read back by float8in, correctly rounded.
+  exactJsonReals: true,
+  replaceLoneSurrogates: true,
+  batchWrite: (spec) => pgBatchWrite(spec),
+  async analyze(db, table) {
+    await sql`ANALYZE ${sql.id(table)}`.execute(db)
+  },
   trackDDL(root) {
     const R = q(root.name)
     const V = q(revTable(root.name))
@@ -171,7 +257,7 @@ BEGIN
   IF TG_OP = 'INSERT' THEN
     ${upsert(kNew, 0)}
   ELSIF TG_OP = 'UPDATE' THEN
-    IF ${kOld} IS DISTINCT FROM ${kNew} THEN
+    IF (${kOld}) IS DISTINCT FROM (${kNew}) THEN
       ${upsert(kOld, 1)}
     END IF;
     ${upsert(kNew, 0)}
@@ -204,6 +290,46 @@ $lq$`,
   async lockMigrations(trx) {
     await sql`SELECT pg_advisory_xact_lock(7265110251)`.execute(trx)
   },
+}
+
+/**
+ * PostgreSQL: a batch of results stored by one statement, in its own transaction (autocommit,
+ * committed asynchronously like every derived write), in one round trip:
+ *
+ * - `rv`: a new revision;
+ * - `src`: the batch's metadata rows, from the JSON parameter $2 (code version: $1);
+ * - `up`: the metadata upsert with the monotonic-write guard; RETURNING the winners;
+ * - `dd`, `di`: the data rows of the winners whose value changed: deleted (failed, blocked) or
+ *   upserted (ok, from the JSON parameter $3);
+ * - the result: one row, with the winners counted by state and "value changed", and the keys
+ *   the guard refused (`lost`, usually null).
+ */
+function pgBatchWrite(spec: BatchWriteSpec): string {
+  const M = q(spec.meta)
+  const X = q(spec.data)
+  const f = (i: number, t: JsonFieldType) => postgres.jsonField(i, t)
+  const cols = spec.columns
+  const set = cols.length === 0 ? 'NOTHING' : `UPDATE SET ${cols.map((c) => `${q(c.name)} = excluded.${q(c.name)}`).join(', ')}`
+  return `WITH rv AS (SELECT nextval('lq_clock_seq') AS rev, set_config('synchronous_commit', 'off', true) AS sc),
+src AS (SELECT ${f(0, 'text')} AS k, ${f(1, 'text')} AS lin, ${f(2, 'text')} AS inp, ${f(3, 'int')} AS mr, ${f(4, 'text')} AS st, ${f(5, 'text')} AS er, ${f(6, 'text')} AS h FROM jsonb_array_elements($2::jsonb) AS j(value)),
+up AS (
+  INSERT INTO ${M} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_computed_rev, lq_changed_rev, lq_xid)
+  SELECT src.k, src.lin, src.inp, src.mr, $1, src.st, src.er, src.h, rv.rev, rv.rev, pg_current_xact_id() FROM src CROSS JOIN rv
+  ON CONFLICT (lq_key) DO UPDATE SET
+    lq_lineage = excluded.lq_lineage, lq_inputs = excluded.lq_inputs, lq_max_input_rev = excluded.lq_max_input_rev,
+    lq_code_version = excluded.lq_code_version, lq_state = excluded.lq_state, lq_error = excluded.lq_error,
+    lq_changed_rev = CASE WHEN ${M}.lq_hash IS NOT DISTINCT FROM excluded.lq_hash AND ${M}.lq_state = excluded.lq_state THEN ${M}.lq_changed_rev ELSE excluded.lq_changed_rev END,
+    lq_hash = excluded.lq_hash, lq_computed_rev = excluded.lq_computed_rev, lq_xid = excluded.lq_xid
+  WHERE ${spec.guard}
+  RETURNING lq_key, lq_state, lq_changed_rev = lq_computed_rev AS changed),
+dd AS (DELETE FROM ${X} WHERE lq_key IN (SELECT lq_key FROM up WHERE changed AND lq_state <> 'ok')),
+di AS (
+  INSERT INTO ${X} (${[...cols.map((c) => q(c.name)), 'lq_key'].join(', ')})
+  SELECT ${[...cols.map((c, i) => f(i, c.type)), f(cols.length, 'text')].join(', ')}
+  FROM jsonb_array_elements($3::jsonb) AS j(value) JOIN up ON up.lq_key = ${f(cols.length, 'text')} AND up.changed AND up.lq_state = 'ok'
+  ON CONFLICT (lq_key) DO ${set})
+SELECT (SELECT json_agg(json_build_array(g.lq_state, g.changed, g.n)) FROM (SELECT lq_state, changed, count(*) AS n FROM up GROUP BY lq_state, changed) AS g) AS counts,
+  (SELECT json_agg(src.k) FROM src WHERE NOT EXISTS (SELECT 1 FROM up WHERE up.lq_key = src.k)) AS lost`
 }
 
 export const storeDialects: Readonly<Record<Dialect, StoreDialect>> = { sqlite, postgres }

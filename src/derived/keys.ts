@@ -61,6 +61,7 @@ export function addressFromUser(key: unknown, singleRoot: boolean): string {
 export type InputRevs = readonly (readonly [string, string, number])[]
 
 export function inputsText(inputs: InputRevs): string {
+  if (inputs.length < 2) return JSON.stringify(inputs)
   return JSON.stringify([...inputs].sort((a, b) => (a[0] + '\u0000' + a[1] < b[0] + '\u0000' + b[1] ? -1 : 1)))
 }
 

@@ -83,7 +83,7 @@ export function metaDDL(d: StoreDialect, name: string): string[] {
   lq_changed_rev ${d.revType} NOT NULL,
   lq_claimed_by text,
   lq_claim_expires ${d.revType}${xid}
-)`,
+)${d.keyedTable}`,
     `CREATE INDEX IF NOT EXISTS ${q(`${metaTable(name)}_changed`)} ON ${M} (lq_changed_rev)`,
     ...(d.xidColumn === undefined ? [] : [`CREATE INDEX IF NOT EXISTS ${q(`${metaTable(name)}_xid`)} ON ${M} (lq_xid)`]),
   ]
@@ -97,7 +97,12 @@ export async function ensureDerivedTables(db: Kysely<any>, d: StoreDialect, def:
   const existing = await d.columns(db, def.name)
   const hooks = hooksFor(d.name)
   if (existing === undefined) {
-    await createTable(db, def, { ifNotExists: true })
+    if (d.keyedTable === '') await createTable(db, def, { ifNotExists: true })
+    else {
+      // createTable's table (columns, types, NOT NULL, primary key), with the keyed-table option.
+      const cols = def.columns.map((c) => `${q(c.name)} ${hooks.sqlType(c.type.kind)}${c.type.nullable ? '' : ' NOT NULL'}`)
+      await sql.raw(`CREATE TABLE IF NOT EXISTS ${q(def.name)} (${cols.join(', ')}, CONSTRAINT ${q(`${def.name}_pkey`)} PRIMARY KEY (${def.key!.map(q).join(', ')}))${d.keyedTable}`).execute(db)
+    }
   } else {
     const byName = new Map(existing.map((c) => [c.name, c]))
     const problems: string[] = []

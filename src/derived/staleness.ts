@@ -21,12 +21,14 @@
  */
 import { sql, type RawBuilder } from 'kysely'
 import { LineageQueryError } from '../errors.js'
+import { plan } from '../query/compile.js'
 import { AST, Q, Query, type Table } from '../query/dsl.js'
 import { run } from '../query/run.js'
 import { lineage } from '../lineage/index.js'
-import { metaTable, revTable, type Watermark } from './dialect.js'
+import { metaTable, q, revTable, type Watermark } from './dialect.js'
 import { chunks, IN_CHUNK, type Derivation, type Engine, type Task, type UpstreamRow } from './engine.js'
 import { addressOf, addressValue, keyText, normaliseLineage, parseInputs, type InputRevs } from './keys.js'
+import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
 import type { Cause, SourceRow } from './types.js'
 
 export type ScanFilter =
@@ -58,9 +60,25 @@ export interface MetaRow {
 }
 
 const num = (v: unknown): number => Number(v)
-const ref = (s: string) => sql.ref(s)
 const id = (s: string) => sql.id(s)
 const inList = (keys: readonly string[]): RawBuilder<unknown> => sql`(${sql.join(keys)})`
+
+/** What a scan saw besides its work: filled by `scan` when passed. */
+export interface ScanStats {
+  /** Whether the scan read every input row (mode `all`, or a watermark never moved). */
+  covered: boolean
+  /** Live input rows seen. */
+  live: number
+}
+
+export interface ScanOptions {
+  /** Work items without causes (`refresh` needs none); default false. */
+  readonly noCauses?: boolean
+  /** Filled with what the scan saw. */
+  readonly stats?: ScanStats
+}
+
+const NO_CAUSES: Cause[] = Object.freeze([]) as unknown as Cause[]
 
 interface SourceTable {
   readonly table: string
@@ -83,8 +101,8 @@ function sourceOf(engine: Engine, x: Derivation): SourceTable {
 }
 
 /** Find the missing, stale and orphaned rows of `x` (see the module comment). */
-export async function scan(engine: Engine, x: Derivation, filter: ScanFilter, clock: Watermark): Promise<Map<string, Work>> {
-  return x.source.kind === 'query' ? scanQuery(engine, x, filter, clock) : x.source.kind === 'zip' ? scanZip(engine, x, filter) : scanTable(engine, x, filter)
+export async function scan(engine: Engine, x: Derivation, filter: ScanFilter, clock: Watermark, options: ScanOptions = {}): Promise<Map<string, Work>> {
+  return x.source.kind === 'query' ? scanQuery(engine, x, filter, clock) : x.source.kind === 'zip' ? scanZip(engine, x, filter) : scanTable(engine, x, filter, options)
 }
 
 /**
@@ -109,7 +127,7 @@ async function scanZip(engine: Engine, x: Derivation, filter: ScanFilter): Promi
     keys = [...set]
   }
   const out = new Map<string, Work>()
-  for (const part of chunks(keys, IN_CHUNK)) {
+  for (const part of chunks(keys, KEY_CHUNK)) {
     const current = new Map<string, Map<string, number>>()
     for (const s of srcs) current.set(s.name, s.isRoot ? await rootRevs(engine, s.name, part) : new Map([...(await metaRows(engine, s.name, part))].map(([k, m]) => [k, m.lq_changed_rev])))
     const metas = await metaRows(engine, x.name, part)
@@ -144,9 +162,26 @@ interface Pair {
   meta?: { rev: number; cv: string }
 }
 
-async function scanTable(engine: Engine, x: Derivation, filter: ScanFilter): Promise<Map<string, Work>> {
+async function scanTable(engine: Engine, x: Derivation, filter: ScanFilter, options: ScanOptions): Promise<Map<string, Work>> {
   const { db, d } = engine
   const s = sourceOf(engine, x)
+  const stats = options.stats
+  // Every input row is wanted (a first refresh, or mode all): read them in key order, so a
+  // first fill writes its rows in index order.
+  const covered = filter.mode === 'all' || (filter.mode === 'since' && filter.wm.rev === 0 && filter.wm.xmin === null)
+  if (stats !== undefined) stats.covered = covered
+  if (covered && (await exec(db, `SELECT 1 AS one FROM ${q(metaTable(x.name))} LIMIT 1`, [])).length === 0) {
+    // Nothing stored yet: every live input row is missing; no join with the (empty) metadata.
+    const live = s.deleted === undefined ? '' : `WHERE s.${q(s.deleted)} = 0`
+    const rows = await exec<{ k: string; rev: unknown }>(db, `SELECT s.lq_key AS k, s.${q(s.rev)} AS rev FROM ${q(s.table)} AS s ${live} ORDER BY s.lq_key`, [])
+    if (stats !== undefined) stats.live = rows.length
+    const out = new Map<string, Work>()
+    for (const r of rows) {
+      const causes = options.noCauses === true ? NO_CAUSES : [{ kind: 'missing' as const, table: x.name, key: addressValue(r.k) }]
+      out.set(r.k, { addr: r.k, action: 'compute', stored: false, rev: num(r.rev), causes })
+    }
+    return out
+  }
   const deleted = s.deleted === undefined ? sql`0` : sql`s.${id(s.deleted)}`
   const pairs = new Map<string, Pair>()
   const add = (rows: readonly Record<string, unknown>[]) => {
@@ -161,17 +196,24 @@ async function scanTable(engine: Engine, x: Derivation, filter: ScanFilter): Pro
   const cols = sql`s.lq_key AS k, s.${id(s.rev)} AS rev, ${deleted} AS deleted, m.lq_key AS mk, m.lq_max_input_rev AS mrev, m.lq_code_version AS mcv`
   const fromSrc = sql`FROM ${id(s.table)} AS s LEFT JOIN ${id(metaTable(x.name))} AS m ON m.lq_key = s.lq_key`
   const fromMeta = sql`FROM ${id(metaTable(x.name))} AS m LEFT JOIN ${id(s.table)} AS s ON s.lq_key = m.lq_key`
+  // (Not ORDER BY here: SQLite would then walk the key index instead of the revision range.)
   if (filter.mode === 'since') {
     add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromSrc} WHERE ${d.since('s', s.rev, s.xid, filter.wm)}`.execute(db)).rows)
     if (filter.codeChanged) add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromMeta} WHERE m.lq_code_version <> ${x.codeVersion}`.execute(db)).rows)
   } else if (filter.mode === 'keys') {
+    // A few keys (get, status): bound parameters.
     for (const part of chunks(filter.keys, IN_CHUNK)) {
       add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromSrc} WHERE s.lq_key IN ${inList(part)}`.execute(db)).rows)
       add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromMeta} WHERE m.lq_key IN ${inList(part)} AND s.lq_key IS NULL`.execute(db)).rows)
     }
   } else {
-    add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromSrc}`.execute(db)).rows)
+    add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromSrc} ORDER BY s.lq_key`.execute(db)).rows)
     add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromMeta} WHERE s.lq_key IS NULL`.execute(db)).rows)
+  }
+  if (stats !== undefined) {
+    let live = 0
+    for (const p of pairs.values()) if (p.src !== undefined && !p.src.deleted) live++
+    stats.live = live
   }
   const out = new Map<string, Work>()
   for (const [addr, p] of pairs) {
@@ -208,9 +250,10 @@ async function changedSince(engine: Engine, x: Derivation, wm: Watermark): Promi
 /** Current revisions of root rows (live ones only), by key text. */
 export async function rootRevs(engine: Engine, root: string, keys: readonly string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>()
-  for (const part of chunks([...new Set(keys)], IN_CHUNK)) {
-    const r = await sql<{ lq_key: string; rev: unknown }>`SELECT lq_key, rev FROM ${id(revTable(root))} WHERE deleted = 0 AND lq_key IN ${inList(part)}`.execute(engine.db)
-    for (const row of r.rows) out.set(row.lq_key, num(row.rev))
+  const { d } = engine
+  const text = `SELECT lq_key, rev FROM ${q(revTable(root))} WHERE deleted = 0 AND lq_key IN (${d.jsonTexts(d.ph(1))})`
+  for (const part of chunks([...new Set(keys)], KEY_CHUNK)) {
+    for (const row of await exec<{ lq_key: string; rev: unknown }>(engine.db, text, [jsonBatch(part, engine.d)])) out.set(row.lq_key, num(row.rev))
   }
   return out
 }
@@ -218,7 +261,8 @@ export async function rootRevs(engine: Engine, root: string, keys: readonly stri
 /** Metadata rows of a derived table, by address. */
 export async function metaRows(engine: Engine, table: string, keys: readonly string[] | 'all'): Promise<Map<string, MetaRow>> {
   const out = new Map<string, MetaRow>()
-  const cols = sql`lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_changed_rev`
+  const { d } = engine
+  const cols = 'lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_changed_rev'
   const take = (rows: readonly Record<string, unknown>[]) => {
     for (const r of rows) {
       out.set(r['lq_key'] as string, {
@@ -234,11 +278,12 @@ export async function metaRows(engine: Engine, table: string, keys: readonly str
     }
   }
   if (keys === 'all') {
-    take((await sql<Record<string, unknown>>`SELECT ${cols} FROM ${id(metaTable(table))}`.execute(engine.db)).rows)
+    take(await exec(engine.db, `SELECT ${cols} FROM ${q(metaTable(table))}`, []))
+  } else if (keys.length <= 1) {
+    if (keys.length === 1) take(await exec(engine.db, `SELECT ${cols} FROM ${q(metaTable(table))} WHERE lq_key = ${d.ph(1)}`, [keys[0]]))
   } else {
-    for (const part of chunks([...new Set(keys)], IN_CHUNK)) {
-      take((await sql<Record<string, unknown>>`SELECT ${cols} FROM ${id(metaTable(table))} WHERE lq_key IN ${inList(part)}`.execute(engine.db)).rows)
-    }
+    const text = `SELECT ${cols} FROM ${q(metaTable(table))} WHERE lq_key IN (${d.jsonTexts(d.ph(1))})`
+    for (const part of chunks([...new Set(keys)], KEY_CHUNK)) take(await exec(engine.db, text, [jsonBatch(part, engine.d)]))
   }
   return out
 }
@@ -275,7 +320,7 @@ export async function recordedCauses(engine: Engine, x: Derivation, metas: reado
 
 /** Evaluate a query derivation's comprehension and prepare one task per result row. */
 export async function evaluateQuery(engine: Engine, x: Derivation, clock: Watermark): Promise<Map<string, Task>> {
-  const rows = (await run(engine.db, lineage(x.query!))) as unknown as { data: unknown; lineage: SourceRow[] }[]
+  const rows = (await run(engine.db, lineage(x.query!, { composed: false }))) as unknown as { data: unknown; lineage: SourceRow[] }[]
   // Revisions of every row named, read after the data; clamped to the clock read before it, so
   // a row written in between looks stale next time rather than fresh (see docs/derived.md).
   const wanted = new Map<string, Set<string>>()
@@ -371,28 +416,154 @@ async function scanQuery(engine: Engine, x: Derivation, filter: ScanFilter, cloc
 
 // ---------------------------------------------------------------- loading inputs
 
-/** Rows of a table whose key text is in `keys`, keyed by key text (decoded through the codecs). */
-export async function rowsByKey(engine: Engine, tbl: Table<string, unknown, unknown>, keys: readonly string[]): Promise<Map<string, Record<string, unknown>>> {
+type AnyTable = Table<string, unknown, unknown>
+type Row = Record<string, unknown>
+
+/**
+ * A key lookup compiled once per table, dialect and list length: the DSL query
+ * `for r in T where r.key in (k1, ..., kn) yield r` built with placeholder keys, whose bound
+ * parameters are replaced by the keys of each call. (`compile` caches per query object, so a
+ * query built per call would be compiled per call.)
+ */
+interface KeyLookup {
+  readonly sql: string
+  readonly parameters: readonly unknown[]
+  /** For key i, column c: the index of its parameter. */
+  readonly slots: readonly (readonly number[])[]
+  readonly decode: (rows: readonly Record<string, unknown>[]) => unknown[]
+}
+
+const lookups = new WeakMap<AnyTable, Map<string, KeyLookup | null>>()
+const scans = new WeakMap<AnyTable, Query<Row, never>>()
+const LOOKUP_KEYS = IN_CHUNK
+const PLACEHOLDER_INT = -4_000_000_000_000_000 // far from any key a test or user writes; checked for uniqueness anyway
+
+function lookupFor(engine: Engine, tbl: AnyTable, n: number): KeyLookup | null {
+  let perTable = lookups.get(tbl)
+  if (perTable === undefined) lookups.set(tbl, (perTable = new Map()))
+  const cacheKey = `${engine.d.name}:${n}`
+  const hit = perTable.get(cacheKey)
+  if (hit !== undefined) return hit
   const keyCols = tbl.def.key!
-  const out = new Map<string, Record<string, unknown>>()
-  const per = keyCols.length === 1 ? IN_CHUNK : 100
+  const kinds = keyCols.map((c) => tbl.def.byName.get(c)!.type.kind)
+  let built: KeyLookup | null = null
+  if (kinds.every((k) => k === 'int' || k === 'string')) {
+    const placeholder = (i: number, c: number): number | string => (kinds[c] === 'int' ? PLACEHOLDER_INT + i * keyCols.length + c : `\uffff\uffffLQ${i}:${c}`)
+    const values = Array.from({ length: n }, (_, i) => keyCols.map((_, c) => placeholder(i, c)))
+    const query = keyQuery(tbl, values)
+    const p = plan(query, engine.d.name)
+    const st = p.statements.length === 1 ? p.statements[0]! : undefined
+    if (st !== undefined) {
+      const slots = values.map((v) => v.map((ph) => (st.parameters.indexOf(ph) === st.parameters.lastIndexOf(ph) ? st.parameters.indexOf(ph) : -1)))
+      if (slots.every((s) => s.every((i) => i >= 0))) built = { sql: st.sql, parameters: st.parameters, slots, decode: p.decode }
+    }
+  }
+  perTable.set(cacheKey, built)
+  return built
+}
+
+function keyQuery(tbl: AnyTable, values: readonly (readonly unknown[])[]): Query<Row, never> {
+  const keyCols = tbl.def.key!
+  return Q.for(tbl as Table<string, any, unknown>, (r: any) =>
+    Q.where(
+      keyCols.length === 1 ? Q.in(r[keyCols[0]!], values.map((v) => v[0]) as any[]) : Q.or(...values.map((v) => Q.and(...keyCols.map((c, i) => Q.eq(r[c], v[i] as any))))),
+      Q.yield(r),
+    ),
+  ) as Query<Row, never>
+}
+
+const fitsKind = (kind: string, v: unknown): boolean => (kind === 'int' ? Number.isSafeInteger(v) : kind === 'string' ? typeof v === 'string' : false)
+
+/** Rows of a table whose key text is in `keys`, keyed by key text (decoded through the codecs). */
+export async function rowsByKey(engine: Engine, tbl: AnyTable, keys: readonly string[]): Promise<Map<string, Row>> {
+  const keyCols = tbl.def.key!
+  const kinds = keyCols.map((c) => tbl.def.byName.get(c)!.type.kind)
+  const out = new Map<string, Row>()
+  const take = (rows: readonly Row[]) => {
+    for (const row of rows) out.set(keyText(keyCols.length === 1 ? row[keyCols[0]!] : keyCols.map((c) => row[c])), row)
+  }
+  const per = keyCols.length === 1 ? LOOKUP_KEYS : 100
   for (const part of chunks(keys, per)) {
-    const values = part.map((k) => JSON.parse(k) as unknown)
-    const q = Q.for(tbl as Table<string, any, unknown>, (r: any) =>
-      Q.where(
-        keyCols.length === 1
-          ? Q.in(r[keyCols[0]!], values as any[])
-          : Q.or(...values.map((v) => Q.and(...keyCols.map((c, i) => Q.eq(r[c], (v as unknown[])[i] as any))))),
-        Q.yield(r),
-      ),
-    )
-    const rows = (await run(engine.db, q as Query<Record<string, unknown>, never>)) as Record<string, unknown>[]
-    for (const row of rows) {
-      const kv = keyCols.length === 1 ? row[keyCols[0]!] : keyCols.map((c) => row[c])
-      out.set(keyText(kv), row)
+    const values = part.map((k) => {
+      const v = JSON.parse(k) as unknown
+      return keyCols.length === 1 ? [v] : Array.isArray(v) && v.length === keyCols.length ? v : undefined
+    })
+    // Lists of a fixed length (short parts padded with their first key), so one plan serves all.
+    const size = part.length <= 8 ? part.length : per
+    const lookup = values.every((v) => v !== undefined && v.every((x, c) => fitsKind(kinds[c]!, x))) ? lookupFor(engine, tbl, size) : null
+    if (lookup !== null) {
+      const params = [...lookup.parameters]
+      for (let i = 0; i < size; i++) {
+        const v = values[i] ?? values[0]!
+        lookup.slots[i]!.forEach((at, c) => (params[at] = v![c]))
+      }
+      take(lookup.decode(await exec(engine.db, lookup.sql, params)) as Row[])
+    } else {
+      // Keys the placeholders cannot stand for (booleans): a query for this list.
+      take((await run(engine.db, keyQuery(tbl, values.filter((v) => v !== undefined) as unknown[][]))) as Row[])
     }
   }
   return out
+}
+
+/** Every row of a table (one statement; the query object is built once per table). */
+async function allRows(engine: Engine, tbl: AnyTable): Promise<Row[]> {
+  let query = scans.get(tbl)
+  if (query === undefined) scans.set(tbl, (query = Q.for(tbl as Table<string, any, unknown>, (r: any) => Q.yield(r)) as Query<Row, never>))
+  return (await run(engine.db, query)) as Row[]
+}
+
+/**
+ * Reads the inputs of a table derivation's work, a part at a time. `bulk`: most rows of the
+ * input are wanted (a first fill), so it reads the whole input table once, in one statement,
+ * instead of looking keys up part by part.
+ */
+export async function inputLoader(engine: Engine, x: Derivation, bulk: boolean): Promise<(work: readonly Work[]) => Promise<Task[]>> {
+  if (!bulk || (x.source.kind !== 'root' && x.source.kind !== 'derived')) return (work) => loadTasks(engine, x, work)
+  if (x.source.kind === 'root') {
+    const root = engine.roots.get(x.source.table)!
+    const keyCols = root.def.key!
+    const rows = new Map<string, Row>()
+    for (const row of await allRows(engine, root)) rows.set(keyText(keyCols.length === 1 ? row[keyCols[0]!] : keyCols.map((c) => row[c])), row)
+    return async (work) => rootTasks(x, work, rows)
+  }
+  const up = engine.derivations.get(x.source.table)!
+  const metas = await metaRows(engine, up.name, 'all')
+  const rows = new Map<string, Row>()
+  for (const row of await allRows(engine, up.table as unknown as AnyTable)) rows.set(row['lq_key'] as string, row)
+  return async (work) => derivedTasks(up, work, metas, (addr) => rows.get(addr))
+}
+
+function rootTasks(x: Derivation, work: readonly Work[], rows: ReadonlyMap<string, Row>): Task[] {
+  const table = (x.source as { table: string }).table
+  const tasks: Task[] = []
+  for (const w of work) {
+    const row = rows.get(w.addr)
+    if (row === undefined) continue // deleted since the scan: the next scan sees the deletion
+    const rev = w.rev!
+    tasks.push({ addr: w.addr, input: row, lineage: [{ table, key: addressValue(w.addr) }], inputs: [[table, w.addr, rev]], maxRev: rev, upstream: [], edges: [] })
+  }
+  return tasks
+}
+
+function derivedTasks(up: Derivation, work: readonly Work[], metas: ReadonlyMap<string, MetaRow>, row: (addr: string) => Row | undefined): Task[] {
+  const tasks: Task[] = []
+  for (const w of work) {
+    const m = metas.get(w.addr)
+    if (m === undefined) continue
+    const r = row(w.addr)
+    if (r === undefined && m.lq_state === 'ok') continue // changed between the two reads; next scan
+    tasks.push({
+      addr: w.addr,
+      input: r === undefined ? undefined : withoutKey(r),
+      lineage: JSON.parse(m.lq_lineage) as SourceRow[],
+      inputs: [[up.name, w.addr, m.lq_changed_rev]],
+      maxRev: m.lq_changed_rev,
+      upstream: [{ table: up.name, addr: w.addr, state: m.lq_state, error: m.lq_error }],
+      edges: [],
+    })
+  }
+  return tasks
 }
 
 /** Tasks for `work` items of a table derivation: revisions first, then the input rows. */
@@ -400,45 +571,20 @@ export async function loadTasks(engine: Engine, x: Derivation, work: readonly Wo
   const keys = work.map((w) => w.addr)
   if (x.source.kind === 'root') {
     const root = engine.roots.get(x.source.table)!
-    const rows = await rowsByKey(engine, root, keys)
-    const tasks: Task[] = []
-    for (const w of work) {
-      const row = rows.get(w.addr)
-      if (row === undefined) continue // deleted since the scan: the next scan sees the deletion
-      const rev = w.rev!
-      tasks.push({ addr: w.addr, input: row, lineage: [{ table: x.source.table, key: addressValue(w.addr) }], inputs: [[x.source.table, w.addr, rev]], maxRev: rev, upstream: [], edges: [] })
-    }
-    return tasks
+    return rootTasks(x, work, await rowsByKey(engine, root, keys))
   }
   if (x.source.kind === 'derived') {
     const up = engine.derivations.get(x.source.table)!
     const metas = await metaRows(engine, up.name, keys)
-    const rows = await rowsByKey(engine, up.table as unknown as Table<string, unknown, unknown>, keys.map((k) => JSON.stringify(k)))
-    const tasks: Task[] = []
-    for (const w of work) {
-      const m = metas.get(w.addr)
-      if (m === undefined) continue
-      const row = rows.get(JSON.stringify(w.addr))
-      if (row === undefined && m.lq_state === 'ok') continue // changed between the two reads; next scan
-      const input = row === undefined ? undefined : withoutKey(row)
-      tasks.push({
-        addr: w.addr,
-        input,
-        lineage: JSON.parse(m.lq_lineage) as SourceRow[],
-        inputs: [[up.name, w.addr, m.lq_changed_rev]],
-        maxRev: m.lq_changed_rev,
-        upstream: [{ table: up.name, addr: w.addr, state: m.lq_state, error: m.lq_error }],
-        edges: [],
-      })
-    }
-    return tasks
+    const rows = await rowsByKey(engine, up.table as unknown as AnyTable, keys.map((k) => JSON.stringify(k)))
+    return derivedTasks(up, work, metas, (addr) => rows.get(JSON.stringify(addr)))
   }
   if (x.source.kind === 'zip') {
-    const parts: { as: string; up: Derivation; metas: Map<string, MetaRow>; rows: Map<string, Record<string, unknown>> }[] = []
+    const parts: { as: string; up: Derivation; metas: Map<string, MetaRow>; rows: Map<string, Row> }[] = []
     for (const p of x.source.parts) {
       const up = engine.derivations.get(p.table)!
       const metas = await metaRows(engine, up.name, keys)
-      const rows = await rowsByKey(engine, up.table as unknown as Table<string, unknown, unknown>, keys.map((k) => JSON.stringify(k)))
+      const rows = await rowsByKey(engine, up.table as unknown as AnyTable, keys.map((k) => JSON.stringify(k)))
       parts.push({ as: p.as, up, metas, rows })
     }
     const tasks: Task[] = []

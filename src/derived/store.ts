@@ -22,13 +22,14 @@ import { AST, Q, Table, type AnyQuery, type Plain, type Query, type RowOf } from
 import { run } from '../query/run.js'
 import { tableDef } from '../query/schema.js'
 import { lineage as lineageOf } from '../lineage/index.js'
-import { metaTable, revTable, storeDialects, type StoreDialect, type Watermark } from './dialect.js'
-import { chunks, IN_CHUNK, readersOf, type Derivation, type Engine, type Task } from './engine.js'
+import { metaTable, q, revTable, storeDialects, type StoreDialect, type Watermark } from './dialect.js'
+import { chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
 import { buildGraph } from './graph.js'
 import { zipParts } from './join.js'
 import { addressFromUser, addressOf, addressValue, inputsText, keyText, normaliseLineage } from './keys.js'
 import { ensureDerivedTables, migrate } from './schema.js'
-import { loadTasks, metaRows, recordedCauses, scan, withoutKey, type MetaRow, type Work } from './staleness.js'
+import { inputLoader, loadTasks, metaRows, recordedCauses, scan, withoutKey, type MetaRow, type ScanStats, type Work } from './staleness.js'
+import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
 import { deleteRows, writeResults, type Outcome, type Result } from './write.js'
 import { codeVersion } from './version.js'
 import {
@@ -93,7 +94,10 @@ export class Store {
   readonly #roots = new Map<string, Table<string, unknown, unknown>>()
   readonly #derivations = new Map<string, Derivation>()
   readonly #ready = new Map<string, Promise<void>>()
-  readonly #inflight = new Map<string, Promise<void>>()
+  /** Batches being computed (by refresh or get), for concurrent callers to wait on. */
+  readonly #flights = new Set<Flight>()
+  /** Refresh and get calls in progress. */
+  readonly #ops = new Set<Op>()
   #order: readonly string[] = []
 
   /** @internal use `openStore` */
@@ -139,13 +143,16 @@ export class Store {
         throw new LineageQueryError('unknown-column', `table \`${def.name}\` in the database has no column \`${c.name}\`; columns: ${exists.map((e) => e.name).join(', ')}`, { table: def.name, column: c.name })
       }
     }
+    let backfilled = 0
     await this.#db.transaction().execute(async (trx) => {
       for (const s of this.#d.trackDDL(def)) await sql.raw(s).execute(trx)
-      for (const s of this.#d.backfill(def)) await sql.raw(s).execute(trx)
+      for (const s of this.#d.backfill(def)) backfilled += Number((await sql.raw(s).execute(trx)).numAffectedRows ?? 0)
       const keyCols = JSON.stringify(def.key)
       if (this.#d.name === 'sqlite') await sql`INSERT OR REPLACE INTO lq_tracked (root, key_columns) VALUES (${def.name}, ${keyCols})`.execute(trx)
       else await sql`INSERT INTO lq_tracked (root, key_columns) VALUES (${def.name}, ${keyCols}) ON CONFLICT (root) DO UPDATE SET key_columns = excluded.key_columns`.execute(trx)
     })
+    // Many new revision rows: fresh planner statistics (PostgreSQL), so scans use the rev index.
+    if (backfilled >= ANALYZE_MIN) await this.#d.analyze(this.#db, revTable(def.name))
     this.#roots.set(def.name, root)
     this.#order = this.#buildGraph().order
   }
@@ -175,7 +182,8 @@ export class Store {
     for (const col of Object.keys(output)) {
       if (col.startsWith('lq_')) throw new LineageQueryError('schema', `derived table \`${name}\`: output column \`${col}\` starts with lq_, which is reserved for the store's metadata`, { table: name, column: col })
     }
-    const def = tableDef(name, { ...output, lq_key: t.string }, { key: 'lq_key' })
+    // Validates the declaration now; the final definition below also says where lineage lives.
+    tableDef(name, { ...output, lq_key: t.string }, { key: 'lq_key' })
 
     // What it reads.
     const reads = readTables(from, name)
@@ -198,11 +206,14 @@ export class Store {
     } else {
       source = { kind: 'query', tables: reads }
       // Compile now, so an unknown column or a type error surfaces at derive, not at refresh.
-      compile(lineageOf(from as AnyQuery), this.#d.name)
+      compile(lineageOf(from as AnyQuery, { composed: false }), this.#d.name)
     }
     const roots = [...new Set(reads.flatMap((r) => (this.#roots.has(r) ? [r] : this.#derivations.get(r)!.roots)))].sort()
     const singleRoot = roots.length === 1
     const version = codeVersion({ table: name, fn, version: decl.version, dependsOn: decl.dependsOn })
+    // A derived row's lineage is its address (lq_key): lineage(q) over this table reports the
+    // root rows it came from, so provenance composes through the pipeline.
+    const def = tableDef(name, { ...output, lq_key: t.string }, { key: 'lq_key', storedLineage: { column: 'lq_key', table: singleRoot ? roots[0] : undefined } })
     const table = new DerivedTable<N, RowOf<C>>(def, { storeId: this.#id, roots, singleRoot, output })
     this.#derivations.set(name, {
       name,
@@ -245,31 +256,56 @@ export class Store {
    * gone take their derived rows (transitively) with them. Returns counts per table.
    */
   async refresh(options: RefreshOptions = {}): Promise<RefreshReport> {
-    const started = performance.now()
-    const batch = positive(options.batchSize, 'refresh: options.batchSize') ?? this.#batch
-    await this.#ensureAll()
-    const tables: Record<string, TableReport> = {}
-    for (const name of this.#order) if (this.#derivations.has(name)) tables[name] = emptyTableReport()
-    for (const name of this.#order) {
-      const x = this.#derivations.get(name)
-      if (x !== undefined) await this.#refreshTable(x, options.full === true, batch, tables)
+    const op = this.#begin()
+    try {
+      const started = performance.now()
+      const batch = positive(options.batchSize, 'refresh: options.batchSize') ?? this.#batch
+      await this.#ensureAll()
+      const tables: Record<string, TableReport> = {}
+      for (const name of this.#order) if (this.#derivations.has(name)) tables[name] = emptyTableReport()
+      for (const name of this.#order) {
+        const x = this.#derivations.get(name)
+        if (x !== undefined) await this.#refreshTable(x, options.full === true, batch, tables, op)
+      }
+      const totals = emptyTableReport()
+      for (const r of Object.values(tables)) for (const k of Object.keys(totals) as (keyof TableReport)[]) totals[k] += r[k]
+      return { tables, totals, durationMs: performance.now() - started }
+    } finally {
+      this.#end(op)
     }
-    const totals = emptyTableReport()
-    for (const r of Object.values(tables)) for (const k of Object.keys(totals) as (keyof TableReport)[]) totals[k] += r[k]
-    return { tables, totals, durationMs: performance.now() - started }
   }
 
-  async #refreshTable(x: Derivation, full: boolean, batch: number, report: Record<string, TableReport>): Promise<void> {
+  /** A refresh or get call starts: it is alone until another one starts. */
+  #begin(): Op {
+    const op: Op = { alone: this.#ops.size === 0 }
+    for (const other of this.#ops) other.alone = false
+    this.#ops.add(op)
+    return op
+  }
+
+  #end(op: Op): void {
+    this.#ops.delete(op)
+  }
+
+  async #refreshTable(x: Derivation, full: boolean, batch: number, report: Record<string, TableReport>, op: Op): Promise<void> {
     const engine = this.#engine
     const clock = await this.#d.readClock(this.#db)
     const wm = await this.#watermark(x)
-    const work = await scan(engine, x, full ? { mode: 'all' } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }, clock)
+    const stats: ScanStats = { covered: false, live: 0 }
+    const work = await scan(engine, x, full ? { mode: 'all' } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }, clock, { stats, noCauses: true })
     const items = [...work.values()]
     await deleteRows(engine, x, items.filter((w) => w.action === 'delete').map((w) => w.addr), report)
     const todo = items.filter((w) => w.action === 'compute')
-    for (const part of chunks(todo, batch)) {
-      const tasks = await loadTasks(engine, x, part)
-      await this.#run(x, tasks, report[x.name]!)
+    // A first fill (the scan read every input row, most need computing, and there is more
+    // than a batch of them): read the input table once rather than key by key.
+    const load = await inputLoader(engine, x, stats.covered && todo.length >= 2 * batch && todo.length * 4 >= stats.live)
+    for (const part of chunks(todo, batch)) await this.#run(x, await load(part), report[x.name]!, op)
+    // After many new rows, refresh the planner's statistics (PostgreSQL), so the next scans of
+    // this table probe its indexes rather than read it whole.
+    const r = report[x.name]!
+    if (r.computed + r.unchanged + r.failed + r.blocked >= ANALYZE_MIN) {
+      await this.#d.analyze(this.#db, metaTable(x.name))
+      await this.#d.analyze(this.#db, x.name)
     }
     await sql`UPDATE lq_derived SET wm_rev = ${clock.rev}, wm_xmin = ${clock.xmin}, applied_code_version = ${x.codeVersion} WHERE name = ${x.name}`.execute(this.#db)
   }
@@ -283,44 +319,61 @@ export class Store {
   /**
    * Run the functions for `tasks` and store the results, computing each (row, inputs, code
    * version) once per process: a task already in flight (from a concurrent get or refresh) is
-   * awaited instead of run again.
+   * awaited instead of run again, and a task whose result a concurrent call stored since the
+   * scan is skipped. A call that has been alone since it started (no other refresh or get
+   * overlapped it) skips both checks: nothing else can have computed its tasks.
    */
-  async #run(x: Derivation, tasks: readonly Task[], report: TableReport): Promise<void> {
-    const mine: { task: Task; key: string; done: () => void; fail: (e: unknown) => void }[] = []
+  async #run(x: Derivation, tasks: readonly Task[], report: TableReport, op: Op): Promise<void> {
+    let mine: readonly Task[] = tasks
     const waits: Promise<void>[] = []
-    for (const task of tasks) {
-      const key = `${x.name}\u0000${task.addr}\u0000${inputsText(task.inputs)}\u0000${x.codeVersion}`
-      const other = this.#inflight.get(key)
-      if (other !== undefined) {
-        waits.push(other)
-        continue
+    if (!op.alone) {
+      const others = [...this.#flights].filter((f) => f.table === x.name && f.codeVersion === x.codeVersion)
+      if (others.length > 0) {
+        const free: Task[] = []
+        for (const task of tasks) {
+          const same = others.find((f) => {
+            const t = flightTasks(f).get(task.addr)
+            return t !== undefined && (t === task || inputsText(t.inputs) === inputsText(task.inputs))
+          })
+          if (same === undefined) free.push(task)
+          else waits.push(same.done)
+        }
+        mine = free
       }
-      let done!: () => void
-      let fail!: (e: unknown) => void
-      const p = new Promise<void>((res, rej) => {
+    }
+    let done!: () => void
+    let fail!: (e: unknown) => void
+    const flight: Flight = {
+      table: x.name,
+      codeVersion: x.codeVersion,
+      tasks: mine,
+      byAddr: undefined,
+      done: new Promise<void>((res, rej) => {
         done = res
         fail = rej
-      })
-      p.catch(() => undefined)
-      this.#inflight.set(key, p)
-      mine.push({ task, key, done, fail })
+      }),
     }
+    flight.done.catch(() => undefined)
+    this.#flights.add(flight)
     try {
-      // A concurrent caller may have stored exactly this computation between our scan and now:
-      // skip tasks whose stored row was computed from the same inputs with the same code.
-      const stored = await metaRows(this.#engine, x.name, mine.map((m) => m.task.addr))
-      const todo = mine.filter((m) => {
-        const s = stored.get(m.task.addr)
-        return s === undefined || s.lq_code_version !== x.codeVersion || s.lq_inputs !== inputsText(m.task.inputs)
-      })
-      const results = await this.#compute(x, todo.map((m) => m.task))
+      let todo = mine
+      if (!op.alone) {
+        // A concurrent caller may have stored exactly this computation between our scan and now:
+        // skip tasks whose stored row was computed from the same inputs with the same code.
+        const stored = await metaRows(this.#engine, x.name, mine.map((t) => t.addr))
+        todo = mine.filter((t) => {
+          const s = stored.get(t.addr)
+          return s === undefined || s.lq_code_version !== x.codeVersion || s.lq_inputs !== inputsText(t.inputs)
+        })
+      }
+      const results = await this.#compute(x, todo)
       await writeResults(this.#engine, x, results, report)
-      for (const m of mine) m.done()
+      done()
     } catch (e) {
-      for (const m of mine) m.fail(e)
+      fail(e)
       throw e
     } finally {
-      for (const m of mine) this.#inflight.delete(m.key)
+      this.#flights.delete(flight)
     }
     await Promise.allSettled(waits)
   }
@@ -361,15 +414,20 @@ export class Store {
    * ```
    */
   async get<Row>(table: DerivedTable<string, Row> | string, key: unknown): Promise<GetResult<Row>> {
-    await this.#ensureAll()
-    const x = this.#resolve(table, 'get')
-    const addr = addressFromUser(key, x.singleRoot)
-    await this.#demand(x, addr)
-    return (await this.#read(x, addr)) as GetResult<Row>
+    const op = this.#begin()
+    try {
+      await this.#ensureAll()
+      const x = this.#resolve(table, 'get')
+      const addr = addressFromUser(key, x.singleRoot)
+      await this.#demand(x, addr, op)
+      return (await this.#read(x, addr)) as GetResult<Row>
+    } finally {
+      this.#end(op)
+    }
   }
 
-  async #demand(x: Derivation, addr: string): Promise<void> {
-    for (const [u, a] of this.#upstreamCandidates(x, addr)) await this.#demand(u, a)
+  async #demand(x: Derivation, addr: string, op: Op): Promise<void> {
+    for (const [u, a] of this.#upstreamCandidates(x, addr)) await this.#demand(u, a, op)
     const engine = this.#engine
     const clock = await this.#d.readClock(this.#db)
     const work = (await scan(engine, x, { mode: 'keys', keys: [addr] }, clock)).get(addr)
@@ -378,7 +436,7 @@ export class Store {
       await deleteRows(engine, x, [addr], {})
       return
     }
-    await this.#run(x, await loadTasks(engine, x, [work]), emptyTableReport())
+    await this.#run(x, await loadTasks(engine, x, [work]), emptyTableReport(), op)
   }
 
   /** Upstream (derived table, address) pairs a row at `addr` of `x` may read. */
@@ -510,9 +568,10 @@ export class Store {
             else if (ups.get(k)!.state === 'missing') merge(k, cause, 'missing')
           }
         } else {
-          for (const part of chunks([...ups.keys()], IN_CHUNK)) {
-            const r = await sql<{ src_key: string; dst_key: string }>`SELECT src_key, dst_key FROM lq_edge WHERE src_table = ${u} AND src_key IN (${sql.join(part)}) AND dst_table = ${name}`.execute(this.#db)
-            for (const e of r.rows) merge(e.dst_key, { kind: 'upstream-stale', table: u, key: addressValue(e.src_key) }, 'stale')
+          const text = `SELECT src_key, dst_key FROM lq_edge WHERE src_table = ${this.#d.ph(1)} AND src_key IN (${this.#d.jsonTexts(this.#d.ph(2))}) AND dst_table = ${this.#d.ph(3)}`
+          for (const part of chunks([...ups.keys()], KEY_CHUNK)) {
+            const r = await exec<{ src_key: string; dst_key: string }>(this.#db, text, [u, jsonBatch(part, this.#d), name])
+            for (const e of r) merge(e.dst_key, { kind: 'upstream-stale', table: u, key: addressValue(e.src_key) }, 'stale')
           }
         }
       }
@@ -554,16 +613,16 @@ export class Store {
       if (keys === undefined || keys.size === 0) continue
       for (const y of readersOf(this.#engine, name)) {
         const hit = frontier.get(y.name) ?? new Set<string>()
-        if (y.source.kind !== 'query') {
-          const list = [...keys]
-          for (const part of chunks(list, IN_CHUNK)) {
-            const r = await sql<{ lq_key: string }>`SELECT lq_key FROM ${sql.id(metaTable(y.name))} WHERE lq_key IN (${sql.join(part)})`.execute(this.#db)
-            for (const row of r.rows) hit.add(row.lq_key)
-          }
-        } else {
-          for (const part of chunks([...keys], IN_CHUNK)) {
-            const r = await sql<{ dst_key: string }>`SELECT dst_key FROM lq_edge WHERE src_table = ${name} AND src_key IN (${sql.join(part)}) AND dst_table = ${y.name}`.execute(this.#db)
-            for (const row of r.rows) hit.add(row.dst_key)
+        const d = this.#d
+        const one = keys.size === 1
+        const list = (part: readonly string[]) => (one ? part[0] : jsonBatch(part, this.#d))
+        const inKeys = (p: number) => (one ? `= ${d.ph(p)}` : `IN (${d.jsonTexts(d.ph(p))})`)
+        for (const part of chunks([...keys], KEY_CHUNK)) {
+          if (y.source.kind !== 'query') {
+            for (const row of await exec<{ lq_key: string }>(this.#db, `SELECT lq_key FROM ${q(metaTable(y.name))} WHERE lq_key ${inKeys(1)}`, [list(part)])) hit.add(row.lq_key)
+          } else {
+            const text = `SELECT dst_key FROM lq_edge WHERE src_table = ${d.ph(1)} AND src_key ${inKeys(2)} AND dst_table = ${d.ph(3)}`
+            for (const row of await exec<{ dst_key: string }>(this.#db, text, [name, list(part), y.name])) hit.add(row.dst_key)
           }
         }
         frontier.set(y.name, hit)
@@ -633,6 +692,29 @@ export class Store {
 }
 
 // ---------------------------------------------------------------- pure helpers
+
+/** Rows written by one table's refresh before its tables' statistics are refreshed (PostgreSQL). */
+const ANALYZE_MIN = 10_000
+
+/** A refresh or get call in progress; `alone` until another one starts while it runs. */
+interface Op {
+  alone: boolean
+}
+
+/** A batch of tasks being computed and stored. */
+interface Flight {
+  readonly table: string
+  readonly codeVersion: string
+  readonly tasks: readonly Task[]
+  /** Built on first look-up by a concurrent caller. */
+  byAddr: Map<string, Task> | undefined
+  readonly done: Promise<void>
+}
+
+function flightTasks(f: Flight): Map<string, Task> {
+  f.byAddr ??= new Map(f.tasks.map((t) => [t.addr, t]))
+  return f.byAddr
+}
 
 function positive(n: number | undefined, what: string): number | undefined {
   if (n === undefined) return undefined

@@ -4,7 +4,8 @@
  * than the stored row's (the monotonic-write rule):
  *
  * ```sql
- * INSERT INTO lq_meta_X (lq_key, ..., lq_max_input_rev, lq_inputs, ...) VALUES (...), ...
+ * INSERT INTO lq_meta_X (lq_key, ..., lq_max_input_rev, lq_inputs, ...)
+ * SELECT ... FROM json_each(:rows)          -- PostgreSQL: json_array_elements(:rows)
  * ON CONFLICT (lq_key) DO UPDATE SET ...,
  *   lq_changed_rev = CASE WHEN lq_meta_X.lq_hash IS NOT DISTINCT FROM excluded.lq_hash
  *                          AND lq_meta_X.lq_state = excluded.lq_state
@@ -16,13 +17,18 @@
  *
  * Rows the `WHERE` refuses come back in no `RETURNING` row; their data is not touched. The
  * data table gets the winners' values (ok rows) and loses failed/blocked winners' rows.
+ *
+ * The statements' texts are fixed per derived table (see `sqltext.ts`): a batch's rows are one
+ * JSON parameter. Data rows are written from the already checked function results (see
+ * `checkOutput` in `store.ts`), without going through `insertRows` again.
  */
-import { createHash } from 'node:crypto'
-import { sql, type Kysely } from 'kysely'
+import { createHash, hash as oneShotHash } from 'node:crypto'
+import type { Kysely } from 'kysely'
 import { insertRows } from '../query/ddl.js'
-import { metaTable, type StoreDialect } from './dialect.js'
-import { chunks, IN_CHUNK, readersOf, type Derivation, type Engine, type Task } from './engine.js'
+import { metaTable, q, type JsonFieldType, type StoreDialect } from './dialect.js'
+import { chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
 import { inputsText } from './keys.js'
+import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
 import type { TableReport } from './types.js'
 
 /** The outcome of one task. */
@@ -36,12 +42,15 @@ export interface Result {
   readonly outcome: Outcome
 }
 
-function hashOf(o: Outcome, columns: readonly string[]): string {
-  const h = createHash('sha1')
-  if (o.state === 'ok') h.update(JSON.stringify(columns.map((c) => o.row[c] ?? null)))
-  else if (o.state === 'failed') h.update(`failed\u0000${o.message}`)
-  else h.update(`blocked\u0000${o.table}\u0000${o.key}`)
-  return h.digest('hex')
+/** SHA-1 hex of a string: Node's one-shot `crypto.hash` where there is one (Node >= 20.12), else a Hash object. */
+const sha1: (s: string) => string =
+  typeof oneShotHash === 'function' ? (s) => oneShotHash('sha1', s, 'hex') : (s) => createHash('sha1').update(s).digest('hex')
+
+/** The value hash compared for backdating: SHA-1 of the output columns' JSON, or of the error. */
+export function hashOf(o: Outcome, columns: readonly string[]): string {
+  if (o.state === 'ok') return sha1(JSON.stringify(columns.map((c) => o.row[c] ?? null)))
+  if (o.state === 'failed') return sha1(`failed\u0000${o.message}`)
+  return sha1(`blocked\u0000${o.table}\u0000${o.key}`)
 }
 
 function errorText(o: Outcome): string | null {
@@ -50,75 +59,152 @@ function errorText(o: Outcome): string | null {
   return null
 }
 
-/** Store a batch of results in one transaction; returns which were stored and which backdated. */
+/** Rows per write statement (each statement's rows travel as one JSON parameter). */
+const WRITE_CHUNK = 5000
+
+/** The statements that store results of one derivation, built once per derivation and dialect. */
+interface Writer {
+  /** Output columns (without lq_key), in declaration order. */
+  readonly columns: readonly string[]
+  /**
+   * Metadata upsert with the monotonic-write guard: $1 code version, $2/$3 revision, $4 JSON
+   * rows; RETURNING the winners and their lq_changed_rev.
+   */
+  readonly upsertMeta: string
+  /** Data upsert from JSON rows [...columns, lq_key] ($1); undefined when reals must be bound one by one (SQLite). */
+  readonly upsertData: string | undefined
+  /** Delete data rows: $1 JSON list of keys. */
+  readonly deleteData: string
+  /** The whole batch in one statement (PostgreSQL, not for comprehension derivations): see `StoreDialect.batchWrite`. */
+  readonly batch: string | undefined
+}
+
+const writers = new WeakMap<Derivation, Writer>()
+
+const fieldType = (kind: string): JsonFieldType => (kind === 'int' ? 'int' : kind === 'real' ? 'real' : kind === 'boolean' ? 'boolean' : 'text')
+
+function writerFor(d: StoreDialect, x: Derivation): Writer {
+  const hit = writers.get(x)
+  if (hit !== undefined) return hit
+  const M = q(metaTable(x.name))
+  const X = q(x.name)
+  const multi = x.source.kind === 'query' || x.source.kind === 'zip'
+  const guard = multi ? d.notOlder(`${M}.lq_inputs`, 'excluded.lq_inputs') : `${M}.lq_max_input_rev <= excluded.lq_max_input_rev`
+  const f = (i: number, t: JsonFieldType) => d.jsonField(i, t)
+  const rev = (i: number) => `CAST(${d.ph(i)} AS ${d.revType})`
+  const upsertMeta = `INSERT INTO ${M} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_computed_rev, lq_changed_rev${d.xidSql === undefined ? '' : ', lq_xid'})
+SELECT ${f(0, 'text')}, ${f(1, 'text')}, ${f(2, 'text')}, ${f(3, 'int')}, ${d.ph(1)}, ${f(4, 'text')}, ${f(5, 'text')}, ${f(6, 'text')}, ${rev(2)}, ${rev(3)}${d.xidSql === undefined ? '' : `, ${d.xidSql}`}
+FROM ${d.jsonRows(d.ph(4))} WHERE true
+ON CONFLICT (lq_key) DO UPDATE SET
+  lq_lineage = excluded.lq_lineage, lq_inputs = excluded.lq_inputs, lq_max_input_rev = excluded.lq_max_input_rev,
+  lq_code_version = excluded.lq_code_version, lq_state = excluded.lq_state, lq_error = excluded.lq_error,
+  lq_changed_rev = CASE WHEN ${M}.lq_hash IS NOT DISTINCT FROM excluded.lq_hash AND ${M}.lq_state = excluded.lq_state THEN ${M}.lq_changed_rev ELSE excluded.lq_changed_rev END,
+  lq_hash = excluded.lq_hash, lq_computed_rev = excluded.lq_computed_rev${d.xidSql === undefined ? '' : ', lq_xid = excluded.lq_xid'}
+WHERE ${guard}
+RETURNING lq_key, lq_changed_rev`
+  const outCols = x.def.columns.filter((c) => c.name !== 'lq_key')
+  const exact = d.exactJsonReals || !outCols.some((c) => c.type.kind === 'real')
+  const dataCols = [...outCols.map((c) => c.name), 'lq_key']
+  const upsertData = exact
+    ? `INSERT INTO ${X} (${dataCols.map(q).join(', ')})
+SELECT ${[...outCols.map((c, i) => f(i, fieldType(c.type.kind))), f(outCols.length, 'text')].join(', ')}
+FROM ${d.jsonRows(d.ph(1))} WHERE true
+ON CONFLICT (lq_key) DO ${outCols.length === 0 ? 'NOTHING' : `UPDATE SET ${outCols.map((c) => `${q(c.name)} = excluded.${q(c.name)}`).join(', ')}`}`
+    : undefined
+  const batch =
+    x.source.kind === 'query' || !exact ? undefined : d.batchWrite({ meta: metaTable(x.name), data: x.name, guard, columns: outCols.map((c) => ({ name: c.name, type: fieldType(c.type.kind) })) })
+  const w: Writer = { columns: outCols.map((c) => c.name), upsertMeta, upsertData, deleteData: `DELETE FROM ${X} WHERE lq_key IN (${d.jsonTexts(d.ph(1))})`, batch }
+  writers.set(x, w)
+  return w
+}
+
+const byAddr = (a: Result, b: Result): number => (a.task.addr < b.task.addr ? -1 : a.task.addr > b.task.addr ? 1 : 0)
+
+/**
+ * Store a batch of results in one transaction: the metadata upsert with the monotonic-write
+ * guard decides the winners (its RETURNING rows; the rows it refuses are not touched, data
+ * included); winners whose value changed get their data rows written (ok) or removed (failed,
+ * blocked).
+ */
 export async function writeResults(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport): Promise<void> {
   if (results.length === 0) return
   const { db, d } = engine
-  const columns = x.def.columns.map((c) => c.name).filter((c) => c !== 'lq_key')
-  const multi = x.source.kind === 'query' || x.source.kind === 'zip'
+  const w = writerFor(d, x)
+  // Key order: the rows land in the indexes on lq_key in order (cheaper on SQLite's B-trees).
+  const sorted = [...results].sort(byAddr)
+  // (Not inside a caller's transaction: the batch statement commits on its own, asynchronously.)
+  if (w.batch !== undefined && !db.isTransaction) return writeBatch(db, d, x, w, w.batch, sorted, report)
   await db.transaction().execute(async (trx) => {
     const rev = await d.nextRev(trx)
     const won = new Map<string, boolean>() // addr -> value changed
-    for (const part of chunks(results, IN_CHUNK)) {
-      const values = part.map((r) => {
-        const o = r.outcome
-        const xid = d.xidValue()
-        return sql`(${sql.join([
-          r.task.addr,
-          JSON.stringify(r.task.lineage),
-          inputsText(r.task.inputs),
-          r.task.maxRev,
-          x.codeVersion,
-          o.state,
-          errorText(o),
-          hashOf(o, columns),
-          rev,
-          rev,
-          ...(xid === undefined ? [] : [xid]),
-        ])})`
-      })
-      const M = metaTable(x.name)
-      const guard = multi ? sql.raw(d.notOlder(`${q(M)}.lq_inputs`, 'excluded.lq_inputs')) : sql.raw(`${q(M)}.lq_max_input_rev <= excluded.lq_max_input_rev`)
-      const xidCols = d.xidColumn === undefined ? sql`` : sql`, lq_xid`
-      const xidSet = d.xidColumn === undefined ? sql`` : sql`, lq_xid = excluded.lq_xid`
-      const r = await sql<{ lq_key: string; lq_changed_rev: unknown }>`
-        INSERT INTO ${sql.id(M)} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_computed_rev, lq_changed_rev${xidCols})
-        VALUES ${sql.join(values)}
-        ON CONFLICT (lq_key) DO UPDATE SET
-          lq_lineage = excluded.lq_lineage, lq_inputs = excluded.lq_inputs, lq_max_input_rev = excluded.lq_max_input_rev,
-          lq_code_version = excluded.lq_code_version, lq_state = excluded.lq_state, lq_error = excluded.lq_error,
-          lq_changed_rev = CASE WHEN ${sql.id(M)}.lq_hash IS NOT DISTINCT FROM excluded.lq_hash AND ${sql.id(M)}.lq_state = excluded.lq_state THEN ${sql.id(M)}.lq_changed_rev ELSE excluded.lq_changed_rev END,
-          lq_hash = excluded.lq_hash, lq_computed_rev = excluded.lq_computed_rev${xidSet}
-        WHERE ${guard}
-        RETURNING lq_key, lq_changed_rev`.execute(trx)
-      for (const row of r.rows) won.set(row.lq_key, Number(row.lq_changed_rev) === rev)
+    for (const part of chunks(sorted, WRITE_CHUNK)) {
+      const rows = part.map((r) => metaRow(r, w.columns))
+      const out = await exec<{ lq_key: string; lq_changed_rev: unknown }>(trx, w.upsertMeta, [x.codeVersion, rev, rev, jsonBatch(rows, d)])
+      for (const row of out) won.set(row.lq_key, Number(row.lq_changed_rev) === rev)
     }
-    const changed = results.filter((r) => won.get(r.task.addr) === true)
-    for (const part of chunks(changed.map((r) => r.task.addr), IN_CHUNK)) {
-      await sql`DELETE FROM ${sql.id(x.name)} WHERE lq_key IN (${sql.join(part)})`.execute(trx)
+    const changed = sorted.filter((r) => won.get(r.task.addr) === true)
+    const ok = changed.filter((r) => r.outcome.state === 'ok')
+    const gone = changed.filter((r) => r.outcome.state !== 'ok').map((r) => r.task.addr)
+    for (const part of chunks(gone, KEY_CHUNK)) await exec(trx, w.deleteData, [jsonBatch(part, d)])
+    if (w.upsertData !== undefined) {
+      for (const part of chunks(ok, WRITE_CHUNK)) {
+        await exec(trx, w.upsertData, [jsonBatch(part.map((r) => dataRow(r, w.columns)), d)])
+      }
+    } else if (ok.length > 0) {
+      // SQLite with real columns: bound parameters (exact), through insertRows.
+      for (const part of chunks(ok.map((r) => r.task.addr), KEY_CHUNK)) await exec(trx, w.deleteData, [jsonBatch(part, d)])
+      await insertRows(trx, x.def, ok.map((r) => ({ ...(r.outcome as { row: Record<string, unknown> }).row, lq_key: r.task.addr })))
     }
-    const okRows = changed.flatMap((r) => (r.outcome.state === 'ok' ? [{ ...r.outcome.row, lq_key: r.task.addr }] : []))
-    if (okRows.length > 0) await insertRows(trx, x.def, okRows)
-    if (x.source.kind === 'query') await writeEdges(trx, x, results.filter((r) => won.has(r.task.addr)).map((r) => r.task))
-    for (const r of results) {
-      const w = won.get(r.task.addr)
-      if (w === undefined) report.superseded++
+    if (x.source.kind === 'query') await writeEdges(trx, d, x, sorted.filter((r) => won.has(r.task.addr)).map((r) => r.task))
+    for (const r of sorted) {
+      const c = won.get(r.task.addr)
+      if (c === undefined) report.superseded++
       else if (r.outcome.state === 'failed') report.failed++
       else if (r.outcome.state === 'blocked') report.blocked++
-      else if (w) report.computed++
+      else if (c) report.computed++
       else report.unchanged++
     }
   })
 }
 
-const q = (s: string): string => `"${s.replace(/"/g, '""')}"`
+const metaRow = (r: Result, columns: readonly string[]): unknown[] => {
+  const o = r.outcome
+  return [r.task.addr, JSON.stringify(r.task.lineage), inputsText(r.task.inputs), r.task.maxRev, o.state, errorText(o), hashOf(o, columns)]
+}
 
-async function writeEdges(trx: Kysely<any>, x: Derivation, tasks: readonly Task[]): Promise<void> {
-  for (const part of chunks(tasks.map((t) => t.addr), IN_CHUNK)) {
-    await sql`DELETE FROM lq_edge WHERE dst_table = ${x.name} AND dst_key IN (${sql.join(part)})`.execute(trx)
+const dataRow = (r: Result, columns: readonly string[]): unknown[] => {
+  const row = (r.outcome as { row: Record<string, unknown> }).row
+  return [...columns.map((c) => row[c] ?? null), r.task.addr]
+}
+
+/** `writeResults` through the dialect's one-statement batch write, a part of at most WRITE_CHUNK results at a time. */
+async function writeBatch(db: Kysely<any>, d: StoreDialect, x: Derivation, w: Writer, text: string, sorted: readonly Result[], report: TableReport): Promise<void> {
+  for (const part of chunks(sorted, WRITE_CHUNK)) {
+    const meta = part.map((r) => metaRow(r, w.columns))
+    const data = part.flatMap((r) => (r.outcome.state === 'ok' ? [dataRow(r, w.columns)] : []))
+    const out = (await exec<{ counts: unknown; lost: unknown }>(db, text, [x.codeVersion, jsonBatch(meta, d), jsonBatch(data, d)]))[0]!
+    const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v)
+    const counts = (json(out.counts) ?? []) as [string, boolean, number | string][]
+    const lost = (json(out.lost) ?? []) as string[]
+    for (const [state, changed, n] of counts) {
+      const k = Number(n)
+      if (state === 'failed') report.failed += k
+      else if (state === 'blocked') report.blocked += k
+      else if (changed) report.computed += k
+      else report.unchanged += k
+    }
+    report.superseded += lost.length
   }
-  const rows = tasks.flatMap((t) => t.edges.map(([table, key]) => ({ src_table: table, src_key: key, dst_table: x.name, dst_key: t.addr })))
-  for (const part of chunks(rows, 1000)) await trx.insertInto('lq_edge').values(part).execute()
+}
+
+async function writeEdges(trx: Kysely<any>, d: StoreDialect, x: Derivation, tasks: readonly Task[]): Promise<void> {
+  const del = `DELETE FROM lq_edge WHERE dst_table = ${d.ph(1)} AND dst_key IN (${d.jsonTexts(d.ph(2))})`
+  for (const part of chunks(tasks.map((t) => t.addr), KEY_CHUNK)) await exec(trx, del, [x.name, jsonBatch(part, d)])
+  const ins = `INSERT INTO lq_edge (src_table, src_key, dst_table, dst_key)
+SELECT ${d.jsonField(0, 'text')}, ${d.jsonField(1, 'text')}, ${d.ph(1)}, ${d.jsonField(2, 'text')} FROM ${d.jsonRows(d.ph(2))} WHERE true
+ON CONFLICT DO NOTHING`
+  const rows = tasks.flatMap((t) => t.edges.map(([table, key]) => [table, key, t.addr]))
+  for (const part of chunks(rows, WRITE_CHUNK)) await exec(trx, ins, [x.name, jsonBatch(part, d)])
 }
 
 /**
@@ -127,16 +213,17 @@ async function writeEdges(trx: Kysely<any>, x: Derivation, tasks: readonly Task[
  */
 export async function deleteRows(engine: Engine, x: Derivation, addrs: readonly string[], report: Record<string, TableReport>): Promise<void> {
   if (addrs.length === 0) return
+  const { d } = engine
   await engine.db.transaction().execute(async (trx) => {
     const queue: [Derivation, string[]][] = [[x, [...addrs]]]
     while (queue.length > 0) {
       const [t, keys] = queue.shift()!
       let n = 0
-      for (const part of chunks(keys, IN_CHUNK)) {
-        const r = await sql<{ lq_key: string }>`DELETE FROM ${sql.id(metaTable(t.name))} WHERE lq_key IN (${sql.join(part)}) RETURNING lq_key`.execute(trx)
-        n += r.rows.length
-        await sql`DELETE FROM ${sql.id(t.name)} WHERE lq_key IN (${sql.join(part)})`.execute(trx)
-        await sql`DELETE FROM lq_edge WHERE dst_table = ${t.name} AND dst_key IN (${sql.join(part)})`.execute(trx)
+      for (const part of chunks(keys, KEY_CHUNK)) {
+        const list = jsonBatch(part, d)
+        n += (await exec(trx, `DELETE FROM ${q(metaTable(t.name))} WHERE lq_key IN (${d.jsonTexts(d.ph(1))}) RETURNING lq_key`, [list])).length
+        await exec(trx, `DELETE FROM ${q(t.name)} WHERE lq_key IN (${d.jsonTexts(d.ph(1))})`, [list])
+        await exec(trx, `DELETE FROM lq_edge WHERE dst_table = ${d.ph(1)} AND dst_key IN (${d.jsonTexts(d.ph(2))})`, [t.name, list])
       }
       const rep = report[t.name]
       if (rep !== undefined) rep.deleted += n
@@ -144,9 +231,9 @@ export async function deleteRows(engine: Engine, x: Derivation, addrs: readonly 
         if (y.source.kind !== 'query') queue.push([y, keys])
         else {
           const next: string[] = []
-          for (const part of chunks(keys, IN_CHUNK)) {
-            const r = await sql<{ dst_key: string }>`SELECT dst_key FROM lq_edge WHERE src_table = ${t.name} AND src_key IN (${sql.join(part)}) AND dst_table = ${y.name}`.execute(trx)
-            next.push(...r.rows.map((row) => row.dst_key))
+          for (const part of chunks(keys, KEY_CHUNK)) {
+            const r = await exec<{ dst_key: string }>(trx, `SELECT dst_key FROM lq_edge WHERE src_table = ${d.ph(1)} AND src_key IN (${d.jsonTexts(d.ph(2))}) AND dst_table = ${d.ph(3)}`, [t.name, jsonBatch(part, d), y.name])
+            next.push(...r.map((row) => row.dst_key))
           }
           if (next.length > 0) queue.push([y, [...new Set(next)]])
         }

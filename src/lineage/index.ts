@@ -35,10 +35,20 @@ export type AnnotateFields<T> = 0 extends 1 & T
  * // [{ data: 'EdinTours', lineage: [{ table: 'agencies', key: 1 }] }, ...]
  * ```
  */
-export function lineage<T, K>(query: Query<T, K>): Query<Annotated<T, K>, never> {
+export function lineage<T, K>(query: Query<T, K>, options: LineageOptions = {}): Query<Annotated<T, K>, never> {
   const node = (query as { [AST]?: unknown } | null | undefined)?.[AST]
   if (node === undefined) throw new LineageQueryError('argument', `lineage expects a query, got ${showValue(query)}`)
-  return new Query(rewriteQuery(query[AST]))
+  if (typeof options !== 'object' || options === null) throw new LineageQueryError('argument', `lineage options must be an object, got ${showValue(options)}`)
+  return new Query(rewriteQuery(query[AST], new Map(), false, options.composed ?? true))
+}
+
+export interface LineageOptions {
+  /**
+   * For tables with stored lineage (derived tables): `true` (default) reports the rows each row
+   * was derived from, so provenance composes to root rows; `false` names the derived rows
+   * themselves by their key (what the derived-data engine needs to track its direct inputs).
+   */
+  readonly composed?: boolean
 }
 
 /** A source row named by lineage. */

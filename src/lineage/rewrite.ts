@@ -25,15 +25,17 @@ const annotated = (data: Expr, lineage: Expr): Expr => ({ kind: 'record', fields
 const EMPTY: Expr = { kind: 'linEmpty' }
 
 /** L[[q]]: the query whose elements are `{ data, lineage }`. */
-export function rewriteQuery(e: Expr, env: Env = new Map(), predicate = false): Expr {
-  const recur = (x: Expr, en: Env) => rewriteQuery(x, en, predicate)
+/** `composed`: rows of tables with stored lineage report it (the rows they came from). */
+export function rewriteQuery(e: Expr, env: Env = new Map(), predicate = false, composed = true): Expr {
+  const recur = (x: Expr, en: Env) => rewriteQuery(x, en, predicate, composed)
   switch (e.kind) {
     case 'table': {
       const r = freshVar(e.table.name)
       // Inside exists/aggregates the annotations are dropped again, so none is built there.
       const tracked = e.table.lineage && !predicate
-      const lin: Expr = tracked ? { kind: 'linRow', table: e.table, row: v(r) } : EMPTY
-      if (tracked && e.table.key === undefined && e.table.storedLineage === undefined) {
+      const stored = composed && e.table.storedLineage !== undefined
+      const lin: Expr = tracked ? { kind: 'linRow', table: e.table, row: v(r), stored } : EMPTY
+      if (tracked && e.table.key === undefined && !stored) {
         throw new LineageQueryError('lineage', `table \`${e.table.name}\` has no key, so its rows cannot be named in lineage; declare one with table(name, columns, { key: 'col' }) or opt out with { lineage: false }`, { table: e.table.name })
       }
       return { kind: 'for', v: r, source: e, body: { kind: 'yield', value: annotated(v(r), lin) } }

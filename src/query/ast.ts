@@ -54,8 +54,11 @@ export interface LimitExpr { readonly kind: 'limit'; readonly query: Expr; reado
 
 /** Lineage annotations (built by `src/lineage`): the empty annotation `[]`. */
 export interface LinEmptyExpr { readonly kind: 'linEmpty' }
-/** `[(table, key(row))]` for a row of a tracked table. */
-export interface LinRowExpr { readonly kind: 'linRow'; readonly table: TableDef; readonly row: Expr }
+/**
+ * `[(table, key(row))]` for a row of a tracked table; with `stored`, the entries held in the
+ * table's stored-lineage column instead (the rows that row was derived from).
+ */
+export interface LinRowExpr { readonly kind: 'linRow'; readonly table: TableDef; readonly row: Expr; readonly stored?: boolean }
 /** Concatenation of annotations, in order. */
 export interface LinAppendExpr { readonly kind: 'linAppend'; readonly parts: readonly Expr[] }
 

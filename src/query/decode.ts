@@ -150,8 +150,11 @@ function storedEntries(raw: unknown, single: string | undefined, table: string):
   } catch {
     throw new LineageQueryError('decode', `lineage column of table \`${table}\`: invalid JSON ${showValue(raw)}`, { table, value: raw })
   }
-  if (single !== undefined) return [{ table: single, key: v }]
-  if (!Array.isArray(v) || !v.every((x) => Array.isArray(x) && x.length === 2 && typeof x[0] === 'string')) {
+  // A list of [table, key] pairs (keys are scalars or arrays of scalars, so never a list of
+  // pairs); with `single`, anything else is one key of that table.
+  const isList = Array.isArray(v) && v.every((x) => Array.isArray(x) && x.length === 2 && typeof x[0] === 'string')
+  if (single !== undefined && !isList) return [{ table: single, key: v }]
+  if (!isList) {
     throw new LineageQueryError('decode', `lineage column of table \`${table}\`: expected a JSON list of [table, key] pairs, got ${showValue(raw)}`, { table, value: raw })
   }
   return (v as [string, unknown][]).map(([t, k]) => ({ table: t, key: k }))

@@ -129,7 +129,7 @@ class Normaliser {
       case 'linRow': {
         const row = this.value(e.row, env)
         const stored = e.table.storedLineage
-        if (stored !== undefined && row.k === 'rec') {
+        if (stored !== undefined && e.stored === true && row.k === 'rec') {
           const f = row.fields.find(([n]) => n === stored.column)
           if (f !== undefined && isScalar(f[1])) return { k: 'lin', entries: [{ table: e.table, key: [f[1]], stored: { single: stored.table } }] }
         }

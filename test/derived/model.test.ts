@@ -28,7 +28,7 @@ type Op =
   | { op: 'put'; root: RootName; id: number; v: number }
   | { op: 'delete'; root: RootName; id: number }
   | { op: 'code'; table: number }
-  | { op: 'refresh' }
+  | { op: 'refresh'; batchSize?: number }
   | { op: 'get'; table: number; id: number }
 
 /** The function of table i at code version c: fails on 13, else a small hash. */
@@ -72,7 +72,8 @@ const opArb = (tables: number): fc.Arbitrary<Op> =>
     { weight: 5, arbitrary: fc.record({ op: fc.constant('put' as const), root: fc.constantFrom<RootName>('d', 'e'), id: fc.nat(3), v: value }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('delete' as const), root: fc.constantFrom<RootName>('d', 'e'), id: fc.nat(3) }) },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('code' as const), table: fc.nat(tables - 1) }) },
-    { weight: 2, arbitrary: fc.constant({ op: 'refresh' as const }) },
+    // Small batches: several write batches per refresh, and first fills that read whole input tables.
+    { weight: 2, arbitrary: fc.oneof(fc.constant({ op: 'refresh' as const }), fc.record({ op: fc.constant('refresh' as const), batchSize: fc.integer({ min: 1, max: 3 }) })) },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('get' as const), table: fc.nat(tables - 1), id: fc.nat(3) }) },
   )
 const scenario = fc
@@ -195,7 +196,7 @@ for (const dialect of dialectNames) {
                 for (const r of Object.values(roots)) await store.track(r)
                 tables = declare(store, specs, codes)
               } else if (o.op === 'refresh') {
-                await store.refresh()
+                await store.refresh(o.batchSize === undefined ? {} : { batchSize: o.batchSize })
               } else {
                 const spec = specs[o.table]!
                 const key = spec.kind === 'two' ? [{ table: 'd', key: o.id }, { table: 'e', key: o.id }] : o.id
