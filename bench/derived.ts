@@ -50,13 +50,13 @@
  */
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
-import { pathToFileURL } from 'node:url'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import Database from 'better-sqlite3'
 import * as t from 'io-ts'
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely'
 import pg from 'pg'
+import { runIfMain } from './harness.js'
 import { createTable, openStore, Q, table, type Store } from '../src/index.js'
 
 type DialectName = 'sqlite' | 'postgres'
@@ -522,9 +522,4 @@ export async function main(): Promise<void> {
   report(results)
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((e: unknown) => {
-    console.error(e)
-    process.exit(1)
-  })
-}
+runIfMain(import.meta.url, main)

@@ -9,6 +9,7 @@
  * On a shared machine with more runnable processes than cores, wall time mostly measures the
  * wait for a core; CPU time does not, so CPU-time ratios are the stable figure there.
  */
+import { pathToFileURL } from 'node:url'
 import { readFileSync } from 'node:fs'
 import v8 from 'node:v8'
 import vm from 'node:vm'
@@ -261,4 +262,19 @@ export function table(header: readonly string[], rows: readonly (readonly string
   const line = (cells: readonly string[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
+}
+
+/** Indent every line of `s` by four spaces (for printing SQL and plans under a table). */
+export const indent = (s: string): string => s.split('\n').map((l) => `    ${l}`).join('\n')
+
+/**
+ * Run `main` when the module whose `import.meta.url` is `url` is the program's entry point
+ * (`npx tsx bench/x.ts`), not when `bench/all.ts` imports it.
+ */
+export function runIfMain(url: string, main: () => Promise<void>): void {
+  if (process.argv[1] === undefined || url !== pathToFileURL(process.argv[1]).href) return
+  main().catch((e: unknown) => {
+    console.error(e)
+    process.exit(1)
+  })
 }

@@ -21,7 +21,7 @@
  */
 import { lineage } from '../src/index.js'
 import type { AnyQuery, Dialect } from '../src/index.js'
-import { fmtMs, fmtRatio, geomean, nowMs, table } from './harness.js'
+import { fmtMs, fmtRatio, geomean, indent, nowMs, runIfMain, table } from './harness.js'
 import {
   bagHash,
   checkLineage,
@@ -315,11 +315,5 @@ export async function main(): Promise<void> {
   console.log(`total ${elapsed(t0)}`)
 }
 
-const indent = (s: string): string => s.split('\n').map((l) => `    ${l}`).join('\n')
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((e: unknown) => {
-    console.error(e)
-    process.exit(1)
-  })
-}
+runIfMain(import.meta.url, main)

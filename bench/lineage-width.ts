@@ -26,7 +26,7 @@ import { CompiledQuery } from 'kysely'
 import { Q, lineage, table } from '../src/index.js'
 import type { AnyQuery, Dialect, Table } from '../src/index.js'
 import { plan } from '../src/query/compile.js'
-import { fmtMs, fmtRatio, median, nowMs, table as textTable } from './harness.js'
+import { fmtMs, fmtRatio, indent, median, nowMs, runIfMain, table as textTable } from './harness.js'
 import {
   bagHash,
   capturing,
@@ -304,11 +304,5 @@ export async function main(): Promise<void> {
   console.log(`total ${elapsed(t0)}`)
 }
 
-const indent = (s: string): string => s.split('\n').map((l) => `    ${l}`).join('\n')
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((e: unknown) => {
-    console.error(e)
-    process.exit(1)
-  })
-}
+runIfMain(import.meta.url, main)

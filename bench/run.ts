@@ -33,7 +33,6 @@
  * BENCH_PG_COLLATE_C=0 (1: text columns `collate "C"`)  PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres PGDATABASE=test
  */
 import { createHash } from 'node:crypto'
-import { pathToFileURL } from 'node:url'
 import { rmSync } from 'node:fs'
 import os from 'node:os'
 import Database from 'better-sqlite3'
@@ -56,6 +55,7 @@ import {
   timeBoth,
 } from './harness.js'
 import type { Clock, Timing, Variant } from './harness.js'
+import { runIfMain } from './harness.js'
 import { generate, loadPostgres, loadSqlite } from './org/data.js'
 import { queries } from './org/queries.js'
 import type { BenchQuery } from './org/queries.js'
@@ -587,9 +587,4 @@ function loadAverage(): string {
 
 export { main }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((e: unknown) => {
-    console.error(e)
-    process.exit(1)
-  })
-}
+runIfMain(import.meta.url, main)

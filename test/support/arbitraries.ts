@@ -998,18 +998,10 @@ export interface OrderKeyPath {
   readonly dir: 'asc' | 'desc'
 }
 
-export interface Case {
+/** A generated schema, its data, and a query over it. */
+export interface Case extends BuiltQuery {
   readonly schema: Schema
   readonly data: Data
-  /** The query as run (possibly ordered and limited). */
-  readonly query: AnyQuery
-  /** The query without its limit (the query itself when there is none). */
-  readonly unlimited: AnyQuery
-  readonly elem: Ty
-  readonly order: readonly OrderKeyPath[] | undefined
-  readonly limit: { readonly n: number; readonly offset: number } | undefined
-  /** TypeScript source of the query: helper definitions, then `const q = ...`. */
-  readonly code: string
 }
 
 /** Scalar, exact field paths of an element type (not inside nested collections). */
@@ -1020,11 +1012,14 @@ function orderPaths(ty: Ty, prefix: readonly string[] = []): string[][] {
 }
 
 export interface BuiltQuery {
+  /** The query as run (possibly ordered and limited). */
   readonly query: AnyQuery
+  /** The query without its limit (the query itself when there is none). */
   readonly unlimited: AnyQuery
   readonly elem: Ty
   readonly order: readonly OrderKeyPath[] | undefined
   readonly limit: { readonly n: number; readonly offset: number } | undefined
+  /** TypeScript source of the query: helper definitions, then `const q = ...`. */
   readonly code: string
 }
 
@@ -1110,45 +1105,87 @@ export function caseCode(c: { schema: Schema; data: Data; code: string }): strin
 
 // ---------------------------------------------------------------- cost
 
-/** Assumed size of a nested collection reached through a field or variable. */
-const NESTED_CARD = 16
+/** What the estimator knows of a value: its size when a collection, its element, its fields. */
+interface Shape {
+  readonly card?: number
+  readonly elem?: Shape
+  readonly fields?: Readonly<Record<string, Shape>>
+}
+type ShapeEnv = ReadonlyMap<number, Shape>
+
+const maxShape = (a: Shape, b: Shape): Shape => {
+  const fields: Record<string, Shape> = { ...(a.fields ?? {}) }
+  for (const [k, v] of Object.entries(b.fields ?? {})) fields[k] = fields[k] ? maxShape(fields[k] as Shape, v) : v
+  return {
+    card: Math.max(a.card ?? 0, b.card ?? 0),
+    ...(a.elem || b.elem ? { elem: maxShape(a.elem ?? {}, b.elem ?? {}) } : {}),
+    fields,
+  }
+}
 
 /**
  * A rough bound on the work of evaluating `e` by nested loops over `data` (the oracle's
- * strategy; SQL engines do no worse on these sizes). Cases above a limit are not generated, so
- * the oracle and the databases stay fast.
+ * strategy; the databases do about as much), following the sizes of nested collections
+ * through variables and fields. Cases above a limit are not generated, so the oracle and the
+ * databases stay fast.
  */
 export function estimateCost(e: ast.Expr, data: Data): number {
-  const card = (q: ast.Expr): number => {
-    switch (q.kind) {
-      case 'table': return data[q.table.name]?.length ?? 0
-      case 'for': return card(q.source) * card(q.body)
-      case 'where': return card(q.body)
-      case 'yield': return 1
-      case 'union': return q.parts.reduce((s, p) => s + card(p), 0)
-      case 'values': return q.items.length
-      case 'order': return card(q.query)
-      case 'limit': return Math.min(card(q.query), q.limit ?? Infinity)
-      default: return NESTED_CARD
+  const bindEnv = (env: ShapeEnv, v: ast.Var, sh: Shape): ShapeEnv => new Map(env).set(v.id, sh)
+  const value = (x: ast.Expr, env: ShapeEnv): Shape => {
+    switch (x.kind) {
+      case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit':
+        return { card: card(x, env), elem: elem(x, env) }
+      case 'record': return { fields: Object.fromEntries(x.fields.map(([k, f]) => [k, value(f, env)])) }
+      case 'var': return env.get(x.v.id) ?? {}
+      case 'field': return value(x.target, env).fields?.[x.name] ?? {}
+      default: return {}
     }
   }
-  const cost = (x: ast.Expr): number => {
+  const elem = (q: ast.Expr, env: ShapeEnv): Shape => {
+    switch (q.kind) {
+      case 'table': return {}
+      case 'for': return elem(q.body, bindEnv(env, q.v, elem(q.source, env)))
+      case 'where': return elem(q.body, env)
+      case 'yield': return value(q.value, env)
+      case 'union': return q.parts.reduce<Shape>((acc, p) => maxShape(acc, elem(p, env)), {})
+      case 'values': return q.items.reduce<Shape>((acc, i) => maxShape(acc, value(i, env)), {})
+      case 'order': case 'limit': return elem(q.query, env)
+      default: return value(q, env).elem ?? {}
+    }
+  }
+  const card = (q: ast.Expr, env: ShapeEnv): number => {
+    switch (q.kind) {
+      case 'table': return data[q.table.name]?.length ?? 0
+      case 'for': return card(q.source, env) * card(q.body, bindEnv(env, q.v, elem(q.source, env)))
+      case 'where': return card(q.body, env)
+      case 'yield': return 1
+      case 'union': return q.parts.reduce((s, p) => s + card(p, env), 0)
+      case 'values': return q.items.length
+      case 'order': return card(q.query, env)
+      case 'limit': return Math.min(card(q.query, env), q.limit ?? Infinity)
+      default: return value(q, env).card ?? MAX_ROWS
+    }
+  }
+  const cost = (x: ast.Expr, env: ShapeEnv): number => {
     switch (x.kind) {
       case 'table': return 1 + (data[x.table.name]?.length ?? 0)
-      case 'for': return cost(x.source) + card(x.source) * cost(x.body)
-      case 'where': return cost(x.cond) + cost(x.body)
-      case 'yield': return cost(x.value)
-      case 'union': return x.parts.reduce((s, p) => s + cost(p), 1)
-      case 'values': return x.items.reduce((s, p) => s + cost(p), 1)
-      case 'record': return x.fields.reduce((s, [, p]) => s + cost(p), 1)
-      case 'op': return x.args.reduce((s, p) => s + cost(p), 1)
-      case 'field': return cost(x.target)
-      case 'exists': case 'agg': return cost(x.query)
-      case 'order': case 'limit': return cost(x.query) + card(x.query)
+      case 'for': {
+        const env2 = bindEnv(env, x.v, elem(x.source, env))
+        return cost(x.source, env) + card(x.source, env) * cost(x.body, env2)
+      }
+      case 'where': return cost(x.cond, env) + cost(x.body, env)
+      case 'yield': return 1 + cost(x.value, env)
+      case 'union': return x.parts.reduce((s, p) => s + cost(p, env), 1)
+      case 'values': return x.items.reduce((s, p) => s + cost(p, env), 1)
+      case 'record': return x.fields.reduce((s, [, p]) => s + cost(p, env), 1)
+      case 'op': return x.args.reduce((s, p) => s + cost(p, env), 1)
+      case 'field': case 'var': return 1 + (value(x, env).card ?? 0)
+      case 'exists': case 'agg': return cost(x.query, env)
+      case 'order': case 'limit': return cost(x.query, env) + card(x.query, env)
       default: return 1
     }
   }
-  return cost(e)
+  return cost(e, new Map())
 }
 
 export const MAX_COST = 20_000
