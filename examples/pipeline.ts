@@ -277,10 +277,10 @@ async function walkThrough(db: Kysely<any>): Promise<void> {
   console.log('\nbig = Q.for(results, (r) => Q.where(Q.gt(r.value, 15), Q.yield({ key: r.lq_key, value: r.value })))')
   console.log('run(db, big):')
   for (const r of await run(db, big)) console.log(`  ${JSON.stringify(r)}`)
-  console.log('run(db, lineage(big)) names the derived rows:')
+  console.log('run(db, lineage(big)): provenance composes through parse -> compile -> run, down to the programs rows:')
   for (const r of await run(db, lineage(big))) console.log(`  ${JSON.stringify(r)}`)
-  console.log('store.lineage(big) composes them down to the root programs rows:')
-  for (const r of await store.lineage(big)) console.log(`  ${JSON.stringify(r)}`)
+  console.log('run(db, lineage(big, { composed: false })) names the derived rows themselves:')
+  for (const r of await run(db, lineage(big, { composed: false }))) console.log(`  ${JSON.stringify(r)}`)
 
   heading('3. Edit a program with raw SQL')
   const edit = `UPDATE programs SET source = 'let x = 3 in x * (3 + 4)' WHERE id = 1`

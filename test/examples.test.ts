@@ -77,8 +77,8 @@ function checkPipeline(out: string): void {
     'results 6 failed: error: division by zero',
     '["let","x",2,["*","x",["+",3,4]]]',
     '1  ["push 2","bind","load 0","push 3","push 4","add","mul","unbind"]',
-    '{"data":{"key":"2","value":75},"lineage":[{"table":"results","key":"2"}]}',
     '{"data":{"key":"2","value":75},"lineage":[{"table":"programs","key":2}]}',
+    '{"data":{"key":"2","value":75},"lineage":[{"table":"results","key":"2"}]}',
     // 3. a source edit: stale with causes, then only that program is recomputed
     'store.affected(programs, 1): parsed 1, compiled 1, results 1',
     /parsed +1 +stale +input-changed: its programs row, revision \d+ -> \d+/,

@@ -99,6 +99,8 @@ export interface StoreDialect {
   columns(db: Kysely<any>, table: string): Promise<ColumnInfo[] | undefined>
   /** Serialise concurrent migrations (PostgreSQL advisory lock); no-op on SQLite. */
   lockMigrations(trx: Kysely<any>): Promise<void>
+  /** Drop the index `index` if there is one of that name on `table` (an index name of an earlier version). */
+  dropIndexOn(db: Kysely<any>, index: string, table: string): Promise<void>
 }
 
 /**
@@ -119,6 +121,15 @@ export type JsonFieldType = 'text' | 'int' | 'real' | 'boolean'
 export const q = (name: string): string => `"${name.replace(/"/g, '""')}"`
 export const revTable = (root: string): string => `lq_rev_${root}`
 export const metaTable = (derived: string): string => `lq_meta_${derived}`
+/**
+ * The name of an index of one of the store's tables: `<table>$<what>`. Derived table names are
+ * identifiers and root names may not contain `$`, so no index name equals a table name or
+ * another table's index name (before, `lq_meta_foo_changed` was both the index of `foo` and
+ * the metadata table of `foo_changed`).
+ */
+export const indexName = (table: string, what: string): string => `${table}$${what}`
+/** The index names of earlier versions (`<table>_<what>`), dropped when found on their table. */
+export const legacyIndexName = (table: string, what: string): string => `${table}_${what}`
 
 /** SQL text of a row's key, equal to `keyText` of the key value decoded in JavaScript. */
 function keyExpr(root: TableDef, row: string, dialect: Dialect): string {
@@ -179,7 +190,7 @@ const sqlite: StoreDialect = {
     return [
       `CREATE TABLE IF NOT EXISTS ${V} (lq_key text PRIMARY KEY, rev integer NOT NULL, deleted integer NOT NULL) WITHOUT ROWID`,
       // Covering: a scan of the revisions since a watermark reads this index only.
-      `CREATE INDEX IF NOT EXISTS ${q(`${revTable(root.name)}_rev`)} ON ${V} (rev, lq_key, deleted)`,
+      `CREATE INDEX IF NOT EXISTS ${q(indexName(revTable(root.name), 'rev'))} ON ${V} (rev, lq_key, deleted)`,
       `CREATE TRIGGER IF NOT EXISTS ${q(`lq_trg_${root.name}_ins`)} AFTER INSERT ON ${R} BEGIN ${bump} ${upsert(kNew, 0)} END`,
       `CREATE TRIGGER IF NOT EXISTS ${q(`lq_trg_${root.name}_upd`)} AFTER UPDATE ON ${R} BEGIN ${bump} ${upsert(kOld, 1, `${kOld} IS NOT ${kNew}`)} ${upsert(kNew, 0)} END`,
       `CREATE TRIGGER IF NOT EXISTS ${q(`lq_trg_${root.name}_del`)} AFTER DELETE ON ${R} BEGIN ${bump} ${upsert(kOld, 1)} END`,
@@ -203,6 +214,10 @@ const sqlite: StoreDialect = {
     return r.rows.map((c) => ({ name: c.name, type: c.type.toLowerCase(), notNull: Number(c.notnull) === 1 }))
   },
   async lockMigrations() {},
+  async dropIndexOn(db, index, table) {
+    const r = await sql`SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ${index} AND tbl_name = ${table}`.execute(db)
+    if (r.rows.length > 0) await sql.raw(`DROP INDEX ${q(index)}`).execute(db)
+  },
 }
 
 const postgres: StoreDialect = {
@@ -244,14 +259,15 @@ const postgres: StoreDialect = {
     const R = q(root.name)
     const V = q(revTable(root.name))
     const fn = q(`lq_trg_${root.name}`)
+    const fnT = q(`lq_trt_${root.name}`)
     const upsert = (key: string, deleted: 0 | 1) =>
       `INSERT INTO ${V} (lq_key, rev, deleted, xid) VALUES (${key}, nextval('lq_clock_seq'), ${deleted}, pg_current_xact_id()) ON CONFLICT (lq_key) DO UPDATE SET rev = excluded.rev, deleted = excluded.deleted, xid = excluded.xid;`
     const kNew = keyExpr(root, 'NEW', 'postgres')
     const kOld = keyExpr(root, 'OLD', 'postgres')
     return [
       `CREATE TABLE IF NOT EXISTS ${V} (lq_key text PRIMARY KEY, rev bigint NOT NULL, deleted integer NOT NULL, xid xid8 NOT NULL DEFAULT pg_current_xact_id())`,
-      `CREATE INDEX IF NOT EXISTS ${q(`${revTable(root.name)}_rev`)} ON ${V} (rev)`,
-      `CREATE INDEX IF NOT EXISTS ${q(`${revTable(root.name)}_xid`)} ON ${V} (xid)`,
+      `CREATE INDEX IF NOT EXISTS ${q(indexName(revTable(root.name), 'rev'))} ON ${V} (rev)`,
+      `CREATE INDEX IF NOT EXISTS ${q(indexName(revTable(root.name), 'xid'))} ON ${V} (xid)`,
       `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $lq$
 BEGIN
   IF TG_OP = 'INSERT' THEN
@@ -269,6 +285,15 @@ END
 $lq$`,
       `DROP TRIGGER IF EXISTS ${fn} ON ${R}`,
       `CREATE TRIGGER ${fn} AFTER INSERT OR UPDATE OR DELETE ON ${R} FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
+      // TRUNCATE fires no row triggers: mark every live revision row deleted, with new revisions.
+      `CREATE OR REPLACE FUNCTION ${fnT}() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $lq$
+BEGIN
+  UPDATE ${V} SET deleted = 1, rev = nextval('lq_clock_seq'), xid = pg_current_xact_id() WHERE deleted = 0;
+  RETURN NULL;
+END
+$lq$`,
+      `DROP TRIGGER IF EXISTS ${fnT} ON ${R}`,
+      `CREATE TRIGGER ${fnT} AFTER TRUNCATE ON ${R} FOR EACH STATEMENT EXECUTE FUNCTION ${fnT}()`,
     ]
   },
   backfill(root) {
@@ -289,6 +314,10 @@ $lq$`,
   },
   async lockMigrations(trx) {
     await sql`SELECT pg_advisory_xact_lock(7265110251)`.execute(trx)
+  },
+  async dropIndexOn(db, index, table) {
+    const r = await sql`SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ${index} AND tablename = ${table}`.execute(db)
+    if (r.rows.length > 0) await sql.raw(`DROP INDEX ${q(index)}`).execute(db)
   },
 }
 

@@ -21,7 +21,7 @@ import { LineageQueryError } from '../errors.js'
 import { createTable } from '../query/ddl.js'
 import { hooksFor } from '../query/dialect.js'
 import type { TableDef } from '../query/schema.js'
-import { metaTable, q, type StoreDialect } from './dialect.js'
+import { indexName, legacyIndexName, metaTable, q, type StoreDialect } from './dialect.js'
 
 export const SCHEMA_VERSION = 1
 
@@ -84,8 +84,8 @@ export function metaDDL(d: StoreDialect, name: string): string[] {
   lq_claimed_by text,
   lq_claim_expires ${d.revType}${xid}
 )${d.keyedTable}`,
-    `CREATE INDEX IF NOT EXISTS ${q(`${metaTable(name)}_changed`)} ON ${M} (lq_changed_rev)`,
-    ...(d.xidColumn === undefined ? [] : [`CREATE INDEX IF NOT EXISTS ${q(`${metaTable(name)}_xid`)} ON ${M} (lq_xid)`]),
+    `CREATE INDEX IF NOT EXISTS ${q(indexName(metaTable(name), 'changed'))} ON ${M} (lq_changed_rev)`,
+    ...(d.xidColumn === undefined ? [] : [`CREATE INDEX IF NOT EXISTS ${q(indexName(metaTable(name), 'xid'))} ON ${M} (lq_xid)`]),
   ]
 }
 
@@ -121,6 +121,8 @@ export async function ensureDerivedTables(db: Kysely<any>, d: StoreDialect, def:
       })
     }
   }
+  // Index names of earlier versions (`lq_meta_X_changed` could be another table's name).
+  for (const what of ['changed', 'xid']) await d.dropIndexOn(db, legacyIndexName(metaTable(def.name), what), metaTable(def.name))
   for (const s of metaDDL(d, def.name)) await sql.raw(s).execute(db)
   const insert = d.name === 'sqlite' ? sql`INSERT OR IGNORE INTO lq_derived (name, code_version) VALUES (${def.name}, ${codeVersion})` : sql`INSERT INTO lq_derived (name, code_version) VALUES (${def.name}, ${codeVersion}) ON CONFLICT (name) DO NOTHING`
   await insert.execute(db)

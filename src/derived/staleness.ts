@@ -318,8 +318,18 @@ export async function recordedCauses(engine: Engine, x: Derivation, metas: reado
   return out
 }
 
-/** Evaluate a query derivation's comprehension and prepare one task per result row. */
+/**
+ * Evaluate a query derivation's comprehension and prepare one task per result row. The query
+ * and the revision reads run in one transaction (REPEATABLE READ on PostgreSQL), so they see
+ * the same snapshot: a root write that commits in between cannot be recorded as read.
+ */
 export async function evaluateQuery(engine: Engine, x: Derivation, clock: Watermark): Promise<Map<string, Task>> {
+  if (engine.db.isTransaction) return evaluateQueryIn(engine, x, clock)
+  const begin = engine.db.transaction()
+  return (engine.d.name === 'postgres' ? begin.setIsolationLevel('repeatable read') : begin).execute((trx) => evaluateQueryIn({ ...engine, db: trx }, x, clock))
+}
+
+async function evaluateQueryIn(engine: Engine, x: Derivation, clock: Watermark): Promise<Map<string, Task>> {
   const rows = (await run(engine.db, lineage(x.query!, { composed: false }))) as unknown as { data: unknown; lineage: SourceRow[] }[]
   // Revisions of every row named, read after the data; clamped to the clock read before it, so
   // a row written in between looks stale next time rather than fresh (see docs/derived.md).

@@ -22,7 +22,7 @@ import { AST, Q, Table, type AnyQuery, type Plain, type Query, type RowOf } from
 import { run } from '../query/run.js'
 import { tableDef } from '../query/schema.js'
 import { lineage as lineageOf } from '../lineage/index.js'
-import { metaTable, q, revTable, storeDialects, type StoreDialect, type Watermark } from './dialect.js'
+import { legacyIndexName, metaTable, q, revTable, storeDialects, type StoreDialect, type Watermark } from './dialect.js'
 import { chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
 import { buildGraph } from './graph.js'
 import { zipParts } from './join.js'
@@ -127,6 +127,7 @@ export class Store {
     const def = root.def
     if (def.name.startsWith('lq_')) throw new LineageQueryError('schema', `table \`${def.name}\`: names starting with lq_ are reserved for the store's own tables`, { table: def.name })
     if (this.#derivations.has(def.name)) throw new LineageQueryError('schema', `\`${def.name}\` is already a derived table of this store; a root table cannot have the same name`, { table: def.name })
+    this.#checkName(def.name, 'root')
     if (def.key === undefined) {
       throw new LineageQueryError('schema', `table \`${def.name}\` has no key, so its rows cannot carry revisions; declare one with table(name, columns, { key: 'col' })`, { table: def.name })
     }
@@ -145,6 +146,8 @@ export class Store {
     }
     let backfilled = 0
     await this.#db.transaction().execute(async (trx) => {
+      // Index names of earlier versions (`lq_rev_x_rev` could be the revision table of a root `x_rev`).
+      for (const what of ['rev', 'xid']) await this.#d.dropIndexOn(trx, legacyIndexName(revTable(def.name), what), revTable(def.name))
       for (const s of this.#d.trackDDL(def)) await sql.raw(s).execute(trx)
       for (const s of this.#d.backfill(def)) backfilled += Number((await sql.raw(s).execute(trx)).numAffectedRows ?? 0)
       const keyCols = JSON.stringify(def.key)
@@ -155,6 +158,34 @@ export class Store {
     if (backfilled >= ANALYZE_MIN) await this.#d.analyze(this.#db, revTable(def.name))
     this.#roots.set(def.name, root)
     this.#order = this.#buildGraph().order
+  }
+
+  /**
+   * Names that would collide once the store prefixes them, or that the database cannot hold:
+   * a `schema` error. PostgreSQL truncates identifiers to 63 bytes, so a derived name may have
+   * at most 47 bytes (`lq_meta_<name>$changed`) and a root name 52 (`lq_rev_<name>$rev`);
+   * SQLite compares names case-insensitively, so two names differing only in case are one
+   * table there; PostgreSQL names a derived table's primary key `<name>_pkey`, in the same
+   * namespace as tables. Root names may not contain `$` (it separates index names).
+   */
+  #checkName(name: string, kind: 'root' | 'derived'): void {
+    const fail = (why: string): never => {
+      throw new LineageQueryError('schema', `${kind} table \`${name}\`: ${why}`, { table: name })
+    }
+    if (kind === 'root' && name.includes('$')) fail('tracked table names may not contain $ (the store uses it in index names)')
+    if (this.#d.name === 'postgres') {
+      const max = kind === 'root' ? 52 : 47
+      if (Buffer.byteLength(name, 'utf8') > max) fail(`the name is longer than ${max} bytes; PostgreSQL truncates identifiers to 63 bytes and the store's tables and indexes add up to ${63 - max} bytes to it. Choose a shorter name`)
+    }
+    const others = [...this.#roots.keys(), ...this.#derivations.keys()].filter((n) => n !== name)
+    if (this.#d.name === 'sqlite') {
+      const same = others.find((n) => n.toLowerCase() === name.toLowerCase())
+      if (same !== undefined) fail(`SQLite compares table names case-insensitively, so it is the same table as \`${same}\`; choose another name`)
+    } else {
+      const derived = (n: string): boolean => this.#derivations.has(n) || (n === name && kind === 'derived')
+      const clash = others.find((n) => (derived(name) && n === `${name}_pkey`) || (derived(n) && name === `${n}_pkey`))
+      if (clash !== undefined) fail(`its name clashes with \`${clash}\` on PostgreSQL (a derived table's primary key index is named <name>_pkey); choose another name`)
+    }
   }
 
   /**
@@ -175,6 +206,7 @@ export class Store {
     if (name.startsWith('lq_')) throw new LineageQueryError('schema', `derived table \`${name}\`: names starting with lq_ are reserved for the store's own tables`, { table: name })
     if (this.#derivations.has(name)) throw new LineageQueryError('schema', `a derived table named \`${name}\` is already declared in this store; derived table names must be unique`, { table: name })
     if (this.#roots.has(name)) throw new LineageQueryError('schema', `\`${name}\` is a tracked root table; a derived table cannot have the same name`, { table: name })
+    this.#checkName(name, 'derived')
     if (typeof fn !== 'function') throw new LineageQueryError('argument', `derived table \`${name}\`: fn must be a function (input, ctx) => row, got ${showValue(fn)}`, { table: name })
     if (typeof output !== 'object' || output === null || Array.isArray(output)) {
       throw new LineageQueryError('schema', `derived table \`${name}\`: output must be an object of io-ts codecs, e.g. { ast: t.string }`, { table: name })
@@ -307,7 +339,9 @@ export class Store {
       await this.#d.analyze(this.#db, metaTable(x.name))
       await this.#d.analyze(this.#db, x.name)
     }
-    await sql`UPDATE lq_derived SET wm_rev = ${clock.rev}, wm_xmin = ${clock.xmin}, applied_code_version = ${x.codeVersion} WHERE name = ${x.name}`.execute(this.#db)
+    // The applied code version is this one unless another caller wrote rows under another code
+    // version meanwhile (it cleared or changed the applied version): then it stays cleared.
+    await sql`UPDATE lq_derived SET wm_rev = ${clock.rev}, wm_xmin = ${clock.xmin}, applied_code_version = CASE WHEN COALESCE(applied_code_version, '') = ${wm.applied ?? ''} THEN ${x.codeVersion} ELSE NULL END WHERE name = ${x.name}`.execute(this.#db)
   }
 
   async #watermark(x: Derivation): Promise<{ wm: Watermark; applied: string | null }> {
@@ -325,7 +359,7 @@ export class Store {
    */
   async #run(x: Derivation, tasks: readonly Task[], report: TableReport, op: Op): Promise<void> {
     let mine: readonly Task[] = tasks
-    const waits: Promise<void>[] = []
+    const waits: { readonly done: Promise<void>; readonly task: Task }[] = []
     if (!op.alone) {
       const others = [...this.#flights].filter((f) => f.table === x.name && f.codeVersion === x.codeVersion)
       if (others.length > 0) {
@@ -336,7 +370,7 @@ export class Store {
             return t !== undefined && (t === task || inputsText(t.inputs) === inputsText(task.inputs))
           })
           if (same === undefined) free.push(task)
-          else waits.push(same.done)
+          else waits.push({ done: same.done, task })
         }
         mine = free
       }
@@ -375,7 +409,11 @@ export class Store {
     } finally {
       this.#flights.delete(flight)
     }
-    await Promise.allSettled(waits)
+    // A shared task whose caller failed (its function ran, but its write did not commit) is run
+    // again here: its result must not be dropped while this call goes on to advance the watermark.
+    const settled = await Promise.allSettled(waits.map((w) => w.done))
+    const retry = waits.filter((_, i) => settled[i]!.status === 'rejected').map((w) => w.task)
+    if (retry.length > 0) await this.#run(x, retry, report, op)
   }
 
   async #compute(x: Derivation, tasks: readonly Task[]): Promise<Result[]> {

@@ -25,7 +25,7 @@
 import { createHash, hash as oneShotHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { insertRows } from '../query/ddl.js'
-import { metaTable, q, type JsonFieldType, type StoreDialect } from './dialect.js'
+import { metaTable, q, revTable, type JsonFieldType, type StoreDialect } from './dialect.js'
 import { chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
 import { inputsText } from './keys.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
@@ -132,9 +132,69 @@ export async function writeResults(engine: Engine, x: Derivation, results: reado
   const w = writerFor(d, x)
   // Key order: the rows land in the indexes on lq_key in order (cheaper on SQLite's B-trees).
   const sorted = [...results].sort(byAddr)
-  // (Not inside a caller's transaction: the batch statement commits on its own, asynchronously.)
-  if (w.batch !== undefined && !db.isTransaction) return writeBatch(db, d, x, w, w.batch, sorted, report)
   await db.transaction().execute(async (trx) => {
+    // Results computed from an input row that has since been deleted are refused (superseded):
+    // the deletion may already have been processed, and the row would otherwise come back.
+    const live = await withoutDeletedInputs(engine, trx, sorted, report)
+    if (live.length === 0) return
+    // Rows written under a code version other than the one the table's last refresh applied:
+    // forget the applied version, so the next scan looks for rows of other code versions.
+    await exec(trx, `UPDATE lq_derived SET applied_code_version = NULL WHERE name = ${d.ph(1)} AND applied_code_version <> ${d.ph(2)}`, [x.name, x.codeVersion])
+    if (w.batch !== undefined) return writeBatch(trx, d, x, w, w.batch, live, report)
+    await writeInTransaction(trx, d, x, w, live, report)
+  })
+}
+
+/**
+ * The results whose inputs all still exist: a root input whose revision row is marked deleted
+ * at a revision newer than the one recorded, or a derived input whose metadata row is gone,
+ * makes a result refused (counted as superseded). Runs inside the write transaction.
+ */
+async function withoutDeletedInputs(engine: Engine, trx: Kysely<any>, sorted: readonly Result[], report: TableReport): Promise<Result[]> {
+  const { d } = engine
+  const byTable = new Map<string, Set<string>>()
+  for (const r of sorted) {
+    for (const [t, k] of r.task.inputs) {
+      let s = byTable.get(t)
+      if (s === undefined) byTable.set(t, (s = new Set()))
+      s.add(k)
+    }
+  }
+  // table -> key -> revision at which it was deleted (Infinity: a derived row that is gone)
+  const gone = new Map<string, Map<string, number>>()
+  for (const [t, keySet] of byTable) {
+    const keys = [...keySet]
+    const g = new Map<string, number>()
+    if (engine.roots.has(t)) {
+      for (const part of chunks(keys, KEY_CHUNK)) {
+        const rows = await exec<{ lq_key: string; rev: unknown }>(trx, `SELECT lq_key, rev FROM ${q(revTable(t))} WHERE deleted = 1 AND lq_key IN (${d.jsonTexts(d.ph(1))})`, [jsonBatch(part, d)])
+        for (const row of rows) g.set(row.lq_key, Number(row.rev))
+      }
+    } else if (engine.derivations.has(t)) {
+      const present = new Set<string>()
+      for (const part of chunks(keys, KEY_CHUNK)) {
+        const rows = await exec<{ lq_key: string }>(trx, `SELECT lq_key FROM ${q(metaTable(t))} WHERE lq_key IN (${d.jsonTexts(d.ph(1))})`, [jsonBatch(part, d)])
+        for (const row of rows) present.add(row.lq_key)
+      }
+      for (const k of keys) if (!present.has(k)) g.set(k, Infinity)
+    }
+    if (g.size > 0) gone.set(t, g)
+  }
+  if (gone.size === 0) return [...sorted]
+  const live: Result[] = []
+  for (const r of sorted) {
+    const dead = r.task.inputs.some(([t, k, rev]) => {
+      const at = gone.get(t)?.get(k)
+      return at !== undefined && at > rev
+    })
+    if (dead) report.superseded++
+    else live.push(r)
+  }
+  return live
+}
+
+async function writeInTransaction(trx: Kysely<any>, d: StoreDialect, x: Derivation, w: Writer, sorted: readonly Result[], report: TableReport): Promise<void> {
+  {
     const rev = await d.nextRev(trx)
     const won = new Map<string, boolean>() // addr -> value changed
     for (const part of chunks(sorted, WRITE_CHUNK)) {
@@ -164,7 +224,7 @@ export async function writeResults(engine: Engine, x: Derivation, results: reado
       else if (c) report.computed++
       else report.unchanged++
     }
-  })
+  }
 }
 
 const metaRow = (r: Result, columns: readonly string[]): unknown[] => {

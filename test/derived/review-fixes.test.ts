@@ -1,0 +1,269 @@
+/**
+ * Regression tests for the findings of the independent review of the derived-data engine, on
+ * SQLite and PostgreSQL. Each test is named after its finding.
+ */
+import * as t from 'io-ts'
+import { sql, type Kysely } from 'kysely'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { createTable, insertRows } from '../../src/query/ddl.js'
+import { Q, table } from '../../src/query/dsl.js'
+import { openStore } from '../../src/derived/index.js'
+import pg from 'pg'
+import { dialectNames, open, pgUrl, type TestDb } from '../support/db.js'
+
+const tick = () => new Promise((r) => setTimeout(r, 2))
+
+const rowsOf = async (db: Kysely<any>, name: string) =>
+  (await sql<Record<string, unknown>>`SELECT * FROM ${sql.id(name)} ORDER BY lq_key`.execute(db)).rows
+
+for (const dialect of dialectNames) {
+  describe(`review fixes [${dialect}]`, () => {
+    let tdb: TestDb
+    beforeEach(async () => {
+      tdb = await open(dialect)
+    })
+    afterEach(async () => {
+      await tdb.close()
+    })
+
+    for (const which of ['out', 'out2'] as const) {
+      it(`finding 1 (r2_resurrect): a computation of ${which} that finishes after its root row was deleted does not bring the derived row back`, async () => {
+        const db = tdb.db
+        const src = table('src', { id: t.Int, text: t.string })
+        await createTable(db, src)
+        await insertRows(db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
+        const store = await openStore(db)
+        await store.track(src)
+        let release!: () => void
+        const gate = new Promise<void>((r) => (release = r))
+        let slow: string | undefined
+        let started = false
+        const blockIf = async (name: string) => {
+          if (slow === name) {
+            started = true
+            await gate
+          }
+        }
+        const out = store.derive({ name: 'out', from: src, output: { up: t.string }, fn: async (s) => (await blockIf('out'), { up: s.text.toUpperCase() }) })
+        const out2 = store.derive({ name: 'out2', from: out, output: { n: t.number }, fn: async (o) => (await blockIf('out2'), { n: o.up.length }) })
+        await store.refresh()
+        await sql`UPDATE src SET text = 'changed' WHERE id = 1`.execute(db)
+        if (which === 'out2') await store.get(out, 1) // out row 1 fresh, out2 row 1 stale
+        slow = which
+        const pending = which === 'out' ? store.get(out, 1) : store.get(out2, 1)
+        while (!started) await tick()
+        slow = undefined
+        await sql`DELETE FROM src WHERE id = 1`.execute(db)
+        const r1 = await store.refresh()
+        expect(r1.tables[which]!.deleted).toBe(1)
+        release()
+        expect((await pending).state).toBe('missing')
+        const r2 = await store.refresh()
+        expect(r2.tables[which]!.computed).toBe(0)
+        for (const name of ['out', 'out2']) expect((await rowsOf(db, name)).map((r) => r['lq_key'])).toEqual(['2'])
+        expect((await store.status(which === 'out' ? out : out2, 1)).state).toBe('missing')
+        expect(await store.stale()).toEqual([])
+        expect(await store.affected(src, 1)).toEqual([])
+      })
+    }
+
+    it('finding 2 (r8_triggers): TRUNCATE of a tracked root (PostgreSQL; a whole-table DELETE on SQLite) deletes the derived rows', async () => {
+      const db = tdb.db
+      const src = table('src', { id: t.Int, text: t.string })
+      await createTable(db, src)
+      await insertRows(db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
+      const store = await openStore(db)
+      await store.track(src)
+      await store.track(src) // idempotent: the triggers are replaced, not doubled
+      const out = store.derive({ name: 'out', from: src, output: { s: t.string }, fn: (s) => ({ s: s.text }) })
+      await store.refresh()
+      const before = await store.revision(src, 1)
+      if (dialect === 'postgres') await sql`TRUNCATE src`.execute(db)
+      else await sql`DELETE FROM src`.execute(db)
+      expect(await store.revision(src, 1)).toBeUndefined()
+      expect((await store.status(out, 1)).causes).toEqual([{ kind: 'input-deleted', table: 'src', key: 1, oldRevision: before }])
+      const r = await store.refresh()
+      expect(r.tables['out']!.deleted).toBe(2)
+      expect(await rowsOf(db, 'out')).toEqual([])
+      expect(await store.stale()).toEqual([])
+      await insertRows(db, src, [{ id: 1, text: 'c' }])
+      await store.refresh()
+      expect(await rowsOf(db, 'out')).toEqual([{ s: 'c', lq_key: '1' }])
+    })
+
+    it('finding 3 (r6_names): derived tables foo and foo_changed, and roots x and x_rev, do not clash', async () => {
+      const db = tdb.db
+      const src = table('src', { id: t.Int, text: t.string })
+      const x = table('x', { id: t.Int })
+      const xRev = table('x_rev', { id: t.Int })
+      for (const r of [src, x, xRev]) await createTable(db, r)
+      await insertRows(db, src, [{ id: 1, text: 'a' }])
+      await insertRows(db, xRev, [{ id: 7 }])
+      const store = await openStore(db)
+      for (const r of [src, x, xRev]) await store.track(r)
+      expect(await store.revision(xRev, 7)).toBeTypeOf('number')
+      const foo = store.derive({ name: 'foo', from: src, output: { s: t.string }, fn: (s) => ({ s: 'foo' + s.text }) })
+      const fooChanged = store.derive({ name: 'foo_changed', from: src, output: { s: t.string }, fn: (s) => ({ s: 'fc' + s.text }) })
+      await store.refresh()
+      expect(await store.get(foo, 1)).toMatchObject({ state: 'fresh', value: { s: 'fooa' } })
+      expect(await store.get(fooChanged, 1)).toMatchObject({ state: 'fresh', value: { s: 'fca' } })
+    })
+
+    it('finding 3 (r6_names, r6b): names too long for PostgreSQL, or differing only in case on SQLite are rejected', async () => {
+      const db = tdb.db
+      const src = table('src', { id: t.Int, text: t.string })
+      await createTable(db, src)
+      const store = await openStore(db)
+      await store.track(src)
+      const decl = (name: string) => ({ name, from: src, output: { s: t.string }, fn: (s: { text: string }) => ({ s: s.text }) })
+      const long = 'a'.repeat(48)
+      if (dialect === 'postgres') {
+        expect(() => store.derive(decl(long))).toThrow(/longer than 47 bytes/)
+        store.derive(decl('a'.repeat(47)))
+        store.derive(decl('Out'))
+        store.derive(decl('out')) // PostgreSQL's quoted names are case-sensitive
+        expect(() => store.derive(decl('out_pkey'))).toThrow(/_pkey/)
+      } else {
+        store.derive(decl(long))
+        store.derive(decl('Out'))
+        expect(() => store.derive(decl('out'))).toThrow(/case-insensitively/)
+        expect(() => store.derive(decl('SRC'))).toThrow(/case-insensitively/)
+      }
+      try {
+        store.derive(decl(dialect === 'postgres' ? 'b'.repeat(60) : 'OUT'))
+        expect.unreachable()
+      } catch (e) {
+        expect(e).toMatchObject({ name: 'LineageQueryError', code: 'schema' })
+      }
+    })
+
+    it('finding 11: a shared computation whose write failed is run again by the caller that waited for it, before the watermark advances', async () => {
+      const db = tdb.db
+      const src = table('src', { id: t.Int, text: t.string })
+      await createTable(db, src)
+      await insertRows(db, src, [{ id: 1, text: 'a' }])
+      const store = await openStore(db)
+      await store.track(src)
+      let release!: () => void
+      const gate = new Promise<void>((r) => (release = r))
+      let calls = 0
+      let started = false
+      const out = store.derive({
+        name: 'out',
+        from: src,
+        output: { up: t.string },
+        fn: async (s) => {
+          calls++
+          if (calls === 1) {
+            started = true
+            await gate
+          } else await sql`UPDATE boom_ctl SET n = 0`.execute(db) // the retry's write succeeds
+          return { up: s.text.toUpperCase() }
+        },
+      })
+      await store.status(out, 1) // creates the tables
+      // The first write to lq_meta_out fails.
+      await sql`CREATE TABLE boom_ctl (n integer NOT NULL)`.execute(db)
+      await sql`INSERT INTO boom_ctl VALUES (1)`.execute(db)
+      if (dialect === 'sqlite') {
+        await sql.raw(`CREATE TRIGGER boom BEFORE INSERT ON lq_meta_out WHEN (SELECT n FROM boom_ctl) = 1 BEGIN SELECT RAISE(ABORT, 'boom'); END`).execute(db)
+      } else {
+        await sql.raw(`CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF (SELECT n FROM boom_ctl) = 1 THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$`).execute(db)
+        await sql.raw(`CREATE TRIGGER boom BEFORE INSERT ON lq_meta_out FOR EACH ROW EXECUTE FUNCTION boom()`).execute(db)
+      }
+      const first = store.get(out, 1)
+      while (!started) await tick()
+      const refreshing = store.refresh() // waits for the get's task on row 1
+      await new Promise((r) => setTimeout(r, 200))
+      release()
+      const [a, b] = await Promise.allSettled([first, refreshing])
+      expect(a).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/boom/) } })
+      expect(b.status).toBe('fulfilled')
+      const r = (b as PromiseFulfilledResult<Awaited<typeof refreshing>>).value
+      expect(r.tables['out']!.computed).toBe(1)
+      expect(calls).toBe(2)
+      expect(await store.status(out, 1)).toMatchObject({ state: 'fresh' })
+      expect(await rowsOf(db, 'out')).toEqual([{ up: 'A', lq_key: '1' }])
+    })
+
+    it('finding 5 (r3_code_rollback): rows computed under another code version are recomputed after switching back', async () => {
+      const db = tdb.db
+      const src = table('src', { id: t.Int, text: t.string })
+      await createTable(db, src)
+      await insertRows(db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
+      const openAt = async (version: string) => {
+        const store = await openStore(db)
+        await store.track(src)
+        const out = store.derive({ name: 'out', from: src, output: { s: t.string }, version, fn: (s) => ({ s: `${s.text}@v${version}` }) })
+        return { store, out }
+      }
+      const a = await openAt('1')
+      await a.store.refresh()
+      const b = await openAt('2')
+      expect(await b.store.get(b.out, 1)).toMatchObject({ state: 'fresh', value: { s: 'a@v2' } })
+      const c = await openAt('1')
+      expect((await c.store.status(c.out, 1)).state).toBe('stale')
+      const r = await c.store.refresh()
+      expect(r.tables['out']!.computed).toBe(1)
+      expect(await rowsOf(db, 'out')).toEqual([{ s: 'a@v1', lq_key: '1' }, { s: 'b@v1', lq_key: '2' }])
+      expect(await c.store.stale()).toEqual([])
+      expect((await c.store.refresh()).tables['out']!.computed).toBe(0)
+    })
+
+    it('finding 6 (r1_pg_query_late_commit): a root write committing between a comprehension query and its revision read is not recorded as seen', async () => {
+      // On PostgreSQL (server) another connection commits right after the comprehension query
+      // returns; on SQLite (one connection per database here) the same sequence runs without the
+      // interleaving.
+      let armed: (() => Promise<void>) | undefined
+      const db = tdb.db.withPlugin({
+        transformQuery: (a) => a.node,
+        transformResult: async (a) => {
+          const row = a.result.rows[0] as Record<string, unknown> | undefined
+          if (armed !== undefined && row !== undefined && 'data.dv' in row) {
+            const f = armed
+            armed = undefined
+            await f()
+          }
+          return a.result
+        },
+      })
+      const d = table('d', { id: t.Int, v: t.Int })
+      const e = table('e', { id: t.Int, v: t.Int })
+      await createTable(db, d)
+      await createTable(db, e)
+      await insertRows(db, d, [{ id: 1, v: 1 }, { id: 2, v: 2 }])
+      await insertRows(db, e, [{ id: 1, v: 10 }, { id: 2, v: 20 }])
+      const store = await openStore(db)
+      await store.track(d)
+      await store.track(e)
+      const two = store.derive({ name: 'two', from: Q.for(d, (x) => Q.for(e, (y) => Q.where(Q.eq(x.id, y.id), Q.yield({ dv: x.v, ev: y.v })))), output: { n: t.Int }, fn: (r) => ({ n: r.dv + r.ev }) })
+      await store.refresh()
+      let other: pg.Client | undefined
+      if (tdb.label === 'postgres (server)') {
+        const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(db)).rows[0]!.s
+        other = new pg.Client({ connectionString: pgUrl, options: `-c search_path=${schema}` })
+        await other.connect()
+        await other.query('BEGIN')
+        await other.query('UPDATE d SET v = 100 WHERE id = 1') // its revision is taken now, committed later
+        const c = other
+        armed = async () => {
+          await c.query('COMMIT')
+        }
+      }
+      try {
+        await sql`UPDATE d SET v = 3 WHERE id = 2`.execute(db)
+        await store.refresh()
+        if (other === undefined) await sql`UPDATE d SET v = 100 WHERE id = 1`.execute(db)
+        else expect(armed).toBeUndefined() // the hook ran
+        const key = [{ table: 'd', key: 1 }, { table: 'e', key: 1 }]
+        expect(await store.get(two, key)).toMatchObject({ state: 'fresh', value: { n: 110 } })
+        await store.refresh()
+        expect(await store.get(two, key)).toMatchObject({ state: 'fresh', value: { n: 110 } })
+        expect(await store.get(two, [{ table: 'd', key: 2 }, { table: 'e', key: 2 }])).toMatchObject({ state: 'fresh', value: { n: 23 } })
+        expect(await store.stale()).toEqual([])
+      } finally {
+        await other?.end()
+      }
+    })
+  })
+}
