@@ -55,7 +55,8 @@ describe('compile: SQL text per dialect', () => {
 
   test('exists inside a condition stays in the one statement', () => {
     const q = Q.for(employees, (e) => Q.where(Q.exists(tasksOf(e)), Q.yield(e.name)))
-    expect(sqlOf(q).sql).toBe('select "e0"."name" as "value" from "employees" as "e0" where (exists (select 1 as "one" from "tasks" as "t1" where ("t1"."employee" = "e0"."name")))')
+    expect(sqlOf(q).sql).toBe('select "e0"."name" as "value" from "employees" as "e0" where (exists (select 1 as "one" from "tasks" as "t1" where ("t1"."employee" = "e0"."name") limit 1))')
+    expect(sqlOf(q, 'postgres').sql).toBe('select "e0"."name" as "value" from "employees" as "e0" where (exists (select 1 as "one" from "tasks" as "t1" where ("t1"."employee" = "e0"."name")))')
   })
 
   test('a nested result is one statement with JSON aggregation, on both dialects', () => {

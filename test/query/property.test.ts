@@ -8,6 +8,7 @@
  * - `LQ_RUNS=<n>`: cases per property (default 500).
  * - `LQ_SHRINK=1`: shrink a failure to a small counterexample (by default the run ends at the
  *   first failure, `endOnFailure`, to keep CI time bounded; replay its seed with LQ_SHRINK=1).
+ *   Shrinking stops after `LQ_SHRINK_MS` (default 240000) with the smallest failure so far.
  *
  * A failing seed becomes a fixed regression test in `regressions.test.ts`.
  */
@@ -30,11 +31,14 @@ const numRuns = Number(env('LQ_RUNS') ?? 500)
 const params: fc.Parameters<[Case]> = {
   numRuns,
   endOnFailure: env('LQ_SHRINK') === undefined,
+  // Shrinking replays many cases against the database: bound it (the smallest failure found so
+  // far is reported).
+  ...(env('LQ_SHRINK') !== undefined ? { interruptAfterTimeLimit: Number(env('LQ_SHRINK_MS') ?? 240_000), markInterruptAsFailure: true } : {}),
   ...(seed !== undefined ? { seed: Number(seed) } : {}),
   ...(path !== undefined ? { path } : {}),
 }
 
-const PROPERTY_TIMEOUT = 300_000
+const PROPERTY_TIMEOUT = env('LQ_SHRINK') !== undefined ? 900_000 : 300_000
 
 /** Thrown inside the transaction to roll it back after a successful check. */
 class Rollback extends Error {}

@@ -173,13 +173,22 @@ const cases: Case[] = [
     // SQLite 3.51 (better-sqlite3 12.6) counts the OFFSET once per row of the inner table of
     // an EXISTS in WHERE: `select 0 where exists (select 1 from t) limit 1 offset 1` returns a
     // row when t has 2 rows. `exists (select 1 from t limit 1)` avoids it.
-    name: 'offset with an EXISTS condition (was SQLite: a row past the offset came back)',
+    name: 'offset with an uncorrelated EXISTS condition (was SQLite: a row past the offset came back)',
     tables: [t1, t2], data: two,
-    query: () =>
-      Q.union(
-        Q.where(Q.exists(Q.for(t2, (y) => Q.yield(y))), Q.yield(0)),
-        Q.for(t1, (x) => Q.where(Q.exists(Q.for(t2, (y) => Q.where(Q.lt(x.id, y.id), Q.yield(y)))), Q.yield(x.id))),
-      ).limit(5, 1),
+    query: () => Q.where(Q.exists(Q.for(t2, (y) => Q.yield(y))), Q.yield(0)).limit(1, 1),
+  },
+  {
+    name: 'offset with a correlated EXISTS condition (was SQLite: rows past the offset came back)',
+    tables: [t1, t2], data: two,
+    query: () => Q.for(t1, (x) => Q.where(Q.exists(Q.for(t2, (y) => Q.where(Q.lt(x.id, y.id), Q.yield(y)))), Q.yield(x.id))).limit(5, 1),
+  },
+  {
+    name: 'ordered by a constant, offset, EXISTS over a helper (was SQLite: 1 element instead of 0)',
+    tables: [t1, t2], data: { t1: [], t2: [{ id: 1 }, { id: 2 }, { id: 3 }, { id: 4 }, { id: 5 }] },
+    query: () => {
+      const h0 = () => Q.for(Q.for(t2, (x1) => Q.yield({ b: Q.yield(x1.id) })), (x2) => Q.for(x2.b, () => x2.b))
+      return Q.orderBy(Q.where(Q.exists(h0()), Q.yield('"q"')), (r) => r).limit(1, 3)
+    },
   },
 
   // ------------------------------------------------------------ size of the SQL
