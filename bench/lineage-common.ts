@@ -8,28 +8,10 @@ import { createHash } from 'node:crypto'
 import Database from 'better-sqlite3'
 import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, type KyselyPlugin } from 'kysely'
 import pg from 'pg'
-import { compile, dialectOf, lineage, run } from '../src/index.js'
+import { compile, lineage, run } from '../src/index.js'
 import type { AnyQuery, Dialect } from '../src/index.js'
 import { plan } from '../src/query/compile.js'
 import { compare, median, nowMs } from './harness.js'
-
-/**
- * `run` as src/query/run.ts does it, except for how rows are gathered: run.ts appends with
- * `rows.push(...result.rows)`, which passes every row as a call argument and throws
- * `RangeError: Maximum call stack size exceeded` above roughly 120,000 rows. With one
- * statement (always, in this compiler) the rows are `result.rows` as they are. Used only where
- * `run` itself throws that RangeError; everything else is identical (plan cache lookup,
- * execution through Kysely, decoding).
- */
-export async function runReplica(db: Kysely<any>, query: AnyQuery): Promise<unknown[]> {
-  const p = plan(query, dialectOf(db))
-  let rows: Record<string, unknown>[] = []
-  for (const s of p.statements) {
-    const result = await db.executeQuery<Record<string, unknown>>(CompiledQuery.raw(s.sql, [...s.parameters]))
-    rows = rows.length === 0 ? result.rows : rows.concat(result.rows)
-  }
-  return p.decode(rows)
-}
 
 /**
  * A view of `db` (same connection, same dialect) whose next executed statement's raw driver
@@ -58,9 +40,6 @@ export function capturing(db: Kysely<any>): { db: Kysely<any>; arm(): void; take
     take: () => rows,
   }
 }
-
-/** Whether `e` is run.ts's spread overflow. */
-export const isSpreadOverflow = (e: unknown): boolean => e instanceof RangeError && /call stack/.test(e.message)
 
 // ---------------------------------------------------------------- configuration helpers
 

@@ -31,11 +31,9 @@ import {
   envList,
   envNum,
   explain,
-  isSpreadOverflow,
   openPostgres,
   openSqlite,
   runIt,
-  runReplica,
   strip,
   timePair,
   timeSplit,
@@ -147,19 +145,8 @@ const errMessage = (e: unknown): string => (e instanceof Error ? `${e.name}: ${e
 async function benchOne(h: Handle, name: string, q: () => AnyQuery, cfg: Config, warnings: string[]): Promise<Row> {
   let r: PairResult
   const notes: string[] = []
-  let runner: Runner = runIt
-  try {
-    r = await timePair(h.db, h.dialect, q(), cfg.timing, true)
-  } catch (e) {
-    if (!isSpreadOverflow(e)) throw e
-    warnings.push(
-      `BUG ${h.dialect} ${name}: run() throws "${errMessage(e)}" (src/query/run.ts: rows.push(...result.rows) spreads every row as an argument); ` +
-        'timed with runReplica (run with rows = result.rows) instead',
-    )
-    notes.push('run* = replica (run() throws)')
-    runner = runReplica
-    r = await timePair(h.db, h.dialect, q(), cfg.timing, true, runner)
-  }
+  const runner: Runner = runIt
+  r = await timePair(h.db, h.dialect, q(), cfg.timing, true)
   const plain = r.plain ?? []
   const lin = r.lin ?? []
   const problems: string[] = []

@@ -673,25 +673,15 @@ export class Store {
   }
 
   /**
-   * `run(db, lineage(q))` with provenance composed through derived tables: every entry naming
-   * a derived row is replaced by that row's root entries, so the lineage lists root rows only.
-   * (Top-level lineage; nested collections keep their entries as `lineage(q)` gives them.)
+   * `run(db, lineage(q))` once this store's tables exist (kept for compatibility): derived
+   * tables declare stored lineage, so entries already name root rows, in nested collections too.
+   * @example `await store.lineage(Q.for(results, (r) => Q.yield(r.value)))` // [{ data: 14, lineage: [{ table: 'programs', key: 2 }] }]
    */
   async lineage<T, K>(query: Query<T, K>): Promise<{ data: Plain<T>; lineage: SourceRow[] }[]> {
     await this.#ensureAll()
-    const rows = (await run(this.#db, lineageOf(query))) as unknown as { data: Plain<T>; lineage: SourceRow[] }[]
-    const need = new Map<string, Set<string>>()
-    for (const r of rows) for (const e of r.lineage) if (this.#derivations.has(e.table)) (need.get(e.table) ?? need.set(e.table, new Set()).get(e.table)!).add(e.key as string)
-    const metas = new Map<string, Map<string, MetaRow>>()
-    for (const [t, keys] of need) metas.set(t, await metaRows(this.#engine, t, [...keys]))
-    return rows.map((r) => ({
-      data: r.data,
-      lineage: normaliseLineage(r.lineage.flatMap((e) => {
-        const m = metas.get(e.table)?.get(e.key as string)
-        return m === undefined ? (this.#derivations.has(e.table) ? [] : [e]) : (JSON.parse(m.lq_lineage) as SourceRow[])
-      })),
-    }))
+    return (await run(this.#db, lineageOf(query))) as unknown as { data: Plain<T>; lineage: SourceRow[] }[]
   }
+
 
   /** The current revision of a root row, or `undefined` when it has none (never written, or deleted). */
   async revision(root: Table<string, any, any> | string, key: unknown): Promise<number | undefined> {

@@ -62,11 +62,6 @@ export function width(l: Layout): number {
   }
 }
 
-/** The one scalar or collection slot of a layout of width 1. */
-export function leaf(l: Layout): Layout {
-  return l.k === 'rec' ? leaf(l.fields.find(([, f]) => width(f) === 1)![1]) : l
-}
-
 export function hasLineage(l: Layout | undefined): boolean {
   if (l === undefined) return false
   return l.k === 'lin' || (l.k === 'rec' && l.fields.some(([, f]) => hasLineage(f)))

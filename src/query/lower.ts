@@ -8,7 +8,7 @@
 import { LineageQueryError } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
 import { hasLineage, plan, type CollLayout, type Layout } from './layout.js'
-import { isScalar, type Branch, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
+import { type Branch, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
 import type { ScalarKind } from './schema.js'
 import * as S from './sql-nodes.js'
 
@@ -354,4 +354,3 @@ export function lower(t: NTop, hooks: DialectHooks): Lowered {
   return new Lowerer(hooks).top(t)
 }
 
-export { isScalar }
