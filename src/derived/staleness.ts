@@ -15,9 +15,14 @@
  * so its cost follows the number of input rows written since the watermark (index range on
  * `rev`), plus, only when the code version changed, the rows computed with another version.
  *
- * A derivation over a comprehension is re-evaluated (one SQL statement, `lineage(q)`) when any
- * table it reads has a row newer than the watermark, or its code changed; its rows are then
- * compared with the stored ones. Its cost follows the size of the comprehension's result.
+ * A derivation over a comprehension is evaluated by delta (`delta.ts`): the rows of each table
+ * it reads written since the watermark (the same index ranges), then the comprehension with one
+ * generator restricted to those rows at a time (`Q(ΔD, E) ∪ Q(D, ΔE)`), plus the stored rows
+ * those rows fed (`lq_edge`). Its cost follows the number of changed rows, given indexes on the
+ * join columns. A change to a table the comprehension reads only inside `exists`, an aggregate
+ * or a nested collection, a comprehension with `limit`, a code change and a first fill evaluate
+ * the whole comprehension and compare every stored row. `get`/`status` evaluate it restricted
+ * to the rows the address names.
  */
 import { sql, type RawBuilder } from 'kysely'
 import { LineageQueryError } from '../errors.js'
@@ -25,6 +30,8 @@ import { plan } from '../query/compile.js'
 import { AST, Q, Query, type Table } from '../query/dsl.js'
 import { run } from '../query/run.js'
 import { lineage } from '../lineage/index.js'
+import type { Constant, Expr } from '../query/ast.js'
+import { readsOf, restrict, type Reads } from './delta.js'
 import { metaTable, q, revTable, type Watermark } from './dialect.js'
 import { chunks, IN_CHUNK, type Derivation, type Engine, type Task, type UpstreamRow } from './engine.js'
 import { addressOf, addressValue, keyText, normaliseLineage, parseInputs, type InputRevs } from './keys.js'
@@ -236,17 +243,6 @@ async function scanTable(engine: Engine, x: Derivation, filter: ScanFilter, opti
   return out
 }
 
-/** Whether any table `x` reads has a row written since `wm`. */
-async function changedSince(engine: Engine, x: Derivation, wm: Watermark): Promise<boolean> {
-  for (const t of x.reads) {
-    const isRoot = engine.roots.has(t)
-    const table = isRoot ? revTable(t) : metaTable(t)
-    const r = await sql`SELECT 1 AS one FROM ${id(table)} AS s WHERE ${engine.d.since('s', isRoot ? 'rev' : 'lq_changed_rev', isRoot ? 'xid' : 'lq_xid', wm)} LIMIT 1`.execute(engine.db)
-    if (r.rows.length > 0) return true
-  }
-  return false
-}
-
 /** Current revisions of root rows (live ones only), by key text. */
 export async function rootRevs(engine: Engine, root: string, keys: readonly string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>()
@@ -319,22 +315,26 @@ export async function recordedCauses(engine: Engine, x: Derivation, metas: reado
 }
 
 /**
- * Evaluate a query derivation's comprehension and prepare one task per result row. The query
- * and the revision reads run in one transaction (REPEATABLE READ on PostgreSQL), so they see
- * the same snapshot: a root write that commits in between cannot be recorded as read.
+ * Evaluate a query derivation's comprehension, or restricted forms of it (`delta.ts`), and
+ * prepare one task per result row. The queries and the revision reads run in one transaction
+ * (REPEATABLE READ on PostgreSQL), so they see the same snapshot: a root write that commits in
+ * between cannot be recorded as read.
  */
-export async function evaluateQuery(engine: Engine, x: Derivation, clock: Watermark): Promise<Map<string, Task>> {
-  if (engine.db.isTransaction) return evaluateQueryIn(engine, x, clock)
+export async function evaluateQuery(engine: Engine, x: Derivation, clock: Watermark, queries: readonly Expr[] = [x.query![AST]]): Promise<Map<string, Task>> {
+  if (engine.db.isTransaction) return evaluateQueryIn(engine, x, clock, queries)
   const begin = engine.db.transaction()
-  return (engine.d.name === 'postgres' ? begin.setIsolationLevel('repeatable read') : begin).execute((trx) => evaluateQueryIn({ ...engine, db: trx }, x, clock))
+  return (engine.d.name === 'postgres' ? begin.setIsolationLevel('repeatable read') : begin).execute((trx) => evaluateQueryIn({ ...engine, db: trx }, x, clock, queries))
 }
 
-async function evaluateQueryIn(engine: Engine, x: Derivation, clock: Watermark): Promise<Map<string, Task>> {
-  const rows = (await run(engine.db, lineage(x.query!, { composed: false }))) as unknown as { data: unknown; lineage: SourceRow[] }[]
+type Annotated = { data: unknown; lineage: SourceRow[] }
+
+async function evaluateQueryIn(engine: Engine, x: Derivation, clock: Watermark, queries: readonly Expr[]): Promise<Map<string, Task>> {
+  const results: Annotated[][] = []
+  for (const e of queries) results.push((await run(engine.db, lineage(e === x.query![AST] ? x.query! : new Query(e), { composed: false }))) as unknown as Annotated[])
   // Revisions of every row named, read after the data; clamped to the clock read before it, so
   // a row written in between looks stale next time rather than fresh (see docs/derived.md).
   const wanted = new Map<string, Set<string>>()
-  for (const r of rows) for (const e of r.lineage) (wanted.get(e.table) ?? wanted.set(e.table, new Set()).get(e.table)!).add(engine.roots.has(e.table) ? keyText(e.key) : (e.key as string))
+  for (const rows of results) for (const r of rows) for (const e of r.lineage) (wanted.get(e.table) ?? wanted.set(e.table, new Set()).get(e.table)!).add(engine.roots.has(e.table) ? keyText(e.key) : (e.key as string))
   const revs = new Map<string, Map<string, number>>()
   const metas = new Map<string, Map<string, MetaRow>>()
   for (const [t, keys] of wanted) {
@@ -346,40 +346,47 @@ async function evaluateQueryIn(engine: Engine, x: Derivation, clock: Watermark):
     }
   }
   const tasks = new Map<string, Task>()
-  for (const r of rows) {
-    const rootEntries: SourceRow[] = []
-    const inputs: [string, string, number][] = []
-    const upstream: UpstreamRow[] = []
-    const edges: [string, string][] = []
-    let gone = false
-    for (const e of r.lineage) {
-      const k = engine.roots.has(e.table) ? keyText(e.key) : (e.key as string)
-      const rev = revs.get(e.table)?.get(k)
-      if (rev === undefined) {
-        gone = true // deleted between the query and the revision read: next refresh sees it
-        break
+  for (const rows of results) {
+    // Two rows of one evaluation at one address are an error; the restricted evaluations of a
+    // delta overlap (a row binding changed rows at two sites), so across them the first wins.
+    const mine = new Set<string>()
+    for (const r of rows) {
+      const task = taskOf(engine, x, r, revs, metas, clock)
+      if (task === undefined) continue
+      if (mine.has(task.addr)) {
+        throw new LineageQueryError('lineage', `derived table \`${x.name}\`: two rows of its input comprehension come from the same source rows (${task.addr}), so they would have the same address; make each input row come from distinct rows (for example, join derived tables of one root with joinOnRoot)`, {
+          table: x.name,
+          key: addressValue(task.addr),
+        })
       }
-      inputs.push([e.table, k, Math.min(rev, clock.rev)])
-      edges.push([e.table, k])
-      if (engine.roots.has(e.table)) rootEntries.push({ table: e.table, key: e.key })
-      else {
-        const m = metas.get(e.table)!.get(k)!
-        upstream.push({ table: e.table, addr: k, state: m.lq_state, error: m.lq_error })
-        rootEntries.push(...(JSON.parse(m.lq_lineage) as SourceRow[]))
-      }
+      mine.add(task.addr)
+      if (!tasks.has(task.addr)) tasks.set(task.addr, task)
     }
-    if (gone) continue
-    const lin = normaliseLineage(rootEntries)
-    const addr = addressOf(lin, x.singleRoot)
-    if (tasks.has(addr)) {
-      throw new LineageQueryError('lineage', `derived table \`${x.name}\`: two rows of its input comprehension come from the same source rows (${addr}), so they would have the same address; make each input row come from distinct rows (for example, join derived tables of one root with joinOnRoot)`, {
-        table: x.name,
-        key: addressValue(addr),
-      })
-    }
-    tasks.set(addr, { addr, input: r.data, lineage: lin, inputs: dedupInputs(inputs), maxRev: Math.max(0, ...inputs.map((i) => i[2])), upstream, edges })
   }
   return tasks
+}
+
+function taskOf(engine: Engine, x: Derivation, r: Annotated, revs: Map<string, Map<string, number>>, metas: Map<string, Map<string, MetaRow>>, clock: Watermark): Task | undefined {
+  const rootEntries: SourceRow[] = []
+  const inputs: [string, string, number][] = []
+  const upstream: UpstreamRow[] = []
+  const edges: [string, string][] = []
+  for (const e of r.lineage) {
+    const k = engine.roots.has(e.table) ? keyText(e.key) : (e.key as string)
+    const rev = revs.get(e.table)?.get(k)
+    if (rev === undefined) return undefined // deleted between the query and the revision read: next refresh sees it
+    inputs.push([e.table, k, Math.min(rev, clock.rev)])
+    edges.push([e.table, k])
+    if (engine.roots.has(e.table)) rootEntries.push({ table: e.table, key: e.key })
+    else {
+      const m = metas.get(e.table)!.get(k)!
+      upstream.push({ table: e.table, addr: k, state: m.lq_state, error: m.lq_error })
+      rootEntries.push(...(JSON.parse(m.lq_lineage) as SourceRow[]))
+    }
+  }
+  const lin = normaliseLineage(rootEntries)
+  const addr = addressOf(lin, x.singleRoot)
+  return { addr, input: r.data, lineage: lin, inputs: dedupInputs(inputs), maxRev: Math.max(0, ...inputs.map((i) => i[2])), upstream, edges }
 }
 
 function dedupInputs(inputs: readonly [string, string, number][]): InputRevs {
@@ -388,12 +395,120 @@ function dedupInputs(inputs: readonly [string, string, number][]): InputRevs {
   return [...m.values()]
 }
 
+/** Keys per restricted evaluation (bound parameters of one statement). */
+const DELTA_KEYS = 500
+/** Addresses of a `keys` scan above which the comprehension is evaluated whole. */
+const DELTA_ADDRESSES = 50
+
+const readsCache = new WeakMap<Derivation, Reads>()
+function readsFor(x: Derivation): Reads {
+  let r = readsCache.get(x)
+  if (r === undefined) readsCache.set(x, (r = readsOf(x.query![AST])))
+  return r
+}
+
+/** The key tuple of a row of `table` named by its key text (root) or address (derived). */
+function keyTuple(engine: Engine, table: string, key: string): Constant[] | undefined {
+  if (!engine.roots.has(table)) return [key]
+  const cols = engine.roots.get(table)!.def.key!
+  const v = JSON.parse(key) as unknown
+  const tuple = cols.length === 1 ? [v] : Array.isArray(v) && v.length === cols.length ? v : undefined
+  return tuple !== undefined && tuple.every((c) => typeof c === 'number' || typeof c === 'string' || typeof c === 'boolean') ? (tuple as Constant[]) : undefined
+}
+
+interface Changes {
+  /** Key texts (roots) or addresses (derived) of rows written since the watermark and live. */
+  readonly live: string[]
+  /** Rows deleted since the watermark. */
+  readonly gone: string[]
+}
+
+/** The rows of table `t` written since `wm` (index ranges on the revision columns). */
+async function changedRows(engine: Engine, t: string, wm: Watermark): Promise<Changes> {
+  const s = sourceFor(engine, t)
+  const deleted = s.deleted === undefined ? sql`0` : sql`s.${id(s.deleted)}`
+  const rows = (await sql<{ k: string; deleted: unknown }>`SELECT s.lq_key AS k, ${deleted} AS deleted FROM ${id(s.table)} AS s WHERE ${engine.d.since('s', s.rev, s.xid, wm)}`.execute(engine.db)).rows
+  const out: Changes = { live: [], gone: [] }
+  for (const r of rows) (num(r.deleted) === 1 ? out.gone : out.live).push(r.k)
+  return out
+}
+
+/** Stored rows of `x` fed by the given rows of `t` (`lq_edge`, by its primary key). */
+async function edgeTargets(engine: Engine, x: Derivation, t: string, keys: readonly string[], into: Set<string>): Promise<void> {
+  const { d } = engine
+  const text = `SELECT dst_key FROM lq_edge WHERE src_table = ${d.ph(1)} AND src_key IN (${d.jsonTexts(d.ph(2))}) AND dst_table = ${d.ph(3)}`
+  for (const part of chunks(keys, KEY_CHUNK)) for (const r of await exec<{ dst_key: string }>(engine.db, text, [t, jsonBatch(part, d), x.name])) into.add(r.dst_key)
+}
+
+/**
+ * The comprehension restricted to the rows a `keys` scan can reach: each generator over a root
+ * table to the address's entries of that table, over a single-root derived table to the rows
+ * of the address's root keys. `undefined`: evaluate it whole.
+ */
+function restrictedToAddresses(engine: Engine, x: Derivation, addrs: readonly string[]): Expr | undefined {
+  const reads = readsFor(x)
+  if (reads.limited || addrs.length > DELTA_ADDRESSES) return undefined
+  const entries: SourceRow[] = []
+  for (const a of addrs) {
+    const v = addressValue(a)
+    if (Array.isArray(v) && v.every((e) => typeof e === 'object' && e !== null && 'table' in e)) entries.push(...(v as SourceRow[]))
+    else entries.push({ table: x.roots[0]!, key: v })
+  }
+  let ok = true
+  const q = restrict(x.query![AST], (tbl) => {
+    if (engine.roots.has(tbl.name)) {
+      const keys = entries.filter((e) => e.table === tbl.name).map((e) => keyTuple(engine, tbl.name, keyText(e.key)))
+      if (keys.some((k) => k === undefined)) ok = false
+      return keys as Constant[][]
+    }
+    const u = engine.derivations.get(tbl.name)
+    if (u === undefined || !u.singleRoot) return undefined
+    const mine = entries.filter((e) => e.table === u.roots[0])
+    return [...new Set(mine.map((e) => keyText(e.key)))].map((k) => [k])
+  })
+  return ok ? q : undefined
+}
+
 async function scanQuery(engine: Engine, x: Derivation, filter: ScanFilter, clock: Watermark): Promise<Map<string, Work>> {
   const out = new Map<string, Work>()
-  if (filter.mode === 'since' && filter.wm.rev > 0 && !filter.codeChanged && !(await changedSince(engine, x, filter.wm))) return out
-  const tasks = await evaluateQuery(engine, x, clock)
+  let tasks: Map<string, Task>
+  // The stored rows to compare with: every one, or those the changed rows feed plus the results.
+  let candidates: string[] | 'all'
+  if (filter.mode === 'since' && filter.wm.rev > 0 && !filter.codeChanged) {
+    const changes = new Map<string, Changes>()
+    for (const t of x.reads) {
+      const c = await changedRows(engine, t, filter.wm)
+      if (c.live.length + c.gone.length > 0) changes.set(t, c)
+    }
+    if (changes.size === 0) return out
+    const reads = readsFor(x)
+    const keys = new Map([...changes].map(([t, c]) => [t, c.live.map((k) => keyTuple(engine, t, k))]))
+    if (!reads.limited && [...changes.keys()].every((t) => !reads.opaque.has(t)) && [...keys.values()].every((ks) => ks.every((k) => k !== undefined))) {
+      // Delta: Q(ΔD, E) ∪ Q(D, ΔE), one generator site restricted at a time.
+      const queries: Expr[] = []
+      for (const [t, ks] of keys) {
+        for (let site = 0; site < (reads.sites.get(t) ?? 0); site++) {
+          for (const part of chunks(ks as Constant[][], DELTA_KEYS)) queries.push(restrict(x.query![AST], (tbl, i) => (tbl.name === t && i === site ? part : undefined)))
+        }
+      }
+      tasks = queries.length === 0 ? new Map() : await evaluateQuery(engine, x, clock, queries)
+      const fed = new Set<string>(tasks.keys())
+      for (const [t, c] of changes) await edgeTargets(engine, x, t, [...c.live, ...c.gone], fed)
+      candidates = [...fed]
+    } else {
+      tasks = await evaluateQuery(engine, x, clock)
+      candidates = 'all'
+    }
+  } else if (filter.mode === 'keys') {
+    const restricted = restrictedToAddresses(engine, x, filter.keys)
+    tasks = await evaluateQuery(engine, x, clock, restricted === undefined ? undefined : [restricted])
+    candidates = [...filter.keys]
+  } else {
+    tasks = await evaluateQuery(engine, x, clock)
+    candidates = 'all'
+  }
   const wantedKeys = filter.mode === 'keys' ? new Set(filter.keys) : undefined
-  const metas = await metaRows(engine, x.name, wantedKeys === undefined ? 'all' : [...wantedKeys])
+  const metas = await metaRows(engine, x.name, candidates)
   for (const [addr, task] of tasks) {
     if (wantedKeys !== undefined && !wantedKeys.has(addr)) continue
     const m = metas.get(addr)
