@@ -34,6 +34,16 @@ export function addressOf(lineage: readonly SourceRow[], singleRoot: boolean): s
   return JSON.stringify(lineage.map((e) => [e.table, e.key]))
 }
 
+/**
+ * The root lineage of a derived row, from its address alone (an address is the row's
+ * normalised root lineage: the root key of `roots[0]`, or the list of entries).
+ */
+export function lineageOfAddress(address: string, roots: readonly string[]): SourceRow[] {
+  const v: unknown = JSON.parse(address)
+  if (isEntryList(v)) return v.map(([table, key]) => ({ table, key }))
+  return [{ table: roots[0]!, key: v }]
+}
+
 /** The user-facing form of an address: the root key, or the list of `{ table, key }` entries. */
 export function addressValue(address: string): unknown {
   const v: unknown = JSON.parse(address)

@@ -65,7 +65,11 @@ export async function migrate(db: Kysely<any>, d: StoreDialect): Promise<void> {
   })
 }
 
-/** The metadata table of a derived table: one row per derived row, ok, failed or blocked. */
+/**
+ * The metadata table of a derived table: one row per derived row, ok, failed or blocked.
+ * `lq_lineage` is written empty (the lineage is the address, see `lineageOfAddress`) and
+ * `lq_inputs` only for derivations over several inputs (see `recordedInputs`).
+ */
 export function metaDDL(d: StoreDialect, name: string): string[] {
   const M = q(metaTable(name))
   const xid = d.xidColumn === undefined ? '' : `, lq_xid ${d.xidColumn}`

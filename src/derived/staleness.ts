@@ -34,7 +34,7 @@ import type { Constant, Expr } from '../query/ast.js'
 import { readsOf, restrict, type Reads } from './delta.js'
 import { metaTable, q, revTable, type Watermark } from './dialect.js'
 import { chunks, IN_CHUNK, type Derivation, type Engine, type Task, type UpstreamRow } from './engine.js'
-import { addressOf, addressValue, keyText, normaliseLineage, parseInputs, type InputRevs } from './keys.js'
+import { addressOf, addressValue, keyText, lineageOfAddress, normaliseLineage, parseInputs, type InputRevs } from './keys.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
 import type { Cause, SourceRow } from './types.js'
 
@@ -381,7 +381,7 @@ function taskOf(engine: Engine, x: Derivation, r: Annotated, revs: Map<string, M
     else {
       const m = metas.get(e.table)!.get(k)!
       upstream.push({ table: e.table, addr: k, state: m.lq_state, error: m.lq_error })
-      rootEntries.push(...(JSON.parse(m.lq_lineage) as SourceRow[]))
+      rootEntries.push(...lineageOfAddress(k, engine.derivations.get(e.table)!.roots))
     }
   }
   const lin = normaliseLineage(rootEntries)
@@ -681,7 +681,7 @@ function derivedTasks(up: Derivation, work: readonly Work[], metas: ReadonlyMap<
     tasks.push({
       addr: w.addr,
       input: r === undefined ? undefined : withoutKey(r),
-      lineage: JSON.parse(m.lq_lineage) as SourceRow[],
+      lineage: lineageOfAddress(w.addr, up.roots),
       inputs: [[up.name, w.addr, m.lq_changed_rev]],
       maxRev: m.lq_changed_rev,
       upstream: [{ table: up.name, addr: w.addr, state: m.lq_state, error: m.lq_error }],

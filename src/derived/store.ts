@@ -26,11 +26,11 @@ import { legacyIndexName, metaTable, q, revTable, storeDialects, type StoreDiale
 import { chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
 import { buildGraph } from './graph.js'
 import { zipParts } from './join.js'
-import { addressFromUser, addressOf, addressValue, inputsText, keyText, normaliseLineage } from './keys.js'
+import { addressFromUser, addressOf, addressValue, inputsText, keyText, lineageOfAddress, normaliseLineage, parseInputs } from './keys.js'
 import { ensureDerivedTables, migrate } from './schema.js'
 import { inputLoader, loadTasks, metaRows, recordedCauses, scan, withoutKey, type MetaRow, type ScanStats, type Work } from './staleness.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
-import { deleteRows, writeResults, type Outcome, type Result } from './write.js'
+import { deleteRows, recordedInputs, writeResults, type Outcome, type Result } from './write.js'
 import { codeVersion } from './version.js'
 import {
   DerivedTable,
@@ -90,7 +90,8 @@ export class Store {
   readonly #db: Kysely<any>
   readonly #d: StoreDialect
   readonly #id = nextStoreId++
-  readonly #batch: number
+  /** The batch size given to openStore, if any. */
+  readonly #batch: number | undefined
   readonly #roots = new Map<string, Table<string, unknown, unknown>>()
   readonly #derivations = new Map<string, Derivation>()
   readonly #ready = new Map<string, Promise<void>>()
@@ -104,7 +105,7 @@ export class Store {
   constructor(db: Kysely<any>, d: StoreDialect, options: StoreOptions) {
     this.#db = db
     this.#d = d
-    this.#batch = positive(options.batchSize, 'openStore: options.batchSize') ?? 500
+    this.#batch = positive(options.batchSize, 'openStore: options.batchSize')
   }
 
   get #engine(): Engine {
@@ -319,7 +320,7 @@ export class Store {
     this.#ops.delete(op)
   }
 
-  async #refreshTable(x: Derivation, full: boolean, batch: number, report: Record<string, TableReport>, op: Op): Promise<void> {
+  async #refreshTable(x: Derivation, full: boolean, batch: number | undefined, report: Record<string, TableReport>, op: Op): Promise<void> {
     const engine = this.#engine
     const clock = await this.#d.readClock(this.#db)
     const wm = await this.#watermark(x)
@@ -330,8 +331,10 @@ export class Store {
     const todo = items.filter((w) => w.action === 'compute')
     // A first fill (the scan read every input row, most need computing, and there is more
     // than a batch of them): read the input table once rather than key by key.
-    const load = await inputLoader(engine, x, stats.covered && todo.length >= 2 * batch && todo.length * 4 >= stats.live)
-    for (const part of chunks(todo, batch)) await this.#run(x, await load(part), report[x.name]!, op)
+    const bulk = stats.covered && todo.length >= 2 * (batch ?? BATCH) && todo.length * 4 >= stats.live
+    const load = await inputLoader(engine, x, bulk)
+    // A first fill writes bigger batches (fewer statements and transactions), unless told otherwise.
+    for (const part of chunks(todo, batch ?? (bulk ? BULK_BATCH : BATCH))) await this.#run(x, await load(part), report[x.name]!, op)
     // After many new rows, refresh the planner's statistics (PostgreSQL), so the next scans of
     // this table probe its indexes rather than read it whole.
     const r = report[x.name]!
@@ -397,7 +400,7 @@ export class Store {
         const stored = await metaRows(this.#engine, x.name, mine.map((t) => t.addr))
         todo = mine.filter((t) => {
           const s = stored.get(t.addr)
-          return s === undefined || s.lq_code_version !== x.codeVersion || s.lq_inputs !== inputsText(t.inputs)
+          return s === undefined || s.lq_code_version !== x.codeVersion || s.lq_inputs !== recordedInputs(x, t) || s.lq_max_input_rev !== t.maxRev
         })
       }
       const results = await this.#compute(x, todo)
@@ -507,7 +510,7 @@ export class Store {
     const rows = await run(this.#db, Q.for(x.table, (r: any) => Q.where(Q.eq(r.lq_key, addr), Q.yield(r))) as Query<Record<string, unknown>, never>)
     const row = rows[0] as Record<string, unknown> | undefined
     if (row === undefined) return { state: 'missing', causes: [{ kind: 'missing', table: x.name, key: addressValue(addr) }] }
-    return { state: 'fresh', value: withoutKey(row), lineage: JSON.parse(meta.lq_lineage) as SourceRow[] }
+    return { state: 'fresh', value: withoutKey(row), lineage: lineageOfAddress(addr, x.roots) }
   }
 
   // ---------------------------------------------------------------- staleness
@@ -556,7 +559,7 @@ export class Store {
           ? x.source.parts.map((p) => [this.#derivations.get(p.table)!, addr] as [Derivation, string])
           : meta === undefined
           ? []
-          : JSON.parse(meta.lq_inputs).flatMap(([t, k]: [string, string]) => (this.#derivations.has(t) ? [[this.#derivations.get(t)!, k]] : []))
+          : parseInputs(meta.lq_inputs).flatMap(([t, k]) => (this.#derivations.has(t) ? [[this.#derivations.get(t)!, k]] : []))
     for (const [u, a] of upstream) {
       const s = await this.#status(u, a, memo)
       if (s.state === 'stale' || (s.state === 'missing' && !s.causes.some((c) => c.kind === 'no-input'))) causes.push({ kind: 'upstream-stale', table: u.name, key: addressValue(a) })
@@ -720,6 +723,11 @@ export class Store {
 }
 
 // ---------------------------------------------------------------- pure helpers
+
+/** Rows per function batch and write transaction, by default. */
+const BATCH = 500
+/** The same, for a first fill (most of the input is new), by default. */
+const BULK_BATCH = 5000
 
 /** Rows written by one table's refresh before its tables' statistics are refreshed (PostgreSQL). */
 const ANALYZE_MIN = 10_000

@@ -95,14 +95,14 @@ export interface RefreshReport {
 }
 
 export interface RefreshOptions {
-  /** Rows per function batch and per write transaction (default 500). */
+  /** Rows per function batch and per write transaction (default 500; 5000 for a first fill). */
   readonly batchSize?: number
   /** Ignore revision watermarks and re-check every row (default false). */
   readonly full?: boolean
 }
 
 export interface StoreOptions {
-  /** Default batch size for refresh. */
+  /** Batch size for every refresh of this store (default: 500, and 5000 for a first fill). */
   readonly batchSize?: number
 }
 

@@ -166,6 +166,11 @@ async function withoutDeletedInputs(engine: Engine, trx: Kysely<any>, sorted: re
     const keys = [...keySet]
     const g = new Map<string, number>()
     if (engine.roots.has(t)) {
+      // No deletion newer than the oldest revision recorded for this table: nothing to look up.
+      let oldest = Infinity
+      for (const r of sorted) for (const [tt, , rev] of r.task.inputs) if (tt === t && rev < oldest) oldest = rev
+      const last = (await exec<{ m: unknown }>(trx, `SELECT max(rev) AS m FROM ${q(revTable(t))} WHERE deleted = 1`, []))[0]?.m
+      if (last === null || last === undefined || Number(last) <= oldest) continue
       for (const part of chunks(keys, KEY_CHUNK)) {
         const rows = await exec<{ lq_key: string; rev: unknown }>(trx, `SELECT lq_key, rev FROM ${q(revTable(t))} WHERE deleted = 1 AND lq_key IN (${d.jsonTexts(d.ph(1))})`, [jsonBatch(part, d)])
         for (const row of rows) g.set(row.lq_key, Number(row.rev))
@@ -198,7 +203,7 @@ async function writeInTransaction(trx: Kysely<any>, d: StoreDialect, x: Derivati
     const rev = await d.nextRev(trx)
     const won = new Map<string, boolean>() // addr -> value changed
     for (const part of chunks(sorted, WRITE_CHUNK)) {
-      const rows = part.map((r) => metaRow(r, w.columns))
+      const rows = part.map((r) => metaRow(x, r, w.columns))
       const out = await exec<{ lq_key: string; lq_changed_rev: unknown }>(trx, w.upsertMeta, [x.codeVersion, rev, rev, jsonBatch(rows, d)])
       for (const row of out) won.set(row.lq_key, Number(row.lq_changed_rev) === rev)
     }
@@ -227,9 +232,20 @@ async function writeInTransaction(trx: Kysely<any>, d: StoreDialect, x: Derivati
   }
 }
 
-const metaRow = (r: Result, columns: readonly string[]): unknown[] => {
+/**
+ * The `lq_inputs` text stored for a task: the `[table, key, revision]` triples of a derivation
+ * over several inputs (comprehension, `joinOnRoot`); empty for a derivation over one table,
+ * whose one input is the row at the same address, at revision `lq_max_input_rev`.
+ */
+export const recordedInputs = (x: Derivation, task: Task): string => (x.source.kind === 'root' || x.source.kind === 'derived' ? '' : inputsText(task.inputs))
+
+/**
+ * A metadata row. `lq_lineage` is left empty: a row's root lineage is its address
+ * (`lineageOfAddress`), so it is not stored twice.
+ */
+const metaRow = (x: Derivation, r: Result, columns: readonly string[]): unknown[] => {
   const o = r.outcome
-  return [r.task.addr, JSON.stringify(r.task.lineage), inputsText(r.task.inputs), r.task.maxRev, o.state, errorText(o), hashOf(o, columns)]
+  return [r.task.addr, '', recordedInputs(x, r.task), r.task.maxRev, o.state, errorText(o), hashOf(o, columns)]
 }
 
 const dataRow = (r: Result, columns: readonly string[]): unknown[] => {
@@ -240,7 +256,7 @@ const dataRow = (r: Result, columns: readonly string[]): unknown[] => {
 /** `writeResults` through the dialect's one-statement batch write, a part of at most WRITE_CHUNK results at a time. */
 async function writeBatch(db: Kysely<any>, d: StoreDialect, x: Derivation, w: Writer, text: string, sorted: readonly Result[], report: TableReport): Promise<void> {
   for (const part of chunks(sorted, WRITE_CHUNK)) {
-    const meta = part.map((r) => metaRow(r, w.columns))
+    const meta = part.map((r) => metaRow(x, r, w.columns))
     const data = part.flatMap((r) => (r.outcome.state === 'ok' ? [dataRow(r, w.columns)] : []))
     const out = (await exec<{ counts: unknown; lost: unknown }>(db, text, [x.codeVersion, jsonBatch(meta, d), jsonBatch(data, d)]))[0]!
     const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v)
