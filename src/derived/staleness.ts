@@ -67,6 +67,13 @@ export interface MetaRow {
 }
 
 const num = (v: unknown): number => Number(v)
+/**
+ * A metadata row that is not a tombstone. Deleting a derived row leaves its metadata row with
+ * state `deleted` and a new `lq_changed_rev`, so that readers of the table, declared in this
+ * store or not, find the deletion by the same watermark scan as any other change.
+ */
+export const LIVE_TEXT = `lq_state <> 'deleted'`
+const LIVE = sql.raw(LIVE_TEXT)
 const id = (s: string) => sql.id(s)
 const inList = (keys: readonly string[]): RawBuilder<unknown> => sql`(${sql.join(keys)})`
 
@@ -90,7 +97,8 @@ const NO_CAUSES: Cause[] = Object.freeze([]) as unknown as Cause[]
 interface SourceTable {
   readonly table: string
   readonly rev: string
-  readonly deleted: string | undefined
+  /** SQL over the alias `s`: 1 when the row is deleted (a root tombstone, or a derived row's `deleted` state), else 0. */
+  readonly deleted: string
   readonly xid: string
   readonly isRoot: boolean
   readonly name: string
@@ -98,8 +106,8 @@ interface SourceTable {
 
 /** The table holding an input's revisions: root revision table, or the upstream's metadata. */
 function sourceFor(engine: Engine, name: string): SourceTable {
-  if (engine.roots.has(name)) return { table: revTable(name), rev: 'rev', deleted: 'deleted', xid: 'xid', isRoot: true, name }
-  return { table: metaTable(name), rev: 'lq_changed_rev', deleted: undefined, xid: 'lq_xid', isRoot: false, name }
+  if (engine.roots.has(name)) return { table: revTable(name), rev: 'rev', deleted: 's.deleted', xid: 'xid', isRoot: true, name }
+  return { table: metaTable(name), rev: 'lq_changed_rev', deleted: `CASE WHEN s.lq_state = 'deleted' THEN 1 ELSE 0 END`, xid: 'lq_xid', isRoot: false, name }
 }
 
 function sourceOf(engine: Engine, x: Derivation): SourceTable {
@@ -129,7 +137,7 @@ async function scanZip(engine: Engine, x: Derivation, filter: ScanFilter): Promi
       const where = filter.mode === 'since' ? sql`WHERE ${d.since('s', s.rev, s.xid, filter.wm)}` : sql``
       for (const r of (await sql<{ lq_key: string }>`SELECT s.lq_key FROM ${id(s.table)} AS s ${where}`.execute(db)).rows) set.add(r.lq_key)
     }
-    const metaWhere = filter.mode === 'all' ? sql`` : filter.codeChanged ? sql`WHERE lq_code_version <> ${x.codeVersion}` : undefined
+    const metaWhere = filter.mode === 'all' ? sql`WHERE ${LIVE}` : filter.codeChanged ? sql`WHERE lq_code_version <> ${x.codeVersion} AND ${LIVE}` : undefined
     if (metaWhere !== undefined) for (const r of (await sql<{ lq_key: string }>`SELECT lq_key FROM ${id(metaTable(x.name))} ${metaWhere}`.execute(db)).rows) set.add(r.lq_key)
     keys = [...set]
   }
@@ -179,7 +187,7 @@ async function scanTable(engine: Engine, x: Derivation, filter: ScanFilter, opti
   if (stats !== undefined) stats.covered = covered
   if (covered && (await exec(db, `SELECT 1 AS one FROM ${q(metaTable(x.name))} LIMIT 1`, [])).length === 0) {
     // Nothing stored yet: every live input row is missing; no join with the (empty) metadata.
-    const live = s.deleted === undefined ? '' : `WHERE s.${q(s.deleted)} = 0`
+    const live = `WHERE ${s.deleted} = 0`
     const rows = await exec<{ k: string; rev: unknown }>(db, `SELECT s.lq_key AS k, s.${q(s.rev)} AS rev FROM ${q(s.table)} AS s ${live} ORDER BY s.lq_key`, [])
     if (stats !== undefined) stats.live = rows.length
     const out = new Map<string, Work>()
@@ -189,7 +197,7 @@ async function scanTable(engine: Engine, x: Derivation, filter: ScanFilter, opti
     }
     return out
   }
-  const deleted = s.deleted === undefined ? sql`0` : sql`s.${id(s.deleted)}`
+  const deleted = sql.raw(s.deleted)
   const pairs = new Map<string, Pair>()
   const add = (rows: readonly Record<string, unknown>[]) => {
     for (const r of rows) {
@@ -201,21 +209,21 @@ async function scanTable(engine: Engine, x: Derivation, filter: ScanFilter, opti
     }
   }
   const cols = sql`s.lq_key AS k, s.${id(s.rev)} AS rev, ${deleted} AS deleted, m.lq_key AS mk, m.lq_max_input_rev AS mrev, m.lq_code_version AS mcv`
-  const fromSrc = sql`FROM ${id(s.table)} AS s LEFT JOIN ${id(metaTable(x.name))} AS m ON m.lq_key = s.lq_key`
+  const fromSrc = sql`FROM ${id(s.table)} AS s LEFT JOIN ${id(metaTable(x.name))} AS m ON m.lq_key = s.lq_key AND m.${LIVE}`
   const fromMeta = sql`FROM ${id(metaTable(x.name))} AS m LEFT JOIN ${id(s.table)} AS s ON s.lq_key = m.lq_key`
   // (Not ORDER BY here: SQLite would then walk the key index instead of the revision range.)
   if (filter.mode === 'since') {
     add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromSrc} WHERE ${d.since('s', s.rev, s.xid, filter.wm)}`.execute(db)).rows)
-    if (filter.codeChanged) add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromMeta} WHERE m.lq_code_version <> ${x.codeVersion}`.execute(db)).rows)
+    if (filter.codeChanged) add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromMeta} WHERE m.lq_code_version <> ${x.codeVersion} AND m.${LIVE}`.execute(db)).rows)
   } else if (filter.mode === 'keys') {
     // A few keys (get, status): bound parameters.
     for (const part of chunks(filter.keys, IN_CHUNK)) {
       add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromSrc} WHERE s.lq_key IN ${inList(part)}`.execute(db)).rows)
-      add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromMeta} WHERE m.lq_key IN ${inList(part)} AND s.lq_key IS NULL`.execute(db)).rows)
+      add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromMeta} WHERE m.lq_key IN ${inList(part)} AND s.lq_key IS NULL AND m.${LIVE}`.execute(db)).rows)
     }
   } else {
     add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromSrc} ORDER BY s.lq_key`.execute(db)).rows)
-    add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromMeta} WHERE s.lq_key IS NULL`.execute(db)).rows)
+    add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromMeta} WHERE s.lq_key IS NULL AND m.${LIVE}`.execute(db)).rows)
   }
   if (stats !== undefined) {
     let live = 0
@@ -274,11 +282,11 @@ export async function metaRows(engine: Engine, table: string, keys: readonly str
     }
   }
   if (keys === 'all') {
-    take(await exec(engine.db, `SELECT ${cols} FROM ${q(metaTable(table))}`, []))
+    take(await exec(engine.db, `SELECT ${cols} FROM ${q(metaTable(table))} WHERE ${LIVE_TEXT}`, []))
   } else if (keys.length <= 1) {
-    if (keys.length === 1) take(await exec(engine.db, `SELECT ${cols} FROM ${q(metaTable(table))} WHERE lq_key = ${d.ph(1)}`, [keys[0]]))
+    if (keys.length === 1) take(await exec(engine.db, `SELECT ${cols} FROM ${q(metaTable(table))} WHERE lq_key = ${d.ph(1)} AND ${LIVE_TEXT}`, [keys[0]]))
   } else {
-    const text = `SELECT ${cols} FROM ${q(metaTable(table))} WHERE lq_key IN (${d.jsonTexts(d.ph(1))})`
+    const text = `SELECT ${cols} FROM ${q(metaTable(table))} WHERE lq_key IN (${d.jsonTexts(d.ph(1))}) AND ${LIVE_TEXT}`
     for (const part of chunks([...new Set(keys)], KEY_CHUNK)) take(await exec(engine.db, text, [jsonBatch(part, engine.d)]))
   }
   return out
@@ -426,7 +434,7 @@ interface Changes {
 /** The rows of table `t` written since `wm` (index ranges on the revision columns). */
 async function changedRows(engine: Engine, t: string, wm: Watermark): Promise<Changes> {
   const s = sourceFor(engine, t)
-  const deleted = s.deleted === undefined ? sql`0` : sql`s.${id(s.deleted)}`
+  const deleted = sql.raw(s.deleted)
   const rows = (await sql<{ k: string; deleted: unknown }>`SELECT s.lq_key AS k, ${deleted} AS deleted FROM ${id(s.table)} AS s WHERE ${engine.d.since('s', s.rev, s.xid, wm)}`.execute(engine.db)).rows
   const out: Changes = { live: [], gone: [] }
   for (const r of rows) (num(r.deleted) === 1 ? out.gone : out.live).push(r.k)

@@ -28,7 +28,7 @@ import { buildGraph } from './graph.js'
 import { zipParts } from './join.js'
 import { addressFromUser, addressOf, addressValue, inputsText, keyText, lineageOfAddress, normaliseLineage, parseInputs } from './keys.js'
 import { ensureDerivedTables, migrate } from './schema.js'
-import { inputLoader, loadTasks, metaRows, recordedCauses, scan, withoutKey, type MetaRow, type ScanStats, type Work } from './staleness.js'
+import { inputLoader, LIVE_TEXT, loadTasks, metaRows, recordedCauses, scan, withoutKey, type MetaRow, type ScanStats, type Work } from './staleness.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
 import { deleteRows, recordedInputs, writeResults, type Outcome, type Result } from './write.js'
 import { codeVersion } from './version.js'
@@ -660,7 +660,7 @@ export class Store {
         const inKeys = (p: number) => (one ? `= ${d.ph(p)}` : `IN (${d.jsonTexts(d.ph(p))})`)
         for (const part of chunks([...keys], KEY_CHUNK)) {
           if (y.source.kind !== 'query') {
-            for (const row of await exec<{ lq_key: string }>(this.#db, `SELECT lq_key FROM ${q(metaTable(y.name))} WHERE lq_key ${inKeys(1)}`, [list(part)])) hit.add(row.lq_key)
+            for (const row of await exec<{ lq_key: string }>(this.#db, `SELECT lq_key FROM ${q(metaTable(y.name))} WHERE lq_key ${inKeys(1)} AND ${LIVE_TEXT}`, [list(part)])) hit.add(row.lq_key)
           } else {
             const text = `SELECT dst_key FROM lq_edge WHERE src_table = ${d.ph(1)} AND src_key ${inKeys(2)} AND dst_table = ${d.ph(3)}`
             for (const row of await exec<{ dst_key: string }>(this.#db, text, [name, list(part), y.name])) hit.add(row.dst_key)

@@ -29,6 +29,7 @@ import { metaTable, q, revTable, type JsonFieldType, type StoreDialect } from '.
 import { chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
 import { inputsText } from './keys.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
+import { LIVE_TEXT } from './staleness.js'
 import type { TableReport } from './types.js'
 
 /** The outcome of one task. */
@@ -132,10 +133,14 @@ export async function writeResults(engine: Engine, x: Derivation, results: reado
   const w = writerFor(d, x)
   // Key order: the rows land in the indexes on lq_key in order (cheaper on SQLite's B-trees).
   const sorted = [...results].sort(byAddr)
+  let written: readonly Result[] = []
   await db.transaction().execute(async (trx) => {
     // Results computed from an input row that has since been deleted are refused (superseded):
     // the deletion may already have been processed, and the row would otherwise come back.
-    const live = await withoutDeletedInputs(engine, trx, sorted, report)
+    const dead = await deadResults(engine, trx, sorted)
+    report.superseded += dead.size
+    const live = dead.size === 0 ? sorted : sorted.filter((r) => !dead.has(r))
+    written = live
     if (live.length === 0) return
     // Rows written under a code version other than the one the table's last refresh applied:
     // forget the applied version, so the next scan looks for rows of other code versions.
@@ -143,14 +148,24 @@ export async function writeResults(engine: Engine, x: Derivation, results: reado
     if (w.batch !== undefined) return writeBatch(trx, d, x, w, w.batch, live, report)
     await writeInTransaction(trx, d, x, w, live, report)
   })
+  // PostgreSQL (READ COMMITTED, many writers): a deletion that committed after the check above
+  // but before this commit was not seen by it, and a refresh that processed the deletion may
+  // not have seen the rows just written. Checked again now: a deletion committed before this
+  // check is seen here, and one committed after it is processed by a scan that sees these rows.
+  // (SQLite: one writer at a time, the check above ran in the writing transaction.)
+  if (d.name === 'postgres' && written.length > 0) {
+    const dead = await deadResults(engine, db, written)
+    if (dead.size > 0) await deleteRows(engine, x, [...dead].map((r) => r.task.addr), { [x.name]: report })
+  }
 }
 
 /**
- * The results whose inputs all still exist: a root input whose revision row is marked deleted
- * at a revision newer than the one recorded, or a derived input whose metadata row is gone,
- * makes a result refused (counted as superseded). Runs inside the write transaction.
+ * The results computed from an input row that has since been deleted: a root input whose
+ * revision row is marked deleted at a revision newer than the one recorded, or a derived
+ * input whose metadata row is gone or a tombstone. A root whose last deletion (one probe of a
+ * partial index) is older than every revision recorded for it needs no per-key look-up.
  */
-async function withoutDeletedInputs(engine: Engine, trx: Kysely<any>, sorted: readonly Result[], report: TableReport): Promise<Result[]> {
+async function deadResults(engine: Engine, db: Kysely<any>, sorted: readonly Result[]): Promise<Set<Result>> {
   const { d } = engine
   const byTable = new Map<string, Set<string>>()
   for (const r of sorted) {
@@ -166,36 +181,33 @@ async function withoutDeletedInputs(engine: Engine, trx: Kysely<any>, sorted: re
     const keys = [...keySet]
     const g = new Map<string, number>()
     if (engine.roots.has(t)) {
-      // No deletion newer than the oldest revision recorded for this table: nothing to look up.
       let oldest = Infinity
       for (const r of sorted) for (const [tt, , rev] of r.task.inputs) if (tt === t && rev < oldest) oldest = rev
-      const last = (await exec<{ m: unknown }>(trx, `SELECT max(rev) AS m FROM ${q(revTable(t))} WHERE deleted = 1`, []))[0]?.m
+      const last = (await exec<{ m: unknown }>(db, `SELECT max(rev) AS m FROM ${q(revTable(t))} WHERE deleted = 1`, []))[0]?.m
       if (last === null || last === undefined || Number(last) <= oldest) continue
       for (const part of chunks(keys, KEY_CHUNK)) {
-        const rows = await exec<{ lq_key: string; rev: unknown }>(trx, `SELECT lq_key, rev FROM ${q(revTable(t))} WHERE deleted = 1 AND lq_key IN (${d.jsonTexts(d.ph(1))})`, [jsonBatch(part, d)])
+        const rows = await exec<{ lq_key: string; rev: unknown }>(db, `SELECT lq_key, rev FROM ${q(revTable(t))} WHERE deleted = 1 AND lq_key IN (${d.jsonTexts(d.ph(1))})`, [jsonBatch(part, d)])
         for (const row of rows) g.set(row.lq_key, Number(row.rev))
       }
     } else if (engine.derivations.has(t)) {
       const present = new Set<string>()
       for (const part of chunks(keys, KEY_CHUNK)) {
-        const rows = await exec<{ lq_key: string }>(trx, `SELECT lq_key FROM ${q(metaTable(t))} WHERE lq_key IN (${d.jsonTexts(d.ph(1))})`, [jsonBatch(part, d)])
+        const rows = await exec<{ lq_key: string }>(db, `SELECT lq_key FROM ${q(metaTable(t))} WHERE lq_key IN (${d.jsonTexts(d.ph(1))}) AND ${LIVE_TEXT}`, [jsonBatch(part, d)])
         for (const row of rows) present.add(row.lq_key)
       }
       for (const k of keys) if (!present.has(k)) g.set(k, Infinity)
     }
     if (g.size > 0) gone.set(t, g)
   }
-  if (gone.size === 0) return [...sorted]
-  const live: Result[] = []
+  const dead = new Set<Result>()
+  if (gone.size === 0) return dead
   for (const r of sorted) {
-    const dead = r.task.inputs.some(([t, k, rev]) => {
+    if (r.task.inputs.some(([t, k, rev]) => {
       const at = gone.get(t)?.get(k)
       return at !== undefined && at > rev
-    })
-    if (dead) report.superseded++
-    else live.push(r)
+    })) dead.add(r)
   }
-  return live
+  return dead
 }
 
 async function writeInTransaction(trx: Kysely<any>, d: StoreDialect, x: Derivation, w: Writer, sorted: readonly Result[], report: TableReport): Promise<void> {
@@ -284,20 +296,25 @@ ON CONFLICT DO NOTHING`
 }
 
 /**
- * Delete rows of `x` and, transitively, every derived row they feed, in one transaction.
- * Returns the number of rows deleted per table.
+ * Delete rows of `x` and, transitively, every derived row of this store they feed, in one
+ * transaction. Counts the rows deleted per table in `report`. A deleted row's data row goes;
+ * its metadata row stays as a tombstone (state `deleted`, a new `lq_changed_rev`), so derived
+ * tables that read it but are not declared in this store (another program's) see the deletion
+ * at their next refresh.
  */
 export async function deleteRows(engine: Engine, x: Derivation, addrs: readonly string[], report: Record<string, TableReport>): Promise<void> {
   if (addrs.length === 0) return
   const { d } = engine
   await engine.db.transaction().execute(async (trx) => {
+    const rev = await d.nextRev(trx)
     const queue: [Derivation, string[]][] = [[x, [...addrs]]]
     while (queue.length > 0) {
       const [t, keys] = queue.shift()!
       let n = 0
       for (const part of chunks(keys, KEY_CHUNK)) {
         const list = jsonBatch(part, d)
-        n += (await exec(trx, `DELETE FROM ${q(metaTable(t.name))} WHERE lq_key IN (${d.jsonTexts(d.ph(1))}) RETURNING lq_key`, [list])).length
+        const tomb = `UPDATE ${q(metaTable(t.name))} SET lq_state = 'deleted', lq_error = NULL, lq_hash = NULL, lq_changed_rev = ${d.ph(1)}, lq_computed_rev = ${d.ph(2)}${d.xidSql === undefined ? '' : `, lq_xid = ${d.xidSql}`} WHERE lq_key IN (${d.jsonTexts(d.ph(3))}) AND ${LIVE_TEXT} RETURNING lq_key`
+        n += (await exec(trx, tomb, [rev, rev, list])).length
         await exec(trx, `DELETE FROM ${q(t.name)} WHERE lq_key IN (${d.jsonTexts(d.ph(1))})`, [list])
         await exec(trx, `DELETE FROM lq_edge WHERE dst_table = ${d.ph(1)} AND dst_key IN (${d.jsonTexts(d.ph(2))})`, [t.name, list])
       }

@@ -187,7 +187,7 @@ function model(specs: readonly Spec[], codes: readonly number[], data: Record<Ro
 }
 
 async function actual(db: Kysely<any>, i: number): Promise<Map<string, St>> {
-  const meta = await sql<{ lq_key: string; lq_state: string }>`SELECT lq_key, lq_state FROM ${sql.id(`lq_meta_${name(i)}`)}`.execute(db)
+  const meta = await sql<{ lq_key: string; lq_state: string }>`SELECT lq_key, lq_state FROM ${sql.id(`lq_meta_${name(i)}`)} WHERE lq_state <> 'deleted'`.execute(db)
   const data = await sql<{ lq_key: string; n: unknown }>`SELECT lq_key, n FROM ${sql.id(name(i))}`.execute(db)
   const ns = new Map(data.rows.map((r) => [r.lq_key, Number(r.n)]))
   const out = new Map<string, St>()

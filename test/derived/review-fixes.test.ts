@@ -67,6 +67,93 @@ for (const dialect of dialectNames) {
       })
     }
 
+    it('finding 4 (r4_undeclared): a root delete reaches derived tables that the refreshing store does not declare', async () => {
+      const db = tdb.db
+      const src = table('src', { id: t.Int, text: t.string })
+      await createTable(db, src)
+      await insertRows(db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'bb' }])
+      // Program A declares the whole pipeline; program B only its first table.
+      const declareA = async () => {
+        const store = await openStore(db)
+        await store.track(src)
+        const up = store.derive({ name: 'up', from: src, output: { s: t.string }, fn: (s) => ({ s: s.text.toUpperCase() }) })
+        const len = store.derive({ name: 'len', from: up, output: { n: t.Int }, fn: (u) => ({ n: u.s.length }) })
+        const pairs = store.derive({ name: 'pairs', from: Q.for(up, (u) => Q.where(Q.ne(u.s, ''), Q.yield({ s: u.s }))), output: { st: t.string }, fn: (r) => ({ st: r.s + '!' }) })
+        return { store, up, len, pairs }
+      }
+      const a = await declareA()
+      expect((await a.store.refresh()).totals.computed).toBe(6)
+      const b = await openStore(db)
+      await b.track(src)
+      b.derive({ name: 'up', from: src, output: { s: t.string }, fn: (s) => ({ s: s.text.toUpperCase() }) })
+      await sql`DELETE FROM src WHERE id = 1`.execute(db)
+      expect((await b.refresh()).tables['up']!.deleted).toBe(1)
+      // A's next refresh finds the deletion of up's row although B processed it.
+      const again = await declareA()
+      expect(await again.store.stale()).toEqual(expect.arrayContaining([expect.objectContaining({ table: 'len', key: 1 })]))
+      const r = await again.store.refresh()
+      expect(r.tables['len']!.deleted).toBe(1)
+      expect(r.tables['pairs']!.deleted).toBe(1)
+      expect((await rowsOf(db, 'len')).map((x) => x['lq_key'])).toEqual(['2'])
+      expect((await rowsOf(db, 'pairs')).length).toBe(1)
+      expect(await again.store.stale()).toEqual([])
+      expect((await again.store.status(again.len, 1)).state).toBe('missing')
+      // The row comes back when its root row does.
+      await insertRows(db, src, [{ id: 1, text: 'ccc' }])
+      expect((await again.store.refresh()).totals.computed).toBe(3)
+      expect(await again.store.get(again.len, 1)).toMatchObject({ state: 'fresh', value: { n: 3 } })
+    })
+
+    it('finding 7 (r5_pg_late_delete): a root delete committing while a result for that row is being written does not leave the result behind', async () => {
+      // PostgreSQL server only: another connection deletes the root row and another store
+      // refreshes while the write transaction of a get() is open (after its deleted-input check,
+      // before its commit). SQLite has one writer at a time, so the interleaving cannot happen.
+      if (tdb.label !== 'postgres (server)') return
+      let armed: (() => Promise<void>) | undefined
+      const db = tdb.db.withPlugin({
+        transformQuery: (a) => a.node,
+        transformResult: async (a) => {
+          const row = a.result.rows[0] as Record<string, unknown> | undefined
+          if (armed !== undefined && row !== undefined && 'counts' in row) {
+            const f = armed
+            armed = undefined
+            await f()
+          }
+          return a.result
+        },
+      })
+      const src = table('src', { id: t.Int, text: t.string })
+      await createTable(db, src)
+      await insertRows(db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
+      const declare = async (on: Kysely<any>) => {
+        const store = await openStore(on)
+        await store.track(src)
+        return { store, out: store.derive({ name: 'out', from: src, output: { s: t.string }, fn: (s) => ({ s: s.text }) }) }
+      }
+      const a = await declare(db)
+      await a.store.refresh()
+      const b = await declare(tdb.db) // another program; its tables checked now, not while a's write is open
+      await b.store.refresh()
+      await insertRows(db, src, [{ id: 3, text: 'c' }])
+      const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(db)).rows[0]!.s
+      const other = new pg.Client({ connectionString: pgUrl, options: `-c search_path=${schema}` })
+      await other.connect()
+      try {
+        armed = async () => {
+          await other.query('DELETE FROM src WHERE id = 3')
+          expect((await b.store.refresh()).tables['out']!.deleted).toBe(0) // the new row is not committed yet
+        }
+        await a.store.get(a.out, 3)
+        expect(armed).toBeUndefined() // the hook ran
+      } finally {
+        await other.end()
+      }
+      expect((await rowsOf(db, 'out')).map((r) => r['lq_key'])).toEqual(['1', '2'])
+      await a.store.refresh()
+      expect((await rowsOf(db, 'out')).map((r) => r['lq_key'])).toEqual(['1', '2'])
+      expect(await a.store.stale()).toEqual([])
+    })
+
     it('finding 2 (r8_triggers): TRUNCATE of a tracked root (PostgreSQL; a whole-table DELETE on SQLite) deletes the derived rows', async () => {
       const db = tdb.db
       const src = table('src', { id: t.Int, text: t.string })
