@@ -26,7 +26,7 @@
  *   lq_inputs `[[R,"k",rev]]`, lq_max_input_rev = rev, the code version, state ok,
  *   lq_computed_rev = lq_changed_rev = one new clock value, lq_hash = md5 of the value (the
  *   engine's is SHA-1; it is only compared for equality)), data rows (n = x + 1), the
- *   watermark (clock value and snapshot xmin, as refresh reads them), then ANALYZE as refresh
+ *   watermark (clock value and snapshot text, as refresh reads them), then ANALYZE as refresh
  *   does after a big fill. `stale()` must list nothing before the rounds start.
  * - Section 2's rounds run interleaved across the sizes (one round of each size in turn), so
  *   every size sees the same machine load.
@@ -308,7 +308,7 @@ async function seedFresh(tg: Target, root: Root, derived: string): Promise<Store
     SELECT v.lq_key, '[{"table":"${R}","key":' || v.lq_key || '}]', '[["${R}","' || v.lq_key || '",' || v.rev || ']]', v.rev, '${cv}', 'ok', NULL, md5('[' || (r.x + 1) || ']'), ${rev}, ${rev}
     FROM "lq_rev_${R}" AS v JOIN "${R}" AS r ON r.id::text = v.lq_key WHERE v.deleted = 0 ORDER BY v.lq_key`)
   await tg.exec(`INSERT INTO "${derived}" (n, lq_key) SELECT r.x + 1, r.id::text FROM "${R}" AS r ORDER BY 2`)
-  await tg.exec(`UPDATE lq_derived SET wm_rev = (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM lq_clock_seq), wm_xmin = pg_snapshot_xmin(pg_current_snapshot())::text, applied_code_version = '${cv}' WHERE name = '${derived}'`)
+  await tg.exec(`UPDATE lq_derived SET wm_rev = (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM lq_clock_seq), wm_xmin = pg_current_snapshot()::text, applied_code_version = '${cv}' WHERE name = '${derived}'`)
   await tg.exec(`ANALYZE "lq_meta_${derived}"`)
   await tg.exec(`ANALYZE "${derived}"`)
   return store

@@ -7,9 +7,17 @@
  * write (SQLite has one writer at a time, so revisions commit in order). PostgreSQL: the
  * sequence `lq_clock_seq`. Sequence values are handed out before commit, so a transaction can
  * commit a revision lower than one already seen; every revision row therefore also records
- * the writing transaction id (`xid8`), and a watermark is the pair (revision, snapshot xmin):
- * "changed since" means `rev > wm.rev OR xid >= wm.xmin`, which includes every transaction
- * that was still running when the watermark was taken.
+ * the writing (top-level) transaction id (`xid8`), and a watermark is the pair (revision,
+ * snapshot), both read by one statement: the snapshot is `pg_current_snapshot()` in its text
+ * form `xmin:xmax:xip1,xip2,...` (stored in `lq_derived.wm_xmin`). A transaction is invisible
+ * to that snapshot exactly when its xid is `>= xmax` or in the xip list (an xid below xmax and
+ * not listed had completed), so "changed since" means
+ * `rev > wm.rev OR xid >= wm.xmax OR xid = ANY(wm.xip)`: every row written by a transaction
+ * that had not committed when the watermark was taken, and no other row below `wm.rev`. All
+ * three terms are index conditions (one BitmapOr over the `rev` and `xid` indexes); in
+ * particular a long-running transaction elsewhere on the server (which holds xmin back) adds
+ * only its own rows to a scan. Watermarks stored by earlier versions are a plain xmin number:
+ * for those, "changed since" is `rev > wm.rev OR xid >= wm.xmin` as before.
  */
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Dialect } from '../query/dialect.js'
@@ -18,8 +26,33 @@ import type { TableDef } from '../query/schema.js'
 /** The point up to which changes have been processed. */
 export interface Watermark {
   readonly rev: number
-  /** PostgreSQL: the snapshot xmin when the watermark was taken (as text); SQLite: null. */
+  /**
+   * PostgreSQL: the snapshot when the watermark was taken, as the text of `pg_current_snapshot()`
+   * (`xmin:xmax:xip1,xip2,...`; see `parseSnapshot`), or, for watermarks stored by earlier
+   * versions, the snapshot's xmin alone (a plain number); null when no watermark was ever
+   * stored. SQLite: null. (The name is the stored column's, `lq_derived.wm_xmin`.)
+   */
   readonly xmin: string | null
+}
+
+/**
+ * A PostgreSQL watermark snapshot, parsed:
+ * - `snapshot`: the text of `pg_current_snapshot()`; transactions invisible to it are those with
+ *   an xid `>= xmax` or in `xip` (decimal texts, as `xid8` prints them).
+ * - `xmin`: a watermark stored by an earlier version, the snapshot's xmin only; every xid
+ *   `>= xmin` counts as invisible.
+ * - undefined: not a snapshot text (never written by the engine).
+ */
+export type ParsedSnapshot =
+  | { readonly kind: 'snapshot'; readonly xmax: string; readonly xip: readonly string[] }
+  | { readonly kind: 'xmin'; readonly xmin: string }
+
+export function parseSnapshot(text: string): ParsedSnapshot | undefined {
+  const s = text.trim()
+  if (/^\d+$/.test(s)) return { kind: 'xmin', xmin: s }
+  const m = /^(\d+):(\d+):((?:\d+(?:,\d+)*)?)$/.exec(s)
+  if (m === null) return undefined
+  return { kind: 'snapshot', xmax: m[2]!, xip: m[3] === '' ? [] : m[3]!.split(',') }
 }
 
 export interface ColumnInfo {
@@ -40,9 +73,15 @@ export interface StoreDialect {
    * two (key index, then rowid table); PostgreSQL: none.
    */
   readonly keyedTable: string
+  /**
+   * Changed keys per statement of a delta evaluation (`delta.ts`). PostgreSQL plans a join of
+   * a few hundred listed keys with a hash join over the whole other table, so its lists are
+   * short enough for index nested loops; SQLite always probes indexes.
+   */
+  readonly deltaKeys: number
   /** Statements creating the clock. */
   clockDDL(): string[]
-  /** The current clock value and (PostgreSQL) snapshot xmin. */
+  /** The current clock value and (PostgreSQL) the current snapshot, read by one statement. */
   readClock(db: Kysely<any>): Promise<Watermark>
   /**
    * A new revision, inside the caller's transaction (a derived write). On PostgreSQL it also
@@ -160,6 +199,7 @@ const sqlite: StoreDialect = {
   revType: 'integer',
   xidColumn: undefined,
   keyedTable: ' WITHOUT ROWID',
+  deltaKeys: 500,
   clockDDL: () => [
     `CREATE TABLE lq_clock (id integer PRIMARY KEY CHECK (id = 1), rev integer NOT NULL)`,
     `INSERT INTO lq_clock (id, rev) VALUES (1, 0)`,
@@ -233,20 +273,29 @@ const postgres: StoreDialect = {
   revType: 'bigint',
   xidColumn: 'xid8 NOT NULL DEFAULT pg_current_xact_id()',
   keyedTable: '',
+  deltaKeys: 100,
   clockDDL: () => [`CREATE SEQUENCE lq_clock_seq`],
   async readClock(db) {
-    const r = await sql<{ rev: string; xmin: string }>`SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM lq_clock_seq) AS rev, pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`.execute(db)
+    const r = await sql<{ rev: string; snapshot: string }>`SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM lq_clock_seq) AS rev, pg_current_snapshot()::text AS snapshot`.execute(db)
     const row = r.rows[0]!
-    return { rev: Number(row.rev), xmin: row.xmin }
+    return { rev: Number(row.rev), xmin: row.snapshot }
   },
   async nextRev(trx) {
     const r = await sql<{ rev: string }>`SELECT nextval('lq_clock_seq') AS rev, set_config('synchronous_commit', 'off', true) AS sc`.execute(trx)
     return Number(r.rows[0]!.rev)
   },
-  since: (alias, revCol, xidCol, wm) =>
-    wm.xmin === null
-      ? sql<boolean>`${sql.ref(`${alias}.${revCol}`)} > ${wm.rev}`
-      : sql<boolean>`(${sql.ref(`${alias}.${revCol}`)} > ${wm.rev} OR ${sql.ref(`${alias}.${xidCol}`)} >= ${wm.xmin}::xid8)`,
+  since(alias, revCol, xidCol, wm) {
+    const rev = sql.ref(`${alias}.${revCol}`)
+    if (wm.xmin === null) return sql<boolean>`${rev} > ${wm.rev}`
+    const xid = sql.ref(`${alias}.${xidCol}`)
+    const snap = parseSnapshot(wm.xmin)
+    // Not a snapshot the engine wrote: every row counts as changed (slow, never wrong).
+    if (snap === undefined) return sql<boolean>`true`
+    if (snap.kind === 'xmin') return sql<boolean>`(${rev} > ${wm.rev} OR ${xid} >= ${snap.xmin}::xid8)`
+    if (snap.xip.length === 0) return sql<boolean>`(${rev} > ${wm.rev} OR ${xid} >= ${snap.xmax}::xid8)`
+    // The xip list travels as one array parameter (text `{1,2,...}`).
+    return sql<boolean>`(${rev} > ${wm.rev} OR ${xid} >= ${snap.xmax}::xid8 OR ${xid} = ANY(${`{${snap.xip.join(',')}}`}::xid8[]))`
+  },
   xidValue: () => sql`pg_current_xact_id()`,
   xidSql: 'pg_current_xact_id()',
   ph: (i) => `$${i}`,

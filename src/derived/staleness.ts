@@ -9,7 +9,7 @@
  * ```sql
  * SELECT s.lq_key, s.rev, s.deleted, m.lq_key, m.lq_max_input_rev, m.lq_code_version
  * FROM lq_rev_R AS s LEFT JOIN lq_meta_X AS m ON m.lq_key = s.lq_key
- * WHERE s.rev > :watermark              -- PostgreSQL: OR s.xid >= :xmin
+ * WHERE s.rev > :watermark              -- PostgreSQL: OR s.xid >= :xmax OR s.xid = ANY(:xip)
  * ```
  *
  * so its cost follows the number of input rows written since the watermark (index range on
@@ -403,8 +403,6 @@ function dedupInputs(inputs: readonly [string, string, number][]): InputRevs {
   return [...m.values()]
 }
 
-/** Keys per restricted evaluation (bound parameters of one statement). */
-const DELTA_KEYS = 500
 /** Addresses of a `keys` scan above which the comprehension is evaluated whole. */
 const DELTA_ADDRESSES = 50
 
@@ -496,7 +494,7 @@ async function scanQuery(engine: Engine, x: Derivation, filter: ScanFilter, cloc
       const queries: Expr[] = []
       for (const [t, ks] of keys) {
         for (let site = 0; site < (reads.sites.get(t) ?? 0); site++) {
-          for (const part of chunks(ks as Constant[][], DELTA_KEYS)) queries.push(restrict(x.query![AST], (tbl, i) => (tbl.name === t && i === site ? part : undefined)))
+          for (const part of chunks(ks as Constant[][], engine.d.deltaKeys)) queries.push(restrict(x.query![AST], (tbl, i) => (tbl.name === t && i === site ? part : undefined)))
         }
       }
       tasks = queries.length === 0 ? new Map() : await evaluateQuery(engine, x, clock, queries)

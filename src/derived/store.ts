@@ -341,6 +341,7 @@ export class Store {
     if (r.computed + r.unchanged + r.failed + r.blocked >= ANALYZE_MIN) {
       await this.#d.analyze(this.#db, metaTable(x.name))
       await this.#d.analyze(this.#db, x.name)
+      if (x.source.kind === 'query') await this.#d.analyze(this.#db, 'lq_edge')
     }
     // The applied code version is this one unless another caller wrote rows under another code
     // version meanwhile (it cleared or changed the applied version): then it stays cleared.
