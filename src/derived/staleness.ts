@@ -672,7 +672,7 @@ function rootTasks(x: Derivation, work: readonly Work[], rows: ReadonlyMap<strin
     const row = rows.get(w.addr)
     if (row === undefined) continue // deleted since the scan: the next scan sees the deletion
     const rev = w.rev!
-    tasks.push({ addr: w.addr, input: row, lineage: [{ table, key: addressValue(w.addr) }], inputs: [[table, w.addr, rev]], maxRev: rev, upstream: [], edges: [] })
+    tasks.push({ addr: w.addr, input: row, lineage: [{ table, key: JSON.parse(w.addr) as unknown }], inputs: [[table, w.addr, rev]], maxRev: rev, upstream: [], edges: [] })
   }
   return tasks
 }

@@ -429,7 +429,8 @@ export class Store {
         out[i] = { task, outcome: blockedBy(bad.table, bad.addr, bad.state, bad.error) }
         return
       }
-      const ctx: DeriveContext = { table: x.name, key: addressValue(task.addr), lineage: task.lineage }
+      // A single-root address with one lineage entry is that entry's key (no second parse).
+      const ctx: DeriveContext = { table: x.name, key: x.singleRoot && task.lineage.length === 1 ? task.lineage[0]!.key : addressValue(task.addr), lineage: task.lineage }
       try {
         const v = x.fn(task.input, ctx)
         if (isThenable(v)) pending.push(Promise.resolve(v).then((val) => (out[i] = { task, outcome: checkOutput(x, val) }), (e: unknown) => (out[i] = { task, outcome: failure(e) })))
