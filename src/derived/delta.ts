@@ -21,7 +21,10 @@ import type { TableDef } from '../query/schema.js'
 export interface Reads {
   /** Per table: the number of generator sites at the top of the comprehension. */
   readonly sites: ReadonlyMap<string, number>
-  /** Tables read somewhere else (predicates, aggregates, nested collections, values). */
+  /**
+   * Tables read somewhere else (predicates, aggregates, nested collections, values), or read
+   * by a generator but declared `{ lineage: false }`: their rows are not in the lineage.
+   */
   readonly opaque: ReadonlySet<string>
   /** The comprehension has a `limit`: restricting a generator would change which rows it keeps. */
   readonly limited: boolean
@@ -46,7 +49,10 @@ export function readsOf(e: Expr): Reads {
   const top = (q: Expr): void => {
     switch (q.kind) {
       case 'table':
-        sites.set(q.table.name, (sites.get(q.table.name) ?? 0) + 1)
+        // A table declared { lineage: false } adds no entries either: a change to it is found
+        // only by evaluating the whole comprehension.
+        if (q.table.lineage) sites.set(q.table.name, (sites.get(q.table.name) ?? 0) + 1)
+        else opaque.add(q.table.name)
         return
       case 'for':
         top(q.source)
@@ -89,6 +95,7 @@ export function restrict(e: Expr, pick: Restriction): Expr {
   const top = (q: Expr): Expr => {
     switch (q.kind) {
       case 'table': {
+        if (!q.table.lineage) return q
         const site = seen.get(q.table.name) ?? 0
         seen.set(q.table.name, site + 1)
         const keys = pick(q.table, site)

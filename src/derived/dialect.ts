@@ -79,6 +79,8 @@ export interface StoreDialect {
    * short enough for index nested loops; SQLite always probes indexes.
    */
   readonly deltaKeys: number
+  /** Bound parameters one statement may have (SQLite's SQLITE_MAX_VARIABLE_NUMBER; PostgreSQL's protocol limit). */
+  readonly maxParams: number
   /** Statements creating the clock. */
   clockDDL(): string[]
   /** The current clock value and (PostgreSQL) the current snapshot, read by one statement. */
@@ -200,6 +202,7 @@ const sqlite: StoreDialect = {
   xidColumn: undefined,
   keyedTable: ' WITHOUT ROWID',
   deltaKeys: 500,
+  maxParams: 32766,
   clockDDL: () => [
     `CREATE TABLE lq_clock (id integer PRIMARY KEY CHECK (id = 1), rev integer NOT NULL)`,
     `INSERT INTO lq_clock (id, rev) VALUES (1, 0)`,
@@ -274,6 +277,7 @@ const postgres: StoreDialect = {
   xidColumn: 'xid8 NOT NULL DEFAULT pg_current_xact_id()',
   keyedTable: '',
   deltaKeys: 100,
+  maxParams: 65535,
   clockDDL: () => [`CREATE SEQUENCE lq_clock_seq`],
   async readClock(db) {
     const r = await sql<{ rev: string; snapshot: string }>`SELECT (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM lq_clock_seq) AS rev, pg_current_snapshot()::text AS snapshot`.execute(db)

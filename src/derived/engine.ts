@@ -56,6 +56,11 @@ export interface Task {
   readonly upstream: readonly UpstreamRow[]
   /** Direct entries `(table, key text)` for lineage edges (query derivations only). */
   readonly edges: readonly (readonly [string, string])[]
+  /**
+   * Query derivations that read a table outside their generators: SHA-1 of the input value,
+   * compared with the stored one (`lq_input_hash`) to see changes the revisions do not cover.
+   */
+  readonly inputHash?: string
 }
 
 /** Derived tables that read `name` directly. */

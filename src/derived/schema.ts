@@ -86,7 +86,8 @@ export function metaDDL(d: StoreDialect, name: string): string[] {
   lq_computed_rev ${d.revType} NOT NULL,
   lq_changed_rev ${d.revType} NOT NULL,
   lq_claimed_by text,
-  lq_claim_expires ${d.revType}${xid}
+  lq_claim_expires ${d.revType}${xid},
+  lq_input_hash text
 )${d.keyedTable}`,
     `CREATE INDEX IF NOT EXISTS ${q(indexName(metaTable(name), 'changed'))} ON ${M} (lq_changed_rev)`,
     ...(d.xidColumn === undefined ? [] : [`CREATE INDEX IF NOT EXISTS ${q(indexName(metaTable(name), 'xid'))} ON ${M} (lq_xid)`]),
@@ -125,6 +126,9 @@ export async function ensureDerivedTables(db: Kysely<any>, d: StoreDialect, def:
       })
     }
   }
+  // Columns added since the metadata table was first created by an earlier version.
+  const metaCols = await d.columns(db, metaTable(def.name))
+  if (metaCols !== undefined && !metaCols.some((c) => c.name === 'lq_input_hash')) await sql.raw(`ALTER TABLE ${q(metaTable(def.name))} ADD COLUMN lq_input_hash text`).execute(db)
   // Index names of earlier versions (`lq_meta_X_changed` could be another table's name).
   for (const what of ['changed', 'xid']) await d.dropIndexOn(db, legacyIndexName(metaTable(def.name), what), metaTable(def.name))
   for (const s of metaDDL(d, def.name)) await sql.raw(s).execute(db)

@@ -24,6 +24,7 @@
  * the whole comprehension and compare every stored row. `get`/`status` evaluate it restricted
  * to the rows the address names.
  */
+import { createHash } from 'node:crypto'
 import { sql, type RawBuilder } from 'kysely'
 import { LineageQueryError } from '../errors.js'
 import { plan } from '../query/compile.js'
@@ -64,6 +65,8 @@ export interface MetaRow {
   readonly lq_state: string
   readonly lq_error: string | null
   readonly lq_changed_rev: number
+  /** Query derivations reading tables outside their generators: SHA-1 of the input value. */
+  readonly lq_input_hash: string | null
 }
 
 const num = (v: unknown): number => Number(v)
@@ -266,7 +269,7 @@ export async function rootRevs(engine: Engine, root: string, keys: readonly stri
 export async function metaRows(engine: Engine, table: string, keys: readonly string[] | 'all'): Promise<Map<string, MetaRow>> {
   const out = new Map<string, MetaRow>()
   const { d } = engine
-  const cols = 'lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_changed_rev'
+  const cols = 'lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_changed_rev, lq_input_hash'
   const take = (rows: readonly Record<string, unknown>[]) => {
     for (const r of rows) {
       out.set(r['lq_key'] as string, {
@@ -278,6 +281,7 @@ export async function metaRows(engine: Engine, table: string, keys: readonly str
         lq_state: r['lq_state'] as string,
         lq_error: (r['lq_error'] as string | null) ?? null,
         lq_changed_rev: num(r['lq_changed_rev']),
+        lq_input_hash: (r['lq_input_hash'] as string | null) ?? null,
       })
     }
   }
@@ -322,13 +326,35 @@ export async function recordedCauses(engine: Engine, x: Derivation, metas: reado
   return out
 }
 
+/** A comprehension with lineage (`lineage(q, { composed: false })`), ready to run. */
+type LineageQuery = Query<unknown, never>
+
+const wholeQueries = new WeakMap<Derivation, LineageQuery>()
+/** The lineage form of a derivation's whole comprehension (built once: its compiled plan is cached with it). */
+function wholeQuery(x: Derivation): LineageQuery {
+  let q = wholeQueries.get(x)
+  if (q === undefined) wholeQueries.set(x, (q = lineage(x.query!, { composed: false }) as unknown as LineageQuery))
+  return q
+}
+
+/**
+ * The lineage form of a restricted comprehension, or, when its statement would bind more
+ * parameters than the dialect takes (a restricted site copied into many union branches),
+ * `undefined`.
+ */
+function restrictedQuery(engine: Engine, e: Expr): LineageQuery | undefined {
+  const q = lineage(new Query(e), { composed: false }) as unknown as LineageQuery
+  const p = plan(q, engine.d.name)
+  return p.statements.every((st) => st.parameters.length <= engine.d.maxParams) ? q : undefined
+}
+
 /**
  * Evaluate a query derivation's comprehension, or restricted forms of it (`delta.ts`), and
  * prepare one task per result row. The queries and the revision reads run in one transaction
  * (REPEATABLE READ on PostgreSQL), so they see the same snapshot: a root write that commits in
  * between cannot be recorded as read.
  */
-export async function evaluateQuery(engine: Engine, x: Derivation, clock: Watermark, queries: readonly Expr[] = [x.query![AST]]): Promise<Map<string, Task>> {
+export async function evaluateQuery(engine: Engine, x: Derivation, clock: Watermark, queries: readonly LineageQuery[] = [wholeQuery(x)]): Promise<Map<string, Task>> {
   if (engine.db.isTransaction) return evaluateQueryIn(engine, x, clock, queries)
   const begin = engine.db.transaction()
   return (engine.d.name === 'postgres' ? begin.setIsolationLevel('repeatable read') : begin).execute((trx) => evaluateQueryIn({ ...engine, db: trx }, x, clock, queries))
@@ -336,9 +362,12 @@ export async function evaluateQuery(engine: Engine, x: Derivation, clock: Waterm
 
 type Annotated = { data: unknown; lineage: SourceRow[] }
 
-async function evaluateQueryIn(engine: Engine, x: Derivation, clock: Watermark, queries: readonly Expr[]): Promise<Map<string, Task>> {
+/** SHA-1 hex of a string. */
+const sha1 = (text: string): string => createHash('sha1').update(text).digest('hex')
+
+async function evaluateQueryIn(engine: Engine, x: Derivation, clock: Watermark, queries: readonly LineageQuery[]): Promise<Map<string, Task>> {
   const results: Annotated[][] = []
-  for (const e of queries) results.push((await run(engine.db, lineage(e === x.query![AST] ? x.query! : new Query(e), { composed: false }))) as unknown as Annotated[])
+  for (const q of queries) results.push((await run(engine.db, q)) as unknown as Annotated[])
   // Revisions of every row named, read after the data; clamped to the clock read before it, so
   // a row written in between looks stale next time rather than fresh (see docs/derived.md).
   const wanted = new Map<string, Set<string>>()
@@ -353,28 +382,37 @@ async function evaluateQueryIn(engine: Engine, x: Derivation, clock: Watermark, 
       revs.set(t, new Map([...m].map(([k, r]) => [k, r.lq_changed_rev])))
     }
   }
+  // Input hashes: only where the lineage's revisions do not cover every table read.
+  const hashed = readsFor(x).opaque.size > 0
   const tasks = new Map<string, Task>()
+  // The restricted evaluations of a delta overlap (a row binding changed rows at two sites is
+  // in both): the same row, with the same direct lineage in the same order, is taken once. Two
+  // different rows at one address are an error, as in one evaluation.
+  const signatures = new Map<string, string>()
   for (const rows of results) {
-    // Two rows of one evaluation at one address are an error; the restricted evaluations of a
-    // delta overlap (a row binding changed rows at two sites), so across them the first wins.
     const mine = new Set<string>()
     for (const r of rows) {
-      const task = taskOf(engine, x, r, revs, metas, clock)
+      const task = taskOf(engine, x, r, revs, metas, clock, hashed)
       if (task === undefined) continue
-      if (mine.has(task.addr)) {
+      const signature = JSON.stringify([r.lineage.map((e) => [e.table, e.key]), r.data])
+      const seen = signatures.get(task.addr)
+      if (mine.has(task.addr) || (seen !== undefined && seen !== signature)) {
         throw new LineageQueryError('lineage', `derived table \`${x.name}\`: two rows of its input comprehension come from the same source rows (${task.addr}), so they would have the same address; make each input row come from distinct rows (for example, join derived tables of one root with joinOnRoot)`, {
           table: x.name,
           key: addressValue(task.addr),
         })
       }
       mine.add(task.addr)
-      if (!tasks.has(task.addr)) tasks.set(task.addr, task)
+      if (seen === undefined) {
+        signatures.set(task.addr, signature)
+        tasks.set(task.addr, task)
+      }
     }
   }
   return tasks
 }
 
-function taskOf(engine: Engine, x: Derivation, r: Annotated, revs: Map<string, Map<string, number>>, metas: Map<string, Map<string, MetaRow>>, clock: Watermark): Task | undefined {
+function taskOf(engine: Engine, x: Derivation, r: Annotated, revs: Map<string, Map<string, number>>, metas: Map<string, Map<string, MetaRow>>, clock: Watermark, hashed: boolean): Task | undefined {
   const rootEntries: SourceRow[] = []
   const inputs: [string, string, number][] = []
   const upstream: UpstreamRow[] = []
@@ -394,7 +432,8 @@ function taskOf(engine: Engine, x: Derivation, r: Annotated, revs: Map<string, M
   }
   const lin = normaliseLineage(rootEntries)
   const addr = addressOf(lin, x.singleRoot)
-  return { addr, input: r.data, lineage: lin, inputs: dedupInputs(inputs), maxRev: Math.max(0, ...inputs.map((i) => i[2])), upstream, edges }
+  const task: Task = { addr, input: r.data, lineage: lin, inputs: dedupInputs(inputs), maxRev: Math.max(0, ...inputs.map((i) => i[2])), upstream, edges }
+  return hashed ? { ...task, inputHash: sha1(JSON.stringify(r.data) ?? 'null') } : task
 }
 
 function dedupInputs(inputs: readonly [string, string, number][]): InputRevs {
@@ -402,6 +441,9 @@ function dedupInputs(inputs: readonly [string, string, number][]): InputRevs {
   for (const i of inputs) m.set(`${i[0]}\u0000${i[1]}`, i)
   return [...m.values()]
 }
+
+/** Changed composite keys per statement of a delta evaluation (see `scanQuery`). */
+const COMPOSITE_DELTA_KEYS = 100
 
 /** Addresses of a `keys` scan above which the comprehension is evaluated whole. */
 const DELTA_ADDRESSES = 50
@@ -411,6 +453,17 @@ function readsFor(x: Derivation): Reads {
   let r = readsCache.get(x)
   if (r === undefined) readsCache.set(x, (r = readsOf(x.query![AST])))
   return r
+}
+
+/**
+ * Whether the rows of derived table `u` are addressed by root keys (`keyText` of the root's
+ * key): a derivation over a root, over such a table, or `joinOnRoot`. A comprehension's rows
+ * are addressed by their lineage, which may be a list (a self-join, an empty lineage).
+ */
+export function keyAddressed(engine: Engine, u: Derivation): boolean {
+  if (u.source.kind === 'root' || u.source.kind === 'zip') return true
+  if (u.source.kind === 'derived') return keyAddressed(engine, engine.derivations.get(u.source.table)!)
+  return false
 }
 
 /** The key tuple of a row of `table` named by its key text (root) or address (derived). */
@@ -447,36 +500,49 @@ async function edgeTargets(engine: Engine, x: Derivation, t: string, keys: reado
 }
 
 /**
- * The comprehension restricted to the rows a `keys` scan can reach: each generator over a root
- * table to the address's entries of that table, over a single-root derived table to the rows
- * of the address's root keys. `undefined`: evaluate it whole.
+ * Restricted forms of the comprehension with generator `site` over table `t` restricted to
+ * `keys`: one statement for all of them, or, when that statement would bind too many
+ * parameters, halves of the list in turn. `undefined` when even one key is too many.
  */
-function restrictedToAddresses(engine: Engine, x: Derivation, addrs: readonly string[]): Expr | undefined {
+function restrictSite(engine: Engine, x: Derivation, t: string, site: number, keys: readonly Constant[][]): LineageQuery[] | undefined {
+  const q = restrictedQuery(engine, restrict(x.query![AST], (tbl, i) => (tbl.name === t && i === site ? keys : undefined)))
+  if (q !== undefined) return [q]
+  if (keys.length <= 1) return undefined
+  const half = keys.length >> 1
+  const a = restrictSite(engine, x, t, site, keys.slice(0, half))
+  const b = a === undefined ? undefined : restrictSite(engine, x, t, site, keys.slice(half))
+  return a === undefined || b === undefined ? undefined : [...a, ...b]
+}
+
+/**
+ * The comprehension restricted to the rows a `keys` scan can reach: each generator over a root
+ * table to the address's entries of that table, over a derived table addressed by root keys to
+ * the rows of the address's root keys; generators over other derived tables stay whole.
+ * `undefined`: evaluate it whole.
+ */
+function restrictedToAddresses(engine: Engine, x: Derivation, addrs: readonly string[]): LineageQuery | undefined {
   const reads = readsFor(x)
   if (reads.limited || addrs.length > DELTA_ADDRESSES) return undefined
   const entries: SourceRow[] = []
-  for (const a of addrs) {
-    const v = addressValue(a)
-    if (Array.isArray(v) && v.every((e) => typeof e === 'object' && e !== null && 'table' in e)) entries.push(...(v as SourceRow[]))
-    else entries.push({ table: x.roots[0]!, key: v })
-  }
+  for (const a of addrs) entries.push(...lineageOfAddress(a, x.roots))
   let ok = true
-  const q = restrict(x.query![AST], (tbl) => {
+  const e = restrict(x.query![AST], (tbl) => {
     if (engine.roots.has(tbl.name)) {
-      const keys = entries.filter((e) => e.table === tbl.name).map((e) => keyTuple(engine, tbl.name, keyText(e.key)))
+      const keys = entries.filter((en) => en.table === tbl.name).map((en) => keyTuple(engine, tbl.name, keyText(en.key)))
       if (keys.some((k) => k === undefined)) ok = false
       return keys as Constant[][]
     }
     const u = engine.derivations.get(tbl.name)
-    if (u === undefined || !u.singleRoot) return undefined
-    const mine = entries.filter((e) => e.table === u.roots[0])
-    return [...new Set(mine.map((e) => keyText(e.key)))].map((k) => [k])
+    if (u === undefined || !keyAddressed(engine, u)) return undefined
+    const mine = entries.filter((en) => en.table === u.roots[0])
+    return [...new Set(mine.map((en) => keyText(en.key)))].map((k) => [k])
   })
-  return ok ? q : undefined
+  return ok ? restrictedQuery(engine, e) : undefined
 }
 
 async function scanQuery(engine: Engine, x: Derivation, filter: ScanFilter, clock: Watermark): Promise<Map<string, Work>> {
   const out = new Map<string, Work>()
+  const reads = readsFor(x)
   let tasks: Map<string, Task>
   // The stored rows to compare with: every one, or those the changed rows feed plus the results.
   let candidates: string[] | 'all'
@@ -487,16 +553,25 @@ async function scanQuery(engine: Engine, x: Derivation, filter: ScanFilter, cloc
       if (c.live.length + c.gone.length > 0) changes.set(t, c)
     }
     if (changes.size === 0) return out
-    const reads = readsFor(x)
     const keys = new Map([...changes].map(([t, c]) => [t, c.live.map((k) => keyTuple(engine, t, k))]))
-    if (!reads.limited && [...changes.keys()].every((t) => !reads.opaque.has(t)) && [...keys.values()].every((ks) => ks.every((k) => k !== undefined))) {
-      // Delta: Q(ΔD, E) ∪ Q(D, ΔE), one generator site restricted at a time.
-      const queries: Expr[] = []
-      for (const [t, ks] of keys) {
-        for (let site = 0; site < (reads.sites.get(t) ?? 0); site++) {
-          for (const part of chunks(ks as Constant[][], engine.d.deltaKeys)) queries.push(restrict(x.query![AST], (tbl, i) => (tbl.name === t && i === site ? part : undefined)))
+    // Delta: Q(ΔD, E) ∪ Q(D, ΔE), one generator site restricted at a time.
+    let queries: LineageQuery[] | undefined =
+      !reads.limited && [...changes.keys()].every((t) => !reads.opaque.has(t)) && [...keys.values()].every((ks) => ks.every((k) => k !== undefined)) ? [] : undefined
+    for (const [t, ks] of keys) {
+      for (let site = 0; queries !== undefined && site < (reads.sites.get(t) ?? 0); site++) {
+        // Composite keys become an OR of ANDs, which SQLite takes quadratic time to prepare: short lists.
+        const width = engine.roots.get(t)?.def.key?.length ?? 1
+        for (const part of chunks(ks as Constant[][], width === 1 ? engine.d.deltaKeys : Math.min(engine.d.deltaKeys, COMPOSITE_DELTA_KEYS))) {
+          const qs = restrictSite(engine, x, t, site, part)
+          if (qs === undefined) {
+            queries = undefined
+            break
+          }
+          queries.push(...qs)
         }
       }
+    }
+    if (queries !== undefined) {
       tasks = queries.length === 0 ? new Map() : await evaluateQuery(engine, x, clock, queries)
       const fed = new Set<string>(tasks.keys())
       for (const [t, c] of changes) await edgeTargets(engine, x, t, [...c.live, ...c.gone], fed)
@@ -531,6 +606,9 @@ async function scanQuery(engine: Engine, x: Derivation, filter: ScanFilter, cloc
         causes.push({ kind: engine.roots.has(t) ? 'input-changed' : 'upstream-changed', table: t, key: addressValue(k), oldRevision: old ?? 0, newRevision: rev })
       }
     }
+    // A table read outside the generators changed what the comprehension yields for this row
+    // (a row stored without an input hash, by an earlier version, counts as changed).
+    if (causes.length === 0 && task.inputHash !== undefined && m.lq_input_hash !== task.inputHash) causes.push({ kind: 'input-value-changed', table: x.name, key, reads: [...reads.opaque].sort() })
     if (m.lq_code_version !== x.codeVersion) causes.push({ kind: 'code-changed', table: x.name, oldVersion: m.lq_code_version, newVersion: x.codeVersion })
     if (causes.length > 0) out.set(addr, { addr, action: 'compute', stored: true, task, causes })
   }

@@ -28,7 +28,7 @@ import { buildGraph } from './graph.js'
 import { zipParts } from './join.js'
 import { addressFromUser, addressOf, addressValue, inputsText, keyText, lineageOfAddress, normaliseLineage, parseInputs } from './keys.js'
 import { ensureDerivedTables, migrate } from './schema.js'
-import { inputLoader, LIVE_TEXT, loadTasks, metaRows, recordedCauses, scan, withoutKey, type MetaRow, type ScanStats, type Work } from './staleness.js'
+import { inputLoader, keyAddressed, LIVE_TEXT, loadTasks, metaRows, recordedCauses, scan, withoutKey, type MetaRow, type ScanStats, type Work } from './staleness.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
 import { deleteRows, recordedInputs, writeResults, type Outcome, type Result } from './write.js'
 import { codeVersion } from './version.js'
@@ -470,6 +470,15 @@ export class Store {
   }
 
   async #demand(x: Derivation, addr: string, op: Op): Promise<void> {
+    // Upstream comprehension tables (addressed by lineage, not by root key): which of their rows
+    // this row reads is not known from its address, so they are brought up to date whole, by an
+    // incremental refresh of them and their ancestors (its cost follows their changed rows).
+    if (x.source.kind === 'query') {
+      for (const r of x.reads) {
+        const u = this.#derivations.get(r)
+        if (u !== undefined && !keyAddressed(this.#engine, u)) await this.#catchUp(u, op)
+      }
+    }
     for (const [u, a] of this.#upstreamCandidates(x, addr)) await this.#demand(u, a, op)
     const engine = this.#engine
     const clock = await this.#d.readClock(this.#db)
@@ -482,21 +491,33 @@ export class Store {
     await this.#run(x, await loadTasks(engine, x, [work]), emptyTableReport(), op)
   }
 
-  /** Upstream (derived table, address) pairs a row at `addr` of `x` may read. */
+  /** Refresh `u` and every derived table it reads, incrementally, in dependency order. */
+  async #catchUp(u: Derivation, op: Op): Promise<void> {
+    const wanted = this.#ancestors(u.name)
+    const report: Record<string, TableReport> = {}
+    for (const name of this.#order) {
+      const y = this.#derivations.get(name)
+      if (y === undefined || !wanted.has(name)) continue
+      report[name] = emptyTableReport()
+      await this.#refreshTable(y, false, undefined, report, op)
+    }
+  }
+
+  /**
+   * Upstream (derived table, address) pairs a row at `addr` of `x` may read, for upstream
+   * tables addressed by root keys (`keyAddressed`); comprehension tables are caught up whole
+   * (see `#demand`).
+   */
   #upstreamCandidates(x: Derivation, addr: string): [Derivation, string][] {
     if (x.source.kind === 'root') return []
     if (x.source.kind === 'derived') return [[this.#derivations.get(x.source.table)!, addr]]
     if (x.source.kind === 'zip') return x.source.parts.map((p) => [this.#derivations.get(p.table)!, addr])
-    const value = addressValue(addr)
-    const entries: SourceRow[] = Array.isArray(value) && value.every((e) => typeof e === 'object' && e !== null && 'table' in e) ? (value as SourceRow[]) : [{ table: x.roots[0]!, key: value }]
+    const entries = lineageOfAddress(addr, x.roots)
     const out: [Derivation, string][] = []
     for (const r of x.reads) {
       const u = this.#derivations.get(r)
-      if (u === undefined) continue
-      const mine = entries.filter((e) => u.roots.includes(e.table))
-      const cands = new Set<string>([addressOf(normaliseLineage(mine), u.singleRoot)])
-      if (u.singleRoot) for (const e of mine) cands.add(keyText(e.key))
-      for (const c of cands) out.push([u, c])
+      if (u === undefined || !keyAddressed(this.#engine, u)) continue
+      for (const k of new Set(entries.filter((e) => e.table === u.roots[0]).map((e) => keyText(e.key)))) out.push([u, k])
     }
     return out
   }

@@ -34,6 +34,13 @@ export type Cause =
   | { readonly kind: 'input-deleted'; readonly table: string; readonly key: unknown; readonly oldRevision: number }
   /** An upstream derived row has a new value (or state) since the row was computed. */
   | { readonly kind: 'upstream-changed'; readonly table: string; readonly key: unknown; readonly oldRevision: number; readonly newRevision: number }
+  /**
+   * The comprehension now yields a different input for this row than the one it was computed
+   * from, though no row of its lineage changed: a table it reads outside its generators
+   * (`reads`: inside `exists`, an aggregate or a nested collection, or declared
+   * `{ lineage: false }`) changed.
+   */
+  | { readonly kind: 'input-value-changed'; readonly table: string; readonly key: unknown; readonly reads: readonly string[] }
   /** An upstream derived row is itself stale or missing. */
   | { readonly kind: 'upstream-stale'; readonly table: string; readonly key: unknown }
   /** The derivation's code version differs from the one the row was computed with. */

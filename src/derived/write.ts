@@ -93,14 +93,14 @@ function writerFor(d: StoreDialect, x: Derivation): Writer {
   const guard = multi ? d.notOlder(`${M}.lq_inputs`, 'excluded.lq_inputs') : `${M}.lq_max_input_rev <= excluded.lq_max_input_rev`
   const f = (i: number, t: JsonFieldType) => d.jsonField(i, t)
   const rev = (i: number) => `CAST(${d.ph(i)} AS ${d.revType})`
-  const upsertMeta = `INSERT INTO ${M} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_computed_rev, lq_changed_rev${d.xidSql === undefined ? '' : ', lq_xid'})
-SELECT ${f(0, 'text')}, ${f(1, 'text')}, ${f(2, 'text')}, ${f(3, 'int')}, ${d.ph(1)}, ${f(4, 'text')}, ${f(5, 'text')}, ${f(6, 'text')}, ${rev(2)}, ${rev(3)}${d.xidSql === undefined ? '' : `, ${d.xidSql}`}
+  const upsertMeta = `INSERT INTO ${M} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_input_hash, lq_computed_rev, lq_changed_rev${d.xidSql === undefined ? '' : ', lq_xid'})
+SELECT ${f(0, 'text')}, ${f(1, 'text')}, ${f(2, 'text')}, ${f(3, 'int')}, ${d.ph(1)}, ${f(4, 'text')}, ${f(5, 'text')}, ${f(6, 'text')}, ${f(7, 'text')}, ${rev(2)}, ${rev(3)}${d.xidSql === undefined ? '' : `, ${d.xidSql}`}
 FROM ${d.jsonRows(d.ph(4))} WHERE true
 ON CONFLICT (lq_key) DO UPDATE SET
   lq_lineage = excluded.lq_lineage, lq_inputs = excluded.lq_inputs, lq_max_input_rev = excluded.lq_max_input_rev,
   lq_code_version = excluded.lq_code_version, lq_state = excluded.lq_state, lq_error = excluded.lq_error,
   lq_changed_rev = CASE WHEN ${M}.lq_hash IS NOT DISTINCT FROM excluded.lq_hash AND ${M}.lq_state = excluded.lq_state THEN ${M}.lq_changed_rev ELSE excluded.lq_changed_rev END,
-  lq_hash = excluded.lq_hash, lq_computed_rev = excluded.lq_computed_rev${d.xidSql === undefined ? '' : ', lq_xid = excluded.lq_xid'}
+  lq_hash = excluded.lq_hash, lq_input_hash = excluded.lq_input_hash, lq_computed_rev = excluded.lq_computed_rev${d.xidSql === undefined ? '' : ', lq_xid = excluded.lq_xid'}
 WHERE ${guard}
 RETURNING lq_key, lq_changed_rev`
   const outCols = x.def.columns.filter((c) => c.name !== 'lq_key')
@@ -257,7 +257,7 @@ export const recordedInputs = (x: Derivation, task: Task): string => (x.source.k
  */
 const metaRow = (x: Derivation, r: Result, columns: readonly string[]): unknown[] => {
   const o = r.outcome
-  return [r.task.addr, '', recordedInputs(x, r.task), r.task.maxRev, o.state, errorText(o), hashOf(o, columns)]
+  return [r.task.addr, '', recordedInputs(x, r.task), r.task.maxRev, o.state, errorText(o), hashOf(o, columns), r.task.inputHash ?? null]
 }
 
 const dataRow = (r: Result, columns: readonly string[]): unknown[] => {
