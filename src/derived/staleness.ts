@@ -30,7 +30,7 @@ import { LineageQueryError } from '../errors.js'
 import { plan } from '../query/compile.js'
 import { AST, Q, Query, type Table } from '../query/dsl.js'
 import { run } from '../query/run.js'
-import { lineage } from '../lineage/index.js'
+import { inputLineage } from '../lineage/index.js'
 import type { Constant, Expr } from '../query/ast.js'
 import { readsOf, restrict, type Reads } from './delta.js'
 import { metaTable, q, revTable, type Watermark } from './dialect.js'
@@ -326,14 +326,14 @@ export async function recordedCauses(engine: Engine, x: Derivation, metas: reado
   return out
 }
 
-/** A comprehension with lineage (`lineage(q, { composed: false })`), ready to run. */
+/** A comprehension with lineage (`inputLineage`: direct entries, nested collections plain), ready to run. */
 type LineageQuery = Query<unknown, never>
 
 const wholeQueries = new WeakMap<Derivation, LineageQuery>()
 /** The lineage form of a derivation's whole comprehension (built once: its compiled plan is cached with it). */
 function wholeQuery(x: Derivation): LineageQuery {
   let q = wholeQueries.get(x)
-  if (q === undefined) wholeQueries.set(x, (q = lineage(x.query!, { composed: false }) as unknown as LineageQuery))
+  if (q === undefined) wholeQueries.set(x, (q = inputLineage(x.query!) as unknown as LineageQuery))
   return q
 }
 
@@ -343,7 +343,7 @@ function wholeQuery(x: Derivation): LineageQuery {
  * `undefined`.
  */
 function restrictedQuery(engine: Engine, e: Expr): LineageQuery | undefined {
-  const q = lineage(new Query(e), { composed: false }) as unknown as LineageQuery
+  const q = inputLineage(new Query(e)) as unknown as LineageQuery
   const p = plan(q, engine.d.name)
   return p.statements.every((st) => st.parameters.length <= engine.d.maxParams) ? q : undefined
 }

@@ -21,7 +21,7 @@ import { dialectOf } from '../query/dialect-of.js'
 import { AST, Q, Table, type AnyQuery, type Plain, type Query, type RowOf } from '../query/dsl.js'
 import { run } from '../query/run.js'
 import { tableDef } from '../query/schema.js'
-import { lineage as lineageOf } from '../lineage/index.js'
+import { inputLineage, lineage as lineageOf } from '../lineage/index.js'
 import { legacyIndexName, metaTable, q, revTable, storeDialects, type StoreDialect, type Watermark } from './dialect.js'
 import { chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
 import { buildGraph } from './graph.js'
@@ -239,7 +239,7 @@ export class Store {
     } else {
       source = { kind: 'query', tables: reads }
       // Compile now, so an unknown column or a type error surfaces at derive, not at refresh.
-      compile(lineageOf(from as AnyQuery, { composed: false }), this.#d.name)
+      compile(inputLineage(from as AnyQuery), this.#d.name)
     }
     const roots = [...new Set(reads.flatMap((r) => (this.#roots.has(r) ? [r] : this.#derivations.get(r)!.roots)))].sort()
     const singleRoot = roots.length === 1

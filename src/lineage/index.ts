@@ -42,6 +42,15 @@ export function lineage<T, K>(query: Query<T, K>, options: LineageOptions = {}):
   return new Query(rewriteQuery(query[AST], new Map(), false, options.composed ?? true))
 }
 
+/**
+ * @internal The derived-data engine's form of `lineage(q, { composed: false })`: top-level
+ * elements annotated, nested collections plain data (a derivation's function gets the
+ * comprehension's rows as `run(q)` returns them).
+ */
+export function inputLineage(query: AnyQuery): Query<{ data: unknown; lineage: SourceRow[] }, never> {
+  return new Query(rewriteQuery(query[AST], new Map(), false, false, false))
+}
+
 export interface LineageOptions {
   /**
    * For tables with stored lineage (derived tables): `true` (default) reports the rows each row

@@ -24,10 +24,15 @@ const v = (x: Var): Expr => ({ kind: 'var', v: x })
 const annotated = (data: Expr, lineage: Expr): Expr => ({ kind: 'record', fields: [['data', data], ['lineage', lineage]] })
 const EMPTY: Expr = { kind: 'linEmpty' }
 
-/** L[[q]]: the query whose elements are `{ data, lineage }`. */
-/** `composed`: rows of tables with stored lineage report it (the rows they came from). */
-export function rewriteQuery(e: Expr, env: Env = new Map(), predicate = false, composed = true): Expr {
-  const recur = (x: Expr, en: Env) => rewriteQuery(x, en, predicate, composed)
+/**
+ * L[[q]]: the query whose elements are `{ data, lineage }`.
+ * - `composed`: rows of tables with stored lineage report it (the rows they came from).
+ * - `nested`: nested collections in the result are annotated too (default); with `false` only
+ *   the top-level elements are, and nested collections are plain data (what the derived-data
+ *   engine hands to a derivation's function).
+ */
+export function rewriteQuery(e: Expr, env: Env = new Map(), predicate = false, composed = true, nested = true): Expr {
+  const recur = (x: Expr, en: Env) => rewriteQuery(x, en, predicate, composed, nested)
   switch (e.kind) {
     case 'table': {
       const r = freshVar(e.table.name)
@@ -58,69 +63,80 @@ export function rewriteQuery(e: Expr, env: Env = new Map(), predicate = false, c
       }
     }
     case 'where':
-      return { kind: 'where', cond: rewriteScalar(e.cond, env), body: recur(e.body, env) }
+      return { kind: 'where', cond: rewriteScalar(e.cond, env, nested), body: recur(e.body, env) }
     case 'yield':
-      return { kind: 'yield', value: annotated(rewriteValue(e.value, env, predicate), EMPTY) }
+      return { kind: 'yield', value: annotated(rewriteValue(e.value, env, predicate, nested), EMPTY) }
     case 'union':
       return { kind: 'union', parts: e.parts.map((p) => recur(p, env)) }
     case 'values':
-      return { kind: 'values', items: e.items.map((i) => annotated(rewriteValue(i, env, predicate), EMPTY)) }
+      return { kind: 'values', items: e.items.map((i) => annotated(rewriteValue(i, env, predicate, nested), EMPTY)) }
     case 'order': {
       const w = freshVar('row')
       const keyEnv = new Map(env)
       keyEnv.set(e.v.id, field(v(w), 'data'))
-      return { kind: 'order', query: recur(e.query, env), v: w, keys: e.keys.map((k) => ({ dir: k.dir, expr: rewriteScalar(k.expr, keyEnv) })) }
+      return { kind: 'order', query: recur(e.query, env), v: w, keys: e.keys.map((k) => ({ dir: k.dir, expr: rewriteScalar(k.expr, keyEnv, nested) })) }
     }
     case 'limit':
       return { kind: 'limit', query: recur(e.query, env), limit: e.limit, offset: e.offset }
     case 'var':
-    case 'field':
-      // A path to a nested collection: in the rewritten world its elements are annotated.
-      return rewriteValue(e, env, predicate)
+    case 'field': {
+      // A path to a nested collection: in the rewritten world its elements are annotated, unless
+      // nested collections are left plain: then each element gets an empty annotation here.
+      const path = rewriteValue(e, env, predicate, nested)
+      if (nested) return path
+      const w = freshVar('w')
+      return { kind: 'for', v: w, source: path, body: { kind: 'yield', value: annotated(v(w), EMPTY) } }
+    }
     default:
       throw new LineageQueryError('compile', `lineage: expected a query, got a ${e.kind} expression`)
   }
 }
 
-/** A value in the rewritten world: nested queries annotated, variables moved under `.data`. */
-function rewriteValue(e: Expr, env: Env, predicate = false): Expr {
+/** A value in the rewritten world: nested queries annotated (or plain), variables moved under `.data`. */
+function rewriteValue(e: Expr, env: Env, predicate = false, nested = true): Expr {
   switch (e.kind) {
     case 'var':
       return env.get(e.v.id) ?? e
     case 'field':
-      return field(rewriteValue(e.target, env, predicate), e.name)
+      return field(rewriteValue(e.target, env, predicate, nested), e.name)
     case 'record':
-      return { kind: 'record', fields: e.fields.map(([n, f]) => [n, rewriteValue(f, env, predicate)] as const) }
+      return { kind: 'record', fields: e.fields.map(([n, f]) => [n, rewriteValue(f, env, predicate, nested)] as const) }
     case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit':
-      return rewriteQuery(e, env, predicate)
+      return nested ? rewriteQuery(e, env, predicate) : plain(rewriteQuery(e, env, true, true, false))
     default:
-      return rewriteScalar(e, env)
+      return rewriteScalar(e, env, nested)
   }
 }
 
+/** The data of an annotated query's elements: `for z in q. yield z.data`. */
+function plain(q: Expr): Expr {
+  const z = freshVar('z')
+  return { kind: 'for', v: z, source: q, body: { kind: 'yield', value: field(v(z), 'data') } }
+}
+
 /** A scalar (condition, operand, order key): its subqueries are rewritten and stripped to data. */
-function rewriteScalar(e: Expr, env: Env): Expr {
+function rewriteScalar(e: Expr, env: Env, nested = true): Expr {
   switch (e.kind) {
     case 'var':
     case 'field':
-      return rewriteValue(e, env)
+      return rewriteValue(e, env, false, nested)
     case 'const':
     case 'linEmpty':
       return e
     case 'op':
-      return { kind: 'op', op: e.op, args: e.args.map((a) => rewriteScalar(a, env)) }
+      return { kind: 'op', op: e.op, args: e.args.map((a) => rewriteScalar(a, env, nested)) }
     case 'exists':
-      return { kind: 'exists', query: rewriteQuery(e.query, env, true), negated: e.negated }
+      return { kind: 'exists', query: rewriteQuery(e.query, env, true, true, nested), negated: e.negated }
     case 'agg': {
       const z = freshVar('z')
-      const q = rewriteQuery(e.query, env, true)
+      const q = rewriteQuery(e.query, env, true, true, nested)
       return { kind: 'agg', fn: e.fn, query: e.fn === 'count' ? q : { kind: 'for', v: z, source: q, body: { kind: 'yield', value: field(v(z), 'data') } } }
     }
     case 'linRow':
-      return { kind: 'linRow', table: e.table, row: rewriteValue(e.row, env) }
+      return { kind: 'linRow', table: e.table, row: rewriteValue(e.row, env, false, nested) }
     case 'linAppend':
-      return { kind: 'linAppend', parts: e.parts.map((p) => rewriteScalar(p, env)) }
+      return { kind: 'linAppend', parts: e.parts.map((p) => rewriteScalar(p, env, nested)) }
     default:
-      return rewriteValue(e, env)
+      return rewriteValue(e, env, false, nested)
   }
 }

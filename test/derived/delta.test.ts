@@ -243,7 +243,7 @@ for (const dialect of dialectNames) {
       it('finding 6: a change to a table read only inside an aggregate or a nested collection recomputes the rows whose input changed', async () => {
         const store = await two()
         const agg = store.derive({ name: 'agg', from: Q.for(d, (a) => Q.where(Q.lt(a.id, 4), Q.yield({ v: a.v, n: Q.count(Q.for(e, (b) => Q.where(Q.eq(b.grp, a.id), Q.yield(b.id)))) }))), output: { v: t.Int, n: t.Int }, fn: (r) => r })
-        const nest = store.derive({ name: 'nest', from: Q.for(d, (a) => Q.where(Q.lt(a.id, 4), Q.yield({ es: Q.for(e, (b) => Q.where(Q.and(Q.eq(b.grp, a.id), Q.lt(b.id, 30)), Q.yield(b.id))) }))), output: { s: t.string }, fn: (r) => ({ s: JSON.stringify(r.es.map((x: any) => x.data ?? x)) }) })
+        const nest = store.derive({ name: 'nest', from: Q.for(d, (a) => Q.where(Q.lt(a.id, 4), Q.yield({ es: Q.for(e, (b) => Q.where(Q.and(Q.eq(b.grp, a.id), Q.lt(b.id, 30)), Q.yield(b.id))) }))), output: { s: t.string }, fn: (r) => ({ s: JSON.stringify([...r.es].sort((a, b) => a - b)) }) })
         await store.refresh()
         await sql`UPDATE e SET grp = 2 WHERE id = 1`.execute(db) // e 1 moves from group 1 to group 2
         const stale = await store.stale()
@@ -254,7 +254,8 @@ for (const dialect of dialectNames) {
         expect(r.tables['nest']).toMatchObject({ computed: 2 })
         expect(await store.stale()).toEqual([])
         expect((await store.get(agg, [{ table: 'd', key: 1 }])).state).toBe('fresh')
-        expect((await store.get(nest, [{ table: 'd', key: 2 }])).state).toBe('fresh')
+        // The function gets nested collections as plain data, as run(q) returns them.
+        expect(await store.get(nest, [{ table: 'd', key: 2 }])).toMatchObject({ state: 'fresh', value: { s: '[1,2,9,16,23]' } })
       })
     })
 
