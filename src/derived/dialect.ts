@@ -392,8 +392,8 @@ $lq$`,
  * - `up`: the metadata upsert with the monotonic-write guard; RETURNING the winners;
  * - `dd`, `di`: the data rows of the winners whose value changed: deleted (failed, blocked) or
  *   upserted (ok, from the JSON parameter $3);
- * - the result: one row, with the winners counted by state and "value changed", and the keys
- *   the guard refused (`lost`, usually null).
+ * - the result: one row, with the winners counted by state and "value changed", the keys
+ *   the guard refused (`lost`, usually null), and the revision (`rev`).
  */
 function pgBatchWrite(spec: BatchWriteSpec): string {
   const M = q(spec.meta)
@@ -420,7 +420,8 @@ di AS (
   FROM jsonb_array_elements($3::jsonb) AS j(value) JOIN up ON up.lq_key = ${f(cols.length, 'text')} AND up.changed AND up.lq_state = 'ok'
   ON CONFLICT (lq_key) DO ${set})
 SELECT (SELECT json_agg(json_build_array(g.lq_state, g.changed, g.n)) FROM (SELECT lq_state, changed, count(*) AS n FROM up GROUP BY lq_state, changed) AS g) AS counts,
-  (SELECT json_agg(src.k) FROM src WHERE NOT EXISTS (SELECT 1 FROM up WHERE up.lq_key = src.k)) AS lost`
+  (SELECT json_agg(src.k) FROM src WHERE NOT EXISTS (SELECT 1 FROM up WHERE up.lq_key = src.k)) AS lost,
+  (SELECT rev FROM rv) AS rev`
 }
 
 export const storeDialects: Readonly<Record<Dialect, StoreDialect>> = { sqlite, postgres }

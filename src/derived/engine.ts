@@ -61,6 +61,12 @@ export interface Task {
    * compared with the stored one (`lq_input_hash`) to see changes the revisions do not cover.
    */
   readonly inputHash?: string
+  /**
+   * Query derivations: the clock value read before the comprehension was evaluated. A result
+   * never overwrites a tombstone written after it (the row left the comprehension meanwhile),
+   * nor, where `inputHash` is used, a row from a later evaluation.
+   */
+  readonly evalRev?: number
 }
 
 /** Derived tables that read `name` directly. */

@@ -23,7 +23,12 @@ import { hooksFor } from '../query/dialect.js'
 import type { TableDef } from '../query/schema.js'
 import { indexName, legacyIndexName, metaTable, q, type StoreDialect } from './dialect.js'
 
-export const SCHEMA_VERSION = 1
+/**
+ * 1: the first layout. 2: deleted derived rows are tombstones (`lq_state = 'deleted'`) that
+ * earlier versions would read as live rows, so they must refuse the database; the metadata
+ * columns `lq_input_hash` and `lq_eval_rev` are added per table on first use.
+ */
+export const SCHEMA_VERSION = 2
 
 interface Migration {
   readonly version: number
@@ -41,6 +46,7 @@ const migrations: readonly Migration[] = [
       `CREATE INDEX lq_edge_dst ON lq_edge (dst_table, dst_key)`,
     ],
   },
+  { version: 2, statements: () => [] },
 ]
 
 /** Create or upgrade the store's own tables; throws when the database is newer than this library. */
@@ -87,7 +93,8 @@ export function metaDDL(d: StoreDialect, name: string): string[] {
   lq_changed_rev ${d.revType} NOT NULL,
   lq_claimed_by text,
   lq_claim_expires ${d.revType}${xid},
-  lq_input_hash text
+  lq_input_hash text,
+  lq_eval_rev ${d.revType}
 )${d.keyedTable}`,
     `CREATE INDEX IF NOT EXISTS ${q(indexName(metaTable(name), 'changed'))} ON ${M} (lq_changed_rev)`,
     ...(d.xidColumn === undefined ? [] : [`CREATE INDEX IF NOT EXISTS ${q(indexName(metaTable(name), 'xid'))} ON ${M} (lq_xid)`]),
@@ -128,7 +135,9 @@ export async function ensureDerivedTables(db: Kysely<any>, d: StoreDialect, def:
   }
   // Columns added since the metadata table was first created by an earlier version.
   const metaCols = await d.columns(db, metaTable(def.name))
-  if (metaCols !== undefined && !metaCols.some((c) => c.name === 'lq_input_hash')) await sql.raw(`ALTER TABLE ${q(metaTable(def.name))} ADD COLUMN lq_input_hash text`).execute(db)
+  for (const [col, type] of [['lq_input_hash', 'text'], ['lq_eval_rev', d.revType]] as const) {
+    if (metaCols !== undefined && !metaCols.some((c) => c.name === col)) await sql.raw(`ALTER TABLE ${q(metaTable(def.name))} ADD COLUMN ${col} ${type}`).execute(db)
+  }
   // Index names of earlier versions (`lq_meta_X_changed` could be another table's name).
   for (const what of ['changed', 'xid']) await d.dropIndexOn(db, legacyIndexName(metaTable(def.name), what), metaTable(def.name))
   for (const s of metaDDL(d, def.name)) await sql.raw(s).execute(db)

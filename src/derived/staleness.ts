@@ -432,7 +432,7 @@ function taskOf(engine: Engine, x: Derivation, r: Annotated, revs: Map<string, M
   }
   const lin = normaliseLineage(rootEntries)
   const addr = addressOf(lin, x.singleRoot)
-  const task: Task = { addr, input: r.data, lineage: lin, inputs: dedupInputs(inputs), maxRev: Math.max(0, ...inputs.map((i) => i[2])), upstream, edges }
+  const task: Task = { addr, input: r.data, lineage: lin, inputs: dedupInputs(inputs), maxRev: Math.max(0, ...inputs.map((i) => i[2])), upstream, edges, evalRev: clock.rev }
   return hashed ? { ...task, inputHash: sha1(JSON.stringify(r.data) ?? 'null') } : task
 }
 

@@ -25,6 +25,7 @@ import { inputLineage, lineage as lineageOf } from '../lineage/index.js'
 import { legacyIndexName, metaTable, q, revTable, storeDialects, type StoreDialect, type Watermark } from './dialect.js'
 import { chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
 import { buildGraph } from './graph.js'
+import { readsOf } from './delta.js'
 import { zipParts } from './join.js'
 import { addressFromUser, addressOf, addressValue, inputsText, keyText, lineageOfAddress, normaliseLineage, parseInputs } from './keys.js'
 import { ensureDerivedTables, migrate } from './schema.js'
@@ -371,7 +372,7 @@ export class Store {
         for (const task of tasks) {
           const same = others.find((f) => {
             const t = flightTasks(f).get(task.addr)
-            return t !== undefined && (t === task || inputsText(t.inputs) === inputsText(task.inputs))
+            return t !== undefined && (t === task || (inputsText(t.inputs) === inputsText(task.inputs) && t.inputHash === task.inputHash))
           })
           if (same === undefined) free.push(task)
           else waits.push({ done: same.done, task })
@@ -401,7 +402,7 @@ export class Store {
         const stored = await metaRows(this.#engine, x.name, mine.map((t) => t.addr))
         todo = mine.filter((t) => {
           const s = stored.get(t.addr)
-          return s === undefined || s.lq_code_version !== x.codeVersion || s.lq_inputs !== recordedInputs(x, t) || s.lq_max_input_rev !== t.maxRev
+          return s === undefined || s.lq_code_version !== x.codeVersion || s.lq_inputs !== recordedInputs(x, t) || s.lq_max_input_rev !== t.maxRev || (t.inputHash !== undefined && s.lq_input_hash !== t.inputHash)
         })
       }
       const results = await this.#compute(x, todo)
@@ -569,7 +570,9 @@ export class Store {
     const key = addressValue(addr)
     const meta = (await metaRows(engine, x.name, [addr])).get(addr)
     let causes: Cause[]
-    if (x.source.kind === 'query' && meta !== undefined) {
+    // A comprehension row's causes from its recorded inputs, without evaluating it; unless the
+    // comprehension reads tables outside its generators, whose changes only its evaluation shows.
+    if (x.source.kind === 'query' && meta !== undefined && readsOf(x.query![AST]).opaque.size === 0) {
       causes = (await recordedCauses(engine, x, [meta])).get(addr) ?? []
     } else {
       const clock = await this.#d.readClock(this.#db)

@@ -30,6 +30,8 @@ import { chunks, readersOf, type Derivation, type Engine, type Task } from './en
 import { inputsText } from './keys.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
 import { LIVE_TEXT } from './staleness.js'
+import { readsOf } from './delta.js'
+import { AST } from '../query/dsl.js'
 import type { TableReport } from './types.js'
 
 /** The outcome of one task. */
@@ -91,17 +93,26 @@ function writerFor(d: StoreDialect, x: Derivation): Writer {
   const X = q(x.name)
   const multi = x.source.kind === 'query' || x.source.kind === 'zip'
   const guard = multi ? d.notOlder(`${M}.lq_inputs`, 'excluded.lq_inputs') : `${M}.lq_max_input_rev <= excluded.lq_max_input_rev`
+  // Comprehensions: a result evaluated before a tombstone was written never replaces it (the row
+  // left the comprehension, or lost an input, meanwhile); with input hashes (tables read outside
+  // the generators, which the recorded inputs do not order), a result never replaces one from a
+  // later evaluation.
+  const evalGuard =
+    x.source.kind !== 'query'
+      ? ''
+      : ` AND (${M}.lq_state <> 'deleted' OR excluded.lq_eval_rev >= ${M}.lq_changed_rev)` +
+        (readsOf(x.query![AST]).opaque.size > 0 ? ` AND (${M}.lq_eval_rev IS NULL OR excluded.lq_eval_rev >= ${M}.lq_eval_rev)` : '')
   const f = (i: number, t: JsonFieldType) => d.jsonField(i, t)
   const rev = (i: number) => `CAST(${d.ph(i)} AS ${d.revType})`
-  const upsertMeta = `INSERT INTO ${M} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_input_hash, lq_computed_rev, lq_changed_rev${d.xidSql === undefined ? '' : ', lq_xid'})
-SELECT ${f(0, 'text')}, ${f(1, 'text')}, ${f(2, 'text')}, ${f(3, 'int')}, ${d.ph(1)}, ${f(4, 'text')}, ${f(5, 'text')}, ${f(6, 'text')}, ${f(7, 'text')}, ${rev(2)}, ${rev(3)}${d.xidSql === undefined ? '' : `, ${d.xidSql}`}
+  const upsertMeta = `INSERT INTO ${M} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_input_hash, lq_eval_rev, lq_computed_rev, lq_changed_rev${d.xidSql === undefined ? '' : ', lq_xid'})
+SELECT ${f(0, 'text')}, ${f(1, 'text')}, ${f(2, 'text')}, ${f(3, 'int')}, ${d.ph(1)}, ${f(4, 'text')}, ${f(5, 'text')}, ${f(6, 'text')}, ${f(7, 'text')}, ${f(8, 'int')}, ${rev(2)}, ${rev(3)}${d.xidSql === undefined ? '' : `, ${d.xidSql}`}
 FROM ${d.jsonRows(d.ph(4))} WHERE true
 ON CONFLICT (lq_key) DO UPDATE SET
   lq_lineage = excluded.lq_lineage, lq_inputs = excluded.lq_inputs, lq_max_input_rev = excluded.lq_max_input_rev,
   lq_code_version = excluded.lq_code_version, lq_state = excluded.lq_state, lq_error = excluded.lq_error,
   lq_changed_rev = CASE WHEN ${M}.lq_hash IS NOT DISTINCT FROM excluded.lq_hash AND ${M}.lq_state = excluded.lq_state THEN ${M}.lq_changed_rev ELSE excluded.lq_changed_rev END,
-  lq_hash = excluded.lq_hash, lq_input_hash = excluded.lq_input_hash, lq_computed_rev = excluded.lq_computed_rev${d.xidSql === undefined ? '' : ', lq_xid = excluded.lq_xid'}
-WHERE ${guard}
+  lq_hash = excluded.lq_hash, lq_input_hash = excluded.lq_input_hash, lq_eval_rev = excluded.lq_eval_rev, lq_computed_rev = excluded.lq_computed_rev${d.xidSql === undefined ? '' : ', lq_xid = excluded.lq_xid'}
+WHERE ${guard}${evalGuard}
 RETURNING lq_key, lq_changed_rev`
   const outCols = x.def.columns.filter((c) => c.name !== 'lq_key')
   const exact = d.exactJsonReals || !outCols.some((c) => c.type.kind === 'real')
@@ -134,6 +145,7 @@ export async function writeResults(engine: Engine, x: Derivation, results: reado
   // Key order: the rows land in the indexes on lq_key in order (cheaper on SQLite's B-trees).
   const sorted = [...results].sort(byAddr)
   let written: readonly Result[] = []
+  let revs: number[] = []
   await db.transaction().execute(async (trx) => {
     // Results computed from an input row that has since been deleted are refused (superseded):
     // the deletion may already have been processed, and the row would otherwise come back.
@@ -145,8 +157,7 @@ export async function writeResults(engine: Engine, x: Derivation, results: reado
     // Rows written under a code version other than the one the table's last refresh applied:
     // forget the applied version, so the next scan looks for rows of other code versions.
     await exec(trx, `UPDATE lq_derived SET applied_code_version = NULL WHERE name = ${d.ph(1)} AND applied_code_version <> ${d.ph(2)}`, [x.name, x.codeVersion])
-    if (w.batch !== undefined) return writeBatch(trx, d, x, w, w.batch, live, report)
-    await writeInTransaction(trx, d, x, w, live, report)
+    revs = w.batch !== undefined ? await writeBatch(trx, d, x, w, w.batch, live, report) : await writeInTransaction(trx, d, x, w, live, report)
   })
   // PostgreSQL (READ COMMITTED, many writers): a deletion that committed after the check above
   // but before this commit was not seen by it, and a refresh that processed the deletion may
@@ -155,7 +166,8 @@ export async function writeResults(engine: Engine, x: Derivation, results: reado
   // (SQLite: one writer at a time, the check above ran in the writing transaction.)
   if (d.name === 'postgres' && written.length > 0) {
     const dead = await deadResults(engine, db, written)
-    if (dead.size > 0) await deleteRows(engine, x, [...dead].map((r) => r.task.addr), { [x.name]: report })
+    // Only rows these writes stored: another caller may have stored a newer row meanwhile.
+    if (dead.size > 0) await deleteRows(engine, x, [...dead].map((r) => r.task.addr), { [x.name]: report }, revs)
   }
 }
 
@@ -210,7 +222,8 @@ async function deadResults(engine: Engine, db: Kysely<any>, sorted: readonly Res
   return dead
 }
 
-async function writeInTransaction(trx: Kysely<any>, d: StoreDialect, x: Derivation, w: Writer, sorted: readonly Result[], report: TableReport): Promise<void> {
+/** Store results in the caller's transaction (SQLite, and comprehension derivations); returns the revision written at. */
+async function writeInTransaction(trx: Kysely<any>, d: StoreDialect, x: Derivation, w: Writer, sorted: readonly Result[], report: TableReport): Promise<number[]> {
   {
     const rev = await d.nextRev(trx)
     const won = new Map<string, boolean>() // addr -> value changed
@@ -241,6 +254,7 @@ async function writeInTransaction(trx: Kysely<any>, d: StoreDialect, x: Derivati
       else if (c) report.computed++
       else report.unchanged++
     }
+    return [rev]
   }
 }
 
@@ -257,7 +271,7 @@ export const recordedInputs = (x: Derivation, task: Task): string => (x.source.k
  */
 const metaRow = (x: Derivation, r: Result, columns: readonly string[]): unknown[] => {
   const o = r.outcome
-  return [r.task.addr, '', recordedInputs(x, r.task), r.task.maxRev, o.state, errorText(o), hashOf(o, columns), r.task.inputHash ?? null]
+  return [r.task.addr, '', recordedInputs(x, r.task), r.task.maxRev, o.state, errorText(o), hashOf(o, columns), r.task.inputHash ?? null, r.task.evalRev ?? null]
 }
 
 const dataRow = (r: Result, columns: readonly string[]): unknown[] => {
@@ -266,11 +280,13 @@ const dataRow = (r: Result, columns: readonly string[]): unknown[] => {
 }
 
 /** `writeResults` through the dialect's one-statement batch write, a part of at most WRITE_CHUNK results at a time. */
-async function writeBatch(db: Kysely<any>, d: StoreDialect, x: Derivation, w: Writer, text: string, sorted: readonly Result[], report: TableReport): Promise<void> {
+async function writeBatch(db: Kysely<any>, d: StoreDialect, x: Derivation, w: Writer, text: string, sorted: readonly Result[], report: TableReport): Promise<number[]> {
+  const revs: number[] = []
   for (const part of chunks(sorted, WRITE_CHUNK)) {
     const meta = part.map((r) => metaRow(x, r, w.columns))
     const data = part.flatMap((r) => (r.outcome.state === 'ok' ? [dataRow(r, w.columns)] : []))
-    const out = (await exec<{ counts: unknown; lost: unknown }>(db, text, [x.codeVersion, jsonBatch(meta, d), jsonBatch(data, d)]))[0]!
+    const out = (await exec<{ counts: unknown; lost: unknown; rev: unknown }>(db, text, [x.codeVersion, jsonBatch(meta, d), jsonBatch(data, d)]))[0]!
+    revs.push(Number(out.rev))
     const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v)
     const counts = (json(out.counts) ?? []) as [string, boolean, number | string][]
     const lost = (json(out.lost) ?? []) as string[]
@@ -283,6 +299,7 @@ async function writeBatch(db: Kysely<any>, d: StoreDialect, x: Derivation, w: Wr
     }
     report.superseded += lost.length
   }
+  return revs
 }
 
 async function writeEdges(trx: Kysely<any>, d: StoreDialect, x: Derivation, tasks: readonly Task[]): Promise<void> {
@@ -301,34 +318,43 @@ ON CONFLICT DO NOTHING`
  * its metadata row stays as a tombstone (state `deleted`, a new `lq_changed_rev`), so derived
  * tables that read it but are not declared in this store (another program's) see the deletion
  * at their next refresh.
+ *
+ * `writtenAt`: delete the rows of `x` only if they are still the ones stored by the writes of
+ * those revisions (`lq_computed_rev`), and cascade only from those (the re-check after a
+ * write, which must not delete a newer row another caller stored meanwhile).
  */
-export async function deleteRows(engine: Engine, x: Derivation, addrs: readonly string[], report: Record<string, TableReport>): Promise<void> {
+export async function deleteRows(engine: Engine, x: Derivation, addrs: readonly string[], report: Record<string, TableReport>, writtenAt?: readonly number[]): Promise<void> {
   if (addrs.length === 0) return
   const { d } = engine
   await engine.db.transaction().execute(async (trx) => {
     const rev = await d.nextRev(trx)
-    const queue: [Derivation, string[]][] = [[x, [...addrs]]]
+    const queue: [Derivation, string[], readonly number[] | undefined][] = [[x, [...addrs], writtenAt]]
     while (queue.length > 0) {
-      const [t, keys] = queue.shift()!
+      const [t, requested, only] = queue.shift()!
+      const onlyText = only === undefined ? '' : ` AND lq_computed_rev IN (${only.map((r) => String(Math.trunc(r))).join(', ')})`
+      const keys: string[] = only === undefined ? requested : []
       let n = 0
-      for (const part of chunks(keys, KEY_CHUNK)) {
-        const list = jsonBatch(part, d)
-        const tomb = `UPDATE ${q(metaTable(t.name))} SET lq_state = 'deleted', lq_error = NULL, lq_hash = NULL, lq_changed_rev = ${d.ph(1)}, lq_computed_rev = ${d.ph(2)}${d.xidSql === undefined ? '' : `, lq_xid = ${d.xidSql}`} WHERE lq_key IN (${d.jsonTexts(d.ph(3))}) AND ${LIVE_TEXT} RETURNING lq_key`
-        n += (await exec(trx, tomb, [rev, rev, list])).length
+      for (const part of chunks(requested, KEY_CHUNK)) {
+        const tomb = `UPDATE ${q(metaTable(t.name))} SET lq_state = 'deleted', lq_error = NULL, lq_hash = NULL, lq_changed_rev = ${d.ph(1)}, lq_computed_rev = ${d.ph(2)}${d.xidSql === undefined ? '' : `, lq_xid = ${d.xidSql}`} WHERE lq_key IN (${d.jsonTexts(d.ph(3))}) AND ${LIVE_TEXT}${onlyText} RETURNING lq_key`
+        const gone = (await exec<{ lq_key: string }>(trx, tomb, [rev, rev, jsonBatch(part, d)])).map((r) => r.lq_key)
+        n += gone.length
+        if (only !== undefined) keys.push(...gone)
+        const list = jsonBatch(only === undefined ? part : gone, d)
         await exec(trx, `DELETE FROM ${q(t.name)} WHERE lq_key IN (${d.jsonTexts(d.ph(1))})`, [list])
         await exec(trx, `DELETE FROM lq_edge WHERE dst_table = ${d.ph(1)} AND dst_key IN (${d.jsonTexts(d.ph(2))})`, [t.name, list])
       }
+      if (keys.length === 0) continue
       const rep = report[t.name]
       if (rep !== undefined) rep.deleted += n
       for (const y of readersOf(engine, t.name)) {
-        if (y.source.kind !== 'query') queue.push([y, keys])
+        if (y.source.kind !== 'query') queue.push([y, keys, undefined])
         else {
           const next: string[] = []
           for (const part of chunks(keys, KEY_CHUNK)) {
             const r = await exec<{ dst_key: string }>(trx, `SELECT dst_key FROM lq_edge WHERE src_table = ${d.ph(1)} AND src_key IN (${d.jsonTexts(d.ph(2))}) AND dst_table = ${d.ph(3)}`, [t.name, jsonBatch(part, d), y.name])
             next.push(...r.map((row) => row.dst_key))
           }
-          if (next.length > 0) queue.push([y, [...new Set(next)]])
+          if (next.length > 0) queue.push([y, [...new Set(next)], undefined])
         }
       }
     }

@@ -154,6 +154,207 @@ for (const dialect of dialectNames) {
       expect(await a.store.stale()).toEqual([])
     })
 
+    // Second review (tombstones, re-check after commit, input hashes): findings 8-11.
+    const gate = () => {
+      let release!: () => void
+      const p = new Promise<void>((r) => (release = r))
+      return { p, release }
+    }
+
+    it('finding 8 (r1_filter_resurrect): a late result does not bring back a comprehension row that left the comprehension meanwhile', async () => {
+      const db = tdb.db
+      const src = table('src', { id: t.Int, flag: t.boolean, text: t.string })
+      await createTable(db, src)
+      await insertRows(db, src, [{ id: 1, flag: true, text: 'a' }, { id: 2, flag: true, text: 'b' }])
+      const g = gate()
+      let slow = false
+      let started = false
+      const declare = async () => {
+        const store = await openStore(db)
+        await store.track(src)
+        const out = store.derive({
+          name: 'out',
+          from: Q.for(src, (s) => Q.where(s.flag, Q.yield({ id: s.id, text: s.text }))),
+          output: { up: t.string },
+          fn: async (r) => {
+            if (slow) {
+              started = true
+              await g.p
+            }
+            return { up: r.text.toUpperCase() }
+          },
+        })
+        return { store, out }
+      }
+      const a = await declare()
+      const b = await declare()
+      await a.store.refresh()
+      await sql`UPDATE src SET text = 'aa' WHERE id = 1`.execute(db)
+      slow = true
+      const pending = a.store.get(a.out, 1)
+      while (!started) await tick()
+      slow = false
+      await sql`UPDATE src SET flag = false WHERE id = 1`.execute(db)
+      expect((await b.store.refresh()).tables['out']!.deleted).toBe(1)
+      g.release()
+      expect((await pending).state).toBe('missing')
+      await b.store.refresh()
+      expect((await rowsOf(db, 'out')).map((r) => r['lq_key'])).toEqual(['2'])
+      expect(await b.store.stale()).toEqual([])
+    })
+
+    const counting = async (db: Kysely<any>) => {
+      const src = table('src', { id: t.Int, text: t.string })
+      const tags = table('tags', { tid: t.Int, sid: t.Int }, { key: 'tid' })
+      await createTable(db, src)
+      await createTable(db, tags)
+      await insertRows(db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
+      await insertRows(db, tags, [{ tid: 10, sid: 1 }])
+      return { src, tags, from: Q.for(src, (s) => Q.yield({ id: s.id, n: Q.count(Q.for(tags, (x) => Q.where(Q.eq(x.sid, s.id), Q.yield(x.tid)))) })) }
+    }
+    const counts = async (db: Kysely<any>) => (await rowsOf(db, 'counted')).map((r) => Number(r['n']))
+
+    it('finding 9 (r5_concurrent_skip_input_hash): a refresh overlapping a get still recomputes rows whose input value changed', async () => {
+      const db = tdb.db
+      const { src, tags, from } = await counting(db)
+      const aux = table('aux', { id: t.Int, text: t.string })
+      await createTable(db, aux)
+      await insertRows(db, aux, [{ id: 2, text: 'x' }])
+      const store = await openStore(db)
+      for (const r of [src, tags, aux]) await store.track(r)
+      const g = gate()
+      let slow = false
+      let started = false
+      const up = store.derive({
+        name: 'up',
+        from: aux,
+        output: { s: t.string },
+        fn: async (s) => {
+          if (slow) {
+            started = true
+            await g.p
+          }
+          return { s: s.text }
+        },
+      })
+      store.derive({ name: 'counted', from, output: { n: t.Int }, fn: (r) => ({ n: r.n }) })
+      await store.refresh()
+      await insertRows(db, tags, [{ tid: 11, sid: 1 }, { tid: 12, sid: 2 }])
+      await sql`UPDATE aux SET text = 'yy' WHERE id = 2`.execute(db)
+      slow = true
+      const pending = store.get(up, 2) // overlaps the refresh, so the refresh is not alone
+      while (!started) await tick()
+      slow = false
+      const r = store.refresh()
+      await new Promise((res) => setTimeout(res, 100))
+      g.release()
+      expect((await r).tables['counted']!.computed).toBe(2)
+      await pending
+      expect(await counts(db)).toEqual([2, 1])
+      expect(await store.stale()).toEqual([])
+    })
+
+    it('finding 10 (r6_input_hash_late_write): status sees input-value changes, and a late result does not replace one from a later evaluation', async () => {
+      const db = tdb.db
+      const { src, tags, from } = await counting(db)
+      const g = gate()
+      let slow = false
+      let started = false
+      const declare = async () => {
+        const store = await openStore(db)
+        await store.track(src)
+        await store.track(tags)
+        const counted = store.derive({
+          name: 'counted',
+          from,
+          output: { n: t.Int },
+          fn: async (r) => {
+            if (slow) {
+              started = true
+              await g.p
+            }
+            return { n: r.n }
+          },
+        })
+        return { store, counted }
+      }
+      const a = await declare()
+      const b = await declare()
+      await a.store.refresh()
+      await insertRows(db, tags, [{ tid: 11, sid: 1 }])
+      expect(await a.store.status(a.counted, [{ table: 'src', key: 1 }])).toMatchObject({ state: 'stale', causes: [{ kind: 'input-value-changed', reads: ['tags'] }] })
+      slow = true
+      const pending = a.store.get(a.counted, [{ table: 'src', key: 1 }]) // evaluates with 2 tags
+      while (!started) await tick()
+      slow = false
+      await insertRows(db, tags, [{ tid: 12, sid: 1 }])
+      await b.store.refresh() // stores 3
+      g.release()
+      await pending // its 2 is refused
+      await b.store.refresh()
+      expect(await counts(db)).toEqual([3, 0])
+      expect(await b.store.stale()).toEqual([])
+    })
+
+    it('finding 11 (r3_pg_recheck_kills_newer): the re-check after a write does not delete a newer row another program stored meanwhile', async () => {
+      // PostgreSQL server only (two connections interleaved inside a write; see finding 7).
+      if (tdb.label !== 'postgres (server)') return
+      let armedCommit: (() => Promise<void>) | undefined
+      let armedRecheck: (() => Promise<void>) | undefined
+      const db = tdb.db.withPlugin({
+        transformQuery: (a) => a.node,
+        transformResult: async (a) => {
+          const row = a.result.rows[0] as Record<string, unknown> | undefined
+          if (armedCommit !== undefined && row !== undefined && 'counts' in row) {
+            const f = armedCommit
+            armedCommit = undefined
+            await f()
+          } else if (armedRecheck !== undefined && row !== undefined && Object.keys(row).join() === 'lq_key,rev') {
+            const f = armedRecheck
+            armedRecheck = undefined
+            await f()
+          }
+          return a.result
+        },
+      })
+      const src = table('src', { id: t.Int, text: t.string })
+      await createTable(tdb.db, src)
+      await insertRows(tdb.db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
+      const declare = async (on: Kysely<any>) => {
+        const store = await openStore(on)
+        await store.track(src)
+        return { store, out: store.derive({ name: 'out', from: src, output: { s: t.string }, fn: (s) => ({ s: s.text }) }) }
+      }
+      const a = await declare(db)
+      await a.store.refresh()
+      const b = await declare(tdb.db)
+      await b.store.refresh()
+      await insertRows(tdb.db, src, [{ id: 3, text: 'c' }])
+      const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(tdb.db)).rows[0]!.s
+      const other = new pg.Client({ connectionString: pgUrl, options: `-c search_path=${schema}` })
+      await other.connect()
+      try {
+        armedCommit = async () => {
+          await other.query('DELETE FROM src WHERE id = 3') // commits before a's write commits
+          armedRecheck = async () => {
+            // Between the re-check's read of deletions and its delete: the row comes back and b stores it.
+            await other.query(`INSERT INTO src (id, text) VALUES (3, 'back')`)
+            expect((await b.store.refresh()).tables['out']!.computed).toBe(1)
+          }
+        }
+        await a.store.get(a.out, 3)
+        expect(armedCommit).toBeUndefined()
+        expect(armedRecheck).toBeUndefined()
+      } finally {
+        await other.end()
+      }
+      const rows = async () => (await rowsOf(tdb.db, 'out')).map((r) => `${r['lq_key']}=${r['s']}`)
+      expect(await rows()).toEqual(['1=a', '2=b', '3=back'])
+      await b.store.refresh()
+      expect(await rows()).toEqual(['1=a', '2=b', '3=back'])
+      expect(await b.store.stale()).toEqual([])
+    })
+
     it('finding 2 (r8_triggers): TRUNCATE of a tracked root (PostgreSQL; a whole-table DELETE on SQLite) deletes the derived rows', async () => {
       const db = tdb.db
       const src = table('src', { id: t.Int, text: t.string })
