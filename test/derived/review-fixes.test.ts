@@ -13,6 +13,72 @@ import { dialectNames, open, pgUrl, type TestDb } from '../support/db.js'
 
 const tick = () => new Promise((r) => setTimeout(r, 2))
 
+/**
+ * `db` with hooks that interleave another connection's work into a statement sequence: each
+ * hook runs once, right after the first statement whose first result row passes its test.
+ */
+function hooked(base: Kysely<any>) {
+  const hooks: { test: (row: Record<string, unknown>) => boolean; run: () => Promise<void> }[] = []
+  const db = base.withPlugin({
+    transformQuery: (a) => a.node,
+    transformResult: async (a) => {
+      const row = a.result.rows[0] as Record<string, unknown> | undefined
+      const i = row === undefined ? -1 : hooks.findIndex((h) => h.test(row))
+      if (i >= 0) await hooks.splice(i, 1)[0]!.run()
+      return a.result
+    },
+  })
+  return { db, on: (test: (row: Record<string, unknown>) => boolean, run: () => Promise<void>) => void hooks.push({ test, run }), pending: () => hooks.length }
+}
+
+/**
+ * PostgreSQL server: root `src` (rows 1, 2), programs `a` (on a hooked connection) and `b`
+ * declaring `out` = the row's text, both refreshed, then row 3 inserted; and another connection.
+ */
+async function lateWriteSetup(tdb: TestDb) {
+  const h = hooked(tdb.db)
+  const src = table('src', { id: t.Int, text: t.string })
+  await createTable(tdb.db, src)
+  await insertRows(tdb.db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
+  const declare = async (on: Kysely<any>) => {
+    const store = await openStore(on)
+    await store.track(src)
+    return { store, out: store.derive({ name: 'out', from: src, output: { s: t.string }, fn: (s) => ({ s: s.text }) }) }
+  }
+  const a = await declare(h.db)
+  await a.store.refresh()
+  const b = await declare(tdb.db) // another program; its tables checked now, not while a's write is open
+  await b.store.refresh()
+  await insertRows(tdb.db, src, [{ id: 3, text: 'c' }])
+  const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(tdb.db)).rows[0]!.s
+  const other = new pg.Client({ connectionString: pgUrl, options: `-c search_path=${schema}` })
+  await other.connect()
+  return { h, a, b, other }
+}
+
+/**
+ * A point where a derivation's function can be held: after `hold()`, the next call to `pass()`
+ * waits (and `held` resolves) until `release()`.
+ */
+function holdable() {
+  let armed = false
+  let release!: () => void
+  let reached!: () => void
+  const open = new Promise<void>((r) => (release = r))
+  const held = new Promise<void>((r) => (reached = r))
+  return {
+    hold: () => void (armed = true),
+    held,
+    release,
+    async pass(): Promise<void> {
+      if (!armed) return
+      armed = false
+      reached()
+      await open
+    },
+  }
+}
+
 const rowsOf = async (db: Kysely<any>, name: string) =>
   (await sql<Record<string, unknown>>`SELECT * FROM ${sql.id(name)} ORDER BY lq_key`.execute(db)).rows
 
@@ -109,42 +175,15 @@ for (const dialect of dialectNames) {
       // refreshes while the write transaction of a get() is open (after its deleted-input check,
       // before its commit). SQLite has one writer at a time, so the interleaving cannot happen.
       if (tdb.label !== 'postgres (server)') return
-      let armed: (() => Promise<void>) | undefined
-      const db = tdb.db.withPlugin({
-        transformQuery: (a) => a.node,
-        transformResult: async (a) => {
-          const row = a.result.rows[0] as Record<string, unknown> | undefined
-          if (armed !== undefined && row !== undefined && 'counts' in row) {
-            const f = armed
-            armed = undefined
-            await f()
-          }
-          return a.result
-        },
-      })
-      const src = table('src', { id: t.Int, text: t.string })
-      await createTable(db, src)
-      await insertRows(db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
-      const declare = async (on: Kysely<any>) => {
-        const store = await openStore(on)
-        await store.track(src)
-        return { store, out: store.derive({ name: 'out', from: src, output: { s: t.string }, fn: (s) => ({ s: s.text }) }) }
-      }
-      const a = await declare(db)
-      await a.store.refresh()
-      const b = await declare(tdb.db) // another program; its tables checked now, not while a's write is open
-      await b.store.refresh()
-      await insertRows(db, src, [{ id: 3, text: 'c' }])
-      const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(db)).rows[0]!.s
-      const other = new pg.Client({ connectionString: pgUrl, options: `-c search_path=${schema}` })
-      await other.connect()
+      const { h, a, b, other } = await lateWriteSetup(tdb)
+      const db = tdb.db
       try {
-        armed = async () => {
+        h.on((row) => 'counts' in row, async () => {
           await other.query('DELETE FROM src WHERE id = 3')
           expect((await b.store.refresh()).tables['out']!.deleted).toBe(0) // the new row is not committed yet
-        }
+        })
         await a.store.get(a.out, 3)
-        expect(armed).toBeUndefined() // the hook ran
+        expect(h.pending()).toBe(0) // the hook ran
       } finally {
         await other.end()
       }
@@ -155,45 +194,25 @@ for (const dialect of dialectNames) {
     })
 
     // Second review (tombstones, re-check after commit, input hashes): findings 8-11.
-    const gate = () => {
-      let release!: () => void
-      const p = new Promise<void>((r) => (release = r))
-      return { p, release }
-    }
-
     it('finding 8 (r1_filter_resurrect): a late result does not bring back a comprehension row that left the comprehension meanwhile', async () => {
       const db = tdb.db
       const src = table('src', { id: t.Int, flag: t.boolean, text: t.string })
       await createTable(db, src)
       await insertRows(db, src, [{ id: 1, flag: true, text: 'a' }, { id: 2, flag: true, text: 'b' }])
-      const g = gate()
-      let slow = false
-      let started = false
+      const g = holdable()
       const declare = async () => {
         const store = await openStore(db)
         await store.track(src)
-        const out = store.derive({
-          name: 'out',
-          from: Q.for(src, (s) => Q.where(s.flag, Q.yield({ id: s.id, text: s.text }))),
-          output: { up: t.string },
-          fn: async (r) => {
-            if (slow) {
-              started = true
-              await g.p
-            }
-            return { up: r.text.toUpperCase() }
-          },
-        })
+        const out = store.derive({ name: 'out', from: Q.for(src, (s) => Q.where(s.flag, Q.yield({ id: s.id, text: s.text }))), output: { up: t.string }, fn: async (r) => (await g.pass(), { up: r.text.toUpperCase() }) })
         return { store, out }
       }
       const a = await declare()
       const b = await declare()
       await a.store.refresh()
       await sql`UPDATE src SET text = 'aa' WHERE id = 1`.execute(db)
-      slow = true
+      g.hold()
       const pending = a.store.get(a.out, 1)
-      while (!started) await tick()
-      slow = false
+      await g.held
       await sql`UPDATE src SET flag = false WHERE id = 1`.execute(db)
       expect((await b.store.refresh()).tables['out']!.deleted).toBe(1)
       g.release()
@@ -222,29 +241,15 @@ for (const dialect of dialectNames) {
       await insertRows(db, aux, [{ id: 2, text: 'x' }])
       const store = await openStore(db)
       for (const r of [src, tags, aux]) await store.track(r)
-      const g = gate()
-      let slow = false
-      let started = false
-      const up = store.derive({
-        name: 'up',
-        from: aux,
-        output: { s: t.string },
-        fn: async (s) => {
-          if (slow) {
-            started = true
-            await g.p
-          }
-          return { s: s.text }
-        },
-      })
+      const g = holdable()
+      const up = store.derive({ name: 'up', from: aux, output: { s: t.string }, fn: async (s) => (await g.pass(), { s: s.text }) })
       store.derive({ name: 'counted', from, output: { n: t.Int }, fn: (r) => ({ n: r.n }) })
       await store.refresh()
       await insertRows(db, tags, [{ tid: 11, sid: 1 }, { tid: 12, sid: 2 }])
       await sql`UPDATE aux SET text = 'yy' WHERE id = 2`.execute(db)
-      slow = true
+      g.hold()
       const pending = store.get(up, 2) // overlaps the refresh, so the refresh is not alone
-      while (!started) await tick()
-      slow = false
+      await g.held
       const r = store.refresh()
       await new Promise((res) => setTimeout(res, 100))
       g.release()
@@ -257,25 +262,12 @@ for (const dialect of dialectNames) {
     it('finding 10 (r6_input_hash_late_write): status sees input-value changes, and a late result does not replace one from a later evaluation', async () => {
       const db = tdb.db
       const { src, tags, from } = await counting(db)
-      const g = gate()
-      let slow = false
-      let started = false
+      const g = holdable()
       const declare = async () => {
         const store = await openStore(db)
         await store.track(src)
         await store.track(tags)
-        const counted = store.derive({
-          name: 'counted',
-          from,
-          output: { n: t.Int },
-          fn: async (r) => {
-            if (slow) {
-              started = true
-              await g.p
-            }
-            return { n: r.n }
-          },
-        })
+        const counted = store.derive({ name: 'counted', from, output: { n: t.Int }, fn: async (r) => (await g.pass(), { n: r.n }) })
         return { store, counted }
       }
       const a = await declare()
@@ -283,10 +275,9 @@ for (const dialect of dialectNames) {
       await a.store.refresh()
       await insertRows(db, tags, [{ tid: 11, sid: 1 }])
       expect(await a.store.status(a.counted, [{ table: 'src', key: 1 }])).toMatchObject({ state: 'stale', causes: [{ kind: 'input-value-changed', reads: ['tags'] }] })
-      slow = true
+      g.hold()
       const pending = a.store.get(a.counted, [{ table: 'src', key: 1 }]) // evaluates with 2 tags
-      while (!started) await tick()
-      slow = false
+      await g.held
       await insertRows(db, tags, [{ tid: 12, sid: 1 }])
       await b.store.refresh() // stores 3
       g.release()
@@ -299,52 +290,18 @@ for (const dialect of dialectNames) {
     it('finding 11 (r3_pg_recheck_kills_newer): the re-check after a write does not delete a newer row another program stored meanwhile', async () => {
       // PostgreSQL server only (two connections interleaved inside a write; see finding 7).
       if (tdb.label !== 'postgres (server)') return
-      let armedCommit: (() => Promise<void>) | undefined
-      let armedRecheck: (() => Promise<void>) | undefined
-      const db = tdb.db.withPlugin({
-        transformQuery: (a) => a.node,
-        transformResult: async (a) => {
-          const row = a.result.rows[0] as Record<string, unknown> | undefined
-          if (armedCommit !== undefined && row !== undefined && 'counts' in row) {
-            const f = armedCommit
-            armedCommit = undefined
-            await f()
-          } else if (armedRecheck !== undefined && row !== undefined && Object.keys(row).join() === 'lq_key,rev') {
-            const f = armedRecheck
-            armedRecheck = undefined
-            await f()
-          }
-          return a.result
-        },
-      })
-      const src = table('src', { id: t.Int, text: t.string })
-      await createTable(tdb.db, src)
-      await insertRows(tdb.db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
-      const declare = async (on: Kysely<any>) => {
-        const store = await openStore(on)
-        await store.track(src)
-        return { store, out: store.derive({ name: 'out', from: src, output: { s: t.string }, fn: (s) => ({ s: s.text }) }) }
-      }
-      const a = await declare(db)
-      await a.store.refresh()
-      const b = await declare(tdb.db)
-      await b.store.refresh()
-      await insertRows(tdb.db, src, [{ id: 3, text: 'c' }])
-      const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(tdb.db)).rows[0]!.s
-      const other = new pg.Client({ connectionString: pgUrl, options: `-c search_path=${schema}` })
-      await other.connect()
+      const { h, a, b, other } = await lateWriteSetup(tdb)
       try {
-        armedCommit = async () => {
+        h.on((row) => 'counts' in row, async () => {
           await other.query('DELETE FROM src WHERE id = 3') // commits before a's write commits
-          armedRecheck = async () => {
+          h.on((row) => Object.keys(row).join() === 'lq_key,rev', async () => {
             // Between the re-check's read of deletions and its delete: the row comes back and b stores it.
             await other.query(`INSERT INTO src (id, text) VALUES (3, 'back')`)
             expect((await b.store.refresh()).tables['out']!.computed).toBe(1)
-          }
-        }
+          })
+        })
         await a.store.get(a.out, 3)
-        expect(armedCommit).toBeUndefined()
-        expect(armedRecheck).toBeUndefined()
+        expect(h.pending()).toBe(0) // both hooks ran
       } finally {
         await other.end()
       }
@@ -502,19 +459,8 @@ for (const dialect of dialectNames) {
       // On PostgreSQL (server) another connection commits right after the comprehension query
       // returns; on SQLite (one connection per database here) the same sequence runs without the
       // interleaving.
-      let armed: (() => Promise<void>) | undefined
-      const db = tdb.db.withPlugin({
-        transformQuery: (a) => a.node,
-        transformResult: async (a) => {
-          const row = a.result.rows[0] as Record<string, unknown> | undefined
-          if (armed !== undefined && row !== undefined && 'data.dv' in row) {
-            const f = armed
-            armed = undefined
-            await f()
-          }
-          return a.result
-        },
-      })
+      const h = hooked(tdb.db)
+      const db = h.db
       const d = table('d', { id: t.Int, v: t.Int })
       const e = table('e', { id: t.Int, v: t.Int })
       await createTable(db, d)
@@ -534,15 +480,15 @@ for (const dialect of dialectNames) {
         await other.query('BEGIN')
         await other.query('UPDATE d SET v = 100 WHERE id = 1') // its revision is taken now, committed later
         const c = other
-        armed = async () => {
+        h.on((row) => 'data.dv' in row, async () => {
           await c.query('COMMIT')
-        }
+        })
       }
       try {
         await sql`UPDATE d SET v = 3 WHERE id = 2`.execute(db)
         await store.refresh()
         if (other === undefined) await sql`UPDATE d SET v = 100 WHERE id = 1`.execute(db)
-        else expect(armed).toBeUndefined() // the hook ran
+        else expect(h.pending()).toBe(0) // the hook ran
         const key = [{ table: 'd', key: 1 }, { table: 'e', key: 1 }]
         expect(await store.get(two, key)).toMatchObject({ state: 'fresh', value: { n: 110 } })
         await store.refresh()
