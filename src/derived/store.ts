@@ -335,7 +335,15 @@ export class Store {
     const bulk = stats.covered && todo.length >= 2 * (batch ?? BATCH) && todo.length * 4 >= stats.live
     const load = await inputLoader(engine, x, bulk)
     // A first fill writes bigger batches (fewer statements and transactions), unless told otherwise.
-    for (const part of chunks(todo, batch ?? (bulk ? BULK_BATCH : BATCH))) await this.#run(x, await load(part), report[x.name]!, op)
+    const parts = chunks(todo, batch ?? (bulk ? BULK_BATCH : BATCH))
+    for (const [i, part] of parts.entries()) {
+      await this.#run(x, await load(part), report[x.name]!, op)
+      // PostgreSQL: lq_edge is shared by every comprehension derivation, and its statistics may
+      // not know this table's name yet (an earlier ANALYZE saw other tables' edges only): then
+      // each batch's edge statements are planned as a scan of all this table's edges so far.
+      // Fresh statistics after the first batch of a big fill keep them key lookups.
+      if (i === 0 && x.source.kind === 'query' && parts.length > 2) await this.#d.analyze(this.#db, 'lq_edge')
+    }
     // After many new rows, refresh the planner's statistics (PostgreSQL), so the next scans of
     // this table probe its indexes rather than read it whole.
     const r = report[x.name]!
