@@ -64,13 +64,20 @@ class Lowerer {
     }
   }
 
-  /** `e`, with a NULL constant typed as `kind` (PostgreSQL cannot type a bare NULL operand). */
+  /**
+   * `e`, with a NULL constant typed as `kind` (PostgreSQL cannot type a bare NULL operand), and
+   * so, inside, an operator of NULLs only whose result has its operands' type (`coalesce(null,
+   * null)`, `null + null`): typed by its context, not as text.
+   */
   exprAs(e: NExpr, kind: ScalarKind): S.Node {
-    return e.k === 'const' && e.value === null ? this.typedNull(kind) : this.expr(e)
+    if (e.k === 'const' && e.value === null) return this.typedNull(kind)
+    if (e.k === 'op' && SAME_TYPE_OPS.has(e.op) && unifiedKind(e.args, 'null') === 'null') return this.op(e, kind)
+    return this.expr(e)
   }
 
-  op(e: Extract<NExpr, { k: 'op' }>): S.Node {
-    const kind = operandKind(e)
+  /** An operator; `context`: the kind of its NULL-only operands, known from where it is used. */
+  op(e: Extract<NExpr, { k: 'op' }>, context?: ScalarKind): S.Node {
+    const kind = context ?? operandKind(e)
     const a = e.args.map((x) => this.exprAs(x, kind))
     const [x, y] = a as [S.Node, S.Node]
     switch (e.op) {
@@ -274,6 +281,9 @@ function operandKind(e: Extract<NExpr, { k: 'op' }>): ScalarKind {
     default: return unifiedKind(e.args)
   }
 }
+
+/** Operators whose result has the type of their operands. */
+const SAME_TYPE_OPS: ReadonlySet<string> = new Set(['coalesce', 'add', 'sub', 'mul', 'neg', 'abs'])
 
 /** The common kind of some expressions, ignoring NULL constants (`fallback` if all are NULL). */
 function unifiedKind(es: readonly NExpr[], fallback: ScalarKind = 'string'): ScalarKind {

@@ -59,6 +59,13 @@ eachDialect('fixed bugs', (get) => {
     await agrees(Q.for(r, (x) => Q.yield({ a: Q.add(x.a, null), b: Q.eq(null, x.s), c: Q.coalesce(null, x.s) })))
   })
 
+  test('an operator of NULLs only takes its type from its context (PostgreSQL: "operator does not exist: text = bigint")', async () => {
+    // coalesce(null, null) was cast to text whatever it was compared with
+    await agrees(Q.for(Q.yield([null, 100, -42]), (x0) => Q.yield({ id: Q.for(x0, (x1) => Q.where(Q.in(Q.coalesce(x1, x1), [-1, 2, -42]), Q.values([{ s: '', k: 1 }]))) })))
+    await agrees(Q.where(Q.eq(Q.add(null, null), 3), Q.yield(1)))
+    await agrees(Q.for(r, (x) => Q.where(Q.isNull(Q.coalesce(null, null)), Q.yield({ a: x.a, z: Q.eq(x.a, Q.coalesce(null, null)) }))))
+  })
+
   test('a path used twice as a query gets fresh aliases each time', async () => {
     const nested = Q.for(r, (x) => Q.yield({ id: x.id, all: Q.for(r, (y) => Q.yield(y)) }))
     await agrees(Q.for(nested, (n) => Q.for(n.all, (a) => Q.for(n.all, (b) => Q.where(Q.eq(a.id, b.id), Q.yield({ n: n.id, a: a.id }))))))
