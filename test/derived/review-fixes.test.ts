@@ -11,7 +11,6 @@ import { openStore } from '../../src/derived/index.js'
 import pg from 'pg'
 import { dialectNames, open, pgUrl, type TestDb } from '../support/db.js'
 
-const tick = () => new Promise((r) => setTimeout(r, 2))
 
 /**
  * `db` with hooks that interleave another connection's work into a statement sequence: each
@@ -100,29 +99,19 @@ for (const dialect of dialectNames) {
         await insertRows(db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
         const store = await openStore(db)
         await store.track(src)
-        let release!: () => void
-        const gate = new Promise<void>((r) => (release = r))
-        let slow: string | undefined
-        let started = false
-        const blockIf = async (name: string) => {
-          if (slow === name) {
-            started = true
-            await gate
-          }
-        }
-        const out = store.derive({ name: 'out', from: src, output: { up: t.string }, fn: async (s) => (await blockIf('out'), { up: s.text.toUpperCase() }) })
-        const out2 = store.derive({ name: 'out2', from: out, output: { n: t.number }, fn: async (o) => (await blockIf('out2'), { n: o.up.length }) })
+        const gates = { out: holdable(), out2: holdable() }
+        const out = store.derive({ name: 'out', from: src, output: { up: t.string }, fn: async (s) => (await gates.out.pass(), { up: s.text.toUpperCase() }) })
+        const out2 = store.derive({ name: 'out2', from: out, output: { n: t.number }, fn: async (o) => (await gates.out2.pass(), { n: o.up.length }) })
         await store.refresh()
         await sql`UPDATE src SET text = 'changed' WHERE id = 1`.execute(db)
         if (which === 'out2') await store.get(out, 1) // out row 1 fresh, out2 row 1 stale
-        slow = which
+        gates[which].hold()
         const pending = which === 'out' ? store.get(out, 1) : store.get(out2, 1)
-        while (!started) await tick()
-        slow = undefined
+        await gates[which].held
         await sql`DELETE FROM src WHERE id = 1`.execute(db)
         const r1 = await store.refresh()
         expect(r1.tables[which]!.deleted).toBe(1)
-        release()
+        gates[which].release()
         expect((await pending).state).toBe('missing')
         const r2 = await store.refresh()
         expect(r2.tables[which]!.computed).toBe(0)
@@ -389,20 +378,17 @@ for (const dialect of dialectNames) {
       await insertRows(db, src, [{ id: 1, text: 'a' }])
       const store = await openStore(db)
       await store.track(src)
-      let release!: () => void
-      const gate = new Promise<void>((r) => (release = r))
+      const g = holdable()
+      g.hold() // the first call is held
       let calls = 0
-      let started = false
       const out = store.derive({
         name: 'out',
         from: src,
         output: { up: t.string },
         fn: async (s) => {
           calls++
-          if (calls === 1) {
-            started = true
-            await gate
-          } else await sql`UPDATE boom_ctl SET n = 0`.execute(db) // the retry's write succeeds
+          if (calls === 1) await g.pass()
+          else await sql`UPDATE boom_ctl SET n = 0`.execute(db) // the retry's write succeeds
           return { up: s.text.toUpperCase() }
         },
       })
@@ -417,10 +403,10 @@ for (const dialect of dialectNames) {
         await sql.raw(`CREATE TRIGGER boom BEFORE INSERT ON lq_meta_out FOR EACH ROW EXECUTE FUNCTION boom()`).execute(db)
       }
       const first = store.get(out, 1)
-      while (!started) await tick()
+      await g.held
       const refreshing = store.refresh() // waits for the get's task on row 1
       await new Promise((r) => setTimeout(r, 200))
-      release()
+      g.release()
       const [a, b] = await Promise.allSettled([first, refreshing])
       expect(a).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/boom/) } })
       expect(b.status).toBe('fulfilled')
