@@ -1,7 +1,9 @@
 /**
- * Every SQLite/PostgreSQL difference of the derived-data engine, as named hooks: the revision
+ * The SQLite/PostgreSQL differences of the derived-data engine, as named hooks: the revision
  * clock, the root triggers, the "changed since the watermark" filter, the monotonic-write
- * check and catalogue introspection. Nothing else in `src/derived` branches on the dialect.
+ * check, statement limits and catalogue introspection. A few remain inline, each commented
+ * where it is: upsert syntax and name checks (`schema.ts`, `store.ts`), the REPEATABLE READ
+ * evaluation of comprehensions (`staleness.ts`) and the re-check after a write (`write.ts`).
  *
  * Revision clock. SQLite: a one-row table `lq_clock` bumped by every trigger and every derived
  * write (SQLite has one writer at a time, so revisions commit in order). PostgreSQL: the
@@ -384,8 +386,9 @@ $lq$`,
 }
 
 /**
- * PostgreSQL: a batch of results stored by one statement, in its own transaction (autocommit,
- * committed asynchronously like every derived write), in one round trip:
+ * PostgreSQL: a batch of results stored by one statement, in the caller's write transaction
+ * (after its deleted-input check; committed asynchronously like every derived write), in one
+ * round trip:
  *
  * - `rv`: a new revision;
  * - `src`: the batch's metadata rows, from the JSON parameter $2 (code version: $1);

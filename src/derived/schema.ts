@@ -3,16 +3,20 @@
  * `lq_store_meta` and an ordered list of migrations, applied in one transaction at `openStore`
  * (under an advisory lock on PostgreSQL, so two processes opening one store do not race).
  *
- * Store-wide tables (schema version 1):
+ * Store-wide tables (created by migration 1; the current schema version is 2):
  * - `lq_store_meta(name, value)`: `schema_version`.
  * - the revision clock (`lq_clock` on SQLite, sequence `lq_clock_seq` on PostgreSQL).
  * - `lq_tracked(root, key_columns)`: tracked root tables.
  * - `lq_derived(name, code_version, applied_code_version, wm_rev, wm_xmin)`: one row per
- *   derived table: the code version of the last complete refresh and the revision watermark.
+ *   derived table: the version declared by the last program to use it, the version its last
+ *   complete refresh applied (cleared by writes under another version), and the watermark.
  * - `lq_edge(src_table, src_key, dst_table, dst_key)`: lineage edges of derivations over
- *   comprehensions (a derivation over one table has the implicit edge "same address").
+ *   comprehensions (a derivation over one table, or `joinOnRoot`, has the implicit edge "same
+ *   address").
  *
- * Per tracked root `R`: `lq_rev_R(lq_key, rev, deleted[, xid])`, indexed by `rev` (and `xid`).
+ * Per tracked root `R`: `lq_rev_R(lq_key, rev, deleted[, xid])`, indexed by `rev` (SQLite:
+ * covering, `rev, lq_key, deleted`), by `xid` (PostgreSQL) and, partially, by `rev WHERE
+ * deleted = 1`.
  * Per derived table `X`: the data table `X` (declared columns + `lq_key`) and the metadata table
  * `lq_meta_X` (see `metaDDL`).
  */
@@ -72,7 +76,8 @@ export async function migrate(db: Kysely<any>, d: StoreDialect): Promise<void> {
 }
 
 /**
- * The metadata table of a derived table: one row per derived row, ok, failed or blocked.
+ * The metadata table of a derived table: one row per derived row, ok, failed, blocked, or
+ * deleted (a tombstone).
  * `lq_lineage` is written empty (the lineage is the address, see `lineageOfAddress`) and
  * `lq_inputs` only for derivations over several inputs (see `recordedInputs`).
  */

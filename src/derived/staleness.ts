@@ -8,7 +8,7 @@
  *
  * ```sql
  * SELECT s.lq_key, s.rev, s.deleted, m.lq_key, m.lq_max_input_rev, m.lq_code_version
- * FROM lq_rev_R AS s LEFT JOIN lq_meta_X AS m ON m.lq_key = s.lq_key
+ * FROM lq_rev_R AS s LEFT JOIN lq_meta_X AS m ON m.lq_key = s.lq_key AND m.lq_state <> 'deleted'
  * WHERE s.rev > :watermark              -- PostgreSQL: OR s.xid >= :xmax OR s.xid = ANY(:xip)
  * ```
  *
@@ -19,10 +19,12 @@
  * it reads written since the watermark (the same index ranges), then the comprehension with one
  * generator restricted to those rows at a time (`Q(ΔD, E) ∪ Q(D, ΔE)`), plus the stored rows
  * those rows fed (`lq_edge`). Its cost follows the number of changed rows, given indexes on the
- * join columns. A change to a table the comprehension reads only inside `exists`, an aggregate
- * or a nested collection, a comprehension with `limit`, a code change and a first fill evaluate
- * the whole comprehension and compare every stored row. `get`/`status` evaluate it restricted
- * to the rows the address names.
+ * join columns. A change to a table the comprehension reads inside `exists`, an aggregate or a
+ * nested collection (or declared `{ lineage: false }`), a comprehension with `limit`, a code
+ * change and a first fill evaluate the whole comprehension and compare every stored row (input
+ * hashes show changes the revisions cannot). `get`, and `status` of an unstored row or of such
+ * a comprehension, evaluate it restricted to the address's rows (whole under `limit`); otherwise
+ * `status` compares the recorded inputs with the current revisions.
  */
 import { createHash } from 'node:crypto'
 import { sql, type RawBuilder } from 'kysely'

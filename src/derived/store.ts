@@ -10,7 +10,7 @@
  * const parsed = store.derive({ name: 'parsed', from: sources, output: { ast: t.string }, fn: (s) => ({ ast: parse(s.text) }) })
  * const compiled = store.derive({ name: 'compiled', from: parsed, output: { code: t.string }, fn: (p) => ({ code: compile(p.ast) }) })
  * await store.refresh()
- * await store.status(compiled, 1) // { state: 'fresh', causes: [] }
+ * await store.status(compiled, 1) // { table: 'compiled', key: 1, state: 'fresh', causes: [] }
  * ```
  */
 import * as t from 'io-ts'

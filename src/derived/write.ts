@@ -5,22 +5,29 @@
  *
  * ```sql
  * INSERT INTO lq_meta_X (lq_key, ..., lq_max_input_rev, lq_inputs, ...)
- * SELECT ... FROM json_each(:rows)          -- PostgreSQL: json_array_elements(:rows)
+ * SELECT ... FROM json_each(:rows)          -- PostgreSQL: jsonb_array_elements(:rows::jsonb)
  * ON CONFLICT (lq_key) DO UPDATE SET ...,
  *   lq_changed_rev = CASE WHEN lq_meta_X.lq_hash IS NOT DISTINCT FROM excluded.lq_hash
  *                          AND lq_meta_X.lq_state = excluded.lq_state
  *                         THEN lq_meta_X.lq_changed_rev ELSE excluded.lq_changed_rev END   -- backdating
  * WHERE lq_meta_X.lq_max_input_rev <= excluded.lq_max_input_rev      -- one input
  *    -- or, several inputs: no input recorded in the stored row is newer than in the new one
+ *    -- comprehensions: AND (not a tombstone OR excluded.lq_eval_rev >= its lq_changed_rev)
+ *    --   and, with input hashes, AND excluded.lq_eval_rev >= lq_meta_X.lq_eval_rev
  * RETURNING lq_key, lq_changed_rev
  * ```
  *
  * Rows the `WHERE` refuses come back in no `RETURNING` row; their data is not touched. The
- * data table gets the winners' values (ok rows) and loses failed/blocked winners' rows.
+ * data table gets the values of the winners whose value changed (ok rows) and loses the rows
+ * of failed/blocked winners. Before the upsert, in the same transaction, results computed from
+ * an input deleted since are refused (`deadResults`, counted as superseded); on PostgreSQL the
+ * same check runs again after the commit, in its own transaction, and deletes what it finds
+ * among the rows this write stored.
  *
  * The statements' texts are fixed per derived table (see `sqltext.ts`): a batch's rows are one
  * JSON parameter. Data rows are written from the already checked function results (see
- * `checkOutput` in `store.ts`), without going through `insertRows` again.
+ * `checkOutput` in `store.ts`), without going through `insertRows` again, except on SQLite for
+ * tables with real columns (bound parameters, see `StoreDialect.exactJsonReals`).
  */
 import { createHash, hash as oneShotHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
