@@ -451,7 +451,8 @@ const COMPOSITE_DELTA_KEYS = 100
 const DELTA_ADDRESSES = 50
 
 const readsCache = new WeakMap<Derivation, Reads>()
-function readsFor(x: Derivation): Reads {
+/** Where a comprehension derivation reads its tables (`readsOf`, computed once per derivation). */
+export function readsFor(x: Derivation): Reads {
   let r = readsCache.get(x)
   if (r === undefined) readsCache.set(x, (r = readsOf(x.query![AST])))
   return r

@@ -25,11 +25,10 @@ import { inputLineage, lineage as lineageOf } from '../lineage/index.js'
 import { legacyIndexName, metaTable, q, revTable, storeDialects, type StoreDialect, type Watermark } from './dialect.js'
 import { chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
 import { buildGraph } from './graph.js'
-import { readsOf } from './delta.js'
 import { zipParts } from './join.js'
-import { addressFromUser, addressOf, addressValue, inputsText, keyText, lineageOfAddress, normaliseLineage, parseInputs } from './keys.js'
+import { addressFromUser, addressValue, inputsText, keyText, lineageOfAddress, parseInputs } from './keys.js'
 import { ensureDerivedTables, migrate } from './schema.js'
-import { inputLoader, keyAddressed, LIVE_TEXT, loadTasks, metaRows, recordedCauses, scan, withoutKey, type MetaRow, type ScanStats, type Work } from './staleness.js'
+import { inputLoader, keyAddressed, LIVE_TEXT, loadTasks, metaRows, readsFor, recordedCauses, scan, withoutKey, type MetaRow, type ScanStats, type Work } from './staleness.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
 import { deleteRows, recordedInputs, writeResults, type Outcome, type Result } from './write.js'
 import { codeVersion } from './version.js'
@@ -580,7 +579,7 @@ export class Store {
     let causes: Cause[]
     // A comprehension row's causes from its recorded inputs, without evaluating it; unless the
     // comprehension reads tables outside its generators, whose changes only its evaluation shows.
-    if (x.source.kind === 'query' && meta !== undefined && readsOf(x.query![AST]).opaque.size === 0) {
+    if (x.source.kind === 'query' && meta !== undefined && readsFor(x).opaque.size === 0) {
       causes = (await recordedCauses(engine, x, [meta])).get(addr) ?? []
     } else {
       const clock = await this.#d.readClock(this.#db)

@@ -36,9 +36,7 @@ import { metaTable, q, revTable, type JsonFieldType, type StoreDialect } from '.
 import { chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
 import { inputsText } from './keys.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
-import { LIVE_TEXT } from './staleness.js'
-import { readsOf } from './delta.js'
-import { AST } from '../query/dsl.js'
+import { LIVE_TEXT, readsFor } from './staleness.js'
 import type { TableReport } from './types.js'
 
 /** The outcome of one task. */
@@ -108,7 +106,7 @@ function writerFor(d: StoreDialect, x: Derivation): Writer {
     x.source.kind !== 'query'
       ? ''
       : ` AND (${M}.lq_state <> 'deleted' OR excluded.lq_eval_rev >= ${M}.lq_changed_rev)` +
-        (readsOf(x.query![AST]).opaque.size > 0 ? ` AND (${M}.lq_eval_rev IS NULL OR excluded.lq_eval_rev >= ${M}.lq_eval_rev)` : '')
+        (readsFor(x).opaque.size > 0 ? ` AND (${M}.lq_eval_rev IS NULL OR excluded.lq_eval_rev >= ${M}.lq_eval_rev)` : '')
   const f = (i: number, t: JsonFieldType) => d.jsonField(i, t)
   const rev = (i: number) => `CAST(${d.ph(i)} AS ${d.revType})`
   const upsertMeta = `INSERT INTO ${M} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_input_hash, lq_eval_rev, lq_computed_rev, lq_changed_rev${d.xidSql === undefined ? '' : ', lq_xid'})
