@@ -12,6 +12,15 @@ import pg from 'pg'
 import { dialectNames, open, pgUrl, type TestDb } from '../support/db.js'
 
 
+/** The root most tests use. */
+const src = table('src', { id: t.Int, text: t.string })
+
+/** Create `src` with `rows` (by default rows 1 'a' and 2 'b'). */
+async function createSrc(db: Kysely<any>, rows: { id: number; text: string }[] = [{ id: 1, text: 'a' }, { id: 2, text: 'b' }]): Promise<void> {
+  await createTable(db, src)
+  if (rows.length > 0) await insertRows(db, src, rows)
+}
+
 /**
  * `db` with hooks that interleave another connection's work into a statement sequence: each
  * hook runs once, right after the first statement whose first result row passes its test.
@@ -36,9 +45,7 @@ function hooked(base: Kysely<any>) {
  */
 async function lateWriteSetup(tdb: TestDb) {
   const h = hooked(tdb.db)
-  const src = table('src', { id: t.Int, text: t.string })
-  await createTable(tdb.db, src)
-  await insertRows(tdb.db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
+  await createSrc(tdb.db)
   const declare = async (on: Kysely<any>) => {
     const store = await openStore(on)
     await store.track(src)
@@ -94,9 +101,7 @@ for (const dialect of dialectNames) {
     for (const which of ['out', 'out2'] as const) {
       it(`finding 1 (r2_resurrect): a computation of ${which} that finishes after its root row was deleted does not bring the derived row back`, async () => {
         const db = tdb.db
-        const src = table('src', { id: t.Int, text: t.string })
-        await createTable(db, src)
-        await insertRows(db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
+        await createSrc(db)
         const store = await openStore(db)
         await store.track(src)
         const gates = { out: holdable(), out2: holdable() }
@@ -124,9 +129,7 @@ for (const dialect of dialectNames) {
 
     it('finding 4 (r4_undeclared): a root delete reaches derived tables that the refreshing store does not declare', async () => {
       const db = tdb.db
-      const src = table('src', { id: t.Int, text: t.string })
-      await createTable(db, src)
-      await insertRows(db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'bb' }])
+      await createSrc(db, [{ id: 1, text: 'a' }, { id: 2, text: 'bb' }])
       // Program A declares the whole pipeline; program B only its first table.
       const declareA = async () => {
         const store = await openStore(db)
@@ -212,11 +215,9 @@ for (const dialect of dialectNames) {
     })
 
     const counting = async (db: Kysely<any>) => {
-      const src = table('src', { id: t.Int, text: t.string })
       const tags = table('tags', { tid: t.Int, sid: t.Int }, { key: 'tid' })
-      await createTable(db, src)
+      await createSrc(db)
       await createTable(db, tags)
-      await insertRows(db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
       await insertRows(db, tags, [{ tid: 10, sid: 1 }])
       return { src, tags, from: Q.for(src, (s) => Q.yield({ id: s.id, n: Q.count(Q.for(tags, (x) => Q.where(Q.eq(x.sid, s.id), Q.yield(x.tid)))) })) }
     }
@@ -303,9 +304,7 @@ for (const dialect of dialectNames) {
 
     it('finding 2 (r8_triggers): TRUNCATE of a tracked root (PostgreSQL; a whole-table DELETE on SQLite) deletes the derived rows', async () => {
       const db = tdb.db
-      const src = table('src', { id: t.Int, text: t.string })
-      await createTable(db, src)
-      await insertRows(db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
+      await createSrc(db)
       const store = await openStore(db)
       await store.track(src)
       await store.track(src) // idempotent: the triggers are replaced, not doubled
@@ -327,7 +326,6 @@ for (const dialect of dialectNames) {
 
     it('finding 3 (r6_names): derived tables foo and foo_changed, and roots x and x_rev, do not clash', async () => {
       const db = tdb.db
-      const src = table('src', { id: t.Int, text: t.string })
       const x = table('x', { id: t.Int })
       const xRev = table('x_rev', { id: t.Int })
       for (const r of [src, x, xRev]) await createTable(db, r)
@@ -345,8 +343,7 @@ for (const dialect of dialectNames) {
 
     it('finding 3 (r6_names, r6b): names too long for PostgreSQL, or differing only in case on SQLite are rejected', async () => {
       const db = tdb.db
-      const src = table('src', { id: t.Int, text: t.string })
-      await createTable(db, src)
+      await createSrc(db, [])
       const store = await openStore(db)
       await store.track(src)
       const decl = (name: string) => ({ name, from: src, output: { s: t.string }, fn: (s: { text: string }) => ({ s: s.text }) })
@@ -373,9 +370,7 @@ for (const dialect of dialectNames) {
 
     it('finding 11: a shared computation whose write failed is run again by the caller that waited for it, before the watermark advances', async () => {
       const db = tdb.db
-      const src = table('src', { id: t.Int, text: t.string })
-      await createTable(db, src)
-      await insertRows(db, src, [{ id: 1, text: 'a' }])
+      await createSrc(db, [{ id: 1, text: 'a' }])
       const store = await openStore(db)
       await store.track(src)
       const g = holdable()
@@ -419,9 +414,7 @@ for (const dialect of dialectNames) {
 
     it('finding 5 (r3_code_rollback): rows computed under another code version are recomputed after switching back', async () => {
       const db = tdb.db
-      const src = table('src', { id: t.Int, text: t.string })
-      await createTable(db, src)
-      await insertRows(db, src, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
+      await createSrc(db)
       const openAt = async (version: string) => {
         const store = await openStore(db)
         await store.track(src)
