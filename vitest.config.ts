@@ -10,6 +10,8 @@ export default defineConfig({
       tsconfig: './tsconfig.json',
     },
     environment: 'node',
+    // Prints which PostgreSQL the tests use (server and version, or PGlite).
+    globalSetup: ['./test/support/postgres-global-setup.ts'],
     pool: 'forks',
     // The CI machine has 2 cores; PostgreSQL itself needs some CPU too.
     maxWorkers: 2,

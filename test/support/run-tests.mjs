@@ -16,12 +16,15 @@ import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const report = join(root, '.vitest-results.json')
+// test/support/postgres-global-setup.ts writes which PostgreSQL the tests used here.
+const pgNote = join(root, '.vitest-postgres.txt')
 const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs')
 
 rmSync(report, { force: true })
+rmSync(pgNote, { force: true })
 
 const args = [vitest, 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)]
-const child = spawn(process.execPath, args, { cwd: root, stdio: 'inherit' })
+const child = spawn(process.execPath, args, { cwd: root, stdio: 'inherit', env: { ...process.env, LQ_PG_NOTE_FILE: pgNote } })
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal))
 
 const [code, signal] = await new Promise((resolve) => child.on('close', (c, s) => resolve([c, s])))
@@ -69,6 +72,10 @@ if (code !== 0 && failed === 0) {
 }
 
 console.log('')
+if (existsSync(pgNote)) {
+  console.log(readFileSync(pgNote, 'utf8').trim())
+  rmSync(pgNote, { force: true })
+}
 for (const note of notes) console.log(`note: ${note}`)
 console.log(`${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`)
 process.exitCode = failed > 0 || code !== 0 ? (code && code > 0 ? code : 1) : 0
