@@ -66,19 +66,45 @@ function topoOrder(names: readonly string[], readsOf: ReadonlyMap<string, readon
   return order
 }
 
-const quoteLabel = (s: string): string => s.replace(/"/g, '\\"')
 
-function mermaid(nodes: readonly GraphNode[], edges: readonly GraphEdge[]): string {
+/**
+ * Mermaid flowchart. Node ids are generated (`t<index>_<name>`, characters other than
+ * letters, digits and `_` replaced by `_`), never the bare table name: names such as `end`,
+ * `graph`, `class` or `subgraph` are Mermaid keywords and break the parse as ids. The name is
+ * the node's quoted label, with `#` and `"` written as Mermaid entity codes (`#35;`,
+ * `#quot;`), the only characters that end or escape a quoted label.
+ *
+ * `label` gives a node's text (default: its name), e.g. with row counts.
+ */
+export function mermaidOf(nodes: readonly GraphNode[], edges: readonly GraphEdge[], label: (n: GraphNode) => string = (n) => n.name): string {
+  const ids = new Map(nodes.map((n, i) => [n.name, `t${i}_${n.name.replace(/[^A-Za-z0-9_]/g, '_')}`]))
+  const id = (name: string): string => ids.get(name) ?? assertKnown(name)
   const lines = ['flowchart LR']
-  for (const n of nodes) lines.push(n.kind === 'root' ? `  ${n.name}[("${quoteLabel(n.name)}")]` : `  ${n.name}["${quoteLabel(n.name)}"]`)
-  for (const e of edges) lines.push(`  ${e.from} --> ${e.to}`)
+  for (const n of nodes) lines.push(n.kind === 'root' ? `  ${id(n.name)}[("${mermaidLabel(label(n))}")]` : `  ${id(n.name)}["${mermaidLabel(label(n))}"]`)
+  for (const e of edges) lines.push(`  ${id(e.from)} --> ${id(e.to)}`)
   return lines.join('\n')
 }
 
-function dot(nodes: readonly GraphNode[], edges: readonly GraphEdge[]): string {
+/** Text inside a quoted Mermaid label: `#` and `"` as entity codes, line breaks as `<br>`. */
+export const mermaidLabel = (s: string): string => s.replace(/#/g, '#35;').replace(/"/g, '#quot;').replace(/\r?\n/g, '<br>')
+
+function assertKnown(name: string): never {
+  throw new LineageQueryError('schema', `graph edge names \`${name}\`, which is not a node`, { table: name })
+}
+
+const mermaid = (nodes: readonly GraphNode[], edges: readonly GraphEdge[]): string => mermaidOf(nodes, edges)
+
+/** Graphviz DOT; every id is a quoted string, so any name is legal. `label` as for `mermaidOf`. */
+export function dotOf(nodes: readonly GraphNode[], edges: readonly GraphEdge[], label: (n: GraphNode) => string = (n) => n.name): string {
+  const q = (s: string): string => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\r?\n/g, '\\n')
   const lines = ['digraph lineage {', '  rankdir=LR;']
-  for (const n of nodes) lines.push(`  "${quoteLabel(n.name)}" [shape=${n.kind === 'root' ? 'cylinder' : 'box'}];`)
-  for (const e of edges) lines.push(`  "${quoteLabel(e.from)}" -> "${quoteLabel(e.to)}";`)
+  for (const n of nodes) {
+    const text = label(n)
+    lines.push(`  "${q(n.name)}" [shape=${n.kind === 'root' ? 'cylinder' : 'box'}${text === n.name ? '' : `, label="${q(text)}"`}];`)
+  }
+  for (const e of edges) lines.push(`  "${q(e.from)}" -> "${q(e.to)}";`)
   lines.push('}')
   return lines.join('\n')
 }
+
+const dot = (nodes: readonly GraphNode[], edges: readonly GraphEdge[]): string => dotOf(nodes, edges)
