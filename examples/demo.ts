@@ -1,13 +1,13 @@
 /**
- * `npm run demo`: builds a small organisation database in embedded SQLite (a file in the
- * system's temp folder), then prints queries, the SQL they compile to, and their results,
+ * `npm run demo`: builds a small organisation database in embedded SQLite (a file in a
+ * folder of the system's temp folder, removed at the end), then prints queries, the SQL they compile to, and their results,
  * plain and with lineage; then runs the derived-data walk-through of `pipeline.ts` (the toy
  * language: programs -> parse -> compile -> run) on a fresh SQLite database.
  */
 import Database from 'better-sqlite3'
 import * as t from 'io-ts'
 import { Kysely, SqliteDialect } from 'kysely'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { compile, createTable, insertRows, lineage, Q, run, table, type AnyQuery, type Expr } from '../src/index.js'
@@ -37,7 +37,16 @@ const queries: [string, AnyQuery][] = [
 ]
 
 async function main(): Promise<void> {
-  const file = join(mkdtempSync(join(tmpdir(), 'lineage-query-demo-')), 'demo.db')
+  const dir = mkdtempSync(join(tmpdir(), 'lineage-query-demo-'))
+  try {
+    await demo(dir)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+async function demo(dir: string): Promise<void> {
+  const file = join(dir, 'demo.db')
   const db = new Kysely<any>({ dialect: new SqliteDialect({ database: new Database(file) }) })
   for (const tb of [departments, employees, tasks]) await createTable(db, tb)
   await insertRows(db, departments, [{ id: 1, name: 'Sales' }, { id: 2, name: 'Research' }, { id: 3, name: 'Quality' }])
@@ -51,7 +60,7 @@ async function main(): Promise<void> {
     { id: 1, employee: 'alan', task: 'abstract' }, { id: 2, employee: 'alan', task: 'buy' },
     { id: 3, employee: 'cora', task: 'call' }, { id: 4, employee: 'drew', task: 'abstract' },
   ])
-  console.log(`sample database: ${file}\n`)
+  console.log(`sample database: ${file} (removed at the end)\n`)
   for (const [title, q] of queries) {
     console.log(`== ${title}`)
     console.log(`sql: ${compile(q, 'sqlite').statements[0]!.sql}`)
@@ -69,7 +78,7 @@ async function main(): Promise<void> {
   await db.destroy()
   console.log('')
   console.log('== derived data: the toy language of the design notes, programs -> parse -> compile -> run (examples/pipeline.ts)')
-  const file2 = join(mkdtempSync(join(tmpdir(), 'lineage-query-pipeline-')), 'pipeline.db')
+  const file2 = join(dir, 'pipeline.db')
   console.log(`fresh database: ${file2}`)
   const db2 = new Kysely<any>({ dialect: new SqliteDialect({ database: new Database(file2) }) })
   await pipeline.main(db2)

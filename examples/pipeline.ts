@@ -13,7 +13,7 @@
 import Database from 'better-sqlite3'
 import * as t from 'io-ts'
 import { Kysely, SqliteDialect, sql } from 'kysely'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createTable, insertRows, lineage, openStore, Q, run, table, type Cause, type RefreshReport, type RowStatus, type Store } from '../src/index.js'
@@ -236,15 +236,17 @@ async function showCompiled(db: Kysely<any>, t3: ReturnType<typeof declare>): Pr
 
 export async function main(db?: Kysely<any>): Promise<void> {
   const own = db === undefined
+  const dir = own ? mkdtempSync(join(tmpdir(), 'lineage-query-pipeline-')) : undefined
   if (db === undefined) {
-    const file = join(mkdtempSync(join(tmpdir(), 'lineage-query-pipeline-')), 'pipeline.db')
-    console.log(`database: ${file}`)
+    const file = join(dir!, 'pipeline.db')
+    console.log(`database: ${file} (removed at the end)`)
     db = new Kysely<any>({ dialect: new SqliteDialect({ database: new Database(file) }) })
   }
   try {
     await walkThrough(db)
   } finally {
     if (own) await db.destroy()
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
   }
 }
 

@@ -45,7 +45,8 @@ export class LineageQueryError extends Error {
 export function showValue(value: unknown): string {
   let s: string
   try {
-    s = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'bigint' ? `${value}n` : JSON.stringify(value) ?? String(value)
+    // NaN and ±Infinity are numbers JSON would print as null.
+    s = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'bigint' ? `${value}n` : typeof value === 'number' && !Number.isFinite(value) ? String(value) : JSON.stringify(value) ?? String(value)
   } catch {
     s = String(value)
   }

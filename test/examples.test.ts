@@ -5,7 +5,8 @@
  * PostgreSQL.
  */
 import { execFile } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -46,7 +47,17 @@ describe('examples/quickstart.ts', () => {
 
 describe('examples/demo.ts (npm run demo)', () => {
   it('runs end to end, the pipeline walk-through last', async () => {
-    const { stdout } = await promisify(execFile)(join(root, 'node_modules', '.bin', 'tsx'), ['examples/demo.ts'], { cwd: root })
+    // A private temp folder: the demo must leave nothing in it.
+    const tmp = mkdtempSync(join(tmpdir(), 'lq-demo-tmp-'))
+    let stdout: string
+    try {
+      stdout = (await promisify(execFile)(join(root, 'node_modules', '.bin', 'tsx'), ['examples/demo.ts'], { cwd: root, env: { ...process.env, TMPDIR: tmp } })).stdout
+      // (tsx keeps its compile cache there, tsx-<uid>: not the demo's.)
+      expect(readdirSync(tmp).filter((f) => !/^tsx-\d+$/.test(f)), 'npm run demo leaves nothing in the temp folder').toEqual([])
+    } finally {
+      rmSync(tmp, { recursive: true, force: true })
+    }
+    expect(stdout).toMatch(new RegExp(`^sample database: ${tmp.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/`, 'm'))
     expect(stdout).toContain('== the tours example of the lineage notes')
     const at = stdout.indexOf('== derived data: the toy language')
     expect(at).toBeGreaterThan(0)
@@ -114,8 +125,19 @@ eachDialect('examples/pipeline.ts', (get) => {
 
 describe('examples/pipeline.ts on its own (embedded SQLite in a temp folder)', () => {
   it('runs with no database given', async () => {
-    const out = await captured(() => pipeline.main())
-    expect(out).toMatch(/^database: .*pipeline\.db$/m)
+    const tmp = mkdtempSync(join(tmpdir(), 'lq-pipeline-tmp-'))
+    const before = process.env['TMPDIR']
+    process.env['TMPDIR'] = tmp // os.tmpdir() reads it on each call
+    let out: string
+    try {
+      out = await captured(() => pipeline.main())
+      expect(readdirSync(tmp), 'the pipeline leaves nothing in the temp folder').toEqual([])
+    } finally {
+      if (before === undefined) delete process.env['TMPDIR']
+      else process.env['TMPDIR'] = before
+      rmSync(tmp, { recursive: true, force: true })
+    }
+    expect(out).toMatch(/^database: .*pipeline\.db \(removed at the end\)$/m)
     checkPipeline(out)
   })
 })

@@ -678,7 +678,7 @@ export class Store {
     await this.#ensureAll()
     const rootName = typeof root === 'string' ? root : root instanceof Table ? root.name : undefined
     if (rootName === undefined || !this.#roots.has(rootName)) {
-      throw new LineageQueryError('argument', `store.affected expects a tracked root table, got ${typeof root === 'string' ? `\`${root}\`` : showValue(root)}; tracked: ${[...this.#roots.keys()].join(', ') || '(none)'}`)
+      throw new LineageQueryError('argument', `store.affected expects a tracked root table, got ${rootName !== undefined ? `\`${rootName}\`, which is not tracked` : showValue(root)}; tracked: ${[...this.#roots.keys()].join(', ') || '(none)'}`, { table: rootName })
     }
     const found = new Map<string, Set<string>>()
     const frontier = new Map<string, Set<string>>([[rootName, new Set([keyText(key)])]])

@@ -2,12 +2,12 @@
  * One test per requirement of shared/reference/derived-data.md (1-14, 16), on SQLite and
  * PostgreSQL, each on a fresh database, plus the bad-declaration and store-schema checks.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as t from 'io-ts'
 import { sql, type Kysely } from 'kysely'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest'
 import { LineageQueryError } from '../../src/errors.js'
 import { createTable, insertRows } from '../../src/query/ddl.js'
 import { Q, table } from '../../src/query/dsl.js'
@@ -161,6 +161,7 @@ for (const dialect of dialectNames) {
     it('R4 recompute when the code changes: function source, dependsOn files, version; backdating keeps downstream fresh', async () => {
       const { db } = tdb
       const dir = mkdtempSync(join(tmpdir(), 'lq-dep-'))
+      onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
       const grammar = join(dir, 'grammar.txt')
       writeFileSync(grammar, 'v1')
       await createTable(db, sources)
