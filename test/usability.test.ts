@@ -41,3 +41,13 @@ eachDialect('store.affected on a table that is not tracked', (get) => {
     expect((r as LineageQueryError).message).toBe('store.revision: `items` is not a tracked root table')
   })
 })
+
+describe('schema-qualified table names', () => {
+  it('table("public.users", ...) is rejected with a message saying how to reach another schema', () => {
+    const e = caught(() => table('public.users', { id: t.Int }))
+    expect(e.code).toBe('schema')
+    expect(e.message).toBe(
+      'table name must be an identifier (letters, digits, _), got "public.users"; schema-qualified names are not supported: name the table alone and put its schema on the connection\'s search_path (PostgreSQL)',
+    )
+  })
+})

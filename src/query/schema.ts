@@ -113,7 +113,13 @@ export interface TableOptionsData {
 /** Validate a table declaration and turn it into a `TableDef`; throws `schema` errors. */
 export function tableDef(name: unknown, columns: unknown, options: TableOptionsData = {}): TableDef {
   if (typeof name !== 'string' || !IDENT.test(name)) {
-    throw new LineageQueryError('schema', `table name must be an identifier (letters, digits, _), got ${JSON.stringify(name)}`, { table: name })
+    const qualified = typeof name === 'string' && /^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/.test(name)
+    throw new LineageQueryError(
+      'schema',
+      `table name must be an identifier (letters, digits, _), got ${JSON.stringify(name)}` +
+        (qualified ? '; schema-qualified names are not supported: name the table alone and put its schema on the connection\'s search_path (PostgreSQL)' : ''),
+      { table: name },
+    )
   }
   if (typeof columns !== 'object' || columns === null || Array.isArray(columns)) {
     throw new LineageQueryError('schema', `table \`${name}\`: columns must be an object of io-ts codecs, e.g. { id: t.Int, name: t.string }`, { table: name })
