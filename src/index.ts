@@ -10,6 +10,7 @@ export { compile, type Compiled, type CompiledStatement } from './query/compile.
 export { run } from './query/run.js'
 export { lineage, sourceRows, groupBySource, type Annotated, type AnnotateFields, type LineageOptions, type SourceRow } from './lineage/index.js'
 export { createTable, insertRows } from './query/ddl.js'
+export { defineSchema, createTables, type KyselySchema, type KyselyTable, type Schema, type SchemaDialect, type DeclaredColumns } from './query/kysely-schema.js'
 export { dialectOf } from './query/dialect-of.js'
 export {
   openStore, Store, joinOnRoot, buildGraph, codeVersion, DerivedTable,

@@ -93,7 +93,8 @@ describe('docs snippets', () => {
   })
 
   it('finds the blocks of README.md and docs/*.md', () => {
-    expect(programs.map((p) => p.name)).toEqual(expect.arrayContaining(['README.md-13', 'docs-query.md-19', 'docs-lineage.md-5', 'docs-derived.md-9']))
+    const files = new Set(programs.map((p) => p.name.replace(/-\d+$/, '')))
+    for (const f of ['README.md', 'docs-query.md', 'docs-lineage.md', 'docs-derived.md']) expect(files).toContain(f)
   })
 
   it('type-check (strict, the project tsconfig)', async () => {

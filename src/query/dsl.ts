@@ -14,6 +14,7 @@ import type * as t from 'io-ts'
 import { LineageQueryError, showValue } from '../errors.js'
 import * as ast from './ast.js'
 import { tableDef, type TableDef } from './schema.js'
+import type { DeclaredColumns } from './kysely-schema.js'
 
 /** The symbol under which every DSL value keeps its AST node. */
 export const AST: unique symbol = Symbol('lineage-query.ast')
@@ -230,7 +231,7 @@ export function table<const N extends string, C extends Columns, const KS extend
   name: N,
   columns: C,
   options?: TableOptions<KS, L>,
-): Table<N, RowOf<C>, L extends false ? never : [KS] extends [never] ? never : LineageEntry<N, KeyType<C, KS>>> {
+): Table<N, RowOf<C>, L extends false ? never : [KS] extends [never] ? never : LineageEntry<N, KeyType<C, KS>>> & DeclaredColumns<C> {
   const o = options as { key?: string | readonly string[]; lineage?: boolean; storedLineage?: { column: string; table?: string } } | undefined
   return new Table(tableDef(name, columns, { key: o?.key, lineage: o?.lineage, storedLineage: o?.storedLineage }))
 }
