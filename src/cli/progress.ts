@@ -1,0 +1,76 @@
+/**
+ * Progress of `lineage-query refresh`: a bar per table on a terminal (cli-progress: rows done /
+ * to do, rate, ETA), plain lines otherwise (one per table at its start, then at most one every
+ * 2 seconds, and one when it is done). Fed by `store.refresh({ onProgress })` events; the CLI's
+ * `--table` refresh feeds the same events.
+ */
+import cliProgress from 'cli-progress'
+
+/** The subset of `RefreshProgress` (store.refresh's onProgress) the display needs. */
+export interface ProgressEvent {
+  readonly table: string
+  readonly tableIndex: number
+  readonly tableCount: number
+  readonly phase: 'scan' | 'batch' | 'done'
+  readonly done: number
+  readonly total: number
+}
+
+export interface ProgressDisplay {
+  update(e: ProgressEvent): void
+  stop(): void
+}
+
+export function progressDisplay(out: NodeJS.WriteStream, tty: boolean): ProgressDisplay {
+  return tty ? barDisplay(out) : lineDisplay(out)
+}
+
+function barDisplay(out: NodeJS.WriteStream): ProgressDisplay {
+  const bars = new cliProgress.MultiBar(
+    {
+      stream: out,
+      format: '{table} [{bar}] {value}/{total} rows | {rate} rows/s | ETA {eta_formatted}',
+      hideCursor: true,
+      clearOnComplete: false,
+      stopOnComplete: false,
+      etaBuffer: 50,
+      fps: 10,
+    },
+    cliProgress.Presets.shades_classic,
+  )
+  const byTable = new Map<string, { bar: cliProgress.SingleBar; started: number }>()
+  return {
+    update(e) {
+      let b = byTable.get(e.table)
+      const label = `${e.table} (${e.tableIndex + 1}/${e.tableCount})`
+      if (b === undefined) {
+        b = { bar: bars.create(Math.max(e.total, 0), 0, { table: label, rate: '0' }), started: performance.now() }
+        byTable.set(e.table, b)
+      }
+      const secs = (performance.now() - b.started) / 1000
+      b.bar.setTotal(Math.max(e.total, e.done))
+      b.bar.update(e.done, { table: label, rate: secs > 0 ? Math.round(e.done / secs).toString() : '0' })
+    },
+    stop() {
+      bars.stop()
+    },
+  }
+}
+
+function lineDisplay(out: NodeJS.WriteStream): ProgressDisplay {
+  const last = new Map<string, { at: number; started: number }>()
+  return {
+    update(e) {
+      const now = performance.now()
+      const seen = last.get(e.table)
+      if (seen !== undefined && e.phase === 'batch' && now - seen.at < 2000) return
+      const started = seen?.started ?? now
+      last.set(e.table, { at: now, started })
+      const secs = (now - started) / 1000
+      const rate = secs > 0 ? `, ${Math.round(e.done / secs)} rows/s` : ''
+      const pct = e.total > 0 ? ` (${((100 * e.done) / e.total).toFixed(1)}%)` : ''
+      out.write(`${e.table} (${e.tableIndex + 1}/${e.tableCount}): ${e.phase === 'done' ? 'done, ' : ''}${e.done}/${e.total} rows${pct}${rate}\n`)
+    },
+    stop() {},
+  }
+}
