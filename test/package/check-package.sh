@@ -104,7 +104,7 @@ step "install the tarball into an empty project (better-sqlite3 compiles here)"
     "$tarball" "kysely@${KYSELY_VERSIONS[0]}" "better-sqlite3@$(cd "$repo" && dev_version better-sqlite3)" \
     "pg@$(cd "$repo" && dev_version pg)" "pg-cursor@$(cd "$repo" && dev_version pg-cursor)" \
     "@types/better-sqlite3@$(cd "$repo" && dev_version @types/better-sqlite3)" "@types/node@$(cd "$repo" && dev_version @types/node)" \
-    "@types/pg@$(cd "$repo" && dev_version @types/pg)"
+    "@types/pg@$(cd "$repo" && dev_version @types/pg)" "@viz-js/viz@$(cd "$repo" && dev_version @viz-js/viz)"
 ) || fail "npm install of the tarball into an empty project failed"
 for dep in better-sqlite3 pg kysely; do
   if [ -d "$consumer/node_modules/lineage-query/node_modules/$dep" ]; then fail "the package brought its own copy of $dep"; fi
