@@ -8,6 +8,7 @@ export {
 export { type Dialect } from './query/dialect.js'
 export { compile, type Compiled, type CompiledStatement } from './query/compile.js'
 export { run } from './query/run.js'
+export { stream, type StreamOptions } from './query/stream.js'
 export { lineage, sourceRows, groupBySource, type Annotated, type AnnotateFields, type LineageOptions, type SourceRow } from './lineage/index.js'
 export { createTable, insertRows } from './query/ddl.js'
 export { defineSchema, createTables, type KyselySchema, type KyselyTable, type Schema, type SchemaDialect, type DeclaredColumns } from './query/kysely-schema.js'

@@ -4,7 +4,7 @@
 import Database from 'better-sqlite3'
 import * as t from 'io-ts'
 import { Kysely, SqliteDialect } from 'kysely'
-import { createTables, defineSchema, openStore, Q, run, table, type KyselySchema } from 'lineage-query'
+import { createTables, defineSchema, lineage, openStore, Q, run, stream, table, type KyselySchema } from 'lineage-query'
 
 const departments = table('departments', { id: t.Int, name: t.string })
 const employees = table('employees', { id: t.Int, dept: t.string, name: t.string, salary: t.Int })
@@ -17,6 +17,11 @@ export async function main(): Promise<void> {
   // @ts-expect-error salary is declared t.Int
   await db.insertInto('employees').values({ id: 2, dept: 'Sales', name: 'bert', salary: 'lots' }).execute()
   const names: string[] = await run(db, Q.for(employees, (e) => Q.yield(e.name)))
+  for await (const row of stream(db, lineage(Q.for(employees, (e) => Q.yield(e.name))))) {
+    const data: string = row.data
+    const first: { table: 'employees'; key: number } | undefined = row.lineage[0]
+    void data, first
+  }
   const store = await openStore(db)
   await store.track(employees)
   void names

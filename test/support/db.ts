@@ -13,6 +13,7 @@
 import Database from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely'
 import pg from 'pg'
+import Cursor from 'pg-cursor'
 import { afterAll, beforeAll, describe } from 'vitest'
 import { PgliteDialect } from './pglite-dialect.js'
 
@@ -100,7 +101,8 @@ export async function openPgServer(): Promise<TestDb> {
   // An idle pooled client losing its connection emits 'error' on the pool; without a listener
   // that would crash the test worker. The next query reports the problem instead.
   pool.on('error', () => undefined)
-  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
+  // cursor: Kysely streams (stream()) through pg-cursor.
+  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool, cursor: Cursor }) })
   let closed = false
   return {
     dialect: 'postgres',
