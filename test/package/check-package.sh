@@ -6,8 +6,8 @@
 # kysely version below (the lowest and the newest supported). Then the command line from the
 # tarball (test/package/cli-check.mjs) against SQLite and PostgreSQL.
 #
-# One consumer project is installed once (better-sqlite3 compiles from source there, ~75 s);
-# kysely versions are switched with `npm i kysely@X`. Run from anywhere:
+# One consumer project is installed once (better-sqlite3's native binary is the one the repo's
+# install built; see below); kysely versions are switched with `npm i kysely@X`. Run from anywhere:
 #   bash test/package/check-package.sh
 # Environment: LQ_PG_URL (default postgres://postgres@127.0.0.1:5432/test) for the CLI check;
 # LQ_KEEP_CONSUMER=1 keeps the temp folder and prints its path.
@@ -97,15 +97,26 @@ fs.writeFileSync(`${dir}/readme-example.expected`, blocks[i + 1][2])
 JS
 cp "$repo/test/package/consumer-schema.ts" "$consumer/" 2>/dev/null || true
 
-step "install the tarball into an empty project (better-sqlite3 compiles here)"
+# better-sqlite3's install script compiles it from source (75 s on an idle 2-core machine, many
+# minutes on a loaded one). lineage-query has no install script, so the consumer installs with
+# --ignore-scripts and takes the binary the repo's own install built for the same pinned
+# better-sqlite3 version and the same Node (`npm rebuild` there if the repo has none).
+step "install the tarball into an empty project"
 (
   cd "$consumer"
-  npm install --no-audit --no-fund --loglevel=error \
+  npm install --ignore-scripts --no-audit --no-fund --loglevel=error \
     "$tarball" "kysely@${KYSELY_VERSIONS[0]}" "better-sqlite3@$(cd "$repo" && dev_version better-sqlite3)" \
     "pg@$(cd "$repo" && dev_version pg)" "pg-cursor@$(cd "$repo" && dev_version pg-cursor)" \
     "@types/better-sqlite3@$(cd "$repo" && dev_version @types/better-sqlite3)" "@types/node@$(cd "$repo" && dev_version @types/node)" \
     "@types/pg@$(cd "$repo" && dev_version @types/pg)" "@viz-js/viz@$(cd "$repo" && dev_version @viz-js/viz)"
 ) || fail "npm install of the tarball into an empty project failed"
+native="node_modules/better-sqlite3/build/Release/better_sqlite3.node"
+if [ -f "$repo/$native" ]; then
+  mkdir -p "$consumer/$(dirname "$native")"
+  cp "$repo/$native" "$consumer/$native"
+else
+  (cd "$consumer" && npm rebuild better-sqlite3 --foreground-scripts) || fail "npm rebuild better-sqlite3 failed"
+fi
 for dep in better-sqlite3 pg kysely; do
   if [ -d "$consumer/node_modules/lineage-query/node_modules/$dep" ]; then fail "the package brought its own copy of $dep"; fi
 done
