@@ -164,6 +164,25 @@ eachDialect('lineage', (get) => {
     ])
   })
 
+  test('{ composed: false } names derived rows by their own key inside nested collections too', async () => {
+    const q = Q.for(agencies, (a) => Q.where(Q.eq(a.id, 1), Q.yield({ a: a.name, s: Q.for(summaries, (s) => Q.where(Q.eq(s.lq_key, '1'), Q.yield(s.text))) })))
+    expect(await run(get().db, lineage(q, { composed: false }))).toEqual([
+      { data: { a: 'EdinTours', s: [{ data: 'Edinburgh tours', lineage: [{ table: 'summaries', key: '1' }] }] }, lineage: [{ table: 'agencies', key: 1 }] },
+    ])
+    // composed (the default): the nested element names the row it was derived from
+    expect(await run(get().db, lineage(q))).toEqual([
+      { data: { a: 'EdinTours', s: [{ data: 'Edinburgh tours', lineage: [{ table: 'agencies', key: 1 }] }] }, lineage: [{ table: 'agencies', key: 1 }] },
+    ])
+  })
+
+  test('lineage options: an unknown option or a non-boolean value is an argument error', () => {
+    for (const bad of [{ compose: false }, { composed: 'no' }]) {
+      const err = (() => { try { lineage(q1, bad as never) } catch (e) { return e } })()
+      expect(err).toBeInstanceOf(LineageQueryError)
+      expect((err as LineageQueryError).code).toBe('argument')
+    }
+  })
+
   test('a tracked table without a key is a lineage error that says how to fix it', async () => {
     const err = (() => { try { lineage(Q.for(keyless, (k) => Q.yield(k.name))) } catch (e) { return e } })()
     expect(err).toBeInstanceOf(LineageQueryError)
