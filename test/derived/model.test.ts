@@ -14,6 +14,7 @@ import { createTable } from '../../src/query/ddl.js'
 import { Q, table } from '../../src/query/dsl.js'
 import { joinOnRoot, openStore, type DerivedTable, type Store } from '../../src/derived/index.js'
 import { dialectNames, open } from '../support/db.js'
+import { assertAsyncProperty } from '../support/seed.js'
 
 const roots = { d: table('d', { id: t.Int, v: t.Int }), e: table('e', { id: t.Int, v: t.Int }) }
 type RootName = keyof typeof roots
@@ -203,7 +204,7 @@ const sorted = <V>(m: Map<string, V>) => [...m.entries()].sort((a, b) => (a[0] <
 for (const dialect of dialectNames) {
   describe(`derived-data model [${dialect}]`, () => {
     it('after a final refresh, every derived row is its function of the current inputs', async () => {
-      await fc.assert(
+      await assertAsyncProperty(
         fc.asyncProperty(scenario, async ({ specs, ops }) => {
           const tdb = await open(dialect)
           try {

@@ -8,7 +8,9 @@
  * 3. every entry names an existing row of a tracked table that the query reads;
  * 4. every row's entries are in generator order (the oracle's order) without duplicates.
  *
- * Environment: `LQ_SEED`, `LQ_PATH`, `LQ_RUNS` as in `test/query/property.test.ts`.
+ * 5. `run(lineage(q))` executes exactly one statement (counted at the driver).
+ *
+ * Environment: `FC_SEED`, `FC_PATH`, `LQ_RUNS` as in `test/query/property.test.ts`.
  */
 import fc from 'fast-check'
 import { test } from 'vitest'
@@ -16,17 +18,15 @@ import { AST, compile, createTable, insertRows, lineage, run, type AnyQuery } fr
 import { evaluateLineage } from '../oracle/evaluate.js'
 import { arbCase, caseCode, type Case, type Data } from '../support/arbitraries.js'
 import { compareBags, show, valueEquals } from '../support/bags.js'
+import { counting } from '../support/count.js'
 import { eachDialect, type TestDb } from '../support/db.js'
+import { assertAsyncProperty } from '../support/seed.js'
 
 const env = (name: string): string | undefined => (process.env[name] === '' ? undefined : process.env[name])
-const seed = env('LQ_SEED')
-const path = env('LQ_PATH')
 const numRuns = Number(env('LQ_RUNS') ?? 500)
 const params = (runs: number): fc.Parameters<[Case]> => ({
   numRuns: runs,
   endOnFailure: true,
-  ...(seed !== undefined ? { seed: Number(seed) } : {}),
-  ...(path !== undefined ? { path } : {}),
 })
 const TIMEOUT = 300_000
 
@@ -35,9 +35,13 @@ interface Ann { readonly data: unknown; readonly lineage: readonly Entry[] }
 
 class Rollback extends Error {}
 
-/** Run queries on fresh tables for `c` inside a transaction that is always rolled back. */
+/**
+ * Run queries on fresh tables for `c` inside a transaction that is always rolled back. Each
+ * query must execute exactly one statement (counted at the driver).
+ */
 async function runAll(tdb: TestDb, c: Case, queries: readonly AnyQuery[]): Promise<unknown[][]> {
   let out: unknown[][] = []
+  let counts: number[] = []
   try {
     await tdb.db.transaction().execute(async (trx) => {
       for (const tb of c.schema.tables) {
@@ -45,12 +49,20 @@ async function runAll(tdb: TestDb, c: Case, queries: readonly AnyQuery[]): Promi
         await insertRows(trx, tb, c.data[tb.name] ?? [])
       }
       out = []
-      for (const q of queries) out.push(await run(trx, q))
+      counts = []
+      for (const q of queries) {
+        const counted = counting(trx)
+        out.push(await run(counted.db, q))
+        counts.push(counted.count())
+      }
       throw new Rollback()
     })
   } catch (e) {
     if (!(e instanceof Rollback)) throw e
   }
+  counts.forEach((n) => {
+    if (n !== 1) fail(c, tdb, `run executed ${n} statements, expected 1`)
+  })
   return out
 }
 
@@ -101,7 +113,7 @@ function rowExists(c: Case, data: Data, e: Entry): boolean {
 
 eachDialect('lineage agrees with the oracle', (get) => {
   test(`${numRuns} random schemas, data and queries: run(lineage(q)) = the lineage rule`, async () => {
-    await fc.assert(
+    await assertAsyncProperty(
       fc.asyncProperty(arbLineageCase(), async (c) => {
         const expected = evaluateLineage(c.query[AST], c.data)
         const [actual] = await runAll(get(), c, [lineage(c.query)])
@@ -117,7 +129,7 @@ eachDialect('lineage properties', (get) => {
   const runs = Math.max(50, Math.floor(numRuns / 3))
 
   test('stripping the annotations from lineage(q) gives exactly the bag of q', async () => {
-    await fc.assert(
+    await assertAsyncProperty(
       fc.asyncProperty(arbLineageCase(), async (c) => {
         const [annotated, plain] = await runAll(get(), c, [lineage(c.query), c.query])
         const r = compareBags(annotated!.map(strip), plain!)
@@ -128,7 +140,7 @@ eachDialect('lineage properties', (get) => {
   }, TIMEOUT)
 
   test('every entry names an existing row of a tracked table', async () => {
-    await fc.assert(
+    await assertAsyncProperty(
       fc.asyncProperty(arbLineageCase(), async (c) => {
         const [annotated] = await runAll(get(), c, [lineage(c.query)])
         for (const l of lists(annotated)) {
@@ -140,7 +152,7 @@ eachDialect('lineage properties', (get) => {
   }, TIMEOUT)
 
   test("entries are in generator order (the rule's order) without duplicates", async () => {
-    await fc.assert(
+    await assertAsyncProperty(
       fc.asyncProperty(arbLineageCase(), async (c) => {
         const [annotated] = await runAll(get(), c, [lineage(c.query)])
         const expected = evaluateLineage(c.query[AST], c.data) as unknown as Ann[]
