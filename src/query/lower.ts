@@ -244,12 +244,17 @@ class Lowerer {
     const tag = branches.length > 1 && hasLineage(value) ? TAG : undefined
     const multi = branches.length > 1
     const keyKinds = t.directions.map((_, j) => unifiedKind(t.orderKeys.map((ks) => ks[j]!)))
+    const byColumn = value === undefined ? t.directions.map(() => undefined) : orderByOutputColumn(t, value)
+    // A string key ordered through its output column carries the code-point collation there.
+    const collated = new Set(byColumn.flatMap((c, j) => (c !== undefined && this.h.binaryCollation !== undefined && keyKinds[j] === 'string' ? [c] : [])))
     const selects = branches.map((b, i) => {
       const data = value === undefined ? [] : this.slots(b.value, value, i)
-      const selections = data.map((expr, j) => ({ expr, alias: columns[j]! }))
+      const selections = data.map((expr, j) => ({ expr: collated.has(j) ? S.collate(expr, this.h.binaryCollation!) : expr, alias: columns[j]! }))
       if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
       if (tag !== undefined) selections.push({ expr: S.literal(i), alias: tag })
-      if (multi) t.orderKeys[i]!.forEach((k, j) => selections.push({ expr: this.stringOrder(this.exprAs(k, keyKinds[j]!), k), alias: `#o${j}` }))
+      if (multi) t.orderKeys[i]!.forEach((k, j) => {
+        if (byColumn[j] === undefined) selections.push({ expr: this.stringOrder(this.exprAs(k, keyKinds[j]!), k), alias: `#o${j}` })
+      })
       return S.select({ from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })), selections, where: b.conds.map((c) => this.expr(c)) })
     })
     if (selects.length === 0) {
@@ -258,6 +263,8 @@ class Lowerer {
     }
     const order: S.OrderItem[] = []
     t.directions.forEach((dir, j) => {
+      const c = byColumn[j]
+      if (c !== undefined) return order.push({ expr: S.columnRef(columns[c]!), dir })
       if (multi) return order.push({ expr: S.columnRef(`#o${j}`), dir })
       const key = t.orderKeys[0]?.[j]
       // A constant key orders nothing (and PostgreSQL rejects `order by null`).
@@ -294,6 +301,42 @@ function unifiedKind(es: readonly NExpr[], fallback: ScalarKind = 'string'): Sca
     kind = kind === 'null' ? k : kind !== k && (kind === 'real' || k === 'real') ? 'real' : kind
   }
   return kind === 'null' ? fallback : kind
+}
+
+/** The scalar expression of each slot of `v` laid out by `l` (`undefined` for JSON and lineage slots). */
+function slotExprs(v: NValue, l: Layout): (NExpr | undefined)[] {
+  switch (l.k) {
+    case 'scalar': return [v as NExpr]
+    case 'coll': return [undefined]
+    case 'lin': return l.slots.map(() => undefined)
+    case 'rec': {
+      const fields = (v as Extract<NValue, { k: 'rec' }>).fields
+      return l.fields.flatMap(([n, fl], i) => slotExprs((fields[i]?.[0] === n ? fields[i]! : fields.find(([m]) => m === n)!)[1], fl))
+    }
+  }
+}
+
+/**
+ * Rule "order by output column": an order key that is a yielded field (the very expression a
+ * result column selects, in every branch at the same column) orders by that column instead of
+ * by a second copy of the expression, so a subquery in a yielded field runs once per row. Bare
+ * column references and constants are left as they are (ordering by them costs nothing), so
+ * only computed keys (operators, aggregates, exists) go through the output column. For each
+ * key, the column index, or `undefined`.
+ */
+export function orderByOutputColumn(t: NTop, value: Layout): (number | undefined)[] {
+  const slotsOf = t.query.branches.map((b) => slotExprs(b.value, value))
+  return t.directions.map((_, j) => {
+    let at: number | undefined
+    for (let i = 0; i < slotsOf.length; i++) {
+      const key = t.orderKeys[i]![j]!
+      if (key.k === 'col' || key.k === 'const') return undefined
+      const c = slotsOf[i]!.indexOf(key)
+      if (c < 0 || (at !== undefined && at !== c)) return undefined
+      at = c
+    }
+    return at
+  })
 }
 
 /** For each slot of a layout, whether it holds a nested collection (JSON). */
