@@ -60,7 +60,7 @@ export class Query<T, K = any> {
   }
 
   /**
-   * Order the results (top level only).
+   * Order the results. Applies to the outermost query, a nested collection (top-N per group), or the query of an aggregate or `Q.exists`; a `Q.for` that only maps an ordered query keeps its order.
    * @example `Q.for(employees, (e) => Q.yield(e)).orderBy((e) => [Q.desc(e.salary), e.name])`
    */
   orderBy(keys: (row: View<T>) => OrderSpec | readonly OrderSpec[]): Query<T, K> {
@@ -68,7 +68,7 @@ export class Query<T, K = any> {
   }
 
   /**
-   * Keep at most `n` results, after skipping `offset` (top level only).
+   * Keep at most `n` results, after skipping `offset`. Applies to the outermost query, a nested collection (top-N per group), or the query of an aggregate or `Q.exists`.
    * @example `Q.for(employees, (e) => Q.yield(e.name)).orderBy((n) => n).limit(10)`
    */
   limit(n: number, offset = 0): Query<T, K> {
@@ -346,7 +346,7 @@ function desc(e: ExprLike<Scalar>): OrderKeySpec {
 
 /**
  * Order a query's results by keys computed from each result element. Ascending by default;
- * NULL sorts first ascending and last descending, on every dialect. Top level only.
+ * NULL sorts first ascending and last descending, on every dialect. Applies to the outermost query, a nested collection (top-N per group), or the query of an aggregate or `Q.exists`.
  * @example `Q.orderBy(q, (r) => [Q.desc(r.s), r.n])`
  */
 function orderBy<T, K>(query: Query<T, K>, keys: (row: View<T>) => OrderSpec | readonly OrderSpec[]): Query<T, K> {
@@ -365,7 +365,8 @@ function orderBy<T, K>(query: Query<T, K>, keys: (row: View<T>) => OrderSpec | r
 }
 
 /**
- * At most `n` results after skipping `offset`. Top level only.
+ * At most `n` results after skipping `offset`. Applies to the outermost query, a nested collection (top-N per group), or the query of an aggregate or `Q.exists`;
+ * a limited query cannot be the source of a `Q.for` that filters or joins, nor a part of `Q.union`.
  * @example `Q.limit(Q.orderBy(q, (r) => r.n), 10, 20)`
  */
 function limit<T, K>(query: Query<T, K>, n: number, offset = 0): Query<T, K> {

@@ -8,7 +8,7 @@
 import { LineageQueryError } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
 import { hasLineage, plan, type CollLayout, type Layout } from './layout.js'
-import { type Branch, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
+import { cuts, type Branch, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
 import type { ScalarKind } from './schema.js'
 import * as S from './sql-nodes.js'
 
@@ -134,7 +134,42 @@ class Lowerer {
     )
   }
 
+  /**
+   * The branches of an ordered query as selects of `cols(branch)` plus its order keys as
+   * columns `o0, o1, ...`; when the query is limited, the union ordered by them and cut, so it
+   * is a derived table holding the kept elements only.
+   */
+  orderedUnion(q: NQuery, cols: (b: Branch, i: number) => { readonly expr: S.Node; readonly alias: string }[]): S.Select {
+    const order = q.order!
+    const kinds = order.directions.map((_, j) => unifiedKind(order.keys.map((ks) => ks[j]!)))
+    const parts = q.branches.map((b, i) => {
+      const selections = cols(b, i)
+      ;(order.keys[i] ?? []).forEach((k, j) => selections.push({ expr: this.stringOrder(this.exprAs(k, kinds[j]!), k), alias: `o${j}` }))
+      if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
+      return S.select({ from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })), selections, where: b.conds.map((c) => this.expr(c)) })
+    })
+    const union = S.unionAll(parts)
+    if (!cuts(order)) return union
+    const limit = order.limit !== undefined ? S.param(order.limit) : this.h.name === 'sqlite' ? S.param(-1) : undefined
+    const items: S.OrderItem[] = order.directions.map((dir, j) => ({ expr: S.columnRef(`o${j}`), dir }))
+    return S.withOrderAndLimit(union, items, limit, order.offset > 0 ? S.param(order.offset) : undefined)
+  }
+
+  /** Order items over the key columns of `orderedUnion` read through alias `u`. */
+  orderItemsOf(q: NQuery, from: string): S.OrderItem[] {
+    const order = q.order!
+    return order.directions.map((dir, j) => {
+      const kind = unifiedKind(order.keys.map((ks) => ks[j]!))
+      return { expr: S.col(from, `o${j}`), dir, collation: kind === 'string' ? this.h.binaryCollation : undefined }
+    })
+  }
+
   existsQuery(q: NQuery): S.Node {
+    if (cuts(q.order)) {
+      // exists over a limited query: whether the kept elements are any.
+      const sub = S.selectFromSubquery(this.orderedUnion(q, () => []), 'u', [{ expr: S.literal(1), alias: 'one' }])
+      return this.h.name === 'sqlite' ? S.withOrderAndLimit(sub, [], S.literal(1), undefined) : sub
+    }
     const sub = S.unionAll(this.branchSelects(q, () => S.literal(1), 'one'))
     // SQLite 3.51 applies an outer OFFSET once per row of an EXISTS subquery in WHERE, so rows
     // past the offset come back (test/query/regressions.test.ts); `limit 1` avoids it.
@@ -146,6 +181,11 @@ class Lowerer {
     const argKind: ScalarKind = e.fn === 'avg' ? 'real' : e.type.kind
     const arg = (b: Branch) => this.exprAs(b.value as NExpr, argKind)
     const aggregate = (arg: S.Node | undefined) => (e.fn === 'count' ? S.countAll() : S.agg(e.fn, [fnArg(arg!)]))
+    if (cuts(e.q.order)) {
+      // An aggregate over a limited query aggregates the kept elements: a derived table.
+      const inner = this.orderedUnion(e.q, (b) => [{ expr: e.fn === 'count' ? S.literal(1) : arg(b), alias: 'v' }])
+      return S.selectFromSubquery(inner, 'u', [{ expr: aggregate(S.col('u', 'v')), alias: 'v' }])
+    }
     // An aggregate whose argument mentions only outer columns belongs to the outer query in
     // SQL, so unless it mentions a column of its own branch it aggregates a derived table.
     if (e.q.branches.length === 1 && (e.fn === 'count' ? e.q.branches[0]!.gens.length > 0 : mentionsOwnColumn(e.q.branches[0]!))) {
@@ -215,6 +255,7 @@ class Lowerer {
       const a = S.agg(this.h.jsonAgg, [n])
       return this.h.name === 'postgres' ? S.fn('coalesce', [a, S.fn(this.h.jsonArray, [])]) : a
     }
+    if (q.order !== undefined) return this.orderedColl(q, l, offset)
     if (q.branches.length === 1 && mentionsOwnColumn(q.branches[0]!)) {
       const b = q.branches[0]!
       return S.select({
@@ -233,6 +274,44 @@ class Lowerer {
     })
     const el = this.element(names.map((n) => S.col('u', n)), isColl, l.tagged ? S.col('u', 't') : undefined)
     return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: aggregate(el), alias: 'v' }])
+  }
+
+  /**
+   * An ordered (and maybe limited) nested collection: the JSON aggregate takes its elements in
+   * key order (`json_agg(... order by ...)`, `json_group_array(... order by ...)`: SQLite 3.44+),
+   * so the order survives aggregation on both dialects. One branch, not limited: aggregated in
+   * place. Otherwise over a derived table of the elements and their keys, ordered and cut there
+   * when limited (the outer ORDER BY then fixes the order of the kept elements).
+   */
+  orderedColl(q: NQuery, l: CollLayout, offset: number): S.Node {
+    const elem = l.elem!
+    const isColl = collSlots(elem)
+    const order = q.order!
+    const aggregate = (n: S.Node, items: readonly S.OrderItem[]) => {
+      const a = S.aggOrdered(this.h.jsonAgg, [n], items)
+      return this.h.name === 'postgres' ? S.fn('coalesce', [a, S.fn(this.h.jsonArray, [])]) : a
+    }
+    if (!cuts(order) && q.branches.length === 1 && mentionsOwnColumn(q.branches[0]!)) {
+      const b = q.branches[0]!
+      const items: S.OrderItem[] = []
+      order.directions.forEach((dir, j) => {
+        const k = order.keys[0]![j]!
+        if (k.k !== 'const') items.push({ expr: this.expr(k), dir, collation: k.type.kind === 'string' ? this.h.binaryCollation : undefined })
+      })
+      return S.select({
+        from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })),
+        selections: [{ expr: aggregate(this.element(this.slots(b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined), items), alias: 'v' }],
+        where: b.conds.map((c) => this.expr(c)),
+      })
+    }
+    const names = isColl.map((_, i) => `c${i}`)
+    const inner = this.orderedUnion(q, (b, i) => {
+      const selections = this.slots(b.value, elem, offset + i).map((expr, j) => ({ expr, alias: names[j]! }))
+      if (l.tagged) selections.push({ expr: S.literal(offset + i), alias: 't' })
+      return selections
+    })
+    const el = this.element(names.map((n) => S.col('u', n)), isColl, l.tagged ? S.col('u', 't') : undefined)
+    return S.selectFromSubquery(inner, 'u', [{ expr: aggregate(el, this.orderItemsOf(q, 'u')), alias: 'v' }])
   }
 
   // ------------------------------------------------------------ top level

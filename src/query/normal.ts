@@ -44,7 +44,24 @@ export interface Branch {
 
 export interface NQuery {
   readonly branches: readonly Branch[]
+  /**
+   * Set on a query that is ordered or limited where it stands (a nested collection, or the
+   * query of an aggregate or `exists`): its elements in this order, and only those kept.
+   */
+  readonly order?: NOrder
 }
+
+/** Order and limit of a query that is not the top level (the top level has `NTop`). */
+export interface NOrder {
+  /** Per branch (same index as `branches`), the order key expressions; `[]` each when unordered. */
+  readonly keys: readonly (readonly NExpr[])[]
+  readonly directions: readonly ('asc' | 'desc')[]
+  readonly limit: number | undefined
+  readonly offset: number
+}
+
+/** Whether an `NOrder` drops elements (a limit or an offset). */
+export const cuts = (o: NOrder | undefined): boolean => o !== undefined && (o.limit !== undefined || o.offset > 0)
 
 /** A top-level query: branches with their order keys, the directions, and the limit. */
 export interface NTop {
@@ -103,11 +120,12 @@ export function renameExpr(e: NExpr, map: ReadonlyMap<string, string>): NExpr {
 }
 
 function renameQuery(q: NQuery, map: ReadonlyMap<string, string>): NQuery {
-  return {
+  const out: NQuery = {
     branches: q.branches.map((b) => ({
       gens: b.gens.map((g) => ({ alias: map.get(g.alias) ?? g.alias, table: g.table })),
       conds: b.conds.map((c) => renameExpr(c, map)),
       value: renameValue(b.value, map),
     })),
   }
+  return q.order === undefined ? out : { ...out, order: { ...q.order, keys: q.order.keys.map((ks) => ks.map((k) => renameExpr(k, map))) } }
 }

@@ -20,12 +20,14 @@ import type * as ast from './ast.js'
 import {
   constant,
   constType,
+  cuts,
   isScalar,
   renameValue,
   type Branch,
   type Gen,
   type LinEntry,
   type NExpr,
+  type NOrder,
   type NQuery,
   type NTop,
   type NValue,
@@ -57,12 +59,14 @@ class Normaliser {
         requireBoolean(cond, 'Q.where')
         const body = this.query(e.body, env, 'Q.where')
         if (cond.k === 'const') return { k: 'coll', q: cond.value === true ? body : { branches: [] } }
-        return { k: 'coll', q: { branches: body.branches.map((b) => ({ ...b, conds: [cond, ...b.conds] })) } }
+        // `where c. limit(q)`: c does not mention q's generators, so it may join each branch's
+        // conditions even under a limit (all branches are kept, or none).
+        return { k: 'coll', q: { ...body, branches: body.branches.map((b) => ({ ...b, conds: [cond, ...b.conds] })) } }
       }
       case 'yield':
         return { k: 'coll', q: { branches: [{ gens: [], conds: [], value: this.value(e.value, env) }] } }
       case 'union':
-        return { k: 'coll', q: { branches: e.parts.flatMap((p) => this.query(p, env, 'Q.union').branches) } }
+        return { k: 'coll', q: { branches: e.parts.flatMap((p) => this.unordered(this.query(p, env, 'Q.union'), 'a part of Q.union').branches) } }
       case 'values':
         return { k: 'coll', q: { branches: e.items.map((i) => ({ gens: [], conds: [], value: this.value(i, env) })) } }
       case 'var': {
@@ -118,12 +122,21 @@ class Normaliser {
         if (e.fn !== 'count' && elem?.kind === 'null') return { k: 'const', value: null, type }
         return { k: 'agg', fn: e.fn, q, type }
       }
-      case 'order':
-      case 'limit':
-        throw new LineageQueryError(
-          'compile',
-          `Q.${e.kind === 'order' ? 'orderBy' : 'limit'} can only be applied to the outermost query (SQL orders and limits a whole result); it was found inside another query`,
-        )
+      case 'order': {
+        // Inside a query: a nested collection (or the query of an aggregate or exists) in this
+        // order. The outermost order and limit are peeled off by `normalise` instead.
+        const q = this.query(e.query, env, 'Q.orderBy')
+        if (q.order !== undefined) {
+          throw new LineageQueryError('compile', 'Q.orderBy over an already ordered or limited query is not supported: apply orderBy first, then limit')
+        }
+        const keys = q.branches.map((b) => e.keys.map((k, i) => this.scalar(k.expr, new Map(env).set(e.v.id, b.value), `order key ${i + 1} of Q.orderBy`)))
+        return { k: 'coll', q: { branches: q.branches, order: { keys, directions: e.keys.map((k) => k.dir), limit: undefined, offset: 0 } } }
+      }
+      case 'limit': {
+        const q = this.query(e.query, env, 'Q.limit')
+        const inner: NOrder = q.order ?? { keys: q.branches.map(() => []), directions: [], limit: undefined, offset: 0 }
+        return { k: 'coll', q: { branches: q.branches, order: { ...inner, ...composeLimits(inner, e.limit, e.offset) } } }
+      }
       case 'linEmpty':
         return { k: 'lin', entries: [] }
       case 'linRow': {
@@ -160,15 +173,37 @@ class Normaliser {
   for(e: ast.ForExpr, env: Env): NQuery {
     const source = this.query(e.source, env, 'Q.for')
     const out: Branch[] = []
+    // Rule "map over an ordered query": `for x in order(q). yield f(x)` keeps q's order and
+    // limit (the keys are expressions over q's generators, still valid for the mapped values).
+    let mapOnly = true
     for (const b of source.branches) {
       const inner = new Map(env)
       inner.set(e.v.id, b.value)
-      const body = this.query(e.body, inner, 'the body of Q.for')
+      const body = this.unordered(this.query(e.body, inner, 'the body of Q.for'), 'the body of Q.for')
+      if (body.branches.length !== 1 || body.branches[0]!.gens.length > 0 || body.branches[0]!.conds.length > 0) mapOnly = false
       for (const c of body.branches) {
         out.push({ gens: concat(b.gens, c.gens), conds: concat(b.conds, c.conds), value: c.value })
       }
     }
+    if (source.order !== undefined && mapOnly) return { branches: out, order: source.order }
+    // Otherwise a bag: the order of a source does not matter, but a limit does.
+    this.unordered(source, 'the source of Q.for')
     return { branches: out }
+  }
+
+  /**
+   * `q` as a bag: its order dropped. A limit or offset cannot be dropped: it is an error where
+   * the normal form has no place for it (a generator source, a union part, a Q.for body).
+   */
+  unordered(q: NQuery, where: string): NQuery {
+    if (q.order === undefined) return q
+    if (cuts(q.order)) {
+      throw new LineageQueryError(
+        'compile',
+        `Q.limit can only be applied to the outermost query, a nested collection (a query yielded as a field), or the query of an aggregate or Q.exists; it was found in ${where}`,
+      )
+    }
+    return { branches: q.branches }
   }
 
   freshen(b: Branch): Branch {
@@ -183,12 +218,32 @@ class Normaliser {
     return { gens, conds, value: renameValue(b.value, map) }
   }
 
+  /** `freshen` for an ordered query: each branch's order keys renamed with its generators. */
+  freshenOrdered(q: NQuery): NQuery {
+    const order = q.order!
+    const keys: NExpr[][] = []
+    const branches = q.branches.map((b, i) => {
+      const map = new Map<string, string>()
+      const gens: Gen[] = b.gens.map((g) => {
+        const alias = this.fresh(g.table.name)
+        map.set(g.alias, alias)
+        return { alias, table: g.table }
+      })
+      keys.push((order.keys[i] ?? []).map((k) => renameValue(k, map) as NExpr))
+      return { gens, conds: b.conds.map((c) => renameValue(c, map) as NExpr), value: renameValue(b.value, map) }
+    })
+    return { branches, order: { ...order, keys } }
+  }
+
   query(e: ast.Expr, env: Env, what: string): NQuery {
     const v = this.value(e, env)
     if (v.k !== 'coll') throw new LineageQueryError('type', `${what} expects a query, got a ${describe(v)}`)
     // A path (a variable or a field of one) denotes a collection normalised earlier; using it
     // again as a query needs fresh aliases, so two uses in one branch never share one.
-    if (e.kind === 'var' || e.kind === 'field') return { branches: v.q.branches.map((b) => this.freshen(b)) }
+    if (e.kind === 'var' || e.kind === 'field') {
+      if (v.q.order === undefined) return { branches: v.q.branches.map((b) => this.freshen(b)) }
+      return this.freshenOrdered(v.q)
+    }
     return v.q
   }
 
@@ -212,6 +267,18 @@ class Normaliser {
     if ((e.op === 'and' || e.op === 'or') && args.length === 1) return args[0]!
     if (e.op === 'in' && args.length === 1) return constant(false)
     return { k: 'op', op: e.op, args, type }
+  }
+}
+
+/**
+ * Rule "limit of a limit": `limit(limit(q, a, o1), b, o2) = limit(q, min(b, max(0, a - o2)), o1 + o2)`
+ * (`inner` is the limit already applied, `limit`/`offset` the one applied on top of it).
+ */
+export function composeLimits(inner: { readonly limit: number | undefined; readonly offset: number }, limit: number | undefined, offset: number): { limit: number | undefined; offset: number } {
+  const innerLeft = inner.limit === undefined ? undefined : Math.max(0, inner.limit - offset)
+  return {
+    limit: limit === undefined ? innerLeft : innerLeft === undefined ? limit : Math.min(limit, innerLeft),
+    offset: inner.offset + offset,
   }
 }
 
@@ -252,7 +319,17 @@ export function normalise(e: ast.Expr): NTop {
       throw new LineageQueryError('compile', 'Q.orderBy over an already ordered or limited query is not supported: apply orderBy first, then limit')
     }
   }
-  const query = n.query(e, new Map(), 'the top level')
+  let query = n.query(e, new Map(), 'the top level')
+  if (query.order !== undefined) {
+    // An order or limit that was not outermost in the AST but is at the top of the result
+    // (`Q.where(c, q.limit(2))`): it is the top level's.
+    if (order !== undefined || limit !== undefined || offset > 0) {
+      throw new LineageQueryError('compile', 'Q.orderBy or Q.limit over a query that is already ordered or limited inside is not supported at the top level')
+    }
+    const inner = query.order
+    query = { branches: query.branches }
+    return { query, orderKeys: inner.keys, directions: inner.directions, limit: inner.limit, offset: inner.offset }
+  }
   const orderKeys = query.branches.map((b) =>
     order === undefined
       ? []

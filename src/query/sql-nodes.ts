@@ -149,6 +149,22 @@ export function withOrderAndLimit(q: Select, order: readonly OrderItem[], limit:
   return node
 }
 
+/** An aggregate taking its rows in an order: `name(args order by ...)`. */
+export function aggOrdered(name: string, args: readonly Node[], order: readonly OrderItem[]): Node {
+  const a: { -readonly [K in keyof AggregateFunctionNode]: AggregateFunctionNode[K] } = { kind: 'AggregateFunctionNode', func: name, aggregated: args }
+  if (order.length > 0) {
+    a.orderBy = OrderByNode.create(
+      order.map((o) =>
+        OrderByItemNode.cloneWith(OrderByItemNode.create(o.expr, { kind: 'RawNode', sqlFragments: [o.dir], parameters: [] } as RawNode), {
+          nulls: o.dir === 'asc' ? 'first' : 'last',
+          ...(o.collation === undefined ? {} : { collation: CollateNode.create(o.collation) }),
+        }),
+      ),
+    )
+  }
+  return a
+}
+
 export const columnRef = (column: string): Node => ({ kind: 'ReferenceNode', column: { kind: 'ColumnNode', column: ident(column) } }) as ReferenceNode
 
 const compilers = { sqlite: new SqliteQueryCompiler(), postgres: new PostgresQueryCompiler() }

@@ -363,8 +363,22 @@ function sortByKeys<T>(elems: readonly T[], keysOf: (x: T) => (Scalar | null)[],
   return keyed.map((k) => k.x)
 }
 
-const sliceLimit = <T>(xs: readonly T[], limit: number | undefined, offset: number): T[] =>
-  xs.slice(offset, limit === undefined ? undefined : offset + limit)
+const sliceLimit = <T>(xs: readonly T[], limit: number | undefined, offset: number): T[] => {
+  const out = xs.slice(offset, limit === undefined ? undefined : offset + limit)
+  return isOrdered(xs) ? markOrdered(out) : out
+}
+
+/**
+ * Marks a collection the oracle ordered (`order`, and a `limit` of one): its element order is
+ * part of the result, so the comparators (test/support/bags.ts) compare it as a sequence. A
+ * non-enumerable symbol, invisible to equality and printing.
+ */
+export const ORDERED: unique symbol = Symbol.for('lineage-query.oracle.ordered') as never
+export const isOrdered = (xs: unknown): boolean => Array.isArray(xs) && (xs as unknown as Record<symbol, unknown>)[ORDERED] === true
+function markOrdered<T>(xs: T[]): T[] {
+  Object.defineProperty(xs, ORDERED, { value: true, enumerable: false })
+  return xs
+}
 
 // ---------------------------------------------------------------- plain evaluation
 
@@ -420,7 +434,7 @@ function ev(e: ast.Expr, env: Env, db: Database): Value {
         const env2 = bind(env, e.v, { plain: x, ann: undefined })
         return e.keys.map((k) => orderKey(ev(k.expr, env2, db)))
       }
-      return sortByKeys(elems, keysOf, e.keys.map((k) => k.dir))
+      return markOrdered(sortByKeys(elems, keysOf, e.keys.map((k) => k.dir)))
     }
     case 'limit':
       return sliceLimit(coll(e.query, env, db, 'the query of limit'), e.limit, e.offset)

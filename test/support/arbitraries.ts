@@ -203,7 +203,13 @@ export type Kind = 'string' | 'int' | 'real' | 'boolean' | 'null'
 export interface ST { readonly tag: 's'; readonly kind: Kind; readonly nullable: boolean; readonly bound: number; readonly exact: boolean }
 export interface RT { readonly tag: 'r'; readonly fields: readonly (readonly [string, Ty])[] }
 /** A collection: element type and a bound on its number of elements. */
-export interface CT { readonly tag: 'c'; readonly elem: Ty; readonly card: number }
+export interface CT {
+  readonly tag: 'c'
+  readonly elem: Ty
+  readonly card: number
+  /** A limited nested collection: not usable as a generator source or union part. */
+  readonly limited?: boolean
+}
 export type Ty = ST | RT | CT
 
 const MAX_BOUND = 2 ** 50
@@ -238,7 +244,7 @@ export function unifyTy(a: Ty, b: Ty): Ty | undefined {
   }
   if (a.tag === 'c' && b.tag === 'c') {
     const elem = unifyTy(a.elem, b.elem)
-    return elem && { tag: 'c', elem, card: Math.max(a.card, b.card) }
+    return elem && { tag: 'c', elem, card: Math.max(a.card, b.card), ...(a.limited || b.limited ? { limited: true } : {}) }
   }
   return undefined
 }
@@ -662,7 +668,7 @@ class Gen {
         [this.nest ? 6 : 2, () => {
           // A nested query: a nested collection in the result.
           const q = this.with({ nest: this.nest && this.tape.chance(50) }, () => this.query(scope, d - 1))
-          return { v: q.q, code: q.code, t: { tag: 'c', elem: q.elem, card: q.card } }
+          return this.nestedColl(q, true)
         }],
       ])()
       obj[f] = e.v
@@ -755,7 +761,7 @@ class Gen {
     this.budget--
     if (d <= 0 || this.budget <= 0) return this.yieldQ(scope, 0, target)
     const colls = this.paths(scope).filter(
-      (p) => p.t.tag === 'c' && (!this.exact || exactTy(p.t)) && (target === undefined || unifyTy(p.t.elem, target) !== undefined),
+      (p) => p.t.tag === 'c' && !p.t.limited && (!this.exact || exactTy(p.t)) && (target === undefined || unifyTy(p.t.elem, target) !== undefined),
     )
     const tables = target === undefined ? [] : this.tables.filter((ti) => unifyTy(ti.rowT, target) !== undefined)
     return this.tape.weighted<() => GQ>([
@@ -803,7 +809,7 @@ class Gen {
 
   /** The source of a `Q.for`: a table, a nested-collection path, a nested query, a union, literals, a helper. */
   private source(scope: Scope, d: number): GQ & { empty?: boolean } {
-    const colls = this.paths(scope).filter((p) => p.t.tag === 'c' && (!this.exact || exactTy(p.t)))
+    const colls = this.paths(scope).filter((p) => p.t.tag === 'c' && !p.t.limited && (!this.exact || exactTy(p.t)))
     return this.tape.weighted<() => GQ & { empty?: boolean }>([
       [50, () => this.tableQ()],
       [colls.length > 0 ? 80 : 0, () => this.collPath(colls)],
@@ -813,6 +819,35 @@ class Gen {
       [1, () => ({ q: Q.values([]), code: 'Q.values([])', elem: { tag: 'r', fields: [] }, card: 0, empty: true })],
       [this.inHelper ? 0 : 8, () => this.helperQ(scope) ?? this.tableQ()],
     ])()
+  }
+
+  /**
+   * A generated query as a nested collection field: sometimes ordered by every scalar field of
+   * its elements (so ties are equal elements and the oracle's sequence is the only right one),
+   * and then sometimes limited (top-N). Only elements that are exact and hold no collection.
+   */
+  private nestedColl(q: GQ, allowLimit: boolean): Ent {
+    const plainT: CT = { tag: 'c', elem: q.elem, card: q.card }
+    const paths = orderPaths(q.elem)
+    if (!exactTy(q.elem) || hasColl(q.elem) || paths.length === 0 || paths.length !== leafCount(q.elem) || !this.tape.chance(25)) {
+      return { v: q.q, code: q.code, t: plainT }
+    }
+    const dirs = paths.map(() => this.tape.pick(['asc', 'desc'] as const))
+    const keyFn = (r: any) => paths.map((p, i) => {
+      const e = p.reduce((acc: any, f) => acc[f], r)
+      return dirs[i] === 'desc' ? Q.desc(e) : e
+    })
+    const keysCode = paths.map((p, i) => (dirs[i] === 'desc' ? `Q.desc(${pathCode('r', p)})` : pathCode('r', p))).join(', ')
+    let v: AnyQuery = Q.orderBy(q.q, keyFn)
+    let code = `Q.orderBy(${q.code}, (r) => [${keysCode}])`
+    if (allowLimit && this.tape.chance(60)) {
+      const n = this.tape.nat(4)
+      const off = this.tape.chance(40) ? this.tape.nat(3) : 0
+      v = Q.limit(v, n, off)
+      code = `Q.limit(${code}, ${n}${off ? `, ${off}` : ''})`
+      return { v, code, t: { ...plainT, card: Math.min(q.card, n), limited: true } }
+    }
+    return { v, code, t: plainT }
   }
 
   private collPath(colls: readonly Ent[]): GQ {
@@ -843,11 +878,14 @@ class Gen {
       fields = names.map((f, i) => {
         if (i === innerAt) {
           inner = this.with({ nest: this.tape.chance(40) }, () => this.query(sc, d - 1))
-          return [f, { v: inner.q, code: inner.code, t: { tag: 'c', elem: inner.elem, card: inner.card } }] as const
+          // iterated by pipelineQ: ordered perhaps, never limited
+          const e = this.nestedColl(inner, false)
+          inner = { ...inner, q: e.v, code: e.code }
+          return [f, e] as const
         }
         if (this.tape.chance(30)) {
           const nq = this.with({ nest: false }, () => this.query(sc, d - 2))
-          return [f, { v: nq.q, code: nq.code, t: { tag: 'c', elem: nq.elem, card: nq.card } }] as const
+          return [f, this.nestedColl(nq, true)] as const
         }
         return [f, this.value(sc, 1)] as const
       })
@@ -982,6 +1020,15 @@ class Gen {
 function must<T>(x: T | undefined): T {
   if (x === undefined) throw new Error('generator bug: types do not unify')
   return x
+}
+
+function hasColl(ty: Ty): boolean {
+  return ty.tag === 'c' || (ty.tag === 'r' && ty.fields.some(([, x]) => hasColl(x)))
+}
+
+/** Number of scalar leaves of a type without collections. */
+function leafCount(ty: Ty): number {
+  return ty.tag === 's' ? 1 : ty.tag === 'r' ? ty.fields.reduce((n, [, x]) => n + leafCount(x), 0) : 0
 }
 
 function exactTy(ty: Ty): boolean {
@@ -1226,6 +1273,8 @@ export function features(q: AnyQuery): Set<string> {
         for (const [, x] of e.fields) {
           if (x.kind === 'for' || x.kind === 'where' || x.kind === 'yield' || x.kind === 'union' || x.kind === 'values' || x.kind === 'table') out.add('nested-query-field')
           if (x.kind === 'record') out.add('nested-record')
+          if (x.kind === 'order') out.add('nested-order')
+          if (x.kind === 'limit') out.add('nested-limit')
           walk(x)
         }
         return
