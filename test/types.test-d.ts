@@ -72,3 +72,21 @@ describe('lineage types', () => {
     expectTypeOf(rows).toEqualTypeOf<{ data: { t: string; emps: { data: string; lineage: { table: 'employees'; key: number }[] }[] }; lineage: never[] }[]>()
   })
 })
+
+describe('Q.let types', () => {
+  test('v has the view type of the value: an expression, a record of them, a query', () => {
+    Q.let(Q.count(employees), (n) => {
+      expectTypeOf(n).toEqualTypeOf<Expr<number>>()
+      return Q.yield(n)
+    })
+    Q.let({ a: Q.max(employees, (e) => e.name), b: 1 }, (r) => {
+      expectTypeOf(r.a).toEqualTypeOf<Expr<string | null>>()
+      expectTypeOf(r.b).toEqualTypeOf<Expr<number>>()
+      return Q.yield(r.a)
+    })
+    const q = Q.let(Q.for(employees, (e) => Q.yield({ n: e.name })), (es) => Q.for(es, (e) => Q.yield(e.n)))
+    expectTypeOf<ElemOf<typeof q>>().toEqualTypeOf<string>()
+    const l = lineage(q)
+    expectTypeOf<ElemOf<typeof l>['lineage'][number]>().toEqualTypeOf<{ readonly table: 'employees'; readonly key: number }>()
+  })
+})

@@ -11,6 +11,7 @@
  * - `yield e`       ~> yield {data: e', lineage: []}   (nested queries in e annotated too)
  * - `M ++ N`        ~> L[M] ++ L[N];  `values [e..]` ~> values [{data: e', lineage: []}..]
  * - a path `d.f` to a nested collection is already annotated in the rewritten world.
+ * - `let x = M in N` ~> let x = M' in L[N]    (M' is M in the rewritten world)
  * Queries inside `exists` and aggregates are rewritten too (the variables they mention now
  * live under `.data`) and then stripped back to plain data: they add no entries.
  *
@@ -99,6 +100,12 @@ export function rewriteQuery(e: Expr, env: Env = new Map(), o: RewriteOptions = 
     }
     case 'limit':
       return { kind: 'limit', query: recur(e.query, env), limit: e.limit, offset: e.offset }
+    case 'let': {
+      // let x = M in N ~> let x' = M' in L[N][x := x']: M' is M in the rewritten world (a
+      // query annotated, so a `for` over x takes its rows' lineage along); the let adds nothing.
+      const x = freshVar(e.v.hint)
+      return { kind: 'let', v: x, value: rewriteValue(e.value, env, o), body: recur(e.body, new Map(env).set(e.v.id, v(x))) }
+    }
     case 'var':
     case 'field': {
       // A path to a nested collection: in the rewritten world its elements are annotated, unless
@@ -124,7 +131,7 @@ function rewriteValue(e: Expr, env: Env, o: RewriteOptions): Expr {
       return field(rewriteValue(e.target, env, o), e.name)
     case 'record':
       return { kind: 'record', fields: e.fields.map(([n, f]) => [n, rewriteValue(f, env, o)] as const) }
-    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit':
+    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let':
       // Nested collections keep every option (`composed` included); left plain, they are
       // rewritten as in a predicate (no entries built) and stripped back to data.
       return o.nested ? rewriteQuery(e, env, o) : plain(rewriteQuery(e, env, { ...o, predicate: true }))
@@ -149,7 +156,7 @@ function rewriteScalar(e: Expr, env: Env, o: RewriteOptions): Expr {
     case 'var':
     case 'field':
     case 'record':
-    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit':
+    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let':
       return rewriteValue(e, env, { ...o, predicate: false })
     case 'const':
     case 'linEmpty':

@@ -31,7 +31,7 @@ export type AggFn = 'count' | 'sum' | 'min' | 'max' | 'avg'
 export type Expr =
   | TableExpr | ForExpr | WhereExpr | YieldExpr | UnionExpr | ValuesExpr
   | VarExpr | FieldExpr | RecordExpr | ConstExpr | OpExpr | ExistsExpr | AggExpr
-  | OrderExpr | LimitExpr
+  | OrderExpr | LimitExpr | LetExpr
   | LinEmptyExpr | LinRowExpr | LinAppendExpr
 
 export interface TableExpr { readonly kind: 'table'; readonly table: TableDef }
@@ -52,6 +52,12 @@ export interface OrderKey { readonly expr: Expr; readonly dir: 'asc' | 'desc' }
 export interface OrderExpr { readonly kind: 'order'; readonly query: Expr; readonly v: Var; readonly keys: readonly OrderKey[] }
 export interface LimitExpr { readonly kind: 'limit'; readonly query: Expr; readonly limit: number | undefined; readonly offset: number }
 
+/**
+ * `let v = value in body`: `body` (a query) with `v` bound to `value` (a scalar, a record or a
+ * query), which is computed once per row of the generators it depends on.
+ */
+export interface LetExpr { readonly kind: 'let'; readonly v: Var; readonly value: Expr; readonly body: Expr }
+
 /** Lineage annotations (built by `src/lineage`): the empty annotation `[]`. */
 export interface LinEmptyExpr { readonly kind: 'linEmpty' }
 /**
@@ -70,4 +76,4 @@ export function freshVar(hint: string): Var {
 
 export const isQueryKind = (e: Expr): boolean =>
   e.kind === 'table' || e.kind === 'for' || e.kind === 'where' || e.kind === 'yield' || e.kind === 'union' ||
-  e.kind === 'values' || e.kind === 'order' || e.kind === 'limit'
+  e.kind === 'values' || e.kind === 'order' || e.kind === 'limit' || e.kind === 'let'

@@ -327,6 +327,34 @@ const min: AggOrd = (query: AnyQuery, select?: (row: any) => unknown) => expr<an
 /** Greatest value (null when empty). @example `Q.max(employees, (e) => e.name)` */
 const max: AggOrd = (query: AnyQuery, select?: (row: any) => unknown) => expr<any>({ kind: "agg", fn: "max", query: aggQuery('max', query, select) })
 
+// ---------------------------------------------------------------- shared subexpressions
+
+/**
+ * `let v = value in body`: a subexpression computed once. `value` is a scalar expression, a
+ * record or a query; `body` gets it as `v` (typed as the value's view: an expression, a record
+ * of them, or a query) and returns a query. A scalar that contains a subquery (an aggregate,
+ * `exists`) is computed once per row of the generators before it, however often `body` uses
+ * it: a lateral FROM item (PostgreSQL `lateral (select ... offset 0)`, SQLite
+ * `json_each(json_array(...))`). Other values are cheap to repeat (columns, operators) or are
+ * fused where they are used (a query used as a `Q.for` source becomes a join), as the
+ * normaliser does for `Q.for`. Still one statement.
+ *
+ * @example
+ * ```ts
+ * Q.for(employees, (e) =>
+ *   Q.let(Q.count(tasksOf(e)), (n) => Q.where(Q.gt(n, 1), Q.yield({ name: e.name, tasks: n }))))
+ * // select "e0"."name" as "name", "#s0"."value" as "tasks" from "employees" as "e0",
+ * //   json_each(json_array((select count(*) ... ))) as "#s0" where ("#s0"."value" > ?)   (sqlite)
+ * ```
+ */
+function let_<V, R extends AnyQuery>(value: V, body: (v: View<ValueOf<V>>) => R): Query<ElemOf<R>, KeyOf<R> | (V extends AnyQuery ? KeyOf<V> : never)> {
+  const val = toAst(value, 'Q.let')
+  if (typeof body !== 'function') throw new LineageQueryError('argument', `Q.let expects a function as its last argument, got ${typeof body}`)
+  const v = ast.freshVar('v')
+  const out = body(view({ kind: 'var', v }))
+  return new Query({ kind: 'let', v, value: val, body: queryAst(out, 'the body of Q.let (return a query: Q.yield(...), Q.for(...), ...)') })
+}
+
 // ---------------------------------------------------------------- ordering and limits
 
 export interface OrderKeySpec {
@@ -451,6 +479,7 @@ export const Q = {
   max,
   orderBy,
   limit,
+  let: let_,
   asc,
   desc,
   eq, ne, lt, le, gt, ge, and, or, not,

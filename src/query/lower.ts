@@ -61,7 +61,38 @@ class Lowerer {
         return this.agg(e)
       case 'op':
         return this.op(e)
+      case 'shared':
+        return S.col(this.sharedAlias(e.id), this.h.name === 'sqlite' ? 'value' : 'v')
     }
+  }
+
+  /**
+   * The FROM items of a branch: its generators' tables, then one lateral item per shared
+   * `Q.let` value, which computes it once per row of the generators before it:
+   * - PostgreSQL: `lateral (select <value> as "v" offset 0) as "#s0"` (`offset 0` keeps the
+   *   planner from pulling the subquery up and copying the value to each use);
+   * - SQLite (no LATERAL): the table-valued function `json_each(json_array(<value>)) as "#s0"`,
+   *   whose argument may read the tables before it; its `value` column is the value with its
+   *   SQL type (integer, real, text, NULL).
+   */
+  readonly #shared = new Map<number, string>()
+  /** The FROM alias of a shared `Q.let` value: `#s0`, `#s1`, ... in order of first use in the statement. */
+  sharedAlias(id: number): string {
+    let a = this.#shared.get(id)
+    if (a === undefined) this.#shared.set(id, (a = `#s${this.#shared.size}`))
+    return a
+  }
+
+  fromOf(b: Branch): Pick<S.SelectParts, 'from' | 'extra'> {
+    const from = b.gens.map((g) => ({ table: g.table.name, alias: g.alias }))
+    if (b.lets === undefined || b.lets.length === 0) return { from }
+    const extra = b.lets.map((l) => {
+      const value = this.exprAs(l.value, l.type.kind)
+      return this.h.name === 'sqlite'
+        ? S.aliased(S.fn('json_each', [S.fn('json_array', [value])]), this.sharedAlias(l.id))
+        : S.aliased(S.lateral(S.withOrderAndLimit(S.select({ from: [], selections: [{ expr: value, alias: 'v' }], where: [] }), [], undefined, S.literal(0))), this.sharedAlias(l.id))
+    })
+    return { from, extra }
   }
 
   /**
@@ -127,7 +158,7 @@ class Lowerer {
   branchSelects(q: NQuery, one: (b: Branch, i: number) => S.Node, alias = 'v'): S.Select[] {
     return q.branches.map((b, i) =>
       S.select({
-        from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })),
+        ...this.fromOf(b),
         selections: [{ expr: one(b, i), alias }],
         where: b.conds.map((c) => this.expr(c)),
       }),
@@ -146,7 +177,7 @@ class Lowerer {
       const selections = cols(b, i)
       ;(order.keys[i] ?? []).forEach((k, j) => selections.push({ expr: this.stringOrder(this.exprAs(k, kinds[j]!), k), alias: `o${j}` }))
       if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
-      return S.select({ from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })), selections, where: b.conds.map((c) => this.expr(c)) })
+      return S.select({ ...this.fromOf(b), selections, where: b.conds.map((c) => this.expr(c)) })
     })
     const union = S.unionAll(parts)
     if (!cuts(order)) return union
@@ -191,7 +222,7 @@ class Lowerer {
     if (e.q.branches.length === 1 && (e.fn === 'count' ? e.q.branches[0]!.gens.length > 0 : mentionsOwnColumn(e.q.branches[0]!))) {
       const b = e.q.branches[0]!
       return S.select({
-        from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })),
+        ...this.fromOf(b),
         selections: [{ expr: aggregate(e.fn === 'count' ? undefined : arg(b)), alias: 'v' }],
         where: b.conds.map((c) => this.expr(c)),
       })
@@ -259,7 +290,7 @@ class Lowerer {
     if (q.branches.length === 1 && mentionsOwnColumn(q.branches[0]!)) {
       const b = q.branches[0]!
       return S.select({
-        from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })),
+        ...this.fromOf(b),
         selections: [{ expr: aggregate(this.element(this.slots(b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined)), alias: 'v' }],
         where: b.conds.map((c) => this.expr(c)),
       })
@@ -270,7 +301,7 @@ class Lowerer {
       const selections = this.slots(b.value, elem, offset + i).map((expr, j) => ({ expr, alias: names[j]! }))
       if (l.tagged) selections.push({ expr: S.literal(offset + i), alias: 't' })
       if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
-      return S.select({ from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })), selections, where: b.conds.map((c) => this.expr(c)) })
+      return S.select({ ...this.fromOf(b), selections, where: b.conds.map((c) => this.expr(c)) })
     })
     const el = this.element(names.map((n) => S.col('u', n)), isColl, l.tagged ? S.col('u', 't') : undefined)
     return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: aggregate(el), alias: 'v' }])
@@ -299,7 +330,7 @@ class Lowerer {
         if (k.k !== 'const') items.push({ expr: this.expr(k), dir, collation: k.type.kind === 'string' ? this.h.binaryCollation : undefined })
       })
       return S.select({
-        from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })),
+        ...this.fromOf(b),
         selections: [{ expr: aggregate(this.element(this.slots(b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined), items), alias: 'v' }],
         where: b.conds.map((c) => this.expr(c)),
       })
@@ -334,7 +365,7 @@ class Lowerer {
       if (multi) t.orderKeys[i]!.forEach((k, j) => {
         if (byColumn[j] === undefined) selections.push({ expr: this.stringOrder(this.exprAs(k, keyKinds[j]!), k), alias: `#o${j}` })
       })
-      return S.select({ from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })), selections, where: b.conds.map((c) => this.expr(c)) })
+      return S.select({ ...this.fromOf(b), selections, where: b.conds.map((c) => this.expr(c)) })
     })
     if (selects.length === 0) {
       // No branch can produce a row: a statement that returns none, so callers still get one.

@@ -21,6 +21,14 @@ export type NExpr =
   | { readonly k: 'op'; readonly op: ScalarOp; readonly args: readonly NExpr[]; readonly type: SType }
   | { readonly k: 'exists'; readonly q: NQuery; readonly negated: boolean; readonly type: SType }
   | { readonly k: 'agg'; readonly fn: AggFn; readonly q: NQuery; readonly type: SType }
+  | SharedExpr
+
+/**
+ * A `Q.let` value computed once per row of its branch (it contains a subquery, so copying it to
+ * each use would compute it again): every use refers to it by `id`, and the branch that binds
+ * it lists it in `lets`, which lowering turns into a lateral FROM item.
+ */
+export interface SharedExpr { readonly k: 'shared'; readonly id: number; readonly value: NExpr; readonly type: SType }
 
 /** A lineage entry whose table is known statically; `key` are the key column expressions. */
 export interface LinEntry {
@@ -40,6 +48,8 @@ export interface Branch {
   readonly gens: readonly Gen[]
   readonly conds: readonly NExpr[]
   readonly value: NValue
+  /** Shared `Q.let` values this branch computes (after its generators), in binding order. */
+  readonly lets?: readonly SharedExpr[]
 }
 
 export interface NQuery {
@@ -73,7 +83,7 @@ export interface NTop {
   readonly offset: number
 }
 
-export const isScalar = (v: NValue): v is NExpr => v.k === 'col' || v.k === 'const' || v.k === 'op' || v.k === 'exists' || v.k === 'agg'
+export const isScalar = (v: NValue): v is NExpr => v.k === 'col' || v.k === 'const' || v.k === 'op' || v.k === 'exists' || v.k === 'agg' || v.k === 'shared'
 
 export const BOOL: SType = { kind: 'boolean', nullable: false }
 export const NBOOL: SType = { kind: 'boolean', nullable: true }
@@ -116,8 +126,35 @@ export function renameExpr(e: NExpr, map: ReadonlyMap<string, string>): NExpr {
     case 'exists':
     case 'agg':
       return { ...e, q: renameQuery(e.q, map) }
+    case 'shared':
+      return renameShared(e, map)
   }
 }
+
+let nextShared = 0
+/** A fresh id for a shared value. */
+export const freshSharedId = (): number => nextShared++
+
+const sharedRenames = new WeakMap<ReadonlyMap<string, string>, Map<number, SharedExpr>>()
+/**
+ * A shared value under a renaming: a new shared value (new id) when its expression mentions a
+ * renamed alias, the same one for every reference renamed with the same `map` (so references
+ * and the branch's `lets` still agree).
+ */
+function renameShared(e: SharedExpr, map: ReadonlyMap<string, string>): SharedExpr {
+  let seen = sharedRenames.get(map)
+  if (seen === undefined) sharedRenames.set(map, (seen = new Map()))
+  const hit = seen.get(e.id)
+  if (hit !== undefined) return hit
+  const value = renameExpr(e.value, map)
+  const out: SharedExpr = { k: 'shared', id: freshSharedId(), value, type: e.type }
+  seen.set(e.id, out)
+  return out
+}
+
+/** A branch's lets under a renaming (see `renameShared`). */
+export const renameLets = (lets: readonly SharedExpr[] | undefined, map: ReadonlyMap<string, string>): { lets?: readonly SharedExpr[] } =>
+  lets === undefined || lets.length === 0 ? {} : { lets: lets.map((l) => renameShared(l, map)) }
 
 function renameQuery(q: NQuery, map: ReadonlyMap<string, string>): NQuery {
   const out: NQuery = {
@@ -125,6 +162,7 @@ function renameQuery(q: NQuery, map: ReadonlyMap<string, string>): NQuery {
       gens: b.gens.map((g) => ({ alias: map.get(g.alias) ?? g.alias, table: g.table })),
       conds: b.conds.map((c) => renameExpr(c, map)),
       value: renameValue(b.value, map),
+      ...renameLets(b.lets, map),
     })),
   }
   return q.order === undefined ? out : { ...out, order: { ...q.order, keys: q.order.keys.map((ks) => ks.map((k) => renameExpr(k, map))) } }

@@ -21,6 +21,8 @@ import {
   constant,
   constType,
   cuts,
+  freshSharedId,
+  renameLets,
   isScalar,
   renameValue,
   type Branch,
@@ -31,6 +33,7 @@ import {
   type NQuery,
   type NTop,
   type NValue,
+  type SharedExpr,
 } from './normal.js'
 import { columnOf, unify, type SType } from './schema.js'
 import { aggType, opType } from './typing.js'
@@ -137,6 +140,18 @@ class Normaliser {
         const inner: NOrder = q.order ?? { keys: q.branches.map(() => []), directions: [], limit: undefined, offset: 0 }
         return { k: 'coll', q: { branches: q.branches, order: { ...inner, ...composeLimits(inner, e.limit, e.offset) } } }
       }
+      case 'let': {
+        // Rule "let": the body with the variable bound to the value's normal form (symbolic
+        // evaluation, as for Q.for). Scalars that contain a subquery become shared values
+        // that the body's branches compute once (a lateral FROM item), whatever the number of
+        // uses; anything else is cheap to repeat or is fused where it is used.
+        const lets: SharedExpr[] = []
+        const bound = this.share(this.value(e.value, env), lets)
+        const body = this.value(e.body, new Map(env).set(e.v.id, bound))
+        if (body.k !== 'coll') throw new LineageQueryError('type', `Q.let: the body must return a query (Q.yield, Q.for, ...), got a ${describe(body)}`)
+        if (lets.length === 0) return body
+        return { k: 'coll', q: { ...body.q, branches: body.q.branches.map((b) => ({ ...b, lets: [...lets, ...(b.lets ?? [])] })) } }
+      }
       case 'linEmpty':
         return { k: 'lin', entries: [] }
       case 'linRow': {
@@ -170,6 +185,23 @@ class Normaliser {
     }
   }
 
+  /** A `Q.let` value with each scalar that contains a subquery made shared (listed in `lets`). */
+  share(v: NValue, lets: SharedExpr[]): NValue {
+    if (isScalar(v)) {
+      if (!hasSubquery(v)) return v
+      const s: SharedExpr = { k: 'shared', id: freshSharedId(), value: v, type: v.type }
+      lets.push(s)
+      return s
+    }
+    switch (v.k) {
+      case 'rec':
+        return { ...v, fields: v.fields.map(([n, f]) => [n, this.share(f, lets)] as const) }
+      case 'coll':
+      case 'lin':
+        return v
+    }
+  }
+
   for(e: ast.ForExpr, env: Env): NQuery {
     const source = this.query(e.source, env, 'Q.for')
     const out: Branch[] = []
@@ -182,7 +214,8 @@ class Normaliser {
       const body = this.unordered(this.query(e.body, inner, 'the body of Q.for'), 'the body of Q.for')
       if (body.branches.length !== 1 || body.branches[0]!.gens.length > 0 || body.branches[0]!.conds.length > 0) mapOnly = false
       for (const c of body.branches) {
-        out.push({ gens: concat(b.gens, c.gens), conds: concat(b.conds, c.conds), value: c.value })
+        const lets = concat(b.lets ?? [], c.lets ?? [])
+        out.push({ gens: concat(b.gens, c.gens), conds: concat(b.conds, c.conds), value: c.value, ...(lets.length > 0 ? { lets } : {}) })
       }
     }
     if (source.order !== undefined && mapOnly) return { branches: out, order: source.order }
@@ -215,7 +248,7 @@ class Normaliser {
       return { alias, table: g.table }
     })
     const conds = b.conds.map((c) => renameValue(c, map) as NExpr)
-    return { gens, conds, value: renameValue(b.value, map) }
+    return { gens, conds, value: renameValue(b.value, map), ...renameLets(b.lets, map) }
   }
 
   /** `freshen` for an ordered query: each branch's order keys renamed with its generators. */
@@ -230,7 +263,7 @@ class Normaliser {
         return { alias, table: g.table }
       })
       keys.push((order.keys[i] ?? []).map((k) => renameValue(k, map) as NExpr))
-      return { gens, conds: b.conds.map((c) => renameValue(c, map) as NExpr), value: renameValue(b.value, map) }
+      return { gens, conds: b.conds.map((c) => renameValue(c, map) as NExpr), value: renameValue(b.value, map), ...renameLets(b.lets, map) }
     })
     return { branches, order: { ...order, keys } }
   }
@@ -279,6 +312,15 @@ export function composeLimits(inner: { readonly limit: number | undefined; reado
   return {
     limit: limit === undefined ? innerLeft : innerLeft === undefined ? limit : Math.min(limit, innerLeft),
     offset: inner.offset + offset,
+  }
+}
+
+/** Whether evaluating `e` runs a subquery (an aggregate or exists), outside shared values. */
+function hasSubquery(e: NExpr): boolean {
+  switch (e.k) {
+    case 'exists': case 'agg': return true
+    case 'op': return e.args.some(hasSubquery)
+    case 'col': case 'const': case 'shared': return false
   }
 }
 

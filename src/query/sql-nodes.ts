@@ -81,6 +81,8 @@ export interface SelectParts {
   readonly from: readonly { readonly table: string; readonly alias: string }[]
   readonly selections: readonly { readonly expr: Node; readonly alias: string }[]
   readonly where: readonly Node[]
+  /** Further FROM items after the tables, already aliased (lateral items). */
+  readonly extra?: readonly Node[]
 }
 
 /** `select e1 as a1, ... from t1 as g1, ... where c1 and ...`. */
@@ -89,10 +91,17 @@ export function select(parts: SelectParts): Select {
     kind: 'SelectQueryNode',
     selections: parts.selections.map(selection),
   }
-  if (parts.from.length > 0) node.from = { kind: 'FromNode', froms: parts.from.map((f) => alias(tableNode(f.table), f.alias)) }
+  const froms: Node[] = parts.from.map((f) => alias(tableNode(f.table), f.alias))
+  if (parts.extra !== undefined) froms.push(...parts.extra)
+  if (froms.length > 0) node.from = { kind: 'FromNode', froms }
   if (parts.where.length > 0) node.where = { kind: 'WhereNode', where: parts.where.length === 1 ? parts.where[0]! : and(parts.where) }
   return node
 }
+
+/** `node as "name"`. */
+export const aliased = (node: Node, name: string): Node => alias(node, name)
+/** `lateral (<select>)`, a FROM item that may read the items before it (PostgreSQL). */
+export const lateral = (q: Select): Node => ({ kind: 'RawNode', sqlFragments: ['lateral ', ''], parameters: [q] }) as RawNode
 
 /** `select <selections> from (<sub>) as alias`. */
 export function selectFromSubquery(sub: Node, subAlias: string, selections: readonly { readonly expr: Node; readonly alias: string }[]): Select {

@@ -438,6 +438,8 @@ function ev(e: ast.Expr, env: Env, db: Database): Value {
     }
     case 'limit':
       return sliceLimit(coll(e.query, env, db, 'the query of limit'), e.limit, e.offset)
+    case 'let':
+      return ev(e.body, bind(env, e.v, { plain: ev(e.value, env, db), ann: undefined }), db)
     case 'linEmpty':
       return []
     case 'linRow':
@@ -476,6 +478,7 @@ function checkLineageTables(e: ast.Expr): void {
     case 'union': e.parts.forEach(checkLineageTables); return
     case 'values': e.items.forEach(checkLineageTables); return
     case 'order': case 'limit': checkLineageTables(e.query); return
+    case 'let': checkLineageTables(e.value); checkLineageTables(e.body); return
     case 'field': checkLineageTables(e.target); return
     case 'record': for (const [, x] of e.fields) checkLineageTables(x); return
     default:
@@ -516,6 +519,10 @@ function lcoll(e: ast.Expr, env: Env, db: Database): readonly Annotated[] {
     }
     case 'limit':
       return sliceLimit(lcoll(e.query, env, db), e.limit, e.offset)
+    case 'let': {
+      const ann = lval(e.value, env, db)
+      return lcoll(e.body, bind(env, e.v, { plain: strip(ann), ann }), db)
+    }
     default: {
       const v = lval(e, env, db)
       if (!isArray(v)) throw new OracleError(`expected a collection, got ${show(strip(v))}`)
@@ -526,7 +533,7 @@ function lcoll(e: ast.Expr, env: Env, db: Database): readonly Annotated[] {
 
 function lval(e: ast.Expr, env: Env, db: Database): AValue {
   switch (e.kind) {
-    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit':
+    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let':
       return lcoll(e, env, db)
     case 'var': {
       const b = lookup(env, e.v)

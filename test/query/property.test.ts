@@ -125,7 +125,7 @@ describe('property generators', () => {
     }
     // Every construct of the DSL is exercised.
     const wanted = [
-      'for', 'where', 'yield', 'union', 'values', 'values[]', 'record', 'nested-record', 'nested-query-field', 'yield{}', 'exists', 'empty', 'order', 'limit', 'nested-order', 'nested-limit',
+      'for', 'where', 'yield', 'union', 'values', 'values[]', 'record', 'nested-record', 'nested-query-field', 'yield{}', 'exists', 'empty', 'order', 'limit', 'nested-order', 'nested-limit', 'let', 'let<-agg', 'let<-for',
       'for<-table', 'for<-for', 'for<-union', 'for<-field', 'for<-values', 'for<-yield', 'join2', 'join3', 'helper', 'empty-table',
       'agg:count', 'agg:sum', 'agg:min', 'agg:max', 'agg:avg', 'const:null', 'const:string', 'const:number', 'const:boolean',
       ...['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or', 'not', 'add', 'sub', 'mul', 'div', 'mod', 'neg', 'abs', 'concat', 'like', 'isNull', 'isNotNull', 'in', 'coalesce', 'lower', 'upper', 'length'].map((o) => `op:${o}`),

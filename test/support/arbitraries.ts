@@ -771,6 +771,7 @@ class Gen {
       [d >= 2 && target === undefined ? 2 : 0, () => this.nestedResultQ(scope, d).gq],
       [3, () => this.whereQ(scope, d, target)],
       [2, () => this.unionQ(scope, d, target)],
+      [d >= 2 ? 2 : 0, () => this.letQ(scope, d, target)],
       [1, () => this.valuesQ(scope, target)],
       [target === undefined ? 1 : 0, () => this.tableQ()],
       [target === undefined && !this.inHelper ? 1 : 0, () => this.helperQ(scope) ?? this.tableQ()],
@@ -782,6 +783,37 @@ class Gen {
         return { q: ti.tbl, code: ti.name, elem: ti.rowT, card: MAX_ROWS }
       }],
     ])()
+  }
+
+  /**
+   * `Q.let(value, (v) => body)`: the value a scalar (often a count or an aggregate: a shared
+   * subquery), a value (record, collection, ...) or a query; the body a query with `v` in scope.
+   */
+  private letQ(scope: Scope, d: number, target?: Ty): GQ {
+    const val = this.tape.weighted<() => Ent>([
+      [3, () => this.scalar(scope, 'any', d - 1)],
+      [3, () => {
+        const q = this.query(scope, this.subDepth(d))
+        return { v: Q.count(q.q), code: `Q.count(${q.code})`, t: sT('int', false, q.card) }
+      }],
+      [2, () => {
+        const fn = this.tape.pick(['sum', 'min', 'max'] as const)
+        return this.aggregate(scope, d, fn, fn === 'sum' ? 'int' : this.tape.pick(['int', 'string'] as const))
+      }],
+      [2, () => {
+        const q = this.query(scope, d - 1)
+        return { v: q.q, code: q.code, t: { tag: 'c', elem: q.elem, card: q.card } }
+      }],
+      [1, () => this.value(scope, d - 1)],
+    ])()
+    const name = this.fresh()
+    let body: GQ | undefined
+    const q = Q.let(val.v, (x: any) => {
+      body = this.query([...scope, { v: x, code: name, t: val.t }], d - 1, target)
+      return body.q
+    })
+    const b = body as GQ
+    return { q, code: `Q.let(${val.code}, (${name}) => ${b.code})`, elem: b.elem, card: b.card }
   }
 
   private yieldQ(scope: Scope, d: number, target?: Ty): GQ {
@@ -1180,7 +1212,7 @@ export function estimateCost(e: ast.Expr, data: Data): number {
   const bindEnv = (env: ShapeEnv, v: ast.Var, sh: Shape): ShapeEnv => new Map(env).set(v.id, sh)
   const value = (x: ast.Expr, env: ShapeEnv): Shape => {
     switch (x.kind) {
-      case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit':
+      case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let':
         return { card: card(x, env), elem: elem(x, env) }
       case 'record': return { fields: Object.fromEntries(x.fields.map(([k, f]) => [k, value(f, env)])) }
       case 'var': return env.get(x.v.id) ?? {}
@@ -1197,6 +1229,7 @@ export function estimateCost(e: ast.Expr, data: Data): number {
       case 'union': return q.parts.reduce<Shape>((acc, p) => maxShape(acc, elem(p, env)), {})
       case 'values': return q.items.reduce<Shape>((acc, i) => maxShape(acc, value(i, env)), {})
       case 'order': case 'limit': return elem(q.query, env)
+      case 'let': return elem(q.body, bindEnv(env, q.v, value(q.value, env)))
       default: return value(q, env).elem ?? {}
     }
   }
@@ -1210,6 +1243,7 @@ export function estimateCost(e: ast.Expr, data: Data): number {
       case 'values': return q.items.length
       case 'order': return card(q.query, env)
       case 'limit': return Math.min(card(q.query, env), q.limit ?? Infinity)
+      case 'let': return card(q.body, bindEnv(env, q.v, value(q.value, env)))
       default: return value(q, env).card ?? MAX_ROWS
     }
   }
@@ -1229,6 +1263,8 @@ export function estimateCost(e: ast.Expr, data: Data): number {
       case 'field': case 'var': return 1 + (value(x, env).card ?? 0)
       case 'exists': case 'agg': return cost(x.query, env)
       case 'order': case 'limit': return cost(x.query, env) + card(x.query, env)
+      // the value once (it is computed once), then the body
+      case 'let': return cost(x.value, env) + cost(x.body, bindEnv(env, x.v, value(x.value, env)))
       default: return 1
     }
   }
@@ -1288,6 +1324,11 @@ export function features(q: AnyQuery): Set<string> {
         return
       case 'order': e.keys.forEach((k) => walk(k.expr)); walk(e.query); return
       case 'limit': walk(e.query); return
+      case 'let':
+        out.add(`let<-${e.value.kind}`)
+        walk(e.value)
+        walk(e.body)
+        return
       default: return
     }
   }
