@@ -43,7 +43,7 @@ export function lineage<T, K>(query: Query<T, K>, options: LineageOptions = {}):
     if (!OPTION_NAMES.includes(name)) throw new LineageQueryError('argument', `lineage: unknown option \`${name}\`; expected one of ${OPTION_NAMES.join(', ')}`, { option: name })
     if (value !== undefined && typeof value !== 'boolean') throw new LineageQueryError('argument', `lineage: option \`${name}\` must be a boolean, got ${showValue(value)}`, { option: name, value })
   }
-  return new Query(rewriteQuery(query[AST], new Map(), { ...DEFAULT_REWRITE, composed: options.composed ?? true }))
+  return new Query(rewriteQuery(query[AST], new Map(), { ...DEFAULT_REWRITE, composed: options.composed ?? true, why: options.why ?? false }))
 }
 
 /**
@@ -55,7 +55,7 @@ export function inputLineage(query: AnyQuery): Query<{ data: unknown; lineage: S
   return new Query(rewriteQuery(query[AST], new Map(), { ...DEFAULT_REWRITE, composed: false, nested: false }))
 }
 
-const OPTION_NAMES: readonly string[] = ['composed']
+const OPTION_NAMES: readonly string[] = ['composed', 'why']
 
 export interface LineageOptions {
   /**
@@ -64,6 +64,12 @@ export interface LineageOptions {
    * themselves by their key (what the derived-data engine needs to track its direct inputs).
    */
   readonly composed?: boolean
+  /**
+   * Why-provenance (default `false`): an element that passed a condition also names the
+   * witnesses of that condition, the rows of every element of each query the condition reads
+   * (`Q.exists`, `Q.empty`, aggregates in `Q.where`). See docs/lineage.md.
+   */
+  readonly why?: boolean
 }
 
 /** A source row named by lineage. */

@@ -38,9 +38,14 @@ export interface RewriteOptions {
    * a derivation's function).
    */
   readonly nested: boolean
+  /**
+   * Why-provenance: an element that passed a condition also names the witnesses of the
+   * condition, the entries of every element of each `exists`/aggregate query in it.
+   */
+  readonly why: boolean
 }
 
-export const DEFAULT_REWRITE: RewriteOptions = { predicate: false, composed: true, nested: true }
+export const DEFAULT_REWRITE: RewriteOptions = { predicate: false, composed: true, nested: true, why: false }
 
 /** Reached only if a node kind is not handled: a new kind breaks the build at the `switch`. */
 function assertNever(x: never, where: string): never {
@@ -84,8 +89,18 @@ export function rewriteQuery(e: Expr, env: Env = new Map(), o: RewriteOptions = 
         },
       }
     }
-    case 'where':
-      return { kind: 'where', cond: rewriteScalar(e.cond, env, o), body: recur(e.body, env) }
+    case 'where': {
+      const cond = rewriteScalar(e.cond, env, o)
+      const witnesses = o.why && !o.predicate ? conditionQueries(e.cond) : []
+      if (witnesses.length === 0) return { kind: 'where', cond, body: recur(e.body, env) }
+      // Why-provenance: where c. N ~> where c'. for z in L[N]. yield {data: z.data, lineage: W(c) ++ z.lineage}
+      // where W(c) lists the entries of every element of each query c reads (annotated, not
+      // predicates: their tables must be named, so they need keys).
+      const z = freshVar('z')
+      const parts: Expr[] = witnesses.map((q) => ({ kind: 'linWitness', query: rewriteQuery(q, env, { ...o, predicate: false }) }))
+      parts.push(field(v(z), 'lineage'))
+      return { kind: 'where', cond, body: { kind: 'for', v: z, source: recur(e.body, env), body: { kind: 'yield', value: annotated(field(v(z), 'data'), { kind: 'linAppend', parts }) } } }
+    }
     case 'yield':
       return { kind: 'yield', value: annotated(rewriteValue(e.value, env, o), EMPTY) }
     case 'union':
@@ -115,7 +130,7 @@ export function rewriteQuery(e: Expr, env: Env = new Map(), o: RewriteOptions = 
       const w = freshVar('w')
       return { kind: 'for', v: w, source: path, body: { kind: 'yield', value: annotated(v(w), EMPTY) } }
     }
-    case 'record': case 'const': case 'op': case 'exists': case 'agg': case 'linEmpty': case 'linRow': case 'linAppend':
+    case 'record': case 'const': case 'op': case 'exists': case 'agg': case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness':
       throw new LineageQueryError('compile', `lineage: expected a query, got a ${e.kind} expression`)
     default:
       return assertNever(e, 'rewriteQuery')
@@ -135,7 +150,7 @@ function rewriteValue(e: Expr, env: Env, o: RewriteOptions): Expr {
       // Nested collections keep every option (`composed` included); left plain, they are
       // rewritten as in a predicate (no entries built) and stripped back to data.
       return o.nested ? rewriteQuery(e, env, o) : plain(rewriteQuery(e, env, { ...o, predicate: true }))
-    case 'const': case 'op': case 'exists': case 'agg': case 'linEmpty': case 'linRow': case 'linAppend':
+    case 'const': case 'op': case 'exists': case 'agg': case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness':
       return rewriteScalar(e, env, o)
     default:
       return assertNever(e, 'rewriteValue')
@@ -174,7 +189,29 @@ function rewriteScalar(e: Expr, env: Env, o: RewriteOptions): Expr {
       return { kind: 'linRow', table: e.table, row: rewriteValue(e.row, env, { ...o, predicate: false }) }
     case 'linAppend':
       return { kind: 'linAppend', parts: e.parts.map((p) => rewriteScalar(p, env, o)) }
+    case 'linWitness':
+      return { kind: 'linWitness', query: rewriteQuery(e.query, env, o) }
     default:
       return assertNever(e, 'rewriteScalar')
+  }
+}
+
+/**
+ * The queries a condition reads: the query of each `exists`/`Q.empty` and of each aggregate in
+ * it, outermost first (their own conditions are the business of their own rewrite).
+ */
+export function conditionQueries(e: Expr): Expr[] {
+  switch (e.kind) {
+    case 'exists':
+    case 'agg':
+      return [e.query]
+    case 'op':
+      return e.args.flatMap(conditionQueries)
+    case 'const': case 'var': case 'field': case 'record':
+    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let':
+    case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness':
+      return []
+    default:
+      return assertNever(e, 'conditionQueries')
   }
 }

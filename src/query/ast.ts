@@ -32,7 +32,7 @@ export type Expr =
   | TableExpr | ForExpr | WhereExpr | YieldExpr | UnionExpr | ValuesExpr
   | VarExpr | FieldExpr | RecordExpr | ConstExpr | OpExpr | ExistsExpr | AggExpr
   | OrderExpr | LimitExpr | LetExpr
-  | LinEmptyExpr | LinRowExpr | LinAppendExpr
+  | LinEmptyExpr | LinRowExpr | LinAppendExpr | LinWitnessExpr
 
 export interface TableExpr { readonly kind: 'table'; readonly table: TableDef }
 export interface ForExpr { readonly kind: 'for'; readonly v: Var; readonly source: Expr; readonly body: Expr }
@@ -67,6 +67,11 @@ export interface LinEmptyExpr { readonly kind: 'linEmpty' }
 export interface LinRowExpr { readonly kind: 'linRow'; readonly table: TableDef; readonly row: Expr; readonly stored?: boolean }
 /** Concatenation of annotations, in order. */
 export interface LinAppendExpr { readonly kind: 'linAppend'; readonly parts: readonly Expr[] }
+/**
+ * Why-provenance: the entries of every element of `query` (an annotated query, elements
+ * `{ data, lineage }`), concatenated; their number is known only when the query runs.
+ */
+export interface LinWitnessExpr { readonly kind: 'linWitness'; readonly query: Expr }
 
 let nextVar = 0
 /** A fresh variable. Ids are unique in the process, so substitution never captures. */

@@ -8,7 +8,7 @@
 import { LineageQueryError } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
 import { hasLineage, plan, type CollLayout, type Layout } from './layout.js'
-import { cuts, type Branch, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
+import { cuts, type Branch, type LinEntry, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
 import type { ScalarKind } from './schema.js'
 import * as S from './sql-nodes.js'
 
@@ -63,7 +63,28 @@ class Lowerer {
         return this.op(e)
       case 'shared':
         return S.col(this.sharedAlias(e.id), this.h.name === 'sqlite' ? 'value' : 'v')
+      case 'witness':
+        return this.witness(e.q)
     }
+  }
+
+  /**
+   * Why-provenance: the entries of the elements of `q` as one JSON text, a list with one list
+   * per element of items `[table, key]` (a composite key as a list), `[null, stored, single]`
+   * for stored lineage, `["#w", list]` for an element's own witnesses. Decoding flattens it.
+   */
+  witness(q: NQuery): S.Node {
+    const item = (e: LinEntry): S.Node => {
+      const key = e.key.map((k) => this.expr(k))
+      if (e.witness === true) return S.fn(this.h.jsonArray, [this.param('#w', 'string'), this.embedJson(key[0]!)])
+      if (e.stored !== undefined) return S.fn(this.h.jsonArray, [this.typedNull('string'), key[0]!, e.stored.single === undefined ? this.typedNull('string') : this.param(e.stored.single, 'string')])
+      return S.fn(this.h.jsonArray, [this.param(e.table.name, 'string'), key.length === 1 ? key[0]! : S.fn(this.h.jsonArray, key)])
+    }
+    const parts = this.branchSelects(q, (b) => S.fn(this.h.jsonArray, (b.value as Extract<NValue, { k: 'lin' }>).entries.map(item)))
+    const all = S.agg(this.h.jsonAgg, [this.embedJson(S.col('u', 'v'))])
+    // Text on both dialects: the slot may share a union column with string keys.
+    const list = this.h.name === 'postgres' ? S.cast(S.fn('coalesce', [all, S.fn(this.h.jsonArray, [])]), 'text') : all
+    return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: list, alias: 'v' }])
   }
 
   /**

@@ -22,6 +22,8 @@ export type NExpr =
   | { readonly k: 'exists'; readonly q: NQuery; readonly negated: boolean; readonly type: SType }
   | { readonly k: 'agg'; readonly fn: AggFn; readonly q: NQuery; readonly type: SType }
   | SharedExpr
+  /** The entries of a query's elements as one JSON list (why-provenance); branch values are `lin`. */
+  | { readonly k: 'witness'; readonly q: NQuery; readonly type: SType }
 
 /**
  * A `Q.let` value computed once per row of its branch (it contains a subquery, so copying it to
@@ -36,7 +38,12 @@ export interface LinEntry {
   readonly key: readonly NExpr[]
   /** Set when `key` is the table's stored-lineage column: the entries come from its JSON. */
   readonly stored?: { readonly single: string | undefined }
+  /** Set when `key` is one `witness` expression: the entries come from its JSON list of lists. */
+  readonly witness?: true
 }
+
+/** The table named by a witness entry: none in particular (its entries name their own tables). */
+export const WITNESS_TABLE: TableDef = { name: '#why', columns: [], byName: new Map(), key: undefined, lineage: true, storedLineage: undefined }
 
 export type NValue =
   | NExpr
@@ -83,7 +90,7 @@ export interface NTop {
   readonly offset: number
 }
 
-export const isScalar = (v: NValue): v is NExpr => v.k === 'col' || v.k === 'const' || v.k === 'op' || v.k === 'exists' || v.k === 'agg' || v.k === 'shared'
+export const isScalar = (v: NValue): v is NExpr => v.k === 'col' || v.k === 'const' || v.k === 'op' || v.k === 'exists' || v.k === 'agg' || v.k === 'shared' || v.k === 'witness'
 
 export const BOOL: SType = { kind: 'boolean', nullable: false }
 export const NBOOL: SType = { kind: 'boolean', nullable: true }
@@ -128,6 +135,8 @@ export function renameExpr(e: NExpr, map: ReadonlyMap<string, string>): NExpr {
       return { ...e, q: renameQuery(e.q, map) }
     case 'shared':
       return renameShared(e, map)
+    case 'witness':
+      return { ...e, q: renameQuery(e.q, map) }
   }
 }
 

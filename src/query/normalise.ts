@@ -23,6 +23,7 @@ import {
   cuts,
   freshSharedId,
   renameLets,
+  WITNESS_TABLE,
   isScalar,
   renameValue,
   type Branch,
@@ -129,11 +130,25 @@ class Normaliser {
         // Inside a query: a nested collection (or the query of an aggregate or exists) in this
         // order. The outermost order and limit are peeled off by `normalise` instead.
         const q = this.query(e.query, env, 'Q.orderBy')
-        if (q.order !== undefined) {
-          throw new LineageQueryError('compile', 'Q.orderBy over an already ordered or limited query is not supported: apply orderBy first, then limit')
+        if (cuts(q.order)) {
+          throw new LineageQueryError('compile', 'Q.orderBy over an already limited query is not supported inside a query: apply orderBy first, then limit')
         }
         const keys = q.branches.map((b) => e.keys.map((k, i) => this.scalar(k.expr, new Map(env).set(e.v.id, b.value), `order key ${i + 1} of Q.orderBy`)))
-        return { k: 'coll', q: { branches: q.branches, order: { keys, directions: e.keys.map((k) => k.dir), limit: undefined, offset: 0 } } }
+        // Rule "order of an order": re-sorting an ordered query is a stable sort, so the earlier
+        // keys break the ties of the new ones.
+        const prev = q.order
+        return {
+          k: 'coll',
+          q: {
+            branches: q.branches,
+            order: {
+              keys: prev === undefined ? keys : keys.map((ks, i) => [...ks, ...(prev.keys[i] ?? [])]),
+              directions: [...e.keys.map((k) => k.dir), ...(prev?.directions ?? [])],
+              limit: undefined,
+              offset: 0,
+            },
+          },
+        }
       }
       case 'limit': {
         const q = this.query(e.query, env, 'Q.limit')
@@ -172,6 +187,17 @@ class Normaliser {
           return f[1]
         })
         return { k: 'lin', entries: [{ table: e.table, key: exprs }] }
+      }
+      case 'linWitness': {
+        const q = this.query(e.query, env, 'why-provenance')
+        if (q.branches.length === 0) return { k: 'lin', entries: [] }
+        const branches = q.branches.map((b) => {
+          const lin = b.value.k === 'rec' ? b.value.fields.find(([n]) => n === 'lineage')?.[1] : undefined
+          if (lin?.k !== 'lin') throw new LineageQueryError('compile', `internal: why-provenance of a query whose elements are not annotated`)
+          return { ...b, value: lin }
+        })
+        const key: NExpr = { k: 'witness', q: { branches }, type: { kind: 'string', nullable: false } }
+        return { k: 'lin', entries: [{ table: WITNESS_TABLE, key: [key], witness: true }] }
       }
       case 'linAppend': {
         const entries: LinEntry[] = []
@@ -318,7 +344,7 @@ export function composeLimits(inner: { readonly limit: number | undefined; reado
 /** Whether evaluating `e` runs a subquery (an aggregate or exists), outside shared values. */
 function hasSubquery(e: NExpr): boolean {
   switch (e.k) {
-    case 'exists': case 'agg': return true
+    case 'exists': case 'agg': case 'witness': return true
     case 'op': return e.args.some(hasSubquery)
     case 'col': case 'const': case 'shared': return false
   }

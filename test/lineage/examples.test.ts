@@ -203,6 +203,59 @@ eachDialect('lineage', (get) => {
     }
   })
 
+  describe('why-provenance: lineage(q, { why: true })', () => {
+    const boatsOf = (a: { name: any }) => Q.for(externalTours, (e) => Q.where(Q.and(Q.eq(e.name, a.name), Q.eq(e.type, 'boat')), Q.yield(e)))
+    const withBoats = Q.for(agencies, (a) => Q.where(Q.exists(boatsOf(a)), Q.yield(a.name)))
+    const sortL = (rows: { data: unknown; lineage: { table: string; key: unknown }[] }[]) =>
+      byJson(rows.map((r) => ({ data: r.data, lineage: [r.lineage[0], ...byJson(r.lineage.slice(1))] })))
+
+    test('exists: the rows that satisfied it are added after the generator\'s', async () => {
+      expect(byJson(await run(get().db, lineage(withBoats)))).toEqual([
+        { data: 'Burns', lineage: [{ table: 'agencies', key: 2 }] },
+        { data: 'EdinTours', lineage: [{ table: 'agencies', key: 1 }] },
+      ])
+      expect(sortL(await run(get().db, lineage(withBoats, { why: true })))).toEqual([
+        { data: 'Burns', lineage: [{ table: 'agencies', key: 2 }, { table: 'externalTours', key: 5 }] },
+        { data: 'EdinTours', lineage: [{ table: 'agencies', key: 1 }, { table: 'externalTours', key: 3 }, { table: 'externalTours', key: 4 }] },
+      ])
+    })
+
+    test('an aggregate in a condition: the rows it aggregated; Q.empty that holds: none', async () => {
+      const pricey = Q.for(agencies, (a) => Q.where(Q.gt(Q.sum(Q.for(externalTours, (e) => Q.where(Q.eq(e.name, a.name), Q.yield(e))), (e) => e.price), 300), Q.yield(a.name)))
+      expect(sortL(await run(get().db, lineage(pricey, { why: true })))).toEqual([
+        { data: 'EdinTours', lineage: [{ table: 'agencies', key: 1 }, ...[1, 2, 3, 4].map((key) => ({ table: 'externalTours', key }))] },
+      ])
+      const noTrain = Q.for(agencies, (a) => Q.where(Q.empty(Q.for(externalTours, (e) => Q.where(Q.and(Q.eq(e.name, a.name), Q.eq(e.type, 'train')), Q.yield(e)))), Q.yield(a.name)))
+      expect(await run(get().db, lineage(noTrain, { why: true }))).toEqual([{ data: 'EdinTours', lineage: [{ table: 'agencies', key: 1 }] }])
+    })
+
+    test('an aggregate used as a value still adds nothing; nested elements get their own witnesses', async () => {
+      const q = Q.for(agencies, (a) => Q.where(Q.eq(a.id, 2), Q.yield({
+        n: Q.count(Q.for(externalTours, (e) => Q.where(Q.eq(e.name, a.name), Q.yield(e)))),
+        booked: Q.for(bookings, (b) => Q.where(Q.exists(Q.for(externalTours, (e) => Q.where(Q.and(Q.eq(e.name, b.agency), Q.eq(e.price, 40)), Q.yield(e)))), Q.yield(b.day))),
+      })))
+      const rows = await run(get().db, lineage(q, { why: true }))
+      expect(rows.map((r) => ({ ...r, data: { ...r.data, booked: byJson(r.data.booked) } }))).toEqual([{
+        data: { n: 2, booked: [1, 2].map((day) => ({ data: day, lineage: [{ table: 'bookings', key: ['Burns', day] }, { table: 'externalTours', key: 6 }] })) },
+        lineage: [{ table: 'agencies', key: 2 }],
+      }])
+      expect(rows).toEqual(JSON.parse(JSON.stringify(rows)))
+    })
+
+    test('the same statement count, and the oracle agrees', async () => {
+      for (const q of [withBoats, q2] as AnyQuery[]) {
+        expect((await statementsOf(get().db, (db) => run(db, lineage(q, { why: true })))).statements).toBe(1)
+      }
+    })
+
+    test('a table read in a condition needs a key with why (it is named), not without', () => {
+      const q = Q.for(agencies, (a) => Q.where(Q.exists(Q.for(keyless, (k) => Q.where(Q.eq(k.name, a.name), Q.yield(k)))), Q.yield(a.name)))
+      expect(() => lineage(q)).not.toThrow()
+      const err = (() => { try { lineage(q, { why: true }) } catch (e) { return e } })()
+      expect((err as LineageQueryError).code).toBe('lineage')
+    })
+  })
+
   test('a tracked table without a key is a lineage error that says how to fix it', async () => {
     const err = (() => { try { lineage(Q.for(keyless, (k) => Q.yield(k.name))) } catch (e) { return e } })()
     expect(err).toBeInstanceOf(LineageQueryError)
