@@ -335,9 +335,10 @@ const max: AggOrd = (query: AnyQuery, select?: (row: any) => unknown) => expr<an
  * of them, or a query) and returns a query. A scalar that contains a subquery (an aggregate,
  * `exists`) is computed once per row of the generators before it, however often `body` uses
  * it: a lateral FROM item (PostgreSQL `lateral (select ... offset 0)`, SQLite
- * `json_each(json_array(...))`). Other values are cheap to repeat (columns, operators) or are
- * fused where they are used (a query used as a `Q.for` source becomes a join), as the
- * normaliser does for `Q.for`. Still one statement.
+ * `json_each(json_array(...))`). A closed query (reading no enclosing variable) of scalars or
+ * records of scalars is a CTE (`with "#q0" as (...)`) read by every use. Other values are cheap
+ * to repeat (columns, operators) or are fused where they are used (a correlated query used as
+ * a `Q.for` source becomes a join). Still one statement.
  *
  * @example
  * ```ts

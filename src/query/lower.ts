@@ -8,7 +8,7 @@
 import { LineageQueryError } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
 import { hasLineage, plan, type CollLayout, type Layout } from './layout.js'
-import { cuts, type Branch, type LinEntry, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
+import { cuts, type Branch, type LinEntry, type NCte, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
 import type { ScalarKind } from './schema.js'
 import * as S from './sql-nodes.js'
 
@@ -405,7 +405,20 @@ class Lowerer {
     })
     const limit = t.limit !== undefined ? S.param(t.limit) : t.offset > 0 && this.h.name === 'sqlite' ? S.param(-1) : undefined
     const offset = t.offset > 0 ? S.param(t.offset) : undefined
-    return { select: S.withOrderAndLimit(S.unionAll(selects), branches.length === 0 ? [] : order, limit, offset), layout: { columns, value, tag } }
+    const select = S.withOrderAndLimit(S.unionAll(selects), branches.length === 0 ? [] : order, limit, offset)
+    return { select: t.ctes === undefined ? select : S.withCtes(select, t.ctes.map((c) => this.cte(c))), layout: { columns, value, tag } }
+  }
+
+  /** A CTE's body: its branches selecting the columns `c0, c1, ...` of its pseudo-table. */
+  cte(c: NCte): { readonly name: string; readonly select: S.Select } {
+    const layout = plan(c.query.branches.map((b) => b.value))
+    const names = c.def.columns.map((col) => col.name)
+    const parts = c.query.branches.map((b, i) => S.select({
+      ...this.fromOf(b),
+      selections: this.slots(b.value, layout, i).map((expr, j) => ({ expr, alias: names[j]! })),
+      where: b.conds.map((x) => this.expr(x)),
+    }))
+    return { name: c.def.name, select: S.unionAll(parts) }
   }
 }
 

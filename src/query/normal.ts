@@ -88,6 +88,15 @@ export interface NTop {
   readonly directions: readonly ('asc' | 'desc')[]
   readonly limit: number | undefined
   readonly offset: number
+  /** Common table expressions the statement starts with (`Q.let` of a closed, flat query). */
+  readonly ctes?: readonly NCte[]
+}
+
+/** `with <def.name> as (<query>)`: a query computed once per statement, read as a table. */
+export interface NCte {
+  /** A pseudo-table: the CTE's name and its columns (the element's fields, or `v`). */
+  readonly def: TableDef
+  readonly query: NQuery
 }
 
 export const isScalar = (v: NValue): v is NExpr => v.k === 'col' || v.k === 'const' || v.k === 'op' || v.k === 'exists' || v.k === 'agg' || v.k === 'shared' || v.k === 'witness'

@@ -29,6 +29,7 @@ import {
   type Branch,
   type Gen,
   type LinEntry,
+  type NCte,
   type NExpr,
   type NOrder,
   type NQuery,
@@ -36,13 +37,16 @@ import {
   type NValue,
   type SharedExpr,
 } from './normal.js'
-import { columnOf, unify, type SType } from './schema.js'
+import { plan } from './layout.js'
+import { columnOf, unify, type ColumnDef, type SType, type TableDef } from './schema.js'
 import { aggType, opType } from './typing.js'
 
 type Env = ReadonlyMap<number, NValue>
 
 class Normaliser {
   #aliases = 0
+  /** CTEs made by `Q.let` (see `cte`), in creation order. */
+  readonly ctes: NCte[] = []
 
   fresh(hint: string): string {
     const c = /^[A-Za-z]/.test(hint) ? hint[0]!.toLowerCase() : 'x'
@@ -161,7 +165,8 @@ class Normaliser {
         // that the body's branches compute once (a lateral FROM item), whatever the number of
         // uses; anything else is cheap to repeat or is fused where it is used.
         const lets: SharedExpr[] = []
-        const bound = this.share(this.value(e.value, env), lets)
+        const raw = this.value(e.value, env)
+        const bound = raw.k === 'coll' && cteable(raw.q) ? this.cte(raw.q) : this.share(raw, lets)
         const body = this.value(e.body, new Map(env).set(e.v.id, bound))
         if (body.k !== 'coll') throw new LineageQueryError('type', `Q.let: the body must return a query (Q.yield, Q.for, ...), got a ${describe(body)}`)
         if (lets.length === 0) return body
@@ -209,6 +214,31 @@ class Normaliser {
         return { k: 'lin', entries }
       }
     }
+  }
+
+  /**
+   * Rule "let of a closed query": a query value that reads nothing from outside (no variable of
+   * an enclosing query) and whose elements are scalars or records of scalars becomes a CTE,
+   * computed once per statement; the variable is bound to a query over it, so each use reads
+   * the CTE (`for` joins it, aggregates scan it).
+   */
+  cte(q: NQuery): NValue {
+    const layout = plan(q.branches.map((b) => b.value))
+    const name = `#q${this.ctes.length}`
+    const fields = layout.k === 'rec' ? layout.fields : [['v', layout] as const]
+    // Columns by position (c0, c1, ...): field names may be anything, identifiers may not.
+    const columns: ColumnDef[] = fields.map(([, l], i) => {
+      if (l.k !== 'scalar') throw new LineageQueryError('compile', 'internal: a CTE column that is not a scalar')
+      // The source column's codec when every branch reads the same one; else none (decoding
+      // checks the static type).
+      return { name: `c${i}`, codec: l.codec as ColumnDef['codec'], type: l.type }
+    })
+    const def: TableDef = { name, columns, byName: new Map(columns.map((c) => [c.name, c])), key: undefined, lineage: false, storedLineage: undefined }
+    this.ctes.push({ def, query: q })
+    const alias = this.fresh('q')
+    const col = (c: ColumnDef): NExpr => ({ k: 'col', alias, table: def, col: c, type: c.type })
+    const value: NValue = layout.k === 'rec' ? { k: 'rec', fields: columns.map((c, i) => [fields[i]![0], col(c)] as const) } : col(columns[0]!)
+    return { k: 'coll', q: { branches: [{ gens: [{ alias, table: def }], conds: [], value }] } }
   }
 
   /** A `Q.let` value with each scalar that contains a subquery made shared (listed in `lets`). */
@@ -341,6 +371,47 @@ export function composeLimits(inner: { readonly limit: number | undefined; reado
   }
 }
 
+/**
+ * Whether a query can be a CTE: unordered, with at least one branch, elements scalars or
+ * records of scalars (at least one field), no shared values, and closed: every column it reads
+ * (subqueries included) belongs to a generator it binds itself.
+ */
+function cteable(q: NQuery): boolean {
+  if (q.order !== undefined || q.branches.length === 0) return false
+  const bound = new Set<string>()
+  const used = new Set<string>()
+  let ok = true
+  const expr = (e: NExpr): void => {
+    switch (e.k) {
+      case 'col': used.add(e.alias); return
+      case 'const': return
+      case 'op': e.args.forEach(expr); return
+      case 'exists': case 'agg': case 'witness': query(e.q); return
+      case 'shared': ok = false; return
+    }
+  }
+  const value = (v: NValue): void => {
+    if (isScalar(v)) return expr(v)
+    switch (v.k) {
+      case 'rec': v.fields.forEach(([, f]) => value(f)); return
+      case 'coll': query(v.q); return
+      case 'lin': v.entries.forEach((x) => x.key.forEach(expr)); return
+    }
+  }
+  const query = (x: NQuery): void => {
+    for (const b of x.branches) {
+      if (b.lets !== undefined && b.lets.length > 0) ok = false
+      b.gens.forEach((g) => bound.add(g.alias))
+      b.conds.forEach(expr)
+      value(b.value)
+    }
+    x.order?.keys.forEach((ks) => ks.forEach(expr))
+  }
+  query(q)
+  const flat = (v: NValue): boolean => isScalar(v) || (v.k === 'rec' && v.fields.length > 0 && v.fields.every(([, f]) => isScalar(f)))
+  return ok && q.branches.every((b) => flat(b.value)) && [...used].every((a) => bound.has(a))
+}
+
 /** Whether evaluating `e` runs a subquery (an aggregate or exists), outside shared values. */
 function hasSubquery(e: NExpr): boolean {
   switch (e.k) {
@@ -387,6 +458,7 @@ export function normalise(e: ast.Expr): NTop {
       throw new LineageQueryError('compile', 'Q.orderBy over an already ordered or limited query is not supported: apply orderBy first, then limit')
     }
   }
+  const withCtes = (t: NTop): NTop => (n.ctes.length === 0 ? t : { ...t, ctes: n.ctes })
   let query = n.query(e, new Map(), 'the top level')
   if (query.order !== undefined) {
     // An order or limit that was not outermost in the AST but is at the top of the result
@@ -396,7 +468,7 @@ export function normalise(e: ast.Expr): NTop {
     }
     const inner = query.order
     query = { branches: query.branches }
-    return { query, orderKeys: inner.keys, directions: inner.directions, limit: inner.limit, offset: inner.offset }
+    return withCtes({ query, orderKeys: inner.keys, directions: inner.directions, limit: inner.limit, offset: inner.offset })
   }
   const orderKeys = query.branches.map((b) =>
     order === undefined
@@ -407,5 +479,5 @@ export function normalise(e: ast.Expr): NTop {
           return key
         }),
   )
-  return { query, orderKeys, directions: order?.keys.map((k) => k.dir) ?? [], limit, offset }
+  return withCtes({ query, orderKeys, directions: order?.keys.map((k) => k.dir) ?? [], limit, offset })
 }

@@ -98,6 +98,21 @@ export function select(parts: SelectParts): Select {
   return node
 }
 
+/** `with "n1" as (q1), ... <select>`. */
+export function withCtes(q: Select, ctes: readonly { readonly name: string; readonly select: Select }[]): Select {
+  return {
+    ...q,
+    with: {
+      kind: 'WithNode',
+      expressions: ctes.map((c) => ({
+        kind: 'CommonTableExpressionNode',
+        name: { kind: 'CommonTableExpressionNameNode', table: tableNode(c.name) },
+        expression: c.select,
+      })),
+    } as NonNullable<SelectQueryNode['with']>,
+  }
+}
+
 /** `node as "name"`. */
 export const aliased = (node: Node, name: string): Node => alias(node, name)
 /** `lateral (<select>)`, a FROM item that may read the items before it (PostgreSQL). */

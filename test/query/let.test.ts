@@ -24,13 +24,15 @@ const rec = Q.for(departments, (d) =>
 /** A query value: used as a generator source twice and as a nested collection. */
 const pairsOf = Q.let(Q.for(employees, (e) => Q.where(Q.eq(e.dept, 'Sales'), Q.yield({ n: e.name, s: e.salary }))), (sales) =>
   Q.for(sales, (a) => Q.for(sales, (b) => Q.where(Q.lt(a.s, b.s), Q.yield({ a: a.n, b: b.n, all: Q.for(sales, (c) => Q.yield(c.n)) })))))
+/** A correlated query value (it reads `e`): substituted at each use. */
+const correlated = Q.for(employees, (e) => Q.let(tasksOf(e), (ts) => Q.yield({ n: e.name, count: Q.count(ts), first: Q.min(ts) })))
 /** Lets inside a nested collection, nested lets, a let over a union body. */
 const nested = Q.for(departments, (d) => Q.yield({
   d: d.name,
   emps: Q.for(employees, (e) => Q.where(Q.eq(e.dept, d.name), Q.let(Q.count(tasksOf(e)), (n) => Q.let(Q.exists(Q.for(tasks, (t) => Q.where(Q.and(Q.eq(t.employee, e.name), Q.like(t.task, 'a%')), Q.yield(t)))), (a) =>
     Q.union(Q.where(a, Q.yield({ n: e.name, k: n })), Q.where(Q.not(a), Q.yield({ n: Q.upper(e.name), k: Q.neg(n) }))))))),
 }))
-const all = [busy, aboveAvg, rec, pairsOf, nested] as AnyQuery[]
+const all = [busy, aboveAvg, rec, pairsOf, correlated, nested] as AnyQuery[]
 
 describe('Q.let: SQL', () => {
   test('a correlated scalar with a subquery is one lateral FROM item, used three times', () => {
@@ -54,8 +56,15 @@ describe('Q.let: SQL', () => {
     for (const d of ['sqlite', 'postgres'] as const) {
       expect(occurrences(sqlOf(rec, d), 'max(')).toBe(1)
       expect(sqlOf(rec, d)).toContain('"d0"."name" as "d"')
-      // three uses of a query value: two joins and a nested collection, as written
-      expect(occurrences(sqlOf(pairsOf, d), '"employees" as')).toBe(3)
+      // a closed query value is a CTE read three times: two joins and a nested collection
+      expect(sqlOf(pairsOf, d).startsWith('with "#q0" as (select "e0"."name" as "c0", "e0"."salary" as "c1" from "employees" as "e0" where')).toBe(true)
+      expect(occurrences(sqlOf(pairsOf, d), '"employees" as')).toBe(1)
+      expect(occurrences(sqlOf(pairsOf, d), 'from "#q0" as')).toBe(2)
+      // a correlated one is substituted: each use is fused where it is used
+      expect(occurrences(sqlOf(correlated, d), '"tasks" as')).toBe(2)
+      expect(sqlOf(correlated, d)).not.toContain('with ')
+      // under lineage the value's elements carry annotations: substituted, not a CTE
+      expect(sqlOf(lineage(pairsOf), d)).not.toContain('with ')
       // a let over a union: each arm computes it once for its rows
       expect(occurrences(sqlOf(nested, d), 'count(*)')).toBe(2)
       expect(occurrences(sqlOf(nested, d), 'exists')).toBe(2)
