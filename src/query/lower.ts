@@ -107,7 +107,9 @@ class Lowerer {
   fromOf(b: Branch): Pick<S.SelectParts, 'from' | 'extra'> {
     const from = b.gens.map((g) => ({ table: g.table.name, alias: g.alias }))
     if (b.lets === undefined || b.lets.length === 0) return { from }
-    const extra = b.lets.map((l) => {
+    // One item per shared value (a value listed twice is the same value: same id, same alias).
+    const lets = b.lets.filter((l, i) => b.lets!.findIndex((m) => m.id === l.id) === i)
+    const extra = lets.map((l) => {
       const value = this.exprAs(l.value, l.type.kind)
       return this.h.name === 'sqlite'
         ? S.aliased(S.fn('json_each', [S.fn('json_array', [value])]), this.sharedAlias(l.id))

@@ -296,7 +296,9 @@ class Normaliser {
   }
 
   freshen(b: Branch): Branch {
-    if (b.gens.length === 0) return b
+    // A branch without generators may still compute shared values: they get new ids, so two
+    // uses of one path in one branch compute (and name) them separately.
+    if (b.gens.length === 0 && (b.lets === undefined || b.lets.length === 0)) return b
     const map = new Map<string, string>()
     const gens: Gen[] = b.gens.map((g) => {
       const alias = this.fresh(g.table.name)

@@ -54,6 +54,18 @@ eachDialect('lineage regressions', (get) => {
     expect(reordered).toEqual([{ xs: [{ a: 0, b: 1 }, { a: 1, b: 2 }, { a: 1, b: 1 }] }])
   })
 
+  test('a path to a nested collection with a shared let value, used twice in one branch, computes it under two names (FC_SEED=360448376 FC_PATH=434)', async () => {
+    // PostgreSQL rejected the statement: table name "#s0" specified more than once
+    const t_ky = table('t_ky', { id: t.Int, c_1d: t.union([t.Int, t.null]), c_g: t.boolean, c_zsm: t.union([t.number, t.null]) })
+    const data = { t_ky: [{ id: 42, c_1d: 259405063, c_g: true, c_zsm: null }] }
+    const q = Q.for(Q.for(t_ky, (x0) => Q.yield({ order: Q.let(Q.min(Q.where(Q.not(Q.like('\\', '\\_中')), Q.for(t_ky, (x1) => Q.yield('9')))), (x2) => Q.union(Q.yield(x0.id), Q.yield(x0.c_1d))) })), (x3) =>
+      Q.yield({ order: x3, inner: Q.for(Q.for(x3.order, (x4) => Q.yield({ id: Q.yield("it's"), value: t_ky })), (x5) => Q.for(x5.value, (x6) => Q.for(x5.id, (x7) => Q.for(x3.order, (x8) => Q.yield('中文'))))) }))
+    const [plain, annotated] = await runIn(get(), [t_ky], data, [q, lineage(q)])
+    expect(compareBags(plain!, evaluate(q[AST], data)).ok).toBe(true)
+    const r = compareBags(annotated!, evaluateLineage(q[AST], data))
+    expect(r.ok, r.ok ? '' : r.message).toBe(true)
+  })
+
   test('why-provenance: a witness list inside a witness list decodes on both dialects (PostgreSQL nests it as text) (FC_SEED=1544283736 FC_PATH=89)', async () => {
     const t_hf = table('t_hf', { id: t.Int, c_n3lu9: t.boolean, c_uy4Q: t.Int, c_a7rZt: t.union([t.boolean, t.null]), c_nxqq: t.number })
     const data = {
