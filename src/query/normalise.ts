@@ -135,7 +135,7 @@ class Normaliser {
         // order. The outermost order and limit are peeled off by `normalise` instead.
         const q = this.query(e.query, env, 'Q.orderBy')
         if (cuts(q.order)) {
-          throw new LineageQueryError('compile', 'Q.orderBy over an already limited query is not supported inside a query: apply orderBy first, then limit')
+          throw new LineageQueryError('compile', 'Q.orderBy over an already limited query is not supported: apply orderBy first, then limit')
         }
         const keys = q.branches.map((b) => e.keys.map((k, i) => this.scalar(k.expr, new Map(env).set(e.v.id, b.value), `order key ${i + 1} of Q.orderBy`)))
         // Rule "order of an order": re-sorting an ordered query is a stable sort, so the earlier
@@ -437,49 +437,21 @@ function describe(v: NValue): string {
   return v.k === 'rec' ? 'record' : v.k === 'coll' ? 'collection' : v.k === 'lin' ? 'lineage annotation' : 'scalar'
 }
 
-/** Normalise a top-level query: peel `limit` and `orderBy`, then normalise the rest. */
+/**
+ * Normalise a top-level query. Its order and limit are those of the query it normalises to
+ * (`Q.orderBy`/`Q.limit` outermost, or under a `Q.where` or a mapping `Q.for`), with the rules
+ * "order of an order" and "limit of a limit" as at any level.
+ */
 export function normalise(e: ast.Expr): NTop {
   const n = new Normaliser()
-  let limit: number | undefined
-  let offset = 0
-  // limit(limit(q, a, o1), b, o2) = limit(q, min(b, a - o2), o1 + o2)
-  while (e.kind === 'limit') {
-    const inner = e
-    const newOffset = inner.offset + offset
-    const outerLimit = limit
-    const innerLeft = inner.limit === undefined ? undefined : Math.max(0, inner.limit - offset)
-    limit = outerLimit === undefined ? innerLeft : innerLeft === undefined ? outerLimit : Math.min(outerLimit, innerLeft)
-    offset = newOffset
-    e = inner.query
+  const q = n.query(e, new Map(), 'the top level')
+  const o = q.order
+  const top: NTop = {
+    query: { branches: q.branches },
+    orderKeys: o?.keys ?? q.branches.map(() => []),
+    directions: o?.directions ?? [],
+    limit: o?.limit,
+    offset: o?.offset ?? 0,
   }
-  let order: ast.OrderExpr | undefined
-  if (e.kind === 'order') {
-    order = e
-    e = e.query
-    if (e.kind === 'limit' || e.kind === 'order') {
-      throw new LineageQueryError('compile', 'Q.orderBy over an already ordered or limited query is not supported: apply orderBy first, then limit')
-    }
-  }
-  const withCtes = (t: NTop): NTop => (n.ctes.length === 0 ? t : { ...t, ctes: n.ctes })
-  let query = n.query(e, new Map(), 'the top level')
-  if (query.order !== undefined) {
-    // An order or limit that was not outermost in the AST but is at the top of the result
-    // (`Q.where(c, q.limit(2))`): it is the top level's.
-    if (order !== undefined || limit !== undefined || offset > 0) {
-      throw new LineageQueryError('compile', 'Q.orderBy or Q.limit over a query that is already ordered or limited inside is not supported at the top level')
-    }
-    const inner = query.order
-    query = { branches: query.branches }
-    return withCtes({ query, orderKeys: inner.keys, directions: inner.directions, limit: inner.limit, offset: inner.offset })
-  }
-  const orderKeys = query.branches.map((b) =>
-    order === undefined
-      ? []
-      : order.keys.map((k, i) => {
-          const key = n.scalar(k.expr, new Map([[order.v.id, b.value]]), `order key ${i + 1} of Q.orderBy`)
-          if (key.type.kind === 'null') return key
-          return key
-        }),
-  )
-  return withCtes({ query, orderKeys, directions: order?.keys.map((k) => k.dir) ?? [], limit, offset })
+  return n.ctes.length === 0 ? top : { ...top, ctes: n.ctes }
 }

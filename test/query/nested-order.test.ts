@@ -86,6 +86,17 @@ eachDialect('nested order and limit', (get) => {
     for (const q of all) expect(await run(get().db, lineage(q))).toEqual(evaluateLineage(q[AST], data))
   })
 
+  test('at the top level too: an order of an order, a mapped ordered query, a limit under a where', async () => {
+    const byDept = Q.for(employees, (e) => Q.yield({ d: e.dept, n: e.name })).orderBy((r) => Q.desc(r.n))
+    const qs = [
+      byDept.orderBy((r) => r.d), // by dept, ties by name descending
+      Q.for(byDept, (r) => Q.yield(Q.concat(r.n, '@', r.d))),
+      Q.where(Q.exists(tasks), byDept.limit(2, 1)),
+    ] as AnyQuery[]
+    for (const q of qs) expect(await run(get().db, q)).toEqual(evaluate(q[AST], data))
+    expect(await run(get().db, qs[0]!)).toEqual([{ d: 'Research', n: 'cora' }, { d: 'Sales', n: 'bert' }, { d: 'Sales', n: 'alan' }])
+  })
+
   test('many elements: the order survives JSON aggregation', async () => {
     const big = table('big', { id: t.Int, g: t.Int, v: t.string })
     const rows = Array.from({ length: 300 }, (_, i) => ({ id: i, g: i % 3, v: `v${(i * 7919) % 1000}` }))
@@ -110,5 +121,6 @@ describe('nested order and limit: what stays an error', () => {
     const limited = Q.for(employees, (e) => Q.yield(e)).orderBy((e) => e.salary).limit(2)
     expect(err(() => compile(Q.for(limited, (e) => Q.where(Q.gt(e.salary, 1), Q.yield(e.name))), 'sqlite')).message).toContain('the source of Q.for')
     expect(err(() => compile(Q.yield({ u: Q.union(limited, limited) }), 'sqlite')).message).toContain('a part of Q.union')
+    expect(err(() => compile(limited.orderBy((e) => e.name), 'postgres')).message).toContain('Q.orderBy over an already limited query is not supported')
   })
 })
