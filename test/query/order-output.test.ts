@@ -19,6 +19,11 @@ const unionByCount = Q.union(
   Q.for(employees, (e) => Q.yield({ n: e.name, c: Q.count(tasksOf(e)) })),
   Q.for(departments, (d) => Q.yield({ n: d.name, c: Q.count(Q.for(employees, (e) => Q.where(Q.eq(e.dept, d.name), Q.yield(e)))) })),
 ).orderBy((r) => [r.c, r.n])
+/** A string-valued computed key over a union: the collation travels in each arm's column. */
+const unionByMax = Q.union(
+  Q.for(employees, (e) => Q.yield({ m: Q.max(tasksOf(e)) })),
+  Q.for(departments, (d) => Q.yield({ m: Q.upper(d.name) })),
+).orderBy((r) => Q.desc(r.m))
 const notAField = Q.for(employees, (e) => Q.yield({ n: e.name })).orderBy((r) => Q.length(r.n))
 
 describe('order by output column: SQL text', () => {
@@ -50,6 +55,12 @@ describe('order by output column: SQL text', () => {
     }
   })
 
+  test('a union ordered by a computed string field: each arm collates its column on PostgreSQL', () => {
+    const pg = sqlOf(unionByMax, 'postgres')
+    expect(occurrences(pg, 'collate "C") as "m"')).toBe(2)
+    expect(pg).toMatch(/order by "m" desc nulls last$/)
+  })
+
   test('a key that is not a yielded field is still computed in ORDER BY', () => {
     expect(sqlOf(notAField, 'sqlite')).toContain('order by length("e0"."name") asc')
   })
@@ -64,7 +75,7 @@ eachDialect('order by output column: results', (get) => {
   })
 
   test('results and their order are the oracle\'s', async () => {
-    for (const q of [byCount, byMax, byExpr, unionByCount, notAField]) {
+    for (const q of [byCount, byMax, byExpr, unionByCount, unionByMax, notAField] as AnyQuery[]) {
       expect(await run(get().db, q)).toEqual(evaluate(q[AST], data))
     }
   })
