@@ -13,6 +13,10 @@
  * - A `like` pattern ending in an unescaped `\` is an error (PostgreSQL rejects it too).
  * - `mod` requires integer operands; comparing values of different scalar kinds is an error.
  * - `linAppend` concatenates without removing duplicates (the rewrite must dedup itself).
+ * - `let v = M in N` evaluates `M` once and `N` with `v` bound to it (plain and annotated).
+ * - `order` returns its elements marked `ORDERED` (and a `limit` of an ordered collection keeps
+ *   the mark), so comparators check the sequence of ordered nested collections.
+ * - `evaluateLineage(q, db, { why: true })`: why-provenance, see `LineageOptions`.
  */
 import type * as ast from '../../src/query/ast.js'
 import type { TableDef } from '../../src/query/schema.js'
