@@ -27,6 +27,12 @@ export type ErrorCode =
   | 'lineage'
   /** A public function received an argument of the wrong kind. */
   | 'argument'
+  /** An operation was stopped by its `AbortSignal` (`details.report` holds what was done, for `refresh`). */
+  | 'aborted'
+  /** The database stayed busy (locked by another connection, or deadlocked) longer than the store waits. */
+  | 'busy'
+  /** The database refused a statement for a reason the store cannot handle (the driver's error is the `cause`). */
+  | 'database'
 
 export class LineageQueryError extends Error {
   override readonly name = 'LineageQueryError'

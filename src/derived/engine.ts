@@ -25,6 +25,8 @@ export interface Derivation {
   readonly singleRoot: boolean
   /** Tables read directly (roots or derived). */
   readonly reads: readonly string[]
+  /** Milliseconds one call of `fn` may take (declared with the derivation), if limited. */
+  readonly timeoutMs?: number
 }
 
 export interface Engine {

@@ -38,9 +38,11 @@ import {
   emptyTableReport,
   type Cause,
   type DeriveContext,
+  type GetOptions,
   type GetResult,
   type Graph,
   type RefreshOptions,
+  type RefreshProgress,
   type RefreshReport,
   type RowStatus,
   type SourceKind,
@@ -67,6 +69,13 @@ export interface Derive<N extends string, F, C extends Codecs> {
   readonly version?: string
   /** Files whose contents are part of the code version. */
   readonly dependsOn?: readonly string[]
+  /**
+   * Milliseconds one call of `fn` may take; a call still pending then is stored as `failed`
+   * (cause `timeout`) and the rest of its batch is stored without waiting for it. Overrides the
+   * `timeoutMs` of `refresh`/`get` and of the store. Only asynchronous functions can be timed
+   * out (a synchronous loop blocks the process); the call's `ctx.signal` is aborted at the limit.
+   */
+  readonly timeoutMs?: number
 }
 
 let nextStoreId = 1
@@ -100,12 +109,18 @@ export class Store {
   /** Refresh and get calls in progress. */
   readonly #ops = new Set<Op>()
   #order: readonly string[] = []
+  /** Default per-call timeout (StoreOptions.timeoutMs). */
+  readonly #timeoutMs: number | undefined
+  /** How long writes wait for a busy database (StoreOptions.busyTimeoutMs). */
+  readonly #busyMs: number
 
   /** @internal use `openStore` */
   constructor(db: Kysely<any>, d: StoreDialect, options: StoreOptions) {
     this.#db = db
     this.#d = d
     this.#batch = positive(options.batchSize, 'openStore: options.batchSize')
+    this.#timeoutMs = positive(options.timeoutMs, 'openStore: options.timeoutMs')
+    this.#busyMs = nonNegative(options.busyTimeoutMs, 'openStore: options.busyTimeoutMs') ?? BUSY_WAIT_MS
   }
 
   get #engine(): Engine {
@@ -225,6 +240,7 @@ export class Store {
         throw new LineageQueryError('schema', `derived table \`${name}\` reads table \`${r}\`, which is not tracked by this store; call \`await store.track(${r})\` first (tracked: ${[...this.#roots.keys()].join(', ') || 'none'}; derived: ${[...this.#derivations.keys()].join(', ') || 'none'})`, { table: name, reads: r })
       }
     }
+    const timeoutMs = positive(decl.timeoutMs, `derived table \`${name}\`: timeoutMs`)
     const graph = this.#buildGraph([{ name, reads }])
     let source: SourceKind
     const info = derivedInfo(from)
@@ -260,6 +276,7 @@ export class Store {
       roots,
       singleRoot,
       reads,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
     })
     this.#order = graph.order
     return table
@@ -289,28 +306,41 @@ export class Store {
    * gone take their derived rows (transitively) with them. Returns counts per table.
    */
   async refresh(options: RefreshOptions = {}): Promise<RefreshReport> {
-    const op = this.#begin()
-    try {
-      const started = performance.now()
-      const batch = positive(options.batchSize, 'refresh: options.batchSize') ?? this.#batch
-      await this.#ensureAll()
-      const tables: Record<string, TableReport> = {}
-      for (const name of this.#order) if (this.#derivations.has(name)) tables[name] = emptyTableReport()
-      for (const name of this.#order) {
-        const x = this.#derivations.get(name)
-        if (x !== undefined) await this.#refreshTable(x, options.full === true, batch, tables, op)
-      }
+    if (typeof options !== 'object' || options === null) throw new LineageQueryError('argument', `store.refresh expects an options object, got ${showValue(options)}`)
+    const batch = positive(options.batchSize, 'refresh: options.batchSize') ?? this.#batch
+    const timeoutMs = positive(options.timeoutMs, 'refresh: options.timeoutMs')
+    const signal = checkSignal(options.signal, 'refresh')
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new LineageQueryError('argument', `refresh: options.onProgress must be a function, got ${showValue(options.onProgress)}`)
+    const started = performance.now()
+    const tables: Record<string, TableReport> = {}
+    const summary = (): RefreshReport => {
       const totals = emptyTableReport()
       for (const r of Object.values(tables)) for (const k of Object.keys(totals) as (keyof TableReport)[]) totals[k] += r[k]
       return { tables, totals, durationMs: performance.now() - started }
+    }
+    const op = this.#begin({ signal, timeoutMs })
+    try {
+      throwIfAborted(op)
+      await this.#ensureAll()
+      const names = this.#order.filter((name) => this.#derivations.has(name))
+      for (const name of names) tables[name] = emptyTableReport()
+      for (const [i, name] of names.entries()) {
+        throwIfAborted(op)
+        const progress = options.onProgress === undefined ? undefined : { report: options.onProgress, tableIndex: i, tableCount: names.length, started }
+        await this.#refreshTable(this.#derivations.get(name)!, options.full === true, batch, tables, op, progress)
+      }
+      return summary()
+    } catch (e) {
+      if (e instanceof Aborted) throw abortedError('store.refresh', op, summary())
+      throw e
     } finally {
       this.#end(op)
     }
   }
 
   /** A refresh or get call starts: it is alone until another one starts. */
-  #begin(): Op {
-    const op: Op = { alone: this.#ops.size === 0 }
+  #begin(limits: { signal?: AbortSignal | undefined; timeoutMs?: number | undefined } = {}): Op {
+    const op: Op = { alone: this.#ops.size === 0, signal: limits.signal, timeoutMs: limits.timeoutMs }
     for (const other of this.#ops) other.alone = false
     this.#ops.add(op)
     return op
@@ -320,15 +350,21 @@ export class Store {
     this.#ops.delete(op)
   }
 
-  async #refreshTable(x: Derivation, full: boolean, batch: number | undefined, report: Record<string, TableReport>, op: Op): Promise<void> {
+  async #refreshTable(x: Derivation, full: boolean, batch: number | undefined, report: Record<string, TableReport>, op: Op, progress?: ProgressSink): Promise<void> {
     const engine = this.#engine
     const clock = await this.#d.readClock(this.#db)
     const wm = await this.#watermark(x)
     const stats: ScanStats = { covered: false, live: 0 }
     const work = await scan(engine, x, full ? { mode: 'all' } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }, clock, { stats, noCauses: true })
     const items = [...work.values()]
-    await deleteRows(engine, x, items.filter((w) => w.action === 'delete').map((w) => w.addr), report)
     const todo = items.filter((w) => w.action === 'compute')
+    const toDelete = items.filter((w) => w.action === 'delete').map((w) => w.addr)
+    const mine = report[x.name]!
+    const before = handled(mine)
+    const tell = (phase: RefreshProgress['phase']) =>
+      progress?.report({ table: x.name, tableIndex: progress.tableIndex, tableCount: progress.tableCount, phase, done: phase === 'done' ? todo.length + toDelete.length : Math.min(handled(mine) - before, todo.length + toDelete.length), total: todo.length + toDelete.length, counts: { ...mine }, elapsedMs: performance.now() - progress.started })
+    tell('scan')
+    await deleteRows(engine, x, toDelete, report)
     // A first fill (the scan read every input row, most need computing, and there is more
     // than a batch of them): read the input table once rather than key by key.
     const bulk = stats.covered && todo.length >= 2 * (batch ?? BATCH) && todo.length * 4 >= stats.live
@@ -336,7 +372,11 @@ export class Store {
     // A first fill writes bigger batches (fewer statements and transactions), unless told otherwise.
     const parts = chunks(todo, batch ?? (bulk ? BULK_BATCH : BATCH))
     for (const [i, part] of parts.entries()) {
+      // Let timers and I/O run between batches (better-sqlite3 is synchronous), and stop here when aborted.
+      await yieldToLoop()
+      throwIfAborted(op)
       await this.#run(x, await load(part), report[x.name]!, op)
+      tell('batch')
       // PostgreSQL: lq_edge is shared by every comprehension derivation, and its statistics may
       // not know this table's name yet (an earlier ANALYZE saw other tables' edges only): then
       // each batch's edge statements are planned as a scan of all this table's edges so far.
@@ -351,6 +391,7 @@ export class Store {
       await this.#d.analyze(this.#db, x.name)
       if (x.source.kind === 'query') await this.#d.analyze(this.#db, 'lq_edge')
     }
+    tell('done')
     // The applied code version is this one unless another caller wrote rows under another code
     // version meanwhile (it cleared or changed the applied version): then it stays cleared.
     await sql`UPDATE lq_derived SET wm_rev = ${clock.rev}, wm_xmin = ${clock.xmin}, applied_code_version = CASE WHEN COALESCE(applied_code_version, '') = ${wm.applied ?? ''} THEN ${x.codeVersion} ELSE NULL END WHERE name = ${x.name}`.execute(this.#db)
@@ -412,8 +453,10 @@ export class Store {
           return s === undefined || s.lq_code_version !== x.codeVersion || s.lq_inputs !== recordedInputs(x, t) || s.lq_max_input_rev !== t.maxRev || (t.inputHash !== undefined && s.lq_input_hash !== t.inputHash)
         })
       }
-      const results = await this.#compute(x, todo)
+      const { results, abandoned } = await this.#compute(x, todo, op)
       await writeResults(this.#engine, x, results, report)
+      // Calls abandoned by an abort were not stored: concurrent callers waiting on them run them.
+      if (abandoned) throw new Aborted()
       done()
     } catch (e) {
       fail(e)
@@ -423,32 +466,78 @@ export class Store {
     }
     // A shared task whose caller failed (its function ran, but its write did not commit) is run
     // again here: its result must not be dropped while this call goes on to advance the watermark.
-    const settled = await Promise.allSettled(waits.map((w) => w.done))
+    const settled = await untilAborted(Promise.allSettled(waits.map((w) => w.done)), op)
     const retry = waits.filter((_, i) => settled[i]!.status === 'rejected').map((w) => w.task)
     if (retry.length > 0) await this.#run(x, retry, report, op)
   }
 
-  async #compute(x: Derivation, tasks: readonly Task[]): Promise<Result[]> {
-    const out: Result[] = new Array(tasks.length)
-    const pending: Promise<unknown>[] = []
+  /**
+   * Run the function on every task of a batch. Calls still pending after the timeout (the
+   * derivation's, else the call's, else the store's) become `failed` results with a timeout
+   * cause; when the operation is aborted, pending calls are abandoned (`abandoned`: their tasks
+   * have no result) and the settled ones are returned. One timer serves the whole batch: its
+   * calls all start together.
+   */
+  async #compute(x: Derivation, tasks: readonly Task[], op: Op): Promise<{ results: Result[]; abandoned: boolean }> {
+    const out: (Result | undefined)[] = new Array(tasks.length)
+    const pending: { i: number; p: PromiseLike<unknown>; ac: AbortController }[] = []
+    const limit = x.timeoutMs ?? op.timeoutMs ?? this.#timeoutMs
     tasks.forEach((task, i) => {
       const bad = task.upstream.find((u) => u.state !== 'ok')
       if (bad !== undefined) {
         out[i] = { task, outcome: blockedBy(bad.table, bad.addr, bad.state, bad.error) }
         return
       }
+      const ac = new AbortController()
       // A single-root address with one lineage entry is that entry's key (no second parse).
-      const ctx: DeriveContext = { table: x.name, key: x.singleRoot && task.lineage.length === 1 ? task.lineage[0]!.key : addressValue(task.addr), lineage: task.lineage }
+      const ctx: DeriveContext = { table: x.name, key: x.singleRoot && task.lineage.length === 1 ? task.lineage[0]!.key : addressValue(task.addr), lineage: task.lineage, signal: ac.signal }
       try {
         const v = x.fn(task.input, ctx)
-        if (isThenable(v)) pending.push(Promise.resolve(v).then((val) => (out[i] = { task, outcome: checkOutput(x, val) }), (e: unknown) => (out[i] = { task, outcome: failure(e) })))
+        if (isThenable(v)) pending.push({ i, p: v, ac })
         else out[i] = { task, outcome: checkOutput(x, v) }
       } catch (e) {
         out[i] = { task, outcome: failure(e) }
       }
     })
-    await Promise.all(pending)
-    return out
+    let abandoned = false
+    if (pending.length > 0) {
+      await new Promise<void>((resolve) => {
+        let left = pending.length
+        let closed = false
+        const finish = () => {
+          if (closed) return
+          closed = true
+          if (timer !== undefined) clearTimeout(timer)
+          op.signal?.removeEventListener('abort', onAbort)
+          resolve()
+        }
+        const settle = (i: number, outcome: Outcome) => {
+          if (closed || out[i] !== undefined) return
+          out[i] = { task: tasks[i]!, outcome }
+          if (--left === 0) finish()
+        }
+        for (const { i, p } of pending) Promise.resolve(p).then((val) => settle(i, checkOutput(x, val)), (e: unknown) => settle(i, failure(e)))
+        const timer =
+          limit === undefined
+            ? undefined
+            : setTimeout(() => {
+                for (const { i, ac } of pending) {
+                  if (out[i] !== undefined) continue
+                  out[i] = { task: tasks[i]!, outcome: timedOut(x, tasks[i]!, limit) }
+                  ac.abort(new LineageQueryError('aborted', `derived table \`${x.name}\`: the call timed out after ${limit} ms`, { table: x.name }))
+                }
+                finish()
+              }, limit)
+        const onAbort = () => {
+          abandoned = pending.some(({ i }) => out[i] === undefined)
+          for (const { i, ac } of pending) if (out[i] === undefined) ac.abort(op.signal!.reason)
+          finish()
+        }
+        if (op.signal?.aborted === true) onAbort()
+        else op.signal?.addEventListener('abort', onAbort, { once: true })
+      })
+    }
+    return { results: abandoned ? out.filter((r): r is Result => r !== undefined) : (out as Result[]), abandoned }
   }
 
   // ---------------------------------------------------------------- on demand
@@ -464,14 +553,21 @@ export class Store {
    * if (r.state === 'fresh') console.log(r.value.code)
    * ```
    */
-  async get<Row>(table: DerivedTable<string, Row> | string, key: unknown): Promise<GetResult<Row>> {
-    const op = this.#begin()
+  async get<Row>(table: DerivedTable<string, Row> | string, key: unknown, options: GetOptions = {}): Promise<GetResult<Row>> {
+    if (typeof options !== 'object' || options === null) throw new LineageQueryError('argument', `store.get expects an options object as its third argument, got ${showValue(options)}`)
+    const timeoutMs = positive(options.timeoutMs, 'get: options.timeoutMs')
+    const signal = checkSignal(options.signal, 'get')
+    const op = this.#begin({ signal, timeoutMs })
     try {
+      throwIfAborted(op)
       await this.#ensureAll()
       const x = this.#resolve(table, 'get')
       const addr = addressFromUser(key, x.singleRoot)
       await this.#demand(x, addr, op)
       return (await this.#read(x, addr)) as GetResult<Row>
+    } catch (e) {
+      if (e instanceof Aborted) throw abortedError('store.get', op)
+      throw e
     } finally {
       this.#end(op)
     }
@@ -488,6 +584,7 @@ export class Store {
       }
     }
     for (const [u, a] of this.#upstreamCandidates(x, addr)) await this.#demand(u, a, op)
+    throwIfAborted(op)
     const engine = this.#engine
     const clock = await this.#d.readClock(this.#db)
     const work = (await scan(engine, x, { mode: 'keys', keys: [addr] }, clock)).get(addr)
@@ -768,6 +865,77 @@ const ANALYZE_MIN = 10_000
 /** A refresh or get call in progress; `alone` until another one starts while it runs. */
 interface Op {
   alone: boolean
+  readonly signal: AbortSignal | undefined
+  /** The call's default per-call timeout (`RefreshOptions.timeoutMs` / `GetOptions.timeoutMs`). */
+  readonly timeoutMs: number | undefined
+}
+
+/** Where a refresh sends its progress, and the table it is at. */
+interface ProgressSink {
+  readonly report: (p: RefreshProgress) => void
+  readonly tableIndex: number
+  readonly tableCount: number
+  readonly started: number
+}
+
+/** How long writes wait for a busy database by default. */
+const BUSY_WAIT_MS = 60_000
+
+/** Rows a table report counts as handled (for progress). */
+const handled = (r: TableReport): number => r.computed + r.unchanged + r.failed + r.blocked + r.deleted + r.superseded
+
+/** Internal: the operation's signal fired; turned into an `aborted` LineageQueryError at the public method. */
+class Aborted extends Error {}
+
+function throwIfAborted(op: Op): void {
+  if (op.signal?.aborted === true) throw new Aborted()
+}
+
+function abortedError(what: string, op: Op, report?: RefreshReport): LineageQueryError {
+  const reason = op.signal?.reason
+  const why = reason instanceof Error ? `: ${reason.message}` : reason === undefined ? '' : `: ${showValue(reason)}`
+  const done = report === undefined ? '' : `; ${handled(report.totals)} rows were handled and stored before it stopped (details.report)`
+  return new LineageQueryError('aborted', `${what} was aborted${why}${done}. Nothing computed was lost: rows not stored stay stale or missing for the next refresh`, report === undefined ? {} : { report }, { cause: reason })
+}
+
+/** `p`, or an `Aborted` rejection as soon as the operation's signal fires. */
+function untilAborted<T>(p: Promise<T>, op: Op): Promise<T> {
+  const signal = op.signal
+  if (signal === undefined) return p
+  if (signal.aborted) return Promise.reject(new Aborted())
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Aborted())
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(v)
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(e)
+      },
+    )
+  })
+}
+
+function checkSignal(signal: unknown, what: string): AbortSignal | undefined {
+  if (signal === undefined) return undefined
+  if (!(signal instanceof AbortSignal)) throw new LineageQueryError('argument', `${what}: options.signal must be an AbortSignal, got ${showValue(signal)}`)
+  return signal
+}
+
+/** Let timers and I/O callbacks run (between batches: better-sqlite3 runs statements synchronously). */
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+function timedOut(x: Derivation, task: Task, limit: number): Outcome {
+  return { state: 'failed', message: `derived table \`${x.name}\`, row ${task.addr}: the function did not settle within ${limit} ms (timeoutMs); stored as failed, retried when its input or code changes`, stack: undefined, timeoutMs: limit }
+}
+
+function nonNegative(n: number | undefined, what: string): number | undefined {
+  if (n === undefined) return undefined
+  if (!Number.isSafeInteger(n) || n < 0) throw new LineageQueryError('argument', `${what} must be a non-negative integer, got ${showValue(n)}`)
+  return n
 }
 
 /** A batch of tasks being computed and stored. */
@@ -807,7 +975,8 @@ function blockedBy(table: string, addr: string, state: string, error: string | n
 }
 
 function errorCause(table: string, meta: MetaRow): Cause {
-  const e = JSON.parse(meta.lq_error ?? '{}') as { message?: string }
+  const e = JSON.parse(meta.lq_error ?? '{}') as { message?: string; timeoutMs?: number }
+  if (typeof e.timeoutMs === 'number') return { kind: 'timeout', table, key: addressValue(meta.lq_key), message: e.message ?? '', timeoutMs: e.timeoutMs }
   return { kind: 'error', table, key: addressValue(meta.lq_key), message: e.message ?? '' }
 }
 

@@ -42,7 +42,7 @@ import type { TableReport } from './types.js'
 /** The outcome of one task. */
 export type Outcome =
   | { readonly state: 'ok'; readonly row: Record<string, unknown> }
-  | { readonly state: 'failed'; readonly message: string; readonly stack: string | undefined }
+  | { readonly state: 'failed'; readonly message: string; readonly stack: string | undefined; readonly timeoutMs?: number }
   | { readonly state: 'blocked'; readonly table: string; readonly key: string }
 
 export interface Result {
@@ -62,7 +62,7 @@ export function hashOf(o: Outcome, columns: readonly string[]): string {
 }
 
 function errorText(o: Outcome): string | null {
-  if (o.state === 'failed') return JSON.stringify({ message: o.message, stack: o.stack ?? null })
+  if (o.state === 'failed') return JSON.stringify(o.timeoutMs === undefined ? { message: o.message, stack: o.stack ?? null } : { message: o.message, stack: null, timeoutMs: o.timeoutMs })
   if (o.state === 'blocked') return JSON.stringify({ table: o.table, key: o.key })
   return null
 }
