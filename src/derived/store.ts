@@ -23,7 +23,8 @@ import { run } from '../query/run.js'
 import { tableDef } from '../query/schema.js'
 import { inputLineage, lineage as lineageOf } from '../lineage/index.js'
 import { legacyIndexName, metaTable, q, revTable, storeDialects, type StoreDialect, type Watermark } from './dialect.js'
-import { chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
+import { BUSY_WAIT_MS, chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
+import { retryBusy } from './busy.js'
 import { buildGraph } from './graph.js'
 import { zipParts } from './join.js'
 import { addressFromUser, addressValue, inputsText, keyText, lineageOfAddress, parseInputs } from './keys.js'
@@ -91,7 +92,8 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/
  */
 export async function openStore(db: Kysely<any>, options: StoreOptions = {}): Promise<Store> {
   const d = storeDialects[dialectOf(db)]
-  await migrate(db, d)
+  const busyMs = nonNegative(options.busyTimeoutMs, 'openStore: options.busyTimeoutMs') ?? BUSY_WAIT_MS
+  await retryBusy(d, 'openStore (creating or migrating the store tables)', busyMs, () => migrate(db, d))
   return new Store(db, d, options)
 }
 
@@ -124,7 +126,7 @@ export class Store {
   }
 
   get #engine(): Engine {
-    return { db: this.#db, d: this.#d, roots: this.#roots, derivations: this.#derivations }
+    return { db: this.#db, d: this.#d, roots: this.#roots, derivations: this.#derivations, busyMs: this.#busyMs }
   }
 
   // ---------------------------------------------------------------- declarations
@@ -161,7 +163,7 @@ export class Store {
       }
     }
     let backfilled = 0
-    await this.#db.transaction().execute(async (trx) => {
+    await retryBusy(this.#d, `store.track(${def.name})`, this.#busyMs, () => this.#db.transaction().execute(async (trx) => {
       // Index names of earlier versions (`lq_rev_x_rev` could be the revision table of a root `x_rev`).
       for (const what of ['rev', 'xid']) await this.#d.dropIndexOn(trx, legacyIndexName(revTable(def.name), what), revTable(def.name))
       for (const s of this.#d.trackDDL(def)) await sql.raw(s).execute(trx)
@@ -169,7 +171,7 @@ export class Store {
       const keyCols = JSON.stringify(def.key)
       if (this.#d.name === 'sqlite') await sql`INSERT OR REPLACE INTO lq_tracked (root, key_columns) VALUES (${def.name}, ${keyCols})`.execute(trx)
       else await sql`INSERT INTO lq_tracked (root, key_columns) VALUES (${def.name}, ${keyCols}) ON CONFLICT (root) DO UPDATE SET key_columns = excluded.key_columns`.execute(trx)
-    })
+    }))
     // Many new revision rows: fresh planner statistics (PostgreSQL), so scans use the rev index.
     if (backfilled >= ANALYZE_MIN) await this.#d.analyze(this.#db, revTable(def.name))
     this.#roots.set(def.name, root)
@@ -394,7 +396,7 @@ export class Store {
     tell('done')
     // The applied code version is this one unless another caller wrote rows under another code
     // version meanwhile (it cleared or changed the applied version): then it stays cleared.
-    await sql`UPDATE lq_derived SET wm_rev = ${clock.rev}, wm_xmin = ${clock.xmin}, applied_code_version = CASE WHEN COALESCE(applied_code_version, '') = ${wm.applied ?? ''} THEN ${x.codeVersion} ELSE NULL END WHERE name = ${x.name}`.execute(this.#db)
+    await retryBusy(this.#d, `refresh of \`${x.name}\` (its watermark)`, this.#busyMs, () => sql`UPDATE lq_derived SET wm_rev = ${clock.rev}, wm_xmin = ${clock.xmin}, applied_code_version = CASE WHEN COALESCE(applied_code_version, '') = ${wm.applied ?? ''} THEN ${x.codeVersion} ELSE NULL END WHERE name = ${x.name}`.execute(this.#db))
   }
 
   async #watermark(x: Derivation): Promise<{ wm: Watermark; applied: string | null }> {
@@ -843,7 +845,7 @@ export class Store {
     for (const x of this.#derivations.values()) {
       let p = this.#ready.get(x.name)
       if (p === undefined) {
-        p = ensureDerivedTables(this.#db, this.#d, x.def, x.codeVersion)
+        p = retryBusy(this.#d, `creating the tables of \`${x.name}\``, this.#busyMs, () => ensureDerivedTables(this.#db, this.#d, x.def, x.codeVersion))
         this.#ready.set(x.name, p)
         p.catch(() => this.#ready.delete(x.name))
       }
@@ -878,8 +880,6 @@ interface ProgressSink {
   readonly started: number
 }
 
-/** How long writes wait for a busy database by default. */
-const BUSY_WAIT_MS = 60_000
 
 /** Rows a table report counts as handled (for progress). */
 const handled = (r: TableReport): number => r.computed + r.unchanged + r.failed + r.blocked + r.deleted + r.superseded
