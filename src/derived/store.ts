@@ -25,9 +25,10 @@ import { inputLineage, lineage as lineageOf } from '../lineage/index.js'
 import { legacyIndexName, metaTable, q, revTable, storeDialects, type StoreDialect, type Watermark } from './dialect.js'
 import { BUSY_WAIT_MS, chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
 import { retryBusy } from './busy.js'
+import { lostKeys, splitUnkeyable } from './unkeyable.js'
 import { buildGraph } from './graph.js'
 import { zipParts } from './join.js'
-import { addressFromUser, addressValue, inputsText, keyText, lineageOfAddress, parseInputs } from './keys.js'
+import { addressFromUserChecked, addressValue, inputsText, keyText, lineageOfAddress, parseInputs, rootKeyText, type KeyKind } from './keys.js'
 import { ensureDerivedTables, migrate } from './schema.js'
 import { inputLoader, keyAddressed, LIVE_TEXT, loadTasks, metaRows, readsFor, recordedCauses, scan, withoutKey, type MetaRow, type ScanStats, type Work } from './staleness.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
@@ -359,17 +360,21 @@ export class Store {
     const stats: ScanStats = { covered: false, live: 0 }
     const work = await scan(engine, x, full ? { mode: 'all' } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }, clock, { stats, noCauses: true })
     const items = [...work.values()]
-    const todo = items.filter((w) => w.action === 'compute')
+    const all = items.filter((w) => w.action === 'compute')
+    // Keys JavaScript cannot carry (integers beyond 2^53): failed rows, never silently skipped.
+    const { keyable: todo, failed: unkeyable } = splitUnkeyable(x, all)
     const toDelete = items.filter((w) => w.action === 'delete').map((w) => w.addr)
     const mine = report[x.name]!
+    const total = all.length + toDelete.length
     const before = handled(mine)
     const tell = (phase: RefreshProgress['phase']) =>
-      progress?.report({ table: x.name, tableIndex: progress.tableIndex, tableCount: progress.tableCount, phase, done: phase === 'done' ? todo.length + toDelete.length : Math.min(handled(mine) - before, todo.length + toDelete.length), total: todo.length + toDelete.length, counts: { ...mine }, elapsedMs: performance.now() - progress.started })
+      progress?.report({ table: x.name, tableIndex: progress.tableIndex, tableCount: progress.tableCount, phase, done: phase === 'done' ? total : Math.min(handled(mine) - before, total), total, counts: { ...mine }, elapsedMs: performance.now() - progress.started })
     tell('scan')
     await deleteRows(engine, x, toDelete, report)
+    await writeResults(engine, x, unkeyable, report[x.name]!)
     // A first fill (the scan read every input row, most need computing, and there is more
     // than a batch of them): read the input table once rather than key by key.
-    const bulk = stats.covered && todo.length >= 2 * (batch ?? BATCH) && todo.length * 4 >= stats.live
+    const bulk = unkeyable.length === 0 && stats.covered && todo.length >= 2 * (batch ?? BATCH) && todo.length * 4 >= stats.live
     const load = await inputLoader(engine, x, bulk)
     // A first fill writes bigger batches (fewer statements and transactions), unless told otherwise.
     const parts = chunks(todo, batch ?? (bulk ? BULK_BATCH : BATCH))
@@ -377,7 +382,9 @@ export class Store {
       // Let timers and I/O run between batches (better-sqlite3 is synchronous), and stop here when aborted.
       await yieldToLoop()
       throwIfAborted(op)
-      await this.#run(x, await load(part), report[x.name]!, op)
+      const tasks = await load(part)
+      await this.#run(x, tasks, report[x.name]!, op)
+      await writeResults(engine, x, await lostKeys(engine, x, part, tasks), report[x.name]!)
       tell('batch')
       // PostgreSQL: lq_edge is shared by every comprehension derivation, and its statistics may
       // not know this table's name yet (an earlier ANALYZE saw other tables' edges only): then
@@ -564,7 +571,7 @@ export class Store {
       throwIfAborted(op)
       await this.#ensureAll()
       const x = this.#resolve(table, 'get')
-      const addr = addressFromUser(key, x.singleRoot)
+      const addr = this.#address(x, key, 'store.get')
       await this.#demand(x, addr, op)
       return (await this.#read(x, addr)) as GetResult<Row>
     } catch (e) {
@@ -595,7 +602,11 @@ export class Store {
       await deleteRows(engine, x, [addr], {})
       return
     }
-    await this.#run(x, await loadTasks(engine, x, [work]), emptyTableReport(), op)
+    const { keyable, failed } = splitUnkeyable(x, [work])
+    await writeResults(engine, x, failed, emptyTableReport())
+    const tasks = await loadTasks(engine, x, keyable)
+    await this.#run(x, tasks, emptyTableReport(), op)
+    await writeResults(engine, x, await lostKeys(engine, x, keyable, tasks), emptyTableReport())
   }
 
   /** Refresh `u` and every derived table it reads, incrementally, in dependency order. */
@@ -659,7 +670,7 @@ export class Store {
   async status(table: DerivedTable<string, any> | string, key: unknown): Promise<RowStatus> {
     await this.#ensureAll()
     const x = this.#resolve(table, 'status')
-    return this.#status(x, addressFromUser(key, x.singleRoot), new Map())
+    return this.#status(x, this.#address(x, key, 'store.status'), new Map())
   }
 
   async #status(x: Derivation, addr: string, memo: Map<string, Promise<RowStatus>>): Promise<RowStatus> {
@@ -780,7 +791,7 @@ export class Store {
       throw new LineageQueryError('argument', `store.affected expects a tracked root table, got ${rootName !== undefined ? `\`${rootName}\`, which is not tracked` : showValue(root)}; tracked: ${[...this.#roots.keys()].join(', ') || '(none)'}`, { table: rootName })
     }
     const found = new Map<string, Set<string>>()
-    const frontier = new Map<string, Set<string>>([[rootName, new Set([keyText(key)])]])
+    const frontier = new Map<string, Set<string>>([[rootName, new Set([rootKeyText(key, this.#keyKinds(rootName)!, rootName, 'store.affected')])]])
     for (const name of this.#order) {
       const keys = frontier.get(name)
       if (keys === undefined || keys.size === 0) continue
@@ -828,6 +839,17 @@ export class Store {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** Key column kinds of a tracked root. */
+  #keyKinds(root: string): readonly KeyKind[] | undefined {
+    const def = this.#roots.get(root)?.def
+    return def?.key?.map((c) => def.byName.get(c)!.type.kind as KeyKind)
+  }
+
+  /** The address of a key a user passes for a row of `x` (see `addressFromUserChecked`). */
+  #address(x: Derivation, key: unknown, what: string): string {
+    return addressFromUserChecked(key, x.singleRoot, { table: x.name, roots: x.roots, kinds: (r) => (x.roots.includes(r) ? this.#keyKinds(r) : undefined), what })
+  }
 
   #resolve(table: DerivedTable<string, any> | string, what: string): Derivation {
     const name = typeof table === 'string' ? table : table instanceof Table ? table.name : undefined

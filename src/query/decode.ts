@@ -33,7 +33,19 @@ function scalarReader(l: ScalarLayout, h: DialectHooks, path: string): Reader {
   const codec = l.codec
   return (slots, at) => {
     const raw = slots[at.i++]
-    const v = h.fromDb(kind, raw)
+    let v: unknown
+    try {
+      v = h.fromDb(kind, raw)
+    } catch (e) {
+      // The hook's error (an int8 beyond the safe range) does not know where the value was.
+      if (e instanceof LineageQueryError) throw new LineageQueryError(e.code, `${where(l, path)}: ${e.message}`, { ...(l.origin ?? { field: path }), ...e.details }, { cause: e })
+      throw e
+    }
+    // SQLite hands integers beyond 2^53 over already rounded (9007199254740993 reads as
+    // 9007199254740992): refuse every integer outside the safe range rather than return another number.
+    if (kind === 'int' && typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) {
+      throw new LineageQueryError('decode', `${where(l, path)}: integer ${showValue(raw)} is outside JavaScript's safe integer range (±(2^53 - 1)); the database may hold a value JavaScript cannot represent exactly, so it is not returned rounded`, { ...(l.origin ?? { field: path }), value: String(raw) })
+    }
     if (codec !== undefined) {
       // The supported codecs decode to the value itself, so `is` (no allocation) decides;
       // `decode` runs only to report the failure.
