@@ -26,6 +26,7 @@ import { legacyIndexName, metaTable, q, revTable, storeDialects, type StoreDiale
 import { BUSY_WAIT_MS, chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
 import { retryBusy } from './busy.js'
 import { lostKeys, splitUnkeyable } from './unkeyable.js'
+import { fromDriver } from './driver-errors.js'
 import { buildGraph } from './graph.js'
 import { zipParts } from './join.js'
 import { addressFromUserChecked, addressValue, inputsText, keyText, lineageOfAddress, parseInputs, rootKeyText, type KeyKind } from './keys.js'
@@ -94,7 +95,11 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/
 export async function openStore(db: Kysely<any>, options: StoreOptions = {}): Promise<Store> {
   const d = storeDialects[dialectOf(db)]
   const busyMs = nonNegative(options.busyTimeoutMs, 'openStore: options.busyTimeoutMs') ?? BUSY_WAIT_MS
-  await retryBusy(d, 'openStore (creating or migrating the store tables)', busyMs, () => migrate(db, d))
+  try {
+    await retryBusy(d, 'openStore (creating or migrating the store tables)', busyMs, () => migrate(db, d))
+  } catch (e) {
+    throw fromDriver(e, 'openStore')
+  }
   return new Store(db, d, options)
 }
 
@@ -330,7 +335,11 @@ export class Store {
       for (const [i, name] of names.entries()) {
         throwIfAborted(op)
         const progress = options.onProgress === undefined ? undefined : { report: options.onProgress, tableIndex: i, tableCount: names.length, started }
-        await this.#refreshTable(this.#derivations.get(name)!, options.full === true, batch, tables, op, progress)
+        try {
+          await this.#refreshTable(this.#derivations.get(name)!, options.full === true, batch, tables, op, progress)
+        } catch (e) {
+          throw fromDriver(e, `store.refresh, derived table \`${name}\` (reading ${this.#derivations.get(name)!.reads.map((r) => `\`${r}\``).join(', ')})`)
+        }
       }
       return summary()
     } catch (e) {
@@ -833,7 +842,7 @@ export class Store {
   async revision(root: Table<string, any, any> | string, key: unknown): Promise<number | undefined> {
     const name = typeof root === 'string' ? root : root.name
     if (!this.#roots.has(name)) throw new LineageQueryError('argument', `store.revision: \`${name}\` is not a tracked root table`)
-    const r = await sql<{ rev: unknown; deleted: unknown }>`SELECT rev, deleted FROM ${sql.id(revTable(name))} WHERE lq_key = ${keyText(key)}`.execute(this.#db)
+    const r = await sql<{ rev: unknown; deleted: unknown }>`SELECT rev, deleted FROM ${sql.id(revTable(name))} WHERE lq_key = ${rootKeyText(key, this.#keyKinds(name)!, name, 'store.revision')}`.execute(this.#db)
     const row = r.rows[0]
     return row === undefined || Number(row.deleted) === 1 ? undefined : Number(row.rev)
   }
@@ -1053,3 +1062,22 @@ function readTables(from: unknown, name: string): string[] {
 }
 
 export type { Work }
+
+// Every public method that reads or writes the database reports driver errors (SQLITE_BUSY after
+// the store stopped waiting, "no such column" after a root column was dropped, ...) as a
+// LineageQueryError naming the method (see driver-errors.ts); refresh adds the derived table.
+for (const method of ['track', 'refresh', 'get', 'status', 'stale', 'affected', 'lineage', 'revision'] as const) {
+  const body = Store.prototype[method] as (this: Store, ...args: unknown[]) => Promise<unknown>
+  Object.defineProperty(Store.prototype, method, {
+    configurable: true,
+    writable: true,
+    value: async function (this: Store, ...args: unknown[]): Promise<unknown> {
+      try {
+        return await body.apply(this, args)
+      } catch (e) {
+        const table = typeof args[0] === 'string' ? args[0] : args[0] instanceof Table ? args[0].name : undefined
+        throw fromDriver(e, `store.${method}${table === undefined ? '' : `(\`${table}\`)`}`)
+      }
+    },
+  })
+}
