@@ -93,10 +93,13 @@ async function main(): Promise<void> {
         await prepare()
         const w = watch()
         const started = performance.now()
+        const cpu0 = process.cpuUsage()
         const r = await store.refresh()
         const ms = performance.now() - started
+        const cpu = process.cpuUsage(cpu0)
+        const cpuMs = (cpu.user + cpu.system) / 1000
         const s = w.stop()
-        console.log(`  ${dialect.padEnd(8)} ${label.padEnd(34)} ${ms.toFixed(0).padStart(6)} ms, ${String(r.totals.computed).padStart(6)} rows; timer ticks ${String(s.ticks).padStart(4)} (of ~${Math.floor(ms / 20)}), worst gap ${s.worstGapMs.toFixed(0)} ms; RSS +${s.peakRssMb.toFixed(0)} MB`)
+        console.log(`  ${dialect.padEnd(8)} ${label.padEnd(34)} ${ms.toFixed(0).padStart(6)} ms (cpu ${cpuMs.toFixed(0)} ms in this process), ${String(r.totals.computed).padStart(6)} rows; timer ticks ${String(s.ticks).padStart(4)} (of ~${Math.floor(ms / 20)}), worst gap ${s.worstGapMs.toFixed(0)} ms; RSS +${s.peakRssMb.toFixed(0)} MB`)
       }
     } finally {
       await close()

@@ -158,6 +158,14 @@ export interface StoreDialect {
    * (40P01), serialization failure (40001), lock not available (55P03).
    */
   isBusy(e: unknown): boolean
+  /**
+   * Keyset pagination over an `lq_key` text column: the expression to select as the cursor of
+   * a row (`alias.lq_key`), and the condition "after the cursor bound at `p`". SQLite: the key's
+   * bytes (a string the driver reads may not be the stored bytes: a lone surrogate reads back as
+   * U+FFFD), compared as text; PostgreSQL: the text.
+   */
+  keyCursor(alias: string): string
+  afterCursor(alias: string, p: string): string
 }
 
 /**
@@ -295,6 +303,8 @@ const sqlite: StoreDialect = {
     await sql`UPDATE lq_clock SET rev = rev WHERE id = 1`.execute(trx)
   },
   isBusy: (e) => /^SQLITE_(BUSY|LOCKED)/.test(errorCode(e)),
+  keyCursor: (alias) => `CAST(${alias}.lq_key AS BLOB)`,
+  afterCursor: (alias, p) => `${alias}.lq_key > CAST(${p} AS TEXT)`,
 }
 
 const postgres: StoreDialect = {
@@ -409,6 +419,8 @@ $lq$`,
   },
   async beginWrite() {},
   isBusy: (e) => ['40P01', '40001', '55P03'].includes(errorCode(e)),
+  keyCursor: (alias) => `${alias}.lq_key`,
+  afterCursor: (alias, p) => `${alias}.lq_key > ${p}`,
 }
 
 /**

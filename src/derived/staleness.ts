@@ -256,6 +256,38 @@ async function scanTable(engine: Engine, x: Derivation, filter: ScanFilter, opti
   return out
 }
 
+/**
+ * Whether a refresh of `x` is a first fill that can stream its input: a derivation over one
+ * table (a root or a derived table), nothing stored yet, and every input row wanted (mode
+ * `all`, or a watermark never moved). Then `fillPage` replaces the scan, a page at a time.
+ */
+export async function isFirstFill(engine: Engine, x: Derivation, filter: ScanFilter): Promise<boolean> {
+  if (x.source.kind !== 'root' && x.source.kind !== 'derived') return false
+  const covered = filter.mode === 'all' || (filter.mode === 'since' && filter.wm.rev === 0 && filter.wm.xmin === null)
+  return covered && (await exec(engine.db, `SELECT 1 AS one FROM ${q(metaTable(x.name))} LIMIT 1`, [])).length === 0
+}
+
+/** The live input rows of a first fill (for progress: the rows it will handle). */
+export async function fillCount(engine: Engine, x: Derivation): Promise<number> {
+  const s = sourceOf(engine, x)
+  return num((await exec<{ n: unknown }>(engine.db, `SELECT count(*) AS n FROM ${q(s.table)} AS s WHERE ${s.deleted} = 0`, []))[0]?.n)
+}
+
+/**
+ * One page of a first fill: up to `limit` live input rows after `cursor` (undefined: from the
+ * start), in key order (an index range), as work items, and the cursor of the last one. Memory
+ * follows the page, not the table.
+ */
+export async function fillPage(engine: Engine, x: Derivation, cursor: unknown, limit: number): Promise<{ work: Work[]; cursor: unknown }> {
+  const { d } = engine
+  const s = sourceOf(engine, x)
+  const after = cursor === undefined ? '' : ` AND ${d.afterCursor('s', d.ph(1))}`
+  const text = `SELECT s.lq_key AS k, s.${q(s.rev)} AS rev, ${d.keyCursor('s')} AS c FROM ${q(s.table)} AS s WHERE ${s.deleted} = 0${after} ORDER BY s.lq_key LIMIT ${Math.trunc(limit)}`
+  const rows = await exec<{ k: string; rev: unknown; c: unknown }>(engine.db, text, cursor === undefined ? [] : [cursor])
+  const work = rows.map((r): Work => ({ addr: r.k, action: 'compute', stored: false, rev: num(r.rev), causes: NO_CAUSES }))
+  return { work, cursor: rows.length === 0 ? cursor : rows[rows.length - 1]!.c }
+}
+
 /** Current revisions of root rows (live ones only), by key text. */
 export async function rootRevs(engine: Engine, root: string, keys: readonly string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>()

@@ -31,7 +31,7 @@ import { buildGraph } from './graph.js'
 import { zipParts } from './join.js'
 import { addressFromUserChecked, addressValue, inputsText, keyText, lineageOfAddress, parseInputs, rootKeyText, type KeyKind } from './keys.js'
 import { ensureDerivedTables, migrate } from './schema.js'
-import { inputLoader, keyAddressed, LIVE_TEXT, loadTasks, metaRows, readsFor, recordedCauses, scan, withoutKey, type MetaRow, type ScanStats, type Work } from './staleness.js'
+import { fillCount, fillPage, inputLoader, isFirstFill, keyAddressed, LIVE_TEXT, loadTasks, metaRows, readsFor, recordedCauses, scan, withoutKey, type MetaRow, type ScanFilter, type ScanStats, type Work } from './staleness.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
 import { deleteRows, recordedInputs, writeResults, type Outcome, type Result } from './write.js'
 import { codeVersion } from './version.js'
@@ -366,8 +366,11 @@ export class Store {
     const engine = this.#engine
     const clock = await this.#d.readClock(this.#db)
     const wm = await this.#watermark(x)
+    const filter: ScanFilter = full ? { mode: 'all' } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }
+    // A first fill of a derivation over one table streams its input a page at a time.
+    if (await isFirstFill(engine, x, filter)) return this.#fillTable(x, clock, wm, batch, report, op, progress)
     const stats: ScanStats = { covered: false, live: 0 }
-    const work = await scan(engine, x, full ? { mode: 'all' } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }, clock, { stats, noCauses: true })
+    const work = await scan(engine, x, filter, clock, { stats, noCauses: true })
     const items = [...work.values()]
     const all = items.filter((w) => w.action === 'compute')
     // Keys JavaScript cannot carry (integers beyond 2^53): failed rows, never silently skipped.
@@ -401,15 +404,51 @@ export class Store {
       // Fresh statistics after the first batch of a big fill keep them key lookups.
       if (i === 0 && x.source.kind === 'query' && parts.length > 2) await this.#d.analyze(this.#db, 'lq_edge')
     }
+    await this.#finishTable(x, clock, wm, report[x.name]!, () => tell('done'))
+  }
+
+  /**
+   * A first fill of a derivation over one table (see `isFirstFill`): pages of the input's
+   * revision rows in key order (`fillPage`), each loaded, computed and stored as one batch, so
+   * memory follows the batch size, not the table (default 5000 rows).
+   */
+  async #fillTable(x: Derivation, clock: Watermark, wm: { wm: Watermark; applied: string | null }, batch: number | undefined, report: Record<string, TableReport>, op: Op, progress?: ProgressSink): Promise<void> {
+    const engine = this.#engine
+    const mine = report[x.name]!
+    const total = progress === undefined ? 0 : await fillCount(engine, x)
+    const before = handled(mine)
+    const tell = (phase: RefreshProgress['phase']) =>
+      progress?.report({ table: x.name, tableIndex: progress.tableIndex, tableCount: progress.tableCount, phase, done: phase === 'done' ? Math.max(total, handled(mine) - before) : handled(mine) - before, total: Math.max(total, handled(mine) - before), counts: { ...mine }, elapsedMs: performance.now() - progress.started })
+    tell('scan')
+    const size = batch ?? BULK_BATCH
+    let cursor: unknown
+    for (;;) {
+      await yieldToLoop()
+      throwIfAborted(op)
+      const page = await fillPage(engine, x, cursor, size)
+      if (page.work.length === 0) break
+      cursor = page.cursor
+      const { keyable, failed } = splitUnkeyable(x, page.work)
+      await writeResults(engine, x, failed, mine)
+      const tasks = await loadTasks(engine, x, keyable)
+      await this.#run(x, tasks, mine, op)
+      await writeResults(engine, x, await lostKeys(engine, x, keyable, tasks), mine)
+      tell('batch')
+      if (page.work.length < size) break
+    }
+    await this.#finishTable(x, clock, wm, mine, () => tell('done'))
+  }
+
+  /** The end of a table's refresh: statistics after many rows, the last progress event, the watermark. */
+  async #finishTable(x: Derivation, clock: Watermark, wm: { wm: Watermark; applied: string | null }, r: TableReport, done: () => void): Promise<void> {
     // After many new rows, refresh the planner's statistics (PostgreSQL), so the next scans of
     // this table probe its indexes rather than read it whole.
-    const r = report[x.name]!
     if (r.computed + r.unchanged + r.failed + r.blocked >= ANALYZE_MIN) {
       await this.#d.analyze(this.#db, metaTable(x.name))
       await this.#d.analyze(this.#db, x.name)
       if (x.source.kind === 'query') await this.#d.analyze(this.#db, 'lq_edge')
     }
-    tell('done')
+    done()
     // The applied code version is this one unless another caller wrote rows under another code
     // version meanwhile (it cleared or changed the applied version): then it stays cleared.
     await retryBusy(this.#d, `refresh of \`${x.name}\` (its watermark)`, this.#busyMs, () => sql`UPDATE lq_derived SET wm_rev = ${clock.rev}, wm_xmin = ${clock.xmin}, applied_code_version = CASE WHEN COALESCE(applied_code_version, '') = ${wm.applied ?? ''} THEN ${x.codeVersion} ELSE NULL END WHERE name = ${x.name}`.execute(this.#db))
@@ -498,20 +537,30 @@ export class Store {
    */
   async #compute(x: Derivation, tasks: readonly Task[], op: Op): Promise<{ results: Result[]; abandoned: boolean }> {
     const out: (Result | undefined)[] = new Array(tasks.length)
-    const pending: { i: number; p: PromiseLike<unknown>; ac: AbortController }[] = []
+    const pending: { i: number; p: PromiseLike<unknown> }[] = []
     const limit = x.timeoutMs ?? op.timeoutMs ?? this.#timeoutMs
+    // One signal per batch, made when a function first reads it: it is aborted when the batch's
+    // pending calls time out or are abandoned, which is all a call still running can learn.
+    let ac: AbortController | undefined
+    const signalOf = (): AbortSignal => (ac ??= new AbortController()).signal
     tasks.forEach((task, i) => {
       const bad = task.upstream.find((u) => u.state !== 'ok')
       if (bad !== undefined) {
         out[i] = { task, outcome: blockedBy(bad.table, bad.addr, bad.state, bad.error) }
         return
       }
-      const ac = new AbortController()
       // A single-root address with one lineage entry is that entry's key (no second parse).
-      const ctx: DeriveContext = { table: x.name, key: x.singleRoot && task.lineage.length === 1 ? task.lineage[0]!.key : addressValue(task.addr), lineage: task.lineage, signal: ac.signal }
+      const ctx: DeriveContext = {
+        table: x.name,
+        key: x.singleRoot && task.lineage.length === 1 ? task.lineage[0]!.key : addressValue(task.addr),
+        lineage: task.lineage,
+        get signal() {
+          return signalOf()
+        },
+      }
       try {
         const v = x.fn(task.input, ctx)
-        if (isThenable(v)) pending.push({ i, p: v, ac })
+        if (isThenable(v)) pending.push({ i, p: v })
         else out[i] = { task, outcome: checkOutput(x, v) }
       } catch (e) {
         out[i] = { task, outcome: failure(e) }
@@ -539,16 +588,13 @@ export class Store {
           limit === undefined
             ? undefined
             : setTimeout(() => {
-                for (const { i, ac } of pending) {
-                  if (out[i] !== undefined) continue
-                  out[i] = { task: tasks[i]!, outcome: timedOut(x, tasks[i]!, limit) }
-                  ac.abort(new LineageQueryError('aborted', `derived table \`${x.name}\`: the call timed out after ${limit} ms`, { table: x.name }))
-                }
+                for (const { i } of pending) if (out[i] === undefined) out[i] = { task: tasks[i]!, outcome: timedOut(x, tasks[i]!, limit) }
+                ac?.abort(new LineageQueryError('aborted', `derived table \`${x.name}\`: the call timed out after ${limit} ms`, { table: x.name }))
                 finish()
               }, limit)
         const onAbort = () => {
           abandoned = pending.some(({ i }) => out[i] === undefined)
-          for (const { i, ac } of pending) if (out[i] === undefined) ac.abort(op.signal!.reason)
+          if (abandoned) ac?.abort(op.signal!.reason)
           finish()
         }
         if (op.signal?.aborted === true) onAbort()

@@ -145,6 +145,25 @@ const byAddr = (a: Result, b: Result): number => (a.task.addr < b.task.addr ? -1
  * blocked).
  */
 export async function writeResults(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport): Promise<void> {
+  try {
+    await writeResultsOnce(engine, x, results, report)
+  } catch (e) {
+    // A batch whose JSON text is longer than JavaScript can build (V8: "Invalid string length")
+    // was not written (its transaction rolled back): store it in halves; a single result that
+    // is too large by itself is stored as failed, so it is not retried forever.
+    if (!(e instanceof RangeError) || results.length === 0) throw e
+    if (results.length > 1) {
+      const half = results.length >> 1
+      await writeResults(engine, x, results.slice(0, half), report)
+      await writeResults(engine, x, results.slice(half), report)
+      return
+    }
+    const message = `derived table \`${x.name}\`: the result is too large to store: its JSON text is longer than the longest string JavaScript can build (${e.message})`
+    await writeResultsOnce(engine, x, [{ task: results[0]!.task, outcome: { state: 'failed', message, stack: undefined } }], report)
+  }
+}
+
+async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport): Promise<void> {
   if (results.length === 0) return
   const { db, d } = engine
   const w = writerFor(d, x)
