@@ -288,6 +288,57 @@ export async function fillPage(engine: Engine, x: Derivation, cursor: unknown, l
   return { work, cursor: rows.length === 0 ? cursor : rows[rows.length - 1]!.c }
 }
 
+/** The page's integer key bound: keys beyond JavaScript's safe range are reported, not read (see `unkeyable.ts`). */
+const MAX_KEY = Number.MAX_SAFE_INTEGER
+
+/**
+ * Whether a first fill of `x` can page through its root table in the root's own key order
+ * (`fillRootPage`): a derivation over a root with one integer key column.
+ */
+export function pagesByRootKey(engine: Engine, x: Derivation): boolean {
+  if (x.source.kind !== 'root') return false
+  const def = engine.roots.get(x.source.table)!.def
+  return def.key!.length === 1 && def.byName.get(def.key![0]!)!.type.kind === 'int'
+}
+
+/**
+ * One page of a first fill over a root with one integer key (`pagesByRootKey`): up to `limit`
+ * root rows with keys after `after`, in key order (an index range of the root table), and
+ * their current revisions, read in one transaction (REPEATABLE READ on PostgreSQL) so the
+ * revisions are those of the rows read. Keys beyond the safe range are left to
+ * `unsafeKeyWork`. Returns the tasks, the number of rows read and the last key.
+ */
+export async function fillRootPage(engine: Engine, x: Derivation, after: number | undefined, limit: number): Promise<{ tasks: Task[]; read: number; last: number | undefined }> {
+  const table = (x.source as { table: string }).table
+  const root = engine.roots.get(table)!
+  const col = root.def.key![0]!
+  const page = Q.for(root as Table<string, any, unknown>, (r: any) => Q.where(Q.and(after === undefined ? Q.ge(r[col], -MAX_KEY) : Q.gt(r[col], after), Q.le(r[col], MAX_KEY)), Q.yield(r)))
+    .orderBy((r: any) => r[col])
+    .limit(Math.trunc(limit)) as Query<Row, never>
+  const read = async (db: Engine['db']) => {
+    const rows = (await run(db, page)) as Row[]
+    const revs = await rootRevs({ ...engine, db }, table, rows.map((r) => keyText(r[col])))
+    return { rows, revs }
+  }
+  const begin = engine.db.transaction()
+  const { rows, revs } = await (engine.d.name === 'postgres' ? begin.setIsolationLevel('repeatable read') : begin).execute(read)
+  const tasks: Task[] = []
+  for (const row of rows) {
+    const addr = keyText(row[col])
+    const rev = revs.get(addr)
+    if (rev === undefined) continue // no live revision row: deleted meanwhile, seen by the next scan
+    tasks.push({ addr, input: row, lineage: [{ table, key: row[col] }], inputs: [[table, addr, rev]], maxRev: rev, upstream: [], edges: [] })
+  }
+  return { tasks, read: rows.length, last: rows.length === 0 ? after : (rows[rows.length - 1]![col] as number) }
+}
+
+/** Live revision rows of a root whose key text may be an integer beyond the safe range (16 digits or more). */
+export async function unsafeKeyWork(engine: Engine, x: Derivation): Promise<Work[]> {
+  const s = sourceOf(engine, x)
+  const rows = await exec<{ k: string; rev: unknown }>(engine.db, `SELECT s.lq_key AS k, s.rev AS rev FROM ${q(s.table)} AS s WHERE s.deleted = 0 AND length(s.lq_key) >= 16`, [])
+  return rows.map((r): Work => ({ addr: r.k, action: 'compute', stored: false, rev: num(r.rev), causes: NO_CAUSES }))
+}
+
 /** Current revisions of root rows (live ones only), by key text. */
 export async function rootRevs(engine: Engine, root: string, keys: readonly string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>()

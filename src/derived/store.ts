@@ -31,7 +31,7 @@ import { buildGraph } from './graph.js'
 import { zipParts } from './join.js'
 import { addressFromUserChecked, addressValue, inputsText, keyText, lineageOfAddress, parseInputs, rootKeyText, type KeyKind } from './keys.js'
 import { ensureDerivedTables, migrate } from './schema.js'
-import { fillCount, fillPage, inputLoader, isFirstFill, keyAddressed, LIVE_TEXT, loadTasks, metaRows, readsFor, recordedCauses, scan, withoutKey, type MetaRow, type ScanFilter, type ScanStats, type Work } from './staleness.js'
+import { fillCount, fillPage, fillRootPage, pagesByRootKey, unsafeKeyWork, inputLoader, isFirstFill, keyAddressed, LIVE_TEXT, loadTasks, metaRows, readsFor, recordedCauses, scan, withoutKey, type MetaRow, type ScanFilter, type ScanStats, type Work } from './staleness.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
 import { deleteRows, recordedInputs, writeResults, type Outcome, type Result } from './write.js'
 import { codeVersion } from './version.js'
@@ -421,6 +421,22 @@ export class Store {
       progress?.report({ table: x.name, tableIndex: progress.tableIndex, tableCount: progress.tableCount, phase, done: phase === 'done' ? Math.max(total, handled(mine) - before) : handled(mine) - before, total: Math.max(total, handled(mine) - before), counts: { ...mine }, elapsedMs: performance.now() - progress.started })
     tell('scan')
     const size = batch ?? BULK_BATCH
+    if (pagesByRootKey(engine, x)) {
+      // One integer key: pages of the root table in its key order, with their revisions.
+      await writeResults(engine, x, splitUnkeyable(x, await unsafeKeyWork(engine, x)).failed, mine)
+      let after: number | undefined
+      for (;;) {
+        await yieldToLoop()
+        throwIfAborted(op)
+        const page = await fillRootPage(engine, x, after, size)
+        if (page.read === 0) break
+        after = page.last
+        await this.#run(x, page.tasks, mine, op)
+        tell('batch')
+        if (page.read < size) break
+      }
+      return this.#finishTable(x, clock, wm, mine, () => tell('done'))
+    }
     let cursor: unknown
     for (;;) {
       await yieldToLoop()
