@@ -312,6 +312,18 @@ export class Store {
   /**
    * Compute every missing or stale row, table by table in dependency order. Root rows that are
    * gone take their derived rows (transitively) with them. Returns counts per table.
+   *
+   * Options: `batchSize`, `full`, `timeoutMs` (per function call), `signal` (an `AbortSignal`:
+   * stops after the batch in progress and rejects with a `LineageQueryError` of code `aborted`
+   * whose `details.report` is the partial report), `onProgress` (called with a
+   * `RefreshProgress` `{ table, tableIndex, tableCount, phase, done, total, counts, elapsedMs }`
+   * after each table's scan, each stored batch and each finished table).
+   *
+   * @example
+   * ```ts
+   * const ac = new AbortController()
+   * await store.refresh({ signal: ac.signal, timeoutMs: 30_000, onProgress: (p) => bar.update(p.done, p.total) })
+   * ```
    */
   async refresh(options: RefreshOptions = {}): Promise<RefreshReport> {
     if (typeof options !== 'object' || options === null) throw new LineageQueryError('argument', `store.refresh expects an options object, got ${showValue(options)}`)
@@ -625,7 +637,9 @@ export class Store {
   /**
    * Demand one derived row: compute it, and the upstream rows it needs, if missing or stale.
    * `key` is the root key for a single-root derivation, else the list of root `{ table, key }`
-   * entries.
+   * entries; the row's `lq_key` text is accepted too (see docs/derived.md, "Keys").
+   * `options.timeoutMs` limits each function call it makes; `options.signal` stops it between
+   * steps and while it waits on another caller's call (rejecting with code `aborted`).
    *
    * @example
    * ```ts
