@@ -312,11 +312,11 @@ export async function fillRootPage(engine: Engine, x: Derivation, after: number 
   const table = (x.source as { table: string }).table
   const root = engine.roots.get(table)!
   const col = root.def.key![0]!
-  const page = Q.for(root as Table<string, any, unknown>, (r: any) => Q.where(Q.and(after === undefined ? Q.ge(r[col], -MAX_KEY) : Q.gt(r[col], after), Q.le(r[col], MAX_KEY)), Q.yield(r)))
-    .orderBy((r: any) => r[col])
-    .limit(Math.trunc(limit)) as Query<Row, never>
+  const page = pageQuery(engine, root, Math.trunc(limit))
+  const params = [...page.parameters]
+  params[page.slot] = after === undefined ? -MAX_KEY : after + 1
   const read = async (db: Engine['db']) => {
-    const rows = (await run(db, page)) as Row[]
+    const rows = page.decode(await exec(db, page.sql, params)) as Row[]
     const revs = await rootRevs({ ...engine, db }, table, rows.map((r) => keyText(r[col])))
     return { rows, revs }
   }
@@ -330,6 +330,37 @@ export async function fillRootPage(engine: Engine, x: Derivation, after: number 
     tasks.push({ addr, input: row, lineage: [{ table, key: row[col] }], inputs: [[table, addr, rev]], maxRev: rev, upstream: [], edges: [] })
   }
   return { tasks, read: rows.length, last: rows.length === 0 ? after : (rows[rows.length - 1]![col] as number) }
+}
+
+/** A first-fill page query, compiled once per root, dialect and page size: its lower key bound is parameter `slot`. */
+interface PageQuery {
+  readonly sql: string
+  readonly parameters: readonly unknown[]
+  readonly slot: number
+  readonly decode: (rows: readonly Record<string, unknown>[]) => unknown[]
+}
+
+const pageQueries = new WeakMap<AnyTable, Map<string, PageQuery>>()
+/** A placeholder for the page's lower bound, found among the compiled parameters (checked unique). */
+const PAGE_PLACEHOLDER = -4_000_000_000_000_001
+
+function pageQuery(engine: Engine, root: AnyTable, limit: number): PageQuery {
+  let perRoot = pageQueries.get(root)
+  if (perRoot === undefined) pageQueries.set(root, (perRoot = new Map()))
+  const cacheKey = `${engine.d.name}:${limit}`
+  const hit = perRoot.get(cacheKey)
+  if (hit !== undefined) return hit
+  const col = root.def.key![0]!
+  const query = Q.for(root as Table<string, any, unknown>, (r: any) => Q.where(Q.and(Q.ge(r[col], PAGE_PLACEHOLDER), Q.le(r[col], MAX_KEY)), Q.yield(r)))
+    .orderBy((r: any) => r[col])
+    .limit(limit) as Query<Row, never>
+  const p = plan(query, engine.d.name)
+  const st = p.statements[0]!
+  const slot = st.parameters.indexOf(PAGE_PLACEHOLDER)
+  if (p.statements.length !== 1 || slot < 0 || st.parameters.lastIndexOf(PAGE_PLACEHOLDER) !== slot) throw new Error(`internal: the first-fill page query of \`${root.name}\` did not compile to one statement with one lower bound`)
+  const built: PageQuery = { sql: st.sql, parameters: st.parameters, slot, decode: p.decode }
+  perRoot.set(cacheKey, built)
+  return built
 }
 
 /** Live revision rows of a root whose key text may be an integer beyond the safe range (16 digits or more). */
