@@ -7,8 +7,8 @@
  */
 import { LineageQueryError } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
-import { hasLineage, plan, type CollLayout, type Layout } from './layout.js'
-import { type Branch, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
+import { hasLineage, plan, width, type CollLayout, type Layout } from './layout.js'
+import { isScalar, queryMentions, type Branch, type Gen, type GroupAgg, type LinEntry, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
 import type { ScalarKind } from './schema.js'
 import * as S from './sql-nodes.js'
 
@@ -28,8 +28,16 @@ export interface Lowered {
 
 const TAG = '#b'
 
+/** A grouped generator lowered in place (`select keys, aggs from ... group by ...`): its columns as expressions. */
+type Subst = (col: string) => S.Node
+
 class Lowerer {
   constructor(readonly h: DialectHooks) {}
+
+  /** Grouped generators being lowered in place: alias -> their columns' expressions. */
+  readonly subst = new Map<string, Subst>()
+  /** The layouts of the nested collections computed as group columns (`alias.col`), with their branch offset. */
+  readonly viaLayouts = new Map<string, { readonly l: CollLayout; readonly offset: number }>()
 
   // ------------------------------------------------------------ scalars
 
@@ -51,8 +59,10 @@ class Lowerer {
 
   expr(e: NExpr): S.Node {
     switch (e.k) {
-      case 'col':
-        return S.col(e.alias, e.col.name)
+      case 'col': {
+        const sub = this.subst.get(e.alias)
+        return sub === undefined ? S.col(e.alias, e.col.name) : sub(e.col.name)
+      }
       case 'const':
         return e.value === null ? S.literal(null) : this.param(e.value, e.type.kind)
       case 'exists':
@@ -117,6 +127,7 @@ class Lowerer {
         return S.binary(x, 'like', this.param(pattern, 'string'))
       }
       case 'isNull': return S.binary(x, 'is', S.literal(null))
+      case 'isNotDistinct': return S.binary(x, this.h.nullSafeEq, y)
       case 'isNotNull': return S.binary(x, 'is not', S.literal(null))
       case 'in': return S.binary(x, 'in', S.valueList(a.slice(1)))
       case 'coalesce': return S.fn('coalesce', a)
@@ -124,15 +135,206 @@ class Lowerer {
   }
 
   /** The branches of `q` as selects of the single expression `one(branch)` (or `1`). */
-  branchSelects(q: NQuery, one: (b: Branch, i: number) => S.Node, alias = 'v'): S.Select[] {
-    return q.branches.map((b, i) =>
-      S.select({
-        from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })),
-        selections: [{ expr: one(b, i), alias }],
-        where: b.conds.map((c) => this.expr(c)),
-      }),
-    )
+  branchSelects(q: NQuery, one: (b: Branch, i: number) => S.Node, alias = 'v', inline = true): S.Select[] {
+    return q.branches.map((b, i) => this.select(b, () => [{ expr: one(b, i), alias }], inline))
   }
+
+  // ------------------------------------------------------------ grouped generators
+
+  /**
+   * The select of one branch: `sel()` gives its selections (called first: lowering them records
+   * what grouped generators must compute). A branch whose only generator is a grouped one is
+   * written in place as `select ... from <source> where ... group by <key> having <conds>`
+   * when `inline` (the selections are not aggregates themselves) and nothing correlates with
+   * the group's columns; otherwise grouped generators are derived tables in FROM.
+   */
+  select(b: Branch, sel: () => { expr: S.Node; alias: string }[], inline = true, extra: readonly NExpr[] = []): S.Select {
+    const g = b.gens[0]
+    if (inline && b.gens.length === 1 && g?.group !== undefined && this.canInline(b, g, extra)) return this.inlineGroup(b, g, sel)
+    const selections = sel()
+    const where = b.conds.map((c) => this.expr(c))
+    return S.select({ from: b.gens.map((x) => this.fromItem(x)), selections, where })
+  }
+
+  fromItem(g: Gen): S.FromItem {
+    return g.group === undefined ? { table: g.table.name, alias: g.alias } : { sub: this.groupSelect(g), alias: g.alias }
+  }
+
+  /** Whether a branch over one grouped generator can be written as the GROUP BY itself. */
+  canInline(b: Branch, g: Gen, extra: readonly NExpr[]): boolean {
+    const s = g.group!
+    // PostgreSQL matches GROUP BY expressions to selected ones textually: no parameters in keys.
+    if (s.keys.some((ks) => ks.some(hasConst))) return false
+    const correlated = (v: NValue): boolean => subqueryMentions(v, g.alias)
+    return !b.conds.some(correlated) && !correlated(b.value) && !extra.some(correlated)
+  }
+
+  /** The key and aggregate expressions of a grouped generator, over its source; `from`/`where` built last. */
+  groupCore(g: Gen): { key: (i: number) => S.Node; agg: (j: number) => S.Node | undefined; finish: () => { from: S.FromItem[]; where: S.Node[] } } {
+    const s = g.group!
+    const aggNodes = new Map<number, S.Node | undefined>()
+    if (s.source.length === 1) {
+      const b = s.source[0]!
+      const keys = s.keys[0]!.map((k) => this.expr(k))
+      const agg = (j: number) => {
+        if (!aggNodes.has(j)) aggNodes.set(j, this.groupAgg(g, j))
+        return aggNodes.get(j)
+      }
+      return {
+        key: (i) => keys[i]!,
+        agg,
+        finish: () => ({ from: b.gens.map((x) => this.fromItem(x)), where: b.conds.map((c) => this.expr(c)) }),
+      }
+    }
+    // Several source branches: `(select key as k0, arg as a0, flag as f0 ... union all ...) as u`.
+    const u = `${g.alias}u`
+    const used = new Set<number>()
+    const agg = (j: number) => {
+      const a = s.aggs[j]!
+      if (a.fn === 'json' && !this.viaLayouts.has(`${g.alias}.a${j}`)) return undefined
+      used.add(j)
+      const flag = S.binary(S.col(u, `f${j}`), 'is not', S.literal(null))
+      const arg = S.col(u, `a${j}`)
+      return this.aggregateNode(a, a.fn === 'count' && !a.distinct ? undefined : a.fn === 'json' && this.h.jsonAsText && this.jsonElement(g, j) ? S.fn('json', [arg]) : arg, flag, true)
+    }
+    return {
+      key: (i) => S.col(u, `k${i}`),
+      agg,
+      finish: () => {
+        s.aggs.forEach((_, j) => agg(j))
+        const keyKinds = s.keys[0]!.map((_, i) => unifiedKind(s.keys.map((ks) => ks[i]!)))
+        const parts = s.source.map((b, i) =>
+          this.select(b, () => {
+            const out = s.keys[i]!.map((k, j) => ({ expr: this.exprAs(k, keyKinds[j]!), alias: `k${j}` }))
+            for (const j of [...used].sort((x, y) => x - y)) {
+              const a = s.aggs[j]!
+              const part = a.parts.find((p) => p.branch === i)
+              const isJson = a.fn === 'json' || a.fn === 'lineage'
+              const nullArg = isJson && !this.h.jsonAsText ? S.cast(S.literal(null), a.fn === 'json' ? 'json' : 'text') : this.typedNull(argKind(a))
+              if (part === undefined) {
+                out.push({ expr: nullArg, alias: `a${j}` }, { expr: this.typedNull('int'), alias: `f${j}` })
+                continue
+              }
+              const cond = part.filter.length === 0 ? undefined : S.and(part.filter.map((c) => this.expr(c)))
+              const arg = this.partArg(g, j, part.arg, i)
+              const filtered = cond === undefined || isJson || (a.fn === 'count' && !a.distinct) ? arg : S.caseWhen(cond, arg)
+              out.push({ expr: filtered, alias: `a${j}` }, { expr: cond === undefined ? S.literal(1) : S.caseWhen(cond, S.literal(1)), alias: `f${j}` })
+            }
+            return out
+          }),
+        )
+        return { from: [{ sub: S.unionAll(parts), alias: u }], where: [] }
+      },
+    }
+  }
+
+  /** Whether json aggregate `j` of `g` has elements that are JSON themselves (need `json(...)` on SQLite). */
+  jsonElement(g: Gen, j: number): boolean {
+    const v = this.viaLayouts.get(`${g.alias}.a${j}`)
+    if (v === undefined || v.l.elem === undefined) return false
+    return v.l.tagged || width(v.l.elem) !== 1 || collSlots(v.l.elem)[0] === true
+  }
+
+  /** The argument of aggregate `j` for source branch `branch` (an element, a lineage row, or a scalar). */
+  partArg(g: Gen, j: number, arg: NValue | undefined, branch: number): S.Node {
+    const a = g.group!.aggs[j]!
+    if (a.fn === 'json') {
+      const v = this.viaLayouts.get(`${g.alias}.a${j}`)!
+      const elem = v.l.elem!
+      const idx = a.parts.findIndex((p) => p.branch === branch)
+      const tag = v.l.tagged ? S.literal(v.offset + idx) : undefined
+      return this.element(this.slots(arg!, elem, v.offset + idx), collSlots(elem), tag)
+    }
+    if (a.fn === 'lineage') {
+      const entries = (arg as Extract<NValue, { k: 'lin' }>).entries
+      return S.fn(this.h.jsonArray, [S.literal(branch), ...entries.flatMap((e) => this.linKeys(e))])
+    }
+    if (arg === undefined) return S.literal(1)
+    return this.exprAs(arg as NExpr, argKind(a))
+  }
+
+  /** The key values of a lineage entry inside a group's lineage row. */
+  linKeys(e: LinEntry): S.Node[] {
+    return e.key.map((k) => this.expr(k))
+  }
+
+  /** Aggregate `j` of grouped generator `g` with a single source branch, over that branch. */
+  groupAgg(g: Gen, j: number): S.Node | undefined {
+    const a = g.group!.aggs[j]!
+    if (a.fn === 'json' && !this.viaLayouts.has(`${g.alias}.a${j}`)) return undefined
+    const part = a.parts[0]!
+    const cond = part.filter.length === 0 ? undefined : S.and(part.filter.map((c) => this.expr(c)))
+    const arg = a.fn === 'count' && !a.distinct ? undefined : this.partArg(g, j, part.arg, part.branch)
+    return this.aggregateNode(a, arg, cond, false)
+  }
+
+  /** `fn(arg)` over a group, keeping the rows where `cond` holds (FILTER or CASE, by dialect). */
+  aggregateNode(a: GroupAgg, arg: S.Node | undefined, cond: S.Node | undefined, viaFlag: boolean): S.Node {
+    const useCase = cond !== undefined && this.h.filteredAggregate === 'case' && a.fn !== 'json' && a.fn !== 'lineage' && !viaFlag
+    switch (a.fn) {
+      case 'count':
+        if (a.distinct) return S.agg('count', [useCase ? S.caseWhen(cond!, arg!) : arg!], { distinct: true, filter: useCase || viaFlag ? undefined : cond })
+        if (cond === undefined) return S.countAll()
+        if (viaFlag) return S.agg('count', [S.literal(1)], { filter: cond })
+        return useCase ? S.agg('count', [S.caseWhen(cond, S.literal(1))]) : S.agg('count', [S.literal(1)], { filter: cond })
+      case 'sum': case 'min': case 'max': case 'avg': {
+        const x = a.fn === 'min' || a.fn === 'max' ? (a.type.kind === 'string' && this.h.binaryCollation !== undefined ? S.collate(arg!, this.h.binaryCollation) : arg!) : arg!
+        if (viaFlag) return S.agg(a.fn, [x])
+        return useCase ? S.agg(a.fn, [S.caseWhen(cond!, x)]) : S.agg(a.fn, [x], { filter: cond })
+      }
+      case 'json': {
+        const j = S.agg(this.h.jsonAgg, [arg!], { filter: cond })
+        return this.h.name === 'postgres' ? S.fn('coalesce', [j, S.fn(this.h.jsonArray, [])]) : j
+      }
+      case 'lineage': {
+        const j = S.agg(this.h.jsonAgg, [this.h.jsonAsText && viaFlag ? S.fn('json', [arg!]) : arg!], { filter: cond })
+        return this.h.jsonAsText ? j : S.cast(j, 'text')
+      }
+    }
+  }
+
+  /** The derived table of a grouped generator: `select k0, ..., a0, ... from ... group by 1, ...`. */
+  groupSelect(g: Gen): S.Select {
+    const s = g.group!
+    const core = this.groupCore(g)
+    const nk = s.keys[0]!.length
+    const selections: { expr: S.Node; alias: string }[] = []
+    for (let i = 0; i < nk; i++) selections.push({ expr: core.key(i), alias: `k${i}` })
+    s.aggs.forEach((_, j) => {
+      const n = core.agg(j)
+      if (n !== undefined) selections.push({ expr: n, alias: `a${j}` })
+    })
+    if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
+    const { from, where } = core.finish()
+    return S.select({ from, selections, where, ...groupClauses(nk, (i) => S.literal(i + 1)) })
+  }
+
+  /** A branch over one grouped generator written as the GROUP BY itself (`select distinct` when it yields exactly the key). */
+  inlineGroup(b: Branch, g: Gen, sel: () => { expr: S.Node; alias: string }[]): S.Select {
+    const s = g.group!
+    const core = this.groupCore(g)
+    const nk = s.keys[0]!.length
+    this.subst.set(g.alias, (col) => {
+      const n = col.startsWith('k') ? core.key(Number(col.slice(1))) : core.agg(Number(col.slice(1)))
+      if (n === undefined) throw new Error(`internal: group column ${col} not computed`)
+      return n
+    })
+    let selections: { expr: S.Node; alias: string }[]
+    let having: S.Node[]
+    try {
+      selections = sel()
+      having = b.conds.map((c) => this.expr(c))
+    } finally {
+      this.subst.delete(g.alias)
+    }
+    const { from, where } = core.finish()
+    if (s.aggs.length === 0 && having.length === 0 && nk > 0 && yieldsExactlyKeys(b.value, g.alias, nk)) {
+      return S.select({ from, selections, where, distinct: true })
+    }
+    const clauses = groupClauses(nk, core.key)
+    return S.select({ from, selections, where, groupBy: clauses.groupBy, having: [...clauses.having, ...having] })
+  }
+
 
   existsQuery(q: NQuery): S.Node {
     const sub = S.unionAll(this.branchSelects(q, () => S.literal(1), 'one'))
@@ -148,13 +350,19 @@ class Lowerer {
     const aggregate = (arg: S.Node | undefined) => (e.fn === 'count' ? S.countAll() : S.agg(e.fn, [fnArg(arg!)]))
     // An aggregate whose argument mentions only outer columns belongs to the outer query in
     // SQL, so unless it mentions a column of its own branch it aggregates a derived table.
+    if (e.distinct === true) {
+      // Rule `count-distinct`: count(distinct x), NULL not counted.
+      const b0 = e.q.branches[0]!
+      if (e.q.branches.length === 1 && mentionsOwnColumn(b0)) {
+        return this.select(b0, () => [{ expr: S.agg('count', [this.exprAs(b0.value as NExpr, unifiedKind([b0.value as NExpr]))], { distinct: true }), alias: 'v' }], false)
+      }
+      const kind = unifiedKind(e.q.branches.map((b) => b.value as NExpr))
+      const parts = this.branchSelects(e.q, (b) => this.exprAs(b.value as NExpr, kind))
+      return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: S.agg('count', [S.col('u', 'v')], { distinct: true }), alias: 'v' }])
+    }
     if (e.q.branches.length === 1 && (e.fn === 'count' ? e.q.branches[0]!.gens.length > 0 : mentionsOwnColumn(e.q.branches[0]!))) {
       const b = e.q.branches[0]!
-      return S.select({
-        from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })),
-        selections: [{ expr: aggregate(e.fn === 'count' ? undefined : arg(b)), alias: 'v' }],
-        where: b.conds.map((c) => this.expr(c)),
-      })
+      return this.select(b, () => [{ expr: aggregate(e.fn === 'count' ? undefined : arg(b)), alias: 'v' }], false)
     }
     const parts = this.branchSelects(e.q, (b) => (e.fn === 'count' ? S.literal(1) : arg(b)))
     return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: aggregate(S.col('u', 'v')), alias: 'v' }])
@@ -178,8 +386,16 @@ class Lowerer {
         })
         return out
       }
-      case 'coll':
-        return [this.coll((v as Extract<NValue, { k: 'coll' }>).q, l, l.offsets[branch] ?? 0)]
+      case 'coll': {
+        const c = v as Extract<NValue, { k: 'coll' }>
+        if (c.via !== undefined) {
+          // Rule `coll-of-group`: a column of the grouped generator.
+          this.viaLayouts.set(`${c.via.alias}.${c.via.col}`, { l, offset: l.offsets[branch] ?? 0 })
+          const sub = this.subst.get(c.via.alias)
+          return [sub === undefined ? S.col(c.via.alias, c.via.col) : sub(c.via.col)]
+        }
+        return [this.coll(c.q, l, l.offsets[branch] ?? 0)]
+      }
       case 'lin': {
         const out: S.Node[] = l.slots.map((kind) => this.typedNull(kind))
         const desc = l.branches[branch]
@@ -217,25 +433,34 @@ class Lowerer {
     }
     if (q.branches.length === 1 && mentionsOwnColumn(q.branches[0]!)) {
       const b = q.branches[0]!
-      return S.select({
-        from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })),
-        selections: [{ expr: aggregate(this.element(this.slots(b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined)), alias: 'v' }],
-        where: b.conds.map((c) => this.expr(c)),
-      })
+      return this.select(b, () => [{ expr: aggregate(this.element(this.slots(b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined)), alias: 'v' }], false)
     }
     // Union parts select plain columns; the outer aggregate builds each element once.
     const names = isColl.map((_, i) => `c${i}`)
-    const parts = q.branches.map((b, i) => {
-      const selections = this.slots(b.value, elem, offset + i).map((expr, j) => ({ expr, alias: names[j]! }))
-      if (l.tagged) selections.push({ expr: S.literal(offset + i), alias: 't' })
-      if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
-      return S.select({ from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })), selections, where: b.conds.map((c) => this.expr(c)) })
-    })
+    const parts = q.branches.map((b, i) =>
+      this.select(b, () => {
+        const selections = this.slots(b.value, elem, offset + i).map((expr, j) => ({ expr, alias: names[j]! }))
+        if (l.tagged) selections.push({ expr: S.literal(offset + i), alias: 't' })
+        if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
+        return selections
+      }),
+    )
     const el = this.element(names.map((n) => S.col('u', n)), isColl, l.tagged ? S.col('u', 't') : undefined)
     return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: aggregate(el), alias: 'v' }])
   }
 
   // ------------------------------------------------------------ top level
+
+  /** The order items of a one-branch query: its order key expressions. */
+  orderItems(t: NTop, order: S.OrderItem[]): void {
+    t.directions.forEach((dir, j) => {
+      const key = t.orderKeys[0]?.[j]
+      // A constant key orders nothing (and PostgreSQL rejects `order by null`).
+      if (key === undefined || key.k === 'const') return
+      const collation = key.type.kind === 'string' ? this.h.binaryCollation : undefined
+      order.push({ expr: this.expr(key), dir, collation })
+    })
+  }
 
   top(t: NTop): Lowered {
     const { branches } = t.query
@@ -244,31 +469,71 @@ class Lowerer {
     const tag = branches.length > 1 && hasLineage(value) ? TAG : undefined
     const multi = branches.length > 1
     const keyKinds = t.directions.map((_, j) => unifiedKind(t.orderKeys.map((ks) => ks[j]!)))
-    const selects = branches.map((b, i) => {
-      const data = value === undefined ? [] : this.slots(b.value, value, i)
-      const selections = data.map((expr, j) => ({ expr, alias: columns[j]! }))
-      if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
-      if (tag !== undefined) selections.push({ expr: S.literal(i), alias: tag })
-      if (multi) t.orderKeys[i]!.forEach((k, j) => selections.push({ expr: this.stringOrder(this.exprAs(k, keyKinds[j]!), k), alias: `#o${j}` }))
-      return S.select({ from: b.gens.map((g) => ({ table: g.table.name, alias: g.alias })), selections, where: b.conds.map((c) => this.expr(c)) })
-    })
+    const order: S.OrderItem[] = []
+    const selects = branches.map((b, i) =>
+      this.select(
+        b,
+        () => {
+          const data = value === undefined ? [] : this.slots(b.value, value, i)
+          const selections = data.map((expr, j) => ({ expr, alias: columns[j]! }))
+          if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
+          if (tag !== undefined) selections.push({ expr: S.literal(i), alias: tag })
+          if (multi) t.orderKeys[i]!.forEach((k, j) => selections.push({ expr: this.stringOrder(this.exprAs(k, keyKinds[j]!), k), alias: `#o${j}` }))
+          // One branch orders by its own expressions (lowered here, where a group's columns are known).
+          else this.orderItems(t, order)
+          return selections
+        },
+        true,
+        multi ? [] : (t.orderKeys[0] ?? []),
+      ),
+    )
     if (selects.length === 0) {
       // No branch can produce a row: a statement that returns none, so callers still get one.
       selects.push(S.select({ from: [], selections: [{ expr: S.literal(1), alias: '#' }], where: [S.binary(S.literal(1), '=', S.literal(0))] }))
     }
-    const order: S.OrderItem[] = []
-    t.directions.forEach((dir, j) => {
-      if (multi) return order.push({ expr: S.columnRef(`#o${j}`), dir })
-      const key = t.orderKeys[0]?.[j]
-      // A constant key orders nothing (and PostgreSQL rejects `order by null`).
-      if (key === undefined || key.k === 'const') return
-      const collation = key.type.kind === 'string' ? this.h.binaryCollation : undefined
-      return order.push({ expr: this.expr(key), dir, collation })
-    })
+    if (multi) t.directions.forEach((dir, j) => order.push({ expr: S.columnRef(`#o${j}`), dir }))
     const limit = t.limit !== undefined ? S.param(t.limit) : t.offset > 0 && this.h.name === 'sqlite' ? S.param(-1) : undefined
     const offset = t.offset > 0 ? S.param(t.offset) : undefined
     return { select: S.withOrderAndLimit(S.unionAll(selects), branches.length === 0 ? [] : order, limit, offset), layout: { columns, value, tag } }
   }
+}
+
+/** `group by` and `having` of a grouped select with `nk` key columns (`key(i)`): without keys, one group only when there are rows. */
+function groupClauses(nk: number, key: (i: number) => S.Node): { groupBy: S.Node[]; having: S.Node[] } {
+  if (nk === 0) return { groupBy: [], having: [S.binary(S.countAll(), '>', S.literal(0))] }
+  return { groupBy: Array.from({ length: nk }, (_, i) => key(i)), having: [] }
+}
+
+function hasConst(e: NExpr): boolean {
+  return e.k === 'const' || (e.k === 'op' && e.args.some(hasConst))
+}
+
+/** Whether a value reads a column of `alias` inside a nested query (a correlated subquery). */
+function subqueryMentions(v: NValue, alias: string): boolean {
+  switch (v.k) {
+    case 'col': case 'const': return false
+    case 'op': return v.args.some((a) => subqueryMentions(a, alias))
+    case 'exists': case 'agg': return queryMentions(v.q, alias)
+    case 'rec': return v.fields.some(([, f]) => subqueryMentions(f, alias))
+    case 'coll': return v.via === undefined && queryMentions(v.q, alias)
+    case 'lin': return false
+  }
+}
+
+/** Whether a value is exactly the key columns `k0, k1, ...` of grouped generator `alias`, in order. */
+function yieldsExactlyKeys(v: NValue, alias: string, nk: number): boolean {
+  const out: NExpr[] = []
+  const walk = (x: NValue): boolean => {
+    if (isScalar(x)) return out.push(x) > 0
+    return x.k === 'rec' ? x.fields.every(([, f]) => walk(f)) : false
+  }
+  if (!walk(v) || out.length !== nk) return false
+  return out.every((x, i) => x.k === 'col' && x.alias === alias && x.col.name === `k${i}`)
+}
+
+/** The kind of an aggregate's argument (typed NULLs in union parts). */
+function argKind(a: GroupAgg): ScalarKind {
+  return a.fn === 'avg' ? 'real' : a.fn === 'count' || a.fn === 'json' || a.fn === 'lineage' ? (a.fn === 'count' ? 'int' : 'string') : a.type.kind
 }
 
 /** The kind a NULL operand of `e` should take: the operands' common kind, or what `op` needs. */
@@ -312,7 +577,7 @@ function mentionsOwnColumn(b: Branch): boolean {
   const own = new Set(b.gens.map((g) => g.alias))
   const inExpr = (e: NExpr): boolean => (e.k === 'col' ? own.has(e.alias) : e.k === 'op' ? e.args.some(inExpr) : false)
   const inValue = (v: NValue): boolean =>
-    v.k === 'rec' ? v.fields.some(([, f]) => inValue(f)) : v.k === 'lin' ? v.entries.some((x) => x.key.some(inExpr)) : v.k === 'coll' ? false : inExpr(v)
+    v.k === 'rec' ? v.fields.some(([, f]) => inValue(f)) : v.k === 'lin' ? v.entries.some((x) => x.key.some(inExpr)) : v.k === 'coll' ? v.via !== undefined && own.has(v.via.alias) : inExpr(v)
   return inValue(b.value)
 }
 
