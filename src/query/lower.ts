@@ -193,9 +193,11 @@ class Lowerer {
       const a = s.aggs[j]!
       if (a.fn === 'json' && !this.viaLayouts.has(`${g.alias}.a${j}`)) return undefined
       used.add(j)
-      const flag = S.binary(S.col(u, `f${j}`), 'is not', S.literal(null))
+      // Count the rows with a flag (`count(u.f)`), when some rows do not take part.
+      if (a.fn === 'count' && !a.distinct) return needsFlag(a, s.source.length) ? S.agg('count', [S.col(u, `f${j}`)]) : S.countAll()
+      const flag = needsFlag(a, s.source.length) ? S.binary(S.col(u, `f${j}`), 'is not', S.literal(null)) : undefined
       const arg = S.col(u, `a${j}`)
-      return this.aggregateNode(a, a.fn === 'count' && !a.distinct ? undefined : a.fn === 'json' && this.h.jsonAsText && this.jsonElement(g, j) ? S.fn('json', [arg]) : arg, flag, true)
+      return this.aggregateNode(a, a.fn === 'json' && this.h.jsonAsText && this.jsonElement(g, j) ? S.fn('json', [arg]) : arg, flag, true)
     }
     return {
       key: (i) => S.col(u, `k${i}`),
@@ -211,15 +213,21 @@ class Lowerer {
               const part = a.parts.find((p) => p.branch === i)
               const isJson = a.fn === 'json' || a.fn === 'lineage'
               const nullArg = isJson && !this.h.jsonAsText ? S.cast(S.literal(null), a.fn === 'json' ? 'json' : 'text') : this.typedNull(argKind(a))
+              const flag = needsFlag(a, s.source.length)
+              const countAll = a.fn === 'count' && !a.distinct
               if (part === undefined) {
-                out.push({ expr: nullArg, alias: `a${j}` }, { expr: this.typedNull('int'), alias: `f${j}` })
+                if (!countAll) out.push({ expr: nullArg, alias: `a${j}` })
+                if (flag) out.push({ expr: this.typedNull('int'), alias: `f${j}` })
                 continue
               }
               const cond = part.filter.length === 0 ? undefined : S.and(part.filter.map((c) => this.expr(c)))
-              const arg = this.partArg(g, j, part.arg, i)
-              const filtered = cond === undefined || isJson || (a.fn === 'count' && !a.distinct) ? arg : S.caseWhen(cond, arg)
-              out.push({ expr: filtered, alias: `a${j}` }, { expr: cond === undefined ? S.literal(1) : S.caseWhen(cond, S.literal(1)), alias: `f${j}` })
+              if (!countAll) {
+                const arg = this.partArg(g, j, part.arg, i)
+                out.push({ expr: cond === undefined || isJson ? arg : S.caseWhen(cond, arg), alias: `a${j}` })
+              }
+              if (flag) out.push({ expr: cond === undefined ? S.literal(1) : S.caseWhen(cond, S.literal(1)), alias: `f${j}` })
             }
+            if (out.length === 0) out.push({ expr: S.literal(1), alias: '#' })
             return out
           }),
         )
@@ -275,8 +283,7 @@ class Lowerer {
       case 'count':
         if (a.distinct) return S.agg('count', [useCase ? S.caseWhen(cond!, arg!) : arg!], { distinct: true, filter: useCase || viaFlag ? undefined : cond })
         if (cond === undefined) return S.countAll()
-        if (viaFlag) return S.agg('count', [S.literal(1)], { filter: cond })
-        return useCase ? S.agg('count', [S.caseWhen(cond, S.literal(1))]) : S.agg('count', [S.literal(1)], { filter: cond })
+        return useCase ? S.agg('count', [S.caseWhen(cond, S.literal(1))]) : S.agg('count', [{ kind: 'SelectAllNode' } as S.Node], { filter: cond })
       case 'sum': case 'min': case 'max': case 'avg': {
         const x = a.fn === 'min' || a.fn === 'max' ? (a.type.kind === 'string' && this.h.binaryCollation !== undefined ? S.collate(arg!, this.h.binaryCollation) : arg!) : arg!
         if (viaFlag) return S.agg(a.fn, [x])
@@ -529,6 +536,11 @@ function yieldsExactlyKeys(v: NValue, alias: string, nk: number): boolean {
   }
   if (!walk(v) || out.length !== nk) return false
   return out.every((x, i) => x.k === 'col' && x.alias === alias && x.col.name === `k${i}`)
+}
+
+/** Whether some rows of a group over several source branches do not take part in aggregate `a` (a flag column marks those that do). */
+function needsFlag(a: GroupAgg, sources: number): boolean {
+  return a.parts.length < sources || a.parts.some((p) => p.filter.length > 0)
 }
 
 /** The kind of an aggregate's argument (typed NULLs in union parts). */
