@@ -35,6 +35,12 @@ export interface DialectHooks {
    * FILTER (a CASE would add NULL elements).
    */
   readonly filteredAggregate: 'filter' | 'case'
+  /**
+   * How a derived table that reads earlier FROM items (a group of rows correlated with an outer
+   * generator) is written: `lateral (...)`, or, where there is no LATERAL, as rows of
+   * `json_each(...)` (a table-valued function may read earlier FROM items).
+   */
+  readonly lateral: 'lateral' | 'jsonEach'
 }
 
 function intFrom(raw: unknown): unknown {
@@ -81,6 +87,7 @@ const sqlite: DialectHooks = {
   jsonAsText: true,
   nullSafeEq: 'is',
   filteredAggregate: 'case',
+  lateral: 'jsonEach',
 }
 
 const postgres: DialectHooks = {
@@ -105,6 +112,7 @@ const postgres: DialectHooks = {
   jsonAsText: false,
   nullSafeEq: 'is not distinct from',
   filteredAggregate: 'filter',
+  lateral: 'lateral',
 }
 
 export const dialects: Readonly<Record<Dialect, DialectHooks>> = { sqlite, postgres }

@@ -8,7 +8,7 @@
 import { LineageQueryError } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
 import { hasLineage, plan, width, type CollLayout, type Layout } from './layout.js'
-import { isScalar, queryMentions, type Branch, type Gen, type GroupAgg, type LinEntry, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
+import { isScalar, mentionsAlias, queryMentions, specMentions, type Branch, type Gen, type GroupAgg, type LinEntry, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
 import type { ScalarKind } from './schema.js'
 import * as S from './sql-nodes.js'
 
@@ -150,40 +150,87 @@ class Lowerer {
    */
   select(b: Branch, sel: () => { expr: S.Node; alias: string }[], inline = true, extra: readonly NExpr[] = []): S.Select {
     const g = b.gens[0]
-    if (inline && b.gens.length === 1 && g?.group !== undefined && this.canInline(b, g, extra)) return this.inlineGroup(b, g, sel)
-    const selections = sel()
-    const where = b.conds.map((c) => this.expr(c))
-    return S.select({ from: b.gens.map((x) => this.fromItem(x)), selections, where })
+    if (inline && b.gens.length === 1 && g?.group !== undefined && g.group.keys[0]!.length > 0 && this.canInline(b, g, extra)) return this.inlineGroup(b, g, sel)
+    const lateral = this.enterLateral(b.gens)
+    try {
+      const selections = sel()
+      const where = b.conds.map((c) => this.expr(c))
+      return S.select({ from: b.gens.map((x) => this.fromItem(x, lateral.has(x.alias))), selections, where })
+    } finally {
+      for (const a of lateral) this.subst.delete(a)
+    }
   }
 
-  fromItem(g: Gen): S.FromItem {
-    return g.group === undefined ? { table: g.table.name, alias: g.alias } : { sub: this.groupSelect(g), alias: g.alias }
+  /**
+   * The grouped generators of `gens` whose source reads an earlier generator of `gens` (they
+   * are lateral); on SQLite their columns are read from `json_each` rows from now on (until the
+   * caller removes them from `subst`).
+   */
+  enterLateral(gens: readonly Gen[]): Set<string> {
+    const lateral = new Set(gens.filter((x, i) => x.group !== undefined && gens.slice(0, i).some((o) => specMentions(x.group!, o.alias))).map((x) => x.alias))
+    if (this.h.lateral === 'jsonEach') for (const a of lateral) this.subst.set(a, (col) => S.fn('json_extract', [S.col(a, 'value'), S.literal(`$.${col}`)]))
+    return lateral
+  }
+
+  /**
+   * A generator as a FROM item. A lateral grouped generator (correlated with an earlier one) is
+   * `lateral (select ...)` on PostgreSQL; SQLite has no LATERAL, but a table-valued function may
+   * read earlier FROM items: `json_each((select json_group_array(json_object('k0', k0, ...)) from
+   * (select ...)))`, its columns read back with `json_extract(value, '$.k0')`.
+   */
+  fromItem(g: Gen, lateral = false): S.FromItem {
+    if (g.group === undefined) return { table: g.table.name, alias: g.alias }
+    const sub = this.groupSelect(g)
+    if (!lateral) return { sub, alias: g.alias }
+    if (this.h.lateral === 'lateral') return { sub: S.lateral(sub), alias: g.alias }
+    const cols = (sub.selections ?? []).map((x) => (x.selection as unknown as { alias: { name: string } }).alias.name)
+    const rows = S.selectFromSubquery(sub, 'r', [{ expr: S.agg(this.h.jsonAgg, [S.fn('json_object', cols.flatMap((c) => [S.literal(c), S.col('r', c)]))]), alias: 'v' }])
+    return { sub: S.fn('json_each', [rows]), alias: g.alias }
   }
 
   /** Whether a branch over one grouped generator can be written as the GROUP BY itself. */
   canInline(b: Branch, g: Gen, extra: readonly NExpr[]): boolean {
     const s = g.group!
-    // PostgreSQL matches GROUP BY expressions to selected ones textually: no parameters in keys.
-    if (s.keys.some((ks) => ks.some(hasConst))) return false
+    if (s.source.length !== 1) return true
+    const own = s.source[0]!.gens.map((x) => x.alias)
+    const varies = s.keys[0]!.map((k) => own.some((a) => mentionsAlias(k, a)))
+    // At least one key to group by; PostgreSQL matches GROUP BY expressions to selected ones
+    // textually: no parameters in grouped keys.
+    // textually: no parameters in grouped keys; SQLite resolves no outer column in GROUP BY.
+    if (!varies.includes(true) || s.keys[0]!.some((k, i) => varies[i] && (hasConst(k) || !readsOnly(k, own)))) return false
     const correlated = (v: NValue): boolean => subqueryMentions(v, g.alias)
     return !b.conds.some(correlated) && !correlated(b.value) && !extra.some(correlated)
   }
 
   /** The key and aggregate expressions of a grouped generator, over its source; `from`/`where` built last. */
-  groupCore(g: Gen): { key: (i: number) => S.Node; agg: (j: number) => S.Node | undefined; finish: () => { from: S.FromItem[]; where: S.Node[] } } {
+  groupCore(g: Gen): { key: (i: number) => S.Node; grouped: boolean[]; agg: (j: number) => S.Node | undefined; finish: () => { from: S.FromItem[]; where: S.Node[] } } {
     const s = g.group!
     const aggNodes = new Map<number, S.Node | undefined>()
-    if (s.source.length === 1) {
+    // One source branch over tables is grouped in place; several branches, or rows without a
+    // table (outer columns only), are grouped as a derived table.
+    if (s.source.length === 1 && s.source[0]!.gens.length > 0) {
       const b = s.source[0]!
+      const lateral = this.enterLateral(b.gens)
       const keys = s.keys[0]!.map((k) => this.expr(k))
       const agg = (j: number) => {
         if (!aggNodes.has(j)) aggNodes.set(j, this.groupAgg(g, j))
         return aggNodes.get(j)
       }
+      // A key that reads no column of the rows is constant here: it is not grouped by.
+      const own = b.gens.map((x) => x.alias)
+      const grouped = s.keys[0]!.map((k) => own.some((a) => mentionsAlias(k, a)))
       return {
         key: (i) => keys[i]!,
+        grouped,
         agg,
-        finish: () => ({ from: b.gens.map((x) => this.fromItem(x)), where: b.conds.map((c) => this.expr(c)) }),
+        finish: () => {
+          try {
+            const where = b.conds.map((c) => this.expr(c))
+            return { from: b.gens.map((x) => this.fromItem(x, lateral.has(x.alias))), where }
+          } finally {
+            for (const a of lateral) this.subst.delete(a)
+          }
+        },
       }
     }
     // Several source branches: `(select key as k0, arg as a0, flag as f0 ... union all ...) as u`.
@@ -201,6 +248,7 @@ class Lowerer {
     }
     return {
       key: (i) => S.col(u, `k${i}`),
+      grouped: s.keys[0]!.map(() => true),
       agg,
       finish: () => {
         s.aggs.forEach((_, j) => agg(j))
@@ -251,7 +299,9 @@ class Lowerer {
       const elem = v.l.elem!
       const idx = a.parts.findIndex((p) => p.branch === branch)
       const tag = v.l.tagged ? S.literal(v.offset + idx) : undefined
-      return this.element(this.slots(arg!, elem, v.offset + idx), collSlots(elem), tag)
+      const el = this.element(this.slots(arg!, elem, v.offset + idx), collSlots(elem), tag)
+      // PostgreSQL cannot aggregate an untyped NULL into JSON.
+      return elem.k === 'scalar' && elem.type.kind === 'null' && tag === undefined && this.h.name === 'postgres' ? S.cast(el, 'text') : el
     }
     if (a.fn === 'lineage') {
       const entries = (arg as Extract<NValue, { k: 'lin' }>).entries
@@ -307,13 +357,18 @@ class Lowerer {
     const nk = s.keys[0]!.length
     const selections: { expr: S.Node; alias: string }[] = []
     for (let i = 0; i < nk; i++) selections.push({ expr: core.key(i), alias: `k${i}` })
+    const positions = core.grouped.flatMap((x, i) => (x ? [S.literal(i + 1)] : []))
+    // Without a key that varies: grouped by a constant column, so no rows make no group (not one).
+    if (positions.length === 0) {
+      selections.push({ expr: S.literal(0), alias: '#k' })
+      positions.push(S.literal(selections.length))
+    }
     s.aggs.forEach((_, j) => {
       const n = core.agg(j)
       if (n !== undefined) selections.push({ expr: n, alias: `a${j}` })
     })
-    if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
     const { from, where } = core.finish()
-    return S.select({ from, selections, where, ...groupClauses(nk, (i) => S.literal(i + 1)) })
+    return S.select({ from, selections, where, groupBy: positions })
   }
 
   /** A branch over one grouped generator written as the GROUP BY itself (`select distinct` when it yields exactly the key). */
@@ -338,8 +393,7 @@ class Lowerer {
     if (s.aggs.length === 0 && having.length === 0 && nk > 0 && yieldsExactlyKeys(b.value, g.alias, nk)) {
       return S.select({ from, selections, where, distinct: true })
     }
-    const clauses = groupClauses(nk, core.key)
-    return S.select({ from, selections, where, groupBy: clauses.groupBy, having: [...clauses.having, ...having] })
+    return S.select({ from, selections, where, groupBy: core.grouped.flatMap((x, i) => (x ? [core.key(i)] : [])), having })
   }
 
 
@@ -505,10 +559,14 @@ class Lowerer {
   }
 }
 
-/** `group by` and `having` of a grouped select with `nk` key columns (`key(i)`): without keys, one group only when there are rows. */
-function groupClauses(nk: number, key: (i: number) => S.Node): { groupBy: S.Node[]; having: S.Node[] } {
-  if (nk === 0) return { groupBy: [], having: [S.binary(S.countAll(), '>', S.literal(0))] }
-  return { groupBy: Array.from({ length: nk }, (_, i) => key(i)), having: [] }
+/** Whether an expression reads columns of `own` only (no outer column, no subquery). */
+function readsOnly(e: NExpr, own: readonly string[]): boolean {
+  switch (e.k) {
+    case 'col': return own.includes(e.alias)
+    case 'const': return true
+    case 'op': return e.args.every((a) => readsOnly(a, own))
+    case 'exists': case 'agg': return false
+  }
 }
 
 function hasConst(e: NExpr): boolean {

@@ -193,7 +193,8 @@ export function renameGen(g: Gen, map: ReadonlyMap<string, string>): Gen {
   }
 }
 
-function specMentions(s: GroupSpec, alias: string): boolean {
+/** Whether a grouped generator's spec reads a column of generator `alias` (it is correlated with it). */
+export function specMentions(s: GroupSpec, alias: string): boolean {
   return groupMentions(s, alias) || s.keys.some((ks) => ks.some((k) => mentionsAlias(k, alias)))
 }
 

@@ -185,7 +185,7 @@ class Normaliser {
         // Over NULL constants only, every aggregate but count is NULL.
         if (e.fn !== 'count' && elem?.kind === 'null') return { k: 'const', value: null, type }
         // Rule `agg-of-group`.
-        const c = this.collect(q)
+        const c = this.collect(q, e.fn !== 'count')
         if (c !== undefined) return this.addAgg(c, { fn: e.fn, distinct: false, type, parts: c.parts.map((p) => (e.fn === 'count' ? { ...p, arg: undefined } : p)) })
         return { k: 'agg', fn: e.fn, q, type }
       }
@@ -272,21 +272,28 @@ class Normaliser {
     const alias = this.fresh('g')
     const columns: ColumnDef[] = []
     const table: TableDef = { name: `#g${id}`, columns, byName: new Map(), key: undefined, lineage: false, storedLineage: undefined }
-    const keyCols: NExpr[] = paths.map((_, j) => {
+    const types: SType[] = paths.map((_, j) => {
       let type: SType | undefined
       for (const f of flat) {
         const t = f[j]![1].type
         type = type === undefined ? t : unify(type, t)
         if (type === undefined) throw new LineageQueryError('type', `${what}: the union's branches give key \`${paths[j] || 'key'}\` different types`)
       }
+      return type!
+    })
+    // A component that is NULL in every branch is no column: it stays the constant.
+    const used = paths.map((_, j) => types[j]!.kind !== 'null')
+    const keyParts: NExpr[] = paths.map((_, j) => {
+      if (!used[j]) return { k: 'const', value: null, type: types[j]! }
       const first = flat[0]![j]![1]
       const codec = first.k === 'col' && flat.every((f) => { const x = f[j]![1]; return x.k === 'col' && x.col.codec === first.col.codec }) ? first.col.codec : NO_CODEC
-      const col: ColumnDef = { name: `k${j}`, codec, type: type! }
+      const col: ColumnDef = { name: `k${columns.length}`, codec, type: types[j]! }
       columns.push(col)
-      return { k: 'col', alias, table, col, type: type! }
+      return { k: 'col', alias, table, col, type: types[j]! }
     })
-    const keys = flat.map((f) => f.map(([, x]) => x))
-    const keyValue = rebuildKey(keyVals[0]!, keyCols)
+    const keyCols = keyParts.filter((_, j) => used[j])
+    const keys = flat.map((f) => f.filter((_, j) => used[j]).map(([, x]) => x))
+    const keyValue = rebuildKey(keyVals[0]!, keyParts)
     const groupBranches: Branch[] = source.branches.map((b, i) => {
       const corr = keys[i]!.map((k, j): NExpr => ({ k: 'op', op: 'isNotDistinct', args: [k, keyCols[j]!], type: BOOL }))
       const conds = [...b.conds, ...corr]
@@ -311,7 +318,7 @@ class Normaliser {
    * (filtering and mapping `g.group`, nothing joined), the aggregate parts: per source branch,
    * the value and the filtering conditions, renamed to the source branch's aliases.
    */
-  collect(q: NQuery): Collected | undefined {
+  collect(q: NQuery, argMatters = true): Collected | undefined {
     const first = q.branches[0]?.grp
     if (first === undefined) return undefined
     const build = this.builds.get(first.id)
@@ -330,6 +337,9 @@ class Normaliser {
       const arg = renameValue(b.value, map)
       // An aggregate of the group cannot read the group's own columns.
       if (mentionsAlias(arg, build.alias) || filter.some((f) => mentionsAlias(f, build.alias))) return undefined
+      // SQL puts an aggregate whose arguments read only outer columns in the outer query: it
+      // must read a column of the group's rows, or no column at all.
+      if (build.source.length === 1 && !aggregateLevelOk(argMatters ? [arg, ...filter] : filter, src.gens.map((g) => g.alias))) return undefined
       parts.push({ branch: b.grp.src, arg, filter })
     }
     return { build, parts }
@@ -436,6 +446,25 @@ class Normaliser {
     if (e.op === 'in' && args.length === 1) return constant(false)
     return { k: 'op', op: e.op, args, type }
   }
+}
+
+/** Whether values read a column of `own` outside nested queries, or read no column and have no nested query. */
+function aggregateLevelOk(vs: readonly NValue[], own: readonly string[]): boolean {
+  let direct = false
+  let other = false
+  const walk = (v: NValue): void => {
+    switch (v.k) {
+      case 'col': if (own.includes(v.alias)) direct = true; else other = true; return
+      case 'const': return
+      case 'op': return v.args.forEach(walk)
+      case 'exists': case 'agg': other = true; return
+      case 'rec': return v.fields.forEach(([, f]) => walk(f))
+      case 'coll': other = true; return
+      case 'lin': return v.entries.forEach((e) => e.key.forEach(walk))
+    }
+  }
+  vs.forEach(walk)
+  return direct || !other
 }
 
 function bindEnv(env: Env, v: ast.Var, value: NValue): Env {

@@ -64,6 +64,8 @@ export const agg = (name: string, args: readonly Node[], opts: { readonly distin
     ...(opts.distinct === true ? { distinct: true } : {}),
     ...(opts.filter === undefined ? {} : { filter: { kind: 'WhereNode', where: opts.filter } }),
   }) as AggregateFunctionNode
+/** `lateral <subquery>` (a FROM item that reads earlier FROM items). */
+export const lateral = (sub: Node): Node => ({ kind: 'RawNode', sqlFragments: ['lateral ', ''], parameters: [sub] }) as RawNode
 /** `case when cond then value end` (NULL otherwise). */
 export const caseWhen = (cond: Node, value: Node): Node => ({ kind: 'RawNode', sqlFragments: ['case when ', ' then ', ' end'], parameters: [cond, value] }) as RawNode
 export const countAll = (): Node => agg('count', [{ kind: 'SelectAllNode' } as SelectAllNode])

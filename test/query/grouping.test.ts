@@ -93,6 +93,10 @@ export const cases: Record<string, AnyQuery> = {
   'count distinct of records counts every record': Q.yield(Q.count(Q.distinct(Q.for(items, (l) => Q.yield({ f: l.flag }))))),
   'count distinct in a group': Q.for(Q.groupBy(items, (l) => l.late), (g) => Q.yield({ late: g.key, flags: Q.count(Q.distinct(Q.for(g.group, (l) => Q.yield(l.flag)))), ords: Q.count(Q.distinct(Q.for(g.group, (l) => Q.where(Q.gt(l.qty, 1), Q.yield(l.ord))))) })),
   'groups of an outer row (correlated group by)': Q.for(orders, (o) => Q.yield({ o: o.id, byFlag: Q.for(Q.groupBy(Q.for(items, (l) => Q.where(Q.eq(l.ord, o.id), Q.yield(l))), (l) => l.flag), (g) => Q.yield({ f: g.key, n: Q.count(g.group) })) })),
+  'a group correlated with an outer generator (LATERAL on PostgreSQL, json_each on SQLite)': Q.for(orders, (o) =>
+    Q.for(Q.groupBy(Q.for(items, (l) => Q.where(Q.eq(l.ord, o.id), Q.yield(l))), (l) => l.flag), (g) => Q.for(extra, (x) => Q.where(Q.or(Q.eq(x.code, g.key), Q.isNull(g.key)), Q.yield({ o: o.id, f: g.key, n: Q.count(g.group), q: Q.sum(g.group, (l) => l.qty), ids: Q.for(g.group, (l) => Q.yield(l.id)) })))),
+  ),
+  'distinct correlated with an outer generator': Q.for(orders, (o) => Q.distinct(Q.union(Q.for(items, (l) => Q.where(Q.eq(l.ord, o.id), Q.yield({ f: l.flag }))), Q.yield({ f: o.cust })))),
   'group keys used in an outer condition (outer generators)': Q.for(orders, (o) => Q.for(Q.groupBy(items, (l) => l.ord), (g) => Q.where(Q.eq(g.key, o.id), Q.yield({ c: o.cust, n: Q.count(g.group) })))),
 }
 
