@@ -339,7 +339,7 @@ class Normaliser {
       if (mentionsAlias(arg, build.alias) || filter.some((f) => mentionsAlias(f, build.alias))) return undefined
       // SQL puts an aggregate whose arguments read only outer columns in the outer query: it
       // must read a column of the group's rows, or no column at all.
-      if (build.source.length === 1 && !aggregateLevelOk(argMatters ? [arg, ...filter] : filter, src.gens.map((g) => g.alias))) return undefined
+      if (build.source.length === 1 && src.gens.length > 0 && !aggregateLevelOk(argMatters ? [arg, ...filter] : filter, src.gens.map((g) => g.alias))) return undefined
       parts.push({ branch: b.grp.src, arg, filter })
     }
     return { build, parts }
@@ -400,7 +400,8 @@ class Normaliser {
   linGroup(e: ast.LinGroupExpr, env: Env): NValue {
     const q = this.query(e.group, env, 'lineage of a group')
     if (q.branches.length === 0) return { k: 'lin', entries: [] }
-    const c = this.collect(q)
+    // The entries of a group's rows name the rows' own tables: the aggregate is the group's.
+    const c = this.collect(q, false)
     if (c === undefined || c.parts.some((p) => p.filter.length > 0)) throw new LineageQueryError('compile', 'internal: the lineage of a group must be taken directly in its Q.for body')
     const lins = c.parts.map((p) => {
       const v = p.arg

@@ -97,6 +97,16 @@ export const cases: Record<string, AnyQuery> = {
     Q.for(Q.groupBy(Q.for(items, (l) => Q.where(Q.eq(l.ord, o.id), Q.yield(l))), (l) => l.flag), (g) => Q.for(extra, (x) => Q.where(Q.or(Q.eq(x.code, g.key), Q.isNull(g.key)), Q.yield({ o: o.id, f: g.key, n: Q.count(g.group), q: Q.sum(g.group, (l) => l.qty), ids: Q.for(g.group, (l) => Q.yield(l.id)) })))),
   ),
   'distinct correlated with an outer generator': Q.for(orders, (o) => Q.distinct(Q.union(Q.for(items, (l) => Q.where(Q.eq(l.ord, o.id), Q.yield({ f: l.flag }))), Q.yield({ f: o.cust })))),
+  // Behaviours pinned by property-test counterexamples.
+  'a key reading an outer column is grouped by position (SQLite resolves no outer column in GROUP BY)': Q.for(orders, (o) =>
+    Q.yield({ o: o.id, s: Q.for(Q.groupBy(items, (l) => Q.le(o.id, l.ord)), (g) => Q.yield({ k: g.key, n: Q.count(g.group) })) }),
+  ),
+  'a key reading only outer columns is not grouped by': Q.for(orders, (o) => Q.yield({ d: Q.distinct(Q.for(items, () => Q.yield(o.cust))), n: Q.count(Q.distinct(Q.for(items, () => Q.yield(o.prio)))) })),
+  'a key component NULL in every branch stays the NULL constant (usable as a condition)': Q.for(Q.groupBy(items, (l) => ({ f: l.flag, n: null })), (g) => Q.where(Q.coalesce(g.key.n, true), Q.yield({ f: g.key.f, n: g.key.n }))),
+  'a filtered count whose condition reads only outer columns stays correlated': Q.for(orders, (o) => Q.yield({ o: o.id, g: Q.for(byFlag, (g) => Q.yield({ n: Q.count(Q.for(g.group, (l) => Q.where(Q.gt(o.id, 1), Q.yield(l)))) })) })),
+  'a group of NULL elements as a nested collection (PostgreSQL types the NULLs)': Q.for(byFlag, (g) => Q.yield({ f: g.key, nulls: Q.for(g.group, () => Q.yield(null)) })),
+  'a lateral distinct inside the source of a distinct (json_each inside a grouped source on SQLite)': Q.distinct(Q.for(orders, (o) => Q.for(Q.distinct(Q.for(items, (l) => Q.where(Q.eq(l.ord, o.id), Q.yield(l.flag)))), (f) => Q.yield({ c: o.cust, f })))),
+  'a keyless group of rows without tables (outer columns only)': Q.for(orders, (o) => Q.yield({ n: Q.for(Q.groupBy(Q.yield(o.id), () => ({})), (g) => Q.yield(Q.count(g.group))) })),
   'group keys used in an outer condition (outer generators)': Q.for(orders, (o) => Q.for(Q.groupBy(items, (l) => l.ord), (g) => Q.where(Q.eq(g.key, o.id), Q.yield({ c: o.cust, n: Q.count(g.group) })))),
 }
 
