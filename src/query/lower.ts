@@ -191,15 +191,16 @@ class Lowerer {
   /** Whether a branch over one grouped generator can be written as the GROUP BY itself. */
   canInline(b: Branch, g: Gen, extra: readonly NExpr[]): boolean {
     const s = g.group!
-    if (s.source.length !== 1) return true
+    // Nothing may correlate with the group's columns (they are aggregates here).
+    const correlated = (v: NValue): boolean => subqueryMentions(v, g.alias)
+    if (b.conds.some(correlated) || correlated(b.value) || extra.some(correlated)) return false
+    // Several source branches, or rows without a table, are grouped from a derived table.
+    if (s.source.length !== 1 || s.source[0]!.gens.length === 0) return true
     const own = s.source[0]!.gens.map((x) => x.alias)
     const varies = s.keys[0]!.map((k) => own.some((a) => mentionsAlias(k, a)))
     // At least one key to group by; PostgreSQL matches GROUP BY expressions to selected ones
-    // textually: no parameters in grouped keys.
     // textually: no parameters in grouped keys; SQLite resolves no outer column in GROUP BY.
-    if (!varies.includes(true) || s.keys[0]!.some((k, i) => varies[i] && (hasConst(k) || !readsOnly(k, own)))) return false
-    const correlated = (v: NValue): boolean => subqueryMentions(v, g.alias)
-    return !b.conds.some(correlated) && !correlated(b.value) && !extra.some(correlated)
+    return varies.includes(true) && !s.keys[0]!.some((k, i) => varies[i] && (hasConst(k) || !readsOnly(k, own)))
   }
 
   /** The key and aggregate expressions of a grouped generator, over its source; `from`/`where` built last. */
@@ -260,7 +261,7 @@ class Lowerer {
               const a = s.aggs[j]!
               const part = a.parts.find((p) => p.branch === i)
               const isJson = a.fn === 'json' || a.fn === 'lineage'
-              const nullArg = isJson && !this.h.jsonAsText ? S.cast(S.literal(null), a.fn === 'json' ? 'json' : 'text') : this.typedNull(argKind(a))
+              const nullArg = isJson && !this.h.jsonAsText ? S.cast(S.literal(null), 'json') : this.typedNull(argKind(a))
               const flag = needsFlag(a, s.source.length)
               const countAll = a.fn === 'count' && !a.distinct
               if (part === undefined) {

@@ -63,6 +63,8 @@ interface GroupBuild {
   readonly table: TableDef
   readonly columns: ColumnDef[]
   readonly aggs: GroupAgg[]
+  /** The aliases the source reads (its own and those it is correlated with). */
+  readonly reads: ReadonlySet<string>
 }
 
 /** The parts of an aggregate over a group, when a query only filters and maps `g.group`. */
@@ -299,7 +301,8 @@ class Normaliser {
       const conds = [...b.conds, ...corr]
       return { gens: b.gens, conds, value: b.value, grp: { id, alias, src: i, own: new Set(conds) } }
     })
-    const build: GroupBuild = { id, alias, source: source.branches, table, columns, aggs: [] }
+    const reads = new Set(source.branches.flatMap((b) => [...b.conds, b.value].flatMap(aliasesIn)))
+    const build: GroupBuild = { id, alias, source: source.branches, table, columns, aggs: [], reads }
     this.builds.set(id, build)
     const g: NValue = { k: 'rec', fields: [['key', keyValue], ['group', { k: 'coll', q: { branches: groupBranches } }]] }
     this.open.push(build)
@@ -337,6 +340,9 @@ class Normaliser {
       const arg = renameValue(b.value, map)
       // An aggregate of the group cannot read the group's own columns.
       if (mentionsAlias(arg, build.alias) || filter.some((f) => mentionsAlias(f, build.alias))) return undefined
+      // The aggregate is computed with the group's rows: it may read their columns and the
+      // columns the group's source reads, not those of generators bound after the group.
+      if (![arg, ...filter].every((v) => aliasesIn(v).every((a) => a === build.alias || src.gens.some((g) => g.alias === a) || build.reads.has(a)))) return undefined
       // SQL puts an aggregate whose arguments read only outer columns in the outer query: it
       // must read a column of the group's rows, or no column at all.
       if (build.source.length === 1 && src.gens.length > 0 && !aggregateLevelOk(argMatters ? [arg, ...filter] : filter, src.gens.map((g) => g.alias))) return undefined
@@ -447,6 +453,39 @@ class Normaliser {
     if (e.op === 'in' && args.length === 1) return constant(false)
     return { k: 'op', op: e.op, args, type }
   }
+}
+
+/** The aliases of the columns a value reads from outside it (nested queries' own generators excluded). */
+function aliasesIn(v: NValue): string[] {
+  const out: string[] = []
+  const bound = new Set<string>()
+  const q = (x: NQuery): void => {
+    for (const b of x.branches) {
+      for (const g of b.gens) bound.add(g.alias)
+      for (const g of b.gens) for (const s of g.group?.source ?? []) for (const x2 of s.gens) bound.add(x2.alias)
+      b.conds.forEach(walk)
+      walk(b.value)
+      for (const g of b.gens) {
+        if (g.group === undefined) continue
+        for (const s of g.group.source) { s.conds.forEach(walk); walk(s.value) }
+        g.group.keys.forEach((ks) => ks.forEach(walk))
+        g.group.aggs.forEach((a) => a.parts.forEach((p) => { if (p.arg !== undefined) walk(p.arg); p.filter.forEach(walk) }))
+      }
+    }
+  }
+  const walk = (x: NValue): void => {
+    switch (x.k) {
+      case 'col': out.push(x.alias); return
+      case 'const': return
+      case 'op': x.args.forEach(walk); return
+      case 'exists': case 'agg': q(x.q); return
+      case 'rec': x.fields.forEach(([, f]) => walk(f)); return
+      case 'coll': if (x.via !== undefined) out.push(x.via.alias); q(x.q); return
+      case 'lin': x.entries.forEach((e) => e.key.forEach(walk)); return
+    }
+  }
+  walk(v)
+  return out.filter((a) => !bound.has(a))
 }
 
 /** Whether values read a column of `own` outside nested queries, or read no column and have no nested query. */

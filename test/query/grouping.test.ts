@@ -107,6 +107,17 @@ export const cases: Record<string, AnyQuery> = {
   'a group of NULL elements as a nested collection (PostgreSQL types the NULLs)': Q.for(byFlag, (g) => Q.yield({ f: g.key, nulls: Q.for(g.group, () => Q.yield(null)) })),
   'a lateral distinct inside the source of a distinct (json_each inside a grouped source on SQLite)': Q.distinct(Q.for(orders, (o) => Q.for(Q.distinct(Q.for(items, (l) => Q.where(Q.eq(l.ord, o.id), Q.yield(l.flag)))), (f) => Q.yield({ c: o.cust, f })))),
   'a keyless group of rows without tables (outer columns only)': Q.for(orders, (o) => Q.yield({ n: Q.for(Q.groupBy(Q.yield(o.id), () => ({})), (g) => Q.yield(Q.count(g.group))) })),
+  'an aggregate of a group that reads a generator bound after the group stays correlated': Q.for(byFlag, (g) =>
+    Q.for(extra, (x) => Q.yield({ code: x.code, n: Q.count(Q.for(g.group, (l) => Q.where(Q.lt(l.qty, x.qty), Q.yield(l)))), ls: Q.for(g.group, (l) => Q.yield({ id: l.id, c: x.code })) })),
+  ),
+  'a nested query reading a grouped row over a union is not grouped in place': Q.for(
+    Q.for(Q.groupBy(Q.union(Q.for(items, (l) => Q.yield({ k: l.flag, q: l.qty })), Q.for(extra, (x) => Q.yield({ k: x.code, q: x.qty }))), (r) => r.k), (g) => Q.yield({ k: g.key, n: Q.count(g.group), qs: Q.for(g.group, (r) => Q.yield(r.q)) })),
+    (r) => Q.yield({ v: Q.union(Q.yield(r), Q.for(extra, () => Q.yield(r))) }),
+  ),
+  'a group over a union where one branch has no filtered nested collection (PostgreSQL types the missing JSON)': Q.for(
+    Q.groupBy(Q.union(Q.for(items, (l) => Q.yield(l.late)), Q.for(extra, () => Q.yield(null))), (b) => Q.coalesce(b, true)),
+    (g) => Q.yield({ k: g.key, ts: Q.for(g.group, (b) => Q.where(b, Q.yield(b))), n: Q.count(g.group) }),
+  ),
   'group keys used in an outer condition (outer generators)': Q.for(orders, (o) => Q.for(Q.groupBy(items, (l) => l.ord), (g) => Q.where(Q.eq(g.key, o.id), Q.yield({ c: o.cust, n: Q.count(g.group) })))),
 }
 

@@ -820,7 +820,8 @@ class Gen {
           fields.push([f, x.t])
           codes.push(`${f}: ${x.code}`)
         }
-        return { v: obj, code: names.length === 0 ? '{}' : `{ ${codes.join(', ')} }`, t: { tag: 'r', fields } }
+        // Parenthesised: the code is an arrow function's body.
+        return { v: obj, code: names.length === 0 ? '({})' : `({ ${codes.join(', ')} })`, t: { tag: 'r', fields } }
       })
       return key.v
     })
