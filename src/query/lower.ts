@@ -261,7 +261,9 @@ class Lowerer {
               const a = s.aggs[j]!
               const part = a.parts.find((p) => p.branch === i)
               const isJson = a.fn === 'json' || a.fn === 'lineage'
-              const nullArg = isJson && !this.h.jsonAsText ? S.cast(S.literal(null), 'json') : this.typedNull(argKind(a))
+              const single = a.fn === 'json' && !this.jsonElement(g, j)
+              const elemKind = single ? (this.viaLayouts.get(`${g.alias}.a${j}`)?.l.elem as { type?: { kind: ScalarKind } } | undefined)?.type?.kind : undefined
+              const nullArg = isJson && !this.h.jsonAsText && !single ? S.cast(S.literal(null), 'json') : this.typedNull(elemKind ?? argKind(a))
               const flag = needsFlag(a, s.source.length)
               const countAll = a.fn === 'count' && !a.distinct
               if (part === undefined) {
