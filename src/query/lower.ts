@@ -37,7 +37,7 @@ class Lowerer {
   /** Grouped generators being lowered in place: alias -> their columns' expressions. */
   readonly subst = new Map<string, Subst>()
   /** The layouts of the nested collections computed as group columns (`alias.col`), with their branch offset. */
-  readonly viaLayouts = new Map<string, { readonly l: CollLayout; readonly offset: number }>()
+  readonly viaLayouts = new Map<string, { readonly l: CollLayout; readonly offset: number; readonly id: string }>()
 
   // ------------------------------------------------------------ scalars
 
@@ -204,18 +204,18 @@ class Lowerer {
   }
 
   /** The key and aggregate expressions of a grouped generator, over its source; `from`/`where` built last. */
-  groupCore(g: Gen): { key: (i: number) => S.Node; grouped: boolean[]; agg: (j: number) => S.Node | undefined; finish: () => { from: S.FromItem[]; where: S.Node[] } } {
+  groupCore(g: Gen): { key: (i: number) => S.Node; grouped: boolean[]; agg: (name: string) => S.Node | undefined; finish: () => { from: S.FromItem[]; where: S.Node[] } } {
     const s = g.group!
-    const aggNodes = new Map<number, S.Node | undefined>()
+    const aggNodes = new Map<string, S.Node | undefined>()
     // One source branch over tables is grouped in place; several branches, or rows without a
     // table (outer columns only), are grouped as a derived table.
     if (s.source.length === 1 && s.source[0]!.gens.length > 0) {
       const b = s.source[0]!
       const lateral = this.enterLateral(b.gens)
       const keys = s.keys[0]!.map((k) => this.expr(k))
-      const agg = (j: number) => {
-        if (!aggNodes.has(j)) aggNodes.set(j, this.groupAgg(g, j))
-        return aggNodes.get(j)
+      const agg = (name: string) => {
+        if (!aggNodes.has(name)) aggNodes.set(name, this.groupAgg(g, name))
+        return aggNodes.get(name)
       }
       // A key that reads no column of the rows is constant here: it is not grouped by.
       const own = b.gens.map((x) => x.alias)
@@ -236,47 +236,52 @@ class Lowerer {
     }
     // Several source branches: `(select key as k0, arg as a0, flag as f0 ... union all ...) as u`.
     const u = `${g.alias}u`
-    const used = new Set<number>()
-    const agg = (j: number) => {
+    const used = new Set<string>()
+    const agg = (name: string) => {
+      const j = aggIndex(name)
       const a = s.aggs[j]!
-      if (a.fn === 'json' && !this.viaLayouts.has(`${g.alias}.a${j}`)) return undefined
-      used.add(j)
+      if (a.fn === 'json' && !this.viaLayouts.has(`${g.alias}.${name}`)) return undefined
+      used.add(name)
       // Count the rows with a flag (`count(u.f)`), when some rows do not take part.
       if (a.fn === 'count' && !a.distinct) return needsFlag(a, s.source.length) ? S.agg('count', [S.col(u, `f${j}`)]) : S.countAll()
       const flag = needsFlag(a, s.source.length) ? S.binary(S.col(u, `f${j}`), 'is not', S.literal(null)) : undefined
-      const arg = S.col(u, `a${j}`)
-      return this.aggregateNode(a, a.fn === 'json' && this.h.jsonAsText && this.jsonElement(g, j) ? S.fn('json', [arg]) : arg, flag, true)
+      const arg = S.col(u, name)
+      return this.aggregateNode(a, a.fn === 'json' && this.h.jsonAsText && this.jsonElement(g, name) ? S.fn('json', [arg]) : arg, flag, true)
     }
     return {
       key: (i) => S.col(u, `k${i}`),
       grouped: s.keys[0]!.map(() => true),
       agg,
       finish: () => {
-        s.aggs.forEach((_, j) => agg(j))
+        for (const name of this.aggNames(g)) agg(name)
         const keyKinds = s.keys[0]!.map((_, i) => unifiedKind(s.keys.map((ks) => ks[i]!)))
         const parts = s.source.map((b, i) =>
           this.select(b, () => {
             const out = s.keys[i]!.map((k, j) => ({ expr: this.exprAs(k, keyKinds[j]!), alias: `k${j}` }))
-            for (const j of [...used].sort((x, y) => x - y)) {
+            const flagged = new Set<number>()
+            for (const name of this.aggNames(g).filter((n) => used.has(n))) {
+              const j = aggIndex(name)
               const a = s.aggs[j]!
               const part = a.parts.find((p) => p.branch === i)
               const isJson = a.fn === 'json' || a.fn === 'lineage'
-              const single = a.fn === 'json' && !this.jsonElement(g, j)
-              const elemKind = single ? (this.viaLayouts.get(`${g.alias}.a${j}`)?.l.elem as { type?: { kind: ScalarKind } } | undefined)?.type?.kind : undefined
+              const single = a.fn === 'json' && !this.jsonElement(g, name)
+              const elemKind = single ? (this.viaLayouts.get(`${g.alias}.${name}`)?.l.elem as { type?: { kind: ScalarKind } } | undefined)?.type?.kind : undefined
               const nullArg = isJson && !this.h.jsonAsText && !single ? S.cast(S.literal(null), 'json') : this.typedNull(elemKind ?? argKind(a))
               const flag = needsFlag(a, s.source.length)
               const countAll = a.fn === 'count' && !a.distinct
               if (part === undefined) {
-                if (!countAll) out.push({ expr: nullArg, alias: `a${j}` })
-                if (flag) out.push({ expr: this.typedNull('int'), alias: `f${j}` })
+                if (!countAll) out.push({ expr: nullArg, alias: name })
+                if (flag && !flagged.has(j)) out.push({ expr: this.typedNull('int'), alias: `f${j}` })
+                flagged.add(j)
                 continue
               }
               const cond = part.filter.length === 0 ? undefined : S.and(part.filter.map((c) => this.expr(c)))
               if (!countAll) {
-                const arg = this.partArg(g, j, part.arg, i)
-                out.push({ expr: cond === undefined || isJson ? arg : S.caseWhen(cond, arg), alias: `a${j}` })
+                const arg = this.partArg(g, name, part.arg, i)
+                out.push({ expr: cond === undefined || isJson ? arg : S.caseWhen(cond, arg), alias: name })
               }
-              if (flag) out.push({ expr: cond === undefined ? S.literal(1) : S.caseWhen(cond, S.literal(1)), alias: `f${j}` })
+              if (flag && !flagged.has(j)) out.push({ expr: cond === undefined ? S.literal(1) : S.caseWhen(cond, S.literal(1)), alias: `f${j}` })
+              flagged.add(j)
             }
             if (out.length === 0) out.push({ expr: S.literal(1), alias: '#' })
             return out
@@ -287,18 +292,45 @@ class Lowerer {
     }
   }
 
+  /**
+   * The column computing a group's nested collection laid out as `l` (from branch `offset`):
+   * `a<j>`, or `a<j>_<n>` when the same collection is also laid out differently elsewhere.
+   */
+  viaColumn(alias: string, col: string, l: CollLayout, offset: number): string {
+    const id = layoutId(l)
+    for (let n = 0; ; n++) {
+      const name = n === 0 ? col : `${col}_${n}`
+      const seen = this.viaLayouts.get(`${alias}.${name}`)
+      if (seen === undefined) {
+        this.viaLayouts.set(`${alias}.${name}`, { l, offset, id })
+        return name
+      }
+      if (seen.offset === offset && seen.id === id) return name
+    }
+  }
+
+  /** The aggregate columns of a grouped generator: `a<j>`, and a column per layout of a nested collection. */
+  aggNames(g: Gen): string[] {
+    return g.group!.aggs.flatMap((a, j) => {
+      if (a.fn !== 'json') return [`a${j}`]
+      const out: string[] = []
+      for (let n = 0; this.viaLayouts.has(`${g.alias}.${n === 0 ? `a${j}` : `a${j}_${n}`}`); n++) out.push(n === 0 ? `a${j}` : `a${j}_${n}`)
+      return out
+    })
+  }
+
   /** Whether json aggregate `j` of `g` has elements that are JSON themselves (need `json(...)` on SQLite). */
-  jsonElement(g: Gen, j: number): boolean {
-    const v = this.viaLayouts.get(`${g.alias}.a${j}`)
+  jsonElement(g: Gen, name: string): boolean {
+    const v = this.viaLayouts.get(`${g.alias}.${name}`)
     if (v === undefined || v.l.elem === undefined) return false
     return v.l.tagged || width(v.l.elem) !== 1 || collSlots(v.l.elem)[0] === true
   }
 
   /** The argument of aggregate `j` for source branch `branch` (an element, a lineage row, or a scalar). */
-  partArg(g: Gen, j: number, arg: NValue | undefined, branch: number): S.Node {
-    const a = g.group!.aggs[j]!
+  partArg(g: Gen, name: string, arg: NValue | undefined, branch: number): S.Node {
+    const a = g.group!.aggs[aggIndex(name)]!
     if (a.fn === 'json') {
-      const v = this.viaLayouts.get(`${g.alias}.a${j}`)!
+      const v = this.viaLayouts.get(`${g.alias}.${name}`)!
       const elem = v.l.elem!
       const idx = a.parts.findIndex((p) => p.branch === branch)
       const tag = v.l.tagged ? S.literal(v.offset + idx) : undefined
@@ -320,12 +352,12 @@ class Lowerer {
   }
 
   /** Aggregate `j` of grouped generator `g` with a single source branch, over that branch. */
-  groupAgg(g: Gen, j: number): S.Node | undefined {
-    const a = g.group!.aggs[j]!
-    if (a.fn === 'json' && !this.viaLayouts.has(`${g.alias}.a${j}`)) return undefined
+  groupAgg(g: Gen, name: string): S.Node | undefined {
+    const a = g.group!.aggs[aggIndex(name)]!
+    if (a.fn === 'json' && !this.viaLayouts.has(`${g.alias}.${name}`)) return undefined
     const part = a.parts[0]!
     const cond = part.filter.length === 0 ? undefined : S.and(part.filter.map((c) => this.expr(c)))
-    const arg = a.fn === 'count' && !a.distinct ? undefined : this.partArg(g, j, part.arg, part.branch)
+    const arg = a.fn === 'count' && !a.distinct ? undefined : this.partArg(g, name, part.arg, part.branch)
     return this.aggregateNode(a, arg, cond, false)
   }
 
@@ -366,10 +398,10 @@ class Lowerer {
       selections.push({ expr: S.literal(0), alias: '#k' })
       positions.push(S.literal(selections.length))
     }
-    s.aggs.forEach((_, j) => {
-      const n = core.agg(j)
-      if (n !== undefined) selections.push({ expr: n, alias: `a${j}` })
-    })
+    for (const name of this.aggNames(g)) {
+      const n = core.agg(name)
+      if (n !== undefined) selections.push({ expr: n, alias: name })
+    }
     const { from, where } = core.finish()
     return S.select({ from, selections, where, groupBy: positions })
   }
@@ -380,7 +412,7 @@ class Lowerer {
     const core = this.groupCore(g)
     const nk = s.keys[0]!.length
     this.subst.set(g.alias, (col) => {
-      const n = col.startsWith('k') ? core.key(Number(col.slice(1))) : core.agg(Number(col.slice(1)))
+      const n = col.startsWith('k') ? core.key(Number(col.slice(1))) : core.agg(col)
       if (n === undefined) throw new Error(`internal: group column ${col} not computed`)
       return n
     })
@@ -454,9 +486,9 @@ class Lowerer {
         const c = v as Extract<NValue, { k: 'coll' }>
         if (c.via !== undefined) {
           // Rule `coll-of-group`: a column of the grouped generator.
-          this.viaLayouts.set(`${c.via.alias}.${c.via.col}`, { l, offset: l.offsets[branch] ?? 0 })
+          const name = this.viaColumn(c.via.alias, c.via.col, l, l.offsets[branch] ?? 0)
           const sub = this.subst.get(c.via.alias)
-          return [sub === undefined ? S.col(c.via.alias, c.via.col) : sub(c.via.col)]
+          return [sub === undefined ? S.col(c.via.alias, name) : sub(name)]
         }
         return [this.coll(c.q, l, l.offsets[branch] ?? 0)]
       }
@@ -597,6 +629,16 @@ function yieldsExactlyKeys(v: NValue, alias: string, nk: number): boolean {
   }
   if (!walk(v) || out.length !== nk) return false
   return out.every((x, i) => x.k === 'col' && x.alias === alias && x.col.name === `k${i}`)
+}
+
+/** The aggregate index of a group column name `a<j>` or `a<j>_<n>`. */
+function aggIndex(name: string): number {
+  return Number(/^a(\d+)/.exec(name)![1])
+}
+
+/** A structural identity of a layout (codecs by name). */
+function layoutId(l: Layout): string {
+  return JSON.stringify(l, (k, v) => (k === 'codec' ? (v as { name?: string } | undefined)?.name : v))
 }
 
 /** Whether some rows of a group over several source branches do not take part in aggregate `a` (a flag column marks those that do). */

@@ -118,6 +118,10 @@ export const cases: Record<string, AnyQuery> = {
     Q.groupBy(Q.union(Q.for(items, (l) => Q.yield(l.late)), Q.for(extra, () => Q.yield(null))), (b) => Q.coalesce(b, true)),
     (g) => Q.yield({ k: g.key, ts: Q.for(g.group, (b) => Q.where(b, Q.yield(b))), n: Q.count(g.group) }),
   ),
+  'a nested collection of a group laid out at two positions (one JSON column per layout)': Q.for(
+    Q.for(Q.groupBy(Q.union(Q.for(items, (l) => Q.yield({ k: l.flag, i: l.id })), Q.for(extra, (x) => Q.yield({ k: x.code, i: x.qty }))), (r) => r.k), (g) => Q.yield({ k: g.key, is: Q.for(g.group, (r) => Q.yield(r.i)) })),
+    (r) => Q.yield({ a: r, b: Q.union(Q.for(orders, (o) => Q.where(Q.eq(o.cust, 'ann'), Q.yield({ x: r, o: o.id }))), Q.yield({ x: r, o: 0 })) }),
+  ),
   'group keys used in an outer condition (outer generators)': Q.for(orders, (o) => Q.for(Q.groupBy(items, (l) => l.ord), (g) => Q.where(Q.eq(g.key, o.id), Q.yield({ c: o.cust, n: Q.count(g.group) })))),
 }
 
