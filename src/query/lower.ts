@@ -8,7 +8,7 @@
 import { LineageQueryError } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
 import { hasLineage, plan, width, type CollLayout, type Layout } from './layout.js'
-import { isScalar, mentionsAlias, queryMentions, specMentions, type Branch, type Gen, type GroupAgg, type LinEntry, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
+import { isScalar, mentionsAlias, queryMentions, specMentions, type Branch, type Gen, type GroupAgg, type GroupSpec, type LinEntry, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
 import type { ScalarKind } from './schema.js'
 import * as S from './sql-nodes.js'
 
@@ -194,8 +194,8 @@ class Lowerer {
     // Nothing may correlate with the group's columns (they are aggregates here).
     const correlated = (v: NValue): boolean => subqueryMentions(v, g.alias)
     if (b.conds.some(correlated) || correlated(b.value) || extra.some(correlated)) return false
-    // Several source branches, or rows without a table, are grouped from a derived table.
-    if (s.source.length !== 1 || s.source[0]!.gens.length === 0) return true
+    // Several source branches, rows without a table, keys with subqueries: grouped from a derived table.
+    if (!directGroup(s)) return true
     const own = s.source[0]!.gens.map((x) => x.alias)
     const varies = s.keys[0]!.map((k) => own.some((a) => mentionsAlias(k, a)))
     // At least one key to group by; PostgreSQL matches GROUP BY expressions to selected ones
@@ -207,9 +207,10 @@ class Lowerer {
   groupCore(g: Gen): { key: (i: number) => S.Node; grouped: boolean[]; agg: (name: string) => S.Node | undefined; finish: () => { from: S.FromItem[]; where: S.Node[] } } {
     const s = g.group!
     const aggNodes = new Map<string, S.Node | undefined>()
-    // One source branch over tables is grouped in place; several branches, or rows without a
-    // table (outer columns only), are grouped as a derived table.
-    if (s.source.length === 1 && s.source[0]!.gens.length > 0) {
+    // One source branch over tables is grouped in place; several branches, rows without a
+    // table (outer columns only), or keys computed by subqueries (PostgreSQL does not see a
+    // correlated subquery as grouped) are grouped as a derived table.
+    if (directGroup(s)) {
       const b = s.source[0]!
       const lateral = this.enterLateral(b.gens)
       const keys = s.keys[0]!.map((k) => this.expr(k))
@@ -629,6 +630,15 @@ function yieldsExactlyKeys(v: NValue, alias: string, nk: number): boolean {
   }
   if (!walk(v) || out.length !== nk) return false
   return out.every((x, i) => x.k === 'col' && x.alias === alias && x.col.name === `k${i}`)
+}
+
+/** Whether a group is computed directly over its one source branch (else over a derived table of its rows). */
+function directGroup(s: GroupSpec): boolean {
+  return s.source.length === 1 && s.source[0]!.gens.length > 0 && !s.keys[0]!.some(hasSubquery)
+}
+
+function hasSubquery(e: NExpr): boolean {
+  return e.k === 'exists' || e.k === 'agg' || (e.k === 'op' && e.args.some(hasSubquery))
 }
 
 /** The aggregate index of a group column name `a<j>` or `a<j>_<n>`. */
