@@ -127,15 +127,34 @@ function linReader(l: LinLayout, h: DialectHooks): Reader {
     const plan = plans[tag]
     if (plan === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${tag}`)
     const out: { table: string; key: unknown }[] = []
+    // Entries known only from data (a group's: thousands) are deduplicated through a set, built
+    // when a later entry needs it.
+    let ids: Set<string> | undefined
+    let bulk = false
     const add = (table: string, key: unknown, check: boolean) => {
-      if (check) for (const o of out) if (o.table === table && sameKey(o.key, key)) return
+      if (bulk && ids === undefined) ids = new Set(out.map((o) => `${o.table}\u0000${JSON.stringify(o.key)}`))
+      if (ids !== undefined) {
+        const id = `${table}\u0000${JSON.stringify(key)}`
+        if (ids.has(id)) return
+        ids.add(id)
+      } else if (check) for (const o of out) if (o.table === table && sameKey(o.key, key)) return
       out.push({ table, key })
+    }
+    const many = (entries: readonly { table: string; key: unknown }[]) => {
+      // The first entries of a row, already without duplicates: taken as they are.
+      if (out.length === 0 && !bulk) {
+        for (const s of entries) out.push(s)
+        bulk = true
+        return
+      }
+      bulk = true
+      for (const s of entries) add(s.table, s.key, true)
     }
     for (const e of plan) {
       if (e.stored !== undefined) {
         for (const s of storedEntries(slots[base + e.slot], e.stored.single, e.table)) add(s.table, s.key, true)
       } else if (e.grouped !== undefined) {
-        for (const s of groupedEntries(slots[base + e.slot], e.grouped.branches, h)) add(s.table, s.key, true)
+        many(groupedEntries(slots[base + e.slot], e.grouped.branches, h))
       } else if (e.slots.length === 1) {
         add(e.table, h.fromDb(e.kinds[0]!, slots[base + e.slot]), e.check)
       } else {
