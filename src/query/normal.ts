@@ -212,7 +212,7 @@ export function mentionsAlias(v: NValue, alias: string): boolean {
 }
 
 export function queryMentions(q: NQuery, alias: string): boolean {
-  return q.branches.some((b) => b.conds.some((c) => mentionsAlias(c, alias)) || mentionsAlias(b.value, alias) || b.gens.some((g) => g.group !== undefined && groupMentions(g.group, alias)))
+  return q.branches.some((b) => b.conds.some((c) => mentionsAlias(c, alias)) || mentionsAlias(b.value, alias) || b.gens.some((g) => g.group !== undefined && specMentions(g.group, alias)))
 }
 
 function groupMentions(s: GroupSpec, alias: string): boolean {
