@@ -218,6 +218,3 @@ export function queryMentions(q: NQuery, alias: string): boolean {
 function groupMentions(s: GroupSpec, alias: string): boolean {
   return queryMentions({ branches: s.source }, alias) || s.aggs.some((a) => a.parts.some((p) => (p.arg !== undefined && mentionsAlias(p.arg, alias)) || p.filter.some((f) => mentionsAlias(f, alias))))
 }
-
-/** Whether a table is the synthetic table of a grouped generator. */
-export const isGroupTable = (t: TableDef): boolean => t.name.startsWith('#')

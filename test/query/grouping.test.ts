@@ -162,7 +162,7 @@ describe('groupBy and distinct: errors', () => {
     }
   }
   test('a group key that holds a collection is a type error naming the field', () => {
-    typeError(Q.for(Q.groupBy(orders, (o) => ({ k: Q.for(items, (l) => Q.yield(l.id)) })), (g) => Q.yield(g.key)), /Q\.groupBy: a key must be a scalar or a record of scalars, got a collection at `k`/)
+    typeError(Q.for(Q.groupBy(orders, () => ({ k: Q.for(items, (l) => Q.yield(l.id)) })), (g) => Q.yield(g.key)), /Q\.groupBy: a key must be a scalar or a record of scalars, got a collection at `k`/)
   })
   test('distinct over elements with nested collections is a type error', () => {
     typeError(Q.distinct(Q.for(orders, (o) => Q.yield({ o: o.id, ls: Q.for(items, (l) => Q.where(Q.eq(l.ord, o.id), Q.yield(l.id))) }))), /Q\.distinct: a key must be a scalar or a record of scalars/)
