@@ -148,9 +148,9 @@ class Lowerer {
    * when `inline` (the selections are not aggregates themselves) and nothing correlates with
    * the group's columns; otherwise grouped generators are derived tables in FROM.
    */
-  select(b: Branch, sel: () => { expr: S.Node; alias: string }[], inline = true, extra: readonly NExpr[] = []): S.Select {
+  select(b: Branch, sel: () => { expr: S.Node; alias: string }[], inline = true, extra: readonly NExpr[] = [], selectsValue = false): S.Select {
     const g = b.gens[0]
-    if (inline && b.gens.length === 1 && g?.group !== undefined && g.group.keys[0]!.length > 0 && this.canInline(b, g, extra)) return this.inlineGroup(b, g, sel)
+    if (inline && b.gens.length === 1 && g?.group !== undefined && g.group.keys[0]!.length > 0 && this.canInline(b, g, extra)) return this.inlineGroup(b, g, sel, selectsValue)
     const lateral = this.enterLateral(b.gens)
     try {
       const selections = sel()
@@ -408,7 +408,7 @@ class Lowerer {
   }
 
   /** A branch over one grouped generator written as the GROUP BY itself (`select distinct` when it yields exactly the key). */
-  inlineGroup(b: Branch, g: Gen, sel: () => { expr: S.Node; alias: string }[]): S.Select {
+  inlineGroup(b: Branch, g: Gen, sel: () => { expr: S.Node; alias: string }[], selectsValue: boolean): S.Select {
     const s = g.group!
     const core = this.groupCore(g)
     const nk = s.keys[0]!.length
@@ -426,7 +426,8 @@ class Lowerer {
       this.subst.delete(g.alias)
     }
     const { from, where } = core.finish()
-    if (s.aggs.length === 0 && having.length === 0 && nk > 0 && yieldsExactlyKeys(b.value, g.alias, nk)) {
+    // `select distinct` only when the selections are the branch's value and it is the key.
+    if (selectsValue && s.aggs.length === 0 && having.length === 0 && nk > 0 && yieldsExactlyKeys(b.value, g.alias, nk)) {
       return S.select({ from, selections, where, distinct: true })
     }
     return S.select({ from, selections, where, groupBy: core.grouped.flatMap((x, i) => (x ? [core.key(i)] : [])), having })
@@ -582,6 +583,7 @@ class Lowerer {
         },
         true,
         multi ? [] : (t.orderKeys[0] ?? []),
+        !multi || tag === undefined,
       ),
     )
     if (selects.length === 0) {

@@ -124,6 +124,10 @@ export const cases: Record<string, AnyQuery> = {
   ),
   'a key computed by a correlated subquery is grouped from a derived table (PostgreSQL)': Q.for(Q.groupBy(orders, (o) => Q.sum(Q.for(items, (l) => Q.where(Q.eq(l.ord, o.id), Q.yield(l.qty))))), (g) => Q.yield({ q: g.key, n: Q.count(g.group), cs: Q.for(g.group, (o) => Q.yield(o.cust)) })),
   'a group whose inner group is keyed by an outer column is lateral': Q.for(orders, (o) => Q.distinct(Q.for(Q.groupBy(Q.values([{ v: 2 }, { v: null }]), () => Q.concat(o.cust, 'b')), (g) => Q.yield({ k: g.key, n: Q.count(g.group) })))),
+  'a distinct that is one part of a grouped union keeps one row per distinct element (not select distinct of the part)': Q.for(
+    Q.groupBy(Q.union(Q.distinct(Q.for(items, (l) => Q.yield(l.ord))), Q.for(extra, () => Q.yield(0))), () => ({})),
+    (g) => Q.yield({ k: Q.count(g.group) }),
+  ),
   'group keys used in an outer condition (outer generators)': Q.for(orders, (o) => Q.for(Q.groupBy(items, (l) => l.ord), (g) => Q.where(Q.eq(g.key, o.id), Q.yield({ c: o.cust, n: Q.count(g.group) })))),
 }
 
