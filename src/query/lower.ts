@@ -583,7 +583,8 @@ class Lowerer {
         },
         true,
         multi ? [] : (t.orderKeys[0] ?? []),
-        !multi || tag === undefined,
+        // (PostgreSQL: SELECT DISTINCT orders only by selected expressions; GROUP BY otherwise.)
+        t.directions.length === 0,
       ),
     )
     if (selects.length === 0) {

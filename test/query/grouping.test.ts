@@ -128,6 +128,7 @@ export const cases: Record<string, AnyQuery> = {
     Q.groupBy(Q.union(Q.distinct(Q.for(items, (l) => Q.yield(l.ord))), Q.for(extra, () => Q.yield(0))), () => ({})),
     (g) => Q.yield({ k: Q.count(g.group) }),
   ),
+  'an ordered distinct is grouped (PostgreSQL orders SELECT DISTINCT only by selected expressions)': Q.distinct(Q.for(items, (l) => Q.yield({ f: l.flag, o: l.ord }))).orderBy((r) => [Q.desc(r.f), Q.add(r.o, 1)]),
   'group keys used in an outer condition (outer generators)': Q.for(orders, (o) => Q.for(Q.groupBy(items, (l) => l.ord), (g) => Q.where(Q.eq(g.key, o.id), Q.yield({ c: o.cust, n: Q.count(g.group) })))),
 }
 
