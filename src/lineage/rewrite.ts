@@ -11,6 +11,11 @@
  * - `yield e`       ~> yield {data: e', lineage: []}   (nested queries in e annotated too)
  * - `M ++ N`        ~> L[M] ++ L[N];  `values [e..]` ~> values [{data: e', lineage: []}..]
  * - a path `d.f` to a nested collection is already annotated in the rewritten world.
+ * - `groupBy(M, v => k)` ~> for g in groupBy(L[M], r => k[v := r.data]).
+ *                      yield {data: {key: g.key, group: g.group}, lineage: linGroup(g.group)}
+ *   (a group's lineage is every entry of every row of the group, Cui & Widom);
+ * - `distinct M`    ~> for g in groupBy(L[M], r => r.data). yield {data: g.key, lineage: linGroup(g.group)}
+ *   (a distinct row's lineage is the union of the lineage of the rows it merged).
  * Queries inside `exists` and aggregates are rewritten too (the variables they mention now
  * live under `.data`) and then stripped back to plain data: they add no entries.
  */
@@ -78,6 +83,31 @@ export function rewriteQuery(e: Expr, env: Env = new Map(), predicate = false, c
     }
     case 'limit':
       return { kind: 'limit', query: recur(e.query, env), limit: e.limit, offset: e.offset }
+    case 'group': {
+      const r = freshVar(e.v.hint)
+      const g = freshVar('g')
+      const keyEnv = new Map(env)
+      keyEnv.set(e.v.id, field(v(r), 'data'))
+      const group = field(v(g), 'group')
+      const lin: Expr = predicate ? EMPTY : { kind: 'linGroup', group }
+      return {
+        kind: 'for',
+        v: g,
+        source: { kind: 'group', source: recur(e.source, env), v: r, key: rewriteScalar(e.key, keyEnv, nested) },
+        body: { kind: 'yield', value: annotated({ kind: 'record', fields: [['key', field(v(g), 'key')], ['group', nested ? group : plain(group)]] }, lin) },
+      }
+    }
+    case 'distinct': {
+      const r = freshVar('r')
+      const g = freshVar('g')
+      const lin: Expr = predicate ? EMPTY : { kind: 'linGroup', group: field(v(g), 'group') }
+      return {
+        kind: 'for',
+        v: g,
+        source: { kind: 'group', source: recur(e.query, env), v: r, key: field(v(r), 'data') },
+        body: { kind: 'yield', value: annotated(field(v(g), 'key'), lin) },
+      }
+    }
     case 'var':
     case 'field': {
       // A path to a nested collection: in the rewritten world its elements are annotated, unless
@@ -101,7 +131,7 @@ function rewriteValue(e: Expr, env: Env, predicate = false, nested = true): Expr
       return field(rewriteValue(e.target, env, predicate, nested), e.name)
     case 'record':
       return { kind: 'record', fields: e.fields.map(([n, f]) => [n, rewriteValue(f, env, predicate, nested)] as const) }
-    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit':
+    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'group': case 'distinct':
       return nested ? rewriteQuery(e, env, predicate) : plain(rewriteQuery(e, env, true, true, false))
     default:
       return rewriteScalar(e, env, nested)
@@ -129,6 +159,8 @@ function rewriteScalar(e: Expr, env: Env, nested = true): Expr {
       return { kind: 'exists', query: rewriteQuery(e.query, env, true, true, nested), negated: e.negated }
     case 'agg': {
       const z = freshVar('z')
+      // COUNT(DISTINCT x) stays one (it does not count NULL, unlike a count of the distinct groups).
+      if (e.fn === 'count' && e.query.kind === 'distinct') return { kind: 'agg', fn: 'count', query: { kind: 'distinct', query: plain(rewriteQuery(e.query.query, env, true, true, nested)) } }
       const q = rewriteQuery(e.query, env, true, true, nested)
       return { kind: 'agg', fn: e.fn, query: e.fn === 'count' ? q : { kind: 'for', v: z, source: q, body: { kind: 'yield', value: field(v(z), 'data') } } }
     }
@@ -136,6 +168,8 @@ function rewriteScalar(e: Expr, env: Env, nested = true): Expr {
       return { kind: 'linRow', table: e.table, row: rewriteValue(e.row, env, false, nested) }
     case 'linAppend':
       return { kind: 'linAppend', parts: e.parts.map((p) => rewriteScalar(p, env, nested)) }
+    case 'linGroup':
+      return { kind: 'linGroup', group: rewriteValue(e.group, env, false, nested) }
     default:
       return rewriteValue(e, env, false, nested)
   }

@@ -25,6 +25,8 @@ export type ScalarOp =
   | 'add' | 'sub' | 'mul' | 'div' | 'mod' | 'neg'
   | 'concat' | 'like' | 'isNull' | 'isNotNull' | 'in' | 'coalesce'
   | 'lower' | 'upper' | 'length' | 'abs'
+  /** Null-safe equality (`IS NOT DISTINCT FROM`): only the compiler builds it (grouping). */
+  | 'isNotDistinct'
 
 export type AggFn = 'count' | 'sum' | 'min' | 'max' | 'avg'
 
@@ -32,7 +34,8 @@ export type Expr =
   | TableExpr | ForExpr | WhereExpr | YieldExpr | UnionExpr | ValuesExpr
   | VarExpr | FieldExpr | RecordExpr | ConstExpr | OpExpr | ExistsExpr | AggExpr
   | OrderExpr | LimitExpr
-  | LinEmptyExpr | LinRowExpr | LinAppendExpr
+  | GroupExpr | DistinctExpr
+  | LinEmptyExpr | LinRowExpr | LinAppendExpr | LinGroupExpr
 
 export interface TableExpr { readonly kind: 'table'; readonly table: TableDef }
 export interface ForExpr { readonly kind: 'for'; readonly v: Var; readonly source: Expr; readonly body: Expr }
@@ -52,6 +55,19 @@ export interface OrderKey { readonly expr: Expr; readonly dir: 'asc' | 'desc' }
 export interface OrderExpr { readonly kind: 'order'; readonly query: Expr; readonly v: Var; readonly keys: readonly OrderKey[] }
 export interface LimitExpr { readonly kind: 'limit'; readonly query: Expr; readonly limit: number | undefined; readonly offset: number }
 
+/**
+ * `groupBy(source, v => key)`: one element `{ key, group }` per distinct value of `key` over
+ * `source`'s elements (NULL keys form one group; keys compare as SQL's `IS NOT DISTINCT FROM`),
+ * `group` being the bag of the elements with that key. `key` is an expression over `v`: a
+ * scalar or a record of scalars.
+ */
+export interface GroupExpr { readonly kind: 'group'; readonly source: Expr; readonly v: Var; readonly key: Expr }
+/**
+ * `distinct(query)`: the set of `query`'s elements (scalars or records of scalars), each once.
+ * `agg(count, distinct(q))` over scalars is SQL's `COUNT(DISTINCT x)`: NULL is not counted.
+ */
+export interface DistinctExpr { readonly kind: 'distinct'; readonly query: Expr }
+
 /** Lineage annotations (built by `src/lineage`): the empty annotation `[]`. */
 export interface LinEmptyExpr { readonly kind: 'linEmpty' }
 /**
@@ -61,6 +77,11 @@ export interface LinEmptyExpr { readonly kind: 'linEmpty' }
 export interface LinRowExpr { readonly kind: 'linRow'; readonly table: TableDef; readonly row: Expr; readonly stored?: boolean }
 /** Concatenation of annotations, in order. */
 export interface LinAppendExpr { readonly kind: 'linAppend'; readonly parts: readonly Expr[] }
+/**
+ * The lineage of a group: the union of the annotations of the elements of `group` (a group of
+ * annotated elements `{ data, lineage }`), without duplicates, ordered by table name, then key.
+ */
+export interface LinGroupExpr { readonly kind: 'linGroup'; readonly group: Expr }
 
 let nextVar = 0
 /** A fresh variable. Ids are unique in the process, so substitution never captures. */
@@ -70,4 +91,4 @@ export function freshVar(hint: string): Var {
 
 export const isQueryKind = (e: Expr): boolean =>
   e.kind === 'table' || e.kind === 'for' || e.kind === 'where' || e.kind === 'yield' || e.kind === 'union' ||
-  e.kind === 'values' || e.kind === 'order' || e.kind === 'limit'
+  e.kind === 'values' || e.kind === 'order' || e.kind === 'limit' || e.kind === 'group' || e.kind === 'distinct'
