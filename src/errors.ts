@@ -27,6 +27,12 @@ export type ErrorCode =
   | 'lineage'
   /** A public function received an argument of the wrong kind. */
   | 'argument'
+  /** An operation was stopped by its `AbortSignal` (`details.report` holds what was done, for `refresh`). */
+  | 'aborted'
+  /** The database stayed busy (locked by another connection, or deadlocked) longer than the store waits. */
+  | 'busy'
+  /** The database refused a statement for a reason the store cannot handle (the driver's error is the `cause`). */
+  | 'database'
 
 export class LineageQueryError extends Error {
   override readonly name = 'LineageQueryError'
@@ -45,8 +51,17 @@ export class LineageQueryError extends Error {
 export function showValue(value: unknown): string {
   let s: string
   try {
-    // NaN and ±Infinity are numbers JSON would print as null.
-    s = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'bigint' ? `${value}n` : typeof value === 'number' && !Number.isFinite(value) ? String(value) : JSON.stringify(value) ?? String(value)
+    // NaN and ±Infinity are numbers JSON would print as null; a Date would print as its string.
+    s =
+      typeof value === 'string'
+        ? JSON.stringify(value)
+        : typeof value === 'bigint'
+          ? `${value}n`
+          : typeof value === 'number' && !Number.isFinite(value)
+            ? String(value)
+            : value instanceof Date
+              ? `a Date (${Number.isNaN(value.getTime()) ? 'invalid' : value.toISOString()})`
+              : JSON.stringify(value) ?? String(value)
   } catch {
     s = String(value)
   }

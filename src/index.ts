@@ -16,5 +16,5 @@ export { dialectOf } from './query/dialect-of.js'
 export {
   openStore, Store, joinOnRoot, buildGraph, codeVersion, DerivedTable,
   type Derive, type InputOf, type GraphInput, type Cause, type CauseKind, type DeriveContext, type GetResult, type Graph, type GraphEdge, type GraphNode,
-  type RefreshOptions, type RefreshReport, type RowState, type RowStatus, type StoreOptions, type StoredError, type TableReport,
+  type RefreshOptions, type RefreshProgress, type GetOptions, type RefreshReport, type RowState, type RowStatus, type StoreOptions, type StoredError, type TableReport,
 } from './derived/index.js'

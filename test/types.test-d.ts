@@ -1,7 +1,7 @@
 import * as t from 'io-ts'
 import type { Kysely } from 'kysely'
 import { describe, expectTypeOf, test } from 'vitest'
-import { lineage, Q, run, table, type ElemOf, type Expr, type Query } from '../src/index.js'
+import { lineage, Q, run, table, type ElemOf, type Expr, type KeyOf, type LineageEntry, type Query } from '../src/index.js'
 
 const departments = table('departments', { id: t.Int, name: t.string })
 const employees = table('employees', { id: t.Int, dept: t.string, name: t.string, salary: t.number, nick: t.union([t.string, t.null]) })
@@ -88,5 +88,42 @@ describe('Q.let types', () => {
     expectTypeOf<ElemOf<typeof q>>().toEqualTypeOf<string>()
     const l = lineage(q)
     expectTypeOf<ElemOf<typeof l>['lineage'][number]>().toEqualTypeOf<{ readonly table: 'employees'; readonly key: number }>()
+  })
+})
+
+describe('grouping types', () => {
+  test('g.key has the key type (scalar or record), g.group is a query of the source row type', async () => {
+    Q.for(Q.groupBy(employees, (e) => e.dept), (g) => {
+      expectTypeOf(g.key).toEqualTypeOf<Expr<string>>()
+      expectTypeOf(g.group).toExtend<Query<any, any>>()
+      expectTypeOf<ElemOf<typeof g.group>>().toEqualTypeOf<{ id: number; dept: string; name: string; salary: number; nick: string | null }>()
+      expectTypeOf<KeyOf<typeof g.group>>().toEqualTypeOf<LineageEntry<'employees', number>>()
+      return Q.yield(g.key)
+    })
+    Q.for(Q.groupBy(employees, (e) => ({ d: e.dept, n: e.nick })), (g) => {
+      expectTypeOf(g.key.d).toEqualTypeOf<Expr<string>>()
+      expectTypeOf(g.key.n).toEqualTypeOf<Expr<string | null>>()
+      return Q.yield(g.key)
+    })
+    const q = Q.for(Q.groupBy(employees, (e) => ({ d: e.dept, n: e.nick })), (g) =>
+      Q.where(Q.gt(Q.count(g.group), 1), Q.yield({ dept: g.key.d, total: Q.sum(g.group, (e) => e.salary), names: Q.for(g.group, (e) => Q.yield(e.name)) })),
+    )
+    expectTypeOf(await run(db, q)).toEqualTypeOf<{ dept: string; total: number | null; names: string[] }[]>()
+  })
+
+  test('a grouped query yielded as is: { key, group } with the group as an array of rows', async () => {
+    const rows = await run(db, Q.groupBy(departments, (d) => d.name))
+    expectTypeOf(rows).toEqualTypeOf<{ key: string; group: { id: number; name: string }[] }[]>()
+  })
+
+  test('distinct keeps the element type; count of distinct is a number', async () => {
+    const q = Q.distinct(Q.for(employees, (e) => Q.yield({ d: e.dept, n: e.nick })))
+    expectTypeOf(await run(db, q)).toEqualTypeOf<{ d: string; n: string | null }[]>()
+    expectTypeOf(Q.count(Q.distinct(Q.for(employees, (e) => Q.yield(e.nick))))).toEqualTypeOf<Expr<number>>()
+  })
+
+  test('the lineage of a grouped row has the entry type of the grouped table', async () => {
+    const rows = await run(db, lineage(Q.for(Q.groupBy(employees, (e) => e.dept), (g) => Q.yield({ d: g.key, n: Q.count(g.group) }))))
+    expectTypeOf(rows).toEqualTypeOf<{ data: { d: string; n: number }; lineage: { table: 'employees'; key: number }[] }[]>()
   })
 })

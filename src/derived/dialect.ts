@@ -144,6 +144,28 @@ export interface StoreDialect {
   lockMigrations(trx: Kysely<any>): Promise<void>
   /** Drop the index `index` if there is one of that name on `table` (an index name of an earlier version). */
   dropIndexOn(db: Kysely<any>, index: string, table: string): Promise<void>
+  /**
+   * The first statement of a write transaction that reads before it writes. SQLite: a write
+   * that takes the write lock at once (a deferred transaction that reads first and writes later
+   * fails with SQLITE_BUSY_SNAPSHOT when another connection committed in between, without
+   * waiting on the busy handler; a transaction whose first statement writes waits on it, then
+   * reads the newest data). PostgreSQL: nothing (row locks, READ COMMITTED).
+   */
+  beginWrite(trx: Kysely<any>): Promise<void>
+  /**
+   * Whether an error means "busy, try again": the transaction was rolled back and running it
+   * again can succeed. SQLite: SQLITE_BUSY* and SQLITE_LOCKED*; PostgreSQL: deadlock detected
+   * (40P01), serialization failure (40001), lock not available (55P03).
+   */
+  isBusy(e: unknown): boolean
+  /**
+   * Keyset pagination over an `lq_key` text column: the expression to select as the cursor of
+   * a row (`alias.lq_key`), and the condition "after the cursor bound at `p`". SQLite: the key's
+   * bytes (a string the driver reads may not be the stored bytes: a lone surrogate reads back as
+   * U+FFFD), compared as text; PostgreSQL: the text.
+   */
+  keyCursor(alias: string): string
+  afterCursor(alias: string, p: string): string
 }
 
 /**
@@ -160,6 +182,12 @@ export interface BatchWriteSpec {
 
 /** The SQL type of a field read from JSON by `jsonField`. */
 export type JsonFieldType = 'text' | 'int' | 'real' | 'boolean'
+
+/** The driver's error code (`SQLITE_BUSY`, `40P01`, ...) of an error, or ''. */
+export function errorCode(e: unknown): string {
+  const code = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined
+  return typeof code === 'string' ? code : ''
+}
 
 export const q = (name: string): string => `"${name.replace(/"/g, '""')}"`
 export const revTable = (root: string): string => `lq_rev_${root}`
@@ -271,6 +299,12 @@ const sqlite: StoreDialect = {
     const r = await sql`SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ${index} AND tbl_name = ${table}`.execute(db)
     if (r.rows.length > 0) await sql.raw(`DROP INDEX ${q(index)}`).execute(db)
   },
+  async beginWrite(trx) {
+    await sql`UPDATE lq_clock SET rev = rev WHERE id = 1`.execute(trx)
+  },
+  isBusy: (e) => /^SQLITE_(BUSY|LOCKED)/.test(errorCode(e)),
+  keyCursor: (alias) => `CAST(${alias}.lq_key AS BLOB)`,
+  afterCursor: (alias, p) => `${alias}.lq_key > CAST(${p} AS TEXT)`,
 }
 
 const postgres: StoreDialect = {
@@ -383,6 +417,10 @@ $lq$`,
     const r = await sql`SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ${index} AND tablename = ${table}`.execute(db)
     if (r.rows.length > 0) await sql.raw(`DROP INDEX ${q(index)}`).execute(db)
   },
+  async beginWrite() {},
+  isBusy: (e) => ['40P01', '40001', '55P03'].includes(errorCode(e)),
+  keyCursor: (alias) => `${alias}.lq_key`,
+  afterCursor: (alias, p) => `${alias}.lq_key > ${p}`,
 }
 
 /**

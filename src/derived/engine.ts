@@ -25,6 +25,8 @@ export interface Derivation {
   readonly singleRoot: boolean
   /** Tables read directly (roots or derived). */
   readonly reads: readonly string[]
+  /** Milliseconds one call of `fn` may take (declared with the derivation), if limited. */
+  readonly timeoutMs?: number
 }
 
 export interface Engine {
@@ -32,7 +34,12 @@ export interface Engine {
   readonly d: StoreDialect
   readonly roots: ReadonlyMap<string, Table<string, unknown, unknown>>
   readonly derivations: ReadonlyMap<string, Derivation>
+  /** How long writes wait for a busy database (`StoreOptions.busyTimeoutMs`; default 60 s). */
+  readonly busyMs?: number
 }
+
+/** Default of `Engine.busyMs`. */
+export const BUSY_WAIT_MS = 60_000
 
 /** An upstream derived row a task reads, with the state it had when read. */
 export interface UpstreamRow {

@@ -55,6 +55,11 @@ const migrations: readonly Migration[] = [
 
 /** Create or upgrade the store's own tables; throws when the database is newer than this library. */
 export async function migrate(db: Kysely<any>, d: StoreDialect): Promise<void> {
+  // Already at this version (every start but the first): no write transaction, no lock.
+  if ((await d.columns(db, 'lq_store_meta')) !== undefined) {
+    const r = await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'schema_version'`.execute(db)
+    if (r.rows[0] !== undefined && Number(r.rows[0].value) === SCHEMA_VERSION) return
+  }
   await db.transaction().execute(async (trx) => {
     await d.lockMigrations(trx)
     await sql.raw(`CREATE TABLE IF NOT EXISTS lq_store_meta (name text PRIMARY KEY, value text NOT NULL)`).execute(trx)

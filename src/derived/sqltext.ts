@@ -24,9 +24,17 @@ export const KEY_CHUNK = 10_000
 const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
 
+/**
+ * The longest JSON text of a batch, in characters: V8's string limit (about 2^29) unless a
+ * test lowers it. Past it, `jsonBatch` throws the `RangeError` V8 throws, and `writeResults`
+ * splits the batch.
+ */
+export const jsonLimits = { maxChars: Infinity }
+
 /** The JSON text of a batch (an array of rows or of keys), for a `jsonRows`/`jsonTexts` parameter. */
 export function jsonBatch(value: unknown, d: { readonly replaceLoneSurrogates: boolean }): string {
   const text = JSON.stringify(value)
+  if (text.length > jsonLimits.maxChars) throw new RangeError(`Invalid string length (a JSON batch of ${text.length} characters; the limit is ${jsonLimits.maxChars})`)
   if (!d.replaceLoneSurrogates || !SURROGATE_ESCAPE.test(text)) return text
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'string' ? v.replace(LONE_SURROGATE, '\ufffd') : v))
 }

@@ -23,12 +23,15 @@ import { run } from '../query/run.js'
 import { tableDef } from '../query/schema.js'
 import { inputLineage, lineage as lineageOf } from '../lineage/index.js'
 import { legacyIndexName, metaTable, q, revTable, storeDialects, type StoreDialect, type Watermark } from './dialect.js'
-import { chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
+import { BUSY_WAIT_MS, chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
+import { retryBusy } from './busy.js'
+import { lostKeys, splitUnkeyable } from './unkeyable.js'
+import { fromDriver } from './driver-errors.js'
 import { buildGraph } from './graph.js'
 import { zipParts } from './join.js'
-import { addressFromUser, addressValue, inputsText, keyText, lineageOfAddress, parseInputs } from './keys.js'
+import { addressFromUserChecked, addressValue, inputsText, keyText, lineageOfAddress, parseInputs, rootKeyText, type KeyKind } from './keys.js'
 import { ensureDerivedTables, migrate } from './schema.js'
-import { inputLoader, keyAddressed, LIVE_TEXT, loadTasks, metaRows, readsFor, recordedCauses, scan, withoutKey, type MetaRow, type ScanStats, type Work } from './staleness.js'
+import { fillCount, fillPage, fillRootPage, pagesByRootKey, unsafeKeyWork, inputLoader, isFirstFill, keyAddressed, LIVE_TEXT, loadTasks, metaRows, readsFor, recordedCauses, scan, withoutKey, type MetaRow, type ScanFilter, type ScanStats, type Work } from './staleness.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
 import { deleteRows, recordedInputs, writeResults, type Outcome, type Result } from './write.js'
 import { codeVersion } from './version.js'
@@ -38,9 +41,11 @@ import {
   emptyTableReport,
   type Cause,
   type DeriveContext,
+  type GetOptions,
   type GetResult,
   type Graph,
   type RefreshOptions,
+  type RefreshProgress,
   type RefreshReport,
   type RowStatus,
   type SourceKind,
@@ -67,6 +72,13 @@ export interface Derive<N extends string, F, C extends Codecs> {
   readonly version?: string
   /** Files whose contents are part of the code version. */
   readonly dependsOn?: readonly string[]
+  /**
+   * Milliseconds one call of `fn` may take; a call still pending then is stored as `failed`
+   * (cause `timeout`) and the rest of its batch is stored without waiting for it. Overrides the
+   * `timeoutMs` of `refresh`/`get` and of the store. Only asynchronous functions can be timed
+   * out (a synchronous loop blocks the process); the call's `ctx.signal` is aborted at the limit.
+   */
+  readonly timeoutMs?: number
 }
 
 let nextStoreId = 1
@@ -82,7 +94,12 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/
  */
 export async function openStore(db: Kysely<any>, options: StoreOptions = {}): Promise<Store> {
   const d = storeDialects[dialectOf(db)]
-  await migrate(db, d)
+  const busyMs = nonNegative(options.busyTimeoutMs, 'openStore: options.busyTimeoutMs') ?? BUSY_WAIT_MS
+  try {
+    await retryBusy(d, 'openStore (creating or migrating the store tables)', busyMs, () => migrate(db, d))
+  } catch (e) {
+    throw fromDriver(e, 'openStore')
+  }
   return new Store(db, d, options)
 }
 
@@ -100,16 +117,22 @@ export class Store {
   /** Refresh and get calls in progress. */
   readonly #ops = new Set<Op>()
   #order: readonly string[] = []
+  /** Default per-call timeout (StoreOptions.timeoutMs). */
+  readonly #timeoutMs: number | undefined
+  /** How long writes wait for a busy database (StoreOptions.busyTimeoutMs). */
+  readonly #busyMs: number
 
   /** @internal use `openStore` */
   constructor(db: Kysely<any>, d: StoreDialect, options: StoreOptions) {
     this.#db = db
     this.#d = d
     this.#batch = positive(options.batchSize, 'openStore: options.batchSize')
+    this.#timeoutMs = positive(options.timeoutMs, 'openStore: options.timeoutMs')
+    this.#busyMs = nonNegative(options.busyTimeoutMs, 'openStore: options.busyTimeoutMs') ?? BUSY_WAIT_MS
   }
 
   get #engine(): Engine {
-    return { db: this.#db, d: this.#d, roots: this.#roots, derivations: this.#derivations }
+    return { db: this.#db, d: this.#d, roots: this.#roots, derivations: this.#derivations, busyMs: this.#busyMs }
   }
 
   // ---------------------------------------------------------------- declarations
@@ -146,7 +169,7 @@ export class Store {
       }
     }
     let backfilled = 0
-    await this.#db.transaction().execute(async (trx) => {
+    await retryBusy(this.#d, `store.track(${def.name})`, this.#busyMs, () => this.#db.transaction().execute(async (trx) => {
       // Index names of earlier versions (`lq_rev_x_rev` could be the revision table of a root `x_rev`).
       for (const what of ['rev', 'xid']) await this.#d.dropIndexOn(trx, legacyIndexName(revTable(def.name), what), revTable(def.name))
       for (const s of this.#d.trackDDL(def)) await sql.raw(s).execute(trx)
@@ -154,7 +177,7 @@ export class Store {
       const keyCols = JSON.stringify(def.key)
       if (this.#d.name === 'sqlite') await sql`INSERT OR REPLACE INTO lq_tracked (root, key_columns) VALUES (${def.name}, ${keyCols})`.execute(trx)
       else await sql`INSERT INTO lq_tracked (root, key_columns) VALUES (${def.name}, ${keyCols}) ON CONFLICT (root) DO UPDATE SET key_columns = excluded.key_columns`.execute(trx)
-    })
+    }))
     // Many new revision rows: fresh planner statistics (PostgreSQL), so scans use the rev index.
     if (backfilled >= ANALYZE_MIN) await this.#d.analyze(this.#db, revTable(def.name))
     this.#roots.set(def.name, root)
@@ -225,6 +248,7 @@ export class Store {
         throw new LineageQueryError('schema', `derived table \`${name}\` reads table \`${r}\`, which is not tracked by this store; call \`await store.track(${r})\` first (tracked: ${[...this.#roots.keys()].join(', ') || 'none'}; derived: ${[...this.#derivations.keys()].join(', ') || 'none'})`, { table: name, reads: r })
       }
     }
+    const timeoutMs = positive(decl.timeoutMs, `derived table \`${name}\`: timeoutMs`)
     const graph = this.#buildGraph([{ name, reads }])
     let source: SourceKind
     const info = derivedInfo(from)
@@ -260,6 +284,7 @@ export class Store {
       roots,
       singleRoot,
       reads,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
     })
     this.#order = graph.order
     return table
@@ -287,30 +312,59 @@ export class Store {
   /**
    * Compute every missing or stale row, table by table in dependency order. Root rows that are
    * gone take their derived rows (transitively) with them. Returns counts per table.
+   *
+   * Options: `batchSize`, `full`, `timeoutMs` (per function call), `signal` (an `AbortSignal`:
+   * stops after the batch in progress and rejects with a `LineageQueryError` of code `aborted`
+   * whose `details.report` is the partial report), `onProgress` (called with a
+   * `RefreshProgress` `{ table, tableIndex, tableCount, phase, done, total, counts, elapsedMs }`
+   * after each table's scan, each stored batch and each finished table).
+   *
+   * @example
+   * ```ts
+   * const ac = new AbortController()
+   * await store.refresh({ signal: ac.signal, timeoutMs: 30_000, onProgress: (p) => bar.update(p.done, p.total) })
+   * ```
    */
   async refresh(options: RefreshOptions = {}): Promise<RefreshReport> {
-    const op = this.#begin()
-    try {
-      const started = performance.now()
-      const batch = positive(options.batchSize, 'refresh: options.batchSize') ?? this.#batch
-      await this.#ensureAll()
-      const tables: Record<string, TableReport> = {}
-      for (const name of this.#order) if (this.#derivations.has(name)) tables[name] = emptyTableReport()
-      for (const name of this.#order) {
-        const x = this.#derivations.get(name)
-        if (x !== undefined) await this.#refreshTable(x, options.full === true, batch, tables, op)
-      }
+    if (typeof options !== 'object' || options === null) throw new LineageQueryError('argument', `store.refresh expects an options object, got ${showValue(options)}`)
+    const batch = positive(options.batchSize, 'refresh: options.batchSize') ?? this.#batch
+    const timeoutMs = positive(options.timeoutMs, 'refresh: options.timeoutMs')
+    const signal = checkSignal(options.signal, 'refresh')
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new LineageQueryError('argument', `refresh: options.onProgress must be a function, got ${showValue(options.onProgress)}`)
+    const started = performance.now()
+    const tables: Record<string, TableReport> = {}
+    const summary = (): RefreshReport => {
       const totals = emptyTableReport()
       for (const r of Object.values(tables)) for (const k of Object.keys(totals) as (keyof TableReport)[]) totals[k] += r[k]
       return { tables, totals, durationMs: performance.now() - started }
+    }
+    const op = this.#begin({ signal, timeoutMs })
+    try {
+      throwIfAborted(op)
+      await this.#ensureAll()
+      const names = this.#order.filter((name) => this.#derivations.has(name))
+      for (const name of names) tables[name] = emptyTableReport()
+      for (const [i, name] of names.entries()) {
+        throwIfAborted(op)
+        const progress = options.onProgress === undefined ? undefined : { report: options.onProgress, tableIndex: i, tableCount: names.length, started }
+        try {
+          await this.#refreshTable(this.#derivations.get(name)!, options.full === true, batch, tables, op, progress)
+        } catch (e) {
+          throw fromDriver(e, `store.refresh, derived table \`${name}\` (reading ${this.#derivations.get(name)!.reads.map((r) => `\`${r}\``).join(', ')})`)
+        }
+      }
+      return summary()
+    } catch (e) {
+      if (e instanceof Aborted) throw abortedError('store.refresh', op, summary())
+      throw e
     } finally {
       this.#end(op)
     }
   }
 
   /** A refresh or get call starts: it is alone until another one starts. */
-  #begin(): Op {
-    const op: Op = { alone: this.#ops.size === 0 }
+  #begin(limits: { signal?: AbortSignal | undefined; timeoutMs?: number | undefined } = {}): Op {
+    const op: Op = { alone: this.#ops.size === 0, signal: limits.signal, timeoutMs: limits.timeoutMs }
     for (const other of this.#ops) other.alone = false
     this.#ops.add(op)
     return op
@@ -320,40 +374,112 @@ export class Store {
     this.#ops.delete(op)
   }
 
-  async #refreshTable(x: Derivation, full: boolean, batch: number | undefined, report: Record<string, TableReport>, op: Op): Promise<void> {
+  async #refreshTable(x: Derivation, full: boolean, batch: number | undefined, report: Record<string, TableReport>, op: Op, progress?: ProgressSink): Promise<void> {
     const engine = this.#engine
     const clock = await this.#d.readClock(this.#db)
     const wm = await this.#watermark(x)
+    const filter: ScanFilter = full ? { mode: 'all' } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }
+    // A first fill of a derivation over one table streams its input a page at a time.
+    if (await isFirstFill(engine, x, filter)) return this.#fillTable(x, clock, wm, batch, report, op, progress)
     const stats: ScanStats = { covered: false, live: 0 }
-    const work = await scan(engine, x, full ? { mode: 'all' } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }, clock, { stats, noCauses: true })
+    const work = await scan(engine, x, filter, clock, { stats, noCauses: true })
     const items = [...work.values()]
-    await deleteRows(engine, x, items.filter((w) => w.action === 'delete').map((w) => w.addr), report)
-    const todo = items.filter((w) => w.action === 'compute')
+    const all = items.filter((w) => w.action === 'compute')
+    // Keys JavaScript cannot carry (integers beyond 2^53): failed rows, never silently skipped.
+    const { keyable: todo, failed: unkeyable } = splitUnkeyable(x, all)
+    const toDelete = items.filter((w) => w.action === 'delete').map((w) => w.addr)
+    const mine = report[x.name]!
+    const total = all.length + toDelete.length
+    const before = handled(mine)
+    const tell = (phase: RefreshProgress['phase']) =>
+      progress?.report({ table: x.name, tableIndex: progress.tableIndex, tableCount: progress.tableCount, phase, done: phase === 'done' ? total : Math.min(handled(mine) - before, total), total, counts: { ...mine }, elapsedMs: performance.now() - progress.started })
+    tell('scan')
+    await deleteRows(engine, x, toDelete, report)
+    await writeResults(engine, x, unkeyable, report[x.name]!)
     // A first fill (the scan read every input row, most need computing, and there is more
     // than a batch of them): read the input table once rather than key by key.
-    const bulk = stats.covered && todo.length >= 2 * (batch ?? BATCH) && todo.length * 4 >= stats.live
+    const bulk = unkeyable.length === 0 && stats.covered && todo.length >= 2 * (batch ?? BATCH) && todo.length * 4 >= stats.live
     const load = await inputLoader(engine, x, bulk)
     // A first fill writes bigger batches (fewer statements and transactions), unless told otherwise.
     const parts = chunks(todo, batch ?? (bulk ? BULK_BATCH : BATCH))
     for (const [i, part] of parts.entries()) {
-      await this.#run(x, await load(part), report[x.name]!, op)
+      // Let timers and I/O run between batches (better-sqlite3 is synchronous), and stop here when aborted.
+      await yieldToLoop()
+      throwIfAborted(op)
+      const tasks = await load(part)
+      await this.#run(x, tasks, report[x.name]!, op)
+      await writeResults(engine, x, await lostKeys(engine, x, part, tasks), report[x.name]!)
+      tell('batch')
       // PostgreSQL: lq_edge is shared by every comprehension derivation, and its statistics may
       // not know this table's name yet (an earlier ANALYZE saw other tables' edges only): then
       // each batch's edge statements are planned as a scan of all this table's edges so far.
       // Fresh statistics after the first batch of a big fill keep them key lookups.
       if (i === 0 && x.source.kind === 'query' && parts.length > 2) await this.#d.analyze(this.#db, 'lq_edge')
     }
+    await this.#finishTable(x, clock, wm, report[x.name]!, () => tell('done'))
+  }
+
+  /**
+   * A first fill of a derivation over one table (see `isFirstFill`): pages of the input's
+   * revision rows in key order (`fillPage`), each loaded, computed and stored as one batch, so
+   * memory follows the batch size, not the table (default 5000 rows).
+   */
+  async #fillTable(x: Derivation, clock: Watermark, wm: { wm: Watermark; applied: string | null }, batch: number | undefined, report: Record<string, TableReport>, op: Op, progress?: ProgressSink): Promise<void> {
+    const engine = this.#engine
+    const mine = report[x.name]!
+    const total = progress === undefined ? 0 : await fillCount(engine, x)
+    const before = handled(mine)
+    const tell = (phase: RefreshProgress['phase']) =>
+      progress?.report({ table: x.name, tableIndex: progress.tableIndex, tableCount: progress.tableCount, phase, done: phase === 'done' ? Math.max(total, handled(mine) - before) : handled(mine) - before, total: Math.max(total, handled(mine) - before), counts: { ...mine }, elapsedMs: performance.now() - progress.started })
+    tell('scan')
+    const size = batch ?? BULK_BATCH
+    if (pagesByRootKey(engine, x)) {
+      // One integer key: pages of the root table in its key order, with their revisions.
+      await writeResults(engine, x, splitUnkeyable(x, await unsafeKeyWork(engine, x)).failed, mine)
+      let after: number | undefined
+      for (;;) {
+        await yieldToLoop()
+        throwIfAborted(op)
+        const page = await fillRootPage(engine, x, after, size)
+        if (page.read === 0) break
+        after = page.last
+        await this.#run(x, page.tasks, mine, op)
+        tell('batch')
+        if (page.read < size) break
+      }
+      return this.#finishTable(x, clock, wm, mine, () => tell('done'))
+    }
+    let cursor: unknown
+    for (;;) {
+      await yieldToLoop()
+      throwIfAborted(op)
+      const page = await fillPage(engine, x, cursor, size)
+      if (page.work.length === 0) break
+      cursor = page.cursor
+      const { keyable, failed } = splitUnkeyable(x, page.work)
+      await writeResults(engine, x, failed, mine)
+      const tasks = await loadTasks(engine, x, keyable)
+      await this.#run(x, tasks, mine, op)
+      await writeResults(engine, x, await lostKeys(engine, x, keyable, tasks), mine)
+      tell('batch')
+      if (page.work.length < size) break
+    }
+    await this.#finishTable(x, clock, wm, mine, () => tell('done'))
+  }
+
+  /** The end of a table's refresh: statistics after many rows, the last progress event, the watermark. */
+  async #finishTable(x: Derivation, clock: Watermark, wm: { wm: Watermark; applied: string | null }, r: TableReport, done: () => void): Promise<void> {
     // After many new rows, refresh the planner's statistics (PostgreSQL), so the next scans of
     // this table probe its indexes rather than read it whole.
-    const r = report[x.name]!
     if (r.computed + r.unchanged + r.failed + r.blocked >= ANALYZE_MIN) {
       await this.#d.analyze(this.#db, metaTable(x.name))
       await this.#d.analyze(this.#db, x.name)
       if (x.source.kind === 'query') await this.#d.analyze(this.#db, 'lq_edge')
     }
+    done()
     // The applied code version is this one unless another caller wrote rows under another code
     // version meanwhile (it cleared or changed the applied version): then it stays cleared.
-    await sql`UPDATE lq_derived SET wm_rev = ${clock.rev}, wm_xmin = ${clock.xmin}, applied_code_version = CASE WHEN COALESCE(applied_code_version, '') = ${wm.applied ?? ''} THEN ${x.codeVersion} ELSE NULL END WHERE name = ${x.name}`.execute(this.#db)
+    await retryBusy(this.#d, `refresh of \`${x.name}\` (its watermark)`, this.#busyMs, () => sql`UPDATE lq_derived SET wm_rev = ${clock.rev}, wm_xmin = ${clock.xmin}, applied_code_version = CASE WHEN COALESCE(applied_code_version, '') = ${wm.applied ?? ''} THEN ${x.codeVersion} ELSE NULL END WHERE name = ${x.name}`.execute(this.#db))
   }
 
   async #watermark(x: Derivation): Promise<{ wm: Watermark; applied: string | null }> {
@@ -412,8 +538,10 @@ export class Store {
           return s === undefined || s.lq_code_version !== x.codeVersion || s.lq_inputs !== recordedInputs(x, t) || s.lq_max_input_rev !== t.maxRev || (t.inputHash !== undefined && s.lq_input_hash !== t.inputHash)
         })
       }
-      const results = await this.#compute(x, todo)
+      const { results, abandoned } = await this.#compute(x, todo, op)
       await writeResults(this.#engine, x, results, report)
+      // Calls abandoned by an abort were not stored: concurrent callers waiting on them run them.
+      if (abandoned) throw new Aborted()
       done()
     } catch (e) {
       fail(e)
@@ -423,14 +551,26 @@ export class Store {
     }
     // A shared task whose caller failed (its function ran, but its write did not commit) is run
     // again here: its result must not be dropped while this call goes on to advance the watermark.
-    const settled = await Promise.allSettled(waits.map((w) => w.done))
+    const settled = await untilAborted(Promise.allSettled(waits.map((w) => w.done)), op)
     const retry = waits.filter((_, i) => settled[i]!.status === 'rejected').map((w) => w.task)
     if (retry.length > 0) await this.#run(x, retry, report, op)
   }
 
-  async #compute(x: Derivation, tasks: readonly Task[]): Promise<Result[]> {
-    const out: Result[] = new Array(tasks.length)
-    const pending: Promise<unknown>[] = []
+  /**
+   * Run the function on every task of a batch. Calls still pending after the timeout (the
+   * derivation's, else the call's, else the store's) become `failed` results with a timeout
+   * cause; when the operation is aborted, pending calls are abandoned (`abandoned`: their tasks
+   * have no result) and the settled ones are returned. One timer serves the whole batch: its
+   * calls all start together.
+   */
+  async #compute(x: Derivation, tasks: readonly Task[], op: Op): Promise<{ results: Result[]; abandoned: boolean }> {
+    const out: (Result | undefined)[] = new Array(tasks.length)
+    const pending: { i: number; p: PromiseLike<unknown> }[] = []
+    const limit = x.timeoutMs ?? op.timeoutMs ?? this.#timeoutMs
+    // One signal per batch, made when a function first reads it: it is aborted when the batch's
+    // pending calls time out or are abandoned, which is all a call still running can learn.
+    let ac: AbortController | undefined
+    const signalOf = (): AbortSignal => (ac ??= new AbortController()).signal
     tasks.forEach((task, i) => {
       const bad = task.upstream.find((u) => u.state !== 'ok')
       if (bad !== undefined) {
@@ -438,17 +578,58 @@ export class Store {
         return
       }
       // A single-root address with one lineage entry is that entry's key (no second parse).
-      const ctx: DeriveContext = { table: x.name, key: x.singleRoot && task.lineage.length === 1 ? task.lineage[0]!.key : addressValue(task.addr), lineage: task.lineage }
+      const ctx: DeriveContext = {
+        table: x.name,
+        key: x.singleRoot && task.lineage.length === 1 ? task.lineage[0]!.key : addressValue(task.addr),
+        lineage: task.lineage,
+        get signal() {
+          return signalOf()
+        },
+      }
       try {
         const v = x.fn(task.input, ctx)
-        if (isThenable(v)) pending.push(Promise.resolve(v).then((val) => (out[i] = { task, outcome: checkOutput(x, val) }), (e: unknown) => (out[i] = { task, outcome: failure(e) })))
+        if (isThenable(v)) pending.push({ i, p: v })
         else out[i] = { task, outcome: checkOutput(x, v) }
       } catch (e) {
         out[i] = { task, outcome: failure(e) }
       }
     })
-    await Promise.all(pending)
-    return out
+    let abandoned = false
+    if (pending.length > 0) {
+      await new Promise<void>((resolve) => {
+        let left = pending.length
+        let closed = false
+        const finish = () => {
+          if (closed) return
+          closed = true
+          if (timer !== undefined) clearTimeout(timer)
+          op.signal?.removeEventListener('abort', onAbort)
+          resolve()
+        }
+        const settle = (i: number, outcome: Outcome) => {
+          if (closed || out[i] !== undefined) return
+          out[i] = { task: tasks[i]!, outcome }
+          if (--left === 0) finish()
+        }
+        for (const { i, p } of pending) Promise.resolve(p).then((val) => settle(i, checkOutput(x, val)), (e: unknown) => settle(i, failure(e)))
+        const timer =
+          limit === undefined
+            ? undefined
+            : setTimeout(() => {
+                for (const { i } of pending) if (out[i] === undefined) out[i] = { task: tasks[i]!, outcome: timedOut(x, tasks[i]!, limit) }
+                ac?.abort(new LineageQueryError('aborted', `derived table \`${x.name}\`: the call timed out after ${limit} ms`, { table: x.name }))
+                finish()
+              }, limit)
+        const onAbort = () => {
+          abandoned = pending.some(({ i }) => out[i] === undefined)
+          if (abandoned) ac?.abort(op.signal!.reason)
+          finish()
+        }
+        if (op.signal?.aborted === true) onAbort()
+        else op.signal?.addEventListener('abort', onAbort, { once: true })
+      })
+    }
+    return { results: abandoned ? out.filter((r): r is Result => r !== undefined) : (out as Result[]), abandoned }
   }
 
   // ---------------------------------------------------------------- on demand
@@ -456,7 +637,9 @@ export class Store {
   /**
    * Demand one derived row: compute it, and the upstream rows it needs, if missing or stale.
    * `key` is the root key for a single-root derivation, else the list of root `{ table, key }`
-   * entries.
+   * entries; the row's `lq_key` text is accepted too (see docs/derived.md, "Keys").
+   * `options.timeoutMs` limits each function call it makes; `options.signal` stops it between
+   * steps and while it waits on another caller's call (rejecting with code `aborted`).
    *
    * @example
    * ```ts
@@ -464,14 +647,21 @@ export class Store {
    * if (r.state === 'fresh') console.log(r.value.code)
    * ```
    */
-  async get<Row>(table: DerivedTable<string, Row> | string, key: unknown): Promise<GetResult<Row>> {
-    const op = this.#begin()
+  async get<Row>(table: DerivedTable<string, Row> | string, key: unknown, options: GetOptions = {}): Promise<GetResult<Row>> {
+    if (typeof options !== 'object' || options === null) throw new LineageQueryError('argument', `store.get expects an options object as its third argument, got ${showValue(options)}`)
+    const timeoutMs = positive(options.timeoutMs, 'get: options.timeoutMs')
+    const signal = checkSignal(options.signal, 'get')
+    const op = this.#begin({ signal, timeoutMs })
     try {
+      throwIfAborted(op)
       await this.#ensureAll()
       const x = this.#resolve(table, 'get')
-      const addr = addressFromUser(key, x.singleRoot)
+      const addr = this.#address(x, key, 'store.get')
       await this.#demand(x, addr, op)
       return (await this.#read(x, addr)) as GetResult<Row>
+    } catch (e) {
+      if (e instanceof Aborted) throw abortedError('store.get', op)
+      throw e
     } finally {
       this.#end(op)
     }
@@ -488,6 +678,7 @@ export class Store {
       }
     }
     for (const [u, a] of this.#upstreamCandidates(x, addr)) await this.#demand(u, a, op)
+    throwIfAborted(op)
     const engine = this.#engine
     const clock = await this.#d.readClock(this.#db)
     const work = (await scan(engine, x, { mode: 'keys', keys: [addr] }, clock)).get(addr)
@@ -496,7 +687,11 @@ export class Store {
       await deleteRows(engine, x, [addr], {})
       return
     }
-    await this.#run(x, await loadTasks(engine, x, [work]), emptyTableReport(), op)
+    const { keyable, failed } = splitUnkeyable(x, [work])
+    await writeResults(engine, x, failed, emptyTableReport())
+    const tasks = await loadTasks(engine, x, keyable)
+    await this.#run(x, tasks, emptyTableReport(), op)
+    await writeResults(engine, x, await lostKeys(engine, x, keyable, tasks), emptyTableReport())
   }
 
   /** Refresh `u` and every derived table it reads, incrementally, in dependency order. */
@@ -560,7 +755,7 @@ export class Store {
   async status(table: DerivedTable<string, any> | string, key: unknown): Promise<RowStatus> {
     await this.#ensureAll()
     const x = this.#resolve(table, 'status')
-    return this.#status(x, addressFromUser(key, x.singleRoot), new Map())
+    return this.#status(x, this.#address(x, key, 'store.status'), new Map())
   }
 
   async #status(x: Derivation, addr: string, memo: Map<string, Promise<RowStatus>>): Promise<RowStatus> {
@@ -681,7 +876,7 @@ export class Store {
       throw new LineageQueryError('argument', `store.affected expects a tracked root table, got ${rootName !== undefined ? `\`${rootName}\`, which is not tracked` : showValue(root)}; tracked: ${[...this.#roots.keys()].join(', ') || '(none)'}`, { table: rootName })
     }
     const found = new Map<string, Set<string>>()
-    const frontier = new Map<string, Set<string>>([[rootName, new Set([keyText(key)])]])
+    const frontier = new Map<string, Set<string>>([[rootName, new Set([rootKeyText(key, this.#keyKinds(rootName)!, rootName, 'store.affected')])]])
     for (const name of this.#order) {
       const keys = frontier.get(name)
       if (keys === undefined || keys.size === 0) continue
@@ -723,12 +918,23 @@ export class Store {
   async revision(root: Table<string, any, any> | string, key: unknown): Promise<number | undefined> {
     const name = typeof root === 'string' ? root : root.name
     if (!this.#roots.has(name)) throw new LineageQueryError('argument', `store.revision: \`${name}\` is not a tracked root table`)
-    const r = await sql<{ rev: unknown; deleted: unknown }>`SELECT rev, deleted FROM ${sql.id(revTable(name))} WHERE lq_key = ${keyText(key)}`.execute(this.#db)
+    const r = await sql<{ rev: unknown; deleted: unknown }>`SELECT rev, deleted FROM ${sql.id(revTable(name))} WHERE lq_key = ${rootKeyText(key, this.#keyKinds(name)!, name, 'store.revision')}`.execute(this.#db)
     const row = r.rows[0]
     return row === undefined || Number(row.deleted) === 1 ? undefined : Number(row.rev)
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** Key column kinds of a tracked root. */
+  #keyKinds(root: string): readonly KeyKind[] | undefined {
+    const def = this.#roots.get(root)?.def
+    return def?.key?.map((c) => def.byName.get(c)!.type.kind as KeyKind)
+  }
+
+  /** The address of a key a user passes for a row of `x` (see `addressFromUserChecked`). */
+  #address(x: Derivation, key: unknown, what: string): string {
+    return addressFromUserChecked(key, x.singleRoot, { table: x.name, roots: x.roots, kinds: (r) => (x.roots.includes(r) ? this.#keyKinds(r) : undefined), what })
+  }
 
   #resolve(table: DerivedTable<string, any> | string, what: string): Derivation {
     const name = typeof table === 'string' ? table : table instanceof Table ? table.name : undefined
@@ -746,7 +952,7 @@ export class Store {
     for (const x of this.#derivations.values()) {
       let p = this.#ready.get(x.name)
       if (p === undefined) {
-        p = ensureDerivedTables(this.#db, this.#d, x.def, x.codeVersion)
+        p = retryBusy(this.#d, `creating the tables of \`${x.name}\``, this.#busyMs, () => ensureDerivedTables(this.#db, this.#d, x.def, x.codeVersion))
         this.#ready.set(x.name, p)
         p.catch(() => this.#ready.delete(x.name))
       }
@@ -768,6 +974,75 @@ const ANALYZE_MIN = 10_000
 /** A refresh or get call in progress; `alone` until another one starts while it runs. */
 interface Op {
   alone: boolean
+  readonly signal: AbortSignal | undefined
+  /** The call's default per-call timeout (`RefreshOptions.timeoutMs` / `GetOptions.timeoutMs`). */
+  readonly timeoutMs: number | undefined
+}
+
+/** Where a refresh sends its progress, and the table it is at. */
+interface ProgressSink {
+  readonly report: (p: RefreshProgress) => void
+  readonly tableIndex: number
+  readonly tableCount: number
+  readonly started: number
+}
+
+
+/** Rows a table report counts as handled (for progress). */
+const handled = (r: TableReport): number => r.computed + r.unchanged + r.failed + r.blocked + r.deleted + r.superseded
+
+/** Internal: the operation's signal fired; turned into an `aborted` LineageQueryError at the public method. */
+class Aborted extends Error {}
+
+function throwIfAborted(op: Op): void {
+  if (op.signal?.aborted === true) throw new Aborted()
+}
+
+function abortedError(what: string, op: Op, report?: RefreshReport): LineageQueryError {
+  const reason = op.signal?.reason
+  const why = reason instanceof Error ? `: ${reason.message}` : reason === undefined ? '' : `: ${showValue(reason)}`
+  const done = report === undefined ? '' : `; ${handled(report.totals)} rows were handled and stored before it stopped (details.report)`
+  return new LineageQueryError('aborted', `${what} was aborted${why}${done}. Nothing computed was lost: rows not stored stay stale or missing for the next refresh`, report === undefined ? {} : { report }, { cause: reason })
+}
+
+/** `p`, or an `Aborted` rejection as soon as the operation's signal fires. */
+function untilAborted<T>(p: Promise<T>, op: Op): Promise<T> {
+  const signal = op.signal
+  if (signal === undefined) return p
+  if (signal.aborted) return Promise.reject(new Aborted())
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Aborted())
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(v)
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(e)
+      },
+    )
+  })
+}
+
+function checkSignal(signal: unknown, what: string): AbortSignal | undefined {
+  if (signal === undefined) return undefined
+  if (!(signal instanceof AbortSignal)) throw new LineageQueryError('argument', `${what}: options.signal must be an AbortSignal, got ${showValue(signal)}`)
+  return signal
+}
+
+/** Let timers and I/O callbacks run (between batches: better-sqlite3 runs statements synchronously). */
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+function timedOut(x: Derivation, task: Task, limit: number): Outcome {
+  return { state: 'failed', message: `derived table \`${x.name}\`, row ${task.addr}: the function did not settle within ${limit} ms (timeoutMs); stored as failed, retried when its input or code changes`, stack: undefined, timeoutMs: limit }
+}
+
+function nonNegative(n: number | undefined, what: string): number | undefined {
+  if (n === undefined) return undefined
+  if (!Number.isSafeInteger(n) || n < 0) throw new LineageQueryError('argument', `${what} must be a non-negative integer, got ${showValue(n)}`)
+  return n
 }
 
 /** A batch of tasks being computed and stored. */
@@ -807,7 +1082,8 @@ function blockedBy(table: string, addr: string, state: string, error: string | n
 }
 
 function errorCause(table: string, meta: MetaRow): Cause {
-  const e = JSON.parse(meta.lq_error ?? '{}') as { message?: string }
+  const e = JSON.parse(meta.lq_error ?? '{}') as { message?: string; timeoutMs?: number }
+  if (typeof e.timeoutMs === 'number') return { kind: 'timeout', table, key: addressValue(meta.lq_key), message: e.message ?? '', timeoutMs: e.timeoutMs }
   return { kind: 'error', table, key: addressValue(meta.lq_key), message: e.message ?? '' }
 }
 
@@ -862,3 +1138,22 @@ function readTables(from: unknown, name: string): string[] {
 }
 
 export type { Work }
+
+// Every public method that reads or writes the database reports driver errors (SQLITE_BUSY after
+// the store stopped waiting, "no such column" after a root column was dropped, ...) as a
+// LineageQueryError naming the method (see driver-errors.ts); refresh adds the derived table.
+for (const method of ['track', 'refresh', 'get', 'status', 'stale', 'affected', 'lineage', 'revision'] as const) {
+  const body = Store.prototype[method] as (this: Store, ...args: unknown[]) => Promise<unknown>
+  Object.defineProperty(Store.prototype, method, {
+    configurable: true,
+    writable: true,
+    value: async function (this: Store, ...args: unknown[]): Promise<unknown> {
+      try {
+        return await body.apply(this, args)
+      } catch (e) {
+        const table = typeof args[0] === 'string' ? args[0] : args[0] instanceof Table ? args[0].name : undefined
+        throw fromDriver(e, `store.${method}${table === undefined ? '' : `(\`${table}\`)`}`)
+      }
+    },
+  })
+}

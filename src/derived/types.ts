@@ -47,6 +47,11 @@ export type Cause =
   | { readonly kind: 'code-changed'; readonly table: string; readonly oldVersion: string; readonly newVersion: string }
   /** The row's function failed (state `failed`). */
   | { readonly kind: 'error'; readonly table: string; readonly key: unknown; readonly message: string }
+  /**
+   * The row's function did not settle within its timeout (state `failed`, like an error: retried
+   * when its input or code changes). `timeoutMs` is the limit that applied.
+   */
+  | { readonly kind: 'timeout'; readonly table: string; readonly key: unknown; readonly message: string; readonly timeoutMs: number }
   /** An upstream row failed (state `blocked`); `table`/`key` name the row that failed. */
   | { readonly kind: 'upstream-failed'; readonly table: string; readonly key: unknown }
 
@@ -79,6 +84,12 @@ export interface DeriveContext {
   readonly key: unknown
   /** The root rows this input came from. */
   readonly lineage: readonly SourceRow[]
+  /**
+   * Aborted when the call times out (`timeoutMs`) or the `refresh`/`get` it belongs to is
+   * aborted: its result is then no longer wanted. Pass it on to cancellable work (`fetch`, child
+   * processes) so abandoned calls stop.
+   */
+  readonly signal: AbortSignal
 }
 
 /** Per-table counts in a refresh report. */
@@ -106,11 +117,77 @@ export interface RefreshOptions {
   readonly batchSize?: number
   /** Ignore revision watermarks and re-check every row (default false). */
   readonly full?: boolean
+  /**
+   * Milliseconds one function call may take before it is stored as `failed` (cause `timeout`)
+   * and the rest of its batch is stored without it; for derivations that declare no
+   * `timeoutMs` of their own. Default: the store's `timeoutMs`, else no limit.
+   */
+  readonly timeoutMs?: number
+  /**
+   * Stops the refresh after the batch in progress: results already returned are stored, calls
+   * still running are abandoned (their rows stay stale or missing; their `ctx.signal` is
+   * aborted), no watermark moves past unstored work, and `refresh` rejects with a
+   * `LineageQueryError` of code `aborted` whose `details.report` is the partial report.
+   */
+  readonly signal?: AbortSignal
+  /**
+   * Called after each table's scan and after each stored batch (see `RefreshProgress`). It runs
+   * synchronously between batches: keep it cheap. An exception it throws ends the refresh
+   * (after the batch it reports on was stored) and is rethrown as is.
+   */
+  readonly onProgress?: (progress: RefreshProgress) => void
+}
+
+/**
+ * One progress report of `store.refresh({ onProgress })`. Tables are refreshed one at a time in
+ * dependency order; within a table, `done` counts up to `total`.
+ *
+ * @example
+ * ```ts
+ * await store.refresh({ onProgress: (p) => console.log(`${p.table} ${p.done}/${p.total}`) })
+ * ```
+ */
+export interface RefreshProgress {
+  /** The derived table being refreshed. */
+  readonly table: string
+  /** Its position (0-based) among the derived tables this refresh visits, in dependency order. */
+  readonly tableIndex: number
+  /** How many derived tables this refresh visits. */
+  readonly tableCount: number
+  /** `scan`: the table's work was just found (`done` = 0); `batch`: a batch was stored; `done`: the table is finished. */
+  readonly phase: 'scan' | 'batch' | 'done'
+  /** Rows of this table handled so far in this refresh (computed, unchanged, failed, blocked, superseded or deleted). */
+  readonly done: number
+  /**
+   * Rows this table's refresh will handle, as found by its scan (exact, except that rows whose
+   * input is deleted before their batch runs are skipped and counted as done).
+   */
+  readonly total: number
+  /** This table's counts so far (a copy). */
+  readonly counts: TableReport
+  /** Milliseconds since the refresh started. */
+  readonly elapsedMs: number
+}
+
+/** Options of `store.get`. */
+export interface GetOptions {
+  /** As `RefreshOptions.timeoutMs`, for the calls this `get` makes. */
+  readonly timeoutMs?: number
+  /** Stops the `get` between steps (rejecting with a `LineageQueryError` of code `aborted`); stored results are kept. */
+  readonly signal?: AbortSignal
 }
 
 export interface StoreOptions {
   /** Batch size for every refresh of this store (default: 500, and 5000 for a first fill). */
   readonly batchSize?: number
+  /** Default per-call timeout in milliseconds (see `RefreshOptions.timeoutMs`); default none. */
+  readonly timeoutMs?: number
+  /**
+   * How long, in milliseconds, a write waits for a busy database (another connection holding
+   * SQLite's write lock, a PostgreSQL deadlock or serialization failure) before failing with a
+   * `busy` error; it retries with growing pauses meanwhile. Default 60000.
+   */
+  readonly busyTimeoutMs?: number
 }
 
 export interface GraphNode {

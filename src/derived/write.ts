@@ -33,16 +33,17 @@ import { createHash, hash as oneShotHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { insertRows } from '../query/ddl.js'
 import { metaTable, q, revTable, type JsonFieldType, type StoreDialect } from './dialect.js'
-import { chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
+import { retryBusy } from './busy.js'
+import { BUSY_WAIT_MS, chunks, readersOf, type Derivation, type Engine, type Task } from './engine.js'
 import { inputsText } from './keys.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
 import { LIVE_TEXT, readsFor } from './staleness.js'
-import type { TableReport } from './types.js'
+import { emptyTableReport, type TableReport } from './types.js'
 
 /** The outcome of one task. */
 export type Outcome =
   | { readonly state: 'ok'; readonly row: Record<string, unknown> }
-  | { readonly state: 'failed'; readonly message: string; readonly stack: string | undefined }
+  | { readonly state: 'failed'; readonly message: string; readonly stack: string | undefined; readonly timeoutMs?: number }
   | { readonly state: 'blocked'; readonly table: string; readonly key: string }
 
 export interface Result {
@@ -62,7 +63,7 @@ export function hashOf(o: Outcome, columns: readonly string[]): string {
 }
 
 function errorText(o: Outcome): string | null {
-  if (o.state === 'failed') return JSON.stringify({ message: o.message, stack: o.stack ?? null })
+  if (o.state === 'failed') return JSON.stringify(o.timeoutMs === undefined ? { message: o.message, stack: o.stack ?? null } : { message: o.message, stack: null, timeoutMs: o.timeoutMs })
   if (o.state === 'blocked') return JSON.stringify({ table: o.table, key: o.key })
   return null
 }
@@ -144,6 +145,25 @@ const byAddr = (a: Result, b: Result): number => (a.task.addr < b.task.addr ? -1
  * blocked).
  */
 export async function writeResults(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport): Promise<void> {
+  try {
+    await writeResultsOnce(engine, x, results, report)
+  } catch (e) {
+    // A batch whose JSON text is longer than JavaScript can build (V8: "Invalid string length")
+    // was not written (its transaction rolled back): store it in halves; a single result that
+    // is too large by itself is stored as failed, so it is not retried forever.
+    if (!(e instanceof RangeError) || results.length === 0) throw e
+    if (results.length > 1) {
+      const half = results.length >> 1
+      await writeResults(engine, x, results.slice(0, half), report)
+      await writeResults(engine, x, results.slice(half), report)
+      return
+    }
+    const message = `derived table \`${x.name}\`: the result is too large to store: its JSON text is longer than the longest string JavaScript can build (${e.message})`
+    await writeResultsOnce(engine, x, [{ task: results[0]!.task, outcome: { state: 'failed', message, stack: undefined } }], report)
+  }
+}
+
+async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport): Promise<void> {
   if (results.length === 0) return
   const { db, d } = engine
   const w = writerFor(d, x)
@@ -151,7 +171,14 @@ export async function writeResults(engine: Engine, x: Derivation, results: reado
   const sorted = [...results].sort(byAddr)
   let written: readonly Result[] = []
   let revs: number[] = []
-  await db.transaction().execute(async (trx) => {
+  // Counted per attempt and added once committed (a busy database makes the transaction run again).
+  let counts = emptyTableReport()
+  await retryBusy(d, `refresh of \`${x.name}\` (storing ${sorted.length} results)`, engine.busyMs ?? BUSY_WAIT_MS, () => db.transaction().execute(async (trx) => {
+    counts = emptyTableReport()
+    const report = counts
+    // SQLite: take the write lock first, so the reads below see the newest data and a busy
+    // database is waited for (see StoreDialect.beginWrite).
+    await d.beginWrite(trx)
     // Results computed from an input row that has since been deleted are refused (superseded):
     // the deletion may already have been processed, and the row would otherwise come back.
     const dead = await deadResults(engine, trx, sorted)
@@ -163,7 +190,8 @@ export async function writeResults(engine: Engine, x: Derivation, results: reado
     // forget the applied version, so the next scan looks for rows of other code versions.
     await exec(trx, `UPDATE lq_derived SET applied_code_version = NULL WHERE name = ${d.ph(1)} AND applied_code_version <> ${d.ph(2)}`, [x.name, x.codeVersion])
     revs = w.batch !== undefined ? await writeBatch(trx, d, x, w, w.batch, live, report) : await writeInTransaction(trx, d, x, w, live, report)
-  })
+  }))
+  for (const k of Object.keys(counts) as (keyof TableReport)[]) report[k] += counts[k]
   // PostgreSQL (READ COMMITTED, many writers): a deletion that committed after the check above
   // but before this commit was not seen by it, and a refresh that processed the deletion may
   // not have seen the rows just written. Checked again now: a deletion committed before this
@@ -331,7 +359,10 @@ ON CONFLICT DO NOTHING`
 export async function deleteRows(engine: Engine, x: Derivation, addrs: readonly string[], report: Record<string, TableReport>, writtenAt?: readonly number[]): Promise<void> {
   if (addrs.length === 0) return
   const { d } = engine
-  await engine.db.transaction().execute(async (trx) => {
+  // Counted per attempt and added once committed (a busy database makes the transaction run again).
+  let counts: Record<string, number> = {}
+  await retryBusy(d, `deleting ${addrs.length} rows of \`${x.name}\``, engine.busyMs ?? BUSY_WAIT_MS, () => engine.db.transaction().execute(async (trx) => {
+    counts = {}
     const rev = await d.nextRev(trx)
     const queue: [Derivation, string[], readonly number[] | undefined][] = [[x, [...addrs], writtenAt]]
     while (queue.length > 0) {
@@ -349,8 +380,7 @@ export async function deleteRows(engine: Engine, x: Derivation, addrs: readonly 
         await exec(trx, `DELETE FROM lq_edge WHERE dst_table = ${d.ph(1)} AND dst_key IN (${d.jsonTexts(d.ph(2))})`, [t.name, list])
       }
       if (keys.length === 0) continue
-      const rep = report[t.name]
-      if (rep !== undefined) rep.deleted += n
+      counts[t.name] = (counts[t.name] ?? 0) + n
       for (const y of readersOf(engine, t.name)) {
         if (y.source.kind !== 'query') queue.push([y, keys, undefined])
         else {
@@ -363,7 +393,11 @@ export async function deleteRows(engine: Engine, x: Derivation, addrs: readonly 
         }
       }
     }
-  })
+  }))
+  for (const [name, n] of Object.entries(counts)) {
+    const rep = report[name]
+    if (rep !== undefined) rep.deleted += n
+  }
 }
 
 export type { StoreDialect }

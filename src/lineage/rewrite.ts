@@ -12,6 +12,11 @@
  * - `M ++ N`        ~> L[M] ++ L[N];  `values [e..]` ~> values [{data: e', lineage: []}..]
  * - a path `d.f` to a nested collection is already annotated in the rewritten world.
  * - `let x = M in N` ~> let x = M' in L[N]    (M' is M in the rewritten world)
+ * - `groupBy(M, v => k)` ~> for g in groupBy(L[M], r => k[v := r.data]).
+ *                      yield {data: {key: g.key, group: g.group}, lineage: linGroup(g.group)}
+ *   (a group's lineage is every entry of every row of the group, Cui & Widom);
+ * - `distinct M`    ~> for g in groupBy(L[M], r => r.data). yield {data: g.key, lineage: linGroup(g.group)}
+ *   (a distinct row's lineage is the union of the lineage of the rows it merged).
  * Queries inside `exists` and aggregates are rewritten too (the variables they mention now
  * live under `.data`) and then stripped back to plain data: they add no entries.
  *
@@ -121,6 +126,31 @@ export function rewriteQuery(e: Expr, env: Env = new Map(), o: RewriteOptions = 
       const x = freshVar(e.v.hint)
       return { kind: 'let', v: x, value: rewriteValue(e.value, env, o), body: recur(e.body, new Map(env).set(e.v.id, v(x))) }
     }
+    case 'group': {
+      const r = freshVar(e.v.hint)
+      const g = freshVar('g')
+      const keyEnv = new Map(env)
+      keyEnv.set(e.v.id, field(v(r), 'data'))
+      const group = field(v(g), 'group')
+      const lin: Expr = o.predicate ? EMPTY : { kind: 'linGroup', group }
+      return {
+        kind: 'for',
+        v: g,
+        source: { kind: 'group', source: recur(e.source, env), v: r, key: rewriteScalar(e.key, keyEnv, o) },
+        body: { kind: 'yield', value: annotated({ kind: 'record', fields: [['key', field(v(g), 'key')], ['group', o.nested ? group : plain(group)]] }, lin) },
+      }
+    }
+    case 'distinct': {
+      const r = freshVar('r')
+      const g = freshVar('g')
+      const lin: Expr = o.predicate ? EMPTY : { kind: 'linGroup', group: field(v(g), 'group') }
+      return {
+        kind: 'for',
+        v: g,
+        source: { kind: 'group', source: recur(e.query, env), v: r, key: field(v(r), 'data') },
+        body: { kind: 'yield', value: annotated(field(v(g), 'key'), lin) },
+      }
+    }
     case 'var':
     case 'field': {
       // A path to a nested collection: in the rewritten world its elements are annotated, unless
@@ -130,7 +160,7 @@ export function rewriteQuery(e: Expr, env: Env = new Map(), o: RewriteOptions = 
       const w = freshVar('w')
       return { kind: 'for', v: w, source: path, body: { kind: 'yield', value: annotated(v(w), EMPTY) } }
     }
-    case 'record': case 'const': case 'op': case 'exists': case 'agg': case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness':
+    case 'record': case 'const': case 'op': case 'exists': case 'agg': case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness': case 'linGroup':
       throw new LineageQueryError('compile', `lineage: expected a query, got a ${e.kind} expression`)
     default:
       return assertNever(e, 'rewriteQuery')
@@ -146,11 +176,11 @@ function rewriteValue(e: Expr, env: Env, o: RewriteOptions): Expr {
       return field(rewriteValue(e.target, env, o), e.name)
     case 'record':
       return { kind: 'record', fields: e.fields.map(([n, f]) => [n, rewriteValue(f, env, o)] as const) }
-    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let':
+    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let': case 'group': case 'distinct':
       // Nested collections keep every option (`composed` included); left plain, they are
       // rewritten as in a predicate (no entries built) and stripped back to data.
       return o.nested ? rewriteQuery(e, env, o) : plain(rewriteQuery(e, env, { ...o, predicate: true }))
-    case 'const': case 'op': case 'exists': case 'agg': case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness':
+    case 'const': case 'op': case 'exists': case 'agg': case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness': case 'linGroup':
       return rewriteScalar(e, env, o)
     default:
       return assertNever(e, 'rewriteValue')
@@ -171,7 +201,7 @@ function rewriteScalar(e: Expr, env: Env, o: RewriteOptions): Expr {
     case 'var':
     case 'field':
     case 'record':
-    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let':
+    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let': case 'group': case 'distinct':
       return rewriteValue(e, env, { ...o, predicate: false })
     case 'const':
     case 'linEmpty':
@@ -182,6 +212,8 @@ function rewriteScalar(e: Expr, env: Env, o: RewriteOptions): Expr {
       return { kind: 'exists', query: rewriteQuery(e.query, env, pred), negated: e.negated }
     case 'agg': {
       const z = freshVar('z')
+      // COUNT(DISTINCT x) stays one (it does not count NULL, unlike a count of the distinct groups).
+      if (e.fn === 'count' && e.query.kind === 'distinct') return { kind: 'agg', fn: 'count', query: { kind: 'distinct', query: plain(rewriteQuery(e.query.query, env, pred)) } }
       const q = rewriteQuery(e.query, env, pred)
       return { kind: 'agg', fn: e.fn, query: e.fn === 'count' ? q : { kind: 'for', v: z, source: q, body: { kind: 'yield', value: field(v(z), 'data') } } }
     }
@@ -191,6 +223,8 @@ function rewriteScalar(e: Expr, env: Env, o: RewriteOptions): Expr {
       return { kind: 'linAppend', parts: e.parts.map((p) => rewriteScalar(p, env, o)) }
     case 'linWitness':
       return { kind: 'linWitness', query: rewriteQuery(e.query, env, o) }
+    case 'linGroup':
+      return { kind: 'linGroup', group: rewriteValue(e.group, env, { ...o, predicate: false }) }
     default:
       return assertNever(e, 'rewriteScalar')
   }
@@ -208,8 +242,8 @@ export function conditionQueries(e: Expr): Expr[] {
     case 'op':
       return e.args.flatMap(conditionQueries)
     case 'const': case 'var': case 'field': case 'record':
-    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let':
-    case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness':
+    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let': case 'group': case 'distinct':
+    case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness': case 'linGroup':
       return []
     default:
       return assertNever(e, 'conditionQueries')

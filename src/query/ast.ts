@@ -25,6 +25,8 @@ export type ScalarOp =
   | 'add' | 'sub' | 'mul' | 'div' | 'mod' | 'neg'
   | 'concat' | 'like' | 'isNull' | 'isNotNull' | 'in' | 'coalesce'
   | 'lower' | 'upper' | 'length' | 'abs'
+  /** Null-safe equality (`IS NOT DISTINCT FROM`): only the compiler builds it (grouping). */
+  | 'isNotDistinct'
 
 export type AggFn = 'count' | 'sum' | 'min' | 'max' | 'avg'
 
@@ -32,7 +34,8 @@ export type Expr =
   | TableExpr | ForExpr | WhereExpr | YieldExpr | UnionExpr | ValuesExpr
   | VarExpr | FieldExpr | RecordExpr | ConstExpr | OpExpr | ExistsExpr | AggExpr
   | OrderExpr | LimitExpr | LetExpr
-  | LinEmptyExpr | LinRowExpr | LinAppendExpr | LinWitnessExpr
+  | GroupExpr | DistinctExpr
+  | LinEmptyExpr | LinRowExpr | LinAppendExpr | LinWitnessExpr | LinGroupExpr
 
 export interface TableExpr { readonly kind: 'table'; readonly table: TableDef }
 export interface ForExpr { readonly kind: 'for'; readonly v: Var; readonly source: Expr; readonly body: Expr }
@@ -57,6 +60,18 @@ export interface LimitExpr { readonly kind: 'limit'; readonly query: Expr; reado
  * query), which is computed once per row of the generators it depends on.
  */
 export interface LetExpr { readonly kind: 'let'; readonly v: Var; readonly value: Expr; readonly body: Expr }
+/**
+ * `groupBy(source, v => key)`: one element `{ key, group }` per distinct value of `key` over
+ * `source`'s elements (NULL keys form one group; keys compare as SQL's `IS NOT DISTINCT FROM`),
+ * `group` being the bag of the elements with that key. `key` is an expression over `v`: a
+ * scalar or a record of scalars.
+ */
+export interface GroupExpr { readonly kind: 'group'; readonly source: Expr; readonly v: Var; readonly key: Expr }
+/**
+ * `distinct(query)`: the set of `query`'s elements (scalars or records of scalars), each once.
+ * `agg(count, distinct(q))` over scalars is SQL's `COUNT(DISTINCT x)`: NULL is not counted.
+ */
+export interface DistinctExpr { readonly kind: 'distinct'; readonly query: Expr }
 
 /** Lineage annotations (built by `src/lineage`): the empty annotation `[]`. */
 export interface LinEmptyExpr { readonly kind: 'linEmpty' }
@@ -72,6 +87,11 @@ export interface LinAppendExpr { readonly kind: 'linAppend'; readonly parts: rea
  * `{ data, lineage }`), concatenated; their number is known only when the query runs.
  */
 export interface LinWitnessExpr { readonly kind: 'linWitness'; readonly query: Expr }
+/**
+ * The lineage of a group: the union of the annotations of the elements of `group` (a group of
+ * annotated elements `{ data, lineage }`), without duplicates, ordered by table name, then key.
+ */
+export interface LinGroupExpr { readonly kind: 'linGroup'; readonly group: Expr }
 
 let nextVar = 0
 /** A fresh variable. Ids are unique in the process, so substitution never captures. */
@@ -81,4 +101,4 @@ export function freshVar(hint: string): Var {
 
 export const isQueryKind = (e: Expr): boolean =>
   e.kind === 'table' || e.kind === 'for' || e.kind === 'where' || e.kind === 'yield' || e.kind === 'union' ||
-  e.kind === 'values' || e.kind === 'order' || e.kind === 'limit' || e.kind === 'let'
+  e.kind === 'values' || e.kind === 'order' || e.kind === 'limit' || e.kind === 'let' || e.kind === 'group' || e.kind === 'distinct'

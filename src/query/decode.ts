@@ -8,6 +8,7 @@ import { isLeft } from 'fp-ts/lib/Either.js'
 import { LineageQueryError, showValue } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
 import { width, type CollLayout, type Layout, type LinLayout, type ScalarLayout } from './layout.js'
+import type { GroupedLinBranch } from './normal.js'
 import type { TopLayout } from './lower.js'
 import { showType } from './schema.js'
 
@@ -33,7 +34,19 @@ function scalarReader(l: ScalarLayout, h: DialectHooks, path: string): Reader {
   const codec = l.codec
   return (slots, at) => {
     const raw = slots[at.i++]
-    const v = h.fromDb(kind, raw)
+    let v: unknown
+    try {
+      v = h.fromDb(kind, raw)
+    } catch (e) {
+      // The hook's error (an int8 beyond the safe range) does not know where the value was.
+      if (e instanceof LineageQueryError) throw new LineageQueryError(e.code, `${where(l, path)}: ${e.message}`, { ...(l.origin ?? { field: path }), ...e.details }, { cause: e })
+      throw e
+    }
+    // SQLite hands integers beyond 2^53 over already rounded (9007199254740993 reads as
+    // 9007199254740992): refuse every integer outside the safe range rather than return another number.
+    if (kind === 'int' && typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) {
+      throw new LineageQueryError('decode', `${where(l, path)}: integer ${showValue(raw)} is outside JavaScript's safe integer range (±(2^53 - 1)); the database may hold a value JavaScript cannot represent exactly, so it is not returned rounded`, { ...(l.origin ?? { field: path }), value: String(raw) })
+    }
     if (codec !== undefined) {
       // The supported codecs decode to the value itself, so `is` (no allocation) decides;
       // `decode` runs only to report the failure.
@@ -106,7 +119,7 @@ function collReader(l: CollLayout, h: DialectHooks, path: string): Reader {
  */
 function linReader(l: LinLayout, h: DialectHooks): Reader {
   const plans = l.branches.map((b) => {
-    const stored = b.entries.some((e) => e.stored !== undefined || e.witness !== undefined)
+    const stored = b.entries.some((e) => e.stored !== undefined || e.witness !== undefined || e.grouped !== undefined)
     return b.entries.map((e, i) => ({
       table: e.table,
       slot: e.slots[0]!,
@@ -114,6 +127,7 @@ function linReader(l: LinLayout, h: DialectHooks): Reader {
       kinds: e.types.map((t) => t.kind),
       stored: e.stored,
       witness: e.witness,
+      grouped: e.grouped,
       // Earlier entries of the same table: the only ones this entry can duplicate.
       check: stored || b.entries.slice(0, i).some((x) => x.table === e.table),
     }))
@@ -126,15 +140,36 @@ function linReader(l: LinLayout, h: DialectHooks): Reader {
     const plan = plans[tag]
     if (plan === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${tag}`)
     const out: { table: string; key: unknown }[] = []
+    // Entries known only from data (a group's: thousands) are deduplicated through a set, built
+    // when a later entry needs it.
+    let ids: Set<string> | undefined
+    let bulk = false
     const add = (table: string, key: unknown, check: boolean) => {
-      if (check) for (const o of out) if (o.table === table && sameKey(o.key, key)) return
+      if (bulk && ids === undefined) ids = new Set(out.map((o) => `${o.table}\u0000${JSON.stringify(o.key)}`))
+      if (ids !== undefined) {
+        const id = `${table}\u0000${JSON.stringify(key)}`
+        if (ids.has(id)) return
+        ids.add(id)
+      } else if (check) for (const o of out) if (o.table === table && sameKey(o.key, key)) return
       out.push({ table, key })
+    }
+    const many = (entries: readonly { table: string; key: unknown }[]) => {
+      // The first entries of a row, already without duplicates: taken as they are.
+      if (out.length === 0 && !bulk) {
+        for (const s of entries) out.push(s)
+        bulk = true
+        return
+      }
+      bulk = true
+      for (const s of entries) add(s.table, s.key, true)
     }
     for (const e of plan) {
       if (e.witness !== undefined) {
         for (const s of witnessEntries(slots[base + e.slot])) add(s.table, s.key, true)
       } else if (e.stored !== undefined) {
         for (const s of storedEntries(slots[base + e.slot], e.stored.single, e.table)) add(s.table, s.key, true)
+      } else if (e.grouped !== undefined) {
+        many(groupedEntries(slots[base + e.slot], e.grouped.branches, h))
       } else if (e.slots.length === 1) {
         add(e.table, h.fromDb(e.kinds[0]!, slots[base + e.slot]), e.check)
       } else {
@@ -193,6 +228,67 @@ function storedEntries(raw: unknown, single: string | undefined, table: string):
     throw new LineageQueryError('decode', `lineage column of table \`${table}\`: expected a JSON list of [table, key] pairs, got ${showValue(raw)}`, { table, value: raw })
   }
   return (v as [string, unknown][]).map(([t, k]) => ({ table: t, key: k }))
+}
+
+/**
+ * The entries of a group's lineage column: a JSON array with one array per row of the group,
+ * `[branch, ...values]`, the values being the keys of that branch's entries in order (a stored
+ * or grouped entry takes one value, itself JSON). Without duplicates, ordered by table name
+ * (code points), then key.
+ */
+export function groupedEntries(raw: unknown, branches: readonly GroupedLinBranch[], h: DialectHooks): { table: string; key: unknown }[] {
+  const rows = parseJson(raw, 'lineage of a group')
+  if (!Array.isArray(rows)) throw new LineageQueryError('decode', `lineage of a group: expected a JSON array, got ${showValue(raw)}`, { value: raw })
+  const seen = new Set<string>()
+  const out: { table: string; key: unknown }[] = []
+  const add = (table: string, key: unknown) => {
+    const id = `${table}\u0000${JSON.stringify(key)}`
+    if (seen.has(id)) return
+    seen.add(id)
+    out.push({ table, key })
+  }
+  for (const row of rows) {
+    const entries = Array.isArray(row) ? branches[row[0] as number] : undefined
+    if (entries === undefined) throw new LineageQueryError('decode', `lineage of a group: unexpected row ${showValue(row)}`, { value: row })
+    let i = 1
+    for (const e of entries) {
+      if (e.stored !== undefined) {
+        for (const s of storedEntries(row[i++], e.stored.single, e.table)) add(s.table, s.key)
+      } else if (e.grouped !== undefined) {
+        for (const s of groupedEntries(row[i++], e.grouped.branches, h)) add(s.table, s.key)
+      } else if (e.types.length === 1) {
+        add(e.table, h.fromDb(e.types[0]!.kind, row[i++]))
+      } else {
+        add(e.table, e.types.map((t) => h.fromDb(t.kind, row[i++])))
+      }
+    }
+  }
+  return out.sort((a, b) => (a.table === b.table ? compareKeys(a.key, b.key) : a.table < b.table ? -1 : 1))
+}
+
+/** The order of lineage keys: NULL first, numbers numerically, strings by code point, arrays lexicographically. */
+export function compareKeys(a: unknown, b: unknown): number {
+  if (Array.isArray(a) && Array.isArray(b)) {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) {
+      const c = compareKeys(a[i], b[i])
+      if (c !== 0) return c
+    }
+    return a.length - b.length
+  }
+  if (a === b) return 0
+  if (a === null || a === undefined) return -1
+  if (b === null || b === undefined) return 1
+  if (typeof a === 'string' && typeof b === 'string') {
+    // UTF-16 order differs from code point order only around surrogates; compare code points.
+    const x = [...a]
+    const y = [...b]
+    for (let i = 0; i < Math.min(x.length, y.length); i++) {
+      const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!
+      if (d !== 0) return d
+    }
+    return x.length - y.length
+  }
+  return (a as number) < (b as number) ? -1 : 1
 }
 
 const makers = new Map<string, (v: readonly unknown[]) => Record<string, unknown>>()

@@ -27,6 +27,20 @@ export interface DialectHooks {
   readonly jsonAgg: string
   /** Whether a JSON array coming back from a top-level column is a string to parse. */
   readonly jsonAsText: boolean
+  /** The null-safe equality operator (a group's rows match its key, NULL included). */
+  readonly nullSafeEq: 'is not distinct from' | 'is'
+  /**
+   * How a filtered aggregate of a group is written: `filter`: `sum(x) FILTER (WHERE c)`; `case`:
+   * `sum(CASE WHEN c THEN x END)` (`count(CASE WHEN c THEN 1 END)`). JSON aggregates always use
+   * FILTER (a CASE would add NULL elements).
+   */
+  readonly filteredAggregate: 'filter' | 'case'
+  /**
+   * How a derived table that reads earlier FROM items (a group of rows correlated with an outer
+   * generator) is written: `lateral (...)`, or, where there is no LATERAL, as rows of
+   * `json_each(...)` (a table-valued function may read earlier FROM items).
+   */
+  readonly lateral: 'lateral' | 'jsonEach'
 }
 
 function intFrom(raw: unknown): unknown {
@@ -71,6 +85,9 @@ const sqlite: DialectHooks = {
   jsonArray: 'json_array',
   jsonAgg: 'json_group_array',
   jsonAsText: true,
+  nullSafeEq: 'is',
+  filteredAggregate: 'case',
+  lateral: 'jsonEach',
 }
 
 const postgres: DialectHooks = {
@@ -93,6 +110,9 @@ const postgres: DialectHooks = {
   jsonArray: 'json_build_array',
   jsonAgg: 'json_agg',
   jsonAsText: false,
+  nullSafeEq: 'is not distinct from',
+  filteredAggregate: 'filter',
+  lateral: 'lateral',
 }
 
 export const dialects: Readonly<Record<Dialect, DialectHooks>> = { sqlite, postgres }

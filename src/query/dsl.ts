@@ -356,6 +356,38 @@ function let_<V, R extends AnyQuery>(value: V, body: (v: View<ValueOf<V>>) => R)
   return new Query({ kind: 'let', v, value: val, body: queryAst(out, 'the body of Q.let (return a query: Q.yield(...), Q.for(...), ...)') })
 }
 
+// ---------------------------------------------------------------- grouping and distinct
+
+/**
+ * Group a query's elements by a key (a scalar or a record of scalars): one element per distinct
+ * key, `{ key, group }`, `group` being the elements with that key (a collection of the source's
+ * element type). NULL keys form one group. Aggregates of `g.group` compile to aggregates in one
+ * `GROUP BY`; a condition on them is `HAVING`.
+ *
+ * @example
+ * ```ts
+ * Q.for(Q.groupBy(employees, (e) => e.dept), (g) =>
+ *   Q.where(Q.gt(Q.count(g.group), 1),
+ *     Q.yield({ dept: g.key, total: Q.sum(g.group, (e) => e.salary), names: Q.for(g.group, (e) => Q.yield(e.name)) })))
+ * // select "e1"."dept" as "dept", sum("e1"."salary") as "total", json_group_array("e1"."name") as "names"
+ * //   from "employees" as "e1" group by "e1"."dept" having (count(*) > ?)
+ * ```
+ */
+function groupBy<S extends AnyQuery, KV>(source: S, key: (row: View<ElemOf<S>>) => KV): Query<{ key: ValueOf<KV>; group: Coll<ElemOf<S>, KeyOf<S>> }, KeyOf<S>> {
+  const src = queryAst(source, 'Q.groupBy')
+  const { v, out } = bindVar(src, key, 'Q.groupBy')
+  return new Query({ kind: 'group', source: src, v, key: toAst(out, 'the key of Q.groupBy') })
+}
+
+/**
+ * The distinct elements of a query (scalars or records of scalars), each once: `SELECT DISTINCT`.
+ * `Q.count(Q.distinct(q))` over scalars is `COUNT(DISTINCT x)`, which does not count NULL.
+ * @example `Q.distinct(Q.for(employees, (e) => Q.yield(e.dept)))`
+ */
+function distinct<T, K>(query: Query<T, K>): Query<T, K> {
+  return new Query({ kind: 'distinct', query: queryAst(query, 'Q.distinct') })
+}
+
 // ---------------------------------------------------------------- ordering and limits
 
 export interface OrderKeySpec {
@@ -481,6 +513,8 @@ export const Q = {
   orderBy,
   limit,
   let: let_,
+  groupBy,
+  distinct,
   asc,
   desc,
   eq, ne, lt, le, gt, ge, and, or, not,

@@ -6,7 +6,7 @@
  */
 import type * as t from 'io-ts'
 import { LineageQueryError } from '../errors.js'
-import { isScalar, type NExpr, type NValue } from './normal.js'
+import { isScalar, type GroupedLinBranch, type NExpr, type NValue } from './normal.js'
 import { showType, unify, type ScalarKind, type SType } from './schema.js'
 
 export type Layout = ScalarLayout | RecLayout | CollLayout | LinLayout
@@ -46,6 +46,8 @@ export interface LinBranchLayout {
     readonly stored?: { readonly single: string | undefined }
     /** The slot holds why-provenance witnesses (JSON, see `Lowerer.witness`). */
     readonly witness?: true
+    /** The slot holds a group's lineage (JSON rows `[branch, ...keys]`, see `LinEntry.grouped`). */
+    readonly grouped?: { readonly branches: readonly GroupedLinBranch[] }
   }[]
 }
 
@@ -87,7 +89,7 @@ export function plan(values: readonly NValue[], path = ''): Layout {
       type = u
       if (codecOf !== undefined && (v.k !== 'col' || codecOf.k !== 'col' || v.col.codec !== codecOf.col.codec)) codecOf = undefined
     }
-    return codecOf?.k === 'col'
+    return codecOf?.k === 'col' && codecOf.col.codec !== undefined
       ? { k: 'scalar', type, codec: codecOf.col.codec, origin: { table: codecOf.table.name, column: codecOf.col.name } }
       : { k: 'scalar', type, codec: undefined, origin: undefined }
   }
@@ -135,6 +137,7 @@ export function plan(values: readonly NValue[], path = ''): Layout {
           table: e.table.name,
           ...(e.stored === undefined ? {} : { stored: e.stored }),
           ...(e.witness === undefined ? {} : { witness: e.witness }),
+          ...(e.grouped === undefined ? {} : { grouped: e.grouped }),
           types: e.key.map((x) => x.type),
           slots: e.key.map((x) => {
             const n = used.get(x.type.kind) ?? 0

@@ -7,8 +7,8 @@
  */
 import { LineageQueryError } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
-import { hasLineage, plan, type CollLayout, type Layout } from './layout.js'
-import { cuts, type Branch, type LinEntry, type NCte, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
+import { hasLineage, plan, width, type CollLayout, type Layout } from './layout.js'
+import { cuts, isScalar, mentionsAlias, queryMentions, specMentions, type Branch, type Gen, type GroupAgg, type GroupSpec, type LinEntry, type NCte, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
 import type { ScalarKind } from './schema.js'
 import * as S from './sql-nodes.js'
 
@@ -28,8 +28,16 @@ export interface Lowered {
 
 const TAG = '#b'
 
+/** A grouped generator lowered in place (`select keys, aggs from ... group by ...`): its columns as expressions. */
+type Subst = (col: string) => S.Node
+
 class Lowerer {
   constructor(readonly h: DialectHooks) {}
+
+  /** Grouped generators being lowered in place: alias -> their columns' expressions. */
+  readonly subst = new Map<string, Subst>()
+  /** The layouts of the nested collections computed as group columns (`alias.col`), with their branch offset. */
+  readonly viaLayouts = new Map<string, { readonly l: CollLayout; readonly offset: number; readonly id: string }>()
 
   // ------------------------------------------------------------ scalars
 
@@ -51,8 +59,10 @@ class Lowerer {
 
   expr(e: NExpr): S.Node {
     switch (e.k) {
-      case 'col':
-        return S.col(e.alias, e.col.name)
+      case 'col': {
+        const sub = this.subst.get(e.alias)
+        return sub === undefined ? S.col(e.alias, e.col.name) : sub(e.col.name)
+      }
       case 'const':
         return e.value === null ? S.literal(null) : this.param(e.value, e.type.kind)
       case 'exists':
@@ -88,8 +98,8 @@ class Lowerer {
   }
 
   /**
-   * The FROM items of a branch: its generators' tables, then one lateral item per shared
-   * `Q.let` value, which computes it once per row of the generators before it:
+   * The FROM items of a branch after its generators: one lateral item per shared `Q.let`
+   * value, which computes it once per row of the generators before it:
    * - PostgreSQL: `lateral (select <value> as "v" offset 0) as "#s0"` (`offset 0` keeps the
    *   planner from pulling the subquery up and copying the value to each use);
    * - SQLite (no LATERAL): the table-valued function `json_each(json_array(<value>)) as "#s0"`,
@@ -104,18 +114,16 @@ class Lowerer {
     return a
   }
 
-  fromOf(b: Branch): Pick<S.SelectParts, 'from' | 'extra'> {
-    const from = b.gens.map((g) => ({ table: g.table.name, alias: g.alias }))
-    if (b.lets === undefined || b.lets.length === 0) return { from }
+  letItems(b: Branch): S.Node[] {
+    if (b.lets === undefined || b.lets.length === 0) return []
     // One item per shared value (a value listed twice is the same value: same id, same alias).
     const lets = b.lets.filter((l, i) => b.lets!.findIndex((m) => m.id === l.id) === i)
-    const extra = lets.map((l) => {
+    return lets.map((l) => {
       const value = this.exprAs(l.value, l.type.kind)
       return this.h.name === 'sqlite'
         ? S.aliased(S.fn('json_each', [S.fn('json_array', [value])]), this.sharedAlias(l.id))
         : S.aliased(S.lateral(S.withOrderAndLimit(S.select({ from: [], selections: [{ expr: value, alias: 'v' }], where: [] }), [], undefined, S.literal(0))), this.sharedAlias(l.id))
     })
-    return { from, extra }
   }
 
   /**
@@ -171,6 +179,7 @@ class Lowerer {
         return S.binary(x, 'like', this.param(pattern, 'string'))
       }
       case 'isNull': return S.binary(x, 'is', S.literal(null))
+      case 'isNotDistinct': return S.binary(x, this.h.nullSafeEq, y)
       case 'isNotNull': return S.binary(x, 'is not', S.literal(null))
       case 'in': return S.binary(x, 'in', S.valueList(a.slice(1)))
       case 'coalesce': return S.fn('coalesce', a)
@@ -178,15 +187,306 @@ class Lowerer {
   }
 
   /** The branches of `q` as selects of the single expression `one(branch)` (or `1`). */
-  branchSelects(q: NQuery, one: (b: Branch, i: number) => S.Node, alias = 'v'): S.Select[] {
-    return q.branches.map((b, i) =>
-      S.select({
-        ...this.fromOf(b),
-        selections: [{ expr: one(b, i), alias }],
-        where: b.conds.map((c) => this.expr(c)),
-      }),
-    )
+  branchSelects(q: NQuery, one: (b: Branch, i: number) => S.Node, alias = 'v', inline = true): S.Select[] {
+    return q.branches.map((b, i) => this.select(b, () => [{ expr: one(b, i), alias }], inline))
   }
+
+  // ------------------------------------------------------------ grouped generators
+
+  /**
+   * The select of one branch: `sel()` gives its selections (called first: lowering them records
+   * what grouped generators must compute). A branch whose only generator is a grouped one is
+   * written in place as `select ... from <source> where ... group by <key> having <conds>`
+   * when `inline` (the selections are not aggregates themselves) and nothing correlates with
+   * the group's columns; otherwise grouped generators are derived tables in FROM.
+   */
+  select(b: Branch, sel: () => { expr: S.Node; alias: string }[], inline = true, extra: readonly NExpr[] = [], selectsValue = false): S.Select {
+    const g = b.gens[0]
+    // (A branch computing shared `Q.let` values keeps its FROM: the values are lateral items.)
+    if (inline && b.gens.length === 1 && g?.group !== undefined && g.group.keys[0]!.length > 0 && (b.lets ?? []).length === 0 && this.canInline(b, g, extra)) return this.inlineGroup(b, g, sel, selectsValue)
+    const lateral = this.enterLateral(b.gens)
+    try {
+      const selections = sel()
+      const where = b.conds.map((c) => this.expr(c))
+      return S.select({ from: b.gens.map((x) => this.fromItem(x, lateral.has(x.alias))), extra: this.letItems(b), selections, where })
+    } finally {
+      for (const a of lateral) this.subst.delete(a)
+    }
+  }
+
+  /**
+   * The grouped generators of `gens` whose source reads an earlier generator of `gens` (they
+   * are lateral); on SQLite their columns are read from `json_each` rows from now on (until the
+   * caller removes them from `subst`).
+   */
+  enterLateral(gens: readonly Gen[]): Set<string> {
+    const lateral = new Set(gens.filter((x, i) => x.group !== undefined && gens.slice(0, i).some((o) => specMentions(x.group!, o.alias))).map((x) => x.alias))
+    if (this.h.lateral === 'jsonEach') for (const a of lateral) this.subst.set(a, (col) => S.fn('json_extract', [S.col(a, 'value'), S.literal(`$.${col}`)]))
+    return lateral
+  }
+
+  /**
+   * A generator as a FROM item. A lateral grouped generator (correlated with an earlier one) is
+   * `lateral (select ...)` on PostgreSQL; SQLite has no LATERAL, but a table-valued function may
+   * read earlier FROM items: `json_each((select json_group_array(json_object('k0', k0, ...)) from
+   * (select ...)))`, its columns read back with `json_extract(value, '$.k0')`.
+   */
+  fromItem(g: Gen, lateral = false): S.FromItem {
+    if (g.group === undefined) return { table: g.table.name, alias: g.alias }
+    const sub = this.groupSelect(g)
+    if (!lateral) return { sub, alias: g.alias }
+    if (this.h.lateral === 'lateral') return { sub: S.lateral(sub), alias: g.alias }
+    const cols = (sub.selections ?? []).map((x) => (x.selection as unknown as { alias: { name: string } }).alias.name)
+    const rows = S.selectFromSubquery(sub, 'r', [{ expr: S.agg(this.h.jsonAgg, [S.fn('json_object', cols.flatMap((c) => [S.literal(c), S.col('r', c)]))]), alias: 'v' }])
+    return { sub: S.fn('json_each', [rows]), alias: g.alias }
+  }
+
+  /** Whether a branch over one grouped generator can be written as the GROUP BY itself. */
+  canInline(b: Branch, g: Gen, extra: readonly NExpr[]): boolean {
+    const s = g.group!
+    // Nothing may correlate with the group's columns (they are aggregates here).
+    const correlated = (v: NValue): boolean => subqueryMentions(v, g.alias)
+    if (b.conds.some(correlated) || correlated(b.value) || extra.some(correlated)) return false
+    // Several source branches, rows without a table, keys with subqueries: grouped from a derived table.
+    if (!directGroup(s)) return true
+    const own = s.source[0]!.gens.map((x) => x.alias)
+    const varies = s.keys[0]!.map((k) => own.some((a) => mentionsAlias(k, a)))
+    // At least one key to group by; PostgreSQL matches GROUP BY expressions to selected ones
+    // textually: no parameters in grouped keys; SQLite resolves no outer column in GROUP BY.
+    return varies.includes(true) && !s.keys[0]!.some((k, i) => varies[i] && (hasConst(k) || !readsOnly(k, own)))
+  }
+
+  /** The key and aggregate expressions of a grouped generator, over its source; `from`/`where` built last. */
+  groupCore(g: Gen): { key: (i: number) => S.Node; grouped: boolean[]; agg: (name: string) => S.Node | undefined; finish: () => { from: S.FromItem[]; where: S.Node[] } } {
+    const s = g.group!
+    const aggNodes = new Map<string, S.Node | undefined>()
+    // One source branch over tables is grouped in place; several branches, rows without a
+    // table (outer columns only), or keys computed by subqueries (PostgreSQL does not see a
+    // correlated subquery as grouped) are grouped as a derived table.
+    if (directGroup(s)) {
+      const b = s.source[0]!
+      const lateral = this.enterLateral(b.gens)
+      const keys = s.keys[0]!.map((k) => this.expr(k))
+      const agg = (name: string) => {
+        if (!aggNodes.has(name)) aggNodes.set(name, this.groupAgg(g, name))
+        return aggNodes.get(name)
+      }
+      // A key that reads no column of the rows is constant here: it is not grouped by.
+      const own = b.gens.map((x) => x.alias)
+      const grouped = s.keys[0]!.map((k) => own.some((a) => mentionsAlias(k, a)))
+      return {
+        key: (i) => keys[i]!,
+        grouped,
+        agg,
+        finish: () => {
+          try {
+            const where = b.conds.map((c) => this.expr(c))
+            return { from: b.gens.map((x) => this.fromItem(x, lateral.has(x.alias))), where }
+          } finally {
+            for (const a of lateral) this.subst.delete(a)
+          }
+        },
+      }
+    }
+    // Several source branches: `(select key as k0, arg as a0, flag as f0 ... union all ...) as u`.
+    const u = `${g.alias}u`
+    const used = new Set<string>()
+    const agg = (name: string) => {
+      const j = aggIndex(name)
+      const a = s.aggs[j]!
+      if (a.fn === 'json' && !this.viaLayouts.has(`${g.alias}.${name}`)) return undefined
+      used.add(name)
+      // Count the rows with a flag (`count(u.f)`), when some rows do not take part.
+      if (a.fn === 'count' && !a.distinct) return needsFlag(a, s.source.length) ? S.agg('count', [S.col(u, `f${j}`)]) : S.countAll()
+      const flag = needsFlag(a, s.source.length) ? S.binary(S.col(u, `f${j}`), 'is not', S.literal(null)) : undefined
+      const arg = S.col(u, name)
+      return this.aggregateNode(a, a.fn === 'json' && this.h.jsonAsText && this.jsonElement(g, name) ? S.fn('json', [arg]) : arg, flag, true)
+    }
+    return {
+      key: (i) => S.col(u, `k${i}`),
+      grouped: s.keys[0]!.map(() => true),
+      agg,
+      finish: () => {
+        for (const name of this.aggNames(g)) agg(name)
+        const keyKinds = s.keys[0]!.map((_, i) => unifiedKind(s.keys.map((ks) => ks[i]!)))
+        const parts = s.source.map((b, i) =>
+          this.select(b, () => {
+            const out = s.keys[i]!.map((k, j) => ({ expr: this.exprAs(k, keyKinds[j]!), alias: `k${j}` }))
+            const flagged = new Set<number>()
+            for (const name of this.aggNames(g).filter((n) => used.has(n))) {
+              const j = aggIndex(name)
+              const a = s.aggs[j]!
+              const part = a.parts.find((p) => p.branch === i)
+              const isJson = a.fn === 'json' || a.fn === 'lineage'
+              const single = a.fn === 'json' && !this.jsonElement(g, name)
+              const elemKind = single ? (this.viaLayouts.get(`${g.alias}.${name}`)?.l.elem as { type?: { kind: ScalarKind } } | undefined)?.type?.kind : undefined
+              const nullArg = isJson && !this.h.jsonAsText && !single ? S.cast(S.literal(null), 'json') : this.typedNull(elemKind ?? argKind(a))
+              const flag = needsFlag(a, s.source.length)
+              const countAll = a.fn === 'count' && !a.distinct
+              if (part === undefined) {
+                if (!countAll) out.push({ expr: nullArg, alias: name })
+                if (flag && !flagged.has(j)) out.push({ expr: this.typedNull('int'), alias: `f${j}` })
+                flagged.add(j)
+                continue
+              }
+              const cond = part.filter.length === 0 ? undefined : S.and(part.filter.map((c) => this.expr(c)))
+              if (!countAll) {
+                const arg = this.partArg(g, name, part.arg, i)
+                out.push({ expr: cond === undefined || isJson ? arg : S.caseWhen(cond, arg), alias: name })
+              }
+              if (flag && !flagged.has(j)) out.push({ expr: cond === undefined ? S.literal(1) : S.caseWhen(cond, S.literal(1)), alias: `f${j}` })
+              flagged.add(j)
+            }
+            if (out.length === 0) out.push({ expr: S.literal(1), alias: '#' })
+            return out
+          }),
+        )
+        return { from: [{ sub: S.unionAll(parts), alias: u }], where: [] }
+      },
+    }
+  }
+
+  /**
+   * The column computing a group's nested collection laid out as `l` (from branch `offset`):
+   * `a<j>`, or `a<j>_<n>` when the same collection is also laid out differently elsewhere.
+   */
+  viaColumn(alias: string, col: string, l: CollLayout, offset: number): string {
+    const id = layoutId(l)
+    for (let n = 0; ; n++) {
+      const name = n === 0 ? col : `${col}_${n}`
+      const seen = this.viaLayouts.get(`${alias}.${name}`)
+      if (seen === undefined) {
+        this.viaLayouts.set(`${alias}.${name}`, { l, offset, id })
+        return name
+      }
+      if (seen.offset === offset && seen.id === id) return name
+    }
+  }
+
+  /** The aggregate columns of a grouped generator: `a<j>`, and a column per layout of a nested collection. */
+  aggNames(g: Gen): string[] {
+    return g.group!.aggs.flatMap((a, j) => {
+      if (a.fn !== 'json') return [`a${j}`]
+      const out: string[] = []
+      for (let n = 0; this.viaLayouts.has(`${g.alias}.${n === 0 ? `a${j}` : `a${j}_${n}`}`); n++) out.push(n === 0 ? `a${j}` : `a${j}_${n}`)
+      return out
+    })
+  }
+
+  /** Whether json aggregate `j` of `g` has elements that are JSON themselves (need `json(...)` on SQLite). */
+  jsonElement(g: Gen, name: string): boolean {
+    const v = this.viaLayouts.get(`${g.alias}.${name}`)
+    if (v === undefined || v.l.elem === undefined) return false
+    return v.l.tagged || width(v.l.elem) !== 1 || collSlots(v.l.elem)[0] === true
+  }
+
+  /** The argument of aggregate `j` for source branch `branch` (an element, a lineage row, or a scalar). */
+  partArg(g: Gen, name: string, arg: NValue | undefined, branch: number): S.Node {
+    const a = g.group!.aggs[aggIndex(name)]!
+    if (a.fn === 'json') {
+      const v = this.viaLayouts.get(`${g.alias}.${name}`)!
+      const elem = v.l.elem!
+      const idx = a.parts.findIndex((p) => p.branch === branch)
+      const tag = v.l.tagged ? S.literal(v.offset + idx) : undefined
+      const el = this.element(this.slots(arg!, elem, v.offset + idx), collSlots(elem), tag)
+      // PostgreSQL cannot aggregate an untyped NULL into JSON.
+      return elem.k === 'scalar' && elem.type.kind === 'null' && tag === undefined && this.h.name === 'postgres' ? S.cast(el, 'text') : el
+    }
+    if (a.fn === 'lineage') {
+      const entries = (arg as Extract<NValue, { k: 'lin' }>).entries
+      return S.fn(this.h.jsonArray, [S.literal(branch), ...entries.flatMap((e) => this.linKeys(e))])
+    }
+    if (arg === undefined) return S.literal(1)
+    return this.exprAs(arg as NExpr, argKind(a))
+  }
+
+  /** The key values of a lineage entry inside a group's lineage row. */
+  linKeys(e: LinEntry): S.Node[] {
+    return e.key.map((k) => this.expr(k))
+  }
+
+  /** Aggregate `j` of grouped generator `g` with a single source branch, over that branch. */
+  groupAgg(g: Gen, name: string): S.Node | undefined {
+    const a = g.group!.aggs[aggIndex(name)]!
+    if (a.fn === 'json' && !this.viaLayouts.has(`${g.alias}.${name}`)) return undefined
+    const part = a.parts[0]!
+    const cond = part.filter.length === 0 ? undefined : S.and(part.filter.map((c) => this.expr(c)))
+    const arg = a.fn === 'count' && !a.distinct ? undefined : this.partArg(g, name, part.arg, part.branch)
+    return this.aggregateNode(a, arg, cond, false)
+  }
+
+  /** `fn(arg)` over a group, keeping the rows where `cond` holds (FILTER or CASE, by dialect). */
+  aggregateNode(a: GroupAgg, arg: S.Node | undefined, cond: S.Node | undefined, viaFlag: boolean): S.Node {
+    const useCase = cond !== undefined && this.h.filteredAggregate === 'case' && a.fn !== 'json' && a.fn !== 'lineage' && !viaFlag
+    switch (a.fn) {
+      case 'count':
+        if (a.distinct) return S.agg('count', [useCase ? S.caseWhen(cond!, arg!) : arg!], { distinct: true, filter: useCase || viaFlag ? undefined : cond })
+        if (cond === undefined) return S.countAll()
+        return useCase ? S.agg('count', [S.caseWhen(cond, S.literal(1))]) : S.agg('count', [{ kind: 'SelectAllNode' } as S.Node], { filter: cond })
+      case 'sum': case 'min': case 'max': case 'avg': {
+        const x = a.fn === 'min' || a.fn === 'max' ? (a.type.kind === 'string' && this.h.binaryCollation !== undefined ? S.collate(arg!, this.h.binaryCollation) : arg!) : arg!
+        if (viaFlag) return S.agg(a.fn, [x])
+        return useCase ? S.agg(a.fn, [S.caseWhen(cond!, x)]) : S.agg(a.fn, [x], { filter: cond })
+      }
+      case 'json': {
+        const j = S.agg(this.h.jsonAgg, [arg!], { filter: cond })
+        return this.h.name === 'postgres' ? S.fn('coalesce', [j, S.fn(this.h.jsonArray, [])]) : j
+      }
+      case 'lineage': {
+        const j = S.agg(this.h.jsonAgg, [this.h.jsonAsText && viaFlag ? S.fn('json', [arg!]) : arg!], { filter: cond })
+        return this.h.jsonAsText ? j : S.cast(j, 'text')
+      }
+    }
+  }
+
+  /** The derived table of a grouped generator: `select k0, ..., a0, ... from ... group by 1, ...`. */
+  groupSelect(g: Gen): S.Select {
+    const s = g.group!
+    const core = this.groupCore(g)
+    const nk = s.keys[0]!.length
+    const selections: { expr: S.Node; alias: string }[] = []
+    for (let i = 0; i < nk; i++) selections.push({ expr: core.key(i), alias: `k${i}` })
+    const positions = core.grouped.flatMap((x, i) => (x ? [S.literal(i + 1)] : []))
+    // Without a key that varies: grouped by a constant column, so no rows make no group (not one).
+    if (positions.length === 0) {
+      selections.push({ expr: S.literal(0), alias: '#k' })
+      positions.push(S.literal(selections.length))
+    }
+    for (const name of this.aggNames(g)) {
+      const n = core.agg(name)
+      if (n !== undefined) selections.push({ expr: n, alias: name })
+    }
+    const { from, where } = core.finish()
+    return S.select({ from, selections, where, groupBy: positions })
+  }
+
+  /** A branch over one grouped generator written as the GROUP BY itself (`select distinct` when it yields exactly the key). */
+  inlineGroup(b: Branch, g: Gen, sel: () => { expr: S.Node; alias: string }[], selectsValue: boolean): S.Select {
+    const s = g.group!
+    const core = this.groupCore(g)
+    const nk = s.keys[0]!.length
+    this.subst.set(g.alias, (col) => {
+      const n = col.startsWith('k') ? core.key(Number(col.slice(1))) : core.agg(col)
+      if (n === undefined) throw new Error(`internal: group column ${col} not computed`)
+      return n
+    })
+    let selections: { expr: S.Node; alias: string }[]
+    let having: S.Node[]
+    try {
+      selections = sel()
+      having = b.conds.map((c) => this.expr(c))
+    } finally {
+      this.subst.delete(g.alias)
+    }
+    const { from, where } = core.finish()
+    // `select distinct` only when the selections are the branch's value and it is the key.
+    if (selectsValue && s.aggs.length === 0 && having.length === 0 && nk > 0 && yieldsExactlyKeys(b.value, g.alias, nk)) {
+      return S.select({ from, selections, where, distinct: true })
+    }
+    return S.select({ from, selections, where, groupBy: core.grouped.flatMap((x, i) => (x ? [core.key(i)] : [])), having })
+  }
+
+
 
   /**
    * The branches of an ordered query as selects of `cols(branch)` plus its order keys as
@@ -196,12 +496,14 @@ class Lowerer {
   orderedUnion(q: NQuery, cols: (b: Branch, i: number) => { readonly expr: S.Node; readonly alias: string }[]): S.Select {
     const order = q.order!
     const kinds = order.directions.map((_, j) => unifiedKind(order.keys.map((ks) => ks[j]!)))
-    const parts = q.branches.map((b, i) => {
-      const selections = cols(b, i)
-      ;(order.keys[i] ?? []).forEach((k, j) => selections.push({ expr: this.stringOrder(this.exprAs(k, kinds[j]!), k), alias: `o${j}` }))
-      if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
-      return S.select({ ...this.fromOf(b), selections, where: b.conds.map((c) => this.expr(c)) })
-    })
+    const parts = q.branches.map((b, i) =>
+      this.select(b, () => {
+        const selections = cols(b, i)
+        ;(order.keys[i] ?? []).forEach((k, j) => selections.push({ expr: this.stringOrder(this.exprAs(k, kinds[j]!), k), alias: `o${j}` }))
+        if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
+        return selections
+      }, false),
+    )
     const union = S.unionAll(parts)
     if (!cuts(order)) return union
     const limit = order.limit !== undefined ? S.param(order.limit) : this.h.name === 'sqlite' ? S.param(-1) : undefined
@@ -242,13 +544,19 @@ class Lowerer {
     }
     // An aggregate whose argument mentions only outer columns belongs to the outer query in
     // SQL, so unless it mentions a column of its own branch it aggregates a derived table.
+    if (e.distinct === true) {
+      // Rule `count-distinct`: count(distinct x), NULL not counted.
+      const b0 = e.q.branches[0]!
+      if (e.q.branches.length === 1 && mentionsOwnColumn(b0)) {
+        return this.select(b0, () => [{ expr: S.agg('count', [this.exprAs(b0.value as NExpr, unifiedKind([b0.value as NExpr]))], { distinct: true }), alias: 'v' }], false)
+      }
+      const kind = unifiedKind(e.q.branches.map((b) => b.value as NExpr))
+      const parts = this.branchSelects(e.q, (b) => this.exprAs(b.value as NExpr, kind))
+      return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: S.agg('count', [S.col('u', 'v')], { distinct: true }), alias: 'v' }])
+    }
     if (e.q.branches.length === 1 && (e.fn === 'count' ? e.q.branches[0]!.gens.length > 0 : mentionsOwnColumn(e.q.branches[0]!))) {
       const b = e.q.branches[0]!
-      return S.select({
-        ...this.fromOf(b),
-        selections: [{ expr: aggregate(e.fn === 'count' ? undefined : arg(b)), alias: 'v' }],
-        where: b.conds.map((c) => this.expr(c)),
-      })
+      return this.select(b, () => [{ expr: aggregate(e.fn === 'count' ? undefined : arg(b)), alias: 'v' }], false)
     }
     const parts = this.branchSelects(e.q, (b) => (e.fn === 'count' ? S.literal(1) : arg(b)))
     return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: aggregate(S.col('u', 'v')), alias: 'v' }])
@@ -272,8 +580,16 @@ class Lowerer {
         })
         return out
       }
-      case 'coll':
-        return [this.coll((v as Extract<NValue, { k: 'coll' }>).q, l, l.offsets[branch] ?? 0)]
+      case 'coll': {
+        const c = v as Extract<NValue, { k: 'coll' }>
+        if (c.via !== undefined) {
+          // Rule `coll-of-group`: a column of the grouped generator.
+          const name = this.viaColumn(c.via.alias, c.via.col, l, l.offsets[branch] ?? 0)
+          const sub = this.subst.get(c.via.alias)
+          return [sub === undefined ? S.col(c.via.alias, name) : sub(name)]
+        }
+        return [this.coll(c.q, l, l.offsets[branch] ?? 0)]
+      }
       case 'lin': {
         const out: S.Node[] = l.slots.map((kind) => this.typedNull(kind))
         const desc = l.branches[branch]
@@ -312,20 +628,18 @@ class Lowerer {
     if (q.order !== undefined) return this.orderedColl(q, l, offset)
     if (q.branches.length === 1 && mentionsOwnColumn(q.branches[0]!)) {
       const b = q.branches[0]!
-      return S.select({
-        ...this.fromOf(b),
-        selections: [{ expr: aggregate(this.element(this.slots(b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined)), alias: 'v' }],
-        where: b.conds.map((c) => this.expr(c)),
-      })
+      return this.select(b, () => [{ expr: aggregate(this.element(this.slots(b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined)), alias: 'v' }], false)
     }
     // Union parts select plain columns; the outer aggregate builds each element once.
     const names = isColl.map((_, i) => `c${i}`)
-    const parts = q.branches.map((b, i) => {
-      const selections = this.slots(b.value, elem, offset + i).map((expr, j) => ({ expr, alias: names[j]! }))
-      if (l.tagged) selections.push({ expr: S.literal(offset + i), alias: 't' })
-      if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
-      return S.select({ ...this.fromOf(b), selections, where: b.conds.map((c) => this.expr(c)) })
-    })
+    const parts = q.branches.map((b, i) =>
+      this.select(b, () => {
+        const selections = this.slots(b.value, elem, offset + i).map((expr, j) => ({ expr, alias: names[j]! }))
+        if (l.tagged) selections.push({ expr: S.literal(offset + i), alias: 't' })
+        if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
+        return selections
+      }),
+    )
     const el = this.element(names.map((n) => S.col('u', n)), isColl, l.tagged ? S.col('u', 't') : undefined)
     return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: aggregate(el), alias: 'v' }])
   }
@@ -347,16 +661,15 @@ class Lowerer {
     }
     if (!cuts(order) && q.branches.length === 1 && mentionsOwnColumn(q.branches[0]!)) {
       const b = q.branches[0]!
-      const items: S.OrderItem[] = []
-      order.directions.forEach((dir, j) => {
-        const k = order.keys[0]![j]!
-        if (k.k !== 'const') items.push({ expr: this.expr(k), dir, collation: k.type.kind === 'string' ? this.h.binaryCollation : undefined })
-      })
-      return S.select({
-        ...this.fromOf(b),
-        selections: [{ expr: aggregate(this.element(this.slots(b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined), items), alias: 'v' }],
-        where: b.conds.map((c) => this.expr(c)),
-      })
+      const items = (): S.OrderItem[] => {
+        const out: S.OrderItem[] = []
+        order.directions.forEach((dir, j) => {
+          const k = order.keys[0]![j]!
+          if (k.k !== 'const') out.push({ expr: this.expr(k), dir, collation: k.type.kind === 'string' ? this.h.binaryCollation : undefined })
+        })
+        return out
+      }
+      return this.select(b, () => [{ expr: aggregate(this.element(this.slots(b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined), items()), alias: 'v' }], false)
     }
     const names = isColl.map((_, i) => `c${i}`)
     const inner = this.orderedUnion(q, (b, i) => {
@@ -370,6 +683,22 @@ class Lowerer {
 
   // ------------------------------------------------------------ top level
 
+  /**
+   * The order items of a one-branch query: its order key expressions, or the output column of
+   * a key that is a yielded computed field (`byColumn`, rule "order by output column").
+   */
+  orderItems(t: NTop, order: S.OrderItem[], byColumn: readonly (number | undefined)[] = [], columns: readonly string[] = []): void {
+    t.directions.forEach((dir, j) => {
+      const c = byColumn[j]
+      if (c !== undefined) return order.push({ expr: S.columnRef(columns[c]!), dir })
+      const key = t.orderKeys[0]?.[j]
+      // A constant key orders nothing (and PostgreSQL rejects `order by null`).
+      if (key === undefined || key.k === 'const') return
+      const collation = key.type.kind === 'string' ? this.h.binaryCollation : undefined
+      return order.push({ expr: this.expr(key), dir, collation })
+    })
+  }
+
   top(t: NTop): Lowered {
     const { branches } = t.query
     const value = branches.length === 0 ? undefined : plan(branches.map((b) => b.value))
@@ -380,31 +709,35 @@ class Lowerer {
     const byColumn = value === undefined ? t.directions.map(() => undefined) : orderByOutputColumn(t, value)
     // A string key ordered through its output column carries the code-point collation there.
     const collated = new Set(byColumn.flatMap((c, j) => (c !== undefined && this.h.binaryCollation !== undefined && keyKinds[j] === 'string' ? [c] : [])))
-    const selects = branches.map((b, i) => {
-      const data = value === undefined ? [] : this.slots(b.value, value, i)
-      const selections = data.map((expr, j) => ({ expr: collated.has(j) ? S.collate(expr, this.h.binaryCollation!) : expr, alias: columns[j]! }))
-      if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
-      if (tag !== undefined) selections.push({ expr: S.literal(i), alias: tag })
-      if (multi) t.orderKeys[i]!.forEach((k, j) => {
-        if (byColumn[j] === undefined) selections.push({ expr: this.stringOrder(this.exprAs(k, keyKinds[j]!), k), alias: `#o${j}` })
-      })
-      return S.select({ ...this.fromOf(b), selections, where: b.conds.map((c) => this.expr(c)) })
-    })
+    const order: S.OrderItem[] = []
+    const selects = branches.map((b, i) =>
+      this.select(
+        b,
+        () => {
+          const data = value === undefined ? [] : this.slots(b.value, value, i)
+          const selections = data.map((expr, j) => ({ expr: collated.has(j) ? S.collate(expr, this.h.binaryCollation!) : expr, alias: columns[j]! }))
+          if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
+          if (tag !== undefined) selections.push({ expr: S.literal(i), alias: tag })
+          if (multi) {
+            t.orderKeys[i]!.forEach((k, j) => {
+              if (byColumn[j] === undefined) selections.push({ expr: this.stringOrder(this.exprAs(k, keyKinds[j]!), k), alias: `#o${j}` })
+            })
+          }
+          // One branch orders by its own expressions (lowered here, where a group's columns are known).
+          else this.orderItems(t, order, byColumn, columns)
+          return selections
+        },
+        true,
+        multi ? [] : (t.orderKeys[0] ?? []),
+        // (PostgreSQL: SELECT DISTINCT orders only by selected expressions; GROUP BY otherwise.)
+        t.directions.length === 0,
+      ),
+    )
     if (selects.length === 0) {
       // No branch can produce a row: a statement that returns none, so callers still get one.
       selects.push(S.select({ from: [], selections: [{ expr: S.literal(1), alias: '#' }], where: [S.binary(S.literal(1), '=', S.literal(0))] }))
     }
-    const order: S.OrderItem[] = []
-    t.directions.forEach((dir, j) => {
-      const c = byColumn[j]
-      if (c !== undefined) return order.push({ expr: S.columnRef(columns[c]!), dir })
-      if (multi) return order.push({ expr: S.columnRef(`#o${j}`), dir })
-      const key = t.orderKeys[0]?.[j]
-      // A constant key orders nothing (and PostgreSQL rejects `order by null`).
-      if (key === undefined || key.k === 'const') return
-      const collation = key.type.kind === 'string' ? this.h.binaryCollation : undefined
-      return order.push({ expr: this.expr(key), dir, collation })
-    })
+    if (multi) t.directions.forEach((dir, j) => order.push({ expr: S.columnRef(byColumn[j] !== undefined ? columns[byColumn[j]!]! : `#o${j}`), dir }))
     const limit = t.limit !== undefined ? S.param(t.limit) : t.offset > 0 && this.h.name === 'sqlite' ? S.param(-1) : undefined
     const offset = t.offset > 0 ? S.param(t.offset) : undefined
     const select = S.withOrderAndLimit(S.unionAll(selects), branches.length === 0 ? [] : order, limit, offset)
@@ -415,13 +748,77 @@ class Lowerer {
   cte(c: NCte): { readonly name: string; readonly select: S.Select } {
     const layout = plan(c.query.branches.map((b) => b.value))
     const names = c.def.columns.map((col) => col.name)
-    const parts = c.query.branches.map((b, i) => S.select({
-      ...this.fromOf(b),
-      selections: this.slots(b.value, layout, i).map((expr, j) => ({ expr, alias: names[j]! })),
-      where: b.conds.map((x) => this.expr(x)),
-    }))
+    const parts = c.query.branches.map((b, i) => this.select(b, () => this.slots(b.value, layout, i).map((expr, j) => ({ expr, alias: names[j]! })), false))
     return { name: c.def.name, select: S.unionAll(parts) }
   }
+}
+
+/** Whether an expression reads columns of `own` only (no outer column, no subquery). */
+function readsOnly(e: NExpr, own: readonly string[]): boolean {
+  switch (e.k) {
+    case 'col': return own.includes(e.alias)
+    case 'const': return true
+    case 'op': return e.args.every((a) => readsOnly(a, own))
+    case 'exists': case 'agg': case 'shared': case 'witness': return false
+  }
+}
+
+function hasConst(e: NExpr): boolean {
+  return e.k === 'const' || (e.k === 'op' && e.args.some(hasConst))
+}
+
+/** Whether a value reads a column of `alias` inside a nested query (a correlated subquery). */
+function subqueryMentions(v: NValue, alias: string): boolean {
+  switch (v.k) {
+    case 'col': case 'const': return false
+    case 'op': return v.args.some((a) => subqueryMentions(a, alias))
+    case 'exists': case 'agg': case 'witness': return queryMentions(v.q, alias)
+    // a shared `Q.let` value is computed in the branch's FROM: read as a column there
+    case 'shared': return mentionsAlias(v.value, alias)
+    case 'rec': return v.fields.some(([, f]) => subqueryMentions(f, alias))
+    case 'coll': return v.via === undefined && queryMentions(v.q, alias)
+    case 'lin': return v.entries.some((e) => e.witness !== undefined && e.key.some((k) => subqueryMentions(k, alias)))
+  }
+}
+
+/** Whether a value is exactly the key columns `k0, k1, ...` of grouped generator `alias`, in order. */
+function yieldsExactlyKeys(v: NValue, alias: string, nk: number): boolean {
+  const out: NExpr[] = []
+  const walk = (x: NValue): boolean => {
+    if (isScalar(x)) return out.push(x) > 0
+    return x.k === 'rec' ? x.fields.every(([, f]) => walk(f)) : false
+  }
+  if (!walk(v) || out.length !== nk) return false
+  return out.every((x, i) => x.k === 'col' && x.alias === alias && x.col.name === `k${i}`)
+}
+
+/** Whether a group is computed directly over its one source branch (else over a derived table of its rows). */
+function directGroup(s: GroupSpec): boolean {
+  return s.source.length === 1 && s.source[0]!.gens.length > 0 && !s.keys[0]!.some(hasSubquery)
+}
+
+function hasSubquery(e: NExpr): boolean {
+  return e.k === 'exists' || e.k === 'agg' || e.k === 'witness' || e.k === 'shared' || (e.k === 'op' && e.args.some(hasSubquery))
+}
+
+/** The aggregate index of a group column name `a<j>` or `a<j>_<n>`. */
+function aggIndex(name: string): number {
+  return Number(/^a(\d+)/.exec(name)![1])
+}
+
+/** A structural identity of a layout (codecs by name). */
+function layoutId(l: Layout): string {
+  return JSON.stringify(l, (k, v) => (k === 'codec' ? (v as { name?: string } | undefined)?.name : v))
+}
+
+/** Whether some rows of a group over several source branches do not take part in aggregate `a` (a flag column marks those that do). */
+function needsFlag(a: GroupAgg, sources: number): boolean {
+  return a.parts.length < sources || a.parts.some((p) => p.filter.length > 0)
+}
+
+/** The kind of an aggregate's argument (typed NULLs in union parts). */
+function argKind(a: GroupAgg): ScalarKind {
+  return a.fn === 'avg' ? 'real' : a.fn === 'count' || a.fn === 'json' || a.fn === 'lineage' ? (a.fn === 'count' ? 'int' : 'string') : a.type.kind
 }
 
 /** The kind a NULL operand of `e` should take: the operands' common kind, or what `op` needs. */
@@ -501,7 +898,7 @@ function mentionsOwnColumn(b: Branch): boolean {
   const own = new Set(b.gens.map((g) => g.alias))
   const inExpr = (e: NExpr): boolean => (e.k === 'col' ? own.has(e.alias) : e.k === 'op' ? e.args.some(inExpr) : false)
   const inValue = (v: NValue): boolean =>
-    v.k === 'rec' ? v.fields.some(([, f]) => inValue(f)) : v.k === 'lin' ? v.entries.some((x) => x.key.some(inExpr)) : v.k === 'coll' ? false : inExpr(v)
+    v.k === 'rec' ? v.fields.some(([, f]) => inValue(f)) : v.k === 'lin' ? v.entries.some((x) => x.key.some(inExpr)) : v.k === 'coll' ? v.via !== undefined && own.has(v.via.alias) : inExpr(v)
   return inValue(b.value)
 }
 

@@ -8,10 +8,48 @@
 import type { AggFn, Constant, ScalarOp } from './ast.js'
 import type { ColumnDef, SType, TableDef } from './schema.js'
 
-/** A generator: a table and the alias its rows are bound to. */
+/**
+ * A generator: a table and the alias its rows are bound to. With `group` it is a grouped
+ * generator (rule `for-group`): its rows are the groups of `group.source`, one per distinct key,
+ * and `table` is a synthetic table (name starting with `#`) whose columns are the key
+ * components `k0, k1, ...` and the aggregates `a0, a1, ...` collected from the body.
+ */
 export interface Gen {
   readonly alias: string
   readonly table: TableDef
+  readonly group?: GroupSpec
+}
+
+/** What a grouped generator groups and computes per group. */
+export interface GroupSpec {
+  /** The rows grouped: the source's branches (each branch's value is one row). */
+  readonly source: readonly Branch[]
+  /** Per source branch, the key components (scalars over that branch's generators). */
+  readonly keys: readonly (readonly NExpr[])[]
+  /** The aggregates over each group, column `a<i>` for `aggs[i]` (rule `agg-of-group`). */
+  readonly aggs: readonly GroupAgg[]
+}
+
+/**
+ * An aggregate over a group's rows: `fn` of `arg` over the rows of each source branch that
+ * satisfy `filter` (`FILTER (WHERE ...)`, or `CASE` inside the aggregate). `json`: the rows'
+ * `arg` values as a JSON array (a nested collection of the group, rule `coll-of-group`);
+ * `lineage`: the lineage entries of the rows as JSON (rule `lineage-of-group`).
+ */
+export interface GroupAgg {
+  readonly fn: AggFn | 'json' | 'lineage'
+  /** `count(distinct arg)` (rule `count-distinct`). */
+  readonly distinct: boolean
+  readonly type: SType
+  /** One part per source branch taking part; branches without one contribute no row. */
+  readonly parts: readonly GroupAggPart[]
+}
+export interface GroupAggPart {
+  /** Index of the source branch. */
+  readonly branch: number
+  /** Over the source branch's generators; `undefined` for `count(*)`. */
+  readonly arg: NValue | undefined
+  readonly filter: readonly NExpr[]
 }
 
 /** A scalar expression with its static type. */
@@ -20,7 +58,7 @@ export type NExpr =
   | { readonly k: 'const'; readonly value: Constant; readonly type: SType }
   | { readonly k: 'op'; readonly op: ScalarOp; readonly args: readonly NExpr[]; readonly type: SType }
   | { readonly k: 'exists'; readonly q: NQuery; readonly negated: boolean; readonly type: SType }
-  | { readonly k: 'agg'; readonly fn: AggFn; readonly q: NQuery; readonly type: SType }
+  | { readonly k: 'agg'; readonly fn: AggFn; readonly q: NQuery; readonly type: SType; readonly distinct?: boolean }
   | SharedExpr
   /** The entries of a query's elements as one JSON list (why-provenance); branch values are `lin`. */
   | { readonly k: 'witness'; readonly q: NQuery; readonly type: SType }
@@ -40,15 +78,30 @@ export interface LinEntry {
   readonly stored?: { readonly single: string | undefined }
   /** Set when `key` is one `witness` expression: the entries come from its JSON list of lists. */
   readonly witness?: true
+  /**
+   * Set when `key` is a group's lineage column (rule `lineage-of-group`): a JSON array with one
+   * array per row of the group, `[branch, ...key values]`; `branches[branch]` says which entries
+   * (table, key types) the values are.
+   */
+  readonly grouped?: { readonly branches: readonly GroupedLinBranch[] }
 }
 
 /** The table named by a witness entry: none in particular (its entries name their own tables). */
 export const WITNESS_TABLE: TableDef = { name: '#why', columns: [], byName: new Map(), key: undefined, lineage: true, storedLineage: undefined }
 
+/** The lineage entries of the rows of one source branch of a group. */
+export type GroupedLinBranch = readonly {
+  readonly table: string
+  readonly types: readonly SType[]
+  readonly stored?: { readonly single: string | undefined }
+  readonly grouped?: { readonly branches: readonly GroupedLinBranch[] }
+}[]
+
 export type NValue =
   | NExpr
   | { readonly k: 'rec'; readonly fields: readonly (readonly [string, NValue])[]; readonly table?: TableDef }
-  | { readonly k: 'coll'; readonly q: NQuery }
+  /** `via`: the collection is computed as column `col` of grouped generator `alias` (its `q` is kept for planning and iteration). */
+  | { readonly k: 'coll'; readonly q: NQuery; readonly via?: { readonly alias: string; readonly col: string } }
   | { readonly k: 'lin'; readonly entries: readonly LinEntry[] }
 
 export interface Branch {
@@ -57,6 +110,13 @@ export interface Branch {
   readonly value: NValue
   /** Shared `Q.let` values this branch computes (after its generators), in binding order. */
   readonly lets?: readonly SharedExpr[]
+  /**
+   * Set on the branches of a group's collection (`g.group`) and of queries that only filter and
+   * map it: the branch ranges over the rows of source branch `src` of the grouped generator
+   * being built as `id` (its first generators are that branch's, renamed); `own` are its
+   * conditions that select the group (the others filter it).
+   */
+  readonly grp?: { readonly id: number; readonly alias: string; readonly src: number; readonly own: ReadonlySet<NExpr> }
 }
 
 export interface NQuery {
@@ -121,7 +181,7 @@ export function renameValue(v: NValue, map: ReadonlyMap<string, string>): NValue
     case 'rec':
       return { ...v, fields: v.fields.map(([n, f]) => [n, renameValue(f, map)] as const) }
     case 'coll':
-      return { k: 'coll', q: renameQuery(v.q, map) }
+      return { ...v, q: renameQuery(v.q, map), ...(v.via === undefined ? {} : { via: { alias: map.get(v.via.alias) ?? v.via.alias, col: v.via.col } }) }
     case 'lin':
       return { k: 'lin', entries: v.entries.map((e) => ({ ...e, key: e.key.map((x) => renameExpr(x, map)) })) }
     default:
@@ -175,13 +235,63 @@ export const renameLets = (lets: readonly SharedExpr[] | undefined, map: Readonl
   lets === undefined || lets.length === 0 ? {} : { lets: lets.map((l) => renameShared(l, map)) }
 
 function renameQuery(q: NQuery, map: ReadonlyMap<string, string>): NQuery {
-  const out: NQuery = {
-    branches: q.branches.map((b) => ({
-      gens: b.gens.map((g) => ({ alias: map.get(g.alias) ?? g.alias, table: g.table })),
-      conds: b.conds.map((c) => renameExpr(c, map)),
-      value: renameValue(b.value, map),
-      ...renameLets(b.lets, map),
-    })),
-  }
+  const out: NQuery = { branches: q.branches.map((b) => renameBranch(b, map)) }
   return q.order === undefined ? out : { ...out, order: { ...q.order, keys: q.order.keys.map((ks) => ks.map((k) => renameExpr(k, map))) } }
+}
+
+/** Rename aliases in a branch: its generators (grouped ones inside too), conditions, value, lets. */
+export function renameBranch(b: Branch, map: ReadonlyMap<string, string>): Branch {
+  const conds = b.conds.map((c) => renameExpr(c, map))
+  const out: Branch = { gens: b.gens.map((g) => renameGen(g, map)), conds, value: renameValue(b.value, map), ...renameLets(b.lets, map) }
+  if (b.grp === undefined) return out
+  const own = new Set<NExpr>()
+  b.conds.forEach((c, i) => b.grp!.own.has(c) && own.add(conds[i]!))
+  return { ...out, grp: { ...b.grp, own, alias: map.get(b.grp.alias) ?? b.grp.alias } }
+}
+
+export function renameGen(g: Gen, map: ReadonlyMap<string, string>): Gen {
+  const alias = map.get(g.alias) ?? g.alias
+  if (g.group === undefined) return { alias, table: g.table }
+  const s = g.group
+  // A group that reads no renamed alias keeps its spec (and so sees aggregates collected later).
+  if (![...map.keys()].some((a) => a !== g.alias && specMentions(s, a))) return { alias, table: g.table, group: s }
+  return {
+    alias,
+    table: g.table,
+    group: {
+      source: s.source.map((b) => renameBranch(b, map)),
+      keys: s.keys.map((ks) => ks.map((k) => renameExpr(k, map))),
+      aggs: s.aggs.map((a) => ({ ...a, parts: a.parts.map((p) => ({ ...p, arg: p.arg === undefined ? undefined : renameValue(p.arg, map), filter: p.filter.map((f) => renameExpr(f, map)) })) })),
+    },
+  }
+}
+
+/** Whether a grouped generator's spec reads a column of generator `alias` (it is correlated with it). */
+export function specMentions(s: GroupSpec, alias: string): boolean {
+  return groupMentions(s, alias) || s.keys.some((ks) => ks.some((k) => mentionsAlias(k, alias)))
+}
+
+/** Whether a value or expression reads a column of generator `alias` (nested queries included). */
+export function mentionsAlias(v: NValue, alias: string): boolean {
+  switch (v.k) {
+    case 'col': return v.alias === alias
+    case 'const': return false
+    case 'op': return v.args.some((a) => mentionsAlias(a, alias))
+    case 'exists': case 'agg': case 'witness': return queryMentions(v.q, alias)
+    case 'shared': return mentionsAlias(v.value, alias)
+    case 'rec': return v.fields.some(([, f]) => mentionsAlias(f, alias))
+    case 'coll': return v.via?.alias === alias || queryMentions(v.q, alias)
+    case 'lin': return v.entries.some((e) => e.key.some((k) => mentionsAlias(k, alias)))
+  }
+}
+
+export function queryMentions(q: NQuery, alias: string): boolean {
+  return (
+    q.branches.some((b) => b.conds.some((c) => mentionsAlias(c, alias)) || mentionsAlias(b.value, alias) || b.gens.some((g) => g.group !== undefined && specMentions(g.group, alias)) || (b.lets ?? []).some((l) => mentionsAlias(l.value, alias))) ||
+    (q.order?.keys.some((ks) => ks.some((k) => mentionsAlias(k, alias))) ?? false)
+  )
+}
+
+function groupMentions(s: GroupSpec, alias: string): boolean {
+  return queryMentions({ branches: s.source }, alias) || s.aggs.some((a) => a.parts.some((p) => (p.arg !== undefined && mentionsAlias(p.arg, alias)) || p.filter.some((f) => mentionsAlias(f, alias))))
 }

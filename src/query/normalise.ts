@@ -11,6 +11,21 @@
  * - `for x in (where c. M). N ~> where c. for x in M. N` (hoisting conditions);
  * - `for x in d.f` where `d.f` is a nested collection built by an intermediate query: the
  *   collection's branches are inlined with fresh aliases (nested intermediate data).
+ * Grouping (`Q.groupBy`, `Q.distinct`) extends the normal form with grouped generators
+ * (`Gen.group`): one row per group, carrying key columns and the aggregates of its rows:
+ * - `for-group`: `for g in groupBy(M, k). N ~> for g in G. N'`, G a grouped generator over M's
+ *   branches with key `k`; in N, `g.key` is G's key columns and `g.group` is M's branches with
+ *   the condition `k(row) IS NOT DISTINCT FROM g.key` (a correlated collection, always correct);
+ * - `agg-of-group`: an aggregate of a query that only filters and maps `g.group` becomes a
+ *   column of G: `agg(for l in g.group. where c. yield e) ~> G.a` with `a = agg(e) FILTER (WHERE c)`
+ *   computed in the GROUP BY (HAVING when it is used in a condition);
+ * - `count-distinct`: `count(distinct(M))` over scalars is `COUNT(DISTINCT x)` (NULL not counted),
+ *   a column of G when M only maps `g.group`;
+ * - `coll-of-group`: a nested collection that only filters and maps `g.group` becomes a column
+ *   of G holding its JSON array (json_agg / json_group_array in the same GROUP BY);
+ * - `distinct`: `distinct(M) ~> for g in groupBy(M, x => x). yield g.key`;
+ * - `lineage-of-group`: the lineage of a group's rows (`linGroup`) becomes a column of G: one
+ *   JSON array of the rows' key entries (see `src/lineage/rewrite.ts`).
  * Every query whose result type is flat therefore becomes one union of branches, one SQL
  * statement. Type errors and unknown columns are reported here, where the input is still
  * recognisable.
@@ -25,9 +40,14 @@ import {
   renameLets,
   WITNESS_TABLE,
   isScalar,
+  mentionsAlias,
+  renameBranch,
   renameValue,
   type Branch,
   type Gen,
+  type GroupAgg,
+  type GroupAggPart,
+  type GroupedLinBranch,
   type LinEntry,
   type NCte,
   type NExpr,
@@ -43,10 +63,39 @@ import { aggType, opType } from './typing.js'
 
 type Env = ReadonlyMap<number, NValue>
 
+/** A grouped generator whose body is being normalised: aggregates over its groups are collected here. */
+interface GroupBuild {
+  readonly id: number
+  readonly alias: string
+  readonly source: readonly Branch[]
+  readonly table: TableDef
+  readonly columns: ColumnDef[]
+  readonly aggs: GroupAgg[]
+  /** The aliases the source reads (its own and those it is correlated with). */
+  readonly reads: ReadonlySet<string>
+}
+
+/** The parts of an aggregate over a group, when a query only filters and maps `g.group`. */
+interface Collected {
+  readonly build: GroupBuild
+  readonly parts: readonly GroupAggPart[]
+}
+
+/**
+ * Synthetic columns (aggregates, computed keys) decode by their static type: no codec. A key
+ * that is one table column in every branch keeps that column's codec.
+ */
+const NO_CODEC = undefined as unknown as ColumnDef['codec']
+
 class Normaliser {
   #aliases = 0
   /** CTEs made by `Q.let` (see `cte`), in creation order. */
   readonly ctes: NCte[] = []
+  #groups = 0
+  /** Grouped generators whose bodies are being normalised, innermost last. */
+  readonly open: GroupBuild[] = []
+  /** Every grouped generator built, by id: aggregates found later (a `for` over a grouped query) join it too. */
+  readonly builds = new Map<number, GroupBuild>()
 
   fresh(hint: string): string {
     const c = /^[A-Za-z]/.test(hint) ? hint[0]!.toLowerCase() : 'x'
@@ -61,7 +110,24 @@ class Normaliser {
         return { k: 'coll', q: { branches: [{ gens: [{ alias, table: e.table }], conds: [], value: { k: 'rec', fields, table: e.table } }] } }
       }
       case 'for':
+        if (e.source.kind === 'group') {
+          const ge = e.source
+          return { k: 'coll', q: this.forGroup(this.query(ge.source, env, 'Q.groupBy'), (row) => this.value(ge.key, bindEnv(env, ge.v, row)), (g) => this.query(e.body, bindEnv(env, e.v, g), 'the body of Q.for'), 'Q.groupBy') }
+        }
         return { k: 'coll', q: this.for(e, env) }
+      case 'group': {
+        // A grouped query used as such: `for g in groupBy(M, k). yield g`.
+        const ge = e
+        return {
+          k: 'coll',
+          q: this.forGroup(this.query(ge.source, env, 'Q.groupBy'), (row) => this.value(ge.key, bindEnv(env, ge.v, row)), (g) => ({ branches: [{ gens: [], conds: [], value: this.collectColls(g) }] }), 'Q.groupBy'),
+        }
+      }
+      case 'distinct':
+        // Rule `distinct`: distinct(M) ~> for g in groupBy(M, x => x). yield g.key
+        return { k: 'coll', q: this.forGroup(this.query(e.query, env, 'Q.distinct'), (row) => row, (g) => ({ branches: [{ gens: [], conds: [], value: fieldOf(g, 'key') }] }), 'Q.distinct') }
+      case 'linGroup':
+        return this.linGroup(e, env)
       case 'where': {
         const cond = this.scalar(e.cond, env, 'the condition of Q.where')
         requireBoolean(cond, 'Q.where')
@@ -72,7 +138,7 @@ class Normaliser {
         return { k: 'coll', q: { ...body, branches: body.branches.map((b) => ({ ...b, conds: [cond, ...b.conds] })) } }
       }
       case 'yield':
-        return { k: 'coll', q: { branches: [{ gens: [], conds: [], value: this.value(e.value, env) }] } }
+        return { k: 'coll', q: { branches: [{ gens: [], conds: [], value: this.collectColls(this.value(e.value, env)) }] } }
       case 'union':
         return { k: 'coll', q: { branches: e.parts.flatMap((p) => this.unordered(this.query(p, env, 'Q.union'), 'a part of Q.union').branches) } }
       case 'values':
@@ -115,6 +181,10 @@ class Normaliser {
         return { k: 'exists', q, negated: e.negated, type: { kind: 'boolean', nullable: false } }
       }
       case 'agg': {
+        if (e.fn === 'count' && e.query.kind === 'distinct') {
+          const cd = this.countDistinct(e.query, env)
+          if (cd !== undefined) return cd
+        }
         const q = this.query(e.query, env, `Q.${e.fn}`)
         let elem: SType | undefined
         for (const b of q.branches) {
@@ -128,6 +198,9 @@ class Normaliser {
         if (q.branches.length === 0) return e.fn === 'count' ? constant(0) : { k: 'const', value: null, type }
         // Over NULL constants only, every aggregate but count is NULL.
         if (e.fn !== 'count' && elem?.kind === 'null') return { k: 'const', value: null, type }
+        // Rule `agg-of-group`.
+        const c = this.collect(q, e.fn !== 'count')
+        if (c !== undefined) return this.addAgg(c, { fn: e.fn, distinct: false, type, parts: c.parts.map((p) => (e.fn === 'count' ? { ...p, arg: undefined } : p)) })
         return { k: 'agg', fn: e.fn, q, type }
       }
       case 'order': {
@@ -271,7 +344,9 @@ class Normaliser {
       if (body.branches.length !== 1 || body.branches[0]!.gens.length > 0 || body.branches[0]!.conds.length > 0) mapOnly = false
       for (const c of body.branches) {
         const lets = concat(b.lets ?? [], c.lets ?? [])
-        out.push({ gens: concat(b.gens, c.gens), conds: concat(b.conds, c.conds), value: c.value, ...(lets.length > 0 ? { lets } : {}) })
+        // A branch over a group's rows stays one when the other side adds no generator.
+        const grp = c.gens.length === 0 ? b.grp : b.gens.length === 0 ? c.grp : undefined
+        out.push({ gens: concat(b.gens, c.gens), conds: concat(b.conds, c.conds), value: c.value, ...(lets.length > 0 ? { lets } : {}), ...(grp === undefined ? {} : { grp }) })
       }
     }
     if (source.order !== undefined && mapOnly) return { branches: out, order: source.order }
@@ -300,13 +375,8 @@ class Normaliser {
     // uses of one path in one branch compute (and name) them separately.
     if (b.gens.length === 0 && (b.lets === undefined || b.lets.length === 0)) return b
     const map = new Map<string, string>()
-    const gens: Gen[] = b.gens.map((g) => {
-      const alias = this.fresh(g.table.name)
-      map.set(g.alias, alias)
-      return { alias, table: g.table }
-    })
-    const conds = b.conds.map((c) => renameValue(c, map) as NExpr)
-    return { gens, conds, value: renameValue(b.value, map), ...renameLets(b.lets, map) }
+    for (const g of b.gens) map.set(g.alias, this.fresh(g.group === undefined ? g.table.name : 'g'))
+    return renameBranch(b, map)
   }
 
   /** `freshen` for an ordered query: each branch's order keys renamed with its generators. */
@@ -315,15 +385,181 @@ class Normaliser {
     const keys: NExpr[][] = []
     const branches = q.branches.map((b, i) => {
       const map = new Map<string, string>()
-      const gens: Gen[] = b.gens.map((g) => {
-        const alias = this.fresh(g.table.name)
-        map.set(g.alias, alias)
-        return { alias, table: g.table }
-      })
+      for (const g of b.gens) map.set(g.alias, this.fresh(g.group === undefined ? g.table.name : 'g'))
       keys.push((order.keys[i] ?? []).map((k) => renameValue(k, map) as NExpr))
-      return { gens, conds: b.conds.map((c) => renameValue(c, map) as NExpr), value: renameValue(b.value, map), ...renameLets(b.lets, map) }
+      return renameBranch(b, map)
     })
     return { branches, order: { ...order, keys } }
+  }
+
+  // ------------------------------------------------------------ grouping
+
+  /**
+   * Rule `for-group`: the branches of `for g in groupBy(source, key). body`, each with one
+   * grouped generator first. `keyOf` gives a source row's key (a scalar or a record of
+   * scalars); `body` normalises the body with `g` bound to `{ key, group }`.
+   */
+  forGroup(source: NQuery, keyOf: (row: NValue) => NValue, body: (g: NValue) => NQuery, what: string): NQuery {
+    if (source.branches.length === 0) return { branches: [] }
+    const keyVals = source.branches.map((b) => keyOf(b.value))
+    const flat = keyVals.map((k) => flattenKey(k, '', what))
+    const paths = flat[0]!.map(([p]) => p)
+    flat.forEach((f) => {
+      if (f.length !== paths.length || f.some(([p], i) => p !== paths[i])) {
+        throw new LineageQueryError('type', `${what}: the union's branches give keys of different shapes ({${paths.join(', ')}} and {${f.map(([p]) => p).join(', ')}})`)
+      }
+    })
+    const id = this.#groups++
+    const alias = this.fresh('g')
+    const columns: ColumnDef[] = []
+    const table: TableDef = { name: `#g${id}`, columns, byName: new Map(), key: undefined, lineage: false, storedLineage: undefined }
+    const types: SType[] = paths.map((_, j) => {
+      let type: SType | undefined
+      for (const f of flat) {
+        const t = f[j]![1].type
+        type = type === undefined ? t : unify(type, t)
+        if (type === undefined) throw new LineageQueryError('type', `${what}: the union's branches give key \`${paths[j] || 'key'}\` different types`)
+      }
+      return type!
+    })
+    // A component that is NULL in every branch is no column: it stays the constant.
+    const used = paths.map((_, j) => types[j]!.kind !== 'null')
+    const keyParts: NExpr[] = paths.map((_, j) => {
+      if (!used[j]) return { k: 'const', value: null, type: types[j]! }
+      const first = flat[0]![j]![1]
+      const codec = first.k === 'col' && flat.every((f) => { const x = f[j]![1]; return x.k === 'col' && x.col.codec === first.col.codec }) ? first.col.codec : NO_CODEC
+      const col: ColumnDef = { name: `k${columns.length}`, codec, type: types[j]! }
+      columns.push(col)
+      return { k: 'col', alias, table, col, type: types[j]! }
+    })
+    const keyCols = keyParts.filter((_, j) => used[j])
+    const keys = flat.map((f) => f.filter((_, j) => used[j]).map(([, x]) => x))
+    const keyValue = rebuildKey(keyVals[0]!, keyParts)
+    const groupBranches: Branch[] = source.branches.map((b, i) => {
+      const corr = keys[i]!.map((k, j): NExpr => ({ k: 'op', op: 'isNotDistinct', args: [k, keyCols[j]!], type: BOOL }))
+      const conds = [...b.conds, ...corr]
+      return { gens: b.gens, conds, value: b.value, grp: { id, alias, src: i, own: new Set(conds) } }
+    })
+    const reads = new Set(source.branches.flatMap((b) => [...b.conds, b.value].flatMap(aliasesIn)))
+    const build: GroupBuild = { id, alias, source: source.branches, table, columns, aggs: [], reads }
+    this.builds.set(id, build)
+    const g: NValue = { k: 'rec', fields: [['key', keyValue], ['group', { k: 'coll', q: { branches: groupBranches } }]] }
+    this.open.push(build)
+    let out: NQuery
+    try {
+      out = body(g)
+    } finally {
+      this.open.pop()
+    }
+    const gen: Gen = { alias, table, group: { source: source.branches, keys, aggs: build.aggs } }
+    return { branches: out.branches.map((c) => ({ gens: [gen, ...c.gens], conds: c.conds, value: c.value })) }
+  }
+
+  /**
+   * When every branch of `q` ranges over the rows of one source branch of a group being built
+   * (filtering and mapping `g.group`, nothing joined), the aggregate parts: per source branch,
+   * the value and the filtering conditions, renamed to the source branch's aliases.
+   */
+  collect(q: NQuery, argMatters = true): Collected | undefined {
+    const first = q.branches[0]?.grp
+    if (first === undefined) return undefined
+    const build = this.builds.get(first.id)
+    if (build === undefined) return undefined
+    const seen = new Set<number>()
+    const parts: GroupAggPart[] = []
+    for (const b of q.branches) {
+      // A renamed copy of the grouped generator (alias changed) is not the one being extended.
+      if (b.grp === undefined || b.grp.id !== first.id || b.grp.alias !== build.alias || seen.has(b.grp.src)) return undefined
+      seen.add(b.grp.src)
+      const src = build.source[b.grp.src]!
+      if (b.gens.length !== src.gens.length) return undefined
+      const map = new Map<string, string>()
+      b.gens.forEach((g, i) => g.alias !== src.gens[i]!.alias && map.set(g.alias, src.gens[i]!.alias))
+      const filter = b.conds.filter((c) => !b.grp!.own.has(c)).map((c) => renameValue(c, map) as NExpr)
+      const arg = renameValue(b.value, map)
+      // An aggregate of the group cannot read the group's own columns.
+      if (mentionsAlias(arg, build.alias) || filter.some((f) => mentionsAlias(f, build.alias))) return undefined
+      // The aggregate is computed with the group's rows: it may read their columns and the
+      // columns the group's source reads, not those of generators bound after the group.
+      if (![arg, ...filter].every((v) => aliasesIn(v).every((a) => a === build.alias || src.gens.some((g) => g.alias === a) || build.reads.has(a)))) return undefined
+      // SQL puts an aggregate whose arguments read only outer columns in the outer query: it
+      // must read a column of the group's rows, or no column at all.
+      if (build.source.length === 1 && src.gens.length > 0 && !aggregateLevelOk(argMatters ? [arg, ...filter] : filter, src.gens.map((g) => g.alias))) return undefined
+      parts.push({ branch: b.grp.src, arg, filter })
+    }
+    return { build, parts }
+  }
+
+  /** Add an aggregate to a group being built; its column as an expression. */
+  addAgg(c: Collected, agg: GroupAgg): NExpr {
+    const { build } = c
+    const col: ColumnDef = { name: `a${build.aggs.length}`, codec: NO_CODEC, type: agg.type }
+    build.aggs.push(agg)
+    build.columns.push(col)
+    return { k: 'col', alias: build.alias, table: build.table, col, type: agg.type }
+  }
+
+  /** Rule `coll-of-group`: nested collections (fields of a yielded value) that only map a group. */
+  collectColls(v: NValue): NValue {
+    switch (v.k) {
+      case 'rec': {
+        let changed = false
+        const fields = v.fields.map(([n, f]) => {
+          const x = this.collectColls(f)
+          if (x !== f) changed = true
+          return [n, x] as const
+        })
+        return changed ? { ...v, fields } : v
+      }
+      case 'coll': {
+        if (v.via !== undefined || v.q.branches.length === 0) return v
+        const c = this.collect(v.q)
+        if (c === undefined) return v
+        const col = this.addAgg(c, { fn: 'json', distinct: false, type: { kind: 'string', nullable: false }, parts: c.parts })
+        return { ...v, via: { alias: c.build.alias, col: (col as Extract<NExpr, { k: 'col' }>).col.name } }
+      }
+      default:
+        return v
+    }
+  }
+
+  /** Rule `count-distinct`: `count(distinct(M))` over scalars; `undefined` when M's elements are not scalars. */
+  countDistinct(e: ast.DistinctExpr, env: Env): NExpr | undefined {
+    const q = this.query(e.query, env, 'Q.distinct')
+    if (q.branches.length === 0) return constant(0)
+    if (!q.branches.every((b) => isScalar(b.value))) return undefined
+    let elem: SType | undefined
+    for (const b of q.branches) {
+      const t = (b.value as NExpr).type
+      elem = elem === undefined ? t : unify(elem, t)
+      if (elem === undefined) throw new LineageQueryError('type', 'Q.distinct: the union\'s branches yield different types', { op: 'distinct' })
+    }
+    const type: SType = { kind: 'int', nullable: false }
+    if (elem!.kind === 'null') return constant(0)
+    const c = this.collect(q)
+    if (c !== undefined) return this.addAgg(c, { fn: 'count', distinct: true, type, parts: c.parts })
+    return { k: 'agg', fn: 'count', q, type, distinct: true }
+  }
+
+  /** Rule `lineage-of-group`: the lineage of a group's rows as one JSON column of the group. */
+  linGroup(e: ast.LinGroupExpr, env: Env): NValue {
+    const q = this.query(e.group, env, 'lineage of a group')
+    if (q.branches.length === 0) return { k: 'lin', entries: [] }
+    // The entries of a group's rows name the rows' own tables: the aggregate is the group's.
+    const c = this.collect(q, false)
+    if (c === undefined || c.parts.some((p) => p.filter.length > 0)) throw new LineageQueryError('compile', 'internal: the lineage of a group must be taken directly in its Q.for body')
+    const lins = c.parts.map((p) => {
+      const v = p.arg
+      const lin = v?.k === 'rec' ? v.fields.find(([n]) => n === 'lineage')?.[1] : undefined
+      if (lin === undefined || lin.k !== 'lin') throw new LineageQueryError('compile', 'internal: lineage of a group of unannotated rows')
+      return { ...p, arg: lin }
+    })
+    const branches: GroupedLinBranch[] = c.build.source.map((_, i) => {
+      const p = lins.find((x) => x.branch === i)
+      return p === undefined ? [] : linInfo((p.arg as Extract<NValue, { k: 'lin' }>).entries)
+    })
+    const col = this.addAgg(c, { fn: 'lineage', distinct: false, type: { kind: 'string', nullable: false }, parts: lins })
+    return { k: 'lin', entries: [{ table: c.build.table, key: [col], grouped: { branches } }] }
   }
 
   query(e: ast.Expr, env: Env, what: string): NQuery {
@@ -421,6 +657,97 @@ function hasSubquery(e: NExpr): boolean {
     case 'op': return e.args.some(hasSubquery)
     case 'col': case 'const': case 'shared': return false
   }
+}
+
+/** The aliases of the columns a value reads from outside it (nested queries' own generators excluded). */
+function aliasesIn(v: NValue): string[] {
+  const out: string[] = []
+  const bound = new Set<string>()
+  const q = (x: NQuery): void => {
+    for (const b of x.branches) {
+      for (const g of b.gens) bound.add(g.alias)
+      for (const g of b.gens) for (const s of g.group?.source ?? []) for (const x2 of s.gens) bound.add(x2.alias)
+      b.conds.forEach(walk)
+      walk(b.value)
+      for (const l of b.lets ?? []) walk(l.value)
+      for (const g of b.gens) {
+        if (g.group === undefined) continue
+        for (const s of g.group.source) { s.conds.forEach(walk); walk(s.value) }
+        g.group.keys.forEach((ks) => ks.forEach(walk))
+        g.group.aggs.forEach((a) => a.parts.forEach((p) => { if (p.arg !== undefined) walk(p.arg); p.filter.forEach(walk) }))
+      }
+    }
+  }
+  const walk = (x: NValue): void => {
+    switch (x.k) {
+      case 'col': out.push(x.alias); return
+      case 'const': return
+      case 'op': x.args.forEach(walk); return
+      case 'exists': case 'agg': case 'witness': q(x.q); return
+      case 'shared': walk(x.value); return
+      case 'rec': x.fields.forEach(([, f]) => walk(f)); return
+      case 'coll': if (x.via !== undefined) out.push(x.via.alias); q(x.q); return
+      case 'lin': x.entries.forEach((e) => e.key.forEach(walk)); return
+    }
+  }
+  walk(v)
+  return out.filter((a) => !bound.has(a))
+}
+
+/** Whether values read a column of `own` outside nested queries, or read no column and have no nested query. */
+function aggregateLevelOk(vs: readonly NValue[], own: readonly string[]): boolean {
+  let direct = false
+  let other = false
+  const walk = (v: NValue): void => {
+    switch (v.k) {
+      case 'col': if (own.includes(v.alias)) direct = true; else other = true; return
+      case 'const': return
+      case 'op': return v.args.forEach(walk)
+      case 'exists': case 'agg': case 'witness': case 'shared': other = true; return
+      case 'rec': return v.fields.forEach(([, f]) => walk(f))
+      case 'coll': other = true; return
+      case 'lin': return v.entries.forEach((e) => e.key.forEach(walk))
+    }
+  }
+  vs.forEach(walk)
+  return direct || !other
+}
+
+function bindEnv(env: Env, v: ast.Var, value: NValue): Env {
+  const next = new Map(env)
+  next.set(v.id, value)
+  return next
+}
+
+function fieldOf(v: NValue, name: string): NValue {
+  if (v.k !== 'rec') throw new LineageQueryError('compile', `internal: field ${name} of a ${describe(v)}`)
+  return v.fields.find(([n]) => n === name)![1]
+}
+
+const BOOL: SType = { kind: 'boolean', nullable: false }
+
+/** The scalar components of a group key (a scalar or a record of scalars), with their paths. */
+function flattenKey(v: NValue, path: string, what: string): [string, NExpr][] {
+  if (isScalar(v)) return [[path, v]]
+  if (v.k === 'rec') return v.fields.flatMap(([n, f]) => flattenKey(f, path ? `${path}.${n}` : n, what))
+  throw new LineageQueryError('type', `${what}: a key must be a scalar or a record of scalars, got a ${describe(v)}${path ? ` at \`${path}\`` : ''}`)
+}
+
+/** The key value with its components replaced by `cols`, in flattening order. */
+function rebuildKey(v: NValue, cols: readonly NExpr[]): NValue {
+  let i = 0
+  const walk = (x: NValue): NValue => (isScalar(x) ? cols[i++]! : x.k === 'rec' ? { k: 'rec', fields: x.fields.map(([n, f]) => [n, walk(f)] as const) } : x)
+  return walk(v)
+}
+
+/** Lineage entry descriptions of a row (for decoding a group's lineage column). */
+function linInfo(entries: readonly LinEntry[]): GroupedLinBranch {
+  return entries.map((e) => ({
+    table: e.table.name,
+    types: e.key.map((k) => k.type),
+    ...(e.stored === undefined ? {} : { stored: e.stored }),
+    ...(e.grouped === undefined ? {} : { grouped: e.grouped }),
+  }))
 }
 
 function requireBoolean(e: NExpr, what: string): void {

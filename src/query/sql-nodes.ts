@@ -56,7 +56,18 @@ export const parens = (n: Node): Node => (n.kind === 'ParensNode' ? n : ({ kind:
 export const binary = (l: Node, op: Operator, r: Node): Node => parens({ kind: 'BinaryOperationNode', leftOperand: l, operator: operator(op), rightOperand: r } as BinaryOperationNode)
 export const unary = (op: Operator, n: Node): Node => parens({ kind: 'UnaryOperationNode', operator: operator(op), operand: n } as UnaryOperationNode)
 export const fn = (name: string, args: readonly Node[]): Node => ({ kind: 'FunctionNode', func: name, arguments: args }) as FunctionNode
-export const agg = (name: string, args: readonly Node[]): Node => ({ kind: 'AggregateFunctionNode', func: name, aggregated: args }) as AggregateFunctionNode
+export const agg = (name: string, args: readonly Node[], opts: { readonly distinct?: boolean; readonly filter?: Node | undefined } = {}): Node =>
+  ({
+    kind: 'AggregateFunctionNode',
+    func: name,
+    aggregated: args,
+    ...(opts.distinct === true ? { distinct: true } : {}),
+    ...(opts.filter === undefined ? {} : { filter: { kind: 'WhereNode', where: opts.filter } }),
+  }) as AggregateFunctionNode
+/** `lateral <subquery>` (a FROM item that reads earlier FROM items). */
+export const lateral = (sub: Node): Node => ({ kind: 'RawNode', sqlFragments: ['lateral ', ''], parameters: [sub] }) as RawNode
+/** `case when cond then value end` (NULL otherwise). */
+export const caseWhen = (cond: Node, value: Node): Node => ({ kind: 'RawNode', sqlFragments: ['case when ', ' then ', ' end'], parameters: [cond, value] }) as RawNode
 export const countAll = (): Node => agg('count', [{ kind: 'SelectAllNode' } as SelectAllNode])
 export const cast = (n: Node, type: 'bigint' | 'text' | 'boolean' | 'real' | 'double precision' | 'json'): Node =>
   ({ kind: 'CastNode', expression: n, dataType: { kind: 'DataTypeNode', dataType: type } as DataTypeNode }) as CastNode
@@ -77,24 +88,35 @@ export function collate(n: Node, name: string): Node {
 
 const selection = (s: { readonly expr: Node; readonly alias: string }): SelectionNode => ({ kind: 'SelectionNode', selection: alias(s.expr, s.alias) as never })
 
+/** A FROM item: a table, or a derived table (a subquery) under an alias. */
+export type FromItem = { readonly table: string; readonly alias: string } | { readonly sub: Node; readonly alias: string }
+
 export interface SelectParts {
-  readonly from: readonly { readonly table: string; readonly alias: string }[]
+  readonly from: readonly FromItem[]
   readonly selections: readonly { readonly expr: Node; readonly alias: string }[]
   readonly where: readonly Node[]
   /** Further FROM items after the tables, already aliased (lateral items). */
   readonly extra?: readonly Node[]
+  /** `group by` items (expressions, or output positions as integer literals). */
+  readonly groupBy?: readonly Node[]
+  readonly having?: readonly Node[]
+  /** `select distinct`. */
+  readonly distinct?: boolean
 }
 
-/** `select e1 as a1, ... from t1 as g1, ... where c1 and ...`. */
+/** `select [distinct] e1 as a1, ... from t1 as g1, ... where c1 and ... group by ... having ...`. */
 export function select(parts: SelectParts): Select {
   const node: { -readonly [K in keyof SelectQueryNode]: SelectQueryNode[K] } = {
     kind: 'SelectQueryNode',
     selections: parts.selections.map(selection),
   }
-  const froms: Node[] = parts.from.map((f) => alias(tableNode(f.table), f.alias))
+  if (parts.distinct === true) node.frontModifiers = [{ kind: 'SelectModifierNode', modifier: 'Distinct' }]
+  const froms: Node[] = parts.from.map((f) => ('table' in f ? alias(tableNode(f.table), f.alias) : alias(f.sub, f.alias)))
   if (parts.extra !== undefined) froms.push(...parts.extra)
   if (froms.length > 0) node.from = { kind: 'FromNode', froms }
   if (parts.where.length > 0) node.where = { kind: 'WhereNode', where: parts.where.length === 1 ? parts.where[0]! : and(parts.where) }
+  if (parts.groupBy !== undefined && parts.groupBy.length > 0) node.groupBy = { kind: 'GroupByNode', items: parts.groupBy.map((g) => ({ kind: 'GroupByItemNode', groupBy: g })) }
+  if (parts.having !== undefined && parts.having.length > 0) node.having = { kind: 'HavingNode', having: parts.having.length === 1 ? parts.having[0]! : and(parts.having) }
   return node
 }
 
@@ -115,8 +137,6 @@ export function withCtes(q: Select, ctes: readonly { readonly name: string; read
 
 /** `node as "name"`. */
 export const aliased = (node: Node, name: string): Node => alias(node, name)
-/** `lateral (<select>)`, a FROM item that may read the items before it (PostgreSQL). */
-export const lateral = (q: Select): Node => ({ kind: 'RawNode', sqlFragments: ['lateral ', ''], parameters: [q] }) as RawNode
 
 /** `select <selections> from (<sub>) as alias`. */
 export function selectFromSubquery(sub: Node, subAlias: string, selections: readonly { readonly expr: Node; readonly alias: string }[]): Select {

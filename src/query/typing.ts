@@ -72,6 +72,10 @@ export function opType(op: ScalarOp, types: readonly SType[]): SType {
     case 'isNull': case 'isNotNull':
       arity(op, types, 1)
       return BOOL
+    case 'isNotDistinct':
+      arity(op, types, 2)
+      if (unify(types[0]!, types[1]!) === undefined) fail(op, 'cannot compare values of different types', types)
+      return BOOL
     case 'in': {
       arity(op, types, 1, Infinity)
       for (const t of types.slice(1)) if (unify(types[0]!, t) === undefined) fail(op, 'list values must have the type of the tested value', types)

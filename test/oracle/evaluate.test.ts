@@ -366,3 +366,34 @@ describe('lineage', () => {
     for (const q of queries) expect(stripAll(lin(q))).toEqual(run(q))
   })
 })
+
+describe('oracle: grouping and distinct (SQL semantics)', () => {
+  it('NULL keys form one group; the group holds the rows with that key', () => {
+    expect(run(Q.for(Q.groupBy(emp, (e) => e.dept), (g) => Q.yield({ d: g.key, ids: Q.for(g.group, (e) => Q.yield(e.id)) })))).toEqual([
+      { d: 'eng', ids: [1, 2] },
+      { d: null, ids: [3] },
+    ])
+  })
+  it('record keys compare by every field; no rows give no group, even with an empty key', () => {
+    expect(run(Q.for(Q.groupBy(task, (t) => ({ e: t.employee })), (g) => Q.yield({ e: g.key.e, n: Q.count(g.group) })))).toEqual([{ e: 'ann', n: 2 }, { e: 'bob', n: 1 }])
+    expect(run(Q.groupBy(Q.for(emp, (e) => Q.where(false, Q.yield(e))), () => ({})))).toEqual([])
+  })
+  it('distinct keeps each element once; count of distinct scalars does not count NULL', () => {
+    expect(run(Q.distinct(Q.for(emp, (e) => Q.yield(e.dept))))).toEqual(['eng', null])
+    expect(val(Q.count(Q.distinct(Q.for(emp, (e) => Q.yield(e.dept)))))).toBe(1)
+    expect(val(Q.count(Q.distinct(Q.for(emp, (e) => Q.yield({ d: e.dept })))))).toBe(2)
+  })
+  it("a group's lineage is every entry of its rows, by table then key; a distinct row's the union of the merged rows'", () => {
+    expect(lin(Q.for(Q.groupBy(task, (t) => t.task), (g) => Q.yield(g.key)))).toEqual([
+      { data: 'build', lineage: [{ table: 'task', key: ['ann', 'build'] }, { table: 'task', key: ['bob', 'build'] }] },
+      { data: 'test', lineage: [{ table: 'task', key: ['ann', 'test'] }] },
+    ])
+    expect(lin(Q.distinct(Q.for(emp, (e) => Q.yield(e.dept))))).toEqual([
+      { data: 'eng', lineage: [{ table: 'emp', key: 1 }, { table: 'emp', key: 2 }] },
+      { data: null, lineage: [{ table: 'emp', key: 3 }] },
+    ])
+  })
+  it('a key holding a collection is an error', () => {
+    expect(() => run(Q.groupBy(emp, (e) => ({ ts: Q.for(task, (t) => Q.where(Q.eq(t.employee, e.name), Q.yield(t.task))) })))).toThrow(OracleError)
+  })
+})

@@ -106,6 +106,48 @@ function keyEquals(a: unknown, b: unknown): boolean {
   return a === b
 }
 
+/** A canonical text of a group key or distinct element (a scalar or a record of scalars). */
+function groupKeyText(v: Value, what: string): string {
+  const check = (x: Value): void => {
+    if (x === null || isScalar(x)) return
+    if (isRecord(x)) return Object.values(x).forEach((y) => check(y as Value))
+    throw new OracleError(`${what}: a key must be a scalar or a record of scalars, got ${show(x)}`)
+  }
+  check(v)
+  return JSON.stringify(v)
+}
+
+/** Elements grouped by a key text, groups in first-seen order. */
+function groupByText<T>(elems: readonly T[], keyOf: (x: T) => Value, what: string): { key: Value; members: T[] }[] {
+  const groups = new Map<string, { key: Value; members: T[] }>()
+  for (const x of elems) {
+    const k = keyOf(x)
+    const id = groupKeyText(k, what)
+    const g = groups.get(id)
+    if (g === undefined) groups.set(id, { key: k, members: [x] })
+    else g.members.push(x)
+  }
+  return [...groups.values()]
+}
+
+/** Lineage keys' order: null first, numbers numerically, strings by code point, arrays lexicographically. */
+function keyCompare(a: unknown, b: unknown): number {
+  if (isArray(a) && isArray(b)) {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) {
+      const c = keyCompare(a[i], b[i])
+      if (c !== 0) return c
+    }
+    return a.length - b.length
+  }
+  return compareNullsFirst(a as Scalar | null, b as Scalar | null)
+}
+
+/** The lineage of a group (or merged distinct rows): every member's entries, without duplicates, by table name then key. */
+function groupLineage(members: readonly Annotated[]): LineageEntry[] {
+  const all = dedup(members.flatMap((m) => m.lineage))
+  return all.sort((a, b) => (a.table === b.table ? keyCompare(a.key, b.key) : scalarCompare(a.table, b.table)))
+}
+
 /** Keep each (table, key) only at its first position. */
 function dedup(entries: readonly LineageEntry[]): LineageEntry[] {
   const out: LineageEntry[] = []
@@ -327,6 +369,11 @@ function evalOp(op: ast.ScalarOp, args: readonly Value[]): Value {
       for (const x of args) if (asScalar(op, x) !== null) return x
       return null
     }
+    case 'isNotDistinct': {
+      const a = asScalar(op, a0)
+      const b = asScalar(op, a1)
+      return a === null || b === null ? a === b : scalarCompare(a, b) === 0
+    }
   }
   throw new OracleError(`unknown operator ${show(op)}`)
 }
@@ -430,8 +477,24 @@ function ev(e: ast.Expr, env: Env, db: Database): Value {
       return evalOp(e.op, e.args.map((a) => ev(a, env, db)))
     case 'exists':
       return (coll(e.query, env, db, 'the query of exists').length > 0) !== e.negated
-    case 'agg':
+    case 'agg': {
+      if (e.fn === 'count' && e.query.kind === 'distinct') {
+        // COUNT(DISTINCT x) over scalars does not count NULL.
+        const xs = coll(e.query.query, env, db, 'the query of distinct')
+        if (xs.every((x) => x === null || isScalar(x))) return new Set(xs.filter((x) => x !== null).map((x) => groupKeyText(x, 'distinct'))).size
+      }
       return aggregate(e.fn, coll(e.query, env, db, `the query of ${e.fn}`))
+    }
+    case 'group':
+      return groupByText(coll(e.source, env, db, 'the source of groupBy'), (x) => ev(e.key, bind(env, e.v, { plain: x, ann: undefined }), db), 'groupBy').map(
+        (g) => ({ key: g.key, group: g.members }) as Value,
+      )
+    case 'distinct':
+      return groupByText(coll(e.query, env, db, 'the query of distinct'), (x) => x, 'distinct').map((g) => g.key)
+    case 'linGroup': {
+      const members = coll(e.group, env, db, 'the group of a lineage') as unknown as Annotated[]
+      return groupLineage(members) as unknown as Value
+    }
     case 'order': {
       const elems = coll(e.query, env, db, 'the query of order')
       const keysOf = (x: Value): (Scalar | null)[] => {
@@ -492,7 +555,8 @@ function checkLineageTables(e: ast.Expr, o: LineageOptions): void {
     case 'yield': check(e.value); return
     case 'union': e.parts.forEach(check); return
     case 'values': e.items.forEach(check); return
-    case 'order': case 'limit': check(e.query); return
+    case 'order': case 'limit': case 'distinct': check(e.query); return
+    case 'group': check(e.source); return
     case 'let': check(e.value); check(e.body); return
     case 'field': check(e.target); return
     case 'record': for (const [, x] of e.fields) check(x); return
@@ -544,6 +608,15 @@ function lcoll(e: ast.Expr, env: Env, db: Database, o: LineageOptions): readonly
       const ann = lval(e.value, env, db, o)
       return lcoll(e.body, bind(env, e.v, { plain: strip(ann), ann }), db, o)
     }
+    case 'group':
+      // A group's lineage: every entry of every row of the group (Cui & Widom).
+      return groupByText(lcoll(e.source, env, db, o), (x) => ev(e.key, bind(env, e.v, { plain: strip(x.data), ann: x.data }), db), 'groupBy').map((g) => ({
+        data: { key: annotateLiteral(g.key), group: g.members },
+        lineage: groupLineage(g.members),
+      }))
+    case 'distinct':
+      // A distinct row's lineage: the union of the lineage of the rows it merged.
+      return groupByText(lcoll(e.query, env, db, o), (x) => strip(x.data), 'distinct').map((g) => ({ data: g.members[0]!.data, lineage: groupLineage(g.members) }))
     default: {
       const v = lval(e, env, db, o)
       if (!isArray(v)) throw new OracleError(`expected a collection, got ${show(strip(v))}`)
@@ -554,7 +627,7 @@ function lcoll(e: ast.Expr, env: Env, db: Database, o: LineageOptions): readonly
 
 function lval(e: ast.Expr, env: Env, db: Database, o: LineageOptions): AValue {
   switch (e.kind) {
-    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let':
+    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let': case 'group': case 'distinct':
       return lcoll(e, env, db, o)
     case 'var': {
       const b = lookup(env, e.v)
@@ -577,7 +650,7 @@ function lval(e: ast.Expr, env: Env, db: Database, o: LineageOptions): AValue {
       if (v !== null && !isScalar(v)) throw new OracleError(`expected a scalar, got ${show(v)}`)
       return v
     }
-    case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness':
+    case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness': case 'linGroup':
       return annotateLiteral(ev(e, env, db))
   }
   const never: never = e

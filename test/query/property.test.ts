@@ -127,7 +127,7 @@ describe('property generators', () => {
     const wanted = [
       'for', 'where', 'yield', 'union', 'values', 'values[]', 'record', 'nested-record', 'nested-query-field', 'yield{}', 'exists', 'empty', 'order', 'limit', 'nested-order', 'nested-limit', 'let', 'let<-agg', 'let<-for',
       'for<-table', 'for<-for', 'for<-union', 'for<-field', 'for<-values', 'for<-yield', 'join2', 'join3', 'helper', 'empty-table',
-      'agg:count', 'agg:sum', 'agg:min', 'agg:max', 'agg:avg', 'const:null', 'const:string', 'const:number', 'const:boolean',
+      'agg:count', 'agg:sum', 'agg:min', 'agg:max', 'agg:avg', 'group', 'distinct', 'agg:countDistinct', 'group<-table', 'group<-for', 'group<-field', 'const:null', 'const:string', 'const:number', 'const:boolean',
       ...['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or', 'not', 'add', 'sub', 'mul', 'div', 'mod', 'neg', 'abs', 'concat', 'like', 'isNull', 'isNotNull', 'in', 'coalesce', 'lower', 'upper', 'length'].map((o) => `op:${o}`),
     ]
     const missing = wanted.filter((f) => (counts.get(f) ?? 0) < 5)

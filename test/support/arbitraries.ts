@@ -537,6 +537,12 @@ class Gen {
         const q = this.query(scope, this.subDepth(d))
         return { v: Q.count(q.q), code: `Q.count(${q.code})`, t: sT('int', false, q.card) }
       }],
+      [isInt ? 1 : 0, () => {
+        // COUNT(DISTINCT x) over scalars (NULL not counted), a count of distinct records otherwise.
+        const q = this.query(scope, this.subDepth(d))
+        if (!flatTy(q.elem) || !exactTy(q.elem)) return { v: Q.count(q.q), code: `Q.count(${q.code})`, t: sT('int', false, q.card) }
+        return { v: Q.count(Q.distinct(q.q)), code: `Q.count(Q.distinct(${q.code}))`, t: sT('int', false, q.card) }
+      }],
       [3, () => this.aggregate(scope, d, this.tape.pick(['sum', 'min', 'max'] as const), kind)],
       [1, () => {
         const a = this.scalar(scope, wantKind, d - 1)
@@ -777,6 +783,9 @@ class Gen {
       [target === undefined && !this.inHelper ? 1 : 0, () => this.helperQ(scope) ?? this.tableQ()],
       // A nested collection of a row in scope, used as a query (count/exists/union part/...).
       [colls.length > 0 ? 3 : 0, () => this.collPath(colls)],
+      // Grouping: Q.for(Q.groupBy(src, key), g => body) and Q.distinct(q).
+      [d >= 2 && target === undefined ? 3 : 0, () => this.groupQ(scope, d)],
+      [d >= 1 && target === undefined ? 1 : 0, () => this.distinctQ(scope, d)],
       // A table as a union part beside records of the same fields.
       [tables.length > 0 ? 1 : 0, () => {
         const ti = this.tape.pick(tables)
@@ -814,6 +823,153 @@ class Gen {
     })
     const b = body as GQ
     return { q, code: `Q.let(${val.code}, (${name}) => ${b.code})`, elem: b.elem, card: b.card }
+  }
+
+  /** `Q.distinct(q)` when q's elements are flat and exact (else q itself). */
+  private distinctQ(scope: Scope, d: number): GQ {
+    const q = this.query(scope, d - 1)
+    if (!flatTy(q.elem) || !exactTy(q.elem)) return q
+    return { q: Q.distinct(q.q), code: `Q.distinct(${q.code})`, elem: q.elem, card: q.card }
+  }
+
+  /**
+   * `Q.for(Q.groupBy(src, (r) => key), (g) => body)`: the key a scalar or a record of scalars
+   * (exact), the body either any query over `g` or the usual shape: an optional HAVING,
+   * then a record of the key, aggregates of the group (filtered ones, count distinct) and
+   * nested collections of the group.
+   */
+  private groupQ(scope: Scope, d: number): GQ {
+    const src = this.source(scope, d - 1)
+    if (src.empty) return this.yieldQ(scope, d)
+    const rn = this.fresh()
+    const gn = this.fresh()
+    let key: Ent | undefined
+    const grouped = Q.groupBy(src.q, (r: any) => {
+      const sc: Scope = [...scope, { v: r, code: rn, t: src.elem }]
+      key = this.with({ exact: true }, () => {
+        if (this.tape.chance(60)) return this.scalar(sc, 'any', 1)
+        const names = this.fieldNames(this.tape.nat(3))
+        const obj: Record<string, unknown> = {}
+        const fields: (readonly [string, Ty])[] = []
+        const codes: string[] = []
+        for (const f of names) {
+          const x = this.scalar(sc, 'any', 1)
+          obj[f] = x.v
+          fields.push([f, x.t])
+          codes.push(`${f}: ${x.code}`)
+        }
+        // Parenthesised: the code is an arrow function's body.
+        return { v: obj, code: names.length === 0 ? '({})' : `({ ${codes.join(', ')} })`, t: { tag: 'r', fields } }
+      })
+      return key.v
+    })
+    const k = key as Ent
+    const groupT: CT = { tag: 'c', elem: src.elem, card: src.card }
+    const gT: RT = { tag: 'r', fields: [['key', k.t], ['group', groupT]] }
+    let body: GQ | undefined
+    const q = Q.for(grouped, (g: any) => {
+      const sc: Scope = [...scope, { v: g, code: gn, t: gT }]
+      body = this.tape.chance(35) ? this.query(sc, d - 1) : this.groupBody(sc, { v: g, code: gn, t: gT }, src, d - 1)
+      return body.q
+    })
+    const b = body as GQ
+    return { q, code: `Q.for(Q.groupBy(${src.code}, (${rn}) => ${k.code}), (${gn}) => ${b.code})`, elem: b.elem, card: Math.min(1e6, src.card * b.card) }
+  }
+
+  /** The usual body over a group `g`: `[Q.where(having,)] Q.yield({ key, aggregates, collections })`. */
+  private groupBody(scope: Scope, g: Ent, src: GQ, d: number): GQ {
+    const group = { v: g.v.group, code: `${g.code}.group`, t: { tag: 'c', elem: src.elem, card: src.card } as CT }
+    const n = 1 + this.tape.nat(3)
+    const names = this.fieldNames(n)
+    const obj: Record<string, unknown> = {}
+    const fields: (readonly [string, Ty])[] = []
+    const codes: string[] = []
+    const put = (f: string, e: Ent) => {
+      obj[f] = e.v
+      fields.push([f, e.t])
+      codes.push(`${f}: ${e.code}`)
+    }
+    if (this.tape.chance(70)) put('key' in obj ? `key${names.length}` : names.includes('key') ? 'key_' : 'key', { v: g.v.key, code: `${g.code}.key`, t: (g.t as RT).fields[0]![1] })
+    for (const f of names) {
+      if (f in obj) continue
+      put(f, this.tape.weighted<() => Ent>([
+        [3, () => this.groupAggregate(scope, group, d)],
+        [2, () => {
+          // A nested collection of the group, sometimes filtered.
+          const ln = this.fresh()
+          let inner: Ent | undefined
+          let cond: GS | undefined
+          const v = Q.for(group.v, (l: any) => {
+            const sc: Scope = [...scope, { v: l, code: ln, t: src.elem }]
+            inner = this.tape.chance(30) ? { v: l, code: ln, t: src.elem } : this.with({ exact: true }, () => this.scalar(sc, 'any', 1))
+            cond = this.tape.chance(40) ? this.with({ exact: true }, () => this.scalar(sc, 'boolean', 1)) : undefined
+            return cond === undefined ? Q.yield(inner.v) : Q.where(cond.v, Q.yield(inner.v))
+          })
+          const i = inner as Ent
+          const y = `Q.yield(${i.code})`
+          return { v, code: `Q.for(${group.code}, (${ln}) => ${cond === undefined ? y : `Q.where(${(cond as GS).code}, ${y})`})`, t: { tag: 'c', elem: i.t, card: src.card } }
+        }],
+        [1, () => this.value(scope, 1)],
+      ])())
+    }
+    const elem: RT = { tag: 'r', fields }
+    const y = Q.yield(obj)
+    const yCode = `Q.yield({ ${codes.join(', ')} })`
+    if (!this.tape.chance(40)) return { q: y, code: yCode, elem, card: 1 }
+    // HAVING: a condition on an aggregate of the group.
+    const a = this.groupAggregate(scope, group, d) as GS
+    const c = this.constant(a.t.kind === 'string' ? 'string' : 'int', false)
+    const op = this.tape.pick(['gt', 'ge', 'lt', 'ne'])
+    const f = (Q as unknown as Record<string, (x: unknown, y: unknown) => unknown>)[op] as (x: unknown, y: unknown) => unknown
+    const cond = a.t.kind === 'string' || isNumKind(a.t.kind) ? f(a.v, c.v) : Q.gt(Q.count(group.v), 1)
+    const condCode = a.t.kind === 'string' || isNumKind(a.t.kind) ? `Q.${op}(${a.code}, ${c.code})` : `Q.gt(Q.count(${group.code}), 1)`
+    return { q: Q.where(cond as any, y), code: `Q.where(${condCode}, ${yCode})`, elem, card: 1 }
+  }
+
+  /** An aggregate of a group: count, a filtered count, sum/min/max of a scalar, count distinct. */
+  private groupAggregate(scope: Scope, group: Ent & { t: CT }, d: number): GS {
+    const elem = group.t.elem
+    const ln = this.fresh()
+    const card = group.t.card
+    return this.tape.weighted<() => GS>([
+      [2, () => ({ v: Q.count(group.v), code: `Q.count(${group.code})`, t: sT('int', false, card) })],
+      [2, () => {
+        let cond: GS | undefined
+        const v = Q.count(Q.for(group.v, (l: any) => {
+          cond = this.with({ exact: true }, () => this.scalar([...scope, { v: l, code: ln, t: elem }], 'boolean', 2))
+          return Q.where(cond.v, Q.yield(l))
+        }))
+        return { v, code: `Q.count(Q.for(${group.code}, (${ln}) => Q.where(${(cond as GS).code}, Q.yield(${ln}))))`, t: sT('int', false, card) }
+      }],
+      [2, () => {
+        const fn = this.tape.pick(['sum', 'min', 'max'] as const)
+        let sel: GS | undefined
+        let cond: GS | undefined
+        const filtered = this.tape.chance(40)
+        const inner = Q.for(group.v, (l: any) => {
+          const sc: Scope = [...scope, { v: l, code: ln, t: elem }]
+          sel = this.with({ exact: true }, () => this.scalar(sc, fn === 'sum' ? 'num' : 'ord', 1))
+          cond = filtered ? this.with({ exact: true }, () => this.scalar(sc, 'boolean', 1)) : undefined
+          return cond === undefined ? Q.yield(sel.v) : Q.where(cond.v, Q.yield(sel.v))
+        })
+        const s = sel as GS
+        if (s.t.kind === 'boolean' || (fn === 'sum' && !isNumKind(s.t.kind) && s.t.kind !== 'null')) return { v: Q.count(group.v), code: `Q.count(${group.code})`, t: sT('int', false, card) }
+        const bound = fn === 'sum' ? s.t.bound * Math.max(1, card) : s.t.bound
+        if (bound > MAX_BOUND) return { v: Q.count(group.v), code: `Q.count(${group.code})`, t: sT('int', false, card) }
+        const y = `Q.yield(${s.code})`
+        const kind: Kind = fn === 'sum' && s.t.kind === 'null' ? 'int' : s.t.kind
+        return { v: (Q[fn] as (q: AnyQuery) => unknown)(inner), code: `Q.${fn}(Q.for(${group.code}, (${ln}) => ${cond === undefined ? y : `Q.where(${(cond as GS).code}, ${y})`}))`, t: sT(kind, true, bound) }
+      }],
+      [1, () => {
+        let sel: GS | undefined
+        const v = Q.count(Q.distinct(Q.for(group.v, (l: any) => {
+          sel = this.with({ exact: true }, () => this.scalar([...scope, { v: l, code: ln, t: elem }], 'any', 1))
+          return Q.yield(sel.v)
+        })))
+        return { v, code: `Q.count(Q.distinct(Q.for(${group.code}, (${ln}) => Q.yield(${(sel as GS).code}))))`, t: sT('int', false, card) }
+      }],
+      [1, () => this.scalar(scope, 'int', Math.max(1, d - 1))],
+    ])()
   }
 
   private yieldQ(scope: Scope, d: number, target?: Ty): GQ {
@@ -1063,6 +1219,13 @@ function leafCount(ty: Ty): number {
   return ty.tag === 's' ? 1 : ty.tag === 'r' ? ty.fields.reduce((n, [, x]) => n + leafCount(x), 0) : 0
 }
 
+/** A scalar or a record of scalars (what Q.distinct and group keys take). */
+function flatTy(ty: Ty): boolean {
+  if (ty.tag === 's') return true
+  if (ty.tag === 'r') return ty.fields.every(([, x]) => flatTy(x))
+  return false
+}
+
 function exactTy(ty: Ty): boolean {
   if (ty.tag === 's') return ty.exact
   if (ty.tag === 'r') return ty.fields.every(([, x]) => exactTy(x))
@@ -1212,7 +1375,7 @@ export function estimateCost(e: ast.Expr, data: Data): number {
   const bindEnv = (env: ShapeEnv, v: ast.Var, sh: Shape): ShapeEnv => new Map(env).set(v.id, sh)
   const value = (x: ast.Expr, env: ShapeEnv): Shape => {
     switch (x.kind) {
-      case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let':
+      case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let': case 'group': case 'distinct':
         return { card: card(x, env), elem: elem(x, env) }
       case 'record': return { fields: Object.fromEntries(x.fields.map(([k, f]) => [k, value(f, env)])) }
       case 'var': return env.get(x.v.id) ?? {}
@@ -1230,6 +1393,8 @@ export function estimateCost(e: ast.Expr, data: Data): number {
       case 'values': return q.items.reduce<Shape>((acc, i) => maxShape(acc, value(i, env)), {})
       case 'order': case 'limit': return elem(q.query, env)
       case 'let': return elem(q.body, bindEnv(env, q.v, value(q.value, env)))
+      case 'order': case 'limit': case 'distinct': return elem(q.query, env)
+      case 'group': return { fields: { key: {}, group: { card: card(q.source, env), elem: elem(q.source, env) } } }
       default: return value(q, env).elem ?? {}
     }
   }
@@ -1244,6 +1409,8 @@ export function estimateCost(e: ast.Expr, data: Data): number {
       case 'order': return card(q.query, env)
       case 'limit': return Math.min(card(q.query, env), q.limit ?? Infinity)
       case 'let': return card(q.body, bindEnv(env, q.v, value(q.value, env)))
+      case 'group': return card(q.source, env)
+      case 'distinct': return card(q.query, env)
       default: return value(q, env).card ?? MAX_ROWS
     }
   }
@@ -1265,6 +1432,12 @@ export function estimateCost(e: ast.Expr, data: Data): number {
       case 'order': case 'limit': return cost(x.query, env) + card(x.query, env)
       // the value once (it is computed once), then the body
       case 'let': return cost(x.value, env) + cost(x.body, bindEnv(env, x.v, value(x.value, env)))
+      // Grouping compares every element with every group.
+      case 'group': {
+        const n = card(x.source, env)
+        return cost(x.source, env) + n * (cost(x.key, bindEnv(env, x.v, elem(x.source, env))) + n)
+      }
+      case 'distinct': return cost(x.query, env) + card(x.query, env) ** 2
       default: return 1
     }
   }
@@ -1319,6 +1492,7 @@ export function features(q: AnyQuery): Set<string> {
       case 'exists': out.add(e.negated ? 'empty' : 'exists'); out.add(`exists<-${e.query.kind}`); walk(e.query); return
       case 'agg':
         out.add(`agg:${e.fn}`)
+        if (e.fn === 'count' && e.query.kind === 'distinct') out.add('agg:countDistinct')
         out.add(`agg<-${e.query.kind === 'for' && e.query.body.kind === 'yield' && e.query.source.kind !== 'table' ? `select:${e.query.source.kind}` : e.query.kind}`)
         walk(e.query)
         return
@@ -1329,6 +1503,8 @@ export function features(q: AnyQuery): Set<string> {
         walk(e.value)
         walk(e.body)
         return
+      case 'group': out.add(`group<-${e.source.kind}`); walk(e.source); walk(e.key); return
+      case 'distinct': walk(e.query); return
       default: return
     }
   }
