@@ -73,6 +73,24 @@ describe('lineage types', () => {
   })
 })
 
+describe('Q.let types', () => {
+  test('v has the view type of the value: an expression, a record of them, a query', () => {
+    Q.let(Q.count(employees), (n) => {
+      expectTypeOf(n).toEqualTypeOf<Expr<number>>()
+      return Q.yield(n)
+    })
+    Q.let({ a: Q.max(employees, (e) => e.name), b: 1 }, (r) => {
+      expectTypeOf(r.a).toEqualTypeOf<Expr<string | null>>()
+      expectTypeOf(r.b).toEqualTypeOf<Expr<number>>()
+      return Q.yield(r.a)
+    })
+    const q = Q.let(Q.for(employees, (e) => Q.yield({ n: e.name })), (es) => Q.for(es, (e) => Q.yield(e.n)))
+    expectTypeOf<ElemOf<typeof q>>().toEqualTypeOf<string>()
+    const l = lineage(q)
+    expectTypeOf<ElemOf<typeof l>['lineage'][number]>().toEqualTypeOf<{ readonly table: 'employees'; readonly key: number }>()
+  })
+})
+
 describe('grouping types', () => {
   test('g.key has the key type (scalar or record), g.group is a query of the source row type', async () => {
     Q.for(Q.groupBy(employees, (e) => e.dept), (g) => {

@@ -4,7 +4,7 @@
  */
 import { LineageQueryError, showValue } from '../errors.js'
 import { AST, Query, type AnyQuery, type Coll, type Scalar } from '../query/dsl.js'
-import { rewriteQuery } from './rewrite.js'
+import { DEFAULT_REWRITE, rewriteQuery } from './rewrite.js'
 
 /** The annotated form of a query element of type `T` whose source tables have entry type `K`. */
 export interface Annotated<T, K> {
@@ -39,7 +39,11 @@ export function lineage<T, K>(query: Query<T, K>, options: LineageOptions = {}):
   const node = (query as { [AST]?: unknown } | null | undefined)?.[AST]
   if (node === undefined) throw new LineageQueryError('argument', `lineage expects a query, got ${showValue(query)}`)
   if (typeof options !== 'object' || options === null) throw new LineageQueryError('argument', `lineage options must be an object, got ${showValue(options)}`)
-  return new Query(rewriteQuery(query[AST], new Map(), false, options.composed ?? true))
+  for (const [name, value] of Object.entries(options)) {
+    if (!OPTION_NAMES.includes(name)) throw new LineageQueryError('argument', `lineage: unknown option \`${name}\`; expected one of ${OPTION_NAMES.join(', ')}`, { option: name })
+    if (value !== undefined && typeof value !== 'boolean') throw new LineageQueryError('argument', `lineage: option \`${name}\` must be a boolean, got ${showValue(value)}`, { option: name, value })
+  }
+  return new Query(rewriteQuery(query[AST], new Map(), { ...DEFAULT_REWRITE, composed: options.composed ?? true, why: options.why ?? false }))
 }
 
 /**
@@ -48,8 +52,10 @@ export function lineage<T, K>(query: Query<T, K>, options: LineageOptions = {}):
  * comprehension's rows as `run(q)` returns them).
  */
 export function inputLineage(query: AnyQuery): Query<{ data: unknown; lineage: SourceRow[] }, never> {
-  return new Query(rewriteQuery(query[AST], new Map(), false, false, false))
+  return new Query(rewriteQuery(query[AST], new Map(), { ...DEFAULT_REWRITE, composed: false, nested: false }))
 }
+
+const OPTION_NAMES: readonly string[] = ['composed', 'why']
 
 export interface LineageOptions {
   /**
@@ -58,6 +64,12 @@ export interface LineageOptions {
    * themselves by their key (what the derived-data engine needs to track its direct inputs).
    */
   readonly composed?: boolean
+  /**
+   * Why-provenance (default `false`): an element that passed a condition also names the
+   * witnesses of that condition, the rows of every element of each query the condition reads
+   * (`Q.exists`, `Q.empty`, aggregates in `Q.where`). See docs/lineage.md.
+   */
+  readonly why?: boolean
 }
 
 /** A source row named by lineage. */

@@ -33,9 +33,9 @@ export type AggFn = 'count' | 'sum' | 'min' | 'max' | 'avg'
 export type Expr =
   | TableExpr | ForExpr | WhereExpr | YieldExpr | UnionExpr | ValuesExpr
   | VarExpr | FieldExpr | RecordExpr | ConstExpr | OpExpr | ExistsExpr | AggExpr
-  | OrderExpr | LimitExpr
+  | OrderExpr | LimitExpr | LetExpr
   | GroupExpr | DistinctExpr
-  | LinEmptyExpr | LinRowExpr | LinAppendExpr | LinGroupExpr
+  | LinEmptyExpr | LinRowExpr | LinAppendExpr | LinWitnessExpr | LinGroupExpr
 
 export interface TableExpr { readonly kind: 'table'; readonly table: TableDef }
 export interface ForExpr { readonly kind: 'for'; readonly v: Var; readonly source: Expr; readonly body: Expr }
@@ -55,6 +55,11 @@ export interface OrderKey { readonly expr: Expr; readonly dir: 'asc' | 'desc' }
 export interface OrderExpr { readonly kind: 'order'; readonly query: Expr; readonly v: Var; readonly keys: readonly OrderKey[] }
 export interface LimitExpr { readonly kind: 'limit'; readonly query: Expr; readonly limit: number | undefined; readonly offset: number }
 
+/**
+ * `let v = value in body`: `body` (a query) with `v` bound to `value` (a scalar, a record or a
+ * query), which is computed once per row of the generators it depends on.
+ */
+export interface LetExpr { readonly kind: 'let'; readonly v: Var; readonly value: Expr; readonly body: Expr }
 /**
  * `groupBy(source, v => key)`: one element `{ key, group }` per distinct value of `key` over
  * `source`'s elements (NULL keys form one group; keys compare as SQL's `IS NOT DISTINCT FROM`),
@@ -78,6 +83,11 @@ export interface LinRowExpr { readonly kind: 'linRow'; readonly table: TableDef;
 /** Concatenation of annotations, in order. */
 export interface LinAppendExpr { readonly kind: 'linAppend'; readonly parts: readonly Expr[] }
 /**
+ * Why-provenance: the entries of every element of `query` (an annotated query, elements
+ * `{ data, lineage }`), concatenated; their number is known only when the query runs.
+ */
+export interface LinWitnessExpr { readonly kind: 'linWitness'; readonly query: Expr }
+/**
  * The lineage of a group: the union of the annotations of the elements of `group` (a group of
  * annotated elements `{ data, lineage }`), without duplicates, ordered by table name, then key.
  */
@@ -91,4 +101,4 @@ export function freshVar(hint: string): Var {
 
 export const isQueryKind = (e: Expr): boolean =>
   e.kind === 'table' || e.kind === 'for' || e.kind === 'where' || e.kind === 'yield' || e.kind === 'union' ||
-  e.kind === 'values' || e.kind === 'order' || e.kind === 'limit' || e.kind === 'group' || e.kind === 'distinct'
+  e.kind === 'values' || e.kind === 'order' || e.kind === 'limit' || e.kind === 'let' || e.kind === 'group' || e.kind === 'distinct'

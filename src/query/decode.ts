@@ -119,13 +119,14 @@ function collReader(l: CollLayout, h: DialectHooks, path: string): Reader {
  */
 function linReader(l: LinLayout, h: DialectHooks): Reader {
   const plans = l.branches.map((b) => {
-    const stored = b.entries.some((e) => e.stored !== undefined || e.grouped !== undefined)
+    const stored = b.entries.some((e) => e.stored !== undefined || e.witness !== undefined || e.grouped !== undefined)
     return b.entries.map((e, i) => ({
       table: e.table,
       slot: e.slots[0]!,
       slots: e.slots,
       kinds: e.types.map((t) => t.kind),
       stored: e.stored,
+      witness: e.witness,
       grouped: e.grouped,
       // Earlier entries of the same table: the only ones this entry can duplicate.
       check: stored || b.entries.slice(0, i).some((x) => x.table === e.table),
@@ -163,7 +164,9 @@ function linReader(l: LinLayout, h: DialectHooks): Reader {
       for (const s of entries) add(s.table, s.key, true)
     }
     for (const e of plan) {
-      if (e.stored !== undefined) {
+      if (e.witness !== undefined) {
+        for (const s of witnessEntries(slots[base + e.slot])) add(s.table, s.key, true)
+      } else if (e.stored !== undefined) {
         for (const s of storedEntries(slots[base + e.slot], e.stored.single, e.table)) add(s.table, s.key, true)
       } else if (e.grouped !== undefined) {
         many(groupedEntries(slots[base + e.slot], e.grouped.branches, h))
@@ -175,6 +178,38 @@ function linReader(l: LinLayout, h: DialectHooks): Reader {
     }
     return out
   }
+}
+
+/** The entries of a why-provenance slot (see `Lowerer.witness`), flattened, in list order. */
+function witnessEntries(raw: unknown): { table: string; key: unknown }[] {
+  const out: { table: string; key: unknown }[] = []
+  const bad = (): never => {
+    throw new LineageQueryError('decode', `why-provenance: unexpected witness list ${showValue(raw)} from the database`, { value: raw })
+  }
+  const parse = (x: unknown): unknown => {
+    try {
+      return typeof x === 'string' ? JSON.parse(x) : x
+    } catch {
+      return bad()
+    }
+  }
+  const walk = (list: unknown): void => {
+    if (!Array.isArray(list)) bad()
+    for (const element of list as unknown[]) {
+      if (!Array.isArray(element)) bad()
+      for (const item of element as unknown[]) {
+        if (!Array.isArray(item)) bad()
+        const [t, k, single] = item as [unknown, unknown, unknown]
+        // a nested witness list: JSON, or its text (PostgreSQL passes it as text)
+        if (t === '#w') walk(parse(k))
+        else if (t === null) out.push(...storedEntries(k, typeof single === 'string' ? single : undefined, '(why-provenance)'))
+        else if (typeof t === 'string') out.push({ table: t, key: k })
+        else bad()
+      }
+    }
+  }
+  walk(parse(raw))
+  return out
 }
 
 /** The entries of a stored-lineage column: one key of `single`, or a JSON list of `[table, key]`. */

@@ -60,7 +60,7 @@ export class Query<T, K = any> {
   }
 
   /**
-   * Order the results (top level only).
+   * Order the results. Applies to the outermost query, a nested collection (top-N per group), or the query of an aggregate or `Q.exists`; a `Q.for` that only maps an ordered query keeps its order.
    * @example `Q.for(employees, (e) => Q.yield(e)).orderBy((e) => [Q.desc(e.salary), e.name])`
    */
   orderBy(keys: (row: View<T>) => OrderSpec | readonly OrderSpec[]): Query<T, K> {
@@ -68,7 +68,7 @@ export class Query<T, K = any> {
   }
 
   /**
-   * Keep at most `n` results, after skipping `offset` (top level only).
+   * Keep at most `n` results, after skipping `offset`. Applies to the outermost query, a nested collection (top-N per group), or the query of an aggregate or `Q.exists`.
    * @example `Q.for(employees, (e) => Q.yield(e.name)).orderBy((n) => n).limit(10)`
    */
   limit(n: number, offset = 0): Query<T, K> {
@@ -327,6 +327,35 @@ const min: AggOrd = (query: AnyQuery, select?: (row: any) => unknown) => expr<an
 /** Greatest value (null when empty). @example `Q.max(employees, (e) => e.name)` */
 const max: AggOrd = (query: AnyQuery, select?: (row: any) => unknown) => expr<any>({ kind: "agg", fn: "max", query: aggQuery('max', query, select) })
 
+// ---------------------------------------------------------------- shared subexpressions
+
+/**
+ * `let v = value in body`: a subexpression computed once. `value` is a scalar expression, a
+ * record or a query; `body` gets it as `v` (typed as the value's view: an expression, a record
+ * of them, or a query) and returns a query. A scalar that contains a subquery (an aggregate,
+ * `exists`) is computed once per row of the generators before it, however often `body` uses
+ * it: a lateral FROM item (PostgreSQL `lateral (select ... offset 0)`, SQLite
+ * `json_each(json_array(...))`). A closed query (reading no enclosing variable) of scalars or
+ * records of scalars is a CTE (`with "#q0" as (...)`) read by every use. Other values are cheap
+ * to repeat (columns, operators) or are fused where they are used (a correlated query used as
+ * a `Q.for` source becomes a join). Still one statement.
+ *
+ * @example
+ * ```ts
+ * Q.for(employees, (e) =>
+ *   Q.let(Q.count(tasksOf(e)), (n) => Q.where(Q.gt(n, 1), Q.yield({ name: e.name, tasks: n }))))
+ * // select "e0"."name" as "name", "#s0"."value" as "tasks" from "employees" as "e0",
+ * //   json_each(json_array((select count(*) ... ))) as "#s0" where ("#s0"."value" > ?)   (sqlite)
+ * ```
+ */
+function let_<V, R extends AnyQuery>(value: V, body: (v: View<ValueOf<V>>) => R): Query<ElemOf<R>, KeyOf<R> | (V extends AnyQuery ? KeyOf<V> : never)> {
+  const val = toAst(value, 'Q.let')
+  if (typeof body !== 'function') throw new LineageQueryError('argument', `Q.let expects a function as its last argument, got ${typeof body}`)
+  const v = ast.freshVar('v')
+  const out = body(view({ kind: 'var', v }))
+  return new Query({ kind: 'let', v, value: val, body: queryAst(out, 'the body of Q.let (return a query: Q.yield(...), Q.for(...), ...)') })
+}
+
 // ---------------------------------------------------------------- grouping and distinct
 
 /**
@@ -378,7 +407,7 @@ function desc(e: ExprLike<Scalar>): OrderKeySpec {
 
 /**
  * Order a query's results by keys computed from each result element. Ascending by default;
- * NULL sorts first ascending and last descending, on every dialect. Top level only.
+ * NULL sorts first ascending and last descending, on every dialect. Applies to the outermost query, a nested collection (top-N per group), or the query of an aggregate or `Q.exists`.
  * @example `Q.orderBy(q, (r) => [Q.desc(r.s), r.n])`
  */
 function orderBy<T, K>(query: Query<T, K>, keys: (row: View<T>) => OrderSpec | readonly OrderSpec[]): Query<T, K> {
@@ -397,7 +426,8 @@ function orderBy<T, K>(query: Query<T, K>, keys: (row: View<T>) => OrderSpec | r
 }
 
 /**
- * At most `n` results after skipping `offset`. Top level only.
+ * At most `n` results after skipping `offset`. Applies to the outermost query, a nested collection (top-N per group), or the query of an aggregate or `Q.exists`;
+ * a limited query cannot be the source of a `Q.for` that filters or joins, nor a part of `Q.union`.
  * @example `Q.limit(Q.orderBy(q, (r) => r.n), 10, 20)`
  */
 function limit<T, K>(query: Query<T, K>, n: number, offset = 0): Query<T, K> {
@@ -482,6 +512,7 @@ export const Q = {
   max,
   orderBy,
   limit,
+  let: let_,
   groupBy,
   distinct,
   asc,

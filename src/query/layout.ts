@@ -44,6 +44,8 @@ export interface LinBranchLayout {
     readonly types: readonly SType[]
     /** The slot holds stored lineage (JSON): one key of `single`, or a list of `[table, key]`. */
     readonly stored?: { readonly single: string | undefined }
+    /** The slot holds why-provenance witnesses (JSON, see `Lowerer.witness`). */
+    readonly witness?: true
     /** The slot holds a group's lineage (JSON rows `[branch, ...keys]`, see `LinEntry.grouped`). */
     readonly grouped?: { readonly branches: readonly GroupedLinBranch[] }
   }[]
@@ -134,6 +136,7 @@ export function plan(values: readonly NValue[], path = ''): Layout {
         const entries = (v as Extract<NValue, { k: 'lin' }>).entries.map((e) => ({
           table: e.table.name,
           ...(e.stored === undefined ? {} : { stored: e.stored }),
+          ...(e.witness === undefined ? {} : { witness: e.witness }),
           ...(e.grouped === undefined ? {} : { grouped: e.grouped }),
           types: e.key.map((x) => x.type),
           slots: e.key.map((x) => {

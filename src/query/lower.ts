@@ -8,7 +8,7 @@
 import { LineageQueryError } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
 import { hasLineage, plan, width, type CollLayout, type Layout } from './layout.js'
-import { isScalar, mentionsAlias, queryMentions, specMentions, type Branch, type Gen, type GroupAgg, type GroupSpec, type LinEntry, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
+import { cuts, isScalar, mentionsAlias, queryMentions, specMentions, type Branch, type Gen, type GroupAgg, type GroupSpec, type LinEntry, type NCte, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
 import type { ScalarKind } from './schema.js'
 import * as S from './sql-nodes.js'
 
@@ -71,7 +71,59 @@ class Lowerer {
         return this.agg(e)
       case 'op':
         return this.op(e)
+      case 'shared':
+        return S.col(this.sharedAlias(e.id), this.h.name === 'sqlite' ? 'value' : 'v')
+      case 'witness':
+        return this.witness(e.q)
     }
+  }
+
+  /**
+   * Why-provenance: the entries of the elements of `q` as one JSON text, a list with one list
+   * per element of items `[table, key]` (a composite key as a list), `[null, stored, single]`
+   * for stored lineage, `["#w", list]` for an element's own witnesses. Decoding flattens it.
+   */
+  witness(q: NQuery): S.Node {
+    const item = (e: LinEntry): S.Node => {
+      const key = e.key.map((k) => this.expr(k))
+      if (e.witness === true) return S.fn(this.h.jsonArray, [this.param('#w', 'string'), this.embedJson(key[0]!)])
+      if (e.stored !== undefined) return S.fn(this.h.jsonArray, [this.typedNull('string'), key[0]!, e.stored.single === undefined ? this.typedNull('string') : this.param(e.stored.single, 'string')])
+      return S.fn(this.h.jsonArray, [this.param(e.table.name, 'string'), key.length === 1 ? key[0]! : S.fn(this.h.jsonArray, key)])
+    }
+    const parts = this.branchSelects(q, (b) => S.fn(this.h.jsonArray, (b.value as Extract<NValue, { k: 'lin' }>).entries.map(item)))
+    const all = S.agg(this.h.jsonAgg, [this.embedJson(S.col('u', 'v'))])
+    // Text on both dialects: the slot may share a union column with string keys.
+    const list = this.h.name === 'postgres' ? S.cast(S.fn('coalesce', [all, S.fn(this.h.jsonArray, [])]), 'text') : all
+    return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: list, alias: 'v' }])
+  }
+
+  /**
+   * The FROM items of a branch after its generators: one lateral item per shared `Q.let`
+   * value, which computes it once per row of the generators before it:
+   * - PostgreSQL: `lateral (select <value> as "v" offset 0) as "#s0"` (`offset 0` keeps the
+   *   planner from pulling the subquery up and copying the value to each use);
+   * - SQLite (no LATERAL): the table-valued function `json_each(json_array(<value>)) as "#s0"`,
+   *   whose argument may read the tables before it; its `value` column is the value with its
+   *   SQL type (integer, real, text, NULL).
+   */
+  readonly #shared = new Map<number, string>()
+  /** The FROM alias of a shared `Q.let` value: `#s0`, `#s1`, ... in order of first use in the statement. */
+  sharedAlias(id: number): string {
+    let a = this.#shared.get(id)
+    if (a === undefined) this.#shared.set(id, (a = `#s${this.#shared.size}`))
+    return a
+  }
+
+  letItems(b: Branch): S.Node[] {
+    if (b.lets === undefined || b.lets.length === 0) return []
+    // One item per shared value (a value listed twice is the same value: same id, same alias).
+    const lets = b.lets.filter((l, i) => b.lets!.findIndex((m) => m.id === l.id) === i)
+    return lets.map((l) => {
+      const value = this.exprAs(l.value, l.type.kind)
+      return this.h.name === 'sqlite'
+        ? S.aliased(S.fn('json_each', [S.fn('json_array', [value])]), this.sharedAlias(l.id))
+        : S.aliased(S.lateral(S.withOrderAndLimit(S.select({ from: [], selections: [{ expr: value, alias: 'v' }], where: [] }), [], undefined, S.literal(0))), this.sharedAlias(l.id))
+    })
   }
 
   /**
@@ -150,12 +202,13 @@ class Lowerer {
    */
   select(b: Branch, sel: () => { expr: S.Node; alias: string }[], inline = true, extra: readonly NExpr[] = [], selectsValue = false): S.Select {
     const g = b.gens[0]
-    if (inline && b.gens.length === 1 && g?.group !== undefined && g.group.keys[0]!.length > 0 && this.canInline(b, g, extra)) return this.inlineGroup(b, g, sel, selectsValue)
+    // (A branch computing shared `Q.let` values keeps its FROM: the values are lateral items.)
+    if (inline && b.gens.length === 1 && g?.group !== undefined && g.group.keys[0]!.length > 0 && (b.lets ?? []).length === 0 && this.canInline(b, g, extra)) return this.inlineGroup(b, g, sel, selectsValue)
     const lateral = this.enterLateral(b.gens)
     try {
       const selections = sel()
       const where = b.conds.map((c) => this.expr(c))
-      return S.select({ from: b.gens.map((x) => this.fromItem(x, lateral.has(x.alias))), selections, where })
+      return S.select({ from: b.gens.map((x) => this.fromItem(x, lateral.has(x.alias))), extra: this.letItems(b), selections, where })
     } finally {
       for (const a of lateral) this.subst.delete(a)
     }
@@ -434,7 +487,45 @@ class Lowerer {
   }
 
 
+
+  /**
+   * The branches of an ordered query as selects of `cols(branch)` plus its order keys as
+   * columns `o0, o1, ...`; when the query is limited, the union ordered by them and cut, so it
+   * is a derived table holding the kept elements only.
+   */
+  orderedUnion(q: NQuery, cols: (b: Branch, i: number) => { readonly expr: S.Node; readonly alias: string }[]): S.Select {
+    const order = q.order!
+    const kinds = order.directions.map((_, j) => unifiedKind(order.keys.map((ks) => ks[j]!)))
+    const parts = q.branches.map((b, i) =>
+      this.select(b, () => {
+        const selections = cols(b, i)
+        ;(order.keys[i] ?? []).forEach((k, j) => selections.push({ expr: this.stringOrder(this.exprAs(k, kinds[j]!), k), alias: `o${j}` }))
+        if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
+        return selections
+      }, false),
+    )
+    const union = S.unionAll(parts)
+    if (!cuts(order)) return union
+    const limit = order.limit !== undefined ? S.param(order.limit) : this.h.name === 'sqlite' ? S.param(-1) : undefined
+    const items: S.OrderItem[] = order.directions.map((dir, j) => ({ expr: S.columnRef(`o${j}`), dir }))
+    return S.withOrderAndLimit(union, items, limit, order.offset > 0 ? S.param(order.offset) : undefined)
+  }
+
+  /** Order items over the key columns of `orderedUnion` read through alias `u`. */
+  orderItemsOf(q: NQuery, from: string): S.OrderItem[] {
+    const order = q.order!
+    return order.directions.map((dir, j) => {
+      const kind = unifiedKind(order.keys.map((ks) => ks[j]!))
+      return { expr: S.col(from, `o${j}`), dir, collation: kind === 'string' ? this.h.binaryCollation : undefined }
+    })
+  }
+
   existsQuery(q: NQuery): S.Node {
+    if (cuts(q.order)) {
+      // exists over a limited query: whether the kept elements are any.
+      const sub = S.selectFromSubquery(this.orderedUnion(q, () => []), 'u', [{ expr: S.literal(1), alias: 'one' }])
+      return this.h.name === 'sqlite' ? S.withOrderAndLimit(sub, [], S.literal(1), undefined) : sub
+    }
     const sub = S.unionAll(this.branchSelects(q, () => S.literal(1), 'one'))
     // SQLite 3.51 applies an outer OFFSET once per row of an EXISTS subquery in WHERE, so rows
     // past the offset come back (test/query/regressions.test.ts); `limit 1` avoids it.
@@ -446,6 +537,11 @@ class Lowerer {
     const argKind: ScalarKind = e.fn === 'avg' ? 'real' : e.type.kind
     const arg = (b: Branch) => this.exprAs(b.value as NExpr, argKind)
     const aggregate = (arg: S.Node | undefined) => (e.fn === 'count' ? S.countAll() : S.agg(e.fn, [fnArg(arg!)]))
+    if (cuts(e.q.order)) {
+      // An aggregate over a limited query aggregates the kept elements: a derived table.
+      const inner = this.orderedUnion(e.q, (b) => [{ expr: e.fn === 'count' ? S.literal(1) : arg(b), alias: 'v' }])
+      return S.selectFromSubquery(inner, 'u', [{ expr: aggregate(S.col('u', 'v')), alias: 'v' }])
+    }
     // An aggregate whose argument mentions only outer columns belongs to the outer query in
     // SQL, so unless it mentions a column of its own branch it aggregates a derived table.
     if (e.distinct === true) {
@@ -529,6 +625,7 @@ class Lowerer {
       const a = S.agg(this.h.jsonAgg, [n])
       return this.h.name === 'postgres' ? S.fn('coalesce', [a, S.fn(this.h.jsonArray, [])]) : a
     }
+    if (q.order !== undefined) return this.orderedColl(q, l, offset)
     if (q.branches.length === 1 && mentionsOwnColumn(q.branches[0]!)) {
       const b = q.branches[0]!
       return this.select(b, () => [{ expr: aggregate(this.element(this.slots(b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined)), alias: 'v' }], false)
@@ -547,16 +644,58 @@ class Lowerer {
     return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: aggregate(el), alias: 'v' }])
   }
 
+  /**
+   * An ordered (and maybe limited) nested collection: the JSON aggregate takes its elements in
+   * key order (`json_agg(... order by ...)`, `json_group_array(... order by ...)`: SQLite 3.44+),
+   * so the order survives aggregation on both dialects. One branch, not limited: aggregated in
+   * place. Otherwise over a derived table of the elements and their keys, ordered and cut there
+   * when limited (the outer ORDER BY then fixes the order of the kept elements).
+   */
+  orderedColl(q: NQuery, l: CollLayout, offset: number): S.Node {
+    const elem = l.elem!
+    const isColl = collSlots(elem)
+    const order = q.order!
+    const aggregate = (n: S.Node, items: readonly S.OrderItem[]) => {
+      const a = S.aggOrdered(this.h.jsonAgg, [n], items)
+      return this.h.name === 'postgres' ? S.fn('coalesce', [a, S.fn(this.h.jsonArray, [])]) : a
+    }
+    if (!cuts(order) && q.branches.length === 1 && mentionsOwnColumn(q.branches[0]!)) {
+      const b = q.branches[0]!
+      const items = (): S.OrderItem[] => {
+        const out: S.OrderItem[] = []
+        order.directions.forEach((dir, j) => {
+          const k = order.keys[0]![j]!
+          if (k.k !== 'const') out.push({ expr: this.expr(k), dir, collation: k.type.kind === 'string' ? this.h.binaryCollation : undefined })
+        })
+        return out
+      }
+      return this.select(b, () => [{ expr: aggregate(this.element(this.slots(b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined), items()), alias: 'v' }], false)
+    }
+    const names = isColl.map((_, i) => `c${i}`)
+    const inner = this.orderedUnion(q, (b, i) => {
+      const selections = this.slots(b.value, elem, offset + i).map((expr, j) => ({ expr, alias: names[j]! }))
+      if (l.tagged) selections.push({ expr: S.literal(offset + i), alias: 't' })
+      return selections
+    })
+    const el = this.element(names.map((n) => S.col('u', n)), isColl, l.tagged ? S.col('u', 't') : undefined)
+    return S.selectFromSubquery(inner, 'u', [{ expr: aggregate(el, this.orderItemsOf(q, 'u')), alias: 'v' }])
+  }
+
   // ------------------------------------------------------------ top level
 
-  /** The order items of a one-branch query: its order key expressions. */
-  orderItems(t: NTop, order: S.OrderItem[]): void {
+  /**
+   * The order items of a one-branch query: its order key expressions, or the output column of
+   * a key that is a yielded computed field (`byColumn`, rule "order by output column").
+   */
+  orderItems(t: NTop, order: S.OrderItem[], byColumn: readonly (number | undefined)[] = [], columns: readonly string[] = []): void {
     t.directions.forEach((dir, j) => {
+      const c = byColumn[j]
+      if (c !== undefined) return order.push({ expr: S.columnRef(columns[c]!), dir })
       const key = t.orderKeys[0]?.[j]
       // A constant key orders nothing (and PostgreSQL rejects `order by null`).
       if (key === undefined || key.k === 'const') return
       const collation = key.type.kind === 'string' ? this.h.binaryCollation : undefined
-      order.push({ expr: this.expr(key), dir, collation })
+      return order.push({ expr: this.expr(key), dir, collation })
     })
   }
 
@@ -567,18 +706,25 @@ class Lowerer {
     const tag = branches.length > 1 && hasLineage(value) ? TAG : undefined
     const multi = branches.length > 1
     const keyKinds = t.directions.map((_, j) => unifiedKind(t.orderKeys.map((ks) => ks[j]!)))
+    const byColumn = value === undefined ? t.directions.map(() => undefined) : orderByOutputColumn(t, value)
+    // A string key ordered through its output column carries the code-point collation there.
+    const collated = new Set(byColumn.flatMap((c, j) => (c !== undefined && this.h.binaryCollation !== undefined && keyKinds[j] === 'string' ? [c] : [])))
     const order: S.OrderItem[] = []
     const selects = branches.map((b, i) =>
       this.select(
         b,
         () => {
           const data = value === undefined ? [] : this.slots(b.value, value, i)
-          const selections = data.map((expr, j) => ({ expr, alias: columns[j]! }))
+          const selections = data.map((expr, j) => ({ expr: collated.has(j) ? S.collate(expr, this.h.binaryCollation!) : expr, alias: columns[j]! }))
           if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
           if (tag !== undefined) selections.push({ expr: S.literal(i), alias: tag })
-          if (multi) t.orderKeys[i]!.forEach((k, j) => selections.push({ expr: this.stringOrder(this.exprAs(k, keyKinds[j]!), k), alias: `#o${j}` }))
+          if (multi) {
+            t.orderKeys[i]!.forEach((k, j) => {
+              if (byColumn[j] === undefined) selections.push({ expr: this.stringOrder(this.exprAs(k, keyKinds[j]!), k), alias: `#o${j}` })
+            })
+          }
           // One branch orders by its own expressions (lowered here, where a group's columns are known).
-          else this.orderItems(t, order)
+          else this.orderItems(t, order, byColumn, columns)
           return selections
         },
         true,
@@ -591,10 +737,19 @@ class Lowerer {
       // No branch can produce a row: a statement that returns none, so callers still get one.
       selects.push(S.select({ from: [], selections: [{ expr: S.literal(1), alias: '#' }], where: [S.binary(S.literal(1), '=', S.literal(0))] }))
     }
-    if (multi) t.directions.forEach((dir, j) => order.push({ expr: S.columnRef(`#o${j}`), dir }))
+    if (multi) t.directions.forEach((dir, j) => order.push({ expr: S.columnRef(byColumn[j] !== undefined ? columns[byColumn[j]!]! : `#o${j}`), dir }))
     const limit = t.limit !== undefined ? S.param(t.limit) : t.offset > 0 && this.h.name === 'sqlite' ? S.param(-1) : undefined
     const offset = t.offset > 0 ? S.param(t.offset) : undefined
-    return { select: S.withOrderAndLimit(S.unionAll(selects), branches.length === 0 ? [] : order, limit, offset), layout: { columns, value, tag } }
+    const select = S.withOrderAndLimit(S.unionAll(selects), branches.length === 0 ? [] : order, limit, offset)
+    return { select: t.ctes === undefined ? select : S.withCtes(select, t.ctes.map((c) => this.cte(c))), layout: { columns, value, tag } }
+  }
+
+  /** A CTE's body: its branches selecting the columns `c0, c1, ...` of its pseudo-table. */
+  cte(c: NCte): { readonly name: string; readonly select: S.Select } {
+    const layout = plan(c.query.branches.map((b) => b.value))
+    const names = c.def.columns.map((col) => col.name)
+    const parts = c.query.branches.map((b, i) => this.select(b, () => this.slots(b.value, layout, i).map((expr, j) => ({ expr, alias: names[j]! })), false))
+    return { name: c.def.name, select: S.unionAll(parts) }
   }
 }
 
@@ -604,7 +759,7 @@ function readsOnly(e: NExpr, own: readonly string[]): boolean {
     case 'col': return own.includes(e.alias)
     case 'const': return true
     case 'op': return e.args.every((a) => readsOnly(a, own))
-    case 'exists': case 'agg': return false
+    case 'exists': case 'agg': case 'shared': case 'witness': return false
   }
 }
 
@@ -617,10 +772,12 @@ function subqueryMentions(v: NValue, alias: string): boolean {
   switch (v.k) {
     case 'col': case 'const': return false
     case 'op': return v.args.some((a) => subqueryMentions(a, alias))
-    case 'exists': case 'agg': return queryMentions(v.q, alias)
+    case 'exists': case 'agg': case 'witness': return queryMentions(v.q, alias)
+    // a shared `Q.let` value is computed in the branch's FROM: read as a column there
+    case 'shared': return mentionsAlias(v.value, alias)
     case 'rec': return v.fields.some(([, f]) => subqueryMentions(f, alias))
     case 'coll': return v.via === undefined && queryMentions(v.q, alias)
-    case 'lin': return false
+    case 'lin': return v.entries.some((e) => e.witness !== undefined && e.key.some((k) => subqueryMentions(k, alias)))
   }
 }
 
@@ -641,7 +798,7 @@ function directGroup(s: GroupSpec): boolean {
 }
 
 function hasSubquery(e: NExpr): boolean {
-  return e.k === 'exists' || e.k === 'agg' || (e.k === 'op' && e.args.some(hasSubquery))
+  return e.k === 'exists' || e.k === 'agg' || e.k === 'witness' || e.k === 'shared' || (e.k === 'op' && e.args.some(hasSubquery))
 }
 
 /** The aggregate index of a group column name `a<j>` or `a<j>_<n>`. */
@@ -687,6 +844,42 @@ function unifiedKind(es: readonly NExpr[], fallback: ScalarKind = 'string'): Sca
     kind = kind === 'null' ? k : kind !== k && (kind === 'real' || k === 'real') ? 'real' : kind
   }
   return kind === 'null' ? fallback : kind
+}
+
+/** The scalar expression of each slot of `v` laid out by `l` (`undefined` for JSON and lineage slots). */
+function slotExprs(v: NValue, l: Layout): (NExpr | undefined)[] {
+  switch (l.k) {
+    case 'scalar': return [v as NExpr]
+    case 'coll': return [undefined]
+    case 'lin': return l.slots.map(() => undefined)
+    case 'rec': {
+      const fields = (v as Extract<NValue, { k: 'rec' }>).fields
+      return l.fields.flatMap(([n, fl], i) => slotExprs((fields[i]?.[0] === n ? fields[i]! : fields.find(([m]) => m === n)!)[1], fl))
+    }
+  }
+}
+
+/**
+ * Rule "order by output column": an order key that is a yielded field (the very expression a
+ * result column selects, in every branch at the same column) orders by that column instead of
+ * by a second copy of the expression, so a subquery in a yielded field runs once per row. Bare
+ * column references and constants are left as they are (ordering by them costs nothing), so
+ * only computed keys (operators, aggregates, exists) go through the output column. For each
+ * key, the column index, or `undefined`.
+ */
+export function orderByOutputColumn(t: NTop, value: Layout): (number | undefined)[] {
+  const slotsOf = t.query.branches.map((b) => slotExprs(b.value, value))
+  return t.directions.map((_, j) => {
+    let at: number | undefined
+    for (let i = 0; i < slotsOf.length; i++) {
+      const key = t.orderKeys[i]![j]!
+      if (key.k === 'col' || key.k === 'const') return undefined
+      const c = slotsOf[i]!.indexOf(key)
+      if (c < 0 || (at !== undefined && at !== c)) return undefined
+      at = c
+    }
+    return at
+  })
 }
 
 /** For each slot of a layout, whether it holds a nested collection (JSON). */

@@ -59,6 +59,16 @@ export type NExpr =
   | { readonly k: 'op'; readonly op: ScalarOp; readonly args: readonly NExpr[]; readonly type: SType }
   | { readonly k: 'exists'; readonly q: NQuery; readonly negated: boolean; readonly type: SType }
   | { readonly k: 'agg'; readonly fn: AggFn; readonly q: NQuery; readonly type: SType; readonly distinct?: boolean }
+  | SharedExpr
+  /** The entries of a query's elements as one JSON list (why-provenance); branch values are `lin`. */
+  | { readonly k: 'witness'; readonly q: NQuery; readonly type: SType }
+
+/**
+ * A `Q.let` value computed once per row of its branch (it contains a subquery, so copying it to
+ * each use would compute it again): every use refers to it by `id`, and the branch that binds
+ * it lists it in `lets`, which lowering turns into a lateral FROM item.
+ */
+export interface SharedExpr { readonly k: 'shared'; readonly id: number; readonly value: NExpr; readonly type: SType }
 
 /** A lineage entry whose table is known statically; `key` are the key column expressions. */
 export interface LinEntry {
@@ -66,6 +76,8 @@ export interface LinEntry {
   readonly key: readonly NExpr[]
   /** Set when `key` is the table's stored-lineage column: the entries come from its JSON. */
   readonly stored?: { readonly single: string | undefined }
+  /** Set when `key` is one `witness` expression: the entries come from its JSON list of lists. */
+  readonly witness?: true
   /**
    * Set when `key` is a group's lineage column (rule `lineage-of-group`): a JSON array with one
    * array per row of the group, `[branch, ...key values]`; `branches[branch]` says which entries
@@ -73,6 +85,9 @@ export interface LinEntry {
    */
   readonly grouped?: { readonly branches: readonly GroupedLinBranch[] }
 }
+
+/** The table named by a witness entry: none in particular (its entries name their own tables). */
+export const WITNESS_TABLE: TableDef = { name: '#why', columns: [], byName: new Map(), key: undefined, lineage: true, storedLineage: undefined }
 
 /** The lineage entries of the rows of one source branch of a group. */
 export type GroupedLinBranch = readonly {
@@ -93,6 +108,8 @@ export interface Branch {
   readonly gens: readonly Gen[]
   readonly conds: readonly NExpr[]
   readonly value: NValue
+  /** Shared `Q.let` values this branch computes (after its generators), in binding order. */
+  readonly lets?: readonly SharedExpr[]
   /**
    * Set on the branches of a group's collection (`g.group`) and of queries that only filter and
    * map it: the branch ranges over the rows of source branch `src` of the grouped generator
@@ -104,7 +121,24 @@ export interface Branch {
 
 export interface NQuery {
   readonly branches: readonly Branch[]
+  /**
+   * Set on a query that is ordered or limited where it stands (a nested collection, or the
+   * query of an aggregate or `exists`): its elements in this order, and only those kept.
+   */
+  readonly order?: NOrder
 }
+
+/** Order and limit of a query that is not the top level (the top level has `NTop`). */
+export interface NOrder {
+  /** Per branch (same index as `branches`), the order key expressions; `[]` each when unordered. */
+  readonly keys: readonly (readonly NExpr[])[]
+  readonly directions: readonly ('asc' | 'desc')[]
+  readonly limit: number | undefined
+  readonly offset: number
+}
+
+/** Whether an `NOrder` drops elements (a limit or an offset). */
+export const cuts = (o: NOrder | undefined): boolean => o !== undefined && (o.limit !== undefined || o.offset > 0)
 
 /** A top-level query: branches with their order keys, the directions, and the limit. */
 export interface NTop {
@@ -114,9 +148,18 @@ export interface NTop {
   readonly directions: readonly ('asc' | 'desc')[]
   readonly limit: number | undefined
   readonly offset: number
+  /** Common table expressions the statement starts with (`Q.let` of a closed, flat query). */
+  readonly ctes?: readonly NCte[]
 }
 
-export const isScalar = (v: NValue): v is NExpr => v.k === 'col' || v.k === 'const' || v.k === 'op' || v.k === 'exists' || v.k === 'agg'
+/** `with <def.name> as (<query>)`: a query computed once per statement, read as a table. */
+export interface NCte {
+  /** A pseudo-table: the CTE's name and its columns (the element's fields, or `v`). */
+  readonly def: TableDef
+  readonly query: NQuery
+}
+
+export const isScalar = (v: NValue): v is NExpr => v.k === 'col' || v.k === 'const' || v.k === 'op' || v.k === 'exists' || v.k === 'agg' || v.k === 'shared' || v.k === 'witness'
 
 export const BOOL: SType = { kind: 'boolean', nullable: false }
 export const NBOOL: SType = { kind: 'boolean', nullable: true }
@@ -159,17 +202,47 @@ export function renameExpr(e: NExpr, map: ReadonlyMap<string, string>): NExpr {
     case 'exists':
     case 'agg':
       return { ...e, q: renameQuery(e.q, map) }
+    case 'shared':
+      return renameShared(e, map)
+    case 'witness':
+      return { ...e, q: renameQuery(e.q, map) }
   }
 }
 
-function renameQuery(q: NQuery, map: ReadonlyMap<string, string>): NQuery {
-  return { branches: q.branches.map((b) => renameBranch(b, map)) }
+let nextShared = 0
+/** A fresh id for a shared value. */
+export const freshSharedId = (): number => nextShared++
+
+const sharedRenames = new WeakMap<ReadonlyMap<string, string>, Map<number, SharedExpr>>()
+/**
+ * A shared value under a renaming: a new shared value (new id) when its expression mentions a
+ * renamed alias, the same one for every reference renamed with the same `map` (so references
+ * and the branch's `lets` still agree).
+ */
+function renameShared(e: SharedExpr, map: ReadonlyMap<string, string>): SharedExpr {
+  let seen = sharedRenames.get(map)
+  if (seen === undefined) sharedRenames.set(map, (seen = new Map()))
+  const hit = seen.get(e.id)
+  if (hit !== undefined) return hit
+  const value = renameExpr(e.value, map)
+  const out: SharedExpr = { k: 'shared', id: freshSharedId(), value, type: e.type }
+  seen.set(e.id, out)
+  return out
 }
 
-/** Rename aliases in a branch: its generators (grouped ones inside too), conditions, value. */
+/** A branch's lets under a renaming (see `renameShared`). */
+export const renameLets = (lets: readonly SharedExpr[] | undefined, map: ReadonlyMap<string, string>): { lets?: readonly SharedExpr[] } =>
+  lets === undefined || lets.length === 0 ? {} : { lets: lets.map((l) => renameShared(l, map)) }
+
+function renameQuery(q: NQuery, map: ReadonlyMap<string, string>): NQuery {
+  const out: NQuery = { branches: q.branches.map((b) => renameBranch(b, map)) }
+  return q.order === undefined ? out : { ...out, order: { ...q.order, keys: q.order.keys.map((ks) => ks.map((k) => renameExpr(k, map))) } }
+}
+
+/** Rename aliases in a branch: its generators (grouped ones inside too), conditions, value, lets. */
 export function renameBranch(b: Branch, map: ReadonlyMap<string, string>): Branch {
   const conds = b.conds.map((c) => renameExpr(c, map))
-  const out: Branch = { gens: b.gens.map((g) => renameGen(g, map)), conds, value: renameValue(b.value, map) }
+  const out: Branch = { gens: b.gens.map((g) => renameGen(g, map)), conds, value: renameValue(b.value, map), ...renameLets(b.lets, map) }
   if (b.grp === undefined) return out
   const own = new Set<NExpr>()
   b.conds.forEach((c, i) => b.grp!.own.has(c) && own.add(conds[i]!))
@@ -204,7 +277,8 @@ export function mentionsAlias(v: NValue, alias: string): boolean {
     case 'col': return v.alias === alias
     case 'const': return false
     case 'op': return v.args.some((a) => mentionsAlias(a, alias))
-    case 'exists': case 'agg': return queryMentions(v.q, alias)
+    case 'exists': case 'agg': case 'witness': return queryMentions(v.q, alias)
+    case 'shared': return mentionsAlias(v.value, alias)
     case 'rec': return v.fields.some(([, f]) => mentionsAlias(f, alias))
     case 'coll': return v.via?.alias === alias || queryMentions(v.q, alias)
     case 'lin': return v.entries.some((e) => e.key.some((k) => mentionsAlias(k, alias)))
@@ -212,7 +286,10 @@ export function mentionsAlias(v: NValue, alias: string): boolean {
 }
 
 export function queryMentions(q: NQuery, alias: string): boolean {
-  return q.branches.some((b) => b.conds.some((c) => mentionsAlias(c, alias)) || mentionsAlias(b.value, alias) || b.gens.some((g) => g.group !== undefined && specMentions(g.group, alias)))
+  return (
+    q.branches.some((b) => b.conds.some((c) => mentionsAlias(c, alias)) || mentionsAlias(b.value, alias) || b.gens.some((g) => g.group !== undefined && specMentions(g.group, alias)) || (b.lets ?? []).some((l) => mentionsAlias(l.value, alias))) ||
+    (q.order?.keys.some((ks) => ks.some((k) => mentionsAlias(k, alias))) ?? false)
+  )
 }
 
 function groupMentions(s: GroupSpec, alias: string): boolean {

@@ -35,6 +35,10 @@ import type * as ast from './ast.js'
 import {
   constant,
   constType,
+  cuts,
+  freshSharedId,
+  renameLets,
+  WITNESS_TABLE,
   isScalar,
   mentionsAlias,
   renameBranch,
@@ -45,11 +49,15 @@ import {
   type GroupAggPart,
   type GroupedLinBranch,
   type LinEntry,
+  type NCte,
   type NExpr,
+  type NOrder,
   type NQuery,
   type NTop,
   type NValue,
+  type SharedExpr,
 } from './normal.js'
+import { plan } from './layout.js'
 import { columnOf, unify, type ColumnDef, type SType, type TableDef } from './schema.js'
 import { aggType, opType } from './typing.js'
 
@@ -81,6 +89,8 @@ const NO_CODEC = undefined as unknown as ColumnDef['codec']
 
 class Normaliser {
   #aliases = 0
+  /** CTEs made by `Q.let` (see `cte`), in creation order. */
+  readonly ctes: NCte[] = []
   #groups = 0
   /** Grouped generators whose bodies are being normalised, innermost last. */
   readonly open: GroupBuild[] = []
@@ -123,12 +133,14 @@ class Normaliser {
         requireBoolean(cond, 'Q.where')
         const body = this.query(e.body, env, 'Q.where')
         if (cond.k === 'const') return { k: 'coll', q: cond.value === true ? body : { branches: [] } }
-        return { k: 'coll', q: { branches: body.branches.map((b) => ({ ...b, conds: [cond, ...b.conds] })) } }
+        // `where c. limit(q)`: c does not mention q's generators, so it may join each branch's
+        // conditions even under a limit (all branches are kept, or none).
+        return { k: 'coll', q: { ...body, branches: body.branches.map((b) => ({ ...b, conds: [cond, ...b.conds] })) } }
       }
       case 'yield':
         return { k: 'coll', q: { branches: [{ gens: [], conds: [], value: this.collectColls(this.value(e.value, env)) }] } }
       case 'union':
-        return { k: 'coll', q: { branches: e.parts.flatMap((p) => this.query(p, env, 'Q.union').branches) } }
+        return { k: 'coll', q: { branches: e.parts.flatMap((p) => this.unordered(this.query(p, env, 'Q.union'), 'a part of Q.union').branches) } }
       case 'values':
         return { k: 'coll', q: { branches: e.items.map((i) => ({ gens: [], conds: [], value: this.value(i, env) })) } }
       case 'var': {
@@ -191,12 +203,48 @@ class Normaliser {
         if (c !== undefined) return this.addAgg(c, { fn: e.fn, distinct: false, type, parts: c.parts.map((p) => (e.fn === 'count' ? { ...p, arg: undefined } : p)) })
         return { k: 'agg', fn: e.fn, q, type }
       }
-      case 'order':
-      case 'limit':
-        throw new LineageQueryError(
-          'compile',
-          `Q.${e.kind === 'order' ? 'orderBy' : 'limit'} can only be applied to the outermost query (SQL orders and limits a whole result); it was found inside another query`,
-        )
+      case 'order': {
+        // Inside a query: a nested collection (or the query of an aggregate or exists) in this
+        // order. The outermost order and limit are peeled off by `normalise` instead.
+        const q = this.query(e.query, env, 'Q.orderBy')
+        if (cuts(q.order)) {
+          throw new LineageQueryError('compile', 'Q.orderBy over an already limited query is not supported: apply orderBy first, then limit')
+        }
+        const keys = q.branches.map((b) => e.keys.map((k, i) => this.scalar(k.expr, new Map(env).set(e.v.id, b.value), `order key ${i + 1} of Q.orderBy`)))
+        // Rule "order of an order": re-sorting an ordered query is a stable sort, so the earlier
+        // keys break the ties of the new ones.
+        const prev = q.order
+        return {
+          k: 'coll',
+          q: {
+            branches: q.branches,
+            order: {
+              keys: prev === undefined ? keys : keys.map((ks, i) => [...ks, ...(prev.keys[i] ?? [])]),
+              directions: [...e.keys.map((k) => k.dir), ...(prev?.directions ?? [])],
+              limit: undefined,
+              offset: 0,
+            },
+          },
+        }
+      }
+      case 'limit': {
+        const q = this.query(e.query, env, 'Q.limit')
+        const inner: NOrder = q.order ?? { keys: q.branches.map(() => []), directions: [], limit: undefined, offset: 0 }
+        return { k: 'coll', q: { branches: q.branches, order: { ...inner, ...composeLimits(inner, e.limit, e.offset) } } }
+      }
+      case 'let': {
+        // Rule "let": the body with the variable bound to the value's normal form (symbolic
+        // evaluation, as for Q.for). Scalars that contain a subquery become shared values
+        // that the body's branches compute once (a lateral FROM item), whatever the number of
+        // uses; anything else is cheap to repeat or is fused where it is used.
+        const lets: SharedExpr[] = []
+        const raw = this.value(e.value, env)
+        const bound = raw.k === 'coll' && cteable(raw.q) ? this.cte(raw.q) : this.share(raw, lets)
+        const body = this.value(e.body, new Map(env).set(e.v.id, bound))
+        if (body.k !== 'coll') throw new LineageQueryError('type', `Q.let: the body must return a query (Q.yield, Q.for, ...), got a ${describe(body)}`)
+        if (lets.length === 0) return body
+        return { k: 'coll', q: { ...body.q, branches: body.q.branches.map((b) => ({ ...b, lets: [...lets, ...(b.lets ?? [])] })) } }
+      }
       case 'linEmpty':
         return { k: 'lin', entries: [] }
       case 'linRow': {
@@ -218,6 +266,17 @@ class Normaliser {
         })
         return { k: 'lin', entries: [{ table: e.table, key: exprs }] }
       }
+      case 'linWitness': {
+        const q = this.query(e.query, env, 'why-provenance')
+        if (q.branches.length === 0) return { k: 'lin', entries: [] }
+        const branches = q.branches.map((b) => {
+          const lin = b.value.k === 'rec' ? b.value.fields.find(([n]) => n === 'lineage')?.[1] : undefined
+          if (lin?.k !== 'lin') throw new LineageQueryError('compile', `internal: why-provenance of a query whose elements are not annotated`)
+          return { ...b, value: lin }
+        })
+        const key: NExpr = { k: 'witness', q: { branches }, type: { kind: 'string', nullable: false } }
+        return { k: 'lin', entries: [{ table: WITNESS_TABLE, key: [key], witness: true }] }
+      }
       case 'linAppend': {
         const entries: LinEntry[] = []
         for (const p of e.parts) {
@@ -230,27 +289,107 @@ class Normaliser {
     }
   }
 
+  /**
+   * Rule "let of a closed query": a query value that reads nothing from outside (no variable of
+   * an enclosing query) and whose elements are scalars or records of scalars becomes a CTE,
+   * computed once per statement; the variable is bound to a query over it, so each use reads
+   * the CTE (`for` joins it, aggregates scan it).
+   */
+  cte(q: NQuery): NValue {
+    const layout = plan(q.branches.map((b) => b.value))
+    const name = `#q${this.ctes.length}`
+    const fields = layout.k === 'rec' ? layout.fields : [['v', layout] as const]
+    // Columns by position (c0, c1, ...): field names may be anything, identifiers may not.
+    const columns: ColumnDef[] = fields.map(([, l], i) => {
+      if (l.k !== 'scalar') throw new LineageQueryError('compile', 'internal: a CTE column that is not a scalar')
+      // The source column's codec when every branch reads the same one; else none (decoding
+      // checks the static type).
+      return { name: `c${i}`, codec: l.codec as ColumnDef['codec'], type: l.type }
+    })
+    const def: TableDef = { name, columns, byName: new Map(columns.map((c) => [c.name, c])), key: undefined, lineage: false, storedLineage: undefined }
+    this.ctes.push({ def, query: q })
+    const alias = this.fresh('q')
+    const col = (c: ColumnDef): NExpr => ({ k: 'col', alias, table: def, col: c, type: c.type })
+    const value: NValue = layout.k === 'rec' ? { k: 'rec', fields: columns.map((c, i) => [fields[i]![0], col(c)] as const) } : col(columns[0]!)
+    return { k: 'coll', q: { branches: [{ gens: [{ alias, table: def }], conds: [], value }] } }
+  }
+
+  /** A `Q.let` value with each scalar that contains a subquery made shared (listed in `lets`). */
+  share(v: NValue, lets: SharedExpr[]): NValue {
+    if (isScalar(v)) {
+      if (!hasSubquery(v)) return v
+      const s: SharedExpr = { k: 'shared', id: freshSharedId(), value: v, type: v.type }
+      lets.push(s)
+      return s
+    }
+    switch (v.k) {
+      case 'rec':
+        return { ...v, fields: v.fields.map(([n, f]) => [n, this.share(f, lets)] as const) }
+      case 'coll':
+      case 'lin':
+        return v
+    }
+  }
+
   for(e: ast.ForExpr, env: Env): NQuery {
     const source = this.query(e.source, env, 'Q.for')
     const out: Branch[] = []
+    // Rule "map over an ordered query": `for x in order(q). yield f(x)` keeps q's order and
+    // limit (the keys are expressions over q's generators, still valid for the mapped values).
+    let mapOnly = true
     for (const b of source.branches) {
       const inner = new Map(env)
       inner.set(e.v.id, b.value)
-      const body = this.query(e.body, inner, 'the body of Q.for')
+      const body = this.unordered(this.query(e.body, inner, 'the body of Q.for'), 'the body of Q.for')
+      if (body.branches.length !== 1 || body.branches[0]!.gens.length > 0 || body.branches[0]!.conds.length > 0) mapOnly = false
       for (const c of body.branches) {
+        const lets = concat(b.lets ?? [], c.lets ?? [])
         // A branch over a group's rows stays one when the other side adds no generator.
         const grp = c.gens.length === 0 ? b.grp : b.gens.length === 0 ? c.grp : undefined
-        out.push({ gens: concat(b.gens, c.gens), conds: concat(b.conds, c.conds), value: c.value, ...(grp === undefined ? {} : { grp }) })
+        out.push({ gens: concat(b.gens, c.gens), conds: concat(b.conds, c.conds), value: c.value, ...(lets.length > 0 ? { lets } : {}), ...(grp === undefined ? {} : { grp }) })
       }
     }
+    if (source.order !== undefined && mapOnly) return { branches: out, order: source.order }
+    // Otherwise a bag: the order of a source does not matter, but a limit does.
+    this.unordered(source, 'the source of Q.for')
     return { branches: out }
   }
 
+  /**
+   * `q` as a bag: its order dropped. A limit or offset cannot be dropped: it is an error where
+   * the normal form has no place for it (a generator source, a union part, a Q.for body).
+   */
+  unordered(q: NQuery, where: string): NQuery {
+    if (q.order === undefined) return q
+    if (cuts(q.order)) {
+      throw new LineageQueryError(
+        'compile',
+        `Q.limit can only be applied to the outermost query, a nested collection (a query yielded as a field), or the query of an aggregate or Q.exists; it was found in ${where}`,
+      )
+    }
+    return { branches: q.branches }
+  }
+
   freshen(b: Branch): Branch {
-    if (b.gens.length === 0) return b
+    // A branch without generators may still compute shared values: they get new ids, so two
+    // uses of one path in one branch compute (and name) them separately.
+    if (b.gens.length === 0 && (b.lets === undefined || b.lets.length === 0)) return b
     const map = new Map<string, string>()
     for (const g of b.gens) map.set(g.alias, this.fresh(g.group === undefined ? g.table.name : 'g'))
     return renameBranch(b, map)
+  }
+
+  /** `freshen` for an ordered query: each branch's order keys renamed with its generators. */
+  freshenOrdered(q: NQuery): NQuery {
+    const order = q.order!
+    const keys: NExpr[][] = []
+    const branches = q.branches.map((b, i) => {
+      const map = new Map<string, string>()
+      for (const g of b.gens) map.set(g.alias, this.fresh(g.group === undefined ? g.table.name : 'g'))
+      keys.push((order.keys[i] ?? []).map((k) => renameValue(k, map) as NExpr))
+      return renameBranch(b, map)
+    })
+    return { branches, order: { ...order, keys } }
   }
 
   // ------------------------------------------------------------ grouping
@@ -428,7 +567,10 @@ class Normaliser {
     if (v.k !== 'coll') throw new LineageQueryError('type', `${what} expects a query, got a ${describe(v)}`)
     // A path (a variable or a field of one) denotes a collection normalised earlier; using it
     // again as a query needs fresh aliases, so two uses in one branch never share one.
-    if (e.kind === 'var' || e.kind === 'field') return { branches: v.q.branches.map((b) => this.freshen(b)) }
+    if (e.kind === 'var' || e.kind === 'field') {
+      if (v.q.order === undefined) return { branches: v.q.branches.map((b) => this.freshen(b)) }
+      return this.freshenOrdered(v.q)
+    }
     return v.q
   }
 
@@ -455,6 +597,68 @@ class Normaliser {
   }
 }
 
+/**
+ * Rule "limit of a limit": `limit(limit(q, a, o1), b, o2) = limit(q, min(b, max(0, a - o2)), o1 + o2)`
+ * (`inner` is the limit already applied, `limit`/`offset` the one applied on top of it).
+ */
+export function composeLimits(inner: { readonly limit: number | undefined; readonly offset: number }, limit: number | undefined, offset: number): { limit: number | undefined; offset: number } {
+  const innerLeft = inner.limit === undefined ? undefined : Math.max(0, inner.limit - offset)
+  return {
+    limit: limit === undefined ? innerLeft : innerLeft === undefined ? limit : Math.min(limit, innerLeft),
+    offset: inner.offset + offset,
+  }
+}
+
+/**
+ * Whether a query can be a CTE: unordered, with at least one branch, elements scalars or
+ * records of scalars (at least one field), no shared values, and closed: every column it reads
+ * (subqueries included) belongs to a generator it binds itself.
+ */
+function cteable(q: NQuery): boolean {
+  if (q.order !== undefined || q.branches.length === 0) return false
+  const bound = new Set<string>()
+  const used = new Set<string>()
+  let ok = true
+  const expr = (e: NExpr): void => {
+    switch (e.k) {
+      case 'col': used.add(e.alias); return
+      case 'const': return
+      case 'op': e.args.forEach(expr); return
+      case 'exists': case 'agg': case 'witness': query(e.q); return
+      case 'shared': ok = false; return
+    }
+  }
+  const value = (v: NValue): void => {
+    if (isScalar(v)) return expr(v)
+    switch (v.k) {
+      case 'rec': v.fields.forEach(([, f]) => value(f)); return
+      case 'coll': query(v.q); return
+      case 'lin': v.entries.forEach((x) => x.key.forEach(expr)); return
+    }
+  }
+  const query = (x: NQuery): void => {
+    for (const b of x.branches) {
+      if (b.lets !== undefined && b.lets.length > 0) ok = false
+      b.gens.forEach((g) => bound.add(g.alias))
+      b.conds.forEach(expr)
+      value(b.value)
+    }
+    x.order?.keys.forEach((ks) => ks.forEach(expr))
+  }
+  query(q)
+  const flat = (v: NValue): boolean => isScalar(v) || (v.k === 'rec' && v.fields.length > 0 && v.fields.every(([, f]) => isScalar(f)))
+  return ok && q.branches.every((b) => flat(b.value)) && [...used].every((a) => bound.has(a))
+}
+
+/** Whether evaluating `e` runs a subquery (an aggregate or exists), outside shared values. */
+function hasSubquery(e: NExpr): boolean {
+  switch (e.k) {
+    case 'exists': case 'agg': case 'witness': return true
+    case 'op': return e.args.some(hasSubquery)
+    case 'col': case 'const': case 'shared': return false
+  }
+}
+
 /** The aliases of the columns a value reads from outside it (nested queries' own generators excluded). */
 function aliasesIn(v: NValue): string[] {
   const out: string[] = []
@@ -465,6 +669,7 @@ function aliasesIn(v: NValue): string[] {
       for (const g of b.gens) for (const s of g.group?.source ?? []) for (const x2 of s.gens) bound.add(x2.alias)
       b.conds.forEach(walk)
       walk(b.value)
+      for (const l of b.lets ?? []) walk(l.value)
       for (const g of b.gens) {
         if (g.group === undefined) continue
         for (const s of g.group.source) { s.conds.forEach(walk); walk(s.value) }
@@ -478,7 +683,8 @@ function aliasesIn(v: NValue): string[] {
       case 'col': out.push(x.alias); return
       case 'const': return
       case 'op': x.args.forEach(walk); return
-      case 'exists': case 'agg': q(x.q); return
+      case 'exists': case 'agg': case 'witness': q(x.q); return
+      case 'shared': walk(x.value); return
       case 'rec': x.fields.forEach(([, f]) => walk(f)); return
       case 'coll': if (x.via !== undefined) out.push(x.via.alias); q(x.q); return
       case 'lin': x.entries.forEach((e) => e.key.forEach(walk)); return
@@ -497,7 +703,7 @@ function aggregateLevelOk(vs: readonly NValue[], own: readonly string[]): boolea
       case 'col': if (own.includes(v.alias)) direct = true; else other = true; return
       case 'const': return
       case 'op': return v.args.forEach(walk)
-      case 'exists': case 'agg': other = true; return
+      case 'exists': case 'agg': case 'witness': case 'shared': other = true; return
       case 'rec': return v.fields.forEach(([, f]) => walk(f))
       case 'coll': other = true; return
       case 'lin': return v.entries.forEach((e) => e.key.forEach(walk))
@@ -558,38 +764,21 @@ function describe(v: NValue): string {
   return v.k === 'rec' ? 'record' : v.k === 'coll' ? 'collection' : v.k === 'lin' ? 'lineage annotation' : 'scalar'
 }
 
-/** Normalise a top-level query: peel `limit` and `orderBy`, then normalise the rest. */
+/**
+ * Normalise a top-level query. Its order and limit are those of the query it normalises to
+ * (`Q.orderBy`/`Q.limit` outermost, or under a `Q.where` or a mapping `Q.for`), with the rules
+ * "order of an order" and "limit of a limit" as at any level.
+ */
 export function normalise(e: ast.Expr): NTop {
   const n = new Normaliser()
-  let limit: number | undefined
-  let offset = 0
-  // limit(limit(q, a, o1), b, o2) = limit(q, min(b, a - o2), o1 + o2)
-  while (e.kind === 'limit') {
-    const inner = e
-    const newOffset = inner.offset + offset
-    const outerLimit = limit
-    const innerLeft = inner.limit === undefined ? undefined : Math.max(0, inner.limit - offset)
-    limit = outerLimit === undefined ? innerLeft : innerLeft === undefined ? outerLimit : Math.min(outerLimit, innerLeft)
-    offset = newOffset
-    e = inner.query
+  const q = n.query(e, new Map(), 'the top level')
+  const o = q.order
+  const top: NTop = {
+    query: { branches: q.branches },
+    orderKeys: o?.keys ?? q.branches.map(() => []),
+    directions: o?.directions ?? [],
+    limit: o?.limit,
+    offset: o?.offset ?? 0,
   }
-  let order: ast.OrderExpr | undefined
-  if (e.kind === 'order') {
-    order = e
-    e = e.query
-    if (e.kind === 'limit' || e.kind === 'order') {
-      throw new LineageQueryError('compile', 'Q.orderBy over an already ordered or limited query is not supported: apply orderBy first, then limit')
-    }
-  }
-  const query = n.query(e, new Map(), 'the top level')
-  const orderKeys = query.branches.map((b) =>
-    order === undefined
-      ? []
-      : order.keys.map((k, i) => {
-          const key = n.scalar(k.expr, new Map([[order.v.id, b.value]]), `order key ${i + 1} of Q.orderBy`)
-          if (key.type.kind === 'null') return key
-          return key
-        }),
-  )
-  return { query, orderKeys, directions: order?.keys.map((k) => k.dir) ?? [], limit, offset }
+  return n.ctes.length === 0 ? top : { ...top, ctes: n.ctes }
 }

@@ -95,6 +95,8 @@ export interface SelectParts {
   readonly from: readonly FromItem[]
   readonly selections: readonly { readonly expr: Node; readonly alias: string }[]
   readonly where: readonly Node[]
+  /** Further FROM items after the tables, already aliased (lateral items). */
+  readonly extra?: readonly Node[]
   /** `group by` items (expressions, or output positions as integer literals). */
   readonly groupBy?: readonly Node[]
   readonly having?: readonly Node[]
@@ -109,12 +111,32 @@ export function select(parts: SelectParts): Select {
     selections: parts.selections.map(selection),
   }
   if (parts.distinct === true) node.frontModifiers = [{ kind: 'SelectModifierNode', modifier: 'Distinct' }]
-  if (parts.from.length > 0) node.from = { kind: 'FromNode', froms: parts.from.map((f) => ('table' in f ? alias(tableNode(f.table), f.alias) : alias(f.sub, f.alias))) }
+  const froms: Node[] = parts.from.map((f) => ('table' in f ? alias(tableNode(f.table), f.alias) : alias(f.sub, f.alias)))
+  if (parts.extra !== undefined) froms.push(...parts.extra)
+  if (froms.length > 0) node.from = { kind: 'FromNode', froms }
   if (parts.where.length > 0) node.where = { kind: 'WhereNode', where: parts.where.length === 1 ? parts.where[0]! : and(parts.where) }
   if (parts.groupBy !== undefined && parts.groupBy.length > 0) node.groupBy = { kind: 'GroupByNode', items: parts.groupBy.map((g) => ({ kind: 'GroupByItemNode', groupBy: g })) }
   if (parts.having !== undefined && parts.having.length > 0) node.having = { kind: 'HavingNode', having: parts.having.length === 1 ? parts.having[0]! : and(parts.having) }
   return node
 }
+
+/** `with "n1" as (q1), ... <select>`. */
+export function withCtes(q: Select, ctes: readonly { readonly name: string; readonly select: Select }[]): Select {
+  return {
+    ...q,
+    with: {
+      kind: 'WithNode',
+      expressions: ctes.map((c) => ({
+        kind: 'CommonTableExpressionNode',
+        name: { kind: 'CommonTableExpressionNameNode', table: tableNode(c.name) },
+        expression: c.select,
+      })),
+    } as NonNullable<SelectQueryNode['with']>,
+  }
+}
+
+/** `node as "name"`. */
+export const aliased = (node: Node, name: string): Node => alias(node, name)
 
 /** `select <selections> from (<sub>) as alias`. */
 export function selectFromSubquery(sub: Node, subAlias: string, selections: readonly { readonly expr: Node; readonly alias: string }[]): Select {
@@ -169,6 +191,22 @@ export function withOrderAndLimit(q: Select, order: readonly OrderItem[], limit:
   if (limit !== undefined) node.limit = LimitNode.create(limit)
   if (offset !== undefined) node.offset = OffsetNode.create(offset)
   return node
+}
+
+/** An aggregate taking its rows in an order: `name(args order by ...)`. */
+export function aggOrdered(name: string, args: readonly Node[], order: readonly OrderItem[]): Node {
+  const a: { -readonly [K in keyof AggregateFunctionNode]: AggregateFunctionNode[K] } = { kind: 'AggregateFunctionNode', func: name, aggregated: args }
+  if (order.length > 0) {
+    a.orderBy = OrderByNode.create(
+      order.map((o) =>
+        OrderByItemNode.cloneWith(OrderByItemNode.create(o.expr, { kind: 'RawNode', sqlFragments: [o.dir], parameters: [] } as RawNode), {
+          nulls: o.dir === 'asc' ? 'first' : 'last',
+          ...(o.collation === undefined ? {} : { collation: CollateNode.create(o.collation) }),
+        }),
+      ),
+    )
+  }
+  return a
 }
 
 export const columnRef = (column: string): Node => ({ kind: 'ReferenceNode', column: { kind: 'ColumnNode', column: ident(column) } }) as ReferenceNode

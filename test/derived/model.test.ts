@@ -14,6 +14,7 @@ import { createTable } from '../../src/query/ddl.js'
 import { Q, table } from '../../src/query/dsl.js'
 import { joinOnRoot, openStore, type DerivedTable, type Store } from '../../src/derived/index.js'
 import { dialectNames, open } from '../support/db.js'
+import { assertAsyncProperty } from '../support/seed.js'
 import { derivedInfo } from '../../src/derived/types.js'
 
 const roots = { d: table('d', { id: t.Int, v: t.Int }), e: table('e', { id: t.Int, v: t.Int }) }
@@ -204,7 +205,7 @@ const sorted = <V>(m: Map<string, V>) => [...m.entries()].sort((a, b) => (a[0] <
 for (const dialect of dialectNames) {
   describe(`derived-data model [${dialect}]`, () => {
     it('after a final refresh, every derived row is its function of the current inputs', async () => {
-      await fc.assert(
+      await assertAsyncProperty(
         fc.asyncProperty(scenario, async ({ specs, ops }) => {
           const tdb = await open(dialect)
           try {

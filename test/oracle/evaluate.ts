@@ -13,6 +13,10 @@
  * - A `like` pattern ending in an unescaped `\` is an error (PostgreSQL rejects it too).
  * - `mod` requires integer operands; comparing values of different scalar kinds is an error.
  * - `linAppend` concatenates without removing duplicates (the rewrite must dedup itself).
+ * - `let v = M in N` evaluates `M` once and `N` with `v` bound to it (plain and annotated).
+ * - `order` returns its elements marked `ORDERED` (and a `limit` of an ordered collection keeps
+ *   the mark), so comparators check the sequence of ordered nested collections.
+ * - `evaluateLineage(q, db, { why: true })`: why-provenance, see `LineageOptions`.
  */
 import type * as ast from '../../src/query/ast.js'
 import type { TableDef } from '../../src/query/schema.js'
@@ -410,8 +414,22 @@ function sortByKeys<T>(elems: readonly T[], keysOf: (x: T) => (Scalar | null)[],
   return keyed.map((k) => k.x)
 }
 
-const sliceLimit = <T>(xs: readonly T[], limit: number | undefined, offset: number): T[] =>
-  xs.slice(offset, limit === undefined ? undefined : offset + limit)
+const sliceLimit = <T>(xs: readonly T[], limit: number | undefined, offset: number): T[] => {
+  const out = xs.slice(offset, limit === undefined ? undefined : offset + limit)
+  return isOrdered(xs) ? markOrdered(out) : out
+}
+
+/**
+ * Marks a collection the oracle ordered (`order`, and a `limit` of one): its element order is
+ * part of the result, so the comparators (test/support/bags.ts) compare it as a sequence. A
+ * non-enumerable symbol, invisible to equality and printing.
+ */
+export const ORDERED: unique symbol = Symbol.for('lineage-query.oracle.ordered') as never
+export const isOrdered = (xs: unknown): boolean => Array.isArray(xs) && (xs as unknown as Record<symbol, unknown>)[ORDERED] === true
+function markOrdered<T>(xs: T[]): T[] {
+  Object.defineProperty(xs, ORDERED, { value: true, enumerable: false })
+  return xs
+}
 
 // ---------------------------------------------------------------- plain evaluation
 
@@ -483,10 +501,12 @@ function ev(e: ast.Expr, env: Env, db: Database): Value {
         const env2 = bind(env, e.v, { plain: x, ann: undefined })
         return e.keys.map((k) => orderKey(ev(k.expr, env2, db)))
       }
-      return sortByKeys(elems, keysOf, e.keys.map((k) => k.dir))
+      return markOrdered(sortByKeys(elems, keysOf, e.keys.map((k) => k.dir)))
     }
     case 'limit':
       return sliceLimit(coll(e.query, env, db, 'the query of limit'), e.limit, e.offset)
+    case 'let':
+      return ev(e.body, bind(env, e.v, { plain: ev(e.value, env, db), ann: undefined }), db)
     case 'linEmpty':
       return []
     case 'linRow':
@@ -494,6 +514,15 @@ function ev(e: ast.Expr, env: Env, db: Database): Value {
     case 'linAppend': {
       const out: Value[] = []
       for (const p of e.parts) for (const y of coll(p, env, db, 'a part of a lineage append')) out.push(y)
+      return out
+    }
+    case 'linWitness': {
+      // the entries of every element of an annotated query
+      const out: Value[] = []
+      for (const x of coll(e.query, env, db, 'the query of a witness')) {
+        if (!isRecord(x) || !isArray(x['lineage'])) throw new OracleError(`witness: ${show(x)} is not an annotated element`)
+        for (const y of x['lineage'] as readonly Value[]) out.push(y)
+      }
       return out
     }
   }
@@ -512,29 +541,32 @@ export function evaluate(query: ast.Expr, db: Database): Value[] {
  * Static check: a tracked table without a key in a position whose rows get lineage is an error
  * whatever the data (so an empty table or a false condition does not hide it).
  */
-function checkLineageTables(e: ast.Expr): void {
+function checkLineageTables(e: ast.Expr, o: LineageOptions): void {
+  const check = (x: ast.Expr) => checkLineageTables(x, o)
   switch (e.kind) {
     case 'table':
       if (e.table.lineage && e.table.key === undefined) {
         throw new OracleError(`table \`${e.table.name}\` tracks lineage but declares no key`)
       }
       return
-    case 'for': checkLineageTables(e.source); checkLineageTables(e.body); return
-    case 'where': checkLineageTables(e.body); return
-    case 'yield': checkLineageTables(e.value); return
-    case 'union': e.parts.forEach(checkLineageTables); return
-    case 'values': e.items.forEach(checkLineageTables); return
-    case 'order': case 'limit': case 'distinct': checkLineageTables(e.query); return
-    case 'group': checkLineageTables(e.source); return
-    case 'field': checkLineageTables(e.target); return
-    case 'record': for (const [, x] of e.fields) checkLineageTables(x); return
+    case 'for': check(e.source); check(e.body); return
+    // With why-provenance the queries a condition reads name their rows too.
+    case 'where': if (o.why) conditionQueries(e.cond).forEach(check); check(e.body); return
+    case 'yield': check(e.value); return
+    case 'union': e.parts.forEach(check); return
+    case 'values': e.items.forEach(check); return
+    case 'order': case 'limit': case 'distinct': check(e.query); return
+    case 'group': check(e.source); return
+    case 'let': check(e.value); check(e.body); return
+    case 'field': check(e.target); return
+    case 'record': for (const [, x] of e.fields) check(x); return
     default:
       // var, const, op, exists, agg (plain semantics), lineage nodes: nothing annotated.
       return
   }
 }
 
-function lcoll(e: ast.Expr, env: Env, db: Database): readonly Annotated[] {
+function lcoll(e: ast.Expr, env: Env, db: Database, o: LineageOptions): readonly Annotated[] {
   switch (e.kind) {
     case 'table': {
       const def = e.table
@@ -542,22 +574,28 @@ function lcoll(e: ast.Expr, env: Env, db: Database): readonly Annotated[] {
     }
     case 'for': {
       const out: Annotated[] = []
-      for (const x of lcoll(e.source, env, db)) {
+      for (const x of lcoll(e.source, env, db, o)) {
         const env2 = bind(env, e.v, { plain: strip(x.data), ann: x.data })
-        for (const y of lcoll(e.body, env2, db)) out.push({ data: y.data, lineage: dedup([...x.lineage, ...y.lineage]) })
+        for (const y of lcoll(e.body, env2, db, o)) out.push({ data: y.data, lineage: dedup([...x.lineage, ...y.lineage]) })
       }
       return out
     }
-    case 'where':
-      return asBool('where', ev(e.cond, env, db)) === true ? lcoll(e.body, env, db) : []
+    case 'where': {
+      if (asBool('where', ev(e.cond, env, db)) !== true) return []
+      const body = lcoll(e.body, env, db, o)
+      if (!o.why) return body
+      // Why-provenance: the entries of every element of each query the condition reads.
+      const witnesses = conditionQueries(e.cond).flatMap((q) => lcoll(q, env, db, o).flatMap((x) => x.lineage))
+      return body.map((y) => ({ data: y.data, lineage: dedup([...witnesses, ...y.lineage]) }))
+    }
     case 'yield':
-      return [{ data: lval(e.value, env, db), lineage: [] }]
+      return [{ data: lval(e.value, env, db, o), lineage: [] }]
     case 'union':
-      return e.parts.flatMap((p) => lcoll(p, env, db))
+      return e.parts.flatMap((p) => lcoll(p, env, db, o))
     case 'values':
-      return e.items.map((i) => ({ data: lval(i, env, db), lineage: [] }))
+      return e.items.map((i) => ({ data: lval(i, env, db, o), lineage: [] }))
     case 'order': {
-      const elems = lcoll(e.query, env, db)
+      const elems = lcoll(e.query, env, db, o)
       const keysOf = (x: Annotated): (Scalar | null)[] => {
         const env2 = bind(env, e.v, { plain: strip(x.data), ann: x.data })
         return e.keys.map((k) => orderKey(ev(k.expr, env2, db)))
@@ -565,41 +603,45 @@ function lcoll(e: ast.Expr, env: Env, db: Database): readonly Annotated[] {
       return sortByKeys(elems, keysOf, e.keys.map((k) => k.dir))
     }
     case 'limit':
-      return sliceLimit(lcoll(e.query, env, db), e.limit, e.offset)
+      return sliceLimit(lcoll(e.query, env, db, o), e.limit, e.offset)
+    case 'let': {
+      const ann = lval(e.value, env, db, o)
+      return lcoll(e.body, bind(env, e.v, { plain: strip(ann), ann }), db, o)
+    }
     case 'group':
       // A group's lineage: every entry of every row of the group (Cui & Widom).
-      return groupByText(lcoll(e.source, env, db), (x) => ev(e.key, bind(env, e.v, { plain: strip(x.data), ann: x.data }), db), 'groupBy').map((g) => ({
+      return groupByText(lcoll(e.source, env, db, o), (x) => ev(e.key, bind(env, e.v, { plain: strip(x.data), ann: x.data }), db), 'groupBy').map((g) => ({
         data: { key: annotateLiteral(g.key), group: g.members },
         lineage: groupLineage(g.members),
       }))
     case 'distinct':
       // A distinct row's lineage: the union of the lineage of the rows it merged.
-      return groupByText(lcoll(e.query, env, db), (x) => strip(x.data), 'distinct').map((g) => ({ data: g.members[0]!.data, lineage: groupLineage(g.members) }))
+      return groupByText(lcoll(e.query, env, db, o), (x) => strip(x.data), 'distinct').map((g) => ({ data: g.members[0]!.data, lineage: groupLineage(g.members) }))
     default: {
-      const v = lval(e, env, db)
+      const v = lval(e, env, db, o)
       if (!isArray(v)) throw new OracleError(`expected a collection, got ${show(strip(v))}`)
       return v as readonly Annotated[]
     }
   }
 }
 
-function lval(e: ast.Expr, env: Env, db: Database): AValue {
+function lval(e: ast.Expr, env: Env, db: Database, o: LineageOptions): AValue {
   switch (e.kind) {
-    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'group': case 'distinct':
-      return lcoll(e, env, db)
+    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let': case 'group': case 'distinct':
+      return lcoll(e, env, db, o)
     case 'var': {
       const b = lookup(env, e.v)
       if (b.ann === undefined) throw new OracleError(`internal: variable ${e.v.hint}#${e.v.id} has no annotated value`)
       return b.ann
     }
     case 'field': {
-      const r = lval(e.target, env, db)
+      const r = lval(e.target, env, db, o)
       if (!isRecord(r)) throw new OracleError(`field \`${e.name}\`: ${show(strip(r))} is not a record`)
       if (!Object.hasOwn(r, e.name)) throw new OracleError(`unknown field \`${e.name}\`; the record has ${Object.keys(r).join(', ') || 'no fields'}`)
       return r[e.name] as AValue
     }
     case 'record':
-      return Object.fromEntries(e.fields.map(([k, x]) => [k, lval(x, env, db)]))
+      return Object.fromEntries(e.fields.map(([k, x]) => [k, lval(x, env, db, o)]))
     case 'const':
       return e.value
     case 'op': case 'exists': case 'agg': {
@@ -608,7 +650,7 @@ function lval(e: ast.Expr, env: Env, db: Database): AValue {
       if (v !== null && !isScalar(v)) throw new OracleError(`expected a scalar, got ${show(v)}`)
       return v
     }
-    case 'linEmpty': case 'linRow': case 'linAppend': case 'linGroup':
+    case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness': case 'linGroup':
       return annotateLiteral(ev(e, env, db))
   }
   const never: never = e
@@ -616,7 +658,27 @@ function lval(e: ast.Expr, env: Env, db: Database): AValue {
 }
 
 /** The lineage semantics of a query, computed directly by the lineage rule. */
-export function evaluateLineage(query: ast.Expr, db: Database): Annotated[] {
-  checkLineageTables(query)
-  return [...lcoll(query, new Map(), db)]
+export function evaluateLineage(query: ast.Expr, db: Database, options: Partial<LineageOptions> = {}): Annotated[] {
+  const o: LineageOptions = { why: options.why ?? false }
+  checkLineageTables(query, o)
+  return [...lcoll(query, new Map(), db, o)]
+}
+
+/** Options of the lineage semantics (the oracle's form of `lineage(q, options)`). */
+export interface LineageOptions {
+  /**
+   * Why-provenance: an element that passed `where c` also carries the entries of every element
+   * of each query `c` reads (its exists/empty and aggregate queries, each evaluated with these
+   * same options), before its own, each entry once.
+   */
+  readonly why: boolean
+}
+
+/** The queries a condition reads: each exists/empty and aggregate query in it, outermost first. */
+function conditionQueries(e: ast.Expr): ast.Expr[] {
+  switch (e.kind) {
+    case 'exists': case 'agg': return [e.query]
+    case 'op': return e.args.flatMap(conditionQueries)
+    default: return []
+  }
 }

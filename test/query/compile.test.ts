@@ -113,11 +113,12 @@ describe('compile: errors say what and why', () => {
     expect(e.message).toContain('Q.eq: cannot compare values of different types (operand types: string, int)')
   })
 
-  test('orderBy inside another query cannot be compiled, and the message says why', () => {
-    const inner = Q.for(employees, (e) => Q.yield(e.name)).orderBy((n) => n)
-    const e = err(() => compile(Q.for(inner, (n) => Q.yield(n)), 'postgres'))
+  test('a limit on a generator source that is filtered cannot be compiled, and the message says why', () => {
+    const inner = Q.for(employees, (e) => Q.yield(e.name)).orderBy((n) => n).limit(2)
+    const e = err(() => compile(Q.for(inner, (n) => Q.where(Q.ne(n, 'x'), Q.yield(n))), 'postgres'))
     expect(e.code).toBe('compile')
-    expect(e.message).toContain('can only be applied to the outermost query')
+    expect(e.message).toContain('Q.limit can only be applied to the outermost query, a nested collection')
+    expect(e.message).toContain('the source of Q.for')
   })
 
   test('union branches of different shapes', () => {

@@ -203,7 +203,13 @@ export type Kind = 'string' | 'int' | 'real' | 'boolean' | 'null'
 export interface ST { readonly tag: 's'; readonly kind: Kind; readonly nullable: boolean; readonly bound: number; readonly exact: boolean }
 export interface RT { readonly tag: 'r'; readonly fields: readonly (readonly [string, Ty])[] }
 /** A collection: element type and a bound on its number of elements. */
-export interface CT { readonly tag: 'c'; readonly elem: Ty; readonly card: number }
+export interface CT {
+  readonly tag: 'c'
+  readonly elem: Ty
+  readonly card: number
+  /** A limited nested collection: not usable as a generator source or union part. */
+  readonly limited?: boolean
+}
 export type Ty = ST | RT | CT
 
 const MAX_BOUND = 2 ** 50
@@ -238,7 +244,7 @@ export function unifyTy(a: Ty, b: Ty): Ty | undefined {
   }
   if (a.tag === 'c' && b.tag === 'c') {
     const elem = unifyTy(a.elem, b.elem)
-    return elem && { tag: 'c', elem, card: Math.max(a.card, b.card) }
+    return elem && { tag: 'c', elem, card: Math.max(a.card, b.card), ...(a.limited || b.limited ? { limited: true } : {}) }
   }
   return undefined
 }
@@ -668,7 +674,7 @@ class Gen {
         [this.nest ? 6 : 2, () => {
           // A nested query: a nested collection in the result.
           const q = this.with({ nest: this.nest && this.tape.chance(50) }, () => this.query(scope, d - 1))
-          return { v: q.q, code: q.code, t: { tag: 'c', elem: q.elem, card: q.card } }
+          return this.nestedColl(q, true)
         }],
       ])()
       obj[f] = e.v
@@ -761,7 +767,7 @@ class Gen {
     this.budget--
     if (d <= 0 || this.budget <= 0) return this.yieldQ(scope, 0, target)
     const colls = this.paths(scope).filter(
-      (p) => p.t.tag === 'c' && (!this.exact || exactTy(p.t)) && (target === undefined || unifyTy(p.t.elem, target) !== undefined),
+      (p) => p.t.tag === 'c' && !p.t.limited && (!this.exact || exactTy(p.t)) && (target === undefined || unifyTy(p.t.elem, target) !== undefined),
     )
     const tables = target === undefined ? [] : this.tables.filter((ti) => unifyTy(ti.rowT, target) !== undefined)
     return this.tape.weighted<() => GQ>([
@@ -771,6 +777,7 @@ class Gen {
       [d >= 2 && target === undefined ? 2 : 0, () => this.nestedResultQ(scope, d).gq],
       [3, () => this.whereQ(scope, d, target)],
       [2, () => this.unionQ(scope, d, target)],
+      [d >= 2 ? 2 : 0, () => this.letQ(scope, d, target)],
       [1, () => this.valuesQ(scope, target)],
       [target === undefined ? 1 : 0, () => this.tableQ()],
       [target === undefined && !this.inHelper ? 1 : 0, () => this.helperQ(scope) ?? this.tableQ()],
@@ -785,6 +792,37 @@ class Gen {
         return { q: ti.tbl, code: ti.name, elem: ti.rowT, card: MAX_ROWS }
       }],
     ])()
+  }
+
+  /**
+   * `Q.let(value, (v) => body)`: the value a scalar (often a count or an aggregate: a shared
+   * subquery), a value (record, collection, ...) or a query; the body a query with `v` in scope.
+   */
+  private letQ(scope: Scope, d: number, target?: Ty): GQ {
+    const val = this.tape.weighted<() => Ent>([
+      [3, () => this.scalar(scope, 'any', d - 1)],
+      [3, () => {
+        const q = this.query(scope, this.subDepth(d))
+        return { v: Q.count(q.q), code: `Q.count(${q.code})`, t: sT('int', false, q.card) }
+      }],
+      [2, () => {
+        const fn = this.tape.pick(['sum', 'min', 'max'] as const)
+        return this.aggregate(scope, d, fn, fn === 'sum' ? 'int' : this.tape.pick(['int', 'string'] as const))
+      }],
+      [2, () => {
+        const q = this.query(scope, d - 1)
+        return { v: q.q, code: q.code, t: { tag: 'c', elem: q.elem, card: q.card } }
+      }],
+      [1, () => this.value(scope, d - 1)],
+    ])()
+    const name = this.fresh()
+    let body: GQ | undefined
+    const q = Q.let(val.v, (x: any) => {
+      body = this.query([...scope, { v: x, code: name, t: val.t }], d - 1, target)
+      return body.q
+    })
+    const b = body as GQ
+    return { q, code: `Q.let(${val.code}, (${name}) => ${b.code})`, elem: b.elem, card: b.card }
   }
 
   /** `Q.distinct(q)` when q's elements are flat and exact (else q itself). */
@@ -959,7 +997,7 @@ class Gen {
 
   /** The source of a `Q.for`: a table, a nested-collection path, a nested query, a union, literals, a helper. */
   private source(scope: Scope, d: number): GQ & { empty?: boolean } {
-    const colls = this.paths(scope).filter((p) => p.t.tag === 'c' && (!this.exact || exactTy(p.t)))
+    const colls = this.paths(scope).filter((p) => p.t.tag === 'c' && !p.t.limited && (!this.exact || exactTy(p.t)))
     return this.tape.weighted<() => GQ & { empty?: boolean }>([
       [50, () => this.tableQ()],
       [colls.length > 0 ? 80 : 0, () => this.collPath(colls)],
@@ -969,6 +1007,35 @@ class Gen {
       [1, () => ({ q: Q.values([]), code: 'Q.values([])', elem: { tag: 'r', fields: [] }, card: 0, empty: true })],
       [this.inHelper ? 0 : 8, () => this.helperQ(scope) ?? this.tableQ()],
     ])()
+  }
+
+  /**
+   * A generated query as a nested collection field: sometimes ordered by every scalar field of
+   * its elements (so ties are equal elements and the oracle's sequence is the only right one),
+   * and then sometimes limited (top-N). Only elements that are exact and hold no collection.
+   */
+  private nestedColl(q: GQ, allowLimit: boolean): Ent {
+    const plainT: CT = { tag: 'c', elem: q.elem, card: q.card }
+    const paths = orderPaths(q.elem)
+    if (!exactTy(q.elem) || hasColl(q.elem) || paths.length === 0 || paths.length !== leafCount(q.elem) || !this.tape.chance(25)) {
+      return { v: q.q, code: q.code, t: plainT }
+    }
+    const dirs = paths.map(() => this.tape.pick(['asc', 'desc'] as const))
+    const keyFn = (r: any) => paths.map((p, i) => {
+      const e = p.reduce((acc: any, f) => acc[f], r)
+      return dirs[i] === 'desc' ? Q.desc(e) : e
+    })
+    const keysCode = paths.map((p, i) => (dirs[i] === 'desc' ? `Q.desc(${pathCode('r', p)})` : pathCode('r', p))).join(', ')
+    let v: AnyQuery = Q.orderBy(q.q, keyFn)
+    let code = `Q.orderBy(${q.code}, (r) => [${keysCode}])`
+    if (allowLimit && this.tape.chance(60)) {
+      const n = this.tape.nat(4)
+      const off = this.tape.chance(40) ? this.tape.nat(3) : 0
+      v = Q.limit(v, n, off)
+      code = `Q.limit(${code}, ${n}${off ? `, ${off}` : ''})`
+      return { v, code, t: { ...plainT, card: Math.min(q.card, n), limited: true } }
+    }
+    return { v, code, t: plainT }
   }
 
   private collPath(colls: readonly Ent[]): GQ {
@@ -999,11 +1066,14 @@ class Gen {
       fields = names.map((f, i) => {
         if (i === innerAt) {
           inner = this.with({ nest: this.tape.chance(40) }, () => this.query(sc, d - 1))
-          return [f, { v: inner.q, code: inner.code, t: { tag: 'c', elem: inner.elem, card: inner.card } }] as const
+          // iterated by pipelineQ: ordered perhaps, never limited
+          const e = this.nestedColl(inner, false)
+          inner = { ...inner, q: e.v, code: e.code }
+          return [f, e] as const
         }
         if (this.tape.chance(30)) {
           const nq = this.with({ nest: false }, () => this.query(sc, d - 2))
-          return [f, { v: nq.q, code: nq.code, t: { tag: 'c', elem: nq.elem, card: nq.card } }] as const
+          return [f, this.nestedColl(nq, true)] as const
         }
         return [f, this.value(sc, 1)] as const
       })
@@ -1138,6 +1208,15 @@ class Gen {
 function must<T>(x: T | undefined): T {
   if (x === undefined) throw new Error('generator bug: types do not unify')
   return x
+}
+
+function hasColl(ty: Ty): boolean {
+  return ty.tag === 'c' || (ty.tag === 'r' && ty.fields.some(([, x]) => hasColl(x)))
+}
+
+/** Number of scalar leaves of a type without collections. */
+function leafCount(ty: Ty): number {
+  return ty.tag === 's' ? 1 : ty.tag === 'r' ? ty.fields.reduce((n, [, x]) => n + leafCount(x), 0) : 0
 }
 
 /** A scalar or a record of scalars (what Q.distinct and group keys take). */
@@ -1296,7 +1375,7 @@ export function estimateCost(e: ast.Expr, data: Data): number {
   const bindEnv = (env: ShapeEnv, v: ast.Var, sh: Shape): ShapeEnv => new Map(env).set(v.id, sh)
   const value = (x: ast.Expr, env: ShapeEnv): Shape => {
     switch (x.kind) {
-      case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'group': case 'distinct':
+      case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let': case 'group': case 'distinct':
         return { card: card(x, env), elem: elem(x, env) }
       case 'record': return { fields: Object.fromEntries(x.fields.map(([k, f]) => [k, value(f, env)])) }
       case 'var': return env.get(x.v.id) ?? {}
@@ -1312,6 +1391,8 @@ export function estimateCost(e: ast.Expr, data: Data): number {
       case 'yield': return value(q.value, env)
       case 'union': return q.parts.reduce<Shape>((acc, p) => maxShape(acc, elem(p, env)), {})
       case 'values': return q.items.reduce<Shape>((acc, i) => maxShape(acc, value(i, env)), {})
+      case 'order': case 'limit': return elem(q.query, env)
+      case 'let': return elem(q.body, bindEnv(env, q.v, value(q.value, env)))
       case 'order': case 'limit': case 'distinct': return elem(q.query, env)
       case 'group': return { fields: { key: {}, group: { card: card(q.source, env), elem: elem(q.source, env) } } }
       default: return value(q, env).elem ?? {}
@@ -1327,6 +1408,7 @@ export function estimateCost(e: ast.Expr, data: Data): number {
       case 'values': return q.items.length
       case 'order': return card(q.query, env)
       case 'limit': return Math.min(card(q.query, env), q.limit ?? Infinity)
+      case 'let': return card(q.body, bindEnv(env, q.v, value(q.value, env)))
       case 'group': return card(q.source, env)
       case 'distinct': return card(q.query, env)
       default: return value(q, env).card ?? MAX_ROWS
@@ -1348,6 +1430,8 @@ export function estimateCost(e: ast.Expr, data: Data): number {
       case 'field': case 'var': return 1 + (value(x, env).card ?? 0)
       case 'exists': case 'agg': return cost(x.query, env)
       case 'order': case 'limit': return cost(x.query, env) + card(x.query, env)
+      // the value once (it is computed once), then the body
+      case 'let': return cost(x.value, env) + cost(x.body, bindEnv(env, x.v, value(x.value, env)))
       // Grouping compares every element with every group.
       case 'group': {
         const n = card(x.source, env)
@@ -1398,6 +1482,8 @@ export function features(q: AnyQuery): Set<string> {
         for (const [, x] of e.fields) {
           if (x.kind === 'for' || x.kind === 'where' || x.kind === 'yield' || x.kind === 'union' || x.kind === 'values' || x.kind === 'table') out.add('nested-query-field')
           if (x.kind === 'record') out.add('nested-record')
+          if (x.kind === 'order') out.add('nested-order')
+          if (x.kind === 'limit') out.add('nested-limit')
           walk(x)
         }
         return
@@ -1412,6 +1498,11 @@ export function features(q: AnyQuery): Set<string> {
         return
       case 'order': e.keys.forEach((k) => walk(k.expr)); walk(e.query); return
       case 'limit': walk(e.query); return
+      case 'let':
+        out.add(`let<-${e.value.kind}`)
+        walk(e.value)
+        walk(e.body)
+        return
       case 'group': out.add(`group<-${e.source.kind}`); walk(e.source); walk(e.key); return
       case 'distinct': walk(e.query); return
       default: return

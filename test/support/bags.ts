@@ -2,7 +2,8 @@
  * Bag (multiset) comparison of query results, with readable diffs.
  *
  * Values are scalars, records (plain objects: same field names, equal fields) and arrays
- * (nested collections: compared as bags, recursively). Numbers that are both integers must be
+ * (nested collections: compared as bags, recursively; a collection the oracle ordered, as a
+ * sequence). Numbers that are both integers must be
  * equal; otherwise a relative tolerance of 1e-9 applies. Types are never mixed: `1` is not
  * `true`, `'1'` is not `1`, `null` is not `undefined`/missing, and a bigint never equals anything
  * but an identical bigint (a decoder returning bigints is a bug to report).
@@ -19,10 +20,16 @@ export function numbersEqual(a: number, b: number): boolean {
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
-/** Deep equality with arrays as bags. */
+/** Whether the oracle marked this collection as ordered (test/oracle/evaluate.ts, `ORDERED`). */
+const isOrdered = (xs: readonly unknown[]): boolean => (xs as unknown as Record<symbol, unknown>)[Symbol.for('lineage-query.oracle.ordered')] === true
+
+/** Deep equality with arrays as bags, except those the oracle ordered: sequences. */
 export function valueEquals(a: unknown, b: unknown): boolean {
   if (typeof a === 'number' && typeof b === 'number') return numbersEqual(a, b)
-  if (Array.isArray(a) && Array.isArray(b)) return bagEquals(a, b)
+  if (Array.isArray(a) && Array.isArray(b)) {
+    if (isOrdered(a) || isOrdered(b)) return a.length === b.length && a.every((x, i) => valueEquals(x, b[i]))
+    return bagEquals(a, b)
+  }
   if (isRecord(a) && isRecord(b)) {
     const ka = Object.keys(a).sort()
     const kb = Object.keys(b).sort()

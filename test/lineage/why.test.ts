@@ -1,0 +1,46 @@
+/**
+ * Why-provenance with derived tables: a witness row of a table with stored lineage reports the
+ * rows it was derived from (composed, the default) or itself (`composed: false`), on both
+ * dialects; and the oracle's definition on a fixed example.
+ */
+import * as t from 'io-ts'
+import { beforeAll, expect, test } from 'vitest'
+import { AST, createTable, insertRows, lineage, Q, run, table } from '../../src/index.js'
+import { evaluateLineage } from '../oracle/evaluate.js'
+import { eachDialect } from '../support/db.js'
+
+const agencies = table('agencies', { id: t.Int, name: t.string })
+const summaries = table('summaries', { lq_key: t.string, text: t.string }, { key: 'lq_key', storedLineage: { column: 'lq_key', table: 'agencies' } })
+const matches = table('matches', { lq_key: t.string, agency: t.Int }, { key: 'lq_key', storedLineage: { column: 'lq_key' } })
+const data = {
+  agencies: [{ id: 1, name: 'EdinTours' }, { id: 2, name: 'Burns' }],
+  summaries: [{ lq_key: '1', text: 'Edinburgh tours' }],
+  matches: [{ lq_key: '[["agencies",2],["externalTours",5]]', agency: 2 }],
+}
+
+eachDialect('why-provenance and stored lineage', (get) => {
+  beforeAll(async () => {
+    for (const tb of [agencies, summaries, matches]) await createTable(get().db, tb)
+    await insertRows(get().db, agencies, data.agencies)
+    await insertRows(get().db, summaries, data.summaries)
+    await insertRows(get().db, matches, data.matches)
+  })
+
+  test('a derived witness row names the rows it came from, or itself with composed: false', async () => {
+    const summarised = Q.for(agencies, (a) => Q.where(Q.exists(Q.for(summaries, (s) => Q.where(Q.eq(s.lq_key, '1'), Q.yield(s)))), Q.where(Q.eq(a.id, 2), Q.yield(a.name))))
+    expect(await run(get().db, lineage(summarised, { why: true }))).toEqual([{ data: 'Burns', lineage: [{ table: 'agencies', key: 2 }, { table: 'agencies', key: 1 }] }])
+    expect(await run(get().db, lineage(summarised, { why: true, composed: false }))).toEqual([{ data: 'Burns', lineage: [{ table: 'agencies', key: 2 }, { table: 'summaries', key: '1' }] }])
+    const matched = Q.for(agencies, (a) => Q.where(Q.gt(Q.count(Q.for(matches, (m) => Q.where(Q.eq(m.agency, a.id), Q.yield(m)))), 0), Q.yield(a.name)))
+    expect(await run(get().db, lineage(matched, { why: true }))).toEqual([{ data: 'Burns', lineage: [{ table: 'agencies', key: 2 }, { table: 'externalTours', key: 5 }] }])
+  })
+
+  test('the oracle agrees where no table has stored lineage', async () => {
+    const q = Q.for(agencies, (a) => Q.where(Q.or(Q.exists(Q.for(agencies, (b) => Q.where(Q.lt(b.id, a.id), Q.yield(b)))), Q.eq(a.id, 1)), Q.yield(a.name)))
+    const rows = await run(get().db, lineage(q, { why: true }))
+    expect(rows).toEqual(evaluateLineage(q[AST], { agencies: data.agencies }, { why: true }))
+    expect(rows).toEqual([
+      { data: 'EdinTours', lineage: [{ table: 'agencies', key: 1 }] },
+      { data: 'Burns', lineage: [{ table: 'agencies', key: 2 }, { table: 'agencies', key: 1 }] },
+    ])
+  })
+})
