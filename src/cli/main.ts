@@ -207,7 +207,13 @@ async function refreshOne(store: Store, table: string, signal: AbortSignal, onPr
   event('scan', 0)
   for (const [i, row] of todo.entries()) {
     if (signal.aborted) break
-    const r = await (store.get as (t: string, k: unknown, o?: { signal?: AbortSignal }) => ReturnType<Store['get']>)(table, row.key, { signal })
+    let r: Awaited<ReturnType<Store['get']>>
+    try {
+      r = await (store.get as (t: string, k: unknown, o?: { signal?: AbortSignal }) => ReturnType<Store['get']>)(table, row.key, { signal })
+    } catch (e) {
+      if (signal.aborted) break // get stopped between its steps; what it stored stays stored
+      throw e
+    }
     if (r.state === 'fresh') counts.computed += 1
     else if (r.state === 'failed') counts.failed += 1
     else if (r.state === 'blocked') counts.blocked += 1

@@ -29,7 +29,7 @@ function barDisplay(out: NodeJS.WriteStream): ProgressDisplay {
   const bars = new cliProgress.MultiBar(
     {
       stream: out,
-      format: '{table} [{bar}] {value}/{total} rows | {rate} rows/s | ETA {eta_formatted}',
+      format: '{table} [{bar}] {value}/{total} rows | {rate} rows/s | ETA {etaText}',
       hideCursor: true,
       clearOnComplete: false,
       stopOnComplete: false,
@@ -44,12 +44,15 @@ function barDisplay(out: NodeJS.WriteStream): ProgressDisplay {
       let b = byTable.get(e.table)
       const label = `${e.table} (${e.tableIndex + 1}/${e.tableCount})`
       if (b === undefined) {
-        b = { bar: bars.create(Math.max(e.total, 0), 0, { table: label, rate: '0' }), started: performance.now() }
+        b = { bar: bars.create(Math.max(e.total, 0), 0, { table: label, rate: '0', etaText: '-' }), started: performance.now() }
         byTable.set(e.table, b)
       }
       const secs = (performance.now() - b.started) / 1000
+      const rate = secs > 0 ? e.done / secs : 0
+      // Our own ETA: cli-progress prints NULL before its first estimate.
+      const etaText = e.phase === 'done' || e.done >= e.total ? '0s' : rate > 0 ? `${Math.ceil((e.total - e.done) / rate)}s` : '-'
       b.bar.setTotal(Math.max(e.total, e.done))
-      b.bar.update(e.done, { table: label, rate: secs > 0 ? Math.round(e.done / secs).toString() : '0' })
+      b.bar.update(e.done, { table: label, rate: Math.round(rate).toString(), etaText })
     },
     stop() {
       bars.stop()

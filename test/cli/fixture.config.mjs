@@ -41,3 +41,6 @@ export async function declare(store) {
     },
   })
 }
+
+// LQ_CLI_BATCH: the store's batch size (the Ctrl-C test of a full refresh uses small batches).
+export const storeOptions = process.env.LQ_CLI_BATCH ? { batchSize: Number(process.env.LQ_CLI_BATCH) } : {}
