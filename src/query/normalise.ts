@@ -781,6 +781,7 @@ function linInfo(entries: readonly LinEntry[]): GroupedLinBranch {
     types: e.key.map((k) => k.type),
     ...(e.stored === undefined ? {} : { stored: e.stored }),
     ...(e.grouped === undefined ? {} : { grouped: e.grouped }),
+    ...(e.witness === undefined ? {} : { witness: e.witness }),
   }))
 }
 
