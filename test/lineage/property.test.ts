@@ -151,7 +151,7 @@ eachDialect('why-provenance agrees with the oracle', (get) => {
   test(`${runs} random schemas, data and queries: run(lineage(q, { why: true })) = the rule with witnesses`, async () => {
     await assertAsyncProperty(
       // Only queries with a condition that reads a query: the others are the plain rule.
-      fc.asyncProperty(arbLineageCase().filter((c) => hasConditionQuery(c.query[AST])), async (c) => {
+      fc.asyncProperty(arbLineageCase().filter((c) => hasConditionQuery(c.query[AST]) && !features(c.query).has('group') && !features(c.query).has('distinct')), async (c) => {
         const expected = evaluateLineage(c.query[AST], c.data, { why: true })
         const [actual] = await runAll(get(), c, [lineage(c.query, { why: true })])
         // Entries are compared as bags: witnesses come in the order the database lists them.
