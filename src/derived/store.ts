@@ -32,6 +32,7 @@ import { zipParts } from './join.js'
 import { addressFromUserChecked, addressValue, inputsText, keyText, lineageOfAddress, parseInputs, rootKeyText, type KeyKind } from './keys.js'
 import { ensureDerivedTables, migrate } from './schema.js'
 import { fillCount, fillPage, fillRootPage, pagesByRootKey, unsafeKeyWork, inputLoader, isFirstFill, keyAddressed, LIVE_TEXT, loadTasks, metaRows, readsFor, recordedCauses, scan, withoutKey, type MetaRow, type ScanFilter, type ScanStats, type Work } from './staleness.js'
+import { ensureTracked } from './startup.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
 import { deleteRows, recordedInputs, writeResults, type Outcome, type Result } from './write.js'
 import { codeVersion } from './version.js'
@@ -140,7 +141,12 @@ export class Store {
   /**
    * Track a root table: a revision table `lq_rev_<name>` and triggers that record every insert,
    * update and delete (from any client) with a new store revision. Existing rows get a
-   * revision now. Idempotent.
+   * revision now. Idempotent, and cheap to call at every program start: when the root is
+   * already tracked it only reads the catalogue (no DDL, no lock a root writer waits on). The
+   * first call on a big table backfills the revisions in short transactions while root writers
+   * go on; concurrent first calls (several processes starting at once) all succeed. A root that
+   * was dropped and recreated is tracked again: its rows get new revisions, so the derived rows
+   * computed from the old table become stale (see docs/derived.md, "Startup").
    *
    * @example `await store.track(sources)`
    */
@@ -168,18 +174,10 @@ export class Store {
         throw new LineageQueryError('unknown-column', `table \`${def.name}\` in the database has no column \`${c.name}\`; columns: ${exists.map((e) => e.name).join(', ')}`, { table: def.name, column: c.name })
       }
     }
-    let backfilled = 0
-    await retryBusy(this.#d, `store.track(${def.name})`, this.#busyMs, () => this.#db.transaction().execute(async (trx) => {
-      // Index names of earlier versions (`lq_rev_x_rev` could be the revision table of a root `x_rev`).
-      for (const what of ['rev', 'xid']) await this.#d.dropIndexOn(trx, legacyIndexName(revTable(def.name), what), revTable(def.name))
-      for (const s of this.#d.trackDDL(def)) await sql.raw(s).execute(trx)
-      for (const s of this.#d.backfill(def)) backfilled += Number((await sql.raw(s).execute(trx)).numAffectedRows ?? 0)
-      const keyCols = JSON.stringify(def.key)
-      if (this.#d.name === 'sqlite') await sql`INSERT OR REPLACE INTO lq_tracked (root, key_columns) VALUES (${def.name}, ${keyCols})`.execute(trx)
-      else await sql`INSERT INTO lq_tracked (root, key_columns) VALUES (${def.name}, ${keyCols}) ON CONFLICT (root) DO UPDATE SET key_columns = excluded.key_columns`.execute(trx)
-    }))
+    // Reads only when the root is already tracked; otherwise DDL, then a batched backfill (startup.ts).
+    const done = await ensureTracked(this.#db, this.#d, def)
     // Many new revision rows: fresh planner statistics (PostgreSQL), so scans use the rev index.
-    if (backfilled >= ANALYZE_MIN) await this.#d.analyze(this.#db, revTable(def.name))
+    if (done.backfilled >= ANALYZE_MIN) await this.#d.analyze(this.#db, revTable(def.name))
     this.#roots.set(def.name, root)
     this.#order = this.#buildGraph().order
   }
