@@ -105,8 +105,9 @@ const sqlite: StartupDialect = {
   triggerNames: (root) => [`lq_trg_${root}_ins`, `lq_trg_${root}_upd`, `lq_trg_${root}_del`],
   indexNames: (root) => [indexName(revTable(root), 'rev'), indexName(revTable(root), 'deleted')],
   async state(db, root) {
-    const r = await sql<{ type: string; name: string; tbl_name: string }>`SELECT type, name, tbl_name FROM sqlite_master WHERE tbl_name IN (${root}, ${revTable(root)})`.execute(db)
-    const rows = r.rows
+    // One row: the catalogue entries of the root and of its revision table.
+    const r = await sql<{ entries: string }>`SELECT json_group_array(json_array(type, name, tbl_name)) AS entries FROM sqlite_master WHERE tbl_name IN (${root}, ${revTable(root)})`.execute(db)
+    const rows = (JSON.parse(r.rows[0]?.entries ?? '[]') as [string, string, string][]).map(([type, name, tbl_name]) => ({ type, name, tbl_name }))
     return {
       exists: rows.some((x) => x.type === 'table' && x.name === root),
       tableId: null,

@@ -44,7 +44,8 @@ import type { Cause, SourceRow } from './types.js'
 export type ScanFilter =
   | { readonly mode: 'since'; readonly wm: Watermark; readonly codeChanged: boolean }
   | { readonly mode: 'keys'; readonly keys: readonly string[] }
-  | { readonly mode: 'all' }
+  /** Every row; `force`: also rows with no cause, so that each is computed again (`refresh({ full: true })`). */
+  | { readonly mode: 'all'; readonly force?: boolean }
 
 export interface Work {
   readonly addr: string
@@ -120,6 +121,8 @@ function sourceOf(engine: Engine, x: Derivation): SourceTable {
   throw new Error(`internal: ${x.name} is not a one-table derivation`)
 }
 
+const forced = (f: ScanFilter): boolean => f.mode === 'all' && f.force === true
+
 /** Find the missing, stale and orphaned rows of `x` (see the module comment). */
 export async function scan(engine: Engine, x: Derivation, filter: ScanFilter, clock: Watermark, options: ScanOptions = {}): Promise<Map<string, Work>> {
   return x.source.kind === 'query' ? scanQuery(engine, x, filter, clock) : x.source.kind === 'zip' ? scanZip(engine, x, filter) : scanTable(engine, x, filter, options)
@@ -171,7 +174,7 @@ async function scanZip(engine: Engine, x: Derivation, filter: ScanFilter): Promi
         if (now !== old) causes.push({ kind: s.isRoot ? 'input-changed' : 'upstream-changed', table: s.name, key, oldRevision: old, newRevision: now })
       }
       if (meta.lq_code_version !== x.codeVersion) causes.push({ kind: 'code-changed', table: x.name, oldVersion: meta.lq_code_version, newVersion: x.codeVersion })
-      if (causes.length > 0) out.set(addr, { addr, action: 'compute', stored: true, causes })
+      if (causes.length > 0 || forced(filter)) out.set(addr, { addr, action: 'compute', stored: true, causes })
     }
   }
   return out
@@ -251,7 +254,7 @@ async function scanTable(engine: Engine, x: Derivation, filter: ScanFilter, opti
       causes.push({ kind: s.isRoot ? 'input-changed' : 'upstream-changed', table: s.name, key, oldRevision: p.meta.rev, newRevision: p.src.rev })
     }
     if (p.meta.cv !== x.codeVersion) causes.push({ kind: 'code-changed', table: x.name, oldVersion: p.meta.cv, newVersion: x.codeVersion })
-    if (causes.length > 0) out.set(addr, { addr, action: 'compute', stored: true, rev: p.src.rev, causes })
+    if (causes.length > 0 || forced(filter)) out.set(addr, { addr, action: 'compute', stored: true, rev: p.src.rev, causes })
   }
   return out
 }
@@ -727,7 +730,7 @@ async function scanQuery(engine: Engine, x: Derivation, filter: ScanFilter, cloc
     // (a row stored without an input hash, by an earlier version, counts as changed).
     if (causes.length === 0 && task.inputHash !== undefined && m.lq_input_hash !== task.inputHash) causes.push({ kind: 'input-value-changed', table: x.name, key, reads: [...reads.opaque].sort() })
     if (m.lq_code_version !== x.codeVersion) causes.push({ kind: 'code-changed', table: x.name, oldVersion: m.lq_code_version, newVersion: x.codeVersion })
-    if (causes.length > 0) out.set(addr, { addr, action: 'compute', stored: true, task, causes })
+    if (causes.length > 0 || forced(filter)) out.set(addr, { addr, action: 'compute', stored: true, task, causes })
   }
   const gone = [...metas.values()].filter((m) => !tasks.has(m.lq_key))
   if (gone.length > 0) {

@@ -340,6 +340,7 @@ export class Store {
     try {
       throwIfAborted(op)
       await this.#ensureAll()
+      await this.#checkRoots()
       const names = this.#order.filter((name) => this.#derivations.has(name))
       for (const name of names) tables[name] = emptyTableReport()
       for (const [i, name] of names.entries()) {
@@ -376,7 +377,7 @@ export class Store {
     const engine = this.#engine
     const clock = await this.#d.readClock(this.#db)
     const wm = await this.#watermark(x)
-    const filter: ScanFilter = full ? { mode: 'all' } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }
+    const filter: ScanFilter = full ? { mode: 'all', force: true } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }
     // A first fill of a derivation over one table streams its input a page at a time.
     if (await isFirstFill(engine, x, filter)) return this.#fillTable(x, clock, wm, batch, report, op, progress)
     const stats: ScanStats = { covered: false, live: 0 }
@@ -654,6 +655,7 @@ export class Store {
       throwIfAborted(op)
       await this.#ensureAll()
       const x = this.#resolve(table, 'get')
+      await this.#checkRoots(x.roots)
       const addr = this.#address(x, key, 'store.get')
       await this.#demand(x, addr, op)
       return (await this.#read(x, addr)) as GetResult<Row>
@@ -807,6 +809,7 @@ export class Store {
   async stale(table?: DerivedTable<string, any> | string): Promise<RowStatus[]> {
     await this.#ensureAll()
     const target = table === undefined ? undefined : this.#resolve(table, 'stale')
+    await this.#checkRoots(target?.roots)
     const wanted = target === undefined ? undefined : this.#ancestors(target.name)
     const engine = this.#engine
     const dirty = new Map<string, Map<string, RowStatus>>()
@@ -943,6 +946,21 @@ export class Store {
       })
     }
     return x
+  }
+
+  /**
+   * Each tracked root (or those named) is still the table its revisions describe: one catalogue
+   * read per root. A root dropped and recreated (its triggers are gone, or its OID changed) is
+   * tracked again, its rows with new revisions, so the rows derived from the old table become
+   * stale; a root that is gone is a `schema` error naming it (see startup.ts).
+   */
+  async #checkRoots(names: readonly string[] = [...this.#roots.keys()]): Promise<void> {
+    for (const name of names) {
+      const root = this.#roots.get(name)
+      if (root === undefined) continue
+      const done = await ensureTracked(this.#db, this.#d, root.def)
+      if (done.backfilled >= ANALYZE_MIN) await this.#d.analyze(this.#db, revTable(name))
+    }
   }
 
   /** Create (or check) the tables of every declared derivation, once per store. */

@@ -1,0 +1,129 @@
+/**
+ * The life of a store beyond one program run, on SQLite and PostgreSQL: roots dropped or
+ * recreated under it, full refreshes, code versions (codecs, params), what `affected` answers,
+ * derived tables no program declares any more, tombstone collection.
+ */
+import * as t from 'io-ts'
+import { sql, type Kysely } from 'kysely'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { LineageQueryError } from '../../src/errors.js'
+import { createTable, insertRows } from '../../src/query/ddl.js'
+import { table } from '../../src/query/dsl.js'
+import { openStore } from '../../src/derived/index.js'
+import { dialectNames, open, type TestDb } from '../support/db.js'
+
+const src = table('src', { id: t.Int, text: t.string })
+
+async function createSrc(db: Kysely<any>, rows: { id: number; text: string }[]): Promise<void> {
+  await createTable(db, src)
+  if (rows.length > 0) await insertRows(db, src, rows)
+}
+
+async function expectError(p: Promise<unknown> | (() => unknown), code: string, ...fragments: string[]): Promise<LineageQueryError> {
+  let err: unknown
+  try {
+    await (typeof p === 'function' ? p() : p)
+  } catch (e) {
+    err = e
+  }
+  expect(err).toBeInstanceOf(LineageQueryError)
+  const e = err as LineageQueryError
+  expect(e.code).toBe(code)
+  for (const f of fragments) expect(e.message).toContain(f)
+  return e
+}
+
+const dataOf = async (db: Kysely<any>, name: string) =>
+  Object.fromEntries((await sql<Record<string, unknown>>`SELECT * FROM ${sql.id(name)} ORDER BY lq_key`.execute(db)).rows.map((r) => [r['lq_key'], r['s']]))
+
+for (const dialect of dialectNames) {
+  describe(`store lifecycle [${dialect}]`, () => {
+    let tdb: TestDb
+    beforeEach(async () => {
+      tdb = await open(dialect)
+    })
+    afterEach(async () => {
+      await tdb.close()
+    })
+
+    const upper = (store: Awaited<ReturnType<typeof openStore>>) => store.derive({ name: 'out', from: src, output: { s: t.string }, fn: (r) => ({ s: r.text.toUpperCase() }) })
+
+    it('a root dropped and recreated with new rows at old keys: its derived rows become stale and refresh recomputes them', async () => {
+      const db = tdb.db
+      await createSrc(db, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }, { id: 4, text: 'd' }])
+      const store = await openStore(db)
+      await store.track(src)
+      const out = upper(store)
+      await store.refresh()
+      expect(await dataOf(db, 'out')).toEqual({ '1': 'A', '2': 'B', '4': 'D' })
+      await sql`DROP TABLE src`.execute(db)
+      await createSrc(db, [{ id: 1, text: 'zz' }, { id: 2, text: 'b' }, { id: 3, text: 'c' }])
+      // Before: row 1 stayed fresh with the old value, 3 was never seen, 4 never deleted.
+      const stale = await store.stale(out)
+      expect(stale.map((s) => `${String(s.key)}:${s.state}`).sort()).toEqual(['1:stale', '2:stale', '3:missing', '4:stale'])
+      const r = await store.refresh()
+      expect(r.tables['out']).toMatchObject({ computed: 2, unchanged: 1, deleted: 1 })
+      expect(await dataOf(db, 'out')).toEqual({ '1': 'ZZ', '2': 'B', '3': 'C' })
+      expect((await store.status(out, 1)).state).toBe('fresh')
+      // The recreated table's triggers are in place: later writes are seen.
+      await sql`UPDATE src SET text = 'y' WHERE id = 2`.execute(db)
+      await store.refresh()
+      expect(await dataOf(db, 'out')).toEqual({ '1': 'ZZ', '2': 'Y', '3': 'C' })
+    })
+
+    it('a root recreated while the program is down is noticed by track at the next start', async () => {
+      const db = tdb.db
+      await createSrc(db, [{ id: 1, text: 'a' }])
+      const s1 = await openStore(db)
+      await s1.track(src)
+      upper(s1)
+      await s1.refresh()
+      await sql`DROP TABLE src`.execute(db)
+      await createSrc(db, [{ id: 1, text: 'q' }])
+      const s2 = await openStore(db)
+      await s2.track(src)
+      const out = upper(s2)
+      expect((await s2.status(out, 1)).state).toBe('stale')
+      await s2.refresh()
+      expect(await dataOf(db, 'out')).toEqual({ '1': 'Q' })
+    })
+
+    it('a dropped root: refresh, get and stale fail with a schema error naming the table, not a raw "no such table"', async () => {
+      const db = tdb.db
+      await createSrc(db, [{ id: 1, text: 'a' }])
+      const store = await openStore(db)
+      await store.track(src)
+      const out = upper(store)
+      await store.refresh()
+      await insertRows(db, src, [{ id: 2, text: 'b' }]) // a pending change
+      await sql`DROP TABLE src`.execute(db)
+      const e = await expectError(store.refresh(), 'schema', '`src`', 'does not exist')
+      expect(e.details).toMatchObject({ table: 'src' })
+      await expectError(store.get(out, 1), 'schema', '`src`')
+      await expectError(store.stale(), 'schema', '`src`')
+      await expectError(store.track(src), 'schema', '`src`')
+      // The derived rows are kept as they were.
+      expect(await dataOf(db, 'out')).toEqual({ '1': 'A' })
+    })
+
+    it('refresh({ full: true }) runs the function again for every row, fresh or not', async () => {
+      const db = tdb.db
+      await createSrc(db, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }, { id: 3, text: 'c' }])
+      const store = await openStore(db)
+      await store.track(src)
+      let calls = 0
+      const out = store.derive({ name: 'out', from: src, output: { s: t.string }, fn: (r) => (calls++, { s: r.text.toUpperCase() }) })
+      const next = store.derive({ name: 'next', from: out, output: { s: t.string }, fn: (r) => (calls++, { s: r.s + '!' }) })
+      await store.refresh()
+      expect(calls).toBe(6)
+      calls = 0
+      expect((await store.refresh()).totals.computed).toBe(0)
+      expect(calls).toBe(0)
+      // Before: a full refresh re-checked every row and computed none.
+      const r = await store.refresh({ full: true })
+      expect(calls).toBe(6)
+      expect(r.totals).toMatchObject({ computed: 0, unchanged: 6 })
+      expect((await store.status(next, 2)).state).toBe('fresh')
+    })
+  })
+}
