@@ -14,7 +14,7 @@
  * ```
  */
 import * as t from 'io-ts'
-import { sql, type Kysely } from 'kysely'
+import { CompiledQuery, sql, type Kysely } from 'kysely'
 import { LineageQueryError, showValue } from '../errors.js'
 import { compile } from '../query/compile.js'
 import { dialectOf } from '../query/dialect-of.js'
@@ -33,8 +33,9 @@ import { addressFromUserChecked, addressValue, inputsText, keyText, lineageOfAdd
 import { ensureDerivedTables, migrate } from './schema.js'
 import { fillCount, fillPage, fillRootPage, pagesByRootKey, unsafeKeyWork, inputLoader, isFirstFill, keyAddressed, LIVE_TEXT, loadTasks, metaRows, readsFor, recordedCauses, scan, withoutKey, type MetaRow, type ScanFilter, type ScanStats, type Work } from './staleness.js'
 import { ensureTracked } from './startup.js'
+import { startupDialects } from './dialect-startup.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
-import { deleteRows, recordedInputs, writeResults, type Outcome, type Result } from './write.js'
+import { collectedName, deleteRows, recordedInputs, writeResults, type Outcome, type Result } from './write.js'
 import { codeVersion } from './version.js'
 import {
   DerivedTable,
@@ -922,6 +923,96 @@ export class Store {
     const r = await sql<{ rev: unknown; deleted: unknown }>`SELECT rev, deleted FROM ${sql.id(revTable(name))} WHERE lq_key = ${rootKeyText(key, this.#keyKinds(name)!, name, 'store.revision')}`.execute(this.#db)
     const row = r.rows[0]
     return row === undefined || Number(row.deleted) === 1 ? undefined : Number(row.rev)
+  }
+
+  // ---------------------------------------------------------------- store maintenance
+
+  /** The store's clock: the newest revision handed out. Pass a value read now to a later `collect`. */
+  async clock(): Promise<number> {
+    return (await this.#d.readClock(this.#db)).rev
+  }
+
+  /**
+   * Derived tables in the store that no declaration of this program names (renamed or removed
+   * derivations, or another program's): their rows are no longer kept up to date by this
+   * program. Sorted names; `drop` removes one.
+   */
+  async undeclared(): Promise<string[]> {
+    const r = await sql<{ name: string }>`SELECT name FROM lq_derived ORDER BY name`.execute(this.#db)
+    return r.rows.map((x) => x.name).filter((n) => !this.#derivations.has(n))
+  }
+
+  /**
+   * Remove a derived table this program does not declare (see `undeclared`): its data and
+   * metadata tables, its lineage edges and its `lq_derived` row. Declared tables, roots and
+   * unknown names are an `argument` error.
+   */
+  async drop(name: string): Promise<void> {
+    if (typeof name !== 'string') throw new LineageQueryError('argument', `store.drop expects the name of a derived table, got ${showValue(name)}`)
+    if (this.#derivations.has(name)) throw new LineageQueryError('argument', `store.drop: \`${name}\` is declared by this program; remove its declaration first (only undeclared derived tables can be dropped)`, { table: name })
+    if (this.#roots.has(name)) throw new LineageQueryError('argument', `store.drop: \`${name}\` is a tracked root table, not a derived table`, { table: name })
+    const known = await sql<{ name: string }>`SELECT name FROM lq_derived WHERE name = ${name}`.execute(this.#db)
+    if (known.rows.length === 0) {
+      throw new LineageQueryError('argument', `store.drop: \`${name}\` is not a derived table of this store; undeclared derived tables: ${(await this.undeclared()).join(', ') || '(none)'}`, { table: name })
+    }
+    await startupDialects[this.#d.name].writeTransaction(this.#db, async (trx) => {
+      await sql.raw(`DROP TABLE IF EXISTS ${q(name)}`).execute(trx)
+      await sql.raw(`DROP TABLE IF EXISTS ${q(metaTable(name))}`).execute(trx)
+      await sql`DELETE FROM lq_edge WHERE dst_table = ${name}`.execute(trx)
+      await sql`DELETE FROM lq_derived WHERE name = ${name}`.execute(trx)
+      await sql`DELETE FROM lq_store_meta WHERE name = ${collectedName(name)}`.execute(trx)
+    })
+  }
+
+  /**
+   * Remove tombstones: revision rows of deleted root rows (of the roots this program tracks) and
+   * metadata rows of deleted derived rows (of the tables it declares), written at or before
+   * revision `olderThan` and already seen by the last refresh of every derived table in the store (below
+   * every watermark). Returns how many of each were removed.
+   *
+   * `olderThan` must be a clock value (`store.clock()`) read before every computation still
+   * running started, in any process. A late result, computed from inputs read before a
+   * tombstone it would have been refused by, is still refused after the tombstone is gone: a
+   * root key with no revision row counts as deleted at the highest collected revision, and a
+   * comprehension result for an address with no metadata row is refused when evaluated before
+   * the highest collected tombstone of its table (see `write.ts`).
+   */
+  async collect(options: { readonly olderThan: number }): Promise<{ revisions: number; tombstones: number }> {
+    const olderThan = (options as { olderThan?: unknown } | undefined)?.olderThan
+    if (typeof olderThan !== 'number' || !Number.isSafeInteger(olderThan) || olderThan < 0) {
+      throw new LineageQueryError('argument', `store.collect expects { olderThan: revision }, a clock value read with store.clock() before every computation still running started; got ${showValue(olderThan)}`)
+    }
+    await this.#ensureAll()
+    const wms = (await sql<{ wm_rev: unknown; wm_xmin: string | null }>`SELECT wm_rev, wm_xmin FROM lq_derived`.execute(this.#db)).rows
+    // Revisions up to `horizon`: not after `olderThan`, and at or below every watermark (seen).
+    let horizon = olderThan
+    // PostgreSQL: and written by a transaction every watermark's snapshot sees as committed.
+    const snapshots = new Set<string>()
+    for (const w of wms) {
+      horizon = Math.min(horizon, Number(w.wm_rev))
+      if (w.wm_xmin !== null) snapshots.add(w.wm_xmin)
+    }
+    const out = { revisions: 0, tombstones: 0 }
+    if (horizon <= 0) return out
+    const d = this.#d
+    const sd = startupDialects[d.name]
+    const sweep = async (table: string, cond: string, revCol: string, xidCol: string, owner: string): Promise<number> => {
+      const snaps = d.xidColumn === undefined ? [] : [...snapshots]
+      const xidCond = snaps.map((sn, i) => ` AND ${/^\d+$/.test(sn) ? `${xidCol} < CAST(${d.ph(i + 2)} AS xid8)` : `pg_visible_in_snapshot(${xidCol}, CAST(${d.ph(i + 2)} AS pg_snapshot))`}`).join('')
+      const params = [horizon, ...snaps]
+      const where = `${cond} AND ${revCol} <= ${d.ph(1)}${xidCond}`
+      return sd.writeTransaction(this.#db, async (trx) => {
+        const m = (await exec<{ m: unknown }>(trx, `SELECT max(${revCol}) AS m FROM ${q(table)} WHERE ${where}`, params))[0]?.m
+        if (m === null || m === undefined) return 0
+        const prev = (await exec<{ value: string }>(trx, `SELECT value FROM lq_store_meta WHERE name = ${d.ph(1)}`, [collectedName(owner)]))[0]?.value
+        const top = Math.max(Number(m), prev === undefined ? 0 : Number(prev))
+        await exec(trx, `INSERT INTO lq_store_meta (name, value) VALUES (${d.ph(1)}, ${d.ph(2)}) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, [collectedName(owner), String(top)])
+        return Number((await trx.executeQuery(CompiledQuery.raw(`DELETE FROM ${q(table)} WHERE ${where}`, params))).numAffectedRows ?? 0)
+      })
+    }
+    for (const root of this.#roots.keys()) out.revisions += await sweep(revTable(root), 'deleted = 1', 'rev', 'xid', root)
+    for (const x of this.#derivations.values()) out.tombstones += await sweep(metaTable(x.name), `lq_state = 'deleted'`, 'lq_changed_rev', 'lq_xid', x.name)
+    return out
   }
 
   // ---------------------------------------------------------------- helpers

@@ -8,7 +8,7 @@ import { sql, type Kysely } from 'kysely'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { LineageQueryError } from '../../src/errors.js'
 import { createTable, insertRows } from '../../src/query/ddl.js'
-import { table } from '../../src/query/dsl.js'
+import { Q, table } from '../../src/query/dsl.js'
 import { openStore } from '../../src/derived/index.js'
 import { dialectNames, open, type TestDb } from '../support/db.js'
 
@@ -32,6 +32,28 @@ async function expectError(p: Promise<unknown> | (() => unknown), code: string, 
   for (const f of fragments) expect(e.message).toContain(f)
   return e
 }
+
+/** A point where a derivation's function can be held: after `hold()`, the next `pass()` waits until `release()`. */
+function holdable() {
+  let armed = false
+  let release!: () => void
+  let reached!: () => void
+  const open = new Promise<void>((r) => (release = r))
+  const held = new Promise<void>((r) => (reached = r))
+  return {
+    hold: () => void (armed = true),
+    held,
+    release,
+    async pass(): Promise<void> {
+      if (!armed) return
+      armed = false
+      reached()
+      await open
+    },
+  }
+}
+
+const count = async (db: Kysely<any>, text: string) => Number((await sql.raw<{ n: unknown }>(text).execute(db)).rows[0]!.n)
 
 const dataOf = async (db: Kysely<any>, name: string) =>
   Object.fromEntries((await sql<Record<string, unknown>>`SELECT * FROM ${sql.id(name)} ORDER BY lq_key`.execute(db)).rows.map((r) => [r['lq_key'], r['s']]))
@@ -124,6 +146,117 @@ for (const dialect of dialectNames) {
       expect(calls).toBe(6)
       expect(r.totals).toMatchObject({ computed: 0, unchanged: 6 })
       expect((await store.status(next, 2)).state).toBe('fresh')
+    })
+
+    it('undeclared() lists derived tables no declaration of this program names, and drop(name) removes one', async () => {
+      const db = tdb.db
+      await createSrc(db, [{ id: 1, text: 'a' }])
+      const a = await openStore(db)
+      await a.track(src)
+      const out = upper(a)
+      a.derive({ name: 'old', from: Q.for(out, (o) => Q.yield({ s: o.s })), output: { n: t.Int }, fn: (r) => ({ n: r.s.length }) })
+      await a.refresh()
+      expect(await a.undeclared()).toEqual([])
+      // The next version of the program renamed `old`.
+      const b = await openStore(db)
+      await b.track(src)
+      upper(b)
+      expect(await b.undeclared()).toEqual(['old'])
+      await expectError(b.drop('out'), 'argument', 'declared by this program')
+      await expectError(b.drop('src'), 'argument', 'root')
+      await expectError(b.drop('nope'), 'argument', 'not a derived table', 'old')
+      await b.drop('old')
+      expect(await b.undeclared()).toEqual([])
+      expect(await count(db, `SELECT count(*) AS n FROM lq_edge WHERE dst_table = 'old'`)).toBe(0)
+      await expectError(sql`SELECT * FROM old`.execute(db).then(() => { throw new LineageQueryError('schema', 'table old still exists') }), 'schema', 'still exists').catch(() => undefined)
+      const left = dialect === 'sqlite' ? await count(db, `SELECT count(*) AS n FROM sqlite_master WHERE name IN ('old', 'lq_meta_old')`) : await count(db, `SELECT count(*) AS n FROM pg_class WHERE relname IN ('old', 'lq_meta_old') AND relnamespace = current_schema()::regnamespace`)
+      expect(left).toBe(0)
+      expect((await b.refresh()).totals.computed).toBe(0)
+    })
+
+    it('collect() removes tombstones every derived table has seen, and keeps newer ones', async () => {
+      const db = tdb.db
+      await createSrc(db, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }, { id: 3, text: 'c' }])
+      const store = await openStore(db)
+      await store.track(src)
+      const out = upper(store)
+      await store.refresh()
+      const before = await store.clock()
+      await sql`DELETE FROM src WHERE id IN (1, 2)`.execute(db)
+      await store.refresh()
+      await store.refresh() // the watermark passes the derived tombstones too
+      expect(await store.collect({ olderThan: before })).toEqual({ revisions: 0, tombstones: 0 })
+      expect(await store.collect({ olderThan: await store.clock() })).toEqual({ revisions: 2, tombstones: 2 })
+      expect(await count(db, `SELECT count(*) AS n FROM lq_rev_src`)).toBe(1)
+      expect(await count(db, `SELECT count(*) AS n FROM lq_meta_out`)).toBe(1)
+      // A deletion no refresh has seen yet is kept.
+      await sql`DELETE FROM src WHERE id = 3`.execute(db)
+      expect(await store.collect({ olderThan: await store.clock() })).toEqual({ revisions: 0, tombstones: 0 })
+      await store.refresh()
+      expect(await dataOf(db, 'out')).toEqual({})
+      // Keys come back as new rows.
+      await insertRows(db, src, [{ id: 1, text: 'again' }])
+      await store.refresh()
+      expect(await dataOf(db, 'out')).toEqual({ '1': 'AGAIN' })
+      expect((await store.status(out, 1)).state).toBe('fresh')
+      await expectError(store.collect({ olderThan: -1 }), 'argument', 'olderThan')
+    })
+
+    it('a late result for a deleted root row is still refused after collect() removed its tombstones', async () => {
+      const db = tdb.db
+      await createSrc(db, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
+      const store = await openStore(db)
+      await store.track(src)
+      const gate = holdable()
+      const out = store.derive({ name: 'out', from: src, output: { s: t.string }, fn: async (r) => (await gate.pass(), { s: r.text.toUpperCase() }) })
+      await store.refresh()
+      await sql`UPDATE src SET text = 'changed' WHERE id = 1`.execute(db)
+      gate.hold()
+      const pending = store.get(out, 1)
+      await gate.held
+      await sql`DELETE FROM src WHERE id = 1`.execute(db)
+      await store.refresh()
+      await store.refresh()
+      expect(await store.collect({ olderThan: await store.clock() })).toEqual({ revisions: 1, tombstones: 1 })
+      gate.release()
+      expect((await pending).state).toBe('missing')
+      expect(await dataOf(db, 'out')).toEqual({ '2': 'B' })
+      expect(await count(db, `SELECT count(*) AS n FROM lq_meta_out WHERE lq_key = '1'`)).toBe(0)
+      expect(await store.stale()).toEqual([])
+    })
+
+    it('a late comprehension result for a row that left the comprehension is still refused after its tombstone is collected', async () => {
+      const db = tdb.db
+      await createSrc(db, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
+      const store = await openStore(db)
+      await store.track(src)
+      const gate = holdable()
+      const kept = store.derive({
+        name: 'kept',
+        from: Q.for(src, (r) => Q.where(Q.ne(r.text, 'gone'), Q.yield({ text: r.text }))),
+        output: { s: t.string },
+        fn: async (r) => (await gate.pass(), { s: r.text.toUpperCase() }),
+      })
+      await store.refresh()
+      await sql`UPDATE src SET text = 'changed' WHERE id = 1`.execute(db)
+      gate.hold()
+      const pending = store.get(kept, 1)
+      await gate.held
+      // Row 1 leaves the comprehension (no input deleted): a tombstone, then collected.
+      await sql`UPDATE src SET text = 'gone' WHERE id = 1`.execute(db)
+      expect((await store.refresh()).tables['kept']!.deleted).toBe(1)
+      await store.refresh()
+      expect(await store.collect({ olderThan: await store.clock() })).toEqual({ revisions: 0, tombstones: 1 })
+      gate.release()
+      await pending
+      // The result evaluated before the tombstone was written is refused by the collected floor.
+      expect(await dataOf(db, 'kept')).toEqual({ '2': 'B' })
+      expect(await count(db, `SELECT count(*) AS n FROM lq_meta_kept WHERE lq_key = '1'`)).toBe(0)
+      expect(await store.stale()).toEqual([])
+      // A new evaluation of the row is stored as usual.
+      await sql`UPDATE src SET text = 'back' WHERE id = 1`.execute(db)
+      await store.refresh()
+      expect(await dataOf(db, 'kept')).toEqual({ '1': 'BACK', '2': 'B' })
     })
   })
 }
