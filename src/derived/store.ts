@@ -70,8 +70,19 @@ export interface Derive<N extends string, F, C extends Codecs> {
   readonly output: C
   /** The function from one input row to one output row; it may be async. Throwing stores an error. */
   readonly fn: (input: InputOf<F>, ctx: DeriveContext) => RowOf<C> | Promise<RowOf<C>>
-  /** Part of the code version: change it to force recomputation. */
+  /**
+   * Part of the code version: change it to force recomputation. Only `fn`'s own source text is
+   * hashed: variables it captures (`fn: (n) => n.v > threshold`) and functions it calls are
+   * not. Put such values in `params`, and list the files of called code in `dependsOn` (or
+   * change `version` when they change).
+   */
   readonly version?: string
+  /**
+   * Values the function depends on besides its input, as JSON data (e.g. `{ threshold: 3 }`):
+   * hashed into the code version, so changing one recomputes the table; the function gets them
+   * as `ctx.params`.
+   */
+  readonly params?: unknown
   /** Files whose contents are part of the code version. */
   readonly dependsOn?: readonly string[]
   /**
@@ -266,7 +277,7 @@ export class Store {
     }
     const roots = [...new Set(reads.flatMap((r) => (this.#roots.has(r) ? [r] : this.#derivations.get(r)!.roots)))].sort()
     const singleRoot = roots.length === 1
-    const version = codeVersion({ table: name, fn, version: decl.version, dependsOn: decl.dependsOn })
+    const version = codeVersion({ table: name, fn, version: decl.version, dependsOn: decl.dependsOn, output, params: decl.params })
     // A derived row's lineage is its address (lq_key): lineage(q) over this table reports the
     // root rows it came from, so provenance composes through the pipeline.
     const def = tableDef(name, { ...output, lq_key: t.string }, { key: 'lq_key', storedLineage: { column: 'lq_key', table: singleRoot ? roots[0] : undefined } })
@@ -278,6 +289,7 @@ export class Store {
       source,
       query: source.kind === 'query' ? (from as AnyQuery) : undefined,
       fn: fn as Derivation['fn'],
+      params: decl.params,
       output,
       codeVersion: version,
       roots,
@@ -582,6 +594,7 @@ export class Store {
         table: x.name,
         key: x.singleRoot && task.lineage.length === 1 ? task.lineage[0]!.key : addressValue(task.addr),
         lineage: task.lineage,
+        params: x.params,
         get signal() {
           return signalOf()
         },

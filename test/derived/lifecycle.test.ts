@@ -55,6 +55,9 @@ function holdable() {
 
 const count = async (db: Kysely<any>, text: string) => Number((await sql.raw<{ n: unknown }>(text).execute(db)).rows[0]!.n)
 
+const dataOfCol = async (db: Kysely<any>, name: string, col: string) =>
+  Object.fromEntries((await sql<Record<string, unknown>>`SELECT * FROM ${sql.id(name)} ORDER BY lq_key`.execute(db)).rows.map((r) => [r['lq_key'], typeof r[col] === 'number' ? r[col] === 1 : r[col]]))
+
 const dataOf = async (db: Kysely<any>, name: string) =>
   Object.fromEntries((await sql<Record<string, unknown>>`SELECT * FROM ${sql.id(name)} ORDER BY lq_key`.execute(db)).rows.map((r) => [r['lq_key'], r['s']]))
 
@@ -258,5 +261,63 @@ for (const dialect of dialectNames) {
       await store.refresh()
       expect(await dataOf(db, 'kept')).toEqual({ '1': 'BACK', '2': 'B' })
     })
+
+    it('a narrower output codec with the same SQL type (t.string -> t.keyof) is a code change: rows become stale and are recomputed', async () => {
+      const db = tdb.db
+      await createSrc(db, [{ id: 1, text: 'a' }, { id: 2, text: 'b' }])
+      const fn = (r: { text: string }) => ({ s: r.text.toUpperCase() })
+      const a = await openStore(db)
+      await a.track(src)
+      a.derive({ name: 'out', from: src, output: { s: t.string }, fn })
+      await a.refresh()
+      const b = await openStore(db)
+      await b.track(src)
+      const out = b.derive({ name: 'out', from: src, output: { s: t.keyof({ A: null, B: null }) }, fn: fn as (r: { text: string }) => { s: 'A' | 'B' } })
+      expect(b.codeVersion(out)).not.toBe(a.codeVersion('out'))
+      // Before: the same version, the rows stayed fresh (and reads decoded them with the narrower codec).
+      expect(await b.status(out, 1)).toMatchObject({ state: 'stale', causes: [{ kind: 'code-changed' }] })
+      expect((await b.refresh()).tables['out']).toMatchObject({ unchanged: 2 })
+      expect(await b.stale()).toEqual([])
+    })
+
+    it('params are part of the code version and reach the function as ctx.params', async () => {
+      const db = tdb.db
+      await createSrc(db, [{ id: 1, text: 'a' }, { id: 2, text: 'bbb' }])
+      const declare = async (threshold: number) => {
+        const store = await openStore(db)
+        await store.track(src)
+        const long = store.derive({ name: 'long', from: src, output: { long: t.boolean }, params: { threshold }, fn: (r, ctx) => ({ long: r.text.length > (ctx.params as { threshold: number }).threshold }) })
+        return { store, long }
+      }
+      const a = await declare(1)
+      await a.store.refresh()
+      expect(await dataOfCol(db, 'long', 'long')).toEqual({ '1': false, '2': true })
+      const same = await declare(1)
+      expect(same.store.codeVersion(same.long)).toBe(a.store.codeVersion(a.long))
+      expect(await same.store.stale()).toEqual([])
+      const b = await declare(5)
+      expect(b.store.codeVersion(b.long)).not.toBe(a.store.codeVersion(a.long))
+      expect(await b.store.status(b.long, 2)).toMatchObject({ state: 'stale', causes: [{ kind: 'code-changed' }] })
+      await b.store.refresh()
+      expect(await dataOfCol(db, 'long', 'long')).toEqual({ '1': false, '2': false })
+      const c = await openStore(db)
+      await c.track(src)
+      expect(() => c.derive({ name: 'bad', from: src, output: { n: t.Int }, params: { at: new Date(0) }, fn: () => ({ n: 1 }) })).toThrow(/params\.at is Date/)
+    })
   })
 }
+
+describe('code versions (pure)', () => {
+  it('output codecs whose SQL type says it all leave the version as before; narrower ones change it', async () => {
+    const { codeVersion, codecShape } = await import('../../src/derived/version.js')
+    const fn = (r: { x: number }) => ({ s: String(r.x) })
+    const base = codeVersion({ table: 'x', fn })
+    expect(codeVersion({ table: 'x', fn, output: { s: t.string, n: t.Int, r: t.number, b: t.boolean, m: t.union([t.string, t.null]) } })).toBe(base)
+    expect(codeVersion({ table: 'x', fn, output: { s: t.keyof({ a: null }) } })).not.toBe(base)
+    expect(codeVersion({ table: 'x', fn, output: { s: t.keyof({ a: null }) } })).not.toBe(codeVersion({ table: 'x', fn, output: { s: t.keyof({ a: null, b: null }) } }))
+    expect(codeVersion({ table: 'x', fn, output: { s: t.literal('a') } })).not.toBe(base)
+    expect(codecShape(t.union([t.null, t.keyof({ b: null, a: null })])).shape).toBe('keyof["a","b"]|null')
+    expect(codeVersion({ table: 'x', fn, params: { a: 1, b: [2] } })).toBe(codeVersion({ table: 'x', fn, params: { b: [2], a: 1 } }))
+    expect(codeVersion({ table: 'x', fn, params: { a: 1 } })).not.toBe(base)
+  })
+})
