@@ -947,3 +947,42 @@ export function withoutKey(row: Record<string, unknown>): Record<string, unknown
 }
 
 export const isQuery = (x: unknown): x is Query<unknown, unknown> => typeof x === 'object' && x !== null && AST in x
+
+/**
+ * For `affected`: the addresses of `x` that rows `keys` of root `t` feed in the current data,
+ * computed or not: the rows of the comprehension with its generators over `t` restricted to
+ * them (one site at a time), only for the keys written since `x`'s watermark `wm` (the rows
+ * of older keys were computed, and `lq_edge` has them). A comprehension that reads `t` outside
+ * its generators (inside an aggregate, `exists`, a nested collection, or `{ lineage: false }`)
+ * or has `limit`: every one of its rows may depend on any row of `t`, so every address of its
+ * whole evaluation when one of the keys was written since the watermark, plus every stored row.
+ */
+export async function fedByRoot(engine: Engine, x: Derivation, t: string, keys: readonly string[], wm: Watermark, clock: Watermark): Promise<Set<string>> {
+  const out = new Set<string>()
+  const reads = readsFor(x)
+  const whole = reads.opaque.has(t) || reads.limited
+  if (whole) for (const k of (await metaRows(engine, x.name, 'all')).keys()) out.add(k)
+  const s = sourceFor(engine, t)
+  const changed: string[] = []
+  for (const part of chunks([...keys], IN_CHUNK)) {
+    const rows = (await sql<{ k: string }>`SELECT s.lq_key AS k FROM ${id(s.table)} AS s WHERE s.lq_key IN ${inList(part)} AND s.deleted = 0 AND ${engine.d.since('s', s.rev, s.xid, wm)}`.execute(engine.db)).rows
+    for (const r of rows) changed.push(r.k)
+  }
+  if (changed.length === 0) return out
+  if (whole) {
+    for (const k of (await evaluateQuery(engine, x, clock)).keys()) out.add(k)
+    return out
+  }
+  const tuples = changed.map((k) => keyTuple(engine, t, k))
+  const queries: LineageQuery[] = []
+  for (let site = 0; site < (reads.sites.get(t) ?? 0); site++) {
+    const qs = tuples.every((k) => k !== undefined) ? restrictSite(engine, x, t, site, tuples as Constant[][]) : undefined
+    if (qs === undefined) {
+      for (const k of (await evaluateQuery(engine, x, clock)).keys()) out.add(k)
+      return out
+    }
+    queries.push(...qs)
+  }
+  if (queries.length > 0) for (const k of (await evaluateQuery(engine, x, clock, queries)).keys()) out.add(k)
+  return out
+}

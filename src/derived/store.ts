@@ -31,7 +31,7 @@ import { buildGraph } from './graph.js'
 import { zipParts } from './join.js'
 import { addressFromUserChecked, addressValue, inputsText, keyText, lineageOfAddress, parseInputs, rootKeyText, type KeyKind } from './keys.js'
 import { ensureDerivedTables, migrate } from './schema.js'
-import { fillCount, fillPage, fillRootPage, pagesByRootKey, unsafeKeyWork, inputLoader, isFirstFill, keyAddressed, LIVE_TEXT, loadTasks, metaRows, readsFor, recordedCauses, scan, withoutKey, type MetaRow, type ScanFilter, type ScanStats, type Work } from './staleness.js'
+import { fedByRoot, rootRevs, fillCount, fillPage, fillRootPage, pagesByRootKey, unsafeKeyWork, inputLoader, isFirstFill, keyAddressed, LIVE_TEXT, loadTasks, metaRows, readsFor, recordedCauses, scan, withoutKey, type MetaRow, type ScanFilter, type ScanStats, type Work } from './staleness.js'
 import { ensureTracked } from './startup.js'
 import { startupDialects } from './dialect-startup.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
@@ -881,8 +881,22 @@ export class Store {
 
   /**
    * Every derived row fed, transitively, by one root row: `[{ table, key }]` in dependency
-   * order (`key` is each row's address in user form). Index lookups only: a primary-key probe
-   * per derivation over one table, an `lq_edge` probe per derivation over a comprehension.
+   * order (`key` is each row's address in user form), whether computed yet or not, so it agrees
+   * with `stale()`:
+   *
+   * - a derivation over one table (or `joinOnRoot`): the row at the same address when it is
+   *   stored, or when its input rows exist (a row not yet computed: `stale()` lists it missing);
+   * - a derivation over a comprehension: the stored rows `lq_edge` says the row fed, plus, when
+   *   the root row was written since the table's last refresh, the rows the comprehension now
+   *   yields from it (its generators over the root restricted to the row: rows not computed
+   *   yet, or whose lineage changed);
+   * - a comprehension that reads the root outside its generators (inside an aggregate, `exists`,
+   *   a nested collection, or `{ lineage: false }`) or has `limit`: every one of its rows may
+   *   depend on any root row, so all of its stored rows, plus, when the root row was written
+   *   since its last refresh, every row of its current result.
+   *
+   * Rows of a comprehension over derived rows that are not computed yet are not known (their
+   * upstream rows do not exist yet); they appear once those are computed.
    */
   async affected(root: Table<string, any, any> | string, key: unknown): Promise<SourceRow[]> {
     await this.#ensureAll()
@@ -890,26 +904,64 @@ export class Store {
     if (rootName === undefined || !this.#roots.has(rootName)) {
       throw new LineageQueryError('argument', `store.affected expects a tracked root table, got ${rootName !== undefined ? `\`${rootName}\`, which is not tracked` : showValue(root)}; tracked: ${[...this.#roots.keys()].join(', ') || '(none)'}`, { table: rootName })
     }
+    const engine = this.#engine
     const found = new Map<string, Set<string>>()
-    const frontier = new Map<string, Set<string>>([[rootName, new Set([rootKeyText(key, this.#keyKinds(rootName)!, rootName, 'store.affected')])]])
+    const rootKey = rootKeyText(key, this.#keyKinds(rootName)!, rootName, 'store.affected')
+    const rootLive = (await rootRevs(engine, rootName, [rootKey])).has(rootKey)
+    const frontier = new Map<string, Set<string>>([[rootName, new Set([rootKey])]])
+    // Keys of each table that exist, or would once computed (not necessarily stored).
+    const present = new Map<string, Set<string>>([[rootName, rootLive ? new Set([rootKey]) : new Set()]])
+    let clock: Watermark | undefined
     for (const name of this.#order) {
       const keys = frontier.get(name)
       if (keys === undefined || keys.size === 0) continue
-      for (const y of readersOf(this.#engine, name)) {
+      for (const y of readersOf(engine, name)) {
         const hit = frontier.get(y.name) ?? new Set<string>()
+        const live = present.get(y.name) ?? new Set<string>()
         const d = this.#d
         const one = keys.size === 1
         const list = (part: readonly string[]) => (one ? part[0] : jsonBatch(part, this.#d))
         const inKeys = (p: number) => (one ? `= ${d.ph(p)}` : `IN (${d.jsonTexts(d.ph(p))})`)
         for (const part of chunks([...keys], KEY_CHUNK)) {
           if (y.source.kind !== 'query') {
-            for (const row of await exec<{ lq_key: string }>(this.#db, `SELECT lq_key FROM ${q(metaTable(y.name))} WHERE lq_key ${inKeys(1)} AND ${LIVE_TEXT}`, [list(part)])) hit.add(row.lq_key)
+            for (const row of await exec<{ lq_key: string }>(this.#db, `SELECT lq_key FROM ${q(metaTable(y.name))} WHERE lq_key ${inKeys(1)} AND ${LIVE_TEXT}`, [list(part)])) {
+              hit.add(row.lq_key)
+              live.add(row.lq_key)
+            }
           } else {
             const text = `SELECT dst_key FROM lq_edge WHERE src_table = ${d.ph(1)} AND src_key ${inKeys(2)} AND dst_table = ${d.ph(3)}`
             for (const row of await exec<{ dst_key: string }>(this.#db, text, [name, list(part), y.name])) hit.add(row.dst_key)
           }
         }
+        // Rows not computed yet.
+        if (y.source.kind === 'root' || y.source.kind === 'derived') {
+          for (const k of present.get(name) ?? []) {
+            hit.add(k)
+            live.add(k)
+          }
+        } else if (y.source.kind === 'zip') {
+          const parts = y.source.parts.map((p) => p.table)
+          for (const k of present.get(name) ?? []) {
+            let all = true
+            for (const p of parts) {
+              if (p === name || present.get(p)?.has(k) === true) continue
+              if (!(await metaRows(engine, p, [k])).has(k)) all = false
+            }
+            if (all) {
+              hit.add(k)
+              live.add(k)
+            }
+          }
+        } else if (this.#roots.has(name)) {
+          clock ??= await this.#d.readClock(this.#db)
+          const wm = (await this.#watermark(y)).wm
+          for (const k of await fedByRoot(engine, y, name, [...keys], wm, clock)) {
+            hit.add(k)
+            live.add(k)
+          }
+        }
         frontier.set(y.name, hit)
+        present.set(y.name, live)
         found.set(y.name, hit)
       }
     }

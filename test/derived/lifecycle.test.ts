@@ -304,6 +304,46 @@ for (const dialect of dialectNames) {
       await c.track(src)
       expect(() => c.derive({ name: 'bad', from: src, output: { n: t.Int }, params: { at: new Date(0) }, fn: () => ({ n: 1 }) })).toThrow(/params\.at is Date/)
     })
+
+    it('affected(root, key) right after an INSERT lists the rows it feeds, computed or not, as stale() does; aggregate reads included', async () => {
+      const db = tdb.db
+      await createSrc(db, [{ id: 1, text: 'a' }, { id: 2, text: 'bb' }])
+      const grp = table('grp', { g: t.Int, name: t.string }, { key: 'g' })
+      await createTable(db, grp)
+      await insertRows(db, grp, [{ g: 1, name: 'one' }, { g: 2, name: 'two' }])
+      const store = await openStore(db)
+      await store.track(src)
+      await store.track(grp)
+      const out = upper(store)
+      const next = store.derive({ name: 'next', from: out, output: { n: t.Int }, fn: (r) => ({ n: r.s.length }) })
+      const pick = store.derive({ name: 'pick', from: Q.for(src, (r) => Q.where(Q.ne(r.text, 'x'), Q.yield({ text: r.text }))), output: { s: t.string }, fn: (r) => ({ s: r.text }) })
+      // Reads src only inside an aggregate: every row depends on every src row.
+      const sizes = store.derive({
+        name: 'sizes',
+        from: Q.for(grp, (g) => Q.yield({ name: g.name, n: Q.count(Q.for(src, (r) => Q.where(Q.eq(r.id, g.g), Q.yield(r.id)))) })),
+        output: { n: t.Int },
+        fn: (r) => ({ n: r.n }),
+      })
+      await store.refresh()
+      const names = (rows: readonly { table: string; key: unknown }[]) => rows.map((r) => `${r.table}:${JSON.stringify(r.key)}`).sort()
+      // Before: [] for a new row, and the aggregate reader never appeared.
+      expect(names(await store.affected(src, 1))).toEqual(['next:1', 'out:1', 'pick:1', 'sizes:[{"table":"grp","key":1}]', 'sizes:[{"table":"grp","key":2}]'])
+      await insertRows(db, src, [{ id: 3, text: 'ccc' }])
+      const affected = names(await store.affected(src, 3))
+      expect(affected).toEqual(['next:3', 'out:3', 'pick:3', 'sizes:[{"table":"grp","key":1}]', 'sizes:[{"table":"grp","key":2}]'])
+      // Every row stale() lists because of the insert is among them.
+      const stale = names(await store.stale())
+      expect(stale.filter((k) => !affected.includes(k))).toEqual([])
+      expect(stale).toEqual(expect.arrayContaining(['out:3', 'next:3', 'pick:3']))
+      expect((await store.status(out, 3)).state).toBe('missing')
+      expect((await store.status(pick, 3)).state).toBe('missing')
+      void next
+      void sizes
+      await store.refresh()
+      expect(names(await store.affected(src, 3))).toEqual(affected)
+      // A key with no row feeds nothing.
+      expect(await store.affected(src, 99)).toEqual(expect.not.arrayContaining([expect.objectContaining({ table: 'out' })]))
+    })
   })
 }
 
