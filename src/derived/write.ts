@@ -155,13 +155,15 @@ function collectedFloor(d: StoreDialect, table: string, key: string, evalRev: st
  * The deleted-input look-up of one root, as SQL text over a JSON list of keys (parameter 1):
  * per listed key, the revision at which it was deleted (null when live) and whether it has a
  * revision row at all. Each key is a primary-key probe in a scalar subquery, which no planner
- * turns into a join: the plan is the same whatever the statistics say (before, PostgreSQL
- * planned `deleted = 1 AND lq_key IN (list)` as a nested loop over all deleted rows when its
- * statistics predated the deletions: 7.3 s per batch instead of 3 ms).
+ * turns into a join, and whose only condition is the key (`deleted` is tested in the select
+ * list, so the partial index of deletions cannot be chosen): the plan is the same whatever the
+ * statistics say. Before, PostgreSQL planned `deleted = 1 AND lq_key IN (list)` as a nested
+ * loop over every deleted row (found through the partial index) when its statistics predated
+ * the deletions: 181 s for 500 keys over 5*10^5 tombstones, against 2.6 ms now.
  */
 export function deletedInputsSql(d: StoreDialect, root: string): string {
   const V = q(revTable(root))
-  return `WITH k(k) AS (${d.jsonTexts(d.ph(1))}) SELECT k.k AS lq_key, (SELECT v.rev FROM ${V} AS v WHERE v.lq_key = k.k AND v.deleted = 1) AS drev, (SELECT count(*) FROM ${V} AS v WHERE v.lq_key = k.k) AS present FROM k`
+  return `WITH k(k) AS (${d.jsonTexts(d.ph(1))}) SELECT k.k AS lq_key, (SELECT CASE WHEN v.deleted = 1 THEN v.rev END FROM ${V} AS v WHERE v.lq_key = k.k) AS drev, (SELECT count(*) FROM ${V} AS v WHERE v.lq_key = k.k) AS present FROM k`
 }
 
 const byAddr = (a: Result, b: Result): number => (a.task.addr < b.task.addr ? -1 : a.task.addr > b.task.addr ? 1 : 0)

@@ -344,6 +344,31 @@ for (const dialect of dialectNames) {
       // A key with no row feeds nothing.
       expect(await store.affected(src, 99)).toEqual(expect.not.arrayContaining([expect.objectContaining({ table: 'out' })]))
     })
+
+    it('the deleted-input look-up probes the revision table by key whatever its statistics say (EXPLAIN)', async () => {
+      const db = tdb.db
+      await createSrc(db, [])
+      await sql.raw(dialect === 'sqlite' ? `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) INSERT INTO src (id, text) SELECT i, 't' FROM n` : `INSERT INTO src (id, text) SELECT i, 't' FROM generate_series(1, 20000) AS i`).execute(db)
+      const store = await openStore(db)
+      await store.track(src) // 20000 revision rows, then ANALYZE (PostgreSQL): statistics with no deletions
+      await sql`DELETE FROM src WHERE id > 5000`.execute(db) // 15000 tombstones the statistics do not know
+      const { deletedInputsSql } = await import('../../src/derived/write.js')
+      const { storeDialects } = await import('../../src/derived/dialect.js')
+      const d = storeDialects[dialect]
+      const text = deletedInputsSql(d, 'src')
+      const keys = JSON.stringify(Array.from({ length: 500 }, (_, i) => String(4000 + i * 7)))
+      const plan = (await db.executeQuery<Record<string, unknown>>({ sql: `${dialect === 'sqlite' ? 'EXPLAIN QUERY PLAN' : 'EXPLAIN'} ${text}`, parameters: [keys], query: undefined as never, queryId: undefined as never }))
+        .rows.map((r) => String(r['detail'] ?? r['QUERY PLAN']))
+        .join('\n')
+      // Every access to the revision table is a key probe; it is never scanned or joined.
+      expect(plan).not.toMatch(/Seq Scan on lq_rev_src|SCAN v\b|Nested Loop|Hash|\$deleted|\$rev/)
+      for (const line of plan.split('\n')) if (/lq_rev_src|\bv\b/.test(line) && /Scan|SEARCH|SCAN/.test(line)) expect(line).toMatch(/lq_rev_src_pkey|PRIMARY KEY/)
+      if (dialect === 'sqlite') expect(plan).toMatch(/SEARCH v USING PRIMARY KEY \(lq_key=\?\)/)
+      else expect(plan).toMatch(/Index (Only )?Scan using lq_rev_src_pkey on lq_rev_src v/)
+      const rows = await db.executeQuery<{ lq_key: string; drev: unknown; present: unknown }>({ sql: text, parameters: [JSON.stringify(['1', '6000', '999999'])], query: undefined as never, queryId: undefined as never })
+      const byKey = Object.fromEntries(rows.rows.map((r) => [r.lq_key, [r.drev === null ? null : 'deleted', Number(r.present)]]))
+      expect(byKey).toEqual({ '1': [null, 1], '6000': ['deleted', 1], '999999': [null, 0] })
+    })
   })
 }
 
