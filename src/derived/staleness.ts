@@ -957,7 +957,7 @@ export const isQuery = (x: unknown): x is Query<unknown, unknown> => typeof x ==
  * or has `limit`: every one of its rows may depend on any row of `t`, so every address of its
  * whole evaluation when one of the keys was written since the watermark, plus every stored row.
  */
-export async function fedByRoot(engine: Engine, x: Derivation, t: string, keys: readonly string[], wm: Watermark, clock: Watermark): Promise<Set<string>> {
+export async function fedByRoot(engine: Engine, x: Derivation, t: string, keys: readonly string[], wm: Watermark, clockNow: () => Promise<Watermark>): Promise<Set<string>> {
   const out = new Set<string>()
   const reads = readsFor(x)
   const whole = reads.opaque.has(t) || reads.limited
@@ -969,6 +969,7 @@ export async function fedByRoot(engine: Engine, x: Derivation, t: string, keys: 
     for (const r of rows) changed.push(r.k)
   }
   if (changed.length === 0) return out
+  const clock = await clockNow() // read only when something is evaluated
   if (whole) {
     for (const k of (await evaluateQuery(engine, x, clock)).keys()) out.add(k)
     return out

@@ -31,7 +31,7 @@ import { buildGraph } from './graph.js'
 import { zipParts } from './join.js'
 import { addressFromUserChecked, addressValue, inputsText, keyText, lineageOfAddress, parseInputs, rootKeyText, type KeyKind } from './keys.js'
 import { ensureDerivedTables, migrate } from './schema.js'
-import { fedByRoot, rootRevs, fillCount, fillPage, fillRootPage, pagesByRootKey, unsafeKeyWork, inputLoader, isFirstFill, keyAddressed, LIVE_TEXT, loadTasks, metaRows, readsFor, recordedCauses, scan, withoutKey, type MetaRow, type ScanFilter, type ScanStats, type Work } from './staleness.js'
+import { fedByRoot, fillCount, fillPage, fillRootPage, pagesByRootKey, unsafeKeyWork, inputLoader, isFirstFill, keyAddressed, LIVE_TEXT, loadTasks, metaRows, readsFor, recordedCauses, scan, withoutKey, type MetaRow, type ScanFilter, type ScanStats, type Work } from './staleness.js'
 import { ensureTracked } from './startup.js'
 import { startupDialects } from './dialect-startup.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
@@ -907,7 +907,8 @@ export class Store {
     const engine = this.#engine
     const found = new Map<string, Set<string>>()
     const rootKey = rootKeyText(key, this.#keyKinds(rootName)!, rootName, 'store.affected')
-    const rootLive = (await rootRevs(engine, rootName, [rootKey])).has(rootKey)
+    // One primary-key probe (a JSON key list would let PostgreSQL plan a hash join over the table).
+    const rootLive = (await exec<{ one: unknown }>(this.#db, `SELECT 1 AS one FROM ${q(revTable(rootName))} WHERE lq_key = ${this.#d.ph(1)} AND deleted = 0`, [rootKey])).length > 0
     const frontier = new Map<string, Set<string>>([[rootName, new Set([rootKey])]])
     // Keys of each table that exist, or would once computed (not necessarily stored).
     const present = new Map<string, Set<string>>([[rootName, rootLive ? new Set([rootKey]) : new Set()]])
@@ -953,9 +954,9 @@ export class Store {
             }
           }
         } else if (this.#roots.has(name)) {
-          clock ??= await this.#d.readClock(this.#db)
           const wm = (await this.#watermark(y)).wm
-          for (const k of await fedByRoot(engine, y, name, [...keys], wm, clock)) {
+          const clockNow = async () => (clock ??= await this.#d.readClock(this.#db))
+          for (const k of await fedByRoot(engine, y, name, [...keys], wm, clockNow)) {
             hit.add(k)
             live.add(k)
           }
