@@ -187,7 +187,12 @@ export class Store {
       }
     }
     // Reads only when the root is already tracked; otherwise DDL, then a batched backfill (startup.ts).
-    const done = await ensureTracked(this.#db, this.#d, def)
+    let done: Awaited<ReturnType<typeof ensureTracked>>
+    try {
+      done = await ensureTracked(this.#db, this.#d, def)
+    } catch (e) {
+      throw fromDriver(e, `store.track(${def.name})`)
+    }
     // Many new revision rows: fresh planner statistics (PostgreSQL), so scans use the rev index.
     if (done.backfilled >= ANALYZE_MIN) await this.#d.analyze(this.#db, revTable(def.name))
     this.#roots.set(def.name, root)
@@ -1115,7 +1120,12 @@ export class Store {
     for (const name of names) {
       const root = this.#roots.get(name)
       if (root === undefined) continue
-      const done = await ensureTracked(this.#db, this.#d, root.def)
+      let done: Awaited<ReturnType<typeof ensureTracked>>
+      try {
+        done = await ensureTracked(this.#db, this.#d, root.def)
+      } catch (e) {
+        throw fromDriver(e, `checking the tracked root \`${name}\``)
+      }
       if (done.backfilled >= ANALYZE_MIN) await this.#d.analyze(this.#db, revTable(name))
     }
   }
