@@ -210,7 +210,7 @@ export const legacyIndexName = (table: string, what: string): string => `${table
 const deletedIndex = (root: string): string => `CREATE INDEX IF NOT EXISTS ${q(indexName(revTable(root), 'deleted'))} ON ${q(revTable(root))} (rev) WHERE deleted = 1`
 
 /** SQL text of a row's key, equal to `keyText` of the key value decoded in JavaScript. */
-function keyExpr(root: TableDef, row: string, dialect: Dialect): string {
+export function keyExpr(root: TableDef, row: string, dialect: Dialect): string {
   const one = (col: string): string => {
     const c = root.byName.get(col)!
     const ref = `${row}.${q(col)}`

@@ -21,6 +21,8 @@ export interface Derivation {
   readonly fn: (input: any, ctx: DeriveContext) => unknown
   readonly output: Readonly<Record<string, t.Mixed>>
   readonly codeVersion: string
+  /** The declaration's `params` (part of the code version), given to `fn` as `ctx.params`. */
+  readonly params?: unknown
   readonly roots: readonly string[]
   readonly singleRoot: boolean
   /** Tables read directly (roots or derived). */

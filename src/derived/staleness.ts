@@ -44,7 +44,8 @@ import type { Cause, SourceRow } from './types.js'
 export type ScanFilter =
   | { readonly mode: 'since'; readonly wm: Watermark; readonly codeChanged: boolean }
   | { readonly mode: 'keys'; readonly keys: readonly string[] }
-  | { readonly mode: 'all' }
+  /** Every row; `force`: also rows with no cause, so that each is computed again (`refresh({ full: true })`). */
+  | { readonly mode: 'all'; readonly force?: boolean }
 
 export interface Work {
   readonly addr: string
@@ -120,6 +121,8 @@ function sourceOf(engine: Engine, x: Derivation): SourceTable {
   throw new Error(`internal: ${x.name} is not a one-table derivation`)
 }
 
+const forced = (f: ScanFilter): boolean => f.mode === 'all' && f.force === true
+
 /** Find the missing, stale and orphaned rows of `x` (see the module comment). */
 export async function scan(engine: Engine, x: Derivation, filter: ScanFilter, clock: Watermark, options: ScanOptions = {}): Promise<Map<string, Work>> {
   return x.source.kind === 'query' ? scanQuery(engine, x, filter, clock) : x.source.kind === 'zip' ? scanZip(engine, x, filter) : scanTable(engine, x, filter, options)
@@ -171,7 +174,7 @@ async function scanZip(engine: Engine, x: Derivation, filter: ScanFilter): Promi
         if (now !== old) causes.push({ kind: s.isRoot ? 'input-changed' : 'upstream-changed', table: s.name, key, oldRevision: old, newRevision: now })
       }
       if (meta.lq_code_version !== x.codeVersion) causes.push({ kind: 'code-changed', table: x.name, oldVersion: meta.lq_code_version, newVersion: x.codeVersion })
-      if (causes.length > 0) out.set(addr, { addr, action: 'compute', stored: true, causes })
+      if (causes.length > 0 || forced(filter)) out.set(addr, { addr, action: 'compute', stored: true, causes })
     }
   }
   return out
@@ -251,7 +254,7 @@ async function scanTable(engine: Engine, x: Derivation, filter: ScanFilter, opti
       causes.push({ kind: s.isRoot ? 'input-changed' : 'upstream-changed', table: s.name, key, oldRevision: p.meta.rev, newRevision: p.src.rev })
     }
     if (p.meta.cv !== x.codeVersion) causes.push({ kind: 'code-changed', table: x.name, oldVersion: p.meta.cv, newVersion: x.codeVersion })
-    if (causes.length > 0) out.set(addr, { addr, action: 'compute', stored: true, rev: p.src.rev, causes })
+    if (causes.length > 0 || forced(filter)) out.set(addr, { addr, action: 'compute', stored: true, rev: p.src.rev, causes })
   }
   return out
 }
@@ -727,7 +730,7 @@ async function scanQuery(engine: Engine, x: Derivation, filter: ScanFilter, cloc
     // (a row stored without an input hash, by an earlier version, counts as changed).
     if (causes.length === 0 && task.inputHash !== undefined && m.lq_input_hash !== task.inputHash) causes.push({ kind: 'input-value-changed', table: x.name, key, reads: [...reads.opaque].sort() })
     if (m.lq_code_version !== x.codeVersion) causes.push({ kind: 'code-changed', table: x.name, oldVersion: m.lq_code_version, newVersion: x.codeVersion })
-    if (causes.length > 0) out.set(addr, { addr, action: 'compute', stored: true, task, causes })
+    if (causes.length > 0 || forced(filter)) out.set(addr, { addr, action: 'compute', stored: true, task, causes })
   }
   const gone = [...metas.values()].filter((m) => !tasks.has(m.lq_key))
   if (gone.length > 0) {
@@ -944,3 +947,43 @@ export function withoutKey(row: Record<string, unknown>): Record<string, unknown
 }
 
 export const isQuery = (x: unknown): x is Query<unknown, unknown> => typeof x === 'object' && x !== null && AST in x
+
+/**
+ * For `affected`: the addresses of `x` that rows `keys` of root `t` feed in the current data,
+ * computed or not: the rows of the comprehension with its generators over `t` restricted to
+ * them (one site at a time), only for the keys written since `x`'s watermark `wm` (the rows
+ * of older keys were computed, and `lq_edge` has them). A comprehension that reads `t` outside
+ * its generators (inside an aggregate, `exists`, a nested collection, or `{ lineage: false }`)
+ * or has `limit`: every one of its rows may depend on any row of `t`, so every address of its
+ * whole evaluation when one of the keys was written since the watermark, plus every stored row.
+ */
+export async function fedByRoot(engine: Engine, x: Derivation, t: string, keys: readonly string[], wm: Watermark, clockNow: () => Promise<Watermark>): Promise<Set<string>> {
+  const out = new Set<string>()
+  const reads = readsFor(x)
+  const whole = reads.opaque.has(t) || reads.limited
+  if (whole) for (const k of (await metaRows(engine, x.name, 'all')).keys()) out.add(k)
+  const s = sourceFor(engine, t)
+  const changed: string[] = []
+  for (const part of chunks([...keys], IN_CHUNK)) {
+    const rows = (await sql<{ k: string }>`SELECT s.lq_key AS k FROM ${id(s.table)} AS s WHERE s.lq_key IN ${inList(part)} AND s.deleted = 0 AND ${engine.d.since('s', s.rev, s.xid, wm)}`.execute(engine.db)).rows
+    for (const r of rows) changed.push(r.k)
+  }
+  if (changed.length === 0) return out
+  const clock = await clockNow() // read only when something is evaluated
+  if (whole) {
+    for (const k of (await evaluateQuery(engine, x, clock)).keys()) out.add(k)
+    return out
+  }
+  const tuples = changed.map((k) => keyTuple(engine, t, k))
+  const queries: LineageQuery[] = []
+  for (let site = 0; site < (reads.sites.get(t) ?? 0); site++) {
+    const qs = tuples.every((k) => k !== undefined) ? restrictSite(engine, x, t, site, tuples as Constant[][]) : undefined
+    if (qs === undefined) {
+      for (const k of (await evaluateQuery(engine, x, clock)).keys()) out.add(k)
+      return out
+    }
+    queries.push(...qs)
+  }
+  if (queries.length > 0) for (const k of (await evaluateQuery(engine, x, clock, queries)).keys()) out.add(k)
+  return out
+}

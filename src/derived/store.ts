@@ -14,7 +14,7 @@
  * ```
  */
 import * as t from 'io-ts'
-import { sql, type Kysely } from 'kysely'
+import { CompiledQuery, sql, type Kysely } from 'kysely'
 import { LineageQueryError, showValue } from '../errors.js'
 import { compile } from '../query/compile.js'
 import { dialectOf } from '../query/dialect-of.js'
@@ -31,9 +31,11 @@ import { buildGraph } from './graph.js'
 import { zipParts } from './join.js'
 import { addressFromUserChecked, addressValue, inputsText, keyText, lineageOfAddress, parseInputs, rootKeyText, type KeyKind } from './keys.js'
 import { ensureDerivedTables, migrate } from './schema.js'
-import { fillCount, fillPage, fillRootPage, pagesByRootKey, unsafeKeyWork, inputLoader, isFirstFill, keyAddressed, LIVE_TEXT, loadTasks, metaRows, readsFor, recordedCauses, scan, withoutKey, type MetaRow, type ScanFilter, type ScanStats, type Work } from './staleness.js'
+import { fedByRoot, fillCount, fillPage, fillRootPage, pagesByRootKey, unsafeKeyWork, inputLoader, isFirstFill, keyAddressed, LIVE_TEXT, loadTasks, metaRows, readsFor, recordedCauses, scan, withoutKey, type MetaRow, type ScanFilter, type ScanStats, type Work } from './staleness.js'
+import { ensureTracked } from './startup.js'
+import { startupDialects } from './dialect-startup.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
-import { deleteRows, recordedInputs, writeResults, type Outcome, type Result } from './write.js'
+import { collectedName, deleteRows, recordedInputs, writeResults, type Outcome, type Result } from './write.js'
 import { codeVersion } from './version.js'
 import {
   DerivedTable,
@@ -68,8 +70,19 @@ export interface Derive<N extends string, F, C extends Codecs> {
   readonly output: C
   /** The function from one input row to one output row; it may be async. Throwing stores an error. */
   readonly fn: (input: InputOf<F>, ctx: DeriveContext) => RowOf<C> | Promise<RowOf<C>>
-  /** Part of the code version: change it to force recomputation. */
+  /**
+   * Part of the code version: change it to force recomputation. Only `fn`'s own source text is
+   * hashed: variables it captures (`fn: (n) => n.v > threshold`) and functions it calls are
+   * not. Put such values in `params`, and list the files of called code in `dependsOn` (or
+   * change `version` when they change).
+   */
   readonly version?: string
+  /**
+   * Values the function depends on besides its input, as JSON data (e.g. `{ threshold: 3 }`):
+   * hashed into the code version, so changing one recomputes the table; the function gets them
+   * as `ctx.params`.
+   */
+  readonly params?: unknown
   /** Files whose contents are part of the code version. */
   readonly dependsOn?: readonly string[]
   /**
@@ -140,7 +153,12 @@ export class Store {
   /**
    * Track a root table: a revision table `lq_rev_<name>` and triggers that record every insert,
    * update and delete (from any client) with a new store revision. Existing rows get a
-   * revision now. Idempotent.
+   * revision now. Idempotent, and cheap to call at every program start: when the root is
+   * already tracked it only reads the catalogue (no DDL, no lock a root writer waits on). The
+   * first call on a big table backfills the revisions in short transactions while root writers
+   * go on; concurrent first calls (several processes starting at once) all succeed. A root that
+   * was dropped and recreated is tracked again: its rows get new revisions, so the derived rows
+   * computed from the old table become stale (see docs/derived.md, "Startup").
    *
    * @example `await store.track(sources)`
    */
@@ -168,18 +186,15 @@ export class Store {
         throw new LineageQueryError('unknown-column', `table \`${def.name}\` in the database has no column \`${c.name}\`; columns: ${exists.map((e) => e.name).join(', ')}`, { table: def.name, column: c.name })
       }
     }
-    let backfilled = 0
-    await retryBusy(this.#d, `store.track(${def.name})`, this.#busyMs, () => this.#db.transaction().execute(async (trx) => {
-      // Index names of earlier versions (`lq_rev_x_rev` could be the revision table of a root `x_rev`).
-      for (const what of ['rev', 'xid']) await this.#d.dropIndexOn(trx, legacyIndexName(revTable(def.name), what), revTable(def.name))
-      for (const s of this.#d.trackDDL(def)) await sql.raw(s).execute(trx)
-      for (const s of this.#d.backfill(def)) backfilled += Number((await sql.raw(s).execute(trx)).numAffectedRows ?? 0)
-      const keyCols = JSON.stringify(def.key)
-      if (this.#d.name === 'sqlite') await sql`INSERT OR REPLACE INTO lq_tracked (root, key_columns) VALUES (${def.name}, ${keyCols})`.execute(trx)
-      else await sql`INSERT INTO lq_tracked (root, key_columns) VALUES (${def.name}, ${keyCols}) ON CONFLICT (root) DO UPDATE SET key_columns = excluded.key_columns`.execute(trx)
-    }))
+    // Reads only when the root is already tracked; otherwise DDL, then a batched backfill (startup.ts).
+    let done: Awaited<ReturnType<typeof ensureTracked>>
+    try {
+      done = await ensureTracked(this.#db, this.#d, def)
+    } catch (e) {
+      throw fromDriver(e, `store.track(${def.name})`)
+    }
     // Many new revision rows: fresh planner statistics (PostgreSQL), so scans use the rev index.
-    if (backfilled >= ANALYZE_MIN) await this.#d.analyze(this.#db, revTable(def.name))
+    if (done.backfilled >= ANALYZE_MIN) await this.#d.analyze(this.#db, revTable(def.name))
     this.#roots.set(def.name, root)
     this.#order = this.#buildGraph().order
   }
@@ -267,7 +282,7 @@ export class Store {
     }
     const roots = [...new Set(reads.flatMap((r) => (this.#roots.has(r) ? [r] : this.#derivations.get(r)!.roots)))].sort()
     const singleRoot = roots.length === 1
-    const version = codeVersion({ table: name, fn, version: decl.version, dependsOn: decl.dependsOn })
+    const version = codeVersion({ table: name, fn, version: decl.version, dependsOn: decl.dependsOn, output, params: decl.params })
     // A derived row's lineage is its address (lq_key): lineage(q) over this table reports the
     // root rows it came from, so provenance composes through the pipeline.
     const def = tableDef(name, { ...output, lq_key: t.string }, { key: 'lq_key', storedLineage: { column: 'lq_key', table: singleRoot ? roots[0] : undefined } })
@@ -279,6 +294,7 @@ export class Store {
       source,
       query: source.kind === 'query' ? (from as AnyQuery) : undefined,
       fn: fn as Derivation['fn'],
+      params: decl.params,
       output,
       codeVersion: version,
       roots,
@@ -342,6 +358,7 @@ export class Store {
     try {
       throwIfAborted(op)
       await this.#ensureAll()
+      await this.#checkRoots()
       const names = this.#order.filter((name) => this.#derivations.has(name))
       for (const name of names) tables[name] = emptyTableReport()
       for (const [i, name] of names.entries()) {
@@ -378,7 +395,7 @@ export class Store {
     const engine = this.#engine
     const clock = await this.#d.readClock(this.#db)
     const wm = await this.#watermark(x)
-    const filter: ScanFilter = full ? { mode: 'all' } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }
+    const filter: ScanFilter = full ? { mode: 'all', force: true } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }
     // A first fill of a derivation over one table streams its input a page at a time.
     if (await isFirstFill(engine, x, filter)) return this.#fillTable(x, clock, wm, batch, report, op, progress)
     const stats: ScanStats = { covered: false, live: 0 }
@@ -582,6 +599,7 @@ export class Store {
         table: x.name,
         key: x.singleRoot && task.lineage.length === 1 ? task.lineage[0]!.key : addressValue(task.addr),
         lineage: task.lineage,
+        params: x.params,
         get signal() {
           return signalOf()
         },
@@ -656,6 +674,7 @@ export class Store {
       throwIfAborted(op)
       await this.#ensureAll()
       const x = this.#resolve(table, 'get')
+      await this.#checkRoots(x.roots)
       const addr = this.#address(x, key, 'store.get')
       await this.#demand(x, addr, op)
       return (await this.#read(x, addr)) as GetResult<Row>
@@ -809,6 +828,7 @@ export class Store {
   async stale(table?: DerivedTable<string, any> | string): Promise<RowStatus[]> {
     await this.#ensureAll()
     const target = table === undefined ? undefined : this.#resolve(table, 'stale')
+    await this.#checkRoots(target?.roots)
     const wanted = target === undefined ? undefined : this.#ancestors(target.name)
     const engine = this.#engine
     const dirty = new Map<string, Map<string, RowStatus>>()
@@ -866,8 +886,22 @@ export class Store {
 
   /**
    * Every derived row fed, transitively, by one root row: `[{ table, key }]` in dependency
-   * order (`key` is each row's address in user form). Index lookups only: a primary-key probe
-   * per derivation over one table, an `lq_edge` probe per derivation over a comprehension.
+   * order (`key` is each row's address in user form), whether computed yet or not, so it agrees
+   * with `stale()`:
+   *
+   * - a derivation over one table (or `joinOnRoot`): the row at the same address when it is
+   *   stored, or when its input rows exist (a row not yet computed: `stale()` lists it missing);
+   * - a derivation over a comprehension: the stored rows `lq_edge` says the row fed, plus, when
+   *   the root row was written since the table's last refresh, the rows the comprehension now
+   *   yields from it (its generators over the root restricted to the row: rows not computed
+   *   yet, or whose lineage changed);
+   * - a comprehension that reads the root outside its generators (inside an aggregate, `exists`,
+   *   a nested collection, or `{ lineage: false }`) or has `limit`: every one of its rows may
+   *   depend on any root row, so all of its stored rows, plus, when the root row was written
+   *   since its last refresh, every row of its current result.
+   *
+   * Rows of a comprehension over derived rows that are not computed yet are not known (their
+   * upstream rows do not exist yet); they appear once those are computed.
    */
   async affected(root: Table<string, any, any> | string, key: unknown): Promise<SourceRow[]> {
     await this.#ensureAll()
@@ -875,26 +909,65 @@ export class Store {
     if (rootName === undefined || !this.#roots.has(rootName)) {
       throw new LineageQueryError('argument', `store.affected expects a tracked root table, got ${rootName !== undefined ? `\`${rootName}\`, which is not tracked` : showValue(root)}; tracked: ${[...this.#roots.keys()].join(', ') || '(none)'}`, { table: rootName })
     }
+    const engine = this.#engine
     const found = new Map<string, Set<string>>()
-    const frontier = new Map<string, Set<string>>([[rootName, new Set([rootKeyText(key, this.#keyKinds(rootName)!, rootName, 'store.affected')])]])
+    const rootKey = rootKeyText(key, this.#keyKinds(rootName)!, rootName, 'store.affected')
+    // One primary-key probe (a JSON key list would let PostgreSQL plan a hash join over the table).
+    const rootLive = (await exec<{ one: unknown }>(this.#db, `SELECT 1 AS one FROM ${q(revTable(rootName))} WHERE lq_key = ${this.#d.ph(1)} AND deleted = 0`, [rootKey])).length > 0
+    const frontier = new Map<string, Set<string>>([[rootName, new Set([rootKey])]])
+    // Keys of each table that exist, or would once computed (not necessarily stored).
+    const present = new Map<string, Set<string>>([[rootName, rootLive ? new Set([rootKey]) : new Set()]])
+    let clock: Watermark | undefined
     for (const name of this.#order) {
       const keys = frontier.get(name)
       if (keys === undefined || keys.size === 0) continue
-      for (const y of readersOf(this.#engine, name)) {
+      for (const y of readersOf(engine, name)) {
         const hit = frontier.get(y.name) ?? new Set<string>()
+        const live = present.get(y.name) ?? new Set<string>()
         const d = this.#d
         const one = keys.size === 1
         const list = (part: readonly string[]) => (one ? part[0] : jsonBatch(part, this.#d))
         const inKeys = (p: number) => (one ? `= ${d.ph(p)}` : `IN (${d.jsonTexts(d.ph(p))})`)
         for (const part of chunks([...keys], KEY_CHUNK)) {
           if (y.source.kind !== 'query') {
-            for (const row of await exec<{ lq_key: string }>(this.#db, `SELECT lq_key FROM ${q(metaTable(y.name))} WHERE lq_key ${inKeys(1)} AND ${LIVE_TEXT}`, [list(part)])) hit.add(row.lq_key)
+            for (const row of await exec<{ lq_key: string }>(this.#db, `SELECT lq_key FROM ${q(metaTable(y.name))} WHERE lq_key ${inKeys(1)} AND ${LIVE_TEXT}`, [list(part)])) {
+              hit.add(row.lq_key)
+              live.add(row.lq_key)
+            }
           } else {
             const text = `SELECT dst_key FROM lq_edge WHERE src_table = ${d.ph(1)} AND src_key ${inKeys(2)} AND dst_table = ${d.ph(3)}`
             for (const row of await exec<{ dst_key: string }>(this.#db, text, [name, list(part), y.name])) hit.add(row.dst_key)
           }
         }
+        // Rows not computed yet.
+        if (y.source.kind === 'root' || y.source.kind === 'derived') {
+          for (const k of present.get(name) ?? []) {
+            hit.add(k)
+            live.add(k)
+          }
+        } else if (y.source.kind === 'zip') {
+          const parts = y.source.parts.map((p) => p.table)
+          for (const k of present.get(name) ?? []) {
+            let all = true
+            for (const p of parts) {
+              if (p === name || present.get(p)?.has(k) === true) continue
+              if (!(await metaRows(engine, p, [k])).has(k)) all = false
+            }
+            if (all) {
+              hit.add(k)
+              live.add(k)
+            }
+          }
+        } else if (this.#roots.has(name)) {
+          const wm = (await this.#watermark(y)).wm
+          const clockNow = async () => (clock ??= await this.#d.readClock(this.#db))
+          for (const k of await fedByRoot(engine, y, name, [...keys], wm, clockNow)) {
+            hit.add(k)
+            live.add(k)
+          }
+        }
         frontier.set(y.name, hit)
+        present.set(y.name, live)
         found.set(y.name, hit)
       }
     }
@@ -923,6 +996,96 @@ export class Store {
     return row === undefined || Number(row.deleted) === 1 ? undefined : Number(row.rev)
   }
 
+  // ---------------------------------------------------------------- store maintenance
+
+  /** The store's clock: the newest revision handed out. Pass a value read now to a later `collect`. */
+  async clock(): Promise<number> {
+    return (await this.#d.readClock(this.#db)).rev
+  }
+
+  /**
+   * Derived tables in the store that no declaration of this program names (renamed or removed
+   * derivations, or another program's): their rows are no longer kept up to date by this
+   * program. Sorted names; `drop` removes one.
+   */
+  async undeclared(): Promise<string[]> {
+    const r = await sql<{ name: string }>`SELECT name FROM lq_derived ORDER BY name`.execute(this.#db)
+    return r.rows.map((x) => x.name).filter((n) => !this.#derivations.has(n))
+  }
+
+  /**
+   * Remove a derived table this program does not declare (see `undeclared`): its data and
+   * metadata tables, its lineage edges and its `lq_derived` row. Declared tables, roots and
+   * unknown names are an `argument` error.
+   */
+  async drop(name: string): Promise<void> {
+    if (typeof name !== 'string') throw new LineageQueryError('argument', `store.drop expects the name of a derived table, got ${showValue(name)}`)
+    if (this.#derivations.has(name)) throw new LineageQueryError('argument', `store.drop: \`${name}\` is declared by this program; remove its declaration first (only undeclared derived tables can be dropped)`, { table: name })
+    if (this.#roots.has(name)) throw new LineageQueryError('argument', `store.drop: \`${name}\` is a tracked root table, not a derived table`, { table: name })
+    const known = await sql<{ name: string }>`SELECT name FROM lq_derived WHERE name = ${name}`.execute(this.#db)
+    if (known.rows.length === 0) {
+      throw new LineageQueryError('argument', `store.drop: \`${name}\` is not a derived table of this store; undeclared derived tables: ${(await this.undeclared()).join(', ') || '(none)'}`, { table: name })
+    }
+    await startupDialects[this.#d.name].writeTransaction(this.#db, async (trx) => {
+      await sql.raw(`DROP TABLE IF EXISTS ${q(name)}`).execute(trx)
+      await sql.raw(`DROP TABLE IF EXISTS ${q(metaTable(name))}`).execute(trx)
+      await sql`DELETE FROM lq_edge WHERE dst_table = ${name}`.execute(trx)
+      await sql`DELETE FROM lq_derived WHERE name = ${name}`.execute(trx)
+      await sql`DELETE FROM lq_store_meta WHERE name = ${collectedName(name)}`.execute(trx)
+    })
+  }
+
+  /**
+   * Remove tombstones: revision rows of deleted root rows (of the roots this program tracks) and
+   * metadata rows of deleted derived rows (of the tables it declares), written at or before
+   * revision `olderThan` and already seen by the last refresh of every derived table in the store (below
+   * every watermark). Returns how many of each were removed.
+   *
+   * `olderThan` must be a clock value (`store.clock()`) read before every computation still
+   * running started, in any process. A late result, computed from inputs read before a
+   * tombstone it would have been refused by, is still refused after the tombstone is gone: a
+   * root key with no revision row counts as deleted at the highest collected revision, and a
+   * comprehension result for an address with no metadata row is refused when evaluated before
+   * the highest collected tombstone of its table (see `write.ts`).
+   */
+  async collect(options: { readonly olderThan: number }): Promise<{ revisions: number; tombstones: number }> {
+    const olderThan = (options as { olderThan?: unknown } | undefined)?.olderThan
+    if (typeof olderThan !== 'number' || !Number.isSafeInteger(olderThan) || olderThan < 0) {
+      throw new LineageQueryError('argument', `store.collect expects { olderThan: revision }, a clock value read with store.clock() before every computation still running started; got ${showValue(olderThan)}`)
+    }
+    await this.#ensureAll()
+    const wms = (await sql<{ wm_rev: unknown; wm_xmin: string | null }>`SELECT wm_rev, wm_xmin FROM lq_derived`.execute(this.#db)).rows
+    // Revisions up to `horizon`: not after `olderThan`, and at or below every watermark (seen).
+    let horizon = olderThan
+    // PostgreSQL: and written by a transaction every watermark's snapshot sees as committed.
+    const snapshots = new Set<string>()
+    for (const w of wms) {
+      horizon = Math.min(horizon, Number(w.wm_rev))
+      if (w.wm_xmin !== null) snapshots.add(w.wm_xmin)
+    }
+    const out = { revisions: 0, tombstones: 0 }
+    if (horizon <= 0) return out
+    const d = this.#d
+    const sd = startupDialects[d.name]
+    const sweep = async (table: string, cond: string, revCol: string, xidCol: string, owner: string): Promise<number> => {
+      const snaps = d.xidColumn === undefined ? [] : [...snapshots]
+      const xidCond = snaps.map((sn, i) => ` AND ${/^\d+$/.test(sn) ? `${xidCol} < CAST(${d.ph(i + 2)} AS xid8)` : `pg_visible_in_snapshot(${xidCol}, CAST(${d.ph(i + 2)} AS pg_snapshot))`}`).join('')
+      const params = [horizon, ...snaps]
+      const where = `${cond} AND ${revCol} <= ${d.ph(1)}${xidCond}`
+      return sd.writeTransaction(this.#db, async (trx) => {
+        const m = (await exec<{ m: unknown }>(trx, `SELECT max(${revCol}) AS m FROM ${q(table)} WHERE ${where}`, params))[0]?.m
+        if (m === null || m === undefined) return 0
+        const prev = (await exec<{ value: string }>(trx, `SELECT value FROM lq_store_meta WHERE name = ${d.ph(1)}`, [collectedName(owner)]))[0]?.value
+        const top = Math.max(Number(m), prev === undefined ? 0 : Number(prev))
+        await exec(trx, `INSERT INTO lq_store_meta (name, value) VALUES (${d.ph(1)}, ${d.ph(2)}) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, [collectedName(owner), String(top)])
+        return Number((await trx.executeQuery(CompiledQuery.raw(`DELETE FROM ${q(table)} WHERE ${where}`, params))).numAffectedRows ?? 0)
+      })
+    }
+    for (const root of this.#roots.keys()) out.revisions += await sweep(revTable(root), 'deleted = 1', 'rev', 'xid', root)
+    for (const x of this.#derivations.values()) out.tombstones += await sweep(metaTable(x.name), `lq_state = 'deleted'`, 'lq_changed_rev', 'lq_xid', x.name)
+    return out
+  }
+
   // ---------------------------------------------------------------- helpers
 
   /** Key column kinds of a tracked root. */
@@ -945,6 +1108,26 @@ export class Store {
       })
     }
     return x
+  }
+
+  /**
+   * Each tracked root (or those named) is still the table its revisions describe: one catalogue
+   * read per root. A root dropped and recreated (its triggers are gone, or its OID changed) is
+   * tracked again, its rows with new revisions, so the rows derived from the old table become
+   * stale; a root that is gone is a `schema` error naming it (see startup.ts).
+   */
+  async #checkRoots(names: readonly string[] = [...this.#roots.keys()]): Promise<void> {
+    for (const name of names) {
+      const root = this.#roots.get(name)
+      if (root === undefined) continue
+      let done: Awaited<ReturnType<typeof ensureTracked>>
+      try {
+        done = await ensureTracked(this.#db, this.#d, root.def)
+      } catch (e) {
+        throw fromDriver(e, `checking the tracked root \`${name}\``)
+      }
+      if (done.backfilled >= ANALYZE_MIN) await this.#d.analyze(this.#db, revTable(name))
+    }
   }
 
   /** Create (or check) the tables of every declared derivation, once per store. */

@@ -90,6 +90,8 @@ export interface DeriveContext {
    * processes) so abandoned calls stop.
    */
   readonly signal: AbortSignal
+  /** The derivation's `params` (undefined when it declares none). */
+  readonly params?: unknown
 }
 
 /** Per-table counts in a refresh report. */

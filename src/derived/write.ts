@@ -112,7 +112,7 @@ function writerFor(d: StoreDialect, x: Derivation): Writer {
   const rev = (i: number) => `CAST(${d.ph(i)} AS ${d.revType})`
   const upsertMeta = `INSERT INTO ${M} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_input_hash, lq_eval_rev, lq_computed_rev, lq_changed_rev${d.xidSql === undefined ? '' : ', lq_xid'})
 SELECT ${f(0, 'text')}, ${f(1, 'text')}, ${f(2, 'text')}, ${f(3, 'int')}, ${d.ph(1)}, ${f(4, 'text')}, ${f(5, 'text')}, ${f(6, 'text')}, ${f(7, 'text')}, ${f(8, 'int')}, ${rev(2)}, ${rev(3)}${d.xidSql === undefined ? '' : `, ${d.xidSql}`}
-FROM ${d.jsonRows(d.ph(4))} WHERE true
+FROM ${d.jsonRows(d.ph(4))} WHERE ${x.source.kind === 'query' ? collectedFloor(d, x.name, f(0, 'text'), f(8, 'int')) : 'true'}
 ON CONFLICT (lq_key) DO UPDATE SET
   lq_lineage = excluded.lq_lineage, lq_inputs = excluded.lq_inputs, lq_max_input_rev = excluded.lq_max_input_rev,
   lq_code_version = excluded.lq_code_version, lq_state = excluded.lq_state, lq_error = excluded.lq_error,
@@ -134,6 +134,36 @@ ON CONFLICT (lq_key) DO ${outCols.length === 0 ? 'NOTHING' : `UPDATE SET ${outCo
   const w: Writer = { columns: outCols.map((c) => c.name), upsertMeta, upsertData, deleteData: `DELETE FROM ${X} WHERE lq_key IN (${d.jsonTexts(d.ph(1))})`, batch }
   writers.set(x, w)
   return w
+}
+
+/** The `lq_store_meta` row holding the highest revision of the tombstones `collect` removed from a table. */
+export const collectedName = (table: string): string => `collected_rev:${table}`
+
+/**
+ * Comprehension derivations: a result for an address with no metadata row at all is refused
+ * when it was evaluated (`lq_eval_rev`) before the highest revision of the tombstones
+ * `store.collect` removed from the table: it may be a late result for a row whose tombstone,
+ * which the eval-clock guard compared it with, was collected. (Results for addresses with a
+ * stored row, live or tombstone, are judged by the guards of the upsert.)
+ */
+function collectedFloor(d: StoreDialect, table: string, key: string, evalRev: string): string {
+  const name = `'${collectedName(table).replace(/'/g, "''")}'`
+  return `(COALESCE(${evalRev}, 0) >= COALESCE((SELECT CAST(value AS ${d.revType}) FROM lq_store_meta WHERE name = ${name}), 0) OR EXISTS (SELECT 1 FROM ${q(metaTable(table))} AS o WHERE o.lq_key = ${key}))`
+}
+
+/**
+ * The deleted-input look-up of one root, as SQL text over a JSON list of keys (parameter 1):
+ * per listed key, the revision at which it was deleted (null when live) and whether it has a
+ * revision row at all. Each key is a primary-key probe in a scalar subquery, which no planner
+ * turns into a join, and whose only condition is the key (`deleted` is tested in the select
+ * list, so the partial index of deletions cannot be chosen): the plan is the same whatever the
+ * statistics say. Before, PostgreSQL planned `deleted = 1 AND lq_key IN (list)` as a nested
+ * loop over every deleted row (found through the partial index) when its statistics predated
+ * the deletions: 181 s for 500 keys over 5*10^5 tombstones, against 2.6 ms now.
+ */
+export function deletedInputsSql(d: StoreDialect, root: string): string {
+  const V = q(revTable(root))
+  return `WITH k(k) AS (${d.jsonTexts(d.ph(1))}) SELECT k.k AS lq_key, (SELECT CASE WHEN v.deleted = 1 THEN v.rev END FROM ${V} AS v WHERE v.lq_key = k.k) AS drev, (SELECT count(*) FROM ${V} AS v WHERE v.lq_key = k.k) AS present FROM k`
 }
 
 const byAddr = (a: Result, b: Result): number => (a.task.addr < b.task.addr ? -1 : a.task.addr > b.task.addr ? 1 : 0)
@@ -228,11 +258,17 @@ async function deadResults(engine: Engine, db: Kysely<any>, sorted: readonly Res
     if (engine.roots.has(t)) {
       let oldest = Infinity
       for (const r of sorted) for (const [tt, , rev] of r.task.inputs) if (tt === t && rev < oldest) oldest = rev
-      const last = (await exec<{ m: unknown }>(db, `SELECT max(rev) AS m FROM ${q(revTable(t))} WHERE deleted = 1`, []))[0]?.m
-      if (last === null || last === undefined || Number(last) <= oldest) continue
+      // The last deletion: the newest tombstone, or the newest one `collect` removed.
+      const row = (await exec<{ m: unknown; c: unknown }>(db, `SELECT (SELECT max(rev) FROM ${q(revTable(t))} WHERE deleted = 1) AS m, (SELECT value FROM lq_store_meta WHERE name = ${d.ph(1)}) AS c`, [collectedName(t)]))[0]
+      const collected = row?.c === null || row?.c === undefined ? 0 : Number(row.c)
+      const last = Math.max(row?.m === null || row?.m === undefined ? 0 : Number(row.m), collected)
+      if (last <= oldest) continue
       for (const part of chunks(keys, KEY_CHUNK)) {
-        const rows = await exec<{ lq_key: string; rev: unknown }>(db, `SELECT lq_key, rev FROM ${q(revTable(t))} WHERE deleted = 1 AND lq_key IN (${d.jsonTexts(d.ph(1))})`, [jsonBatch(part, d)])
-        for (const row of rows) g.set(row.lq_key, Number(row.rev))
+        for (const r of await exec<{ lq_key: string; drev: unknown; present: unknown }>(db, deletedInputsSql(d, t), [jsonBatch(part, d)])) {
+          if (r.drev !== null && r.drev !== undefined) g.set(r.lq_key, Number(r.drev))
+          // No revision row at all: deleted, and its tombstone collected (at a revision up to `collected`).
+          else if (Number(r.present) === 0 && collected > 0) g.set(r.lq_key, collected)
+        }
       }
     } else if (engine.derivations.has(t)) {
       const present = new Set<string>()
