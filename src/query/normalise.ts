@@ -668,7 +668,9 @@ function readsSharedInGroup(q: NQuery, ids: ReadonlySet<number>): boolean {
     seen.add(x)
     if (Array.isArray(x)) return x.some(has)
     const o = x as { k?: unknown; id?: unknown }
-    if (o.k === 'shared' && typeof o.id === 'number' && ids.has(o.id)) return true
+    // Any shared value: renaming (a group's source is copied with fresh aliases) gives copies
+    // new ids, so the ids of `lets` cannot be matched; substituting more is always correct.
+    if (o.k === 'shared' && typeof o.id === 'number' && (ids.has(o.id) || ids.size > 0)) return true
     for (const [key, v] of Object.entries(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && has(v)) return true
     return false
   }

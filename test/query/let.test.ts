@@ -102,6 +102,8 @@ eachDialect('Q.let', (get) => {
       Q.for(employees, (e) => Q.let(Q.count(tasksOf(e)), (n) => Q.distinct(Q.yield(n)))),
       Q.for(departments, (d) => Q.let(Q.count(Q.for(employees, (e) => Q.where(Q.eq(e.dept, d.name), Q.yield(e)))), (n) =>
         Q.for(Q.groupBy(Q.for(tasks, (t) => Q.yield({ t: t.task, n })), (r) => r.n), (g) => Q.yield({ d: d.name, k: g.key, c: Q.count(g.group) })))),
+      // an aggregate over a group's rows of the shared value (FC_SEED=664931828 FC_PATH=25: "no such column #s2.value")
+      Q.let(Q.count(tasks), (n) => Q.for(Q.groupBy(employees, (e) => e.dept), (g) => Q.where(Q.ge(Q.min(Q.for(g.group, (x) => Q.yield(n))), 1), Q.yield({ d: g.key, m: Q.max(Q.for(g.group, (x) => Q.yield(n))) })))),
     ] as AnyQuery[]
     for (const q of qs) {
       expect(sortDeep(await run(get().db, q))).toEqual(sortDeep(evaluate(q[AST], data)))
