@@ -473,7 +473,7 @@ class Lowerer {
       const elem = v.l.elem!
       const idx = a.parts.findIndex((p) => p.branch === branch)
       const tag = v.l.tagged ? S.literal(v.offset + idx) : undefined
-      const el = this.element(this.slots(arg!, elem, v.offset + idx), collSlots(elem), tag)
+      const el = this.element(this.slots(arg!, elem, v.offset + idx), collSlots(elem), tag, slotKinds(elem))
       // PostgreSQL cannot aggregate an untyped NULL into JSON.
       return elem.k === 'scalar' && elem.type.kind === 'null' && tag === undefined && this.h.name === 'postgres' ? S.cast(el, 'text') : el
     }

@@ -19,7 +19,7 @@
  * - `evaluateLineage(q, db, { why: true })`: why-provenance, see `LineageOptions`.
  */
 import type * as ast from '../../src/query/ast.js'
-import { daysInMonth, fixScale, isDateString, scaleOf } from '../../src/query/codecs.js'
+import { canonicalJson, daysInMonth, fixScale, isDateString, scaleOf } from '../../src/query/codecs.js'
 import type { TableDef } from '../../src/query/schema.js'
 
 // ---------------------------------------------------------------- typed scalars
@@ -44,6 +44,16 @@ export class Dec {
   toNumber(): number {
     return Number(this.toString())
   }
+  /** Grouping and DISTINCT keys (JSON text): equal decimals of different scales are one key. */
+  toJSON(): unknown {
+    let u = this.units
+    let sc = this.scale
+    while (sc > 0 && u % 10n === 0n) {
+      u /= 10n
+      sc--
+    }
+    return { $dec: new Dec(u, sc).toString() }
+  }
   toString(): string {
     const neg = this.units < 0n
     const digits = (neg ? -this.units : this.units).toString().padStart(this.scale + 1, '0')
@@ -55,6 +65,10 @@ export class Dec {
 /** A JSON document inside the oracle (so JSON strings and numbers are not SQL scalars). */
 export class JsonV {
   constructor(readonly v: unknown) {}
+  /** Grouping and DISTINCT keys: documents equal whatever their key order. */
+  toJSON(): unknown {
+    return { $json: canonicalJson(this.v) }
+  }
 }
 
 function jsonEquals(a: unknown, b: unknown): boolean {

@@ -303,3 +303,23 @@ eachDialect('lineage keys of the new column types', (get) => {
     ])
   })
 })
+
+eachDialect('new column types inside groups', (get) => {
+  const lots = table('lots', { id: t.Int, kind: t.string, price: decimal(12, 3), at: Timestamp })
+  const rows = [
+    { id: 1, kind: 'a', price: '-0.010', at: new Date('1900-01-01T00:00:00.000Z') },
+    { id: 2, kind: 'a', price: '12345678.125', at: new Date('2024-02-29T12:00:00.000Z') },
+    { id: 3, kind: 'b', price: '0.500', at: new Date('2000-01-01T00:00:00.000Z') },
+  ]
+  test('a group yielded as a nested collection keeps decimals exact (seed 1937014036: PostgreSQL sent them as JSON numbers)', async () => {
+    const db = get().db
+    await createTable(db, lots)
+    await insertRows(db, lots, rows)
+    const q = Q.for(Q.groupBy(lots, (l) => l.kind), (g) => Q.yield({ kind: g.key, prices: Q.for(g.group, (l) => Q.yield(l.price)), ats: Q.for(g.group, (l) => Q.yield(l.at)), total: Q.sum(g.group, (l) => l.price) }))
+    const out = (await run(db, q)).map((r) => ({ ...r, prices: [...r.prices].sort(), ats: [...r.ats].map((d) => d.toISOString()).sort() })).sort((a, b) => a.kind.localeCompare(b.kind))
+    expect(out).toEqual([
+      { kind: 'a', prices: ['-0.010', '12345678.125'], ats: ['1900-01-01T00:00:00.000Z', '2024-02-29T12:00:00.000Z'], total: '12345678.115' },
+      { kind: 'b', prices: ['0.500'], ats: ['2000-01-01T00:00:00.000Z'], total: '0.500' },
+    ])
+  })
+})
