@@ -394,9 +394,11 @@ class Lowerer {
       finish: () => {
         for (const name of this.aggNames(g)) agg(name)
         const keyKinds = s.keys[0]!.map((_, i) => unifiedKind(s.keys.map((ks) => ks[i]!)))
+        // Decimal keys of the union's parts at one scale (SQLite stores scaled integers).
+        const keyScales = s.keys[0]!.map((_, i) => Math.max(0, ...s.keys.map((ks) => (ks[i]!.type.kind === 'decimal' ? (ks[i]!.type.scale ?? 0) : 0))))
         const parts = s.source.map((b, i) =>
           this.select(b, () => {
-            const out = s.keys[i]!.map((k, j) => ({ expr: this.exprAs(k, keyKinds[j]!), alias: `k${j}` }))
+            const out = s.keys[i]!.map((k, j) => ({ expr: this.valueAs(k, keyKinds[j]!, keyScales[j]), alias: `k${j}` }))
             const flagged = new Set<number>()
             for (const name of this.aggNames(g).filter((n) => used.has(n))) {
               const j = aggIndex(name)

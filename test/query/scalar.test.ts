@@ -323,3 +323,13 @@ eachDialect('new column types inside groups', (get) => {
     ])
   })
 })
+
+eachDialect('decimal group keys of several scales', (get) => {
+  test('distinct over decimals of different scales keeps their values (seed -1116433902: SQLite read -1 as -0.1)', async () => {
+    const q = Q.distinct(Q.union(Q.values([Q.decimal('-1'), Q.decimal('0.5')])))
+    const plain = await run(get().db, q)
+    expect([...plain].sort()).toEqual(['-1.0', '0.5'])
+    const annotated = await run(get().db, lineage(q))
+    expect(annotated.map((r) => r.data).sort()).toEqual(['-1.0', '0.5'])
+  })
+})
