@@ -259,7 +259,9 @@ export function groupedEntries(raw: unknown, branches: readonly GroupedLinBranch
     if (entries === undefined) throw new LineageQueryError('decode', `lineage of a group: unexpected row ${showValue(row)}`, { value: row })
     let i = 1
     for (const e of entries) {
-      if (e.stored !== undefined) {
+      if (e.witness !== undefined) {
+        for (const s of witnessEntries(row[i++])) add(s.table, s.key)
+      } else if (e.stored !== undefined) {
         for (const s of storedEntries(row[i++], e.stored.single, e.table)) add(s.table, s.key)
       } else if (e.grouped !== undefined) {
         for (const s of groupedEntries(row[i++], e.grouped.branches, h)) add(s.table, s.key)

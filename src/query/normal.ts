@@ -95,6 +95,8 @@ export type GroupedLinBranch = readonly {
   readonly types: readonly SType[]
   readonly stored?: { readonly single: string | undefined }
   readonly grouped?: { readonly branches: readonly GroupedLinBranch[] }
+  /** A why-provenance witness list (see `LinEntry.witness`). */
+  readonly witness?: true
 }[]
 
 export type NValue =

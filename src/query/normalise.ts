@@ -242,9 +242,17 @@ class Normaliser {
         const lets: SharedExpr[] = []
         const raw = this.value(e.value, env)
         const bound = raw.k === 'coll' && cteable(raw.q) ? this.cte(raw.q) : this.share(raw, lets)
-        const body = this.value(e.body, new Map(env).set(e.v.id, bound))
+        let body = this.value(e.body, new Map(env).set(e.v.id, bound))
         if (body.k !== 'coll') throw new LineageQueryError('type', `Q.let: the body must return a query (Q.yield, Q.for, ...), got a ${describe(body)}`)
         if (lets.length === 0) return body
+        // A shared value read inside a grouped generator (groupBy, distinct) would be read from
+        // a derived table that cannot see the branch's lateral items: there the value is
+        // substituted at each use instead (property-test counterexample: Q.distinct(Q.yield(v))).
+        if (readsSharedInGroup(body.q, new Set(lets.map((l) => l.id)))) {
+          body = this.value(e.body, new Map(env).set(e.v.id, raw))
+          if (body.k !== 'coll') throw new LineageQueryError('type', `Q.let: the body must return a query (Q.yield, Q.for, ...), got a ${describe(body)}`)
+          return body
+        }
         return { k: 'coll', q: { ...body.q, branches: body.q.branches.map((b) => ({ ...b, lets: [...lets, ...(b.lets ?? [])] })) } }
       }
       case 'linEmpty':
@@ -655,6 +663,32 @@ function cteable(q: NQuery): boolean {
   return ok && q.branches.every((b) => flat(b.value)) && [...used].every((a) => bound.has(a))
 }
 
+/** Whether a grouped generator of `q` (at any depth) reads one of the shared values `ids`. */
+function readsSharedInGroup(q: NQuery, ids: ReadonlySet<number>): boolean {
+  const seen = new Set<object>()
+  // Any shared value with one of the ids anywhere below `x` (plain data: objects and arrays;
+  // table and column definitions are skipped).
+  const has = (x: unknown): boolean => {
+    if (typeof x !== 'object' || x === null || seen.has(x)) return false
+    seen.add(x)
+    if (Array.isArray(x)) return x.some(has)
+    const o = x as { k?: unknown; id?: unknown }
+    if (o.k === 'shared' && typeof o.id === 'number' && ids.has(o.id)) return true
+    for (const [key, v] of Object.entries(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && has(v)) return true
+    return false
+  }
+  const inGroups = (x: unknown, seen2 = new Set<object>()): boolean => {
+    if (typeof x !== 'object' || x === null || seen2.has(x)) return false
+    seen2.add(x)
+    if (Array.isArray(x)) return x.some((y) => inGroups(y, seen2))
+    const g = x as { group?: unknown; alias?: unknown }
+    if (typeof g.alias === 'string' && g.group !== undefined && has(g.group)) return true
+    for (const [key, v] of Object.entries(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && inGroups(v, seen2)) return true
+    return false
+  }
+  return inGroups(q)
+}
+
 /** Whether evaluating `e` runs a subquery (an aggregate or exists), outside shared values. */
 function hasSubquery(e: NExpr): boolean {
   switch (e.k) {
@@ -752,6 +786,7 @@ function linInfo(entries: readonly LinEntry[]): GroupedLinBranch {
     types: e.key.map((k) => k.type),
     ...(e.stored === undefined ? {} : { stored: e.stored }),
     ...(e.grouped === undefined ? {} : { grouped: e.grouped }),
+    ...(e.witness === undefined ? {} : { witness: e.witness }),
   }))
 }
 

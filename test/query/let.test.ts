@@ -97,6 +97,18 @@ eachDialect('Q.let', (get) => {
     expect(await run(get().db, busy)).toEqual([{ name: 'alan', tasks: 2, twice: 4 }, { name: 'cora', tasks: 1, twice: 2 }])
   })
 
+  test('a shared value read inside Q.distinct or Q.groupBy is substituted there (FC_SEED=1178279912 FC_PATH=257: "no such column #s1.value")', async () => {
+    const qs = [
+      Q.for(employees, (e) => Q.let(Q.count(tasksOf(e)), (n) => Q.distinct(Q.yield(n)))),
+      Q.for(departments, (d) => Q.let(Q.count(Q.for(employees, (e) => Q.where(Q.eq(e.dept, d.name), Q.yield(e)))), (n) =>
+        Q.for(Q.groupBy(Q.for(tasks, (t) => Q.yield({ t: t.task, n })), (r) => r.n), (g) => Q.yield({ d: d.name, k: g.key, c: Q.count(g.group) })))),
+    ] as AnyQuery[]
+    for (const q of qs) {
+      expect(sortDeep(await run(get().db, q))).toEqual(sortDeep(evaluate(q[AST], data)))
+      expect(sortDeep(await run(get().db, lineage(q)))).toEqual(sortDeep(evaluateLineage(q[AST], data)))
+    }
+  })
+
   test('lineage: the let adds nothing; a query value used as a source brings its rows', async () => {
     for (const q of all) expect(sortDeep(await run(get().db, lineage(q)))).toEqual(sortDeep(evaluateLineage(q[AST], data)))
     const rows = await run(get().db, lineage(pairsOf))
