@@ -32,7 +32,8 @@
  * TPCH_QUERIES=(all, e.g. Q1,Q6)  TPCH_BUDGET_MS=1200 (per query, split over its variants)
  * TPCH_SAMPLE_MS=20  TPCH_ROUNDS=7 (at most; at least 3 unless one run is over TPCH_SLOW_MS)
  * TPCH_SLOW_MS=1500 (slower: the check runs are the only samples)  TPCH_LINEAGE=1
- * TPCH_PG_DECIMAL=numeric (or real)  TPCH_PG_SCHEMA=lq_tpch  TPCH_PG_TIMEOUT_MS=60000  TPCH_SHOW_SQL=0
+ * TPCH_PG_DECIMAL=numeric (or real)  TPCH_DSL_DECIMAL=number (or codec)  TPCH_PG_SCHEMA=lq_tpch  TPCH_PG_TIMEOUT_MS=60000  TPCH_SHOW_SQL=0
+ * TPCH_LIB=(path of another build's index.js, e.g. a branch's tsc output; default dist/)
  * PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres PGDATABASE=test
  */
 import { execFileSync } from 'node:child_process'
@@ -41,6 +42,7 @@ import os from 'node:os'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import Database from 'better-sqlite3'
 import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, type KyselyPlugin } from 'kysely'
+import * as t from 'io-ts'
 import pg from 'pg'
 import type { AnyQuery, Dialect } from '../src/index.js'
 import {
@@ -51,7 +53,8 @@ import { compareAnswers, normalise, type AnswerCheck, type NormRow } from './tpc
 import { generate, type TpchData } from './tpch/generate.js'
 import { loadPostgres, loadSqlite } from './tpch/load.js'
 import { officialQueries, type OfficialQuery } from './tpch/official.js'
-import { todayCodecs, todayQueries, tpchTables, type DslQuery, type Lib } from './tpch/queries.js'
+import { todayQueries, tpchTables, type DslQuery, type Lib } from './tpch/queries.js'
+import { chooseQueries, nextQueries } from './tpch/queries-next.js'
 
 const env = process.env
 const num = (name: string, dflt: number): number => {
@@ -97,6 +100,11 @@ function newestMtime(dir: string): number {
 
 /** `dist/` as users import it: built with `npm run build` when missing or older than `src/`. */
 async function loadBuiltPackage(): Promise<Lib> {
+  const other = env.TPCH_LIB
+  if (other !== undefined && other !== '') {
+    console.log(`library: ${other} (TPCH_LIB)`)
+    return (await import(pathToFileURL(other).href)) as Lib
+  }
   const entry = `${root}dist/index.js`
   if (!existsSync(entry) || statSync(entry).mtimeMs < newestMtime(`${root}src`)) {
     console.log('building dist/ (npm run build) ...')
@@ -187,6 +195,8 @@ const primary = (t: Timing): number => (Number.isFinite(t.cpu) ? t.cpu : t.wall)
 
 interface QueryResult {
   readonly name: string
+  /** Which formulation ran: 'next' (queries-next.ts), 'today' (queries.ts), or ''. */
+  readonly form: string
   readonly officialMs: number
   readonly officialRows: number
   /** Why there is no DSL figure: 'n/a (needs ...)' or the error; undefined when it ran. */
@@ -223,7 +233,7 @@ function countEntries(x: unknown): number {
   return Object.values(o).reduce((a: number, v) => a + countEntries(v), 0)
 }
 
-async function runQuery(lib: Lib, h: Db, off: OfficialQuery, dsl: DslQuery | undefined, cpu: Clock | undefined): Promise<QueryResult> {
+async function runQuery(lib: Lib, h: Db, off: OfficialQuery, dsl: (DslQuery & { readonly which?: string }) | undefined, cpu: Clock | undefined): Promise<QueryResult> {
   const { db, dialect } = h
   const official = CompiledQuery.raw(off.sql(dialect))
   const o0 = await timeBoth(() => db.executeQuery(official), cpu)
@@ -231,7 +241,7 @@ async function runQuery(lib: Lib, h: Db, off: OfficialQuery, dsl: DslQuery | und
   const columns = offRows.length > 0 ? Object.keys(offRows[0] as object) : undefined
   const expected = normalise(offRows, columns)
   const base = {
-    name: off.name, officialRows: offRows.length, dslSqlMs: NAN, dslRunMs: NAN, runRatio: NAN, sqlRatio: NAN, statements: NAN, coldUs: NAN,
+    name: off.name, form: dsl?.which ?? '', officialRows: offRows.length, dslSqlMs: NAN, dslRunMs: NAN, runRatio: NAN, sqlRatio: NAN, statements: NAN, coldUs: NAN,
     answer: undefined, lineage: undefined, dslSql: undefined,
   }
   const officialOnly = async (status: string): Promise<QueryResult> => {
@@ -333,6 +343,7 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
     const ran = r.dslStatus === undefined
     return [
       r.name,
+      r.form,
       fmtMs(r.officialMs),
       String(r.officialRows),
       ran ? fmtMs(r.dslRunMs) : '',
@@ -343,7 +354,7 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
       ran ? answerText(r.answer) : (r.dslStatus as string),
     ]
   })
-  console.log(table(['query', 'official', 'rows', 'dsl run', 'run/off', 'sql/off', 'stmts', 'cold µs', 'DSL answer'], rows))
+  console.log(table(['query', 'form', 'official', 'rows', 'dsl run', 'run/off', 'sql/off', 'stmts', 'cold µs', 'DSL answer'], rows))
   const ran = results.filter((r) => r.dslStatus === undefined && r.answer?.equal === true)
   const runRatios = ran.map((r) => r.runRatio)
   const worst = ran.reduce<QueryResult | undefined>((a, r) => (a === undefined || r.runRatio > a.runRatio ? r : a), undefined)
@@ -373,14 +384,28 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
 
 // ---------------------------------------------------------------- main
 
+/**
+ * The DSL's tables and queries for `dialect`: dates with the library's date codec when the built
+ * package has one (`DateString`), else `t.string`; decimals `t.number`, or with
+ * TPCH_DSL_DECIMAL=codec the library's `decimal(15, 2)` on PostgreSQL (numeric columns; on
+ * SQLite that codec stores integer units, not the REAL the official SQL reads, so SQLite keeps
+ * `t.number`). Per query the planned formulation (queries-next.ts) when the package has its
+ * constructs, else today's (queries.ts).
+ */
+function dslFor(lib: Lib, dialect: Dialect) {
+  const ext = lib as unknown as { DateString?: t.Mixed; decimal?: (p: number, s: number) => t.Mixed }
+  const date = ext.DateString ?? t.string
+  const decimal = env.TPCH_DSL_DECIMAL === 'codec' && dialect === 'postgres' && ext.decimal !== undefined ? ext.decimal(15, 2) : t.number
+  const tables = tpchTables(lib, { date, decimal }) as unknown as Parameters<typeof todayQueries>[1]
+  return chooseQueries(lib, dialect, todayQueries(lib, tables, config.sf), nextQueries(lib, tables, config.sf))
+}
+
 export async function main(): Promise<void> {
   console.log(`TPC-H SF ${config.sf}, seed ${config.seed}; load average ${os.loadavg()[0]?.toFixed(1)} on ${os.cpus().length} cores`)
   const lib = await loadBuiltPackage()
   const t0 = Date.now()
   const data = generate(config.sf, config.seed)
   console.log(`generated in ${Date.now() - t0} ms: ${Object.entries(data).map(([k, v]) => `${k} ${(v as unknown[]).length}`).join(', ')}`)
-  const tables = tpchTables(lib, todayCodecs)
-  const dsl = todayQueries(lib, tables, config.sf)
   const official = officialQueries(config.sf).filter((q) => config.queries.length === 0 || config.queries.includes(q.name))
   const officialAnswers = new Map<string, Map<string, NormRow[]>>()
   for (const dialect of config.dialects) {
@@ -388,6 +413,8 @@ export async function main(): Promise<void> {
     const h = dialect === 'sqlite' ? await openSqlite(data) : await openPostgres(data)
     console.log(`\n######## ${dialect} (loaded in ${Date.now() - t1} ms${dialect === 'postgres' ? `, decimals ${config.pgDecimal}` : ''})\n`)
     try {
+      const dsl = dslFor(lib, dialect)
+      console.log(`DSL formulations: ${Object.entries(dsl).map(([n, q]) => `${n} ${q.which ?? 'n/a'}`).join(', ')}\n`)
       const cpu = await h.cpuClock()
       const results: QueryResult[] = []
       for (const off of official) {
