@@ -25,14 +25,15 @@
  * error. Geometric means per dialect are over the queries that ran with equal answers.
  *
  * Lineage: `run(lineage(q))` against `run(q)` per query (CPU-time ratio), the lineage entries
- * returned, and the time per entry (ns per contributing row, for full-table aggregates such as
- * Q1: the lineage of a grouped row should name every row of its group).
+ * returned, and the time per entry, whole and extra over `q` (ns per contributing row, for
+ * full-table aggregates such as Q1, whose grouped rows' lineage names every row of the group).
  *
  * Environment (defaults): TPCH_SF=0.01  TPCH_SEED=20260101  TPCH_DIALECTS=sqlite,postgres
  * TPCH_QUERIES=(all, e.g. Q1,Q6)  TPCH_BUDGET_MS=700 (per query and comparison, split over its variants)
  * TPCH_SAMPLE_MS=20  TPCH_ROUNDS=5 (at most; at least 3 unless one run is over TPCH_SLOW_MS)
  * TPCH_SLOW_MS=1500 (slower: the check runs are the only samples)  TPCH_LINEAGE=1
  * TPCH_PG_DECIMAL=numeric (or real)  TPCH_DSL_DECIMAL=number (or codec)  TPCH_PG_SCHEMA=lq_tpch  TPCH_PG_TIMEOUT_MS=60000  TPCH_SHOW_SQL=0
+ * TPCH_DATE_CONSTANTS=(unset; js: date constants computed in JavaScript when the package lacks Q.date etc.)
  * TPCH_LIB=(path of another build's index.js, e.g. a branch's tsc output; default dist/)
  * PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres PGDATABASE=test
  */
@@ -80,6 +81,7 @@ const config = {
   pgSchema: env.TPCH_PG_SCHEMA ?? 'lq_tpch',
   pgTimeoutMs: num('TPCH_PG_TIMEOUT_MS', 60_000),
   showSql: env.TPCH_SHOW_SQL === '1',
+  jsDateConstants: env.TPCH_DATE_CONSTANTS === 'js',
   pg: { host: env.PGHOST ?? '127.0.0.1', port: Number(env.PGPORT ?? 5432), user: env.PGUSER ?? 'postgres', database: env.PGDATABASE ?? 'test' },
 }
 for (const d of config.dialects) if (d !== 'sqlite' && d !== 'postgres') throw new Error(`TPCH_DIALECTS: unknown dialect ${d}`)
@@ -372,14 +374,15 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
   console.log(`official SQL, all ${results.length} queries: ${fmtMs(results.reduce((a, r) => a + r.officialMs, 0))} (sum of per-query medians)`)
 
   if (config.lineage) {
-    console.log(`\n${dialect}: lineage(q) vs q (run(), CPU-time ratio; entries = (table, key) pairs returned; ns/entry = lineage(q) time per entry)`)
+    console.log(`\n${dialect}: lineage(q) vs q (run(), CPU-time ratio; entries = (table, key) pairs returned; ns/entry = lineage(q) time per entry, extra = (lineage(q) - q) per entry)`)
     const lrows = results.filter((r) => r.lineage !== undefined).map((r) => {
       const l = r.lineage as LineageResult
-      if (l.error !== undefined) return [r.name, 'error', '', '', '', '', l.error]
-      return [r.name, fmtRatio(l.ratio), fmtMs(l.plainMs), fmtMs(l.lineageMs), String(l.rows), String(l.entries),
-        l.entries > 0 ? (l.lineageMs * 1e6 / l.entries).toFixed(0) : '-']
+      if (l.error !== undefined) return [r.name, r.form, 'error', '', '', '', '', '', l.error]
+      return [r.name, r.form, fmtRatio(l.ratio), fmtMs(l.plainMs), fmtMs(l.lineageMs), String(l.rows), String(l.entries),
+        l.entries > 0 ? (l.lineageMs * 1e6 / l.entries).toFixed(0) : '-',
+        l.entries > 0 ? (((l.lineageMs - l.plainMs) * 1e6) / l.entries).toFixed(0) : '-']
     })
-    console.log(table(['query', 'lineage/q', 'q', 'lineage(q)', 'rows', 'entries', 'ns/entry'], lrows))
+    console.log(table(['query', 'form', 'lineage/q', 'q', 'lineage(q)', 'rows', 'entries', 'ns/entry', 'extra ns/entry'], lrows))
     const ok = results.map((r) => r.lineage?.ratio ?? NAN).filter(Number.isFinite)
     console.log(`geometric mean lineage/q ${fmtRatio(geomean(ok))} over ${ok.length} queries (target <= 2x; Perm 6.0x, SmokedDuck 1.06x)`)
   }
@@ -389,6 +392,30 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
 // ---------------------------------------------------------------- main
 
 /**
+ * TPCH_DATE_CONSTANTS=js, a stopgap for measuring the grouping formulations on SQLite before the
+ * date functions land: when the package has no `Q.date`/`Q.addDays`/`Q.addMonths`/`Q.addYears`,
+ * they are computed in JavaScript on constant ISO dates (what a user does by hand today; a
+ * non-constant argument throws). SQLite only (dates are ISO text there).
+ */
+function withJsDateConstants(lib: Lib): Lib {
+  const q = lib.Q as unknown as Record<string, unknown>
+  const shift = (unit: 'day' | 'month' | 'year') => (iso: unknown, n: number): string => {
+    if (typeof iso !== 'string') throw new Error(`TPCH_DATE_CONSTANTS=js: date arithmetic on a non-constant (${typeof iso})`)
+    const d = new Date(`${iso}T00:00:00Z`)
+    if (unit === 'day') d.setUTCDate(d.getUTCDate() + n)
+    else if (unit === 'month') d.setUTCMonth(d.getUTCMonth() + n)
+    else d.setUTCFullYear(d.getUTCFullYear() + n)
+    return d.toISOString().slice(0, 10)
+  }
+  const extra: Record<string, unknown> = {}
+  if (q.date === undefined) extra.date = (iso: string) => iso
+  if (q.addDays === undefined) extra.addDays = shift('day')
+  if (q.addMonths === undefined) extra.addMonths = shift('month')
+  if (q.addYears === undefined) extra.addYears = shift('year')
+  return { ...lib, Q: { ...lib.Q, ...extra } } as Lib
+}
+
+/**
  * The DSL's tables and queries for `dialect`: dates with the library's date codec when the built
  * package has one (`DateString`), else `t.string`; decimals `t.number`, or with
  * TPCH_DSL_DECIMAL=codec the library's `decimal(15, 2)` on PostgreSQL (numeric columns; on
@@ -396,7 +423,8 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
  * `t.number`). Per query the planned formulation (queries-next.ts) when the package has its
  * constructs, else today's (queries.ts).
  */
-function dslFor(lib: Lib, dialect: Dialect) {
+function dslFor(libIn: Lib, dialect: Dialect) {
+  const lib = config.jsDateConstants && dialect === 'sqlite' ? withJsDateConstants(libIn) : libIn
   const ext = lib as unknown as { DateString?: t.Mixed; decimal?: (p: number, s: number) => t.Mixed }
   const date = ext.DateString ?? t.string
   const decimal = env.TPCH_DSL_DECIMAL === 'codec' && dialect === 'postgres' && ext.decimal !== undefined ? ext.decimal(15, 2) : t.number
