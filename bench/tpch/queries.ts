@@ -3,18 +3,17 @@
  * yet `Q.case`, date types and functions, `substring` or `Q.let`), each as one named function so
  * it can be swapped for the formulation of `queries-next.ts` once those land.
  *
- * Q13, Q16, Q18 and Q21 are written as a user would, with `Q.groupBy`/`Q.distinct`. The others
- * still carry workarounds, each forced by a missing construct and named where it is used:
- * - GROUP BY over rows that need date arithmetic, CASE or year extraction (written before
- *   `Q.groupBy` landed; queries-next.ts has their grouping forms): the groups are iterated from a
- *   table whose rows are the groups (orders for Q3, customers for Q10, suppliers for Q15, parts
- *   for Q11, nations for Q5) or from the domain the specification gives (`Q.values` of return
- *   flags x line statuses in Q1, priorities in Q4, years in Q7/Q8/Q9, the query's own ship
- *   modes in Q12 and country codes in Q22), keeping non-empty groups with `Q.exists`; every
- *   aggregate is then a correlated subquery.
+ * Q1, Q3, Q4, Q5, Q10, Q11, Q13, Q15, Q16, Q18 and Q21 are written as a user would, with
+ * `Q.groupBy`/`Q.distinct`/`Q.let` (the date arithmetic of Q1, Q4, Q5, Q10 and Q15 as ISO
+ * constants). The others still carry workarounds, each forced by a missing construct and named
+ * where it is used:
+ * - GROUP BY a year (Q7, Q8, Q9), with CASE (Q12) or by a substring (Q22): the groups are
+ *   iterated from the domain the specification gives (years, the query's own ship modes and
+ *   country codes) as `Q.values`, keeping non-empty groups with `Q.exists`; every aggregate is
+ *   then a correlated subquery.
  * - CASE inside SUM (Q8, Q14): the sum over the filtered rows, `coalesce`d to 0.
  * - year extraction (Q7, Q8, Q9): one group per year, filtered on the year's date range.
- * - date arithmetic: the dates the official text computes, written as ISO constants
+ * - date arithmetic (all): the dates the official text computes, written as ISO constants
  *   ('1998-12-01' - 90 days = '1998-09-02'); dates are `t.string` columns holding ISO text.
  * - substring (Q22): `like` with a constant prefix pattern per country code, a union over codes.
  *
@@ -105,26 +104,24 @@ export function todayQueries(lib: Lib, T: TodayTables, sf = 0.01): Record<string
   const years = (ys: readonly number[]) => Q.values(ys.map((y) => ({ y, lo: `${y}-01-01`, hi: `${y}-12-31` })))
 
   function q1(): AnyQuery {
-    return Q.for(Q.values(['A', 'N', 'R']), (flag) =>
-      Q.for(Q.values(['F', 'O']), (status) => {
-        const g = Q.for(lineitem, (l) =>
-          Q.where(Q.and(Q.eq(l.l_returnflag, flag), Q.eq(l.l_linestatus, status), Q.le(l.l_shipdate, '1998-09-02')), Q.yield(l)))
-        return Q.where(
-          Q.exists(g),
-          Q.yield({
-            l_returnflag: flag,
-            l_linestatus: status,
-            sum_qty: Q.sum(g, (l) => l.l_quantity),
-            sum_base_price: Q.sum(g, (l) => l.l_extendedprice),
-            sum_disc_price: Q.sum(g, (l) => disc(l)),
-            sum_charge: Q.sum(g, (l) => Q.mul(disc(l), Q.add(1, l.l_tax))),
-            avg_qty: Q.avg(g, (l) => l.l_quantity),
-            avg_price: Q.avg(g, (l) => l.l_extendedprice),
-            avg_disc: Q.avg(g, (l) => l.l_discount),
-            count_order: Q.count(g),
-          }),
-        )
-      })).orderBy((r) => [r.l_returnflag, r.l_linestatus])
+    return Q.for(
+      Q.groupBy(
+        Q.for(lineitem, (l) => Q.where(Q.le(l.l_shipdate, '1998-09-02'), Q.yield(l))),
+        (l) => ({ flag: l.l_returnflag, status: l.l_linestatus }),
+      ),
+      (g) => Q.yield({
+        l_returnflag: g.key.flag,
+        l_linestatus: g.key.status,
+        sum_qty: Q.sum(g.group, (l) => l.l_quantity),
+        sum_base_price: Q.sum(g.group, (l) => l.l_extendedprice),
+        sum_disc_price: Q.sum(g.group, (l) => disc(l)),
+        sum_charge: Q.sum(g.group, (l) => Q.mul(disc(l), Q.add(1, l.l_tax))),
+        avg_qty: Q.avg(g.group, (l) => l.l_quantity),
+        avg_price: Q.avg(g.group, (l) => l.l_extendedprice),
+        avg_disc: Q.avg(g.group, (l) => l.l_discount),
+        count_order: Q.count(g.group),
+      }),
+    ).orderBy((r) => [r.l_returnflag, r.l_linestatus])
   }
 
   function q2(): AnyQuery {
@@ -147,35 +144,32 @@ export function todayQueries(lib: Lib, T: TodayTables, sf = 0.01): Record<string
   }
 
   function q3(): AnyQuery {
-    // groups (l_orderkey, o_orderdate, o_shippriority) = orders
-    return Q.for(customer, (c) => Q.for(orders, (o) => {
-      const lines = Q.for(lineitem, (l) => Q.where(Q.and(Q.eq(l.l_orderkey, o.o_orderkey), Q.gt(l.l_shipdate, '1995-03-15')), Q.yield(l)))
-      return Q.where(
-        Q.and(Q.eq(c.c_mktsegment, 'BUILDING'), Q.eq(c.c_custkey, o.o_custkey), Q.lt(o.o_orderdate, '1995-03-15'), Q.exists(lines)),
-        Q.yield({ l_orderkey: o.o_orderkey, revenue: Q.sum(lines, disc), o_orderdate: o.o_orderdate, o_shippriority: o.o_shippriority }))
-    })).orderBy((r) => [Q.desc(r.revenue), r.o_orderdate]).limit(10)
+    const rows = Q.for(customer, (c) => Q.for(orders, (o) => Q.for(lineitem, (l) => Q.where(
+      Q.and(Q.eq(c.c_mktsegment, 'BUILDING'), Q.eq(c.c_custkey, o.o_custkey), Q.eq(l.l_orderkey, o.o_orderkey),
+        Q.lt(o.o_orderdate, '1995-03-15'), Q.gt(l.l_shipdate, '1995-03-15')),
+      Q.yield({ orderkey: l.l_orderkey, orderdate: o.o_orderdate, shippriority: o.o_shippriority, volume: disc(l) })))))
+    return Q.for(Q.groupBy(rows, (r) => ({ orderkey: r.orderkey, orderdate: r.orderdate, shippriority: r.shippriority })), (g) =>
+      Q.yield({ l_orderkey: g.key.orderkey, revenue: Q.sum(g.group, (r) => r.volume), o_orderdate: g.key.orderdate, o_shippriority: g.key.shippriority }))
+      .orderBy((r) => [Q.desc(r.revenue), r.o_orderdate]).limit(10)
   }
 
   function q4(): AnyQuery {
-    return Q.for(Q.values(['1-URGENT', '2-HIGH', '3-MEDIUM', '4-NOT SPECIFIED', '5-LOW']), (prio) => {
-      const g = Q.for(orders, (o) => Q.where(
-        Q.and(Q.eq(o.o_orderpriority, prio), Q.ge(o.o_orderdate, '1993-07-01'), Q.lt(o.o_orderdate, '1993-10-01'),
-          Q.exists(Q.for(lineitem, (l) => Q.where(Q.and(Q.eq(l.l_orderkey, o.o_orderkey), Q.lt(l.l_commitdate, l.l_receiptdate)), Q.yield(l))))),
-        Q.yield(o)))
-      return Q.where(Q.exists(g), Q.yield({ o_orderpriority: prio, order_count: Q.count(g) }))
-    }).orderBy((r) => r.o_orderpriority)
+    const late = Q.for(orders, (o) => Q.where(
+      Q.and(Q.ge(o.o_orderdate, '1993-07-01'), Q.lt(o.o_orderdate, '1993-10-01'),
+        Q.exists(Q.for(lineitem, (l) => Q.where(Q.and(Q.eq(l.l_orderkey, o.o_orderkey), Q.lt(l.l_commitdate, l.l_receiptdate)), Q.yield(l))))),
+      Q.yield(o)))
+    return Q.for(Q.groupBy(late, (o) => o.o_orderpriority), (g) => Q.yield({ o_orderpriority: g.key, order_count: Q.count(g.group) }))
+      .orderBy((r) => r.o_orderpriority)
   }
 
   function q5(): AnyQuery {
-    return Q.for(nation, (n) => Q.for(region, (r) => {
-      const lines = Q.for(customer, (c) => Q.for(orders, (o) => Q.for(lineitem, (l) => Q.for(supplier, (s) => Q.where(
-        Q.and(Q.eq(c.c_custkey, o.o_custkey), Q.eq(l.l_orderkey, o.o_orderkey), Q.eq(l.l_suppkey, s.s_suppkey),
-          Q.eq(c.c_nationkey, n.n_nationkey), Q.eq(s.s_nationkey, n.n_nationkey),
-          Q.ge(o.o_orderdate, '1994-01-01'), Q.lt(o.o_orderdate, '1995-01-01')),
-        Q.yield(l))))))
-      return Q.where(Q.and(Q.eq(n.n_regionkey, r.r_regionkey), Q.eq(r.r_name, 'ASIA'), Q.exists(lines)),
-        Q.yield({ n_name: n.n_name, revenue: Q.sum(lines, disc) }))
-    })).orderBy((r) => Q.desc(r.revenue))
+    const rows = Q.for(customer, (c) => Q.for(orders, (o) => Q.for(lineitem, (l) => Q.for(supplier, (s) => Q.for(nation, (n) => Q.for(region, (r) => Q.where(
+      Q.and(Q.eq(c.c_custkey, o.o_custkey), Q.eq(l.l_orderkey, o.o_orderkey), Q.eq(l.l_suppkey, s.s_suppkey), Q.eq(c.c_nationkey, s.s_nationkey),
+        Q.eq(s.s_nationkey, n.n_nationkey), Q.eq(n.n_regionkey, r.r_regionkey), Q.eq(r.r_name, 'ASIA'),
+        Q.ge(o.o_orderdate, '1994-01-01'), Q.lt(o.o_orderdate, '1995-01-01')),
+      Q.yield({ n_name: n.n_name, volume: disc(l) }))))))))
+    return Q.for(Q.groupBy(rows, (r) => r.n_name), (g) => Q.yield({ n_name: g.key, revenue: Q.sum(g.group, (r) => r.volume) }))
+      .orderBy((r) => Q.desc(r.revenue))
   }
 
   function q6(): AnyQuery {
@@ -225,28 +219,27 @@ export function todayQueries(lib: Lib, T: TodayTables, sf = 0.01): Record<string
   }
 
   function q10(): AnyQuery {
-    return Q.for(customer, (c) => Q.for(nation, (n) => {
-      const lines = Q.for(orders, (o) => Q.for(lineitem, (l) => Q.where(
-        Q.and(Q.eq(c.c_custkey, o.o_custkey), Q.eq(l.l_orderkey, o.o_orderkey), Q.ge(o.o_orderdate, '1993-10-01'),
-          Q.lt(o.o_orderdate, '1994-01-01'), Q.eq(l.l_returnflag, 'R')),
-        Q.yield(l))))
-      return Q.where(Q.and(Q.eq(c.c_nationkey, n.n_nationkey), Q.exists(lines)),
-        Q.yield({
-          c_custkey: c.c_custkey, c_name: c.c_name, revenue: Q.sum(lines, disc), c_acctbal: c.c_acctbal, n_name: n.n_name,
-          c_address: c.c_address, c_phone: c.c_phone, c_comment: c.c_comment,
-        }))
+    const rows = Q.for(customer, (c) => Q.for(orders, (o) => Q.for(lineitem, (l) => Q.for(nation, (n) => Q.where(
+      Q.and(Q.eq(c.c_custkey, o.o_custkey), Q.eq(l.l_orderkey, o.o_orderkey), Q.ge(o.o_orderdate, '1993-10-01'),
+        Q.lt(o.o_orderdate, '1994-01-01'), Q.eq(l.l_returnflag, 'R'), Q.eq(c.c_nationkey, n.n_nationkey)),
+      Q.yield({ c, n_name: n.n_name, volume: disc(l) }))))))
+    return Q.for(Q.groupBy(rows, (r) => ({
+      c_custkey: r.c.c_custkey, c_name: r.c.c_name, c_acctbal: r.c.c_acctbal, c_phone: r.c.c_phone, n_name: r.n_name, c_address: r.c.c_address, c_comment: r.c.c_comment,
+    })), (g) => Q.yield({
+      c_custkey: g.key.c_custkey, c_name: g.key.c_name, revenue: Q.sum(g.group, (r) => r.volume), c_acctbal: g.key.c_acctbal, n_name: g.key.n_name,
+      c_address: g.key.c_address, c_phone: g.key.c_phone, c_comment: g.key.c_comment,
     })).orderBy((r) => Q.desc(r.revenue)).limit(20)
   }
 
   function q11(): AnyQuery {
     const german = Q.for(partsupp, (ps) => Q.for(supplier, (s) => Q.for(nation, (n) => Q.where(
-      Q.and(Q.eq(ps.ps_suppkey, s.s_suppkey), Q.eq(s.s_nationkey, n.n_nationkey), Q.eq(n.n_name, 'GERMANY')), Q.yield(ps)))))
-    const value = (rows: typeof german) => Q.sum(rows, (ps) => Q.mul(ps.ps_supplycost, ps.ps_availqty))
-    // groups by ps_partkey = parts
-    return Q.for(part, (p) => {
-      const g = Q.for(german, (ps) => Q.where(Q.eq(ps.ps_partkey, p.p_partkey), Q.yield(ps)))
-      return Q.where(Q.gt(value(g), Q.mul(value(german), 0.0001 / sf)), Q.yield({ ps_partkey: p.p_partkey, value: value(g) }))
-    }).orderBy((r) => Q.desc(r.value))
+      Q.and(Q.eq(ps.ps_suppkey, s.s_suppkey), Q.eq(s.s_nationkey, n.n_nationkey), Q.eq(n.n_name, 'GERMANY')),
+      Q.yield({ ps_partkey: ps.ps_partkey, value: Q.mul(ps.ps_supplycost, ps.ps_availqty) })))))
+    return Q.let(Q.sum(german, (r) => r.value), (total) =>
+      Q.for(Q.groupBy(german, (r) => r.ps_partkey), (g) => Q.where(
+        Q.gt(Q.sum(g.group, (r) => r.value), Q.mul(total, 0.0001 / sf)),
+        Q.yield({ ps_partkey: g.key, value: Q.sum(g.group, (r) => r.value) }))))
+      .orderBy((r) => Q.desc(r.value))
   }
 
   function q12(): AnyQuery {
@@ -273,12 +266,13 @@ export function todayQueries(lib: Lib, T: TodayTables, sf = 0.01): Record<string
   }
 
   function q15(): AnyQuery {
-    const revenue = (suppkey: E<number>) => Q.sum(Q.for(lineitem, (l) => Q.where(
-      Q.and(Q.eq(l.l_suppkey, suppkey), Q.ge(l.l_shipdate, '1996-01-01'), Q.lt(l.l_shipdate, '1996-04-01')), Q.yield(disc(l)))))
-    const top = Q.max(Q.for(supplier, (s) => Q.yield(revenue(s.s_suppkey))))
-    return Q.for(supplier, (s) => Q.where(Q.eq(revenue(s.s_suppkey), top), Q.yield({
-      s_suppkey: s.s_suppkey, s_name: s.s_name, s_address: s.s_address, s_phone: s.s_phone, total_revenue: revenue(s.s_suppkey),
-    }))).orderBy((r) => r.s_suppkey)
+    const revenue0 = Q.for(Q.groupBy(Q.for(lineitem, (l) => Q.where(
+      Q.and(Q.ge(l.l_shipdate, '1996-01-01'), Q.lt(l.l_shipdate, '1996-04-01')), Q.yield(l))), (l) => l.l_suppkey), (g) =>
+      Q.yield({ supplier_no: g.key, total_revenue: Q.sum(g.group, (l) => disc(l)) }))
+    return Q.let(revenue0, (rev) => Q.for(supplier, (s) => Q.for(rev, (r) => Q.where(
+      Q.and(Q.eq(s.s_suppkey, r.supplier_no), Q.eq(r.total_revenue, Q.max(rev, (x) => x.total_revenue))),
+      Q.yield({ s_suppkey: s.s_suppkey, s_name: s.s_name, s_address: s.s_address, s_phone: s.s_phone, total_revenue: r.total_revenue })))))
+      .orderBy((r) => r.s_suppkey)
   }
 
   function q17(): AnyQuery {
