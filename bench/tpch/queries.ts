@@ -1,6 +1,6 @@
 /**
- * The 22 TPC-H queries written in TODAY's DSL (main with `Q.groupBy` and `Q.distinct`, without
- * yet `Q.case`, date types and functions, `substring` or `Q.let`), each as one named function so
+ * The 22 TPC-H queries written in TODAY's DSL (main with `Q.groupBy`, `Q.distinct` and `Q.let`,
+ * without yet `Q.case`, date types and functions or `substring`), each as one named function so
  * it can be swapped for the formulation of `queries-next.ts` once those land.
  *
  * Q1, Q3, Q4, Q5, Q10, Q11, Q13, Q15, Q16, Q18 and Q21 are written as a user would, with
