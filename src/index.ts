@@ -3,9 +3,12 @@ export type { SType, ScalarKind, TableDef, ColumnDef } from './query/schema.js'
 export {
   Q, table, Query, Table, AST,
   eq, ne, lt, le, gt, ge, and, or, not, add, sub, mul, div, mod, neg, abs, concat, lower, upper, length, like, isNull, isNotNull, in_, coalesce,
+  case_, substring, trim, round, year, month, day, addDays, addMonths, addYears,
+  type DecimalString, type NumLike, type Arith,
   type Expr, type ExprLike, type Coll, type Plain, type View, type RecordView, type ValueOf, type RowOf, type LineageEntry, type AnyQuery, type ElemOf, type KeyOf, type Scalar, type OrderSpec, type TableOptions,
 } from './query/dsl.js'
 export { type Dialect } from './query/dialect.js'
+export { DateString, Timestamp, decimal, Json, canonicalJson, type JsonValue } from './query/codecs.js'
 export { compile, type Compiled, type CompiledStatement } from './query/compile.js'
 export { run } from './query/run.js'
 export { stream, type StreamOptions } from './query/stream.js'

@@ -4,8 +4,9 @@
  *
  * Conventions (an HTML comment on the line right before the opening fence; GitHub shows nothing):
  * - no marker: the block is a complete module and runs on its own;
- * - `<!-- snippet: continues -->`: the block continues the previous ```ts block of the same
- *   file: they run as one module, in order (imports may appear in any block, once per name);
+ * - `<!-- snippet: continues -->`: the block continues the previous run ```ts block of the
+ *   same file (not-run blocks in between are skipped): they run as one module, in order
+ *   (imports may appear in any block, once per name);
  * - `<!-- snippet: not-run (reason) -->`: a fragment that is neither run nor type-checked
  *   (say why in the comment; prefer a complete block).
  * Any other `<!-- snippet: ... -->` is an error, and so is a ```ts block that fails to run or
@@ -34,7 +35,6 @@ interface Program {
 export function programsOf(file: string, text: string): Program[] {
   const lines = text.split('\n')
   const programs: { name: string; parts: string[] }[] = []
-  let skipped = false
   for (let i = 0; i < lines.length; i++) {
     if (!/^```(ts|typescript)\s*$/.test(lines[i]!)) {
       // Skip other fenced blocks whole (a ```ts line inside them is not a fence).
@@ -49,18 +49,14 @@ export function programsOf(file: string, text: string): Program[] {
     const marker = /^<!--\s*snippet:\s*(.*?)\s*-->$/.exec(lines[j] ?? '')
     const kind = marker === null ? 'run' : /^not-run\b/.test(marker[1]!) ? 'not-run' : marker[1] === 'continues' ? 'continues' : undefined
     if (kind === undefined) throw new Error(`${file}:${start + 1}: unknown snippet marker ${JSON.stringify(lines[j])}; expected <!-- snippet: continues --> or <!-- snippet: not-run (reason) -->`)
-    if (kind === 'not-run') {
-      skipped = true
-      continue
-    }
+    if (kind === 'not-run') continue
     if (kind === 'continues') {
       const last = programs[programs.length - 1]
-      if (last === undefined || skipped) throw new Error(`${file}:${start + 1}: <!-- snippet: continues --> but the previous ts block ${last === undefined ? 'does not exist' : 'is not run'}`)
+      if (last === undefined) throw new Error(`${file}:${start + 1}: <!-- snippet: continues --> but no earlier ts block of the file runs`)
       last.parts.push(`// ---- ${file}:${start + 1}\n${body.join('\n')}`)
     } else {
       programs.push({ name: `${file.replace(/\//g, '-')}-${start + 1}`, parts: [`// ---- ${file}:${start + 1}\n${body.join('\n')}`] })
     }
-    skipped = false
   }
   return programs.map((p) => ({ name: p.name, blocks: p.parts.length, source: `${p.parts.join('\n\n')}\n\nexport {}\n` }))
 }
@@ -83,13 +79,14 @@ beforeAll(() => {
 
 describe('docs snippets', () => {
   it('the conventions: continues joins blocks, not-run skips, unknown markers are errors', () => {
-    const md = ['```ts', 'const a = 1', '```', '<!-- snippet: continues -->', '```ts', 'console.log(a)', '```', '<!-- snippet: not-run (a signature) -->', '```ts', 'f(x)', '```', '```sh', '```ts', '```', '```ts', 'const b = 2', '```'].join('\n')
+    const md = ['```ts', 'const a = 1', '```', '<!-- snippet: continues -->', '```ts', 'console.log(a)', '```', '<!-- snippet: not-run (a signature) -->', '```ts', 'f(x)', '```', '```sh', '```ts', '```', '```ts', 'const b = 2', '```', '<!-- snippet: not-run -->', '```ts', 'g()', '```', '<!-- snippet: continues -->', '```ts', 'console.log(b)', '```'].join('\n')
     const ps = programsOf('x.md', md)
-    expect(ps.map((p) => [p.name, p.blocks])).toEqual([['x.md-1', 2], ['x.md-15', 1]])
+    expect(ps.map((p) => [p.name, p.blocks])).toEqual([['x.md-1', 2], ['x.md-15', 2]])
+    expect(ps[1]!.source).not.toContain('g()')
     expect(ps[0]!.source).toContain('const a = 1')
     expect(ps[0]!.source).toContain('console.log(a)')
     expect(() => programsOf('y.md', '<!-- snippet: maybe -->\n```ts\nx\n```')).toThrow('unknown snippet marker')
-    expect(() => programsOf('z.md', '<!-- snippet: continues -->\n```ts\nx\n```')).toThrow('does not exist')
+    expect(() => programsOf('z.md', '<!-- snippet: continues -->\n```ts\nx\n```')).toThrow('no earlier ts block of the file runs')
   })
 
   it('finds the blocks of README.md and docs/*.md', () => {

@@ -27,6 +27,15 @@ export type ScalarOp =
   | 'lower' | 'upper' | 'length' | 'abs'
   /** Null-safe equality (`IS NOT DISTINCT FROM`): only the compiler builds it (grouping). */
   | 'isNotDistinct'
+  /** `[c1, v1, c2, v2, ..., otherwise]`: CASE WHEN c1 THEN v1 ... ELSE otherwise END. */
+  | 'case'
+  /** `[s, start]` or `[s, start, length]`, 1-based, in characters. */
+  | 'substring' | 'trim'
+  /** `[x, digits]`, digits a non-negative integer constant. */
+  | 'round'
+  | 'year' | 'month' | 'day'
+  /** `[date, n]`. */
+  | 'addDays' | 'addMonths' | 'addYears'
 
 export type AggFn = 'count' | 'sum' | 'min' | 'max' | 'avg'
 
@@ -46,7 +55,12 @@ export interface ValuesExpr { readonly kind: 'values'; readonly items: readonly 
 export interface VarExpr { readonly kind: 'var'; readonly v: Var }
 export interface FieldExpr { readonly kind: 'field'; readonly target: Expr; readonly name: string }
 export interface RecordExpr { readonly kind: 'record'; readonly fields: readonly (readonly [string, Expr])[] }
-export interface ConstExpr { readonly kind: 'const'; readonly value: Constant }
+/**
+ * A constant. `as`: the kind it was written as when it is not the kind its JavaScript value
+ * suggests (`Q.date('2024-01-31')`, a `Date`, `Q.decimal('0.05')`, `Q.json(...)`: the value
+ * is then its text: ISO date, ISO-8601 UTC timestamp, decimal digits, canonical JSON).
+ */
+export interface ConstExpr { readonly kind: 'const'; readonly value: Constant; readonly as?: 'date' | 'timestamp' | 'decimal' | 'json' }
 export interface OpExpr { readonly kind: 'op'; readonly op: ScalarOp; readonly args: readonly Expr[] }
 export interface ExistsExpr { readonly kind: 'exists'; readonly query: Expr; readonly negated: boolean }
 export interface AggExpr { readonly kind: 'agg'; readonly fn: AggFn; readonly query: Expr }

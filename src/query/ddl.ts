@@ -16,6 +16,7 @@ import { hooksFor, type Dialect, type DialectHooks } from './dialect.js'
 import { dialectOf } from './dialect-of.js'
 import { Table } from './dsl.js'
 import { showType, type ColumnDef, type TableDef } from './schema.js'
+import { sqlKindOf, type SqlKindInfo } from './codecs.js'
 
 /**
  * Bound-parameter limits per statement: SQLite's `SQLITE_MAX_VARIABLE_NUMBER` (32766 since
@@ -58,7 +59,10 @@ export async function createTable(db: Kysely<any>, table: Table<any, any, any> |
   for (const col of def.columns) {
     // The hook returns one of Kysely's known column types ('text', 'bigint', ...); Kysely
     // rejects anything else, which is what we want.
-    const type = hooks.sqlType(col.type.kind) as ColumnDataType
+    const ext = sqlKindOf(col.codec) ?? firstExt(col.codec)
+    const type = (ext?.kind === 'decimal' && ext.precision !== undefined && hooks.name === 'postgres'
+      ? `numeric(${ext.precision}, ${ext.scale ?? 0})`
+      : hooks.sqlType(col.type.kind)) as ColumnDataType
     builder = builder.addColumn(col.name, type, (c) => (col.type.nullable ? c : c.notNull()))
   }
   if (def.key !== undefined) builder = builder.addPrimaryKeyConstraint(`${def.name}_pkey`, [...def.key])
@@ -117,17 +121,40 @@ function dbRow(def: TableDef, hooks: DialectHooks, row: unknown, index: number):
     if (!Object.prototype.hasOwnProperty.call(row, col.name)) {
       throw new LineageQueryError('argument', `${where}: missing column \`${col.name}\`, expected ${expected(col)}`, { table: def.name, column: col.name, row: index })
     }
-    out[col.name] = hooks.toDb(checkValue(def, hooks, col, (row as Record<string, unknown>)[col.name], where, index))
+    const v = checkValue(def, hooks, col, (row as Record<string, unknown>)[col.name], where, index)
+    try {
+      out[col.name] = hooks.columnToDb(col.type.kind, v, col.type.scale)
+    } catch (e) {
+      if (e instanceof LineageQueryError) throw new LineageQueryError('decode', `${where}, column \`${col.name}\`: ${e.message}`, { table: def.name, column: col.name, row: index, value: v })
+      throw e
+    }
   }
   return out
 }
 
-function checkValue(def: TableDef, hooks: DialectHooks, col: ColumnDef, value: unknown, where: string, index: number): Constant {
+/** The codec of this library inside a nullable union (`t.union([decimal(15, 2), t.null])`). */
+function firstExt(codec: unknown): SqlKindInfo | undefined {
+  const types = (codec as { types?: readonly unknown[] }).types
+  if (!Array.isArray(types)) return undefined
+  for (const m of types) {
+    const e = sqlKindOf(m) ?? firstExt(m)
+    if (e !== undefined) return e
+  }
+  return undefined
+}
+
+function checkValue(def: TableDef, hooks: DialectHooks, col: ColumnDef, value: unknown, where: string, index: number): unknown {
   const fail = (why: string): never => {
     throw new LineageQueryError('decode', `${where}, column \`${col.name}\`: ${why}`, { table: def.name, column: col.name, row: index, value, expected: showType(col.type) })
   }
   const decoded = col.codec.decode(value)
   if (decoded._tag === 'Left') fail(`expected ${expected(col)}, got ${showValue(value)}`)
+  // Dates, timestamps, decimals, JSON: the codec's value (a decimal padded to its scale).
+  if (sqlKindOf(col.codec) !== undefined || firstExt(col.codec) !== undefined) {
+    const r = (decoded as { right: unknown }).right
+    if (typeof r === 'string' && hooks.name === 'postgres' && r.includes('\u0000')) fail(`PostgreSQL text cannot contain the NUL character (\\u0000), got ${showValue(r)}`)
+    return r
+  }
   const v = value as Constant
   if (typeof v === 'number') {
     // NaN/±Infinity: SQLite stores NaN as NULL and PostgreSQL `bigint` rejects both; no portable meaning.

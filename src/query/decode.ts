@@ -10,7 +10,8 @@ import type { DialectHooks } from './dialect.js'
 import { width, type CollLayout, type Layout, type LinLayout, type ScalarLayout } from './layout.js'
 import type { GroupedLinBranch } from './normal.js'
 import type { TopLayout } from './lower.js'
-import { showType } from './schema.js'
+import { showType, type ScalarKind } from './schema.js'
+import { isDateString, isTimestamp, Json } from './codecs.js'
 
 /** Reads one value from a cursor over slots. */
 type Reader = (slots: readonly unknown[], at: { i: number }, tag: number) => unknown
@@ -29,6 +30,10 @@ function scalarReader(l: ScalarLayout, h: DialectHooks, path: string): Reader {
       case 'real': return typeof v === 'number'
       case 'boolean': return typeof v === 'boolean'
       case 'null': return false
+      case 'date': return isDateString(v)
+      case 'timestamp': return isTimestamp(v)
+      case 'decimal': return typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v)
+      case 'json': return Json.is(v)
     }
   }
   const codec = l.codec
@@ -36,7 +41,7 @@ function scalarReader(l: ScalarLayout, h: DialectHooks, path: string): Reader {
     const raw = slots[at.i++]
     let v: unknown
     try {
-      v = h.fromDb(kind, raw)
+      v = kind === 'decimal' ? h.decimalFromDb(raw, l.type.scale ?? 0) : h.fromDb(kind, raw)
     } catch (e) {
       // The hook's error (an int8 beyond the safe range) does not know where the value was.
       if (e instanceof LineageQueryError) throw new LineageQueryError(e.code, `${where(l, path)}: ${e.message}`, { ...(l.origin ?? { field: path }), ...e.details }, { cause: e })
@@ -125,6 +130,7 @@ function linReader(l: LinLayout, h: DialectHooks): Reader {
       slot: e.slots[0]!,
       slots: e.slots,
       kinds: e.types.map((t) => t.kind),
+      scales: e.types.map((t) => t.scale ?? 0),
       stored: e.stored,
       witness: e.witness,
       grouped: e.grouped,
@@ -132,6 +138,7 @@ function linReader(l: LinLayout, h: DialectHooks): Reader {
       check: stored || b.entries.slice(0, i).some((x) => x.table === e.table),
     }))
   })
+  const keyValue = (kind: ScalarKind, scale: number, raw: unknown): unknown => (kind === 'decimal' ? h.decimalFromDb(raw, scale) : h.fromDb(kind, raw))
   const sameKey = (a: unknown, b: unknown): boolean =>
     a === b || (Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => x === b[i]))
   return (slots, at, tag) => {
@@ -171,9 +178,9 @@ function linReader(l: LinLayout, h: DialectHooks): Reader {
       } else if (e.grouped !== undefined) {
         many(groupedEntries(slots[base + e.slot], e.grouped.branches, h))
       } else if (e.slots.length === 1) {
-        add(e.table, h.fromDb(e.kinds[0]!, slots[base + e.slot]), e.check)
+        add(e.table, keyValue(e.kinds[0]!, e.scales[0]!, slots[base + e.slot]), e.check)
       } else {
-        add(e.table, e.slots.map((s, j) => h.fromDb(e.kinds[j]!, slots[base + s])), e.check)
+        add(e.table, e.slots.map((s, j) => keyValue(e.kinds[j]!, e.scales[j]!, slots[base + s])), e.check)
       }
     }
     return out

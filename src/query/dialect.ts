@@ -5,7 +5,9 @@
  */
 import { LineageQueryError, showValue } from '../errors.js'
 import type { Constant } from './ast.js'
+import { canonicalJson, fixScale, isDateString, Timestamp } from './codecs.js'
 import type { ScalarKind } from './schema.js'
+import * as S from './sql-nodes.js'
 
 export type Dialect = 'sqlite' | 'postgres'
 
@@ -41,7 +43,45 @@ export interface DialectHooks {
    * `json_each(...)` (a table-valued function may read earlier FROM items).
    */
   readonly lateral: 'lateral' | 'jsonEach'
+
+  // ---------------------------------------------------------------- dates, decimals, JSON, functions
+  /** A column value of `kind` (as its codec decoded it) as the driver wants it bound. */
+  columnToDb(kind: ScalarKind, value: unknown, scale: number | undefined): unknown
+  /** A decimal constant (its text, of `scale` digits) as bound. */
+  decimalToDb(text: string, scale: number): unknown
+  /** A raw decimal read from the driver (column or JSON) as the text of `scale` fraction digits. */
+  decimalFromDb(raw: unknown, scale: number): unknown
+  /** Raise a decimal's scale by `by` digits (SQLite stores scaled integers; PostgreSQL: nothing). */
+  rescale(n: S.Node, by: number): S.Node
+  /** A decimal of `scale` as a real (double). */
+  decimalToReal(n: S.Node, scale: number): S.Node
+  /** `x / y` of reals, NULL when `y` is 0. */
+  realDiv(x: S.Node, y: S.Node): S.Node
+  /** A scalar of `kind` placed in a JSON array (nested collections): decimals keep their digits. */
+  jsonSlot(n: S.Node, kind: ScalarKind): S.Node
+  /** `round(x, digits)` of a real, half away from zero. */
+  roundReal(x: S.Node, digits: number): S.Node
+  /** `round(x, digits)` of a decimal of `scale > digits`, half away from zero, exactly. */
+  roundDecimal(x: S.Node, scale: number, digits: number): S.Node
+  /** Year, month or day of a date or (in UTC) a timestamp, as an integer. */
+  datePart(part: 'year' | 'month' | 'day', x: S.Node, kind: 'date' | 'timestamp'): S.Node
+  /** `d` plus `n` units; months and years clamp the day to the end of the month. */
+  dateAdd(unit: 'day' | 'month' | 'year', d: S.Node, n: S.Node): S.Node
+  /** SQL substring by the standard's rule (positions before 1 count, negative lengths give ''). */
+  substring(s: S.Node, start: S.Node, length: S.Node | undefined): S.Node
+  /** `substring` from position `from` (>= 1), `count` characters (>= 0; all when undefined). */
+  substringFrom(s: S.Node, from: number, count: number | undefined): S.Node
+  /** Trim spaces. */
+  trim(s: S.Node): S.Node
+  /** Case-sensitive LIKE with `\` escapes against a computed pattern (NULL for a pattern ending in a lone `\`). */
+  likeDynamic(x: S.Node, pattern: S.Node): S.Node
 }
+
+/** Private-use noncharacters standing for escaped pattern characters while SQLite translates LIKE to GLOB. */
+const PH = { backslash: '\u{10FFFF}', percent: '\u{10FFFE}', underscore: '\u{FFFFF}', bracket: '\u{FFFFE}' }
+const pow10 = (n: number): S.Node => S.literal(10 ** n)
+const num = (n: number): S.Node => S.literal(n)
+
 
 function intFrom(raw: unknown): unknown {
   if (typeof raw === 'bigint') {
@@ -63,9 +103,38 @@ function realFrom(raw: unknown): unknown {
   return raw
 }
 
+const PG_TYPES: Partial<Record<ScalarKind, string>> = {
+  string: 'text', int: 'bigint', real: 'double precision', boolean: 'boolean', date: 'date', timestamp: 'timestamptz', decimal: 'numeric', json: 'jsonb',
+}
+
+/**
+ * node-postgres parses a `date` into a JS Date at local midnight (pg-types' default parser):
+ * its local parts are the date. (A user's own parser returning the text is used as is.)
+ */
+function dateFromLocal(d: Date): unknown {
+  if (Number.isNaN(d.getTime())) return d
+  const y = d.getFullYear()
+  const text = `${String(y).padStart(4, '0')}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`
+  return isDateString(text) ? text : d
+}
+
+/** Timestamp text (ISO from SQLite, PostgreSQL's JSON form) as a Date; anything else as read. */
+function timestampFrom(raw: string): unknown {
+  const r = Timestamp.decode(raw)
+  return r._tag === 'Right' ? r.right : raw
+}
+
+function parseJsonText(raw: string): unknown {
+  try {
+    return JSON.parse(raw)
+  } catch {
+    return raw
+  }
+}
+
 const sqlite: DialectHooks = {
   name: 'sqlite',
-  sqlType: (kind) => (kind === 'string' ? 'text' : kind === 'real' ? 'real' : 'integer'),
+  sqlType: (kind) => (kind === 'string' || kind === 'date' || kind === 'timestamp' || kind === 'json' ? 'text' : kind === 'real' ? 'real' : 'integer'),
   paramCast: () => undefined,
   toDb: (v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v),
   fromDb(kind, raw) {
@@ -77,6 +146,10 @@ const sqlite: DialectHooks = {
         return intFrom(raw)
       case 'real':
         return realFrom(raw)
+      case 'json':
+        return typeof raw === 'string' ? parseJsonText(raw) : raw
+      case 'timestamp':
+        return typeof raw === 'string' ? timestampFrom(raw) : raw
       default:
         return raw
     }
@@ -88,12 +161,85 @@ const sqlite: DialectHooks = {
   nullSafeEq: 'is',
   filteredAggregate: 'case',
   lateral: 'jsonEach',
+  columnToDb(kind, v, scale) {
+    if (v === null) return null
+    switch (kind) {
+      case 'timestamp': return (v as Date).toISOString()
+      case 'decimal': return this.decimalToDb(v as string, scale ?? 0)
+      case 'json': return canonicalJson(v)
+      default: return this.toDb(v as Constant)
+    }
+  },
+  decimalToDb(text, scale) {
+    const fixed = fixScale(text, scale)
+    if (fixed === undefined) throw new LineageQueryError('argument', `decimal ${showValue(text)} has more than ${scale} fraction digits`, { value: text })
+    const units = Number(fixed.replace('.', ''))
+    if (!Number.isSafeInteger(units)) {
+      throw new LineageQueryError('argument', `decimal ${fixed} does not fit SQLite's exact decimals (at most 2^53 units of 10^-${scale}, about 15 digits)`, { value: text })
+    }
+    // A BigInt binds as an INTEGER (a JS number would bind as REAL, breaking integer division).
+    return BigInt(units)
+  },
+  decimalFromDb(raw, scale) {
+    if (raw === null) return null
+    const units = typeof raw === 'bigint' ? raw : typeof raw === 'number' && Number.isSafeInteger(raw) ? BigInt(raw) : undefined
+    if (units === undefined || (typeof raw === 'bigint' && !Number.isSafeInteger(Number(raw)))) {
+      throw new LineageQueryError('decode', `decimal value ${showValue(raw)} from SQLite is not an exact integer count of 10^-${scale} units (out of range: at most 2^53 units)`, { value: raw })
+    }
+    const neg = units < 0n
+    const digits = (neg ? -units : units).toString().padStart(scale + 1, '0')
+    const text = scale === 0 ? digits : `${digits.slice(0, digits.length - scale)}.${digits.slice(digits.length - scale)}`
+    return neg ? `-${text}` : text
+  },
+  rescale: (n, by) => (by === 0 ? n : S.binary(n, '*', pow10(by))),
+  decimalToReal: (n, scale) => S.binary(S.cast(n, 'real'), '/', pow10(scale)),
+  // SQLite's division by zero is already NULL.
+  realDiv: (x, y) => S.binary(x, '/', y),
+  jsonSlot: (n) => n,
+  roundReal: (x, digits) => S.fn('round', [x, num(digits)]),
+  roundDecimal(x, scale, digits) {
+    const f = 10 ** (scale - digits)
+    // Integer division truncates toward zero: add half a unit away from zero first.
+    return S.binary(S.parens(S.binary(x, '+', S.caseOf([[S.binary(x, '<', num(0)), num(-f / 2)]], num(f / 2)))), '/', num(f))
+  },
+  datePart: (part, x) => S.cast(S.fn('strftime', [S.literal(part === 'year' ? '%Y' : part === 'month' ? '%m' : '%d'), x]), 'integer'),
+  dateAdd(unit, d, n) {
+    const modifier = S.binary(n, '||', S.literal(unit === 'day' ? ' days' : unit === 'month' ? ' months' : ' years'))
+    // 'floor': a day past the end of the month becomes its last day (SQLite 3.46+), as PostgreSQL.
+    return unit === 'day' ? S.fn('date', [d, modifier]) : S.fn('date', [d, modifier, S.literal('floor')])
+  },
+  substring(s, start, length) {
+    const from = S.fn('max', [start, num(1)])
+    if (length === undefined) return S.fn('substr', [s, from])
+    return S.fn('substr', [s, from, S.fn('max', [S.binary(S.binary(start, '+', length), '-', from), num(0)])])
+  },
+  substringFrom: (s, from, count) => S.fn('substr', count === undefined ? [s, num(from)] : [s, num(from), num(count)]),
+  trim: (s) => S.fn('trim', [s]),
+  likeDynamic(x, p) {
+    // SQLite's LIKE ignores ASCII case; GLOB does not: translate the pattern to GLOB in SQL.
+    const r = (n: S.Node, from: string, to: string) => S.fn('replace', [n, S.param(from), S.param(to)])
+    let g = r(p, '\\\\', PH.backslash)
+    g = r(g, '\\%', PH.percent)
+    g = r(g, '\\_', PH.underscore)
+    g = r(g, '\\', '')
+    g = r(g, '[', PH.bracket)
+    g = r(g, '*', '[*]')
+    g = r(g, '?', '[?]')
+    g = r(g, PH.bracket, '[[]')
+    g = r(g, '%', '*')
+    g = r(g, '_', '?')
+    g = r(g, PH.backslash, '\\')
+    g = r(g, PH.percent, '%')
+    g = r(g, PH.underscore, '_')
+    const loneEscape = S.binary(S.fn('substr', [r(p, '\\\\', ''), num(-1)]), '=', S.param('\\'))
+    return S.caseOf([[loneEscape, S.literal(null)]], S.fn('glob', [g, x]))
+  },
 }
 
 const postgres: DialectHooks = {
   name: 'postgres',
-  sqlType: (kind) => (kind === 'string' ? 'text' : kind === 'int' ? 'bigint' : kind === 'real' ? 'double precision' : 'boolean'),
-  paramCast: (kind) => (kind === 'string' ? 'text' : kind === 'int' ? 'bigint' : kind === 'real' ? 'double precision' : kind === 'boolean' ? 'boolean' : undefined),
+  sqlType: (kind) => PG_TYPES[kind] ?? 'text',
+  paramCast: (kind) => PG_TYPES[kind],
   toDb: (v) => v,
   fromDb(kind, raw) {
     if (raw === null) return null
@@ -102,6 +248,10 @@ const postgres: DialectHooks = {
         return intFrom(raw)
       case 'real':
         return realFrom(raw)
+      case 'date':
+        return raw instanceof Date ? dateFromLocal(raw) : raw
+      case 'timestamp':
+        return typeof raw === 'string' ? timestampFrom(raw) : raw
       default:
         return raw
     }
@@ -113,6 +263,53 @@ const postgres: DialectHooks = {
   nullSafeEq: 'is not distinct from',
   filteredAggregate: 'filter',
   lateral: 'lateral',
+  columnToDb(kind, v) {
+    if (v === null) return null
+    // JSON as text (node-postgres would turn a JS array into a PostgreSQL array).
+    return kind === 'json' ? JSON.stringify(v) : v
+  },
+  decimalToDb: (text) => text,
+  decimalFromDb(raw, scale) {
+    if (raw === null) return null
+    const text = typeof raw === 'string' ? raw : typeof raw === 'number' && Number.isSafeInteger(raw) ? String(raw) : undefined
+    const fixed = text === undefined ? undefined : fixScale(text, scale)
+    // More non-zero fraction digits than the type's scale (a column declared without one): kept as read.
+    return fixed ?? (text !== undefined && /^-?\d+(\.\d+)?$/.test(text) ? text : raw)
+  },
+  rescale: (n) => n,
+  decimalToReal: (n) => S.cast(n, 'double precision'),
+  realDiv: (x, y) => S.binary(x, '/', S.fn('nullif', [y, S.literal(0)])),
+  // Decimals as text (no digit lost to JSON numbers); timestamps as UTC ISO text (to_json would
+  // use the session time zone, whose historical offsets can have seconds JavaScript cannot parse).
+  jsonSlot: (n, kind) =>
+    kind === 'decimal' ? S.cast(n, 'text')
+    : kind === 'timestamp' ? S.fn('to_char', [S.fn('timezone', [S.literal('UTC'), n]), S.literal('YYYY-MM-DD"T"HH24:MI:SS.US"Z"')])
+    : n,
+  roundReal: (x, digits) => S.cast(S.fn('round', [S.cast(x, 'numeric'), num(digits)]), 'double precision'),
+  roundDecimal: (x, _scale, digits) => S.fn('round', [x, num(digits)]),
+  datePart: (part, x, kind) => S.cast(S.fn('date_part', [S.literal(part), kind === 'timestamp' ? S.fn('timezone', [S.literal('UTC'), x]) : x]), 'bigint'),
+  dateAdd(unit, d, n) {
+    if (unit === 'day') return S.binary(d, '+', S.cast(n, 'integer'))
+    const step = S.cast(S.literal(unit === 'month' ? '1 month' : '1 year'), 'interval')
+    return S.cast(S.binary(d, '+', S.binary(S.cast(n, 'integer'), '*', step)), 'date')
+  },
+  substring(s, start, length) {
+    // Positions are clamped to 32 bits (substring takes integers; no string is that long).
+    const int = (n: S.Node) => S.cast(S.fn('least', [n, num(2147483647)]), 'integer')
+    const from = S.fn('greatest', [start, num(1)])
+    const body = length === undefined
+      ? S.fn('substring', [s, int(from)])
+      : S.fn('substring', [s, int(from), int(S.fn('greatest', [S.binary(S.binary(start, '+', length), '-', from), num(0)]))])
+    // greatest() ignores NULLs; SQL's substring of a NULL position or length is NULL.
+    const nulls = length === undefined ? S.binary(start, 'is', S.literal(null)) : S.or([S.binary(start, 'is', S.literal(null)), S.binary(length, 'is', S.literal(null))])
+    return S.caseOf([[nulls, S.cast(S.literal(null), 'text')]], body)
+  },
+  substringFrom: (s, from, count) => S.fn('substring', count === undefined ? [s, num(from)] : [s, num(from), num(count)]),
+  trim: (s) => S.fn('btrim', [s]),
+  likeDynamic(x, p) {
+    const loneEscape = S.binary(S.fn('right', [S.fn('replace', [p, S.cast(S.param('\\\\'), 'text'), S.cast(S.param(''), 'text')]), num(1)]), '=', S.cast(S.param('\\'), 'text'))
+    return S.caseOf([[loneEscape, S.cast(S.literal(null), 'boolean')]], S.binary(x, 'like', p))
+  },
 }
 
 export const dialects: Readonly<Record<Dialect, DialectHooks>> = { sqlite, postgres }

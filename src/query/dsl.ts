@@ -13,6 +13,7 @@
 import type * as t from 'io-ts'
 import { LineageQueryError, showValue } from '../errors.js'
 import * as ast from './ast.js'
+import { canonicalJson, fixScale, isDateString, isTimestamp, Json, scaleOf, type DecimalString, type JsonValue } from './codecs.js'
 import { tableDef, type TableDef } from './schema.js'
 import type { DeclaredColumns } from './kysely-schema.js'
 
@@ -23,7 +24,10 @@ declare const ElemT: unique symbol
 declare const KeyT: unique symbol
 declare const CollK: unique symbol
 
-export type Scalar = string | number | boolean | null
+/** A scalar value: timestamps are `Date`s; dates, decimals are strings. */
+export type Scalar = string | number | boolean | null | Date
+
+export type { DecimalString }
 
 /** A scalar expression of type `A`. */
 export interface Expr<A> {
@@ -118,6 +122,8 @@ export type ValueOf<V> = V extends AnyQuery
 /** Result rows as `run` returns them: nested collections as plain arrays. */
 export type Plain<T> = [T] extends [never]
   ? never
+  : unknown extends T
+    ? T
   : [T] extends [Coll<infer E, any>]
   ? Plain<E>[]
   : [T] extends [Scalar]
@@ -139,6 +145,10 @@ export function toAst(x: unknown, where = 'a query'): ast.Expr {
   if (typeof x === 'number') {
     if (!Number.isFinite(x)) throw new LineageQueryError('argument', `cannot use ${x} in ${where}: SQL has no NaN or Infinity`, { value: x })
     return { kind: 'const', value: x }
+  }
+  if (x instanceof Date) {
+    if (!isTimestamp(x)) throw new LineageQueryError('argument', `cannot use ${showValue(x)} in ${where}: expected a valid Date with a UTC year from 1 to 9999`, { value: x })
+    return { kind: 'const', value: x.toISOString(), as: 'timestamp' }
   }
   if (typeof x === 'object') {
     const node = (x as { [AST]?: ast.Expr })[AST]
@@ -311,17 +321,21 @@ function count(query: AnyQuery): Expr<number> {
 }
 
 type Agg = {
-  <T extends number | null>(query: Query<T, any>): Expr<number | null>
-  <E>(query: Query<E, any>, select: (row: View<E>) => ExprLike<number | null>): Expr<number | null>
+  <T extends NumLike>(query: Query<T, any>): Expr<Arith<T> | null>
+  <E, T extends NumLike>(query: Query<E, any>, select: (row: View<E>) => ExprLike<T>): Expr<Arith<T> | null>
+}
+type Avg = {
+  <T extends NumLike>(query: Query<T, any>): Expr<number | null>
+  <E>(query: Query<E, any>, select: (row: View<E>) => ExprLike<NumLike>): Expr<number | null>
 }
 type AggOrd = {
   <T extends Scalar>(query: Query<T, any>): Expr<T | null>
   <E, T extends Scalar>(query: Query<E, any>, select: (row: View<E>) => ExprLike<T>): Expr<T | null>
 }
-/** Sum of a numeric query (null when empty). @example `Q.sum(employees, (e) => e.salary)` */
+/** Sum of a numeric (or decimal: exact) query (null when empty). @example `Q.sum(employees, (e) => e.salary)` */
 const sum: Agg = (query: AnyQuery, select?: (row: any) => unknown) => expr<any>({ kind: "agg", fn: "sum", query: aggQuery('sum', query, select) })
-/** Average (null when empty). @example `Q.avg(employees, (e) => e.salary)` */
-const avg: Agg = (query: AnyQuery, select?: (row: any) => unknown) => expr<any>({ kind: "agg", fn: "avg", query: aggQuery('avg', query, select) })
+/** Average, a real also for decimals (null when empty). @example `Q.avg(employees, (e) => e.salary)` */
+const avg: Avg = (query: AnyQuery, select?: (row: any) => unknown) => expr<any>({ kind: "agg", fn: "avg", query: aggQuery('avg', query, select) })
 /** Least value (null when empty). @example `Q.min(employees, (e) => e.salary)` */
 const min: AggOrd = (query: AnyQuery, select?: (row: any) => unknown) => expr<any>({ kind: "agg", fn: "min", query: aggQuery('min', query, select) })
 /** Greatest value (null when empty). @example `Q.max(employees, (e) => e.name)` */
@@ -439,38 +453,46 @@ function limit<T, K>(query: Query<T, K>, n: number, offset = 0): Query<T, K> {
 
 // ---------------------------------------------------------------- scalar operators
 
-/** `a = b` (null if either is null). */
-export const eq = <A extends Scalar>(a: ExprLike<A>, b: ExprLike<A>): Expr<boolean | Nul<A>> => op('eq', [a, b])
+/** Numbers may stand next to a decimal (`Q.gt(l.discount, 0.05)`): they are taken exactly as decimals. */
+type DecNum<A> = [Extract<A, DecimalString>] extends [never] ? never : number
+
+/** `a = b` (null if either is null); JSON documents compare by value. */
+export const eq = <A>(a: ExprLike<A>, b: ExprLike<A | DecNum<A>>): Expr<boolean | Nul<A>> => op('eq', [a, b])
 /** `a <> b` (null if either is null). */
-export const ne = <A extends Scalar>(a: ExprLike<A>, b: ExprLike<A>): Expr<boolean | Nul<A>> => op('ne', [a, b])
+export const ne = <A>(a: ExprLike<A>, b: ExprLike<A | DecNum<A>>): Expr<boolean | Nul<A>> => op('ne', [a, b])
 /** `a < b`; strings compare by code point on every dialect. */
-export const lt = <A extends Scalar>(a: ExprLike<A>, b: ExprLike<A>): Expr<boolean | Nul<A>> => op('lt', [a, b])
+export const lt = <A extends Scalar>(a: ExprLike<A>, b: ExprLike<A | DecNum<A>>): Expr<boolean | Nul<A>> => op('lt', [a, b])
 /** `a <= b`. */
-export const le = <A extends Scalar>(a: ExprLike<A>, b: ExprLike<A>): Expr<boolean | Nul<A>> => op('le', [a, b])
+export const le = <A extends Scalar>(a: ExprLike<A>, b: ExprLike<A | DecNum<A>>): Expr<boolean | Nul<A>> => op('le', [a, b])
 /** `a > b`. */
-export const gt = <A extends Scalar>(a: ExprLike<A>, b: ExprLike<A>): Expr<boolean | Nul<A>> => op('gt', [a, b])
+export const gt = <A extends Scalar>(a: ExprLike<A>, b: ExprLike<A | DecNum<A>>): Expr<boolean | Nul<A>> => op('gt', [a, b])
 /** `a >= b`. */
-export const ge = <A extends Scalar>(a: ExprLike<A>, b: ExprLike<A>): Expr<boolean | Nul<A>> => op('ge', [a, b])
+export const ge = <A extends Scalar>(a: ExprLike<A>, b: ExprLike<A | DecNum<A>>): Expr<boolean | Nul<A>> => op('ge', [a, b])
 /** Conjunction of any number of conditions (SQL three-valued logic); `and()` is true. */
 export const and = <A extends boolean | null>(...conds: ExprLike<A>[]): Expr<boolean | Nul<A>> => op('and', conds)
 /** Disjunction of any number of conditions (SQL three-valued logic); `or()` is false. */
 export const or = <A extends boolean | null>(...conds: ExprLike<A>[]): Expr<boolean | Nul<A>> => op('or', conds)
 /** Negation (null stays null). */
 export const not = <A extends boolean | null>(a: ExprLike<A>): Expr<boolean | Nul<A>> => op('not', [a])
-/** `a + b`. */
-export const add = <A extends number | null>(a: ExprLike<A>, b: ExprLike<A>): Expr<number | Nul<A>> => op('add', [a, b])
-/** `a - b`. */
-export const sub = <A extends number | null>(a: ExprLike<A>, b: ExprLike<A>): Expr<number | Nul<A>> => op('sub', [a, b])
-/** `a * b`. */
-export const mul = <A extends number | null>(a: ExprLike<A>, b: ExprLike<A>): Expr<number | Nul<A>> => op('mul', [a, b])
-/** `a / b` as real (not integer) division; division by zero gives null on every dialect. */
-export const div = <A extends number | null>(a: ExprLike<A>, b: ExprLike<A>): Expr<number | null> => op('div', [a, b])
+/** A number or a decimal (a `decimal(p, s)` column, `Q.decimal('0.05')`). */
+export type NumLike = number | DecimalString | null
+/** The result of arithmetic on `A`: a decimal when an operand is one, else a number; null when an operand may be. */
+export type Arith<A> = ([Extract<A, string>] extends [never] ? number : DecimalString) | Nul<A>
+
+/** `a + b` (decimals: exact, the larger scale). */
+export const add = <A extends NumLike, B extends NumLike>(a: ExprLike<A>, b: ExprLike<B>): Expr<Arith<A | B>> => op('add', [a, b])
+/** `a - b` (decimals: exact, the larger scale). */
+export const sub = <A extends NumLike, B extends NumLike>(a: ExprLike<A>, b: ExprLike<B>): Expr<Arith<A | B>> => op('sub', [a, b])
+/** `a * b` (decimals: exact, scale the sum of the operands' scales). */
+export const mul = <A extends NumLike, B extends NumLike>(a: ExprLike<A>, b: ExprLike<B>): Expr<Arith<A | B>> => op('mul', [a, b])
+/** `a / b` as real (not integer) division, decimals included; division by zero gives null on every dialect. */
+export const div = <A extends NumLike, B extends NumLike>(a: ExprLike<A>, b: ExprLike<B>): Expr<number | null> => op('div', [a, b])
 /** Integer remainder (sign of `a`); both operands must be integers; `mod(a, 0)` is null. */
 export const mod = <A extends number | null>(a: ExprLike<A>, b: ExprLike<A>): Expr<number | null> => op('mod', [a, b])
 /** `-a`. */
-export const neg = <A extends number | null>(a: ExprLike<A>): Expr<number | Nul<A>> => op('neg', [a])
+export const neg = <A extends NumLike>(a: ExprLike<A>): Expr<Arith<A>> => op('neg', [a])
 /** Absolute value. */
-export const abs = <A extends number | null>(a: ExprLike<A>): Expr<number | Nul<A>> => op('abs', [a])
+export const abs = <A extends NumLike>(a: ExprLike<A>): Expr<Arith<A>> => op('abs', [a])
 /** String concatenation of two or more strings (null if any is null). */
 export const concat = <A extends string | null>(...parts: ExprLike<A>[]): Expr<string | Nul<A>> => op('concat', parts)
 /** Lower-case (ASCII letters only, the same on every dialect). */
@@ -480,21 +502,104 @@ export const upper = <A extends string | null>(a: ExprLike<A>): Expr<string | Nu
 /** Length in characters (code points). */
 export const length = <A extends string | null>(a: ExprLike<A>): Expr<number | Nul<A>> => op('length', [a])
 /**
- * Case-sensitive pattern match: `%` any run, `_` one character, `\` escapes. The pattern is a
- * constant string.
+ * Case-sensitive pattern match on every dialect: `%` any run, `_` one character, `\` escapes
+ * the next character. The pattern may be any string expression; a pattern ending in a lone
+ * `\` is a `type` error when constant and gives NULL when computed.
  */
-export const like = <A extends string | null>(a: ExprLike<A>, pattern: string): Expr<boolean | Nul<A>> => op('like', [a, pattern])
+export const like: {
+  <A extends string | null>(a: ExprLike<A>, pattern: string): Expr<boolean | Nul<A>>
+  <A extends string | null>(a: ExprLike<A>, pattern: Expr<string | null>): Expr<boolean | null>
+} = (a: unknown, pattern: unknown) => {
+  if (typeof pattern === 'string') {
+    let escaped = false
+    for (const ch of pattern) escaped = !escaped && ch === '\\'
+    if (escaped) throw new LineageQueryError('type', `Q.like: the pattern ${JSON.stringify(pattern)} ends with an escape character (\\); escape it as \\\\ to match a backslash`, { op: 'like', pattern })
+  }
+  return op<any>('like', [a, pattern])
+}
 /** `a is null`. */
 export const isNull = (a: ExprLike<Scalar>): Expr<boolean> => op('isNull', [a])
 /** `a is not null`. */
 export const isNotNull = (a: ExprLike<Scalar>): Expr<boolean> => op('isNotNull', [a])
 /** `a in (list...)`; `in(a, [])` is false. */
-export const in_ = <A extends Scalar>(a: ExprLike<A>, list: readonly ExprLike<A>[]): Expr<boolean | Nul<A>> => {
+export const in_ = <A extends Scalar>(a: ExprLike<A>, list: readonly ExprLike<A | DecNum<A>>[]): Expr<boolean | Nul<A>> => {
   if (!Array.isArray(list)) throw new LineageQueryError('argument', `Q.in expects an array of values as its second argument, got ${showValue(list)}`)
   return op('in', [a, ...list])
 }
 /** The first non-null argument. */
 export const coalesce = <A extends Scalar, B extends Scalar>(a: ExprLike<A>, b: ExprLike<B>): Expr<Exclude<A, null> | B> => op('coalesce', [a, b])
+
+type CaseBranch<A> = readonly [ExprLike<boolean | null>, ExprLike<A>]
+/** A case's result: decimals when every value is a decimal (or digits, or null), else the widened values. */
+type CaseOf<A> = [A] extends [null] ? A : [A] extends [DecimalString | null] ? DecimalString | Nul<A> : Widen<A>
+type CaseFn = {
+  <A>(branches: readonly CaseBranch<A>[], otherwise: ExprLike<A | DecNum<A>>): Expr<CaseOf<A>>
+  <A>(branches: readonly CaseBranch<A>[]): Expr<CaseOf<A> | null>
+}
+/**
+ * `CASE WHEN c1 THEN v1 WHEN c2 THEN v2 ... ELSE otherwise END`: the value of the first branch
+ * whose condition is true (not false, not null), else `otherwise` (NULL when omitted). The
+ * values must have one type (ints and reals mix, ints and decimals mix).
+ * @example `Q.case([[Q.lt(e.salary, 1000), 'low'], [Q.lt(e.salary, 5000), 'mid']], 'high')`
+ */
+export const case_: CaseFn = (branches: readonly CaseBranch<unknown>[], ...rest: unknown[]) => {
+  if (!Array.isArray(branches) || branches.length === 0 || branches.some((b) => !Array.isArray(b) || b.length !== 2)) {
+    throw new LineageQueryError('argument', `Q.case expects a non-empty array of [condition, value] pairs, got ${showValue(branches)}`)
+  }
+  const otherwise = rest.length === 0 ? null : rest[0]
+  return op<any>('case', [...branches.flatMap((b) => [b[0], b[1]]), otherwise])
+}
+
+/**
+ * The characters of `s` from position `start` (1-based), `length` of them (all when omitted),
+ * by SQL's rule on both dialects: positions before 1 count but yield nothing
+ * (`substring('abc', 0, 2)` is `'a'`), a negative length gives `''`. Null if any argument is.
+ */
+export const substring = <A extends string | null, B extends number | null = number>(s: ExprLike<A>, start: ExprLike<B>, length?: ExprLike<B>): Expr<string | Nul<A> | Nul<B>> =>
+  op('substring', length === undefined ? [s, start] : [s, start, length])
+/** Remove leading and trailing spaces (U+0020 only, as SQL's `trim`). */
+export const trim = <A extends string | null>(a: ExprLike<A>): Expr<string | Nul<A>> => op('trim', [a])
+/**
+ * Round to `digits` decimal places (a constant, default 0), half away from zero. Decimals round
+ * exactly (the result has scale `min(scale, digits)`); reals round their binary value (use
+ * decimals where ties like 1.005 matter); integers are unchanged.
+ */
+export const round = <A extends NumLike>(x: ExprLike<A>, digits = 0): Expr<A> => {
+  if (!Number.isSafeInteger(digits) || digits < 0 || digits > 30) throw new LineageQueryError('argument', `Q.round: digits must be an integer from 0 to 30, got ${showValue(digits)}`)
+  return op('round', [x, digits])
+}
+/** The year of a date, or of a timestamp in UTC. */
+export const year = <A extends string | Date | null>(d: ExprLike<A>): Expr<number | Nul<A>> => op('year', [d])
+/** The month (1-12) of a date, or of a timestamp in UTC. */
+export const month = <A extends string | Date | null>(d: ExprLike<A>): Expr<number | Nul<A>> => op('month', [d])
+/** The day of the month (1-31) of a date, or of a timestamp in UTC. */
+export const day = <A extends string | Date | null>(d: ExprLike<A>): Expr<number | Nul<A>> => op('day', [d])
+/** `d` plus `n` days (a date; `n` may be negative). */
+export const addDays = <A extends string | null, B extends number | null = number>(d: ExprLike<A>, n: ExprLike<B>): Expr<string | Nul<A> | Nul<B>> => op('addDays', [d, n])
+/**
+ * `d` plus `n` months; a day past the end of the target month is clamped to its last day
+ * (`addMonths('2024-01-31', 1)` is `'2024-02-29'`), as PostgreSQL's `date + interval`.
+ */
+export const addMonths = <A extends string | null, B extends number | null = number>(d: ExprLike<A>, n: ExprLike<B>): Expr<string | Nul<A> | Nul<B>> => op('addMonths', [d, n])
+/** `d` plus `n` years; February 29 becomes February 28 in a non-leap year. */
+export const addYears = <A extends string | null, B extends number | null = number>(d: ExprLike<A>, n: ExprLike<B>): Expr<string | Nul<A> | Nul<B>> => op('addYears', [d, n])
+
+/** A date constant (`'YYYY-MM-DD'`); plain strings compared with dates are dates already. */
+export function dateConst(s: string): Expr<string> {
+  if (!isDateString(s)) throw new LineageQueryError('argument', `Q.date expects a date 'YYYY-MM-DD' (years 0001-9999), got ${showValue(s)}`)
+  return expr({ kind: 'const', value: s, as: 'date' })
+}
+/** A decimal constant (`'0.05'`): exact, scale = its number of fraction digits. */
+export function decimalConst(s: string): Expr<DecimalString> {
+  const v = typeof s === 'string' ? fixScale(s, scaleOf(s)) : undefined
+  if (v === undefined) throw new LineageQueryError('argument', `Q.decimal expects a decimal string like '12.50', got ${showValue(s)}`)
+  return expr({ kind: 'const', value: v, as: 'decimal' })
+}
+/** A JSON constant (any JSON value but `null`), to compare with or yield beside `Json` columns. */
+export function jsonConst(value: JsonValue): Expr<unknown> {
+  if (!Json.is(value)) throw new LineageQueryError('argument', `Q.json expects a JSON value (not null, no NaN, no NUL characters), got ${showValue(value)}`)
+  return expr({ kind: 'const', value: canonicalJson(value), as: 'json' })
+}
 
 /** The comprehension DSL. */
 export const Q = {
@@ -521,4 +626,6 @@ export const Q = {
   add, sub, mul, div, mod, neg, abs,
   concat, lower, upper, length, like,
   isNull, isNotNull, in: in_, coalesce,
+  case: case_, substring, trim, round, year, month, day, addDays, addMonths, addYears,
+  date: dateConst, decimal: decimalConst, json: jsonConst,
 } as const

@@ -12,6 +12,10 @@
  * | `t.Int` | `number` (`integer`) | select `string` (`bigint`: pg returns int8 as text), insert/update `number \| bigint \| string` |
  * | `t.number` | `number` (`real`) | `number` (`double precision`) |
  * | `t.boolean` | `number` (`integer` 0/1: better-sqlite3 binds no booleans) | `boolean` |
+ * | `DateString` | `string` (`text`) | select `Date` (pg parses `date` at local midnight), insert `string \| Date` |
+ * | `Timestamp` | `string` (ISO text) | select `Date`, insert `Date \| string` (`timestamptz`) |
+ * | `decimal(p, s)` | `number` (`integer`: units of 10^-s, `'12.50'` is 1250), insert `number \| bigint` | `string` (`numeric`), insert `string \| number` |
+ * | `Json` | `string` (JSON text) | select the parsed value (`jsonb`), insert JSON text `string` |
  * | nullable (`t.union([c, t.null])`) | the above `\| null`, optional on insert | the same |
  *
  * The codecs are known for tables made by `table(...)`. For other tables (derived tables of
@@ -21,6 +25,7 @@
 import type * as t from 'io-ts'
 import type { ColumnType, Kysely } from 'kysely'
 import { LineageQueryError, showValue } from '../errors.js'
+import type { ExtKind, SqlKindTag } from './codecs.js'
 import { createTable } from './ddl.js'
 import { Table } from './dsl.js'
 
@@ -45,7 +50,25 @@ type NonNull<V> = Exclude<V, null>
 type Nullable<S, I, U, V> = null extends V ? ColumnType<S | null, I | null | undefined, U | null> : ColumnType<S, I, U>
 
 /** A column from its codec. */
-type CodecColumn<Codec, D extends SchemaDialect> = Codec extends t.Mixed ? ValueColumn<t.TypeOf<Codec>, D, IsInt<NonNull<t.TypeOf<Codec>>>> : never
+type CodecColumn<Codec, D extends SchemaDialect> = Codec extends t.Mixed
+  ? [ExtOf<Codec>] extends [never]
+    ? ValueColumn<t.TypeOf<Codec>, D, IsInt<NonNull<t.TypeOf<Codec>>>>
+    : ExtColumn<ExtOf<Codec>, D, Codec extends t.UnionType<any, any, any, any> ? null : never>
+  : never
+/** The SQL kind of a date/timestamp/decimal/JSON codec (also inside a nullable union), else never. */
+type ExtOf<C> = C extends t.UnionType<infer CS extends t.Any[], any, any, any> ? ExtOf<CS[number]> : C extends SqlKindTag<infer K> ? ([K] extends [never] ? never : [K] extends [ExtKind] ? K : never) : never
+/** What the drivers return and accept for the columns `createTable` makes for these codecs; `V` is `null` for a nullable column. */
+type ExtColumn<K extends ExtKind, D extends SchemaDialect, V> = D extends 'sqlite'
+  ? K extends 'decimal'
+    ? Nullable<number, number | bigint, number | bigint, V>
+    : Nullable<string, string, string, V>
+  : K extends 'date'
+    ? Nullable<Date, string | Date, string | Date, V>
+    : K extends 'timestamp'
+      ? Nullable<Date, Date | string, Date | string, V>
+      : K extends 'decimal'
+        ? Nullable<string, string | number, string | number, V>
+        : Nullable<unknown, string, string, V>
 type IsInt<V> = [V] extends [t.Branded<number, t.IntBrand>] ? true : false
 
 /** A column from its TypeScript value type; `int` when known to be an integer column. */

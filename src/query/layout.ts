@@ -51,7 +51,7 @@ export interface LinBranchLayout {
   }[]
 }
 
-const KIND_ORDER: readonly ScalarKind[] = ['int', 'string', 'real', 'boolean', 'null']
+const KIND_ORDER: readonly ScalarKind[] = ['int', 'string', 'real', 'boolean', 'null', 'date', 'timestamp', 'decimal', 'json']
 
 /** Number of columns or slots a layout occupies. */
 export function width(l: Layout): number {

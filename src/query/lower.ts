@@ -11,6 +11,7 @@ import { hasLineage, plan, width, type CollLayout, type Layout } from './layout.
 import { cuts, isScalar, mentionsAlias, queryMentions, specMentions, type Branch, type Gen, type GroupAgg, type GroupSpec, type LinEntry, type NCte, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
 import type { ScalarKind } from './schema.js'
 import * as S from './sql-nodes.js'
+import { caseValues } from './typing.js'
 
 export interface TopLayout {
   /** Column aliases of the data (and lineage) slots, in layout order. */
@@ -41,10 +42,34 @@ class Lowerer {
 
   // ------------------------------------------------------------ scalars
 
-  param(value: string | number | boolean, kind: ScalarKind): S.Node {
-    const p = S.param(this.h.toDb(value))
+  param(value: string | number | boolean, kind: ScalarKind, scale = 0): S.Node {
+    const p = S.param(kind === 'decimal' ? this.h.decimalToDb(String(value), scale) : this.h.toDb(value))
     const cast = this.h.paramCast(kind)
     return cast === undefined ? p : S.cast(p, cast as 'bigint')
+  }
+
+  /** A condition: typed boolean where its NULL-only parts would otherwise default to text. */
+  cond(c: NExpr): S.Node {
+    return this.exprAs(c, 'boolean')
+  }
+
+  /**
+   * `e` as a value of `kind` (and, for decimals, of `scale` digits: SQLite's scaled integers
+   * are multiplied up to it; integers count as scale 0).
+   */
+  valueAs(e: NExpr, kind: ScalarKind, scale: number | undefined): S.Node {
+    // A constant is bound at the scale it is used at.
+    if (kind === 'decimal' && scale !== undefined && e.k === 'const' && e.value !== null) return this.param(String(e.value), 'decimal', scale)
+    const n = this.exprAs(e, kind)
+    if (kind !== 'decimal' || scale === undefined) return n
+    const from = e.type.kind === 'decimal' ? (e.type.scale ?? 0) : 0
+    return e.type.kind === 'null' ? n : this.h.rescale(n, scale - from)
+  }
+
+  /** A number or decimal operand as a real (decimals converted by their scale). */
+  asReal(e: NExpr): S.Node {
+    const n = this.exprAs(e, 'real')
+    return e.type.kind === 'decimal' ? this.h.decimalToReal(n, e.type.scale ?? 0) : n
   }
 
   /** NULL of a given type: cast where the dialect needs union columns typed. */
@@ -64,7 +89,7 @@ class Lowerer {
         return sub === undefined ? S.col(e.alias, e.col.name) : sub(e.col.name)
       }
       case 'const':
-        return e.value === null ? S.literal(null) : this.param(e.value, e.type.kind)
+        return e.value === null ? S.literal(null) : this.param(e.value, e.type.kind, e.type.scale)
       case 'exists':
         return S.unary(e.negated ? 'not exists' : 'exists', this.existsQuery(e.q))
       case 'agg':
@@ -133,56 +158,116 @@ class Lowerer {
    */
   exprAs(e: NExpr, kind: ScalarKind): S.Node {
     if (e.k === 'const' && e.value === null) return this.typedNull(kind)
-    if (e.k === 'op' && SAME_TYPE_OPS.has(e.op) && unifiedKind(e.args, 'null') === 'null') return this.op(e, kind)
+    if (e.k === 'op' && SAME_TYPE_OPS.has(e.op) && unifiedKind(sameTypeArgs(e), 'null') === 'null') return this.op(e, kind)
     return this.expr(e)
   }
 
   /** An operator; `context`: the kind of its NULL-only operands, known from where it is used. */
   op(e: Extract<NExpr, { k: 'op' }>, context?: ScalarKind): S.Node {
     const kind = context ?? operandKind(e)
-    const a = e.args.map((x) => this.exprAs(x, kind))
-    const [x, y] = a as [S.Node, S.Node]
+    // Decimal operands share one scale (SQLite: scaled integers), except in mul/div/round.
+    const scale = kind === 'decimal' ? Math.max(0, ...e.args.map((x) => (x.type.kind === 'decimal' ? (x.type.scale ?? 0) : 0))) : undefined
+    const arg = (x: NExpr) => this.valueAs(x, kind, scale)
     switch (e.op) {
-      case 'eq': return S.binary(x, '=', y)
-      case 'ne': return S.binary(x, '<>', y)
-      case 'lt': return S.binary(this.stringOrder(x, e.args[0]!), '<', y)
-      case 'le': return S.binary(this.stringOrder(x, e.args[0]!), '<=', y)
-      case 'gt': return S.binary(this.stringOrder(x, e.args[0]!), '>', y)
-      case 'ge': return S.binary(this.stringOrder(x, e.args[0]!), '>=', y)
-      case 'and': return S.and(a)
-      case 'or': return S.or(a)
-      case 'not': return S.unary('not', x)
-      case 'add': return S.binary(x, '+', y)
-      case 'sub': return S.binary(x, '-', y)
-      case 'mul': return S.binary(x, '*', y)
-      case 'neg': return S.unary('-', S.parens(x))
-      case 'abs': return S.fn('abs', [x])
-      case 'div':
+      case 'eq': case 'ne': case 'lt': case 'le': case 'gt': case 'ge': {
+        const [x, y] = e.args.map(arg) as [S.Node, S.Node]
+        const l = e.op === 'eq' || e.op === 'ne' ? x : this.stringOrder(x, e.args[0]!)
+        return S.binary(l, e.op === 'eq' ? '=' : e.op === 'ne' ? '<>' : e.op === 'lt' ? '<' : e.op === 'le' ? '<=' : e.op === 'gt' ? '>' : '>=', y)
+      }
+      case 'and': return S.and(e.args.map((x) => this.cond(x)))
+      case 'or': return S.or(e.args.map((x) => this.cond(x)))
+      case 'not': return S.unary('not', this.cond(e.args[0]!))
+      case 'add': case 'sub': {
+        const [x, y] = e.args.map(arg) as [S.Node, S.Node]
+        return S.binary(x, e.op === 'add' ? '+' : '-', y)
+      }
+      case 'mul': {
+        // Scales add up: the product of scaled integers is already at the result's scale.
+        const [x, y] = e.args.map((a) => this.exprAs(a, kind)) as [S.Node, S.Node]
+        return S.binary(x, '*', y)
+      }
+      case 'neg': return S.unary('-', S.parens(arg(e.args[0]!)))
+      case 'abs': return S.fn('abs', [arg(e.args[0]!)])
+      case 'div': {
+        const [x, y] = e.args as [NExpr, NExpr]
+        if (x.type.kind === 'decimal' || y.type.kind === 'decimal') {
+          return this.h.realDiv(this.asReal(x), this.asReal(y))
+        }
+        const [a, b] = e.args.map((z) => this.exprAs(z, kind)) as [S.Node, S.Node]
         return this.h.name === 'sqlite'
-          ? S.binary(S.cast(x, 'real'), '/', y)
-          : S.binary(S.cast(x, 'double precision'), '/', S.fn('nullif', [y, S.literal(0)]))
-      case 'mod':
+          ? S.binary(S.cast(a, 'real'), '/', b)
+          : S.binary(S.cast(a, 'double precision'), '/', S.fn('nullif', [b, S.literal(0)]))
+      }
+      case 'mod': {
+        const [x, y] = e.args.map(arg) as [S.Node, S.Node]
         return this.h.name === 'sqlite' ? S.binary(x, '%', y) : S.binary(x, '%', S.fn('nullif', [y, S.literal(0)]))
-      case 'concat': return S.parens(a.reduce((l, r) => S.binary(l, '||', r)))
+      }
+      case 'concat': return S.parens(e.args.map(arg).reduce((l, r) => S.binary(l, '||', r)))
       case 'lower':
-      case 'upper':
+      case 'upper': {
+        const x = arg(e.args[0]!)
         // ASCII-only case mapping on every dialect (SQLite's lower/upper are ASCII-only).
         if (this.h.name === 'sqlite') return S.fn(e.op, [x])
         return e.op === 'lower'
           ? S.fn('translate', [x, S.literal('ABCDEFGHIJKLMNOPQRSTUVWXYZ'), S.literal('abcdefghijklmnopqrstuvwxyz')])
           : S.fn('translate', [x, S.literal('abcdefghijklmnopqrstuvwxyz'), S.literal('ABCDEFGHIJKLMNOPQRSTUVWXYZ')])
-      case 'length': return S.fn('length', [x])
+      }
+      case 'length': return S.fn('length', [arg(e.args[0]!)])
       case 'like': {
-        const pattern = (e.args[1] as Extract<NExpr, { k: 'const' }>).value as string
+        const [x, p] = e.args.map(arg) as [S.Node, S.Node]
+        const c = e.args[1]!
+        if (c.k !== 'const' || typeof c.value !== 'string') return this.h.likeDynamic(x, p)
+        const pattern = c.value
+        // A pattern ending in a lone escape (written literally it is a DSL error; here it came
+        // from a value substituted by normalisation) matches nothing: NULL, as a computed one.
+        if (endsWithLoneEscape(pattern)) return this.typedNull('boolean')
         if (this.h.name === 'sqlite') return S.fn('glob', [S.param(likeToGlob(pattern)), x])
-        checkLikePattern(pattern)
         return S.binary(x, 'like', this.param(pattern, 'string'))
       }
-      case 'isNull': return S.binary(x, 'is', S.literal(null))
-      case 'isNotDistinct': return S.binary(x, this.h.nullSafeEq, y)
-      case 'isNotNull': return S.binary(x, 'is not', S.literal(null))
-      case 'in': return S.binary(x, 'in', S.valueList(a.slice(1)))
-      case 'coalesce': return S.fn('coalesce', a)
+      case 'isNull': return S.binary(arg(e.args[0]!), 'is', S.literal(null))
+      case 'isNotNull': return S.binary(arg(e.args[0]!), 'is not', S.literal(null))
+      case 'isNotDistinct': {
+        const [x, y] = e.args.map(arg) as [S.Node, S.Node]
+        return S.binary(x, this.h.nullSafeEq, y)
+      }
+      case 'in': {
+        const a = e.args.map(arg)
+        return S.binary(a[0]!, 'in', S.valueList(a.slice(1)))
+      }
+      case 'coalesce': return S.fn('coalesce', e.args.map(arg))
+      case 'case': {
+        const whens: [S.Node, S.Node][] = []
+        for (let i = 0; i + 1 < e.args.length; i += 2) whens.push([this.cond(e.args[i]!), arg(e.args[i + 1]!)])
+        return S.caseOf(whens, arg(e.args[e.args.length - 1]!))
+      }
+      case 'substring': {
+        const [s, start, len] = e.args
+        const n = (x: NExpr | undefined) => (x?.k === 'const' && typeof x.value === 'number' ? x.value : undefined)
+        const [st, ln] = [n(start), n(len)]
+        if (st !== undefined && (len === undefined || ln !== undefined)) {
+          // Constant positions: SQL's rule applied here, so the plain function call suffices.
+          // (Clamped to 32 bits: no string is that long, and PostgreSQL's substring takes integers.)
+          const from = Math.max(st, 1)
+          const cap = (x: number) => Math.min(x, 2147483647)
+          return this.h.substringFrom(this.exprAs(s!, 'string'), cap(from), ln === undefined ? undefined : cap(Math.max(st + ln - from, 0)))
+        }
+        return this.h.substring(this.exprAs(s!, 'string'), this.exprAs(start!, 'int'), len === undefined ? undefined : this.exprAs(len, 'int'))
+      }
+      case 'trim': return this.h.trim(this.exprAs(e.args[0]!, 'string'))
+      case 'round': {
+        const x = e.args[0]!
+        const digits = (e.args[1] as Extract<NExpr, { k: 'const' }>).value as number
+        const n = this.exprAs(x, kind)
+        if (x.type.kind === 'decimal') return (x.type.scale ?? 0) <= digits ? n : this.h.roundDecimal(n, x.type.scale ?? 0, digits)
+        return x.type.kind === 'real' ? this.h.roundReal(n, digits) : n
+      }
+      case 'year': case 'month': case 'day': {
+        const x = e.args[0]!
+        const k = x.type.kind === 'timestamp' ? 'timestamp' : 'date'
+        return this.h.datePart(e.op, this.exprAs(x, k), k)
+      }
+      case 'addDays': case 'addMonths': case 'addYears':
+        return this.h.dateAdd(e.op === 'addDays' ? 'day' : e.op === 'addMonths' ? 'month' : 'year', this.exprAs(e.args[0]!, 'date'), this.exprAs(e.args[1]!, 'int'))
     }
   }
 
@@ -207,7 +292,7 @@ class Lowerer {
     const lateral = this.enterLateral(b.gens)
     try {
       const selections = sel()
-      const where = b.conds.map((c) => this.expr(c))
+      const where = b.conds.map((c) => this.cond(c))
       return S.select({ from: b.gens.map((x) => this.fromItem(x, lateral.has(x.alias))), extra: this.letItems(b), selections, where })
     } finally {
       for (const a of lateral) this.subst.delete(a)
@@ -280,7 +365,7 @@ class Lowerer {
         agg,
         finish: () => {
           try {
-            const where = b.conds.map((c) => this.expr(c))
+            const where = b.conds.map((c) => this.cond(c))
             return { from: b.gens.map((x) => this.fromItem(x, lateral.has(x.alias))), where }
           } finally {
             for (const a of lateral) this.subst.delete(a)
@@ -309,9 +394,11 @@ class Lowerer {
       finish: () => {
         for (const name of this.aggNames(g)) agg(name)
         const keyKinds = s.keys[0]!.map((_, i) => unifiedKind(s.keys.map((ks) => ks[i]!)))
+        // Decimal keys of the union's parts at one scale (SQLite stores scaled integers).
+        const keyScales = s.keys[0]!.map((_, i) => Math.max(0, ...s.keys.map((ks) => (ks[i]!.type.kind === 'decimal' ? (ks[i]!.type.scale ?? 0) : 0))))
         const parts = s.source.map((b, i) =>
           this.select(b, () => {
-            const out = s.keys[i]!.map((k, j) => ({ expr: this.exprAs(k, keyKinds[j]!), alias: `k${j}` }))
+            const out = s.keys[i]!.map((k, j) => ({ expr: this.valueAs(k, keyKinds[j]!, keyScales[j]), alias: `k${j}` }))
             const flagged = new Set<number>()
             for (const name of this.aggNames(g).filter((n) => used.has(n))) {
               const j = aggIndex(name)
@@ -329,7 +416,7 @@ class Lowerer {
                 flagged.add(j)
                 continue
               }
-              const cond = part.filter.length === 0 ? undefined : S.and(part.filter.map((c) => this.expr(c)))
+              const cond = part.filter.length === 0 ? undefined : S.and(part.filter.map((c) => this.cond(c)))
               if (!countAll) {
                 const arg = this.partArg(g, name, part.arg, i)
                 out.push({ expr: cond === undefined || isJson ? arg : S.caseWhen(cond, arg), alias: name })
@@ -388,7 +475,7 @@ class Lowerer {
       const elem = v.l.elem!
       const idx = a.parts.findIndex((p) => p.branch === branch)
       const tag = v.l.tagged ? S.literal(v.offset + idx) : undefined
-      const el = this.element(this.slots(arg!, elem, v.offset + idx), collSlots(elem), tag)
+      const el = this.element(this.slots(arg!, elem, v.offset + idx), collSlots(elem), tag, slotKinds(elem))
       // PostgreSQL cannot aggregate an untyped NULL into JSON.
       return elem.k === 'scalar' && elem.type.kind === 'null' && tag === undefined && this.h.name === 'postgres' ? S.cast(el, 'text') : el
     }
@@ -410,7 +497,7 @@ class Lowerer {
     const a = g.group!.aggs[aggIndex(name)]!
     if (a.fn === 'json' && !this.viaLayouts.has(`${g.alias}.${name}`)) return undefined
     const part = a.parts[0]!
-    const cond = part.filter.length === 0 ? undefined : S.and(part.filter.map((c) => this.expr(c)))
+    const cond = part.filter.length === 0 ? undefined : S.and(part.filter.map((c) => this.cond(c)))
     const arg = a.fn === 'count' && !a.distinct ? undefined : this.partArg(g, name, part.arg, part.branch)
     return this.aggregateNode(a, arg, cond, false)
   }
@@ -474,7 +561,7 @@ class Lowerer {
     let having: S.Node[]
     try {
       selections = sel()
-      having = b.conds.map((c) => this.expr(c))
+      having = b.conds.map((c) => this.cond(c))
     } finally {
       this.subst.delete(g.alias)
     }
@@ -535,7 +622,10 @@ class Lowerer {
   agg(e: Extract<NExpr, { k: 'agg' }>): S.Node {
     const fnArg = (n: S.Node) => (e.fn === 'min' || e.fn === 'max' ? this.stringOrder(n, e) : n)
     const argKind: ScalarKind = e.fn === 'avg' ? 'real' : e.type.kind
-    const arg = (b: Branch) => this.exprAs(b.value as NExpr, argKind)
+    const arg = (b: Branch) => {
+      const v = b.value as NExpr
+      return e.fn === 'avg' ? this.asReal(v) : this.valueAs(v, argKind, e.type.scale)
+    }
     const aggregate = (arg: S.Node | undefined) => (e.fn === 'count' ? S.countAll() : S.agg(e.fn, [fnArg(arg!)]))
     if (cuts(e.q.order)) {
       // An aggregate over a limited query aggregates the kept elements: a derived table.
@@ -569,7 +659,7 @@ class Lowerer {
     switch (l.k) {
       case 'scalar':
         // PostgreSQL types `null union all null` as text before it meets the other branches.
-        return [this.exprAs(v as NExpr, l.type.kind)]
+        return [this.valueAs(v as NExpr, l.type.kind, l.type.scale)]
       case 'rec': {
         const fields = (v as Extract<NValue, { k: 'rec' }>).fields
         const out: S.Node[] = []
@@ -610,8 +700,8 @@ class Lowerer {
   }
 
   /** One element of a nested collection from its slots: the only slot, or a JSON array. */
-  element(slots: readonly S.Node[], isColl: readonly boolean[], tag: S.Node | undefined): S.Node {
-    const embedded = slots.map((x, i) => (isColl[i] ? this.embedJson(x) : x))
+  element(slots: readonly S.Node[], isColl: readonly boolean[], tag: S.Node | undefined, kinds: readonly (ScalarKind | undefined)[] = []): S.Node {
+    const embedded = slots.map((x, i) => (isColl[i] ? this.embedJson(x) : kinds[i] !== undefined ? this.h.jsonSlot(x, kinds[i]!) : x))
     if (tag === undefined && embedded.length === 1) return embedded[0]!
     return S.fn(this.h.jsonArray, tag === undefined ? embedded : [...embedded, tag])
   }
@@ -628,7 +718,7 @@ class Lowerer {
     if (q.order !== undefined) return this.orderedColl(q, l, offset)
     if (q.branches.length === 1 && mentionsOwnColumn(q.branches[0]!)) {
       const b = q.branches[0]!
-      return this.select(b, () => [{ expr: aggregate(this.element(this.slots(b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined)), alias: 'v' }], false)
+      return this.select(b, () => [{ expr: aggregate(this.element(this.slots(b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined, slotKinds(elem))), alias: 'v' }], false)
     }
     // Union parts select plain columns; the outer aggregate builds each element once.
     const names = isColl.map((_, i) => `c${i}`)
@@ -640,7 +730,7 @@ class Lowerer {
         return selections
       }),
     )
-    const el = this.element(names.map((n) => S.col('u', n)), isColl, l.tagged ? S.col('u', 't') : undefined)
+    const el = this.element(names.map((n) => S.col('u', n)), isColl, l.tagged ? S.col('u', 't') : undefined, slotKinds(elem))
     return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: aggregate(el), alias: 'v' }])
   }
 
@@ -709,6 +799,7 @@ class Lowerer {
     const byColumn = value === undefined ? t.directions.map(() => undefined) : orderByOutputColumn(t, value)
     // A string key ordered through its output column carries the code-point collation there.
     const collated = new Set(byColumn.flatMap((c, j) => (c !== undefined && this.h.binaryCollation !== undefined && keyKinds[j] === 'string' ? [c] : [])))
+    const keyScales = t.directions.map((_, j) => Math.max(0, ...t.orderKeys.map((ks) => (ks[j]!.type.kind === 'decimal' ? (ks[j]!.type.scale ?? 0) : 0))))
     const order: S.OrderItem[] = []
     const selects = branches.map((b, i) =>
       this.select(
@@ -720,7 +811,7 @@ class Lowerer {
           if (tag !== undefined) selections.push({ expr: S.literal(i), alias: tag })
           if (multi) {
             t.orderKeys[i]!.forEach((k, j) => {
-              if (byColumn[j] === undefined) selections.push({ expr: this.stringOrder(this.exprAs(k, keyKinds[j]!), k), alias: `#o${j}` })
+              if (byColumn[j] === undefined) selections.push({ expr: this.stringOrder(this.valueAs(k, keyKinds[j]!, keyScales[j]), k), alias: `#o${j}` })
             })
           }
           // One branch orders by its own expressions (lowered here, where a group's columns are known).
@@ -825,15 +916,22 @@ function argKind(a: GroupAgg): ScalarKind {
 function operandKind(e: Extract<NExpr, { k: 'op' }>): ScalarKind {
   switch (e.op) {
     case 'and': case 'or': case 'not': return 'boolean'
-    case 'concat': case 'lower': case 'upper': case 'length': case 'like': return 'string'
+    case 'concat': case 'lower': case 'upper': case 'length': case 'like': case 'substring': case 'trim': return 'string'
     case 'mod': return 'int'
-    case 'add': case 'sub': case 'mul': case 'neg': case 'abs': case 'div': return unifiedKind(e.args, 'int')
+    case 'add': case 'sub': case 'mul': case 'neg': case 'abs': case 'div': case 'round': return unifiedKind(e.args, 'int')
+    case 'case': return unifiedKind(sameTypeArgs(e))
+    case 'year': case 'month': case 'day': case 'addDays': case 'addMonths': case 'addYears': return 'date'
     default: return unifiedKind(e.args)
   }
 }
 
-/** Operators whose result has the type of their operands. */
-const SAME_TYPE_OPS: ReadonlySet<string> = new Set(['coalesce', 'add', 'sub', 'mul', 'neg', 'abs'])
+/** Operators whose result has the type of their (value) operands. */
+const SAME_TYPE_OPS: ReadonlySet<string> = new Set(['coalesce', 'add', 'sub', 'mul', 'neg', 'abs', 'case', 'round'])
+
+/** The operands whose type the result shares: a case's values, round's number, all others'. */
+function sameTypeArgs(e: Extract<NExpr, { k: 'op' }>): readonly NExpr[] {
+  return e.op === 'case' ? caseValues(e.args) : e.op === 'round' ? e.args.slice(0, 1) : e.args
+}
 
 /** The common kind of some expressions, ignoring NULL constants (`fallback` if all are NULL). */
 function unifiedKind(es: readonly NExpr[], fallback: ScalarKind = 'string'): ScalarKind {
@@ -841,7 +939,7 @@ function unifiedKind(es: readonly NExpr[], fallback: ScalarKind = 'string'): Sca
   for (const x of es) {
     const k = x.type.kind
     if (k === 'null') continue
-    kind = kind === 'null' ? k : kind !== k && (kind === 'real' || k === 'real') ? 'real' : kind
+    kind = kind === 'null' ? k : kind !== k && (kind === 'real' || k === 'real') ? 'real' : kind !== k && (kind === 'decimal' || k === 'decimal') ? 'decimal' : kind
   }
   return kind === 'null' ? fallback : kind
 }
@@ -880,6 +978,16 @@ export function orderByOutputColumn(t: NTop, value: Layout): (number | undefined
     }
     return at
   })
+}
+
+/** For each slot of a layout, the kind of scalar it holds (`undefined`: a collection or lineage). */
+function slotKinds(l: Layout): (ScalarKind | undefined)[] {
+  switch (l.k) {
+    case 'scalar': return [l.type.kind]
+    case 'coll': return [undefined]
+    case 'lin': return l.slots.map(() => undefined)
+    case 'rec': return l.fields.flatMap(([, f]) => slotKinds(f))
+  }
 }
 
 /** For each slot of a layout, whether it holds a nested collection (JSON). */
@@ -922,10 +1030,15 @@ function columnNames(l: Layout): string[] {
   return out.map((n, i) => (Buffer.byteLength(n) > 60 || out.indexOf(n) !== i ? `#c${i}` : n))
 }
 
-function checkLikePattern(pattern: string): void {
+/** Whether a LIKE pattern ends with an escape character that escapes nothing. */
+export function endsWithLoneEscape(pattern: string): boolean {
   let escaped = false
   for (const ch of pattern) escaped = !escaped && ch === '\\'
-  if (escaped) throw new LineageQueryError('type', `Q.like: the pattern ${JSON.stringify(pattern)} ends with an escape character (\\); escape it as \\\\ to match a backslash`, { pattern })
+  return escaped
+}
+
+function checkLikePattern(pattern: string): void {
+  if (endsWithLoneEscape(pattern)) throw new LineageQueryError('type', `Q.like: the pattern ${JSON.stringify(pattern)} ends with an escape character (\\); escape it as \\\\ to match a backslash`, { pattern })
 }
 
 /** Translate a LIKE pattern (`%`, `_`, `\` escape) to SQLite's case-sensitive GLOB. */

@@ -59,7 +59,9 @@ import {
 } from './normal.js'
 import { plan } from './layout.js'
 import { columnOf, unify, type ColumnDef, type SType, type TableDef } from './schema.js'
-import { aggType, opType } from './typing.js'
+import { aggType, caseValues, opType } from './typing.js'
+import { fixScale, isDateString, scaleOf, Timestamp } from './codecs.js'
+import { endsWithLoneEscape } from './lower.js'
 
 type Env = ReadonlyMap<number, NValue>
 
@@ -172,7 +174,7 @@ class Normaliser {
         return { k: 'rec', fields: e.fields.map(([n, f]) => [n, this.value(f, env)] as const) }
       }
       case 'const':
-        return { k: 'const', value: e.value, type: constType(e.value) }
+        return e.as === undefined ? { k: 'const', value: e.value, type: constType(e.value) } : typedConst(e.value, e.as)
       case 'op':
         return this.op(e, env)
       case 'exists': {
@@ -589,14 +591,17 @@ class Normaliser {
   }
 
   op(e: ast.OpExpr, env: Env): NExpr {
-    const args = e.args.map((a, i) => this.scalar(a, env, `operand ${i + 1} of Q.${e.op}`))
-    if (e.op === 'like') {
-      const p = args[1]
-      if (p === undefined || p.k !== 'const' || typeof p.value !== 'string') {
-        throw new LineageQueryError('type', 'Q.like: the pattern must be a constant string', { op: 'like' })
+    const args = coerceConstants(e.op, e.args.map((a, i) => this.scalar(a, env, `operand ${i + 1} of Q.${e.op}`)))
+    if (e.op === 'round') {
+      const d = args[1]
+      if (d === undefined || d.k !== 'const' || typeof d.value !== 'number' || !Number.isSafeInteger(d.value) || d.value < 0) {
+        throw new LineageQueryError('type', 'Q.round: digits must be a non-negative integer constant', { op: 'round' })
       }
     }
-    const type = opType(e.op, args.map((a) => a.type))
+    let type = opType(e.op, args.map((a) => a.type))
+    // A computed pattern ending in a lone escape character gives NULL.
+    if (e.op === 'like' && (args[1]?.k !== 'const' || (typeof args[1].value === 'string' && endsWithLoneEscape(args[1].value)))) type = { ...type, nullable: true }
+    if (e.op === 'round' && type.kind === 'decimal') type = { ...type, scale: Math.min(type.scale ?? 0, (args[1] as { value: number }).value) }
     if (e.op === 'and' && args.length === 0) return constant(true)
     if (e.op === 'or' && args.length === 0) return constant(false)
     if ((e.op === 'and' || e.op === 'or') && args.length === 1) return args[0]!
@@ -785,6 +790,69 @@ function linInfo(entries: readonly LinEntry[]): GroupedLinBranch {
     ...(e.grouped === undefined ? {} : { grouped: e.grouped }),
     ...(e.witness === undefined ? {} : { witness: e.witness }),
   }))
+}
+
+/** A constant written as a date, timestamp, decimal or JSON (its value is its text). */
+function typedConst(value: ast.Constant, as: NonNullable<ast.ConstExpr['as']>): NExpr {
+  if (typeof value !== 'string') throw new LineageQueryError('compile', `internal: a ${as} constant must be text, got ${typeof value}`)
+  return { k: 'const', value, type: as === 'decimal' ? { kind: 'decimal', nullable: false, scale: scaleOf(value) } : { kind: as, nullable: false } }
+}
+
+/**
+ * Constants take the type of their context: a string constant compared with (or combined
+ * with, or given to a function of) a date becomes a date, with a timestamp a timestamp (ISO
+ * text), and a number constant next to a decimal becomes that decimal exactly (`0.05`). The
+ * operands that share a type are those of comparisons, `in`, `coalesce`, arithmetic and a
+ * `case`'s values; the first operand of the date functions is a date or timestamp.
+ */
+function coerceConstants(op: ast.ScalarOp, args: readonly NExpr[]): readonly NExpr[] {
+  const groups: number[][] = (() => {
+    switch (op) {
+      case 'eq': case 'ne': case 'lt': case 'le': case 'gt': case 'ge': case 'in': case 'coalesce':
+      case 'add': case 'sub': case 'mul': case 'div':
+        return [args.map((_, i) => i)]
+      case 'case':
+        return [caseValues(args.map((_, i) => i))]
+      case 'year': case 'month': case 'day': case 'addDays': case 'addMonths': case 'addYears':
+        return [[0]]
+      default:
+        return []
+    }
+  })()
+  if (groups.length === 0) return args
+  const out = [...args]
+  for (const group of groups) {
+    const datey = op === 'year' || op === 'month' || op === 'day' || op === 'addDays' || op === 'addMonths' || op === 'addYears'
+    const target = datey ? (args[0]?.type.kind === 'timestamp' ? 'timestamp' : 'date') : group.map((i) => args[i]!.type.kind).find((k) => k === 'date' || k === 'timestamp' || k === 'decimal')
+    if (target === undefined) continue
+    for (const i of group) {
+      const a = args[i]!
+      if (a.k !== 'const' || a.value === null || a.type.kind === target) continue
+      const c = constAs(a.value, target)
+      if (c === undefined) {
+        throw new LineageQueryError('type', `Q.${op}: the constant ${JSON.stringify(a.value)} is used as a ${target} but is not one (expected ${target === 'date' ? "'YYYY-MM-DD'" : target === 'timestamp' ? 'a Date or an ISO-8601 text with a zone' : "a decimal like 12.5 or '12.50'"})`, { op, value: a.value })
+      }
+      out[i] = c
+    }
+  }
+  return out
+}
+
+function constAs(value: string | number | boolean, target: 'date' | 'timestamp' | 'decimal'): NExpr | undefined {
+  switch (target) {
+    case 'date':
+      return isDateString(value) ? typedConst(value, 'date') : undefined
+    case 'timestamp': {
+      const r = typeof value === 'string' ? Timestamp.decode(value) : undefined
+      return r !== undefined && r._tag === 'Right' ? typedConst(r.right.toISOString(), 'timestamp') : undefined
+    }
+    case 'decimal': {
+      if (typeof value === 'boolean') return undefined
+      const text = typeof value === 'number' ? (Number.isInteger(value) ? value.toFixed(0) : String(value)) : value
+      const v = fixScale(text, scaleOf(text))
+      return v === undefined ? undefined : typedConst(v, 'decimal')
+    }
+  }
 }
 
 function requireBoolean(e: NExpr, what: string): void {

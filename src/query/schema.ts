@@ -5,14 +5,20 @@
  */
 import type * as t from 'io-ts'
 import { LineageQueryError } from '../errors.js'
+import { sqlKindOf } from './codecs.js'
 
-/** The scalar types the compiler knows. `null` is the type of the `null` literal alone. */
-export type ScalarKind = 'string' | 'int' | 'real' | 'boolean' | 'null'
+/**
+ * The scalar types the compiler knows. `null` is the type of the `null` literal alone.
+ * `date`, `timestamp`, `decimal` and `json` are the kinds of the codecs in `codecs.ts`.
+ */
+export type ScalarKind = 'string' | 'int' | 'real' | 'boolean' | 'null' | 'date' | 'timestamp' | 'decimal' | 'json'
 
 /** A scalar type: its kind and whether it admits SQL NULL. */
 export interface SType {
   readonly kind: ScalarKind
   readonly nullable: boolean
+  /** Decimals only: digits after the point (values are exact multiples of 10^-scale). */
+  readonly scale?: number
 }
 
 export interface ColumnDef {
@@ -49,6 +55,8 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/
 export function codecType(codec: t.Mixed): SType | undefined {
   // io-ts codecs carry a `_tag`; we walk the few shapes that map onto SQL scalars.
   const c = codec as unknown as { _tag?: string; name?: string; type?: t.Mixed; types?: readonly t.Mixed[]; value?: unknown; keys?: object }
+  const ext = sqlKindOf(codec)
+  if (ext !== undefined) return ext.kind === 'decimal' ? { kind: 'decimal', nullable: false, scale: ext.scale ?? 0 } : { kind: ext.kind, nullable: false }
   switch (c._tag) {
     case 'StringType':
       return { kind: 'string', nullable: false }
@@ -93,15 +101,22 @@ export function codecType(codec: t.Mixed): SType | undefined {
 /** The least type both `a` and `b` fit in, or `undefined` when there is none. */
 export function unify(a: SType, b: SType): SType | undefined {
   const nullable = a.nullable || b.nullable
-  if (a.kind === 'null') return { kind: b.kind, nullable: true }
-  if (b.kind === 'null') return { kind: a.kind, nullable: true }
+  if (a.kind === 'null') return b.nullable ? b : { ...b, nullable: true }
+  if (b.kind === 'null') return a.nullable ? a : { ...a, nullable: true }
+  if (a.kind === 'decimal' || b.kind === 'decimal') {
+    // Decimals unify with decimals and integers (scale 0), exactly; never silently with reals.
+    const other = a.kind === 'decimal' ? b : a
+    if (other.kind === 'decimal' || other.kind === 'int') return { kind: 'decimal', nullable, scale: Math.max(a.scale ?? 0, b.scale ?? 0) }
+    return undefined
+  }
   if (a.kind === b.kind) return { kind: a.kind, nullable }
   if ((a.kind === 'int' && b.kind === 'real') || (a.kind === 'real' && b.kind === 'int')) return { kind: 'real', nullable }
   return undefined
 }
 
 export function showType(t: SType): string {
-  return t.kind === 'null' ? 'null' : t.nullable ? `${t.kind} | null` : t.kind
+  const k = t.kind === 'decimal' ? `decimal(scale ${t.scale ?? 0})` : t.kind
+  return t.kind === 'null' ? 'null' : t.nullable ? `${k} | null` : k
 }
 
 export interface TableOptionsData {
@@ -135,7 +150,7 @@ export function tableDef(name: unknown, columns: unknown, options: TableOptionsD
       const what = isCodec ? `codec \`${(codec as t.Mixed).name}\`` : `value ${typeof codec}`
       throw new LineageQueryError(
         'schema',
-        `table \`${name}\`, column \`${col}\`: ${what} does not fit a SQL column; expected t.string, t.number, t.Int, t.boolean, a literal/keyof codec, or a union of one of those with t.null`,
+        `table \`${name}\`, column \`${col}\`: ${what} does not fit a SQL column; expected t.string, t.number, t.Int, t.boolean, DateString, Timestamp, decimal(p, s), Json, a literal/keyof codec, or a union of one of those with t.null`,
         { table: name, column: col },
       )
     }

@@ -5,6 +5,8 @@
  */
 import {
   type AggregateFunctionNode,
+  type CaseNode,
+  type WhenNode,
   type AliasNode,
   type AndNode,
   type BinaryOperationNode,
@@ -69,8 +71,16 @@ export const lateral = (sub: Node): Node => ({ kind: 'RawNode', sqlFragments: ['
 /** `case when cond then value end` (NULL otherwise). */
 export const caseWhen = (cond: Node, value: Node): Node => ({ kind: 'RawNode', sqlFragments: ['case when ', ' then ', ' end'], parameters: [cond, value] }) as RawNode
 export const countAll = (): Node => agg('count', [{ kind: 'SelectAllNode' } as SelectAllNode])
-export const cast = (n: Node, type: 'bigint' | 'text' | 'boolean' | 'real' | 'double precision' | 'json'): Node =>
+export type CastType = 'bigint' | 'integer' | 'text' | 'boolean' | 'real' | 'double precision' | 'json' | 'jsonb' | 'date' | 'timestamptz' | 'numeric' | 'interval'
+export const cast = (n: Node, type: CastType): Node =>
   ({ kind: 'CastNode', expression: n, dataType: { kind: 'DataTypeNode', dataType: type } as DataTypeNode }) as CastNode
+/** `case when c1 then v1 ... else e end`. */
+export const caseOf = (whens: readonly (readonly [Node, Node])[], otherwise: Node): Node =>
+  parens({
+    kind: 'CaseNode',
+    when: whens.map(([condition, result]) => ({ kind: 'WhenNode', condition, result }) as WhenNode),
+    else: otherwise,
+  } as CaseNode)
 export const valueList = (items: readonly Node[]): Node => ({ kind: 'ValueListNode', values: items }) as ValueListNode
 
 /** `a and b and ...` (parenthesised as a whole). */

@@ -94,7 +94,8 @@ function cli(env: Record<string, string>, args: string[], opts: { onStderr?: (te
 }
 
 for (const dialect of dialectNames) {
-  describe(`lineage-query CLI [${dialect}]`, () => {
+  // Each command is a fresh Node process (a few seconds each on a loaded machine): generous timeouts.
+  describe(`lineage-query CLI [${dialect}]`, { timeout: 300_000 }, () => {
     let tg: Target | undefined
     let skip = false
     beforeAll(async () => {

@@ -81,6 +81,7 @@ function fail(c: Case, tdb: TestDb, what: string): never {
 /** Strip annotations recursively: `{data, lineage}` -> data, in nested collections too. */
 function strip(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(strip)
+  if (v instanceof Date) return v
   if (typeof v === 'object' && v !== null) {
     if ('data' in v && 'lineage' in v && Array.isArray((v as Ann).lineage) && Object.keys(v).length === 2) return strip((v as Ann).data)
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, strip(x)]))

@@ -160,7 +160,8 @@ describe('scalars', () => {
     expect(val(Q.like('', '_'))).toBe(false)
     expect(val(Q.like('a\nb', 'a_b'))).toBe(true)
     expect(val(Q.like(null as string | null, '%'))).toBe(null)
-    expect(() => val(Q.like('a', 'a\\'))).toThrow(OracleError)
+    // A pattern ending in a lone escape: NULL (the compiler rejects such constant patterns).
+    expect(val(Q.like('a', Q.concat('a\\')))).toBe(null)
   })
 
   it('in with nulls', () => {

@@ -10,7 +10,7 @@
  * - A table missing from the `Database` is an error; every row must give every declared column a
  *   value of the declared scalar kind (ints are integers, numbers finite, nullability respected).
  * - Arithmetic results never are `-0` (SQL has no negative zero): `-0` is normalised to `0`.
- * - A `like` pattern ending in an unescaped `\` is an error (PostgreSQL rejects it too).
+ * - A `like` pattern ending in an unescaped `\` gives NULL (the compiler rejects such a constant pattern).
  * - `mod` requires integer operands; comparing values of different scalar kinds is an error.
  * - `linAppend` concatenates without removing duplicates (the rewrite must dedup itself).
  * - `let v = M in N` evaluates `M` once and `N` with `v` bound to it (plain and annotated).
@@ -19,14 +19,108 @@
  * - `evaluateLineage(q, db, { why: true })`: why-provenance, see `LineageOptions`.
  */
 import type * as ast from '../../src/query/ast.js'
+import { canonicalJson, daysInMonth, fixScale, isDateString, scaleOf } from '../../src/query/codecs.js'
 import type { TableDef } from '../../src/query/schema.js'
+
+// ---------------------------------------------------------------- typed scalars
+
+/**
+ * A decimal inside the oracle: an exact count of `10^-scale` units. Results turn back into
+ * strings of `scale` fraction digits (`exportValue`). Arithmetic follows the compiler's typing:
+ * add/sub take the larger scale, mul the sum of the scales.
+ */
+export class Dec {
+  constructor(readonly units: bigint, readonly scale: number) {}
+  static of(text: string): Dec {
+    const s = scaleOf(text)
+    const fixed = fixScale(text, s)
+    if (fixed === undefined) throw new OracleError(`not a decimal: ${JSON.stringify(text)}`)
+    return new Dec(BigInt(fixed.replace('.', '')), s)
+  }
+  at(scale: number): bigint {
+    if (scale < this.scale) throw new OracleError('internal: decimal scale decrease')
+    return this.units * 10n ** BigInt(scale - this.scale)
+  }
+  toNumber(): number {
+    return Number(this.toString())
+  }
+  /** Grouping and DISTINCT keys (JSON text): equal decimals of different scales are one key. */
+  toJSON(): unknown {
+    let u = this.units
+    let sc = this.scale
+    while (sc > 0 && u % 10n === 0n) {
+      u /= 10n
+      sc--
+    }
+    return { $dec: new Dec(u, sc).toString() }
+  }
+  toString(): string {
+    const neg = this.units < 0n
+    const digits = (neg ? -this.units : this.units).toString().padStart(this.scale + 1, '0')
+    const text = this.scale === 0 ? digits : `${digits.slice(0, digits.length - this.scale)}.${digits.slice(digits.length - this.scale)}`
+    return neg ? `-${text}` : text
+  }
+}
+
+/** A JSON document inside the oracle (so JSON strings and numbers are not SQL scalars). */
+export class JsonV {
+  constructor(readonly v: unknown) {}
+  /** Grouping and DISTINCT keys: documents equal whatever their key order. */
+  toJSON(): unknown {
+    return { $json: canonicalJson(this.v) }
+  }
+}
+
+function jsonEquals(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => jsonEquals(x, b[i]))
+  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null && !Array.isArray(a) && !Array.isArray(b)) {
+    const ka = Object.keys(a).sort()
+    const kb = Object.keys(b).sort()
+    return ka.length === kb.length && ka.every((k, i) => k === kb[i] && jsonEquals((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+  }
+  return a === b
+}
+
+const pad = (n: number, w: number): string => String(n).padStart(w, '0')
+function dateParts(s: string): [number, number, number] {
+  if (!isDateString(s)) throw new OracleError(`not a date: ${JSON.stringify(s)}`)
+  return [Number(s.slice(0, 4)), Number(s.slice(5, 7)), Number(s.slice(8, 10))]
+}
+function dateText(y: number, m: number, d: number): string {
+  const dt = new Date(0)
+  dt.setUTCFullYear(y, m - 1, d)
+  const out = `${pad(dt.getUTCFullYear(), 4)}-${pad(dt.getUTCMonth() + 1, 2)}-${pad(dt.getUTCDate(), 2)}`
+  if (!isDateString(out)) throw new OracleError(`date arithmetic left years 0001-9999: ${out}`)
+  return out
+}
+/** `d` plus `n` months, the day clamped to the end of the target month (PostgreSQL's rule). */
+export function addMonthsText(s: string, n: number): string {
+  const [y, m, d] = dateParts(s)
+  const total = y * 12 + (m - 1) + n
+  const ny = Math.floor(total / 12)
+  const nm = total - ny * 12 + 1
+  return dateText(ny, nm, Math.min(d, daysInMonth(ny, nm)))
+}
+
+/** The values of the typed kinds as results carry them: decimals as strings, JSON unwrapped. */
+export function exportValue(v: unknown): unknown {
+  if (v instanceof Dec) return v.toString()
+  if (v instanceof JsonV) return v.v
+  if (v instanceof Date) return v
+  if (Array.isArray(v)) return v.map(exportValue)
+  if (typeof v === 'object' && v !== null) {
+    if ('data' in v && 'lineage' in v && Object.keys(v).length === 2) return { data: exportValue((v as { data: unknown }).data), lineage: (v as { lineage: unknown }).lineage }
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, exportValue(x)]))
+  }
+  return v
+}
 
 /** A table row: column -> JS value. */
 export type Row = Readonly<Record<string, unknown>>
 /** Table name -> rows. */
 export type Database = Readonly<Record<string, readonly Row[]>>
 /** A value: scalar, nested collection (array) or record (plain object). */
-export type Value = null | string | number | boolean | readonly Value[] | { readonly [k: string]: Value }
+export type Value = null | string | number | boolean | Dec | JsonV | Date | readonly Value[] | { readonly [k: string]: Value }
 
 /** An element of a collection with its lineage: `(table, key)` entries, deduplicated. */
 export interface Annotated {
@@ -35,7 +129,7 @@ export interface Annotated {
 }
 type LineageEntry = Annotated['lineage'][number]
 /** A value whose nested collections are annotated. */
-export type AValue = null | string | number | boolean | readonly Annotated[] | { readonly [k: string]: AValue }
+export type AValue = null | string | number | boolean | Dec | JsonV | Date | readonly Annotated[] | { readonly [k: string]: AValue }
 
 export class OracleError extends Error {
   constructor(message: string) {
@@ -44,7 +138,7 @@ export class OracleError extends Error {
   }
 }
 
-type Scalar = string | number | boolean
+type Scalar = string | number | boolean | Dec | JsonV | Date
 
 // ---------------------------------------------------------------- helpers
 
@@ -58,8 +152,9 @@ function show(v: unknown): string {
 }
 
 const isArray = (v: unknown): v is readonly unknown[] => Array.isArray(v)
-const isRecord = (v: unknown): v is { readonly [k: string]: unknown } => typeof v === 'object' && v !== null && !Array.isArray(v)
-const isScalar = (v: unknown): v is Scalar => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean'
+const isTyped = (v: unknown): v is Dec | JsonV | Date => v instanceof Dec || v instanceof JsonV || v instanceof Date
+const isRecord = (v: unknown): v is { readonly [k: string]: unknown } => typeof v === 'object' && v !== null && !Array.isArray(v) && !isTyped(v)
+const isScalar = (v: unknown): v is Scalar => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || isTyped(v)
 
 /** `-0` becomes `0`: SQL has no negative zero. */
 const noNegZero = (n: number): number => (n === 0 ? 0 : n)
@@ -74,7 +169,16 @@ function codePoints(s: string): number[] {
  * The ordering of scalars the oracle uses: numbers numerically (ints and reals together),
  * strings by Unicode code point, `false < true`. Values of different kinds are an error.
  */
-export function scalarCompare(a: string | number | boolean, b: string | number | boolean): number {
+export function scalarCompare(a: Scalar, b: Scalar): number {
+  if (a instanceof Dec || b instanceof Dec) {
+    const x = toDec(a)
+    const y = toDec(b)
+    const s = Math.max(x.scale, y.scale)
+    const [p, q] = [x.at(s), y.at(s)]
+    return p < q ? -1 : p > q ? 1 : 0
+  }
+  if (a instanceof Date && b instanceof Date) return a.getTime() < b.getTime() ? -1 : a.getTime() > b.getTime() ? 1 : 0
+  if (a instanceof JsonV && b instanceof JsonV) return jsonEquals(a.v, b.v) ? 0 : 1
   if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0
   if (typeof a === 'boolean' && typeof b === 'boolean') return a === b ? 0 : a ? 1 : -1
   if (typeof a === 'string' && typeof b === 'string') {
@@ -91,6 +195,14 @@ export function scalarCompare(a: string | number | boolean, b: string | number |
     }
   }
   throw new OracleError(`cannot compare ${typeof a} ${show(a)} with ${typeof b} ${show(b)}`)
+}
+
+/** A decimal operand: a Dec, or an integer (a constant) as a decimal of scale 0. */
+function toDec(v: Scalar): Dec {
+  if (v instanceof Dec) return v
+  if (typeof v === 'number' && Number.isFinite(v)) return Dec.of(Number.isInteger(v) ? v.toFixed(0) : String(v))
+  if (typeof v === 'string') return Dec.of(v)
+  throw new OracleError(`expected a decimal, got ${show(v)}`)
 }
 
 /** Compare possibly-null scalars with null least. */
@@ -194,12 +306,28 @@ function annotateLiteral(v: Value): AValue {
 
 // ---------------------------------------------------------------- tables
 
-function checkColumn(def: TableDef, col: { name: string; type: { kind: string; nullable: boolean } }, v: unknown, i: number): Scalar | null {
+function checkColumn(def: TableDef, col: { name: string; type: { kind: string; nullable: boolean; scale?: number } }, v: unknown, i: number): Scalar | null {
   const where = `table \`${def.name}\`, row ${i}, column \`${col.name}\``
   if (v === undefined) throw new OracleError(`${where}: missing value`)
   if (v === null) {
     if (!col.type.nullable) throw new OracleError(`${where}: null in a non-nullable column`)
     return null
+  }
+  switch (col.type.kind) {
+    case 'date':
+      if (!isDateString(v)) throw new OracleError(`${where}: ${show(v)} is not a date`)
+      return v
+    case 'timestamp':
+      if (!(v instanceof Date)) throw new OracleError(`${where}: ${show(v)} is not a Date`)
+      return v
+    case 'decimal': {
+      const fixed = typeof v === 'string' ? fixScale(v, col.type.scale ?? 0) : undefined
+      if (fixed === undefined) throw new OracleError(`${where}: ${show(v)} is not a decimal of scale ${col.type.scale}`)
+      return Dec.of(fixed)
+    }
+    case 'json':
+      return new JsonV(v)
+    default:
   }
   const ok =
     col.type.kind === 'string' ? typeof v === 'string'
@@ -239,6 +367,7 @@ const ARITY: Partial<Record<ast.ScalarOp, number>> = {
   eq: 2, ne: 2, lt: 2, le: 2, gt: 2, ge: 2, not: 1,
   add: 2, sub: 2, mul: 2, div: 2, mod: 2, neg: 1, abs: 1,
   like: 2, isNull: 1, isNotNull: 1, lower: 1, upper: 1, length: 1,
+  trim: 1, round: 2, year: 1, month: 1, day: 1, addDays: 2, addMonths: 2, addYears: 2,
 }
 
 function asBool(op: string, v: Value): boolean | null {
@@ -263,7 +392,7 @@ function asInt(op: string, v: number): number {
 }
 
 /** SQL LIKE with `%`, `_` and `\` escapes, over code points, case-sensitive, whole string. */
-function likeMatch(s: string, pattern: string): boolean {
+function likeMatch(s: string, pattern: string): boolean | null {
   type Tok = { readonly kind: 'any' } | { readonly kind: 'one' } | { readonly kind: 'lit'; readonly cp: number }
   const toks: Tok[] = []
   const pcs = codePoints(pattern)
@@ -271,7 +400,8 @@ function likeMatch(s: string, pattern: string): boolean {
     const c = pcs[i] as number
     if (c === 0x5c /* \ */) {
       const next = pcs[i + 1]
-      if (next === undefined) throw new OracleError(`like: pattern ${show(pattern)} ends with an escape character`)
+      // A computed pattern ending in a lone escape gives NULL (constant ones are compile errors).
+      if (next === undefined) return null
       toks.push({ kind: 'lit', cp: next })
       i++
     } else if (c === 0x25 /* % */) toks.push({ kind: 'any' })
@@ -295,6 +425,15 @@ function likeMatch(s: string, pattern: string): boolean {
 
 const asciiLower = (s: string): string => s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32))
 const asciiUpper = (s: string): string => s.replace(/[a-z]/g, (c) => String.fromCharCode(c.charCodeAt(0) - 32))
+
+/**
+ * A number among decimals is a decimal (the compiler types integers next to decimals as
+ * decimals). The oracle sees values, not types: with every decimal operand NULL it cannot tell,
+ * so the generators never mix integers and decimals in `coalesce`/`case` values.
+ */
+function decIfAny(vals: readonly Value[], v: Value): Value {
+  return typeof v === 'number' && vals.some((x) => x instanceof Dec) ? toDec(v) : v
+}
 
 function evalOp(op: ast.ScalarOp, args: readonly Value[]): Value {
   const arity = ARITY[op]
@@ -322,6 +461,16 @@ function evalOp(op: ast.ScalarOp, args: readonly Value[]): Value {
       return b === null ? null : !b
     }
     case 'add': case 'sub': case 'mul': case 'div': case 'mod': {
+      if (a0 instanceof Dec || a1 instanceof Dec) {
+        if (a0 === null || a1 === null) return null
+        const x = toDec(a0 as Scalar)
+        const y = toDec(a1 as Scalar)
+        if (op === 'div') return y.units === 0n ? null : noNegZero(x.toNumber() / y.toNumber())
+        if (op === 'mul') return new Dec(x.units * y.units, x.scale + y.scale)
+        if (op === 'mod') throw new OracleError('mod: decimals are not integers')
+        const sc = Math.max(x.scale, y.scale)
+        return new Dec(op === 'add' ? x.at(sc) + y.at(sc) : x.at(sc) - y.at(sc), sc)
+      }
       const a = asNum(op, a0)
       const b = asNum(op, a1)
       if (a === null || b === null) return null
@@ -335,6 +484,7 @@ function evalOp(op: ast.ScalarOp, args: readonly Value[]): Value {
       break
     }
     case 'neg': case 'abs': {
+      if (a0 instanceof Dec) return new Dec(op === 'neg' || a0.units < 0n ? -a0.units : a0.units, a0.scale)
       const a = asNum(op, a0)
       if (a === null) return null
       return noNegZero(op === 'neg' ? -a : Math.abs(a))
@@ -366,7 +516,7 @@ function evalOp(op: ast.ScalarOp, args: readonly Value[]): Value {
       return list.includes(null) ? null : false
     }
     case 'coalesce': {
-      for (const x of args) if (asScalar(op, x) !== null) return x
+      for (const x of args) if (asScalar(op, x) !== null) return decIfAny(args, x)
       return null
     }
     case 'isNotDistinct': {
@@ -374,12 +524,73 @@ function evalOp(op: ast.ScalarOp, args: readonly Value[]): Value {
       const b = asScalar(op, a1)
       return a === null || b === null ? a === b : scalarCompare(a, b) === 0
     }
+    case 'case': {
+      if (args.length < 3 || args.length % 2 === 0) throw new OracleError('case: expected [c, v]* and a default')
+      const vals = args.filter((_, i) => i % 2 === 1 || i === args.length - 1)
+      for (let i = 0; i + 1 < args.length; i += 2) if (asBool(op, args[i] as Value) === true) return decIfAny(vals, args[i + 1] as Value)
+      return decIfAny(vals, args[args.length - 1] as Value)
+    }
+    case 'substring': {
+      if (args.length !== 2 && args.length !== 3) throw new OracleError('substring: expected 2 or 3 arguments')
+      const s = asStr(op, a0)
+      const start = asNum(op, a1)
+      const len = args.length === 3 ? asNum(op, args[2] as Value) : undefined
+      if (s === null || start === null || len === null) return null
+      // SQL: characters at positions [start, start + len), positions counted from 1.
+      const cps = [...s]
+      const from = Math.max(start, 1)
+      const to = len === undefined ? cps.length + 1 : Math.max(start + asInt(op, len), from)
+      return cps.slice(asInt(op, from) - 1, Math.max(to - 1, from - 1)).join('')
+    }
+    case 'trim': {
+      const s = asStr(op, a0)
+      return s === null ? null : s.replace(/^ +| +$/g, '')
+    }
+    case 'round': {
+      const d = asNum(op, a1)
+      if (d === null || !Number.isInteger(d) || d < 0) throw new OracleError('round: digits must be a non-negative integer')
+      if (a0 === null) return null
+      if (a0 instanceof Dec) {
+        if (a0.scale <= d) return a0
+        const f = 10n ** BigInt(a0.scale - d)
+        const half = f / 2n
+        const q = (a0.units < 0n ? a0.units - half : a0.units + half) / f
+        return new Dec(q, d)
+      }
+      const x = asNum(op, a0) as number
+      if (Number.isInteger(x)) return x
+      const m = 10 ** d
+      return noNegZero(Math.sign(x) * Math.round(Math.abs(x) * m) / m)
+    }
+    case 'year': case 'month': case 'day': {
+      if (a0 === null) return null
+      if (a0 instanceof Date) return op === 'year' ? a0.getUTCFullYear() : op === 'month' ? a0.getUTCMonth() + 1 : a0.getUTCDate()
+      const [y, m, d] = dateParts(asStr(op, a0) as string)
+      return op === 'year' ? y : op === 'month' ? m : d
+    }
+    case 'addDays': case 'addMonths': case 'addYears': {
+      const s = asStr(op, a0)
+      const n = asNum(op, a1)
+      if (s === null || n === null) return null
+      if (op === 'addDays') {
+        const [y, m, d] = dateParts(s)
+        return dateText(y, m, d + asInt(op, n))
+      }
+      return addMonthsText(s, asInt(op, n) * (op === 'addYears' ? 12 : 1))
+    }
   }
   throw new OracleError(`unknown operator ${show(op)}`)
 }
 
 function aggregate(fn: ast.AggFn, elems: readonly Value[]): Value {
   if (fn === 'count') return elems.length
+  if ((fn === 'sum' || fn === 'avg') && elems.some((x) => x instanceof Dec)) {
+    const ds = elems.filter((x) => x !== null).map((x) => toDec(x as Scalar))
+    if (ds.length === 0) return null
+    const sc = Math.max(...ds.map((x) => x.scale))
+    const total = ds.reduce((acc, x) => acc + x.at(sc), 0n)
+    return fn === 'sum' ? new Dec(total, sc) : noNegZero(new Dec(total, sc).toNumber() / ds.length)
+  }
   if (fn === 'sum' || fn === 'avg') {
     const nums = elems.map((x) => asNum(fn, x)).filter((x): x is number => x !== null)
     if (nums.length === 0) return null
@@ -433,6 +644,17 @@ function markOrdered<T>(xs: T[]): T[] {
 
 // ---------------------------------------------------------------- plain evaluation
 
+/** A constant's value: typed constants (`Q.date`, a `Date`, `Q.decimal`, `Q.json`) by their kind. */
+function constValue(e: ast.ConstExpr): Value {
+  switch (e.as) {
+    case undefined: case 'date': return e.value
+    case 'timestamp': return new Date(e.value as string)
+    case 'decimal': return Dec.of(e.value as string)
+    case 'json': return new JsonV(JSON.parse(e.value as string))
+  }
+  throw new OracleError(`unknown constant kind ${show(e.as)}`)
+}
+
 function coll(e: ast.Expr, env: Env, db: Database, what: string): readonly Value[] {
   const v = ev(e, env, db)
   if (!isArray(v)) throw new OracleError(`${what} must be a collection, got ${show(v)}`)
@@ -472,7 +694,7 @@ function ev(e: ast.Expr, env: Env, db: Database): Value {
     case 'record':
       return Object.fromEntries(e.fields.map(([k, x]) => [k, ev(x, env, db)]))
     case 'const':
-      return e.value
+      return constValue(e)
     case 'op':
       return evalOp(e.op, e.args.map((a) => ev(a, env, db)))
     case 'exists':
@@ -532,7 +754,7 @@ function ev(e: ast.Expr, env: Env, db: Database): Value {
 
 /** The bag of elements a query denotes (records as plain objects, nested collections as arrays). */
 export function evaluate(query: ast.Expr, db: Database): Value[] {
-  return [...coll(query, new Map(), db, 'the query')]
+  return exportValue([...coll(query, new Map(), db, 'the query')]) as Value[]
 }
 
 // ---------------------------------------------------------------- lineage evaluation
@@ -643,7 +865,7 @@ function lval(e: ast.Expr, env: Env, db: Database, o: LineageOptions): AValue {
     case 'record':
       return Object.fromEntries(e.fields.map(([k, x]) => [k, lval(x, env, db, o)]))
     case 'const':
-      return e.value
+      return constValue(e) as AValue
     case 'op': case 'exists': case 'agg': {
       // Scalars: plain semantics, they add no lineage.
       const v = ev(e, env, db)
@@ -661,7 +883,7 @@ function lval(e: ast.Expr, env: Env, db: Database, o: LineageOptions): AValue {
 export function evaluateLineage(query: ast.Expr, db: Database, options: Partial<LineageOptions> = {}): Annotated[] {
   const o: LineageOptions = { why: options.why ?? false }
   checkLineageTables(query, o)
-  return [...lcoll(query, new Map(), db, o)]
+  return exportValue([...lcoll(query, new Map(), db, o)]) as Annotated[]
 }
 
 /** Options of the lineage semantics (the oracle's form of `lineage(q, options)`). */

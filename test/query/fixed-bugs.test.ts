@@ -54,6 +54,15 @@ eachDialect('fixed bugs', (get) => {
     await agrees(Q.union(Q.yield({ n: null }), Q.yield({ n: null }), Q.for(r, (x) => Q.yield({ n: x.a }))))
   })
 
+  test('a condition of NULLs only is lowered as a boolean (PostgreSQL: "argument of WHERE must be type boolean")', async () => {
+    // Q.where(Q.coalesce(null, null), ...) compiled to `where coalesce(cast(null as text), ...)`.
+    expect(await agrees(Q.for(r, (x) => Q.where(Q.coalesce(null, null), Q.yield(x.id))))).toEqual([])
+    expect(await agrees(Q.for(r, (x) => Q.where(Q.not(Q.coalesce(null, null)), Q.yield(x.id))))).toEqual([])
+    expect(await agrees(Q.for(r, (x) => Q.where(Q.or(Q.coalesce(null, null), Q.eq(x.a, 10)), Q.yield(x.id))))).toEqual([1])
+    expect(await agrees(Q.for(r, (x) => Q.where(Q.case([[Q.eq(x.a, 10), null]], null), Q.yield(x.id))))).toEqual([])
+    expect(await agrees(Q.for(r, (x) => Q.yield({ k: Q.count(Q.for(r, (y) => Q.where(Q.coalesce(null, null), Q.yield(y)))), c: Q.case([[Q.coalesce(null, null), 1]], 2) })))).toHaveLength(3)
+  })
+
   test('NULL operands of arithmetic and comparison (PostgreSQL: "operator does not exist: - text")', async () => {
     await agrees(Q.where(Q.eq(Q.sub(null, Q.sub(42, -2147483648)), Q.min(r, () => Q.neg(null))), Q.yield(-0.75)))
     await agrees(Q.for(r, (x) => Q.yield({ a: Q.add(x.a, null), b: Q.eq(null, x.s), c: Q.coalesce(null, x.s) })))

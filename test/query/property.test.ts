@@ -120,6 +120,7 @@ describe('property generators', () => {
       if (c.code.includes('const h0')) fs.add('helper')
       if (c.code.split('\n').some((l) => /^const q = .*\bh0\(.*\bh0\(/.test(l))) fs.add('helper-called-twice')
       if (c.data && Object.values(c.data).some((rows) => rows.length === 0)) fs.add('empty-table')
+      for (const spec of c.schema.specs) for (const col of spec.columns) fs.add(`column:${col.kind.startsWith('decimal') ? 'decimal' : col.kind}`)
       for (const f of fs) counts.set(f, (counts.get(f) ?? 0) + 1)
       expect(() => evaluate(c.query[AST], c.data), caseCode(c)).not.toThrow()
     }
@@ -128,7 +129,9 @@ describe('property generators', () => {
       'for', 'where', 'yield', 'union', 'values', 'values[]', 'record', 'nested-record', 'nested-query-field', 'yield{}', 'exists', 'empty', 'order', 'limit', 'nested-order', 'nested-limit', 'let', 'let<-agg', 'let<-for',
       'for<-table', 'for<-for', 'for<-union', 'for<-field', 'for<-values', 'for<-yield', 'join2', 'join3', 'helper', 'empty-table',
       'agg:count', 'agg:sum', 'agg:min', 'agg:max', 'agg:avg', 'group', 'distinct', 'agg:countDistinct', 'group<-table', 'group<-for', 'group<-field', 'const:null', 'const:string', 'const:number', 'const:boolean',
-      ...['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or', 'not', 'add', 'sub', 'mul', 'div', 'mod', 'neg', 'abs', 'concat', 'like', 'isNull', 'isNotNull', 'in', 'coalesce', 'lower', 'upper', 'length'].map((o) => `op:${o}`),
+      ...['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or', 'not', 'add', 'sub', 'mul', 'div', 'mod', 'neg', 'abs', 'concat', 'like', 'isNull', 'isNotNull', 'in', 'coalesce', 'lower', 'upper', 'length',
+        'case', 'substring', 'trim', 'round', 'year', 'month', 'day', 'addDays', 'addMonths', 'addYears'].map((o) => `op:${o}`),
+      'const:date', 'const:timestamp', 'const:decimal', 'const:json', 'like:computed', 'column:date', 'column:timestamp', 'column:decimal', 'column:json',
     ]
     const missing = wanted.filter((f) => (counts.get(f) ?? 0) < 5)
     expect(missing, `rare features: ${[...counts].map(([k, v]) => `${k}=${v}`).join(' ')}`).toEqual([])

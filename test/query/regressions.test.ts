@@ -202,6 +202,15 @@ const cases: Case[] = [
       return Q.yield(Q.count(Q.for(u(), () => Q.for(u(), () => Q.for(u(), () => Q.for(u(), () => Q.for(u(), () => Q.for(u(), (f) => Q.yield(f)))))))))
     },
   },
+
+  // ------------------------------------------------------------ scalar expressions
+  {
+    // Seed -429902070 (path 22): `Q.like(x, x)` over a union containing the string "\" became
+    // a constant pattern ending in a lone escape after normalisation, which lowering rejected.
+    name: 'a computed LIKE pattern that normalises to a constant ending in a lone escape is NULL (was: compile error)',
+    tables: [], data: {},
+    query: () => Q.for(Q.union(Q.yield('\\'), Q.values(['A', 'Zürich'])), (x) => Q.where(Q.like(x, x), Q.yield({ x }))),
+  },
 ]
 
 eachDialect('property-test regressions', (get) => {

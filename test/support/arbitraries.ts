@@ -15,12 +15,15 @@
  */
 import fc from 'fast-check'
 import * as t from 'io-ts'
-import { AST, Q, table, type AnyQuery, type Table } from '../../src/index.js'
+import { AST, DateString, decimal, Json, Q, table, Timestamp, type AnyQuery, type Table } from '../../src/index.js'
 import type * as ast from '../../src/query/ast.js'
 
 // ---------------------------------------------------------------- schemas
 
-export type ColKind = 'string' | 'int' | 'real' | 'boolean'
+export type ColKind = 'string' | 'int' | 'real' | 'boolean' | 'date' | 'timestamp' | 'decimal2' | 'decimal3' | 'json'
+
+/** The generator's kind of a column kind (decimal columns of either scale are decimals). */
+const kindOfCol = (k: ColKind): Kind => (k === 'decimal2' || k === 'decimal3' ? 'decimal' : k)
 
 export interface ColSpec {
   readonly name: string
@@ -44,16 +47,20 @@ export interface Schema {
   readonly tables: readonly AnyTable[]
 }
 
-export type Row = Record<string, string | number | boolean | null>
+export type Row = Record<string, unknown>
 /** Table name -> rows: the oracle's `Database`. */
 export type Data = Record<string, Row[]>
 
+const CODECS: Readonly<Record<ColKind, readonly [t.Mixed, string]>> = {
+  string: [t.string, 't.string'], int: [t.Int, 't.Int'], real: [t.number, 't.number'], boolean: [t.boolean, 't.boolean'],
+  date: [DateString, 'DateString'], timestamp: [Timestamp, 'Timestamp'], decimal2: [decimal(12, 2), 'decimal(12, 2)'], decimal3: [decimal(12, 3), 'decimal(12, 3)'], json: [Json, 'Json'],
+}
 const codecOf = (c: ColSpec): t.Mixed => {
-  const base = c.kind === 'string' ? t.string : c.kind === 'int' ? t.Int : c.kind === 'real' ? t.number : t.boolean
+  const base = CODECS[c.kind][0]
   return c.nullable ? t.union([base, t.null]) : base
 }
 const codecCode = (c: ColSpec): string => {
-  const base = c.kind === 'string' ? 't.string' : c.kind === 'int' ? 't.Int' : c.kind === 'real' ? 't.number' : 't.boolean'
+  const base = CODECS[c.kind][1]
   return c.nullable ? `t.union([${base}, t.null])` : base
 }
 
@@ -88,7 +95,10 @@ const arbTail = fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz
 
 const arbColumn = fc.record({
   tail: arbTail,
-  kind: fc.constantFrom<ColKind>('int', 'string', 'real', 'boolean'),
+  kind: fc.oneof(
+    { weight: 4, arbitrary: fc.constantFrom<ColKind>('int', 'string', 'real', 'boolean') },
+    { weight: 1, arbitrary: fc.constantFrom<ColKind>('date', 'timestamp', 'decimal2', 'decimal3', 'json') },
+  ),
   nullable: fc.boolean(),
 })
 
@@ -128,6 +138,33 @@ const STRING_UNITS = ['a', 'b', 'z', 'A', 'Z', '0', '9', ' ', '%', '_', '\\', "'
 export const INT_POOL: readonly number[] = [0, 1, -1, 2, 3, 5, 7, 42, -42, 100, 1000000, 2147483647, -2147483648, 2147483646, -2147483647]
 export const REAL_POOL: readonly number[] = [0, 0.25, 0.5, -0.5, 1.5, -1.25, 2, 2.75, 3, 1000.25, -999.75, 1e6, -1e6]
 
+/** Dates around month ends, leap days, far years; arithmetic on them stays within 0001-9999. */
+export const DATE_POOL: readonly string[] = [
+  '2024-01-31', '2024-02-29', '2023-02-28', '2024-03-31', '2023-12-31', '2024-01-01', '2000-02-29', '1900-03-01', '1999-12-31', '2100-02-28', '0100-01-01', '9000-12-31', '2024-04-30', '2024-06-15',
+]
+export const TIMESTAMP_POOL: readonly string[] = [
+  '2024-01-31T23:59:59.999Z', '2024-02-29T00:00:00.000Z', '1999-12-31T23:00:00.000Z', '2000-01-01T00:00:00.000Z', '1970-01-01T00:00:00.000Z', '0100-06-30T12:34:56.789Z', '2024-12-31T23:59:59.500Z',
+]
+export const DECIMAL_POOL: readonly string[] = ['0', '1', '-1', '0.5', '0.05', '-0.25', '10.5', '999999.99', '-999999.99', '0.01', '2.25', '123.45', '-0.01', '0.125', '-7.875']
+const JSON_POOL: readonly unknown[] = [0, 1, -1.5, 'a', '', 'null', true, false, [], {}, [1, 'a', null], { a: 1 }, { a: 1, b: [true, null] }, { b: [true, null], a: 1 }, { 'é': '😀' }, [[{}]], 'it\'s "q"']
+const arbDate: fc.Arbitrary<string> = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom(...DATE_POOL) },
+  { weight: 1, arbitrary: fc.integer({ min: -40000, max: 40000 }).map((n) => new Date(Date.UTC(2000, 0, 1) + n * 86400000).toISOString().slice(0, 10)) },
+)
+const arbTimestamp: fc.Arbitrary<Date> = fc.oneof(
+  { weight: 2, arbitrary: fc.constantFrom(...TIMESTAMP_POOL).map((s) => new Date(s)) },
+  { weight: 1, arbitrary: fc.integer({ min: -2_000_000_000, max: 2_000_000_000 }).map((n) => new Date(n * 1000 + (n % 1000))) },
+)
+const arbDecimal = (scale: number): fc.Arbitrary<string> =>
+  fc.oneof(
+    { weight: 2, arbitrary: fc.constantFrom(...DECIMAL_POOL).filter((x) => (x.split('.')[1]?.length ?? 0) <= scale) },
+    { weight: 1, arbitrary: fc.integer({ min: -100_000_000, max: 100_000_000 }).map((n) => (n / 10 ** scale).toFixed(scale)) },
+  ).map((x) => {
+    const [i = '0', f = ''] = x.replace('-', '').split('.')
+    const text = `${x.startsWith('-') && /[1-9]/.test(i + f) ? '-' : ''}${i}.${f.padEnd(scale, '0')}`
+    return text
+  })
+
 export const arbString: fc.Arbitrary<string> = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom(...STRING_POOL) },
   { weight: 1, arbitrary: fc.string({ unit: fc.constantFrom(...STRING_UNITS), maxLength: 6 }) },
@@ -148,9 +185,11 @@ const arbId: fc.Arbitrary<number> = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }) },
 )
 
-function arbValue(c: ColSpec): fc.Arbitrary<string | number | boolean | null> {
-  const base: fc.Arbitrary<string | number | boolean> =
-    c.kind === 'string' ? arbString : c.kind === 'int' ? arbInt : c.kind === 'real' ? arbReal : fc.boolean()
+function arbValue(c: ColSpec): fc.Arbitrary<unknown> {
+  const base: fc.Arbitrary<unknown> =
+    c.kind === 'string' ? arbString : c.kind === 'int' ? arbInt : c.kind === 'real' ? arbReal : c.kind === 'boolean' ? fc.boolean()
+    : c.kind === 'date' ? arbDate : c.kind === 'timestamp' ? arbTimestamp : c.kind === 'decimal2' ? arbDecimal(2) : c.kind === 'decimal3' ? arbDecimal(3)
+    : fc.constantFrom(...JSON_POOL)
   return c.nullable ? fc.option(base, { nil: null, freq: 4 }) : base
 }
 
@@ -198,7 +237,7 @@ export class Tape {
 
 // ---------------------------------------------------------------- types of generated values
 
-export type Kind = 'string' | 'int' | 'real' | 'boolean' | 'null'
+export type Kind = 'string' | 'int' | 'real' | 'boolean' | 'null' | 'date' | 'timestamp' | 'decimal' | 'json'
 /** A scalar: kind, nullability, a bound on |value| (numbers), exactness (no div/avg inside). */
 export interface ST { readonly tag: 's'; readonly kind: Kind; readonly nullable: boolean; readonly bound: number; readonly exact: boolean }
 export interface RT { readonly tag: 'r'; readonly fields: readonly (readonly [string, Ty])[] }
@@ -214,7 +253,9 @@ export type Ty = ST | RT | CT
 
 const MAX_BOUND = 2 ** 50
 const MAX_ROWS = 8
-const COL_BOUND: Readonly<Record<ColKind, number>> = { string: 0, int: 2 ** 31, real: 1e6, boolean: 0 }
+const COL_BOUND: Readonly<Record<ColKind, number>> = { string: 0, int: 2 ** 31, real: 1e6, boolean: 0, date: 0, timestamp: 0, decimal2: 1e6, decimal3: 1e6, json: 0 }
+/** Decimals stay below this magnitude, so SQLite's scaled integers stay exact (< 2^53 units). */
+const DECIMAL_BOUND = 1e9
 
 const sT = (kind: Kind, nullable: boolean, bound = 0, exact = true): ST => ({ tag: 's', kind, nullable, bound, exact })
 const isNumKind = (k: Kind): boolean => k === 'int' || k === 'real'
@@ -259,6 +300,7 @@ export function showTy(ty: Ty): string {
 
 export function lit(v: unknown): string {
   if (v === null) return 'null'
+  if (v instanceof Date) return `new Date(${JSON.stringify(v.toISOString())})`
   if (typeof v === 'string') return JSON.stringify(v)
   if (typeof v === 'number' || typeof v === 'boolean') return String(v)
   if (Array.isArray(v)) return `[${v.map(lit).join(', ')}]`
@@ -289,8 +331,8 @@ interface Helper {
   readonly def: string
 }
 
-type Want = 'boolean' | 'string' | 'int' | 'real' | 'num' | 'ord' | 'any'
-type Concrete = 'boolean' | 'string' | 'int' | 'real'
+type Want = 'boolean' | 'string' | 'int' | 'real' | 'date' | 'timestamp' | 'decimal' | 'num' | 'ord' | 'any'
+type Concrete = 'boolean' | 'string' | 'int' | 'real' | 'date' | 'timestamp' | 'decimal'
 
 const INT_CONSTS = [0, 1, 2, -1, 3, 7, 42, -42, 100, 5, 2147483647, -2147483648, 1000000]
 const REAL_CONSTS = [0.5, 1.25, -0.75, 2.5, -1000.25, 0.25, 1.5]
@@ -361,14 +403,28 @@ class Gen {
   private resolve(w: Want): Concrete {
     switch (w) {
       case 'num': return this.tape.pick(['int', 'real'] as const)
-      case 'ord': return this.tape.pick(['int', 'string', 'real'] as const)
-      case 'any': return this.tape.pick(['int', 'string', 'boolean', 'real'] as const)
+      case 'ord': return this.tape.weighted<Concrete>([[3, 'int'], [3, 'string'], [3, 'real'], [1, 'date'], [1, 'decimal'], [1, 'timestamp']])
+      case 'any': return this.tape.weighted<Concrete>([[3, 'int'], [3, 'string'], [3, 'boolean'], [3, 'real'], [1, 'date'], [1, 'decimal'], [1, 'timestamp']])
       default: return w
     }
   }
 
   constant(kind: Concrete, allowNull = true): GS {
     if (allowNull && this.tape.chance(4)) return { v: null, code: 'null', t: sT('null', true) }
+    if ((kind as Kind) === 'json') return this.jsonValue([])
+    // Typed constants: a plain string or number would take its type from its context only.
+    if (kind === 'date') {
+      const d = this.tape.pick(DATE_POOL)
+      return { v: Q.date(d), code: `Q.date(${lit(d)})`, t: sT('date', false) }
+    }
+    if (kind === 'timestamp') {
+      const d = this.tape.pick(TIMESTAMP_POOL)
+      return { v: new Date(d), code: `new Date(${lit(d)})`, t: sT('timestamp', false) }
+    }
+    if (kind === 'decimal') {
+      const d = this.tape.pick(DECIMAL_POOL)
+      return { v: Q.decimal(d), code: `Q.decimal(${lit(d)})`, t: sT('decimal', false, Math.abs(Number(d))) }
+    }
     let v: string | number | boolean
     switch (kind) {
       case 'int': v = this.tape.pick(INT_CONSTS); break
@@ -399,10 +455,88 @@ class Gen {
     switch (kind) {
       case 'boolean': r = this.bool(scope, d); break
       case 'string': r = this.str(scope, d); break
+      case 'date': r = this.date(scope, d); break
+      case 'timestamp': r = this.timestamp(scope, d); break
+      case 'decimal': r = this.decimal(scope, d); break
       default: r = this.num(scope, kind, d)
     }
-    if (r.t.bound > MAX_BOUND) return this.leafScalar(scope, kind)
+    if (r.t.bound > (kind === 'decimal' ? DECIMAL_BOUND : MAX_BOUND)) return this.leafScalar(scope, kind)
     return r
+  }
+
+  /** `Q.case([[c, v], ...], otherwise?)` with values of `kind`. */
+  private caseOf(scope: Scope, kind: Concrete, d: number): GS {
+    const n = 1 + this.tape.nat(2)
+    const whens: [GS, GS][] = []
+    for (let i = 0; i < n; i++) whens.push([this.scalar(scope, 'boolean', d - 1), this.scalar(scope, kind, d - 1)])
+    const other = this.tape.chance(70) ? this.scalar(scope, kind, d - 1) : undefined
+    const vals = [...whens.map(([, v]) => v), ...(other ? [other] : [])]
+    const t = vals.reduce<ST>((acc, v) => must(unifyTy(acc, v.t)) as ST, vals[0]!.t)
+    const rt = sT(t.kind === 'null' ? kind : t.kind, other === undefined || vals.some((v) => v.t.nullable), Math.max(...vals.map((v) => v.t.bound)), vals.every((v) => v.t.exact))
+    const branches = whens.map(([c, v]) => [c.v, v.v] as const)
+    const code = `Q.case([${whens.map(([c, v]) => `[${c.code}, ${v.code}]`).join(', ')}]${other ? `, ${other.code}` : ''})`
+    return { v: other ? Q.case(branches as any, other.v) : Q.case(branches as any), code, t: rt }
+  }
+
+  private date(scope: Scope, d: number): GS {
+    return this.tape.weighted<() => GS>([
+      [4, () => this.leafScalar(scope, 'date')],
+      [3, () => {
+        const a = this.scalar(scope, 'date', d - 1)
+        const fn = this.tape.pick(['addDays', 'addMonths', 'addYears'] as const)
+        const n = this.tape.pick(fn === 'addDays' ? [1, -1, 31, -366, 0, 59] : fn === 'addMonths' ? [1, -1, 12, -13, 0, 25] : [1, -1, 4, -10, 0])
+        return this.opCall(fn, [a, { v: n, code: lit(n), t: sT('int', false, Math.abs(n)) }], sT('date', a.t.nullable))
+      }],
+      [1, () => this.caseOf(scope, 'date', d)],
+      [1, () => this.aggregate(scope, d, this.tape.pick(['min', 'max'] as const), 'date')],
+      [1, () => {
+        const a = this.scalar(scope, 'date', d - 1)
+        const b = this.scalar(scope, 'date', d - 1)
+        return this.opCall('coalesce', [a, b], sT('date', a.t.nullable && b.t.nullable))
+      }],
+    ])()
+  }
+
+  private timestamp(scope: Scope, d: number): GS {
+    return this.tape.weighted<() => GS>([
+      [4, () => this.leafScalar(scope, 'timestamp')],
+      [1, () => this.caseOf(scope, 'timestamp', d)],
+      [1, () => this.aggregate(scope, d, this.tape.pick(['min', 'max'] as const), 'timestamp')],
+    ])()
+  }
+
+  private decimal(scope: Scope, d: number): GS {
+    return this.tape.weighted<() => GS>([
+      [4, () => this.leafScalar(scope, 'decimal')],
+      [3, () => {
+        const a = this.scalar(scope, 'decimal', d - 1)
+        const b = this.scalar(scope, 'decimal', d - 1)
+        return this.opCall(this.tape.pick(['add', 'sub']), [a, b], sT('decimal', a.t.nullable || b.t.nullable, a.t.bound + b.t.bound))
+      }],
+      [2, () => {
+        // An integer factor keeps the scale (decimal x decimal would add scales without bound).
+        const a = this.scalar(scope, 'decimal', d - 1)
+        const c = this.tape.pick(MUL_CONSTS)
+        const cg: GS = { v: c, code: lit(c), t: sT('int', false, Math.abs(c)) }
+        return this.opCall('mul', this.tape.chance(50) ? [a, cg] : [cg, a], sT('decimal', a.t.nullable, a.t.bound * Math.abs(c)))
+      }],
+      [2, () => {
+        const a = this.scalar(scope, 'decimal', d - 1)
+        return this.opCall(this.tape.pick(['neg', 'abs']), [a], sT('decimal', a.t.nullable, a.t.bound))
+      }],
+      [2, () => {
+        const a = this.scalar(scope, 'decimal', d - 1)
+        const digits = this.tape.pick([0, 1, 2, 5])
+        return { v: Q.round(a.v, digits), code: `Q.round(${a.code}, ${digits})`, t: sT('decimal', a.t.nullable, a.t.bound + 1) }
+      }],
+      [1, () => this.caseOf(scope, 'decimal', d)],
+      [2, () => this.aggregate(scope, d, this.tape.pick(['sum', 'min', 'max'] as const), 'decimal')],
+      [1, () => {
+        const a = this.scalar(scope, 'decimal', d - 1)
+        const b = this.scalar(scope, 'decimal', d - 1)
+        return this.opCall('coalesce', [a, b], sT('decimal', a.t.nullable && b.t.nullable, Math.max(a.t.bound, b.t.bound)))
+      }],
+    ])()
   }
 
   private opCall(name: string, args: readonly GS[], t: ST, dslName = name): GS {
@@ -428,6 +562,26 @@ class Gen {
         const p = this.pattern()
         return { v: Q.like(a.v, p), code: `Q.like(${a.code}, ${lit(p)})`, t: sT('boolean', a.t.nullable) }
       }],
+      [1, () => {
+        // A computed pattern (NULL when it ends in a lone escape).
+        const a = this.scalar(scope, 'string', d - 1)
+        const p = this.tape.chance(50) ? this.scalar(scope, 'string', d - 1) : this.opCall('concat', [this.constant('string', false), this.scalar(scope, 'string', d - 1), { v: this.pattern(), code: '', t: sT('string', false) }].map((x) => (x.code === '' ? { ...x, code: lit(x.v) } : x)), sT('string', true))
+        // A constant pattern must be well formed (a lone trailing escape is a compile error).
+        if (typeof p.v === 'string' || p.v === null) {
+          const q = this.pattern()
+          return { v: Q.like(a.v, q), code: `Q.like(${a.code}, ${lit(q)})`, t: sT('boolean', a.t.nullable) }
+        }
+        return { v: Q.like(a.v, p.v as any), code: `Q.like(${a.code}, ${p.code})`, t: sT('boolean', true) }
+      }],
+      [1, () => this.caseOf(scope, 'boolean', d)],
+      [1, () => {
+        const jsons = this.scalarPaths(scope, ['json'])
+        if (jsons.length === 0) return this.leafScalar(scope, 'boolean')
+        const a = this.tape.pick(jsons) as GS
+        const jv = this.tape.pick(JSON_POOL)
+        const b: GS = this.tape.chance(50) ? (this.tape.pick(jsons) as GS) : { v: Q.json(jv as any), code: `Q.json(${lit(jv)})`, t: sT('json', false) }
+        return this.opCall(this.tape.pick(['eq', 'ne']), [a, b], sT('boolean', a.t.nullable || b.t.nullable))
+      }],
       [2, () => this.inList(scope, d)],
       [3, () => {
         const q = this.query(scope, this.subDepth(d))
@@ -451,7 +605,7 @@ class Gen {
   }
 
   private compare(scope: Scope, d: number): GS {
-    const w = this.tape.weighted<Want>([[3, 'num'], [2, 'string'], [1, 'boolean']])
+    const w = this.tape.weighted<Want>([[3, 'num'], [2, 'string'], [1, 'boolean'], [1, 'date'], [1, 'decimal'], [1, 'timestamp']])
     const kind = w === 'num' ? 'num' : w
     const op = this.tape.pick(['eq', 'ne', 'lt', 'le', 'gt', 'ge'])
     return this.with({ exact: true }, () => {
@@ -529,9 +683,19 @@ class Gen {
         } else b = this.scalar(scope, 'int', d - 1)
         return this.opCall('mod', [a, b], sT('int', true, a.t.bound, a.t.exact))
       }],
-      [isInt ? 1 : 0, () => {
+      [isInt ? 2 : 0, () => {
         const s = this.scalar(scope, 'string', d - 1)
         return this.opCall('length', [s], sT('int', s.t.nullable, 10_000))
+      }],
+      [isInt ? 3 : 0, () => {
+        const a = this.scalar(scope, this.tape.pick(['date', 'timestamp'] as const), d - 1)
+        return this.opCall(this.tape.pick(['year', 'month', 'day']), [a], sT('int', a.t.nullable, 10_000))
+      }],
+      [1, () => this.caseOf(scope, kind, d)],
+      [isInt ? 0 : 1, () => {
+        const a = this.scalar(scope, 'real', d - 1)
+        const digits = this.tape.pick([0, 1, 2])
+        return { v: Q.round(a.v, digits), code: `Q.round(${a.code}, ${digits})`, t: sT('real', a.t.nullable, a.t.bound + 1, a.t.exact) }
       }],
       [isInt ? 3 : 0, () => {
         const q = this.query(scope, this.subDepth(d))
@@ -561,6 +725,15 @@ class Gen {
         return this.opCall('div', [a as GS, b as GS], sT('real', true, (a as GS).t.bound * 4, false))
       }],
       [1, () => this.aggregate(scope, d, 'avg', 'real')],
+      [1, () => {
+        // Decimals become reals only through div and avg.
+        const [a, b] = this.with({ exact: true }, () => [this.scalar(scope, 'decimal', d - 1), this.tape.chance(50) ? this.constant('int') : this.scalar(scope, 'decimal', d - 1)])
+        return this.opCall('div', [a as GS, b as GS], sT('real', true, (a as GS).t.bound * 1000, false))
+      }],
+      [1, () => {
+        const q = this.with({ exact: true }, () => this.query(scope, this.subDepth(d), sT('decimal', false)))
+        return { v: Q.avg(q.q), code: `Q.avg(${q.code})`, t: sT('real', true, (q.elem as ST).bound, false) }
+      }],
     ])()
   }
 
@@ -619,6 +792,18 @@ class Gen {
         return this.opCall(this.tape.pick(['lower', 'upper']), [a], sT('string', a.t.nullable))
       }],
       [2, () => this.aggregate(scope, d, this.tape.pick(['min', 'max'] as const), 'string')],
+      [2, () => {
+        const a = this.scalar(scope, 'string', d - 1)
+        const start = this.tape.pick([1, 2, 0, -1, 3])
+        const len = this.tape.chance(70) ? this.tape.pick([1, 2, 0, -1, 5]) : undefined
+        const ints: GS[] = [start, ...(len === undefined ? [] : [len])].map((n) => ({ v: n, code: lit(n), t: sT('int', false, Math.abs(n)) }))
+        return this.opCall('substring', [a, ...ints], sT('string', a.t.nullable))
+      }],
+      [1, () => {
+        const a = this.scalar(scope, 'string', d - 1)
+        return this.opCall('trim', [a], sT('string', a.t.nullable))
+      }],
+      [1, () => this.caseOf(scope, 'string', d)],
       [1, () => {
         const a = this.scalar(scope, 'string', d - 1)
         const b = this.scalar(scope, 'string', d - 1)
@@ -698,6 +883,7 @@ class Gen {
     this.budget--
     const compatible = this.paths(scope).filter((p) => p.t.tag === target.tag && unifyTy(p.t, target) !== undefined && (p.t.tag === 's' || !this.exact || exactTy(p.t)))
     if (target.tag === 's') {
+      if (target.kind === 'json') return this.jsonValue(scope)
       const w: Want = target.kind === 'null' ? 'any' : target.kind === 'real' ? 'real' : target.kind
       return d <= 0 || this.budget <= 0 ? this.leafScalar(scope, this.resolve(w)) : this.scalar(scope, w, d)
     }
@@ -736,8 +922,17 @@ class Gen {
   }
 
   /** A JavaScript literal of (a type unifiable with) `target`: constants, objects, arrays. */
+  /** A JSON document: a JSON column in scope or a `Q.json` constant. */
+  private jsonValue(scope: Scope): GS {
+    const jsons = this.scalarPaths(scope, ['json']).filter((p) => (p.t as ST).kind === 'json')
+    if (jsons.length > 0 && this.tape.chance(50)) return this.tape.pick(jsons) as GS
+    const jv = this.tape.pick(JSON_POOL)
+    return { v: Q.json(jv as any), code: `Q.json(${lit(jv)})`, t: sT('json', false) }
+  }
+
   literal(target: Ty): Ent {
     if (target.tag === 's') {
+      if (target.kind === 'json') return this.jsonValue([])
       const k: Concrete = target.kind === 'null' ? this.resolve('any') : (target.kind as Concrete)
       return this.constant(k)
     }
@@ -1248,7 +1443,8 @@ export interface Case extends BuiltQuery {
 
 /** Scalar, exact field paths of an element type (not inside nested collections). */
 function orderPaths(ty: Ty, prefix: readonly string[] = []): string[][] {
-  if (ty.tag === 's') return ty.exact ? [[...prefix]] : []
+  // Decimals (strings ordered numerically) and JSON (unordered) are not checked as order keys.
+  if (ty.tag === 's') return ty.exact && ty.kind !== 'decimal' && ty.kind !== 'json' ? [[...prefix]] : []
   if (ty.tag === 'r') return ty.fields.flatMap(([f, x]) => orderPaths(x, [...prefix, f]))
   return []
 }
@@ -1271,7 +1467,7 @@ const pathCode = (v: string, path: readonly string[]): string => [v, ...path].jo
 export function buildQuery(schema: Schema, tapeValues: readonly number[]): BuiltQuery {
   const tables: TableInfo[] = schema.tables.map((tbl, i) => {
     const spec = schema.specs[i] as TableSpec
-    return { tbl, name: spec.name, rowT: { tag: 'r', fields: spec.columns.map((c) => [c.name, sT(c.kind, c.nullable, COL_BOUND[c.kind])] as const) } }
+    return { tbl, name: spec.name, rowT: { tag: 'r', fields: spec.columns.map((c) => [c.name, sT(kindOfCol(c.kind), c.nullable, COL_BOUND[c.kind])] as const) } }
   })
   const tape = new Tape(tapeValues)
   const g = new Gen(tape, tables)
@@ -1487,8 +1683,12 @@ export function features(q: AnyQuery): Set<string> {
           walk(x)
         }
         return
-      case 'const': out.add(e.value === null ? 'const:null' : `const:${typeof e.value}`); return
-      case 'op': out.add(`op:${e.op}`); e.args.forEach((a) => walk(a)); return
+      case 'const': out.add(e.value === null ? 'const:null' : `const:${e.as ?? typeof e.value}`); return
+      case 'op':
+        out.add(`op:${e.op}`)
+        if (e.op === 'like' && e.args[1]?.kind !== 'const') out.add('like:computed')
+        e.args.forEach((a) => walk(a))
+        return
       case 'exists': out.add(e.negated ? 'empty' : 'exists'); out.add(`exists<-${e.query.kind}`); walk(e.query); return
       case 'agg':
         out.add(`agg:${e.fn}`)

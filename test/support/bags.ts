@@ -18,7 +18,27 @@ export function numbersEqual(a: number, b: number): boolean {
   return Math.abs(a - b) <= REL_TOLERANCE * Math.max(Math.abs(a), Math.abs(b))
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date)
+
+const DECIMAL = /^-?\d+\.\d+$/
+/**
+ * Two decimal strings with a fraction (`'1.5'`, `'1.50'`) that denote the same number: the
+ * oracle gives a decimal the scale of the values it saw, the compiler the scale of its type
+ * (larger in a union whose wider branch had no rows), so only the digits' value is compared.
+ */
+function sameDecimal(a: string, b: string): boolean {
+  if (!DECIMAL.test(a) && !DECIMAL.test(b)) return false
+  if (!/^-?\d+(\.\d+)?$/.test(a) || !/^-?\d+(\.\d+)?$/.test(b)) return false
+  const norm = (x: string) => {
+    const neg = x.startsWith('-')
+    let [i = '', f = ''] = x.replace('-', '').split('.')
+    i = i.replace(/^0+(?=\d)/, '')
+    f = f.replace(/0+$/, '')
+    const zero = /^0*$/.test(i + f)
+    return `${neg && !zero ? '-' : ''}${i}.${f}`
+  }
+  return norm(a) === norm(b)
+}
 
 /** Whether the oracle marked this collection as ordered (test/oracle/evaluate.ts, `ORDERED`). */
 const isOrdered = (xs: readonly unknown[]): boolean => (xs as unknown as Record<symbol, unknown>)[Symbol.for('lineage-query.oracle.ordered')] === true
@@ -26,6 +46,8 @@ const isOrdered = (xs: readonly unknown[]): boolean => (xs as unknown as Record<
 /** Deep equality with arrays as bags, except those the oracle ordered: sequences. */
 export function valueEquals(a: unknown, b: unknown): boolean {
   if (typeof a === 'number' && typeof b === 'number') return numbersEqual(a, b)
+  if (a instanceof Date || b instanceof Date) return a instanceof Date && b instanceof Date && a.getTime() === b.getTime()
+  if (typeof a === 'string' && typeof b === 'string' && a !== b) return sameDecimal(a, b)
   if (Array.isArray(a) && Array.isArray(b)) {
     if (isOrdered(a) || isOrdered(b)) return a.length === b.length && a.every((x, i) => valueEquals(x, b[i]))
     return bagEquals(a, b)
@@ -80,6 +102,7 @@ export function show(v: unknown): string {
   if (typeof v === 'bigint') return `${v}n`
   if (typeof v === 'string') return JSON.stringify(v)
   if (typeof v === 'number') return Object.is(v, -0) ? '-0' : String(v)
+  if (v instanceof Date) return Number.isNaN(v.getTime()) ? 'Invalid Date' : `Date(${v.toISOString()})`
   if (Array.isArray(v)) return `[${v.map(show).join(', ')}]`
   if (isRecord(v)) {
     const proto = Object.getPrototypeOf(v)
@@ -180,6 +203,7 @@ export function compareKeys(a: unknown, b: unknown): number {
   if (a === null || b === null) return a === b ? 0 : a === null ? -1 : 1
   if (typeof a === 'number' && typeof b === 'number') return numbersEqual(a, b) ? 0 : a < b ? -1 : 1
   if (typeof a === 'boolean' && typeof b === 'boolean') return a === b ? 0 : a ? 1 : -1
+  if (a instanceof Date && b instanceof Date) return a.getTime() === b.getTime() ? 0 : a.getTime() < b.getTime() ? -1 : 1
   if (typeof a === 'string' && typeof b === 'string') {
     const ca = Array.from(a, (c) => c.codePointAt(0) as number)
     const cb = Array.from(b, (c) => c.codePointAt(0) as number)

@@ -1,0 +1,476 @@
+/**
+ * `npm run bench:tpch` (and part `tpch` of `npm run bench`): TPC-H at SF 0.01 (benchmarks.md
+ * section 5, issue 8's Performance section) on SQLite and PostgreSQL.
+ *
+ * Data: `tpch/generate.ts` (seeded, reproducible), loaded by `tpch/load.ts` into an in-memory
+ * SQLite database and a fresh PostgreSQL schema, with primary keys and foreign-key indexes.
+ *
+ * The library is the BUILT package (`dist/`, the `tsc` output users import; built with `tsc -p
+ * tsconfig.build.json` first when it is missing or older than `src/`), loaded at run time; the queries of `tpch/queries.ts` are
+ * built with it. Only the benchmark's own code runs through tsx.
+ *
+ * Per dialect and query (Q1..Q22):
+ * - official: the official SQL text (`tpch/official.ts`) executed as
+ *   `db.executeQuery(CompiledQuery.raw(sql))` on the same Kysely instance `run()` uses;
+ * - dsl sql: the DSL's compiled statement executed the same way (the SQL's own cost);
+ * - dsl run: `run(db, q)` (compile-cache lookup + execution + decoding);
+ * interleaved rounds (`harness.compare`), medians; the ratio columns are medians of per-round
+ * ratios of CPU time (this process plus the PostgreSQL backend), like `bench/run.ts`.
+ * - stmts: statements the DSL's `run()` executed (counted by a Kysely plugin on the instance);
+ * - cold µs: `compile(q, dialect)` of a freshly built query object (median);
+ * - answer: the DSL's rows against the official rows (`tpch/answers.ts`: float tolerance 1e-6
+ *   relative, ordered comparison; "bag" when the rows agree but not their order);
+ * - and once per dialect, official SQLite answers against official PostgreSQL answers.
+ * Queries the DSL cannot express yet print "n/a (needs ...)"; a DSL query that fails prints its
+ * error. Geometric means per dialect are over the queries that ran with equal answers.
+ *
+ * Lineage: `run(lineage(q))` against `run(q)` per query (CPU-time ratio), the lineage entries
+ * returned, and the time per entry, whole and extra over `q` (ns per contributing row, for
+ * full-table aggregates such as Q1, whose grouped rows' lineage names every row of the group).
+ *
+ * Environment (defaults): TPCH_SF=0.01  TPCH_SEED=20260101  TPCH_DIALECTS=sqlite,postgres
+ * TPCH_QUERIES=(all, e.g. Q1,Q6)  TPCH_BUDGET_MS=500 (per query and comparison, split over its variants)
+ * TPCH_SAMPLE_MS=20  TPCH_ROUNDS=5 (at most; at least 3 unless one run is over TPCH_SLOW_MS)
+ * TPCH_SLOW_MS=1500 (slower: the check runs are the only samples)  TPCH_LINEAGE=1
+ * TPCH_PG_DECIMAL=numeric (or real)  TPCH_DSL_DECIMAL=number (or codec)  TPCH_PG_SCHEMA=lq_tpch  TPCH_PG_TIMEOUT_MS=60000  TPCH_SHOW_SQL=0
+ * TPCH_DATE_CONSTANTS=(unset; js: date constants computed in JavaScript when the package lacks Q.date etc.)
+ * TPCH_LIB=(path of another build's index.js, e.g. a branch's tsc output; default dist/)
+ * PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres PGDATABASE=test
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync, readdirSync, statSync } from 'node:fs'
+import os from 'node:os'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import Database from 'better-sqlite3'
+import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, type KyselyPlugin } from 'kysely'
+import * as t from 'io-ts'
+import pg from 'pg'
+import type { AnyQuery, Dialect } from '../src/index.js'
+import {
+  compare, fmtMs, fmtRatio, fmtUs, geomean, indent, microsPerCall, processCpuClock, runIfMain, selfCpuClock, sumClocks, table, timeBoth,
+  type Clock, type Timing,
+} from './harness.js'
+import { compareAnswers, normalise, type AnswerCheck, type NormRow } from './tpch/answers.js'
+import { generate, type TpchData } from './tpch/generate.js'
+import { loadPostgres, loadSqlite } from './tpch/load.js'
+import { officialQueries, type OfficialQuery } from './tpch/official.js'
+import { todayQueries, tpchTables, type DslQuery, type Lib } from './tpch/queries.js'
+import { chooseQueries, nextQueries } from './tpch/queries-next.js'
+
+const env = process.env
+const num = (name: string, dflt: number): number => {
+  const v = env[name]
+  if (v === undefined || v === '') return dflt
+  const n = Number(v)
+  if (!Number.isFinite(n)) throw new Error(`${name} must be a number, got ${JSON.stringify(v)}`)
+  return n
+}
+const list = (name: string, dflt: string): string[] => (env[name] ?? dflt).split(',').map((s) => s.trim()).filter((s) => s !== '')
+
+const config = {
+  sf: num('TPCH_SF', 0.01),
+  seed: num('TPCH_SEED', 20260101),
+  dialects: list('TPCH_DIALECTS', 'sqlite,postgres') as Dialect[],
+  queries: list('TPCH_QUERIES', ''),
+  budgetMs: num('TPCH_BUDGET_MS', 500),
+  sampleMs: num('TPCH_SAMPLE_MS', 20),
+  rounds: num('TPCH_ROUNDS', 5),
+  slowMs: num('TPCH_SLOW_MS', 1500),
+  lineage: env.TPCH_LINEAGE !== '0',
+  pgDecimal: (env.TPCH_PG_DECIMAL ?? 'numeric') as 'numeric' | 'real',
+  pgSchema: env.TPCH_PG_SCHEMA ?? 'lq_tpch',
+  pgTimeoutMs: num('TPCH_PG_TIMEOUT_MS', 60_000),
+  showSql: env.TPCH_SHOW_SQL === '1',
+  jsDateConstants: env.TPCH_DATE_CONSTANTS === 'js',
+  pg: { host: env.PGHOST ?? '127.0.0.1', port: Number(env.PGPORT ?? 5432), user: env.PGUSER ?? 'postgres', database: env.PGDATABASE ?? 'test' },
+}
+for (const d of config.dialects) if (d !== 'sqlite' && d !== 'postgres') throw new Error(`TPCH_DIALECTS: unknown dialect ${d}`)
+if (!/^[a-z_][a-z0-9_]*$/.test(config.pgSchema)) throw new Error(`TPCH_PG_SCHEMA must be a plain identifier, got ${config.pgSchema}`)
+
+// ---------------------------------------------------------------- the built package
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+function newestMtime(dir: string): number {
+  let newest = 0
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = `${dir}/${e.name}`
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs)
+  }
+  return newest
+}
+
+/** `dist/` as users import it: built with `npm run build` when missing or older than `src/`. */
+async function loadBuiltPackage(): Promise<Lib> {
+  const other = env.TPCH_LIB
+  if (other !== undefined && other !== '') {
+    console.log(`library: ${other} (TPCH_LIB)`)
+    return (await import(pathToFileURL(other).href)) as Lib
+  }
+  const entry = `${root}dist/index.js`
+  if (!existsSync(entry) || statSync(entry).mtimeMs < newestMtime(`${root}src`)) {
+    console.log('building dist/ (npm run build) ...')
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' })
+  }
+  return (await import(pathToFileURL(entry).href)) as Lib
+}
+
+// ---------------------------------------------------------------- databases
+
+interface Db {
+  readonly dialect: Dialect
+  readonly db: Kysely<any>
+  /** Statements executed through `db` so far. */
+  statements(): number
+  cpuClock(): Promise<Clock | undefined>
+  close(): Promise<void>
+}
+
+/** A Kysely plugin counting executed statements (each executed statement passes transformResult once). */
+function counter(): { plugin: KyselyPlugin; count(): number } {
+  let n = 0
+  return {
+    plugin: {
+      transformQuery: (args) => args.node,
+      transformResult: async (args) => {
+        n++
+        return args.result
+      },
+    },
+    count: () => n,
+  }
+}
+
+async function openSqlite(data: TpchData): Promise<Db> {
+  const raw = new Database(':memory:')
+  loadSqlite(raw, data)
+  const c = counter()
+  const db = new Kysely<any>({ dialect: new SqliteDialect({ database: raw }), plugins: [c.plugin] })
+  const clock = selfCpuClock()
+  return { dialect: 'sqlite', db, statements: c.count, cpuClock: async () => clock, close: () => db.destroy() }
+}
+
+async function pgAdmin(sql: string): Promise<void> {
+  const admin = new pg.Client(config.pg)
+  await admin.connect()
+  try {
+    await admin.query(sql)
+  } finally {
+    await admin.end()
+  }
+}
+
+async function openPostgres(data: TpchData): Promise<Db> {
+  await pgAdmin(`drop schema if exists ${config.pgSchema} cascade; create schema ${config.pgSchema}`)
+  // One connection, so one backend does all the work and its CPU clock covers it; no parallel workers (their CPU is not counted).
+  const options = [`-c search_path=${config.pgSchema}`, `-c statement_timeout=${config.pgTimeoutMs}`, '-c max_parallel_workers_per_gather=0']
+  const pool = new pg.Pool({ ...config.pg, max: 1, idleTimeoutMillis: 0, options: options.join(' ') })
+  const client = await pool.connect()
+  try {
+    await loadPostgres(client, data, { decimal: config.pgDecimal })
+  } finally {
+    client.release()
+  }
+  const c = counter()
+  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }), plugins: [c.plugin] })
+  const self = selfCpuClock()
+  return {
+    dialect: 'postgres',
+    db,
+    statements: c.count,
+    async cpuClock() {
+      const r = await db.executeQuery<{ pid: number }>(CompiledQuery.raw('select pg_backend_pid() as pid'))
+      const pid = r.rows[0]?.pid
+      return pid === undefined ? undefined : sumClocks(self, processCpuClock(pid))
+    },
+    async close() {
+      await db.destroy()
+      await pgAdmin(`drop schema if exists ${config.pgSchema} cascade`)
+    },
+  }
+}
+
+// ---------------------------------------------------------------- one query
+
+const NAN = Number.NaN
+const primary = (t: Timing): number => (Number.isFinite(t.cpu) ? t.cpu : t.wall)
+
+interface QueryResult {
+  readonly name: string
+  /** The official SQL's answer, normalised (for the SQLite = PostgreSQL check). */
+  readonly expected: readonly NormRow[]
+  /** Which formulation ran: 'next' (queries-next.ts), 'today' (queries.ts), or ''. */
+  readonly form: string
+  readonly officialMs: number
+  readonly officialRows: number
+  /** Why there is no DSL figure: 'n/a (needs ...)' or the error; undefined when it ran. */
+  readonly dslStatus: string | undefined
+  readonly dslSqlMs: number
+  readonly dslRunMs: number
+  /** dsl run / official and dsl sql / official (CPU when available). */
+  readonly runRatio: number
+  readonly sqlRatio: number
+  readonly statements: number
+  readonly coldUs: number
+  readonly answer: AnswerCheck | undefined
+  readonly lineage: LineageResult | undefined
+  readonly dslSql: string | undefined
+}
+
+interface LineageResult {
+  readonly ratio: number
+  readonly plainMs: number
+  readonly lineageMs: number
+  readonly entries: number
+  readonly rows: number
+  readonly error?: string
+}
+
+const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]?.slice(0, 140) ?? ''
+
+/** Lineage entries in an annotated result (top-level rows and nested elements). */
+function countEntries(x: unknown): number {
+  if (Array.isArray(x)) return x.reduce((a: number, el) => a + countEntries(el), 0)
+  if (typeof x !== 'object' || x === null) return 0
+  const o = x as { lineage?: unknown; data?: unknown }
+  if (Array.isArray(o.lineage) && 'data' in o) return o.lineage.length + countEntries(o.data)
+  return Object.values(o).reduce((a: number, v) => a + countEntries(v), 0)
+}
+
+async function runQuery(lib: Lib, h: Db, off: OfficialQuery, dsl: (DslQuery & { readonly which?: string }) | undefined, cpu: Clock | undefined): Promise<QueryResult> {
+  const { db, dialect } = h
+  const official = CompiledQuery.raw(off.sql(dialect))
+  const o0 = await timeBoth(() => db.executeQuery(official), cpu)
+  const offRows = (await db.executeQuery(official)).rows
+  const columns = offRows.length > 0 ? Object.keys(offRows[0] as object) : undefined
+  const expected = normalise(offRows, columns)
+  const base = {
+    name: off.name, expected, form: dsl?.which ?? '', officialRows: offRows.length, dslSqlMs: NAN, dslRunMs: NAN, runRatio: NAN, sqlRatio: NAN, statements: NAN, coldUs: NAN,
+    answer: undefined, lineage: undefined, dslSql: undefined,
+  }
+  const officialOnly = async (status: string): Promise<QueryResult> => {
+    const slow = primary(o0) > config.slowMs
+    const c = slow ? undefined : await compare([{ name: 'official', fn: () => db.executeQuery(official) }], opts([o0.wall]))
+    return { ...base, officialMs: c === undefined ? primary(o0) : cpuOrWall(c.variants[0]), dslStatus: status }
+  }
+  if (dsl === undefined) return officialOnly('n/a (no formulation)')
+  if (dsl.build === undefined) return officialOnly(`n/a (needs ${dsl.needs})`)
+
+  // the DSL: build, compile, run once (statements counted), compare answers
+  let q: AnyQuery
+  let sqlText: string
+  let compiled: CompiledQuery[]
+  let rows: unknown[]
+  let r0: Timing
+  let stmts: number
+  try {
+    q = dsl.build()
+    const c = lib.compile(q, dialect)
+    sqlText = c.statements.map((s) => s.sql).join(';\n')
+    compiled = c.statements.map((s) => CompiledQuery.raw(s.sql, s.parameters as unknown[]))
+    const before = h.statements()
+    r0 = await timeBoth(async () => {
+      rows = await lib.run(db, q)
+    }, cpu)
+    stmts = h.statements() - before
+  } catch (e) {
+    // today's t.string dates against PostgreSQL `date` columns: text parameters, collate "C"
+    const noDates = dialect === 'postgres' && (lib as unknown as { DateString?: unknown }).DateString === undefined
+    return officialOnly(noDates ? `n/a (needs a date codec: ${firstLine(e)})` : `error: ${firstLine(e)}`)
+  }
+  const answer = compareAnswers(expected, normalise(rows!, columns), off.ordered)
+  const coldUs = microsPerCall(() => dsl.build(), (fresh) => lib.compile(fresh, dialect), { batches: 50, warm: 10 })
+
+  const execDsl = async () => {
+    for (const s of compiled) await db.executeQuery(s)
+  }
+  const variants = [
+    { name: 'official', fn: () => db.executeQuery(official) },
+    { name: 'dsl sql', fn: execDsl },
+    { name: 'dsl run', fn: () => lib.run(db, q) },
+  ]
+  let officialMs: number, dslSqlMs: number, dslRunMs: number, runRatio: number, sqlRatio: number
+  if (Math.max(primary(o0), primary(r0)) > config.slowMs) {
+    // too slow to repeat: the check runs are the samples
+    const s0 = await timeBoth(execDsl, cpu)
+    officialMs = primary(o0)
+    dslSqlMs = primary(s0)
+    dslRunMs = primary(r0)
+    runRatio = dslRunMs / officialMs
+    sqlRatio = dslSqlMs / officialMs
+  } else {
+    const c = await compare(variants, opts([o0.wall, NAN, r0.wall]))
+    ;[officialMs, dslSqlMs, dslRunMs] = c.variants.map(cpuOrWall) as [number, number, number]
+    const m = cpu === undefined ? 'wall' : 'cpu'
+    runRatio = c.ratio(2, 0, m)
+    sqlRatio = c.ratio(1, 0, m)
+  }
+
+  let lin: LineageResult | undefined
+  if (config.lineage) {
+    try {
+      const lq = lib.lineage(q)
+      let annotated: unknown[] = []
+      const l0 = await timeBoth(async () => {
+        annotated = await lib.run(db, lq)
+      }, cpu)
+      const entries = countEntries(annotated)
+      if (Math.max(primary(l0), dslRunMs) > config.slowMs) {
+        lin = { ratio: primary(l0) / dslRunMs, plainMs: dslRunMs, lineageMs: primary(l0), entries, rows: annotated.length }
+      } else {
+        const c = await compare([{ name: 'q', fn: () => lib.run(db, q) }, { name: 'lineage(q)', fn: () => lib.run(db, lq) }], opts([r0.wall, l0.wall]))
+        lin = {
+          ratio: c.ratio(1, 0, cpu === undefined ? 'wall' : 'cpu'), plainMs: cpuOrWall(c.variants[0]), lineageMs: cpuOrWall(c.variants[1]),
+          entries, rows: annotated.length,
+        }
+      }
+    } catch (e) {
+      lin = { ratio: NAN, plainMs: NAN, lineageMs: NAN, entries: NAN, rows: NAN, error: firstLine(e) }
+    }
+  }
+  return { ...base, officialMs, dslStatus: undefined, dslSqlMs, dslRunMs, runRatio, sqlRatio, statements: stmts, coldUs, answer, lineage: lin, dslSql: sqlText }
+
+  function opts(singleMs: number[]) {
+    return { maxRounds: config.rounds, minRounds: 3, budgetMs: config.budgetMs, sampleMs: config.sampleMs, singleMs, warmup: true, cpu }
+  }
+  function cpuOrWall(v: { median: number; cpuMedian: number } | undefined): number {
+    if (v === undefined) return NAN
+    return Number.isFinite(v.cpuMedian) ? v.cpuMedian : v.median
+  }
+}
+
+// ---------------------------------------------------------------- report
+
+const answerText = (a: AnswerCheck | undefined): string =>
+  a === undefined ? '' : a.equal ? (a.how === 'ordered' ? 'equal' : 'equal (bag)') : `DIFFERENT: ${a.how === 'bag' ? 'same rows, other order' : a.detail}`
+
+function report(dialect: Dialect, results: readonly QueryResult[]): void {
+  const rows = results.map((r) => {
+    const ran = r.dslStatus === undefined
+    return [
+      r.name,
+      r.form,
+      fmtMs(r.officialMs),
+      String(r.officialRows),
+      ran ? fmtMs(r.dslRunMs) : '',
+      ran ? fmtRatio(r.runRatio) : '',
+      ran ? fmtRatio(r.sqlRatio) : '',
+      ran ? String(r.statements) : '',
+      ran ? fmtUs(r.coldUs) : '',
+      ran ? answerText(r.answer) : (r.dslStatus as string),
+    ]
+  })
+  console.log(table(['query', 'form', 'official', 'rows', 'dsl run', 'run/off', 'sql/off', 'stmts', 'cold µs', 'DSL answer'], rows))
+  const ran = results.filter((r) => r.dslStatus === undefined && r.answer?.equal === true)
+  const runRatios = ran.map((r) => r.runRatio)
+  const worst = ran.reduce<QueryResult | undefined>((a, r) => (a === undefined || r.runRatio > a.runRatio ? r : a), undefined)
+  console.log(
+    `\n${dialect}: the DSL ran ${ran.length}/${results.length} queries with equal answers; geometric mean run/official ${fmtRatio(geomean(runRatios))}` +
+      ` (sql/official ${fmtRatio(geomean(ran.map((r) => r.sqlRatio)))}), max ${fmtRatio(worst?.runRatio ?? NAN)} (${worst?.name ?? '-'});` +
+      ` statements per query: ${[...new Set(ran.map((r) => r.statements))].join(', ')}. Target: geomean <= 1.1x, max <= 1.5x, 1 statement each.`,
+  )
+  const wrong = results.filter((r) => r.answer !== undefined && !r.answer.equal)
+  if (wrong.length > 0) console.log(`WRONG ANSWERS: ${wrong.map((r) => r.name).join(', ')}`)
+  console.log(`official SQL, all ${results.length} queries: ${fmtMs(results.reduce((a, r) => a + r.officialMs, 0))} (sum of per-query medians)`)
+
+  if (config.lineage) {
+    console.log(`\n${dialect}: lineage(q) vs q (run(), CPU-time ratio; entries = (table, key) pairs returned; ns/entry = lineage(q) time per entry, extra = (lineage(q) - q) per entry)`)
+    const lrows = results.filter((r) => r.lineage !== undefined).map((r) => {
+      const l = r.lineage as LineageResult
+      if (l.error !== undefined) return [r.name, r.form, 'error', '', '', '', '', '', l.error]
+      return [r.name, r.form, fmtRatio(l.ratio), fmtMs(l.plainMs), fmtMs(l.lineageMs), String(l.rows), String(l.entries),
+        l.entries > 0 ? (l.lineageMs * 1e6 / l.entries).toFixed(0) : '-',
+        l.entries > 0 ? (l.lineageMs > l.plainMs ? (((l.lineageMs - l.plainMs) * 1e6) / l.entries).toFixed(0) : '~0') : '-']
+    })
+    console.log(table(['query', 'form', 'lineage/q', 'q', 'lineage(q)', 'rows', 'entries', 'ns/entry', 'extra ns/entry'], lrows))
+    const ok = results.map((r) => r.lineage?.ratio ?? NAN).filter(Number.isFinite)
+    console.log(`geometric mean lineage/q ${fmtRatio(geomean(ok))} over ${ok.length} queries (target <= 2x; Perm 6.0x, SmokedDuck 1.06x)`)
+  }
+  if (config.showSql) for (const r of results) if (r.dslSql !== undefined) console.log(`\n${r.name} (${dialect}):\n${indent(r.dslSql)}`)
+}
+
+// ---------------------------------------------------------------- main
+
+/**
+ * TPCH_DATE_CONSTANTS=js, a stopgap for measuring the grouping formulations on SQLite before the
+ * date functions land: when the package has no `Q.date`/`Q.addDays`/`Q.addMonths`/`Q.addYears`,
+ * they are computed in JavaScript on constant ISO dates (what a user does by hand today; a
+ * non-constant argument throws). SQLite only (dates are ISO text there).
+ */
+function withJsDateConstants(lib: Lib): Lib {
+  const q = lib.Q as unknown as Record<string, unknown>
+  const shift = (unit: 'day' | 'month' | 'year') => (iso: unknown, n: number): string => {
+    if (typeof iso !== 'string') throw new Error(`TPCH_DATE_CONSTANTS=js: date arithmetic on a non-constant (${typeof iso})`)
+    const d = new Date(`${iso}T00:00:00Z`)
+    if (unit === 'day') d.setUTCDate(d.getUTCDate() + n)
+    else if (unit === 'month') d.setUTCMonth(d.getUTCMonth() + n)
+    else d.setUTCFullYear(d.getUTCFullYear() + n)
+    return d.toISOString().slice(0, 10)
+  }
+  const extra: Record<string, unknown> = {}
+  if (q.date === undefined) extra.date = (iso: string) => iso
+  if (q.addDays === undefined) extra.addDays = shift('day')
+  if (q.addMonths === undefined) extra.addMonths = shift('month')
+  if (q.addYears === undefined) extra.addYears = shift('year')
+  return { ...lib, Q: { ...lib.Q, ...extra } } as Lib
+}
+
+/**
+ * The DSL's tables and queries for `dialect`: dates with the library's date codec when the built
+ * package has one (`DateString`), else `t.string`; decimals `t.number`, or with
+ * TPCH_DSL_DECIMAL=codec the library's `decimal(15, 2)` on PostgreSQL (numeric columns; on
+ * SQLite that codec stores integer units, not the REAL the official SQL reads, so SQLite keeps
+ * `t.number`). Per query the planned formulation (queries-next.ts) when the package has its
+ * constructs, else today's (queries.ts).
+ */
+function dslFor(libIn: Lib, dialect: Dialect) {
+  const lib = config.jsDateConstants && dialect === 'sqlite' ? withJsDateConstants(libIn) : libIn
+  const ext = lib as unknown as { DateString?: t.Mixed; decimal?: (p: number, s: number) => t.Mixed }
+  const date = ext.DateString ?? t.string
+  const decimal = env.TPCH_DSL_DECIMAL === 'codec' && dialect === 'postgres' && ext.decimal !== undefined ? ext.decimal(15, 2) : t.number
+  const tables = tpchTables(lib, { date, decimal }) as unknown as Parameters<typeof todayQueries>[1]
+  return chooseQueries(lib, dialect, todayQueries(lib, tables, config.sf), nextQueries(lib, tables, config.sf))
+}
+
+export async function main(): Promise<void> {
+  console.log(`TPC-H SF ${config.sf}, seed ${config.seed}; load average ${os.loadavg()[0]?.toFixed(1)} on ${os.cpus().length} cores`)
+  const lib = await loadBuiltPackage()
+  const t0 = Date.now()
+  const data = generate(config.sf, config.seed)
+  console.log(`generated in ${Date.now() - t0} ms: ${Object.entries(data).map(([k, v]) => `${k} ${(v as unknown[]).length}`).join(', ')}`)
+  const official = officialQueries(config.sf).filter((q) => config.queries.length === 0 || config.queries.includes(q.name))
+  const officialAnswers = new Map<string, Map<string, readonly NormRow[]>>()
+  for (const dialect of config.dialects) {
+    const t1 = Date.now()
+    const h = dialect === 'sqlite' ? await openSqlite(data) : await openPostgres(data)
+    console.log(`\n######## ${dialect} (loaded in ${Date.now() - t1} ms${dialect === 'postgres' ? `, decimals ${config.pgDecimal}` : ''})\n`)
+    try {
+      const dsl = dslFor(lib, dialect)
+      console.log(`DSL formulations: ${Object.entries(dsl).map(([n, q]) => `${n} ${q.which ?? 'n/a'}`).join(', ')}\n`)
+      const cpu = await h.cpuClock()
+      const results: QueryResult[] = []
+      for (const off of official) {
+        const r = await runQuery(lib, h, off, dsl[off.name], cpu)
+        results.push(r)
+        const m = officialAnswers.get(off.name) ?? new Map<string, readonly NormRow[]>()
+        m.set(dialect, r.expected)
+        officialAnswers.set(off.name, m)
+      }
+      report(dialect, results)
+    } finally {
+      await h.close()
+    }
+  }
+  if (config.dialects.length === 2) {
+    console.log('\n######## official answers: SQLite against PostgreSQL (float tolerance 1e-6 relative)\n')
+    const rows = official.map((off) => {
+      const m = officialAnswers.get(off.name)
+      const s = m?.get('sqlite')
+      const p = m?.get('postgres')
+      return [off.name, String(s?.length ?? '-'), s !== undefined && p !== undefined ? answerText(compareAnswers(p, s, off.ordered)) : '-']
+    })
+    console.log(table(['query', 'rows', 'sqlite = postgres'], rows))
+  }
+}
+
+runIfMain(import.meta.url, main)
