@@ -652,7 +652,19 @@ function cteable(q: NQuery): boolean {
   const query = (x: NQuery): void => {
     for (const b of x.branches) {
       if (b.lets !== undefined && b.lets.length > 0) ok = false
-      b.gens.forEach((g) => bound.add(g.alias))
+      for (const g of b.gens) {
+        bound.add(g.alias)
+        // A grouped generator reads what its source, keys and aggregates read (property-test
+        // counterexample: a let of Q.distinct(Q.yield(outer.id)) was taken for closed).
+        if (g.group !== undefined) {
+          query({ branches: g.group.source })
+          g.group.keys.forEach((ks) => ks.forEach(expr))
+          g.group.aggs.forEach((a) => a.parts.forEach((p) => {
+            if (p.arg !== undefined) value(p.arg)
+            p.filter.forEach(expr)
+          }))
+        }
+      }
       b.conds.forEach(expr)
       value(b.value)
     }
