@@ -241,10 +241,25 @@ class Normaliser {
         // uses; anything else is cheap to repeat or is fused where it is used.
         const lets: SharedExpr[] = []
         const raw = this.value(e.value, env)
-        const bound = raw.k === 'coll' && cteable(raw.q) ? this.cte(raw.q) : this.share(raw, lets)
+        // Inside the body of a grouped generator the value is substituted at each use (decided
+        // before normalising the body, so no aggregate of the open group reads a shared value):
+        // an aggregate over the group may read it, and the group's derived table cannot see
+        // this branch's lateral items (property-test counterexample FC_SEED=600227892
+        // FC_PATH=452: "no such column #s0.value").
+        const bound = raw.k === 'coll' && cteable(raw.q) ? this.cte(raw.q) : this.open.length > 0 ? raw : this.share(raw, lets)
+        const mark = this.markGroups()
         let body = this.value(e.body, new Map(env).set(e.v.id, bound))
         if (body.k !== 'coll') throw new LineageQueryError('type', `Q.let: the body must return a query (Q.yield, Q.for, ...), got a ${describe(body)}`)
         if (lets.length === 0) return body
+        // An aggregate that the body added to a group built outside it (a `for` over a grouped
+        // query, under lineage(q) too) is computed in that group's derived table, which cannot
+        // see this branch's lateral items either: undo what the body added and substitute.
+        if (this.sharedInGroupsSince(mark)) {
+          this.resetGroups(mark)
+          body = this.value(e.body, new Map(env).set(e.v.id, raw))
+          if (body.k !== 'coll') throw new LineageQueryError('type', `Q.let: the body must return a query (Q.yield, Q.for, ...), got a ${describe(body)}`)
+          return body
+        }
         // A shared value read inside a grouped generator (groupBy, distinct) would be read from
         // a derived table that cannot see the branch's lateral items: there the value is
         // substituted at each use instead (property-test counterexample: Q.distinct(Q.yield(v))).
@@ -500,6 +515,29 @@ class Normaliser {
     return { build, parts }
   }
 
+  /** How many aggregates and columns each grouped generator built so far has (see `resetGroups`). */
+  markGroups(): ReadonlyMap<number, readonly [number, number]> {
+    return new Map([...this.builds].map(([id, b]) => [id, [b.aggs.length, b.columns.length] as const]))
+  }
+
+  /** Whether an aggregate added to a grouped generator since `mark` reads a shared `Q.let` value. */
+  sharedInGroupsSince(mark: ReadonlyMap<number, readonly [number, number]>): boolean {
+    return [...this.builds].some(([id, b]) => b.aggs.slice(mark.get(id)?.[0] ?? 0).some((a) => mentionsShared(a)))
+  }
+
+  /** Forget the aggregates, columns and grouped generators added since `mark`. */
+  resetGroups(mark: ReadonlyMap<number, readonly [number, number]>): void {
+    for (const [id, b] of [...this.builds]) {
+      const m = mark.get(id)
+      if (m === undefined) {
+        this.builds.delete(id)
+        continue
+      }
+      b.aggs.length = m[0]
+      b.columns.length = m[1]
+    }
+  }
+
   /** Add an aggregate to a group being built; its column as an expression. */
   addAgg(c: Collected, agg: GroupAgg): NExpr {
     const { build } = c
@@ -673,6 +711,16 @@ function cteable(q: NQuery): boolean {
   query(q)
   const flat = (v: NValue): boolean => isScalar(v) || (v.k === 'rec' && v.fields.length > 0 && v.fields.every(([, f]) => isScalar(f)))
   return ok && q.branches.every((b) => flat(b.value)) && [...used].every((a) => bound.has(a))
+}
+
+/** Whether a shared `Q.let` value appears anywhere in `x` (plain data; table and column definitions skipped). */
+function mentionsShared(x: unknown, seen = new Set<object>()): boolean {
+  if (typeof x !== 'object' || x === null || seen.has(x)) return false
+  seen.add(x)
+  if (Array.isArray(x)) return x.some((y) => mentionsShared(y, seen))
+  if ((x as { k?: unknown }).k === 'shared') return true
+  for (const [key, v] of Object.entries(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && mentionsShared(v, seen)) return true
+  return false
 }
 
 /** Whether a grouped generator of `q` (at any depth) reads one of the shared values `ids`. */

@@ -125,6 +125,17 @@ eachDialect('Q.let', (get) => {
     }
   })
 
+  test('a shared value used inside the body of a grouped generator is substituted there (FC_SEED=600227892 FC_PATH=452: "no such column #s0.value")', async () => {
+    const qs = [
+      Q.for(Q.groupBy(employees, (e) => e.dept), (g) => Q.let(Q.max(Q.for(tasks, (t) => Q.yield(t.id))), (x) => Q.for(g.group, (e) => Q.yield({ d: g.key, x, n: e.name })))),
+      Q.for(Q.groupBy(employees, (e) => e.dept), (g) => Q.let(Q.count(tasks), (x) => Q.yield({ d: g.key, m: Q.max(Q.for(g.group, (e) => Q.yield(Q.add(e.salary, x)))) }))),
+    ] as AnyQuery[]
+    for (const q of qs) {
+      expect(sortDeep(await run(get().db, q))).toEqual(sortDeep(evaluate(q[AST], data)))
+      expect(sortDeep(await run(get().db, lineage(q)))).toEqual(sortDeep(evaluateLineage(q[AST], data)))
+    }
+  })
+
   test('lineage: the let adds nothing; a query value used as a source brings its rows', async () => {
     for (const q of all) expect(sortDeep(await run(get().db, lineage(q)))).toEqual(sortDeep(evaluateLineage(q[AST], data)))
     const rows = await run(get().db, lineage(pairsOf))
