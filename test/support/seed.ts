@@ -4,8 +4,9 @@
  *
  * - `FC_SEED=<n>` (or the older `LQ_SEED`) replays a run; `FC_PATH=<path>` (or `LQ_PATH`) goes
  *   straight to the counterexample fast-check reported.
- * - Without them each run draws a new seed (so CI keeps exploring); the seed is in the failure
- *   message, first line: `property failed with FC_SEED=<n> ...`.
+ * - Without them each run draws a new seed (local runs keep exploring); the seed is in the
+ *   failure message, first line: `property failed with FC_SEED=<n> ...`. CI (`.ci/run`) replays
+ *   a pinned seed, so it never passes or fails by chance.
  * - A seed that fails becomes a fixed regression test (test/query/regressions.test.ts,
  *   test/lineage/regressions.test.ts): the property tests must never fail by chance twice.
  */
