@@ -263,7 +263,7 @@ class Normaliser {
         // A shared value read inside a grouped generator (groupBy, distinct) would be read from
         // a derived table that cannot see the branch's lateral items: there the value is
         // substituted at each use instead (property-test counterexample: Q.distinct(Q.yield(v))).
-        if (readsSharedInGroup(body.q, new Set(lets.map((l) => l.id)))) {
+        if (readsSharedInGroup(body.q)) {
           body = this.value(e.body, new Map(env).set(e.v.id, raw))
           if (body.k !== 'coll') throw new LineageQueryError('type', `Q.let: the body must return a query (Q.yield, Q.for, ...), got a ${describe(body)}`)
           return body
@@ -723,28 +723,19 @@ function mentionsShared(x: unknown, seen = new Set<object>()): boolean {
   return false
 }
 
-/** Whether a grouped generator of `q` (at any depth) reads one of the shared values `ids`. */
-function readsSharedInGroup(q: NQuery, ids: ReadonlySet<number>): boolean {
+/**
+ * Whether a grouped generator of `q` (at any depth) reads a shared `Q.let` value. Any shared
+ * value counts: renaming (a group's source is copied with fresh aliases) gives copies new ids,
+ * so the ids of a let's values cannot be matched; substituting more is always correct.
+ */
+function readsSharedInGroup(q: NQuery): boolean {
   const seen = new Set<object>()
-  // Any shared value with one of the ids anywhere below `x` (plain data: objects and arrays;
-  // table and column definitions are skipped).
-  const has = (x: unknown): boolean => {
-    if (typeof x !== 'object' || x === null || seen.has(x)) return false
-    seen.add(x)
-    if (Array.isArray(x)) return x.some(has)
-    const o = x as { k?: unknown; id?: unknown }
-    // Any shared value: renaming (a group's source is copied with fresh aliases) gives copies
-    // new ids, so the ids of `lets` cannot be matched; substituting more is always correct.
-    if (o.k === 'shared' && typeof o.id === 'number' && (ids.has(o.id) || ids.size > 0)) return true
-    for (const [key, v] of Object.entries(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && has(v)) return true
-    return false
-  }
   const inGroups = (x: unknown, seen2 = new Set<object>()): boolean => {
     if (typeof x !== 'object' || x === null || seen2.has(x)) return false
     seen2.add(x)
     if (Array.isArray(x)) return x.some((y) => inGroups(y, seen2))
     const g = x as { group?: unknown; alias?: unknown }
-    if (typeof g.alias === 'string' && g.group !== undefined && has(g.group)) return true
+    if (typeof g.alias === 'string' && g.group !== undefined && mentionsShared(g.group, seen)) return true
     for (const [key, v] of Object.entries(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && inGroups(v, seen2)) return true
     return false
   }
