@@ -35,8 +35,7 @@ export function param(cx: Cx, value: string | number | boolean, kind: ScalarKind
 
 /** NULL of a given type: cast where the dialect needs union columns typed. */
 export function typedNull(cx: Cx, kind: ScalarKind): S.Node {
-  const cast = cx.h.name === 'postgres' ? cx.h.paramCast(kind) : undefined
-  return cast === undefined ? S.literal(null) : S.cast(S.literal(null), cast as 'bigint')
+  return cx.h.typedNull(kind)
 }
 
 export function stringOrder(cx: Cx, n: S.Node, e: NExpr): S.Node {

@@ -63,7 +63,7 @@ export function coll(cx: Cx, q: NQuery, l: CollLayout, offset: number): S.Node {
   const isColl = collSlots(elem)
   const aggregate = (n: S.Node) => {
     const a = S.agg(cx.h.jsonAgg, [n])
-    return cx.h.name === 'postgres' ? S.fn('coalesce', [a, S.fn(cx.h.jsonArray, [])]) : a
+    return cx.h.jsonAggOrEmpty(a)
   }
   if (q.order !== undefined) return orderedColl(cx, q, l, offset)
   if (q.branches.length === 1 && mentionsOwnColumn(q.branches[0]!)) {
@@ -97,7 +97,7 @@ function orderedColl(cx: Cx, q: NQuery, l: CollLayout, offset: number): S.Node {
   const order = q.order!
   const aggregate = (n: S.Node, items: readonly S.OrderItem[]) => {
     const a = S.aggOrdered(cx.h.jsonAgg, [n], items)
-    return cx.h.name === 'postgres' ? S.fn('coalesce', [a, S.fn(cx.h.jsonArray, [])]) : a
+    return cx.h.jsonAggOrEmpty(a)
   }
   if (!cuts(order) && q.branches.length === 1 && mentionsOwnColumn(q.branches[0]!)) {
     const b = q.branches[0]!
