@@ -50,7 +50,10 @@ export function expr(cx: Cx, e: NExpr): S.Node {
     case 'op':
       return op(cx, e)
     case 'shared':
-      return S.col(sharedAlias(cx, e.id), cx.h.sharedColumn)
+      // A shared value is read from its lateral item where one is in scope; elsewhere (a
+      // derived table of a group's rows, a branch that does not compute it) it is computed
+      // in place: the same value.
+      return cx.visible.has(e.id) ? S.col(sharedAlias(cx, e.id), cx.h.sharedColumn) : exprAs(cx, e.value, e.type.kind)
     case 'witness':
       return witness(cx, e.q)
   }

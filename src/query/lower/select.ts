@@ -5,7 +5,7 @@
  */
 import { cuts, mentionsAlias, queryMentions, specMentions, type Branch, type Gen, type NExpr, type NQuery, type NValue } from '../normal.js'
 import * as S from '../sql-nodes.js'
-import { type Cx, sharedAlias, stringOrder } from './context.js'
+import { type Cx, sharedAlias, stringOrder, withShared } from './context.js'
 import { directGroup, groupSelect, inlineGroup } from './group.js'
 import { cond, exprAs, unifiedKind } from './scalar.js'
 
@@ -27,8 +27,10 @@ export function select(cx: Cx, b: Branch, sel: () => { expr: S.Node; alias: stri
   if (inline && b.gens.length === 1 && g?.group !== undefined && g.group.keys[0]!.length > 0 && (b.lets ?? []).length === 0 && canInline(cx, b, g, extra)) return inlineGroup(cx, b, g, sel, selectsValue)
   const lateral = enterLateral(cx, b.gens)
   try {
-    const selections = sel()
-    const where = b.conds.map((c) => cond(cx, c))
+    // Rule "shared value in scope": the selections and conditions read the branch's shared
+    // values from its lateral items; its generators (derived tables before those items) cannot.
+    const ids = letIds(b)
+    const [selections, where] = withShared(cx, ids, () => [sel(), b.conds.map((c) => cond(cx, c))] as const)
     return S.select({ from: b.gens.map((x) => fromItem(cx, x, lateral.has(x.alias))), extra: letItems(cx, b), selections, where })
   } finally {
     for (const a of lateral) cx.subst.delete(a)
@@ -86,12 +88,15 @@ function canInline(cx: Cx, b: Branch, g: Gen, extra: readonly NExpr[]): boolean 
  */
 function letItems(cx: Cx, b: Branch): S.Node[] {
   if (b.lets === undefined || b.lets.length === 0) return []
-  // One item per shared value (a value listed twice is the same value: same id, same alias).
+  // One item per shared value (a value listed twice is the same value: same id, same alias);
+  // each value may read the ones before it.
   const lets = b.lets.filter((l, i) => b.lets!.findIndex((m) => m.id === l.id) === i)
-  return lets.map((l) => {
-    const value = exprAs(cx, l.value, l.type.kind)
-    return cx.h.sharedItem(value, sharedAlias(cx, l.id))
-  })
+  return lets.map((l, i) => withShared(cx, lets.slice(0, i).map((m) => m.id), () => cx.h.sharedItem(exprAs(cx, l.value, l.type.kind), sharedAlias(cx, l.id))))
+}
+
+/** The ids of the shared values a branch computes. */
+function letIds(b: Branch): number[] {
+  return (b.lets ?? []).map((l) => l.id)
 }
 
 /**
