@@ -65,7 +65,10 @@ export function expr(cx: Cx, e: NExpr): S.Node {
  * null)`, `null + null`): typed by its context, not as text.
  */
 export function exprAs(cx: Cx, e: NExpr, kind: ScalarKind): S.Node {
-  if (e.k === 'const' && e.value === null) return typedNull(cx, kind)
+  // Rule "statically NULL": an expression of type null (a NULL constant, a column of a CTE or
+  // group that is NULL in every row, ...) is NULL: written as a NULL of the kind its use needs
+  // (a column would keep the type the database gave it, text on PostgreSQL).
+  if ((e.k === 'const' && e.value === null) || (e.type.kind === 'null' && kind !== 'null')) return typedNull(cx, kind)
   if (e.k === 'op' && SAME_TYPE_OPS.has(e.op) && unifiedKind(sameTypeArgs(e), 'null') === 'null') return op(cx, e, kind)
   return expr(cx, e)
 }
