@@ -146,9 +146,7 @@ function partArg(cx: Cx, g: Gen, name: string, arg: NValue | undefined, branch: 
     const elem = v.l.elem!
     const idx = a.parts.findIndex((p) => p.branch === branch)
     const tag = v.l.tagged ? S.literal(v.offset + idx) : undefined
-    const el = element(cx, slots(cx, arg!, elem, v.offset + idx), collSlots(elem), tag, slotKinds(elem))
-    // PostgreSQL cannot aggregate an untyped NULL into JSON.
-    return elem.k === 'scalar' && elem.type.kind === 'null' && tag === undefined ? cx.h.jsonNullElement(el) : el
+    return element(cx, slots(cx, arg!, elem, v.offset + idx), collSlots(elem), tag, slotKinds(elem))
   }
   if (a.fn === 'lineage') {
     const entries = (arg as Extract<NValue, { k: 'lin' }>).entries
