@@ -146,9 +146,7 @@ function partArg(cx: Cx, g: Gen, name: string, arg: NValue | undefined, branch: 
     const elem = v.l.elem!
     const idx = a.parts.findIndex((p) => p.branch === branch)
     const tag = v.l.tagged ? S.literal(v.offset + idx) : undefined
-    const el = element(cx, slots(cx, arg!, elem, v.offset + idx), collSlots(elem), tag, slotKinds(elem))
-    // PostgreSQL cannot aggregate an untyped NULL into JSON.
-    return elem.k === 'scalar' && elem.type.kind === 'null' && tag === undefined && cx.h.name === 'postgres' ? S.cast(el, 'text') : el
+    return element(cx, slots(cx, arg!, elem, v.offset + idx), collSlots(elem), tag, slotKinds(elem))
   }
   if (a.fn === 'lineage') {
     const entries = (arg as Extract<NValue, { k: 'lin' }>).entries
@@ -188,11 +186,11 @@ function aggregateNode(cx: Cx, a: GroupAgg, arg: S.Node | undefined, cond: S.Nod
     }
     case 'json': {
       const j = S.agg(cx.h.jsonAgg, [arg!], { filter: cond })
-      return cx.h.name === 'postgres' ? S.fn('coalesce', [j, S.fn(cx.h.jsonArray, [])]) : j
+      return cx.h.jsonAggOrEmpty(j)
     }
     case 'lineage': {
       const j = S.agg(cx.h.jsonAgg, [cx.h.jsonAsText && viaFlag ? S.fn('json', [arg!]) : arg!], { filter: cond })
-      return cx.h.jsonAsText ? j : S.cast(j, 'text')
+      return cx.h.jsonText(j)
     }
   }
 }
