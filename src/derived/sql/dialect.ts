@@ -195,6 +195,16 @@ export interface StoreDialect {
    * (no transaction ids: every row below the clock is committed).
    */
   committedIn(xidCol: string, p: string, snapshot: string): string | undefined
+  /** The function building a JSON array from its arguments, and the aggregate collecting values into one. */
+  readonly jsonArray: string
+  readonly jsonAgg: string
+  /** A revision row's transaction id as text (`xidCol` over an alias), or NULL where there is none (SQLite). */
+  xidText(xidCol: string): string
+  /**
+   * `since` evaluated in JavaScript over one revision row already read (its revision, and its
+   * transaction id as `xidText` printed it): whether it was written after watermark `wm`.
+   */
+  changedSince(rev: number, xid: string | null, wm: Watermark): boolean
 }
 
 /**

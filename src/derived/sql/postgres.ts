@@ -143,6 +143,19 @@ $lq$`,
   recheckAfterWrite: true,
   // A snapshot stored by an earlier version is an xmin number: transactions below it had completed.
   committedIn: (xidCol, p, snapshot) => (/^\d+$/.test(snapshot) ? `${xidCol} < CAST(${p} AS xid8)` : `pg_visible_in_snapshot(${xidCol}, CAST(${p} AS pg_snapshot))`),
+  jsonArray: 'json_build_array',
+  jsonAgg: 'json_agg',
+  xidText: (xidCol) => `${xidCol}::text`,
+  // As `since`, over one row.
+  changedSince(rev, xid, wm) {
+    if (rev > wm.rev) return true
+    if (wm.xmin === null) return false
+    const snap = parseSnapshot(wm.xmin)
+    if (snap === undefined || xid === null) return true
+    const x = BigInt(xid)
+    if (snap.kind === 'xmin') return x >= BigInt(snap.xmin)
+    return x >= BigInt(snap.xmax) || snap.xip.includes(xid)
+  },
 }
 
 /**
