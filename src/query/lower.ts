@@ -20,7 +20,7 @@ import * as S from './sql-nodes.js'
 import { newContext, stringOrder, type Cx } from './lower/context.js'
 import { select } from './lower/select.js'
 import { slots } from './lower/value.js'
-import { expr, unifiedKind, valueAs } from './lower/scalar.js'
+import { commonScale, expr, unifiedKind, valueAs } from './lower/scalar.js'
 
 export interface TopLayout {
   /** Column aliases of the data (and lineage) slots, in layout order. */
@@ -64,7 +64,7 @@ export function top(cx: Cx, t: NTop): Lowered {
   const byColumn = value === undefined ? t.directions.map(() => undefined) : orderByOutputColumn(t, value)
   // A string key ordered through its output column carries the code-point collation there.
   const collated = new Set(byColumn.flatMap((c, j) => (c !== undefined && cx.h.binaryCollation !== undefined && keyKinds[j] === 'string' ? [c] : [])))
-  const keyScales = t.directions.map((_, j) => Math.max(0, ...t.orderKeys.map((ks) => (ks[j]!.type.kind === 'decimal' ? (ks[j]!.type.scale ?? 0) : 0))))
+  const keyScales = t.directions.map((_, j) => commonScale(t.orderKeys.map((ks) => ks[j]!), keyKinds[j]!))
   const order: S.OrderItem[] = []
   const selects = branches.map((b, i) =>
     select(cx, 

@@ -30,7 +30,7 @@ export function valueAs(cx: Cx, e: NExpr, kind: ScalarKind, scale: number | unde
 }
 
 /** A number or decimal operand as a real (decimals converted by their scale). */
-function asReal(cx: Cx, e: NExpr): S.Node {
+export function asReal(cx: Cx, e: NExpr): S.Node {
   const n = exprAs(cx, e, 'real')
   return e.type.kind === 'decimal' ? cx.h.decimalToReal(n, e.type.scale ?? 0) : n
 }
@@ -77,7 +77,7 @@ export function exprAs(cx: Cx, e: NExpr, kind: ScalarKind): S.Node {
 export function op(cx: Cx, e: Extract<NExpr, { k: 'op' }>, context?: ScalarKind): S.Node {
   const kind = context ?? operandKind(e)
   // Decimal operands share one scale (SQLite: scaled integers), except in mul/div/round.
-  const scale = kind === 'decimal' ? Math.max(0, ...e.args.map((x) => (x.type.kind === 'decimal' ? (x.type.scale ?? 0) : 0))) : undefined
+  const scale = commonScale(e.args, kind)
   const arg = (x: NExpr) => valueAs(cx, x, kind, scale)
   switch (e.op) {
     case 'eq': case 'ne': case 'lt': case 'le': case 'gt': case 'ge': {
@@ -227,8 +227,10 @@ function aggregateOf(cx: Cx, e: Extract<NExpr, { k: 'agg' }>): S.Node {
     if (e.q.branches.length === 1 && mentionsOwnColumn(b0)) {
       return select(cx, b0, () => [{ expr: S.agg('count', [exprAs(cx, b0.value as NExpr, unifiedKind([b0.value as NExpr]))], { distinct: true }), alias: 'v' }], false)
     }
-    const kind = unifiedKind(e.q.branches.map((b) => b.value as NExpr))
-    const parts = branchSelects(cx, e.q, (b) => exprAs(cx, b.value as NExpr, kind))
+    const values = e.q.branches.map((b) => b.value as NExpr)
+    const kind = unifiedKind(values)
+    const scale = commonScale(values, kind)
+    const parts = branchSelects(cx, e.q, (b) => valueAs(cx, b.value as NExpr, kind, scale))
     return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: S.agg('count', [S.col('u', 'v')], { distinct: true }), alias: 'v' }])
   }
   if (e.q.branches.length === 1 && (e.fn === 'count' ? e.q.branches[0]!.gens.length > 0 : mentionsOwnColumn(e.q.branches[0]!))) {
@@ -269,4 +271,14 @@ export function unifiedKind(es: readonly NExpr[], fallback: ScalarKind = 'string
     kind = kind === 'null' ? k : kind !== k && (kind === 'real' || k === 'real') ? 'real' : kind !== k && (kind === 'decimal' || k === 'decimal') ? 'decimal' : kind
   }
   return kind === 'null' ? fallback : kind
+}
+
+/**
+ * The one decimal scale some expressions are written at when they meet (union parts, the
+ * operands of an operator, the keys of one order), integers counting as scale 0: the largest.
+ * `undefined` unless `kind` is decimal. (SQLite stores decimals as scaled integers, so values of
+ * different scales compare, group and aggregate correctly only once rescaled to one.)
+ */
+export function commonScale(es: readonly NExpr[], kind: ScalarKind): number | undefined {
+  return kind === 'decimal' ? Math.max(0, ...es.map((x) => (x.type.kind === 'decimal' ? (x.type.scale ?? 0) : 0))) : undefined
 }
