@@ -26,6 +26,9 @@
  * - `distinct`: `distinct(M) ~> for g in groupBy(M, x => x). yield g.key`;
  * - `lineage-of-group`: the lineage of a group's rows (`linGroup`) becomes a column of G: one
  *   JSON array of the rows' key entries (see `src/lineage/rewrite.ts`).
+ * - `or-factor` (`factor-or.ts`): in a `Q.where` condition, conjuncts common to every branch of
+ *   a disjunction are taken out of it, and each generator's share of the branches is added as an
+ *   implied filter, so a join or a selective filter written inside each branch is seen as one.
  * Every query whose result type is flat therefore becomes one union of branches, one SQL
  * statement. Type errors and unknown columns are reported here, where the input is still
  * recognisable.
@@ -62,6 +65,7 @@ import { columnOf, unify, type ColumnDef, type SType, type TableDef } from './sc
 import { aggType, caseValues, opType } from './typing.js'
 import { fixScale, isDateString, scaleOf, Timestamp } from './codecs.js'
 import { endsWithLoneEscape } from './lower.js'
+import { factorOr } from './factor-or.js'
 
 type Env = ReadonlyMap<number, NValue>
 
@@ -131,8 +135,10 @@ class Normaliser {
       case 'linGroup':
         return this.linGroup(e, env)
       case 'where': {
-        const cond = this.scalar(e.cond, env, 'the condition of Q.where')
-        requireBoolean(cond, 'Q.where')
+        const written = this.scalar(e.cond, env, 'the condition of Q.where')
+        requireBoolean(written, 'Q.where')
+        // rule `or-factor` (factor-or.ts): what every branch of a disjunction requires, outside it
+        const cond = factorOr(written)
         const body = this.query(e.body, env, 'Q.where')
         if (cond.k === 'const') return { k: 'coll', q: cond.value === true ? body : { branches: [] } }
         // `where c. limit(q)`: c does not mention q's generators, so it may join each branch's
