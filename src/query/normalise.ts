@@ -26,7 +26,10 @@
  * - `distinct`: `distinct(M) ~> for g in groupBy(M, x => x). yield g.key`;
  * - `lineage-of-group`: the lineage of a group's rows (`linGroup`) becomes a column of G: one
  *   JSON array of the rows' key entries (see `src/lineage/rewrite.ts`).
+ * - `same-aggregate`: an aggregate a group already computes is that column (`addAgg`).
  * - `fold-dates`: date arithmetic on constants is a date constant (`foldDate`).
+ * - `one-scan-aggregates` (`share-scans.ts`, after the rest): aggregates a generator-less
+ *   top-level branch computes over the same rows become the columns of one aggregate scan.
  * - `or-factor` (`factor-or.ts`): in a `Q.where` condition, conjuncts common to every branch of
  *   a disjunction are taken out of it, and each generator's share of the branches is added as an
  *   implied filter, so a join or a selective filter written inside each branch is seen as one.
@@ -66,7 +69,8 @@ import { columnOf, unify, type ColumnDef, type SType, type TableDef } from './sc
 import { aggType, caseValues, opType } from './typing.js'
 import { addToDate, fixScale, isDateString, scaleOf, Timestamp } from './codecs.js'
 import { endsWithLoneEscape } from './lower.js'
-import { factorOr } from './factor-or.js'
+import { factorOr, sameExpr } from './factor-or.js'
+import { shareScans } from './share-scans.js'
 
 type Env = ReadonlyMap<number, NValue>
 
@@ -545,9 +549,18 @@ class Normaliser {
     }
   }
 
-  /** Add an aggregate to a group being built; its column as an expression. */
+  /**
+   * Add an aggregate to a group being built; its column as an expression. Rule `same-aggregate`:
+   * an aggregate equal to one the group already computes (same function, arguments and filters)
+   * is that column (TPC-H Q11 compares and yields the same `sum`: computed once, as in its HAVING).
+   */
   addAgg(c: Collected, agg: GroupAgg): NExpr {
     const { build } = c
+    const same = build.aggs.findIndex((a) => sameAgg(a, agg))
+    if (same >= 0) {
+      const col = build.columns.find((x) => x.name === `a${same}`)
+      if (col !== undefined) return { k: 'col', alias: build.alias, table: build.table, col, type: col.type }
+    }
     const col: ColumnDef = { name: `a${build.aggs.length}`, codec: NO_CODEC, type: agg.type }
     build.aggs.push(agg)
     build.columns.push(col)
@@ -749,6 +762,17 @@ function readsSharedInGroup(q: NQuery): boolean {
     return false
   }
   return inGroups(q)
+}
+
+/** Whether two aggregates of a group compute the same value (scalar arguments and filters structurally equal). */
+function sameAgg(a: GroupAgg, b: GroupAgg): boolean {
+  if (a.fn !== b.fn || a.distinct !== b.distinct || a.fn === 'json' || a.fn === 'lineage' || a.parts.length !== b.parts.length) return false
+  return a.parts.every((p, i) => {
+    const q = b.parts[i]!
+    if (p.branch !== q.branch || p.filter.length !== q.filter.length || !p.filter.every((f, j) => sameExpr(f, q.filter[j]!))) return false
+    if (p.arg === undefined || q.arg === undefined) return p.arg === q.arg
+    return isScalar(p.arg) && isScalar(q.arg) && sameExpr(p.arg, q.arg)
+  })
 }
 
 /** Whether evaluating `e` runs a subquery (an aggregate or exists), outside shared values. */
@@ -959,5 +983,7 @@ export function normalise(e: ast.Expr): NTop {
     limit: o?.limit,
     offset: o?.offset ?? 0,
   }
-  return n.ctes.length === 0 ? top : { ...top, ctes: n.ctes }
+  // rule `one-scan-aggregates` (share-scans.ts)
+  const shared = shareScans(top)
+  return n.ctes.length === 0 ? shared : { ...shared, ctes: n.ctes }
 }
