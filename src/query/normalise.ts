@@ -68,7 +68,7 @@ import { plan } from './layout.js'
 import { columnOf, unify, type ColumnDef, type SType, type TableDef } from './schema.js'
 import { aggType, caseValues, opType } from './typing.js'
 import { addToDate, fixScale, isDateString, scaleOf, Timestamp } from './codecs.js'
-import { endsWithLoneEscape } from './lower.js'
+import { endsWithLoneEscape } from './lower/scalar.js'
 import { factorOr, sameExpr } from './factor-or.js'
 import { shareScans } from './share-scans.js'
 
