@@ -71,6 +71,14 @@ describe('Q.let: SQL', () => {
     }
   })
 
+  test('a grouped query value is a CTE that is the GROUP BY itself (no derived table inside it)', () => {
+    const perDept = Q.for(Q.groupBy(employees, (e) => e.dept), (g) => Q.yield({ dept: g.key, total: Q.sum(g.group, (e) => e.salary) }))
+    const top = Q.let(perDept, (ds) => Q.for(ds, (d) => Q.where(Q.eq(d.total, Q.max(ds, (x) => x.total)), Q.yield(d.dept))))
+    for (const d of ['sqlite', 'postgres'] as const) {
+      expect(sqlOf(top, d).startsWith('with "#q0" as (select "e0"."dept" as "c0", sum("e0"."salary") as "c1" from "employees" as "e0" group by "e0"."dept")')).toBe(true)
+    }
+  })
+
   test('the body must be a query', () => {
     const err = (() => { try { compile(Q.let(1, (x) => x as never), 'sqlite') } catch (e) { return e } })()
     expect(err).toBeInstanceOf(LineageQueryError)
