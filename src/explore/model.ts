@@ -137,7 +137,10 @@ export function drawnSubset(graph: Graph, tables: readonly TableNode[], focus: s
 }
 
 /** Node size for the layout: wide enough for the name and the counts line. */
-const nodeSize = (t: TableNode): { width: number; height: number } => ({ width: Math.max(120, 8 * t.name.length + 24), height: t.kind === 'root' ? 44 : 58 })
+const nodeSize = (t: TableNode): { width: number; height: number } => {
+  const counts = t.kind === 'root' ? `${t.rows ?? 0} rows` : Object.entries(t.counts).map(([s, n]) => `${n} ${s}`).join(' · ')
+  return { width: Math.max(120, 8 * t.name.length + 40, Math.ceil(6.6 * counts.length) + 24), height: t.kind === 'root' ? 44 : 58 }
+}
 
 export async function tablesView(db: Kysely<any>, store: Store, focus?: string): Promise<TablesView> {
   const graph = store.graph()
