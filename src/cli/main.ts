@@ -31,6 +31,8 @@ const version = (JSON.parse(readFileSync(new URL('../../package.json', import.me
 interface Io {
   readonly out: NodeJS.WriteStream
   readonly err: NodeJS.WriteStream
+  /** Stops a long-running command (`explore`) as Ctrl-C does (for programs that embed the CLI). */
+  readonly stop?: AbortSignal
 }
 
 /** Parse `argv` (without node and the script) and run the command; resolves to the exit code. */
@@ -170,10 +172,13 @@ export async function main(argv: readonly string[], io: Io = { out: process.stdo
           const stop = (): void => {
             process.off('SIGINT', stop)
             process.off('SIGTERM', stop)
+            io.stop?.removeEventListener('abort', stop)
             resolve()
           }
           process.on('SIGINT', stop)
           process.on('SIGTERM', stop)
+          if (io.stop?.aborted === true) stop()
+          else io.stop?.addEventListener('abort', stop)
         })
         await running.close()
       }),
