@@ -41,7 +41,13 @@ export function rootsOf(graph: Graph, table: string): string[] {
 
 /** The address (`lq_key` text) of a derived row of `table`, from its user key. */
 export function rowAddress(graph: Graph, table: string, key: unknown): string {
-  return addressFromUser(key, rootsOf(graph, table).length === 1)
+  return addresser(graph, table)(key)
+}
+
+/** `rowAddress` for many keys of one table (its roots looked up once). */
+export function addresser(graph: Graph, table: string): (key: unknown) => string {
+  const singleRoot = rootsOf(graph, table).length === 1
+  return (key) => addressFromUser(key, singleRoot)
 }
 
 /** The root rows a derived row comes from, read from its address alone (as `lineage(q)` reports them). */
@@ -82,7 +88,8 @@ export async function storedValue(db: Kysely<any>, graph: Graph, table: string, 
 /** The stored state of each of `keys` (user keys of `table`) that has a stored row, by address. */
 export async function storedStatesOf(db: Kysely<any>, graph: Graph, table: string, keys: readonly unknown[]): Promise<Map<string, string>> {
   const out = new Map<string, string>()
-  const addrs = keys.map((k) => rowAddress(graph, table, k))
+  const address = addresser(graph, table)
+  const addrs = keys.map(address)
   for (let i = 0; i < addrs.length; i += CHUNK) {
     const part = addrs.slice(i, i + CHUNK)
     const rows = await db.selectFrom(metaTable(table)).select(['lq_key', 'lq_state']).where('lq_key', 'in', part).where('lq_state', '<>', 'deleted').execute()

@@ -13,7 +13,7 @@
 import type { Kysely } from 'kysely'
 import { LineageQueryError, showValue } from '../errors.js'
 import type { Cause, Graph, RowStatus, SourceRow, Store } from '../derived/index.js'
-import { rowAddress, rowLineage, storedRows, storedStateCounts, storedStatesOf, storedValue } from '../derived/read-model.js'
+import { addresser, rowLineage, storedRows, storedStateCounts, storedStatesOf, storedValue } from '../derived/read-model.js'
 import { why, type WhyNode } from '../cli/inspect.js'
 import type { Query } from '../query/dsl.js'
 import { layoutGraph, type Layout } from './layout.js'
@@ -137,9 +137,24 @@ export function drawnSubset(graph: Graph, tables: readonly TableNode[], focus: s
 }
 
 /** Node size for the layout: wide enough for the name and the counts line. */
-const nodeSize = (t: TableNode): { width: number; height: number } => {
-  const counts = t.kind === 'root' ? `${t.rows ?? 0} rows` : Object.entries(t.counts).map(([s, n]) => `${n} ${s}`).join(' · ')
-  return { width: Math.max(120, 8 * t.name.length + 40, Math.ceil(6.6 * counts.length) + 24), height: t.kind === 'root' ? 44 : 58 }
+/**
+ * Node size for the layout: wide enough for the name and a counts line of a few states (the
+ * counts do not change it, so the layout of a graph is computed once and cached).
+ */
+const nodeSize = (t: TableNode): { width: number; height: number } => ({ width: Math.max(210, 8 * t.name.length + 40), height: t.kind === 'root' ? 44 : 58 })
+
+/** Layouts by drawn graph (names, sizes, edges): the graph of a running store rarely changes. */
+const layouts = new Map<string, Layout>()
+const LAYOUTS_KEPT = 20
+
+function cachedLayout(nodes: readonly { id: string; width: number; height: number }[], edges: readonly { from: string; to: string }[]): Layout {
+  const key = JSON.stringify([nodes, edges])
+  const hit = layouts.get(key)
+  if (hit !== undefined) return hit
+  const l = layoutGraph(nodes, edges)
+  if (layouts.size >= LAYOUTS_KEPT) layouts.delete(layouts.keys().next().value!)
+  layouts.set(key, l)
+  return l
 }
 
 export async function tablesView(db: Kysely<any>, store: Store, focus?: string): Promise<TablesView> {
@@ -149,7 +164,7 @@ export async function tablesView(db: Kysely<any>, store: Store, focus?: string):
   const keep = new Set(names)
   const byName = new Map(tables.map((t) => [t.name, t]))
   const edges = graph.edges.filter((e) => keep.has(e.from) && keep.has(e.to)).map((e) => ({ from: e.from, to: e.to }))
-  const drawn = layoutGraph(names.map((n) => ({ id: n, ...nodeSize(byName.get(n)!) })), edges)
+  const drawn = cachedLayout(names.map((n) => ({ id: n, ...nodeSize(byName.get(n)!) })), edges)
   return { tables, drawn, focus: focus ?? null, note, edges: graph.edges.map((e) => ({ from: e.from, to: e.to })) }
 }
 
@@ -195,14 +210,15 @@ export async function rowsView(db: Kysely<any>, store: Store, table: string, fil
   const offset = filter.offset ?? 0
   const limit = Math.min(filter.limit ?? 50, MAX_PAGE)
   const todo = await store.stale(table)
+  const address = addresser(graph, table)
   const rows = new Map<string, RowItem>()
   for (const r of await storedRows(db, table)) {
     const state = shownState(r.state)
-    rows.set(rowAddress(graph, table, r.key), { key: r.key, state, causes: state === 'failed' ? [{ kind: 'error' }] : state === 'blocked' ? [{ kind: 'upstream-failed' }] : [] })
+    rows.set(address(r.key), { key: r.key, state, causes: state === 'failed' ? [{ kind: 'error' }] : state === 'blocked' ? [{ kind: 'upstream-failed' }] : [] })
   }
   for (const s of todo) {
     if (s.state === 'missing' && s.causes.every((c) => c.kind === 'no-input')) continue
-    rows.set(rowAddress(graph, table, s.key), { key: s.key, state: s.state, causes: s.causes })
+    rows.set(address(s.key), { key: s.key, state: s.state, causes: s.causes })
   }
   const all = [...rows.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, r]) => r)
   const states: Record<string, number> = {}

@@ -136,9 +136,14 @@ suite('explorer page in Chromium', (get) => {
     await page.goto(new URL('?view=query&name=lines', server.url).href)
     await ready(page, 'query')
     expect(await page.locator('[data-testid=query-rows] tr[data-sources]').count()).toBe(5)
+    // One source row: the result rows it feeds (ada wrote sources 1, 3 and 5).
     await page.hover('[data-testid=query-rows] .chip[data-table=authors] >> nth=0')
-    expect(await page.locator('.chip.hl[data-table=authors]').count()).toBeGreaterThan(1)
+    expect(await page.locator('[data-testid=query-rows] tr.hl').count()).toBe(3)
+    expect(await page.locator('[data-testid=query-rows] .chip.hl[data-table=authors]').count()).toBe(3)
     expect(await page.locator('.chip.hl[data-table=sources]').count()).toBe(0)
     await shot('query')
+    // A whole source table: every row it feeds.
+    await page.hover('[data-testid=source-table][data-table=sources]')
+    expect(await page.locator('[data-testid=query-rows] tr.hl').count()).toBe(5)
   }, 60_000)
 })

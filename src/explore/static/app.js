@@ -214,16 +214,19 @@ async function queriesView() {
 async function queryView(p) {
   const name = p.get('name')
   const v = await api(`/api/query?${new URLSearchParams({ name })}`)
-  const highlight = (table) => {
-    for (const el of main.querySelectorAll('.chip')) el.classList.toggle('hl', el.dataset.table === table)
-    for (const el of main.querySelectorAll('tr[data-sources]')) el.classList.toggle('hl', table !== null && el.dataset.sources.split(' ').includes(table))
+  // Hovering a source row highlights it and the result rows it feeds; hovering a table name
+  // in the header, every row of that table.
+  const id = (e) => `${e.table}\u0000${JSON.stringify(e.key)}`
+  const highlight = (match) => {
+    for (const el of main.querySelectorAll('.chip')) el.classList.toggle('hl', match !== null && match(el.dataset.table, el.dataset.id))
+    for (const el of main.querySelectorAll('tr[data-sources]')) el.classList.toggle('hl', match !== null && JSON.parse(el.dataset.sources).some(([t, i]) => match(t, i)))
   }
-  const chip = (e) => h('span', { class: 'chip', 'data-table': e.table, onmouseenter: () => highlight(e.table), onmouseleave: () => highlight(null) }, `${e.table} ${showKey(e.key)}`)
+  const chip = (e) => h('span', { class: 'chip', 'data-table': e.table, 'data-id': id(e), onmouseenter: () => highlight((t, i) => i === id(e)), onmouseleave: () => highlight(null) }, `${e.table} ${showKey(e.key)}`)
   return h('div', {},
     h('h2', {}, `Query ${name}`),
-    h('p', { class: 'note' }, `${v.rows.length} rows; sources: `, ...v.sources.map((s) => h('span', { class: 'chip', 'data-table': s, onmouseenter: () => highlight(s), onmouseleave: () => highlight(null) }, s))),
+    h('p', { class: 'note' }, `${v.rows.length} rows; sources: `, ...v.sources.map((s) => h('span', { class: 'chip', 'data-table': s, 'data-testid': 'source-table', onmouseenter: () => highlight((t) => t === s), onmouseleave: () => highlight(null) }, s))),
     h('table', { class: 'rows', 'data-testid': 'query-rows' }, h('tr', {}, h('th', {}, 'row'), h('th', {}, 'source rows')),
-      ...v.rows.map((r) => h('tr', { 'data-sources': [...new Set(r.lineage.map((e) => e.table))].join(' ') }, h('td', {}, h('pre', {}, JSON.stringify(r.data))), h('td', {}, ...r.lineage.map(chip))))))
+      ...v.rows.map((r) => h('tr', { 'data-sources': JSON.stringify(r.lineage.map((e) => [e.table, id(e)])) }, h('td', {}, h('pre', {}, JSON.stringify(r.data))), h('td', {}, ...r.lineage.map(chip))))))
 }
 
 // ---------------------------------------------------------------- refresh jobs
