@@ -1,6 +1,6 @@
 /**
  * The explorer's views as plain data, read from a store through its public API and the read
- * models of src/derived/read-model.ts; the server (server.ts) serves them as JSON and the page
+ * models of src/derived/read/browse.ts; the server (server.ts) serves them as JSON and the page
  * (static/app.js) draws them. Nothing here computes a derived row (refreshes are jobs.ts).
  *
  * - `tablesView`: every table with its rows per state, coloured by the worst; the drawn subset
@@ -13,7 +13,7 @@
 import type { Kysely } from 'kysely'
 import { LineageQueryError, showValue } from '../errors.js'
 import type { Cause, Graph, RowStatus, SourceRow, Store } from '../derived/index.js'
-import { addresser, rowLineage, storedRows, storedStateCounts, storedStatesOf, storedValue } from '../derived/read-model.js'
+import { addresser, rowLineage, storedRows, storedStateCounts, storedStatesOf, storedValue } from '../derived/read/browse.js'
 import { why, type WhyNode } from '../cli/inspect.js'
 import type { Query } from '../query/dsl.js'
 import { layoutGraph, type Layout } from './layout.js'

@@ -9,9 +9,9 @@
  * Call after the store has created its tables (any `status`/`stale`/`refresh`/`get`).
  */
 import type { Kysely } from 'kysely'
-import type { Graph, SourceRow } from './types.js'
-import { metaTable } from './dialect.js'
-import { addressFromUser, addressValue, lineageOfAddress } from './keys.js'
+import type { Graph, SourceRow } from '../types.js'
+import { metaTable } from '../sql/dialect.js'
+import { addressFromUser, addressValue, lineageOfAddress } from '../keys.js'
 
 /** A stored row of a derived table: its user key and the state its metadata records. */
 export interface StoredRow {
