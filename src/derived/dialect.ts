@@ -189,6 +189,13 @@ export function errorCode(e: unknown): string {
   return typeof code === 'string' ? code : ''
 }
 
+/**
+ * PostgreSQL: the channel the root triggers notify (payload `schema.table`) after every root
+ * write, for `store.watch` (LISTEN/NOTIFY). PostgreSQL folds identical notifications of one
+ * transaction into one.
+ */
+export const NOTIFY_CHANNEL = 'lq_changed'
+
 export const q = (name: string): string => `"${name.replace(/"/g, '""')}"`
 export const revTable = (root: string): string => `lq_rev_${root}`
 export const metaTable = (derived: string): string => `lq_meta_${derived}`
@@ -378,6 +385,8 @@ BEGIN
   ELSE
     ${upsert(kOld, 1)}
   END IF;
+  -- Wakes watching workers (store.watch); one notification per table and transaction.
+  PERFORM pg_notify('${NOTIFY_CHANNEL}', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME);
   RETURN NULL;
 END
 $lq$`,
@@ -387,6 +396,7 @@ $lq$`,
       `CREATE OR REPLACE FUNCTION ${fnT}() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $lq$
 BEGIN
   UPDATE ${V} SET deleted = 1, rev = nextval('lq_clock_seq'), xid = pg_current_xact_id() WHERE deleted = 0;
+  PERFORM pg_notify('${NOTIFY_CHANNEL}', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME);
   RETURN NULL;
 END
 $lq$`,
