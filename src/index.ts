@@ -20,4 +20,5 @@ export {
   openStore, Store, joinOnRoot, buildGraph, codeVersion, DerivedTable,
   type Derive, type InputOf, type GraphInput, type Cause, type CauseKind, type DeriveContext, type GetResult, type Graph, type GraphEdge, type GraphNode,
   type RefreshOptions, type RefreshProgress, type GetOptions, type RefreshReport, type RowState, type RowStatus, type StoreOptions, type StoredError, type TableReport,
+  type StoreWatchOptions, type Watcher, type WatchEvent, type WakeReason, type ListenClient,
 } from './derived/index.js'

@@ -7,8 +7,9 @@
  * token of the batch that took it (one token per claim statement, from a store-wide counter
  * that only grows). Claims never touch the wide metadata or data rows.
  *
- * - `claim`: take the free rows of a list of addresses (no claim row, or one whose lease
- *   expired) for `owner`, under a new token, and return the addresses taken. PostgreSQL: rows
+ * - `claim`: take the free rows of a list of addresses (no claim row, one whose lease expired,
+ *   or one `owner` holds already: calls of one store share its owner name and de-duplicate in
+ *   memory) for `owner`, under a new token, and return the addresses taken. PostgreSQL: rows
  *   with an expired lease are taken with `FOR UPDATE SKIP LOCKED` (a row another worker is
  *   taking or extending right now is skipped, never waited for) and new rows are inserted with
  *   `ON CONFLICT DO NOTHING`, in one statement. SQLite: one `INSERT ... ON CONFLICT DO UPDATE
@@ -55,6 +56,17 @@ export interface ClaimDialect {
   held(db: Kysely<any>, table?: string): Promise<ClaimRow[]>
   /** Live claims held by others on any of `tables` (a worker waits for these before a downstream table). */
   liveOn(db: Kysely<any>, tables: readonly string[], owner: string): Promise<number>
+  /**
+   * Watch (debounce): keys and revisions of revision table `revTable` written after revision
+   * `since`, newest last, at most `limit` of them. On PostgreSQL a revision committed late (below
+   * `since`) is not seen here: its row is then simply not debounced.
+   */
+  changedSince(db: Kysely<any>, revTable: string, since: number, limit: number): Promise<{ key: string; rev: number }[]>
+}
+
+async function changedSince(db: Kysely<any>, revTable: string, since: number, limit: number): Promise<{ key: string; rev: number }[]> {
+  const r = await sql<{ lq_key: string; rev: unknown }>`SELECT lq_key, rev FROM ${sql.id(revTable)} WHERE rev > ${since} ORDER BY rev LIMIT ${limit}`.execute(db)
+  return r.rows.map((x) => ({ key: x.lq_key, rev: Number(x.rev) }))
 }
 
 const PG_NOW = `(extract(epoch from clock_timestamp()) * 1000)::bigint`
@@ -85,7 +97,7 @@ const postgres: ClaimDialect = {
     const r = await sql<{ token: string; keys: string[] | null }>`WITH tok AS (SELECT nextval('lq_claim_seq') AS t),
 clk AS (SELECT ${sql.raw(PG_NOW)} AS ms),
 k AS (SELECT DISTINCT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k),
-expired AS (SELECT c.tbl, c.lq_key FROM lq_claim c, clk WHERE c.tbl = ${table} AND c.lq_key IN (SELECT k FROM k) AND c.expires <= clk.ms FOR UPDATE OF c SKIP LOCKED),
+expired AS (SELECT c.tbl, c.lq_key FROM lq_claim c, clk WHERE c.tbl = ${table} AND c.lq_key IN (SELECT k FROM k) AND (c.expires <= clk.ms OR c.owner = ${owner}) FOR UPDATE OF c SKIP LOCKED),
 taken AS (UPDATE lq_claim c SET owner = ${owner}, expires = clk.ms + ${leaseMs}::bigint, token = tok.t FROM tok, clk, expired WHERE c.tbl = expired.tbl AND c.lq_key = expired.lq_key RETURNING c.lq_key),
 ins AS (INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${table}, k.k, ${owner}, clk.ms + ${leaseMs}::bigint, tok.t FROM k, clk, tok WHERE NOT EXISTS (SELECT 1 FROM lq_claim c WHERE c.tbl = ${table} AND c.lq_key = k.k) ON CONFLICT DO NOTHING RETURNING lq_key)
 SELECT (SELECT t FROM tok)::text AS token, (SELECT array_agg(lq_key) FROM (SELECT lq_key FROM taken UNION ALL SELECT lq_key FROM ins) x) AS keys`.execute(db)
@@ -121,6 +133,7 @@ SELECT (SELECT t FROM tok)::text AS token, (SELECT array_agg(lq_key) FROM (SELEC
     const r = await sql<{ n: string }>`SELECT count(*)::text AS n FROM lq_claim WHERE tbl = ANY(${`{${tables.map((t) => `"${t}"`).join(',')}}`}::text[]) AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}`.execute(db)
     return Number(r.rows[0]!.n)
   },
+  changedSince,
 }
 
 const sqlite: ClaimDialect = {
@@ -140,7 +153,7 @@ const sqlite: ClaimDialect = {
       const token = Number(t.rows[0]!.value)
       // One upsert: new rows inserted, expired ones taken over, live ones left alone (not returned).
       const r = await sql<{ lq_key: string }>`INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT DISTINCT ${table}, value, ${owner}, ${sql.raw(SQLITE_NOW)} + ${leaseMs}, ${token} FROM json_each(${JSON.stringify(keys)}) WHERE true
-ON CONFLICT (tbl, lq_key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires, token = excluded.token WHERE lq_claim.expires <= ${sql.raw(SQLITE_NOW)}
+ON CONFLICT (tbl, lq_key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires, token = excluded.token WHERE lq_claim.expires <= ${sql.raw(SQLITE_NOW)} OR lq_claim.owner = excluded.owner
 RETURNING lq_key`.execute(c)
       return { token, keys: r.rows.map((x) => x.lq_key) }
     })
@@ -174,6 +187,7 @@ RETURNING lq_key`.execute(c)
     const r = await sql<{ n: number }>`SELECT count(*) AS n FROM lq_claim WHERE tbl IN (SELECT value FROM json_each(${JSON.stringify(tables)})) AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)}`.execute(db)
     return Number(r.rows[0]!.n)
   },
+  changedSince,
 }
 
 const BUSY_RETRIES = 200

@@ -37,6 +37,11 @@ import { startupDialects } from './dialect-startup.js'
 import { exec, jsonBatch, KEY_CHUNK } from './sqltext.js'
 import { collectedName, deleteRows, recordedInputs, writeResults, type Outcome, type Result } from './write.js'
 import { codeVersion } from './version.js'
+import { claimDialects, type ClaimDialect } from './dialect-claims.js'
+import { LeaseKeeper, ownerId, type Lease } from './leases.js'
+import { limiter, type Limiter } from './limit.js'
+import { startWatch, type WatchHost, type WatchOptions, type Watcher, type WaveReport } from './watch.js'
+import { listenRoots, pollClock, watchFiles, type ListenClient, type WakeSource } from './wake.js'
 import {
   DerivedTable,
   derivedInfo,
@@ -134,6 +139,14 @@ export class Store {
   readonly #timeoutMs: number | undefined
   /** How long writes wait for a busy database (StoreOptions.busyTimeoutMs). */
   readonly #busyMs: number
+  /** Lease SQL of the dialect. */
+  readonly #claimD: ClaimDialect
+  /** This store's name in the claim table: every refresh and watch of it claims as this worker. */
+  readonly #owner = ownerId()
+  /** Default lease length (StoreOptions.leaseMs). */
+  readonly #leaseMs: number
+  /** Declarations a code version is computed from, for re-checks of `dependsOn` files (watch). */
+  readonly #versionInputs = new Map<string, Parameters<typeof codeVersion>[0]>()
 
   /** @internal use `openStore` */
   constructor(db: Kysely<any>, d: StoreDialect, options: StoreOptions) {
@@ -142,6 +155,13 @@ export class Store {
     this.#batch = positive(options.batchSize, 'openStore: options.batchSize')
     this.#timeoutMs = positive(options.timeoutMs, 'openStore: options.timeoutMs')
     this.#busyMs = nonNegative(options.busyTimeoutMs, 'openStore: options.busyTimeoutMs') ?? BUSY_WAIT_MS
+    this.#claimD = claimDialects[d.name]
+    this.#leaseMs = positive(options.leaseMs, 'openStore: options.leaseMs') ?? LEASE_MS
+  }
+
+  /** This store's worker name in the claim table (`host:pid:random`). */
+  get owner(): string {
+    return this.#owner
   }
 
   get #engine(): Engine {
@@ -282,7 +302,9 @@ export class Store {
     }
     const roots = [...new Set(reads.flatMap((r) => (this.#roots.has(r) ? [r] : this.#derivations.get(r)!.roots)))].sort()
     const singleRoot = roots.length === 1
-    const version = codeVersion({ table: name, fn, version: decl.version, dependsOn: decl.dependsOn, output, params: decl.params })
+    const versionInput = { table: name, fn, version: decl.version, dependsOn: decl.dependsOn, output, params: decl.params }
+    const version = codeVersion(versionInput)
+    this.#versionInputs.set(name, versionInput)
     // A derived row's lineage is its address (lq_key): lineage(q) over this table reports the
     // root rows it came from, so provenance composes through the pipeline.
     const def = tableDef(name, { ...output, lq_key: t.string }, { key: 'lq_key', storedLineage: { column: 'lq_key', table: singleRoot ? roots[0] : undefined } })
@@ -342,9 +364,16 @@ export class Store {
    * ```
    */
   async refresh(options: RefreshOptions = {}): Promise<RefreshReport> {
+    return (await this.#refreshAll(options, { waitForOthers: true })).report
+  }
+
+  /** A refresh (public `refresh`), or one wave of `watch` (`drain`, `settling`, not waiting for other workers). */
+  async #refreshAll(options: RefreshOptions, internal: { waitForOthers: boolean; drain?: AbortSignal; settling?: (table: string, key: string) => boolean }): Promise<WaveReport> {
     if (typeof options !== 'object' || options === null) throw new LineageQueryError('argument', `store.refresh expects an options object, got ${showValue(options)}`)
     const batch = positive(options.batchSize, 'refresh: options.batchSize') ?? this.#batch
     const timeoutMs = positive(options.timeoutMs, 'refresh: options.timeoutMs')
+    const concurrency = positive(options.concurrency, 'refresh: options.concurrency')
+    const leaseMs = positive(options.leaseMs, 'refresh: options.leaseMs') ?? this.#leaseMs
     const signal = checkSignal(options.signal, 'refresh')
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new LineageQueryError('argument', `refresh: options.onProgress must be a function, got ${showValue(options.onProgress)}`)
     const started = performance.now()
@@ -354,7 +383,7 @@ export class Store {
       for (const r of Object.values(tables)) for (const k of Object.keys(totals) as (keyof TableReport)[]) totals[k] += r[k]
       return { tables, totals, durationMs: performance.now() - started }
     }
-    const op = this.#begin({ signal, timeoutMs })
+    const op = this.#begin({ signal, timeoutMs, leaseMs, concurrency, recompute: options.full === true, ...internal })
     try {
       throwIfAborted(op)
       await this.#ensureAll()
@@ -363,25 +392,74 @@ export class Store {
       for (const name of names) tables[name] = emptyTableReport()
       for (const [i, name] of names.entries()) {
         throwIfAborted(op)
+        const x = this.#derivations.get(name)!
         const progress = options.onProgress === undefined ? undefined : { report: options.onProgress, tableIndex: i, tableCount: names.length, started }
         try {
-          await this.#refreshTable(this.#derivations.get(name)!, options.full === true, batch, tables, op, progress)
+          // Claims in topological order: while another worker computes rows of a table this one
+          // reads, its rows would be computed from inputs about to change; wait for them
+          // (bounded by their leases: a crashed worker's claims expire).
+          await this.#untilUpstreamReleased(x, op)
+          await this.#refreshTable(x, options.full === true, batch, tables, op, progress)
         } catch (e) {
-          throw fromDriver(e, `store.refresh, derived table \`${name}\` (reading ${this.#derivations.get(name)!.reads.map((r) => `\`${r}\``).join(', ')})`)
+          throw fromDriver(e, `store.refresh, derived table \`${name}\` (reading ${x.reads.map((r) => `\`${r}\``).join(', ')})`)
         }
       }
-      return summary()
+      let deferred = 0
+      let held = 0
+      for (const l of op.leftBehind.values()) {
+        deferred += l.deferred
+        held += l.held.size
+      }
+      const k = op.keeper.stats
+      return { report: { ...summary(), leases: { claims: k.claims, claimMs: k.claimMs, heartbeatMs: k.heartbeatMs, releaseMs: k.releaseMs } }, deferred, heldByOthers: held }
     } catch (e) {
       if (e instanceof Aborted) throw abortedError('store.refresh', op, summary())
       throw e
     } finally {
-      this.#end(op)
+      op.keeper.stop()
+      try {
+        await op.keeper.releaseAll()
+      } finally {
+        this.#end(op)
+      }
+    }
+  }
+
+  /** Wait while other workers hold live claims on derived tables `x` reads. */
+  async #untilUpstreamReleased(x: Derivation, op: Op): Promise<void> {
+    const ups = x.reads.filter((r) => this.#derivations.has(r))
+    if (ups.length === 0) return
+    for (let pause = 20; (await this.#claimD.liveOn(this.#db, ups, this.#owner)) > 0; pause = Math.min(pause * 2, 500)) {
+      throwIfAborted(op)
+      await untilAborted(sleep(pause), op)
     }
   }
 
   /** A refresh or get call starts: it is alone until another one starts. */
-  #begin(limits: { signal?: AbortSignal | undefined; timeoutMs?: number | undefined } = {}): Op {
-    const op: Op = { alone: this.#ops.size === 0, signal: limits.signal, timeoutMs: limits.timeoutMs }
+  #begin(
+    limits: {
+      signal?: AbortSignal | undefined
+      timeoutMs?: number | undefined
+      leaseMs?: number | undefined
+      concurrency?: number | undefined
+      waitForOthers?: boolean
+      recompute?: boolean
+      drain?: AbortSignal | undefined
+      settling?: ((table: string, key: string) => boolean) | undefined
+    } = {},
+  ): Op {
+    const op: Op = {
+      alone: this.#ops.size === 0,
+      signal: limits.signal,
+      timeoutMs: limits.timeoutMs,
+      keeper: new LeaseKeeper({ db: this.#db, dialect: this.#claimD, owner: this.#owner, leaseMs: limits.leaseMs ?? this.#leaseMs }),
+      limit: limits.concurrency === undefined ? undefined : limiter(limits.concurrency),
+      drain: limits.drain,
+      settling: limits.settling,
+      waitForOthers: limits.waitForOthers ?? true,
+      recompute: limits.recompute ?? false,
+      leftBehind: new Map(),
+    }
     for (const other of this.#ops) other.alone = false
     this.#ops.add(op)
     return op
@@ -403,7 +481,9 @@ export class Store {
     const items = [...work.values()]
     const all = items.filter((w) => w.action === 'compute')
     // Keys JavaScript cannot carry (integers beyond 2^53): failed rows, never silently skipped.
-    const { keyable: todo, failed: unkeyable } = splitUnkeyable(x, all)
+    const { keyable, failed: unkeyable } = splitUnkeyable(x, all)
+    // Debounce (watch): rows whose root rows are still settling wait for a later wave.
+    const todo = op.settling === undefined ? keyable : keyable.filter((w) => !this.#deferred(x, lineageOfAddress(w.addr, x.roots), op))
     const toDelete = items.filter((w) => w.action === 'delete').map((w) => w.addr)
     const mine = report[x.name]!
     const total = all.length + toDelete.length
@@ -433,6 +513,7 @@ export class Store {
       // Fresh statistics after the first batch of a big fill keep them key lookups.
       if (i === 0 && x.source.kind === 'query' && parts.length > 2) await this.#d.analyze(this.#db, 'lq_edge')
     }
+    if (await this.#leftBehind(x, op, () => this.#refreshTable(x, full, batch, report, op, progress))) return
     await this.#finishTable(x, clock, wm, report[x.name]!, () => tell('done'))
   }
 
@@ -460,10 +541,11 @@ export class Store {
         const page = await fillRootPage(engine, x, after, size)
         if (page.read === 0) break
         after = page.last
-        await this.#run(x, page.tasks, mine, op)
+        await this.#run(x, op.settling === undefined ? page.tasks : page.tasks.filter((t) => !this.#deferred(x, t.lineage, op)), mine, op)
         tell('batch')
         if (page.read < size) break
       }
+      if (await this.#leftBehind(x, op, () => this.#refreshTable(x, false, batch, report, op, progress))) return
       return this.#finishTable(x, clock, wm, mine, () => tell('done'))
     }
     let cursor: unknown
@@ -475,13 +557,45 @@ export class Store {
       cursor = page.cursor
       const { keyable, failed } = splitUnkeyable(x, page.work)
       await writeResults(engine, x, failed, mine)
-      const tasks = await loadTasks(engine, x, keyable)
+      const loaded = await loadTasks(engine, x, keyable)
+      const tasks = op.settling === undefined ? loaded : loaded.filter((t) => !this.#deferred(x, t.lineage, op))
       await this.#run(x, tasks, mine, op)
       await writeResults(engine, x, await lostKeys(engine, x, keyable, tasks), mine)
       tell('batch')
       if (page.work.length < size) break
     }
+    if (await this.#leftBehind(x, op, () => this.#refreshTable(x, false, batch, report, op, progress))) return
     await this.#finishTable(x, clock, wm, mine, () => tell('done'))
+  }
+
+  /** Debounce: whether a row of `x` with this root lineage waits (a root row is still settling); counted. */
+  #deferred(x: Derivation, lineage: readonly SourceRow[], op: Op): boolean {
+    const settling = op.settling
+    if (settling === undefined || !lineage.some((e) => this.#roots.has(e.table) && settling(e.table, keyText(e.key)))) return false
+    leftOf(op, x.name).deferred++
+    return true
+  }
+
+  /**
+   * The end of a table's pass when rows were left behind: held by other workers, or deferred.
+   * The watermark must not pass them (a scan since it would not find them again). A refresh
+   * waits until the other workers released (or their leases expired) and runs the table again
+   * (`again`); a watch wave leaves them to a later wave. Whether the table's pass ends here
+   * (true: the caller does not advance the watermark).
+   */
+  async #leftBehind(x: Derivation, op: Op, again: () => Promise<void>): Promise<boolean> {
+    const l = op.leftBehind.get(x.name)
+    if (l === undefined || (l.held.size === 0 && l.deferred === 0)) return false
+    if (!op.waitForOthers || l.deferred > 0) return true
+    for (let pause = 20; ; pause = Math.min(pause * 2, 500)) {
+      const live = (await this.#claimD.held(this.#db, x.name)).filter((c) => c.owner !== this.#owner && l.held.has(c.key))
+      if (live.length === 0) break
+      throwIfAborted(op)
+      await untilAborted(sleep(pause), op)
+    }
+    op.leftBehind.delete(x.name)
+    await again()
+    return true
   }
 
   /** The end of a table's refresh: statistics after many rows, the last progress event, the watermark. */
@@ -514,7 +628,7 @@ export class Store {
    */
   async #run(x: Derivation, tasks: readonly Task[], report: TableReport, op: Op): Promise<void> {
     let mine: readonly Task[] = tasks
-    const waits: { readonly done: Promise<void>; readonly task: Task }[] = []
+    const waits: { readonly done: Promise<ReadonlySet<string>>; readonly task: Task }[] = []
     if (!op.alone) {
       const others = [...this.#flights].filter((f) => f.table === x.name && f.codeVersion === x.codeVersion)
       if (others.length > 0) {
@@ -530,25 +644,45 @@ export class Store {
         mine = free
       }
     }
-    let done!: () => void
+    // The flight is registered before anything is awaited, so concurrent callers of this
+    // process find these tasks in it and wait (see `Flight.done`).
+    let done!: (held: ReadonlySet<string>) => void
     let fail!: (e: unknown) => void
     const flight: Flight = {
       table: x.name,
       codeVersion: x.codeVersion,
       tasks: mine,
       byAddr: undefined,
-      done: new Promise<void>((res, rej) => {
+      done: new Promise<ReadonlySet<string>>((res, rej) => {
         done = res
         fail = rej
       }),
     }
     flight.done.catch(() => undefined)
     this.#flights.add(flight)
+    let lease: Lease | undefined
+    const heldByOthers = new Set<string>()
     try {
+      // Leases: claim the batch in the store's claim table; rows another worker (process) holds
+      // are left to it (the table's pass waits for them, or a later wave picks them up).
+      if (mine.length > 0) {
+        lease = await op.keeper.claim(x.name, mine.map((t) => t.addr))
+        if (lease.keys.size < mine.length) {
+          const held = leftOf(op, x.name).held
+          for (const t of mine) {
+            if (lease.keys.has(t.addr)) continue
+            held.add(t.addr)
+            heldByOthers.add(t.addr)
+          }
+          const got = lease.keys
+          mine = mine.filter((t) => got.has(t.addr))
+        }
+      }
       let todo = mine
-      if (!op.alone) {
-        // A concurrent caller may have stored exactly this computation between our scan and now:
-        // skip tasks whose stored row was computed from the same inputs with the same code.
+      if (mine.length > 0 && !(op.alone && op.recompute)) {
+        // A concurrent caller (in this process, or a worker that stored its batch and released it
+        // between our scan and our claim) may have stored exactly this computation: skip tasks
+        // whose stored row was computed from the same inputs with the same code.
         const stored = await metaRows(this.#engine, x.name, mine.map((t) => t.addr))
         todo = mine.filter((t) => {
           const s = stored.get(t.addr)
@@ -556,20 +690,29 @@ export class Store {
         })
       }
       const { results, abandoned } = await this.#compute(x, todo, op)
-      await writeResults(this.#engine, x, results, report)
+      // Fencing: results of rows another worker took over (our lease expired) are refused; the
+      // monotonic guard judges the rest.
+      const token = lease?.token
+      await writeResults(this.#engine, x, results, report, token === undefined ? undefined : (trx, keys) => this.#claimD.fence(trx, x.name, keys, token))
       // Calls abandoned by an abort were not stored: concurrent callers waiting on them run them.
       if (abandoned) throw new Aborted()
-      done()
+      done(heldByOthers)
     } catch (e) {
       fail(e)
       throw e
     } finally {
       this.#flights.delete(flight)
+      if (lease !== undefined) await op.keeper.release(lease)
     }
     // A shared task whose caller failed (its function ran, but its write did not commit) is run
     // again here: its result must not be dropped while this call goes on to advance the watermark.
     const settled = await untilAborted(Promise.allSettled(waits.map((w) => w.done)), op)
     const retry = waits.filter((_, i) => settled[i]!.status === 'rejected').map((w) => w.task)
+    // Tasks the other caller found held by another worker: left behind here too.
+    waits.forEach((w, i) => {
+      const st = settled[i]!
+      if (st.status === 'fulfilled' && st.value.has(w.task.addr)) leftOf(op, x.name).held.add(w.task.addr)
+    })
     if (retry.length > 0) await this.#run(x, retry, report, op)
   }
 
@@ -588,6 +731,10 @@ export class Store {
     // pending calls time out or are abandoned, which is all a call still running can learn.
     let ac: AbortController | undefined
     const signalOf = (): AbortSignal => (ac ??= new AbortController()).signal
+    // With a concurrency limit, calls start as slots free up: each call has its own timer and
+    // signal (the batch's timer would count the time a call waited for a slot).
+    const lim = op.limit
+    const perCall = lim !== undefined
     tasks.forEach((task, i) => {
       const bad = task.upstream.find((u) => u.state !== 'ok')
       if (bad !== undefined) {
@@ -595,17 +742,18 @@ export class Store {
         return
       }
       // A single-root address with one lineage entry is that entry's key (no second parse).
+      const own = perCall ? new AbortController() : undefined
       const ctx: DeriveContext = {
         table: x.name,
         key: x.singleRoot && task.lineage.length === 1 ? task.lineage[0]!.key : addressValue(task.addr),
         lineage: task.lineage,
         params: x.params,
         get signal() {
-          return signalOf()
+          return own === undefined ? signalOf() : AbortSignal.any([own.signal, signalOf()])
         },
       }
       try {
-        const v = x.fn(task.input, ctx)
+        const v = lim === undefined ? x.fn(task.input, ctx) : lim(() => (limit === undefined ? x.fn(task.input, ctx) : withinTimeout(() => x.fn(task.input, ctx), limit, own!)))
         if (isThenable(v)) pending.push({ i, p: v })
         else out[i] = { task, outcome: checkOutput(x, v) }
       } catch (e) {
@@ -629,9 +777,9 @@ export class Store {
           out[i] = { task: tasks[i]!, outcome }
           if (--left === 0) finish()
         }
-        for (const { i, p } of pending) Promise.resolve(p).then((val) => settle(i, checkOutput(x, val)), (e: unknown) => settle(i, failure(e)))
+        for (const { i, p } of pending) Promise.resolve(p).then((val) => settle(i, checkOutput(x, val)), (e: unknown) => settle(i, e instanceof CallTimedOut ? timedOut(x, tasks[i]!, e.limit) : failure(e)))
         const timer =
-          limit === undefined
+          limit === undefined || perCall
             ? undefined
             : setTimeout(() => {
                 for (const { i } of pending) if (out[i] === undefined) out[i] = { task: tasks[i]!, outcome: timedOut(x, tasks[i]!, limit) }
@@ -648,6 +796,93 @@ export class Store {
       })
     }
     return { results: abandoned ? out.filter((r): r is Result => r !== undefined) : (out as Result[]), abandoned }
+  }
+
+  // ---------------------------------------------------------------- watch
+
+  /**
+   * Watch mode: a worker that reacts to root writes and computes what went stale, until
+   * `stop()` or `options.signal`. It wakes on root writes without scanning the tables (PostgreSQL:
+   * `LISTEN/NOTIFY` from the root triggers, given a listening connection in `options.listen`;
+   * otherwise the store clock, one cheap read every `pollMs`), re-checks the code versions when
+   * a `dependsOn` file changes, defers rows whose root rows changed less than `debounceMs` ago,
+   * and claims its batches like `refresh` (any number of workers, in any number of processes).
+   * `stop()` finishes the batch in progress, stores it, releases the claims and resolves
+   * `stopped`; a non-retryable error (not a busy or unreachable database) rejects `stopped`.
+   *
+   * @example
+   * ```ts
+   * const ac = new AbortController()
+   * const w = store.watch({ debounceMs: 2000, concurrency: 16, leaseMs: 60_000, signal: ac.signal })
+   * await w.stopped
+   * ```
+   */
+  watch(options: StoreWatchOptions = {}): Watcher {
+    if (typeof options !== 'object' || options === null) throw new LineageQueryError('argument', `store.watch expects an options object, got ${showValue(options)}`)
+    const debounceMs = nonNegative(options.debounceMs, 'watch: options.debounceMs') ?? 0
+    const pollMs = positive(options.pollMs, 'watch: options.pollMs') ?? POLL_MS
+    const leaseMs = positive(options.leaseMs, 'watch: options.leaseMs') ?? this.#leaseMs
+    positive(options.concurrency, 'watch: options.concurrency')
+    positive(options.batchSize, 'watch: options.batchSize')
+    positive(options.timeoutMs, 'watch: options.timeoutMs')
+    const signal = checkSignal(options.signal, 'watch')
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new LineageQueryError('argument', `watch: options.onProgress must be a function, got ${showValue(options.onProgress)}`)
+    if (options.listen !== undefined && typeof options.listen !== 'function') throw new LineageQueryError('argument', `watch: options.listen must be a function returning a node-postgres client to LISTEN on, got ${showValue(options.listen)}`)
+    if (options.listen !== undefined && this.#d.name !== 'postgres') throw new LineageQueryError('argument', 'watch: options.listen is for PostgreSQL stores (LISTEN/NOTIFY); a SQLite store watches its clock')
+    const refreshOptions: RefreshOptions = {
+      ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+      leaseMs,
+    }
+    const emit = options.onProgress
+    const transient = (e: unknown) => emit?.({ kind: 'error', wave: 0, error: e, retryInMs: pollMs })
+    const host: WatchHost = {
+      wave: (o) => this.#refreshAll({ ...refreshOptions, onProgress: o.onProgress }, { waitForOthers: false, drain: o.drain, settling: o.settling }),
+      changes: async (since) => {
+        const clock = (await this.#d.readClock(this.#db)).rev
+        const rows: { table: string; key: string; rev: number }[] = []
+        if (since !== undefined) for (const root of this.#roots.keys()) for (const r of await this.#claimD.changedSince(this.#db, revTable(root), since, CHANGES_MAX)) rows.push({ table: root, key: r.key, rev: r.rev })
+        return { clock, rows }
+      },
+      sources: async (wake) => {
+        const out: WakeSource[] = []
+        const listen = options.listen
+        if (listen !== undefined) {
+          const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(this.#db)).rows[0]!.s
+          out.push(await listenRoots(await listen(), schema, (table) => this.#roots.has(table) && wake('root-write'), transient))
+        } else {
+          out.push(pollClock(async () => (await this.#d.readClock(this.#db)).rev, pollMs, () => wake('root-write'), transient))
+        }
+        const files = [...this.#versionInputs.values()].flatMap((v) => v.dependsOn ?? [])
+        if (files.length > 0) out.push(watchFiles(files, () => wake('code'), transient))
+        return out
+      },
+      recheckCode: async () => this.#recheckCode(),
+      releaseAll: async () => {},
+    }
+    return startWatch(host, { debounceMs, ...(signal === undefined ? {} : { signal }), ...(emit === undefined ? {} : { onProgress: emit }), ...(options.recheckMs === undefined ? {} : { recheckMs: options.recheckMs }) }, Math.min(Math.floor(leaseMs / 4), 1000))
+  }
+
+  /** Recompute the code versions of derivations with `dependsOn` files; whether one changed (its rows become `code-changed`). */
+  #recheckCode(): boolean {
+    let changed = false
+    for (const [name, input] of this.#versionInputs) {
+      const x = this.#derivations.get(name)
+      if (x === undefined || input.dependsOn === undefined || input.dependsOn.length === 0) continue
+      let v: string
+      try {
+        v = codeVersion(input)
+      } catch {
+        // A file being rewritten may be missing for a moment: the next change looks again.
+        continue
+      }
+      if (v === x.codeVersion) continue
+      this.#derivations.set(name, { ...x, codeVersion: v })
+      this.#ready.delete(name)
+      changed = true
+    }
+    return changed
   }
 
   // ---------------------------------------------------------------- on demand
@@ -682,7 +917,12 @@ export class Store {
       if (e instanceof Aborted) throw abortedError('store.get', op)
       throw e
     } finally {
-      this.#end(op)
+      op.keeper.stop()
+      try {
+        await op.keeper.releaseAll()
+      } finally {
+        this.#end(op)
+      }
     }
   }
 
@@ -711,6 +951,8 @@ export class Store {
     const tasks = await loadTasks(engine, x, keyable)
     await this.#run(x, tasks, emptyTableReport(), op)
     await writeResults(engine, x, await lostKeys(engine, x, keyable, tasks), emptyTableReport())
+    // Another worker holds the row: wait for its result (or its lease to expire), then look again.
+    await this.#leftBehind(x, op, () => this.#demand(x, addr, op))
   }
 
   /** Refresh `u` and every derived table it reads, incrementally, in dependency order. */
@@ -774,7 +1016,12 @@ export class Store {
   async status(table: DerivedTable<string, any> | string, key: unknown): Promise<RowStatus> {
     await this.#ensureAll()
     const x = this.#resolve(table, 'status')
-    return this.#status(x, this.#address(x, key, 'store.status'), new Map())
+    const addr = this.#address(x, key, 'store.status')
+    const st = await this.#status(x, addr, new Map())
+    if (st.state !== 'stale' && st.state !== 'missing') return st
+    // A worker computing it now: `running`, with its lease.
+    const c = (await this.#claimD.held(this.#db, x.name)).find((h) => h.key === addr)
+    return c === undefined ? st : { ...st, state: 'running', lease: { owner: c.owner, expires: c.expires } }
   }
 
   async #status(x: Derivation, addr: string, memo: Map<string, Promise<RowStatus>>): Promise<RowStatus> {
@@ -867,7 +1114,15 @@ export class Store {
       dirty.set(name, mine)
     }
     const out: RowStatus[] = []
-    for (const [name, rows] of dirty) if (target === undefined || name === target.name) out.push(...rows.values())
+    for (const [name, rows] of dirty) {
+      if (target !== undefined && name !== target.name) continue
+      // Rows a worker is computing now carry its lease.
+      const held = rows.size === 0 ? new Map() : new Map((await this.#claimD.held(this.#db, name)).map((c) => [c.key, c]))
+      for (const [addr, r] of rows) {
+        const c = held.get(addr)
+        out.push(c === undefined ? r : { ...r, lease: { owner: c.owner, expires: c.expires } })
+      }
+    }
     return out
   }
 
@@ -1160,6 +1415,52 @@ interface Op {
   readonly signal: AbortSignal | undefined
   /** The call's default per-call timeout (`RefreshOptions.timeoutMs` / `GetOptions.timeoutMs`). */
   readonly timeoutMs: number | undefined
+  /** The call's leases (claims of batches, heartbeat). */
+  readonly keeper: LeaseKeeper
+  /** Function calls at once (`RefreshOptions.concurrency`), if limited. */
+  readonly limit: Limiter | undefined
+  /** Watch: stop after the batch in progress, which is finished and stored (not abandoned). */
+  readonly drain: AbortSignal | undefined
+  /** Watch: root rows still settling (debounce); their derived rows are deferred. */
+  readonly settling: ((table: string, key: string) => boolean) | undefined
+  /** Refresh: wait for rows other workers hold, then look again; watch: leave them to a later wave. */
+  readonly waitForOthers: boolean
+  /** Rows of each table this call left stale: held by another worker, or deferred (settling). */
+  readonly leftBehind: Map<string, { held: Set<string>; deferred: number }>
+  /** `refresh({ full: true })`: run every function again, even where an identical result is stored. */
+  readonly recompute: boolean
+}
+
+/** Default lease length (`StoreOptions.leaseMs`). */
+const LEASE_MS = 60_000
+/** Default period of watch's clock reads (SQLite, or PostgreSQL without `listen`). */
+const POLL_MS = 100
+/** Changed root rows read per root and wake, for debounce. */
+const CHANGES_MAX = 100_000
+
+/** Options of `store.watch`. */
+export interface StoreWatchOptions extends WatchOptions {
+  /** As `RefreshOptions`. */
+  readonly batchSize?: number
+  readonly timeoutMs?: number
+  readonly concurrency?: number
+  readonly leaseMs?: number
+  /** Period of the clock reads that notice root writes when not listening (ms; default 100). */
+  readonly pollMs?: number
+  /**
+   * PostgreSQL: a connection to LISTEN on for root writes, e.g. `() => pool.connect()` (a pooled
+   * client is released when the watcher stops) or `async () => { const c = new pg.Client(url);
+   * await c.connect(); return c }` (ended when it stops). Without it the store clock is polled.
+   */
+  readonly listen?: () => ListenClient | Promise<ListenClient>
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+function leftOf(op: Op, table: string): { held: Set<string>; deferred: number } {
+  let l = op.leftBehind.get(table)
+  if (l === undefined) op.leftBehind.set(table, (l = { held: new Set(), deferred: 0 }))
+  return l
 }
 
 /** Where a refresh sends its progress, and the table it is at. */
@@ -1178,7 +1479,7 @@ const handled = (r: TableReport): number => r.computed + r.unchanged + r.failed 
 class Aborted extends Error {}
 
 function throwIfAborted(op: Op): void {
-  if (op.signal?.aborted === true) throw new Aborted()
+  if (op.signal?.aborted === true || op.drain?.aborted === true) throw new Aborted()
 }
 
 function abortedError(what: string, op: Op, report?: RefreshReport): LineageQueryError {
@@ -1218,6 +1519,35 @@ function checkSignal(signal: unknown, what: string): AbortSignal | undefined {
 /** Let timers and I/O callbacks run (between batches: better-sqlite3 runs statements synchronously). */
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
+/** A call that did not settle within its own timeout (calls under a concurrency limit). */
+class CallTimedOut extends Error {
+  constructor(readonly limit: number) {
+    super(`timed out after ${limit} ms`)
+  }
+}
+
+/** Run `fn`; reject with `CallTimedOut` (and abort `ac`) when it has not settled after `limit` ms, freeing its slot. */
+function withinTimeout(fn: () => unknown, limit: number, ac: AbortController): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      ac.abort(new LineageQueryError('aborted', `the call timed out after ${limit} ms`))
+      reject(new CallTimedOut(limit))
+    }, limit)
+    Promise.resolve()
+      .then(fn)
+      .then(
+        (v) => {
+          clearTimeout(timer)
+          resolve(v)
+        },
+        (e: unknown) => {
+          clearTimeout(timer)
+          reject(e)
+        },
+      )
+  })
+}
+
 function timedOut(x: Derivation, task: Task, limit: number): Outcome {
   return { state: 'failed', message: `derived table \`${x.name}\`, row ${task.addr}: the function did not settle within ${limit} ms (timeoutMs); stored as failed, retried when its input or code changes`, stack: undefined, timeoutMs: limit }
 }
@@ -1235,7 +1565,8 @@ interface Flight {
   readonly tasks: readonly Task[]
   /** Built on first look-up by a concurrent caller. */
   byAddr: Map<string, Task> | undefined
-  readonly done: Promise<void>
+  /** Settles when the batch was stored, with the addresses another worker held (not computed here); rejects when it failed. */
+  readonly done: Promise<ReadonlySet<string>>
 }
 
 function flightTasks(f: Flight): Map<string, Task> {

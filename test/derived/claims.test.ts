@@ -38,7 +38,7 @@ eachDialect('claims', (get) => {
     const early = await d().claim(db, 'expiry', ['1', '2', '3'], 'alive', 60_000)
     expect(early.keys).toEqual(['3'])
     await sleep(1200)
-    const late = await d().claim(db, 'expiry', ['1', '2', '3'], 'alive', 60_000)
+    const late = await d().claim(db, 'expiry', ['1', '2', '3'], 'late', 60_000)
     expect(late.keys.sort()).toEqual(['1', '2'])
     expect(late.token).toBeGreaterThan(first.token)
     // The dead owner's write is fenced: another token holds its keys now.
@@ -66,6 +66,15 @@ eachDialect('claims', (get) => {
     expect(await d().release(db, 'w', c.token)).toBe(2)
     expect(await d().held(db, 'beat')).toEqual([])
     expect((await d().claim(db, 'beat', ['x'], 'other', 300)).keys).toEqual(['x'])
+  }, 60_000)
+
+  it('an owner may claim again what it holds (calls of one store share its name)', async () => {
+    const { db } = get()
+    const one = await d().claim(db, 'again', ['1'], 'me', 60_000)
+    const two = await d().claim(db, 'again', ['1', '2'], 'me', 60_000)
+    expect(two.keys.sort()).toEqual(['1', '2'])
+    expect(two.token).toBeGreaterThan(one.token)
+    expect((await d().claim(db, 'again', ['1', '2'], 'you', 60_000)).keys).toEqual([])
   }, 60_000)
 
   it('liveOn counts the live claims of other owners on given tables', async () => {
