@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { Kysely } from 'kysely'
-import type { ClaimDialect } from './dialect-claims.js'
+import type { ClaimDialect } from './sql/claims.js'
 
 /** A batch of claimed rows of one derived table. */
 export interface Lease {
@@ -138,6 +138,21 @@ export class LeaseKeeper {
       }
     })()
     return this.#beating
+  }
+
+  /** In a write transaction: which of `keys` of `table` another token than `token` holds now (fencing). */
+  fence(trx: Kysely<any>, table: string, keys: readonly string[], token: number): Promise<Set<string>> {
+    return this.#d.fence(trx, table, keys, token)
+  }
+
+  /** Live claims of other workers on any of `tables`. */
+  othersOn(tables: readonly string[]): Promise<number> {
+    return this.#d.liveOn(this.#db, tables, this.owner)
+  }
+
+  /** Whether another worker holds a live claim on one of `keys` of `table`. */
+  async othersHold(table: string, keys: ReadonlySet<string>): Promise<boolean> {
+    return (await this.#d.held(this.#db, table)).some((c) => c.owner !== this.owner && keys.has(c.key))
   }
 
   /** Stop the heartbeat (leases stay in the table until they expire or are released). */

@@ -14,7 +14,7 @@
  * after it when woken meanwhile).
  */
 import { watch as fsWatch, type FSWatcher } from 'node:fs'
-import { NOTIFY_CHANNEL } from './dialect.js'
+import { NOTIFY_CHANNEL } from './sql/dialect.js'
 
 export interface WakeSource {
   close(): Promise<void>

@@ -6,7 +6,7 @@
 import { sql } from 'kysely'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { openStore } from '../../src/derived/index.js'
-import { claimDialects } from '../../src/derived/dialect-claims.js'
+import { claimDialects } from '../../src/derived/sql/claims.js'
 import { LeaseKeeper, ownerId } from '../../src/derived/leases.js'
 import { eachDialect } from '../support/db.js'
 

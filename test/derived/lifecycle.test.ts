@@ -352,8 +352,8 @@ for (const dialect of dialectNames) {
       const store = await openStore(db)
       await store.track(src) // 20000 revision rows, then ANALYZE (PostgreSQL): statistics with no deletions
       await sql`DELETE FROM src WHERE id > 5000`.execute(db) // 15000 tombstones the statistics do not know
-      const { deletedInputsSql } = await import('../../src/derived/write.js')
-      const { storeDialects } = await import('../../src/derived/dialect.js')
+      const { deletedInputsSql } = await import('../../src/derived/sql/writes.js')
+      const { storeDialects } = await import('../../src/derived/sql/index.js')
       const d = storeDialects[dialect]
       const text = deletedInputsSql(d, 'src')
       const keys = JSON.stringify(Array.from({ length: 500 }, (_, i) => String(4000 + i * 7)))

@@ -181,6 +181,17 @@ eachDialect('scalar expressions and column types', (get) => {
       }
     })
 
+    test('an ordered (and limited) nested collection keeps decimals and timestamps exact', async () => {
+      const rows = await agrees(Q.yield({
+        prices: Q.orderBy(Q.for(ev, (e) => Q.yield(e.price)), (p) => p),
+        top: Q.orderBy(Q.for(ev, (e) => Q.yield({ p: e.price, at: e.at })), (r) => Q.desc(r.p)).limit(2),
+        both: Q.orderBy(Q.union(Q.for(ev, (e) => Q.yield(e.price)), Q.for(ev, (e) => Q.where(Q.isNotNull(e.disc), Q.yield(e.disc)))), (p) => p).limit(3),
+      }))
+      expect(rows[0].prices).toEqual(['-3.25', '0.10', '0.20', '10.50'])
+      expect(rows[0].top).toEqual([{ p: '10.50', at: new Date('2024-03-01T10:00:00.123Z') }, { p: '0.20', at: new Date('2024-02-29T23:30:00.000Z') }])
+      expect(rows[0].both).toEqual(['-3.25', '0.05', '0.10'])
+    })
+
     test('decimals and reals do not mix; digits beyond the scale are rejected on insert', async () => {
       expect(err(() => compile(byId((e) => Q.add(e.price, e.r as any)), 'sqlite')).message).toContain('decimals and reals do not mix')
       await expect(insertRows(get().db, ev, [{ ...data.ev[0]!, id: 9, price: '1.005' } as never])).rejects.toThrow(/decimal\(15, 2\)/)

@@ -26,7 +26,7 @@
  * The table and the token counter are created by migration 3 (`schema.ts`); `ddl` lists them.
  */
 import { sql, type Kysely } from 'kysely'
-import type { Dialect } from '../query/dialect.js'
+import type { Dialect } from '../../query/dialect.js'
 
 /** A live claim, as read by `held`. */
 export interface ClaimRow {
