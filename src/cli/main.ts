@@ -7,6 +7,7 @@
  *   why <table> <key>        the cause tree down to the root rows, with their revisions
  *   stale [table]            counts per table and state, then the rows
  *   refresh [--table T] [--full]   compute what is missing or stale (progress on stderr)
+ *   watch [--debounce ms] [--concurrency n] [--lease ms]   a worker: recompute on root writes until Ctrl-C
  *   affected <root> <key>    every derived row fed by a root row
  *   graph --format mermaid|dot|svg   the dependency graph with each table's counts
  *   explore [--port N]       a local web page to browse tables, rows, causes and lineage
@@ -22,7 +23,7 @@ import type { RefreshReport, Store } from '../derived/index.js'
 import { openConfig, type Opened } from './config.js'
 import { countsLabel, stale, tableCounts, why, type WhyNode } from './inspect.js'
 import { parseKey, showKey } from './keys.js'
-import { progressDisplay, type ProgressEvent } from './progress.js'
+import { progressDisplay, watchLine, type ProgressEvent } from './progress.js'
 import { refreshOne } from './refresh-table.js'
 import { openLineageTracker, type OpenLineageOptions } from '../openlineage/emit.js'
 
@@ -123,6 +124,18 @@ export async function main(argv: readonly string[], io: Io = { out: process.stdo
     )
 
   program
+    .command('watch')
+    .description('run a worker: react to root writes and compute what went stale, with a live progress line on stderr, until Ctrl-C or SIGTERM (which finish the current batch)')
+    .option('--debounce <ms>', 'recompute a root row only after it was left unchanged this long', '0')
+    .option('--concurrency <n>', 'function calls at once')
+    .option('--lease <ms>', 'lease length (a killed worker\'s rows are taken over after it)')
+    .action(
+      withStore(async ({ store }, _json, _args, opts) => {
+        return watchCommand(store, opts as { debounce?: string; concurrency?: string; lease?: string }, io)
+      }),
+    )
+
+  program
     .command('affected')
     .description('every derived row fed, transitively, by one root row')
     .argument('<root>', 'tracked root table')
@@ -199,6 +212,44 @@ export async function main(argv: readonly string[], io: Io = { out: process.stdo
 }
 
 // ---------------------------------------------------------------- refresh
+
+/** `watch`: a worker until SIGINT/SIGTERM; exit 0 when stopped by a signal. */
+async function watchCommand(store: Store, o: { debounce?: string; concurrency?: string; lease?: string }, io: Io): Promise<number> {
+  const num = (v: string | undefined, what: string): number | undefined => {
+    if (v === undefined) return undefined
+    const n = Number(v)
+    if (!Number.isSafeInteger(n) || n < 0) throw new LineageQueryError('argument', `watch: ${what} must be a non-negative integer, got ${JSON.stringify(v)}`)
+    return n
+  }
+  const ac = new AbortController()
+  const stop = (): void => {
+    if (ac.signal.aborted) process.exit(130)
+    io.err.write('\nstopping after the current batch (again to quit at once)\n')
+    ac.abort(new Error('stopped by a signal'))
+  }
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+  const line = watchLine(io.err, io.err.isTTY === true)
+  const debounceMs = num(o.debounce, '--debounce')
+  const concurrency = num(o.concurrency, '--concurrency')
+  const leaseMs = num(o.lease, '--lease')
+  try {
+    const w = store.watch({
+      signal: ac.signal,
+      ...(debounceMs === undefined ? {} : { debounceMs }),
+      ...(concurrency === undefined ? {} : { concurrency }),
+      ...(leaseMs === undefined ? {} : { leaseMs }),
+      onProgress: (e) => line.update(e),
+    })
+    await w.stopped
+  } finally {
+    line.stop()
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+  }
+  io.out.write('stopped\n')
+  return 0
+}
 
 /** The OpenLineage options of `--openlineage <file|url>`. */
 export function openLineageOption(target: string | undefined, namespace: string | undefined): OpenLineageOptions | undefined {
