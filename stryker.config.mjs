@@ -32,7 +32,7 @@ export default {
   concurrency: 2,
   incremental: true,
   incrementalFile: 'reports/mutation/stryker-incremental.json',
-  timeoutMS: 8_000,
+  timeoutMS: 5_000,
   timeoutFactor: 1.5,
   dryRunTimeoutMinutes: 15,
   reporters: ['clear-text', 'progress', 'html', 'json'],
