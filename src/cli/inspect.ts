@@ -5,7 +5,7 @@
  */
 import type { Kysely } from 'kysely'
 import type { Cause, RowState, RowStatus, Store } from '../derived/index.js'
-import { metaTable } from '../derived/dialect.js'
+import { metaTable } from '../derived/sql/dialect.js'
 
 /** One node of `why`: a derived row with its status and inputs, or a root row with its revision. */
 export type WhyNode =

@@ -10,7 +10,7 @@
  * after it succeeded.
  */
 import { LineageQueryError } from '../errors.js'
-import { errorCode, type StoreDialect } from './dialect.js'
+import { errorCode, type StoreDialect } from './sql/dialect.js'
 
 export async function retryBusy<T>(d: StoreDialect, what: string, budgetMs: number, fn: () => Promise<T>): Promise<T> {
   const started = Date.now()

@@ -11,7 +11,7 @@
  * - anything else from the database: `database`.
  */
 import { LineageQueryError } from '../errors.js'
-import { errorCode } from './dialect.js'
+import { errorCode } from './sql/dialect.js'
 
 /** Whether `e` comes from the database driver. */
 export function isDriverError(e: unknown): boolean {
@@ -39,4 +39,26 @@ export function fromDriver(e: unknown, where: string): unknown {
     return new LineageQueryError('busy', `${where}: the database is busy (${code}: ${err.message}); another connection holds a lock it needs. Retry later`, details, { cause: e })
   }
   return new LineageQueryError('database', `${where}: the database refused a statement (${code || err.name}: ${err.message})`, details, { cause: e })
+}
+
+/**
+ * Wrap the given async methods of `proto` so that driver errors they throw become
+ * `LineageQueryError`s naming the method and (`tableOf` its arguments) the table.
+ */
+export function reportDriverErrors<T extends object>(proto: T, methods: readonly (keyof T & string)[], tableOf: (args: readonly unknown[]) => string | undefined): void {
+  for (const method of methods) {
+    const body = proto[method] as (this: T, ...args: unknown[]) => Promise<unknown>
+    Object.defineProperty(proto, method, {
+      configurable: true,
+      writable: true,
+      value: async function (this: T, ...args: unknown[]): Promise<unknown> {
+        try {
+          return await body.apply(this, args)
+        } catch (e) {
+          const table = tableOf(args)
+          throw fromDriver(e, `store.${method}${table === undefined ? '' : `(\`${table}\`)`}`)
+        }
+      },
+    })
+  }
 }

@@ -1,14 +1,16 @@
 /**
- * The resolved form of a store's declarations that the staleness, input and write phases
- * share. Internal: users see `DerivedTable` handles and plain-data reports.
+ * The plain data the engine's phases pass each other: the resolved declarations (`Derivation`,
+ * `Engine`), a scan's work items (`Work`), a unit of work for the function (`Task`) and its
+ * outcome (`Result`). Internal: users see `DerivedTable` handles and plain-data reports.
  */
 import type * as t from 'io-ts'
 import type { Kysely } from 'kysely'
 import type { AnyQuery, Table } from '../query/dsl.js'
 import type { TableDef } from '../query/schema.js'
-import type { StoreDialect } from './dialect.js'
+import type { StoreDialect, Watermark } from './sql/dialect.js'
+import type { Claims } from './claims.js'
 import type { InputRevs } from './keys.js'
-import type { DeriveContext, DerivedTable, SourceKind, SourceRow } from './types.js'
+import type { Cause, DeriveContext, DerivedTable, SourceKind, SourceRow } from './types.js'
 
 export interface Derivation {
   readonly name: string
@@ -38,6 +40,12 @@ export interface Engine {
   readonly derivations: ReadonlyMap<string, Derivation>
   /** How long writes wait for a busy database (`StoreOptions.busyTimeoutMs`; default 60 s). */
   readonly busyMs?: number
+  /** Every table, roots first, each after the tables it reads (the graph's topological order). */
+  readonly order: readonly string[]
+  /** Who computes which task (`claims.ts`). */
+  readonly claims: Claims
+  /** The store's default per-call timeout (`StoreOptions.timeoutMs`). */
+  readonly timeoutMs?: number | undefined
 }
 
 /** Default of `Engine.busyMs`. */
@@ -78,6 +86,54 @@ export interface Task {
   readonly evalRev?: number
 }
 
+/** Which rows a scan looks at. */
+export type ScanFilter =
+  | { readonly mode: 'since'; readonly wm: Watermark; readonly codeChanged: boolean }
+  | { readonly mode: 'keys'; readonly keys: readonly string[] }
+  /** Every row; `force`: also rows with no cause, so that each is computed again (`refresh({ full: true })`). */
+  | { readonly mode: 'all'; readonly force?: boolean }
+
+export const forced = (f: ScanFilter): boolean => f.mode === 'all' && f.force === true
+
+/** Whether a scan with filter `f` reads every input row (mode `all`, or a watermark never moved). */
+export const coversAll = (f: ScanFilter): boolean => f.mode === 'all' || (f.mode === 'since' && f.wm.rev === 0 && f.wm.xmin === null)
+
+/** One address a scan found: compute it, or delete its stored row. */
+export interface Work {
+  readonly addr: string
+  readonly action: 'compute' | 'delete'
+  readonly causes: Cause[]
+  /** Whether a row (ok, failed or blocked) is stored for this address. */
+  readonly stored: boolean
+  /** Table derivations: the input revision the scan saw. */
+  readonly rev?: number
+  /** Query derivations: the prepared input. */
+  readonly task?: Task
+}
+
+/** The outcome of one task. */
+export type Outcome =
+  | { readonly state: 'ok'; readonly row: Record<string, unknown> }
+  | { readonly state: 'failed'; readonly message: string; readonly stack: string | undefined; readonly timeoutMs?: number }
+  | { readonly state: 'blocked'; readonly table: string; readonly key: string }
+
+export interface Result {
+  readonly task: Task
+  readonly outcome: Outcome
+}
+
+/** Derived tables that `name` reads, transitively, and `name` itself (when derived). */
+export function ancestors(engine: Engine, name: string): Set<string> {
+  const out = new Set<string>()
+  const visit = (n: string) => {
+    if (out.has(n) || !engine.derivations.has(n)) return
+    out.add(n)
+    for (const r of engine.derivations.get(n)!.reads) visit(r)
+  }
+  visit(name)
+  return out
+}
+
 /** Derived tables that read `name` directly. */
 export function readersOf(engine: Engine, name: string): Derivation[] {
   return [...engine.derivations.values()].filter((d) => d.reads.includes(name))
@@ -90,3 +146,8 @@ export function chunks<T>(xs: readonly T[], n: number): T[][] {
 }
 
 export const IN_CHUNK = 500
+
+/** For exhaustive switches: a value of type `never` reached at run time. */
+export function assertNever(x: never, what: string): never {
+  throw new Error(`internal: unhandled ${what}: ${JSON.stringify(x)}`)
+}

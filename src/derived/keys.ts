@@ -1,6 +1,6 @@
 /**
  * Canonical text for keys and addresses. The root revision triggers compute the same text in
- * SQL (see `sql.ts`, `keyExpr`), so a lineage entry read in JavaScript and a revision row
+ * SQL (see `sql/dialect.ts`, `keyExpr`), so a lineage entry read in JavaScript and a revision row
  * written by a trigger meet on equal strings.
  *
  * - A root key: `JSON.stringify` of the key value: `7`, `"abc"`, `true`, or `[1,"x"]` for a

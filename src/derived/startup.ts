@@ -18,12 +18,14 @@
  * - A tracked root that no longer exists is a `schema` error naming it.
  */
 import { createHash } from 'node:crypto'
-import { CompiledQuery, sql, type Kysely } from 'kysely'
+import type { Kysely } from 'kysely'
 import { LineageQueryError } from '../errors.js'
+import { fromDriver } from './driver-errors.js'
 import type { TableDef } from '../query/schema.js'
-import { legacyIndexName, revTable, type StoreDialect } from './dialect.js'
-import { startupDialects, type BackfillMode, type RootState, type StartupDialect } from './dialect-startup.js'
-import { exec } from './sqltext.js'
+import { legacyIndexName, revTable, type StoreDialect } from './sql/dialect.js'
+import { startupDialects } from './sql/index.js'
+import { execAll, execCounting, trackedRow, upgradeTracked, upsertTracked, type TrackedRow } from './sql/schema.js'
+import type { BackfillMode, RootState, StartupDialect } from './sql/startup.js'
 
 /** Rows per backfill transaction (a few milliseconds of writing each). */
 export const BACKFILL_ROWS = 1000
@@ -35,20 +37,9 @@ export interface TrackOutcome {
   readonly backfilled: number
 }
 
-interface TrackedRow {
-  readonly key_columns: string
-  readonly ddl_hash?: string | null
-  readonly table_id?: string | null
-}
-
 /** The hash of the trigger and index text of a root: a new text (a new library version) is redone. */
 export function ddlHash(d: StoreDialect, def: TableDef): string {
   return createHash('sha1').update(d.trackDDL(def).join('\n')).digest('hex').slice(0, 16)
-}
-
-async function trackedRow(db: Kysely<any>, root: string): Promise<TrackedRow | undefined> {
-  const r = await sql<TrackedRow>`SELECT * FROM lq_tracked WHERE root = ${root}`.execute(db)
-  return r.rows[0]
 }
 
 /** Whether everything a tracked root needs is in place (see the module comment). */
@@ -89,11 +80,10 @@ export async function ensureTracked(db: Kysely<any>, d: StoreDialect, def: Table
         ? 'bump'
         : 'keep'
     await sd.writeTransaction(c, async (trx) => {
-      const cols = (await d.columns(trx, 'lq_tracked')) ?? []
-      for (const col of ['ddl_hash', 'table_id']) if (!cols.some((x) => x.name === col)) await sql.raw(`ALTER TABLE lq_tracked ADD COLUMN ${col} text`).execute(trx)
+      await upgradeTracked(trx, d)
       // Index names of earlier versions (`lq_rev_x_rev` could be the revision table of a root `x_rev`).
       for (const what of ['rev', 'xid']) await d.dropIndexOn(trx, legacyIndexName(revTable(def.name), what), revTable(def.name))
-      for (const s of d.trackDDL(def)) await sql.raw(s).execute(trx)
+      await execAll(trx, d.trackDDL(def))
       await upsertTracked(trx, d, def, mode, st2.tableId)
     })
     // From here on the triggers record every write; the backfill covers the rows before.
@@ -104,24 +94,23 @@ export async function ensureTracked(db: Kysely<any>, d: StoreDialect, def: Table
       const params = mode === 'bump' && b.text.includes('$MARK') ? [...b.params, mark] : b.params
       const t0 = performance.now()
       backfilled += await sd.writeTransaction(c, async (trx) => {
-        for (const s of sd.beforeBatch) await sql.raw(s).execute(trx)
-        const r = await trx.executeQuery(rawQuery(text, params))
-        return Number(r.numAffectedRows ?? 0)
+        await execAll(trx, sd.beforeBatch)
+        return execCounting(trx, text, params)
       })
       const pause = sd.pauseAfterBatch(performance.now() - t0)
       if (pause > 0) await new Promise((r) => setTimeout(r, pause))
     }
     if (mode === 'bump') {
       await sd.writeTransaction(c, async (trx) => {
-        for (const s of sd.beforeBatch) await sql.raw(s).execute(trx)
-        await exec(trx, sd.markGone(def), [mark])
+        await execAll(trx, sd.beforeBatch)
+        await execCounting(trx, sd.markGone(def), [mark])
       })
     }
     // Rows the ranges missed (moved by VACUUM / a table rewrite meanwhile): a read first.
     if (await sd.missingKeys(c, def)) {
       backfilled += await sd.writeTransaction(c, async (trx) => {
-        for (const s of sd.beforeBatch) await sql.raw(s).execute(trx)
-        return Number((await trx.executeQuery(rawQuery(sd.backfillAll(def), []))).numAffectedRows ?? 0)
+        await execAll(trx, sd.beforeBatch)
+        return execCounting(trx, sd.backfillAll(def), [])
       })
     }
     await sd.writeTransaction(c, (trx) => upsertTracked(trx, d, def, hash, st2.tableId))
@@ -129,14 +118,21 @@ export async function ensureTracked(db: Kysely<any>, d: StoreDialect, def: Table
   })
 }
 
+/** Rows written by a backfill before the revision table's statistics are refreshed (PostgreSQL). */
+const ANALYZE_MIN = 10_000
 
-const rawQuery = (text: string, params: readonly unknown[]) => CompiledQuery.raw(text, params as unknown[])
-
-async function upsertTracked(trx: Kysely<any>, d: StoreDialect, def: TableDef, ddl: string, tableId: string | null): Promise<void> {
-  const keyCols = JSON.stringify(def.key)
-  await exec(
-    trx,
-    `INSERT INTO lq_tracked (root, key_columns, ddl_hash, table_id) VALUES (${d.ph(1)}, ${d.ph(2)}, ${d.ph(3)}, ${d.ph(4)}) ON CONFLICT (root) DO UPDATE SET key_columns = excluded.key_columns, ddl_hash = excluded.ddl_hash, table_id = excluded.table_id`,
-    [def.name, keyCols, ddl, tableId],
-  )
+/**
+ * `ensureTracked`, then fresh planner statistics after a big backfill (PostgreSQL), so scans use
+ * the revision index; driver errors become `LineageQueryError`s naming `where`. A root dropped
+ * and recreated is tracked again (its rows get new revisions, so rows derived from the old table
+ * become stale); a root that is gone is a `schema` error naming it.
+ */
+export async function trackRoot(db: Kysely<any>, d: StoreDialect, def: TableDef, where: string): Promise<void> {
+  let done: TrackOutcome
+  try {
+    done = await ensureTracked(db, d, def)
+  } catch (e) {
+    throw fromDriver(e, where)
+  }
+  if (done.backfilled >= ANALYZE_MIN) await d.analyze(db, revTable(def.name))
 }

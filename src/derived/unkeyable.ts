@@ -11,12 +11,9 @@
  *   row is stored under the text as read; it is reported by `refresh` and `status` with that
  *   text, and is not removed when the root row is deleted.)
  */
-import { sql } from 'kysely'
-import { revTable } from './dialect.js'
-import type { Derivation, Engine, Task } from './engine.js'
+import type { Derivation, Engine, Result, Task, Work } from './engine.js'
 import { addressValue, unrepresentableKey } from './keys.js'
-import type { Work } from './staleness.js'
-import type { Result } from './write.js'
+import { revisionRowExists } from './sql/reads.js'
 
 /** The work items of a root derivation whose key cannot be carried through JavaScript (no database access). */
 export function splitUnkeyable(x: Derivation, work: readonly Work[]): { keyable: Work[]; failed: Result[] } {
@@ -42,8 +39,7 @@ export async function lostKeys(engine: Engine, x: Derivation, work: readonly Wor
   const out: Result[] = []
   for (const w of work) {
     if (got.has(w.addr) || !w.addr.includes('\ufffd')) continue
-    const r = await sql`SELECT 1 AS one FROM ${sql.id(revTable(x.source.table))} WHERE lq_key = ${w.addr}`.execute(engine.db)
-    if (r.rows.length === 0) out.push(failedResult(x, w, 'a string with a lone surrogate (invalid UTF-16), which SQLite stored as bytes that do not read back as the same string'))
+    if (!(await revisionRowExists(engine.db, engine.d, x.source.table, w.addr))) out.push(failedResult(x, w, 'a string with a lone surrogate (invalid UTF-16), which SQLite stored as bytes that do not read back as the same string'))
   }
   return out
 }

@@ -61,7 +61,7 @@ import { plan } from './layout.js'
 import { columnOf, unify, type ColumnDef, type SType, type TableDef } from './schema.js'
 import { aggType, caseValues, opType } from './typing.js'
 import { fixScale, isDateString, scaleOf, Timestamp } from './codecs.js'
-import { endsWithLoneEscape } from './lower.js'
+import { endsWithLoneEscape } from './dialect.js'
 
 type Env = ReadonlyMap<number, NValue>
 

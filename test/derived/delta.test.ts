@@ -222,8 +222,7 @@ for (const dialect of dialectNames) {
       expect(counter.rows()).toBeLessThan(20)
     })
 
-    // Findings of the review of delta evaluation (.scratch/review at the time), one test each.
-    describe('review of delta evaluation', () => {
+    describe('delta evaluation edge cases', () => {
       const g = table('g', { id: t.Int, v: t.Int })
       const two = async () => {
         const store = await openStore(db)
@@ -232,7 +231,7 @@ for (const dialect of dialectNames) {
         return store
       }
 
-      it('finding 1: get over a comprehension reading a comprehension-derived table (list addresses) computes, not deletes', async () => {
+      it('get over a comprehension reading a comprehension-derived table (list addresses) computes, not deletes', async () => {
         await createTable(db, g)
         await sql`INSERT INTO g (id, v) VALUES (1, 1), (2, 2), (3, 3)`.execute(db)
         const store = await openStore(db)
@@ -247,7 +246,7 @@ for (const dialect of dialectNames) {
         expect(await store.stale()).toEqual([])
       })
 
-      it('finding 2: a root declared { lineage: false } read by a generator: its updates and deletes are found, and get does not delete', async () => {
+      it('a root declared { lineage: false } read by a generator: its updates and deletes are found, and get does not delete', async () => {
         const c = table('c', { id: t.Int, label: t.string }, { lineage: false })
         await createTable(db, g)
         await createTable(db, c)
@@ -268,7 +267,7 @@ for (const dialect of dialectNames) {
         expect(await run(db, Q.for(x, (r) => Q.yield(r.s)))).toEqual(['2:B'])
       })
 
-      it('finding 3: two rows at one address found by different restricted evaluations are an error, as in a full evaluation', async () => {
+      it('two rows at one address found by different restricted evaluations are an error, as in a full evaluation', async () => {
         await createTable(db, g)
         await sql`INSERT INTO g (id, v) VALUES (1, 10)`.execute(db)
         const store = await openStore(db)
@@ -280,7 +279,7 @@ for (const dialect of dialectNames) {
         await expect(store.refresh({ full: true })).rejects.toThrow(/same source rows/)
       })
 
-      it('finding 4: a restricted site copied into many union branches is split to fit the bound-parameter limit', async () => {
+      it('a restricted site copied into many union branches is split to fit the bound-parameter limit', async () => {
         const p = table('p', { id: t.Int, a: t.Int, n: t.Int })
         await createTable(db, g)
         await createTable(db, p)
@@ -304,7 +303,7 @@ for (const dialect of dialectNames) {
         expect((await run(db, Q.for(x, (r) => Q.yield(r.s)))).length).toBe(601)
       })
 
-      it('finding 5: get over a comprehension reading a multi-root derived table brings that table up to date first', async () => {
+      it('get over a comprehension reading a multi-root derived table brings that table up to date first', async () => {
         const store = await two()
         const m = store.derive({ name: 'm', from: Q.for(d, (a) => Q.for(e, (b) => Q.where(Q.and(Q.eq(a.id, b.id), Q.lt(a.id, 3)), Q.yield({ dv: a.v, ew: b.w })))), output: { s: t.Int }, fn: (r) => ({ s: r.dv + r.ew }) })
         const y = store.derive({ name: 'y', from: Q.for(m, (a) => Q.for(d, (b) => Q.where(Q.eq(b.id, Q.add(a.s, 100)), Q.yield({ s: a.s, v: b.v })))), output: { n: t.Int }, fn: (r) => ({ n: r.s * 1000 + r.v }) })
@@ -319,7 +318,7 @@ for (const dialect of dialectNames) {
         expect((await store.get(y, yKey(2, 106))).state).toBe('missing')
       })
 
-      it('finding 6: a change to a table read only inside an aggregate or a nested collection recomputes the rows whose input changed', async () => {
+      it('a change to a table read only inside an aggregate or a nested collection recomputes the rows whose input changed', async () => {
         const store = await two()
         const agg = store.derive({ name: 'agg', from: Q.for(d, (a) => Q.where(Q.lt(a.id, 4), Q.yield({ v: a.v, n: Q.count(Q.for(e, (b) => Q.where(Q.eq(b.grp, a.id), Q.yield(b.id)))) }))), output: { v: t.Int, n: t.Int }, fn: (r) => r })
         const nest = store.derive({ name: 'nest', from: Q.for(d, (a) => Q.where(Q.lt(a.id, 4), Q.yield({ es: Q.for(e, (b) => Q.where(Q.and(Q.eq(b.grp, a.id), Q.lt(b.id, 30)), Q.yield(b.id))) }))), output: { s: t.string }, fn: (r) => ({ s: JSON.stringify([...r.es].sort((a, b) => a - b)) }) })

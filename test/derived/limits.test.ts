@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createTable, insertRows } from '../../src/query/ddl.js'
 import { table } from '../../src/query/dsl.js'
 import { openStore } from '../../src/derived/index.js'
-import { jsonLimits } from '../../src/derived/sqltext.js'
+import { jsonLimits } from '../../src/derived/sql/text.js'
 import { dialectNames, open, type TestDb } from '../support/db.js'
 
 const src = table('src', { id: t.Int, x: t.Int })

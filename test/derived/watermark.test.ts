@@ -19,7 +19,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createTable, insertRows } from '../../src/query/ddl.js'
 import { table } from '../../src/query/dsl.js'
 import { openStore, type Store } from '../../src/derived/index.js'
-import { parseSnapshot } from '../../src/derived/dialect.js'
+import { parseSnapshot } from '../../src/derived/sql/dialect.js'
 import { open, pgUrl, type TestDb } from '../support/db.js'
 
 /**

@@ -136,6 +136,21 @@ eachDialect('Q.let', (get) => {
     }
   })
 
+  test('a shared value a group source computes, read by the group\'s aggregates, is in scope or computed in place (FC_SEED=729739416 FC_PATH=19: "no such column #s1.value")', async () => {
+    const qs = [
+      // the let is the whole source of the group (a branch without generators)
+      Q.for(Q.groupBy(Q.let(Q.count(Q.yield(0)), (x) => Q.yield(x)), () => ({})), (g) => Q.yield({ k: Q.for(g.group, (r) => Q.yield(r)) })),
+      Q.for(Q.groupBy(Q.let(Q.count(tasks), (x) => Q.yield(x)), (x) => x), (g) => Q.yield({ k: g.key, s: Q.sum(Q.for(g.group, (r) => Q.yield(r))), n: Q.count(g.group) })),
+      // the source is a table with a correlated shared value per row, grouped by a column
+      Q.for(Q.groupBy(Q.for(employees, (e) => Q.let(Q.count(tasksOf(e)), (n) => Q.yield({ d: e.dept, n }))), (r) => r.d), (g) =>
+        Q.yield({ d: g.key, total: Q.sum(Q.for(g.group, (r) => Q.yield(r.n))), ns: Q.for(g.group, (r) => Q.yield(r.n)) })),
+    ] as AnyQuery[]
+    for (const q of qs) {
+      expect(sortDeep(await run(get().db, q))).toEqual(sortDeep(evaluate(q[AST], data)))
+      expect(sortDeep(await run(get().db, lineage(q)))).toEqual(sortDeep(evaluateLineage(q[AST], data)))
+    }
+  })
+
   test('lineage: the let adds nothing; a query value used as a source brings its rows', async () => {
     for (const q of all) expect(sortDeep(await run(get().db, lineage(q)))).toEqual(sortDeep(evaluateLineage(q[AST], data)))
     const rows = await run(get().db, lineage(pairsOf))

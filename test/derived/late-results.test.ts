@@ -1,6 +1,6 @@
 /**
- * Regression tests for the findings of the independent review of the derived-data engine, on
- * SQLite and PostgreSQL. Each test is named after its finding.
+ * Late results, deletes reaching every reader, concurrent callers and table names: regression
+ * tests of the derived-data engine on SQLite and PostgreSQL, each named for the behaviour it pins.
  */
 import * as t from 'io-ts'
 import { sql, type Kysely } from 'kysely'
@@ -89,7 +89,7 @@ const rowsOf = async (db: Kysely<any>, name: string) =>
   (await sql<Record<string, unknown>>`SELECT * FROM ${sql.id(name)} ORDER BY lq_key`.execute(db)).rows
 
 for (const dialect of dialectNames) {
-  describe(`review fixes [${dialect}]`, () => {
+  describe(`late results, deletes and concurrent callers [${dialect}]`, () => {
     let tdb: TestDb
     beforeEach(async () => {
       tdb = await open(dialect)
@@ -99,7 +99,7 @@ for (const dialect of dialectNames) {
     })
 
     for (const which of ['out', 'out2'] as const) {
-      it(`finding 1 (r2_resurrect): a computation of ${which} that finishes after its root row was deleted does not bring the derived row back`, async () => {
+      it(`a computation of ${which} that finishes after its root row was deleted does not bring the derived row back`, async () => {
         const db = tdb.db
         await createSrc(db)
         const store = await openStore(db)
@@ -127,7 +127,7 @@ for (const dialect of dialectNames) {
       })
     }
 
-    it('finding 4 (r4_undeclared): a root delete reaches derived tables that the refreshing store does not declare', async () => {
+    it('a root delete reaches derived tables that the refreshing store does not declare', async () => {
       const db = tdb.db
       await createSrc(db, [{ id: 1, text: 'a' }, { id: 2, text: 'bb' }])
       // Program A declares the whole pipeline; program B only its first table.
@@ -162,7 +162,7 @@ for (const dialect of dialectNames) {
       expect(await again.store.get(again.len, 1)).toMatchObject({ state: 'fresh', value: { n: 3 } })
     })
 
-    it('finding 7 (r5_pg_late_delete): a root delete committing while a result for that row is being written does not leave the result behind', async () => {
+    it('a root delete committing while a result for that row is being written does not leave the result behind', async () => {
       // PostgreSQL server only: another connection deletes the root row and another store
       // refreshes while the write transaction of a get() is open (after its deleted-input check,
       // before its commit). SQLite has one writer at a time, so the interleaving cannot happen.
@@ -185,8 +185,8 @@ for (const dialect of dialectNames) {
       expect(await a.store.stale()).toEqual([])
     })
 
-    // Second review (tombstones, re-check after commit, input hashes): findings 8-11.
-    it('finding 8 (r1_filter_resurrect): a late result does not bring back a comprehension row that left the comprehension meanwhile', async () => {
+    // Tombstones, the re-check after commit, input hashes.
+    it('a late result does not bring back a comprehension row that left the comprehension meanwhile', async () => {
       const db = tdb.db
       const src = table('src', { id: t.Int, flag: t.boolean, text: t.string })
       await createTable(db, src)
@@ -223,7 +223,7 @@ for (const dialect of dialectNames) {
     }
     const counts = async (db: Kysely<any>) => (await rowsOf(db, 'counted')).map((r) => Number(r['n']))
 
-    it('finding 9 (r5_concurrent_skip_input_hash): a refresh overlapping a get still recomputes rows whose input value changed', async () => {
+    it('a refresh overlapping a get still recomputes rows whose input value changed', async () => {
       const db = tdb.db
       const { src, tags, from } = await counting(db)
       const aux = table('aux', { id: t.Int, text: t.string })
@@ -249,7 +249,7 @@ for (const dialect of dialectNames) {
       expect(await store.stale()).toEqual([])
     })
 
-    it('finding 10 (r6_input_hash_late_write): status sees input-value changes, and a late result does not replace one from a later evaluation', async () => {
+    it('status sees input-value changes, and a late result does not replace one from a later evaluation', async () => {
       const db = tdb.db
       const { src, tags, from } = await counting(db)
       const g = holdable()
@@ -277,8 +277,8 @@ for (const dialect of dialectNames) {
       expect(await b.store.stale()).toEqual([])
     })
 
-    it('finding 11 (r3_pg_recheck_kills_newer): the re-check after a write does not delete a newer row another program stored meanwhile', async () => {
-      // PostgreSQL server only (two connections interleaved inside a write; see finding 7).
+    it('the re-check after a write does not delete a newer row another program stored meanwhile', async () => {
+      // PostgreSQL server only (two connections interleaved inside a write, as in the late-delete test above).
       if (tdb.label !== 'postgres (server)') return
       const { h, a, b, other } = await lateWriteSetup(tdb)
       try {
@@ -302,7 +302,7 @@ for (const dialect of dialectNames) {
       expect(await b.store.stale()).toEqual([])
     })
 
-    it('finding 2 (r8_triggers): TRUNCATE of a tracked root (PostgreSQL; a whole-table DELETE on SQLite) deletes the derived rows', async () => {
+    it('TRUNCATE of a tracked root (PostgreSQL; a whole-table DELETE on SQLite) deletes the derived rows', async () => {
       const db = tdb.db
       await createSrc(db)
       const store = await openStore(db)
@@ -324,7 +324,7 @@ for (const dialect of dialectNames) {
       expect(await rowsOf(db, 'out')).toEqual([{ s: 'c', lq_key: '1' }])
     })
 
-    it('finding 3 (r6_names): derived tables foo and foo_changed, and roots x and x_rev, do not clash', async () => {
+    it('derived tables foo and foo_changed, and roots x and x_rev, do not clash', async () => {
       const db = tdb.db
       const x = table('x', { id: t.Int })
       const xRev = table('x_rev', { id: t.Int })
@@ -341,7 +341,7 @@ for (const dialect of dialectNames) {
       expect(await store.get(fooChanged, 1)).toMatchObject({ state: 'fresh', value: { s: 'fca' } })
     })
 
-    it('finding 3 (r6_names, r6b): names too long for PostgreSQL, or differing only in case on SQLite are rejected', async () => {
+    it('names too long for PostgreSQL, or differing only in case on SQLite are rejected', async () => {
       const db = tdb.db
       await createSrc(db, [])
       const store = await openStore(db)
@@ -368,7 +368,7 @@ for (const dialect of dialectNames) {
       }
     })
 
-    it('finding 11: a shared computation whose write failed is run again by the caller that waited for it, before the watermark advances', async () => {
+    it('a shared computation whose write failed is run again by the caller that waited for it, before the watermark advances', async () => {
       const db = tdb.db
       await createSrc(db, [{ id: 1, text: 'a' }])
       const store = await openStore(db)
@@ -412,7 +412,7 @@ for (const dialect of dialectNames) {
       expect(await rowsOf(db, 'out')).toEqual([{ up: 'A', lq_key: '1' }])
     })
 
-    it('finding 5 (r3_code_rollback): rows computed under another code version are recomputed after switching back', async () => {
+    it('rows computed under another code version are recomputed after switching back', async () => {
       const db = tdb.db
       await createSrc(db)
       const openAt = async (version: string) => {
@@ -434,7 +434,7 @@ for (const dialect of dialectNames) {
       expect((await c.store.refresh()).tables['out']!.computed).toBe(0)
     })
 
-    it('finding 6 (r1_pg_query_late_commit): a root write committing between a comprehension query and its revision read is not recorded as seen', async () => {
+    it('a root write committing between a comprehension query and its revision read is not recorded as seen', async () => {
       // On PostgreSQL (server) another connection commits right after the comprehension query
       // returns; on SQLite (one connection per database here) the same sequence runs without the
       // interleaving.

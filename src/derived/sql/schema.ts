@@ -20,12 +20,13 @@
  * Per derived table `X`: the data table `X` (declared columns + `lq_key`) and the metadata table
  * `lq_meta_X` (see `metaDDL`).
  */
-import { sql, type Kysely } from 'kysely'
-import { LineageQueryError } from '../errors.js'
-import { createTable } from '../query/ddl.js'
-import { hooksFor } from '../query/dialect.js'
-import type { TableDef } from '../query/schema.js'
+import { CompiledQuery, sql, type Kysely } from 'kysely'
+import { LineageQueryError } from '../../errors.js'
+import { createTable } from '../../query/ddl.js'
+import { hooksFor } from '../../query/dialect.js'
+import type { TableDef } from '../../query/schema.js'
 import { indexName, legacyIndexName, metaTable, q, type StoreDialect } from './dialect.js'
+import { exec } from './text.js'
 
 /**
  * 1: the first layout. 2: deleted derived rows are tombstones (`lq_state = 'deleted'`) that
@@ -151,7 +152,44 @@ export async function ensureDerivedTables(db: Kysely<any>, d: StoreDialect, def:
   // Index names of earlier versions (`lq_meta_X_changed` could be another table's name).
   for (const what of ['changed', 'xid']) await d.dropIndexOn(db, legacyIndexName(metaTable(def.name), what), metaTable(def.name))
   for (const s of metaDDL(d, def.name)) await sql.raw(s).execute(db)
-  const insert = d.name === 'sqlite' ? sql`INSERT OR IGNORE INTO lq_derived (name, code_version) VALUES (${def.name}, ${codeVersion})` : sql`INSERT INTO lq_derived (name, code_version) VALUES (${def.name}, ${codeVersion}) ON CONFLICT (name) DO NOTHING`
-  await insert.execute(db)
+  await sql`INSERT INTO lq_derived (name, code_version) VALUES (${def.name}, ${codeVersion}) ON CONFLICT (name) DO NOTHING`.execute(db)
   await sql`UPDATE lq_derived SET code_version = ${codeVersion} WHERE name = ${def.name}`.execute(db)
+}
+
+// ---------------------------------------------------------------- tracked roots (see startup.ts)
+
+/** A root's row of `lq_tracked`. */
+export interface TrackedRow {
+  readonly key_columns: string
+  readonly ddl_hash?: string | null
+  readonly table_id?: string | null
+}
+
+export async function trackedRow(db: Kysely<any>, root: string): Promise<TrackedRow | undefined> {
+  const r = await sql<TrackedRow>`SELECT * FROM lq_tracked WHERE root = ${root}`.execute(db)
+  return r.rows[0]
+}
+
+/** Add the columns of `lq_tracked` that earlier versions did not have. */
+export async function upgradeTracked(trx: Kysely<any>, d: StoreDialect): Promise<void> {
+  const cols = (await d.columns(trx, 'lq_tracked')) ?? []
+  for (const col of ['ddl_hash', 'table_id']) if (!cols.some((x) => x.name === col)) await sql.raw(`ALTER TABLE lq_tracked ADD COLUMN ${col} text`).execute(trx)
+}
+
+export async function upsertTracked(trx: Kysely<any>, d: StoreDialect, def: TableDef, ddl: string, tableId: string | null): Promise<void> {
+  await exec(
+    trx,
+    `INSERT INTO lq_tracked (root, key_columns, ddl_hash, table_id) VALUES (${d.ph(1)}, ${d.ph(2)}, ${d.ph(3)}, ${d.ph(4)}) ON CONFLICT (root) DO UPDATE SET key_columns = excluded.key_columns, ddl_hash = excluded.ddl_hash, table_id = excluded.table_id`,
+    [def.name, JSON.stringify(def.key), ddl, tableId],
+  )
+}
+
+/** Run start statements given as text (DDL, a backfill batch); the rows they changed. */
+export async function execCounting(trx: Kysely<any>, text: string, params: readonly unknown[]): Promise<number> {
+  return Number((await trx.executeQuery(CompiledQuery.raw(text, params as unknown[]))).numAffectedRows ?? 0)
+}
+
+/** Run statements given as text, one after the other. */
+export async function execAll(trx: Kysely<any>, texts: readonly string[]): Promise<void> {
+  for (const s of texts) await sql.raw(s).execute(trx)
 }

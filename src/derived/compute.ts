@@ -1,0 +1,125 @@
+/**
+ * Computing a batch: calling the derivation's function on each task, checking its result
+ * against the declared output, and limiting how long a call may take. Tasks whose upstream row
+ * failed are `blocked` without a call. Pure of the database: results go to `write.ts`.
+ */
+import { LineageQueryError, showValue } from '../errors.js'
+import type { Derivation, Outcome, Result, Task } from './engine.js'
+import { addressValue } from './keys.js'
+import type { Op } from './ops.js'
+import type { DeriveContext } from './types.js'
+
+/**
+ * Run the function on every task of a batch. Calls still pending after the timeout (the
+ * derivation's, else the call's, else the store's) become `failed` results with a timeout
+ * cause; when the operation is aborted, pending calls are abandoned (`abandoned`: their tasks
+ * have no result) and the settled ones are returned. One timer serves the whole batch: its
+ * calls all start together.
+ */
+export async function compute(x: Derivation, tasks: readonly Task[], op: Op, storeTimeoutMs: number | undefined): Promise<{ results: Result[]; abandoned: boolean }> {
+  const out: (Result | undefined)[] = new Array(tasks.length)
+  const pending: { i: number; p: PromiseLike<unknown> }[] = []
+  const limit = x.timeoutMs ?? op.timeoutMs ?? storeTimeoutMs
+  // One signal per batch, made when a function first reads it: it is aborted when the batch's
+  // pending calls time out or are abandoned, which is all a call still running can learn.
+  let ac: AbortController | undefined
+  const signalOf = (): AbortSignal => (ac ??= new AbortController()).signal
+  tasks.forEach((task, i) => {
+    const bad = task.upstream.find((u) => u.state !== 'ok')
+    if (bad !== undefined) {
+      out[i] = { task, outcome: blockedBy(bad.table, bad.addr, bad.state, bad.error) }
+      return
+    }
+    // A single-root address with one lineage entry is that entry's key (no second parse).
+    const ctx: DeriveContext = {
+      table: x.name,
+      key: x.singleRoot && task.lineage.length === 1 ? task.lineage[0]!.key : addressValue(task.addr),
+      lineage: task.lineage,
+      params: x.params,
+      get signal() {
+        return signalOf()
+      },
+    }
+    try {
+      const v = x.fn(task.input, ctx)
+      if (isThenable(v)) pending.push({ i, p: v })
+      else out[i] = { task, outcome: checkOutput(x, v) }
+    } catch (e) {
+      out[i] = { task, outcome: failure(e) }
+    }
+  })
+  let abandoned = false
+  if (pending.length > 0) {
+    await new Promise<void>((resolve) => {
+      let left = pending.length
+      let closed = false
+      const finish = () => {
+        if (closed) return
+        closed = true
+        if (timer !== undefined) clearTimeout(timer)
+        op.signal?.removeEventListener('abort', onAbort)
+        resolve()
+      }
+      const settle = (i: number, outcome: Outcome) => {
+        if (closed || out[i] !== undefined) return
+        out[i] = { task: tasks[i]!, outcome }
+        if (--left === 0) finish()
+      }
+      for (const { i, p } of pending) Promise.resolve(p).then((val) => settle(i, checkOutput(x, val)), (e: unknown) => settle(i, failure(e)))
+      const timer =
+        limit === undefined
+          ? undefined
+          : setTimeout(() => {
+              for (const { i } of pending) if (out[i] === undefined) out[i] = { task: tasks[i]!, outcome: timedOut(x, tasks[i]!, limit) }
+              ac?.abort(new LineageQueryError('aborted', `derived table \`${x.name}\`: the call timed out after ${limit} ms`, { table: x.name }))
+              finish()
+            }, limit)
+      const onAbort = () => {
+        abandoned = pending.some(({ i }) => out[i] === undefined)
+        if (abandoned) ac?.abort(op.signal!.reason)
+        finish()
+      }
+      if (op.signal?.aborted === true) onAbort()
+      else op.signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+  return { results: abandoned ? out.filter((r): r is Result => r !== undefined) : (out as Result[]), abandoned }
+}
+
+function timedOut(x: Derivation, task: Task, limit: number): Outcome {
+  return { state: 'failed', message: `derived table \`${x.name}\`, row ${task.addr}: the function did not settle within ${limit} ms (timeoutMs); stored as failed, retried when its input or code changes`, stack: undefined, timeoutMs: limit }
+}
+
+const isThenable = (v: unknown): v is PromiseLike<unknown> => typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function'
+
+function failure(e: unknown): Outcome {
+  if (e instanceof Error) return { state: 'failed', message: e.message, stack: e.stack }
+  return { state: 'failed', message: `non-Error thrown: ${showValue(e)}`, stack: undefined }
+}
+
+function blockedBy(table: string, addr: string, state: string, error: string | null): Outcome {
+  if (state === 'blocked' && error !== null) {
+    const b = JSON.parse(error) as { table: string; key: string }
+    return { state: 'blocked', table: b.table, key: b.key }
+  }
+  return { state: 'blocked', table, key: addr }
+}
+
+/** Check a function's result against the declared output; a mismatch is a failed row. */
+function checkOutput(x: Derivation, value: unknown): Outcome {
+  const bad = (why: string): Outcome => ({ state: 'failed', message: `derived table \`${x.name}\`: the function's result does not match the declared output: ${why}`, stack: undefined })
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return bad(`expected an object with columns ${Object.keys(x.output).join(', ')}, got ${showValue(value)}`)
+  const row = value as Record<string, unknown>
+  for (const k of Object.keys(row)) if (!(k in x.output)) return bad(`unknown column \`${k}\`; columns: ${Object.keys(x.output).join(', ')}`)
+  const out: Record<string, unknown> = {}
+  for (const col of x.def.columns) {
+    if (col.name === 'lq_key') continue
+    const v = row[col.name]
+    if (!(col.name in row)) return bad(`missing column \`${col.name}\``)
+    if (col.codec.decode(v)._tag === 'Left') return bad(`column \`${col.name}\`: expected ${col.codec.name}, got ${showValue(v)}`)
+    if (typeof v === 'number' && (!Number.isFinite(v) || (col.type.kind === 'int' && !Number.isSafeInteger(v)))) return bad(`column \`${col.name}\`: ${v} cannot be stored`)
+    if (typeof v === 'string' && v.includes('\u0000')) return bad(`column \`${col.name}\`: strings cannot contain the NUL character`)
+    out[col.name] = v
+  }
+  return { state: 'ok', row: out }
+}

@@ -1,0 +1,72 @@
+/**
+ * A `refresh` or `get` call in progress: its limits (signal, default per-call timeout), whether
+ * it has been alone since it started, and how it stops when its signal fires.
+ */
+import { LineageQueryError, showValue } from '../errors.js'
+import type { RefreshReport, TableReport } from './types.js'
+
+/** A refresh or get call in progress; `alone` until another one starts while it runs. */
+export interface Op {
+  alone: boolean
+  readonly signal: AbortSignal | undefined
+  /** The call's default per-call timeout (`RefreshOptions.timeoutMs` / `GetOptions.timeoutMs`). */
+  readonly timeoutMs: number | undefined
+}
+
+/** The calls in progress in one store. */
+export class Ops {
+  readonly #ops = new Set<Op>()
+
+  /** A call starts: it is alone until another one starts. */
+  begin(limits: { signal?: AbortSignal | undefined; timeoutMs?: number | undefined } = {}): Op {
+    const op: Op = { alone: this.#ops.size === 0, signal: limits.signal, timeoutMs: limits.timeoutMs }
+    for (const other of this.#ops) other.alone = false
+    this.#ops.add(op)
+    return op
+  }
+
+  end(op: Op): void {
+    this.#ops.delete(op)
+  }
+}
+
+/** Rows a table report counts as handled (for progress). */
+export const handled = (r: TableReport): number => r.computed + r.unchanged + r.failed + r.blocked + r.deleted + r.superseded
+
+/** Internal: the operation's signal fired; turned into an `aborted` LineageQueryError at the public method. */
+export class Aborted extends Error {}
+
+export function throwIfAborted(op: Op): void {
+  if (op.signal?.aborted === true) throw new Aborted()
+}
+
+export function abortedError(what: string, op: Op, report?: RefreshReport): LineageQueryError {
+  const reason = op.signal?.reason
+  const why = reason instanceof Error ? `: ${reason.message}` : reason === undefined ? '' : `: ${showValue(reason)}`
+  const done = report === undefined ? '' : `; ${handled(report.totals)} rows were handled and stored before it stopped (details.report)`
+  return new LineageQueryError('aborted', `${what} was aborted${why}${done}. Nothing computed was lost: rows not stored stay stale or missing for the next refresh`, report === undefined ? {} : { report }, { cause: reason })
+}
+
+/** `p`, or an `Aborted` rejection as soon as the operation's signal fires. */
+export function untilAborted<T>(p: Promise<T>, op: Op): Promise<T> {
+  const signal = op.signal
+  if (signal === undefined) return p
+  if (signal.aborted) return Promise.reject(new Aborted())
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Aborted())
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(v)
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(e)
+      },
+    )
+  })
+}
+
+/** Let timers and I/O callbacks run (between batches: better-sqlite3 runs statements synchronously). */
+export const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))

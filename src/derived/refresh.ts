@@ -1,0 +1,172 @@
+/**
+ * Refresh: the orchestration of one derived table's refresh, phase by phase: read the clock
+ * and the watermark, scan (`scan/`) or page a first fill (`scan/fill.ts`), delete what lost its
+ * input (`delete.ts`), then per batch: load inputs (`inputs.ts`), claim (`claims.ts`), compute
+ * (`compute.ts`) and write (`write.ts`); finally move the watermark. `store.refresh` runs it per
+ * derived table in dependency order; `get` (`demand.ts`) runs its batches for one row.
+ */
+import { retryBusy } from './busy.js'
+import { compute } from './compute.js'
+import { deleteRows } from './delete.js'
+import { BUSY_WAIT_MS, chunks, type Derivation, type Engine, type ScanFilter, type Task } from './engine.js'
+import { inputLoader, loadTasks } from './inputs.js'
+import { Aborted, handled, throwIfAborted, untilAborted, yieldToLoop, type Op } from './ops.js'
+import { fillCount, fillPage, fillRootPage, isFirstFill, pagesByRootKey, unsafeKeyWork } from './scan/fill.js'
+import { scan, type ScanStats } from './scan/index.js'
+import type { Watermark } from './sql/dialect.js'
+import { metaTable } from './sql/dialect.js'
+import { readWatermark } from './sql/reads.js'
+import { writeWatermark } from './sql/writes.js'
+import type { RefreshProgress, TableReport } from './types.js'
+import { lostKeys, splitUnkeyable } from './unkeyable.js'
+import { writeResults } from './write.js'
+
+/** Rows per function batch and write transaction, by default. */
+export const BATCH = 500
+/** The same, for a first fill (most of the input is new), by default. */
+export const BULK_BATCH = 5000
+
+/** Rows written by one table's refresh before its tables' statistics are refreshed (PostgreSQL). */
+export const ANALYZE_MIN = 10_000
+
+/** Where a refresh sends its progress, and the table it is at. */
+export interface ProgressSink {
+  readonly report: (p: RefreshProgress) => void
+  readonly tableIndex: number
+  readonly tableCount: number
+  readonly started: number
+}
+
+type Applied = { wm: Watermark; applied: string | null }
+
+export async function refreshTable(engine: Engine, x: Derivation, full: boolean, batch: number | undefined, report: Record<string, TableReport>, op: Op, progress?: ProgressSink): Promise<void> {
+  const clock = await engine.d.readClock(engine.db)
+  const wm = await readWatermark(engine.db, x.name)
+  const filter: ScanFilter = full ? { mode: 'all', force: true } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }
+  // A first fill of a derivation over one table streams its input a page at a time.
+  if (await isFirstFill(engine, x, filter)) return fillTable(engine, x, clock, wm, batch, report, op, progress)
+  const stats: ScanStats = { covered: false, live: 0 }
+  const work = await scan(engine, x, filter, clock, { stats, noCauses: true })
+  const items = [...work.values()]
+  const all = items.filter((w) => w.action === 'compute')
+  // Keys JavaScript cannot carry (integers beyond 2^53): failed rows, never silently skipped.
+  const { keyable: todo, failed: unkeyable } = splitUnkeyable(x, all)
+  const toDelete = items.filter((w) => w.action === 'delete').map((w) => w.addr)
+  const mine = report[x.name]!
+  const total = all.length + toDelete.length
+  const before = handled(mine)
+  const tell = (phase: RefreshProgress['phase']) =>
+    progress?.report({ table: x.name, tableIndex: progress.tableIndex, tableCount: progress.tableCount, phase, done: phase === 'done' ? total : Math.min(handled(mine) - before, total), total, counts: { ...mine }, elapsedMs: performance.now() - progress.started })
+  tell('scan')
+  await deleteRows(engine, x, toDelete, report)
+  await writeResults(engine, x, unkeyable, report[x.name]!)
+  // A first fill (the scan read every input row, most need computing, and there is more
+  // than a batch of them): read the input table once rather than key by key.
+  const bulk = unkeyable.length === 0 && stats.covered && todo.length >= 2 * (batch ?? BATCH) && todo.length * 4 >= stats.live
+  const load = await inputLoader(engine, x, bulk)
+  // A first fill writes bigger batches (fewer statements and transactions), unless told otherwise.
+  const parts = chunks(todo, batch ?? (bulk ? BULK_BATCH : BATCH))
+  for (const [i, part] of parts.entries()) {
+    // Let timers and I/O run between batches (better-sqlite3 is synchronous), and stop here when aborted.
+    await yieldToLoop()
+    throwIfAborted(op)
+    const tasks = await load(part)
+    await runBatch(engine, x, tasks, report[x.name]!, op)
+    await writeResults(engine, x, await lostKeys(engine, x, part, tasks), report[x.name]!)
+    tell('batch')
+    // PostgreSQL: lq_edge is shared by every comprehension derivation, and its statistics may
+    // not know this table's name yet (an earlier ANALYZE saw other tables' edges only): then
+    // each batch's edge statements are planned as a scan of all this table's edges so far.
+    // Fresh statistics after the first batch of a big fill keep them key lookups.
+    if (i === 0 && x.source.kind === 'query' && parts.length > 2) await engine.d.analyze(engine.db, 'lq_edge')
+  }
+  await finishTable(engine, x, clock, wm, report[x.name]!, () => tell('done'))
+}
+
+/**
+ * A first fill of a derivation over one table (see `isFirstFill`): pages of the input's
+ * revision rows in key order (`fillPage`), each loaded, computed and stored as one batch, so
+ * memory follows the batch size, not the table (default 5000 rows).
+ */
+async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Applied, batch: number | undefined, report: Record<string, TableReport>, op: Op, progress?: ProgressSink): Promise<void> {
+  const mine = report[x.name]!
+  const total = progress === undefined ? 0 : await fillCount(engine, x)
+  const before = handled(mine)
+  const tell = (phase: RefreshProgress['phase']) =>
+    progress?.report({ table: x.name, tableIndex: progress.tableIndex, tableCount: progress.tableCount, phase, done: phase === 'done' ? Math.max(total, handled(mine) - before) : handled(mine) - before, total: Math.max(total, handled(mine) - before), counts: { ...mine }, elapsedMs: performance.now() - progress.started })
+  tell('scan')
+  const size = batch ?? BULK_BATCH
+  if (pagesByRootKey(engine, x)) {
+    // One integer key: pages of the root table in its key order, with their revisions.
+    await writeResults(engine, x, splitUnkeyable(x, await unsafeKeyWork(engine, x)).failed, mine)
+    let after: number | undefined
+    for (;;) {
+      await yieldToLoop()
+      throwIfAborted(op)
+      const page = await fillRootPage(engine, x, after, size)
+      if (page.read === 0) break
+      after = page.last
+      await runBatch(engine, x, page.tasks, mine, op)
+      tell('batch')
+      if (page.read < size) break
+    }
+    return finishTable(engine, x, clock, wm, mine, () => tell('done'))
+  }
+  let cursor: unknown
+  for (;;) {
+    await yieldToLoop()
+    throwIfAborted(op)
+    const page = await fillPage(engine, x, cursor, size)
+    if (page.work.length === 0) break
+    cursor = page.cursor
+    const { keyable, failed } = splitUnkeyable(x, page.work)
+    await writeResults(engine, x, failed, mine)
+    const tasks = await loadTasks(engine, x, keyable)
+    await runBatch(engine, x, tasks, mine, op)
+    await writeResults(engine, x, await lostKeys(engine, x, keyable, tasks), mine)
+    tell('batch')
+    if (page.work.length < size) break
+  }
+  await finishTable(engine, x, clock, wm, mine, () => tell('done'))
+}
+
+/** The end of a table's refresh: statistics after many rows, the last progress event, the watermark. */
+async function finishTable(engine: Engine, x: Derivation, clock: Watermark, wm: Applied, r: TableReport, done: () => void): Promise<void> {
+  // After many new rows, refresh the planner's statistics (PostgreSQL), so the next scans of
+  // this table probe its indexes rather than read it whole.
+  if (r.computed + r.unchanged + r.failed + r.blocked >= ANALYZE_MIN) {
+    await engine.d.analyze(engine.db, metaTable(x.name))
+    await engine.d.analyze(engine.db, x.name)
+    if (x.source.kind === 'query') await engine.d.analyze(engine.db, 'lq_edge')
+  }
+  done()
+  // The applied code version is this one unless another caller wrote rows under another code
+  // version meanwhile (it cleared or changed the applied version): then it stays cleared.
+  await retryBusy(engine.d, `refresh of \`${x.name}\` (its watermark)`, engine.busyMs ?? BUSY_WAIT_MS, () => writeWatermark(engine.db, x.name, clock, wm.applied, x.codeVersion))
+}
+
+/**
+ * Run the functions for `tasks` and store the results, computing each (row, inputs, code
+ * version) once per process: a task already in flight (from a concurrent get or refresh) is
+ * awaited instead of run again, and a task whose result a concurrent call stored since the
+ * scan is skipped. A call that has been alone since it started (no other refresh or get
+ * overlapped it) skips both checks: nothing else can have computed its tasks.
+ */
+export async function runBatch(engine: Engine, x: Derivation, tasks: readonly Task[], report: TableReport, op: Op): Promise<void> {
+  const claim = await engine.claims.claim(engine, x, tasks, op.alone)
+  try {
+    const { results, abandoned } = await compute(x, claim.mine, op, engine.timeoutMs)
+    await writeResults(engine, x, results, report)
+    // Calls abandoned by an abort were not stored: concurrent callers waiting on them run them.
+    if (abandoned) throw new Aborted()
+    claim.settle()
+  } catch (e) {
+    claim.settle(e)
+    throw e
+  }
+  // A shared task whose caller failed (its function ran, but its write did not commit) is run
+  // again here: its result must not be dropped while this call goes on to advance the watermark.
+  const settled = await untilAborted(Promise.allSettled(claim.waits.map((w) => w.done)), op)
+  const retry = claim.waits.filter((_, i) => settled[i]!.status === 'rejected').map((w) => w.task)
+  if (retry.length > 0) await runBatch(engine, x, retry, report, op)
+}

@@ -1,0 +1,130 @@
+/**
+ * A first fill of a derivation over one table: nothing stored yet and every input row wanted
+ * (`isFirstFill`). Instead of a scan, the input is read a page at a time in key order (an
+ * index range), each page loaded, computed and stored as one batch, so memory follows the
+ * batch size, not the table. A root with one integer key pages through the root table itself
+ * in its key order (`fillRootPage`), reading rows and their revisions in one snapshot.
+ */
+import { plan } from '../../query/compile.js'
+import { Q, type Query, type Table } from '../../query/dsl.js'
+import { coversAll, type Derivation, type Engine, type ScanFilter, type Task, type Work } from '../engine.js'
+import { keyText } from '../keys.js'
+import { sourceFor } from '../revisions.js'
+import { anyStored, countLive, longKeyRows, rootRevs, sourcePage, type RevisionSource } from '../sql/reads.js'
+import { exec } from '../sql/text.js'
+import { NO_CAUSES } from './table.js'
+
+type AnyTable = Table<string, unknown, unknown>
+type Row = Record<string, unknown>
+
+function sourceOf(engine: Engine, x: Derivation): RevisionSource {
+  if (x.source.kind === 'root' || x.source.kind === 'derived') return sourceFor(engine, x.source.table)
+  throw new Error(`internal: ${x.name} is not a one-table derivation`)
+}
+
+/**
+ * Whether a refresh of `x` is a first fill that can stream its input: a derivation over one
+ * table (a root or a derived table), nothing stored yet, and every input row wanted (mode
+ * `all`, or a watermark never moved). Then `fillPage` replaces the scan, a page at a time.
+ */
+export async function isFirstFill(engine: Engine, x: Derivation, filter: ScanFilter): Promise<boolean> {
+  if (x.source.kind !== 'root' && x.source.kind !== 'derived') return false
+  return coversAll(filter) && !(await anyStored(engine.db, x.name))
+}
+
+/** The live input rows of a first fill (for progress: the rows it will handle). */
+export async function fillCount(engine: Engine, x: Derivation): Promise<number> {
+  return countLive(engine.db, sourceOf(engine, x))
+}
+
+/**
+ * One page of a first fill: up to `limit` live input rows after `cursor` (undefined: from the
+ * start), in key order (an index range), as work items, and the cursor of the last one. Memory
+ * follows the page, not the table.
+ */
+export async function fillPage(engine: Engine, x: Derivation, cursor: unknown, limit: number): Promise<{ work: Work[]; cursor: unknown }> {
+  const rows = await sourcePage(engine.db, engine.d, sourceOf(engine, x), cursor, limit)
+  const work = rows.map((r): Work => ({ addr: r.k, action: 'compute', stored: false, rev: r.rev, causes: NO_CAUSES }))
+  return { work, cursor: rows.length === 0 ? cursor : rows[rows.length - 1]!.c }
+}
+
+/** The page's integer key bound: keys beyond JavaScript's safe range are reported, not read (see `unkeyable.ts`). */
+const MAX_KEY = Number.MAX_SAFE_INTEGER
+
+/**
+ * Whether a first fill of `x` can page through its root table in the root's own key order
+ * (`fillRootPage`): a derivation over a root with one integer key column.
+ */
+export function pagesByRootKey(engine: Engine, x: Derivation): boolean {
+  if (x.source.kind !== 'root') return false
+  const def = engine.roots.get(x.source.table)!.def
+  return def.key!.length === 1 && def.byName.get(def.key![0]!)!.type.kind === 'int'
+}
+
+/**
+ * One page of a first fill over a root with one integer key (`pagesByRootKey`): up to `limit`
+ * root rows with keys after `after`, in key order (an index range of the root table), and
+ * their current revisions, read in one transaction (REPEATABLE READ on PostgreSQL) so the
+ * revisions are those of the rows read. Keys beyond the safe range are left to
+ * `unsafeKeyWork`. Returns the tasks, the number of rows read and the last key.
+ */
+export async function fillRootPage(engine: Engine, x: Derivation, after: number | undefined, limit: number): Promise<{ tasks: Task[]; read: number; last: number | undefined }> {
+  const table = (x.source as { table: string }).table
+  const root = engine.roots.get(table)!
+  const col = root.def.key![0]!
+  const page = pageQuery(engine, root, Math.trunc(limit))
+  const params = [...page.parameters]
+  params[page.slot] = after === undefined ? -MAX_KEY : after + 1
+  const read = async (db: Engine['db']) => {
+    const rows = page.decode(await exec(db, page.sql, params)) as Row[]
+    const revs = await rootRevs(db, engine.d, table, rows.map((r) => keyText(r[col])))
+    return { rows, revs }
+  }
+  const { rows, revs } = await engine.d.snapshotRead(engine.db, read)
+  const tasks: Task[] = []
+  for (const row of rows) {
+    const addr = keyText(row[col])
+    const rev = revs.get(addr)
+    if (rev === undefined) continue // no live revision row: deleted meanwhile, seen by the next scan
+    tasks.push({ addr, input: row, lineage: [{ table, key: row[col] }], inputs: [[table, addr, rev]], maxRev: rev, upstream: [], edges: [] })
+  }
+  return { tasks, read: rows.length, last: rows.length === 0 ? after : (rows[rows.length - 1]![col] as number) }
+}
+
+/** A first-fill page query, compiled once per root, dialect and page size: its lower key bound is parameter `slot`. */
+interface PageQuery {
+  readonly sql: string
+  readonly parameters: readonly unknown[]
+  readonly slot: number
+  readonly decode: (rows: readonly Record<string, unknown>[]) => unknown[]
+}
+
+const pageQueries = new WeakMap<AnyTable, Map<string, PageQuery>>()
+/** A placeholder for the page's lower bound, found among the compiled parameters (checked unique). */
+const PAGE_PLACEHOLDER = -4_000_000_000_000_001
+
+function pageQuery(engine: Engine, root: AnyTable, limit: number): PageQuery {
+  let perRoot = pageQueries.get(root)
+  if (perRoot === undefined) pageQueries.set(root, (perRoot = new Map()))
+  const cacheKey = `${engine.d.name}:${limit}`
+  const hit = perRoot.get(cacheKey)
+  if (hit !== undefined) return hit
+  const col = root.def.key![0]!
+  const query = Q.for(root as Table<string, any, unknown>, (r: any) => Q.where(Q.and(Q.ge(r[col], PAGE_PLACEHOLDER), Q.le(r[col], MAX_KEY)), Q.yield(r)))
+    .orderBy((r: any) => r[col])
+    .limit(limit) as Query<Row, never>
+  const p = plan(query, engine.d.name)
+  const st = p.statements[0]!
+  const slot = st.parameters.indexOf(PAGE_PLACEHOLDER)
+  if (p.statements.length !== 1 || slot < 0 || st.parameters.lastIndexOf(PAGE_PLACEHOLDER) !== slot) throw new Error(`internal: the first-fill page query of \`${root.name}\` did not compile to one statement with one lower bound`)
+  const built: PageQuery = { sql: st.sql, parameters: st.parameters, slot, decode: p.decode }
+  perRoot.set(cacheKey, built)
+  return built
+}
+
+/** Live revision rows of a root whose key text may be an integer beyond the safe range (16 digits or more). */
+export async function unsafeKeyWork(engine: Engine, x: Derivation): Promise<Work[]> {
+  const rows = await longKeyRows(engine.db, sourceOf(engine, x))
+  return rows.map((r): Work => ({ addr: r.k, action: 'compute', stored: false, rev: r.rev, causes: NO_CAUSES }))
+}
+

@@ -1,0 +1,311 @@
+/**
+ * The engine's read statements, one named function each, over the store's tables: revision
+ * rows (`lq_rev_R`), metadata rows (`lq_meta_X`), lineage edges (`lq_edge`) and watermarks
+ * (`lq_derived`). Each returns plain rows; the engine's phases give them meaning. Key lists
+ * travel as one JSON text parameter (`jsonTexts`), so a statement's text does not grow with
+ * its list.
+ */
+import { sql, type Kysely } from 'kysely'
+import { chunks } from '../engine.js'
+import { metaTable, q, revTable, type StoreDialect, type Watermark } from './dialect.js'
+import { exec, jsonBatch, KEY_CHUNK } from './text.js'
+
+type Db = Kysely<any>
+
+/**
+ * A metadata row that is not a tombstone. Deleting a derived row leaves its metadata row with
+ * state `deleted` and a new `lq_changed_rev`, so that readers of the table, declared in this
+ * store or not, find the deletion by the same watermark scan as any other change.
+ */
+export const LIVE_TEXT = `lq_state <> 'deleted'`
+
+const num = (v: unknown): number => Number(v)
+
+/**
+ * The table holding the revisions of an input table's rows: a root's revision table, or a
+ * derived table's metadata (a derived row's revision is its `lq_changed_rev`).
+ */
+export interface RevisionSource {
+  readonly name: string
+  readonly isRoot: boolean
+  readonly table: string
+  readonly rev: string
+  /** SQL over the alias `s`: 1 when the row is deleted (a root tombstone, or a derived row's `deleted` state), else 0. */
+  readonly deleted: string
+  readonly xid: string
+}
+
+export function revisionSource(name: string, isRoot: boolean): RevisionSource {
+  if (isRoot) return { name, isRoot, table: revTable(name), rev: 'rev', deleted: 's.deleted', xid: 'xid' }
+  return { name, isRoot, table: metaTable(name), rev: 'lq_changed_rev', deleted: `CASE WHEN s.lq_state = 'deleted' THEN 1 ELSE 0 END`, xid: 'lq_xid' }
+}
+
+// ---------------------------------------------------------------- metadata and revisions
+
+/** A stored metadata row, as read. */
+export interface MetaRow {
+  readonly lq_key: string
+  readonly lq_lineage: string
+  readonly lq_inputs: string
+  readonly lq_max_input_rev: number
+  readonly lq_code_version: string
+  readonly lq_state: string
+  readonly lq_error: string | null
+  readonly lq_changed_rev: number
+  /** Query derivations reading tables outside their generators: SHA-1 of the input value. */
+  readonly lq_input_hash: string | null
+}
+
+const META_COLS = 'lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_changed_rev, lq_input_hash'
+
+/** Live metadata rows of derived table `table` (all, or by address), by address. */
+export async function metaRows(db: Db, d: StoreDialect, table: string, keys: readonly string[] | 'all'): Promise<Map<string, MetaRow>> {
+  const out = new Map<string, MetaRow>()
+  const take = (rows: readonly Record<string, unknown>[]) => {
+    for (const r of rows) {
+      out.set(r['lq_key'] as string, {
+        lq_key: r['lq_key'] as string,
+        lq_lineage: r['lq_lineage'] as string,
+        lq_inputs: r['lq_inputs'] as string,
+        lq_max_input_rev: num(r['lq_max_input_rev']),
+        lq_code_version: r['lq_code_version'] as string,
+        lq_state: r['lq_state'] as string,
+        lq_error: (r['lq_error'] as string | null) ?? null,
+        lq_changed_rev: num(r['lq_changed_rev']),
+        lq_input_hash: (r['lq_input_hash'] as string | null) ?? null,
+      })
+    }
+  }
+  const M = q(metaTable(table))
+  if (keys === 'all') take(await exec(db, `SELECT ${META_COLS} FROM ${M} WHERE ${LIVE_TEXT}`, []))
+  else if (keys.length === 1) take(await exec(db, `SELECT ${META_COLS} FROM ${M} WHERE lq_key = ${d.ph(1)} AND ${LIVE_TEXT}`, [keys[0]]))
+  else if (keys.length > 1) {
+    const text = `SELECT ${META_COLS} FROM ${M} WHERE lq_key IN (${d.jsonTexts(d.ph(1))}) AND ${LIVE_TEXT}`
+    for (const part of chunks([...new Set(keys)], KEY_CHUNK)) take(await exec(db, text, [jsonBatch(part, d)]))
+  }
+  return out
+}
+
+/** Addresses among `keys` with a live metadata row in `table` (one statement per chunk; `= $1` for one key). */
+export async function liveMetaKeys(db: Db, d: StoreDialect, table: string, keys: readonly string[]): Promise<Set<string>> {
+  const out = new Set<string>()
+  const M = q(metaTable(table))
+  if (keys.length === 1) {
+    for (const r of await exec<{ lq_key: string }>(db, `SELECT lq_key FROM ${M} WHERE lq_key = ${d.ph(1)} AND ${LIVE_TEXT}`, [keys[0]])) out.add(r.lq_key)
+    return out
+  }
+  const text = `SELECT lq_key FROM ${M} WHERE lq_key IN (${d.jsonTexts(d.ph(1))}) AND ${LIVE_TEXT}`
+  for (const part of chunks(keys, KEY_CHUNK)) for (const r of await exec<{ lq_key: string }>(db, text, [jsonBatch(part, d)])) out.add(r.lq_key)
+  return out
+}
+
+/** Whether derived table `table` has any metadata row (live or not). */
+export async function anyStored(db: Db, table: string): Promise<boolean> {
+  return (await exec(db, `SELECT 1 AS one FROM ${q(metaTable(table))} LIMIT 1`, [])).length > 0
+}
+
+/** Current revisions of live root rows, by key text. */
+export async function rootRevs(db: Db, d: StoreDialect, root: string, keys: readonly string[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>()
+  const text = `SELECT lq_key, rev FROM ${q(revTable(root))} WHERE deleted = 0 AND lq_key IN (${d.jsonTexts(d.ph(1))})`
+  for (const part of chunks([...new Set(keys)], KEY_CHUNK)) {
+    for (const row of await exec<{ lq_key: string; rev: unknown }>(db, text, [jsonBatch(part, d)])) out.set(row.lq_key, num(row.rev))
+  }
+  return out
+}
+
+/** Whether root `root` has a revision row (live or a tombstone) of key text `key`. */
+export async function revisionRowExists(db: Db, d: StoreDialect, root: string, key: string): Promise<boolean> {
+  return (await exec(db, `SELECT 1 AS one FROM ${q(revTable(root))} WHERE lq_key = ${d.ph(1)}`, [key])).length > 0
+}
+
+/** The revision row of a root key: its revision and whether it is a tombstone. */
+export async function revisionRow(db: Db, d: StoreDialect, root: string, key: string): Promise<{ rev: number; deleted: boolean } | undefined> {
+  const row = (await exec<{ rev: unknown; deleted: unknown }>(db, `SELECT rev, deleted FROM ${q(revTable(root))} WHERE lq_key = ${d.ph(1)}`, [key]))[0]
+  return row === undefined ? undefined : { rev: num(row.rev), deleted: num(row.deleted) === 1 }
+}
+
+// ---------------------------------------------------------------- changes since a watermark
+
+/** Rows of `s` written since `wm` (index ranges on the revision columns): key and whether deleted. */
+export async function changedRows(db: Db, d: StoreDialect, s: RevisionSource, wm: Watermark): Promise<{ k: string; deleted: boolean }[]> {
+  const rows = (await sql<{ k: string; deleted: unknown }>`SELECT s.lq_key AS k, ${sql.raw(s.deleted)} AS deleted FROM ${sql.id(s.table)} AS s WHERE ${d.since('s', s.rev, s.xid, wm)}`.execute(db)).rows
+  return rows.map((r) => ({ k: r.k, deleted: num(r.deleted) === 1 }))
+}
+
+/** Keys of `s` written since `wm`, or, without a watermark, every key. */
+export async function sourceKeys(db: Db, d: StoreDialect, s: RevisionSource, wm: Watermark | undefined): Promise<string[]> {
+  const where = wm === undefined ? sql`` : sql`WHERE ${d.since('s', s.rev, s.xid, wm)}`
+  return (await sql<{ lq_key: string }>`SELECT s.lq_key FROM ${sql.id(s.table)} AS s ${where}`.execute(db)).rows.map((r) => r.lq_key)
+}
+
+/** Addresses of live metadata rows of `table`, all of them or (`otherThan`) those computed with another code version. */
+export async function metaKeys(db: Db, table: string, otherThan?: string): Promise<string[]> {
+  const where = otherThan === undefined ? sql`WHERE ${sql.raw(LIVE_TEXT)}` : sql`WHERE lq_code_version <> ${otherThan} AND ${sql.raw(LIVE_TEXT)}`
+  return (await sql<{ lq_key: string }>`SELECT lq_key FROM ${sql.id(metaTable(table))} ${where}`.execute(db)).rows.map((r) => r.lq_key)
+}
+
+// ---------------------------------------------------------------- one-table scans
+
+/** A scan row of a one-table derivation: the input's revision row (`k`...) beside the stored metadata row (`mk`...). */
+export interface PairRow {
+  readonly k: string | null
+  readonly rev: number
+  readonly deleted: boolean
+  readonly mk: string | null
+  readonly mrev: number
+  readonly mcv: string | null
+}
+
+/** Which pairs a one-table scan reads. */
+export type PairFilter =
+  | { readonly mode: 'since'; readonly wm: Watermark; readonly otherThan: string | undefined }
+  | { readonly mode: 'keys'; readonly keys: readonly string[] }
+  | { readonly mode: 'all' }
+
+/**
+ * The input's revision rows joined with derived table `table`'s live metadata rows:
+ *
+ * ```sql
+ * SELECT s.lq_key, s.rev, s.deleted, m.lq_key, m.lq_max_input_rev, m.lq_code_version
+ * FROM lq_rev_R AS s LEFT JOIN lq_meta_X AS m ON m.lq_key = s.lq_key AND m.lq_state <> 'deleted'
+ * WHERE s.rev > :watermark              -- PostgreSQL: OR s.xid >= :xmax OR s.xid = ANY(:xip)
+ * ```
+ *
+ * plus, with `otherThan`, the stored rows of another code version; with `keys`, those keys;
+ * with `all`, every row of both (stored rows with no input row too).
+ */
+export async function scanPairs(db: Db, d: StoreDialect, s: RevisionSource, table: string, f: PairFilter): Promise<PairRow[]> {
+  const out: PairRow[] = []
+  const add = (rows: readonly Record<string, unknown>[]) => {
+    for (const r of rows) out.push({ k: (r['k'] as string | null) ?? null, rev: num(r['rev']), deleted: num(r['deleted']) === 1, mk: (r['mk'] as string | null) ?? null, mrev: num(r['mrev']), mcv: (r['mcv'] as string | null) ?? null })
+  }
+  const LIVE = sql.raw(LIVE_TEXT)
+  const cols = sql`s.lq_key AS k, s.${sql.id(s.rev)} AS rev, ${sql.raw(s.deleted)} AS deleted, m.lq_key AS mk, m.lq_max_input_rev AS mrev, m.lq_code_version AS mcv`
+  const fromSrc = sql`FROM ${sql.id(s.table)} AS s LEFT JOIN ${sql.id(metaTable(table))} AS m ON m.lq_key = s.lq_key AND m.${LIVE}`
+  const fromMeta = sql`FROM ${sql.id(metaTable(table))} AS m LEFT JOIN ${sql.id(s.table)} AS s ON s.lq_key = m.lq_key`
+  // (Not ORDER BY here: SQLite would then walk the key index instead of the revision range.)
+  if (f.mode === 'since') {
+    add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromSrc} WHERE ${d.since('s', s.rev, s.xid, f.wm)}`.execute(db)).rows)
+    if (f.otherThan !== undefined) add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromMeta} WHERE m.lq_code_version <> ${f.otherThan} AND m.${LIVE}`.execute(db)).rows)
+  } else if (f.mode === 'keys') {
+    // A few keys (get, status): bound parameters.
+    for (const part of chunks(f.keys, 500)) {
+      add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromSrc} WHERE s.lq_key IN (${sql.join(part)})`.execute(db)).rows)
+      add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromMeta} WHERE m.lq_key IN (${sql.join(part)}) AND s.lq_key IS NULL AND m.${LIVE}`.execute(db)).rows)
+    }
+  } else {
+    add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromSrc} ORDER BY s.lq_key`.execute(db)).rows)
+    add((await sql<Record<string, unknown>>`SELECT ${cols} ${fromMeta} WHERE s.lq_key IS NULL AND m.${LIVE}`.execute(db)).rows)
+  }
+  return out
+}
+
+/** Live rows of `s` in key order: key and revision. */
+export async function liveSourceRows(db: Db, s: RevisionSource): Promise<{ k: string; rev: number }[]> {
+  const rows = await exec<{ k: string; rev: unknown }>(db, `SELECT s.lq_key AS k, s.${q(s.rev)} AS rev FROM ${q(s.table)} AS s WHERE ${s.deleted} = 0 ORDER BY s.lq_key`, [])
+  return rows.map((r) => ({ k: r.k, rev: num(r.rev) }))
+}
+
+/** How many live rows `s` has. */
+export async function countLive(db: Db, s: RevisionSource): Promise<number> {
+  return num((await exec<{ n: unknown }>(db, `SELECT count(*) AS n FROM ${q(s.table)} AS s WHERE ${s.deleted} = 0`, []))[0]?.n)
+}
+
+/** Up to `limit` live rows of `s` after `cursor` (undefined: from the start), in key order, with their cursors (`keyCursor`). */
+export async function sourcePage(db: Db, d: StoreDialect, s: RevisionSource, cursor: unknown, limit: number): Promise<{ k: string; rev: number; c: unknown }[]> {
+  const after = cursor === undefined ? '' : ` AND ${d.afterCursor('s', d.ph(1))}`
+  const text = `SELECT s.lq_key AS k, s.${q(s.rev)} AS rev, ${d.keyCursor('s')} AS c FROM ${q(s.table)} AS s WHERE ${s.deleted} = 0${after} ORDER BY s.lq_key LIMIT ${Math.trunc(limit)}`
+  const rows = await exec<{ k: string; rev: unknown; c: unknown }>(db, text, cursor === undefined ? [] : [cursor])
+  return rows.map((r) => ({ k: r.k, rev: num(r.rev), c: r.c }))
+}
+
+/** Live rows of a root's revision table whose key text may be an integer beyond the safe range (16 digits or more). */
+export async function longKeyRows(db: Db, s: RevisionSource): Promise<{ k: string; rev: number }[]> {
+  const rows = await exec<{ k: string; rev: unknown }>(db, `SELECT s.lq_key AS k, s.rev AS rev FROM ${q(s.table)} AS s WHERE s.deleted = 0 AND length(s.lq_key) >= 16`, [])
+  return rows.map((r) => ({ k: r.k, rev: num(r.rev) }))
+}
+
+// ---------------------------------------------------------------- lineage edges
+
+/**
+ * The lineage edges from rows `srcKeys` of table `src` to rows of derived table `dst`
+ * (`lq_edge`, by its primary key): the one copy of the edge fan-out, used by scans, `stale`,
+ * `affected` and deletes. One key is a plain equality (cheapest to plan).
+ */
+export async function edgeTargets(db: Db, d: StoreDialect, src: string, srcKeys: readonly string[], dst: string): Promise<{ src_key: string; dst_key: string }[]> {
+  if (srcKeys.length === 0) return []
+  if (srcKeys.length === 1) return exec(db, `SELECT src_key, dst_key FROM lq_edge WHERE src_table = ${d.ph(1)} AND src_key = ${d.ph(2)} AND dst_table = ${d.ph(3)}`, [src, srcKeys[0], dst])
+  const text = `SELECT src_key, dst_key FROM lq_edge WHERE src_table = ${d.ph(1)} AND src_key IN (${d.jsonTexts(d.ph(2))}) AND dst_table = ${d.ph(3)}`
+  const out: { src_key: string; dst_key: string }[] = []
+  for (const part of chunks(srcKeys, KEY_CHUNK)) out.push(...(await exec<{ src_key: string; dst_key: string }>(db, text, [src, jsonBatch(part, d), dst])))
+  return out
+}
+
+// ---------------------------------------------------------------- watermarks and the derived-table list
+
+/** A derived table's watermark and the code version its last complete refresh applied. */
+export async function readWatermark(db: Db, name: string): Promise<{ wm: Watermark; applied: string | null }> {
+  const row = (await sql<{ wm_rev: unknown; wm_xmin: string | null; applied_code_version: string | null }>`SELECT wm_rev, wm_xmin, applied_code_version FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]
+  return { wm: { rev: Number(row?.wm_rev ?? 0), xmin: row?.wm_xmin ?? null }, applied: row?.applied_code_version ?? null }
+}
+
+/** Every derived table's watermark. */
+export async function allWatermarks(db: Db): Promise<Watermark[]> {
+  const rows = (await sql<{ wm_rev: unknown; wm_xmin: string | null }>`SELECT wm_rev, wm_xmin FROM lq_derived`.execute(db)).rows
+  return rows.map((w) => ({ rev: Number(w.wm_rev), xmin: w.wm_xmin }))
+}
+
+/** Names of the derived tables in the store (declared by any program), sorted. */
+export async function derivedNames(db: Db): Promise<string[]> {
+  return (await sql<{ name: string }>`SELECT name FROM lq_derived ORDER BY name`.execute(db)).rows.map((r) => r.name)
+}
+
+// ---------------------------------------------------------------- affected: the first hop
+
+/** What one statement reads about a root row and the derived tables that read its root directly. */
+export interface RootFanOut {
+  /** Whether the root row is live (has a revision row not marked deleted). */
+  readonly live: boolean
+  /** Its revision row's revision and (PostgreSQL) transaction id, when it has one. */
+  readonly rev: number | undefined
+  readonly xid: string | null
+  /** Readers over the root itself (not comprehensions) holding a live row at the root key. */
+  readonly stored: ReadonlySet<string>
+  /** Comprehension readers: the addresses the lineage edges from the root row reach, by reader. */
+  readonly edges: ReadonlyMap<string, readonly string[]>
+  /** Comprehension readers: their watermarks. */
+  readonly watermarks: ReadonlyMap<string, Watermark>
+}
+
+const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v)
+
+/**
+ * The first hop of `affected(root, key)` in one statement (one round trip): the root row's
+ * revision row, for each reader over the root the primary-key probe of its metadata at the
+ * key, and for the comprehension readers the lineage edges from the row (an index range of
+ * `lq_edge`'s primary key) and their watermarks.
+ */
+export async function rootFanOut(db: Db, d: StoreDialect, root: string, key: string, readers: readonly { readonly name: string; readonly query: boolean }[]): Promise<RootFanOut> {
+  const params: unknown[] = []
+  const p = (v: unknown): string => {
+    params.push(v)
+    return d.ph(params.length)
+  }
+  const queries = readers.filter((r) => r.query).map((r) => r.name)
+  const cols = [`(SELECT ${d.jsonArray}(v.rev, v.deleted, ${d.xidText('v.xid')}) FROM ${q(revTable(root))} AS v WHERE v.lq_key = ${p(key)}) AS root`]
+  for (const [i, r] of readers.entries()) if (!r.query) cols.push(`(SELECT 1 FROM ${q(metaTable(r.name))} AS m WHERE m.lq_key = ${p(key)} AND m.${LIVE_TEXT}) AS s${i}`)
+  if (queries.length > 0) {
+    cols.push(`(SELECT ${d.jsonAgg}(${d.jsonArray}(e.dst_table, e.dst_key)) FROM lq_edge AS e WHERE e.src_table = ${p(root)} AND e.src_key = ${p(key)} AND e.dst_table IN (${d.jsonTexts(p(JSON.stringify(queries)))})) AS edges`)
+    cols.push(`(SELECT ${d.jsonAgg}(${d.jsonArray}(w.name, w.wm_rev, w.wm_xmin)) FROM lq_derived AS w WHERE w.name IN (${d.jsonTexts(p(JSON.stringify(queries)))})) AS wms`)
+  }
+  const row = (await exec<Record<string, unknown>>(db, `SELECT ${cols.join(', ')}`, params))[0] ?? {}
+  const r = json(row['root']) as [unknown, unknown, string | null] | null | undefined
+  const stored = new Set<string>()
+  for (const [i, reader] of readers.entries()) if (!reader.query && row[`s${i}`] !== null && row[`s${i}`] !== undefined) stored.add(reader.name)
+  const edges = new Map<string, string[]>()
+  for (const [t, k] of (json(row['edges']) ?? []) as [string, string][]) (edges.get(t) ?? edges.set(t, []).get(t)!).push(k)
+  const watermarks = new Map<string, Watermark>()
+  for (const [n, rev, xmin] of (json(row['wms']) ?? []) as [string, unknown, string | null][]) watermarks.set(n, { rev: Number(rev), xmin })
+  return { live: r !== null && r !== undefined && Number(r[1]) === 0, rev: r === null || r === undefined ? undefined : Number(r[0]), xid: r?.[2] ?? null, stored, edges, watermarks }
+}
