@@ -21,6 +21,7 @@ export default {
     'src/derived/keys.ts',
     'src/derived/version.ts',
     'src/derived/delta.ts',
+    'src/derived/causes.ts',
   ],
   // Each mutant runs only the tests that reached its code in the first (dry) run.
   coverageAnalysis: 'perTest',
