@@ -139,6 +139,18 @@ describe('codeVersion', () => {
     expect(codeVersion({ table: 'x', fn, params: { a: { c: 1 } } })).not.toBe(codeVersion({ table: 'x', fn, params: { a: { c: 2 } } }))
   })
 
+  it('is stable across releases: the same declaration hashes to the same version as before (an upgrade marks no row stale)', () => {
+    // A function built from text has the same source text under any transform of this file.
+    const fixed = new Function('r', 'return { n: r.n + 1 }') as (...args: never[]) => unknown
+    expect(codeVersion({ table: 'x', fn: fixed })).toBe('e51b9a5540555af2')
+    expect(codeVersion({ table: 'x', fn: fixed, version: '2', dependsOn: ['test/derived/fixtures/version-dependency.txt'] })).toBe('aaf7a073280dd824')
+    expect(codeVersion({ table: 'x', fn: fixed, output: { n: t.Int, s: t.keyof({ a: null, b: null }), u: t.literal(1) }, params: { threshold: 3, names: ['a', 'b'] } })).toBe('492662422610a627')
+  })
+
+  it('params lists are told apart by their element boundaries', () => {
+    expect(codeVersion({ table: 'x', fn, params: [1, 23] })).not.toBe(codeVersion({ table: 'x', fn, params: [12, 3] }))
+  })
+
   it('params that JSON cannot hold are a schema error naming the path and what it is', () => {
     const cases: [unknown, string][] = [
       [{ x: Number.NaN }, 'params.x is NaN'],
