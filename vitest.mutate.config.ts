@@ -25,6 +25,9 @@ export default defineConfig({
     environment: 'node',
     env: { LQ_DIALECTS: 'sqlite', FC_SEED: '20261206', LQ_RUNS: '20' },
     sequence: { sequencer: FastFirst },
+    // Stryker switches mutants at run time (static mutants are ignored, see stryker.config.mjs),
+    // so modules need not be loaded again for every mutant.
+    isolate: false,
     testTimeout: 120_000,
     hookTimeout: 60_000,
   },
