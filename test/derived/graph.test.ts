@@ -116,6 +116,9 @@ describe('buildGraph (pure)', () => {
     expect(e.code).toBe('schema')
     expect(e.message).toBe('derived tables form a cycle: a -> c -> b -> a; a derived table cannot (transitively) read itself')
     expect(e.details).toEqual({ cycle: ['a', 'c', 'b', 'a'] })
+    // A table that reads into a cycle without being on it is not named in the cycle.
+    const tail = schemaError(() => buildGraph({ roots: ['r'], derived: [{ name: 'a', reads: ['b'] }, { name: 'b', reads: ['c'] }, { name: 'c', reads: ['b', 'r'] }] }))
+    expect(tail.details).toEqual({ cycle: ['b', 'c', 'b'] })
     const self = schemaError(() => buildGraph({ roots: [], derived: [{ name: 'x', reads: ['x'] }] }))
     expect(self.details).toEqual({ cycle: ['x', 'x'] })
     // A path that reaches a table twice without a cycle (a diamond) is not one.
