@@ -101,6 +101,9 @@ export async function storedStatesOf(db: Kysely<any>, graph: Graph, table: strin
 /** Keys per `IN` list (well under SQLite's and PostgreSQL's parameter limits). */
 const CHUNK = 500
 
+/** Tables per counting statement (see `stateCountsOf`): fewer round trips on PostgreSQL. */
+const UNION_TABLES = 50
+
 /** Stored rows of one table per stored state, and how many of them are among some given keys. */
 export interface StateCounts {
   /** Stored rows per stored state (deleted rows left out). */
@@ -122,7 +125,7 @@ export async function stateCountsOf(db: Kysely<any>, graph: Graph, tables: reado
   let group: (typeof tables)[number][] = []
   let params = 0
   for (const t of tables) {
-    if (group.length > 0 && (group.length >= 50 || params + t.keys.length > CHUNK)) {
+    if (group.length > 0 && (group.length >= UNION_TABLES || params + t.keys.length > CHUNK)) {
       groups.push(group)
       group = []
       params = 0
