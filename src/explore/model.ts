@@ -13,7 +13,7 @@
 import type { Kysely } from 'kysely'
 import { LineageQueryError, showValue } from '../errors.js'
 import type { Cause, Graph, RowStatus, SourceRow, Store } from '../derived/index.js'
-import { addresser, rowLineage, storedRows, storedStateCounts, storedStatesOf, storedValue } from '../derived/read/browse.js'
+import { addresser, rowLineage, stateCountsOf, storedRows, storedValue } from '../derived/read/browse.js'
 import { why, type WhyNode } from '../cli/inspect.js'
 import type { Query } from '../query/dsl.js'
 import { layoutGraph, type Layout } from './layout.js'
@@ -74,6 +74,9 @@ export async function tableNodes(db: Kysely<any>, store: Store): Promise<TableNo
     else l.push(s)
   }
   const kinds = new Map(graph.nodes.map((n) => [n.name, n.kind]))
+  const derived = graph.order.filter((n) => kinds.get(n) === 'derived')
+  const staleOf = (name: string) => (byTable.get(name) ?? []).filter((s) => s.state === 'stale')
+  const stored = await stateCountsOf(db, graph, derived.map((table) => ({ table, keys: staleOf(table).map((s) => s.key) })))
   const out: TableNode[] = []
   for (const name of graph.order) {
     if (kinds.get(name) === 'root') {
@@ -81,21 +84,19 @@ export async function tableNodes(db: Kysely<any>, store: Store): Promise<TableNo
       out.push({ name, kind: 'root', rows: Number(r?.['n'] ?? 0), counts: {}, worst: 'root', codeChanged: false, dataStale: false })
       continue
     }
-    const stored = await storedStateCounts(db, name)
     const mine = byTable.get(name) ?? []
     const counts: Record<string, number> = {}
     const add = (state: string, n: number): void => {
       if (n !== 0) counts[state] = (counts[state] ?? 0) + n
     }
-    for (const [state, n] of Object.entries(stored)) add(shownState(state), n)
-    const staleRows = mine.filter((s) => s.state === 'stale')
+    const c = stored.get(name)!
+    for (const [state, n] of Object.entries(c.stored)) add(shownState(state), n)
     // A stale row is stored (ok, failed, ...): counted as stale, not under its stored state.
-    if (staleRows.length > 0) {
-      const states = await storedStatesOf(db, graph, name, staleRows.map((s) => s.key))
-      for (const st of states.values()) add(shownState(st), -1)
-    }
+    for (const [state, n] of Object.entries(c.among)) add(shownState(state), -n)
+    const staleRows = staleOf(name)
     add('stale', staleRows.length)
     add('missing', mine.filter((s) => s.state === 'missing' && !s.causes.every((c) => c.kind === 'no-input')).length)
+    for (const [state, n] of Object.entries(counts)) if (n === 0) delete counts[state]
     const present = Object.keys(counts).filter((s) => (counts[s] ?? 0) > 0)
     const worst = present.length === 0 ? 'fresh' : present.reduce((a, b) => (rank(a) <= rank(b) ? a : b))
     const causes = staleRows.flatMap((s) => s.causes)

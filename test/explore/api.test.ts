@@ -113,6 +113,17 @@ eachDialect('explorer API', (get) => {
     expect(signed.counts).toEqual({ fresh: 5 })
   })
 
+  it('marks a table whose code changed apart from one whose data changed', async () => {
+    const other = await openStore(get().db)
+    await declare(other, 'v2')
+    const v = (await json<TablesView>(explorerApp(get().db, other), '/api/tables')).body
+    const parsed = v.tables.find((t) => t.name === 'parsed')!
+    expect(parsed).toMatchObject({ codeChanged: true, worst: 'stale' })
+    expect(parsed.counts).toEqual({ stale: 5 })
+    expect(v.tables.find((t) => t.name === 'doubled')).toMatchObject({ codeChanged: false, dataStale: true })
+    expect(v.tables.find((t) => t.name === 'signed')).toMatchObject({ codeChanged: false, counts: { fresh: 5 } })
+  })
+
   it('answers a bad request with a typed error', async () => {
     const r = await json<{ error: { code: string; message: string } }>(x, '/api/rows?table=nope')
     expect(r.status).toBe(400)

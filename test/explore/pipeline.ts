@@ -25,12 +25,14 @@ export async function seed(db: Kysely<any>): Promise<void> {
   ])
 }
 
-export async function declare(store: Store) {
+/** `parsedVersion`: the code version of `parsed` (a new one makes its rows stale, cause code-changed). */
+export async function declare(store: Store, parsedVersion?: string) {
   await store.track(sources)
   await store.track(authors)
   const parsed = store.derive({
     name: 'parsed',
     from: sources,
+    ...(parsedVersion === undefined ? {} : { version: parsedVersion }),
     output: { words: t.number },
     fn: (s) => {
       if (s.text === 'boom') throw new Error('cannot parse "boom"')

@@ -100,3 +100,69 @@ export async function storedStatesOf(db: Kysely<any>, graph: Graph, table: strin
 
 /** Keys per `IN` list (well under SQLite's and PostgreSQL's parameter limits). */
 const CHUNK = 500
+
+/** Tables per counting statement (see `stateCountsOf`): fewer round trips on PostgreSQL. */
+const UNION_TABLES = 50
+
+/** Stored rows of one table per stored state, and how many of them are among some given keys. */
+export interface StateCounts {
+  /** Stored rows per stored state (deleted rows left out). */
+  readonly stored: Readonly<Record<string, number>>
+  /** Of those, the rows among the given keys, per stored state. */
+  readonly among: Readonly<Record<string, number>>
+}
+
+/**
+ * `storedStateCounts` of many tables at once, each with how many of `keys` it stores per state
+ * (the explorer: rows listed stale, counted by the state they are stored in): one statement per
+ * group of tables (`UNION ALL` of one grouped count per table) rather than one or two per table.
+ */
+export async function stateCountsOf(db: Kysely<any>, graph: Graph, tables: readonly { readonly table: string; readonly keys: readonly unknown[] }[]): Promise<Map<string, StateCounts>> {
+  const out = new Map<string, { stored: Record<string, number>; among: Record<string, number> }>()
+  for (const t of tables) out.set(t.table, { stored: {}, among: {} })
+  // Tables whose key lists are long go alone; the rest in groups whose key lists stay short.
+  const groups: (typeof tables)[] = []
+  let group: (typeof tables)[number][] = []
+  let params = 0
+  for (const t of tables) {
+    if (group.length > 0 && (group.length >= UNION_TABLES || params + t.keys.length > CHUNK)) {
+      groups.push(group)
+      group = []
+      params = 0
+    }
+    group.push(t)
+    params += t.keys.length
+  }
+  if (group.length > 0) groups.push(group)
+  for (const g of groups) {
+    if (g.length === 1 && g[0]!.keys.length > CHUNK) {
+      const { table, keys } = g[0]!
+      const c = out.get(table)!
+      Object.assign(c.stored, await storedStateCounts(db, table))
+      for (const st of (await storedStatesOf(db, graph, table, keys)).values()) c.among[st] = (c.among[st] ?? 0) + 1
+      continue
+    }
+    const one = ({ table, keys }: (typeof tables)[number]) => {
+      const addrs = keys.map(addresser(graph, table))
+      return db
+        .selectFrom(metaTable(table))
+        .select((eb) => [
+          eb.cast<string>(eb.val(table), 'text').as('t'),
+          'lq_state',
+          eb.fn.countAll<number>().as('n'),
+          (addrs.length === 0 ? eb.lit(0) : eb.fn.sum<number>(eb.case().when('lq_key', 'in', addrs).then(1).else(0).end())).as('k'),
+        ])
+        .where('lq_state', '<>', 'deleted')
+        .groupBy('lq_state')
+    }
+    let q = one(g[0]!)
+    for (const t of g.slice(1)) q = q.unionAll(one(t))
+    for (const r of await q.execute()) {
+      const c = out.get(String(r['t']))!
+      const st = String(r['lq_state'])
+      c.stored[st] = Number(r['n'])
+      if (Number(r['k']) > 0) c.among[st] = Number(r['k'])
+    }
+  }
+  return out
+}
