@@ -20,7 +20,7 @@
  * The OR itself stays (less what was taken out), so the condition keeps the same rows. A
  * condition without such a disjunction is returned as it is (the same object).
  */
-import type { NExpr } from './normal.js'
+import { sameExpr, type NExpr } from './normal.js'
 
 type Op = Extract<NExpr, { k: 'op' }>
 
@@ -90,27 +90,6 @@ function singleAlias(e: NExpr): string | undefined {
     }
   }
   return walk(e) ? alias : undefined
-}
-
-/**
- * Structural equality of scalar expressions: the same columns, constants (value and type) and
- * operators. Subqueries and shared values are equal only to themselves.
- */
-export function sameExpr(a: NExpr, b: NExpr): boolean {
-  if (a === b) return true
-  switch (a.k) {
-    case 'col':
-      return b.k === 'col' && a.alias === b.alias && a.col.name === b.col.name
-    case 'const':
-      return b.k === 'const' && a.value === b.value && a.type.kind === b.type.kind && a.type.scale === b.type.scale
-    case 'op':
-      return b.k === 'op' && a.op === b.op && a.args.length === b.args.length && a.args.every((x, i) => sameExpr(x, b.args[i]!))
-    case 'exists':
-    case 'agg':
-    case 'shared':
-    case 'witness':
-      return false
-  }
 }
 
 const nullable = (xs: readonly NExpr[]): boolean => xs.some((x) => x.type.nullable)

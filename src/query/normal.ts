@@ -181,6 +181,27 @@ export function constType(value: Constant): SType {
 
 export const constant = (value: Constant): NExpr => ({ k: 'const', value, type: constType(value) })
 
+/**
+ * Structural equality of scalar expressions: the same columns, constants (value and type) and
+ * operators. Subqueries and shared values are equal only to themselves.
+ */
+export function sameExpr(a: NExpr, b: NExpr): boolean {
+  if (a === b) return true
+  switch (a.k) {
+    case 'col':
+      return b.k === 'col' && a.alias === b.alias && a.col.name === b.col.name
+    case 'const':
+      return b.k === 'const' && a.value === b.value && a.type.kind === b.type.kind && a.type.scale === b.type.scale
+    case 'op':
+      return b.k === 'op' && a.op === b.op && a.args.length === b.args.length && a.args.every((x, i) => sameExpr(x, b.args[i]!))
+    case 'exists':
+    case 'agg':
+    case 'shared':
+    case 'witness':
+      return false
+  }
+}
+
 // ---------------------------------------------------------------- alias renaming
 
 /** Rename generator aliases (`map`: old -> new) throughout a value, nested queries included. */

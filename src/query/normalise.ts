@@ -49,6 +49,7 @@ import {
   isScalar,
   mentionsAlias,
   renameBranch,
+  sameExpr,
   renameValue,
   type Branch,
   type Gen,
@@ -69,7 +70,7 @@ import { columnOf, unify, type ColumnDef, type SType, type TableDef } from './sc
 import { aggType, caseValues, opType } from './typing.js'
 import { addToDate, fixScale, isDateString, scaleOf, Timestamp } from './codecs.js'
 import { endsWithLoneEscape } from './dialect.js'
-import { factorOr, sameExpr } from './factor-or.js'
+import { factorOr } from './factor-or.js'
 import { shareScans } from './share-scans.js'
 
 type Env = ReadonlyMap<number, NValue>

@@ -16,8 +16,7 @@
  * rows' conditions, `count(distinct)` and ordered or limited queries are left as they are.
  */
 import type { ColumnDef, TableDef } from './schema.js'
-import { renameExpr, renameValue, type Branch, type Gen, type GroupAgg, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
-import { sameExpr } from './factor-or.js'
+import { renameExpr, renameValue, sameExpr, type Branch, type Gen, type GroupAgg, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
 
 type Agg = Extract<NExpr, { k: 'agg' }>
 

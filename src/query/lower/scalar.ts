@@ -2,7 +2,8 @@
  * Lowering, scalars: expressions, operators, conditions (typed boolean), aggregates of a query
  * used as a value, `exists`, and why-provenance witnesses.
  */
-import { cuts, type Branch, type LinEntry, type NExpr, type NQuery, type NValue } from '../normal.js'
+import { LineageQueryError } from '../../errors.js'
+import { cuts, sameExpr, type Branch, type LinEntry, type NExpr, type NQuery, type NValue } from '../normal.js'
 import type { ScalarKind } from '../schema.js'
 import * as S from '../sql-nodes.js'
 import { caseValues } from '../typing.js'
@@ -73,6 +74,38 @@ export function exprAs(cx: Cx, e: NExpr, kind: ScalarKind): S.Node {
   return expr(cx, e)
 }
 
+/**
+ * The conditions of an `and`, with rule `range-between`: conjuncts `x >= lo` and `x <= hi` on
+ * the same expression are written `x BETWEEN lo AND hi` (SQL defines BETWEEN as that
+ * conjunction), as the TPC-H texts write their ranges. SQLite's planner weighs one BETWEEN term
+ * unlike two range terms: on Q8 the two terms gave another join order, 1.7x slower. Numbers and
+ * dates only (strings compare under a collation, decimals at a scale).
+ */
+function conjuncts(cx: Cx, args: readonly NExpr[]): S.Node[] {
+  const paired = new Set<number>()
+  const out: S.Node[] = []
+  args.forEach((a, i) => {
+    if (paired.has(i)) return
+    if (isRange(a, 'ge')) {
+      const k = operandKind(a)
+      const j = args.findIndex((b, m) => m > i && !paired.has(m) && isRange(b, 'le') && operandKind(b) === k && sameExpr(b.args[0]!, a.args[0]!))
+      if (j >= 0) {
+        paired.add(j)
+        const hi = (args[j] as Extract<NExpr, { k: 'op' }>).args[1]!
+        out.push(S.between(valueAs(cx, a.args[0]!, k, undefined), valueAs(cx, a.args[1]!, k, undefined), valueAs(cx, hi, k, undefined)))
+        return
+      }
+    }
+    out.push(cond(cx, a))
+  })
+  return out
+}
+
+const RANGE_KINDS: ReadonlySet<ScalarKind> = new Set<ScalarKind>(['int', 'real', 'date', 'timestamp'])
+function isRange(e: NExpr, which: 'ge' | 'le'): e is Extract<NExpr, { k: 'op' }> {
+  return e.k === 'op' && e.op === which && RANGE_KINDS.has(operandKind(e)) && e.args.every((x) => x.type.kind !== 'null')
+}
+
 /** An operator; `context`: the kind of its NULL-only operands, known from where it is used. */
 export function op(cx: Cx, e: Extract<NExpr, { k: 'op' }>, context?: ScalarKind): S.Node {
   const kind = context ?? operandKind(e)
@@ -85,7 +118,7 @@ export function op(cx: Cx, e: Extract<NExpr, { k: 'op' }>, context?: ScalarKind)
       const l = e.op === 'eq' || e.op === 'ne' ? x : stringOrder(cx, x, e.args[0]!)
       return S.binary(l, e.op === 'eq' ? '=' : e.op === 'ne' ? '<>' : e.op === 'lt' ? '<' : e.op === 'le' ? '<=' : e.op === 'gt' ? '>' : '>=', y)
     }
-    case 'and': return S.and(e.args.map((x) => cond(cx, x)))
+    case 'and': return S.and(conjuncts(cx, e.args))
     case 'or': return S.or(e.args.map((x) => cond(cx, x)))
     case 'not': return S.unary('not', cond(cx, e.args[0]!))
     case 'add': case 'sub': {
