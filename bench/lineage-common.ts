@@ -11,7 +11,7 @@ import pg from 'pg'
 import { compile, lineage, run } from './lib.js'
 import type { AnyQuery, Dialect } from './lib.js'
 import { plan } from './lib.js'
-import { compare, median, nowMs } from './harness.js'
+import { compare, median, nowMs, selfCpuClock, type Measure } from './harness.js'
 
 /**
  * A view of `db` (same connection, same dialect) whose next executed statement's raw driver
@@ -289,8 +289,20 @@ export function readEvery(x: unknown): number {
   return n
 }
 
+/**
+ * What `timePair` measures: CPU time of this process on SQLite (in-process: the statement and the
+ * decoding), wall time on PostgreSQL; `LINEAGE_MEASURE=wall` forces wall time everywhere.
+ */
+export function timingMeasure(dialect: Dialect): Measure {
+  return process.env['LINEAGE_MEASURE'] === 'wall' || dialect !== 'sqlite' ? 'wall' : 'cpu'
+}
+
 export async function timePair(db: Kysely<any>, dialect: Dialect, q: AnyQuery, opts: TimingOptions, keepRows: boolean, runner: Runner = runIt, withRead = false): Promise<PairResult> {
   const lq = lineage(q)
+  // SQLite runs in this process: its CPU time (statement and decoding) is the measure, robust to
+  // the load of a shared machine; PostgreSQL's statement runs in the server: wall time.
+  const measure = timingMeasure(dialect)
+  const cpu = measure === 'cpu' ? selfCpuClock() : undefined
   const plainStatements = compile(q, dialect).statements.length
   const linStatements = compile(lq, dialect).statements.length
   // The first run of each (compare's calibration run, untimed here) keeps its rows for the checks.
@@ -313,17 +325,18 @@ export async function timePair(db: Kysely<any>, dialect: Dialect, q: AnyQuery, o
       },
       ...(withRead ? [{ name: 'lineage, every entry read', fn: async () => readEvery(await runner(db, lq)) }] : []),
     ],
-    { rounds: verySlow ? (opts.verySlowRounds ?? opts.slowRounds) : slow ? opts.slowRounds : opts.rounds, sampleMs: opts.sampleMs, warmup: !slow },
+    { rounds: verySlow ? (opts.verySlowRounds ?? opts.slowRounds) : slow ? opts.slowRounds : opts.rounds, sampleMs: opts.sampleMs, warmup: !slow, cpu },
   )
+  const m = measure
   const lin = linRows ?? []
   return {
     plainRows: plainRows.length,
     linRows: lin.length,
-    plainMs: c.variants[0]!.median,
-    linMs: c.variants[1]!.median,
-    ratio: c.ratio(1),
-    readMs: withRead ? c.variants[2]!.median : Number.NaN,
-    ratioRead: withRead ? c.ratio(2) : Number.NaN,
+    plainMs: m === 'cpu' ? c.variants[0]!.cpuMedian : c.variants[0]!.median,
+    linMs: m === 'cpu' ? c.variants[1]!.cpuMedian : c.variants[1]!.median,
+    ratio: c.ratio(1, 0, m),
+    readMs: withRead ? (m === 'cpu' ? c.variants[2]!.cpuMedian : c.variants[2]!.median) : Number.NaN,
+    ratioRead: withRead ? c.ratio(2, 0, m) : Number.NaN,
     plainStatements,
     linStatements,
     rounds: c.rounds,

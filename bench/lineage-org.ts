@@ -180,7 +180,7 @@ export async function main(): Promise<void> {
     `N=${cfg.ns.join(',')}  dialects=${cfg.dialects.join(',')}  rounds=${cfg.timing.rounds} (slow: ${cfg.timing.slowRounds})  sample=${cfg.timing.sampleMs}ms  ` +
       `largest N: ${[...cfg.maxN].map(([k, v]) => `${k}:${v}`).join(',')}  node ${process.version}`,
   )
-  console.log('plain = run(db, q), lineage = run(db, lineage(q)) (lineage not read), lin+read = the same and every entry read; times are medians over interleaved rounds, ratio the median of per-round ratios;')
+  console.log('plain = run(db, q), lineage = run(db, lineage(q)) (lineage not read), lin+read = the same and every entry read; times (SQLite: CPU time of this process, robust to load; PostgreSQL: wall time) are medians over interleaved rounds, ratio the median of per-round ratios;')
   console.log(`stmts = compile(q).statements.length / compile(lineage(q)).statements.length; ! marks a ratio above ${TARGET_MAX}x\n`)
 
   const summary: string[] = []
