@@ -172,7 +172,7 @@ function linReader(l: LinLayout, h: DialectHooks): Reader {
     }
     for (const e of plan) {
       if (e.witness !== undefined) {
-        for (const s of witnessEntries(slots[base + e.slot])) add(s.table, s.key, true)
+        for (const s of witnessEntries(slots[base + e.slot], h)) add(s.table, s.key, true)
       } else if (e.stored !== undefined) {
         for (const s of storedEntries(slots[base + e.slot], e.stored.single, e.table)) add(s.table, s.key, true)
       } else if (e.grouped !== undefined) {
@@ -187,8 +187,8 @@ function linReader(l: LinLayout, h: DialectHooks): Reader {
   }
 }
 
-/** The entries of a why-provenance slot (see `Lowerer.witness`), flattened, in list order. */
-function witnessEntries(raw: unknown): { table: string; key: unknown }[] {
+/** The entries of a why-provenance slot (see `witness` in `lower/scalar.ts`), flattened, in list order. */
+function witnessEntries(raw: unknown, h: DialectHooks): { table: string; key: unknown }[] {
   const out: { table: string; key: unknown }[] = []
   const bad = (): never => {
     throw new LineageQueryError('decode', `why-provenance: unexpected witness list ${showValue(raw)} from the database`, { value: raw })
@@ -209,6 +209,7 @@ function witnessEntries(raw: unknown): { table: string; key: unknown }[] {
         const [t, k, single] = item as [unknown, unknown, unknown]
         // a nested witness list: JSON, or its text (PostgreSQL passes it as text)
         if (t === '#w') walk(parse(k))
+        else if (t === '#g' && typeof single === 'string') out.push(...groupedEntries(k, JSON.parse(single) as GroupedLinBranch[], h))
         else if (t === null) out.push(...storedEntries(k, typeof single === 'string' ? single : undefined, '(why-provenance)'))
         else if (typeof t === 'string') out.push({ table: t, key: k })
         else bad()
@@ -260,7 +261,7 @@ export function groupedEntries(raw: unknown, branches: readonly GroupedLinBranch
     let i = 1
     for (const e of entries) {
       if (e.witness !== undefined) {
-        for (const s of witnessEntries(row[i++])) add(s.table, s.key)
+        for (const s of witnessEntries(row[i++], h)) add(s.table, s.key)
       } else if (e.stored !== undefined) {
         for (const s of storedEntries(row[i++], e.stored.single, e.table)) add(s.table, s.key)
       } else if (e.grouped !== undefined) {
