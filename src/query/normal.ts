@@ -28,6 +28,12 @@ export interface GroupSpec {
   readonly keys: readonly (readonly NExpr[])[]
   /** The aggregates over each group, column `a<i>` for `aggs[i]` (rule `agg-of-group`). */
   readonly aggs: readonly GroupAgg[]
+  /**
+   * Set when there are no keys and all the source's rows are one group even when there are none
+   * (SQL without GROUP BY: one row, `sum` NULL and `count` 0 over no rows). Rule
+   * `one-scan-aggregates` (`share-scans.ts`).
+   */
+  readonly whole?: true
 }
 
 /**
@@ -264,6 +270,7 @@ export function renameGen(g: Gen, map: ReadonlyMap<string, string>): Gen {
       source: s.source.map((b) => renameBranch(b, map)),
       keys: s.keys.map((ks) => ks.map((k) => renameExpr(k, map))),
       aggs: s.aggs.map((a) => ({ ...a, parts: a.parts.map((p) => ({ ...p, arg: p.arg === undefined ? undefined : renameValue(p.arg, map), filter: p.filter.map((f) => renameExpr(f, map)) })) })),
+      ...(s.whole === undefined ? {} : { whole: s.whole }),
     },
   }
 }

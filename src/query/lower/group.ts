@@ -206,8 +206,9 @@ export function groupSelect(cx: Cx, g: Gen): S.Select {
   const selections: { expr: S.Node; alias: string }[] = []
   for (let i = 0; i < nk; i++) selections.push({ expr: core.key(i), alias: `k${i}` })
   const positions = core.grouped.flatMap((x, i) => (x ? [S.literal(i + 1)] : []))
-  // Without a key that varies: grouped by a constant column, so no rows make no group (not one).
-  if (positions.length === 0) {
+  // Without a key that varies: grouped by a constant column, so no rows make no group (not one);
+  // a whole-source group (rule `one-scan-aggregates`) is one row always: no GROUP BY.
+  if (positions.length === 0 && s.whole === undefined) {
     selections.push({ expr: S.literal(0), alias: '#k' })
     positions.push(S.literal(selections.length))
   }
