@@ -69,7 +69,7 @@ import { plan } from './layout.js'
 import { columnOf, unify, type ColumnDef, type SType, type TableDef } from './schema.js'
 import { aggType, caseValues, opType } from './typing.js'
 import { addToDate, fixScale, isDateString, scaleOf, Timestamp } from './codecs.js'
-import { endsWithLoneEscape } from './lower/scalar.js'
+import { endsWithLoneEscape } from './dialect.js'
 import { factorOr } from './factor-or.js'
 import { shareScans } from './share-scans.js'
 
