@@ -2,7 +2,6 @@
  * Lowering, scalars: expressions, operators, conditions (typed boolean), aggregates of a query
  * used as a value, `exists`, and why-provenance witnesses.
  */
-import { LineageQueryError } from '../../errors.js'
 import { cuts, sameExpr, type Branch, type LinEntry, type NExpr, type NQuery, type NValue } from '../normal.js'
 import type { ScalarKind } from '../schema.js'
 import * as S from '../sql-nodes.js'
