@@ -24,7 +24,7 @@
  * node is a type error here until the rewrite says what to do with it.
  */
 import { LineageQueryError } from '../errors.js'
-import { freshVar, type Expr, type Var } from '../query/ast.js'
+import { children, freshVar, type Expr, type Var } from '../query/ast.js'
 
 type Env = ReadonlyMap<number, Expr>
 
@@ -240,15 +240,11 @@ function rewriteScalar(e: Expr, env: Env, o: RewriteOptions): Expr {
 
 /** Whether an AST mentions a `group` or `distinct` node anywhere (table definitions skipped). */
 export function readsGroups(e: Expr): boolean {
-  const seen = new Set<object>()
-  const walk = (x: unknown): boolean => {
-    if (typeof x !== 'object' || x === null || seen.has(x)) return false
+  const seen = new Set<Expr>()
+  const walk = (x: Expr): boolean => {
+    if (seen.has(x)) return false
     seen.add(x)
-    if (Array.isArray(x)) return x.some(walk)
-    const k = (x as { kind?: unknown }).kind
-    if (k === 'group' || k === 'distinct') return true
-    for (const [key, v] of Object.entries(x)) if (key !== 'table' && walk(v)) return true
-    return false
+    return x.kind === 'group' || x.kind === 'distinct' || children(x).some(walk)
   }
   return walk(e)
 }
