@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto'
 import Database from 'better-sqlite3'
 import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, type KyselyPlugin } from 'kysely'
 import pg from 'pg'
-import { compile, lineage, run } from '../src/index.js'
-import type { AnyQuery, Dialect } from '../src/index.js'
-import { plan } from '../src/query/compile.js'
+import { compile, lineage, run } from './lib.js'
+import type { AnyQuery, Dialect } from './lib.js'
+import { plan } from './lib.js'
 import { compare, median, nowMs } from './harness.js'
 
 /**
@@ -244,6 +244,10 @@ export interface PairResult {
   readonly linMs: number
   /** Median over rounds of lineage/plain of the same round. */
   readonly ratio: number
+  /** `run(db, lineage(q))` then every entry of every annotated element read (`readEvery`); NaN unless asked for. */
+  readonly readMs: number
+  /** Median over rounds of (lineage, every entry read)/plain of the same round; NaN unless asked for. */
+  readonly ratioRead: number
   readonly plainStatements: number
   readonly linStatements: number
   readonly rounds: number
@@ -262,7 +266,30 @@ export interface PairResult {
 export type Runner = (db: Kysely<any>, q: AnyQuery) => Promise<unknown[]>
 export const runIt: Runner = (db, q) => run(db, q) as Promise<unknown[]>
 
-export async function timePair(db: Kysely<any>, dialect: Dialect, q: AnyQuery, opts: TimingOptions, keepRows: boolean, runner: Runner = runIt): Promise<PairResult> {
+/**
+ * Read every lineage entry of a result, at every depth (what a caller reading all the lineage
+ * does): each annotated element's `lineage` and each entry's `table` and `key`. Returns a
+ * number derived from them so the reads cannot be optimised away.
+ */
+export function readEvery(x: unknown): number {
+  if (Array.isArray(x)) {
+    let n = 0
+    for (const v of x) n += readEvery(v)
+    return n
+  }
+  if (typeof x !== 'object' || x === null) return 0
+  if ('lineage' in x && 'data' in x) {
+    const l = (x as Annot).lineage
+    let n = l.length
+    for (const e of l) if (e.table.length > 0 && e.key !== undefined) n++
+    return n + readEvery((x as Annot).data)
+  }
+  let n = 0
+  for (const k in x) n += readEvery((x as Record<string, unknown>)[k])
+  return n
+}
+
+export async function timePair(db: Kysely<any>, dialect: Dialect, q: AnyQuery, opts: TimingOptions, keepRows: boolean, runner: Runner = runIt, withRead = false): Promise<PairResult> {
   const lq = lineage(q)
   const plainStatements = compile(q, dialect).statements.length
   const linStatements = compile(lq, dialect).statements.length
@@ -284,6 +311,7 @@ export async function timePair(db: Kysely<any>, dialect: Dialect, q: AnyQuery, o
           if (linRows === undefined) linRows = rows
         },
       },
+      ...(withRead ? [{ name: 'lineage, every entry read', fn: async () => readEvery(await runner(db, lq)) }] : []),
     ],
     { rounds: verySlow ? (opts.verySlowRounds ?? opts.slowRounds) : slow ? opts.slowRounds : opts.rounds, sampleMs: opts.sampleMs, warmup: !slow },
   )
@@ -294,6 +322,8 @@ export async function timePair(db: Kysely<any>, dialect: Dialect, q: AnyQuery, o
     plainMs: c.variants[0]!.median,
     linMs: c.variants[1]!.median,
     ratio: c.ratio(1),
+    readMs: withRead ? c.variants[2]!.median : Number.NaN,
+    ratioRead: withRead ? c.ratio(2) : Number.NaN,
     plainStatements,
     linStatements,
     rounds: c.rounds,
