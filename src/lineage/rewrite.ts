@@ -24,7 +24,7 @@
  * node is a type error here until the rewrite says what to do with it.
  */
 import { LineageQueryError } from '../errors.js'
-import { freshVar, type Expr, type Var } from '../query/ast.js'
+import { children, freshVar, type Expr, type Var } from '../query/ast.js'
 
 type Env = ReadonlyMap<number, Expr>
 
