@@ -80,17 +80,24 @@ eachDialect('store.watch', (get) => {
     })
     await store.refresh()
     calls = 0
-    const w = store.watch({ pollMs: 20, debounceMs: 4000 })
+    const d = 3000
+    const w = store.watch({ pollMs: 20, debounceMs: d })
     await sleep(200)
+    const at: number[] = []
     for (let i = 0; i < 10; i++) {
       await sql`UPDATE ${sql.id(src.name)} SET v = v + 1 WHERE id = 1`.execute(db)
+      at.push(Date.now())
       await sleep(30)
     }
+    // On a loaded machine two writes may end up further apart than the debounce: each such gap
+    // may let the row settle once more.
+    const gaps = at.slice(1).filter((t, i) => t - at[i]! >= d / 2).length
     const y = async () => Number((await sql<{ y: unknown }>`SELECT y FROM ${sql.id(out.name)} WHERE lq_key = '1'`.execute(db)).rows[0]?.y)
     await until(async () => (await y()) === 11)
     await sleep(300)
     await w.stop()
-    expect(calls).toBe(1)
+    expect(calls).toBeGreaterThanOrEqual(1)
+    expect(calls).toBeLessThanOrEqual(1 + gaps)
     expect((await store.status(out, 1)).state).toBe('fresh')
   }, 120_000)
 
