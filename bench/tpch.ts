@@ -21,7 +21,7 @@
  * - answer: the DSL's rows against the official rows (`tpch/answers.ts`: float tolerance 1e-6
  *   relative, ordered comparison; "bag" when the rows agree but not their order);
  * - and once per dialect, official SQLite answers against official PostgreSQL answers.
- * Queries the DSL cannot express yet print "n/a (needs ...)"; a DSL query that fails prints its
+ * A query without a DSL formulation prints "n/a"; a DSL query that fails prints its
  * error. Geometric means per dialect are over the queries that ran with equal answers.
  *
  * Lineage: `run(lineage(q))` against `run(q)` per query (CPU-time ratio), the lineage entries
@@ -33,7 +33,6 @@
  * TPCH_SAMPLE_MS=20  TPCH_ROUNDS=5 (at most; at least 3 unless one run is over TPCH_SLOW_MS)
  * TPCH_SLOW_MS=1500 (slower: the check runs are the only samples)  TPCH_LINEAGE=1
  * TPCH_PG_DECIMAL=numeric (or real)  TPCH_DSL_DECIMAL=number (or codec)  TPCH_PG_SCHEMA=lq_tpch  TPCH_PG_TIMEOUT_MS=60000  TPCH_SHOW_SQL=0
- * TPCH_DATE_CONSTANTS=(unset; js: date constants computed in JavaScript when the package lacks Q.date etc.)
  * TPCH_LIB=(path of another build's index.js, e.g. a branch's tsc output; default dist/)
  * PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres PGDATABASE=test
  */
@@ -54,8 +53,7 @@ import { compareAnswers, normalise, type AnswerCheck, type NormRow } from './tpc
 import { generate, type TpchData } from './tpch/generate.js'
 import { loadPostgres, loadSqlite } from './tpch/load.js'
 import { officialQueries, type OfficialQuery } from './tpch/official.js'
-import { todayQueries, tpchTables, type DslQuery, type Lib } from './tpch/queries.js'
-import { chooseQueries, nextQueries } from './tpch/queries-next.js'
+import { tpchQueries, tpchTables, type Lib, type TpchQuery, type TpchTables } from './tpch/queries.js'
 
 const env = process.env
 const num = (name: string, dflt: number): number => {
@@ -81,7 +79,6 @@ const config = {
   pgSchema: env.TPCH_PG_SCHEMA ?? 'lq_tpch',
   pgTimeoutMs: num('TPCH_PG_TIMEOUT_MS', 60_000),
   showSql: env.TPCH_SHOW_SQL === '1',
-  jsDateConstants: env.TPCH_DATE_CONSTANTS === 'js',
   pg: { host: env.PGHOST ?? '127.0.0.1', port: Number(env.PGPORT ?? 5432), user: env.PGUSER ?? 'postgres', database: env.PGDATABASE ?? 'test' },
 }
 for (const d of config.dialects) if (d !== 'sqlite' && d !== 'postgres') throw new Error(`TPCH_DIALECTS: unknown dialect ${d}`)
@@ -199,11 +196,9 @@ interface QueryResult {
   readonly name: string
   /** The official SQL's answer, normalised (for the SQLite = PostgreSQL check). */
   readonly expected: readonly NormRow[]
-  /** Which formulation ran: 'next' (queries-next.ts), 'today' (queries.ts), or ''. */
-  readonly form: string
   readonly officialMs: number
   readonly officialRows: number
-  /** Why there is no DSL figure: 'n/a (needs ...)' or the error; undefined when it ran. */
+  /** Why there is no DSL figure: 'n/a (no formulation)' or the error; undefined when it ran. */
   readonly dslStatus: string | undefined
   readonly dslSqlMs: number
   readonly dslRunMs: number
@@ -237,7 +232,7 @@ function countEntries(x: unknown): number {
   return Object.values(o).reduce((a: number, v) => a + countEntries(v), 0)
 }
 
-async function runQuery(lib: Lib, h: Db, off: OfficialQuery, dsl: (DslQuery & { readonly which?: string }) | undefined, cpu: Clock | undefined): Promise<QueryResult> {
+async function runQuery(lib: Lib, h: Db, off: OfficialQuery, build: TpchQuery | undefined, cpu: Clock | undefined): Promise<QueryResult> {
   const { db, dialect } = h
   const official = CompiledQuery.raw(off.sql(dialect))
   const o0 = await timeBoth(() => db.executeQuery(official), cpu)
@@ -245,7 +240,7 @@ async function runQuery(lib: Lib, h: Db, off: OfficialQuery, dsl: (DslQuery & { 
   const columns = offRows.length > 0 ? Object.keys(offRows[0] as object) : undefined
   const expected = normalise(offRows, columns)
   const base = {
-    name: off.name, expected, form: dsl?.which ?? '', officialRows: offRows.length, dslSqlMs: NAN, dslRunMs: NAN, runRatio: NAN, sqlRatio: NAN, statements: NAN, coldUs: NAN,
+    name: off.name, expected, officialRows: offRows.length, dslSqlMs: NAN, dslRunMs: NAN, runRatio: NAN, sqlRatio: NAN, statements: NAN, coldUs: NAN,
     answer: undefined, lineage: undefined, dslSql: undefined,
   }
   const officialOnly = async (status: string): Promise<QueryResult> => {
@@ -253,8 +248,7 @@ async function runQuery(lib: Lib, h: Db, off: OfficialQuery, dsl: (DslQuery & { 
     const c = slow ? undefined : await compare([{ name: 'official', fn: () => db.executeQuery(official) }], opts([o0.wall]))
     return { ...base, officialMs: c === undefined ? primary(o0) : cpuOrWall(c.variants[0]), dslStatus: status }
   }
-  if (dsl === undefined) return officialOnly('n/a (no formulation)')
-  if (dsl.build === undefined) return officialOnly(`n/a (needs ${dsl.needs})`)
+  if (build === undefined) return officialOnly('n/a (no formulation)')
 
   // the DSL: build, compile, run once (statements counted), compare answers
   let q: AnyQuery
@@ -264,7 +258,7 @@ async function runQuery(lib: Lib, h: Db, off: OfficialQuery, dsl: (DslQuery & { 
   let r0: Timing
   let stmts: number
   try {
-    q = dsl.build()
+    q = build()
     const c = lib.compile(q, dialect)
     sqlText = c.statements.map((s) => s.sql).join(';\n')
     compiled = c.statements.map((s) => CompiledQuery.raw(s.sql, s.parameters as unknown[]))
@@ -274,12 +268,10 @@ async function runQuery(lib: Lib, h: Db, off: OfficialQuery, dsl: (DslQuery & { 
     }, cpu)
     stmts = h.statements() - before
   } catch (e) {
-    // today's t.string dates against PostgreSQL `date` columns: text parameters, collate "C"
-    const noDates = dialect === 'postgres' && (lib as unknown as { DateString?: unknown }).DateString === undefined
-    return officialOnly(noDates ? `n/a (needs a date codec: ${firstLine(e)})` : `error: ${firstLine(e)}`)
+    return officialOnly(`error: ${firstLine(e)}`)
   }
   const answer = compareAnswers(expected, normalise(rows!, columns), off.ordered)
-  const coldUs = microsPerCall(() => dsl.build(), (fresh) => lib.compile(fresh, dialect), { batches: 50, warm: 10 })
+  const coldUs = microsPerCall(() => build(), (fresh) => lib.compile(fresh, dialect), { batches: 50, warm: 10 })
 
   const execDsl = async () => {
     for (const s of compiled) await db.executeQuery(s)
@@ -349,7 +341,6 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
     const ran = r.dslStatus === undefined
     return [
       r.name,
-      r.form,
       fmtMs(r.officialMs),
       String(r.officialRows),
       ran ? fmtMs(r.dslRunMs) : '',
@@ -360,7 +351,7 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
       ran ? answerText(r.answer) : (r.dslStatus as string),
     ]
   })
-  console.log(table(['query', 'form', 'official', 'rows', 'dsl run', 'run/off', 'sql/off', 'stmts', 'cold µs', 'DSL answer'], rows))
+  console.log(table(['query', 'official', 'rows', 'dsl run', 'run/off', 'sql/off', 'stmts', 'cold µs', 'DSL answer'], rows))
   const ran = results.filter((r) => r.dslStatus === undefined && r.answer?.equal === true)
   const runRatios = ran.map((r) => r.runRatio)
   const worst = ran.reduce<QueryResult | undefined>((a, r) => (a === undefined || r.runRatio > a.runRatio ? r : a), undefined)
@@ -377,12 +368,12 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
     console.log(`\n${dialect}: lineage(q) vs q (run(), CPU-time ratio; entries = (table, key) pairs returned; ns/entry = lineage(q) time per entry, extra = (lineage(q) - q) per entry)`)
     const lrows = results.filter((r) => r.lineage !== undefined).map((r) => {
       const l = r.lineage as LineageResult
-      if (l.error !== undefined) return [r.name, r.form, 'error', '', '', '', '', '', l.error]
-      return [r.name, r.form, fmtRatio(l.ratio), fmtMs(l.plainMs), fmtMs(l.lineageMs), String(l.rows), String(l.entries),
+      if (l.error !== undefined) return [r.name, 'error', '', '', '', '', '', l.error]
+      return [r.name, fmtRatio(l.ratio), fmtMs(l.plainMs), fmtMs(l.lineageMs), String(l.rows), String(l.entries),
         l.entries > 0 ? (l.lineageMs * 1e6 / l.entries).toFixed(0) : '-',
         l.entries > 0 ? (l.lineageMs > l.plainMs ? (((l.lineageMs - l.plainMs) * 1e6) / l.entries).toFixed(0) : '~0') : '-']
     })
-    console.log(table(['query', 'form', 'lineage/q', 'q', 'lineage(q)', 'rows', 'entries', 'ns/entry', 'extra ns/entry'], lrows))
+    console.log(table(['query', 'lineage/q', 'q', 'lineage(q)', 'rows', 'entries', 'ns/entry', 'extra ns/entry'], lrows))
     const ok = results.map((r) => r.lineage?.ratio ?? NAN).filter(Number.isFinite)
     console.log(`geometric mean lineage/q ${fmtRatio(geomean(ok))} over ${ok.length} queries (target <= 2x; Perm 6.0x, SmokedDuck 1.06x)`)
   }
@@ -392,44 +383,15 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
 // ---------------------------------------------------------------- main
 
 /**
- * TPCH_DATE_CONSTANTS=js, a stopgap for measuring the grouping formulations on SQLite before the
- * date functions land: when the package has no `Q.date`/`Q.addDays`/`Q.addMonths`/`Q.addYears`,
- * they are computed in JavaScript on constant ISO dates (what a user does by hand today; a
- * non-constant argument throws). SQLite only (dates are ISO text there).
+ * The DSL's tables and queries for `dialect`: dates with the library's date codec (`date` on
+ * PostgreSQL, ISO text on SQLite); decimals `t.number`, or with TPCH_DSL_DECIMAL=codec the
+ * library's `decimal(15, 2)` on PostgreSQL (numeric columns; on SQLite that codec stores integer
+ * units, not the REAL the official SQL reads, so SQLite keeps `t.number`).
  */
-function withJsDateConstants(lib: Lib): Lib {
-  const q = lib.Q as unknown as Record<string, unknown>
-  const shift = (unit: 'day' | 'month' | 'year') => (iso: unknown, n: number): string => {
-    if (typeof iso !== 'string') throw new Error(`TPCH_DATE_CONSTANTS=js: date arithmetic on a non-constant (${typeof iso})`)
-    const d = new Date(`${iso}T00:00:00Z`)
-    if (unit === 'day') d.setUTCDate(d.getUTCDate() + n)
-    else if (unit === 'month') d.setUTCMonth(d.getUTCMonth() + n)
-    else d.setUTCFullYear(d.getUTCFullYear() + n)
-    return d.toISOString().slice(0, 10)
-  }
-  const extra: Record<string, unknown> = {}
-  if (q.date === undefined) extra.date = (iso: string) => iso
-  if (q.addDays === undefined) extra.addDays = shift('day')
-  if (q.addMonths === undefined) extra.addMonths = shift('month')
-  if (q.addYears === undefined) extra.addYears = shift('year')
-  return { ...lib, Q: { ...lib.Q, ...extra } } as Lib
-}
-
-/**
- * The DSL's tables and queries for `dialect`: dates with the library's date codec when the built
- * package has one (`DateString`), else `t.string`; decimals `t.number`, or with
- * TPCH_DSL_DECIMAL=codec the library's `decimal(15, 2)` on PostgreSQL (numeric columns; on
- * SQLite that codec stores integer units, not the REAL the official SQL reads, so SQLite keeps
- * `t.number`). Per query the planned formulation (queries-next.ts) when the package has its
- * constructs, else today's (queries.ts).
- */
-function dslFor(libIn: Lib, dialect: Dialect) {
-  const lib = config.jsDateConstants && dialect === 'sqlite' ? withJsDateConstants(libIn) : libIn
-  const ext = lib as unknown as { DateString?: t.Mixed; decimal?: (p: number, s: number) => t.Mixed }
-  const date = ext.DateString ?? t.string
-  const decimal = env.TPCH_DSL_DECIMAL === 'codec' && dialect === 'postgres' && ext.decimal !== undefined ? ext.decimal(15, 2) : t.number
-  const tables = tpchTables(lib, { date, decimal }) as unknown as Parameters<typeof todayQueries>[1]
-  return chooseQueries(lib, dialect, todayQueries(lib, tables, config.sf), nextQueries(lib, tables, config.sf))
+function dslFor(lib: Lib, dialect: Dialect): Record<string, TpchQuery> {
+  const decimal = env.TPCH_DSL_DECIMAL === 'codec' && dialect === 'postgres' ? lib.decimal(15, 2) : t.number
+  const tables = tpchTables(lib, { date: lib.DateString, decimal }) as unknown as TpchTables
+  return tpchQueries(lib, tables, config.sf)
 }
 
 export async function main(): Promise<void> {
@@ -446,7 +408,6 @@ export async function main(): Promise<void> {
     console.log(`\n######## ${dialect} (loaded in ${Date.now() - t1} ms${dialect === 'postgres' ? `, decimals ${config.pgDecimal}` : ''})\n`)
     try {
       const dsl = dslFor(lib, dialect)
-      console.log(`DSL formulations: ${Object.entries(dsl).map(([n, q]) => `${n} ${q.which ?? 'n/a'}`).join(', ')}\n`)
       const cpu = await h.cpuClock()
       const results: QueryResult[] = []
       for (const off of official) {

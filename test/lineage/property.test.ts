@@ -17,6 +17,7 @@ import fc from 'fast-check'
 import type * as ast from '../../src/query/ast.js'
 import { test } from 'vitest'
 import { AST, compile, createTable, insertRows, lineage, run, type AnyQuery } from '../../src/index.js'
+import { AnnotatedValue } from '../../src/query/lineage-value.js'
 import { evaluateLineage } from '../oracle/evaluate.js'
 import { arbCase, caseCode, features, type Case, type Data } from '../support/arbitraries.js'
 import { compareBags, show, valueEquals } from '../support/bags.js'
@@ -80,6 +81,7 @@ function fail(c: Case, tdb: TestDb, what: string): never {
 
 /** Strip annotations recursively: `{data, lineage}` -> data, in nested collections too. */
 function strip(v: unknown): unknown {
+  if (v instanceof AnnotatedValue) return strip(v.data)
   if (Array.isArray(v)) return v.map(strip)
   if (v instanceof Date) return v
   if (typeof v === 'object' && v !== null) {

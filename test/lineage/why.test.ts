@@ -5,9 +5,12 @@
  */
 import * as t from 'io-ts'
 import { beforeAll, expect, test } from 'vitest'
-import { AST, createTable, insertRows, lineage, LineageQueryError, Q, run, table } from '../../src/index.js'
+import { AST, createTable, insertRows, lineage, LineageQueryError, Q, plainLineage, run as runLazy, table } from '../../src/index.js'
 import { evaluateLineage } from '../oracle/evaluate.js'
 import { eachDialect } from '../support/db.js'
+
+/** `run` with annotated elements copied to plain `{ data, lineage }` objects, so `toEqual` compares both fields (see docs/lineage.md, "Reading lineage"). */
+const run: typeof runLazy = async (db, q) => plainLineage(await runLazy(db, q))
 
 const agencies = table('agencies', { id: t.Int, name: t.string })
 const summaries = table('summaries', { lq_key: t.string, text: t.string }, { key: 'lq_key', storedLineage: { column: 'lq_key', table: 'agencies' } })

@@ -7,7 +7,7 @@ import { cuts, mentionsAlias, queryMentions, specMentions, type Branch, type Gen
 import * as S from '../sql-nodes.js'
 import { type Cx, sharedAlias, stringOrder, withShared } from './context.js'
 import { directGroup, groupSelect, inlineGroup } from './group.js'
-import { cond, exprAs, unifiedKind } from './scalar.js'
+import { commonScale, cond, exprAs, unifiedKind, valueAs } from './scalar.js'
 
 /** The branches of `q` as selects of the single expression `one(branch)` (or `1`). */
 export function branchSelects(cx: Cx, q: NQuery, one: (b: Branch, i: number) => S.Node, alias = 'v', inline = true): S.Select[] {
@@ -107,10 +107,11 @@ function letIds(b: Branch): number[] {
 export function orderedUnion(cx: Cx, q: NQuery, cols: (b: Branch, i: number) => { readonly expr: S.Node; readonly alias: string }[]): S.Select {
   const order = q.order!
   const kinds = order.directions.map((_, j) => unifiedKind(order.keys.map((ks) => ks[j]!)))
+  const scales = order.directions.map((_, j) => commonScale(order.keys.map((ks) => ks[j]!), kinds[j]!))
   const parts = q.branches.map((b, i) =>
     select(cx, b, () => {
       const selections = cols(b, i)
-      ;(order.keys[i] ?? []).forEach((k, j) => selections.push({ expr: stringOrder(cx, exprAs(cx, k, kinds[j]!), k), alias: `o${j}` }))
+      ;(order.keys[i] ?? []).forEach((k, j) => selections.push({ expr: stringOrder(cx, valueAs(cx, k, kinds[j]!, scales[j]), k), alias: `o${j}` }))
       if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
       return selections
     }, false),
