@@ -81,8 +81,11 @@ eachDialect('store.watch', (get) => {
     await store.refresh()
     calls = 0
     const d = 3000
-    const w = store.watch({ pollMs: 20, debounceMs: d })
-    await sleep(200)
+    // Writes start once the watcher's first wave ran: rows written before it started watching
+    // are computed at once by that wave (debounce applies to the writes it sees).
+    let waves = 0
+    const w = store.watch({ pollMs: 20, debounceMs: d, onProgress: (e) => void (e.kind === 'wave' && waves++) })
+    await until(async () => waves > 0)
     const at: number[] = []
     for (let i = 0; i < 10; i++) {
       await sql`UPDATE ${sql.id(src.name)} SET v = v + 1 WHERE id = 1`.execute(db)

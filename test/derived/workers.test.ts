@@ -188,7 +188,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       for (const w of workers) if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGTERM')
       const codes = await Promise.all(watching.map((w) => w.exited))
       expect(codes).toEqual(watching.map(() => 0))
-      expect(writes).toBeGreaterThan(50)
+      expect(writes).toBeGreaterThan(10)
       expect(killed.size).toBeGreaterThan(0)
       expect(await check()).toBeUndefined()
       // The store's own metadata agrees: every row fresh for the workers' code.
