@@ -36,6 +36,8 @@ try {
   await store.stale('a')
   process.stdout.write('ready\n')
   await new Promise((resolve) => process.stdin.once('data', resolve))
+  // An open stdin would keep this process alive after its work.
+  process.stdin.destroy()
   const t0 = Date.now()
   const report = await store.refresh({ concurrency: Number(concText), batchSize: Number(batchText) })
   const t1 = Date.now()

@@ -229,6 +229,7 @@ async function watchCommand(store: Store, o: { debounce?: string; concurrency?: 
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
+  io.err.write('watching (Ctrl-C or SIGTERM stops after the current batch)\n')
   const line = watchLine(io.err, io.err.isTTY === true)
   const debounceMs = num(o.debounce, '--debounce')
   const concurrency = num(o.concurrency, '--concurrency')

@@ -221,6 +221,27 @@ for (const dialect of dialectNames) {
       expect(await todo()).toBe(before - done)
     })
 
+    it('watch: a worker computes a root write as it happens and stops on SIGTERM after its batch (exit 0)', async (ctx) => {
+      if (skip) return ctx.skip()
+      let kill: ((s: NodeJS.Signals) => void) | undefined
+      const running = cli(tg!.env, ['watch', '--debounce', '0'], {
+        onStderr: (_text, k) => {
+          kill = k
+        },
+      })
+      // The worker says it is watching (stderr); then a root write, computed without a refresh.
+      for (let i = 0; i < 600 && kill === undefined; i++) await new Promise((res) => setTimeout(res, 100))
+      await insertRows(tg!.db, sources, [{ id: 900, text: 'one two three four' }])
+      const words = async () => Number((await sql<{ words: unknown }>`SELECT words FROM parsed WHERE lq_key = '900'`.execute(tg!.db)).rows[0]?.words)
+      for (let i = 0; i < 600 && (await words()) !== 4; i++) await new Promise((res) => setTimeout(res, 100))
+      kill!('SIGTERM')
+      const r = await running
+      expect(r.code).toBe(0)
+      expect(r.stdout).toBe('stopped\n')
+      expect(r.stderr).toContain('stopping after the current batch')
+      expect(await words()).toBe(4)
+    })
+
     it('errors: an unknown table is exit 1 with the library message; bad usage is exit 2', async (ctx) => {
       if (skip) return ctx.skip()
       const r = await cli(tg!.env, ['status', 'nope', '1'])

@@ -17,8 +17,9 @@
  * - `heartbeat`: extend every claim of `owner` under the given tokens; returns the tokens and
  *   how many rows each still holds (fewer than taken: some lease was lost to another worker).
  * - `release`: delete the claim rows of `owner` under a token.
- * - `fence`: inside a write transaction, the addresses of a batch that another worker now
- *   holds under another token (its lease was lost, and taken over). PostgreSQL locks the
+ * - `fence`: inside a write transaction, the addresses of a batch that have no claim row under
+ *   the batch's token any more (its lease was lost: taken over by another worker, which may
+ *   have stored its result and released the row already). PostgreSQL locks the
  *   batch's own claim rows (`FOR UPDATE`) until the write commits, so a worker taking over an
  *   expired lease skips them (`SKIP LOCKED`) until the result is stored.
  * - `held`: the live claims of a derived table (for `stale()` and `status`).
@@ -50,7 +51,7 @@ export interface ClaimDialect {
   heartbeat(db: Kysely<any>, owner: string, tokens: readonly number[], leaseMs: number): Promise<Map<number, number>>
   /** Delete the claims of `owner` under `token` (all of them, or those of `keys`); how many. */
   release(db: Kysely<any>, owner: string, token: number, keys?: readonly string[]): Promise<number>
-  /** In a write transaction: which of `keys` of `table` another token now holds (lost leases). */
+  /** In a write transaction: which of `keys` of `table` are no longer held under `token` (lost leases). */
   fence(trx: Kysely<any>, table: string, keys: readonly string[], token: number): Promise<Set<string>>
   /** Live (unexpired) claims of `table`, or of every table. */
   held(db: Kysely<any>, table?: string): Promise<ClaimRow[]>
@@ -117,9 +118,11 @@ SELECT (SELECT t FROM tok)::text AS token, (SELECT array_agg(lq_key) FROM (SELEC
   },
   async fence(trx, table, keys, token) {
     // Our own rows are locked until the write commits: a worker taking over an expired lease
-    // skips them meanwhile. Keys whose row carries another token were taken over.
-    const r = await sql<{ lq_key: string; token: string }>`SELECT lq_key, token::text AS token FROM lq_claim WHERE tbl = ${table} AND lq_key IN (SELECT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb)) FOR UPDATE`.execute(trx)
-    return new Set(r.rows.filter((x) => Number(x.token) !== token).map((x) => x.lq_key))
+    // skips them meanwhile. Keys with no row under our token were taken over (and maybe
+    // stored and released already).
+    const r = await sql<{ k: string }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND lq_key IN (SELECT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb)) FOR UPDATE)
+SELECT k FROM jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k WHERE k NOT IN (SELECT lq_key FROM mine)`.execute(trx)
+    return new Set(r.rows.map((x) => x.k))
   },
   async held(db, table) {
     const r =
@@ -172,8 +175,8 @@ RETURNING lq_key`.execute(c)
     return Number(r.numAffectedRows ?? 0)
   },
   async fence(trx, table, keys, token) {
-    const r = await sql<{ lq_key: string; token: number }>`SELECT lq_key, token FROM lq_claim WHERE tbl = ${table} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))`.execute(trx)
-    return new Set(r.rows.filter((x) => Number(x.token) !== token).map((x) => x.lq_key))
+    const r = await sql<{ k: string }>`SELECT value AS k FROM json_each(${JSON.stringify(keys)}) WHERE value NOT IN (SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token})`.execute(trx)
+    return new Set(r.rows.map((x) => x.k))
   },
   async held(db, table) {
     const r =

@@ -1,0 +1,75 @@
+/**
+ * Two workers (two stores, two owners) on one database, with a lease that expires while the
+ * first worker's function still runs: the second takes the row over after the expiry, computes
+ * and stores it; the first worker's late result is refused at write time (fencing, counted as
+ * superseded), whatever order the two finish in; the stored row is the second's.
+ */
+import * as t from 'io-ts'
+import { sql } from 'kysely'
+import { expect, it } from 'vitest'
+import { createTable, insertRows } from '../../src/query/ddl.js'
+import { table } from '../../src/query/dsl.js'
+import { openStore } from '../../src/derived/index.js'
+import { eachDialect } from '../support/db.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+let n = 0
+
+eachDialect('leases expiring mid-computation', (get) => {
+  it('a worker whose lease expired mid-call loses the row to another worker; its late result is fenced off', async () => {
+    const { db } = get()
+    const src = table(`f${++n}`, { id: t.Int, v: t.Int })
+    await createTable(db, src)
+    await insertRows(db, src, [{ id: 1, v: 5 }])
+    let releaseA!: () => void
+    const gateA = new Promise<void>((r) => (releaseA = r))
+    let aStarted = false
+    const declare = async (leaseMs: number, who: 'a' | 'b') => {
+      const store = await openStore(db, { leaseMs })
+      await store.track(src)
+      // One code version for both workers (`version`, and the same function text).
+      const out = store.derive({
+        name: `${src.name}_out`,
+        from: src,
+        output: { y: t.Int, by: t.string },
+        version: 'fence',
+        params: {},
+        fn: async (r, ctx) => {
+          const me = (ctx.params as { who?: string } | undefined)?.who ?? who
+          if (me === 'a') {
+            aStarted = true
+            await gateA
+          }
+          return { y: r.v * 2, by: me }
+        },
+      })
+      return { store, out }
+    }
+    // Worker A's call is held until worker B took its row over.
+    const A = await declare(600, 'a')
+    const B = await declare(600, 'b')
+    const ra = A.store.refresh()
+    while (!aStarted) await sleep(10)
+    // B finds the row held by A: its refresh waits while A's lease is live.
+    const rb = B.store.refresh()
+    await sleep(300)
+    expect((await B.store.status(B.out, 1)).state).toBe('running')
+    // A's lease runs out (as if its heartbeats had stopped: its claim row is expired again and
+    // again, faster than its heartbeat extends it) until B took the row over and stored it.
+    let bDone = false
+    const repBp = rb.finally(() => (bDone = true))
+    while (!bDone) {
+      await sql`UPDATE lq_claim SET expires = 0 WHERE owner = ${A.store.owner}`.execute(db)
+      await sleep(10)
+    }
+    const repB = await repBp
+    expect(repB.totals.computed).toBe(1)
+    releaseA()
+    const repA = await ra
+    expect(repA.totals.computed).toBe(0)
+    expect(repA.totals.superseded).toBe(1)
+    const rows = await sql<{ y: unknown; by: string }>`SELECT y, by FROM ${sql.id(`${src.name}_out`)}`.execute(db)
+    expect(rows.rows.map((r) => [Number(r.y), r.by])).toEqual([[10, 'b']])
+    expect((await B.store.status(B.out, 1)).state).toBe('fresh')
+  }, 120_000)
+})
