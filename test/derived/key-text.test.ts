@@ -241,6 +241,10 @@ describe('addresses from user keys', () => {
     expect(addressFromUser(7, true)).toBe('7')
     expect(addressFromUser([1, 'x'], true)).toBe('[1,"x"]')
     expect(addressFromUser([{ table: 'r' }], true)).toBe('[{"table":"r"}]')
+    // A list holding null or a list is a composite key value, not a list of entries.
+    expect(addressFromUser([null, 1], true)).toBe('[null,1]')
+    expect(addressFromUser([['r', 1]], false)).toBe('[["r",1]]')
+    expect(thrown(() => addressFromUserChecked([null], false, shapes(['r', 's']))).message).toMatch(/are addressed by their root lineage.*; got \[null\]$/)
     expect(addressFromUserChecked([{ table: 'r', key: 1 }], true, undefined)).toBe('1')
   })
 })
