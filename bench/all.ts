@@ -6,10 +6,12 @@
  * 3. bench/lineage-width.ts — lineage overhead on the m-way join (issue 3);
  * 4. bench/derived.ts — refresh throughput, staleness cost, affected() (issue 4);
  * 5. bench/derived-join.ts — staleness cost of a derivation over a two-root join (issue 4);
- * 6. bench/tpch.ts — TPC-H SF 0.01: the DSL against the official SQL, and lineage (issue 8), on
+ * 6. bench/orm-compare.ts — run(q) against Kysely (jsonArrayFrom) and Drizzle relational queries
+ *    on nested results (issue 12);
+ * 7. bench/tpch.ts — TPC-H SF 0.01: the DSL against the official SQL, and lineage (issue 8), on
  *    the built package (dist/, built first when older than src/).
  * Each part also runs alone: `npm run bench:org`, `bench:lineage`, `bench:width`, `bench:derived`,
- * `bench:join`, `bench:tpch`.
+ * `bench:join`, `bench:orm`, `bench:tpch`.
  * `BENCH_PARTS=org,lineage` picks parts.
  */
 import { main as org } from './run.js'
@@ -17,6 +19,7 @@ import { main as lineageOrg } from './lineage-org.js'
 import { main as lineageWidth } from './lineage-width.js'
 import { main as derived } from './derived.js'
 import { main as derivedJoin } from './derived-join.js'
+import { main as orm } from './orm-compare.js'
 import { main as tpch } from './tpch.js'
 
 const parts: [string, () => Promise<void>][] = [
@@ -25,6 +28,7 @@ const parts: [string, () => Promise<void>][] = [
   ['width', lineageWidth],
   ['derived', derived],
   ['join', derivedJoin],
+  ['orm', orm],
   ['tpch', tpch],
 ]
 const wanted = process.env['BENCH_PARTS']?.split(',').map((s) => s.trim()).filter(Boolean)

@@ -8,10 +8,10 @@ import { createHash } from 'node:crypto'
 import Database from 'better-sqlite3'
 import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, type KyselyPlugin } from 'kysely'
 import pg from 'pg'
-import { compile, lineage, run } from '../src/index.js'
-import type { AnyQuery, Dialect } from '../src/index.js'
-import { plan } from '../src/query/compile.js'
-import { compare, median, nowMs } from './harness.js'
+import { compile, lineage, run } from './lib.js'
+import type { AnyQuery, Dialect } from './lib.js'
+import { plan } from './lib.js'
+import { compare, median, nowMs, selfCpuClock, type Measure } from './harness.js'
 
 /**
  * A view of `db` (same connection, same dialect) whose next executed statement's raw driver
@@ -244,6 +244,10 @@ export interface PairResult {
   readonly linMs: number
   /** Median over rounds of lineage/plain of the same round. */
   readonly ratio: number
+  /** `run(db, lineage(q))` then every entry of every annotated element read (`readEvery`); NaN unless asked for. */
+  readonly readMs: number
+  /** Median over rounds of (lineage, every entry read)/plain of the same round; NaN unless asked for. */
+  readonly ratioRead: number
   readonly plainStatements: number
   readonly linStatements: number
   readonly rounds: number
@@ -262,8 +266,43 @@ export interface PairResult {
 export type Runner = (db: Kysely<any>, q: AnyQuery) => Promise<unknown[]>
 export const runIt: Runner = (db, q) => run(db, q) as Promise<unknown[]>
 
-export async function timePair(db: Kysely<any>, dialect: Dialect, q: AnyQuery, opts: TimingOptions, keepRows: boolean, runner: Runner = runIt): Promise<PairResult> {
+/**
+ * Read every lineage entry of a result, at every depth (what a caller reading all the lineage
+ * does): each annotated element's `lineage` and each entry's `table` and `key`. Returns a
+ * number derived from them so the reads cannot be optimised away.
+ */
+export function readEvery(x: unknown): number {
+  if (Array.isArray(x)) {
+    let n = 0
+    for (const v of x) n += readEvery(v)
+    return n
+  }
+  if (typeof x !== 'object' || x === null) return 0
+  if ('lineage' in x && 'data' in x) {
+    const l = (x as Annot).lineage
+    let n = l.length
+    for (const e of l) if (e.table.length > 0 && e.key !== undefined) n++
+    return n + readEvery((x as Annot).data)
+  }
+  let n = 0
+  for (const k in x) n += readEvery((x as Record<string, unknown>)[k])
+  return n
+}
+
+/**
+ * What `timePair` measures: CPU time of this process on SQLite (in-process: the statement and the
+ * decoding), wall time on PostgreSQL; `LINEAGE_MEASURE=wall` forces wall time everywhere.
+ */
+export function timingMeasure(dialect: Dialect): Measure {
+  return process.env['LINEAGE_MEASURE'] === 'wall' || dialect !== 'sqlite' ? 'wall' : 'cpu'
+}
+
+export async function timePair(db: Kysely<any>, dialect: Dialect, q: AnyQuery, opts: TimingOptions, keepRows: boolean, runner: Runner = runIt, withRead = false): Promise<PairResult> {
   const lq = lineage(q)
+  // SQLite runs in this process: its CPU time (statement and decoding) is the measure, robust to
+  // the load of a shared machine; PostgreSQL's statement runs in the server: wall time.
+  const measure = timingMeasure(dialect)
+  const cpu = measure === 'cpu' ? selfCpuClock() : undefined
   const plainStatements = compile(q, dialect).statements.length
   const linStatements = compile(lq, dialect).statements.length
   // The first run of each (compare's calibration run, untimed here) keeps its rows for the checks.
@@ -284,16 +323,20 @@ export async function timePair(db: Kysely<any>, dialect: Dialect, q: AnyQuery, o
           if (linRows === undefined) linRows = rows
         },
       },
+      ...(withRead ? [{ name: 'lineage, every entry read', fn: async () => readEvery(await runner(db, lq)) }] : []),
     ],
-    { rounds: verySlow ? (opts.verySlowRounds ?? opts.slowRounds) : slow ? opts.slowRounds : opts.rounds, sampleMs: opts.sampleMs, warmup: !slow },
+    { rounds: verySlow ? (opts.verySlowRounds ?? opts.slowRounds) : slow ? opts.slowRounds : opts.rounds, sampleMs: opts.sampleMs, warmup: !slow, cpu },
   )
+  const m = measure
   const lin = linRows ?? []
   return {
     plainRows: plainRows.length,
     linRows: lin.length,
-    plainMs: c.variants[0]!.median,
-    linMs: c.variants[1]!.median,
-    ratio: c.ratio(1),
+    plainMs: m === 'cpu' ? c.variants[0]!.cpuMedian : c.variants[0]!.median,
+    linMs: m === 'cpu' ? c.variants[1]!.cpuMedian : c.variants[1]!.median,
+    ratio: c.ratio(1, 0, m),
+    readMs: withRead ? (m === 'cpu' ? c.variants[2]!.cpuMedian : c.variants[2]!.median) : Number.NaN,
+    ratioRead: withRead ? c.ratio(2, 0, m) : Number.NaN,
     plainStatements,
     linStatements,
     rounds: c.rounds,

@@ -23,9 +23,9 @@ import * as t from 'io-ts'
 import type Database from 'better-sqlite3'
 import type pg from 'pg'
 import { CompiledQuery } from 'kysely'
-import { Q, lineage, table } from '../src/index.js'
-import type { AnyQuery, Dialect, Table } from '../src/index.js'
-import { plan } from '../src/query/compile.js'
+import { Q, lineage, table } from './lib.js'
+import type { AnyQuery, Dialect, Table } from './lib.js'
+import { plan } from './lib.js'
 import { fmtMs, fmtRatio, indent, median, nowMs, runIfMain, table as textTable } from './harness.js'
 import {
   bagHash,

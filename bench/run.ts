@@ -38,8 +38,8 @@ import os from 'node:os'
 import Database from 'better-sqlite3'
 import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect } from 'kysely'
 import pg from 'pg'
-import { compile, run } from '../src/index.js'
-import type { AnyQuery, CompiledStatement, Dialect } from '../src/index.js'
+import { compile, run } from './lib.js'
+import type { AnyQuery, CompiledStatement, Dialect } from './lib.js'
 import {
   compare,
   fmtMs,

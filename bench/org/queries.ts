@@ -4,8 +4,8 @@
  * nested collections as JSON arrays aggregated in correlated subqueries, flat queries as plain
  * joins. Each DSL query is a function so that every call builds a fresh query object.
  */
-import { Q } from '../../src/index.js'
-import type { AnyQuery, Dialect, Expr } from '../../src/index.js'
+import { Q } from '../lib.js'
+import type { AnyQuery, Dialect, Expr } from '../lib.js'
 import { contacts, departments, employees, tasks } from './schema.js'
 
 // ---------------------------------------------------------------- helpers (plain TS functions)

@@ -3,8 +3,8 @@
  * the DSL, and the DDL creating them (with the listed indexes) on SQLite and PostgreSQL.
  */
 import * as t from 'io-ts'
-import { table } from '../../src/index.js'
-import type { Dialect } from '../../src/index.js'
+import { table } from '../lib.js'
+import type { Dialect } from '../lib.js'
 
 export const departments = table('departments', { id: t.Int, name: t.string })
 export const employees = table('employees', { id: t.Int, dept: t.string, name: t.string, salary: t.Int })

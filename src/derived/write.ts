@@ -98,9 +98,15 @@ const byAddr = (a: Result, b: Result): number => (a.task.addr < b.task.addr ? -1
  * included); winners whose value changed get their data rows written (ok) or removed (failed,
  * blocked).
  */
-export async function writeResults(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport): Promise<void> {
+/**
+ * A fencing check run in the write transaction: the addresses (of those given) whose lease
+ * another worker now holds; their results are refused (counted as superseded).
+ */
+export type Fence = (trx: Kysely<any>, keys: readonly string[]) => Promise<ReadonlySet<string>>
+
+export async function writeResults(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport, fence?: Fence): Promise<void> {
   try {
-    await writeResultsOnce(engine, x, results, report)
+    await writeResultsOnce(engine, x, results, report, fence)
   } catch (e) {
     // A batch whose JSON text is longer than JavaScript can build (V8: "Invalid string length")
     // was not written (its transaction rolled back): store it in halves; a single result that
@@ -108,16 +114,16 @@ export async function writeResults(engine: Engine, x: Derivation, results: reado
     if (!(e instanceof RangeError) || results.length === 0) throw e
     if (results.length > 1) {
       const half = results.length >> 1
-      await writeResults(engine, x, results.slice(0, half), report)
-      await writeResults(engine, x, results.slice(half), report)
+      await writeResults(engine, x, results.slice(0, half), report, fence)
+      await writeResults(engine, x, results.slice(half), report, fence)
       return
     }
     const message = `derived table \`${x.name}\`: the result is too large to store: its JSON text is longer than the longest string JavaScript can build (${e.message})`
-    await writeResultsOnce(engine, x, [{ task: results[0]!.task, outcome: { state: 'failed', message, stack: undefined } }], report)
+    await writeResultsOnce(engine, x, [{ task: results[0]!.task, outcome: { state: 'failed', message, stack: undefined } }], report, fence)
   }
 }
 
-async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport): Promise<void> {
+async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport, fence: Fence | undefined): Promise<void> {
   if (results.length === 0) return
   const { db, d } = engine
   const w = writerFor(d, x)
@@ -137,7 +143,14 @@ async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly
     // the deletion may already have been processed, and the row would otherwise come back.
     const dead = await deadResults(engine, trx, sorted)
     report.superseded += dead.size
-    const live = dead.size === 0 ? sorted : sorted.filter((r) => !dead.has(r))
+    let live = dead.size === 0 ? sorted : sorted.filter((r) => !dead.has(r))
+    if (fence !== undefined && live.length > 0) {
+      const lost = await fence(trx, live.map((r) => r.task.addr))
+      if (lost.size > 0) {
+        report.superseded += live.filter((r) => lost.has(r.task.addr)).length
+        live = live.filter((r) => !lost.has(r.task.addr))
+      }
+    }
     written = live
     if (live.length === 0) return
     // Rows written under a code version other than the one the table's last refresh applied:

@@ -7,10 +7,10 @@
 import { isLeft } from 'fp-ts/lib/Either.js'
 import { LineageQueryError, showValue } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
-import { width, type CollLayout, type Layout, type LinLayout, type ScalarLayout } from './layout.js'
-import type { GroupedLinBranch } from './normal.js'
+import { width, type CollLayout, type Layout, type LinLayout, type RecLayout, type ScalarLayout } from './layout.js'
+import { AnnotatedValue, branchPlans, materialise, SINGLE } from './lineage-value.js'
 import type { TopLayout } from './lower.js'
-import { showType, type ScalarKind } from './schema.js'
+import { showType } from './schema.js'
 import { isDateString, isTimestamp, Json } from './codecs.js'
 
 /** Reads one value from a cursor over slots. */
@@ -82,7 +82,7 @@ function parseJson(raw: unknown, path: string): unknown {
   }
 }
 
-function collReader(l: CollLayout, h: DialectHooks, path: string): Reader {
+function collReader(l: CollLayout, c: Ctx, path: string): Reader {
   const elem = l.elem
   if (elem === undefined) {
     return (slots, at) => {
@@ -91,7 +91,8 @@ function collReader(l: CollLayout, h: DialectHooks, path: string): Reader {
       return []
     }
   }
-  const inner = reader(elem, h, `${path}[]`)
+  // Each element's slots are an array of its own (parsed from JSON): lineage may keep it.
+  const inner = reader(elem, c, `${path}[]`, true)
   // One cursor per reader: a layout position never nests inside itself.
   const cursor = { i: 0 }
   // Lowering writes an element of width 1 as its only slot, any other as a JSON array.
@@ -116,188 +117,56 @@ function collReader(l: CollLayout, h: DialectHooks, path: string): Reader {
   }
 }
 
-/**
- * Lineage entries. Which tables each branch's entries name is known when compiling, so an
- * entry is compared for duplicates only with earlier entries of the same table (a self-join),
- * and not at all in the common case; branches with stored lineage (whose tables are data)
- * fall back to comparing everything.
- */
-function linReader(l: LinLayout, h: DialectHooks): Reader {
-  const plans = l.branches.map((b) => {
-    const stored = b.entries.some((e) => e.stored !== undefined || e.witness !== undefined || e.grouped !== undefined)
-    return b.entries.map((e, i) => ({
-      table: e.table,
-      slot: e.slots[0]!,
-      slots: e.slots,
-      kinds: e.types.map((t) => t.kind),
-      scales: e.types.map((t) => t.scale ?? 0),
-      stored: e.stored,
-      witness: e.witness,
-      grouped: e.grouped,
-      // Earlier entries of the same table: the only ones this entry can duplicate.
-      check: stored || b.entries.slice(0, i).some((x) => x.table === e.table),
-    }))
-  })
-  const keyValue = (kind: ScalarKind, scale: number, raw: unknown): unknown => (kind === 'decimal' ? h.decimalFromDb(raw, scale) : h.fromDb(kind, raw))
-  const sameKey = (a: unknown, b: unknown): boolean =>
-    a === b || (Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => x === b[i]))
+/** Eager lineage (`{ lazy: false }`): the entries built while decoding, as plain objects. */
+function linReader(l: LinLayout, c: Ctx): Reader {
+  const plans = branchPlans(l, c.h)
+  const w = l.slots.length
   return (slots, at, tag) => {
     const base = at.i
-    at.i += l.slots.length
+    at.i += w
     const plan = plans[tag]
     if (plan === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${tag}`)
-    const out: { table: string; key: unknown }[] = []
-    // Entries known only from data (a group's: thousands) are deduplicated through a set, built
-    // when a later entry needs it.
-    let ids: Set<string> | undefined
-    let bulk = false
-    const add = (table: string, key: unknown, check: boolean) => {
-      if (bulk && ids === undefined) ids = new Set(out.map((o) => `${o.table}\u0000${JSON.stringify(o.key)}`))
-      if (ids !== undefined) {
-        const id = `${table}\u0000${JSON.stringify(key)}`
-        if (ids.has(id)) return
-        ids.add(id)
-      } else if (check) for (const o of out) if (o.table === table && sameKey(o.key, key)) return
-      out.push({ table, key })
-    }
-    const many = (entries: readonly { table: string; key: unknown }[]) => {
-      // The first entries of a row, already without duplicates: taken as they are.
-      if (out.length === 0 && !bulk) {
-        for (const s of entries) out.push(s)
-        bulk = true
-        return
-      }
-      bulk = true
-      for (const s of entries) add(s.table, s.key, true)
-    }
-    for (const e of plan) {
-      if (e.witness !== undefined) {
-        for (const s of witnessEntries(slots[base + e.slot])) add(s.table, s.key, true)
-      } else if (e.stored !== undefined) {
-        for (const s of storedEntries(slots[base + e.slot], e.stored.single, e.table)) add(s.table, s.key, true)
-      } else if (e.grouped !== undefined) {
-        many(groupedEntries(slots[base + e.slot], e.grouped.branches, h))
-      } else if (e.slots.length === 1) {
-        add(e.table, keyValue(e.kinds[0]!, e.scales[0]!, slots[base + e.slot]), e.check)
-      } else {
-        add(e.table, e.slots.map((s, j) => keyValue(e.kinds[j]!, e.scales[j]!, slots[base + s])), e.check)
-      }
-    }
-    return out
+    return materialise(plan, slots, base)
   }
 }
 
-/** The entries of a why-provenance slot (see `Lowerer.witness`), flattened, in list order. */
-function witnessEntries(raw: unknown): { table: string; key: unknown }[] {
-  const out: { table: string; key: unknown }[] = []
-  const bad = (): never => {
-    throw new LineageQueryError('decode', `why-provenance: unexpected witness list ${showValue(raw)} from the database`, { value: raw })
-  }
-  const parse = (x: unknown): unknown => {
-    try {
-      return typeof x === 'string' ? JSON.parse(x) : x
-    } catch {
-      return bad()
-    }
-  }
-  const walk = (list: unknown): void => {
-    if (!Array.isArray(list)) bad()
-    for (const element of list as unknown[]) {
-      if (!Array.isArray(element)) bad()
-      for (const item of element as unknown[]) {
-        if (!Array.isArray(item)) bad()
-        const [t, k, single] = item as [unknown, unknown, unknown]
-        // a nested witness list: JSON, or its text (PostgreSQL passes it as text)
-        if (t === '#w') walk(parse(k))
-        else if (t === null) out.push(...storedEntries(k, typeof single === 'string' ? single : undefined, '(why-provenance)'))
-        else if (typeof t === 'string') out.push({ table: t, key: k })
-        else bad()
-      }
-    }
-  }
-  walk(parse(raw))
-  return out
-}
-
-/** The entries of a stored-lineage column: one key of `single`, or a JSON list of `[table, key]`. */
-function storedEntries(raw: unknown, single: string | undefined, table: string): { table: string; key: unknown }[] {
-  let v: unknown
-  try {
-    v = typeof raw === 'string' ? JSON.parse(raw) : raw
-  } catch {
-    throw new LineageQueryError('decode', `lineage column of table \`${table}\`: invalid JSON ${showValue(raw)}`, { table, value: raw })
-  }
-  // A list of [table, key] pairs (keys are scalars or arrays of scalars, so never a list of
-  // pairs); with `single`, anything else is one key of that table.
-  const isList = Array.isArray(v) && v.every((x) => Array.isArray(x) && x.length === 2 && typeof x[0] === 'string')
-  if (single !== undefined && !isList) return [{ table: single, key: v }]
-  if (!isList) {
-    throw new LineageQueryError('decode', `lineage column of table \`${table}\`: expected a JSON list of [table, key] pairs, got ${showValue(raw)}`, { table, value: raw })
-  }
-  return (v as [string, unknown][]).map(([t, k]) => ({ table: t, key: k }))
+/** The fields of an annotated element `{ data, lineage }` (the only records holding lineage), or `undefined`. */
+function annotatedFields(l: RecLayout): { data: Layout; lin: LinLayout; linFirst: boolean } | undefined {
+  if (l.fields.length !== 2) return undefined
+  const [[a, x], [b, y]] = l.fields as [readonly [string, Layout], readonly [string, Layout]]
+  if (a === 'data' && b === 'lineage' && y.k === 'lin') return { data: x, lin: y, linFirst: false }
+  if (a === 'lineage' && b === 'data' && x.k === 'lin') return { data: y, lin: x, linFirst: true }
+  return undefined
 }
 
 /**
- * The entries of a group's lineage column: a JSON array with one array per row of the group,
- * `[branch, ...values]`, the values being the keys of that branch's entries in order (a stored
- * or grouped entry takes one value, itself JSON). Without duplicates, ordered by table name
- * (code points), then key.
+ * A lazily annotated element: `data` decoded now, the lineage's raw slots kept in an
+ * `AnnotatedValue` (the only slot itself, the element's own slots array when `owned`, or a copy
+ * of the lineage slots) and turned into entries when first read. One object per element.
  */
-export function groupedEntries(raw: unknown, branches: readonly GroupedLinBranch[], h: DialectHooks): { table: string; key: unknown }[] {
-  const rows = parseJson(raw, 'lineage of a group')
-  if (!Array.isArray(rows)) throw new LineageQueryError('decode', `lineage of a group: expected a JSON array, got ${showValue(raw)}`, { value: raw })
-  const seen = new Set<string>()
-  const out: { table: string; key: unknown }[] = []
-  const add = (table: string, key: unknown) => {
-    const id = `${table}\u0000${JSON.stringify(key)}`
-    if (seen.has(id)) return
-    seen.add(id)
-    out.push({ table, key })
-  }
-  for (const row of rows) {
-    const entries = Array.isArray(row) ? branches[row[0] as number] : undefined
-    if (entries === undefined) throw new LineageQueryError('decode', `lineage of a group: unexpected row ${showValue(row)}`, { value: row })
-    let i = 1
-    for (const e of entries) {
-      if (e.witness !== undefined) {
-        for (const s of witnessEntries(row[i++])) add(s.table, s.key)
-      } else if (e.stored !== undefined) {
-        for (const s of storedEntries(row[i++], e.stored.single, e.table)) add(s.table, s.key)
-      } else if (e.grouped !== undefined) {
-        for (const s of groupedEntries(row[i++], e.grouped.branches, h)) add(s.table, s.key)
-      } else if (e.types.length === 1) {
-        add(e.table, h.fromDb(e.types[0]!.kind, row[i++]))
-      } else {
-        add(e.table, e.types.map((t) => h.fromDb(t.kind, row[i++])))
-      }
+function annotatedReader(a: { data: Layout; lin: LinLayout; linFirst: boolean }, c: Ctx, path: string, owned: boolean): Reader {
+  const data = reader(a.data, c, path ? `${path}.data` : 'data', owned)
+  const plans = branchPlans(a.lin, c.h)
+  const w = a.lin.slots.length
+  const linFirst = a.linFirst
+  return (slots, at, tag) => {
+    let base: number
+    let value: unknown
+    if (linFirst) {
+      base = at.i
+      at.i += w
+      value = data(slots, at, tag)
+    } else {
+      value = data(slots, at, tag)
+      base = at.i
+      at.i += w
     }
+    const plan = plans[tag]
+    if (plan === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${tag}`)
+    if (w <= 1) return new AnnotatedValue(value, slots[base], SINGLE, plan)
+    if (owned) return new AnnotatedValue(value, slots, base, plan)
+    return new AnnotatedValue(value, slots.slice(base, base + w), 0, plan)
   }
-  return out.sort((a, b) => (a.table === b.table ? compareKeys(a.key, b.key) : a.table < b.table ? -1 : 1))
-}
-
-/** The order of lineage keys: NULL first, numbers numerically, strings by code point, arrays lexicographically. */
-export function compareKeys(a: unknown, b: unknown): number {
-  if (Array.isArray(a) && Array.isArray(b)) {
-    for (let i = 0; i < Math.min(a.length, b.length); i++) {
-      const c = compareKeys(a[i], b[i])
-      if (c !== 0) return c
-    }
-    return a.length - b.length
-  }
-  if (a === b) return 0
-  if (a === null || a === undefined) return -1
-  if (b === null || b === undefined) return 1
-  if (typeof a === 'string' && typeof b === 'string') {
-    // UTF-16 order differs from code point order only around surrogates; compare code points.
-    const x = [...a]
-    const y = [...b]
-    for (let i = 0; i < Math.min(x.length, y.length); i++) {
-      const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!
-      if (d !== 0) return d
-    }
-    return x.length - y.length
-  }
-  return (a as number) < (b as number) ? -1 : 1
 }
 
 const makers = new Map<string, (v: readonly unknown[]) => Record<string, unknown>>()
@@ -318,16 +187,28 @@ function recordMaker(names: readonly string[]): (v: readonly unknown[]) => Recor
   return make
 }
 
-export function reader(l: Layout, h: DialectHooks, path = ''): Reader {
+/** How values are decoded: the dialect's hooks, and whether lineage is read lazily (the default). */
+interface Ctx {
+  readonly h: DialectHooks
+  readonly lazy: boolean
+}
+
+/**
+ * The reader of layout `l`. `owned`: the slots array handed to the reader belongs to this one
+ * element (a nested collection's element), so a lazy lineage may keep it instead of a copy.
+ */
+export function reader(l: Layout, c: Ctx, path = '', owned = false): Reader {
   switch (l.k) {
     case 'scalar':
-      return scalarReader(l, h, path)
+      return scalarReader(l, c.h, path)
     case 'coll':
-      return collReader(l, h, path)
+      return collReader(l, c, path)
     case 'lin':
-      return linReader(l, h)
+      return linReader(l, c)
     case 'rec': {
-      const readers = l.fields.map(([n, f]) => reader(f, h, path ? `${path}.${n}` : n))
+      const annotated = c.lazy ? annotatedFields(l) : undefined
+      if (annotated !== undefined) return annotatedReader(annotated, c, path, owned)
+      const readers = l.fields.map(([n, f]) => reader(f, c, path ? `${path}.${n}` : n, owned))
       const make = recordMaker(l.fields.map(([n]) => n))
       const values = new Array<unknown>(readers.length)
       return (slots, at, tag) => {
@@ -340,11 +221,20 @@ export function reader(l: Layout, h: DialectHooks, path = ''): Reader {
 
 export type Decoder = (rows: readonly Record<string, unknown>[]) => unknown[]
 
+export interface DecodeOptions {
+  /**
+   * `true` (default): annotated elements are `AnnotatedValue`s whose lineage is built when first
+   * read; `false`: plain `{ data, lineage }` objects with every entry built while decoding (the
+   * reference the lazy form is tested against).
+   */
+  readonly lazy?: boolean
+}
+
 /** A function from driver rows (objects keyed by column alias) to decoded values. */
-export function decodeRows(layout: TopLayout, h: DialectHooks): Decoder {
+export function decodeRows(layout: TopLayout, h: DialectHooks, options: DecodeOptions = {}): Decoder {
   const value = layout.value
   if (value === undefined) return (rows) => rows.map(() => ({}))
-  const read = reader(value, h)
+  const read = reader(value, { h, lazy: options.lazy ?? true })
   const cols = layout.columns
   const tag = layout.tag
   return (rows) => {

@@ -5,8 +5,11 @@
 import * as t from 'io-ts'
 import { sql } from 'kysely'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createTable, insertRows, lineage, openStore, Q, run, table } from '../../src/index.js'
+import { createTable, insertRows, lineage, openStore, plainLineage, Q, run as runLazy, table } from '../../src/index.js'
 import { dialectNames, open, type TestDb } from '../support/db.js'
+
+/** `run` with annotated elements copied to plain `{ data, lineage }` objects, so `toEqual` compares both fields (see docs/lineage.md, "Reading lineage"). */
+const run: typeof runLazy = async (db, q) => plainLineage(await runLazy(db, q))
 
 const nums = table('nums', { id: t.Int, x: t.Int })
 

@@ -11,10 +11,14 @@ import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vit
 import { LineageQueryError } from '../../src/errors.js'
 import { createTable, insertRows } from '../../src/query/ddl.js'
 import { Q, table } from '../../src/query/dsl.js'
-import { run } from '../../src/query/run.js'
+import { run as runLazy } from '../../src/query/run.js'
+import { plainLineage } from '../../src/query/lineage-value.js'
 import { lineage } from '../../src/lineage/index.js'
 import { buildGraph, joinOnRoot, openStore, type Store } from '../../src/derived/index.js'
 import { dialectNames, open, type TestDb } from '../support/db.js'
+
+/** `run` with annotated elements copied to plain `{ data, lineage }` objects, so `toEqual` compares both fields (see docs/lineage.md, "Reading lineage"). */
+const run: typeof runLazy = async (db, q) => plainLineage(await runLazy(db, q))
 import { compileAst, parse, runCode, sources } from './toy.js'
 
 async function expectError(p: Promise<unknown> | (() => unknown), code: string, ...fragments: string[]): Promise<LineageQueryError> {
@@ -141,7 +145,7 @@ for (const dialect of dialectNames) {
       // through parse -> compile -> run.
       const lin = await run(db, lineage(Q.for(ran, (r) => Q.where(Q.eq(r.lq_key, '2'), Q.yield(r.value)))))
       expect(lin).toEqual([{ data: 14, lineage: [{ table: 'sources', key: 2 }] }])
-      expect(await store.lineage(Q.for(ran, (r) => Q.where(Q.eq(r.lq_key, '2'), Q.yield(r.value))))).toEqual([{ data: 14, lineage: [{ table: 'sources', key: 2 }] }])
+      expect(plainLineage(await store.lineage(Q.for(ran, (r) => Q.where(Q.eq(r.lq_key, '2'), Q.yield(r.value)))))).toEqual([{ data: 14, lineage: [{ table: 'sources', key: 2 }] }])
     })
 
     it('R3 recompute derived rows when their input rows change (only those)', async () => {
@@ -300,7 +304,7 @@ for (const dialect of dialectNames) {
       await store.refresh()
       const key = [{ table: 'd', key: 1 }, { table: 'e', key: 'b' }]
       expect(await store.get(shout, key)).toEqual({ state: 'fresh', value: { s: 'ONE:20' }, lineage: key })
-      expect(await store.lineage(Q.for(shout, (s) => Q.yield(s.s)))).toEqual(
+      expect(plainLineage(await store.lineage(Q.for(shout, (s) => Q.yield(s.s))))).toEqual(
         expect.arrayContaining([{ data: 'TWO:30', lineage: [{ table: 'd', key: 2 }, { table: 'e', key: 'c' }] }]),
       )
       // plain lineage(q) over the derived table names both roots' rows too
@@ -542,11 +546,11 @@ for (const dialect of dialectNames) {
       await openStore(db)
       await openStore(db)
       const v = await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'schema_version'`.execute(db)
-      expect(v.rows).toEqual([{ value: '2' }])
-      // A store at version 1 (no tombstones yet) is migrated to 2.
+      expect(v.rows).toEqual([{ value: '3' }])
+      // A store at version 1 (no tombstones yet, no claim table) is migrated to 3.
       await sql`UPDATE lq_store_meta SET value = '1' WHERE name = 'schema_version'`.execute(db)
       await openStore(db)
-      expect((await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'schema_version'`.execute(db)).rows).toEqual([{ value: '2' }])
+      expect((await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'schema_version'`.execute(db)).rows).toEqual([{ value: '3' }])
       await sql`UPDATE lq_store_meta SET value = '99' WHERE name = 'schema_version'`.execute(db)
       await expectError(openStore(db), 'schema', 'schema version 99')
     })

@@ -5,9 +5,12 @@
  */
 import * as t from 'io-ts'
 import { beforeAll, describe, expect, test } from 'vitest'
-import { createTable, type AnyQuery, groupBySource, insertRows, lineage, LineageQueryError, Q, run, sourceRows, table } from '../../src/index.js'
+import { createTable, type AnyQuery, groupBySource, insertRows, lineage, LineageQueryError, Q, plainLineage, run as runLazy, sourceRows, table } from '../../src/index.js'
 import { statementsOf } from '../support/count.js'
 import { eachDialect } from '../support/db.js'
+
+/** `run` with annotated elements copied to plain `{ data, lineage }` objects, so `toEqual` compares both fields (see docs/lineage.md, "Reading lineage"). */
+const run: typeof runLazy = async (db, q) => plainLineage(await runLazy(db, q))
 
 const agencies = table('agencies', { id: t.Int, name: t.string, based_in: t.string, phone: t.string })
 const externalTours = table('externalTours', { id: t.Int, name: t.string, destination: t.string, type: t.string, price: t.Int })

@@ -4,11 +4,14 @@
  * plain and under lineage.
  */
 import { beforeAll, describe, expect, test } from 'vitest'
-import { AST, compile, createTable, insertRows, lineage, LineageQueryError, Q, run, type AnyQuery } from '../../src/index.js'
+import { AST, compile, createTable, insertRows, lineage, LineageQueryError, Q, plainLineage, run as runLazy, type AnyQuery } from '../../src/index.js'
 import { evaluate, evaluateLineage } from '../oracle/evaluate.js'
 import { statementsOf } from '../support/count.js'
 import { eachDialect } from '../support/db.js'
 import { data, departments, employees, tasks, tasksOf } from './fixtures.js'
+
+/** `run` with annotated elements copied to plain `{ data, lineage }` objects, so `toEqual` compares both fields (see docs/lineage.md, "Reading lineage"). */
+const run: typeof runLazy = async (db, q) => plainLineage(await runLazy(db, q))
 
 const sqlOf = (q: AnyQuery, d: 'sqlite' | 'postgres') => compile(q, d).statements[0]!.sql
 const occurrences = (s: string, sub: string) => s.split(sub).length - 1
@@ -68,6 +71,14 @@ describe('Q.let: SQL', () => {
       // a let over a union: each arm computes it once for its rows
       expect(occurrences(sqlOf(nested, d), 'count(*)')).toBe(2)
       expect(occurrences(sqlOf(nested, d), 'exists')).toBe(2)
+    }
+  })
+
+  test('a grouped query value is a CTE that is the GROUP BY itself (no derived table inside it)', () => {
+    const perDept = Q.for(Q.groupBy(employees, (e) => e.dept), (g) => Q.yield({ dept: g.key, total: Q.sum(g.group, (e) => e.salary) }))
+    const top = Q.let(perDept, (ds) => Q.for(ds, (d) => Q.where(Q.eq(d.total, Q.max(ds, (x) => x.total)), Q.yield(d.dept))))
+    for (const d of ['sqlite', 'postgres'] as const) {
+      expect(sqlOf(top, d).startsWith('with "#q0" as (select "e0"."dept" as "c0", sum("e0"."salary") as "c1" from "employees" as "e0" group by "e0"."dept")')).toBe(true)
     }
   })
 

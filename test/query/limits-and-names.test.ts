@@ -4,9 +4,12 @@
  */
 import * as t from 'io-ts'
 import { beforeAll, expect, test } from 'vitest'
-import { AST, createTable, insertRows, lineage, Q, run, table } from '../../src/index.js'
+import { AST, createTable, insertRows, lineage, Q, plainLineage, run as runLazy, table } from '../../src/index.js'
 import { evaluate } from '../oracle/evaluate.js'
 import { eachDialect } from '../support/db.js'
+
+/** `run` with annotated elements copied to plain `{ data, lineage }` objects, so `toEqual` compares both fields (see docs/lineage.md, "Reading lineage"). */
+const run: typeof runLazy = async (db, q) => plainLineage(await runLazy(db, q))
 
 const nums = table('nums', { id: t.Int, x: t.Int, s: t.string })
 const rows = [1, 2, 3, 4, 5, 6].map((i) => ({ id: i, x: i * 10, s: `s${i}` }))

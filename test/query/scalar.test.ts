@@ -10,6 +10,7 @@ import { AST, compile, createTable, DateString, decimal, insertRows, Json, linea
 import { evaluate } from '../oracle/evaluate.js'
 import { valueEquals } from '../support/bags.js'
 import { eachDialect } from '../support/db.js'
+import { addToDate } from '../../src/query/codecs.js'
 
 const ev = table('ev', {
   id: t.Int,
@@ -135,6 +136,20 @@ eachDialect('scalar expressions and column types', (get) => {
     test('date arithmetic in a condition with a date constant (TPC-H style)', async () => {
       const q = Q.for(ev, (e) => Q.where(Q.le(e.d, Q.addDays(Q.date('2024-03-31'), -31)), Q.yield(e.id)))
       expect((await agrees(q)).sort()).toEqual([1, 2, 4])
+    })
+    test('date arithmetic on constants is a date constant (rule fold-dates), clamped at month ends as SQL clamps', async () => {
+      const sqlOf = (f: () => unknown) => compile(byId(f), get().dialect).statements[0]!
+      expect(sqlOf(() => Q.addMonths(Q.date('2024-01-31'), 1)).parameters).toContain('2024-02-29')
+      expect(sqlOf(() => Q.addMonths(Q.date('2024-01-31'), 1)).sql).not.toMatch(/date\(|interval/)
+      expect(await values(() => Q.addMonths(Q.date('2024-01-31'), 1))).toEqual(Array(4).fill('2024-02-29'))
+      expect(await values(() => Q.addYears(Q.date('2024-02-29'), 1))).toEqual(Array(4).fill('2025-02-28'))
+      expect(await values(() => Q.addDays(Q.date('2024-03-01'), -1))).toEqual(Array(4).fill('2024-02-29'))
+      // the folding arithmetic (addToDate) is the SQL's, on every row date and step
+      for (const [unit, f] of [['day', Q.addDays], ['month', Q.addMonths], ['year', Q.addYears]] as const) {
+        for (const n of [-400, -25, -1, 1, 13, 400]) {
+          expect(await values((e) => f(e.d, n))).toEqual(data.ev.map((r) => addToDate(r.d, unit, n)))
+        }
+      }
     })
     test('a string that is not a date, used as one, is a type error; a bad Date an argument error', () => {
       expect(err(() => compile(byId((e) => Q.lt(e.d, '2024-02-30')), 'sqlite')).message).toContain('is used as a date')

@@ -9,6 +9,8 @@
  * but an identical bigint (a decoder returning bigints is a bug to report).
  */
 
+import { AnnotatedValue } from '../../src/query/lineage-value.js'
+
 export const REL_TOLERANCE = 1e-9
 
 export function numbersEqual(a: number, b: number): boolean {
@@ -17,6 +19,13 @@ export function numbersEqual(a: number, b: number): boolean {
   if (Number.isInteger(a) && Number.isInteger(b)) return false
   return Math.abs(a - b) <= REL_TOLERANCE * Math.max(Math.abs(a), Math.abs(b))
 }
+
+/**
+ * An annotated element as `run(lineage(q))` returns it (an `AnnotatedValue`, lineage read on
+ * first access) seen as the plain `{ data, lineage }` record it stands for: comparisons and
+ * renderings below read both fields.
+ */
+const asPlain = (v: unknown): unknown => (v instanceof AnnotatedValue ? { data: v.data, lineage: v.lineage } : v)
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date)
 
@@ -45,6 +54,8 @@ const isOrdered = (xs: readonly unknown[]): boolean => (xs as unknown as Record<
 
 /** Deep equality with arrays as bags, except those the oracle ordered: sequences. */
 export function valueEquals(a: unknown, b: unknown): boolean {
+  a = asPlain(a)
+  b = asPlain(b)
   if (typeof a === 'number' && typeof b === 'number') return numbersEqual(a, b)
   if (a instanceof Date || b instanceof Date) return a instanceof Date && b instanceof Date && a.getTime() === b.getTime()
   if (typeof a === 'string' && typeof b === 'string' && a !== b) return sameDecimal(a, b)
@@ -98,6 +109,7 @@ export function isSubBag(sub: readonly unknown[], sup: readonly unknown[]): bool
 
 /** A compact rendering: strings JSON-quoted (so whitespace, quotes and escapes are visible), bigints with `n`. */
 export function show(v: unknown): string {
+  v = asPlain(v)
   if (v === undefined) return 'undefined'
   if (typeof v === 'bigint') return `${v}n`
   if (typeof v === 'string') return JSON.stringify(v)
@@ -118,6 +130,8 @@ const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v)
 
 /** Where two values first differ, as `path: actual vs expected` lines (empty when equal). */
 export function explainDifference(actual: unknown, expected: unknown, path = '$'): string[] {
+  actual = asPlain(actual)
+  expected = asPlain(expected)
   if (valueEquals(actual, expected)) return []
   if (Array.isArray(actual) && Array.isArray(expected)) {
     const { extraA, extraB } = match(actual, expected)

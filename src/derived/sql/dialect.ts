@@ -232,6 +232,13 @@ export function errorCode(e: unknown): string {
   return typeof code === 'string' ? code : ''
 }
 
+/**
+ * PostgreSQL: the channel the root triggers notify (payload `schema.table`) after every root
+ * write, for `store.watch` (LISTEN/NOTIFY). PostgreSQL folds identical notifications of one
+ * transaction into one.
+ */
+export const NOTIFY_CHANNEL = 'lq_changed'
+
 export const q = (name: string): string => `"${name.replace(/"/g, '""')}"`
 export const revTable = (root: string): string => `lq_rev_${root}`
 export const metaTable = (derived: string): string => `lq_meta_${derived}`

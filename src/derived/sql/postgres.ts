@@ -5,7 +5,7 @@
  * (revision, snapshot) pair (see `dialect.ts`).
  */
 import { sql } from 'kysely'
-import { deletedIndex, errorCode, indexName, keyExpr, parseSnapshot, q, revTable, type BatchWriteSpec, type JsonFieldType, type StoreDialect } from './dialect.js'
+import { deletedIndex, errorCode, indexName, keyExpr, NOTIFY_CHANNEL, parseSnapshot, q, revTable, type BatchWriteSpec, type JsonFieldType, type StoreDialect } from './dialect.js'
 import { BUSY_RETRIES, sleep, type BackfillBatch, type StartupDialect } from './startup.js'
 
 /** The SQL type a JSON field is cast to, by the type of the column it is stored in. */
@@ -91,6 +91,8 @@ BEGIN
   ELSE
     ${upsert(kOld, 1)}
   END IF;
+  -- Wakes watching workers (store.watch); one notification per table and transaction.
+  PERFORM pg_notify('${NOTIFY_CHANNEL}', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME);
   RETURN NULL;
 END
 $lq$`,
@@ -100,6 +102,7 @@ $lq$`,
       `CREATE OR REPLACE FUNCTION ${fnT}() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $lq$
 BEGIN
   UPDATE ${V} SET deleted = 1, rev = nextval('lq_clock_seq'), xid = pg_current_xact_id() WHERE deleted = 0;
+  PERFORM pg_notify('${NOTIFY_CHANNEL}', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME);
   RETURN NULL;
 END
 $lq$`,

@@ -1,0 +1,329 @@
+/**
+ * The decoded form of a lineage-annotated element, `{ data, lineage }`, built so that decoding
+ * costs one object per element whatever the number of entries: `data` is decoded at once, the
+ * lineage is kept as the raw key values the database sent (or the raw JSON of stored, witness
+ * and group lineage) and turned into `{ table, key }` entries only when `lineage` is first read,
+ * then cached. Reading it gives exactly the entries the eager decoder gave (same code, later):
+ * generator order, no duplicates.
+ *
+ * What differs from a plain object: `lineage` is an accessor on the prototype, so it is not an
+ * own property (`Object.keys(row)` is `['data']`, `{ ...row }` drops it, deep-equality helpers
+ * that compare own keys see only `data`). `JSON.stringify(row)` (through `toJSON`), destructuring
+ * (`const { data, lineage } = row`), `row.lineage`, `'lineage' in row`, `sourceRows` and
+ * `groupBySource` behave as before; `plainLineage(rows)` returns plain objects. See docs/lineage.md.
+ */
+import { LineageQueryError, showValue } from '../errors.js'
+import type { DialectHooks } from './dialect.js'
+import type { LinLayout } from './layout.js'
+import type { GroupedLinBranch } from './normal.js'
+import type { ScalarKind } from './schema.js'
+
+/** A lineage entry as users see it. */
+export interface Entry {
+  table: string
+  key: unknown
+}
+
+/** How to read one entry of a branch from the raw slots. */
+interface EntryPlan {
+  readonly table: string
+  readonly slot: number
+  readonly slots: readonly number[]
+  readonly kinds: readonly ScalarKind[]
+  readonly scales: readonly number[]
+  readonly stored: { readonly single: string | undefined } | undefined
+  readonly witness: true | undefined
+  readonly grouped: { readonly branches: readonly GroupedLinBranch[] } | undefined
+  /** Earlier entries of the same table exist (a self-join): the only ones this entry can duplicate. */
+  readonly check: boolean
+}
+
+/** The entries of one branch of a lineage layout, and the dialect's hooks to read key values with. */
+export interface BranchPlan {
+  readonly entries: readonly EntryPlan[]
+  readonly h: DialectHooks
+}
+
+/**
+ * The plan of each branch of a lineage layout. Which tables a branch's entries name is known
+ * when compiling, so an entry is compared for duplicates only with earlier entries of the same
+ * table (a self-join), and not at all in the common case; branches with stored lineage (whose
+ * tables are data) compare everything.
+ */
+export function branchPlans(l: LinLayout, h: DialectHooks): readonly BranchPlan[] {
+  return l.branches.map((b) => {
+    const stored = b.entries.some((e) => e.stored !== undefined || e.witness !== undefined || e.grouped !== undefined)
+    return {
+      h,
+      entries: b.entries.map((e, i) => ({
+        table: e.table,
+        slot: e.slots[0]!,
+        slots: e.slots,
+        kinds: e.types.map((t) => t.kind),
+        scales: e.types.map((t) => t.scale ?? 0),
+        stored: e.stored,
+        witness: e.witness,
+        grouped: e.grouped,
+        check: stored || b.entries.slice(0, i).some((x) => x.table === e.table),
+      })),
+    }
+  })
+}
+
+/** `-1` as `base`: the raw value is the branch's only slot itself (no array kept). */
+export const SINGLE = -1
+
+const inspectSymbol = Symbol.for('nodejs.util.inspect.custom')
+
+/**
+ * An annotated element: `data` decoded, `lineage` materialised on first read from the raw
+ * slots `raw[base ..]` (or `raw` itself when `base` is `SINGLE`) by `plan`.
+ */
+export class AnnotatedValue {
+  data: unknown
+  #raw: unknown
+  #base: number
+  #plan: BranchPlan | undefined
+  #lineage: Entry[] | undefined
+
+  constructor(data: unknown, raw: unknown, base: number, plan: BranchPlan) {
+    this.data = data
+    this.#raw = raw
+    this.#base = base
+    this.#plan = plan
+    this.#lineage = undefined
+  }
+
+  /** The `(table, key)` rows this element came from, in generator order, without duplicates. */
+  get lineage(): Entry[] {
+    let l = this.#lineage
+    if (l === undefined) {
+      l = materialise(this.#plan!, this.#raw, this.#base)
+      this.#lineage = l
+      // The raw values are no longer needed.
+      this.#raw = undefined
+      this.#plan = undefined
+    }
+    return l
+  }
+
+  set lineage(value: Entry[]) {
+    this.#lineage = value
+    this.#raw = undefined
+    this.#plan = undefined
+  }
+
+  toJSON(): { data: unknown; lineage: Entry[] } {
+    return { data: this.data, lineage: this.lineage }
+  }
+
+  [inspectSymbol](): { data: unknown; lineage: Entry[] } {
+    return { data: this.data, lineage: this.lineage }
+  }
+}
+
+/** `lineage` is enumerable on the prototype, so `for (k in row)` lists both fields as before. */
+Object.defineProperty(AnnotatedValue.prototype, 'lineage', { ...Object.getOwnPropertyDescriptor(AnnotatedValue.prototype, 'lineage'), enumerable: true })
+
+/**
+ * A deep copy of decoded values with every annotated element (at any depth) as a plain
+ * `{ data, lineage }` object, its lineage read: what `run(db, lineage(q))` returned before
+ * lineage was read lazily, for code that needs own properties (`Object.keys`, spread, deep
+ * equality against object literals).
+ */
+export function plainLineage<T>(value: T): T {
+  return plain(value) as T
+}
+
+function plain(v: unknown): unknown {
+  if (v instanceof AnnotatedValue) return { data: plain(v.data), lineage: v.lineage.map((e) => ({ table: e.table, key: e.key })) }
+  if (Array.isArray(v)) return v.map(plain)
+  if (typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype) {
+    const out: Record<string, unknown> = {}
+    for (const [k, x] of Object.entries(v)) out[k] = plain(x)
+    return out
+  }
+  return v
+}
+
+const keyValue = (h: DialectHooks, kind: ScalarKind, scale: number, raw: unknown): unknown => (kind === 'decimal' ? h.decimalFromDb(raw, scale) : h.fromDb(kind, raw))
+
+const sameKey = (a: unknown, b: unknown): boolean => a === b || (Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => x === b[i]))
+
+const entryId = (table: string, key: unknown): string => `${table}\u0000${JSON.stringify(key)}`
+
+/** Entries being collected for one element: deduplicated by plan, or through a set once entries known only from data arrive. */
+class Collector {
+  readonly out: Entry[] = []
+  ids: Set<string> | undefined = undefined
+  bulk = false
+
+  add(table: string, key: unknown, check: boolean): void {
+    const out = this.out
+    if (this.bulk && this.ids === undefined) this.ids = new Set(out.map((o) => entryId(o.table, o.key)))
+    if (this.ids !== undefined) {
+      const id = entryId(table, key)
+      if (this.ids.has(id)) return
+      this.ids.add(id)
+    } else if (check) {
+      for (const o of out) if (o.table === table && sameKey(o.key, key)) return
+    }
+    out.push({ table, key })
+  }
+
+  /** A group's entries (thousands, already without duplicates among themselves). */
+  many(entries: readonly Entry[]): void {
+    if (this.out.length === 0 && !this.bulk) {
+      for (const s of entries) this.out.push(s)
+      this.bulk = true
+      return
+    }
+    this.bulk = true
+    for (const s of entries) this.add(s.table, s.key, true)
+  }
+}
+
+/** The entries of one element from its raw slots: what the eager decoder built for it. */
+export function materialise(plan: BranchPlan, raw: unknown, base: number): Entry[] {
+  const h = plan.h
+  const at = (slot: number): unknown => (base === SINGLE ? raw : (raw as readonly unknown[])[base + slot])
+  const c = new Collector()
+  for (const e of plan.entries) {
+    if (e.witness !== undefined) {
+      for (const s of witnessEntries(at(e.slot), h)) c.add(s.table, s.key, true)
+    } else if (e.stored !== undefined) {
+      for (const s of storedEntries(at(e.slot), e.stored.single, e.table)) c.add(s.table, s.key, true)
+    } else if (e.grouped !== undefined) {
+      c.many(groupedEntries(at(e.slot), e.grouped.branches, h))
+    } else if (e.slots.length === 1) {
+      c.add(e.table, keyValue(h, e.kinds[0]!, e.scales[0]!, at(e.slot)), e.check)
+    } else {
+      c.add(e.table, e.slots.map((s, j) => keyValue(h, e.kinds[j]!, e.scales[j]!, at(s))), e.check)
+    }
+  }
+  return c.out
+}
+
+function parseJson(raw: unknown, path: string): unknown {
+  if (typeof raw !== 'string') return raw
+  try {
+    return JSON.parse(raw)
+  } catch (e) {
+    throw new LineageQueryError('decode', `result field \`${path}\`: invalid JSON ${showValue(raw)} from the database`, { field: path }, { cause: e })
+  }
+}
+
+/** The entries of a why-provenance slot (see `witness` in `lower/scalar.ts`), flattened, in list order. */
+function witnessEntries(raw: unknown, h: DialectHooks): Entry[] {
+  const out: Entry[] = []
+  const bad = (): never => {
+    throw new LineageQueryError('decode', `why-provenance: unexpected witness list ${showValue(raw)} from the database`, { value: raw })
+  }
+  const parse = (x: unknown): unknown => {
+    try {
+      return typeof x === 'string' ? JSON.parse(x) : x
+    } catch {
+      return bad()
+    }
+  }
+  const walk = (list: unknown): void => {
+    if (!Array.isArray(list)) bad()
+    for (const element of list as unknown[]) {
+      if (!Array.isArray(element)) bad()
+      for (const item of element as unknown[]) {
+        if (!Array.isArray(item)) bad()
+        const [t, k, single] = item as [unknown, unknown, unknown]
+        // a nested witness list: JSON, or its text (PostgreSQL passes it as text)
+        if (t === '#w') walk(parse(k))
+        // the lineage of a group: its rows, and what their values are
+        else if (t === '#g' && typeof single === 'string') out.push(...groupedEntries(k, JSON.parse(single) as GroupedLinBranch[], h))
+        else if (t === null) out.push(...storedEntries(k, typeof single === 'string' ? single : undefined, '(why-provenance)'))
+        else if (typeof t === 'string') out.push({ table: t, key: k })
+        else bad()
+      }
+    }
+  }
+  walk(parse(raw))
+  return out
+}
+
+/** The entries of a stored-lineage column: one key of `single`, or a JSON list of `[table, key]`. */
+function storedEntries(raw: unknown, single: string | undefined, table: string): Entry[] {
+  let v: unknown
+  try {
+    v = typeof raw === 'string' ? JSON.parse(raw) : raw
+  } catch {
+    throw new LineageQueryError('decode', `lineage column of table \`${table}\`: invalid JSON ${showValue(raw)}`, { table, value: raw })
+  }
+  // A list of [table, key] pairs (keys are scalars or arrays of scalars, so never a list of
+  // pairs); with `single`, anything else is one key of that table.
+  const isList = Array.isArray(v) && v.every((x) => Array.isArray(x) && x.length === 2 && typeof x[0] === 'string')
+  if (single !== undefined && !isList) return [{ table: single, key: v }]
+  if (!isList) {
+    throw new LineageQueryError('decode', `lineage column of table \`${table}\`: expected a JSON list of [table, key] pairs, got ${showValue(raw)}`, { table, value: raw })
+  }
+  return (v as [string, unknown][]).map(([t, k]) => ({ table: t, key: k }))
+}
+
+/**
+ * The entries of a group's lineage column: a JSON array with one array per row of the group,
+ * `[branch, ...values]`, the values being the keys of that branch's entries in order (a stored
+ * or grouped entry takes one value, itself JSON). Without duplicates, ordered by table name
+ * (code points), then key.
+ */
+export function groupedEntries(raw: unknown, branches: readonly GroupedLinBranch[], h: DialectHooks): Entry[] {
+  const rows = parseJson(raw, 'lineage of a group')
+  if (!Array.isArray(rows)) throw new LineageQueryError('decode', `lineage of a group: expected a JSON array, got ${showValue(raw)}`, { value: raw })
+  const seen = new Set<string>()
+  const out: Entry[] = []
+  const add = (table: string, key: unknown) => {
+    const id = entryId(table, key)
+    if (seen.has(id)) return
+    seen.add(id)
+    out.push({ table, key })
+  }
+  for (const row of rows) {
+    const entries = Array.isArray(row) ? branches[row[0] as number] : undefined
+    if (entries === undefined) throw new LineageQueryError('decode', `lineage of a group: unexpected row ${showValue(row)}`, { value: row })
+    let i = 1
+    for (const e of entries) {
+      if (e.witness !== undefined) {
+        for (const s of witnessEntries(row[i++], h)) add(s.table, s.key)
+      } else if (e.stored !== undefined) {
+        for (const s of storedEntries(row[i++], e.stored.single, e.table)) add(s.table, s.key)
+      } else if (e.grouped !== undefined) {
+        for (const s of groupedEntries(row[i++], e.grouped.branches, h)) add(s.table, s.key)
+      } else if (e.types.length === 1) {
+        add(e.table, h.fromDb(e.types[0]!.kind, row[i++]))
+      } else {
+        add(e.table, e.types.map((t) => h.fromDb(t.kind, row[i++])))
+      }
+    }
+  }
+  return out.sort((a, b) => (a.table === b.table ? compareKeys(a.key, b.key) : a.table < b.table ? -1 : 1))
+}
+
+/** The order of lineage keys: NULL first, numbers numerically, strings by code point, arrays lexicographically. */
+export function compareKeys(a: unknown, b: unknown): number {
+  if (Array.isArray(a) && Array.isArray(b)) {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) {
+      const c = compareKeys(a[i], b[i])
+      if (c !== 0) return c
+    }
+    return a.length - b.length
+  }
+  if (a === b) return 0
+  if (a === null || a === undefined) return -1
+  if (b === null || b === undefined) return 1
+  if (typeof a === 'string' && typeof b === 'string') {
+    // UTF-16 order differs from code point order only around surrogates; compare code points.
+    const x = [...a]
+    const y = [...b]
+    for (let i = 0; i < Math.min(x.length, y.length); i++) {
+      const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!
+      if (d !== 0) return d
+    }
+    return x.length - y.length
+  }
+  return (a as number) < (b as number) ? -1 : 1
+}
