@@ -21,7 +21,7 @@
  * - answer: the DSL's rows against the official rows (`tpch/answers.ts`: float tolerance 1e-6
  *   relative, ordered comparison; "bag" when the rows agree but not their order);
  * - and once per dialect, official SQLite answers against official PostgreSQL answers.
- * Queries the DSL cannot express yet print "n/a (needs ...)"; a DSL query that fails prints its
+ * A query without a DSL formulation prints "n/a"; a DSL query that fails prints its
  * error. Geometric means per dialect are over the queries that ran with equal answers.
  *
  * Lineage: `run(lineage(q))` against `run(q)` per query (CPU-time ratio), the lineage entries
@@ -33,7 +33,6 @@
  * TPCH_SAMPLE_MS=20  TPCH_ROUNDS=5 (at most; at least 3 unless one run is over TPCH_SLOW_MS)
  * TPCH_SLOW_MS=1500 (slower: the check runs are the only samples)  TPCH_LINEAGE=1
  * TPCH_PG_DECIMAL=numeric (or real)  TPCH_DSL_DECIMAL=number (or codec)  TPCH_PG_SCHEMA=lq_tpch  TPCH_PG_TIMEOUT_MS=60000  TPCH_SHOW_SQL=0
- * TPCH_DATE_CONSTANTS=(unset; js: date constants computed in JavaScript when the package lacks Q.date etc.)
  * TPCH_LIB=(path of another build's index.js, e.g. a branch's tsc output; default dist/)
  * PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres PGDATABASE=test
  */
@@ -54,8 +53,7 @@ import { compareAnswers, normalise, type AnswerCheck, type NormRow } from './tpc
 import { generate, type TpchData } from './tpch/generate.js'
 import { loadPostgres, loadSqlite } from './tpch/load.js'
 import { officialQueries, type OfficialQuery } from './tpch/official.js'
-import { todayQueries, tpchTables, type DslQuery, type Lib } from './tpch/queries.js'
-import { chooseQueries, nextQueries } from './tpch/queries-next.js'
+import { tpchQueries, tpchTables, type Lib, type TpchQuery, type TpchTables } from './tpch/queries.js'
 
 const env = process.env
 const num = (name: string, dflt: number): number => {
@@ -81,7 +79,6 @@ const config = {
   pgSchema: env.TPCH_PG_SCHEMA ?? 'lq_tpch',
   pgTimeoutMs: num('TPCH_PG_TIMEOUT_MS', 60_000),
   showSql: env.TPCH_SHOW_SQL === '1',
-  jsDateConstants: env.TPCH_DATE_CONSTANTS === 'js',
   pg: { host: env.PGHOST ?? '127.0.0.1', port: Number(env.PGPORT ?? 5432), user: env.PGUSER ?? 'postgres', database: env.PGDATABASE ?? 'test' },
 }
 for (const d of config.dialects) if (d !== 'sqlite' && d !== 'postgres') throw new Error(`TPCH_DIALECTS: unknown dialect ${d}`)
@@ -101,18 +98,46 @@ function newestMtime(dir: string): number {
 }
 
 /** `dist/` as users import it: built with `npm run build` when missing or older than `src/`. */
-async function loadBuiltPackage(): Promise<Lib> {
+async function loadBuiltPackage(): Promise<{ lib: Lib; phases: Phases | undefined }> {
   const other = env.TPCH_LIB
+  let entry = `${root}dist/index.js`
   if (other !== undefined && other !== '') {
     console.log(`library: ${other} (TPCH_LIB)`)
-    return (await import(pathToFileURL(other).href)) as Lib
-  }
-  const entry = `${root}dist/index.js`
-  if (!existsSync(entry) || statSync(entry).mtimeMs < newestMtime(`${root}src`)) {
+    entry = other
+  } else if (!existsSync(entry) || statSync(entry).mtimeMs < newestMtime(`${root}src`)) {
     console.log('building dist/ (npm run build) ...')
     execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' })
   }
-  return (await import(pathToFileURL(entry).href)) as Lib
+  const lib = (await import(pathToFileURL(entry).href)) as Lib
+  return { lib, phases: await loadPhases(entry) }
+}
+
+/**
+ * The compiler's phases in the same build (internal modules of `dist/`, for the per-phase compile
+ * profile): `normalise` (DSL AST -> normal form), `lower` (-> Kysely operation nodes), `print`
+ * (Kysely's dialect compiler -> SQL text). `undefined` when the build has another layout.
+ */
+interface Phases {
+  normalise(node: unknown): unknown
+  lower(normal: unknown, dialect: Dialect): unknown
+  print(lowered: unknown, dialect: Dialect): unknown
+  ast(q: AnyQuery): unknown
+}
+
+async function loadPhases(entry: string): Promise<Phases | undefined> {
+  const dir = entry.slice(0, entry.lastIndexOf('/'))
+  const load = async (m: string) => (await import(pathToFileURL(`${dir}/query/${m}.js`).href)) as Record<string, any>
+  try {
+    const [n, l, p, d, dsl] = await Promise.all([load('normalise'), load('lower'), load('sql-nodes'), load('dialect'), load('dsl')])
+    return {
+      normalise: (node) => n.normalise(node),
+      lower: (normal, dialect) => l.lower(normal, d.hooksFor(dialect)),
+      print: (lowered, dialect) => p.print((lowered as { select: unknown }).select, dialect),
+      ast: (q) => (q as unknown as Record<symbol, unknown>)[dsl.AST as symbol],
+    }
+  } catch {
+    return undefined
+  }
 }
 
 // ---------------------------------------------------------------- databases
@@ -199,11 +224,9 @@ interface QueryResult {
   readonly name: string
   /** The official SQL's answer, normalised (for the SQLite = PostgreSQL check). */
   readonly expected: readonly NormRow[]
-  /** Which formulation ran: 'next' (queries-next.ts), 'today' (queries.ts), or ''. */
-  readonly form: string
   readonly officialMs: number
   readonly officialRows: number
-  /** Why there is no DSL figure: 'n/a (needs ...)' or the error; undefined when it ran. */
+  /** Why there is no DSL figure: 'n/a (no formulation)' or the error; undefined when it ran. */
   readonly dslStatus: string | undefined
   readonly dslSqlMs: number
   readonly dslRunMs: number
@@ -212,6 +235,8 @@ interface QueryResult {
   readonly sqlRatio: number
   readonly statements: number
   readonly coldUs: number
+  /** Cold compile by phase: normalise, lower, print (µs, medians; NaN without the phases). */
+  readonly phaseUs: readonly [number, number, number]
   readonly answer: AnswerCheck | undefined
   readonly lineage: LineageResult | undefined
   readonly dslSql: string | undefined
@@ -237,7 +262,7 @@ function countEntries(x: unknown): number {
   return Object.values(o).reduce((a: number, v) => a + countEntries(v), 0)
 }
 
-async function runQuery(lib: Lib, h: Db, off: OfficialQuery, dsl: (DslQuery & { readonly which?: string }) | undefined, cpu: Clock | undefined): Promise<QueryResult> {
+async function runQuery(lib: Lib, phases: Phases | undefined, h: Db, off: OfficialQuery, build: TpchQuery | undefined, cpu: Clock | undefined): Promise<QueryResult> {
   const { db, dialect } = h
   const official = CompiledQuery.raw(off.sql(dialect))
   const o0 = await timeBoth(() => db.executeQuery(official), cpu)
@@ -245,7 +270,7 @@ async function runQuery(lib: Lib, h: Db, off: OfficialQuery, dsl: (DslQuery & { 
   const columns = offRows.length > 0 ? Object.keys(offRows[0] as object) : undefined
   const expected = normalise(offRows, columns)
   const base = {
-    name: off.name, expected, form: dsl?.which ?? '', officialRows: offRows.length, dslSqlMs: NAN, dslRunMs: NAN, runRatio: NAN, sqlRatio: NAN, statements: NAN, coldUs: NAN,
+    name: off.name, expected, officialRows: offRows.length, dslSqlMs: NAN, dslRunMs: NAN, runRatio: NAN, sqlRatio: NAN, statements: NAN, coldUs: NAN, phaseUs: [NAN, NAN, NAN] as const,
     answer: undefined, lineage: undefined, dslSql: undefined,
   }
   const officialOnly = async (status: string): Promise<QueryResult> => {
@@ -253,8 +278,7 @@ async function runQuery(lib: Lib, h: Db, off: OfficialQuery, dsl: (DslQuery & { 
     const c = slow ? undefined : await compare([{ name: 'official', fn: () => db.executeQuery(official) }], opts([o0.wall]))
     return { ...base, officialMs: c === undefined ? primary(o0) : cpuOrWall(c.variants[0]), dslStatus: status }
   }
-  if (dsl === undefined) return officialOnly('n/a (no formulation)')
-  if (dsl.build === undefined) return officialOnly(`n/a (needs ${dsl.needs})`)
+  if (build === undefined) return officialOnly('n/a (no formulation)')
 
   // the DSL: build, compile, run once (statements counted), compare answers
   let q: AnyQuery
@@ -264,7 +288,7 @@ async function runQuery(lib: Lib, h: Db, off: OfficialQuery, dsl: (DslQuery & { 
   let r0: Timing
   let stmts: number
   try {
-    q = dsl.build()
+    q = build()
     const c = lib.compile(q, dialect)
     sqlText = c.statements.map((s) => s.sql).join(';\n')
     compiled = c.statements.map((s) => CompiledQuery.raw(s.sql, s.parameters as unknown[]))
@@ -274,12 +298,16 @@ async function runQuery(lib: Lib, h: Db, off: OfficialQuery, dsl: (DslQuery & { 
     }, cpu)
     stmts = h.statements() - before
   } catch (e) {
-    // today's t.string dates against PostgreSQL `date` columns: text parameters, collate "C"
-    const noDates = dialect === 'postgres' && (lib as unknown as { DateString?: unknown }).DateString === undefined
-    return officialOnly(noDates ? `n/a (needs a date codec: ${firstLine(e)})` : `error: ${firstLine(e)}`)
+    return officialOnly(`error: ${firstLine(e)}`)
   }
   const answer = compareAnswers(expected, normalise(rows!, columns), off.ordered)
-  const coldUs = microsPerCall(() => dsl.build(), (fresh) => lib.compile(fresh, dialect), { batches: 50, warm: 10 })
+  const coldUs = microsPerCall(() => build(), (fresh) => lib.compile(fresh, dialect), { batches: 50, warm: 10 })
+  const ph = phases
+  const phaseUs = ph === undefined ? ([NAN, NAN, NAN] as const) : ([
+    microsPerCall(() => ph.ast(build()), (node) => ph.normalise(node), { batches: 50, warm: 10 }),
+    microsPerCall(() => ph.normalise(ph.ast(build())), (n) => ph.lower(n, dialect), { batches: 50, warm: 10 }),
+    microsPerCall(() => ph.lower(ph.normalise(ph.ast(build())), dialect), (l) => ph.print(l, dialect), { batches: 50, warm: 10 }),
+  ] as const)
 
   const execDsl = async () => {
     for (const s of compiled) await db.executeQuery(s)
@@ -328,7 +356,7 @@ async function runQuery(lib: Lib, h: Db, off: OfficialQuery, dsl: (DslQuery & { 
       lin = { ratio: NAN, plainMs: NAN, lineageMs: NAN, entries: NAN, rows: NAN, error: firstLine(e) }
     }
   }
-  return { ...base, officialMs, dslStatus: undefined, dslSqlMs, dslRunMs, runRatio, sqlRatio, statements: stmts, coldUs, answer, lineage: lin, dslSql: sqlText }
+  return { ...base, officialMs, dslStatus: undefined, dslSqlMs, dslRunMs, runRatio, sqlRatio, statements: stmts, coldUs, phaseUs, answer, lineage: lin, dslSql: sqlText }
 
   function opts(singleMs: number[]) {
     return { maxRounds: config.rounds, minRounds: 3, budgetMs: config.budgetMs, sampleMs: config.sampleMs, singleMs, warmup: true, cpu }
@@ -349,7 +377,6 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
     const ran = r.dslStatus === undefined
     return [
       r.name,
-      r.form,
       fmtMs(r.officialMs),
       String(r.officialRows),
       ran ? fmtMs(r.dslRunMs) : '',
@@ -357,10 +384,11 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
       ran ? fmtRatio(r.sqlRatio) : '',
       ran ? String(r.statements) : '',
       ran ? fmtUs(r.coldUs) : '',
+      ran ? r.phaseUs.map(fmtUs).join(' / ') : '',
       ran ? answerText(r.answer) : (r.dslStatus as string),
     ]
   })
-  console.log(table(['query', 'form', 'official', 'rows', 'dsl run', 'run/off', 'sql/off', 'stmts', 'cold µs', 'DSL answer'], rows))
+  console.log(table(['query', 'official', 'rows', 'dsl run', 'run/off', 'sql/off', 'stmts', 'cold µs', 'norm / lower / print µs', 'DSL answer'], rows))
   const ran = results.filter((r) => r.dslStatus === undefined && r.answer?.equal === true)
   const runRatios = ran.map((r) => r.runRatio)
   const worst = ran.reduce<QueryResult | undefined>((a, r) => (a === undefined || r.runRatio > a.runRatio ? r : a), undefined)
@@ -369,6 +397,10 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
       ` (sql/official ${fmtRatio(geomean(ran.map((r) => r.sqlRatio)))}), max ${fmtRatio(worst?.runRatio ?? NAN)} (${worst?.name ?? '-'});` +
       ` statements per query: ${[...new Set(ran.map((r) => r.statements))].join(', ')}. Target: geomean <= 1.1x, max <= 1.5x, 1 statement each.`,
   )
+  const cold = ran.map((r) => r.coldUs)
+  const over = ran.filter((r) => r.coldUs >= 100).map((r) => `${r.name} ${fmtUs(r.coldUs)}`)
+  console.log(`${dialect}: cold compile geomean ${fmtUs(geomean(cold))} µs, max ${fmtUs(Math.max(...cold))} µs; at or over 100 µs: ${over.length === 0 ? 'none' : over.join(', ')} (target < 100 µs each)`)
+  console.log(`${dialect}: load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} (1/5/15 min) on ${os.cpus().length} cores`)
   const wrong = results.filter((r) => r.answer !== undefined && !r.answer.equal)
   if (wrong.length > 0) console.log(`WRONG ANSWERS: ${wrong.map((r) => r.name).join(', ')}`)
   console.log(`official SQL, all ${results.length} queries: ${fmtMs(results.reduce((a, r) => a + r.officialMs, 0))} (sum of per-query medians)`)
@@ -377,12 +409,12 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
     console.log(`\n${dialect}: lineage(q) vs q (run(), CPU-time ratio; entries = (table, key) pairs returned; ns/entry = lineage(q) time per entry, extra = (lineage(q) - q) per entry)`)
     const lrows = results.filter((r) => r.lineage !== undefined).map((r) => {
       const l = r.lineage as LineageResult
-      if (l.error !== undefined) return [r.name, r.form, 'error', '', '', '', '', '', l.error]
-      return [r.name, r.form, fmtRatio(l.ratio), fmtMs(l.plainMs), fmtMs(l.lineageMs), String(l.rows), String(l.entries),
+      if (l.error !== undefined) return [r.name, 'error', '', '', '', '', '', l.error]
+      return [r.name, fmtRatio(l.ratio), fmtMs(l.plainMs), fmtMs(l.lineageMs), String(l.rows), String(l.entries),
         l.entries > 0 ? (l.lineageMs * 1e6 / l.entries).toFixed(0) : '-',
         l.entries > 0 ? (l.lineageMs > l.plainMs ? (((l.lineageMs - l.plainMs) * 1e6) / l.entries).toFixed(0) : '~0') : '-']
     })
-    console.log(table(['query', 'form', 'lineage/q', 'q', 'lineage(q)', 'rows', 'entries', 'ns/entry', 'extra ns/entry'], lrows))
+    console.log(table(['query', 'lineage/q', 'q', 'lineage(q)', 'rows', 'entries', 'ns/entry', 'extra ns/entry'], lrows))
     const ok = results.map((r) => r.lineage?.ratio ?? NAN).filter(Number.isFinite)
     console.log(`geometric mean lineage/q ${fmtRatio(geomean(ok))} over ${ok.length} queries (target <= 2x; Perm 6.0x, SmokedDuck 1.06x)`)
   }
@@ -392,49 +424,20 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
 // ---------------------------------------------------------------- main
 
 /**
- * TPCH_DATE_CONSTANTS=js, a stopgap for measuring the grouping formulations on SQLite before the
- * date functions land: when the package has no `Q.date`/`Q.addDays`/`Q.addMonths`/`Q.addYears`,
- * they are computed in JavaScript on constant ISO dates (what a user does by hand today; a
- * non-constant argument throws). SQLite only (dates are ISO text there).
+ * The DSL's tables and queries for `dialect`: dates with the library's date codec (`date` on
+ * PostgreSQL, ISO text on SQLite); decimals `t.number`, or with TPCH_DSL_DECIMAL=codec the
+ * library's `decimal(15, 2)` on PostgreSQL (numeric columns; on SQLite that codec stores integer
+ * units, not the REAL the official SQL reads, so SQLite keeps `t.number`).
  */
-function withJsDateConstants(lib: Lib): Lib {
-  const q = lib.Q as unknown as Record<string, unknown>
-  const shift = (unit: 'day' | 'month' | 'year') => (iso: unknown, n: number): string => {
-    if (typeof iso !== 'string') throw new Error(`TPCH_DATE_CONSTANTS=js: date arithmetic on a non-constant (${typeof iso})`)
-    const d = new Date(`${iso}T00:00:00Z`)
-    if (unit === 'day') d.setUTCDate(d.getUTCDate() + n)
-    else if (unit === 'month') d.setUTCMonth(d.getUTCMonth() + n)
-    else d.setUTCFullYear(d.getUTCFullYear() + n)
-    return d.toISOString().slice(0, 10)
-  }
-  const extra: Record<string, unknown> = {}
-  if (q.date === undefined) extra.date = (iso: string) => iso
-  if (q.addDays === undefined) extra.addDays = shift('day')
-  if (q.addMonths === undefined) extra.addMonths = shift('month')
-  if (q.addYears === undefined) extra.addYears = shift('year')
-  return { ...lib, Q: { ...lib.Q, ...extra } } as Lib
-}
-
-/**
- * The DSL's tables and queries for `dialect`: dates with the library's date codec when the built
- * package has one (`DateString`), else `t.string`; decimals `t.number`, or with
- * TPCH_DSL_DECIMAL=codec the library's `decimal(15, 2)` on PostgreSQL (numeric columns; on
- * SQLite that codec stores integer units, not the REAL the official SQL reads, so SQLite keeps
- * `t.number`). Per query the planned formulation (queries-next.ts) when the package has its
- * constructs, else today's (queries.ts).
- */
-function dslFor(libIn: Lib, dialect: Dialect) {
-  const lib = config.jsDateConstants && dialect === 'sqlite' ? withJsDateConstants(libIn) : libIn
-  const ext = lib as unknown as { DateString?: t.Mixed; decimal?: (p: number, s: number) => t.Mixed }
-  const date = ext.DateString ?? t.string
-  const decimal = env.TPCH_DSL_DECIMAL === 'codec' && dialect === 'postgres' && ext.decimal !== undefined ? ext.decimal(15, 2) : t.number
-  const tables = tpchTables(lib, { date, decimal }) as unknown as Parameters<typeof todayQueries>[1]
-  return chooseQueries(lib, dialect, todayQueries(lib, tables, config.sf), nextQueries(lib, tables, config.sf))
+function dslFor(lib: Lib, dialect: Dialect): Record<string, TpchQuery> {
+  const decimal = env.TPCH_DSL_DECIMAL === 'codec' && dialect === 'postgres' ? lib.decimal(15, 2) : t.number
+  const tables = tpchTables(lib, { date: lib.DateString, decimal }) as unknown as TpchTables
+  return tpchQueries(lib, tables, config.sf)
 }
 
 export async function main(): Promise<void> {
   console.log(`TPC-H SF ${config.sf}, seed ${config.seed}; load average ${os.loadavg()[0]?.toFixed(1)} on ${os.cpus().length} cores`)
-  const lib = await loadBuiltPackage()
+  const { lib, phases } = await loadBuiltPackage()
   const t0 = Date.now()
   const data = generate(config.sf, config.seed)
   console.log(`generated in ${Date.now() - t0} ms: ${Object.entries(data).map(([k, v]) => `${k} ${(v as unknown[]).length}`).join(', ')}`)
@@ -446,11 +449,10 @@ export async function main(): Promise<void> {
     console.log(`\n######## ${dialect} (loaded in ${Date.now() - t1} ms${dialect === 'postgres' ? `, decimals ${config.pgDecimal}` : ''})\n`)
     try {
       const dsl = dslFor(lib, dialect)
-      console.log(`DSL formulations: ${Object.entries(dsl).map(([n, q]) => `${n} ${q.which ?? 'n/a'}`).join(', ')}\n`)
       const cpu = await h.cpuClock()
       const results: QueryResult[] = []
       for (const off of official) {
-        const r = await runQuery(lib, h, off, dsl[off.name], cpu)
+        const r = await runQuery(lib, phases, h, off, dsl[off.name], cpu)
         results.push(r)
         const m = officialAnswers.get(off.name) ?? new Map<string, readonly NormRow[]>()
         m.set(dialect, r.expected)

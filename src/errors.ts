@@ -31,6 +31,8 @@ export type ErrorCode =
   | 'aborted'
   /** The database stayed busy (locked by another connection, or deadlocked) longer than the store waits. */
   | 'busy'
+  /** An OpenLineage event could not be written to its file or sent to its endpoint. */
+  | 'openlineage'
   /** The database refused a statement for a reason the store cannot handle (the driver's error is the `cause`). */
   | 'database'
 

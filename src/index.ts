@@ -21,4 +21,7 @@ export {
   openStore, Store, joinOnRoot, buildGraph, codeVersion, DerivedTable,
   type Derive, type InputOf, type GraphInput, type Cause, type CauseKind, type DeriveContext, type GetResult, type Graph, type GraphEdge, type GraphNode,
   type RefreshOptions, type RefreshProgress, type GetOptions, type RefreshReport, type RowState, type RowStatus, type StoreOptions, type StoredError, type TableReport,
+  type StoreWatchOptions, type Watcher, type WatchEvent, type WakeReason, type ListenClient,
 } from './derived/index.js'
+export { refreshWithOpenLineage, openLineageTracker, type OpenLineageOptions, type OpenLineageTarget, type OpenLineageTracker } from './openlineage/emit.js'
+export { runEvent, OPENLINEAGE_SPEC, type RunEvent, type RunEventType, type Dataset as OpenLineageDataset } from './openlineage/events.js'

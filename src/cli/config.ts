@@ -5,7 +5,9 @@
  * - `db`: the Kysely instance (SQLite or PostgreSQL), or a function returning it (maybe async);
  * - `declare(store)`: tracks the root tables and declares the derived tables on the store the
  *   CLI opens (`await store.track(sources); store.derive({...})`), maybe async;
- * - optionally `storeOptions`: the options of `openStore(db, storeOptions)`.
+ * - optionally `storeOptions`: the options of `openStore(db, storeOptions)`;
+ * - optionally `queries`: named queries the explorer runs with lineage, each a query or a
+ *   function returning one (called after `declare`, so it can use the tables `declare` made).
  *
  * Default file: `lineage-query.config.mjs` in the current folder; `--config <file>` or the
  * environment variable `LINEAGE_QUERY_CONFIG` name another. See docs/cli.md.
@@ -16,6 +18,7 @@ import { pathToFileURL } from 'node:url'
 import type { Kysely } from 'kysely'
 import { LineageQueryError, showValue } from '../errors.js'
 import { openStore, Store, type StoreOptions } from '../derived/index.js'
+import type { Query } from '../query/dsl.js'
 
 export const DEFAULT_CONFIG = 'lineage-query.config.mjs'
 
@@ -23,6 +26,8 @@ export interface Opened {
   readonly db: Kysely<any>
   readonly store: Store
   readonly file: string
+  /** The module's `queries` export (empty when it has none). */
+  readonly queries: Readonly<Record<string, Query<any, any> | (() => Query<any, any>)>>
 }
 
 /** Import the config module, open the store on its `db`, and run its `declare`. */
@@ -51,7 +56,14 @@ export async function openConfig(file: string | undefined): Promise<Opened> {
   try {
     const store = await openStore(db, storeOptions)
     await (declare as (s: Store) => unknown)(store)
-    return { db, store, file: path }
+    const queries = (mod['queries'] ?? (mod['default'] as Record<string, unknown> | undefined)?.['queries'] ?? {}) as Record<string, unknown>
+    if (typeof queries !== 'object' || queries === null || Array.isArray(queries)) {
+      throw new LineageQueryError('argument', `config module ${path}: \`queries\` must be an object of named queries (a query, or a function returning one), got ${showValue(queries)}`)
+    }
+    for (const [name, q] of Object.entries(queries)) {
+      if (typeof q !== 'function' && (typeof q !== 'object' || q === null)) throw new LineageQueryError('argument', `config module ${path}: queries.${name} must be a query (Q.for(...)) or a function returning one, got ${showValue(q)}`)
+    }
+    return { db, store, file: path, queries: queries as Opened['queries'] }
   } catch (e) {
     await db.destroy().catch(() => undefined)
     throw e

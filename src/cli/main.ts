@@ -7,8 +7,10 @@
  *   why <table> <key>        the cause tree down to the root rows, with their revisions
  *   stale [table]            counts per table and state, then the rows
  *   refresh [--table T] [--full]   compute what is missing or stale (progress on stderr)
+ *   watch [--debounce ms] [--concurrency n] [--lease ms]   a worker: recompute on root writes until Ctrl-C
  *   affected <root> <key>    every derived row fed by a root row
  *   graph --format mermaid|dot|svg   the dependency graph with each table's counts
+ *   explore [--port N]       a local web page to browse tables, rows, causes and lineage
  *
  * Read commands take --json. Exit codes: 0 done, 1 error, 2 bad usage, 130 interrupted.
  */
@@ -21,13 +23,17 @@ import type { RefreshReport, Store } from '../derived/index.js'
 import { openConfig, type Opened } from './config.js'
 import { countsLabel, stale, tableCounts, why, type WhyNode } from './inspect.js'
 import { parseKey, showKey } from './keys.js'
-import { progressDisplay, type ProgressEvent } from './progress.js'
+import { progressDisplay, watchLine, type ProgressEvent } from './progress.js'
+import { refreshOne } from './refresh-table.js'
+import { openLineageTracker, type OpenLineageOptions } from '../openlineage/emit.js'
 
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 interface Io {
   readonly out: NodeJS.WriteStream
   readonly err: NodeJS.WriteStream
+  /** Stops a long-running command (`explore`) as Ctrl-C does (for programs that embed the CLI). */
+  readonly stop?: AbortSignal
 }
 
 /** Parse `argv` (without node and the script) and run the command; resolves to the exit code. */
@@ -109,9 +115,23 @@ export async function main(argv: readonly string[], io: Io = { out: process.stdo
     .option('-t, --table <table>', 'only this derived table (and the upstream rows it needs), row by row')
     .option('--full', 'ignore revision watermarks and re-check every row')
     .option('--json', 'print the report as JSON')
+    .option('--openlineage <target>', 'emit OpenLineage run events (START, COMPLETE/FAIL per derived table): a file to append JSON lines to, or an http(s) URL to POST each event to')
+    .option('--openlineage-namespace <ns>', 'the namespace of the OpenLineage jobs and datasets', 'lineage-query')
     .action(
       withStore(async ({ store }, json, _args, opts) => {
-        return refreshCommand(store, opts as { table?: string; full?: boolean }, json, io)
+        return refreshCommand(store, opts as { table?: string; full?: boolean; openlineage?: string; openlineageNamespace?: string }, json, io)
+      }),
+    )
+
+  program
+    .command('watch')
+    .description('run a worker: react to root writes and compute what went stale, with a live progress line on stderr, until Ctrl-C or SIGTERM (which finish the current batch)')
+    .option('--debounce <ms>', 'recompute a root row only after it was left unchanged this long', '0')
+    .option('--concurrency <n>', 'function calls at once')
+    .option('--lease <ms>', 'lease length (a killed worker\'s rows are taken over after it)')
+    .action(
+      withStore(async ({ store }, _json, _args, opts) => {
+        return watchCommand(store, opts as { debounce?: string; concurrency?: string; lease?: string }, io)
       }),
     )
 
@@ -146,6 +166,37 @@ export async function main(argv: readonly string[], io: Io = { out: process.stdo
       }),
     )
 
+  program
+    .command('explore')
+    .description('serve a local web page to browse the tables, rows, causes and lineage, and refresh from it (Ctrl-C stops it)')
+    .option('-p, --port <port>', 'port to listen on', '4000')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--openlineage <target>', 'emit OpenLineage run events for refreshes started from the page (a file or an http(s) URL)')
+    .option('--openlineage-namespace <ns>', 'the namespace of the OpenLineage jobs and datasets', 'lineage-query')
+    .action(
+      withStore(async ({ db, store, queries }, _json, _args, opts) => {
+        const port = Number(opts['port'])
+        if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new LineageQueryError('argument', `explore: --port must be an integer from 0 to 65535, got ${String(opts['port'])}`)
+        const { startExplorer } = await import('../explore/server.js')
+        const ol = openLineageOption(opts['openlineage'] as string | undefined, opts['openlineageNamespace'] as string | undefined)
+        const running = await startExplorer(db, store, { port, host: opts['host'] as string, queries, ...(ol === undefined ? {} : { openLineage: ol }) })
+        io.out.write(`explorer on ${running.url} (Ctrl-C stops it)\n`)
+        await new Promise<void>((resolve) => {
+          const stop = (): void => {
+            process.off('SIGINT', stop)
+            process.off('SIGTERM', stop)
+            io.stop?.removeEventListener('abort', stop)
+            resolve()
+          }
+          process.on('SIGINT', stop)
+          process.on('SIGTERM', stop)
+          if (io.stop?.aborted === true) stop()
+          else io.stop?.addEventListener('abort', stop)
+        })
+        await running.close()
+      }),
+    )
+
   try {
     await program.parseAsync([...argv], { from: 'user' })
   } catch (e) {
@@ -162,7 +213,54 @@ export async function main(argv: readonly string[], io: Io = { out: process.stdo
 
 // ---------------------------------------------------------------- refresh
 
-async function refreshCommand(store: Store, o: { table?: string; full?: boolean }, json: boolean, io: Io): Promise<number> {
+/** `watch`: a worker until SIGINT/SIGTERM; exit 0 when stopped by a signal. */
+async function watchCommand(store: Store, o: { debounce?: string; concurrency?: string; lease?: string }, io: Io): Promise<number> {
+  const num = (v: string | undefined, what: string): number | undefined => {
+    if (v === undefined) return undefined
+    const n = Number(v)
+    if (!Number.isSafeInteger(n) || n < 0) throw new LineageQueryError('argument', `watch: ${what} must be a non-negative integer, got ${JSON.stringify(v)}`)
+    return n
+  }
+  const ac = new AbortController()
+  const stop = (): void => {
+    if (ac.signal.aborted) process.exit(130)
+    io.err.write('\nstopping after the current batch (again to quit at once)\n')
+    ac.abort(new Error('stopped by a signal'))
+  }
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+  const line = watchLine(io.err, io.err.isTTY === true)
+  const debounceMs = num(o.debounce, '--debounce')
+  const concurrency = num(o.concurrency, '--concurrency')
+  const leaseMs = num(o.lease, '--lease')
+  try {
+    const w = store.watch({
+      signal: ac.signal,
+      ...(debounceMs === undefined ? {} : { debounceMs }),
+      ...(concurrency === undefined ? {} : { concurrency }),
+      ...(leaseMs === undefined ? {} : { leaseMs }),
+      onProgress: (e) => line.update(e),
+    })
+    await w.stopped
+  } finally {
+    line.stop()
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+  }
+  io.out.write('stopped\n')
+  return 0
+}
+
+/** The OpenLineage options of `--openlineage <file|url>`. */
+export function openLineageOption(target: string | undefined, namespace: string | undefined): OpenLineageOptions | undefined {
+  if (target === undefined) return undefined
+  const ns = namespace ?? 'lineage-query'
+  return { target: /^https?:\/\//.test(target) ? { url: target } : { file: target }, jobNamespace: ns, datasetNamespace: ns }
+}
+
+async function refreshCommand(store: Store, o: { table?: string; full?: boolean; openlineage?: string; openlineageNamespace?: string }, json: boolean, io: Io): Promise<number> {
+  const ol = openLineageOption(o.openlineage, o.openlineageNamespace)
+  const tracker = ol === undefined ? undefined : openLineageTracker(store, ol)
   const ac = new AbortController()
   let interrupts = 0
   const onSigint = (): void => {
@@ -173,12 +271,17 @@ async function refreshCommand(store: Store, o: { table?: string; full?: boolean 
   }
   process.on('SIGINT', onSigint)
   const display = json ? undefined : progressDisplay(io.err, io.err.isTTY === true)
-  const onProgress = (e: ProgressEvent): void => display?.update(e)
+  const onProgress = (e: ProgressEvent & { counts?: RefreshReport['totals'] }): void => {
+    tracker?.onProgress(e)
+    display?.update(e)
+  }
   let report: RefreshReport | undefined
   let interrupted = false
   try {
     report = o.table === undefined ? await store.refresh({ full: o.full === true, signal: ac.signal, onProgress } as Parameters<Store['refresh']>[0]) : await refreshOne(store, o.table, ac.signal, onProgress)
+    await tracker?.finish(ac.signal.aborted ? new LineageQueryError('aborted', 'refresh interrupted (SIGINT)') : undefined)
   } catch (e) {
+    await tracker?.finish(e)
     const partial = e instanceof LineageQueryError ? (e.details['report'] as RefreshReport | undefined) : undefined
     if (!ac.signal.aborted) throw e
     interrupted = true
@@ -192,35 +295,6 @@ async function refreshCommand(store: Store, o: { table?: string; full?: boolean 
   else if (report !== undefined) io.out.write(reportText(report, interrupted))
   else io.out.write('interrupted before any table finished\n')
   return interrupted ? 130 : 0
-}
-
-/**
- * `refresh --table T`: the stale and missing rows of T, each brought up to date with
- * `store.get` (which refreshes the upstream rows it needs first), one at a time; stops between
- * rows when `signal` fires. Counts as `store.refresh` reports them (computed = became fresh).
- */
-async function refreshOne(store: Store, table: string, signal: AbortSignal, onProgress: (e: ProgressEvent) => void): Promise<RefreshReport> {
-  const started = performance.now()
-  const todo = await store.stale(table)
-  const counts = { computed: 0, unchanged: 0, failed: 0, blocked: 0, deleted: 0, superseded: 0 }
-  const event = (phase: ProgressEvent['phase'], done: number): void => onProgress({ table, tableIndex: 0, tableCount: 1, phase, done, total: todo.length })
-  event('scan', 0)
-  for (const [i, row] of todo.entries()) {
-    if (signal.aborted) break
-    let r: Awaited<ReturnType<Store['get']>>
-    try {
-      r = await (store.get as (t: string, k: unknown, o?: { signal?: AbortSignal }) => ReturnType<Store['get']>)(table, row.key, { signal })
-    } catch (e) {
-      if (signal.aborted) break // get stopped between its steps; what it stored stays stored
-      throw e
-    }
-    if (r.state === 'fresh') counts.computed += 1
-    else if (r.state === 'failed') counts.failed += 1
-    else if (r.state === 'blocked') counts.blocked += 1
-    event('batch', i + 1)
-  }
-  if (!signal.aborted) event('done', todo.length)
-  return { tables: { [table]: counts }, totals: counts, durationMs: performance.now() - started }
 }
 
 function reportText(r: RefreshReport, interrupted: boolean): string {

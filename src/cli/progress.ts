@@ -5,6 +5,7 @@
  * `--table` refresh feeds the same events.
  */
 import cliProgress from 'cli-progress'
+import type { WatchEvent } from '../derived/index.js'
 
 /** The subset of `RefreshProgress` (store.refresh's onProgress) the display needs. */
 export interface ProgressEvent {
@@ -75,5 +76,48 @@ function lineDisplay(out: NodeJS.WriteStream): ProgressDisplay {
       out.write(`${e.table} (${e.tableIndex + 1}/${e.tableCount}): ${e.phase === 'done' ? 'done, ' : ''}${e.done}/${e.total} rows${pct}${rate}\n`)
     },
     stop() {},
+  }
+}
+
+/**
+ * The live line of `lineage-query watch`: waves, rows computed, deferred (debounce) and held by
+ * other workers, and what it is doing now. On a terminal one line redrawn in place
+ * (cli-progress); otherwise a plain line per wave that did something, and per error.
+ */
+export function watchLine(out: NodeJS.WriteStream, tty: boolean): { update(e: WatchEvent): void; stop(): void } {
+  const totals = { waves: 0, computed: 0, failed: 0, deleted: 0, deferred: 0, held: 0 }
+  const bar = tty
+    ? new cliProgress.SingleBar({ stream: out, format: 'watch | {waves} waves | {computed} computed | {failed} failed | {deleted} deleted | {deferred} deferred | {held} held by others | {now}', hideCursor: true, fps: 5 }, cliProgress.Presets.shades_classic)
+    : undefined
+  bar?.start(1, 0, { ...totals, now: 'starting' })
+  return {
+    update(e) {
+      if (e.kind === 'progress') {
+        bar?.update(0, { ...totals, now: `${e.progress.table}: ${e.progress.done}/${e.progress.total}` })
+        return
+      }
+      if (e.kind === 'error') {
+        const msg = e.error instanceof Error ? e.error.message : String(e.error)
+        if (bar === undefined) out.write(`error (retrying in ${e.retryInMs} ms): ${msg}\n`)
+        else bar.update(0, { ...totals, now: `retrying: ${msg.slice(0, 60)}` })
+        return
+      }
+      if (e.kind === 'code-changed') {
+        if (bar === undefined) out.write('code changed: recomputing\n')
+        return
+      }
+      totals.waves++
+      totals.computed += e.report.totals.computed
+      totals.failed += e.report.totals.failed
+      totals.deleted += e.report.totals.deleted
+      totals.deferred = e.deferred
+      totals.held = e.heldByOthers
+      const did = e.report.totals.computed + e.report.totals.failed + e.report.totals.deleted + e.report.totals.unchanged
+      if (bar !== undefined) bar.update(0, { ...totals, now: 'idle' })
+      else if (did > 0 || e.deferred > 0 || e.heldByOthers > 0) out.write(`wave ${e.wave} (${e.reason}): ${e.report.totals.computed} computed, ${e.report.totals.failed} failed, ${e.report.totals.deleted} deleted, ${e.deferred} deferred, ${e.heldByOthers} held by others\n`)
+    },
+    stop() {
+      bar?.stop()
+    },
   }
 }

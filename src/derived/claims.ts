@@ -4,18 +4,21 @@
  * instead of computed again, and tasks whose result was stored since the scan are skipped.
  *
  * `Claims` is the interface; `InProcessClaims` implements it within one process (concurrent
- * `refresh`/`get` calls of one store). Leases shared by several processes implement the same
- * interface (a claim is then a row lock with an expiry in the store's tables).
+ * `refresh`/`get` calls of one store). Across processes, `runBatch` (refresh.ts) then takes a
+ * lease on the batch's rows in the claim table (`leases.ts`, `sql/claims.ts`).
  */
 import type { Derivation, Engine, Task } from './engine.js'
 import { inputsText } from './keys.js'
 import { metaRows } from './sql/reads.js'
 import { recordedInputs } from './write.js'
 
-/** A task another caller holds: settled when that caller stored it, rejected when it failed to. */
+/**
+ * A task another caller holds: settled when that caller stored it (with the addresses of its
+ * batch another worker process held, which it did not compute), rejected when it failed to.
+ */
 export interface Wait {
   readonly task: Task
-  readonly done: Promise<void>
+  readonly done: Promise<ReadonlySet<string>>
 }
 
 /** What a caller got by claiming a batch. */
@@ -24,8 +27,11 @@ export interface Claim {
   readonly mine: readonly Task[]
   /** Tasks another caller is computing: wait for them, and compute those whose caller failed. */
   readonly waits: readonly Wait[]
-  /** The caller stored its tasks (no argument), or failed to (the error): waiters go on. Call exactly once. */
-  settle(error?: unknown): void
+  /**
+   * The caller stored its tasks (no error; `held`: those another worker process held, not
+   * computed), or failed to (the error): waiters go on. Call exactly once.
+   */
+  settle(error?: unknown, held?: ReadonlySet<string>): void
 }
 
 export interface Claims {
@@ -43,7 +49,7 @@ interface Flight {
   readonly tasks: readonly Task[]
   /** Built on first look-up by a concurrent caller. */
   byAddr: Map<string, Task> | undefined
-  readonly done: Promise<void>
+  readonly done: Promise<ReadonlySet<string>>
 }
 
 function flightTasks(f: Flight): Map<string, Task> {
@@ -76,14 +82,14 @@ export class InProcessClaims implements Claims {
         mine = free
       }
     }
-    let done!: () => void
+    let done!: (held: ReadonlySet<string>) => void
     let fail!: (e: unknown) => void
     const flight: Flight = {
       table: x.name,
       codeVersion: x.codeVersion,
       tasks: mine,
       byAddr: undefined,
-      done: new Promise<void>((res, rej) => {
+      done: new Promise<ReadonlySet<string>>((res, rej) => {
         done = res
         fail = rej
       }),
@@ -91,28 +97,34 @@ export class InProcessClaims implements Claims {
     flight.done.catch(() => undefined)
     this.#flights.add(flight)
     let settled = false
-    const settle = (error?: unknown): void => {
+    const settle = (error?: unknown, held?: ReadonlySet<string>): void => {
       if (settled) return
       settled = true
       this.#flights.delete(flight)
-      if (error === undefined) done()
+      if (error === undefined) done(held ?? new Set())
       else fail(error)
     }
     try {
-      let todo = mine
-      if (!alone) {
-        // A concurrent caller may have stored exactly this computation between our scan and now:
-        // skip tasks whose stored row was computed from the same inputs with the same code.
-        const stored = await metaRows(engine.db, engine.d, x.name, mine.map((t) => t.addr))
-        todo = mine.filter((t) => {
-          const s = stored.get(t.addr)
-          return s === undefined || s.lq_code_version !== x.codeVersion || s.lq_inputs !== recordedInputs(x, t) || s.lq_max_input_rev !== t.maxRev || (t.inputHash !== undefined && s.lq_input_hash !== t.inputHash)
-        })
-      }
+      // A concurrent caller may have stored exactly this computation between our scan and now.
+      const todo = alone ? mine : await notStored(engine, x, mine)
       return { mine: todo, waits, settle }
     } catch (e) {
       settle(e)
       throw e
     }
   }
+}
+
+/**
+ * The tasks whose stored row was not computed from the same inputs with the same code: the
+ * others were stored since the scan by a concurrent caller of this process, or by a worker
+ * process that stored its batch and released it between our scan and our claim.
+ */
+export async function notStored(engine: Engine, x: Derivation, tasks: readonly Task[]): Promise<readonly Task[]> {
+  if (tasks.length === 0) return tasks
+  const stored = await metaRows(engine.db, engine.d, x.name, tasks.map((t) => t.addr))
+  return tasks.filter((t) => {
+    const s = stored.get(t.addr)
+    return s === undefined || s.lq_code_version !== x.codeVersion || s.lq_inputs !== recordedInputs(x, t) || s.lq_max_input_rev !== t.maxRev || (t.inputHash !== undefined && s.lq_input_hash !== t.inputHash)
+  })
 }

@@ -24,6 +24,10 @@ export async function compute(x: Derivation, tasks: readonly Task[], op: Op, sto
   // pending calls time out or are abandoned, which is all a call still running can learn.
   let ac: AbortController | undefined
   const signalOf = (): AbortSignal => (ac ??= new AbortController()).signal
+  // With a concurrency limit (`RefreshOptions.concurrency`), calls start as slots free up: each
+  // call has its own timer and signal (the batch's timer would count a call's wait for a slot).
+  const lim = op.limit
+  const perCall = lim !== undefined
   tasks.forEach((task, i) => {
     const bad = task.upstream.find((u) => u.state !== 'ok')
     if (bad !== undefined) {
@@ -31,17 +35,18 @@ export async function compute(x: Derivation, tasks: readonly Task[], op: Op, sto
       return
     }
     // A single-root address with one lineage entry is that entry's key (no second parse).
+    const own = perCall ? new AbortController() : undefined
     const ctx: DeriveContext = {
       table: x.name,
       key: x.singleRoot && task.lineage.length === 1 ? task.lineage[0]!.key : addressValue(task.addr),
       lineage: task.lineage,
       params: x.params,
       get signal() {
-        return signalOf()
+        return own === undefined ? signalOf() : AbortSignal.any([own.signal, signalOf()])
       },
     }
     try {
-      const v = x.fn(task.input, ctx)
+      const v = lim === undefined ? x.fn(task.input, ctx) : lim(() => (limit === undefined ? x.fn(task.input, ctx) : withinTimeout(() => x.fn(task.input, ctx), limit, own!)))
       if (isThenable(v)) pending.push({ i, p: v })
       else out[i] = { task, outcome: checkOutput(x, v) }
     } catch (e) {
@@ -65,9 +70,9 @@ export async function compute(x: Derivation, tasks: readonly Task[], op: Op, sto
         out[i] = { task: tasks[i]!, outcome }
         if (--left === 0) finish()
       }
-      for (const { i, p } of pending) Promise.resolve(p).then((val) => settle(i, checkOutput(x, val)), (e: unknown) => settle(i, failure(e)))
+      for (const { i, p } of pending) Promise.resolve(p).then((val) => settle(i, checkOutput(x, val)), (e: unknown) => settle(i, e instanceof CallTimedOut ? timedOut(x, tasks[i]!, e.limit) : failure(e)))
       const timer =
-        limit === undefined
+        limit === undefined || perCall
           ? undefined
           : setTimeout(() => {
               for (const { i } of pending) if (out[i] === undefined) out[i] = { task: tasks[i]!, outcome: timedOut(x, tasks[i]!, limit) }
@@ -84,6 +89,35 @@ export async function compute(x: Derivation, tasks: readonly Task[], op: Op, sto
     })
   }
   return { results: abandoned ? out.filter((r): r is Result => r !== undefined) : (out as Result[]), abandoned }
+}
+
+/** A call that did not settle within its own timeout (calls under a concurrency limit). */
+class CallTimedOut extends Error {
+  constructor(readonly limit: number) {
+    super(`timed out after ${limit} ms`)
+  }
+}
+
+/** Run `fn`; reject with `CallTimedOut` (and abort `ac`) when it has not settled after `limit` ms, freeing its slot. */
+function withinTimeout(fn: () => unknown, limit: number, ac: AbortController): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      ac.abort(new LineageQueryError('aborted', `the call timed out after ${limit} ms`))
+      reject(new CallTimedOut(limit))
+    }, limit)
+    Promise.resolve()
+      .then(fn)
+      .then(
+        (v) => {
+          clearTimeout(timer)
+          resolve(v)
+        },
+        (e: unknown) => {
+          clearTimeout(timer)
+          reject(e)
+        },
+      )
+  })
 }
 
 function timedOut(x: Derivation, task: Task, limit: number): Outcome {

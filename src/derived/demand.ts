@@ -11,7 +11,7 @@ import { keyAddressed } from './evaluate.js'
 import { loadTasks } from './inputs.js'
 import { keyText, lineageOfAddress } from './keys.js'
 import { throwIfAborted, type Op } from './ops.js'
-import { refreshTable, runBatch } from './refresh.js'
+import { leftBehind, refreshTable, runBatch } from './refresh.js'
 import { scan } from './scan/index.js'
 import { emptyTableReport, type TableReport } from './types.js'
 import { lostKeys, splitUnkeyable } from './unkeyable.js'
@@ -39,6 +39,8 @@ export async function demand(engine: Engine, x: Derivation, addr: string, op: Op
   const tasks = await loadTasks(engine, x, keyable)
   await runBatch(engine, x, tasks, emptyTableReport(), op)
   await writeResults(engine, x, await lostKeys(engine, x, keyable, tasks), emptyTableReport())
+  // Another worker process holds the row: wait for its result (or its lease to expire), then look again.
+  await leftBehind(x, op, () => demand(engine, x, addr, op))
 }
 
 /** Refresh `u` and every derived table it reads, incrementally, in dependency order. */

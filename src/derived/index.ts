@@ -3,7 +3,9 @@
  * causes, refresh in dependency order, demand-driven get, provenance from every root.
  * See docs/derived.md.
  */
-export { openStore, Store, type Derive, type InputOf } from './store.js'
+export { openStore, Store, type Derive, type InputOf, type StoreWatchOptions } from './store.js'
+export type { Watcher, WatchEvent, WakeReason } from './watch.js'
+export type { ListenClient } from './wake.js'
 export { joinOnRoot } from './join.js'
 export { buildGraph, type GraphInput } from './graph.js'
 export { codeVersion } from './version.js'

@@ -52,8 +52,12 @@ export function addressValue(address: string): unknown {
   return v
 }
 
-/** Integer literals too long to be safe integers, outside JSON strings. */
-const LONG_INTEGER = /("(?:[^"\\]|\\.)*")|(-?\d{16,})/g
+/**
+ * Integer literals too long to be safe integers, outside JSON strings (the integer part of a
+ * fraction or of a number with an exponent is not one, nor are the digits of a fraction: they
+ * stay numbers).
+ */
+const LONG_INTEGER = /("(?:[^"\\]|\\.)*")|(?<![\d.])(-?\d{16,})(?![\d.eE])/g
 
 /**
  * The value of an address or key text. Integers outside JavaScript's safe range (written by

@@ -4,21 +4,29 @@
  * input (`delete.ts`), then per batch: load inputs (`inputs.ts`), claim (`claims.ts`), compute
  * (`compute.ts`) and write (`write.ts`); finally move the watermark. `store.refresh` runs it per
  * derived table in dependency order; `get` (`demand.ts`) runs its batches for one row.
+ *
+ * Workers: a batch is claimed in the store's claim table before it is computed (a lease, see
+ * `leases.ts`); rows another worker holds, and rows whose root rows are still settling (watch's
+ * debounce), are left behind, and the watermark never passes rows left behind: a refresh waits
+ * for the other workers and runs the table again, a watch wave leaves them to a later wave.
  */
 import { retryBusy } from './busy.js'
 import { compute } from './compute.js'
 import { deleteRows } from './delete.js'
 import { BUSY_WAIT_MS, chunks, type Derivation, type Engine, type ScanFilter, type Task } from './engine.js'
 import { inputLoader, loadTasks } from './inputs.js'
-import { Aborted, handled, throwIfAborted, untilAborted, yieldToLoop, type Op } from './ops.js'
+import { notStored } from './claims.js'
+import { keyText, lineageOfAddress } from './keys.js'
+import { Aborted, handled, leftOf, sleep, throwIfAborted, untilAborted, yieldToLoop, type Op } from './ops.js'
 import { fillCount, fillPage, fillRootPage, isFirstFill, pagesByRootKey, unsafeKeyWork } from './scan/fill.js'
 import { scan, type ScanStats } from './scan/index.js'
 import type { Watermark } from './sql/dialect.js'
 import { metaTable } from './sql/dialect.js'
 import { readWatermark } from './sql/reads.js'
 import { writeWatermark } from './sql/writes.js'
-import type { RefreshProgress, TableReport } from './types.js'
+import type { RefreshProgress, SourceRow, TableReport } from './types.js'
 import { lostKeys, splitUnkeyable } from './unkeyable.js'
+import type { Lease } from './leases.js'
 import { writeResults } from './write.js'
 
 /** Rows per function batch and write transaction, by default. */
@@ -50,7 +58,9 @@ export async function refreshTable(engine: Engine, x: Derivation, full: boolean,
   const items = [...work.values()]
   const all = items.filter((w) => w.action === 'compute')
   // Keys JavaScript cannot carry (integers beyond 2^53): failed rows, never silently skipped.
-  const { keyable: todo, failed: unkeyable } = splitUnkeyable(x, all)
+  const { keyable, failed: unkeyable } = splitUnkeyable(x, all)
+  // Debounce (watch): rows whose root rows are still settling wait for a later wave.
+  const todo = op.settling === undefined ? keyable : keyable.filter((w) => !deferred(engine, x, lineageOfAddress(w.addr, x.roots), op))
   const toDelete = items.filter((w) => w.action === 'delete').map((w) => w.addr)
   const mine = report[x.name]!
   const total = all.length + toDelete.length
@@ -80,7 +90,50 @@ export async function refreshTable(engine: Engine, x: Derivation, full: boolean,
     // Fresh statistics after the first batch of a big fill keep them key lookups.
     if (i === 0 && x.source.kind === 'query' && parts.length > 2) await engine.d.analyze(engine.db, 'lq_edge')
   }
+  if (await leftBehind(x, op, () => refreshTable(engine, x, full, batch, report, op, progress))) return
   await finishTable(engine, x, clock, wm, report[x.name]!, () => tell('done'))
+}
+
+/** Debounce: whether a row of `x` with this root lineage waits (one of its root rows is still settling); counted. */
+function deferred(engine: Engine, x: Derivation, lineage: readonly SourceRow[], op: Op): boolean {
+  const settling = op.settling
+  if (settling === undefined || !lineage.some((e) => engine.roots.has(e.table) && settling(e.table, keyText(e.key)))) return false
+  leftOf(op, x.name).deferred++
+  return true
+}
+
+/**
+ * The end of a table's pass when rows were left behind: held by other workers, or deferred.
+ * The watermark must not pass them (a scan since it would not find them again). A refresh (or
+ * get) waits until the other workers released them (or their leases expired) and runs the
+ * table again (`again`); a watch wave leaves them to a later wave. Whether the pass ends here
+ * (true: the caller does not move the watermark).
+ */
+export async function leftBehind(x: Derivation, op: Op, again: () => Promise<void>): Promise<boolean> {
+  const l = op.leftBehind.get(x.name)
+  if (l === undefined || (l.held.size === 0 && l.deferred === 0)) return false
+  if (!op.waitForOthers || l.deferred > 0) return true
+  for (let pause = 20; await op.keeper.othersHold(x.name, l.held); pause = Math.min(pause * 2, 500)) {
+    throwIfAborted(op)
+    await untilAborted(sleep(pause), op)
+  }
+  op.leftBehind.delete(x.name)
+  await again()
+  return true
+}
+
+/**
+ * Claims in topological order: while another worker computes rows of a derived table `x`
+ * reads, rows of `x` would be computed from inputs about to change; wait for them (bounded by
+ * their leases: a crashed worker's claims expire).
+ */
+export async function untilUpstreamReleased(engine: Engine, x: Derivation, op: Op): Promise<void> {
+  const ups = x.reads.filter((r) => engine.derivations.has(r))
+  if (ups.length === 0) return
+  for (let pause = 20; (await op.keeper.othersOn(ups)) > 0; pause = Math.min(pause * 2, 500)) {
+    throwIfAborted(op)
+    await untilAborted(sleep(pause), op)
+  }
 }
 
 /**
@@ -106,10 +159,11 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
       const page = await fillRootPage(engine, x, after, size)
       if (page.read === 0) break
       after = page.last
-      await runBatch(engine, x, page.tasks, mine, op)
+      await runBatch(engine, x, op.settling === undefined ? page.tasks : page.tasks.filter((t) => !deferred(engine, x, t.lineage, op)), mine, op)
       tell('batch')
       if (page.read < size) break
     }
+    if (await leftBehind(x, op, () => refreshTable(engine, x, false, batch, report, op, progress))) return
     return finishTable(engine, x, clock, wm, mine, () => tell('done'))
   }
   let cursor: unknown
@@ -121,12 +175,14 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
     cursor = page.cursor
     const { keyable, failed } = splitUnkeyable(x, page.work)
     await writeResults(engine, x, failed, mine)
-    const tasks = await loadTasks(engine, x, keyable)
+    const loaded = await loadTasks(engine, x, keyable)
+    const tasks = op.settling === undefined ? loaded : loaded.filter((t) => !deferred(engine, x, t.lineage, op))
     await runBatch(engine, x, tasks, mine, op)
     await writeResults(engine, x, await lostKeys(engine, x, keyable, tasks), mine)
     tell('batch')
     if (page.work.length < size) break
   }
+  if (await leftBehind(x, op, () => refreshTable(engine, x, false, batch, report, op, progress))) return
   await finishTable(engine, x, clock, wm, mine, () => tell('done'))
 }
 
@@ -154,19 +210,50 @@ async function finishTable(engine: Engine, x: Derivation, clock: Watermark, wm: 
  */
 export async function runBatch(engine: Engine, x: Derivation, tasks: readonly Task[], report: TableReport, op: Op): Promise<void> {
   const claim = await engine.claims.claim(engine, x, tasks, op.alone)
+  const heldByOthers = new Set<string>()
+  let lease: Lease | undefined
   try {
-    const { results, abandoned } = await compute(x, claim.mine, op, engine.timeoutMs)
-    await writeResults(engine, x, results, report)
+    let mine = claim.mine
+    // Leases: the batch's rows in the store's claim table; rows another worker process holds
+    // are left to it (see `leftBehind`).
+    if (mine.length > 0) {
+      lease = await op.keeper.claim(x.name, mine.map((t) => t.addr))
+      const got = lease.keys
+      if (got.size < mine.length) {
+        const held = leftOf(op, x.name).held
+        for (const t of mine) {
+          if (got.has(t.addr)) continue
+          held.add(t.addr)
+          heldByOthers.add(t.addr)
+        }
+        mine = mine.filter((t) => got.has(t.addr))
+      }
+      // Another worker may have stored exactly this computation and released it between our
+      // scan and our claim (`claim` checked already when not alone; `full: true` recomputes).
+      if (op.alone && !op.recompute) mine = await notStored(engine, x, mine)
+    }
+    const { results, abandoned } = await compute(x, mine, op, engine.timeoutMs)
+    // Fencing: results of rows another worker took over (our lease expired) are refused; the
+    // monotonic guard judges the rest.
+    const token = lease?.token
+    await writeResults(engine, x, results, report, token === undefined ? undefined : (trx, keys) => op.keeper.fence(trx, x.name, keys, token))
     // Calls abandoned by an abort were not stored: concurrent callers waiting on them run them.
     if (abandoned) throw new Aborted()
-    claim.settle()
+    claim.settle(undefined, heldByOthers)
   } catch (e) {
     claim.settle(e)
     throw e
+  } finally {
+    if (lease !== undefined) await op.keeper.release(lease)
   }
   // A shared task whose caller failed (its function ran, but its write did not commit) is run
   // again here: its result must not be dropped while this call goes on to advance the watermark.
   const settled = await untilAborted(Promise.allSettled(claim.waits.map((w) => w.done)), op)
   const retry = claim.waits.filter((_, i) => settled[i]!.status === 'rejected').map((w) => w.task)
+  // Tasks the other caller found held by another worker process: left behind here too.
+  claim.waits.forEach((w, i) => {
+    const st = settled[i]!
+    if (st.status === 'fulfilled' && st.value.has(w.task.addr)) leftOf(op, x.name).held.add(w.task.addr)
+  })
   if (retry.length > 0) await runBatch(engine, x, retry, report, op)
 }

@@ -5,7 +5,8 @@
  *
  * - `track` -> `startup.ts`; `derive` -> `declare.ts`;
  * - `refresh` -> `refresh.ts` (scan, load inputs, claim, compute, write, delete) per derived
- *   table in dependency order; `get` -> `demand.ts`;
+ *   table in dependency order; `get` -> `demand.ts`; `watch` -> `watch.ts` (waves of refresh,
+ *   woken by `wake.ts`, debounced by `debounce.ts`); leases of every call -> `leases.ts`;
  * - `status`, `stale`, `affected`, `revision` -> `read/`; `undeclared`, `drop`, `collect` ->
  *   `maintenance.ts`.
  *
@@ -34,7 +35,7 @@ import { BUSY_WAIT_MS, type Derivation, type Engine } from './engine.js'
 import { buildGraph } from './graph.js'
 import { addressFromUserChecked, rootKeyText, type KeyKind } from './keys.js'
 import { collect, drop, undeclared } from './maintenance.js'
-import { Aborted, abortedError, Ops, throwIfAborted } from './ops.js'
+import { Aborted, abortedError, Ops, throwIfAborted, type Op } from './ops.js'
 import { affectedRows } from './read/affected.js'
 import { staleRows } from './read/stale.js'
 import { revision, rowResult, status } from './read/status.js'
@@ -44,10 +45,46 @@ import { storeDialects } from './sql/index.js'
 import { ensureDerivedTables, migrate } from './sql/schema.js'
 import { trackRoot } from './startup.js'
 import { DerivedTable, emptyTableReport, type GetOptions, type GetResult, type Graph, type RefreshOptions, type RefreshReport, type RowStatus, type SourceRow, type StoreOptions, type TableReport } from './types.js'
+import { claimDialects, type ClaimDialect } from './sql/claims.js'
+import { LeaseKeeper, ownerId } from './leases.js'
+import { limiter } from './limit.js'
+import { untilUpstreamReleased } from './refresh.js'
+import { codeVersion, type VersionInput } from './version.js'
+import { startWatch, type WatchHost, type WatchOptions, type Watcher, type WaveReport } from './watch.js'
+import { listenRoots, pollClock, watchFiles, type ListenClient, type WakeSource } from './wake.js'
+import { revTable } from './sql/dialect.js'
+import { sql } from 'kysely'
 
 export type { Derive, InputOf } from './declare.js'
 
 let nextStoreId = 1
+
+/** Default lease length (`StoreOptions.leaseMs`). */
+const LEASE_MS = 60_000
+/** Default period of watch's clock reads (SQLite, or PostgreSQL without `listen`). */
+const POLL_MS = 100
+/** Changed root rows read per root and wake, for debounce. */
+const CHANGES_MAX = 100_000
+
+/** Options of `store.watch`. */
+export interface StoreWatchOptions extends WatchOptions {
+  /** As `RefreshOptions.batchSize`. */
+  readonly batchSize?: number
+  /** As `RefreshOptions.timeoutMs`. */
+  readonly timeoutMs?: number
+  /** As `RefreshOptions.concurrency`. */
+  readonly concurrency?: number
+  /** As `RefreshOptions.leaseMs`. */
+  readonly leaseMs?: number
+  /** Period of the clock reads that notice root writes when not listening (ms; default 100). */
+  readonly pollMs?: number
+  /**
+   * PostgreSQL: a connection to LISTEN on for root writes, e.g. `() => pool.connect()` (a pooled
+   * client, released when the watcher stops) or a function connecting a `pg.Client` of its own
+   * (ended when it stops). Without it the store clock is read every `pollMs`.
+   */
+  readonly listen?: () => ListenClient | Promise<ListenClient>
+}
 
 /**
  * Open (creating or migrating) the derived-data store in `db`, SQLite or PostgreSQL.
@@ -86,6 +123,14 @@ export class Store {
   readonly #timeoutMs: number | undefined
   /** How long writes wait for a busy database (StoreOptions.busyTimeoutMs). */
   readonly #busyMs: number
+  /** Lease SQL of the dialect. */
+  readonly #claimD: ClaimDialect
+  /** This store's name in the claim table: every refresh, get and watch of it claims as this worker. */
+  readonly #owner = ownerId()
+  /** Default lease length (StoreOptions.leaseMs). */
+  readonly #leaseMs: number
+  /** What each code version was computed from, for re-checks of `dependsOn` files (watch). */
+  readonly #versionInputs = new Map<string, VersionInput>()
 
   /** @internal use `openStore` */
   constructor(db: Kysely<any>, d: StoreDialect, options: StoreOptions) {
@@ -94,6 +139,17 @@ export class Store {
     this.#batch = positive(options.batchSize, 'openStore: options.batchSize')
     this.#timeoutMs = positive(options.timeoutMs, 'openStore: options.timeoutMs')
     this.#busyMs = nonNegative(options.busyTimeoutMs, 'openStore: options.busyTimeoutMs') ?? BUSY_WAIT_MS
+    this.#claimD = claimDialects[d.name]
+    this.#leaseMs = positive(options.leaseMs, 'openStore: options.leaseMs') ?? LEASE_MS
+  }
+
+  /** This store's worker name in the claim table (`host:pid:random`), as `RowStatus.lease.owner` shows it. */
+  get owner(): string {
+    return this.#owner
+  }
+
+  #keeper(leaseMs = this.#leaseMs): LeaseKeeper {
+    return new LeaseKeeper({ db: this.#db, dialect: this.#claimD, owner: this.#owner, leaseMs })
   }
 
   get #engine(): Engine {
@@ -140,6 +196,8 @@ export class Store {
   derive<const N extends string, F extends AnyQuery, C extends Codecs>(decl: Derive<N, F, C>): DerivedTable<N, RowOf<C>> {
     const { derivation, table, order } = declareDerivation(this.#declare, decl)
     this.#derivations.set(derivation.name, derivation)
+    // The same inputs declare.ts hashed, kept for watch's re-checks of `dependsOn` files.
+    this.#versionInputs.set(derivation.name, { table: decl.name, fn: decl.fn as VersionInput['fn'], version: decl.version, dependsOn: decl.dependsOn, output: decl.output, params: decl.params })
     this.#order = order
     return table
   }
@@ -180,9 +238,16 @@ export class Store {
    * ```
    */
   async refresh(options: RefreshOptions = {}): Promise<RefreshReport> {
+    return (await this.#refreshAll(options, { waitForOthers: true })).report
+  }
+
+  /** A refresh (public `refresh`), or one wave of `watch` (`drain`, `settling`, not waiting for other workers). */
+  async #refreshAll(options: RefreshOptions, internal: { waitForOthers: boolean; drain?: AbortSignal; settling?: (table: string, key: string) => boolean }): Promise<WaveReport> {
     if (typeof options !== 'object' || options === null) throw new LineageQueryError('argument', `store.refresh expects an options object, got ${showValue(options)}`)
     const batch = positive(options.batchSize, 'refresh: options.batchSize') ?? this.#batch
     const timeoutMs = positive(options.timeoutMs, 'refresh: options.timeoutMs')
+    const concurrency = positive(options.concurrency, 'refresh: options.concurrency')
+    const leaseMs = positive(options.leaseMs, 'refresh: options.leaseMs') ?? this.#leaseMs
     const signal = checkSignal(options.signal, 'refresh')
     if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new LineageQueryError('argument', `refresh: options.onProgress must be a function, got ${showValue(options.onProgress)}`)
     const started = performance.now()
@@ -192,7 +257,14 @@ export class Store {
       for (const r of Object.values(tables)) for (const k of Object.keys(totals) as (keyof TableReport)[]) totals[k] += r[k]
       return { tables, totals, durationMs: performance.now() - started }
     }
-    const op = this.#ops.begin({ signal, timeoutMs })
+    const op = this.#ops.begin({
+      signal,
+      timeoutMs,
+      keeper: this.#keeper(leaseMs),
+      concurrency: concurrency === undefined ? undefined : limiter(concurrency),
+      recompute: options.full === true,
+      ...internal,
+    })
     try {
       throwIfAborted(op)
       await this.#ensureAll()
@@ -203,15 +275,33 @@ export class Store {
         throwIfAborted(op)
         const progress: ProgressSink | undefined = options.onProgress === undefined ? undefined : { report: options.onProgress, tableIndex: i, tableCount: names.length, started }
         try {
+          await untilUpstreamReleased(this.#engine, this.#derivations.get(name)!, op)
           await refreshTable(this.#engine, this.#derivations.get(name)!, options.full === true, batch, tables, op, progress)
         } catch (e) {
           throw fromDriver(e, `store.refresh, derived table \`${name}\` (reading ${this.#derivations.get(name)!.reads.map((r) => `\`${r}\``).join(', ')})`)
         }
       }
-      return summary()
+      let deferred = 0
+      let held = 0
+      for (const l of op.leftBehind.values()) {
+        deferred += l.deferred
+        held += l.held.size
+      }
+      const k = op.keeper.stats
+      return { report: { ...summary(), leases: { claims: k.claims, claimMs: k.claimMs, heartbeatMs: k.heartbeatMs, releaseMs: k.releaseMs } }, deferred, heldByOthers: held }
     } catch (e) {
       if (e instanceof Aborted) throw abortedError('store.refresh', op, summary())
       throw e
+    } finally {
+      await this.#endOp(op)
+    }
+  }
+
+  /** The end of a call: its heartbeat stops and its claims are given back. */
+  async #endOp(op: Op): Promise<void> {
+    op.keeper.stop()
+    try {
+      await op.keeper.releaseAll()
     } finally {
       this.#ops.end(op)
     }
@@ -236,7 +326,7 @@ export class Store {
     if (typeof options !== 'object' || options === null) throw new LineageQueryError('argument', `store.get expects an options object as its third argument, got ${showValue(options)}`)
     const timeoutMs = positive(options.timeoutMs, 'get: options.timeoutMs')
     const signal = checkSignal(options.signal, 'get')
-    const op = this.#ops.begin({ signal, timeoutMs })
+    const op = this.#ops.begin({ signal, timeoutMs, keeper: this.#keeper() })
     try {
       throwIfAborted(op)
       await this.#ensureAll()
@@ -249,8 +339,98 @@ export class Store {
       if (e instanceof Aborted) throw abortedError('store.get', op)
       throw e
     } finally {
-      this.#ops.end(op)
+      await this.#endOp(op)
     }
+  }
+
+  // ---------------------------------------------------------------- watch
+
+  /**
+   * Watch mode: a worker that reacts to root writes and computes what went stale, until
+   * `stop()` or `options.signal`. It wakes on root writes without scanning the tables (PostgreSQL:
+   * `LISTEN/NOTIFY` from the root triggers, given a connection to listen on in `options.listen`;
+   * otherwise the store clock, one cheap read every `pollMs`), re-checks the code versions when
+   * a `dependsOn` file changes, defers rows whose root rows changed less than `debounceMs` ago,
+   * and claims its batches like `refresh` (any number of workers, in any number of processes).
+   * `stop()` finishes the batch in progress, stores it, releases the claims and resolves
+   * `stopped`; an error other than a busy or unreachable database rejects `stopped`.
+   *
+   * @example
+   * ```ts
+   * const ac = new AbortController()
+   * const w = store.watch({ debounceMs: 2000, concurrency: 16, leaseMs: 60_000, signal: ac.signal })
+   * await w.stopped
+   * ```
+   */
+  watch(options: StoreWatchOptions = {}): Watcher {
+    if (typeof options !== 'object' || options === null) throw new LineageQueryError('argument', `store.watch expects an options object, got ${showValue(options)}`)
+    const debounceMs = nonNegative(options.debounceMs, 'watch: options.debounceMs') ?? 0
+    const pollMs = positive(options.pollMs, 'watch: options.pollMs') ?? POLL_MS
+    const leaseMs = positive(options.leaseMs, 'watch: options.leaseMs') ?? this.#leaseMs
+    positive(options.concurrency, 'watch: options.concurrency')
+    positive(options.batchSize, 'watch: options.batchSize')
+    positive(options.timeoutMs, 'watch: options.timeoutMs')
+    positive(options.recheckMs, 'watch: options.recheckMs')
+    const signal = checkSignal(options.signal, 'watch')
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new LineageQueryError('argument', `watch: options.onProgress must be a function, got ${showValue(options.onProgress)}`)
+    if (options.listen !== undefined && typeof options.listen !== 'function') throw new LineageQueryError('argument', `watch: options.listen must be a function returning a node-postgres client to LISTEN on, got ${showValue(options.listen)}`)
+    if (options.listen !== undefined && this.#d.name !== 'postgres') throw new LineageQueryError('argument', 'watch: options.listen is for PostgreSQL stores (LISTEN/NOTIFY); a SQLite store watches its clock')
+    const refreshOptions: RefreshOptions = {
+      ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+      leaseMs,
+    }
+    const emit = options.onProgress
+    // A failed clock read or file watch: reported, and tried again at the next tick.
+    const transient = (e: unknown) => emit?.({ kind: 'error', wave: 0, error: e, retryInMs: pollMs })
+    const host: WatchHost = {
+      wave: (o) => this.#refreshAll({ ...refreshOptions, onProgress: o.onProgress }, { waitForOthers: false, drain: o.drain, settling: o.settling }),
+      changes: async (since) => {
+        const clock = (await this.#d.readClock(this.#db)).rev
+        const rows: { table: string; key: string; rev: number }[] = []
+        if (since !== undefined) for (const root of this.#roots.keys()) for (const r of await this.#claimD.changedSince(this.#db, revTable(root), since, CHANGES_MAX)) rows.push({ table: root, key: r.key, rev: r.rev })
+        return { clock, rows }
+      },
+      sources: async (wake) => {
+        const out: WakeSource[] = []
+        const listen = options.listen
+        if (listen !== undefined) {
+          const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(this.#db)).rows[0]!.s
+          out.push(await listenRoots(await listen(), schema, (table) => this.#roots.has(table) && wake('root-write'), transient))
+        } else {
+          out.push(pollClock(async () => (await this.#d.readClock(this.#db)).rev, pollMs, () => wake('root-write'), transient))
+        }
+        const files = [...this.#versionInputs.values()].flatMap((v) => v.dependsOn ?? [])
+        if (files.length > 0) out.push(watchFiles(files, () => wake('code'), transient))
+        return out
+      },
+      recheckCode: async () => this.#recheckCode(),
+      // Every wave gives its claims back when it ends (`#endOp`).
+      releaseAll: async () => {},
+    }
+    return startWatch(host, { debounceMs, ...(signal === undefined ? {} : { signal }), ...(emit === undefined ? {} : { onProgress: emit }), ...(options.recheckMs === undefined ? {} : { recheckMs: options.recheckMs }) }, Math.min(Math.floor(leaseMs / 4), 1000))
+  }
+
+  /** Recompute the code versions of derivations with `dependsOn` files; whether one changed (its rows become `code-changed`). */
+  #recheckCode(): boolean {
+    let changed = false
+    for (const [name, input] of this.#versionInputs) {
+      const x = this.#derivations.get(name)
+      if (x === undefined || input.dependsOn === undefined || input.dependsOn.length === 0) continue
+      let v: string
+      try {
+        v = codeVersion(input)
+      } catch {
+        // A file being rewritten may be missing for a moment: its next change looks again.
+        continue
+      }
+      if (v === x.codeVersion) continue
+      this.#derivations.set(name, { ...x, codeVersion: v })
+      this.#ready.delete(name)
+      changed = true
+    }
+    return changed
   }
 
   // ---------------------------------------------------------------- read models
@@ -269,7 +449,12 @@ export class Store {
   async status(table: DerivedTable<string, any> | string, key: unknown): Promise<RowStatus> {
     await this.#ensureAll()
     const x = this.#resolve(table, 'status')
-    return status(this.#engine, x, this.#address(x, key, 'store.status'))
+    const addr = this.#address(x, key, 'store.status')
+    const st = await status(this.#engine, x, addr)
+    if (st.state !== 'stale' && st.state !== 'missing') return st
+    // A worker computing it now: `running`, with its lease.
+    const c = (await this.#claimD.held(this.#db, x.name)).find((h) => h.key === addr)
+    return c === undefined ? st : { ...st, state: 'running', lease: { owner: c.owner, expires: c.expires } }
   }
 
   /**
@@ -281,7 +466,7 @@ export class Store {
     await this.#ensureAll()
     const target = table === undefined ? undefined : this.#resolve(table, 'stale')
     await this.#checkRoots(target?.roots)
-    return staleRows(this.#engine, target)
+    return staleRows(this.#engine, target, async (name) => new Map((await this.#claimD.held(this.#db, name)).map((c) => [c.key, { owner: c.owner, expires: c.expires }])))
   }
 
   /**

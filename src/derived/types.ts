@@ -19,8 +19,10 @@ export interface SourceRow {
  * - `missing`: there is input for it but no stored row (or, with cause `no-input`, not even input).
  * - `failed`: the function threw or returned a row that does not match `output`; stored as a result.
  * - `blocked`: an upstream row failed, so the function was not run.
+ * - `running`: stale or missing, and a worker holds its lease: it is being computed now
+ *   (`RowStatus.lease` names the worker and when the lease ends).
  */
-export type RowState = 'fresh' | 'stale' | 'missing' | 'failed' | 'blocked'
+export type RowState = 'fresh' | 'stale' | 'missing' | 'failed' | 'blocked' | 'running'
 
 /** Why a row is not fresh. Revisions are store revisions (one monotonic counter per store). */
 export type Cause =
@@ -62,6 +64,12 @@ export interface RowStatus {
   readonly key: unknown
   readonly state: RowState
   readonly causes: readonly Cause[]
+  /**
+   * The live lease on the row, when a worker (`refresh`/`watch` in any process) is computing it:
+   * the worker (`host:pid:random`) and when its lease ends unless extended (epoch ms of the
+   * database's clock). `status` then says `running`; `stale` keeps `stale`/`missing`.
+   */
+  readonly lease?: { readonly owner: string; readonly expires: number }
 }
 
 /** What `get` returns. */
@@ -112,6 +120,8 @@ export interface RefreshReport {
   readonly tables: Readonly<Record<string, TableReport>>
   readonly totals: TableReport
   readonly durationMs: number
+  /** Leases: claim statements run, and milliseconds spent claiming, extending (heartbeats) and releasing. */
+  readonly leases?: { readonly claims: number; readonly claimMs: number; readonly heartbeatMs: number; readonly releaseMs: number }
 }
 
 export interface RefreshOptions {
@@ -138,6 +148,17 @@ export interface RefreshOptions {
    * (after the batch it reports on was stored) and is rethrown as is.
    */
   readonly onProgress?: (progress: RefreshProgress) => void
+  /**
+   * Function calls run at once, within a batch (default: every call of a batch starts at once).
+   * With a limit, `timeoutMs` counts from each call's own start.
+   */
+  readonly concurrency?: number
+  /**
+   * Lease length in milliseconds (default: the store's `leaseMs`, 60000). Every batch is claimed
+   * before it is computed (see docs/derived.md, "Workers"); a heartbeat extends the claim while
+   * the functions run, and a worker killed mid-batch loses its rows to others after this long.
+   */
+  readonly leaseMs?: number
 }
 
 /**
@@ -190,6 +211,8 @@ export interface StoreOptions {
    * `busy` error; it retries with growing pauses meanwhile. Default 60000.
    */
   readonly busyTimeoutMs?: number
+  /** Default lease length of this store's `refresh` and `watch` calls (ms; default 60000). */
+  readonly leaseMs?: number
 }
 
 export interface GraphNode {

@@ -32,6 +32,7 @@
 import { createHash, hash as oneShotHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { insertRows } from '../query/ddl.js'
+import { hooksFor } from '../query/dialect.js'
 import { retryBusy } from './busy.js'
 import { deleteRows } from './delete.js'
 import { BUSY_WAIT_MS, chunks, type Derivation, type Engine, type Outcome, type Result, type Task } from './engine.js'
@@ -67,6 +68,8 @@ const WRITE_CHUNK = 5000
 interface Writer extends WriterTexts {
   /** Output columns (without lq_key), in declaration order. */
   readonly columns: readonly string[]
+  /** Per column: its value as it travels in a JSON batch (`columnToDb`, a BigInt as a number). */
+  readonly toJson: readonly ((v: unknown) => unknown)[]
 }
 
 const writers = new WeakMap<Derivation, Writer>()
@@ -76,7 +79,13 @@ function writerFor(d: StoreDialect, x: Derivation): Writer {
   if (hit !== undefined) return hit
   const columns = x.def.columns.filter((c) => c.name !== 'lq_key').map((c) => ({ name: c.name, kind: c.type.kind }))
   const spec: WriterSpec = { name: x.name, multiInput: x.source.kind === 'query' || x.source.kind === 'zip', comprehension: x.source.kind === 'query', hashed: x.source.kind === 'query' && readsFor(x).opaque.size > 0, columns }
-  const w: Writer = { ...writerTexts(d, spec), columns: columns.map((c) => c.name) }
+  const hooks = hooksFor(d.name)
+  const toJson = x.def.columns.filter((c) => c.name !== 'lq_key').map((c) => (v: unknown) => {
+    const out = hooks.columnToDb(c.type.kind, v, c.type.scale)
+    // SQLite decimals: a count of units, a safe integer (checked by columnToDb).
+    return typeof out === 'bigint' ? Number(out) : out
+  })
+  const w: Writer = { ...writerTexts(d, spec), columns: columns.map((c) => c.name), toJson }
   writers.set(x, w)
   return w
 }
@@ -89,9 +98,15 @@ const byAddr = (a: Result, b: Result): number => (a.task.addr < b.task.addr ? -1
  * included); winners whose value changed get their data rows written (ok) or removed (failed,
  * blocked).
  */
-export async function writeResults(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport): Promise<void> {
+/**
+ * A fencing check run in the write transaction: the addresses (of those given) whose lease
+ * another worker now holds; their results are refused (counted as superseded).
+ */
+export type Fence = (trx: Kysely<any>, keys: readonly string[]) => Promise<ReadonlySet<string>>
+
+export async function writeResults(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport, fence?: Fence): Promise<void> {
   try {
-    await writeResultsOnce(engine, x, results, report)
+    await writeResultsOnce(engine, x, results, report, fence)
   } catch (e) {
     // A batch whose JSON text is longer than JavaScript can build (V8: "Invalid string length")
     // was not written (its transaction rolled back): store it in halves; a single result that
@@ -99,16 +114,16 @@ export async function writeResults(engine: Engine, x: Derivation, results: reado
     if (!(e instanceof RangeError) || results.length === 0) throw e
     if (results.length > 1) {
       const half = results.length >> 1
-      await writeResults(engine, x, results.slice(0, half), report)
-      await writeResults(engine, x, results.slice(half), report)
+      await writeResults(engine, x, results.slice(0, half), report, fence)
+      await writeResults(engine, x, results.slice(half), report, fence)
       return
     }
     const message = `derived table \`${x.name}\`: the result is too large to store: its JSON text is longer than the longest string JavaScript can build (${e.message})`
-    await writeResultsOnce(engine, x, [{ task: results[0]!.task, outcome: { state: 'failed', message, stack: undefined } }], report)
+    await writeResultsOnce(engine, x, [{ task: results[0]!.task, outcome: { state: 'failed', message, stack: undefined } }], report, fence)
   }
 }
 
-async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport): Promise<void> {
+async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport, fence: Fence | undefined): Promise<void> {
   if (results.length === 0) return
   const { db, d } = engine
   const w = writerFor(d, x)
@@ -128,7 +143,14 @@ async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly
     // the deletion may already have been processed, and the row would otherwise come back.
     const dead = await deadResults(engine, trx, sorted)
     report.superseded += dead.size
-    const live = dead.size === 0 ? sorted : sorted.filter((r) => !dead.has(r))
+    let live = dead.size === 0 ? sorted : sorted.filter((r) => !dead.has(r))
+    if (fence !== undefined && live.length > 0) {
+      const lost = await fence(trx, live.map((r) => r.task.addr))
+      if (lost.size > 0) {
+        report.superseded += live.filter((r) => lost.has(r.task.addr)).length
+        live = live.filter((r) => !lost.has(r.task.addr))
+      }
+    }
     written = live
     if (live.length === 0) return
     // Rows written under a code version other than the one the table's last refresh applied:
@@ -217,7 +239,7 @@ async function writeInTransaction(trx: Kysely<any>, d: StoreDialect, x: Derivati
     for (const part of chunks(gone, KEY_CHUNK)) await exec(trx, w.deleteData, [jsonBatch(part, d)])
     if (w.upsertData !== undefined) {
       for (const part of chunks(ok, WRITE_CHUNK)) {
-        await exec(trx, w.upsertData, [jsonBatch(part.map((r) => dataRow(r, w.columns)), d)])
+        await exec(trx, w.upsertData, [jsonBatch(part.map((r) => dataRow(r, w)), d)])
       }
     } else if (ok.length > 0) {
       // SQLite with real columns: bound parameters (exact), through insertRows.
@@ -253,9 +275,10 @@ const metaRow = (x: Derivation, r: Result, columns: readonly string[]): unknown[
   return [r.task.addr, '', recordedInputs(x, r.task), r.task.maxRev, o.state, errorText(o), hashOf(o, columns), r.task.inputHash ?? null, r.task.evalRev ?? null]
 }
 
-const dataRow = (r: Result, columns: readonly string[]): unknown[] => {
+/** A data row as JSON: each value as the dialect stores it (a SQLite decimal as its integer count of units). */
+const dataRow = (r: Result, w: Writer): unknown[] => {
   const row = (r.outcome as { row: Record<string, unknown> }).row
-  return [...columns.map((c) => row[c] ?? null), r.task.addr]
+  return [...w.columns.map((c, i) => w.toJson[i]!(row[c] ?? null)), r.task.addr]
 }
 
 /** `writeResults` through the dialect's one-statement batch write, a part of at most WRITE_CHUNK results at a time. */
@@ -263,7 +286,7 @@ async function writeBatch(db: Kysely<any>, d: StoreDialect, x: Derivation, w: Wr
   const revs: number[] = []
   for (const part of chunks(sorted, WRITE_CHUNK)) {
     const meta = part.map((r) => metaRow(x, r, w.columns))
-    const data = part.flatMap((r) => (r.outcome.state === 'ok' ? [dataRow(r, w.columns)] : []))
+    const data = part.flatMap((r) => (r.outcome.state === 'ok' ? [dataRow(r, w)] : []))
     const out = (await exec<{ counts: unknown; lost: unknown; rev: unknown }>(db, text, [x.codeVersion, jsonBatch(meta, d), jsonBatch(data, d)]))[0]!
     revs.push(Number(out.rev))
     const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v)

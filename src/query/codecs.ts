@@ -61,6 +61,30 @@ export function isDateString(s: unknown): s is string {
 }
 
 /**
+ * `iso` plus `n` days, months or years, by the library's rule (months and years: a day past the
+ * end of the target month is clamped to its last day, as PostgreSQL's `date + interval`); the
+ * same arithmetic the dialects' `dateAdd` does in SQL. `undefined` outside years 0001-9999.
+ */
+export function addToDate(iso: string, unit: 'day' | 'month' | 'year', n: number): string | undefined {
+  const m = DATE_RE.exec(iso)
+  if (m === null || !Number.isSafeInteger(n)) return undefined
+  let [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])]
+  if (unit === 'day') {
+    const t = new Date(0)
+    t.setUTCFullYear(y, mo - 1, d + n)
+    ;[y, mo, d] = [t.getUTCFullYear(), t.getUTCMonth() + 1, t.getUTCDate()]
+  } else {
+    const total = y * 12 + (mo - 1) + n * (unit === 'year' ? 12 : 1)
+    y = Math.floor(total / 12)
+    mo = total - y * 12 + 1
+    if (y < 1 || y > 9999) return undefined
+    d = Math.min(d, daysInMonth(y, mo))
+  }
+  const out = `${String(y).padStart(4, '0')}-${String(mo).padStart(2, '0')}-${String(d).padStart(2, '0')}`
+  return isDateString(out) ? out : undefined
+}
+
+/**
  * A calendar date as a `'YYYY-MM-DD'` string (years 0001-9999, no time, no zone).
  * PostgreSQL `date`, SQLite text; text order is date order.
  * @example `table('orders', { id: t.Int, placed: DateString })`

@@ -60,9 +60,8 @@ export async function createTable(db: Kysely<any>, table: Table<any, any, any> |
     // The hook returns one of Kysely's known column types ('text', 'bigint', ...); Kysely
     // rejects anything else, which is what we want.
     const ext = sqlKindOf(col.codec) ?? firstExt(col.codec)
-    const type = (ext?.kind === 'decimal' && ext.precision !== undefined && hooks.name === 'postgres'
-      ? `numeric(${ext.precision}, ${ext.scale ?? 0})`
-      : hooks.sqlType(col.type.kind)) as ColumnDataType
+    const type = ((ext?.kind === 'decimal' && ext.precision !== undefined ? hooks.decimalColumnType(ext.precision, ext.scale ?? 0) : undefined)
+      ?? hooks.sqlType(col.type.kind)) as ColumnDataType
     builder = builder.addColumn(col.name, type, (c) => (col.type.nullable ? c : c.notNull()))
   }
   if (def.key !== undefined) builder = builder.addPrimaryKeyConstraint(`${def.name}_pkey`, [...def.key])
@@ -152,7 +151,7 @@ function checkValue(def: TableDef, hooks: DialectHooks, col: ColumnDef, value: u
   // Dates, timestamps, decimals, JSON: the codec's value (a decimal padded to its scale).
   if (sqlKindOf(col.codec) !== undefined || firstExt(col.codec) !== undefined) {
     const r = (decoded as { right: unknown }).right
-    if (typeof r === 'string' && hooks.name === 'postgres' && r.includes('\u0000')) fail(`PostgreSQL text cannot contain the NUL character (\\u0000), got ${showValue(r)}`)
+    if (typeof r === 'string' && hooks.textRejectsNul && r.includes('\u0000')) fail(`PostgreSQL text cannot contain the NUL character (\\u0000), got ${showValue(r)}`)
     return r
   }
   const v = value as Constant
@@ -161,7 +160,7 @@ function checkValue(def: TableDef, hooks: DialectHooks, col: ColumnDef, value: u
     if (!Number.isFinite(v)) fail(`expected a finite ${expected(col)}, got ${showValue(String(v))}`)
     if (col.type.kind === 'int' && !Number.isSafeInteger(v)) fail(`integer ${v} is outside JavaScript's safe integer range (expected ${expected(col)})`)
   }
-  if (typeof v === 'string' && hooks.name === 'postgres' && v.includes('\u0000')) {
+  if (typeof v === 'string' && hooks.textRejectsNul && v.includes('\u0000')) {
     fail(`PostgreSQL text cannot contain the NUL character (\\u0000), got ${showValue(v)}`)
   }
   return v

@@ -1,6 +1,6 @@
 /**
  * Every difference between SQLite and PostgreSQL lives here, as named hooks. The compiler
- * (`lower.ts`), the decoder (`decode.ts`) and the DDL helpers call these and nothing else
+ * (`lower.ts`, `lower/*.ts`), the decoder (`decode.ts`) and the DDL helpers call these and nothing else
  * dialect-specific.
  */
 import { LineageQueryError, showValue } from '../errors.js'
@@ -42,7 +42,9 @@ export interface DialectHooks {
    * generator) is written: `lateral (...)`, or, where there is no LATERAL, as rows of
    * `json_each(...)` (a table-valued function may read earlier FROM items).
    */
-  readonly lateral: 'lateral' | 'jsonEach'
+  lateralItem(sub: S.Select, columns: readonly string[]): S.Node
+  /** Column `col` of lateral item `alias` (as `lateralItem` wrote it). */
+  lateralColumn(alias: string, col: string): S.Node
 
   // ---------------------------------------------------------------- dates, decimals, JSON, functions
   /** A column value of `kind` (as its codec decoded it) as the driver wants it bound. */
@@ -75,6 +77,38 @@ export interface DialectHooks {
   trim(s: S.Node): S.Node
   /** Case-sensitive LIKE with `\` escapes against a computed pattern (NULL for a pattern ending in a lone `\`). */
   likeDynamic(x: S.Node, pattern: S.Node): S.Node
+
+  // ---------------------------------------------------------------- lowering (lower/*.ts)
+  /** NULL of `kind` where a bare NULL would be mistyped (union columns, operands): cast or not. */
+  typedNull(kind: ScalarKind): S.Node
+  /** The LIMIT to write when a query has only an OFFSET (`undefined`: none needed). */
+  readonly limitForOffset: S.Node | undefined
+  /** `exists (sub)`'s subquery: SQLite 3.51 applies an outer OFFSET once per row of an EXISTS subquery in WHERE, so it gets `limit 1`. */
+  existsSubquery(sub: S.Select): S.Select
+  /** A JSON aggregate that is `[]`, not NULL, over no rows. */
+  jsonAggOrEmpty(agg: S.Node): S.Node
+  /** A JSON value (a JSON aggregate's result) as text. */
+  jsonText(n: S.Node): S.Node
+  /** A JSON aggregate's element that is an untyped NULL (PostgreSQL cannot aggregate one into JSON). */
+  jsonNullElement(n: S.Node): S.Node
+  /**
+   * The FROM item computing a shared `Q.let` value once per row of the items before it, named
+   * `alias`, and the column it is read from (`sharedColumn`).
+   */
+  sharedItem(value: S.Node, alias: string): S.Node
+  readonly sharedColumn: string
+  /** `x / y` of integers as a real, NULL when `y` is 0. */
+  intDiv(x: S.Node, y: S.Node): S.Node
+  /** `x % y` of integers, NULL when `y` is 0. */
+  mod(x: S.Node, y: S.Node): S.Node
+  /** ASCII-only lower or upper case (as SQLite's own functions). */
+  asciiCase(op: 'lower' | 'upper', x: S.Node): S.Node
+  /** Case-sensitive LIKE with `\` escapes against a constant pattern (not ending in a lone `\`). */
+  likeConst(x: S.Node, pattern: string): S.Node
+  /** Column type of a decimal column declared with a precision (`undefined`: as `sqlType('decimal')`). */
+  decimalColumnType(precision: number, scale: number): string | undefined
+  /** Whether text values cannot hold the NUL character (checked on write). */
+  readonly textRejectsNul: boolean
 }
 
 /** Private-use noncharacters standing for escaped pattern characters while SQLite translates LIKE to GLOB. */
@@ -160,7 +194,11 @@ const sqlite: DialectHooks = {
   jsonAsText: true,
   nullSafeEq: 'is',
   filteredAggregate: 'case',
-  lateral: 'jsonEach',
+  // json_each((select json_group_array(json_object('k0', k0, ...)) from (select ...) as r)),
+  // read back with json_extract(value, '$.k0').
+  lateralItem: (sub, columns) =>
+    S.fn('json_each', [S.selectFromSubquery(sub, 'r', [{ expr: S.agg('json_group_array', [S.fn('json_object', columns.flatMap((c) => [S.literal(c), S.col('r', c)]))]), alias: 'v' }])]),
+  lateralColumn: (alias, col) => S.fn('json_extract', [S.col(alias, 'value'), S.literal(`$.${col}`)]),
   columnToDb(kind, v, scale) {
     if (v === null) return null
     switch (kind) {
@@ -234,6 +272,26 @@ const sqlite: DialectHooks = {
     const loneEscape = S.binary(S.fn('substr', [r(p, '\\\\', ''), num(-1)]), '=', S.param('\\'))
     return S.caseOf([[loneEscape, S.literal(null)]], S.fn('glob', [g, x]))
   },
+
+  typedNull: () => S.literal(null),
+  limitForOffset: S.param(-1),
+  existsSubquery: (sub) => S.withOrderAndLimit(sub, [], S.literal(1), undefined),
+  // json_group_array is '[]' over no rows, and JSON is text already.
+  jsonAggOrEmpty: (agg) => agg,
+  jsonText: (n) => n,
+  jsonNullElement: (n) => n,
+  // No LATERAL: the table-valued function `json_each(json_array(<value>))`, whose argument may
+  // read the items before it; its `value` column is the value with its SQL type.
+  sharedItem: (value, alias) => S.aliased(S.fn('json_each', [S.fn('json_array', [value])]), alias),
+  sharedColumn: 'value',
+  // SQLite's division by zero is already NULL.
+  intDiv: (x, y) => S.binary(S.cast(x, 'real'), '/', y),
+  mod: (x, y) => S.binary(x, '%', y),
+  asciiCase: (op, x) => S.fn(op, [x]),
+  // SQLite's LIKE ignores ASCII case; GLOB does not.
+  likeConst: (x, pattern) => S.fn('glob', [S.param(likeToGlob(pattern)), x]),
+  decimalColumnType: () => undefined,
+  textRejectsNul: false,
 }
 
 const postgres: DialectHooks = {
@@ -262,7 +320,8 @@ const postgres: DialectHooks = {
   jsonAsText: false,
   nullSafeEq: 'is not distinct from',
   filteredAggregate: 'filter',
-  lateral: 'lateral',
+  lateralItem: (sub) => S.lateral(sub),
+  lateralColumn: (alias, col) => S.col(alias, col),
   columnToDb(kind, v) {
     if (v === null) return null
     // JSON as text (node-postgres would turn a JS array into a PostgreSQL array).
@@ -310,6 +369,57 @@ const postgres: DialectHooks = {
     const loneEscape = S.binary(S.fn('right', [S.fn('replace', [p, S.cast(S.param('\\\\'), 'text'), S.cast(S.param(''), 'text')]), num(1)]), '=', S.cast(S.param('\\'), 'text'))
     return S.caseOf([[loneEscape, S.cast(S.literal(null), 'boolean')]], S.binary(x, 'like', p))
   },
+
+  typedNull(kind) {
+    const cast = PG_TYPES[kind]
+    return cast === undefined ? S.literal(null) : S.cast(S.literal(null), cast as 'bigint')
+  },
+  limitForOffset: undefined,
+  existsSubquery: (sub) => sub,
+  jsonAggOrEmpty: (agg) => S.fn('coalesce', [agg, S.fn('json_build_array', [])]),
+  jsonText: (n) => S.cast(n, 'text'),
+  jsonNullElement: (n) => S.cast(n, 'text'),
+  // `offset 0` keeps the planner from pulling the subquery up and copying the value to each use.
+  sharedItem: (value, alias) => S.aliased(S.lateral(S.withOrderAndLimit(S.select({ from: [], selections: [{ expr: value, alias: 'v' }], where: [] }), [], undefined, S.literal(0))), alias),
+  sharedColumn: 'v',
+  intDiv: (x, y) => S.binary(S.cast(x, 'double precision'), '/', S.fn('nullif', [y, S.literal(0)])),
+  mod: (x, y) => S.binary(x, '%', S.fn('nullif', [y, S.literal(0)])),
+  asciiCase: (op, x) =>
+    op === 'lower'
+      ? S.fn('translate', [x, S.literal('ABCDEFGHIJKLMNOPQRSTUVWXYZ'), S.literal('abcdefghijklmnopqrstuvwxyz')])
+      : S.fn('translate', [x, S.literal('abcdefghijklmnopqrstuvwxyz'), S.literal('ABCDEFGHIJKLMNOPQRSTUVWXYZ')]),
+  likeConst: (x, pattern) => S.binary(x, 'like', S.cast(S.param(pattern), 'text')),
+  decimalColumnType: (precision, scale) => `numeric(${precision}, ${scale})`,
+  textRejectsNul: true,
+}
+
+/** Whether a LIKE pattern ends with an escape character that escapes nothing. */
+export function endsWithLoneEscape(pattern: string): boolean {
+  let escaped = false
+  for (const ch of pattern) escaped = !escaped && ch === '\\'
+  return escaped
+}
+
+function checkLikePattern(pattern: string): void {
+  if (endsWithLoneEscape(pattern)) throw new LineageQueryError('type', `Q.like: the pattern ${JSON.stringify(pattern)} ends with an escape character (\\); escape it as \\\\ to match a backslash`, { pattern })
+}
+
+/** Translate a LIKE pattern (`%`, `_`, `\` escape) to SQLite's case-sensitive GLOB. */
+function likeToGlob(pattern: string): string {
+  checkLikePattern(pattern)
+  let out = ''
+  let escaped = false
+  for (const ch of pattern) {
+    if (escaped) {
+      out += ch === '*' || ch === '?' || ch === '[' ? `[${ch}]` : ch
+      escaped = false
+    } else if (ch === '\\') escaped = true
+    else if (ch === '%') out += '*'
+    else if (ch === '_') out += '?'
+    else if (ch === '*' || ch === '?' || ch === '[') out += `[${ch}]`
+    else out += ch
+  }
+  return out
 }
 
 export const dialects: Readonly<Record<Dialect, DialectHooks>> = { sqlite, postgres }

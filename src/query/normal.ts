@@ -28,6 +28,12 @@ export interface GroupSpec {
   readonly keys: readonly (readonly NExpr[])[]
   /** The aggregates over each group, column `a<i>` for `aggs[i]` (rule `agg-of-group`). */
   readonly aggs: readonly GroupAgg[]
+  /**
+   * Set when there are no keys and all the source's rows are one group even when there are none
+   * (SQL without GROUP BY: one row, `sum` NULL and `count` 0 over no rows). Rule
+   * `one-scan-aggregates` (`share-scans.ts`).
+   */
+  readonly whole?: true
 }
 
 /**
@@ -175,6 +181,27 @@ export function constType(value: Constant): SType {
 
 export const constant = (value: Constant): NExpr => ({ k: 'const', value, type: constType(value) })
 
+/**
+ * Structural equality of scalar expressions: the same columns, constants (value and type) and
+ * operators. Subqueries and shared values are equal only to themselves.
+ */
+export function sameExpr(a: NExpr, b: NExpr): boolean {
+  if (a === b) return true
+  switch (a.k) {
+    case 'col':
+      return b.k === 'col' && a.alias === b.alias && a.col.name === b.col.name
+    case 'const':
+      return b.k === 'const' && a.value === b.value && a.type.kind === b.type.kind && a.type.scale === b.type.scale
+    case 'op':
+      return b.k === 'op' && a.op === b.op && a.args.length === b.args.length && a.args.every((x, i) => sameExpr(x, b.args[i]!))
+    case 'exists':
+    case 'agg':
+    case 'shared':
+    case 'witness':
+      return false
+  }
+}
+
 // ---------------------------------------------------------------- alias renaming
 
 /** Rename generator aliases (`map`: old -> new) throughout a value, nested queries included. */
@@ -264,6 +291,7 @@ export function renameGen(g: Gen, map: ReadonlyMap<string, string>): Gen {
       source: s.source.map((b) => renameBranch(b, map)),
       keys: s.keys.map((ks) => ks.map((k) => renameExpr(k, map))),
       aggs: s.aggs.map((a) => ({ ...a, parts: a.parts.map((p) => ({ ...p, arg: p.arg === undefined ? undefined : renameValue(p.arg, map), filter: p.filter.map((f) => renameExpr(f, map)) })) })),
+      ...(s.whole === undefined ? {} : { whole: s.whole }),
     },
   }
 }

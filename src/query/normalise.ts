@@ -26,6 +26,13 @@
  * - `distinct`: `distinct(M) ~> for g in groupBy(M, x => x). yield g.key`;
  * - `lineage-of-group`: the lineage of a group's rows (`linGroup`) becomes a column of G: one
  *   JSON array of the rows' key entries (see `src/lineage/rewrite.ts`).
+ * - `same-aggregate`: an aggregate a group already computes is that column (`addAgg`).
+ * - `fold-dates`: date arithmetic on constants is a date constant (`foldDate`).
+ * - `one-scan-aggregates` (`share-scans.ts`, after the rest): aggregates a generator-less
+ *   top-level branch computes over the same rows become the columns of one aggregate scan.
+ * - `or-factor` (`factor-or.ts`): in a `Q.where` condition, conjuncts common to every branch of
+ *   a disjunction are taken out of it, and each generator's share of the branches is added as an
+ *   implied filter, so a join or a selective filter written inside each branch is seen as one.
  * Every query whose result type is flat therefore becomes one union of branches, one SQL
  * statement. Type errors and unknown columns are reported here, where the input is still
  * recognisable.
@@ -42,6 +49,7 @@ import {
   isScalar,
   mentionsAlias,
   renameBranch,
+  sameExpr,
   renameValue,
   type Branch,
   type Gen,
@@ -60,8 +68,10 @@ import {
 import { plan } from './layout.js'
 import { columnOf, unify, type ColumnDef, type SType, type TableDef } from './schema.js'
 import { aggType, caseValues, opType } from './typing.js'
-import { fixScale, isDateString, scaleOf, Timestamp } from './codecs.js'
-import { endsWithLoneEscape } from './lower/scalar.js'
+import { addToDate, fixScale, isDateString, scaleOf, Timestamp } from './codecs.js'
+import { endsWithLoneEscape } from './dialect.js'
+import { factorOr } from './factor-or.js'
+import { shareScans } from './share-scans.js'
 
 type Env = ReadonlyMap<number, NValue>
 
@@ -131,8 +141,10 @@ class Normaliser {
       case 'linGroup':
         return this.linGroup(e, env)
       case 'where': {
-        const cond = this.scalar(e.cond, env, 'the condition of Q.where')
-        requireBoolean(cond, 'Q.where')
+        const written = this.scalar(e.cond, env, 'the condition of Q.where')
+        requireBoolean(written, 'Q.where')
+        // rule `or-factor` (factor-or.ts): what every branch of a disjunction requires, outside it
+        const cond = factorOr(written)
         const body = this.query(e.body, env, 'Q.where')
         if (cond.k === 'const') return { k: 'coll', q: cond.value === true ? body : { branches: [] } }
         // `where c. limit(q)`: c does not mention q's generators, so it may join each branch's
@@ -538,9 +550,18 @@ class Normaliser {
     }
   }
 
-  /** Add an aggregate to a group being built; its column as an expression. */
+  /**
+   * Add an aggregate to a group being built; its column as an expression. Rule `same-aggregate`:
+   * an aggregate equal to one the group already computes (same function, arguments and filters)
+   * is that column (TPC-H Q11 compares and yields the same `sum`: computed once, as in its HAVING).
+   */
   addAgg(c: Collected, agg: GroupAgg): NExpr {
     const { build } = c
+    const same = build.aggs.findIndex((a) => sameAgg(a, agg))
+    if (same >= 0) {
+      const col = build.columns.find((x) => x.name === `a${same}`)
+      if (col !== undefined) return { k: 'col', alias: build.alias, table: build.table, col, type: col.type }
+    }
     const col: ColumnDef = { name: `a${build.aggs.length}`, codec: NO_CODEC, type: agg.type }
     build.aggs.push(agg)
     build.columns.push(col)
@@ -644,6 +665,8 @@ class Normaliser {
     if (e.op === 'or' && args.length === 0) return constant(false)
     if ((e.op === 'and' || e.op === 'or') && args.length === 1) return args[0]!
     if (e.op === 'in' && args.length === 1) return constant(false)
+    const folded = foldDate(e.op, args)
+    if (folded !== undefined) return folded
     return { k: 'op', op: e.op, args, type }
   }
 }
@@ -740,6 +763,17 @@ function readsSharedInGroup(q: NQuery): boolean {
     return false
   }
   return inGroups(q)
+}
+
+/** Whether two aggregates of a group compute the same value (scalar arguments and filters structurally equal). */
+function sameAgg(a: GroupAgg, b: GroupAgg): boolean {
+  if (a.fn !== b.fn || a.distinct !== b.distinct || a.fn === 'json' || a.fn === 'lineage' || a.parts.length !== b.parts.length) return false
+  return a.parts.every((p, i) => {
+    const q = b.parts[i]!
+    if (p.branch !== q.branch || p.filter.length !== q.filter.length || !p.filter.every((f, j) => sameExpr(f, q.filter[j]!))) return false
+    if (p.arg === undefined || q.arg === undefined) return p.arg === q.arg
+    return isScalar(p.arg) && isScalar(q.arg) && sameExpr(p.arg, q.arg)
+  })
 }
 
 /** Whether evaluating `e` runs a subquery (an aggregate or exists), outside shared values. */
@@ -843,6 +877,20 @@ function linInfo(entries: readonly LinEntry[]): GroupedLinBranch {
   }))
 }
 
+/**
+ * Rule `fold-dates`: date arithmetic on constants is a date constant, computed here by the rule
+ * the SQL would apply (`addToDate`), so `l_shipdate < addMonths(date '1995-09-01', 1)` compares
+ * with the constant `'1995-10-01'` as the official TPC-H text does (a plain comparison the
+ * planner estimates and SQLite does not recompute per row). Left to SQL outside years 0001-9999.
+ */
+function foldDate(op: ast.ScalarOp, args: readonly NExpr[]): NExpr | undefined {
+  if (op !== 'addDays' && op !== 'addMonths' && op !== 'addYears') return undefined
+  const [d, n] = args
+  if (d?.k !== 'const' || d.type.kind !== 'date' || typeof d.value !== 'string' || n?.k !== 'const' || typeof n.value !== 'number') return undefined
+  const out = addToDate(d.value, op === 'addDays' ? 'day' : op === 'addMonths' ? 'month' : 'year', n.value)
+  return out === undefined ? undefined : typedConst(out, 'date')
+}
+
 /** A constant written as a date, timestamp, decimal or JSON (its value is its text). */
 function typedConst(value: ast.Constant, as: NonNullable<ast.ConstExpr['as']>): NExpr {
   if (typeof value !== 'string') throw new LineageQueryError('compile', `internal: a ${as} constant must be text, got ${typeof value}`)
@@ -936,5 +984,7 @@ export function normalise(e: ast.Expr): NTop {
     limit: o?.limit,
     offset: o?.offset ?? 0,
   }
-  return n.ctes.length === 0 ? top : { ...top, ctes: n.ctes }
+  // rule `one-scan-aggregates` (share-scans.ts)
+  const shared = shareScans(top)
+  return n.ctes.length === 0 ? shared : { ...shared, ctes: n.ctes }
 }

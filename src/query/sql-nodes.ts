@@ -87,6 +87,8 @@ export const valueList = (items: readonly Node[]): Node => ({ kind: 'ValueListNo
 export function and(items: readonly Node[]): Node {
   return parens(items.reduce((l, r) => ({ kind: 'AndNode', left: l, right: r }) as AndNode))
 }
+/** `x between lo and hi` (parenthesised). */
+export const between = (x: Node, lo: Node, hi: Node): Node => binary(x, 'between', { kind: 'AndNode', left: lo, right: hi } as AndNode)
 /** `a or b or ...` (parenthesised as a whole). */
 export function or(items: readonly Node[]): Node {
   return parens(items.reduce((l, r) => ({ kind: 'OrNode', left: l, right: r }) as OrNode))

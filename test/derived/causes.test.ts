@@ -122,3 +122,25 @@ describe('recordedCauses, rowStatus and stored states', () => {
     expect(makesStale({ table: 'mid', key: 1, state: 'failed', causes: [] })).toBe(false)
   })
 })
+
+describe('stored errors and statuses, edge cases', () => {
+  it('a stored error or timeout without a message has an empty message; without a stored error, an empty error', () => {
+    expect(errorCause('out', meta({ lq_state: 'failed', lq_error: JSON.stringify({ timeoutMs: 50 }) }))).toEqual({ kind: 'timeout', table: 'out', key: 1, message: '', timeoutMs: 50 })
+    expect(errorCause('out', meta({ lq_state: 'failed', lq_error: '{}' }))).toEqual({ kind: 'error', table: 'out', key: 1, message: '' })
+    expect(errorCause('out', meta({ lq_state: 'failed', lq_error: null }))).toEqual({ kind: 'error', table: 'out', key: 1, message: '' })
+  })
+  it('a blocked row whose stored upstream is incomplete names what it has: no table is empty, no key is null', () => {
+    expect(blockedCause(meta({ lq_state: 'blocked', lq_error: '{}' }))).toEqual({ kind: 'upstream-failed', table: '', key: null })
+    expect(blockedCause(meta({ lq_state: 'blocked', lq_error: null }))).toEqual({ kind: 'upstream-failed', table: '', key: null })
+    expect(blockedCause(meta({ lq_state: 'blocked', lq_error: JSON.stringify({ table: 'mid', key: '[["a",1],["b","x"]]' }) }))).toEqual({ kind: 'upstream-failed', table: 'mid', key: [{ table: 'a', key: 1 }, { table: 'b', key: 'x' }] })
+  })
+  it('a missing row keeps the causes it was given; a blocked row reports its upstream', () => {
+    const missing = [{ kind: 'missing' as const, table: 'out', key: 1 }]
+    expect(rowStatus('out', '1', undefined, missing)).toEqual({ table: 'out', key: 1, state: 'missing', causes: missing })
+    expect(rowStatus('out', '1', meta({ lq_state: 'blocked', lq_error: JSON.stringify({ table: 'mid', key: '7' }) }), [])).toEqual({ table: 'out', key: 1, state: 'blocked', causes: [{ kind: 'upstream-failed', table: 'mid', key: 7 }] })
+  })
+  it('a missing upstream row without any cause listed still makes its readers stale', () => {
+    expect(makesStale({ table: 'mid', key: 1, state: 'missing', causes: [] })).toBe(true)
+    expect(makesStale({ table: 'mid', key: 1, state: 'missing', causes: [{ kind: 'missing', table: 'mid', key: 1 }, { kind: 'no-input', table: 'mid', key: 1 }] })).toBe(false)
+  })
+})

@@ -5,7 +5,9 @@
  */
 import * as t from 'io-ts'
 import { sql, type Kysely, type KyselyPlugin } from 'kysely'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, test } from 'vitest'
+import type * as ast from '../../src/query/ast.js'
+import type { Constant } from '../../src/query/ast.js'
 import { AST, createTable, openStore, Q, run, table } from '../../src/index.js'
 import { Query } from '../../src/query/dsl.js'
 import { readsOf, restrict } from '../../src/derived/delta.js'
@@ -45,6 +47,83 @@ describe('readsOf / restrict', () => {
     } finally {
       await tdb.close()
     }
+  })
+})
+
+describe('readsOf / restrict on the comprehension AST', () => {
+  const quiet = table('quiet', { id: t.Int, v: t.Int }, { lineage: false })
+  const ids = (keys: readonly (readonly Constant[])[]) => keys
+
+  test('a table read at the top but declared { lineage: false } is opaque, not a generator site', () => {
+    const q = Q.for(quiet, (x) => Q.for(d, (y) => Q.where(Q.eq(x.id, y.id), Q.yield(y.v))))
+    expect(readsOf(q[AST])).toEqual({ sites: new Map([['d', 1]]), opaque: new Set(['quiet']), limited: false })
+  })
+
+  test('a table read in an order key, a values list, a let or a grouped query is opaque; orderBy keeps the sites of its query', () => {
+    const ordered = Q.orderBy(Q.for(d, (x) => Q.yield({ v: x.v })), (r) => [Q.count(Q.for(e, (y) => Q.where(Q.eq(y.w, r.v), Q.yield(y.id))))])
+    expect(readsOf(ordered[AST])).toEqual({ sites: new Map([['d', 1]]), opaque: new Set(['e']), limited: false })
+    const grouped = Q.for(Q.groupBy(d, (x) => x.v), (g) => Q.yield({ v: g.key }))
+    expect(readsOf(grouped[AST])).toEqual({ sites: new Map(), opaque: new Set(['d']), limited: false })
+    const distinct = Q.distinct(Q.for(d, (x) => Q.yield(x.v)))
+    expect(readsOf(distinct[AST])).toEqual({ sites: new Map(), opaque: new Set(['d']), limited: false })
+    const limitedInside = Q.for(d, (x) => Q.yield({ v: x.v, top: Q.limit(Q.for(e, (y) => Q.yield(y.w)), 1) }))
+    expect(readsOf(limitedInside[AST])).toEqual({ sites: new Map([['d', 1]]), opaque: new Set(['e']), limited: true })
+    expect(readsOf(Q.values([1, 2])[AST])).toEqual({ sites: new Map(), opaque: new Set(), limited: false })
+  })
+
+  test('restrict touches only the sites it is asked to, numbering each table\'s sites in order; others stay the same node', () => {
+    const q = Q.union(
+      Q.for(d, (x) => Q.where(Q.gt(x.v, 0), Q.for(d, (y) => Q.yield({ a: x.id, b: y.id })))),
+      Q.orderBy(Q.for(d, (z) => Q.yield({ a: z.id, b: z.v })), (r) => [r.a]),
+    )
+    const asked: [string, number][] = []
+    const out = restrict(q[AST], (tbl, site) => {
+      asked.push([tbl.name, site])
+      return site === 2 ? ids([[7]]) : undefined
+    })
+    expect(asked).toEqual([['d', 0], ['d', 1], ['d', 2]])
+    const [first, second] = (out as ast.UnionExpr).parts as [ast.ForExpr, ast.OrderExpr]
+    const [first0, second0] = (q[AST] as ast.UnionExpr).parts as [ast.ForExpr, ast.OrderExpr]
+    expect(first.source).toBe(first0.source)
+    expect(((first.body as ast.WhereExpr).body as ast.ForExpr).source).toBe(((first0.body as ast.WhereExpr).body as ast.ForExpr).source)
+    expect(second.keys).toBe(second0.keys)
+    const site2 = (second.query as ast.ForExpr).source as ast.ForExpr
+    expect(site2.kind).toBe('for')
+    expect(site2.source).toBe((second0.query as ast.ForExpr).source)
+    expect(site2.body).toMatchObject({ kind: 'where', cond: { kind: 'op', op: 'in', args: [{ kind: 'field', target: { kind: 'var', v: site2.v }, name: 'id' }, { kind: 'const', value: 7 }] }, body: { kind: 'yield', value: { kind: 'var', v: site2.v } } })
+  })
+
+  test('a { lineage: false } table, a yield or a limit is left as it is, and is not counted as a site', () => {
+    const q = Q.for(quiet, (x) => Q.for(d, (y) => Q.where(Q.eq(x.id, y.id), Q.yield({ v: y.v, es: Q.for(e, (w) => Q.yield(w.w)) }))))
+    const asked: string[] = []
+    const out = restrict(q[AST], (tbl, site) => {
+      asked.push(`${tbl.name}#${site}`)
+      return [[1]]
+    }) as ast.ForExpr
+    expect(asked).toEqual(['d#0'])
+    expect(out.source).toBe((q[AST] as ast.ForExpr).source)
+    const limited = Q.limit(Q.for(d, (x) => Q.yield(x.v)), 2)
+    expect(restrict(limited[AST], () => [[1]])).toBe(limited[AST])
+  })
+
+  test('a composite key restricts by an or of and-ed equalities, one per key tuple', () => {
+    const out = restrict(Q.for(pair, (p) => Q.yield(p.n))[AST], () => [[1, 'y'], [2, 'x']]) as ast.ForExpr
+    const inner = out.source as ast.ForExpr
+    const col = (c: string) => ({ kind: 'field', target: { kind: 'var', v: inner.v }, name: c })
+    const lit = (value: Constant) => ({ kind: 'const', value })
+    expect((inner.body as ast.WhereExpr).cond).toEqual({
+      kind: 'op',
+      op: 'or',
+      args: [
+        { kind: 'op', op: 'and', args: [{ kind: 'op', op: 'eq', args: [col('a'), lit(1)] }, { kind: 'op', op: 'eq', args: [col('b'), lit('y')] }] },
+        { kind: 'op', op: 'and', args: [{ kind: 'op', op: 'eq', args: [col('a'), lit(2)] }, { kind: 'op', op: 'eq', args: [col('b'), lit('x')] }] },
+      ],
+    })
+  })
+
+  test('restricting a table without a key is an internal error naming it', () => {
+    const node = { kind: 'table', table: { name: 'keyless', lineage: true, key: undefined } } as unknown as ast.Expr
+    expect(() => restrict(node, () => [[1]])).toThrow('internal: restricting table keyless, which has no key')
   })
 })
 

@@ -15,7 +15,9 @@ import { describe, expect, it } from 'vitest'
 import { createTable, insertRows } from '../../src/query/ddl.js'
 import { table } from '../../src/query/dsl.js'
 import { buildGraph, openStore } from '../../src/derived/index.js'
-import { mermaidLabel } from '../../src/derived/graph.js'
+import { dotOf, mermaidLabel, mermaidOf } from '../../src/derived/graph.js'
+import type { GraphNode } from '../../src/derived/types.js'
+import { LineageQueryError } from '../../src/errors.js'
 import { eachDialect } from '../support/db.js'
 
 /** Keywords of Mermaid's flowchart grammar that cannot be bare node ids. */
@@ -78,6 +80,81 @@ describe('graph drawings (pure)', () => {
     const g = buildGraph({ roots: ['end'], derived: [{ name: 'graph', reads: ['end'] }] })
     expect(g.dot).toContain('"end" [shape=cylinder];')
     expect(g.dot).toContain('"end" -> "graph";')
+  })
+})
+
+describe('buildGraph (pure)', () => {
+  function schemaError(f: () => unknown): LineageQueryError {
+    try {
+      f()
+    } catch (e) {
+      if (e instanceof LineageQueryError) return e
+      throw e
+    }
+    throw new Error('expected a LineageQueryError')
+  }
+
+  it('lists roots then derived tables as nodes, and one edge per distinct table read', () => {
+    const g = buildGraph({ roots: ['r', 's'], derived: [{ name: 'a', reads: ['r', 'r', 's'] }, { name: 'b', reads: ['a'] }] })
+    expect(g.nodes).toEqual([{ name: 'r', kind: 'root' }, { name: 's', kind: 'root' }, { name: 'a', kind: 'derived' }, { name: 'b', kind: 'derived' }])
+    expect(g.edges).toEqual([{ from: 'r', to: 'a' }, { from: 's', to: 'a' }, { from: 'a', to: 'b' }])
+    expect(g.order).toEqual(['r', 's', 'a', 'b'])
+  })
+
+  it('a table read but never declared is a schema error naming both tables and the known ones', () => {
+    const e = schemaError(() => buildGraph({ roots: ['r'], derived: [{ name: 'a', reads: ['r', 'nope'] }] }))
+    expect(e.code).toBe('schema')
+    expect(e.message).toBe('derived table `a` reads `nope`, which is neither a tracked root table nor a derived table; known tables: r, a')
+    expect(e.details).toEqual({ table: 'a', reads: 'nope' })
+    expect(schemaError(() => buildGraph({ roots: [], derived: [{ name: 'a', reads: ['x'] }] })).message).toBe(
+      'derived table `a` reads `x`, which is neither a tracked root table nor a derived table; known tables: a',
+    )
+  })
+
+  it('a cycle is a schema error that lists it, first table repeated at the end', () => {
+    const e = schemaError(() => buildGraph({ roots: ['r'], derived: [{ name: 'a', reads: ['r', 'c'] }, { name: 'b', reads: ['a'] }, { name: 'c', reads: ['b'] }] }))
+    expect(e.code).toBe('schema')
+    expect(e.message).toBe('derived tables form a cycle: a -> c -> b -> a; a derived table cannot (transitively) read itself')
+    expect(e.details).toEqual({ cycle: ['a', 'c', 'b', 'a'] })
+    // A table that reads into a cycle without being on it is not named in the cycle.
+    const tail = schemaError(() => buildGraph({ roots: ['r'], derived: [{ name: 'a', reads: ['b'] }, { name: 'b', reads: ['c'] }, { name: 'c', reads: ['b', 'r'] }] }))
+    expect(tail.details).toEqual({ cycle: ['b', 'c', 'b'] })
+    const self = schemaError(() => buildGraph({ roots: [], derived: [{ name: 'x', reads: ['x'] }] }))
+    expect(self.details).toEqual({ cycle: ['x', 'x'] })
+    // A path that reaches a table twice without a cycle (a diamond) is not one.
+    const diamond = buildGraph({ roots: ['r'], derived: [{ name: 'd', reads: ['b', 'c'] }, { name: 'b', reads: ['a'] }, { name: 'c', reads: ['a'] }, { name: 'a', reads: ['r'] }] })
+    expect(diamond.order).toEqual(['r', 'a', 'b', 'c', 'd'])
+  })
+
+  it('draws the whole graph: Mermaid with cylinders for roots, DOT with a label only where it differs from the name', () => {
+    const g = buildGraph({ roots: ['src'], derived: [{ name: 'my-ast', reads: ['src'] }] })
+    expect(g.mermaid).toBe(['flowchart LR', '  t0_src[("src")]', '  t1_my_ast["my-ast"]', '  t0_src --> t1_my_ast'].join('\n'))
+    expect(g.dot).toBe(['digraph lineage {', '  rankdir=LR;', '  "src" [shape=cylinder];', '  "my-ast" [shape=box];', '  "src" -> "my-ast";', '}'].join('\n'))
+    const label = (n: GraphNode) => (n.kind === 'root' ? `${n.name} (3 rows)` : n.name)
+    expect(mermaidOf(g.nodes, g.edges, label)).toBe(['flowchart LR', '  t0_src[("src (3 rows)")]', '  t1_my_ast["my-ast"]', '  t0_src --> t1_my_ast'].join('\n'))
+    expect(dotOf(g.nodes, g.edges, label)).toBe(['digraph lineage {', '  rankdir=LR;', '  "src" [shape=cylinder, label="src (3 rows)"];', '  "my-ast" [shape=box];', '  "src" -> "my-ast";', '}'].join('\n'))
+  })
+
+  it('DOT escapes backslashes, quotes and line breaks; Mermaid writes CRLF as <br> too', () => {
+    const nodes: GraphNode[] = [{ name: 'a\\b"c', kind: 'root' }, { name: 'd', kind: 'derived' }]
+    const out = dotOf(nodes, [{ from: 'a\\b"c', to: 'd' }], (n) => (n.kind === 'root' ? 'x\ny\r\nz' : n.name))
+    expect(out).toContain('  "a\\\\b\\"c" [shape=cylinder, label="x\\ny\\nz"];')
+    expect(out).toContain('  "a\\\\b\\"c" -> "d";')
+    expect(mermaidLabel('x\r\ny\nz')).toBe('x<br>y<br>z')
+    expect(mermaidLabel('##""')).toBe('#35;#35;#quot;#quot;')
+  })
+
+  it('a drawing with an edge to a table that is not a node is a schema error naming it', () => {
+    let e: unknown
+    try {
+      mermaidOf([{ name: 'a', kind: 'root' }], [{ from: 'a', to: 'ghost' }])
+    } catch (x) {
+      e = x
+    }
+    expect(e).toBeInstanceOf(LineageQueryError)
+    expect((e as LineageQueryError).code).toBe('schema')
+    expect((e as LineageQueryError).message).toBe('graph edge names `ghost`, which is not a node')
+    expect((e as LineageQueryError).details).toEqual({ table: 'ghost' })
   })
 })
 

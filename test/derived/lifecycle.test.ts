@@ -345,6 +345,30 @@ for (const dialect of dialectNames) {
       expect(await store.affected(src, 99)).toEqual(expect.not.arrayContaining([expect.objectContaining({ table: 'out' })]))
     })
 
+    it('affected(root, key) reads its first hop (the root row, its one-table and comprehension readers, their edges and watermarks) in one statement', async () => {
+      let statements = 0
+      const db = tdb.db.withPlugin({
+        transformQuery: (a) => a.node,
+        transformResult: async (a) => {
+          statements++
+          return a.result
+        },
+      })
+      await createSrc(db, [{ id: 1, text: 'a' }, { id: 2, text: 'bb' }])
+      const store = await openStore(db)
+      await store.track(src)
+      store.derive({ name: 'out', from: src, output: { s: t.string }, fn: (r) => ({ s: r.text.toUpperCase() }) })
+      store.derive({ name: 'pick', from: Q.for(src, (r) => Q.where(Q.ne(r.text, 'x'), Q.yield({ text: r.text }))), output: { s: t.string }, fn: (r) => ({ s: r.text }) })
+      await store.refresh()
+      statements = 0
+      const rows = await store.affected(src, 2)
+      expect(rows.map((r) => `${r.table}:${JSON.stringify(r.key)}`).sort()).toEqual(['out:2', 'pick:2'])
+      expect(statements).toBe(1)
+      // A row written since the last refresh: the comprehension is evaluated for it as well.
+      await insertRows(db, src, [{ id: 3, text: 'ccc' }])
+      expect((await store.affected(src, 3)).map((r) => `${r.table}:${JSON.stringify(r.key)}`).sort()).toEqual(['out:3', 'pick:3'])
+    })
+
     it('the deleted-input look-up probes the revision table by key whatever its statistics say (EXPLAIN)', async () => {
       const db = tdb.db
       await createSrc(db, [])

@@ -4,7 +4,7 @@
  */
 import * as t from 'io-ts'
 import { expect, test } from 'vitest'
-import { AST, createTable, insertRows, lineage, Q, run, table, type AnyQuery } from '../../src/index.js'
+import { AST, createTable, DateString, insertRows, lineage, Q, run, table, type AnyQuery } from '../../src/index.js'
 import { evaluate, evaluateLineage } from '../oracle/evaluate.js'
 import { compareBags } from '../support/bags.js'
 import { eachDialect, type TestDb } from '../support/db.js'
@@ -32,6 +32,21 @@ async function runIn(tdb: TestDb, tables: readonly AnyTable[], data: Record<stri
 }
 
 eachDialect('lineage regressions', (get) => {
+  test('a group\'s nested collection of NULLs from a table without lineage, under lineage(q) (FC_SEED=1340065448 FC_PATH=444, was PostgreSQL: "could not determine polymorphic type")', async () => {
+    const t_v = table('t_v', { id: t.Int, b: t.boolean, d: DateString }, { lineage: false })
+    const data = { t_v: [{ id: 2, b: false, d: '1956-01-19' }, { id: -1, b: true, d: '2024-01-01' }, { id: 1, b: true, d: '2024-01-01' }] }
+    const qs = [
+      Q.for(Q.groupBy(t_v, (x) => ({ inner: Q.coalesce(x.d, x.d) })), (g) => Q.yield({ key: g.key, s: { n: Q.yield(1.5), k: g }, value: Q.for(g.group, (x) => Q.where(x.b, Q.yield(null))) })),
+      Q.for(t_v, (x) => Q.yield({ id: x.id, nulls: Q.for(t_v, (y) => Q.where(y.b, Q.yield(null))), sorted: Q.orderBy(Q.for(t_v, () => Q.yield(null)), (r) => r) })),
+    ] as AnyQuery[]
+    for (const q of qs) {
+      const [plain, annotated] = await runIn(get(), [t_v], data, [q, lineage(q)])
+      expect(compareBags(plain!, evaluate(q[AST], data)).ok).toBe(true)
+      const r = compareBags(annotated!, evaluateLineage(q[AST], data))
+      expect(r.ok, r.ok ? '' : r.message).toBe(true)
+    }
+  })
+
   test('orderBy over an already ordered nested collection sorts by the new keys, then the old (FC_SEED=1544283736 FC_PATH=68)', async () => {
     const t_mbh = table('t_mbh', { id: t.Int, c_l1i9: t.boolean, c_gw78: t.string, c_otz: t.number }, { key: ['id', 'c_gw78'] })
     const data = {

@@ -2,7 +2,7 @@
 // consumer project's folder): the config module test/cli/fixture.config.mjs, copied into the
 // consumer so that it imports the installed 'lineage-query', against a SQLite file and a
 // PostgreSQL schema (LQ_PG_URL, default postgres://postgres@127.0.0.1:5432/test).
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { copyFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -79,6 +79,34 @@ for (const dialect of ['sqlite', 'postgres']) {
     cleanup()
   }
 }
+// `explore` from the tarball: the server starts and serves the page, its script (copied into
+// dist/ by the build) and the JSON of the tables; Ctrl-C (SIGINT) stops it with exit 0.
+{
+  const env = { ...process.env, LQ_CLI_SQLITE: join(consumer, 'cli.db') }
+  delete env.LQ_CLI_LIB
+  const child = spawn(bin, ['explore', '--port', '0'], { cwd: consumer, env })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (c) => (out += c))
+  child.stderr.on('data', (c) => (err += c))
+  const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)))
+  let url
+  for (let i = 0; i < 300 && url === undefined && child.exitCode === null; i++) {
+    await new Promise((r) => setTimeout(r, 100))
+    url = /http:\/\/\S+/.exec(out)?.[0]
+  }
+  try {
+    const page = url && (await (await fetch(url)).text())
+    const script = url && (await fetch(new URL('app.js', url)))
+    const tables = url && (await (await fetch(new URL('api/tables', url))).json())
+    check('[sqlite] explore serves the page, its script and the tables', page?.includes('lineage-query explorer') && script?.ok && tables?.tables?.some((t) => t.name === 'doubled'), { out, err })
+  } finally {
+    child.kill('SIGINT')
+  }
+  const code = await exited
+  check('[sqlite] explore stops on Ctrl-C with exit 0', code === 0, { code, out, err })
+}
+
 if (failures > 0) {
   console.error(`${failures} command line check(s) failed`)
   process.exit(1)

@@ -4,7 +4,8 @@
  * COUNT(DISTINCT), SELECT DISTINCT, JSON aggregation in the same GROUP BY).
  */
 import { describe, expect, test } from 'vitest'
-import { compile, lineage, Q, type AnyQuery } from '../../src/index.js'
+import { AST, compile, lineage, Q, type AnyQuery } from '../../src/index.js'
+import { normalise } from '../../src/query/normalise.js'
 import { employees, tasks } from './fixtures.js'
 
 const sql = (q: AnyQuery) => {
@@ -25,6 +26,17 @@ describe('compile: grouping rules', () => {
       sqlite: "select \"e0\".\"dept\" as \"dept\", count(*) as \"n\" from \"employees\" as \"e0\" group by \"e0\".\"dept\"",
       postgres: "select \"e0\".\"dept\" as \"dept\", count(*) as \"n\" from \"employees\" as \"e0\" group by \"e0\".\"dept\"",
     })
+  })
+
+  test('same-aggregate: an aggregate written twice (in HAVING and in the yield) is computed once', () => {
+    const q = Q.for(byDept, (g) => Q.where(Q.gt(Q.sum(g.group, (e) => e.salary), 10), Q.yield({ dept: g.key, total: Q.sum(g.group, (e) => e.salary), top: Q.max(g.group, (e) => e.salary) })))
+    const aggsOf = (x: AnyQuery) => normalise(x[AST]).query.branches[0]!.gens[0]!.group!.aggs.map((a) => a.fn)
+    expect(aggsOf(q)).toEqual(['sum', 'max'])
+    // the inline GROUP BY names it where it is used (the database computes it once)
+    expect(sql(q).sqlite).toBe('select "e0"."dept" as "dept", sum("e0"."salary") as "total", max("e0"."salary") as "top" from "employees" as "e0" group by "e0"."dept" having (sum("e0"."salary") > ?)')
+    // different filters are different aggregates
+    const f = Q.for(byDept, (g) => Q.yield({ a: Q.sum(g.group, (e) => e.salary), b: Q.sum(Q.for(g.group, (e) => Q.where(Q.gt(e.salary, 5), Q.yield(e.salary)))) }))
+    expect(aggsOf(f)).toEqual(['sum', 'sum'])
   })
 
   test("agg-of-group: a condition on an aggregate of the group is HAVING", () => {

@@ -74,6 +74,14 @@ describe('Q.let: SQL', () => {
     }
   })
 
+  test('a grouped query value is a CTE that is the GROUP BY itself (no derived table inside it)', () => {
+    const perDept = Q.for(Q.groupBy(employees, (e) => e.dept), (g) => Q.yield({ dept: g.key, total: Q.sum(g.group, (e) => e.salary) }))
+    const top = Q.let(perDept, (ds) => Q.for(ds, (d) => Q.where(Q.eq(d.total, Q.max(ds, (x) => x.total)), Q.yield(d.dept))))
+    for (const d of ['sqlite', 'postgres'] as const) {
+      expect(sqlOf(top, d).startsWith('with "#q0" as (select "e0"."dept" as "c0", sum("e0"."salary") as "c1" from "employees" as "e0" group by "e0"."dept")')).toBe(true)
+    }
+  })
+
   test('the body must be a query', () => {
     const err = (() => { try { compile(Q.let(1, (x) => x as never), 'sqlite') } catch (e) { return e } })()
     expect(err).toBeInstanceOf(LineageQueryError)
@@ -132,6 +140,21 @@ eachDialect('Q.let', (get) => {
     const qs = [
       Q.for(Q.groupBy(employees, (e) => e.dept), (g) => Q.let(Q.max(Q.for(tasks, (t) => Q.yield(t.id))), (x) => Q.for(g.group, (e) => Q.yield({ d: g.key, x, n: e.name })))),
       Q.for(Q.groupBy(employees, (e) => e.dept), (g) => Q.let(Q.count(tasks), (x) => Q.yield({ d: g.key, m: Q.max(Q.for(g.group, (e) => Q.yield(Q.add(e.salary, x)))) }))),
+    ] as AnyQuery[]
+    for (const q of qs) {
+      expect(sortDeep(await run(get().db, q))).toEqual(sortDeep(evaluate(q[AST], data)))
+      expect(sortDeep(await run(get().db, lineage(q)))).toEqual(sortDeep(evaluateLineage(q[AST], data)))
+    }
+  })
+
+  test('a shared value a group source computes, read by the group\'s aggregates, is in scope or computed in place (FC_SEED=729739416 FC_PATH=19: "no such column #s1.value")', async () => {
+    const qs = [
+      // the let is the whole source of the group (a branch without generators)
+      Q.for(Q.groupBy(Q.let(Q.count(Q.yield(0)), (x) => Q.yield(x)), () => ({})), (g) => Q.yield({ k: Q.for(g.group, (r) => Q.yield(r)) })),
+      Q.for(Q.groupBy(Q.let(Q.count(tasks), (x) => Q.yield(x)), (x) => x), (g) => Q.yield({ k: g.key, s: Q.sum(Q.for(g.group, (r) => Q.yield(r))), n: Q.count(g.group) })),
+      // the source is a table with a correlated shared value per row, grouped by a column
+      Q.for(Q.groupBy(Q.for(employees, (e) => Q.let(Q.count(tasksOf(e)), (n) => Q.yield({ d: e.dept, n }))), (r) => r.d), (g) =>
+        Q.yield({ d: g.key, total: Q.sum(Q.for(g.group, (r) => Q.yield(r.n))), ns: Q.for(g.group, (r) => Q.yield(r.n)) })),
     ] as AnyQuery[]
     for (const q of qs) {
       expect(sortDeep(await run(get().db, q))).toEqual(sortDeep(evaluate(q[AST], data)))

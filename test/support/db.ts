@@ -9,6 +9,7 @@
  * - `CI=true` or `LQ_REQUIRE_PG=1`: the server is required; an unreachable server is an error
  *   (no silent fall-back to PGlite).
  * - `LQ_PG=pglite`: use PGlite even when a server is reachable; `LQ_PG=server`: require the server.
+ * - `LQ_DIALECTS=sqlite` (or `postgres`): run `eachDialect`/`dialectNames` tests on those only.
  */
 import Database from 'better-sqlite3'
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely'
@@ -27,7 +28,20 @@ export interface TestDb {
   close(): Promise<void>
 }
 
-export const dialectNames: readonly DialectName[] = Object.freeze(['sqlite', 'postgres'] as const)
+/**
+ * The dialects the tests run on: both, or those `LQ_DIALECTS` lists (`sqlite`, `postgres`,
+ * comma-separated). `npm run mutate` runs its tests on SQLite only: the code it mutates (the
+ * lineage rewrite, the pure phases of the derived engine) is the same for both dialects.
+ */
+export const dialectNames: readonly DialectName[] = Object.freeze(selectedDialects(process.env['LQ_DIALECTS']))
+
+function selectedDialects(v: string | undefined): DialectName[] {
+  const all: DialectName[] = ['sqlite', 'postgres']
+  if (v === undefined || v.trim() === '') return all
+  const names = v.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  for (const n of names) if (!(all as string[]).includes(n)) throw new Error(`LQ_DIALECTS names ${JSON.stringify(n)}; expected a comma-separated list of ${all.join(', ')}`)
+  return all.filter((d) => names.includes(d))
+}
 
 export const pgUrl: string = process.env['LQ_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
 

@@ -3,13 +3,12 @@
  * not, in dependency order, consistent with `stale()`.
  */
 import type { Constant } from '../../query/ast.js'
-import type { Derivation, Engine } from '../engine.js'
+import { assertNever, type Derivation, type Engine } from '../engine.js'
 import { evaluateQuery, keyTuple, readsFor, restrictSite, type LineageQuery } from '../evaluate.js'
 import { readersOf } from '../engine.js'
 import { addressValue } from '../keys.js'
-import { sourceFor } from '../revisions.js'
 import type { Watermark } from '../sql/dialect.js'
-import { changedAmong, edgeTargets, liveMetaKeys, metaRows, readWatermark, rootRowLive } from '../sql/reads.js'
+import { edgeTargets, liveMetaKeys, metaRows, rootFanOut } from '../sql/reads.js'
 import type { SourceRow } from '../types.js'
 
 /**
@@ -33,52 +32,59 @@ import type { SourceRow } from '../types.js'
  */
 export async function affectedRows(engine: Engine, rootName: string, rootKey: string): Promise<SourceRow[]> {
   const found = new Map<string, Set<string>>()
-  // One primary-key probe (a JSON key list would let PostgreSQL plan a hash join over the table).
-  const rootLive = await rootRowLive(engine.db, engine.d, rootName, rootKey)
+  // The first hop, from the root row to the tables that read its root, in one statement.
+  const first = await rootFanOut(engine.db, engine.d, rootName, rootKey, readersOf(engine, rootName).map((y) => ({ name: y.name, query: y.source.kind === 'query' })))
   const frontier = new Map<string, Set<string>>([[rootName, new Set([rootKey])]])
   // Keys of each table that exist, or would once computed (not necessarily stored).
-  const present = new Map<string, Set<string>>([[rootName, rootLive ? new Set([rootKey]) : new Set()]])
+  const present = new Map<string, Set<string>>([[rootName, first.live ? new Set([rootKey]) : new Set()]])
   let clock: Watermark | undefined
+  const clockNow = async () => (clock ??= await engine.d.readClock(engine.db))
   for (const name of engine.order) {
     const keys = frontier.get(name)
     if (keys === undefined || keys.size === 0) continue
+    const atRoot = name === rootName
     for (const y of readersOf(engine, name)) {
       const hit = frontier.get(y.name) ?? new Set<string>()
       const live = present.get(y.name) ?? new Set<string>()
+      const take = (k: string, alive: boolean) => {
+        hit.add(k)
+        if (alive) live.add(k)
+      }
+      // Rows stored now: the same address, or the lineage edges of a comprehension.
       if (y.source.kind !== 'query') {
-        for (const k of await liveMetaKeys(engine.db, engine.d, y.name, [...keys])) {
-          hit.add(k)
-          live.add(k)
-        }
+        const stored = atRoot ? (first.stored.has(y.name) ? [rootKey] : []) : await liveMetaKeys(engine.db, engine.d, y.name, [...keys])
+        for (const k of stored) take(k, true)
       } else {
-        for (const e of await edgeTargets(engine.db, engine.d, name, [...keys], y.name)) hit.add(e.dst_key)
+        const reached = atRoot ? (first.edges.get(y.name) ?? []) : (await edgeTargets(engine.db, engine.d, name, [...keys], y.name)).map((e) => e.dst_key)
+        for (const k of reached) take(k, false)
       }
       // Rows not computed yet.
-      if (y.source.kind === 'root' || y.source.kind === 'derived') {
-        for (const k of present.get(name) ?? []) {
-          hit.add(k)
-          live.add(k)
-        }
-      } else if (y.source.kind === 'zip') {
-        const parts = y.source.parts.map((p) => p.table)
-        for (const k of present.get(name) ?? []) {
-          let all = true
-          for (const p of parts) {
-            if (p === name || present.get(p)?.has(k) === true) continue
-            if (!(await liveMetaKeys(engine.db, engine.d, p, [k])).has(k)) all = false
+      const source = y.source
+      switch (source.kind) {
+        case 'root':
+        case 'derived':
+          for (const k of present.get(name) ?? []) take(k, true)
+          break
+        case 'zip':
+          for (const k of present.get(name) ?? []) {
+            let all = true
+            for (const p of source.parts.map((part) => part.table)) {
+              if (p === name || present.get(p)?.has(k) === true) continue
+              if (!(await liveMetaKeys(engine.db, engine.d, p, [k])).has(k)) all = false
+            }
+            if (all) take(k, true)
           }
-          if (all) {
-            hit.add(k)
-            live.add(k)
+          break
+        case 'query':
+          // Rows a root row written since the table's last refresh feeds now (see `fedByRoot`).
+          if (atRoot) {
+            const wm = first.watermarks.get(y.name) ?? { rev: 0, xmin: null }
+            const changed = first.live && first.rev !== undefined && engine.d.changedSince(first.rev, first.xid, wm) ? [rootKey] : []
+            for (const k of await fedByRoot(engine, y, name, changed, clockNow)) take(k, true)
           }
-        }
-      } else if (engine.roots.has(name)) {
-        const wm = (await readWatermark(engine.db, y.name)).wm
-        const clockNow = async () => (clock ??= await engine.d.readClock(engine.db))
-        for (const k of await fedByRoot(engine, y, name, [...keys], wm, clockNow)) {
-          hit.add(k)
-          live.add(k)
-        }
+          break
+        default:
+          assertNever(source, 'source kind')
       }
       frontier.set(y.name, hit)
       present.set(y.name, live)
@@ -91,20 +97,19 @@ export async function affectedRows(engine: Engine, rootName: string, rootKey: st
 }
 
 /**
- * For `affected`: the addresses of `x` that rows `keys` of root `t` feed in the current data,
- * computed or not: the rows of the comprehension with its generators over `t` restricted to
- * them (one site at a time), only for the keys written since `x`'s watermark `wm` (the rows
- * of older keys were computed, and `lq_edge` has them). A comprehension that reads `t` outside
+ * For `affected`: the addresses of `x` that rows `changed` of root `t` feed in the current
+ * data, computed or not: the rows of the comprehension with its generators over `t` restricted
+ * to them (one site at a time). `changed`: the live keys written since `x`'s watermark (the
+ * rows of older keys were computed, and `lq_edge` has them). A comprehension that reads `t` outside
  * its generators (inside an aggregate, `exists`, a nested collection, or `{ lineage: false }`)
  * or has `limit`: every one of its rows may depend on any row of `t`, so every address of its
  * whole evaluation when one of the keys was written since the watermark, plus every stored row.
  */
-async function fedByRoot(engine: Engine, x: Derivation, t: string, keys: readonly string[], wm: Watermark, clockNow: () => Promise<Watermark>): Promise<Set<string>> {
+async function fedByRoot(engine: Engine, x: Derivation, t: string, changed: readonly string[], clockNow: () => Promise<Watermark>): Promise<Set<string>> {
   const out = new Set<string>()
   const reads = readsFor(x)
   const whole = reads.opaque.has(t) || reads.limited
   if (whole) for (const k of (await metaRows(engine.db, engine.d, x.name, 'all')).keys()) out.add(k)
-  const changed = await changedAmong(engine.db, engine.d, sourceFor(engine, t), keys, wm)
   if (changed.length === 0) return out
   const clock = await clockNow() // read only when something is evaluated
   if (whole) {

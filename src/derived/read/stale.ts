@@ -11,7 +11,7 @@ import { edgeTargets, liveMetaKeys, readWatermark } from '../sql/reads.js'
 import type { Cause, RowStatus } from '../types.js'
 
 /** The stale and missing rows of `target` (and of every table it reads), or of every table. */
-export async function staleRows(engine: Engine, target: Derivation | undefined): Promise<RowStatus[]> {
+export async function staleRows(engine: Engine, target: Derivation | undefined, leases?: (table: string) => Promise<ReadonlyMap<string, Lease>>): Promise<RowStatus[]> {
   const wanted = target === undefined ? undefined : ancestors(engine, target.name)
   const dirty = new Map<string, Map<string, RowStatus>>()
   for (const name of engine.order) {
@@ -46,6 +46,16 @@ export async function staleRows(engine: Engine, target: Derivation | undefined):
     dirty.set(name, mine)
   }
   const out: RowStatus[] = []
-  for (const [name, rows] of dirty) if (target === undefined || name === target.name) out.push(...rows.values())
+  for (const [name, rows] of dirty) {
+    if (target !== undefined && name !== target.name) continue
+    // Rows a worker is computing now carry its lease.
+    const held = rows.size === 0 || leases === undefined ? new Map<string, Lease>() : await leases(name)
+    for (const [addr, r] of rows) {
+      const c = held.get(addr)
+      out.push(c === undefined ? r : { ...r, lease: c })
+    }
+  }
   return out
 }
+
+type Lease = { readonly owner: string; readonly expires: number }

@@ -109,7 +109,7 @@ export interface StoreDialect {
    * prepare, and the same text for every batch.
    */
   jsonRows(p: string): string
-  /** Field `i` of the array element `j.value` of `jsonRows`, as a column of `type`. */
+  /** Field `i` of the array element `j.value` of `jsonRows`, as a column of `type` (cast to its SQL type where the dialect needs it). */
   jsonField(i: number, type: JsonFieldType): string
   /** A subquery listing the strings of a JSON array of strings bound at `p`. */
   jsonTexts(p: string): string
@@ -195,6 +195,16 @@ export interface StoreDialect {
    * (no transaction ids: every row below the clock is committed).
    */
   committedIn(xidCol: string, p: string, snapshot: string): string | undefined
+  /** The function building a JSON array from its arguments, and the aggregate collecting values into one. */
+  readonly jsonArray: string
+  readonly jsonAgg: string
+  /** A revision row's transaction id as text (`xidCol` over an alias), or NULL where there is none (SQLite). */
+  xidText(xidCol: string): string
+  /**
+   * `since` evaluated in JavaScript over one revision row already read (its revision, and its
+   * transaction id as `xidText` printed it): whether it was written after watermark `wm`.
+   */
+  changedSince(rev: number, xid: string | null, wm: Watermark): boolean
 }
 
 /**
@@ -209,14 +219,25 @@ export interface BatchWriteSpec {
   readonly columns: readonly { readonly name: string; readonly type: JsonFieldType }[]
 }
 
-/** The SQL type of a field read from JSON by `jsonField`. */
-export type JsonFieldType = 'text' | 'int' | 'real' | 'boolean'
+/**
+ * The type of a field read from JSON by `jsonField`: the SQL type of the column it is stored
+ * in. Values travel as the dialect stores them (`DialectHooks.columnToDb`: on SQLite a decimal
+ * is its integer count of units, a timestamp its ISO text, JSON its canonical text).
+ */
+export type JsonFieldType = 'text' | 'int' | 'real' | 'boolean' | 'decimal' | 'date' | 'timestamp' | 'json'
 
 /** The driver's error code (`SQLITE_BUSY`, `40P01`, ...) of an error, or ''. */
 export function errorCode(e: unknown): string {
   const code = typeof e === 'object' && e !== null ? (e as { code?: unknown }).code : undefined
   return typeof code === 'string' ? code : ''
 }
+
+/**
+ * PostgreSQL: the channel the root triggers notify (payload `schema.table`) after every root
+ * write, for `store.watch` (LISTEN/NOTIFY). PostgreSQL folds identical notifications of one
+ * transaction into one.
+ */
+export const NOTIFY_CHANNEL = 'lq_changed'
 
 export const q = (name: string): string => `"${name.replace(/"/g, '""')}"`
 export const revTable = (root: string): string => `lq_rev_${root}`

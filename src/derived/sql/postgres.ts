@@ -5,8 +5,11 @@
  * (revision, snapshot) pair (see `dialect.ts`).
  */
 import { sql } from 'kysely'
-import { deletedIndex, errorCode, indexName, keyExpr, parseSnapshot, q, revTable, type BatchWriteSpec, type JsonFieldType, type StoreDialect } from './dialect.js'
+import { deletedIndex, errorCode, indexName, keyExpr, NOTIFY_CHANNEL, parseSnapshot, q, revTable, type BatchWriteSpec, type JsonFieldType, type StoreDialect } from './dialect.js'
 import { BUSY_RETRIES, sleep, type BackfillBatch, type StartupDialect } from './startup.js'
+
+/** The SQL type a JSON field is cast to, by the type of the column it is stored in. */
+const PG_FIELD_TYPES: Readonly<Record<Exclude<JsonFieldType, 'text'>, string>> = { int: 'bigint', real: 'double precision', boolean: 'boolean', decimal: 'numeric', date: 'date', timestamp: 'timestamptz', json: 'jsonb' }
 
 /** A key column's value as JSON text (integers print as JSON numbers). */
 const pgKeyJson = (ref: string, kind: string): string => (kind === 'int' ? `(${ref})::text` : `to_jsonb(${ref})::text`)
@@ -52,7 +55,7 @@ export const postgres: StoreDialect = {
   jsonRows: (p) => `jsonb_array_elements(${p}::jsonb) AS j(value)`,
   jsonField: (i, type) => {
     const e = `(j.value ->> ${i})`
-    return type === 'text' ? e : type === 'int' ? `${e}::bigint` : type === 'real' ? `${e}::double precision` : `${e}::boolean`
+    return type === 'text' ? e : `${e}::${PG_FIELD_TYPES[type]}`
   },
   jsonTexts: (p) => `SELECT jsonb_array_elements_text(${p}::jsonb)`,
   // jsonb keeps a number as numeric, exactly; its text is read back by float8in, correctly rounded.
@@ -88,6 +91,8 @@ BEGIN
   ELSE
     ${upsert(kOld, 1)}
   END IF;
+  -- Wakes watching workers (store.watch); one notification per table and transaction.
+  PERFORM pg_notify('${NOTIFY_CHANNEL}', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME);
   RETURN NULL;
 END
 $lq$`,
@@ -97,6 +102,7 @@ $lq$`,
       `CREATE OR REPLACE FUNCTION ${fnT}() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $lq$
 BEGIN
   UPDATE ${V} SET deleted = 1, rev = nextval('lq_clock_seq'), xid = pg_current_xact_id() WHERE deleted = 0;
+  PERFORM pg_notify('${NOTIFY_CHANNEL}', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME);
   RETURN NULL;
 END
 $lq$`,
@@ -143,6 +149,19 @@ $lq$`,
   recheckAfterWrite: true,
   // A snapshot stored by an earlier version is an xmin number: transactions below it had completed.
   committedIn: (xidCol, p, snapshot) => (/^\d+$/.test(snapshot) ? `${xidCol} < CAST(${p} AS xid8)` : `pg_visible_in_snapshot(${xidCol}, CAST(${p} AS pg_snapshot))`),
+  jsonArray: 'json_build_array',
+  jsonAgg: 'json_agg',
+  xidText: (xidCol) => `${xidCol}::text`,
+  // As `since`, over one row.
+  changedSince(rev, xid, wm) {
+    if (rev > wm.rev) return true
+    if (wm.xmin === null) return false
+    const snap = parseSnapshot(wm.xmin)
+    if (snap === undefined || xid === null) return true
+    const x = BigInt(xid)
+    if (snap.kind === 'xmin') return x >= BigInt(snap.xmin)
+    return x >= BigInt(snap.xmax) || snap.xip.includes(xid)
+  },
 }
 
 /**

@@ -114,11 +114,6 @@ export async function rootRevs(db: Db, d: StoreDialect, root: string, keys: read
   return out
 }
 
-/** Whether root `root` has a live row of key text `key` (one primary-key probe). */
-export async function rootRowLive(db: Db, d: StoreDialect, root: string, key: string): Promise<boolean> {
-  return (await exec(db, `SELECT 1 AS one FROM ${q(revTable(root))} WHERE lq_key = ${d.ph(1)} AND deleted = 0`, [key])).length > 0
-}
-
 /** Whether root `root` has a revision row (live or a tombstone) of key text `key`. */
 export async function revisionRowExists(db: Db, d: StoreDialect, root: string, key: string): Promise<boolean> {
   return (await exec(db, `SELECT 1 AS one FROM ${q(revTable(root))} WHERE lq_key = ${d.ph(1)}`, [key])).length > 0
@@ -148,16 +143,6 @@ export async function sourceKeys(db: Db, d: StoreDialect, s: RevisionSource, wm:
 export async function metaKeys(db: Db, table: string, otherThan?: string): Promise<string[]> {
   const where = otherThan === undefined ? sql`WHERE ${sql.raw(LIVE_TEXT)}` : sql`WHERE lq_code_version <> ${otherThan} AND ${sql.raw(LIVE_TEXT)}`
   return (await sql<{ lq_key: string }>`SELECT lq_key FROM ${sql.id(metaTable(table))} ${where}`.execute(db)).rows.map((r) => r.lq_key)
-}
-
-/** Live keys among `keys` of `s` written since `wm`. */
-export async function changedAmong(db: Db, d: StoreDialect, s: RevisionSource, keys: readonly string[], wm: Watermark): Promise<string[]> {
-  const out: string[] = []
-  for (const part of chunks([...keys], 500)) {
-    const rows = (await sql<{ k: string }>`SELECT s.lq_key AS k FROM ${sql.id(s.table)} AS s WHERE s.lq_key IN (${sql.join(part)}) AND s.deleted = 0 AND ${d.since('s', s.rev, s.xid, wm)}`.execute(db)).rows
-    for (const r of rows) out.push(r.k)
-  }
-  return out
 }
 
 // ---------------------------------------------------------------- one-table scans
@@ -274,4 +259,53 @@ export async function allWatermarks(db: Db): Promise<Watermark[]> {
 /** Names of the derived tables in the store (declared by any program), sorted. */
 export async function derivedNames(db: Db): Promise<string[]> {
   return (await sql<{ name: string }>`SELECT name FROM lq_derived ORDER BY name`.execute(db)).rows.map((r) => r.name)
+}
+
+// ---------------------------------------------------------------- affected: the first hop
+
+/** What one statement reads about a root row and the derived tables that read its root directly. */
+export interface RootFanOut {
+  /** Whether the root row is live (has a revision row not marked deleted). */
+  readonly live: boolean
+  /** Its revision row's revision and (PostgreSQL) transaction id, when it has one. */
+  readonly rev: number | undefined
+  readonly xid: string | null
+  /** Readers over the root itself (not comprehensions) holding a live row at the root key. */
+  readonly stored: ReadonlySet<string>
+  /** Comprehension readers: the addresses the lineage edges from the root row reach, by reader. */
+  readonly edges: ReadonlyMap<string, readonly string[]>
+  /** Comprehension readers: their watermarks. */
+  readonly watermarks: ReadonlyMap<string, Watermark>
+}
+
+const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v)
+
+/**
+ * The first hop of `affected(root, key)` in one statement (one round trip): the root row's
+ * revision row, for each reader over the root the primary-key probe of its metadata at the
+ * key, and for the comprehension readers the lineage edges from the row (an index range of
+ * `lq_edge`'s primary key) and their watermarks.
+ */
+export async function rootFanOut(db: Db, d: StoreDialect, root: string, key: string, readers: readonly { readonly name: string; readonly query: boolean }[]): Promise<RootFanOut> {
+  const params: unknown[] = []
+  const p = (v: unknown): string => {
+    params.push(v)
+    return d.ph(params.length)
+  }
+  const queries = readers.filter((r) => r.query).map((r) => r.name)
+  const cols = [`(SELECT ${d.jsonArray}(v.rev, v.deleted, ${d.xidText('v.xid')}) FROM ${q(revTable(root))} AS v WHERE v.lq_key = ${p(key)}) AS root`]
+  for (const [i, r] of readers.entries()) if (!r.query) cols.push(`(SELECT 1 FROM ${q(metaTable(r.name))} AS m WHERE m.lq_key = ${p(key)} AND m.${LIVE_TEXT}) AS s${i}`)
+  if (queries.length > 0) {
+    cols.push(`(SELECT ${d.jsonAgg}(${d.jsonArray}(e.dst_table, e.dst_key)) FROM lq_edge AS e WHERE e.src_table = ${p(root)} AND e.src_key = ${p(key)} AND e.dst_table IN (${d.jsonTexts(p(JSON.stringify(queries)))})) AS edges`)
+    cols.push(`(SELECT ${d.jsonAgg}(${d.jsonArray}(w.name, w.wm_rev, w.wm_xmin)) FROM lq_derived AS w WHERE w.name IN (${d.jsonTexts(p(JSON.stringify(queries)))})) AS wms`)
+  }
+  const row = (await exec<Record<string, unknown>>(db, `SELECT ${cols.join(', ')}`, params))[0] ?? {}
+  const r = json(row['root']) as [unknown, unknown, string | null] | null | undefined
+  const stored = new Set<string>()
+  for (const [i, reader] of readers.entries()) if (!reader.query && row[`s${i}`] !== null && row[`s${i}`] !== undefined) stored.add(reader.name)
+  const edges = new Map<string, string[]>()
+  for (const [t, k] of (json(row['edges']) ?? []) as [string, string][]) (edges.get(t) ?? edges.set(t, []).get(t)!).push(k)
+  const watermarks = new Map<string, Watermark>()
+  for (const [n, rev, xmin] of (json(row['wms']) ?? []) as [string, unknown, string | null][]) watermarks.set(n, { rev: Number(rev), xmin })
+  return { live: r !== null && r !== undefined && Number(r[1]) === 0, rev: r === null || r === undefined ? undefined : Number(r[0]), xid: r?.[2] ?? null, stored, edges, watermarks }
 }

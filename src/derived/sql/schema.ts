@@ -25,15 +25,17 @@ import { LineageQueryError } from '../../errors.js'
 import { createTable } from '../../query/ddl.js'
 import { hooksFor } from '../../query/dialect.js'
 import type { TableDef } from '../../query/schema.js'
+import { claimDialects } from './claims.js'
 import { indexName, legacyIndexName, metaTable, q, type StoreDialect } from './dialect.js'
 import { exec } from './text.js'
 
 /**
  * 1: the first layout. 2: deleted derived rows are tombstones (`lq_state = 'deleted'`) that
  * earlier versions would read as live rows, so they must refuse the database; the metadata
- * columns `lq_input_hash` and `lq_eval_rev` are added per table on first use.
+ * columns `lq_input_hash` and `lq_eval_rev` are added per table on first use. 3: the claim table
+ * `lq_claim` of worker leases (older versions ignore it: they compute without claiming).
  */
-export const SCHEMA_VERSION = 2
+export const SCHEMA_VERSION = 3
 
 interface Migration {
   readonly version: number
@@ -52,6 +54,8 @@ const migrations: readonly Migration[] = [
     ],
   },
   { version: 2, statements: () => [] },
+  // Leases of worker processes: the claim table and its token counter (claims.ts).
+  { version: 3, statements: (d) => claimDialects[d.name].ddl() },
 ]
 
 /** Create or upgrade the store's own tables; throws when the database is newer than this library. */

@@ -103,6 +103,10 @@ export const sqlite: StoreDialect = {
   snapshotRead: (db, fn) => (db.isTransaction ? fn(db) : db.transaction().execute(fn)),
   recheckAfterWrite: false,
   committedIn: () => undefined,
+  jsonArray: 'json_array',
+  jsonAgg: 'json_group_array',
+  xidText: () => 'NULL',
+  changedSince: (rev, _xid, wm) => rev > wm.rev,
 }
 
 

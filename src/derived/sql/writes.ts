@@ -9,6 +9,7 @@ import type { ScalarKind } from '../../query/schema.js'
 import { metaTable, q, revTable, type JsonFieldType, type StoreDialect, type Watermark } from './dialect.js'
 import { LIVE_TEXT } from './reads.js'
 import { exec } from './text.js'
+import { assertNever } from '../engine.js'
 
 type Db = Kysely<any>
 
@@ -42,10 +43,22 @@ export interface WriterTexts {
 
 /** How a column of `kind` is read from a JSON batch; undefined when JSON text cannot carry it exactly on this dialect. */
 function fieldType(d: StoreDialect, kind: ScalarKind): JsonFieldType | undefined {
-  if (kind === 'int') return 'int'
-  if (kind === 'real') return d.exactJsonReals ? 'real' : undefined
-  if (kind === 'boolean') return 'boolean'
-  return 'text'
+  switch (kind) {
+    case 'real':
+      return d.exactJsonReals ? 'real' : undefined
+    case 'string':
+    case 'null':
+      return 'text'
+    case 'int':
+    case 'boolean':
+    case 'decimal':
+    case 'date':
+    case 'timestamp':
+    case 'json':
+      return kind
+    default:
+      return assertNever(kind, 'column kind')
+  }
 }
 
 export function writerTexts(d: StoreDialect, x: WriterSpec): WriterTexts {

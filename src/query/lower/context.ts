@@ -21,10 +21,15 @@ export interface Cx {
   readonly viaLayouts: Map<string, { readonly l: CollLayout; readonly offset: number; readonly id: string }>
   /** The FROM aliases of shared `Q.let` values, by id. */
   readonly shared: Map<number, string>
+  /**
+   * The shared `Q.let` values readable where lowering is (computed by a FROM item of an
+   * enclosing select that this position can see), by id: how many such items there are.
+   */
+  readonly visible: Map<number, number>
 }
 
 export function newContext(h: DialectHooks): Cx {
-  return { h, subst: new Map(), viaLayouts: new Map(), shared: new Map() }
+  return { h, subst: new Map(), viaLayouts: new Map(), shared: new Map(), visible: new Map() }
 }
 
 export function param(cx: Cx, value: string | number | boolean, kind: ScalarKind, scale = 0): S.Node {
@@ -35,8 +40,7 @@ export function param(cx: Cx, value: string | number | boolean, kind: ScalarKind
 
 /** NULL of a given type: cast where the dialect needs union columns typed. */
 export function typedNull(cx: Cx, kind: ScalarKind): S.Node {
-  const cast = cx.h.name === 'postgres' ? cx.h.paramCast(kind) : undefined
-  return cast === undefined ? S.literal(null) : S.cast(S.literal(null), cast as 'bigint')
+  return cx.h.typedNull(kind)
 }
 
 export function stringOrder(cx: Cx, n: S.Node, e: NExpr): S.Node {
@@ -56,4 +60,33 @@ export function sharedAlias(cx: Cx, id: number): string {
   let a = cx.shared.get(id)
   if (a === undefined) cx.shared.set(id, (a = `#s${cx.shared.size}`))
   return a
+}
+
+/** Make the shared values `ids` readable (`by` 1) or no longer (`by` -1). */
+export function seeShared(cx: Cx, ids: readonly number[], by: 1 | -1): void {
+  for (const id of ids) {
+    const n = (cx.visible.get(id) ?? 0) + by
+    if (n === 0) cx.visible.delete(id)
+    else cx.visible.set(id, n)
+  }
+}
+
+/** `f()` with the shared values `ids` readable. */
+export function withShared<T>(cx: Cx, ids: readonly number[], f: () => T): T {
+  seeShared(cx, ids, 1)
+  try {
+    return f()
+  } finally {
+    seeShared(cx, ids, -1)
+  }
+}
+
+/** `f()` with the shared values `ids` hidden (a derived table in FROM cannot read the FROM items beside it). */
+export function withoutShared<T>(cx: Cx, ids: readonly number[], f: () => T): T {
+  seeShared(cx, ids, -1)
+  try {
+    return f()
+  } finally {
+    seeShared(cx, ids, 1)
+  }
 }

@@ -8,7 +8,7 @@ import { isScalar, mentionsAlias, type Branch, type Gen, type GroupAgg, type Gro
 import type { ScalarKind } from '../schema.js'
 import * as S from '../sql-nodes.js'
 import { type Cx, typedNull } from './context.js'
-import { cond, expr, exprAs, unifiedKind, valueAs } from './scalar.js'
+import { asReal, commonScale, cond, expr, unifiedKind, valueAs } from './scalar.js'
 import { enterLateral, fromItem, select } from './select.js'
 import { collSlots, element, slotKinds, slots } from './value.js'
 
@@ -66,7 +66,7 @@ function groupCore(cx: Cx, g: Gen): { key: (i: number) => S.Node; grouped: boole
       for (const name of aggNames(cx, g)) agg(name)
       const keyKinds = s.keys[0]!.map((_, i) => unifiedKind(s.keys.map((ks) => ks[i]!)))
       // Decimal keys of the union's parts at one scale (SQLite stores scaled integers).
-      const keyScales = s.keys[0]!.map((_, i) => Math.max(0, ...s.keys.map((ks) => (ks[i]!.type.kind === 'decimal' ? (ks[i]!.type.scale ?? 0) : 0))))
+      const keyScales = s.keys[0]!.map((_, i) => commonScale(s.keys.map((ks) => ks[i]!), keyKinds[i]!))
       const parts = s.source.map((b, i) =>
         select(cx, b, () => {
           const out = s.keys[i]!.map((k, j) => ({ expr: valueAs(cx, k, keyKinds[j]!, keyScales[j]), alias: `k${j}` }))
@@ -78,7 +78,7 @@ function groupCore(cx: Cx, g: Gen): { key: (i: number) => S.Node; grouped: boole
             const isJson = a.fn === 'json' || a.fn === 'lineage'
             const single = a.fn === 'json' && !jsonElement(cx, g, name)
             const elemKind = single ? (cx.viaLayouts.get(`${g.alias}.${name}`)?.l.elem as { type?: { kind: ScalarKind } } | undefined)?.type?.kind : undefined
-            const nullArg = isJson && !cx.h.jsonAsText && !single ? S.cast(S.literal(null), 'json') : typedNull(cx, elemKind ?? argKind(a))
+            const nullArg = isJson && !cx.h.jsonAsText && !single ? S.cast(S.literal(null), 'json') : typedNull(cx, elemKind ?? argType(a).kind)
             const flag = needsFlag(a, s.source.length)
             const countAll = a.fn === 'count' && !a.distinct
             if (part === undefined) {
@@ -97,7 +97,7 @@ function groupCore(cx: Cx, g: Gen): { key: (i: number) => S.Node; grouped: boole
           }
           if (out.length === 0) out.push({ expr: S.literal(1), alias: '#' })
           return out
-        }),
+        }, true, partReads(s, i)),
       )
       return { from: [{ sub: S.unionAll(parts), alias: u }], where: [] }
     },
@@ -146,16 +146,17 @@ function partArg(cx: Cx, g: Gen, name: string, arg: NValue | undefined, branch: 
     const elem = v.l.elem!
     const idx = a.parts.findIndex((p) => p.branch === branch)
     const tag = v.l.tagged ? S.literal(v.offset + idx) : undefined
-    const el = element(cx, slots(cx, arg!, elem, v.offset + idx), collSlots(elem), tag, slotKinds(elem))
-    // PostgreSQL cannot aggregate an untyped NULL into JSON.
-    return elem.k === 'scalar' && elem.type.kind === 'null' && tag === undefined && cx.h.name === 'postgres' ? S.cast(el, 'text') : el
+    return element(cx, slots(cx, arg!, elem, v.offset + idx), collSlots(elem), tag, slotKinds(elem))
   }
   if (a.fn === 'lineage') {
     const entries = (arg as Extract<NValue, { k: 'lin' }>).entries
     return S.fn(cx.h.jsonArray, [S.literal(branch), ...entries.flatMap((e) => linKeys(cx, e))])
   }
   if (arg === undefined) return S.literal(1)
-  return exprAs(cx, arg as NExpr, argKind(a))
+  // Every part at one kind and scale; an average of decimals averages their values as reals.
+  if (a.fn === 'avg') return asReal(cx, arg as NExpr)
+  const { kind, scale } = argType(a)
+  return valueAs(cx, arg as NExpr, kind, scale)
 }
 
 /** The key values of a lineage entry inside a group's lineage row. */
@@ -188,11 +189,11 @@ function aggregateNode(cx: Cx, a: GroupAgg, arg: S.Node | undefined, cond: S.Nod
     }
     case 'json': {
       const j = S.agg(cx.h.jsonAgg, [arg!], { filter: cond })
-      return cx.h.name === 'postgres' ? S.fn('coalesce', [j, S.fn(cx.h.jsonArray, [])]) : j
+      return cx.h.jsonAggOrEmpty(j)
     }
     case 'lineage': {
       const j = S.agg(cx.h.jsonAgg, [cx.h.jsonAsText && viaFlag ? S.fn('json', [arg!]) : arg!], { filter: cond })
-      return cx.h.jsonAsText ? j : S.cast(j, 'text')
+      return cx.h.jsonText(j)
     }
   }
 }
@@ -205,8 +206,9 @@ export function groupSelect(cx: Cx, g: Gen): S.Select {
   const selections: { expr: S.Node; alias: string }[] = []
   for (let i = 0; i < nk; i++) selections.push({ expr: core.key(i), alias: `k${i}` })
   const positions = core.grouped.flatMap((x, i) => (x ? [S.literal(i + 1)] : []))
-  // Without a key that varies: grouped by a constant column, so no rows make no group (not one).
-  if (positions.length === 0) {
+  // Without a key that varies: grouped by a constant column, so no rows make no group (not one);
+  // a whole-source group (rule `one-scan-aggregates`) is one row always: no GROUP BY.
+  if (positions.length === 0 && s.whole === undefined) {
     selections.push({ expr: S.literal(0), alias: '#k' })
     positions.push(S.literal(selections.length))
   }
@@ -279,7 +281,24 @@ function needsFlag(a: GroupAgg, sources: number): boolean {
   return a.parts.length < sources || a.parts.some((p) => p.filter.length > 0)
 }
 
-/** The kind of an aggregate's argument (typed NULLs in union parts). */
-export function argKind(a: GroupAgg): ScalarKind {
-  return a.fn === 'avg' ? 'real' : a.fn === 'count' || a.fn === 'json' || a.fn === 'lineage' ? (a.fn === 'count' ? 'int' : 'string') : a.type.kind
+/**
+ * The kind of an aggregate's argument in every part of a group over several source branches
+ * (typed NULLs in the parts without it), and for decimals the one scale of all parts.
+ */
+function argType(a: GroupAgg): { kind: ScalarKind; scale: number | undefined } {
+  if (a.fn === 'avg') return { kind: 'real', scale: undefined }
+  if (a.fn === 'json' || a.fn === 'lineage') return { kind: 'string', scale: undefined }
+  if (a.fn === 'count' && a.distinct !== true) return { kind: 'int', scale: undefined }
+  const args = a.parts.flatMap((p) => (p.arg !== undefined && isScalar(p.arg) ? [p.arg] : []))
+  const kind = a.fn === 'count' ? unifiedKind(args, 'int') : a.type.kind
+  return { kind, scale: commonScale(args, kind) }
+}
+
+/**
+ * What a part of a group over several source branches selects besides its branch's value: the
+ * keys and the aggregates' arguments and filters of source branch `i` (a part written as a
+ * GROUP BY itself must not read its group's columns in a subquery of these either).
+ */
+function partReads(s: GroupSpec, i: number): NValue[] {
+  return [...s.keys[i]!, ...s.aggs.flatMap((a) => a.parts.filter((p) => p.branch === i).flatMap((p) => [...(p.arg === undefined ? [] : [p.arg]), ...p.filter]))]
 }

@@ -5,9 +5,9 @@
  */
 import { cuts, mentionsAlias, queryMentions, specMentions, type Branch, type Gen, type NExpr, type NQuery, type NValue } from '../normal.js'
 import * as S from '../sql-nodes.js'
-import { type Cx, sharedAlias, stringOrder } from './context.js'
+import { type Cx, sharedAlias, stringOrder, withShared } from './context.js'
 import { directGroup, groupSelect, inlineGroup } from './group.js'
-import { cond, exprAs, unifiedKind } from './scalar.js'
+import { commonScale, cond, exprAs, unifiedKind, valueAs } from './scalar.js'
 
 /** The branches of `q` as selects of the single expression `one(branch)` (or `1`). */
 export function branchSelects(cx: Cx, q: NQuery, one: (b: Branch, i: number) => S.Node, alias = 'v', inline = true): S.Select[] {
@@ -21,14 +21,16 @@ export function branchSelects(cx: Cx, q: NQuery, one: (b: Branch, i: number) => 
  * when `inline` (the selections are not aggregates themselves) and nothing correlates with
  * the group's columns; otherwise grouped generators are derived tables in FROM.
  */
-export function select(cx: Cx, b: Branch, sel: () => { expr: S.Node; alias: string }[], inline = true, extra: readonly NExpr[] = [], selectsValue = false): S.Select {
+export function select(cx: Cx, b: Branch, sel: () => { expr: S.Node; alias: string }[], inline = true, extra: readonly NValue[] = [], selectsValue = false): S.Select {
   const g = b.gens[0]
   // (A branch computing shared `Q.let` values keeps its FROM: the values are lateral items.)
   if (inline && b.gens.length === 1 && g?.group !== undefined && g.group.keys[0]!.length > 0 && (b.lets ?? []).length === 0 && canInline(cx, b, g, extra)) return inlineGroup(cx, b, g, sel, selectsValue)
   const lateral = enterLateral(cx, b.gens)
   try {
-    const selections = sel()
-    const where = b.conds.map((c) => cond(cx, c))
+    // Rule "shared value in scope": the selections and conditions read the branch's shared
+    // values from its lateral items; its generators (derived tables before those items) cannot.
+    const ids = letIds(b)
+    const [selections, where] = withShared(cx, ids, () => [sel(), b.conds.map((c) => cond(cx, c))] as const)
     return S.select({ from: b.gens.map((x) => fromItem(cx, x, lateral.has(x.alias))), extra: letItems(cx, b), selections, where })
   } finally {
     for (const a of lateral) cx.subst.delete(a)
@@ -37,12 +39,12 @@ export function select(cx: Cx, b: Branch, sel: () => { expr: S.Node; alias: stri
 
 /**
  * The grouped generators of `gens` whose source reads an earlier generator of `gens` (they
- * are lateral); on SQLite their columns are read from `json_each` rows from now on (until the
- * caller removes them from `subst`).
+ * are lateral); their columns are read as the dialect's lateral items give them from now on
+ * (until the caller removes them from `subst`).
  */
 export function enterLateral(cx: Cx, gens: readonly Gen[]): Set<string> {
   const lateral = new Set(gens.filter((x, i) => x.group !== undefined && gens.slice(0, i).some((o) => specMentions(x.group!, o.alias))).map((x) => x.alias))
-  if (cx.h.lateral === 'jsonEach') for (const a of lateral) cx.subst.set(a, (col) => S.fn('json_extract', [S.col(a, 'value'), S.literal(`$.${col}`)]))
+  for (const a of lateral) cx.subst.set(a, (col) => cx.h.lateralColumn(a, col))
   return lateral
 }
 
@@ -56,14 +58,12 @@ export function fromItem(cx: Cx, g: Gen, lateral = false): S.FromItem {
   if (g.group === undefined) return { table: g.table.name, alias: g.alias }
   const sub = groupSelect(cx, g)
   if (!lateral) return { sub, alias: g.alias }
-  if (cx.h.lateral === 'lateral') return { sub: S.lateral(sub), alias: g.alias }
   const cols = (sub.selections ?? []).map((x) => (x.selection as unknown as { alias: { name: string } }).alias.name)
-  const rows = S.selectFromSubquery(sub, 'r', [{ expr: S.agg(cx.h.jsonAgg, [S.fn('json_object', cols.flatMap((c) => [S.literal(c), S.col('r', c)]))]), alias: 'v' }])
-  return { sub: S.fn('json_each', [rows]), alias: g.alias }
+  return { sub: cx.h.lateralItem(sub, cols), alias: g.alias }
 }
 
 /** Whether a branch over one grouped generator can be written as the GROUP BY itself. */
-function canInline(cx: Cx, b: Branch, g: Gen, extra: readonly NExpr[]): boolean {
+function canInline(cx: Cx, b: Branch, g: Gen, extra: readonly NValue[]): boolean {
   const s = g.group!
   // Nothing may correlate with the group's columns (they are aggregates here).
   const correlated = (v: NValue): boolean => subqueryMentions(v, g.alias)
@@ -88,14 +88,15 @@ function canInline(cx: Cx, b: Branch, g: Gen, extra: readonly NExpr[]): boolean 
  */
 function letItems(cx: Cx, b: Branch): S.Node[] {
   if (b.lets === undefined || b.lets.length === 0) return []
-  // One item per shared value (a value listed twice is the same value: same id, same alias).
+  // One item per shared value (a value listed twice is the same value: same id, same alias);
+  // each value may read the ones before it.
   const lets = b.lets.filter((l, i) => b.lets!.findIndex((m) => m.id === l.id) === i)
-  return lets.map((l) => {
-    const value = exprAs(cx, l.value, l.type.kind)
-    return cx.h.name === 'sqlite'
-      ? S.aliased(S.fn('json_each', [S.fn('json_array', [value])]), sharedAlias(cx, l.id))
-      : S.aliased(S.lateral(S.withOrderAndLimit(S.select({ from: [], selections: [{ expr: value, alias: 'v' }], where: [] }), [], undefined, S.literal(0))), sharedAlias(cx, l.id))
-  })
+  return lets.map((l, i) => withShared(cx, lets.slice(0, i).map((m) => m.id), () => cx.h.sharedItem(exprAs(cx, l.value, l.type.kind), sharedAlias(cx, l.id))))
+}
+
+/** The ids of the shared values a branch computes. */
+function letIds(b: Branch): number[] {
+  return (b.lets ?? []).map((l) => l.id)
 }
 
 /**
@@ -106,17 +107,18 @@ function letItems(cx: Cx, b: Branch): S.Node[] {
 export function orderedUnion(cx: Cx, q: NQuery, cols: (b: Branch, i: number) => { readonly expr: S.Node; readonly alias: string }[]): S.Select {
   const order = q.order!
   const kinds = order.directions.map((_, j) => unifiedKind(order.keys.map((ks) => ks[j]!)))
+  const scales = order.directions.map((_, j) => commonScale(order.keys.map((ks) => ks[j]!), kinds[j]!))
   const parts = q.branches.map((b, i) =>
     select(cx, b, () => {
       const selections = cols(b, i)
-      ;(order.keys[i] ?? []).forEach((k, j) => selections.push({ expr: stringOrder(cx, exprAs(cx, k, kinds[j]!), k), alias: `o${j}` }))
+      ;(order.keys[i] ?? []).forEach((k, j) => selections.push({ expr: stringOrder(cx, valueAs(cx, k, kinds[j]!, scales[j]), k), alias: `o${j}` }))
       if (selections.length === 0) selections.push({ expr: S.literal(1), alias: '#' })
       return selections
     }, false),
   )
   const union = S.unionAll(parts)
   if (!cuts(order)) return union
-  const limit = order.limit !== undefined ? S.param(order.limit) : cx.h.name === 'sqlite' ? S.param(-1) : undefined
+  const limit = order.limit !== undefined ? S.param(order.limit) : cx.h.limitForOffset
   const items: S.OrderItem[] = order.directions.map((dir, j) => ({ expr: S.columnRef(`o${j}`), dir }))
   return S.withOrderAndLimit(union, items, limit, order.offset > 0 ? S.param(order.offset) : undefined)
 }

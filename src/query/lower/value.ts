@@ -52,7 +52,9 @@ export function slots(cx: Cx, v: NValue, l: Layout, branch: number): S.Node[] {
 /** One element of a nested collection from its slots: the only slot, or a JSON array. */
 export function element(cx: Cx, slots: readonly S.Node[], isColl: readonly boolean[], tag: S.Node | undefined, kinds: readonly (ScalarKind | undefined)[] = []): S.Node {
   const embedded = slots.map((x, i) => (isColl[i] ? embedJson(cx, x) : kinds[i] !== undefined ? cx.h.jsonSlot(x, kinds[i]!) : x))
-  if (tag === undefined && embedded.length === 1) return embedded[0]!
+  // A lone slot is the element itself; one that is always NULL is typed (PostgreSQL cannot
+  // aggregate an untyped NULL into JSON).
+  if (tag === undefined && embedded.length === 1) return kinds[0] === 'null' ? cx.h.jsonNullElement(embedded[0]!) : embedded[0]!
   return S.fn(cx.h.jsonArray, tag === undefined ? embedded : [...embedded, tag])
 }
 
@@ -63,7 +65,7 @@ export function coll(cx: Cx, q: NQuery, l: CollLayout, offset: number): S.Node {
   const isColl = collSlots(elem)
   const aggregate = (n: S.Node) => {
     const a = S.agg(cx.h.jsonAgg, [n])
-    return cx.h.name === 'postgres' ? S.fn('coalesce', [a, S.fn(cx.h.jsonArray, [])]) : a
+    return cx.h.jsonAggOrEmpty(a)
   }
   if (q.order !== undefined) return orderedColl(cx, q, l, offset)
   if (q.branches.length === 1 && mentionsOwnColumn(q.branches[0]!)) {
@@ -97,7 +99,7 @@ function orderedColl(cx: Cx, q: NQuery, l: CollLayout, offset: number): S.Node {
   const order = q.order!
   const aggregate = (n: S.Node, items: readonly S.OrderItem[]) => {
     const a = S.aggOrdered(cx.h.jsonAgg, [n], items)
-    return cx.h.name === 'postgres' ? S.fn('coalesce', [a, S.fn(cx.h.jsonArray, [])]) : a
+    return cx.h.jsonAggOrEmpty(a)
   }
   if (!cuts(order) && q.branches.length === 1 && mentionsOwnColumn(q.branches[0]!)) {
     const b = q.branches[0]!
@@ -109,7 +111,7 @@ function orderedColl(cx: Cx, q: NQuery, l: CollLayout, offset: number): S.Node {
       })
       return out
     }
-    return select(cx, b, () => [{ expr: aggregate(element(cx, slots(cx, b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined), items()), alias: 'v' }], false)
+    return select(cx, b, () => [{ expr: aggregate(element(cx, slots(cx, b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined, slotKinds(elem)), items()), alias: 'v' }], false)
   }
   const names = isColl.map((_, i) => `c${i}`)
   const inner = orderedUnion(cx, q, (b, i) => {
@@ -117,7 +119,7 @@ function orderedColl(cx: Cx, q: NQuery, l: CollLayout, offset: number): S.Node {
     if (l.tagged) selections.push({ expr: S.literal(offset + i), alias: 't' })
     return selections
   })
-  const el = element(cx, names.map((n) => S.col('u', n)), isColl, l.tagged ? S.col('u', 't') : undefined)
+  const el = element(cx, names.map((n) => S.col('u', n)), isColl, l.tagged ? S.col('u', 't') : undefined, slotKinds(elem))
   return S.selectFromSubquery(inner, 'u', [{ expr: aggregate(el, orderItemsOf(cx, q, 'u')), alias: 'v' }])
 }
 

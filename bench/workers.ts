@@ -1,0 +1,229 @@
+/**
+ * Workers and watch mode (section 6 of the benchmarks; issue 11), on the built package (dist/,
+ * run `npm run build` first):
+ *
+ * 1. Throughput with 1, 2 and 4 worker processes refreshing one PostgreSQL store at once
+ *    (bench/workers-child.mjs; a first fill of `src`), with a function that awaits 10 ms
+ *    (concurrency 16 per process) and with a trivial one: rows/s from the first start to the
+ *    last end, rows computed more than once (calls minus distinct keys, over every process), and
+ *    the time spent claiming, extending and releasing leases as a share of the refresh time.
+ * 2. `kill -9`: two processes, one killed 300 ms into the fill; the time from the kill to the
+ *    survivor's end (its refresh waits for the dead worker's leases to expire, then computes
+ *    its rows), against the lease length.
+ * 3. Watch latency: a root write to its fresh derived row (trivial function, no debounce),
+ *    p50/p95 over 60 writes, on SQLite (clock polling every 20 ms) and PostgreSQL (LISTEN).
+ * 4. Debounce: a row written 10 times within `debounceMs` is computed once.
+ *
+ * Environment: LQ_PG_URL. Sizes: LQ_BENCH_WORKERS_ROWS (10 ms function, default 8000),
+ * LQ_BENCH_WORKERS_TRIVIAL (default 40000). The machine is shared: read ratios, not times.
+ *
+ * Run: `npm run build && npx tsx bench/workers.ts` (or `npm run bench:workers`).
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
+import * as t from 'io-ts'
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely'
+import pg from 'pg'
+import { runIfMain, median } from './harness.js'
+
+const pgUrl = process.env['LQ_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test'
+const childPath = fileURLToPath(new URL('./workers-child.mjs', import.meta.url))
+// The built package, as users import it.
+const dist = (await import(new URL('../dist/index.js', import.meta.url).href)) as typeof import('../src/index.js')
+
+interface ChildOut {
+  keys: unknown[]
+  t0: number
+  t1: number
+  report: { leases?: { claimMs: number; heartbeatMs: number; releaseMs: number }; durationMs: number; totals: { computed: number } }
+  error?: string
+}
+
+async function freshSchema(rows: number): Promise<{ schema: string; admin: pg.Client; drop(): Promise<void> }> {
+  const admin = new pg.Client({ connectionString: pgUrl })
+  await admin.connect()
+  const schema = `lq_bench_w_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`
+  await admin.query(`CREATE SCHEMA ${schema}`)
+  await admin.query(`SET search_path = ${schema}`)
+  await admin.query(`CREATE TABLE src (id integer PRIMARY KEY, v integer NOT NULL)`)
+  await admin.query(`INSERT INTO src SELECT i, i FROM generate_series(1, ${rows}) AS i`)
+  return {
+    schema,
+    admin,
+    async drop() {
+      await admin.query(`DROP SCHEMA ${schema} CASCADE`)
+      await admin.end()
+    },
+  }
+}
+
+function startChild(args: string[]): { proc: ChildProcess; ready: Promise<void>; result: Promise<ChildOut> } {
+  const proc = spawn(process.execPath, [childPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
+  let out = ''
+  let readyResolve!: () => void
+  const ready = new Promise<void>((r) => (readyResolve = r))
+  const result = new Promise<ChildOut>((resolve) => {
+    proc.stdout!.on('data', (b: Buffer) => {
+      out += b.toString()
+      if (out.includes('ready\n')) readyResolve()
+    })
+    proc.on('close', () => {
+      const line = out.split('\n').find((l) => l.startsWith('{'))
+      resolve(line === undefined ? ({ error: `exited: ${out}` } as ChildOut) : (JSON.parse(line) as ChildOut))
+    })
+  })
+  return { proc, ready, result }
+}
+
+async function throughput(n: number, procs: number, fn: 'sleep10' | 'trivial', batch: number): Promise<{ rate: number; dups: number; leaseShare: number; computed: number }> {
+  const s = await freshSchema(n)
+  try {
+    const kids = Array.from({ length: procs }, () => startChild([pgUrl, s.schema, fn, '16', String(batch), '30000']))
+    await Promise.all(kids.map((k) => k.ready))
+    for (const k of kids) k.proc.stdin!.write('go\n')
+    const outs = await Promise.all(kids.map((k) => k.result))
+    for (const o of outs) if (o.error !== undefined) throw new Error(o.error)
+    const calls = outs.reduce((a, o) => a + o.keys.length, 0)
+    const distinct = new Set(outs.flatMap((o) => o.keys.map(String))).size
+    const t0 = Math.min(...outs.map((o) => o.t0))
+    const t1 = Math.max(...outs.map((o) => o.t1))
+    const leaseMs = outs.reduce((a, o) => a + (o.report.leases ? o.report.leases.claimMs + o.report.leases.heartbeatMs + o.report.leases.releaseMs : 0), 0)
+    const busyMs = outs.reduce((a, o) => a + o.report.durationMs, 0)
+    const stored = Number((await s.admin.query(`SELECT count(*) AS n FROM a`)).rows[0].n)
+    if (stored !== n) throw new Error(`${stored} rows stored, expected ${n}`)
+    return { rate: n / ((t1 - t0) / 1000), dups: calls - distinct, leaseShare: leaseMs / busyMs, computed: distinct }
+  } finally {
+    await s.drop()
+  }
+}
+
+async function killConverge(n: number, leaseMs: number): Promise<{ afterKillMs: number; leaseMs: number; stored: number }> {
+  const s = await freshSchema(n)
+  try {
+    const kids = Array.from({ length: 2 }, () => startChild([pgUrl, s.schema, 'sleep10', '16', '100', String(leaseMs)]))
+    await Promise.all(kids.map((k) => k.ready))
+    for (const k of kids) k.proc.stdin!.write('go\n')
+    await new Promise((r) => setTimeout(r, 300))
+    const killedAt = Date.now()
+    kids[0]!.proc.kill('SIGKILL')
+    const survivor = await kids[1]!.result
+    if (survivor.error !== undefined) throw new Error(survivor.error)
+    const stored = Number((await s.admin.query(`SELECT count(*) AS n FROM a`)).rows[0].n)
+    return { afterKillMs: survivor.t1 - killedAt, leaseMs, stored }
+  } finally {
+    await s.drop()
+  }
+}
+
+const src = dist.table('src', { id: t.Int, v: t.Int })
+
+/** Watch latency: write, then read the derived row until it has the new value. */
+async function watchLatency(dialect: 'sqlite' | 'postgres', samples: number): Promise<{ p50: number; p95: number }> {
+  let db: Kysely<any>
+  let listen: (() => Promise<pg.PoolClient>) | undefined
+  let drop = async () => {}
+  if (dialect === 'sqlite') {
+    const database = new Database(':memory:')
+    database.exec('CREATE TABLE src (id integer PRIMARY KEY, v integer NOT NULL)')
+    database.exec('INSERT INTO src SELECT value, value FROM generate_series(1, 1000)')
+    db = new Kysely<any>({ dialect: new SqliteDialect({ database }) })
+  } else {
+    const s = await freshSchema(1000)
+    const pool = new pg.Pool({ connectionString: pgUrl, options: `-c search_path=${s.schema}`, max: 4 })
+    db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
+    listen = () => pool.connect()
+    drop = () => s.drop()
+  }
+  try {
+    const store = await dist.openStore(db)
+    await store.track(src)
+    store.derive({ name: 'a', from: src, output: { y: t.Int }, version: 'lat', fn: (r) => ({ y: r.v * 2 }) })
+    await store.refresh()
+    const ac = new AbortController()
+    const w = store.watch({ signal: ac.signal, pollMs: 20, ...(listen === undefined ? {} : { listen }) })
+    await new Promise((r) => setTimeout(r, 200))
+    const lat: number[] = []
+    for (let i = 0; i < samples; i++) {
+      const id = 1 + (i % 1000)
+      const v = 100_000 + i
+      const t0 = performance.now()
+      await sql`UPDATE src SET v = ${v} WHERE id = ${id}`.execute(db)
+      for (;;) {
+        const r = await sql<{ y: unknown }>`SELECT y FROM a WHERE lq_key = ${String(id)}`.execute(db)
+        if (Number(r.rows[0]?.y) === 2 * v) break
+        await new Promise((res) => setTimeout(res, 1))
+      }
+      lat.push(performance.now() - t0)
+      await new Promise((res) => setTimeout(res, 20))
+    }
+    ac.abort()
+    await w.stopped
+    lat.sort((a, b) => a - b)
+    return { p50: median(lat), p95: lat[Math.floor(lat.length * 0.95)]! }
+  } finally {
+    await db.destroy()
+    await drop()
+  }
+}
+
+/** Debounce: 10 writes of one row within `d`; calls of its function. */
+async function debounceCheck(d: number): Promise<{ calls: number; writes: number }> {
+  const database = new Database(':memory:')
+  database.exec('CREATE TABLE src (id integer PRIMARY KEY, v integer NOT NULL)')
+  database.exec('INSERT INTO src VALUES (1, 1), (2, 2)')
+  const db = new Kysely<any>({ dialect: new SqliteDialect({ database }) })
+  let calls = 0
+  const store = await dist.openStore(db)
+  await store.track(src)
+  store.derive({
+    name: 'a',
+    from: src,
+    output: { y: t.Int },
+    version: 'deb',
+    fn: (r, ctx) => {
+      if (ctx.key === 1) calls++
+      return { y: r.v * 2 }
+    },
+  })
+  await store.refresh()
+  calls = 0
+  const ac = new AbortController()
+  const w = store.watch({ signal: ac.signal, debounceMs: d, pollMs: 10 })
+  await new Promise((r) => setTimeout(r, 100))
+  for (let i = 0; i < 10; i++) {
+    await sql`UPDATE src SET v = v + 1 WHERE id = 1`.execute(db)
+    await new Promise((r) => setTimeout(r, d / 20))
+  }
+  await new Promise((r) => setTimeout(r, d * 3))
+  ac.abort()
+  await w.stopped
+  const y = Number((await sql<{ y: unknown }>`SELECT y FROM a WHERE lq_key = '1'`.execute(db)).rows[0]!.y)
+  await db.destroy()
+  if (y !== 22) throw new Error(`debounce: row 1 has y = ${y}, expected 22`)
+  return { calls, writes: 10 }
+}
+
+export async function main(): Promise<void> {
+  const nSlow = Number(process.env['LQ_BENCH_WORKERS_ROWS'] ?? 8000)
+  const nFast = Number(process.env['LQ_BENCH_WORKERS_TRIVIAL'] ?? 40000)
+  console.log(`# Workers and watch mode (load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')})`)
+  for (const [fn, n, batch] of [['sleep10', nSlow, 200], ['trivial', nFast, 2000]] as const) {
+    const base = await throughput(n, 1, fn, batch)
+    console.log(`${fn}, ${n} rows: 1 process ${base.rate.toFixed(0)} rows/s, duplicates ${base.dups}, lease time ${(base.leaseShare * 100).toFixed(1)}% of refresh time`)
+    for (const p of [2, 4]) {
+      const r = await throughput(n, p, fn, batch)
+      console.log(`${fn}, ${n} rows: ${p} processes ${r.rate.toFixed(0)} rows/s = ${(r.rate / base.rate).toFixed(2)}x one (target >= ${(0.8 * p).toFixed(1)}x for sleep10), duplicates ${r.dups}, lease time ${(r.leaseShare * 100).toFixed(1)}% (target < 5%)`)
+    }
+  }
+  const k = await killConverge(2000, 2000)
+  console.log(`kill -9 of one of two workers: the survivor finished ${k.afterKillMs} ms after the kill (lease ${k.leaseMs} ms; target <= 2x lease = ${2 * k.leaseMs} ms), ${k.stored} rows stored`)
+  for (const d of ['sqlite', 'postgres'] as const) {
+    const l = await watchLatency(d, 60)
+    console.log(`watch latency ${d}: p50 ${l.p50.toFixed(1)} ms, p95 ${l.p95.toFixed(1)} ms (target p95 <= 250 ms on PostgreSQL)`)
+  }
+  const deb = await debounceCheck(400)
+  console.log(`debounce 400 ms: ${deb.writes} writes within it, ${deb.calls} call(s) of the row's function (target 1)`)
+}
+
+runIfMain(import.meta.url, main)

@@ -1,0 +1,180 @@
+/**
+ * Leases of one worker process: the claims it holds (one per claimed batch, under the batch's
+ * fencing token), a heartbeat that extends them while the functions run, and lost-lease
+ * detection. The SQL is in `dialect-claims.ts`.
+ *
+ * A lease is lost when its rows were taken over by another worker after it expired (the
+ * heartbeat finds fewer rows under its token than were claimed), or when no heartbeat succeeded
+ * for a whole lease (the database was unreachable: the rows may have expired meanwhile). A lost
+ * lease is only a hint for the worker; what decides is the fencing check at write time
+ * (`ClaimDialect.fence`), and, below it, the monotonic-write guard.
+ *
+ * The keeper also accounts the time spent claiming, extending and releasing (`stats`), which the
+ * workers benchmark compares with the batch time.
+ */
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import type { Kysely } from 'kysely'
+import type { ClaimDialect } from './sql/claims.js'
+
+/** A batch of claimed rows of one derived table. */
+export interface Lease {
+  readonly table: string
+  readonly token: number
+  /** The addresses claimed (a subset of those asked for: the others were held by live leases). */
+  readonly keys: ReadonlySet<string>
+  /** Set when a heartbeat found the lease (partly) taken over, or could not extend it in time. */
+  lost: boolean
+}
+
+export interface LeaseStats {
+  /** Claim statements run, and milliseconds spent in them. */
+  claims: number
+  claimMs: number
+  heartbeats: number
+  heartbeatMs: number
+  releaseMs: number
+}
+
+export interface LeaseKeeperOptions {
+  readonly db: Kysely<any>
+  readonly dialect: ClaimDialect
+  /** This worker's name in the claim table (default: `ownerId()`). */
+  readonly owner?: string
+  /** Lease length in milliseconds. */
+  readonly leaseMs: number
+  /** Heartbeat period (default a third of the lease). */
+  readonly heartbeatMs?: number
+  /** Called when a lease is found lost. */
+  readonly onLost?: (lease: Lease) => void
+}
+
+/** A worker's name: host, process id and a random suffix (two stores in one process are two workers). */
+export function ownerId(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`
+}
+
+export class LeaseKeeper {
+  readonly owner: string
+  readonly leaseMs: number
+  readonly stats: LeaseStats = { claims: 0, claimMs: 0, heartbeats: 0, heartbeatMs: 0, releaseMs: 0 }
+  readonly #db: Kysely<any>
+  readonly #d: ClaimDialect
+  readonly #period: number
+  readonly #onLost: ((lease: Lease) => void) | undefined
+  readonly #held = new Map<number, Lease>()
+  #timer: NodeJS.Timeout | undefined
+  #beating: Promise<void> | undefined
+  /** Time of the last heartbeat (or claim) that succeeded. */
+  #lastOk = Date.now()
+
+  constructor(options: LeaseKeeperOptions) {
+    this.#db = options.db
+    this.#d = options.dialect
+    this.owner = options.owner ?? ownerId()
+    this.leaseMs = options.leaseMs
+    this.#period = Math.max(10, options.heartbeatMs ?? Math.floor(options.leaseMs / 3))
+    this.#onLost = options.onLost
+  }
+
+  /** Leases held now. */
+  get held(): readonly Lease[] {
+    return [...this.#held.values()]
+  }
+
+  /** Claim the free ones of `keys` of `table`. A lease with no keys is not held (nothing to release). */
+  async claim(table: string, keys: readonly string[]): Promise<Lease> {
+    const t0 = performance.now()
+    const r = await this.#d.claim(this.#db, table, keys, this.owner, this.leaseMs)
+    this.stats.claims++
+    this.stats.claimMs += performance.now() - t0
+    const lease: Lease = { table, token: r.token, keys: new Set(r.keys), lost: false }
+    if (lease.keys.size > 0) {
+      this.#held.set(lease.token, lease)
+      this.#lastOk = Date.now()
+      this.#startTimer()
+    }
+    return lease
+  }
+
+  /** Give the lease's rows back (after their results were stored, or when stopping). */
+  async release(lease: Lease): Promise<void> {
+    if (!this.#held.delete(lease.token)) return
+    const t0 = performance.now()
+    try {
+      await this.#d.release(this.#db, this.owner, lease.token)
+    } finally {
+      this.stats.releaseMs += performance.now() - t0
+      if (this.#held.size === 0) this.#stopTimer()
+    }
+  }
+
+  async releaseAll(): Promise<void> {
+    for (const lease of [...this.#held.values()]) await this.release(lease)
+  }
+
+  /**
+   * One heartbeat: extend every lease held. Leases whose rows were taken over are marked lost
+   * (and reported to `onLost`); when no heartbeat succeeded for a whole lease, every lease is.
+   */
+  async beat(): Promise<void> {
+    if (this.#beating !== undefined) return this.#beating
+    const leases = [...this.#held.values()]
+    if (leases.length === 0) return
+    this.#beating = (async () => {
+      const t0 = performance.now()
+      try {
+        const counts = await this.#d.heartbeat(this.#db, this.owner, leases.map((l) => l.token), this.leaseMs)
+        this.#lastOk = Date.now()
+        for (const l of leases) if ((counts.get(l.token) ?? 0) < l.keys.size) this.#lose(l)
+      } catch {
+        // The database is unreachable or busy: try again at the next beat. Past a whole lease
+        // without one success, the rows may have been taken over: every lease is lost.
+        if (Date.now() - this.#lastOk >= this.leaseMs) for (const l of leases) this.#lose(l)
+      } finally {
+        this.stats.heartbeats++
+        this.stats.heartbeatMs += performance.now() - t0
+        this.#beating = undefined
+      }
+    })()
+    return this.#beating
+  }
+
+  /** In a write transaction: which of `keys` of `table` another token than `token` holds now (fencing). */
+  fence(trx: Kysely<any>, table: string, keys: readonly string[], token: number): Promise<Set<string>> {
+    return this.#d.fence(trx, table, keys, token)
+  }
+
+  /** Live claims of other workers on any of `tables`. */
+  othersOn(tables: readonly string[]): Promise<number> {
+    return this.#d.liveOn(this.#db, tables, this.owner)
+  }
+
+  /** Whether another worker holds a live claim on one of `keys` of `table`. */
+  async othersHold(table: string, keys: ReadonlySet<string>): Promise<boolean> {
+    return (await this.#d.held(this.#db, table)).some((c) => c.owner !== this.owner && keys.has(c.key))
+  }
+
+  /** Stop the heartbeat (leases stay in the table until they expire or are released). */
+  stop(): void {
+    this.#stopTimer()
+  }
+
+  #lose(l: Lease): void {
+    if (l.lost) return
+    l.lost = true
+    this.#onLost?.(l)
+  }
+
+  #startTimer(): void {
+    if (this.#timer !== undefined) return
+    this.#timer = setInterval(() => void this.beat(), this.#period)
+    // A heartbeat never keeps the process alive by itself.
+    this.#timer.unref()
+  }
+
+  #stopTimer(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    this.#timer = undefined
+  }
+}

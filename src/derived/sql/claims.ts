@@ -1,0 +1,218 @@
+/**
+ * The SQL of leases (claims on derived rows by worker processes), per dialect, as named hooks.
+ *
+ * A claim is one row of the narrow table `lq_claim(tbl, lq_key, owner, expires, token)`: the
+ * derived table and the row's address, the worker that holds it, when its lease ends (epoch
+ * milliseconds of the database's clock, so workers on several machines agree) and the fencing
+ * token of the batch that took it (one token per claim statement, from a store-wide counter
+ * that only grows). Claims never touch the wide metadata or data rows.
+ *
+ * - `claim`: take the free rows of a list of addresses (no claim row, one whose lease expired,
+ *   or one `owner` holds already: calls of one store share its owner name and de-duplicate in
+ *   memory) for `owner`, under a new token, and return the addresses taken. PostgreSQL: rows
+ *   with an expired lease are taken with `FOR UPDATE SKIP LOCKED` (a row another worker is
+ *   taking or extending right now is skipped, never waited for) and new rows are inserted with
+ *   `ON CONFLICT DO NOTHING`, in one statement. SQLite: one `INSERT ... ON CONFLICT DO UPDATE
+ *   ... WHERE expired ... RETURNING` under `BEGIN IMMEDIATE` (one writer at a time).
+ * - `heartbeat`: extend every claim of `owner` under the given tokens; returns the tokens and
+ *   how many rows each still holds (fewer than taken: some lease was lost to another worker).
+ * - `release`: delete the claim rows of `owner` under a token.
+ * - `fence`: inside a write transaction, the addresses of a batch that another worker now
+ *   holds under another token (its lease was lost, and taken over). PostgreSQL locks the
+ *   batch's own claim rows (`FOR UPDATE`) until the write commits, so a worker taking over an
+ *   expired lease skips them (`SKIP LOCKED`) until the result is stored.
+ * - `held`: the live claims of a derived table (for `stale()` and `status`).
+ *
+ * The table and the token counter are created by migration 3 (`schema.ts`); `ddl` lists them.
+ */
+import { sql, type Kysely } from 'kysely'
+import type { Dialect } from '../../query/dialect.js'
+
+/** A live claim, as read by `held`. */
+export interface ClaimRow {
+  readonly table: string
+  readonly key: string
+  readonly owner: string
+  /** Epoch milliseconds (database clock) when the lease ends unless extended. */
+  readonly expires: number
+  readonly token: number
+}
+
+export interface ClaimDialect {
+  readonly name: Dialect
+  /** Statements creating the claim table and the token counter (migration 3). */
+  ddl(): string[]
+  /** The database's clock, epoch milliseconds. */
+  now(db: Kysely<any>): Promise<number>
+  /** Claim the free ones of `keys` of derived table `table`; the token and the keys taken. */
+  claim(db: Kysely<any>, table: string, keys: readonly string[], owner: string, leaseMs: number): Promise<{ token: number; keys: string[] }>
+  /** Extend the claims of `owner` under `tokens` by `leaseMs` from now; rows still held per token. */
+  heartbeat(db: Kysely<any>, owner: string, tokens: readonly number[], leaseMs: number): Promise<Map<number, number>>
+  /** Delete the claims of `owner` under `token` (all of them, or those of `keys`); how many. */
+  release(db: Kysely<any>, owner: string, token: number, keys?: readonly string[]): Promise<number>
+  /** In a write transaction: which of `keys` of `table` another token now holds (lost leases). */
+  fence(trx: Kysely<any>, table: string, keys: readonly string[], token: number): Promise<Set<string>>
+  /** Live (unexpired) claims of `table`, or of every table. */
+  held(db: Kysely<any>, table?: string): Promise<ClaimRow[]>
+  /** Live claims held by others on any of `tables` (a worker waits for these before a downstream table). */
+  liveOn(db: Kysely<any>, tables: readonly string[], owner: string): Promise<number>
+  /**
+   * Watch (debounce): keys and revisions of revision table `revTable` written after revision
+   * `since`, newest last, at most `limit` of them. On PostgreSQL a revision committed late (below
+   * `since`) is not seen here: its row is then simply not debounced.
+   */
+  changedSince(db: Kysely<any>, revTable: string, since: number, limit: number): Promise<{ key: string; rev: number }[]>
+}
+
+async function changedSince(db: Kysely<any>, revTable: string, since: number, limit: number): Promise<{ key: string; rev: number }[]> {
+  const r = await sql<{ lq_key: string; rev: unknown }>`SELECT lq_key, rev FROM ${sql.id(revTable)} WHERE rev > ${since} ORDER BY rev LIMIT ${limit}`.execute(db)
+  return r.rows.map((x) => ({ key: x.lq_key, rev: Number(x.rev) }))
+}
+
+const PG_NOW = `(extract(epoch from clock_timestamp()) * 1000)::bigint`
+const SQLITE_NOW = `CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`
+
+const rowOf = (r: { tbl: string; lq_key: string; owner: string; expires: unknown; token: unknown }): ClaimRow => ({
+  table: r.tbl,
+  key: r.lq_key,
+  owner: r.owner,
+  expires: Number(r.expires),
+  token: Number(r.token),
+})
+
+const postgres: ClaimDialect = {
+  name: 'postgres',
+  ddl: () => [
+    `CREATE TABLE IF NOT EXISTS lq_claim (tbl text NOT NULL, lq_key text NOT NULL, owner text NOT NULL, expires bigint NOT NULL, token bigint NOT NULL, PRIMARY KEY (tbl, lq_key))`,
+    `CREATE INDEX IF NOT EXISTS "lq_claim$owner" ON lq_claim (owner, token)`,
+    `CREATE SEQUENCE IF NOT EXISTS lq_claim_seq`,
+  ],
+  async now(db) {
+    const r = await sql<{ ms: string }>`SELECT ${sql.raw(PG_NOW)} AS ms`.execute(db)
+    return Number(r.rows[0]!.ms)
+  },
+  async claim(db, table, keys, owner, leaseMs) {
+    // One statement: a token; expired claims among the keys, locked or skipped; the keys with no
+    // claim row, inserted (a concurrent insert of the same key wins, ours does nothing).
+    const r = await sql<{ token: string; keys: string[] | null }>`WITH tok AS (SELECT nextval('lq_claim_seq') AS t),
+clk AS (SELECT ${sql.raw(PG_NOW)} AS ms),
+k AS (SELECT DISTINCT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k),
+expired AS (SELECT c.tbl, c.lq_key FROM lq_claim c, clk WHERE c.tbl = ${table} AND c.lq_key IN (SELECT k FROM k) AND (c.expires <= clk.ms OR c.owner = ${owner}) FOR UPDATE OF c SKIP LOCKED),
+taken AS (UPDATE lq_claim c SET owner = ${owner}, expires = clk.ms + ${leaseMs}::bigint, token = tok.t FROM tok, clk, expired WHERE c.tbl = expired.tbl AND c.lq_key = expired.lq_key RETURNING c.lq_key),
+ins AS (INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${table}, k.k, ${owner}, clk.ms + ${leaseMs}::bigint, tok.t FROM k, clk, tok WHERE NOT EXISTS (SELECT 1 FROM lq_claim c WHERE c.tbl = ${table} AND c.lq_key = k.k) ON CONFLICT DO NOTHING RETURNING lq_key)
+SELECT (SELECT t FROM tok)::text AS token, (SELECT array_agg(lq_key) FROM (SELECT lq_key FROM taken UNION ALL SELECT lq_key FROM ins) x) AS keys`.execute(db)
+    const row = r.rows[0]!
+    return { token: Number(row.token), keys: row.keys ?? [] }
+  },
+  async heartbeat(db, owner, tokens, leaseMs) {
+    const r = await sql<{ token: string; n: string }>`WITH up AS (UPDATE lq_claim SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint WHERE owner = ${owner} AND token = ANY(${`{${tokens.join(',')}}`}::bigint[]) RETURNING token) SELECT token::text AS token, count(*)::text AS n FROM up GROUP BY token`.execute(db)
+    return new Map(r.rows.map((x) => [Number(x.token), Number(x.n)]))
+  },
+  async release(db, owner, token, keys) {
+    const r =
+      keys === undefined
+        ? await sql`DELETE FROM lq_claim WHERE owner = ${owner} AND token = ${token}`.execute(db)
+        : await sql`DELETE FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key IN (SELECT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb))`.execute(db)
+    return Number(r.numAffectedRows ?? 0)
+  },
+  async fence(trx, table, keys, token) {
+    // Our own rows are locked until the write commits: a worker taking over an expired lease
+    // skips them meanwhile. Keys whose row carries another token were taken over.
+    const r = await sql<{ lq_key: string; token: string }>`SELECT lq_key, token::text AS token FROM lq_claim WHERE tbl = ${table} AND lq_key IN (SELECT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb)) FOR UPDATE`.execute(trx)
+    return new Set(r.rows.filter((x) => Number(x.token) !== token).map((x) => x.lq_key))
+  },
+  async held(db, table) {
+    const r =
+      table === undefined
+        ? await sql<{ tbl: string; lq_key: string; owner: string; expires: string; token: string }>`SELECT tbl, lq_key, owner, expires::text AS expires, token::text AS token FROM lq_claim WHERE expires > ${sql.raw(PG_NOW)} ORDER BY tbl, lq_key`.execute(db)
+        : await sql<{ tbl: string; lq_key: string; owner: string; expires: string; token: string }>`SELECT tbl, lq_key, owner, expires::text AS expires, token::text AS token FROM lq_claim WHERE tbl = ${table} AND expires > ${sql.raw(PG_NOW)} ORDER BY lq_key`.execute(db)
+    return r.rows.map(rowOf)
+  },
+  async liveOn(db, tables, owner) {
+    if (tables.length === 0) return 0
+    const r = await sql<{ n: string }>`SELECT count(*)::text AS n FROM lq_claim WHERE tbl = ANY(${`{${tables.map((t) => `"${t}"`).join(',')}}`}::text[]) AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}`.execute(db)
+    return Number(r.rows[0]!.n)
+  },
+  changedSince,
+}
+
+const sqlite: ClaimDialect = {
+  name: 'sqlite',
+  ddl: () => [
+    `CREATE TABLE IF NOT EXISTS lq_claim (tbl text NOT NULL, lq_key text NOT NULL, owner text NOT NULL, expires integer NOT NULL, token integer NOT NULL, PRIMARY KEY (tbl, lq_key)) WITHOUT ROWID`,
+    `CREATE INDEX IF NOT EXISTS "lq_claim$owner" ON lq_claim (owner, token)`,
+    `INSERT INTO lq_store_meta (name, value) VALUES ('claim_token', '0') ON CONFLICT (name) DO NOTHING`,
+  ],
+  async now(db) {
+    const r = await sql<{ ms: number }>`SELECT ${sql.raw(SQLITE_NOW)} AS ms`.execute(db)
+    return Number(r.rows[0]!.ms)
+  },
+  async claim(db, table, keys, owner, leaseMs) {
+    return immediate(db, async (c) => {
+      const t = await sql<{ value: string }>`UPDATE lq_store_meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'claim_token' RETURNING value`.execute(c)
+      const token = Number(t.rows[0]!.value)
+      // One upsert: new rows inserted, expired ones taken over, live ones left alone (not returned).
+      const r = await sql<{ lq_key: string }>`INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT DISTINCT ${table}, value, ${owner}, ${sql.raw(SQLITE_NOW)} + ${leaseMs}, ${token} FROM json_each(${JSON.stringify(keys)}) WHERE true
+ON CONFLICT (tbl, lq_key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires, token = excluded.token WHERE lq_claim.expires <= ${sql.raw(SQLITE_NOW)} OR lq_claim.owner = excluded.owner
+RETURNING lq_key`.execute(c)
+      return { token, keys: r.rows.map((x) => x.lq_key) }
+    })
+  },
+  async heartbeat(db, owner, tokens, leaseMs) {
+    const r = await sql<{ token: number }>`UPDATE lq_claim SET expires = ${sql.raw(SQLITE_NOW)} + ${leaseMs} WHERE owner = ${owner} AND token IN (SELECT value FROM json_each(${JSON.stringify(tokens)})) RETURNING token`.execute(db)
+    const out = new Map<number, number>()
+    for (const x of r.rows) out.set(Number(x.token), (out.get(Number(x.token)) ?? 0) + 1)
+    return out
+  },
+  async release(db, owner, token, keys) {
+    const r =
+      keys === undefined
+        ? await sql`DELETE FROM lq_claim WHERE owner = ${owner} AND token = ${token}`.execute(db)
+        : await sql`DELETE FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))`.execute(db)
+    return Number(r.numAffectedRows ?? 0)
+  },
+  async fence(trx, table, keys, token) {
+    const r = await sql<{ lq_key: string; token: number }>`SELECT lq_key, token FROM lq_claim WHERE tbl = ${table} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))`.execute(trx)
+    return new Set(r.rows.filter((x) => Number(x.token) !== token).map((x) => x.lq_key))
+  },
+  async held(db, table) {
+    const r =
+      table === undefined
+        ? await sql<{ tbl: string; lq_key: string; owner: string; expires: number; token: number }>`SELECT tbl, lq_key, owner, expires, token FROM lq_claim WHERE expires > ${sql.raw(SQLITE_NOW)} ORDER BY tbl, lq_key`.execute(db)
+        : await sql<{ tbl: string; lq_key: string; owner: string; expires: number; token: number }>`SELECT tbl, lq_key, owner, expires, token FROM lq_claim WHERE tbl = ${table} AND expires > ${sql.raw(SQLITE_NOW)} ORDER BY lq_key`.execute(db)
+    return r.rows.map(rowOf)
+  },
+  async liveOn(db, tables, owner) {
+    if (tables.length === 0) return 0
+    const r = await sql<{ n: number }>`SELECT count(*) AS n FROM lq_claim WHERE tbl IN (SELECT value FROM json_each(${JSON.stringify(tables)})) AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)}`.execute(db)
+    return Number(r.rows[0]!.n)
+  },
+  changedSince,
+}
+
+const BUSY_RETRIES = 200
+
+/** A `BEGIN IMMEDIATE` transaction on one connection, retried while another connection holds the write lock. */
+async function immediate<T>(db: Kysely<any>, fn: (c: Kysely<any>) => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await db.connection().execute(async (c) => {
+        await sql.raw('BEGIN IMMEDIATE').execute(c)
+        try {
+          const out = await fn(c)
+          await sql.raw('COMMIT').execute(c)
+          return out
+        } catch (e) {
+          await sql.raw('ROLLBACK').execute(c).catch(() => undefined)
+          throw e
+        }
+      })
+    } catch (e) {
+      const code = (e as { code?: unknown } | null)?.code
+      if (typeof code !== 'string' || !code.startsWith('SQLITE_BUSY') || attempt >= BUSY_RETRIES) throw e
+      await new Promise((r) => setTimeout(r, 2 + Math.random() * 10 * Math.min(attempt + 1, 10)))
+    }
+  }
+}
+
+export const claimDialects: Readonly<Record<Dialect, ClaimDialect>> = { sqlite, postgres }

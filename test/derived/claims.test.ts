@@ -1,0 +1,140 @@
+/**
+ * Leases in the claim table (dialect-claims.ts) and the lease keeper (leases.ts), on SQLite and
+ * PostgreSQL: disjoint claims, expiry and take-over with a newer fencing token, heartbeats,
+ * release, the fencing check, lost-lease detection.
+ */
+import { sql } from 'kysely'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { openStore } from '../../src/derived/index.js'
+import { claimDialects } from '../../src/derived/sql/claims.js'
+import { LeaseKeeper, ownerId } from '../../src/derived/leases.js'
+import { eachDialect } from '../support/db.js'
+
+const keys = (n: number, from = 0) => Array.from({ length: n }, (_, i) => String(from + i))
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+eachDialect('claims', (get) => {
+  const d = () => claimDialects[get().dialect]
+  beforeAll(async () => {
+    await openStore(get().db)
+  }, 60_000)
+
+  it('two owners claiming the same keys at once get disjoint sets that cover them', async () => {
+    const { db } = get()
+    const all = keys(200)
+    const [a, b] = await Promise.all([d().claim(db, 'disjoint', all, 'a', 60_000), d().claim(db, 'disjoint', all, 'b', 60_000)])
+    const both = [...a.keys, ...b.keys].sort()
+    expect(both).toEqual([...all].sort())
+    expect(new Set(a.keys).size + new Set(b.keys).size).toBe(200)
+    expect(a.token).not.toBe(b.token)
+    // A third owner gets nothing while the leases are live.
+    expect((await d().claim(db, 'disjoint', all, 'c', 60_000)).keys).toEqual([])
+  }, 60_000)
+
+  it('an expired lease is taken over under a newer token; a live one is not', async () => {
+    const { db } = get()
+    const first = await d().claim(db, 'expiry', ['1', '2'], 'dead', 800)
+    expect(first.keys.sort()).toEqual(['1', '2'])
+    const early = await d().claim(db, 'expiry', ['1', '2', '3'], 'alive', 60_000)
+    expect(early.keys).toEqual(['3'])
+    await sleep(1200)
+    const late = await d().claim(db, 'expiry', ['1', '2', '3'], 'late', 60_000)
+    expect(late.keys.sort()).toEqual(['1', '2'])
+    expect(late.token).toBeGreaterThan(first.token)
+    // The dead owner's write is fenced: another token holds its keys now.
+    const fenced = await db.transaction().execute((trx) => d().fence(trx, 'expiry', ['1', '2'], first.token))
+    expect([...fenced].sort()).toEqual(['1', '2'])
+    const mine = await db.transaction().execute((trx) => d().fence(trx, 'expiry', ['1', '2'], late.token))
+    expect([...mine]).toEqual([])
+  }, 60_000)
+
+  it('a heartbeat keeps a lease alive past its first expiry; release frees the rows', async () => {
+    const { db } = get()
+    // Generous margins: a loaded machine may pause this test for hundreds of milliseconds.
+    const c = await d().claim(db, 'beat', ['x', 'y'], 'w', 1500)
+    for (let i = 0; i < 4; i++) {
+      await sleep(500)
+      expect(await d().heartbeat(db, 'w', [c.token], 1500)).toEqual(new Map([[c.token, 2]]))
+    }
+    expect((await d().claim(db, 'beat', ['x'], 'other', 300)).keys).toEqual([])
+    const held = await d().held(db, 'beat')
+    expect(held.map((h) => [h.key, h.owner, h.token])).toEqual([
+      ['x', 'w', c.token],
+      ['y', 'w', c.token],
+    ])
+    expect(held[0]!.expires).toBeGreaterThan(await d().now(db))
+    expect(await d().release(db, 'w', c.token)).toBe(2)
+    expect(await d().held(db, 'beat')).toEqual([])
+    expect((await d().claim(db, 'beat', ['x'], 'other', 300)).keys).toEqual(['x'])
+  }, 60_000)
+
+  it('an owner may claim again what it holds (calls of one store share its name)', async () => {
+    const { db } = get()
+    const one = await d().claim(db, 'again', ['1'], 'me', 60_000)
+    const two = await d().claim(db, 'again', ['1', '2'], 'me', 60_000)
+    expect(two.keys.sort()).toEqual(['1', '2'])
+    expect(two.token).toBeGreaterThan(one.token)
+    expect((await d().claim(db, 'again', ['1', '2'], 'you', 60_000)).keys).toEqual([])
+  }, 60_000)
+
+  it('liveOn counts the live claims of other owners on given tables', async () => {
+    const { db } = get()
+    await d().claim(db, 'up1', ['1', '2'], 'someone', 60_000)
+    await d().claim(db, 'up2', ['1'], 'me', 60_000)
+    expect(await d().liveOn(db, ['up1', 'up2'], 'me')).toBe(2)
+    expect(await d().liveOn(db, ['up2'], 'me')).toBe(0)
+    expect(await d().liveOn(db, [], 'me')).toBe(0)
+  }, 60_000)
+
+  it('the lease keeper extends its leases, and marks one lost when another worker took it over', async () => {
+    const { db } = get()
+    const lost: number[] = []
+    const keeper = new LeaseKeeper({ db, dialect: d(), leaseMs: 1500, heartbeatMs: 100, onLost: (l) => lost.push(l.token) })
+    const kept = await keeper.claim('keeper', ['k1', 'k2'])
+    await sleep(2000)
+    // Extended all along: nobody can take it.
+    expect((await d().claim(db, 'keeper', ['k1'], 'thief', 200)).keys).toEqual([])
+    expect(kept.lost).toBe(false)
+    keeper.stop()
+    await sleep(1800)
+    // Not extended any more: expired, taken over; the next heartbeat finds it lost.
+    expect((await d().claim(db, 'keeper', ['k1'], 'thief', 60_000)).keys).toEqual(['k1'])
+    await keeper.beat()
+    expect(kept.lost).toBe(true)
+    expect(lost).toEqual([kept.token])
+    expect(keeper.stats.claims).toBe(1)
+    expect(keeper.stats.heartbeats).toBeGreaterThan(3)
+    await keeper.release(kept)
+    expect((await d().held(db, 'keeper')).map((h) => h.owner)).toEqual(['thief'])
+  }, 60_000)
+
+  it('owner ids differ between two keepers of one process', () => {
+    expect(ownerId()).not.toBe(ownerId())
+    expect(ownerId()).toContain(`:${process.pid}:`)
+  })
+
+  it('the claim table is narrow and separate from derived rows', async () => {
+    const { db } = get()
+    const cols = get().dialect === 'sqlite'
+      ? (await sql<{ name: string }>`SELECT name FROM pragma_table_info('lq_claim')`.execute(db)).rows.map((r) => r.name)
+      : (await sql<{ name: string }>`SELECT column_name AS name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'lq_claim' ORDER BY ordinal_position`.execute(db)).rows.map((r) => r.name)
+    expect(cols).toEqual(['tbl', 'lq_key', 'owner', 'expires', 'token'])
+  })
+})
+
+describe('claims under contention (PostgreSQL SKIP LOCKED, SQLite BEGIN IMMEDIATE)', () => {
+  eachDialect('many concurrent claimers', (get) => {
+    beforeAll(async () => {
+      await openStore(get().db)
+    }, 60_000)
+    it('eight claimers over overlapping windows never share a key', async () => {
+      const { db, dialect } = get()
+      const d = claimDialects[dialect]
+      const got = await Promise.all(Array.from({ length: 8 }, (_, i) => d.claim(db, 'contention', keys(300, (i % 4) * 100), `o${i}`, 60_000)))
+      const seen = new Map<string, number>()
+      for (const g of got) for (const k of g.keys) seen.set(k, (seen.get(k) ?? 0) + 1)
+      expect([...seen.values()].every((n) => n === 1)).toBe(true)
+      expect(seen.size).toBe(600)
+    }, 60_000)
+  })
+})

@@ -1,0 +1,137 @@
+/**
+ * The pure parts of workers: bounded concurrency (limit.ts) and debounce (debounce.ts, with a
+ * fake clock), and the wake sources (wake.ts) on a real SQLite clock and files.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { limiter } from '../../src/derived/limit.js'
+import { Settling } from '../../src/derived/debounce.js'
+import { pollClock, watchFiles } from '../../src/derived/wake.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describe('limiter', () => {
+  it('never runs more than n calls at once, and runs them all', async () => {
+    const run = limiter(3)
+    let now = 0
+    let peak = 0
+    const out = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        run(async () => {
+          now++
+          peak = Math.max(peak, now)
+          await sleep(5 + (i % 3))
+          now--
+          return i * 2
+        }),
+      ),
+    )
+    expect(peak).toBe(3)
+    expect(out).toEqual(Array.from({ length: 20 }, (_, i) => i * 2))
+  })
+
+  it('a call that throws or rejects frees its slot', async () => {
+    const run = limiter(1)
+    const a = run(() => {
+      throw new Error('sync')
+    })
+    const b = run(() => Promise.reject(new Error('async')))
+    const c = run(() => 7)
+    await expect(a).rejects.toThrow('sync')
+    await expect(b).rejects.toThrow('async')
+    expect(await c).toBe(7)
+  })
+
+  it('rejects a limit that is not a positive integer', () => {
+    expect(() => limiter(0)).toThrow(RangeError)
+    expect(() => limiter(1.5)).toThrow(RangeError)
+  })
+})
+
+describe('debounce (fake clock)', () => {
+  it('a row written 10 times within d settles d after its last write, once', () => {
+    const s = new Settling(100)
+    for (let i = 0; i < 10; i++) s.note('r', '1', i + 1, i * 9)
+    // Last write at t=81: settling until 181.
+    expect(s.settling('r', '1', 150)).toBe(true)
+    expect(s.nextSettle()).toBe(181)
+    expect(s.settling('r', '1', 181)).toBe(false)
+    s.prune(181)
+    expect(s.size).toBe(0)
+  })
+
+  it('an old revision seen again does not restart the wait; other rows are independent', () => {
+    const s = new Settling(50)
+    s.note('r', 'a', 5, 0)
+    s.note('r', 'a', 5, 40)
+    s.note('r', 'b', 1, 30)
+    expect(s.settling('r', 'a', 50)).toBe(false)
+    expect(s.settling('r', 'b', 50)).toBe(true)
+    expect(s.settling('other', 'a', 10)).toBe(false)
+    s.prune(50)
+    expect(s.size).toBe(1)
+    expect(s.nextSettle()).toBe(80)
+  })
+
+  it('nothing settling: no wake-up time', () => {
+    expect(new Settling(10).nextSettle()).toBeUndefined()
+  })
+})
+
+describe('wake sources', () => {
+  it('pollClock calls back when the clock moves, not before', async () => {
+    let rev = 1
+    const seen: number[] = []
+    const src = pollClock(async () => rev, 10, (r) => seen.push(r), (e) => {
+      throw e
+    })
+    await sleep(100)
+    expect(seen).toEqual([])
+    rev = 2
+    for (let i = 0; i < 100 && seen.length === 0; i++) await sleep(20)
+    await src.close()
+    expect(seen).toEqual([2])
+  }, 30_000)
+
+  it('pollClock reports a failing read and keeps polling', async () => {
+    let fail = true
+    const errors: unknown[] = []
+    const changes: number[] = []
+    let rev = 1
+    const src = pollClock(
+      async () => {
+        if (fail) throw new Error('down')
+        return rev
+      },
+      10,
+      (r) => changes.push(r),
+      (e) => errors.push(e),
+    )
+    for (let i = 0; i < 100 && errors.length === 0; i++) await sleep(10)
+    fail = false
+    await sleep(60)
+    rev = 3
+    for (let i = 0; i < 100 && changes.length === 0; i++) await sleep(20)
+    await src.close()
+    expect(errors.length).toBeGreaterThan(0)
+    expect(changes).toEqual([3])
+  }, 30_000)
+
+  it('watchFiles calls back when a watched file is written', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lq-wake-'))
+    const file = join(dir, 'dep.txt')
+    writeFileSync(file, 'one')
+    const seen: string[] = []
+    const src = watchFiles([file], (p) => seen.push(p), (e) => {
+      throw e
+    })
+    await sleep(50)
+    writeFileSync(file, 'two')
+    for (let i = 0; i < 100 && seen.length === 0; i++) await sleep(20)
+    await src.close()
+    rmSync(dir, { recursive: true, force: true })
+    expect(seen[0]).toBe(file)
+  }, 30_000)
+})

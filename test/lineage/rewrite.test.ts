@@ -1,0 +1,113 @@
+/**
+ * The lineage rewrite (src/lineage/rewrite.ts) on SQLite and on the AST: what it refuses, the
+ * input form the derived-data engine uses (`inputLineage`: top-level entries, nested
+ * collections plain), and the walk it exports (`conditionQueries`).
+ */
+import * as t from 'io-ts'
+import { beforeAll, describe, expect, test } from 'vitest'
+import { AST, createTable, insertRows, lineage, LineageQueryError, Q, run, table } from '../../src/index.js'
+import { inputLineage } from '../../src/lineage/index.js'
+import { conditionQueries, rewriteQuery } from '../../src/lineage/rewrite.js'
+import type * as ast from '../../src/query/ast.js'
+import { Query } from '../../src/query/dsl.js'
+import { eachDialect } from '../support/db.js'
+
+const emp = table('emp', { id: t.Int, dept: t.string, pay: t.Int })
+const dept = table('dept', { name: t.string, floor: t.Int }, { key: 'name' })
+const keyless = table('keyless', { name: t.string })
+const derivedRows = table('derived_rows', { lq_key: t.string, n: t.Int }, { key: 'lq_key', storedLineage: { column: 'lq_key', table: 'emp' } })
+
+function refusal(f: () => unknown): LineageQueryError {
+  try {
+    f()
+  } catch (e) {
+    if (e instanceof LineageQueryError) return e
+    throw e
+  }
+  throw new Error('expected a LineageQueryError')
+}
+
+describe('the rewrite on the AST', () => {
+  test('a scalar is not a query: the rewrite refuses it, naming its kind', () => {
+    for (const e of [{ kind: 'const', value: 1 }, { kind: 'linEmpty' }, { kind: 'op', op: 'add', args: [] }] as ast.Expr[]) {
+      const err = refusal(() => rewriteQuery(e))
+      expect(err.code).toBe('compile')
+      expect(err.message).toBe(`lineage: expected a query, got a ${e.kind} expression`)
+    }
+  })
+
+  test('a tracked table without a key is a lineage error naming it and the two ways out', () => {
+    const err = refusal(() => lineage(Q.for(keyless, (k) => Q.yield(k.name))))
+    expect(err.code).toBe('lineage')
+    expect(err.message).toBe("table `keyless` has no key, so its rows cannot be named in lineage; declare one with table(name, columns, { key: 'col' }) or opt out with { lineage: false }")
+    expect(err.details).toEqual({ table: 'keyless' })
+    // Inside a condition or an aggregate nothing is named, so no key is needed.
+    expect(() => lineage(Q.for(emp, (e) => Q.where(Q.exists(Q.for(keyless, (k) => Q.where(Q.eq(k.name, e.dept), Q.yield(k.name)))), Q.yield({ id: e.id, n: Q.count(Q.for(keyless, (k) => Q.yield(k.name))) }))))).not.toThrow()
+  })
+
+  test('why-provenance of a condition that reads a grouped query is refused with the full reason', () => {
+    const q = Q.for(emp, (e) => Q.where(Q.exists(Q.distinct(Q.for(dept, (d) => Q.yield(d.floor)))), Q.yield(e.id)))
+    const err = refusal(() => lineage(q, { why: true }))
+    expect(err.code).toBe('lineage')
+    expect(err.message).toBe('lineage(q, { why: true }): the witnesses of a condition that reads Q.groupBy or Q.distinct are not supported yet; use lineage(q) without why for this query')
+    // A query that groups elsewhere (not in the condition) is refused too: the whole query is checked.
+    const elsewhere = Q.for(Q.groupBy(emp, (e) => e.dept), (g) => Q.where(Q.exists(Q.for(dept, (d) => Q.where(Q.eq(d.name, g.key), Q.yield(d.floor)))), Q.yield(g.key)))
+    expect(refusal(() => lineage(elsewhere, { why: true })).message).toMatch(/not supported yet/)
+    expect(() => lineage(elsewhere)).not.toThrow()
+  })
+
+  test('conditionQueries lists the query of each exists and aggregate in a condition, outermost first, through operators only', () => {
+    const inner = Q.for(dept, (d) => Q.yield(d.floor))
+    const other = Q.for(emp, (e) => Q.yield(e.pay))
+    const cond = Q.and(Q.exists(inner), Q.or(Q.gt(Q.sum(other), 1), Q.not(Q.empty(inner))))[AST]
+    expect(conditionQueries(cond)).toEqual([inner[AST], other[AST], inner[AST]])
+    expect(conditionQueries(Q.eq(1, 1)[AST])).toEqual([])
+    expect(conditionQueries(inner[AST])).toEqual([])
+  })
+})
+
+eachDialect('the rewrite, run', (get) => {
+  beforeAll(async () => {
+    const { db } = get()
+    for (const tb of [emp, dept, derivedRows]) await createTable(db, tb)
+    await insertRows(db, emp, [{ id: 1, dept: 'a', pay: 10 }, { id: 2, dept: 'a', pay: 20 }, { id: 3, dept: 'b', pay: 30 }])
+    await insertRows(db, dept, [{ name: 'a', floor: 1 }, { name: 'b', floor: 2 }])
+    await insertRows(db, derivedRows, [{ lq_key: '1', n: 5 }])
+  })
+
+  test('inputLineage: top-level rows carry their direct entries (derived rows by their own key), nested collections are plain data', async () => {
+    const q = Q.for(dept, (d) => Q.where(Q.eq(d.name, 'a'), Q.yield({ d: d.name, pays: Q.for(emp, (e) => Q.where(Q.eq(e.dept, d.name), Q.yield(e.pay))) })))
+    expect(await run(get().db, inputLineage(q))).toEqual([{ data: { d: 'a', pays: [10, 20] }, lineage: [{ table: 'dept', key: 'a' }] }])
+    const stored = Q.for(derivedRows, (r) => Q.yield(r.n))
+    expect(await run(get().db, inputLineage(stored))).toEqual([{ data: 5, lineage: [{ table: 'derived_rows', key: '1' }] }])
+    expect(await run(get().db, lineage(stored))).toEqual([{ data: 5, lineage: [{ table: 'emp', key: 1 }] }])
+  })
+
+  test('inputLineage of a grouped query: each group names every row of it, its group plain', async () => {
+    const q = Q.for(Q.groupBy(emp, (e) => e.dept), (g) => Q.yield({ dept: g.key, pays: Q.for(g.group, (e) => Q.yield(e.pay)) }))
+    const rows = (await run(get().db, inputLineage(q))) as { data: { dept: string; pays: number[] }; lineage: { table: string; key: unknown }[] }[]
+    const byDept = Object.fromEntries(rows.map((r) => [r.data.dept, { pays: [...r.data.pays].sort(), keys: r.lineage.map((l) => l.key).sort() }]))
+    expect(byDept).toEqual({ a: { pays: [10, 20], keys: [1, 2] }, b: { pays: [30], keys: [3] } })
+    const nested = Q.for(dept, (d) => Q.where(Q.eq(d.name, 'a'), Q.yield({ d: d.name, groups: Q.for(Q.groupBy(emp, (e) => e.dept), (g) => Q.where(Q.eq(g.key, d.name), Q.yield({ k: g.key, n: Q.count(g.group) }))) })))
+    expect(await run(get().db, inputLineage(nested))).toEqual([{ data: { d: 'a', groups: [{ k: 'a', n: 2 }] }, lineage: [{ table: 'dept', key: 'a' }] }])
+  })
+
+  test('a for over a nested collection of a let takes its elements\' entries along; plain in the input form', async () => {
+    const q = Q.for(dept, (d) => Q.where(Q.eq(d.name, 'a'), Q.let(Q.for(emp, (e) => Q.where(Q.eq(e.dept, d.name), Q.yield(e))), (es) => Q.for(es, (e) => Q.yield({ d: d.name, id: e.id })))))
+    const rows = await run(get().db, lineage(q))
+    expect(rows).toEqual([
+      { data: { d: 'a', id: 1 }, lineage: [{ table: 'dept', key: 'a' }, { table: 'emp', key: 1 }] },
+      { data: { d: 'a', id: 2 }, lineage: [{ table: 'dept', key: 'a' }, { table: 'emp', key: 2 }] },
+    ])
+  })
+
+  test('count(distinct x) in a value counts distinct non-null values; other aggregates read the data', async () => {
+    const q = Q.for(dept, (d) => Q.where(Q.eq(d.name, 'a'), Q.yield({ floors: Q.count(Q.distinct(Q.for(emp, (e) => Q.yield(e.dept)))), total: Q.sum(Q.for(emp, (e) => Q.yield(e.pay))), n: Q.count(Q.for(emp, (e) => Q.yield(e.id))) })))
+    expect(await run(get().db, lineage(q))).toEqual([{ data: { floors: 2, total: 60, n: 3 }, lineage: [{ table: 'dept', key: 'a' }] }])
+  })
+
+  test('a Query built from a rewritten AST runs as the annotated query', async () => {
+    const q = Q.for(emp, (e) => Q.where(Q.eq(e.id, 3), Q.yield(e.pay)))
+    expect(await run(get().db, new Query(rewriteQuery(q[AST])))).toEqual([{ data: 30, lineage: [{ table: 'emp', key: 3 }] }])
+  })
+})
