@@ -98,18 +98,46 @@ function newestMtime(dir: string): number {
 }
 
 /** `dist/` as users import it: built with `npm run build` when missing or older than `src/`. */
-async function loadBuiltPackage(): Promise<Lib> {
+async function loadBuiltPackage(): Promise<{ lib: Lib; phases: Phases | undefined }> {
   const other = env.TPCH_LIB
+  let entry = `${root}dist/index.js`
   if (other !== undefined && other !== '') {
     console.log(`library: ${other} (TPCH_LIB)`)
-    return (await import(pathToFileURL(other).href)) as Lib
-  }
-  const entry = `${root}dist/index.js`
-  if (!existsSync(entry) || statSync(entry).mtimeMs < newestMtime(`${root}src`)) {
+    entry = other
+  } else if (!existsSync(entry) || statSync(entry).mtimeMs < newestMtime(`${root}src`)) {
     console.log('building dist/ (npm run build) ...')
     execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' })
   }
-  return (await import(pathToFileURL(entry).href)) as Lib
+  const lib = (await import(pathToFileURL(entry).href)) as Lib
+  return { lib, phases: await loadPhases(entry) }
+}
+
+/**
+ * The compiler's phases in the same build (internal modules of `dist/`, for the per-phase compile
+ * profile): `normalise` (DSL AST -> normal form), `lower` (-> Kysely operation nodes), `print`
+ * (Kysely's dialect compiler -> SQL text). `undefined` when the build has another layout.
+ */
+interface Phases {
+  normalise(node: unknown): unknown
+  lower(normal: unknown, dialect: Dialect): unknown
+  print(lowered: unknown, dialect: Dialect): unknown
+  ast(q: AnyQuery): unknown
+}
+
+async function loadPhases(entry: string): Promise<Phases | undefined> {
+  const dir = entry.slice(0, entry.lastIndexOf('/'))
+  const load = async (m: string) => (await import(pathToFileURL(`${dir}/query/${m}.js`).href)) as Record<string, any>
+  try {
+    const [n, l, p, d, dsl] = await Promise.all([load('normalise'), load('lower'), load('sql-nodes'), load('dialect'), load('dsl')])
+    return {
+      normalise: (node) => n.normalise(node),
+      lower: (normal, dialect) => l.lower(normal, d.hooksFor(dialect)),
+      print: (lowered, dialect) => p.print((lowered as { select: unknown }).select, dialect),
+      ast: (q) => (q as unknown as Record<symbol, unknown>)[dsl.AST as symbol],
+    }
+  } catch {
+    return undefined
+  }
 }
 
 // ---------------------------------------------------------------- databases
@@ -207,6 +235,8 @@ interface QueryResult {
   readonly sqlRatio: number
   readonly statements: number
   readonly coldUs: number
+  /** Cold compile by phase: normalise, lower, print (µs, medians; NaN without the phases). */
+  readonly phaseUs: readonly [number, number, number]
   readonly answer: AnswerCheck | undefined
   readonly lineage: LineageResult | undefined
   readonly dslSql: string | undefined
@@ -232,7 +262,7 @@ function countEntries(x: unknown): number {
   return Object.values(o).reduce((a: number, v) => a + countEntries(v), 0)
 }
 
-async function runQuery(lib: Lib, h: Db, off: OfficialQuery, build: TpchQuery | undefined, cpu: Clock | undefined): Promise<QueryResult> {
+async function runQuery(lib: Lib, phases: Phases | undefined, h: Db, off: OfficialQuery, build: TpchQuery | undefined, cpu: Clock | undefined): Promise<QueryResult> {
   const { db, dialect } = h
   const official = CompiledQuery.raw(off.sql(dialect))
   const o0 = await timeBoth(() => db.executeQuery(official), cpu)
@@ -240,7 +270,7 @@ async function runQuery(lib: Lib, h: Db, off: OfficialQuery, build: TpchQuery | 
   const columns = offRows.length > 0 ? Object.keys(offRows[0] as object) : undefined
   const expected = normalise(offRows, columns)
   const base = {
-    name: off.name, expected, officialRows: offRows.length, dslSqlMs: NAN, dslRunMs: NAN, runRatio: NAN, sqlRatio: NAN, statements: NAN, coldUs: NAN,
+    name: off.name, expected, officialRows: offRows.length, dslSqlMs: NAN, dslRunMs: NAN, runRatio: NAN, sqlRatio: NAN, statements: NAN, coldUs: NAN, phaseUs: [NAN, NAN, NAN] as const,
     answer: undefined, lineage: undefined, dslSql: undefined,
   }
   const officialOnly = async (status: string): Promise<QueryResult> => {
@@ -272,6 +302,12 @@ async function runQuery(lib: Lib, h: Db, off: OfficialQuery, build: TpchQuery | 
   }
   const answer = compareAnswers(expected, normalise(rows!, columns), off.ordered)
   const coldUs = microsPerCall(() => build(), (fresh) => lib.compile(fresh, dialect), { batches: 50, warm: 10 })
+  const ph = phases
+  const phaseUs = ph === undefined ? ([NAN, NAN, NAN] as const) : ([
+    microsPerCall(() => ph.ast(build()), (node) => ph.normalise(node), { batches: 50, warm: 10 }),
+    microsPerCall(() => ph.normalise(ph.ast(build())), (n) => ph.lower(n, dialect), { batches: 50, warm: 10 }),
+    microsPerCall(() => ph.lower(ph.normalise(ph.ast(build())), dialect), (l) => ph.print(l, dialect), { batches: 50, warm: 10 }),
+  ] as const)
 
   const execDsl = async () => {
     for (const s of compiled) await db.executeQuery(s)
@@ -320,7 +356,7 @@ async function runQuery(lib: Lib, h: Db, off: OfficialQuery, build: TpchQuery | 
       lin = { ratio: NAN, plainMs: NAN, lineageMs: NAN, entries: NAN, rows: NAN, error: firstLine(e) }
     }
   }
-  return { ...base, officialMs, dslStatus: undefined, dslSqlMs, dslRunMs, runRatio, sqlRatio, statements: stmts, coldUs, answer, lineage: lin, dslSql: sqlText }
+  return { ...base, officialMs, dslStatus: undefined, dslSqlMs, dslRunMs, runRatio, sqlRatio, statements: stmts, coldUs, phaseUs, answer, lineage: lin, dslSql: sqlText }
 
   function opts(singleMs: number[]) {
     return { maxRounds: config.rounds, minRounds: 3, budgetMs: config.budgetMs, sampleMs: config.sampleMs, singleMs, warmup: true, cpu }
@@ -348,10 +384,11 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
       ran ? fmtRatio(r.sqlRatio) : '',
       ran ? String(r.statements) : '',
       ran ? fmtUs(r.coldUs) : '',
+      ran ? r.phaseUs.map(fmtUs).join(' / ') : '',
       ran ? answerText(r.answer) : (r.dslStatus as string),
     ]
   })
-  console.log(table(['query', 'official', 'rows', 'dsl run', 'run/off', 'sql/off', 'stmts', 'cold µs', 'DSL answer'], rows))
+  console.log(table(['query', 'official', 'rows', 'dsl run', 'run/off', 'sql/off', 'stmts', 'cold µs', 'norm / lower / print µs', 'DSL answer'], rows))
   const ran = results.filter((r) => r.dslStatus === undefined && r.answer?.equal === true)
   const runRatios = ran.map((r) => r.runRatio)
   const worst = ran.reduce<QueryResult | undefined>((a, r) => (a === undefined || r.runRatio > a.runRatio ? r : a), undefined)
@@ -360,6 +397,10 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
       ` (sql/official ${fmtRatio(geomean(ran.map((r) => r.sqlRatio)))}), max ${fmtRatio(worst?.runRatio ?? NAN)} (${worst?.name ?? '-'});` +
       ` statements per query: ${[...new Set(ran.map((r) => r.statements))].join(', ')}. Target: geomean <= 1.1x, max <= 1.5x, 1 statement each.`,
   )
+  const cold = ran.map((r) => r.coldUs)
+  const over = ran.filter((r) => r.coldUs >= 100).map((r) => `${r.name} ${fmtUs(r.coldUs)}`)
+  console.log(`${dialect}: cold compile geomean ${fmtUs(geomean(cold))} µs, max ${fmtUs(Math.max(...cold))} µs; at or over 100 µs: ${over.length === 0 ? 'none' : over.join(', ')} (target < 100 µs each)`)
+  console.log(`${dialect}: load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} (1/5/15 min) on ${os.cpus().length} cores`)
   const wrong = results.filter((r) => r.answer !== undefined && !r.answer.equal)
   if (wrong.length > 0) console.log(`WRONG ANSWERS: ${wrong.map((r) => r.name).join(', ')}`)
   console.log(`official SQL, all ${results.length} queries: ${fmtMs(results.reduce((a, r) => a + r.officialMs, 0))} (sum of per-query medians)`)
@@ -396,7 +437,7 @@ function dslFor(lib: Lib, dialect: Dialect): Record<string, TpchQuery> {
 
 export async function main(): Promise<void> {
   console.log(`TPC-H SF ${config.sf}, seed ${config.seed}; load average ${os.loadavg()[0]?.toFixed(1)} on ${os.cpus().length} cores`)
-  const lib = await loadBuiltPackage()
+  const { lib, phases } = await loadBuiltPackage()
   const t0 = Date.now()
   const data = generate(config.sf, config.seed)
   console.log(`generated in ${Date.now() - t0} ms: ${Object.entries(data).map(([k, v]) => `${k} ${(v as unknown[]).length}`).join(', ')}`)
@@ -411,7 +452,7 @@ export async function main(): Promise<void> {
       const cpu = await h.cpuClock()
       const results: QueryResult[] = []
       for (const off of official) {
-        const r = await runQuery(lib, h, off, dsl[off.name], cpu)
+        const r = await runQuery(lib, phases, h, off, dsl[off.name], cpu)
         results.push(r)
         const m = officialAnswers.get(off.name) ?? new Map<string, readonly NormRow[]>()
         m.set(dialect, r.expected)

@@ -5,6 +5,7 @@
  */
 import * as t from 'io-ts'
 import { LineageQueryError, showValue } from '../errors.js'
+import { children, type Expr } from '../query/ast.js'
 import { compile } from '../query/compile.js'
 import { AST, Table, type AnyQuery, type Plain, type Query, type RowOf } from '../query/dsl.js'
 import { tableDef, type TableDef } from '../query/schema.js'
@@ -203,23 +204,14 @@ export function checkSignal(signal: unknown, what: string): AbortSignal | undefi
 /** The tables a `from` reads: a table's name, or every table in a comprehension. */
 function readTables(from: unknown, name: string): string[] {
   if (from instanceof Table) return [from.name]
-  const node = typeof from === 'object' && from !== null ? (from as { [AST]?: unknown })[AST] : undefined
+  const node = typeof from === 'object' && from !== null ? (from as { [AST]?: Expr })[AST] : undefined
   if (node === undefined) {
     throw new LineageQueryError('argument', `derived table \`${name}\`: from must be a tracked root table, a derived table, or a comprehension (Q.for ...) over them; got ${showValue(from)}`, { table: name })
   }
   const found = new Set<string>()
-  const walk = (n: unknown): void => {
-    if (Array.isArray(n)) {
-      for (const c of n) walk(c)
-      return
-    }
-    if (typeof n !== 'object' || n === null) return
-    const o = n as { kind?: unknown; table?: { name?: unknown } }
-    if (o.kind === 'table' && typeof o.table?.name === 'string') {
-      found.add(o.table.name)
-      return
-    }
-    for (const v of Object.values(o)) walk(v)
+  const walk = (n: Expr): void => {
+    if (n.kind === 'table') found.add(n.table.name)
+    else children(n).forEach(walk)
   }
   walk(node)
   if (found.size === 0) throw new LineageQueryError('schema', `derived table \`${name}\`: its comprehension reads no table, so no row could ever be stale`, { table: name })

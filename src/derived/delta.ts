@@ -14,7 +14,7 @@
  * aggregate, a nested collection in a `yield`) adds no lineage entries, so a change to it is
  * found by evaluating the whole comprehension again; so is any change under `limit`.
  */
-import { freshVar, type Constant, type Expr, type TableExpr } from '../query/ast.js'
+import { children, freshVar, type Constant, type Expr, type TableExpr } from '../query/ast.js'
 import type { TableDef } from '../query/schema.js'
 
 /** Where a comprehension reads its tables. */
@@ -35,16 +35,11 @@ export function readsOf(e: Expr): Reads {
   const sites = new Map<string, number>()
   const opaque = new Set<string>()
   let limited = false
-  const anywhere = (n: unknown): void => {
-    if (Array.isArray(n)) return n.forEach(anywhere)
-    if (typeof n !== 'object' || n === null) return
-    const o = n as { kind?: unknown; table?: TableDef }
-    if (o.kind === 'limit') limited = true
-    if (o.kind === 'table' && o.table !== undefined) {
-      opaque.add(o.table.name)
-      return
-    }
-    for (const v of Object.values(o)) anywhere(v)
+  // Every table read anywhere below a node that is not a generator site.
+  const anywhere = (n: Expr): void => {
+    if (n.kind === 'limit') limited = true
+    if (n.kind === 'table') opaque.add(n.table.name)
+    else children(n).forEach(anywhere)
   }
   const top = (q: Expr): void => {
     switch (q.kind) {
@@ -67,11 +62,16 @@ export function readsOf(e: Expr): Reads {
         return
       case 'order':
         top(q.query)
-        anywhere(q.keys)
+        q.keys.forEach((k) => anywhere(k.expr))
+        return
+      case 'yield': case 'values': case 'limit': case 'let': case 'group': case 'distinct':
+      case 'var': case 'field': case 'record': case 'const': case 'op': case 'exists': case 'agg':
+      case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness': case 'linGroup':
+        // Whatever tables they mention are not generator sites.
+        anywhere(q)
         return
       default:
-        // yield, values, limit, paths: whatever tables they mention are not generator sites.
-        anywhere(q)
+        assertNever(q)
     }
   }
   top(e)
@@ -109,8 +109,12 @@ export function restrict(e: Expr, pick: Restriction): Expr {
         return { ...q, parts: q.parts.map(top) }
       case 'order':
         return { ...q, query: top(q.query) }
-      default:
+      case 'yield': case 'values': case 'limit': case 'let': case 'group': case 'distinct':
+      case 'var': case 'field': case 'record': case 'const': case 'op': case 'exists': case 'agg':
+      case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness': case 'linGroup':
         return q
+      default:
+        return assertNever(q)
     }
   }
   return top(e)
@@ -127,4 +131,8 @@ function restricted(t: TableExpr, keys: readonly (readonly Constant[])[]): Expr 
       ? { kind: 'op', op: 'in', args: [col(cols[0]!), ...keys.map((k) => lit(k[0]!))] }
       : { kind: 'op', op: 'or', args: keys.map((k) => ({ kind: 'op', op: 'and', args: cols.map((c, i) => ({ kind: 'op', op: 'eq', args: [col(c), lit(k[i]!)] }) as Expr) }) as Expr) }
   return { kind: 'for', v: r, source: t, body: { kind: 'where', cond, body: { kind: 'yield', value: { kind: 'var', v: r } } } }
+}
+
+function assertNever(x: never): never {
+  throw new Error(`internal: unhandled expression ${JSON.stringify(x)}`)
 }

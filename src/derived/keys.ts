@@ -112,7 +112,9 @@ export function rootKeyText(key: unknown, kinds: readonly KeyKind[], root: strin
     throw new LineageQueryError('argument', `${what}: ${showValue(key)} is the JSON text (lq_key) of the string key ${showValue(tryParse(key))} of root table \`${root}\`; pass the key itself (${showValue(tryParse(key))}), or, for a key that really contains the quotes, the lineage form [{ table: '${root}', key: ${showValue(key)} }]`, { table: root, key })
   }
   const ok = (v: unknown): boolean => (one ? fits(kinds[0]!, v) || (kinds[0] === 'int' && isIntText(v)) : Array.isArray(v) && v.length === kinds.length && v.every((c, i) => fits(kinds[i]!, c) || (kinds[i] === 'int' && isIntText(c))))
-  const textOf = (v: unknown): string => (one ? (isIntText(v) ? v : keyText(v)) : `[${(v as unknown[]).map((c) => (isIntText(c) ? c : keyText(c))).join(',')}]`)
+  // Decimal text stands for an integer beyond the safe range only in an integer column; in a
+  // string column it is the string itself.
+  const textOf = (v: unknown): string => (one ? (kinds[0] === 'int' && isIntText(v) ? v : keyText(v)) : `[${(v as unknown[]).map((c, i) => (kinds[i] === 'int' && isIntText(c) ? c : keyText(c))).join(',')}]`)
   const num = (c: unknown): unknown => (typeof c !== 'bigint' ? c : Number.isSafeInteger(Number(c)) ? Number(c) : String(c))
   const big = (v: unknown): unknown => (Array.isArray(v) ? v.map(num) : num(v))
   const k = big(key)

@@ -4,7 +4,7 @@
  */
 import { LineageQueryError, showValue } from '../errors.js'
 import { AST, Query, type AnyQuery, type Coll, type Scalar } from '../query/dsl.js'
-import { DEFAULT_REWRITE, readsGroups, rewriteQuery } from './rewrite.js'
+import { DEFAULT_REWRITE, rewriteQuery } from './rewrite.js'
 
 /** The annotated form of a query element of type `T` whose source tables have entry type `K`. */
 export interface Annotated<T, K> {
@@ -43,7 +43,7 @@ export function lineage<T, K>(query: Query<T, K>, options: LineageOptions = {}):
     if (!OPTION_NAMES.includes(name)) throw new LineageQueryError('argument', `lineage: unknown option \`${name}\`; expected one of ${OPTION_NAMES.join(', ')}`, { option: name })
     if (value !== undefined && typeof value !== 'boolean') throw new LineageQueryError('argument', `lineage: option \`${name}\` must be a boolean, got ${showValue(value)}`, { option: name, value })
   }
-  return new Query(rewriteQuery(query[AST], new Map(), { ...DEFAULT_REWRITE, composed: options.composed ?? true, why: options.why ?? false, groups: options.why === true && readsGroups(query[AST]) }))
+  return new Query(rewriteQuery(query[AST], new Map(), { ...DEFAULT_REWRITE, composed: options.composed ?? true, why: options.why ?? false }))
 }
 
 /**

@@ -24,7 +24,7 @@
  * node is a type error here until the rewrite says what to do with it.
  */
 import { LineageQueryError } from '../errors.js'
-import { freshVar, type Expr, type Var } from '../query/ast.js'
+import { children, freshVar, type Expr, type Var } from '../query/ast.js'
 
 type Env = ReadonlyMap<number, Expr>
 
@@ -48,8 +48,6 @@ export interface RewriteOptions {
    * condition, the entries of every element of each `exists`/aggregate query in it.
    */
   readonly why: boolean
-  /** Whether the whole query reads Q.groupBy/Q.distinct anywhere (why-provenance refuses it). */
-  readonly groups?: boolean
 }
 
 export const DEFAULT_REWRITE: RewriteOptions = { predicate: false, composed: true, nested: true, why: false }
@@ -100,12 +98,6 @@ export function rewriteQuery(e: Expr, env: Env = new Map(), o: RewriteOptions = 
       const cond = rewriteScalar(e.cond, env, o)
       const witnesses = o.why && !o.predicate ? conditionQueries(e.cond) : []
       if (witnesses.length === 0) return { kind: 'where', cond, body: recur(e.body, env) }
-      // Not yet: witnesses of a condition that reads a grouped or distinct query disagree with
-      // the oracle (FC_SEED=630348161 FC_PATH=21 in test/lineage/property.test.ts); refused
-      // rather than answered wrongly.
-      if (o.groups || witnesses.some(readsGroups)) {
-        throw new LineageQueryError('lineage', 'lineage(q, { why: true }): the witnesses of a condition that reads Q.groupBy or Q.distinct are not supported yet; use lineage(q) without why for this query')
-      }
       // Why-provenance: where c. N ~> where c'. for z in L[N]. yield {data: z.data, lineage: W(c) ++ z.lineage}
       // where W(c) lists the entries of every element of each query c reads (annotated, not
       // predicates: their tables must be named, so they need keys).
@@ -236,21 +228,6 @@ function rewriteScalar(e: Expr, env: Env, o: RewriteOptions): Expr {
     default:
       return assertNever(e, 'rewriteScalar')
   }
-}
-
-/** Whether an AST mentions a `group` or `distinct` node anywhere (table definitions skipped). */
-export function readsGroups(e: Expr): boolean {
-  const seen = new Set<object>()
-  const walk = (x: unknown): boolean => {
-    if (typeof x !== 'object' || x === null || seen.has(x)) return false
-    seen.add(x)
-    if (Array.isArray(x)) return x.some(walk)
-    const k = (x as { kind?: unknown }).kind
-    if (k === 'group' || k === 'distinct') return true
-    for (const [key, v] of Object.entries(x)) if (key !== 'table' && walk(v)) return true
-    return false
-  }
-  return walk(e)
 }
 
 /**

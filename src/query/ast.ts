@@ -116,3 +116,38 @@ export function freshVar(hint: string): Var {
 export const isQueryKind = (e: Expr): boolean =>
   e.kind === 'table' || e.kind === 'for' || e.kind === 'where' || e.kind === 'yield' || e.kind === 'union' ||
   e.kind === 'values' || e.kind === 'order' || e.kind === 'limit' || e.kind === 'let' || e.kind === 'group' || e.kind === 'distinct'
+
+/**
+ * The direct sub-expressions of `e`, in source order (table definitions, variables and
+ * constants are not expressions). An exhaustive switch: a new node kind breaks the build here,
+ * and so in every walk built on it.
+ */
+export function children(e: Expr): readonly Expr[] {
+  switch (e.kind) {
+    case 'table': case 'var': case 'const': case 'linEmpty':
+      return []
+    case 'for': return [e.source, e.body]
+    case 'where': return [e.cond, e.body]
+    case 'yield': return [e.value]
+    case 'union': return e.parts
+    case 'values': return e.items
+    case 'field': return [e.target]
+    case 'record': return e.fields.map(([, f]) => f)
+    case 'op': return e.args
+    case 'exists': return [e.query]
+    case 'agg': return [e.query]
+    case 'order': return [e.query, ...e.keys.map((k) => k.expr)]
+    case 'limit': return [e.query]
+    case 'let': return [e.value, e.body]
+    case 'group': return [e.source, e.key]
+    case 'distinct': return [e.query]
+    case 'linRow': return [e.row]
+    case 'linAppend': return e.parts
+    case 'linWitness': return [e.query]
+    case 'linGroup': return [e.group]
+    default: {
+      const never: never = e
+      throw new Error(`internal: children of an unknown expression ${JSON.stringify(never)}`)
+    }
+  }
+}

@@ -190,7 +190,7 @@ export function materialise(plan: BranchPlan, raw: unknown, base: number): Entry
   const c = new Collector()
   for (const e of plan.entries) {
     if (e.witness !== undefined) {
-      for (const s of witnessEntries(at(e.slot))) c.add(s.table, s.key, true)
+      for (const s of witnessEntries(at(e.slot), h)) c.add(s.table, s.key, true)
     } else if (e.stored !== undefined) {
       for (const s of storedEntries(at(e.slot), e.stored.single, e.table)) c.add(s.table, s.key, true)
     } else if (e.grouped !== undefined) {
@@ -213,8 +213,8 @@ function parseJson(raw: unknown, path: string): unknown {
   }
 }
 
-/** The entries of a why-provenance slot (see `Lowerer.witness`), flattened, in list order. */
-function witnessEntries(raw: unknown): Entry[] {
+/** The entries of a why-provenance slot (see `witness` in `lower/scalar.ts`), flattened, in list order. */
+function witnessEntries(raw: unknown, h: DialectHooks): Entry[] {
   const out: Entry[] = []
   const bad = (): never => {
     throw new LineageQueryError('decode', `why-provenance: unexpected witness list ${showValue(raw)} from the database`, { value: raw })
@@ -235,6 +235,8 @@ function witnessEntries(raw: unknown): Entry[] {
         const [t, k, single] = item as [unknown, unknown, unknown]
         // a nested witness list: JSON, or its text (PostgreSQL passes it as text)
         if (t === '#w') walk(parse(k))
+        // the lineage of a group: its rows, and what their values are
+        else if (t === '#g' && typeof single === 'string') out.push(...groupedEntries(k, JSON.parse(single) as GroupedLinBranch[], h))
         else if (t === null) out.push(...storedEntries(k, typeof single === 'string' ? single : undefined, '(why-provenance)'))
         else if (typeof t === 'string') out.push({ table: t, key: k })
         else bad()
@@ -286,7 +288,7 @@ export function groupedEntries(raw: unknown, branches: readonly GroupedLinBranch
     let i = 1
     for (const e of entries) {
       if (e.witness !== undefined) {
-        for (const s of witnessEntries(row[i++])) add(s.table, s.key)
+        for (const s of witnessEntries(row[i++], h)) add(s.table, s.key)
       } else if (e.stored !== undefined) {
         for (const s of storedEntries(row[i++], e.stored.single, e.table)) add(s.table, s.key)
       } else if (e.grouped !== undefined) {

@@ -69,6 +69,8 @@ describe('readsOf / restrict on the comprehension AST', () => {
     const limitedInside = Q.for(d, (x) => Q.yield({ v: x.v, top: Q.limit(Q.for(e, (y) => Q.yield(y.w)), 1) }))
     expect(readsOf(limitedInside[AST])).toEqual({ sites: new Map([['d', 1]]), opaque: new Set(['e']), limited: true })
     expect(readsOf(Q.values([1, 2])[AST])).toEqual({ sites: new Map(), opaque: new Set(), limited: false })
+    // Null constants and lists of values in a yield are walked over, not mistaken for reads.
+    expect(readsOf(Q.for(d, (x) => Q.yield({ v: x.v, none: null, one: Q.coalesce(x.v, null) }))[AST])).toEqual({ sites: new Map([['d', 1]]), opaque: new Set(), limited: false })
   })
 
   test('restrict touches only the sites it is asked to, numbering each table\'s sites in order; others stay the same node', () => {

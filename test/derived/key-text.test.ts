@@ -77,6 +77,8 @@ describe('key texts and addresses', () => {
     expect(lineageOfAddress('[1,"x"]', ['r'])).toEqual([{ table: 'r', key: [1, 'x'] }])
     expect(lineageOfAddress('[["r",1],["s","x"]]', ['r', 's'])).toEqual([{ table: 'r', key: 1 }, { table: 's', key: 'x' }])
     expect(lineageOfAddress('[]', ['r'])).toEqual([])
+    // A composite key of two-character strings is a key, not a list of entries.
+    expect(lineageOfAddress('["ab","cd"]', ['r'])).toEqual([{ table: 'r', key: ['ab', 'cd'] }])
     expect(lineageOfAddress(BIG, ['r'])).toEqual([{ table: 'r', key: BIG }])
     expect(addressValue('7')).toBe(7)
     expect(addressValue('[1,"x"]')).toEqual([1, 'x'])
@@ -124,6 +126,9 @@ describe('key texts and addresses', () => {
     expect(inputsText([['b', '1', 3], ['a', '2', 1], ['a', '10', 2]])).toBe('[["a","10",2],["a","2",1],["b","1",3]]')
     // A table that is a prefix of another sorts first.
     expect(inputsText([['ab', '1', 1], ['a', '2', 2]])).toBe('[["a","2",2],["ab","1",1]]')
+    expect(inputsText([['a', '1', 1], ['b', '1', 2]])).toBe('[["a","1",1],["b","1",2]]')
+    // Table and key are compared as a pair, not as their concatenation.
+    expect(inputsText([['ab', '1', 1], ['a', 'b1', 2]])).toBe('[["a","b1",2],["ab","1",1]]')
     expect(parseInputs('[["a","1",2]]')).toEqual([['a', '1', 2]])
     expect(parseInputs(null)).toEqual([])
     expect(parseInputs(undefined)).toEqual([])
@@ -146,7 +151,7 @@ describe('root keys a user passes (rootKeyText)', () => {
   })
 
   it('an integer key refuses fractions, words and lists, naming the expected form', () => {
-    for (const bad of [1.5, 'abc', '[1]', true, null, '1.5', 'x9007199254740993']) {
+    for (const bad of [1.5, 'abc', '[1]', [1], true, null, '1.5', 'x9007199254740993', 2 ** 53, '"7"']) {
       const e = refusal(bad, ['int'])
       expect(e.code).toBe('argument')
       expect(e.message).toMatch(/^store\.get: the key of root table `r` is an integer \(7, or its text '7'\); got /)
@@ -164,6 +169,13 @@ describe('root keys a user passes (rootKeyText)', () => {
     expect(e.message).toBe(`store.get: "\\"abc\\"" is the JSON text (lq_key) of the string key "abc" of root table \`r\`; pass the key itself ("abc"), or, for a key that really contains the quotes, the lineage form [{ table: 'r', key: "\\"abc\\"" }]`)
     expect(e.details).toEqual({ table: 'r', key: '"abc"' })
     expect(rootKeyText('"abc"', ['string'], 'r', 'store.get', true)).toBe('"\\"abc\\""')
+    // A string of digits, however long, is a string key: quoted, never read as an integer.
+    expect(text(BIG, ['string'])).toBe(`"${BIG}"`)
+    expect(text([BIG, 1], ['string', 'int'])).toBe(`["${BIG}",1]`)
+    expect(text([1, BIG], ['int', 'string'])).toBe(`[1,"${BIG}"]`)
+    // Only a one-column string key can be mistaken for its JSON text; a list is no string.
+    expect(refusal('"abc"', ['int', 'string']).message).toMatch(/is an array of 2 values/)
+    expect(refusal(['"a"'], ['string']).message).toBe(`store.get: the key of root table \`r\` is a string ('abc'); got ["\\"a\\""]`)
     const n = refusal(7, ['string'])
     expect(n.message).toBe("store.get: the key of root table `r` is a string ('abc'); got 7")
   })
@@ -210,6 +222,10 @@ describe('addresses from user keys', () => {
     expect(addressFromUserChecked('[["r",2],["r",1]]', true, one)).toBe('[["r",1],["r",2]]')
     expect(addressFromUserChecked('[["r",1]]', true, one)).toBe('1')
     expect(addressFromUserChecked([], true, one)).toBe('[]')
+    // Text that is not an lq_key list, and lists that are not all entries, are checked as the root key.
+    expect(thrown(() => addressFromUserChecked('[]', true, one)).message).toMatch(/is an integer/)
+    expect(thrown(() => addressFromUserChecked('[[1,2]]', true, one)).message).toMatch(/is an integer/)
+    expect(thrown(() => addressFromUserChecked([{ table: 'r', key: 1 }, 7], true, one)).message).toMatch(/is an integer/)
     expect(thrown(() => addressFromUserChecked('x', true, one)).message).toBe("store.status: the key of root table `r` is an integer (7, or its text '7'); got \"x\"")
     // A root whose key columns are unknown is taken as an integer key.
     expect(addressFromUserChecked(7, true, { ...one, roots: ['q'] })).toBe('7')
@@ -226,8 +242,9 @@ describe('addresses from user keys', () => {
     expect(unknown.message).toBe('store.status: lineage entry names table "zz", which is not a root of `d` (roots: r, s)')
     expect(unknown.details).toEqual({ table: 'd' })
     expect(thrown(() => addressFromUserChecked([{ table: 'r', key: 'x' }], false, two)).message).toBe("store.status: the key of root table `r` is an integer (7, or its text '7'); got \"x\"")
-    for (const bad of [7, 'x', '[1,2]', [1, 2], { table: 'r', key: 1 }]) {
+    for (const bad of [7, 'x', '[1,2]', [1, 2], { table: 'r', key: 1 }, '[[1,2]]', '[["r",1,2]]']) {
       const e = thrown(() => addressFromUserChecked(bad, false, two))
+      expect(e.code).toBe('argument')
       expect(e.message).toMatch(/^store\.status: rows of `d` are addressed by their root lineage, a list of \{ table, key \} entries \(e\.g\. \[\{ table: 'r', key: 1 \}, \{ table: 's', key: 2 \}\]\) or its lq_key text; got /)
       expect(e.details).toEqual({ table: 'd' })
     }
@@ -241,6 +258,12 @@ describe('addresses from user keys', () => {
     expect(addressFromUser(7, true)).toBe('7')
     expect(addressFromUser([1, 'x'], true)).toBe('[1,"x"]')
     expect(addressFromUser([{ table: 'r' }], true)).toBe('[{"table":"r"}]')
+    // A list holding null or a list is a composite key value, not a list of entries.
+    expect(addressFromUser([null, 1], true)).toBe('[null,1]')
+    expect(addressFromUser('ab', true)).toBe('"ab"')
+    expect(addressFromUser([{ table: 'r', key: 1 }, 7], true)).toBe('[{"table":"r","key":1},7]')
+    expect(addressFromUser([['r', 1]], false)).toBe('[["r",1]]')
+    expect(thrown(() => addressFromUserChecked([null], false, shapes(['r', 's']))).message).toMatch(/are addressed by their root lineage.*; got \[null\]$/)
     expect(addressFromUserChecked([{ table: 'r', key: 1 }], true, undefined)).toBe('1')
   })
 })

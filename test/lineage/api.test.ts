@@ -31,6 +31,7 @@ describe('lineage(q, options): argument checks', () => {
 
   test('options must be an object of known boolean options; undefined values are allowed', () => {
     expect(refusal(() => lineage(q, 'x' as never)).message).toBe('lineage options must be an object, got "x"')
+    expect(refusal(() => lineage(q, 'x' as never)).code).toBe('argument')
     expect(refusal(() => lineage(q, null as never)).message).toBe('lineage options must be an object, got null')
     const unknown = refusal(() => lineage(q, { compose: false } as never))
     expect(unknown.message).toBe('lineage: unknown option `compose`; expected one of composed, why')

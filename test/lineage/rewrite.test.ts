@@ -1,13 +1,13 @@
 /**
  * The lineage rewrite (src/lineage/rewrite.ts) on SQLite and on the AST: what it refuses, the
  * input form the derived-data engine uses (`inputLineage`: top-level entries, nested
- * collections plain), and the two walks it exports (`readsGroups`, `conditionQueries`).
+ * collections plain), and the walk it exports (`conditionQueries`).
  */
 import * as t from 'io-ts'
 import { beforeAll, describe, expect, test } from 'vitest'
 import { AST, createTable, insertRows, lineage, LineageQueryError, Q, run, table } from '../../src/index.js'
 import { inputLineage } from '../../src/lineage/index.js'
-import { conditionQueries, readsGroups, rewriteQuery } from '../../src/lineage/rewrite.js'
+import { conditionQueries, rewriteQuery } from '../../src/lineage/rewrite.js'
 import type * as ast from '../../src/query/ast.js'
 import { Query } from '../../src/query/dsl.js'
 import { eachDialect } from '../support/db.js'
@@ -54,19 +54,6 @@ describe('the rewrite on the AST', () => {
     const elsewhere = Q.for(Q.groupBy(emp, (e) => e.dept), (g) => Q.where(Q.exists(Q.for(dept, (d) => Q.where(Q.eq(d.name, g.key), Q.yield(d.floor)))), Q.yield(g.key)))
     expect(refusal(() => lineage(elsewhere, { why: true })).message).toMatch(/not supported yet/)
     expect(() => lineage(elsewhere)).not.toThrow()
-  })
-
-  test('readsGroups finds group and distinct nodes anywhere but inside table definitions, and stops on shared nodes', () => {
-    expect(readsGroups(Q.for(emp, (e) => Q.yield(e.id))[AST])).toBe(false)
-    expect(readsGroups(Q.distinct(Q.for(emp, (e) => Q.yield(e.id)))[AST])).toBe(true)
-    expect(readsGroups(Q.for(emp, (e) => Q.yield({ n: Q.count(Q.groupBy(dept, (d) => d.floor)), id: e.id }))[AST])).toBe(true)
-    expect(readsGroups(Q.union(Q.for(emp, (e) => Q.yield(e.id)), Q.distinct(Q.for(emp, (e) => Q.yield(e.id))))[AST])).toBe(true)
-    expect(readsGroups({ kind: 'table', table: { kind: 'group' } } as unknown as ast.Expr)).toBe(false)
-    const cyclic: { kind: string; body?: unknown } = { kind: 'for' }
-    cyclic.body = cyclic
-    expect(readsGroups(cyclic as unknown as ast.Expr)).toBe(false)
-    const shared = Q.for(emp, (e) => Q.yield(e.id))[AST]
-    expect(readsGroups({ kind: 'union', parts: [shared, shared, { kind: 'distinct', query: shared }] } as ast.Expr)).toBe(true)
   })
 
   test('conditionQueries lists the query of each exists and aggregate in a condition, outermost first, through operators only', () => {

@@ -171,6 +171,16 @@ const cases: Case[] = [
     query: () => Q.let(Q.yield({ a: null, b: 1 }), (xs) => Q.for(xs, (x) => Q.yield({ s: Q.add(x.a, 1), d: Q.eq(x.a, Q.date('2024-01-01')), c: Q.coalesce(x.a, Q.decimal('1.5')) }))),
   },
 
+  {
+    // Found by the why-provenance property test with groups allowed (FC_SEED=2018899215 FC_PATH=76).
+    name: 'a group over a union whose part is a group, keyed by a subquery over that group\'s rows (was PostgreSQL: "subquery uses ungrouped column from outer query")',
+    tables: [t1], data: { t1: [{ id: 1 }, { id: -1 }, { id: 2 }] },
+    query: () => {
+      const inner = Q.for(Q.groupBy(t1, (x) => Q.abs(x.id)), (g) => Q.yield({ key: g.key, k: Q.for(g.group, (r) => Q.yield(r.id)) }))
+      return Q.for(Q.groupBy(Q.union(inner, Q.yield({ key: 0, k: [5] })), (x) => ({ n: Q.exists(Q.for(x.k, () => Q.yield(1))), m: Q.max(x.k) })), (g) => Q.yield({ key: g.key, c: Q.count(g.group) }))
+    },
+  },
+
   // ------------------------------------------------------------ ordering and limits
   {
     name: 'ordering by a key that is the NULL constant (was PostgreSQL: "non-integer constant in ORDER BY")',

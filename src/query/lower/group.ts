@@ -97,7 +97,7 @@ function groupCore(cx: Cx, g: Gen): { key: (i: number) => S.Node; grouped: boole
           }
           if (out.length === 0) out.push({ expr: S.literal(1), alias: '#' })
           return out
-        }),
+        }, true, partReads(s, i)),
       )
       return { from: [{ sub: S.unionAll(parts), alias: u }], where: [] }
     },
@@ -292,4 +292,13 @@ function argType(a: GroupAgg): { kind: ScalarKind; scale: number | undefined } {
   const args = a.parts.flatMap((p) => (p.arg !== undefined && isScalar(p.arg) ? [p.arg] : []))
   const kind = a.fn === 'count' ? unifiedKind(args, 'int') : a.type.kind
   return { kind, scale: commonScale(args, kind) }
+}
+
+/**
+ * What a part of a group over several source branches selects besides its branch's value: the
+ * keys and the aggregates' arguments and filters of source branch `i` (a part written as a
+ * GROUP BY itself must not read its group's columns in a subquery of these either).
+ */
+function partReads(s: GroupSpec, i: number): NValue[] {
+  return [...s.keys[i]!, ...s.aggs.flatMap((a) => a.parts.filter((p) => p.branch === i).flatMap((p) => [...(p.arg === undefined ? [] : [p.arg]), ...p.filter]))]
 }

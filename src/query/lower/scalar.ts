@@ -2,7 +2,6 @@
  * Lowering, scalars: expressions, operators, conditions (typed boolean), aggregates of a query
  * used as a value, `exists`, and why-provenance witnesses.
  */
-import { LineageQueryError } from '../../errors.js'
 import { cuts, sameExpr, type Branch, type LinEntry, type NExpr, type NQuery, type NValue } from '../normal.js'
 import type { ScalarKind } from '../schema.js'
 import * as S from '../sql-nodes.js'
@@ -211,12 +210,16 @@ export function op(cx: Cx, e: Extract<NExpr, { k: 'op' }>, context?: ScalarKind)
 /**
  * Why-provenance: the entries of the elements of `q` as one JSON text, a list with one list
  * per element of items `[table, key]` (a composite key as a list), `[null, stored, single]`
- * for stored lineage, `["#w", list]` for an element's own witnesses. Decoding flattens it.
+ * for stored lineage, `["#w", list]` for an element's own witnesses, `["#g", rows, branches]`
+ * for the lineage of a group (its rows as in `groupedEntries`, and what their values are).
+ * Decoding flattens it.
  */
 export function witness(cx: Cx, q: NQuery): S.Node {
   const item = (e: LinEntry): S.Node => {
     const key = e.key.map((k) => expr(cx, k))
     if (e.witness === true) return S.fn(cx.h.jsonArray, [param(cx, '#w', 'string'), embedJson(cx, key[0]!)])
+    // A group's lineage column, with what its rows' values are (see `GroupedLinBranch`).
+    if (e.grouped !== undefined) return S.fn(cx.h.jsonArray, [param(cx, '#g', 'string'), embedJson(cx, key[0]!), param(cx, JSON.stringify(e.grouped.branches), 'string')])
     if (e.stored !== undefined) return S.fn(cx.h.jsonArray, [typedNull(cx, 'string'), key[0]!, e.stored.single === undefined ? typedNull(cx, 'string') : param(cx, e.stored.single, 'string')])
     return S.fn(cx.h.jsonArray, [param(cx, e.table.name, 'string'), key.length === 1 ? key[0]! : S.fn(cx.h.jsonArray, key)])
   }

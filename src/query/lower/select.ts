@@ -21,7 +21,7 @@ export function branchSelects(cx: Cx, q: NQuery, one: (b: Branch, i: number) => 
  * when `inline` (the selections are not aggregates themselves) and nothing correlates with
  * the group's columns; otherwise grouped generators are derived tables in FROM.
  */
-export function select(cx: Cx, b: Branch, sel: () => { expr: S.Node; alias: string }[], inline = true, extra: readonly NExpr[] = [], selectsValue = false): S.Select {
+export function select(cx: Cx, b: Branch, sel: () => { expr: S.Node; alias: string }[], inline = true, extra: readonly NValue[] = [], selectsValue = false): S.Select {
   const g = b.gens[0]
   // (A branch computing shared `Q.let` values keeps its FROM: the values are lateral items.)
   if (inline && b.gens.length === 1 && g?.group !== undefined && g.group.keys[0]!.length > 0 && (b.lets ?? []).length === 0 && canInline(cx, b, g, extra)) return inlineGroup(cx, b, g, sel, selectsValue)
@@ -63,7 +63,7 @@ export function fromItem(cx: Cx, g: Gen, lateral = false): S.FromItem {
 }
 
 /** Whether a branch over one grouped generator can be written as the GROUP BY itself. */
-function canInline(cx: Cx, b: Branch, g: Gen, extra: readonly NExpr[]): boolean {
+function canInline(cx: Cx, b: Branch, g: Gen, extra: readonly NValue[]): boolean {
   const s = g.group!
   // Nothing may correlate with the group's columns (they are aggregates here).
   const correlated = (v: NValue): boolean => subqueryMentions(v, g.alias)
