@@ -98,7 +98,7 @@ const postgres: ClaimDialect = {
     const r = await sql<{ token: string; keys: string[] | null }>`WITH tok AS (SELECT nextval('lq_claim_seq') AS t),
 clk AS (SELECT ${sql.raw(PG_NOW)} AS ms),
 k AS (SELECT DISTINCT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k),
-expired AS (SELECT c.tbl, c.lq_key FROM lq_claim c, clk WHERE c.tbl = ${table} AND c.lq_key IN (SELECT k FROM k) AND (c.expires <= clk.ms OR c.owner = ${owner}) FOR UPDATE OF c SKIP LOCKED),
+expired AS (SELECT c.tbl, c.lq_key FROM lq_claim c, clk WHERE c.tbl = ${table} AND c.lq_key = ANY(${keys}::text[]) AND (c.expires <= clk.ms OR c.owner = ${owner}) FOR UPDATE OF c SKIP LOCKED),
 taken AS (UPDATE lq_claim c SET owner = ${owner}, expires = clk.ms + ${leaseMs}::bigint, token = tok.t FROM tok, clk, expired WHERE c.tbl = expired.tbl AND c.lq_key = expired.lq_key RETURNING c.lq_key),
 ins AS (INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${table}, k.k, ${owner}, clk.ms + ${leaseMs}::bigint, tok.t FROM k, clk, tok WHERE NOT EXISTS (SELECT 1 FROM lq_claim c WHERE c.tbl = ${table} AND c.lq_key = k.k) ON CONFLICT DO NOTHING RETURNING lq_key)
 SELECT (SELECT t FROM tok)::text AS token, (SELECT array_agg(lq_key) FROM (SELECT lq_key FROM taken UNION ALL SELECT lq_key FROM ins) x) AS keys`.execute(db)
@@ -113,15 +113,18 @@ SELECT (SELECT t FROM tok)::text AS token, (SELECT array_agg(lq_key) FROM (SELEC
     const r =
       keys === undefined
         ? await sql`DELETE FROM lq_claim WHERE owner = ${owner} AND token = ${token}`.execute(db)
-        : await sql`DELETE FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key IN (SELECT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb))`.execute(db)
+        : await sql`DELETE FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key = ANY(${keys}::text[])`.execute(db)
     return Number(r.numAffectedRows ?? 0)
   },
   async fence(trx, table, keys, token) {
     // Our own rows are locked until the write commits: a worker taking over an expired lease
     // skips them meanwhile. Keys with no row under our token were taken over (and maybe
-    // stored and released already).
-    const r = await sql<{ k: string }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND lq_key IN (SELECT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb)) FOR UPDATE)
-SELECT k FROM jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k WHERE k NOT IN (SELECT lq_key FROM mine)`.execute(trx)
+    // stored and released already). The keys as one array
+    // parameter (`= ANY`, an index probe each) and NOT EXISTS (an anti-join): with a semi-join
+    // over jsonb_array_elements_text, a young lq_claim's statistics made PostgreSQL nest loops
+    // (2.1 s for a batch of 5000 keys; `refresh` 7x slower).
+    const r = await sql<{ k: string }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND lq_key = ANY(${keys}::text[]) FOR UPDATE)
+SELECT k FROM jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k WHERE NOT EXISTS (SELECT 1 FROM mine WHERE mine.lq_key = k)`.execute(trx)
     return new Set(r.rows.map((x) => x.k))
   },
   async held(db, table) {
