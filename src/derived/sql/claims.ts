@@ -28,6 +28,7 @@
  */
 import { sql, type Kysely } from 'kysely'
 import type { Dialect } from '../../query/dialect.js'
+import { sqliteStartup } from './sqlite.js'
 
 /** A live claim, as read by `held`. */
 export interface ClaimRow {
@@ -196,29 +197,7 @@ RETURNING lq_key`.execute(c)
   changedSince,
 }
 
-const BUSY_RETRIES = 200
-
-/** A `BEGIN IMMEDIATE` transaction on one connection, retried while another connection holds the write lock. */
-async function immediate<T>(db: Kysely<any>, fn: (c: Kysely<any>) => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await db.connection().execute(async (c) => {
-        await sql.raw('BEGIN IMMEDIATE').execute(c)
-        try {
-          const out = await fn(c)
-          await sql.raw('COMMIT').execute(c)
-          return out
-        } catch (e) {
-          await sql.raw('ROLLBACK').execute(c).catch(() => undefined)
-          throw e
-        }
-      })
-    } catch (e) {
-      const code = (e as { code?: unknown } | null)?.code
-      if (typeof code !== 'string' || !code.startsWith('SQLITE_BUSY') || attempt >= BUSY_RETRIES) throw e
-      await new Promise((r) => setTimeout(r, 2 + Math.random() * 10 * Math.min(attempt + 1, 10)))
-    }
-  }
-}
+/** A `BEGIN IMMEDIATE` transaction on one connection, retried while another connection holds the write lock (the store's own). */
+const immediate = <T>(db: Kysely<any>, fn: (c: Kysely<any>) => Promise<T>): Promise<T> => sqliteStartup.writeTransaction(db, fn)
 
 export const claimDialects: Readonly<Record<Dialect, ClaimDialect>> = { sqlite, postgres }
