@@ -10,6 +10,7 @@ import { Q, table } from '../../src/query/dsl.js'
 import { openStore } from '../../src/derived/index.js'
 import pg from 'pg'
 import { dialectNames, open, pgUrl, type TestDb } from '../support/db.js'
+import { holdable } from './support/holdable.js'
 
 
 /** The root most tests use. */
@@ -62,28 +63,6 @@ async function lateWriteSetup(tdb: TestDb) {
   return { h, a, b, other }
 }
 
-/**
- * A point where a derivation's function can be held: after `hold()`, the next call to `pass()`
- * waits (and `held` resolves) until `release()`.
- */
-function holdable() {
-  let armed = false
-  let release!: () => void
-  let reached!: () => void
-  const open = new Promise<void>((r) => (release = r))
-  const held = new Promise<void>((r) => (reached = r))
-  return {
-    hold: () => void (armed = true),
-    held,
-    release,
-    async pass(): Promise<void> {
-      if (!armed) return
-      armed = false
-      reached()
-      await open
-    },
-  }
-}
 
 const rowsOf = async (db: Kysely<any>, name: string) =>
   (await sql<Record<string, unknown>>`SELECT * FROM ${sql.id(name)} ORDER BY lq_key`.execute(db)).rows

@@ -11,6 +11,7 @@ import { createTable, insertRows } from '../../src/query/ddl.js'
 import { Q, table } from '../../src/query/dsl.js'
 import { openStore } from '../../src/derived/index.js'
 import { dialectNames, open, type TestDb } from '../support/db.js'
+import { holdable } from './support/holdable.js'
 
 const src = table('src', { id: t.Int, text: t.string })
 
@@ -33,25 +34,6 @@ async function expectError(p: Promise<unknown> | (() => unknown), code: string, 
   return e
 }
 
-/** A point where a derivation's function can be held: after `hold()`, the next `pass()` waits until `release()`. */
-function holdable() {
-  let armed = false
-  let release!: () => void
-  let reached!: () => void
-  const open = new Promise<void>((r) => (release = r))
-  const held = new Promise<void>((r) => (reached = r))
-  return {
-    hold: () => void (armed = true),
-    held,
-    release,
-    async pass(): Promise<void> {
-      if (!armed) return
-      armed = false
-      reached()
-      await open
-    },
-  }
-}
 
 const count = async (db: Kysely<any>, text: string) => Number((await sql.raw<{ n: unknown }>(text).execute(db)).rows[0]!.n)
 
