@@ -41,7 +41,7 @@ import { staleRows } from './read/stale.js'
 import { revision, rowResult, status } from './read/status.js'
 import { refreshTable, type ProgressSink } from './refresh.js'
 import type { StoreDialect } from './sql/dialect.js'
-import { storeDialects } from './sql/index.js'
+import { startupDialects, storeDialects } from './sql/index.js'
 import { ensureDerivedTables, migrate } from './sql/schema.js'
 import { trackRoot } from './startup.js'
 import { DerivedTable, emptyTableReport, type GetOptions, type GetResult, type Graph, type RefreshOptions, type RefreshReport, type RowStatus, type SourceRow, type StoreOptions, type TableReport } from './types.js'
@@ -601,7 +601,11 @@ export class Store {
     for (const x of this.#derivations.values()) {
       let p = this.#ready.get(x.name)
       if (p === undefined) {
-        p = retryBusy(this.#d, `creating the tables of \`${x.name}\``, this.#busyMs, () => ensureDerivedTables(this.#db, this.#d, x.def, x.codeVersion))
+        p = retryBusy(this.#d, `creating the tables of \`${x.name}\``, this.#busyMs, () =>
+          // Serialised per derived table across processes (PostgreSQL: an advisory lock), so that
+          // two programs starting at once do not race on CREATE TABLE IF NOT EXISTS (23505).
+          startupDialects[this.#d.name].serialise(this.#db, `lq_derived ${x.name}`, (c) => ensureDerivedTables(c, this.#d, x.def, x.codeVersion)),
+        )
         this.#ready.set(x.name, p)
         p.catch(() => this.#ready.delete(x.name))
       }

@@ -128,6 +128,20 @@ for (const dialect of dialectNames) {
       }
     })
 
+    it('several processes refreshing at once on a new store all succeed: the derived tables are created once, without a race', { timeout: 180_000 }, async () => {
+      // PostgreSQL raced on CREATE TABLE IF NOT EXISTS of the derived table (23505 on pg_type)
+      // when two programs declared the same derivation on a new store at once.
+      const db = await shared(dialect, 2000)
+      try {
+        const results = await Promise.all([1, 2, 3, 4].map(() => startProcess(dialect, db.target, 'refresh')))
+        for (const r of results) expect(r, JSON.stringify(r)).toMatchObject({ ok: true })
+        const [out] = await db.query<{ n: unknown }>(`SELECT count(*) AS n FROM out`)
+        expect(num(out!.n)).toBe(2000)
+      } finally {
+        await db.close()
+      }
+    })
+
     it('a start on a tracked table does not wait for another connection holding an open root-write transaction', { timeout: 120_000 }, async () => {
       const db = await shared(dialect, 1000)
       try {
