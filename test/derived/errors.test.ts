@@ -15,18 +15,9 @@ import { createTable, insertRows } from '../../src/query/ddl.js'
 import { table } from '../../src/query/dsl.js'
 import { openStore } from '../../src/derived/index.js'
 import { dialectNames, open, pgUrl, type TestDb } from '../support/db.js'
+import { rejection } from '../support/errors.js'
 
 const src = table('src', { id: t.Int, text: t.string })
-
-async function rejection(p: Promise<unknown>): Promise<LineageQueryError> {
-  try {
-    await p
-  } catch (e) {
-    expect(e).toBeInstanceOf(LineageQueryError)
-    return e as LineageQueryError
-  }
-  throw new Error('expected a LineageQueryError')
-}
 
 for (const dialect of dialectNames) {
   describe(`store errors [${dialect}]`, () => {

@@ -22,18 +22,9 @@ import {
   type KeyKind,
   type KeyShapes,
 } from '../../src/derived/keys.js'
+import { thrown } from '../support/errors.js'
 
 const BIG = '9007199254740993' // 2^53 + 1
-
-function thrown(f: () => unknown): LineageQueryError {
-  try {
-    f()
-  } catch (e) {
-    if (e instanceof LineageQueryError) return e
-    throw e
-  }
-  throw new Error('expected a LineageQueryError')
-}
 
 describe('key texts and addresses', () => {
   it('a root key text is the JSON of the key value; an undefined key is null', () => {

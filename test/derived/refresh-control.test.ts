@@ -9,6 +9,7 @@ import { createTable, insertRows } from '../../src/query/ddl.js'
 import { table } from '../../src/query/dsl.js'
 import { openStore, type RefreshProgress } from '../../src/derived/index.js'
 import { dialectNames, open, type TestDb } from '../support/db.js'
+import { rejection } from '../support/errors.js'
 
 const src = table('src', { id: t.Int, x: t.Int })
 
@@ -19,16 +20,6 @@ async function setup(db: TestDb['db'], n: number): Promise<void> {
 }
 
 const never = <T>(): Promise<T> => new Promise<T>(() => undefined)
-
-async function rejection(p: Promise<unknown>): Promise<LineageQueryError> {
-  try {
-    await p
-  } catch (e) {
-    expect(e).toBeInstanceOf(LineageQueryError)
-    return e as LineageQueryError
-  }
-  throw new Error('expected a rejection')
-}
 
 for (const dialect of dialectNames) {
   describe(`refresh control [${dialect}]`, () => {

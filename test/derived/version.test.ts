@@ -10,19 +10,10 @@ import * as t from 'io-ts'
 import { afterAll, describe, expect, it } from 'vitest'
 import { LineageQueryError } from '../../src/errors.js'
 import { codeVersion, codecShape } from '../../src/derived/version.js'
+import { thrown } from '../support/errors.js'
 
 const fn = (r: { n: number }) => ({ m: r.n + 1 })
 const other = (r: { n: number }) => ({ m: r.n + 2 })
-
-function thrown(f: () => unknown): LineageQueryError {
-  try {
-    f()
-  } catch (e) {
-    if (e instanceof LineageQueryError) return e
-    throw e
-  }
-  throw new Error('expected a LineageQueryError')
-}
 
 describe('codecShape', () => {
   it('plain codecs name only what the SQL type fixes', () => {
