@@ -136,5 +136,24 @@ describe('claims under contention (PostgreSQL SKIP LOCKED, SQLite BEGIN IMMEDIAT
       expect([...seen.values()].every((n) => n === 1)).toBe(true)
       expect(seen.size).toBe(600)
     }, 60_000)
+    it('claimers of overlapping keys in opposite orders never deadlock, and still never share a key', async () => {
+      // PostgreSQL: an insert waits for another transaction's uncommitted insert of the same key;
+      // inserted in each caller's own order, two such waits closed a cycle (40P01, seen in CI).
+      const { db, dialect } = get()
+      const d = claimDialects[dialect]
+      for (let round = 0; round < 8; round++) {
+        const table = `opposite${round}`
+        const got = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => {
+            const ks = keys(400, (i % 4) * 100)
+            return d.claim(db, table, i % 2 === 1 ? ks.reverse() : ks, `o${i}`, 60_000)
+          }),
+        )
+        const seen = new Map<string, number>()
+        for (const g of got) for (const k of g.keys) seen.set(k, (seen.get(k) ?? 0) + 1)
+        expect([...seen.values()].every((n) => n === 1)).toBe(true)
+        expect(seen.size).toBe(700)
+      }
+    }, 60_000)
   })
 })

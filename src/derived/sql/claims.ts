@@ -95,26 +95,32 @@ const postgres: ClaimDialect = {
   },
   async claim(db, table, keys, owner, leaseMs) {
     // One statement: a token; expired claims among the keys, locked or skipped; the keys with no
-    // claim row, inserted (a concurrent insert of the same key wins, ours does nothing).
+    // claim row, inserted (a concurrent insert of the same key wins, ours does nothing). The
+    // inserts go in key order: an insert waits for another transaction's uncommitted insert of
+    // the same key, so two claimers inserting overlapping keys in different orders deadlocked
+    // (40P01); in one order for every claimer no wait can close a cycle.
     const r = await sql<{ token: string; keys: string[] | null }>`WITH tok AS (SELECT nextval('lq_claim_seq') AS t),
 clk AS (SELECT ${sql.raw(PG_NOW)} AS ms),
 k AS (SELECT DISTINCT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k),
 expired AS (SELECT c.tbl, c.lq_key FROM lq_claim c, clk WHERE c.tbl = ${table} AND c.lq_key = ANY(${keys}::text[]) AND (c.expires <= clk.ms OR c.owner = ${owner}) FOR UPDATE OF c SKIP LOCKED),
 taken AS (UPDATE lq_claim c SET owner = ${owner}, expires = clk.ms + ${leaseMs}::bigint, token = tok.t FROM tok, clk, expired WHERE c.tbl = expired.tbl AND c.lq_key = expired.lq_key RETURNING c.lq_key),
-ins AS (INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${table}, k.k, ${owner}, clk.ms + ${leaseMs}::bigint, tok.t FROM k, clk, tok WHERE NOT EXISTS (SELECT 1 FROM lq_claim c WHERE c.tbl = ${table} AND c.lq_key = k.k) ON CONFLICT DO NOTHING RETURNING lq_key)
+ins AS (INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${table}, k.k, ${owner}, clk.ms + ${leaseMs}::bigint, tok.t FROM k, clk, tok WHERE NOT EXISTS (SELECT 1 FROM lq_claim c WHERE c.tbl = ${table} AND c.lq_key = k.k) ORDER BY k.k ON CONFLICT DO NOTHING RETURNING lq_key)
 SELECT (SELECT t FROM tok)::text AS token, (SELECT array_agg(lq_key) FROM (SELECT lq_key FROM taken UNION ALL SELECT lq_key FROM ins) x) AS keys`.execute(db)
     const row = r.rows[0]!
     return { token: Number(row.token), keys: row.keys ?? [] }
   },
   async heartbeat(db, owner, tokens, leaseMs) {
-    const r = await sql<{ token: string; n: string }>`WITH up AS (UPDATE lq_claim SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint WHERE owner = ${owner} AND token = ANY(${`{${tokens.join(',')}}`}::bigint[]) RETURNING token) SELECT token::text AS token, count(*)::text AS n FROM up GROUP BY token`.execute(db)
+    // Rows are locked in key order (as `fence` and `release` do): a heartbeat and a batch's
+    // write transaction of one owner lock the same rows, and in two orders they could deadlock.
+    const r = await sql<{ token: string; n: string }>`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ANY(${`{${tokens.join(',')}}`}::bigint[]) ORDER BY tbl, lq_key FOR UPDATE),
+up AS (UPDATE lq_claim c SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint FROM lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key RETURNING c.token) SELECT token::text AS token, count(*)::text AS n FROM up GROUP BY token`.execute(db)
     return new Map(r.rows.map((x) => [Number(x.token), Number(x.n)]))
   },
   async release(db, owner, token, keys) {
     const r =
       keys === undefined
-        ? await sql`DELETE FROM lq_claim WHERE owner = ${owner} AND token = ${token}`.execute(db)
-        : await sql`DELETE FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key = ANY(${keys}::text[])`.execute(db)
+        ? await sql`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} ORDER BY tbl, lq_key FOR UPDATE) DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key`.execute(db)
+        : await sql`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key = ANY(${keys}::text[]) ORDER BY tbl, lq_key FOR UPDATE) DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key`.execute(db)
     return Number(r.numAffectedRows ?? 0)
   },
   async fence(trx, table, keys, token) {
@@ -124,7 +130,7 @@ SELECT (SELECT t FROM tok)::text AS token, (SELECT array_agg(lq_key) FROM (SELEC
     // parameter (`= ANY`, an index probe each) and NOT EXISTS (an anti-join): with a semi-join
     // over jsonb_array_elements_text, a young lq_claim's statistics made PostgreSQL nest loops
     // (2.1 s for a batch of 5000 keys; `refresh` 7x slower).
-    const r = await sql<{ k: string }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND lq_key = ANY(${keys}::text[]) FOR UPDATE)
+    const r = await sql<{ k: string }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND lq_key = ANY(${keys}::text[]) ORDER BY lq_key FOR UPDATE)
 SELECT k FROM jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k WHERE NOT EXISTS (SELECT 1 FROM mine WHERE mine.lq_key = k)`.execute(trx)
     return new Set(r.rows.map((x) => x.k))
   },
