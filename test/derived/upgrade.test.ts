@@ -1,0 +1,81 @@
+/**
+ * A store tracked by an earlier library version: its root triggers are redone at the next start
+ * (the trigger text is hashed into `lq_tracked.ddl_hash`), the revisions already recorded are kept
+ * (no derived row becomes stale), and on PostgreSQL the new triggers notify `lq_changed`, so
+ * `store.watch` wakes on root writes of a store tracked before watch mode existed.
+ */
+import * as t from 'io-ts'
+import { sql } from 'kysely'
+import pg from 'pg'
+import { expect, it } from 'vitest'
+import { createTable, insertRows } from '../../src/query/ddl.js'
+import { table } from '../../src/query/dsl.js'
+import { openStore } from '../../src/derived/index.js'
+import { eachDialect, pgUrl } from '../support/db.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+eachDialect('a store tracked by an earlier library version', (get) => {
+  it('gets this version\'s triggers at its next start, keeps its revisions, and (PostgreSQL) notifies watchers', async () => {
+    const { db, label } = get()
+    const src = table('up_src', { id: t.Int, v: t.Int })
+    await createTable(db, src)
+    await insertRows(db, src, [{ id: 1, v: 1 }, { id: 2, v: 2 }])
+    const first = await openStore(db)
+    await first.track(src)
+    first.derive({ name: 'up_out', from: src, output: { y: t.Int }, fn: (r) => ({ y: r.v * 10 }) })
+    await first.refresh()
+    const revs = async () => (await sql<{ lq_key: string; rev: unknown }>`SELECT lq_key, rev FROM lq_rev_up_src ORDER BY lq_key`.execute(db)).rows.map((r) => [r.lq_key, Number(r.rev)])
+    const before = await revs()
+    const hash = async () => (await sql<{ h: string }>`SELECT ddl_hash AS h FROM lq_tracked WHERE root = 'up_src'`.execute(db)).rows[0]!.h
+    const current = await hash()
+
+    // What an earlier version left: another trigger text (on PostgreSQL, a trigger function that
+    // does not notify), recorded under another hash.
+    const server = label === 'postgres (server)'
+    if (get().dialect === 'postgres') {
+      const body = (await sql<{ src: string }>`SELECT prosrc AS src FROM pg_proc WHERE proname = 'lq_trg_up_src'`.execute(db)).rows[0]!.src
+      expect(body).toContain('pg_notify')
+      const old = body.replace(/PERFORM pg_notify\([^;]*\);/, '')
+      await sql.raw(`CREATE OR REPLACE FUNCTION "lq_trg_up_src"() RETURNS trigger LANGUAGE plpgsql AS $old$${old}$old$`).execute(db)
+    }
+    await sql`UPDATE lq_tracked SET ddl_hash = '0123456789abcdef' WHERE root = 'up_src'`.execute(db)
+
+    let notified = 0
+    let client: pg.Client | undefined
+    if (server) {
+      const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(db)).rows[0]!.s
+      client = new pg.Client({ connectionString: pgUrl, options: `-c search_path=${schema}` })
+      await client.connect()
+      client.on('notification', () => notified++)
+      await client.query('LISTEN lq_changed')
+    }
+    try {
+      if (server) {
+        // The old trigger records the write but wakes no one.
+        await sql`UPDATE up_src SET v = 3 WHERE id = 2`.execute(db)
+        await sleep(300)
+        expect(notified).toBe(0)
+      }
+      const next = await openStore(db)
+      await next.track(src)
+      const out2 = next.derive({ name: 'up_out', from: src, output: { y: t.Int }, fn: (r) => ({ y: r.v * 10 }) })
+      expect(await hash()).toBe(current)
+      // Row 1 was not written: its revision and its derived row are as they were.
+      const after = await revs()
+      expect(after.find(([k]) => k === '1')).toEqual(before.find(([k]) => k === '1'))
+      expect((await next.status(out2, 1)).state).toBe('fresh')
+      if (server) {
+        await sql`UPDATE up_src SET v = 4 WHERE id = 1`.execute(db)
+        const end = Date.now() + 10_000
+        while (notified === 0 && Date.now() < end) await sleep(20)
+        expect(notified).toBeGreaterThan(0)
+      }
+      await next.refresh()
+      expect(await next.get(out2, 1)).toMatchObject({ state: 'fresh', value: { y: server ? 40 : 10 } })
+      expect(await next.get(out2, 2)).toMatchObject({ state: 'fresh', value: { y: server ? 30 : 20 } })
+    } finally {
+      await client?.end()
+    }
+  }, 60_000)
+})
