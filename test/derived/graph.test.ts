@@ -19,6 +19,7 @@ import { dotOf, mermaidLabel, mermaidOf } from '../../src/derived/graph.js'
 import type { GraphNode } from '../../src/derived/types.js'
 import { LineageQueryError } from '../../src/errors.js'
 import { eachDialect } from '../support/db.js'
+import { thrown } from '../support/errors.js'
 
 /** Keywords of Mermaid's flowchart grammar that cannot be bare node ids. */
 const MERMAID_KEYWORDS = ['end', 'graph', 'flowchart', 'subgraph', 'class', 'classDef', 'click', 'style', 'linkStyle', 'direction', 'call', 'href', 'default', 'interpolate']
@@ -84,15 +85,6 @@ describe('graph drawings (pure)', () => {
 })
 
 describe('buildGraph (pure)', () => {
-  function schemaError(f: () => unknown): LineageQueryError {
-    try {
-      f()
-    } catch (e) {
-      if (e instanceof LineageQueryError) return e
-      throw e
-    }
-    throw new Error('expected a LineageQueryError')
-  }
 
   it('lists roots then derived tables as nodes, and one edge per distinct table read', () => {
     const g = buildGraph({ roots: ['r', 's'], derived: [{ name: 'a', reads: ['r', 'r', 's'] }, { name: 'b', reads: ['a'] }] })
@@ -102,24 +94,24 @@ describe('buildGraph (pure)', () => {
   })
 
   it('a table read but never declared is a schema error naming both tables and the known ones', () => {
-    const e = schemaError(() => buildGraph({ roots: ['r'], derived: [{ name: 'a', reads: ['r', 'nope'] }] }))
+    const e = thrown(() => buildGraph({ roots: ['r'], derived: [{ name: 'a', reads: ['r', 'nope'] }] }))
     expect(e.code).toBe('schema')
     expect(e.message).toBe('derived table `a` reads `nope`, which is neither a tracked root table nor a derived table; known tables: r, a')
     expect(e.details).toEqual({ table: 'a', reads: 'nope' })
-    expect(schemaError(() => buildGraph({ roots: [], derived: [{ name: 'a', reads: ['x'] }] })).message).toBe(
+    expect(thrown(() => buildGraph({ roots: [], derived: [{ name: 'a', reads: ['x'] }] })).message).toBe(
       'derived table `a` reads `x`, which is neither a tracked root table nor a derived table; known tables: a',
     )
   })
 
   it('a cycle is a schema error that lists it, first table repeated at the end', () => {
-    const e = schemaError(() => buildGraph({ roots: ['r'], derived: [{ name: 'a', reads: ['r', 'c'] }, { name: 'b', reads: ['a'] }, { name: 'c', reads: ['b'] }] }))
+    const e = thrown(() => buildGraph({ roots: ['r'], derived: [{ name: 'a', reads: ['r', 'c'] }, { name: 'b', reads: ['a'] }, { name: 'c', reads: ['b'] }] }))
     expect(e.code).toBe('schema')
     expect(e.message).toBe('derived tables form a cycle: a -> c -> b -> a; a derived table cannot (transitively) read itself')
     expect(e.details).toEqual({ cycle: ['a', 'c', 'b', 'a'] })
     // A table that reads into a cycle without being on it is not named in the cycle.
-    const tail = schemaError(() => buildGraph({ roots: ['r'], derived: [{ name: 'a', reads: ['b'] }, { name: 'b', reads: ['c'] }, { name: 'c', reads: ['b', 'r'] }] }))
+    const tail = thrown(() => buildGraph({ roots: ['r'], derived: [{ name: 'a', reads: ['b'] }, { name: 'b', reads: ['c'] }, { name: 'c', reads: ['b', 'r'] }] }))
     expect(tail.details).toEqual({ cycle: ['b', 'c', 'b'] })
-    const self = schemaError(() => buildGraph({ roots: [], derived: [{ name: 'x', reads: ['x'] }] }))
+    const self = thrown(() => buildGraph({ roots: [], derived: [{ name: 'x', reads: ['x'] }] }))
     expect(self.details).toEqual({ cycle: ['x', 'x'] })
     // A path that reaches a table twice without a cycle (a diamond) is not one.
     const diamond = buildGraph({ roots: ['r'], derived: [{ name: 'd', reads: ['b', 'c'] }, { name: 'b', reads: ['a'] }, { name: 'c', reads: ['a'] }, { name: 'a', reads: ['r'] }] })

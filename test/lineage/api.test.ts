@@ -5,38 +5,30 @@
  */
 import * as t from 'io-ts'
 import { describe, expect, test } from 'vitest'
-import { groupBySource, lineage, LineageQueryError, Q, sourceRows, table } from '../../src/index.js'
+import { groupBySource, lineage, Q, sourceRows, table } from '../../src/index.js'
+import { thrown } from '../support/errors.js'
 
 const r = table('r', { id: t.Int, v: t.string })
 const q = Q.for(r, (x) => Q.yield(x.v))
 
-function refusal(f: () => unknown): LineageQueryError {
-  try {
-    f()
-  } catch (e) {
-    if (e instanceof LineageQueryError) return e
-    throw e
-  }
-  throw new Error('expected a LineageQueryError')
-}
 
 describe('lineage(q, options): argument checks', () => {
   test('something other than a query is an argument error that shows it', () => {
     for (const [bad, shown] of [[null, 'null'], [undefined, 'undefined'], [{}, '{}'], ['q', '"q"']] as const) {
-      const e = refusal(() => lineage(bad as never))
+      const e = thrown(() => lineage(bad as never))
       expect(e.code).toBe('argument')
       expect(e.message).toBe(`lineage expects a query, got ${shown}`)
     }
   })
 
   test('options must be an object of known boolean options; undefined values are allowed', () => {
-    expect(refusal(() => lineage(q, 'x' as never)).message).toBe('lineage options must be an object, got "x"')
-    expect(refusal(() => lineage(q, 'x' as never)).code).toBe('argument')
-    expect(refusal(() => lineage(q, null as never)).message).toBe('lineage options must be an object, got null')
-    const unknown = refusal(() => lineage(q, { compose: false } as never))
+    expect(thrown(() => lineage(q, 'x' as never)).message).toBe('lineage options must be an object, got "x"')
+    expect(thrown(() => lineage(q, 'x' as never)).code).toBe('argument')
+    expect(thrown(() => lineage(q, null as never)).message).toBe('lineage options must be an object, got null')
+    const unknown = thrown(() => lineage(q, { compose: false } as never))
     expect(unknown.message).toBe('lineage: unknown option `compose`; expected one of composed, why')
     expect(unknown.details).toEqual({ option: 'compose' })
-    const notBool = refusal(() => lineage(q, { why: 1 } as never))
+    const notBool = thrown(() => lineage(q, { why: 1 } as never))
     expect(notBool.code).toBe('argument')
     expect(notBool.message).toBe('lineage: option `why` must be a boolean, got 1')
     expect(notBool.details).toEqual({ option: 'why', value: 1 })
@@ -87,11 +79,11 @@ describe('sourceRows and groupBySource', () => {
 
   test('rows that are not lineage results are an argument error naming the function and the expected form', () => {
     for (const [name, f] of [['sourceRows', sourceRows as (rows: never) => unknown], ['groupBySource', groupBySource as (rows: never) => unknown]] as const) {
-      const notList = refusal(() => f({ data: 1, lineage: [] } as never))
+      const notList = thrown(() => f({ data: 1, lineage: [] } as never))
       expect(notList.code).toBe('argument')
       expect(notList.message).toBe(`${name} expects the rows of run(db, lineage(q)), got {"data":1,"lineage":[]}`)
       for (const [row, shown] of [[null, 'null'], [1, '1'], [{ data: 1 }, '{"data":1}'], [{ lineage: [] }, '{"lineage":[]}'], [{ data: 1, lineage: 'a' }, '{"data":1,"lineage":"a"}']] as const) {
-        const e = refusal(() => f([{ data: 0, lineage: [] }, row] as never))
+        const e = thrown(() => f([{ data: 0, lineage: [] }, row] as never))
         expect(e.code).toBe('argument')
         expect(e.message).toBe(`${name} expects rows of the form { data, lineage: [...] } (from run(db, lineage(q))), got ${shown}`)
       }

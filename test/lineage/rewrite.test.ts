@@ -5,12 +5,13 @@
  */
 import * as t from 'io-ts'
 import { beforeAll, describe, expect, test } from 'vitest'
-import { AST, createTable, insertRows, lineage, LineageQueryError, plainLineage, Q, run as runLazy, table } from '../../src/index.js'
+import { AST, createTable, insertRows, lineage, plainLineage, Q, run as runLazy, table } from '../../src/index.js'
 import { inputLineage } from '../../src/lineage/index.js'
 import { conditionQueries, rewriteQuery } from '../../src/lineage/rewrite.js'
 import type * as ast from '../../src/query/ast.js'
 import { Query } from '../../src/query/dsl.js'
 import { eachDialect } from '../support/db.js'
+import { thrown } from '../support/errors.js'
 
 const emp = table('emp', { id: t.Int, dept: t.string, pay: t.Int })
 const dept = table('dept', { name: t.string, floor: t.Int }, { key: 'name' })
@@ -20,27 +21,18 @@ const derivedRows = table('derived_rows', { lq_key: t.string, n: t.Int }, { key:
 /** `run` with annotated elements copied to plain `{ data, lineage }` objects, so `toEqual` compares both fields. */
 const run: typeof runLazy = async (db, q) => plainLineage(await runLazy(db, q))
 
-function refusal(f: () => unknown): LineageQueryError {
-  try {
-    f()
-  } catch (e) {
-    if (e instanceof LineageQueryError) return e
-    throw e
-  }
-  throw new Error('expected a LineageQueryError')
-}
 
 describe('the rewrite on the AST', () => {
   test('a scalar is not a query: the rewrite refuses it, naming its kind', () => {
     for (const e of [{ kind: 'const', value: 1 }, { kind: 'linEmpty' }, { kind: 'op', op: 'add', args: [] }] as ast.Expr[]) {
-      const err = refusal(() => rewriteQuery(e))
+      const err = thrown(() => rewriteQuery(e))
       expect(err.code).toBe('compile')
       expect(err.message).toBe(`lineage: expected a query, got a ${e.kind} expression`)
     }
   })
 
   test('a tracked table without a key is a lineage error naming it and the two ways out', () => {
-    const err = refusal(() => lineage(Q.for(keyless, (k) => Q.yield(k.name))))
+    const err = thrown(() => lineage(Q.for(keyless, (k) => Q.yield(k.name))))
     expect(err.code).toBe('lineage')
     expect(err.message).toBe("table `keyless` has no key, so its rows cannot be named in lineage; declare one with table(name, columns, { key: 'col' }) or opt out with { lineage: false }")
     expect(err.details).toEqual({ table: 'keyless' })
