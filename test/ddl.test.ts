@@ -7,6 +7,7 @@ import { dialectOf } from '../src/query/dialect-of.js'
 import { table } from '../src/query/dsl.js'
 import { tableDef } from '../src/query/schema.js'
 import { eachDialect, openAll, openPgServer, openPglite, openPostgres, openSqlite, pgServerReachable, serverRequired } from './support/db.js'
+import { expectError } from './support/errors.js'
 
 const employees = table('employees', {
   id: t.Int,
@@ -28,17 +29,6 @@ const tasks = table('tasks', { employee: t.string, task: t.string, hours: t.Int 
 const log = table('log', { line: t.string })
 const wide = table('wide', Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`c${i}`, t.Int])) as Record<string, typeof t.Int>)
 
-async function expectError(p: Promise<unknown>, code: string, ...fragments: string[]): Promise<LineageQueryError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  )
-  expect(e).toBeInstanceOf(LineageQueryError)
-  const err = e as LineageQueryError
-  expect(err.code).toBe(code)
-  for (const f of fragments) expect(err.message).toContain(f)
-  return err
-}
 
 eachDialect('createTable + insertRows', (get) => {
   it('round-trips rows (booleans raw: 0/1 on SQLite)', async () => {

@@ -12,6 +12,7 @@ import { Q, table } from '../../src/query/dsl.js'
 import { openStore } from '../../src/derived/index.js'
 import { dialectNames, open, type TestDb } from '../support/db.js'
 import { holdable } from './support/holdable.js'
+import { expectError } from '../support/errors.js'
 
 const src = table('src', { id: t.Int, text: t.string })
 
@@ -20,19 +21,6 @@ async function createSrc(db: Kysely<any>, rows: { id: number; text: string }[]):
   if (rows.length > 0) await insertRows(db, src, rows)
 }
 
-async function expectError(p: Promise<unknown> | (() => unknown), code: string, ...fragments: string[]): Promise<LineageQueryError> {
-  let err: unknown
-  try {
-    await (typeof p === 'function' ? p() : p)
-  } catch (e) {
-    err = e
-  }
-  expect(err).toBeInstanceOf(LineageQueryError)
-  const e = err as LineageQueryError
-  expect(e.code).toBe(code)
-  for (const f of fragments) expect(e.message).toContain(f)
-  return e
-}
 
 
 const count = async (db: Kysely<any>, text: string) => Number((await sql.raw<{ n: unknown }>(text).execute(db)).rows[0]!.n)

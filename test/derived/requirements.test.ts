@@ -8,7 +8,6 @@ import { join } from 'node:path'
 import * as t from 'io-ts'
 import { sql, type Kysely } from 'kysely'
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest'
-import { LineageQueryError } from '../../src/errors.js'
 import { createTable, insertRows } from '../../src/query/ddl.js'
 import { Q, table } from '../../src/query/dsl.js'
 import { run as runLazy } from '../../src/query/run.js'
@@ -20,20 +19,8 @@ import { dialectNames, open, type TestDb } from '../support/db.js'
 /** `run` with annotated elements copied to plain `{ data, lineage }` objects, so `toEqual` compares both fields (see docs/lineage.md, "Reading lineage"). */
 const run: typeof runLazy = async (db, q) => plainLineage(await runLazy(db, q))
 import { compileAst, parse, runCode, sources } from './toy.js'
+import { expectError } from '../support/errors.js'
 
-async function expectError(p: Promise<unknown> | (() => unknown), code: string, ...fragments: string[]): Promise<LineageQueryError> {
-  let err: unknown
-  try {
-    await (typeof p === 'function' ? p() : p)
-  } catch (e) {
-    err = e
-  }
-  expect(err).toBeInstanceOf(LineageQueryError)
-  const e = err as LineageQueryError
-  expect(e.code).toBe(code)
-  for (const f of fragments) expect(e.message).toContain(f)
-  return e
-}
 
 /** A gate a test opens by hand: `wait()` resolves once `open()` is called. */
 function gate(): { wait: () => Promise<void>; open: () => void } {

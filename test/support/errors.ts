@@ -23,3 +23,21 @@ export async function rejection(p: Promise<unknown>): Promise<LineageQueryError>
   }
   throw new Error('expected a LineageQueryError')
 }
+
+/**
+ * The LineageQueryError `p` rejects with (or `p()` throws or rejects with), checked to have
+ * `code` and a message containing every fragment.
+ */
+export async function expectError(p: Promise<unknown> | (() => unknown), code: string, ...fragments: string[]): Promise<LineageQueryError> {
+  let err: unknown
+  try {
+    await (typeof p === 'function' ? p() : p)
+  } catch (e) {
+    err = e
+  }
+  expect(err).toBeInstanceOf(LineageQueryError)
+  const e = err as LineageQueryError
+  expect(e.code).toBe(code)
+  for (const f of fragments) expect(e.message).toContain(f)
+  return e
+}
