@@ -19,6 +19,8 @@
  *   (a distinct row's lineage is the union of the lineage of the rows it merged).
  * Queries inside `exists` and aggregates are rewritten too (the variables they mention now
  * live under `.data`) and then stripped back to plain data: they add no entries.
+ * Annotations of a query annotated before (`lineage(lineage(q))`) are data: their variables
+ * move under `.data`, their meaning stays (the outer options do not change them).
  *
  * Every walk below switches over every node kind and ends in `assertNever`, so a new kind of
  * node is a type error here until the rewrite says what to do with it.
@@ -217,14 +219,19 @@ function rewriteScalar(e: Expr, env: Env, o: RewriteOptions): Expr {
       const q = rewriteQuery(e.query, env, pred)
       return { kind: 'agg', fn: e.fn, query: e.fn === 'count' ? q : { kind: 'for', v: z, source: q, body: { kind: 'yield', value: field(v(z), 'data') } } }
     }
+    // An annotation of a query annotated before (`lineage(lineage(q))`) is data now: it keeps
+    // its meaning whatever the options of this rewrite (stored lineage as it was; witnesses and
+    // group entries read from the inner annotations, not from the ones built here).
     case 'linRow':
-      return { kind: 'linRow', table: e.table, row: rewriteValue(e.row, env, { ...o, predicate: false }) }
+      return { ...e, row: rewriteValue(e.row, env, { ...o, predicate: false }) }
     case 'linAppend':
       return { kind: 'linAppend', parts: e.parts.map((p) => rewriteScalar(p, env, o)) }
     case 'linWitness':
-      return { kind: 'linWitness', query: rewriteQuery(e.query, env, o) }
-    case 'linGroup':
-      return { kind: 'linGroup', group: rewriteValue(e.group, env, { ...o, predicate: false }) }
+      return { kind: 'linWitness', query: plain(rewriteQuery(e.query, env, pred)) }
+    case 'linGroup': {
+      const group = rewriteValue(e.group, env, { ...o, predicate: false })
+      return { kind: 'linGroup', group: o.nested ? plain(group) : group }
+    }
     default:
       return assertNever(e, 'rewriteScalar')
   }

@@ -98,6 +98,44 @@ eachDialect('the rewrite, run', (get) => {
     expect(await run(get().db, lineage(q))).toEqual([{ data: { floors: 2, total: 60, n: 3 }, lineage: [{ table: 'dept', key: 'a' }] }])
   })
 
+  // Annotating an annotated query again: the inner annotations are data now, kept as they were
+  // whatever the outer options; only the outer `lineage` is built with the outer options.
+  const sortRows = <R>(rows: R[]): R[] => [...rows].sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1))
+
+  test('an annotated query annotated again keeps a derived row\'s inner entries composed, whatever the outer options', async () => {
+    const stored = Q.for(derivedRows, (r) => Q.yield(r.n))
+    const inner = { data: 5, lineage: [{ table: 'emp', key: 1 }] }
+    expect(await run(get().db, lineage(lineage(stored)))).toEqual([{ data: inner, lineage: [{ table: 'emp', key: 1 }] }])
+    expect(await run(get().db, lineage(lineage(stored), { composed: false }))).toEqual([{ data: inner, lineage: [{ table: 'derived_rows', key: '1' }] }])
+    expect(await run(get().db, inputLineage(lineage(stored)))).toEqual([{ data: inner, lineage: [{ table: 'derived_rows', key: '1' }] }])
+  })
+
+  test('an annotated query annotated again keeps the why-provenance witnesses of its rows and groups', async () => {
+    const floors = (e: { dept: unknown }) => Q.for(dept, (x) => Q.where(Q.eq(x.name, e.dept as string), Q.yield(x.floor)))
+    const depts = Q.distinct(Q.for(emp, (e) => Q.where(Q.exists(floors(e)), Q.yield(e.dept))))
+    const inner = [
+      { data: 'a', lineage: [{ table: 'dept', key: 'a' }, { table: 'emp', key: 1 }, { table: 'emp', key: 2 }] },
+      { data: 'b', lineage: [{ table: 'dept', key: 'b' }, { table: 'emp', key: 3 }] },
+    ]
+    expect(sortRows(await run(get().db, lineage(depts, { why: true })))).toEqual(inner)
+    expect(sortRows(await run(get().db, lineage(lineage(depts, { why: true }))))).toEqual([
+      { data: inner[0], lineage: [{ table: 'emp', key: 1 }, { table: 'emp', key: 2 }] },
+      { data: inner[1], lineage: [{ table: 'emp', key: 3 }] },
+    ])
+    const pays = Q.for(emp, (e) => Q.where(Q.exists(Q.for(derivedRows, (r) => Q.where(Q.eq(r.n, 5), Q.yield(r.n)))), Q.where(Q.eq(e.id, 2), Q.yield(e.pay))))
+    const why = [{ data: 20, lineage: [{ table: 'emp', key: 2 }, { table: 'emp', key: 1 }] }]
+    expect(await run(get().db, lineage(pays, { why: true }))).toEqual(why)
+    expect(await run(get().db, lineage(lineage(pays, { why: true }), { composed: false }))).toEqual([{ data: why[0], lineage: [{ table: 'emp', key: 2 }] }])
+  })
+
+  test('an annotated group annotated again keeps the group\'s inner entries, whatever the outer options', async () => {
+    const groups = Q.for(Q.groupBy(derivedRows, (r) => r.n), (g) => Q.yield(g.key))
+    const inner = { data: 5, lineage: [{ table: 'emp', key: 1 }] }
+    expect(await run(get().db, lineage(lineage(groups)))).toEqual([{ data: inner, lineage: [{ table: 'emp', key: 1 }] }])
+    expect(await run(get().db, lineage(lineage(groups), { composed: false }))).toEqual([{ data: inner, lineage: [{ table: 'derived_rows', key: '1' }] }])
+    expect(await run(get().db, inputLineage(lineage(groups)))).toEqual([{ data: inner, lineage: [{ table: 'derived_rows', key: '1' }] }])
+  })
+
   test('a Query built from a rewritten AST runs as the annotated query', async () => {
     const q = Q.for(emp, (e) => Q.where(Q.eq(e.id, 3), Q.yield(e.pay)))
     expect(await run(get().db, new Query(rewriteQuery(q[AST])))).toEqual([{ data: 30, lineage: [{ table: 'emp', key: 3 }] }])
