@@ -5,7 +5,7 @@
  */
 import * as t from 'io-ts'
 import { beforeAll, describe, expect, test } from 'vitest'
-import { AST, createTable, insertRows, lineage, LineageQueryError, plainLineage, Q, run as runLazy, table } from '../../src/index.js'
+import { AST, compile, createTable, insertRows, lineage, LineageQueryError, plainLineage, Q, run as runLazy, table } from '../../src/index.js'
 import { inputLineage } from '../../src/lineage/index.js'
 import { conditionQueries, rewriteQuery } from '../../src/lineage/rewrite.js'
 import type * as ast from '../../src/query/ast.js'
@@ -32,7 +32,13 @@ function refusal(f: () => unknown): LineageQueryError {
 
 describe('the rewrite on the AST', () => {
   test('a scalar is not a query: the rewrite refuses it, naming its kind', () => {
-    for (const e of [{ kind: 'const', value: 1 }, { kind: 'linEmpty' }, { kind: 'op', op: 'add', args: [] }] as ast.Expr[]) {
+    const one: ast.Expr = { kind: 'const', value: 1 }
+    const q = Q.for(emp, (e) => Q.yield(e.id))[AST]
+    const scalars: ast.Expr[] = [
+      { kind: 'record', fields: [['a', one]] }, one, { kind: 'op', op: 'add', args: [] }, { kind: 'exists', query: q, negated: false }, { kind: 'agg', fn: 'count', query: q },
+      { kind: 'linEmpty' }, { kind: 'linRow', table: (emp[AST] as ast.TableExpr).table, row: one }, { kind: 'linAppend', parts: [] }, { kind: 'linWitness', query: q }, { kind: 'linGroup', group: q },
+    ]
+    for (const e of scalars) {
       const err = refusal(() => rewriteQuery(e))
       expect(err.code).toBe('compile')
       expect(err.message).toBe(`lineage: expected a query, got a ${e.kind} expression`)
@@ -46,6 +52,25 @@ describe('the rewrite on the AST', () => {
     expect(err.details).toEqual({ table: 'keyless' })
     // Inside a condition or an aggregate nothing is named, so no key is needed.
     expect(() => lineage(Q.for(emp, (e) => Q.where(Q.exists(Q.for(keyless, (k) => Q.where(Q.eq(k.name, e.dept), Q.yield(k.name)))), Q.yield({ id: e.id, n: Q.count(Q.for(keyless, (k) => Q.yield(k.name))) }))))).not.toThrow()
+  })
+
+  test('a collection where a scalar is expected: lineage(q), with or without why-provenance, gives the plain query\'s type error', () => {
+    const ids = Q.for(emp, (e) => Q.yield(e.id))
+    // One query of each kind, in a condition.
+    const queries = [emp, ids, Q.where(true, Q.yield(1)), Q.yield(1), Q.union(Q.yield(1), Q.yield(2)), Q.values([1]), ids.orderBy((x) => x), ids.limit(1), Q.let(Q.yield(1), (x) => x), Q.groupBy(emp, (e) => e.dept), Q.distinct(ids)]
+    expect(new Set(queries.map((c) => c[AST].kind))).toEqual(new Set(['table', 'for', 'where', 'yield', 'union', 'values', 'order', 'limit', 'let', 'group', 'distinct']))
+    for (const c of queries) {
+      const q = Q.for(emp, (e) => Q.where(c as never, Q.yield(e.id)))
+      for (const query of [q, lineage(q), lineage(q, { why: true })]) {
+        const err = refusal(() => compile(query, 'sqlite'))
+        expect([err.code, err.message]).toEqual(['type', 'the condition of Q.where must be a scalar expression, got a collection'])
+      }
+    }
+  })
+
+  test('conditionQueries refuses an annotation: the rewrite puts annotations in yields, never in a condition', () => {
+    const err = refusal(() => conditionQueries(Q.and(Q.eq(1, 1), { [AST]: { kind: 'linEmpty' } } as never)[AST]))
+    expect([err.code, err.message]).toEqual(['compile', 'lineage: internal: a linEmpty annotation in a condition'])
   })
 
   test('conditionQueries lists the query of each exists and aggregate in a condition, outermost first, through operators only', () => {
@@ -102,7 +127,8 @@ eachDialect('the rewrite, run', (get) => {
   // whatever the outer options; only the outer `lineage` is built with the outer options.
   const sortRows = <R>(rows: R[]): R[] => [...rows].sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1))
 
-  test('an annotated query annotated again keeps a derived row\'s inner entries composed, whatever the outer options', async () => {
+  test('an annotated query annotated again keeps its inner entries (none for a literal; a derived row\'s composed), whatever the outer options', async () => {
+    expect(await run(get().db, lineage(lineage(Q.values([7]))))).toEqual([{ data: { data: 7, lineage: [] }, lineage: [] }])
     const stored = Q.for(derivedRows, (r) => Q.yield(r.n))
     const inner = { data: 5, lineage: [{ table: 'emp', key: 1 }] }
     expect(await run(get().db, lineage(lineage(stored)))).toEqual([{ data: inner, lineage: [{ table: 'emp', key: 1 }] }])
