@@ -19,14 +19,25 @@
  *   (a distinct row's lineage is the union of the lineage of the rows it merged).
  * Queries inside `exists` and aggregates are rewritten too (the variables they mention now
  * live under `.data`) and then stripped back to plain data: they add no entries.
+ * Annotations of a query annotated before (`lineage(lineage(q))`) are data: their variables
+ * move under `.data`, their meaning stays (the outer options do not change them).
  *
- * Every walk below switches over every node kind and ends in `assertNever`, so a new kind of
- * node is a type error here until the rewrite says what to do with it.
+ * Every walk below is an exhaustive switch: each kind it meets has its case; the kinds it
+ * cannot meet, or treats alike, end in a `default` whose node must have one of the kinds named
+ * for it (`satisfies`), so a new kind of node is a type error here until the rewrite says what
+ * to do with it.
  */
 import { LineageQueryError } from '../errors.js'
-import { children, freshVar, type Expr, type Var } from '../query/ast.js'
+import { freshVar, type Expr, type Var } from '../query/ast.js'
 
 type Env = ReadonlyMap<number, Expr>
+
+/** Nodes of these kinds denote collections (queries). */
+type QueryNode = Extract<Expr, { kind: 'table' | 'for' | 'where' | 'yield' | 'union' | 'values' | 'order' | 'limit' | 'let' | 'group' | 'distinct' }>
+/** Annotations: built by the rewrite, in the `lineage` of yields only. */
+type Annotation = Extract<Expr, { kind: 'linEmpty' | 'linRow' | 'linAppend' | 'linWitness' | 'linGroup' }>
+/** Nodes of these kinds denote scalars (or records of them), never a collection. */
+type ScalarNode = Extract<Expr, { kind: 'record' | 'const' | 'op' | 'exists' | 'agg' }> | Annotation
 
 /** How the rewrite annotates. One object, passed down unchanged except where a rule says so. */
 export interface RewriteOptions {
@@ -52,9 +63,12 @@ export interface RewriteOptions {
 
 export const DEFAULT_REWRITE: RewriteOptions = { predicate: false, composed: true, nested: true, why: false }
 
-/** Reached only if a node kind is not handled: a new kind breaks the build at the `switch`. */
-function assertNever(x: never, where: string): never {
-  throw new LineageQueryError('compile', `lineage: internal: ${where} does not handle a ${(x as { kind?: string }).kind} expression`)
+/**
+ * Reached only by an annotation where the rewrite never puts one (in a condition): an internal
+ * error naming its kind.
+ */
+function unreachable(e: Annotation, where: string): never {
+  throw new LineageQueryError('compile', `lineage: internal: a ${e.kind} annotation in ${where}`)
 }
 
 const field = (target: Expr, name: string): Expr => ({ kind: 'field', target, name })
@@ -160,10 +174,8 @@ export function rewriteQuery(e: Expr, env: Env = new Map(), o: RewriteOptions = 
       const w = freshVar('w')
       return { kind: 'for', v: w, source: path, body: { kind: 'yield', value: annotated(v(w), EMPTY) } }
     }
-    case 'record': case 'const': case 'op': case 'exists': case 'agg': case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness': case 'linGroup':
-      throw new LineageQueryError('compile', `lineage: expected a query, got a ${e.kind} expression`)
     default:
-      return assertNever(e, 'rewriteQuery')
+      throw new LineageQueryError('compile', `lineage: expected a query, got a ${(e satisfies ScalarNode).kind} expression`)
   }
 }
 
@@ -180,10 +192,8 @@ function rewriteValue(e: Expr, env: Env, o: RewriteOptions): Expr {
       // Nested collections keep every option (`composed` included); left plain, they are
       // rewritten as in a predicate (no entries built) and stripped back to data.
       return o.nested ? rewriteQuery(e, env, o) : plain(rewriteQuery(e, env, { ...o, predicate: true }))
-    case 'const': case 'op': case 'exists': case 'agg': case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness': case 'linGroup':
-      return rewriteScalar(e, env, o)
     default:
-      return assertNever(e, 'rewriteValue')
+      return rewriteScalar(e satisfies ScalarNode, env, o)
   }
 }
 
@@ -201,7 +211,6 @@ function rewriteScalar(e: Expr, env: Env, o: RewriteOptions): Expr {
     case 'var':
     case 'field':
     case 'record':
-    case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let': case 'group': case 'distinct':
       return rewriteValue(e, env, { ...o, predicate: false })
     case 'const':
     case 'linEmpty':
@@ -217,16 +226,23 @@ function rewriteScalar(e: Expr, env: Env, o: RewriteOptions): Expr {
       const q = rewriteQuery(e.query, env, pred)
       return { kind: 'agg', fn: e.fn, query: e.fn === 'count' ? q : { kind: 'for', v: z, source: q, body: { kind: 'yield', value: field(v(z), 'data') } } }
     }
+    // An annotation of a query annotated before (`lineage(lineage(q))`) is data now: it keeps
+    // its meaning whatever the options of this rewrite (stored lineage as it was; witnesses and
+    // group entries read from the inner annotations, not from the ones built here).
     case 'linRow':
-      return { kind: 'linRow', table: e.table, row: rewriteValue(e.row, env, { ...o, predicate: false }) }
+      return { ...e, row: rewriteValue(e.row, env, { ...o, predicate: false }) }
     case 'linAppend':
       return { kind: 'linAppend', parts: e.parts.map((p) => rewriteScalar(p, env, o)) }
     case 'linWitness':
-      return { kind: 'linWitness', query: rewriteQuery(e.query, env, o) }
-    case 'linGroup':
-      return { kind: 'linGroup', group: rewriteValue(e.group, env, { ...o, predicate: false }) }
+      return { kind: 'linWitness', query: plain(rewriteQuery(e.query, env, pred)) }
+    case 'linGroup': {
+      const group = rewriteValue(e.group, env, { ...o, predicate: false })
+      return { kind: 'linGroup', group: o.nested ? plain(group) : group }
+    }
     default:
-      return assertNever(e, 'rewriteScalar')
+      // A collection where a scalar is expected: rewritten as a value; the normaliser refuses it
+      // with the type error it gives the plain query.
+      return rewriteValue(e satisfies QueryNode, env, { ...o, predicate: false })
   }
 }
 
@@ -243,9 +259,8 @@ export function conditionQueries(e: Expr): Expr[] {
       return e.args.flatMap(conditionQueries)
     case 'const': case 'var': case 'field': case 'record':
     case 'table': case 'for': case 'where': case 'yield': case 'union': case 'values': case 'order': case 'limit': case 'let': case 'group': case 'distinct':
-    case 'linEmpty': case 'linRow': case 'linAppend': case 'linWitness': case 'linGroup':
       return []
     default:
-      return assertNever(e, 'conditionQueries')
+      return unreachable(e satisfies Annotation, 'a condition')
   }
 }

@@ -5,7 +5,7 @@
  */
 import * as t from 'io-ts'
 import { beforeAll, describe, expect, test } from 'vitest'
-import { AST, createTable, insertRows, lineage, plainLineage, Q, run as runLazy, table } from '../../src/index.js'
+import { AST, compile, createTable, insertRows, lineage, plainLineage, Q, run as runLazy, table } from '../../src/index.js'
 import { inputLineage } from '../../src/lineage/index.js'
 import { conditionQueries, rewriteQuery } from '../../src/lineage/rewrite.js'
 import type * as ast from '../../src/query/ast.js'
@@ -24,7 +24,13 @@ const run: typeof runLazy = async (db, q) => plainLineage(await runLazy(db, q))
 
 describe('the rewrite on the AST', () => {
   test('a scalar is not a query: the rewrite refuses it, naming its kind', () => {
-    for (const e of [{ kind: 'const', value: 1 }, { kind: 'linEmpty' }, { kind: 'op', op: 'add', args: [] }] as ast.Expr[]) {
+    const one: ast.Expr = { kind: 'const', value: 1 }
+    const q = Q.for(emp, (e) => Q.yield(e.id))[AST]
+    const scalars: ast.Expr[] = [
+      { kind: 'record', fields: [['a', one]] }, one, { kind: 'op', op: 'add', args: [] }, { kind: 'exists', query: q, negated: false }, { kind: 'agg', fn: 'count', query: q },
+      { kind: 'linEmpty' }, { kind: 'linRow', table: (emp[AST] as ast.TableExpr).table, row: one }, { kind: 'linAppend', parts: [] }, { kind: 'linWitness', query: q }, { kind: 'linGroup', group: q },
+    ]
+    for (const e of scalars) {
       const err = thrown(() => rewriteQuery(e))
       expect(err.code).toBe('compile')
       expect(err.message).toBe(`lineage: expected a query, got a ${e.kind} expression`)
@@ -38,6 +44,25 @@ describe('the rewrite on the AST', () => {
     expect(err.details).toEqual({ table: 'keyless' })
     // Inside a condition or an aggregate nothing is named, so no key is needed.
     expect(() => lineage(Q.for(emp, (e) => Q.where(Q.exists(Q.for(keyless, (k) => Q.where(Q.eq(k.name, e.dept), Q.yield(k.name)))), Q.yield({ id: e.id, n: Q.count(Q.for(keyless, (k) => Q.yield(k.name))) }))))).not.toThrow()
+  })
+
+  test('a collection where a scalar is expected: lineage(q), with or without why-provenance, gives the plain query\'s type error', () => {
+    const ids = Q.for(emp, (e) => Q.yield(e.id))
+    // One query of each kind, in a condition.
+    const queries = [emp, ids, Q.where(true, Q.yield(1)), Q.yield(1), Q.union(Q.yield(1), Q.yield(2)), Q.values([1]), ids.orderBy((x) => x), ids.limit(1), Q.let(Q.yield(1), (x) => x), Q.groupBy(emp, (e) => e.dept), Q.distinct(ids)]
+    expect(new Set(queries.map((c) => c[AST].kind))).toEqual(new Set(['table', 'for', 'where', 'yield', 'union', 'values', 'order', 'limit', 'let', 'group', 'distinct']))
+    for (const c of queries) {
+      const q = Q.for(emp, (e) => Q.where(c as never, Q.yield(e.id)))
+      for (const query of [q, lineage(q), lineage(q, { why: true })]) {
+        const err = thrown(() => compile(query, 'sqlite'))
+        expect([err.code, err.message]).toEqual(['type', 'the condition of Q.where must be a scalar expression, got a collection'])
+      }
+    }
+  })
+
+  test('conditionQueries refuses an annotation: the rewrite puts annotations in yields, never in a condition', () => {
+    const err = thrown(() => conditionQueries(Q.and(Q.eq(1, 1), { [AST]: { kind: 'linEmpty' } } as never)[AST]))
+    expect([err.code, err.message]).toEqual(['compile', 'lineage: internal: a linEmpty annotation in a condition'])
   })
 
   test('conditionQueries lists the query of each exists and aggregate in a condition, outermost first, through operators only', () => {
@@ -88,6 +113,45 @@ eachDialect('the rewrite, run', (get) => {
   test('count(distinct x) in a value counts distinct non-null values; other aggregates read the data', async () => {
     const q = Q.for(dept, (d) => Q.where(Q.eq(d.name, 'a'), Q.yield({ floors: Q.count(Q.distinct(Q.for(emp, (e) => Q.yield(e.dept)))), total: Q.sum(Q.for(emp, (e) => Q.yield(e.pay))), n: Q.count(Q.for(emp, (e) => Q.yield(e.id))) })))
     expect(await run(get().db, lineage(q))).toEqual([{ data: { floors: 2, total: 60, n: 3 }, lineage: [{ table: 'dept', key: 'a' }] }])
+  })
+
+  // Annotating an annotated query again: the inner annotations are data now, kept as they were
+  // whatever the outer options; only the outer `lineage` is built with the outer options.
+  const sortRows = <R>(rows: R[]): R[] => [...rows].sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1))
+
+  test('an annotated query annotated again keeps its inner entries (none for a literal; a derived row\'s composed), whatever the outer options', async () => {
+    expect(await run(get().db, lineage(lineage(Q.values([7]))))).toEqual([{ data: { data: 7, lineage: [] }, lineage: [] }])
+    const stored = Q.for(derivedRows, (r) => Q.yield(r.n))
+    const inner = { data: 5, lineage: [{ table: 'emp', key: 1 }] }
+    expect(await run(get().db, lineage(lineage(stored)))).toEqual([{ data: inner, lineage: [{ table: 'emp', key: 1 }] }])
+    expect(await run(get().db, lineage(lineage(stored), { composed: false }))).toEqual([{ data: inner, lineage: [{ table: 'derived_rows', key: '1' }] }])
+    expect(await run(get().db, inputLineage(lineage(stored)))).toEqual([{ data: inner, lineage: [{ table: 'derived_rows', key: '1' }] }])
+  })
+
+  test('an annotated query annotated again keeps the why-provenance witnesses of its rows and groups', async () => {
+    const floors = (e: { dept: unknown }) => Q.for(dept, (x) => Q.where(Q.eq(x.name, e.dept as string), Q.yield(x.floor)))
+    const depts = Q.distinct(Q.for(emp, (e) => Q.where(Q.exists(floors(e)), Q.yield(e.dept))))
+    const inner = [
+      { data: 'a', lineage: [{ table: 'dept', key: 'a' }, { table: 'emp', key: 1 }, { table: 'emp', key: 2 }] },
+      { data: 'b', lineage: [{ table: 'dept', key: 'b' }, { table: 'emp', key: 3 }] },
+    ]
+    expect(sortRows(await run(get().db, lineage(depts, { why: true })))).toEqual(inner)
+    expect(sortRows(await run(get().db, lineage(lineage(depts, { why: true }))))).toEqual([
+      { data: inner[0], lineage: [{ table: 'emp', key: 1 }, { table: 'emp', key: 2 }] },
+      { data: inner[1], lineage: [{ table: 'emp', key: 3 }] },
+    ])
+    const pays = Q.for(emp, (e) => Q.where(Q.exists(Q.for(derivedRows, (r) => Q.where(Q.eq(r.n, 5), Q.yield(r.n)))), Q.where(Q.eq(e.id, 2), Q.yield(e.pay))))
+    const why = [{ data: 20, lineage: [{ table: 'emp', key: 2 }, { table: 'emp', key: 1 }] }]
+    expect(await run(get().db, lineage(pays, { why: true }))).toEqual(why)
+    expect(await run(get().db, lineage(lineage(pays, { why: true }), { composed: false }))).toEqual([{ data: why[0], lineage: [{ table: 'emp', key: 2 }] }])
+  })
+
+  test('an annotated group annotated again keeps the group\'s inner entries, whatever the outer options', async () => {
+    const groups = Q.for(Q.groupBy(derivedRows, (r) => r.n), (g) => Q.yield(g.key))
+    const inner = { data: 5, lineage: [{ table: 'emp', key: 1 }] }
+    expect(await run(get().db, lineage(lineage(groups)))).toEqual([{ data: inner, lineage: [{ table: 'emp', key: 1 }] }])
+    expect(await run(get().db, lineage(lineage(groups), { composed: false }))).toEqual([{ data: inner, lineage: [{ table: 'derived_rows', key: '1' }] }])
+    expect(await run(get().db, inputLineage(lineage(groups)))).toEqual([{ data: inner, lineage: [{ table: 'derived_rows', key: '1' }] }])
   })
 
   test('a Query built from a rewritten AST runs as the annotated query', async () => {
