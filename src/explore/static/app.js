@@ -25,7 +25,10 @@ function h(tag, attrs = {}, ...children) {
 const showKey = (key) => (typeof key === 'string' ? key : JSON.stringify(key))
 
 async function api(path, init) {
-  const res = await fetch(path, init)
+  // The first request may have been made by index.html already (the tables view's data).
+  const early = window.lqFirst
+  window.lqFirst = undefined
+  const res = await (early !== undefined && early.url === path && init === undefined ? early.response : fetch(path, init))
   const body = await res.json()
   if (!res.ok) throw new Error(body.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${res.status}`)
   return body
@@ -157,7 +160,7 @@ async function rowsView(p) {
   return h('div', {},
     h('h2', {}, `Rows of ${table}`, ' ', link('(graph)', { view: 'tables', focus: table })),
     h('div', { class: 'filters' }, select('state', v.states, state), select('cause', v.causes, cause), refresh),
-    h('p', { class: 'note' }, `${v.total} rows${v.rows.length > 0 ? `; this page: ${v.rows.length}` : ''}`),
+    h('p', { class: 'note' }, `${v.total} ${v.total === 1 ? 'row' : 'rows'}${v.rows.length < v.total ? `, ${v.rows.length} on this page` : ''}`),
     rows,
     h('div', { class: 'filters' },
       after || before ? h('button', { 'data-testid': 'first', onclick: () => nav({}) }, '⇤ first') : '',
