@@ -45,7 +45,7 @@ import { startupDialects, storeDialects } from './sql/index.js'
 import { ensureDerivedTables, migrate } from './sql/schema.js'
 import { trackRoot } from './startup.js'
 import { DerivedTable, emptyTableReport, type GetOptions, type GetResult, type Graph, type RefreshOptions, type RefreshReport, type RowStatus, type SourceRow, type StoreOptions, type TableReport } from './types.js'
-import { claimDialects, type ClaimDialect } from './sql/claims.js'
+import { claimDialects, type ClaimDialect, type ClaimRow } from './sql/claims.js'
 import { LeaseKeeper, ownerId } from './leases.js'
 import { limiter } from './limit.js'
 import { untilUpstreamReleased } from './refresh.js'
@@ -466,7 +466,23 @@ export class Store {
     await this.#ensureAll()
     const target = table === undefined ? undefined : this.#resolve(table, 'stale')
     await this.#checkRoots(target?.roots)
-    return staleRows(this.#engine, target, async (name) => new Map((await this.#claimD.held(this.#db, name)).map((c) => [c.key, { owner: c.owner, expires: c.expires }])))
+    // The live claims: of the one table asked for, or of every table in one read (not one per table).
+    type Leases = Map<string, { owner: string; expires: number }>
+    const byKey = (rows: readonly ClaimRow[]): Map<string, Leases> => {
+      const out = new Map<string, Leases>()
+      for (const c of rows) {
+        let m = out.get(c.table)
+        if (m === undefined) out.set(c.table, (m = new Map()))
+        m.set(c.key, { owner: c.owner, expires: c.expires })
+      }
+      return out
+    }
+    let all: Promise<Map<string, Leases>> | undefined
+    const leases = async (name: string): Promise<Leases> => {
+      const held = target !== undefined ? byKey(await this.#claimD.held(this.#db, name)) : await (all ??= this.#claimD.held(this.#db).then(byKey))
+      return held.get(name) ?? new Map()
+    }
+    return staleRows(this.#engine, target, leases)
   }
 
   /**

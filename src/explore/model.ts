@@ -13,7 +13,7 @@
 import type { Kysely } from 'kysely'
 import { LineageQueryError, showValue } from '../errors.js'
 import type { Cause, Graph, RowStatus, SourceRow, Store } from '../derived/index.js'
-import { addresser, rowLineage, stateCountsOf, storedRows, storedValue } from '../derived/read/browse.js'
+import { addresser, liveClaims, rootRowCounts, rowLineage, rowsPage, stateCountsOf, storedValue, userKey, type LiveClaim, type StateCounts } from '../derived/read/browse.js'
 import { why, type WhyNode } from '../cli/inspect.js'
 import type { Query } from '../query/dsl.js'
 import { layoutGraph, type Layout } from './layout.js'
@@ -63,10 +63,47 @@ const rank = (s: string): number => {
 /** A stored state as a row state: `ok` is `fresh`; others as stored. */
 const shownState = (stored: string): string => (stored === 'ok' ? 'fresh' : stored)
 
-/** The state counts of every table (one `store.stale()` pass plus one count per table). */
-export async function tableNodes(db: Kysely<any>, store: Store): Promise<TableNode[]> {
-  const graph = store.graph()
+/**
+ * The rows of one derived table shown in another state than the one stored, by address: the
+ * rows `store.stale()` lists (stale with causes; missing, except those whose input is gone too)
+ * and the rows held by a live claim (`running`, with the lease; a held stale row keeps its
+ * causes). Every other row shows its stored state.
+ */
+function overlayOf(graph: Graph, table: string, stale: readonly RowStatus[], held: ReadonlyMap<string, LiveClaim> | undefined): Map<string, RowItem> {
+  const address = addresser(graph, table)
+  const out = new Map<string, RowItem>()
+  for (const s of stale) {
+    if (s.state === 'missing' && s.causes.every((c) => c.kind === 'no-input')) continue
+    out.set(address(s.key), { key: s.key, state: s.state, causes: s.causes })
+  }
+  for (const [addr, lease] of held ?? []) out.set(addr, { key: out.get(addr)?.key ?? userKey(addr), state: 'running', causes: out.get(addr)?.causes ?? [], lease })
+  return out
+}
+
+/** Rows per shown state: stored rows by their stored state, except the overlay's, which count by theirs. */
+function shownCounts(c: StateCounts, overlay: ReadonlyMap<string, RowItem>): Record<string, number> {
+  const counts: Record<string, number> = {}
+  const add = (state: string, n: number): void => {
+    counts[state] = (counts[state] ?? 0) + n
+  }
+  for (const [state, n] of Object.entries(c.stored)) add(shownState(state), n - (c.among[state] ?? 0))
+  for (const r of overlay.values()) add(r.state, 1)
+  for (const [state, n] of Object.entries(counts)) if (n === 0) delete counts[state]
+  return counts
+}
+
+const worstOf = (counts: Readonly<Record<string, number>>): string => {
+  const present = Object.keys(counts).filter((s) => (counts[s] ?? 0) > 0)
+  return present.length === 0 ? 'fresh' : present.reduce((a, b) => (rank(a) <= rank(b) ? a : b))
+}
+
+/**
+ * The state counts of every table: one `store.stale()` pass, one read of the live claims, and
+ * the stored rows counted per state in the database (a few statements for all tables).
+ */
+export async function tableNodes(db: Kysely<any>, store: Store, graph: Graph = store.graph()): Promise<TableNode[]> {
   const todo = await store.stale()
+  const held = await liveClaims(db)
   const byTable = new Map<string, RowStatus[]>()
   for (const s of todo) {
     const l = byTable.get(s.table)
@@ -75,34 +112,15 @@ export async function tableNodes(db: Kysely<any>, store: Store): Promise<TableNo
   }
   const kinds = new Map(graph.nodes.map((n) => [n.name, n.kind]))
   const derived = graph.order.filter((n) => kinds.get(n) === 'derived')
-  const staleOf = (name: string) => (byTable.get(name) ?? []).filter((s) => s.state === 'stale')
-  const stored = await stateCountsOf(db, graph, derived.map((table) => ({ table, keys: staleOf(table).map((s) => s.key) })))
-  const out: TableNode[] = []
-  for (const name of graph.order) {
-    if (kinds.get(name) === 'root') {
-      const r = await db.selectFrom(name).select((eb) => eb.fn.countAll().as('n')).executeTakeFirst()
-      out.push({ name, kind: 'root', rows: Number(r?.['n'] ?? 0), counts: {}, worst: 'root', codeChanged: false, dataStale: false })
-      continue
-    }
-    const mine = byTable.get(name) ?? []
-    const counts: Record<string, number> = {}
-    const add = (state: string, n: number): void => {
-      if (n !== 0) counts[state] = (counts[state] ?? 0) + n
-    }
-    const c = stored.get(name)!
-    for (const [state, n] of Object.entries(c.stored)) add(shownState(state), n)
-    // A stale row is stored (ok, failed, ...): counted as stale, not under its stored state.
-    for (const [state, n] of Object.entries(c.among)) add(shownState(state), -n)
-    const staleRows = staleOf(name)
-    add('stale', staleRows.length)
-    add('missing', mine.filter((s) => s.state === 'missing' && !s.causes.every((c) => c.kind === 'no-input')).length)
-    for (const [state, n] of Object.entries(counts)) if (n === 0) delete counts[state]
-    const present = Object.keys(counts).filter((s) => (counts[s] ?? 0) > 0)
-    const worst = present.length === 0 ? 'fresh' : present.reduce((a, b) => (rank(a) <= rank(b) ? a : b))
-    const causes = staleRows.flatMap((s) => s.causes)
-    out.push({ name, kind: 'derived', counts, worst, codeChanged: causes.some((c) => c.kind === 'code-changed'), dataStale: causes.some((c) => c.kind !== 'code-changed') })
-  }
-  return out
+  const overlays = new Map(derived.map((table) => [table, overlayOf(graph, table, byTable.get(table) ?? [], held.get(table))]))
+  const stored = await stateCountsOf(db, derived.map((table) => ({ table, addrs: [...overlays.get(table)!.keys()] })))
+  const rootRows = await rootRowCounts(db, graph.order.filter((n) => kinds.get(n) === 'root'))
+  return graph.order.map((name): TableNode => {
+    if (kinds.get(name) === 'root') return { name, kind: 'root', rows: rootRows.get(name) ?? 0, counts: {}, worst: 'root', codeChanged: false, dataStale: false }
+    const counts = shownCounts(stored.get(name)!, overlays.get(name)!)
+    const causes = (byTable.get(name) ?? []).filter((s) => s.state === 'stale').flatMap((s) => s.causes)
+    return { name, kind: 'derived', counts, worst: worstOf(counts), codeChanged: causes.some((c) => c.kind === 'code-changed'), dataStale: causes.some((c) => c.kind !== 'code-changed') }
+  })
 }
 
 /**
@@ -160,7 +178,7 @@ function cachedLayout(nodes: readonly { id: string; width: number; height: numbe
 
 export async function tablesView(db: Kysely<any>, store: Store, focus?: string): Promise<TablesView> {
   const graph = store.graph()
-  const tables = await tableNodes(db, store)
+  const tables = await tableNodes(db, store, graph)
   const { names, note } = drawnSubset(graph, tables, focus)
   const keep = new Set(names)
   const byName = new Map(tables.map((t) => [t.name, t]))
@@ -172,11 +190,13 @@ export async function tablesView(db: Kysely<any>, store: Store, focus?: string):
 // ---------------------------------------------------------------- rows
 
 export interface RowsFilter {
-  /** Only rows in this state (`fresh`, `stale`, `missing`, `failed`, `blocked`, ...). */
+  /** Only rows in this state (`fresh`, `stale`, `missing`, `failed`, `blocked`, `running`, ...). */
   readonly state?: string
   /** Only rows with a cause of this kind (`input-changed`, `code-changed`, `error`, ...). */
   readonly cause?: string
-  readonly offset?: number
+  /** The page after this row address (a `RowsView.next`), or before it (a `RowsView.prev`); neither: the first page. */
+  readonly after?: string
+  readonly before?: string
   readonly limit?: number
 }
 
@@ -184,14 +204,21 @@ export interface RowItem {
   readonly key: unknown
   readonly state: string
   readonly causes: readonly Cause[] | readonly { readonly kind: string }[]
+  /** A running row: the worker computing it and when its lease ends (epoch ms, database clock). */
+  readonly lease?: LiveClaim
 }
 
 export interface RowsView {
   readonly table: string
+  /** Rows matching the filter in the whole table. */
   readonly total: number
-  readonly offset: number
   readonly limit: number
+  /** This page's rows, in address order. */
   readonly rows: readonly RowItem[]
+  /** The cursor of the next page (`after`), or null on the last page. */
+  readonly next: string | null
+  /** The cursor of the previous page (`before`), or null on the first page. */
+  readonly prev: string | null
   /** Rows per state and per cause kind over the whole table (for the filter menus). */
   readonly states: Readonly<Record<string, number>>
   readonly causes: Readonly<Record<string, number>>
@@ -199,37 +226,66 @@ export interface RowsView {
 
 export const MAX_PAGE = 200
 
+/** The cause kind the page gives a failed or blocked row (its full cause is in `rowView`). */
+const STORED_CAUSE: Readonly<Record<string, string>> = { failed: 'error', blocked: 'upstream-failed' }
+
+/** States only the overlay shows (no stored row is in them). */
+const OVERLAY_STATES = new Set(['stale', 'missing', 'running'])
+
 /**
- * A derived table's rows with their states: its stored rows (fresh, failed, blocked, ...) and
- * the rows `store.stale(table)` lists (stale ones with causes, missing ones), filtered, a page
- * at a time in address order. Failed and blocked rows carry their cause kind (`error`,
- * `upstream-failed`) here; their full cause is in `rowView`.
+ * The stored state whose rows (outside the overlay) match a filter: `all`, one stored state,
+ * or `none` (the filter's state or cause is one only overlay rows have, or the two disagree).
+ */
+function storedSelection(filter: RowsFilter): string {
+  const byState = filter.state === undefined ? 'all' : OVERLAY_STATES.has(filter.state) ? 'none' : filter.state === 'fresh' ? 'ok' : filter.state
+  const byCause = filter.cause === undefined ? 'all' : (Object.entries(STORED_CAUSE).find(([, c]) => c === filter.cause)?.[0] ?? 'none')
+  if (byState === 'none' || byCause === 'none') return 'none'
+  if (byState === 'all') return byCause
+  return byCause === 'all' || byCause === byState ? byState : 'none'
+}
+
+/**
+ * A derived table's rows with their states, filtered by state and cause, a page at a time in
+ * address order (the database's order of the address text), by keyset: the page is read in
+ * SQL (`rowsPage`), at most `limit + 1` rows whatever the table's size. Rows listed by
+ * `store.stale(table)` (stale, missing) and rows held by a live claim (running) show that
+ * state; every other row its stored one. Failed and blocked rows carry their cause kind
+ * (`error`, `upstream-failed`) here; their full cause is in `rowView`. The counts per state and
+ * cause are counted in the database too.
  */
 export async function rowsView(db: Kysely<any>, store: Store, table: string, filter: RowsFilter = {}): Promise<RowsView> {
   const graph = store.graph()
   derivedTable(graph, table)
-  const offset = filter.offset ?? 0
+  if (filter.after !== undefined && filter.before !== undefined) throw new LineageQueryError('argument', 'explorer: rows: give `after` or `before`, not both')
   const limit = Math.min(filter.limit ?? 50, MAX_PAGE)
-  const todo = await store.stale(table)
-  const address = addresser(graph, table)
-  const rows = new Map<string, RowItem>()
-  for (const r of await storedRows(db, table)) {
-    const state = shownState(r.state)
-    rows.set(address(r.key), { key: r.key, state, causes: state === 'failed' ? [{ kind: 'error' }] : state === 'blocked' ? [{ kind: 'upstream-failed' }] : [] })
-  }
-  for (const s of todo) {
-    if (s.state === 'missing' && s.causes.every((c) => c.kind === 'no-input')) continue
-    rows.set(address(s.key), { key: s.key, state: s.state, causes: s.causes })
-  }
-  const all = [...rows.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, r]) => r)
-  const states: Record<string, number> = {}
+  const overlay = overlayOf(graph, table, await store.stale(table), (await liveClaims(db, table)).get(table))
+  const c = (await stateCountsOf(db, [{ table, addrs: [...overlay.keys()] }])).get(table)!
+  const states = shownCounts(c, overlay)
   const causes: Record<string, number> = {}
-  for (const r of all) {
-    states[r.state] = (states[r.state] ?? 0) + 1
-    for (const k of new Set(r.causes.map((c) => c.kind))) causes[k] = (causes[k] ?? 0) + 1
+  for (const [state, kind] of Object.entries(STORED_CAUSE)) {
+    const n = (c.stored[state] ?? 0) - (c.among[state] ?? 0)
+    if (n > 0) causes[kind] = n
   }
-  const wanted = all.filter((r) => (filter.state === undefined || r.state === filter.state) && (filter.cause === undefined || r.causes.some((c) => c.kind === filter.cause)))
-  return { table, total: wanted.length, offset, limit, rows: wanted.slice(offset, offset + limit), states, causes }
+  for (const r of overlay.values()) for (const k of new Set(r.causes.map((x) => x.kind))) causes[k] = (causes[k] ?? 0) + 1
+  const stored = storedSelection(filter)
+  const extra = [...overlay].filter(([, r]) => (filter.state === undefined || r.state === filter.state) && (filter.cause === undefined || r.causes.some((x) => x.kind === filter.cause))).map(([a]) => a)
+  const storedMatching = stored === 'none' ? 0 : stored === 'all' ? Object.entries(c.stored).reduce((n, [st, k]) => n + k - (c.among[st] ?? 0), 0) : (c.stored[stored] ?? 0) - (c.among[stored] ?? 0)
+  const cursor = filter.after !== undefined ? { after: filter.after } : filter.before !== undefined ? { before: filter.before } : undefined
+  const page = await rowsPage(db, table, { stored, exclude: [...overlay.keys()], extra, limit: limit + 1, ...(cursor === undefined ? {} : { cursor }) })
+  const more = page.length > limit
+  const shown = filter.before !== undefined ? page.slice(more ? 1 : 0) : page.slice(0, limit)
+  const rows = shown.map((r): RowItem => {
+    const o = overlay.get(r.address)
+    if (o !== undefined) return o
+    const state = shownState(r.state ?? 'ok')
+    const kind = STORED_CAUSE[state]
+    return { key: r.key, state, causes: kind === undefined ? [] : [{ kind }] }
+  })
+  const first = shown[0]?.address ?? null
+  const last = shown[shown.length - 1]?.address ?? null
+  const next = filter.before !== undefined ? last : more ? last : null
+  const prev = filter.before !== undefined ? (more ? first : null) : filter.after !== undefined ? first : null
+  return { table, total: extra.length + storedMatching, limit, rows, next, prev, states, causes }
 }
 
 // ---------------------------------------------------------------- one row

@@ -3,7 +3,7 @@
  * app.css) and JSON endpoints over the views of model.ts and the refresh jobs of jobs.ts.
  *
  *   GET  /api/tables?focus=T                         tables with counts per state, the drawn subset laid out
- *   GET  /api/rows?table=T&state=S&cause=C&offset=N&limit=N   a derived table's rows, a page
+ *   GET  /api/rows?table=T&state=S&cause=C&after=A&limit=N    a derived table's rows, a page (after/before: a page's next/prev cursor)
  *   GET  /api/row?table=T&key=K&depth=N               one row (K: JSON, or plain text)
  *   GET  /api/queries                                the config module's named queries
  *   GET  /api/query?name=N                           a named query's rows with their lineage
@@ -84,7 +84,10 @@ export function explorerApp(db: Kysely<any>, store: Store, options: ExplorerOpti
   app.get('/api/rows', async (c) => {
     const state = optional(c, 'state')
     const cause = optional(c, 'cause')
-    return c.json(await rowsView(db, store, required(c, 'table'), { offset: intParam(c, 'offset', 0), limit: intParam(c, 'limit', 50), ...(state === undefined ? {} : { state }), ...(cause === undefined ? {} : { cause }) }))
+    const after = optional(c, 'after')
+    const before = optional(c, 'before')
+    const filter = { limit: intParam(c, 'limit', 50), ...(state === undefined ? {} : { state }), ...(cause === undefined ? {} : { cause }), ...(after === undefined ? {} : { after }), ...(before === undefined ? {} : { before }) }
+    return c.json(await rowsView(db, store, required(c, 'table'), filter))
   })
   app.get('/api/row', async (c) => c.json(await rowView(db, store, required(c, 'table'), parseKey(required(c, 'key')), intParam(c, 'depth', 1) || 1)))
   app.get('/api/queries', (c) => c.json({ names: Object.keys(queries) }))

@@ -127,6 +127,10 @@ eachDialect('store.watch', (get) => {
     expect(st.lease!.expires).toBeGreaterThan(Date.now() - 60_000)
     const stale = await store.stale(out)
     expect(stale.every((s) => s.lease?.owner === store.owner)).toBe(true)
+    // Of every table too (the live claims read once for all tables).
+    const everywhere = (await store.stale()).filter((s) => s.table === out.name)
+    expect(everywhere.length).toBe(stale.length)
+    expect(everywhere.every((s) => s.lease?.owner === store.owner)).toBe(true)
     release()
     await refreshing
     expect((await store.status(out, 1)).state).toBe('fresh')

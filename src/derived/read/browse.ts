@@ -1,25 +1,22 @@
 /**
  * Read models over a store's metadata, for tools that browse a store (the explorer,
- * src/explore): a derived table's stored rows with their stored state, counts per stored state,
- * one row's stored value, and the conversions between a row's user key and its address.
+ * src/explore): counts per stored state of many tables at once, root row counts, the rows held
+ * by live claims (running), a page of a derived table's rows by keyset, one row's stored value,
+ * and the conversions between a row's user key and its address. Counting and paging happen in
+ * the database (statements in ../sql/browse.ts): a large table is never read whole.
  * Read-only: nothing here computes or writes; a table's stored state (`ok`, `failed`,
- * `blocked`, or any state another part of the engine stores, such as a running claim) is what
- * its metadata says, before staleness (see `store.stale`/`store.status` for that).
+ * `blocked`) is what its metadata says, before staleness and claims (see
+ * `store.stale`/`store.status` for those).
  *
  * Call after the store has created its tables (any `status`/`stale`/`refresh`/`get`).
  */
 import type { Kysely } from 'kysely'
 import type { Graph, SourceRow } from '../types.js'
-import { metaTable } from '../sql/dialect.js'
+import { dialectOf } from '../../query/dialect-of.js'
 import { addressFromUser, addressValue, lineageOfAddress } from '../keys.js'
-
-/** A stored row of a derived table: its user key and the state its metadata records. */
-export interface StoredRow {
-  /** The row's key in user form (a root key, or a list of `{ table, key }` root entries). */
-  readonly key: unknown
-  /** `ok`, `failed`, `blocked`, or another stored state (never `deleted`: those rows are gone). */
-  readonly state: string
-}
+import { rootCounts, stateCounts, storedPage, type PageRequest } from '../sql/browse.js'
+import { claimDialects } from '../sql/claims.js'
+import { storeDialects } from '../sql/index.js'
 
 /** The root tables a derived table's rows come from (its root ancestors), sorted. */
 export function rootsOf(graph: Graph, table: string): string[] {
@@ -50,28 +47,12 @@ export function addresser(graph: Graph, table: string): (key: unknown) => string
   return (key) => addressFromUser(key, singleRoot)
 }
 
+/** The user key of a derived row from its address (`lq_key` text). */
+export const userKey = (address: string): unknown => addressValue(address)
+
 /** The root rows a derived row comes from, read from its address alone (as `lineage(q)` reports them). */
 export function rowLineage(graph: Graph, table: string, key: unknown): SourceRow[] {
   return lineageOfAddress(rowAddress(graph, table, key), rootsOf(graph, table))
-}
-
-/** Stored rows per stored state (`ok`, `failed`, `blocked`, ...), deleted rows left out. */
-export async function storedStateCounts(db: Kysely<any>, table: string): Promise<Record<string, number>> {
-  const rows = await db
-    .selectFrom(metaTable(table))
-    .select(['lq_state', (eb) => eb.fn.countAll().as('n')])
-    .where('lq_state', '<>', 'deleted')
-    .groupBy('lq_state')
-    .execute()
-  const out: Record<string, number> = {}
-  for (const r of rows) out[String(r['lq_state'])] = Number(r['n'])
-  return out
-}
-
-/** Every stored row of a derived table with its stored state, in address order. */
-export async function storedRows(db: Kysely<any>, table: string): Promise<StoredRow[]> {
-  const rows = await db.selectFrom(metaTable(table)).select(['lq_key', 'lq_state']).where('lq_state', '<>', 'deleted').orderBy('lq_key').execute()
-  return rows.map((r) => ({ key: addressValue(String(r['lq_key'])), state: String(r['lq_state']) }))
 }
 
 /**
@@ -85,84 +66,65 @@ export async function storedValue(db: Kysely<any>, graph: Graph, table: string, 
   return value
 }
 
-/** The stored state of each of `keys` (user keys of `table`) that has a stored row, by address. */
-export async function storedStatesOf(db: Kysely<any>, graph: Graph, table: string, keys: readonly unknown[]): Promise<Map<string, string>> {
-  const out = new Map<string, string>()
-  const address = addresser(graph, table)
-  const addrs = keys.map(address)
-  for (let i = 0; i < addrs.length; i += CHUNK) {
-    const part = addrs.slice(i, i + CHUNK)
-    const rows = await db.selectFrom(metaTable(table)).select(['lq_key', 'lq_state']).where('lq_key', 'in', part).where('lq_state', '<>', 'deleted').execute()
-    for (const r of rows) out.set(String(r['lq_key']), String(r['lq_state']))
-  }
-  return out
-}
-
-/** Keys per `IN` list (well under SQLite's and PostgreSQL's parameter limits). */
-const CHUNK = 500
-
-/** Tables per counting statement (see `stateCountsOf`): fewer round trips on PostgreSQL. */
-const UNION_TABLES = 50
-
-/** Stored rows of one table per stored state, and how many of them are among some given keys. */
+/** Stored rows of one table per stored state, and how many of them are among some given addresses. */
 export interface StateCounts {
   /** Stored rows per stored state (deleted rows left out). */
   readonly stored: Readonly<Record<string, number>>
-  /** Of those, the rows among the given keys, per stored state. */
+  /** Of those, the rows among the given addresses, per stored state. */
   readonly among: Readonly<Record<string, number>>
 }
 
 /**
- * `storedStateCounts` of many tables at once, each with how many of `keys` it stores per state
- * (the explorer: rows listed stale, counted by the state they are stored in): one statement per
- * group of tables (`UNION ALL` of one grouped count per table) rather than one or two per table.
+ * The stored rows per stored state of many derived tables at once, each with how many of
+ * `addrs` (addresses of its rows) it stores per state (the explorer: rows it shows in another
+ * state, stale or running, counted by the state they are stored in). Counted in the database
+ * (`UNION ALL` of grouped counts, a few statements however many tables): no key is read.
  */
-export async function stateCountsOf(db: Kysely<any>, graph: Graph, tables: readonly { readonly table: string; readonly keys: readonly unknown[] }[]): Promise<Map<string, StateCounts>> {
+export async function stateCountsOf(db: Kysely<any>, tables: readonly { readonly table: string; readonly addrs: readonly string[] }[]): Promise<Map<string, StateCounts>> {
   const out = new Map<string, { stored: Record<string, number>; among: Record<string, number> }>()
   for (const t of tables) out.set(t.table, { stored: {}, among: {} })
-  // Tables whose key lists are long go alone; the rest in groups whose key lists stay short.
-  const groups: (typeof tables)[] = []
-  let group: (typeof tables)[number][] = []
-  let params = 0
-  for (const t of tables) {
-    if (group.length > 0 && (group.length >= UNION_TABLES || params + t.keys.length > CHUNK)) {
-      groups.push(group)
-      group = []
-      params = 0
-    }
-    group.push(t)
-    params += t.keys.length
-  }
-  if (group.length > 0) groups.push(group)
-  for (const g of groups) {
-    if (g.length === 1 && g[0]!.keys.length > CHUNK) {
-      const { table, keys } = g[0]!
-      const c = out.get(table)!
-      Object.assign(c.stored, await storedStateCounts(db, table))
-      for (const st of (await storedStatesOf(db, graph, table, keys)).values()) c.among[st] = (c.among[st] ?? 0) + 1
-      continue
-    }
-    const one = ({ table, keys }: (typeof tables)[number]) => {
-      const addrs = keys.map(addresser(graph, table))
-      return db
-        .selectFrom(metaTable(table))
-        .select((eb) => [
-          eb.cast<string>(eb.val(table), 'text').as('t'),
-          'lq_state',
-          eb.fn.countAll<number>().as('n'),
-          (addrs.length === 0 ? eb.lit(0) : eb.fn.sum<number>(eb.case().when('lq_key', 'in', addrs).then(1).else(0).end())).as('k'),
-        ])
-        .where('lq_state', '<>', 'deleted')
-        .groupBy('lq_state')
-    }
-    let q = one(g[0]!)
-    for (const t of g.slice(1)) q = q.unionAll(one(t))
-    for (const r of await q.execute()) {
-      const c = out.get(String(r['t']))!
-      const st = String(r['lq_state'])
-      c.stored[st] = Number(r['n'])
-      if (Number(r['k']) > 0) c.among[st] = Number(r['k'])
-    }
+  for (const r of await stateCounts(db, storeDialects[dialectOf(db)], tables)) {
+    const c = out.get(r.table)!
+    const into = r.probe ? c.among : c.stored
+    into[r.state] = (into[r.state] ?? 0) + r.n
   }
   return out
+}
+
+/** The rows of each root table, by name (one statement). */
+export async function rootRowCounts(db: Kysely<any>, roots: readonly string[]): Promise<Map<string, number>> {
+  return roots.length === 0 ? new Map() : rootCounts(db, roots)
+}
+
+/** A live claim on a derived row: the worker computing it and when its lease ends (epoch ms, database clock). */
+export interface LiveClaim {
+  readonly owner: string
+  readonly expires: number
+}
+
+/**
+ * The rows held by a live claim (a worker computing them now: state `running`), of one derived
+ * table or of all: table -> address -> claim. Expired claims (a worker that died or gave up)
+ * are not listed. Reads the claim table only (`ClaimDialect.held`).
+ */
+export async function liveClaims(db: Kysely<any>, table?: string): Promise<Map<string, Map<string, LiveClaim>>> {
+  const out = new Map<string, Map<string, LiveClaim>>()
+  for (const c of await claimDialects[dialectOf(db)].held(db, table)) {
+    let m = out.get(c.table)
+    if (m === undefined) out.set(c.table, (m = new Map()))
+    m.set(c.key, { owner: c.owner, expires: c.expires })
+  }
+  return out
+}
+
+export type { PageRequest } from '../sql/browse.js'
+
+/**
+ * One page of a derived table's rows in address order, by keyset (see `storedPage`): each with
+ * its address, its user key, and its stored state (null for an `extra` address not read from
+ * the table). Reads at most `limit` rows whatever the table's size.
+ */
+export async function rowsPage(db: Kysely<any>, table: string, request: PageRequest): Promise<{ address: string; key: unknown; state: string | null }[]> {
+  const rows = await storedPage(db, storeDialects[dialectOf(db)], table, request)
+  return rows.map((r) => ({ address: r.key, key: addressValue(r.key), state: r.state }))
 }

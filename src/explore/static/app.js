@@ -25,7 +25,10 @@ function h(tag, attrs = {}, ...children) {
 const showKey = (key) => (typeof key === 'string' ? key : JSON.stringify(key))
 
 async function api(path, init) {
-  const res = await fetch(path, init)
+  // The first request may have been made by index.html already (the tables view's data).
+  const early = window.lqFirst
+  window.lqFirst = undefined
+  const res = await (early !== undefined && early.url === path && init === undefined ? early.response : fetch(path, init))
   const body = await res.json()
   if (!res.ok) throw new Error(body.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${res.status}`)
   return body
@@ -134,30 +137,35 @@ async function rowsView(p) {
   const table = p.get('table')
   const state = p.get('state') ?? ''
   const cause = p.get('cause') ?? ''
-  const offset = Number(p.get('offset') ?? 0)
-  const q = new URLSearchParams({ table, offset: String(offset), limit: '50' })
+  const after = p.get('after') ?? ''
+  const before = p.get('before') ?? ''
+  const q = new URLSearchParams({ table, limit: '50' })
   if (state) q.set('state', state)
   if (cause) q.set('cause', cause)
+  if (after) q.set('after', after)
+  else if (before) q.set('before', before)
   const v = await api(`/api/rows?${q}`)
-  const nav = (patch) => go({ view: 'rows', table, state, cause, offset, ...patch })
+  // Pages by keyset: the URL holds the cursor (the address after or before which the page starts).
+  const nav = (patch) => go({ view: 'rows', table, state, cause, ...patch })
   const select = (name, options, value) => {
-    const s = h('select', { 'data-testid': `filter-${name}`, onchange: (e) => nav({ [name]: e.target.value, offset: 0 }) },
+    const s = h('select', { 'data-testid': `filter-${name}`, onchange: (e) => nav({ [name]: e.target.value }) },
       h('option', { value: '' }, `any ${name}`), ...Object.entries(options).map(([k, n]) => h('option', { value: k, selected: k === value }, `${k} (${n})`)))
     return s
   }
   const rows = h('table', { class: 'rows', 'data-testid': 'rows' },
     h('tr', {}, h('th', {}, 'key'), h('th', {}, 'state'), h('th', {}, 'causes')),
     ...v.rows.map((r) => h('tr', { class: 'link', 'data-testid': 'row', 'data-key': JSON.stringify(r.key), 'data-state': r.state, onclick: () => go({ view: 'row', table, key: JSON.stringify(r.key), depth: 1 }) },
-      h('td', {}, showKey(r.key)), h('td', {}, h('span', { class: `badge st-${r.state}` }, r.state)), h('td', {}, r.causes.map((c) => causeText(c)).join('; ')))))
+      h('td', {}, showKey(r.key)), h('td', {}, h('span', { class: `badge st-${r.state}`, title: r.lease ? `computed by ${r.lease.owner}, lease until ${new Date(r.lease.expires).toISOString()}` : undefined }, r.state)), h('td', {}, r.causes.map((c) => causeText(c)).join('; ')))))
   const refresh = h('button', { 'data-testid': 'refresh-table', onclick: () => startJob({ table }) }, `Refresh ${table}`)
   return h('div', {},
     h('h2', {}, `Rows of ${table}`, ' ', link('(graph)', { view: 'tables', focus: table })),
     h('div', { class: 'filters' }, select('state', v.states, state), select('cause', v.causes, cause), refresh),
-    h('p', { class: 'note' }, `${v.total} rows${v.total > 0 ? `, ${offset + 1}–${Math.min(offset + v.limit, v.total)}` : ''}`),
+    h('p', { class: 'note' }, `${v.total} ${v.total === 1 ? 'row' : 'rows'}${v.rows.length < v.total ? `, ${v.rows.length} on this page` : ''}`),
     rows,
     h('div', { class: 'filters' },
-      offset > 0 ? h('button', { 'data-testid': 'prev', onclick: () => nav({ offset: Math.max(0, offset - v.limit) }) }, '← previous') : '',
-      offset + v.limit < v.total ? h('button', { 'data-testid': 'next', onclick: () => nav({ offset: offset + v.limit }) }, 'next →') : ''))
+      after || before ? h('button', { 'data-testid': 'first', onclick: () => nav({}) }, '⇤ first') : '',
+      v.prev !== null ? h('button', { 'data-testid': 'prev', onclick: () => nav({ before: v.prev }) }, '← previous') : '',
+      v.next !== null ? h('button', { 'data-testid': 'next', onclick: () => nav({ after: v.next }) }, 'next →') : ''))
 }
 
 // ---------------------------------------------------------------- one row
