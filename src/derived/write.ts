@@ -179,26 +179,32 @@ async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly
  */
 async function deadResults(engine: Engine, db: Kysely<any>, sorted: readonly Result[]): Promise<Set<Result>> {
   const { d } = engine
-  const byTable = new Map<string, Set<string>>()
+  // Per input table: the oldest revision recorded for it in the batch (a root's rows need no
+  // per-key look-up when its last deletion is older), then the keys of the tables that do.
+  const oldest = new Map<string, number>()
   for (const r of sorted) {
-    for (const [t, k] of r.task.inputs) {
-      let s = byTable.get(t)
-      if (s === undefined) byTable.set(t, (s = new Set()))
-      s.add(k)
+    for (const [t, , rev] of r.task.inputs) {
+      const o = oldest.get(t)
+      if (o === undefined || rev < o) oldest.set(t, rev)
     }
   }
   // table -> key -> revision at which it was deleted (Infinity: a derived row that is gone)
   const gone = new Map<string, Map<string, number>>()
-  for (const [t, keySet] of byTable) {
+  for (const [t, old] of oldest) {
+    const isRoot = engine.roots.has(t)
+    if (!isRoot && !engine.derivations.has(t)) continue
+    let collected = 0
+    if (isRoot) {
+      // The last deletion: the newest tombstone, or the newest one `collect` removed.
+      const last = await lastDeletion(db, d, t)
+      if (Math.max(last.tombstone, last.collected) <= old) continue
+      collected = last.collected
+    }
+    const keySet = new Set<string>()
+    for (const r of sorted) for (const [tt, k] of r.task.inputs) if (tt === t) keySet.add(k)
     const keys = [...keySet]
     const g = new Map<string, number>()
-    if (engine.roots.has(t)) {
-      let oldest = Infinity
-      for (const r of sorted) for (const [tt, , rev] of r.task.inputs) if (tt === t && rev < oldest) oldest = rev
-      // The last deletion: the newest tombstone, or the newest one `collect` removed.
-      const { tombstone, collected } = await lastDeletion(db, d, t)
-      const last = Math.max(tombstone, collected)
-      if (last <= oldest) continue
+    if (isRoot) {
       for (const part of chunks(keys, KEY_CHUNK)) {
         for (const r of await exec<{ lq_key: string; drev: unknown; present: unknown }>(db, deletedInputsSql(d, t), [jsonBatch(part, d)])) {
           if (r.drev !== null && r.drev !== undefined) g.set(r.lq_key, Number(r.drev))
@@ -206,7 +212,7 @@ async function deadResults(engine: Engine, db: Kysely<any>, sorted: readonly Res
           else if (Number(r.present) === 0 && collected > 0) g.set(r.lq_key, collected)
         }
       }
-    } else if (engine.derivations.has(t)) {
+    } else {
       const present = await liveMetaKeys(db, d, t, keys)
       for (const k of keys) if (!present.has(k)) g.set(k, Infinity)
     }
