@@ -86,7 +86,7 @@ export async function fillRootPage(engine: Engine, x: Derivation, after: number 
     const key = row[col]
     const addr = keyText(key)
     const r = Number(rev)
-    tasks.push({ addr, input: row, lineage: [{ table, key }], inputs: [[table, addr, r]], maxRev: r, upstream: NONE, edges: NONE })
+    tasks.push({ addr, input: row, lineage: [{ table, key }], inputs: [[table, addr, r]], maxRev: r, upstream: NONE, edges: NONE, missing: true })
   }
   return { tasks, read: rows.length, last: rows.length === 0 ? after : (rows[rows.length - 1]![col] as number) }
 }
