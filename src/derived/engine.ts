@@ -74,6 +74,12 @@ export interface Task {
   /** Direct entries `(table, key text)` for lineage edges (query derivations only). */
   readonly edges: readonly (readonly [string, string])[]
   /**
+   * Set when no row was stored at the address when the task was made (a first fill): the write
+   * of a batch of such tasks tries a plain insert first (see `write.ts`). A hint only: a row
+   * stored since is judged by the monotonic-write guard as always.
+   */
+  readonly missing?: boolean
+  /**
    * Query derivations that read a table outside their generators: SHA-1 of the input value,
    * compared with the stored one (`lq_input_hash`) to see changes the revisions do not cover.
    */

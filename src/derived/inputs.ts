@@ -138,7 +138,7 @@ function rootTasks(x: Derivation, work: readonly Work[], rows: ReadonlyMap<strin
     const row = rows.get(w.addr)
     if (row === undefined) continue // deleted since the scan: the next scan sees the deletion
     const rev = w.rev!
-    tasks.push({ addr: w.addr, input: row, lineage: [{ table, key: JSON.parse(w.addr) as unknown }], inputs: [[table, w.addr, rev]], maxRev: rev, upstream: [], edges: [] })
+    tasks.push({ addr: w.addr, input: row, lineage: [{ table, key: JSON.parse(w.addr) as unknown }], inputs: [[table, w.addr, rev]], maxRev: rev, upstream: [], edges: [], missing: !w.stored })
   }
   return tasks
 }
@@ -158,6 +158,7 @@ function derivedTasks(up: Derivation, work: readonly Work[], metas: ReadonlyMap<
       maxRev: m.lq_changed_rev,
       upstream: [{ table: up.name, addr: w.addr, state: m.lq_state, error: m.lq_error }],
       edges: [],
+      missing: !w.stored,
     })
   }
   return tasks
@@ -202,7 +203,7 @@ export async function loadTasks(engine: Engine, x: Derivation, work: readonly Wo
         upstream.push({ table: p.up.name, addr: w.addr, state: m.lq_state, error: m.lq_error })
       }
       if (skip) continue
-      tasks.push({ addr: w.addr, input, lineage: [{ table: x.roots[0]!, key: addressValue(w.addr) }], inputs, maxRev: Math.max(...inputs.map((i) => i[2])), upstream, edges: [] })
+      tasks.push({ addr: w.addr, input, lineage: [{ table: x.roots[0]!, key: addressValue(w.addr) }], inputs, maxRev: Math.max(...inputs.map((i) => i[2])), upstream, edges: [], missing: !w.stored })
     }
     return tasks
   }

@@ -40,7 +40,7 @@ import { readsFor } from './evaluate.js'
 import { inputsText } from './keys.js'
 import type { StoreDialect } from './sql/dialect.js'
 import { liveMetaKeys } from './sql/reads.js'
-import { exec, jsonBatch, KEY_CHUNK } from './sql/text.js'
+import { exec, execCount, jsonBatch, KEY_CHUNK } from './sql/text.js'
 import { deletedInputsSql, deleteEdgesSql, forgetAppliedVersion, insertEdgesSql, lastDeletion, writerTexts, type WriterSpec, type WriterTexts } from './sql/writes.js'
 import { emptyTableReport, type TableReport } from './types.js'
 
@@ -179,26 +179,32 @@ async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly
  */
 async function deadResults(engine: Engine, db: Kysely<any>, sorted: readonly Result[]): Promise<Set<Result>> {
   const { d } = engine
-  const byTable = new Map<string, Set<string>>()
+  // Per input table: the oldest revision recorded for it in the batch (a root's rows need no
+  // per-key look-up when its last deletion is older), then the keys of the tables that do.
+  const oldest = new Map<string, number>()
   for (const r of sorted) {
-    for (const [t, k] of r.task.inputs) {
-      let s = byTable.get(t)
-      if (s === undefined) byTable.set(t, (s = new Set()))
-      s.add(k)
+    for (const [t, , rev] of r.task.inputs) {
+      const o = oldest.get(t)
+      if (o === undefined || rev < o) oldest.set(t, rev)
     }
   }
   // table -> key -> revision at which it was deleted (Infinity: a derived row that is gone)
   const gone = new Map<string, Map<string, number>>()
-  for (const [t, keySet] of byTable) {
+  for (const [t, old] of oldest) {
+    const isRoot = engine.roots.has(t)
+    if (!isRoot && !engine.derivations.has(t)) continue
+    let collected = 0
+    if (isRoot) {
+      // The last deletion: the newest tombstone, or the newest one `collect` removed.
+      const last = await lastDeletion(db, d, t)
+      if (Math.max(last.tombstone, last.collected) <= old) continue
+      collected = last.collected
+    }
+    const keySet = new Set<string>()
+    for (const r of sorted) for (const [tt, k] of r.task.inputs) if (tt === t) keySet.add(k)
     const keys = [...keySet]
     const g = new Map<string, number>()
-    if (engine.roots.has(t)) {
-      let oldest = Infinity
-      for (const r of sorted) for (const [tt, , rev] of r.task.inputs) if (tt === t && rev < oldest) oldest = rev
-      // The last deletion: the newest tombstone, or the newest one `collect` removed.
-      const { tombstone, collected } = await lastDeletion(db, d, t)
-      const last = Math.max(tombstone, collected)
-      if (last <= oldest) continue
+    if (isRoot) {
       for (const part of chunks(keys, KEY_CHUNK)) {
         for (const r of await exec<{ lq_key: string; drev: unknown; present: unknown }>(db, deletedInputsSql(d, t), [jsonBatch(part, d)])) {
           if (r.drev !== null && r.drev !== undefined) g.set(r.lq_key, Number(r.drev))
@@ -206,7 +212,7 @@ async function deadResults(engine: Engine, db: Kysely<any>, sorted: readonly Res
           else if (Number(r.present) === 0 && collected > 0) g.set(r.lq_key, collected)
         }
       }
-    } else if (engine.derivations.has(t)) {
+    } else {
       const present = await liveMetaKeys(db, d, t, keys)
       for (const k of keys) if (!present.has(k)) g.set(k, Infinity)
     }
@@ -223,17 +229,28 @@ async function deadResults(engine: Engine, db: Kysely<any>, sorted: readonly Res
   return dead
 }
 
+const wasMissing = (r: Result): boolean => r.task.missing === true
+
 /** Store results in the caller's transaction (SQLite, and comprehension derivations); returns the revision written at. */
 async function writeInTransaction(trx: Kysely<any>, d: StoreDialect, x: Derivation, w: Writer, sorted: readonly Result[], report: TableReport): Promise<number[]> {
   {
     const rev = await d.nextRev(trx)
-    const won = new Map<string, boolean>() // addr -> value changed
+    // Per result: stored with its value changed (true), stored unchanged (false), or refused by the guard (undefined).
+    const won = new Array<boolean | undefined>(sorted.length)
+    let at = 0
     for (const part of chunks(sorted, WRITE_CHUNK)) {
-      const rows = part.map((r) => metaRow(x, r, w.columns))
-      const out = await exec<{ lq_key: string; lq_changed_rev: unknown }>(trx, w.upsertMeta, [x.codeVersion, rev, rev, jsonBatch(rows, d)])
-      for (const row of out) won.set(row.lq_key, Number(row.lq_changed_rev) === rev)
+      const params = [x.codeVersion, rev, rev, jsonBatch(part.map((r) => metaRow(x, r, w.columns)), d)]
+      // Rows missing when found (a first fill): a plain insert stores them all, unless some
+      // address got a row meanwhile; then the upsert judges the part (see `insertMeta`).
+      if (part.every(wasMissing) && (await execCount(trx, w.insertMeta, params)) === part.length) won.fill(true, at, at + part.length)
+      else {
+        const byAddr = new Map<string, boolean>()
+        for (const row of await exec<{ lq_key: string; lq_changed_rev: unknown }>(trx, w.upsertMeta, params)) byAddr.set(row.lq_key, Number(row.lq_changed_rev) === rev)
+        for (let i = 0; i < part.length; i++) won[at + i] = byAddr.get(part[i]!.task.addr)
+      }
+      at += part.length
     }
-    const changed = sorted.filter((r) => won.get(r.task.addr) === true)
+    const changed = sorted.filter((_, i) => won[i] === true)
     const ok = changed.filter((r) => r.outcome.state === 'ok')
     const gone = changed.filter((r) => r.outcome.state !== 'ok').map((r) => r.task.addr)
     for (const part of chunks(gone, KEY_CHUNK)) await exec(trx, w.deleteData, [jsonBatch(part, d)])
@@ -246,9 +263,10 @@ async function writeInTransaction(trx: Kysely<any>, d: StoreDialect, x: Derivati
       for (const part of chunks(ok.map((r) => r.task.addr), KEY_CHUNK)) await exec(trx, w.deleteData, [jsonBatch(part, d)])
       await insertRows(trx, x.def, ok.map((r) => ({ ...(r.outcome as { row: Record<string, unknown> }).row, lq_key: r.task.addr })))
     }
-    if (x.source.kind === 'query') await writeEdges(trx, d, x, sorted.filter((r) => won.has(r.task.addr)).map((r) => r.task))
-    for (const r of sorted) {
-      const c = won.get(r.task.addr)
+    if (x.source.kind === 'query') await writeEdges(trx, d, x, sorted.filter((_, i) => won[i] !== undefined).map((r) => r.task))
+    for (let i = 0; i < sorted.length; i++) {
+      const r = sorted[i]!
+      const c = won[i]
       if (c === undefined) report.superseded++
       else if (r.outcome.state === 'failed') report.failed++
       else if (r.outcome.state === 'blocked') report.blocked++

@@ -294,6 +294,42 @@ for (const dialect of dialectNames) {
       expect(await store.stale()).toEqual([])
     })
 
+    it('a first fill whose batch meets a row stored meanwhile at one of its addresses stores the others and leaves that one to the monotonic guard', async () => {
+      const { db } = tdb
+      const src = table('src', { id: t.Int, v: t.Int })
+      await createTable(db, src)
+      await insertRows(db, src, [{ id: 1, v: 1 }, { id: 2, v: 2 }, { id: 3, v: 3 }])
+      const store = await openStore(db)
+      await store.track(src)
+      const held = gate()
+      const started = gate()
+      const out = store.derive({
+        name: 'out',
+        from: src,
+        output: { n: t.Int },
+        fn: async (r) => {
+          if (r.id === 2) {
+            started.open()
+            await held.wait()
+          }
+          return { n: r.v * 10 }
+        },
+      })
+      await store.status(out, 1) // creates the tables
+      const refreshing = store.refresh()
+      await started.wait()
+      // Another writer (no lease) stores row 2 from a newer input revision while the batch computes.
+      const newer = 1_000_000
+      await sql`INSERT INTO ${sql.id('lq_meta_out')} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_computed_rev, lq_changed_rev) VALUES ('2', '', '', ${newer}, ${store.codeVersion(out)}, 'ok', NULL, 'elsewhere', ${newer}, ${newer})`.execute(db)
+      await sql`INSERT INTO ${sql.id('out')} (n, lq_key) VALUES (-2, '2')`.execute(db)
+      held.open()
+      const r = await refreshing
+      expect(r.tables['out']).toEqual({ computed: 2, unchanged: 0, failed: 0, blocked: 0, deleted: 0, superseded: 1 })
+      expect((await rowsOf(db, 'out')).map((x) => [x['lq_key'], Number(x['n'])])).toEqual([['1', 10], ['2', -2], ['3', 30]])
+      const meta = (await sql<{ lq_key: string; lq_max_input_rev: unknown; lq_hash: string }>`SELECT lq_key, lq_max_input_rev, lq_hash FROM ${sql.id('lq_meta_out')} ORDER BY lq_key`.execute(db)).rows
+      expect(meta.map((m) => [m.lq_key, Number(m.lq_max_input_rev) === newer, m.lq_hash === 'elsewhere'])).toEqual([['1', false, false], ['2', true, true], ['3', false, false]])
+    })
+
     it('concurrent refreshes of one first fill compute each row once and agree', async () => {
       const { db } = tdb
       const src = table('src', { id: t.Int, v: t.Int })

@@ -10,7 +10,7 @@ import { Q, type Query, type Table } from '../../query/dsl.js'
 import { coversAll, type Derivation, type Engine, type ScanFilter, type Task, type Work } from '../engine.js'
 import { keyText } from '../keys.js'
 import { sourceFor } from '../revisions.js'
-import { anyStored, countLive, longKeyRows, rootRevs, sourcePage, type RevisionSource } from '../sql/reads.js'
+import { anyStored, countLive, longKeyRows, PAGE_REV, pageWithRevs, sourcePage, type RevisionSource } from '../sql/reads.js'
 import { exec } from '../sql/text.js'
 import { NO_CAUSES } from './table.js'
 
@@ -64,8 +64,8 @@ export function pagesByRootKey(engine: Engine, x: Derivation): boolean {
 /**
  * One page of a first fill over a root with one integer key (`pagesByRootKey`): up to `limit`
  * root rows with keys after `after`, in key order (an index range of the root table), and
- * their current revisions, read in one transaction (REPEATABLE READ on PostgreSQL) so the
- * revisions are those of the rows read. Keys beyond the safe range are left to
+ * their current revisions, read by one statement (`pageWithRevs`) so the revisions are those
+ * of the rows read. Keys beyond the safe range are left to
  * `unsafeKeyWork`. Returns the tasks, the number of rows read and the last key.
  */
 export async function fillRootPage(engine: Engine, x: Derivation, after: number | undefined, limit: number): Promise<{ tasks: Task[]; read: number; last: number | undefined }> {
@@ -75,23 +75,26 @@ export async function fillRootPage(engine: Engine, x: Derivation, after: number 
   const page = pageQuery(engine, root, Math.trunc(limit))
   const params = [...page.parameters]
   params[page.slot] = after === undefined ? -MAX_KEY : after + 1
-  const read = async (db: Engine['db']) => {
-    const rows = page.decode(await exec(db, page.sql, params)) as Row[]
-    const revs = await rootRevs(db, engine.d, table, rows.map((r) => keyText(r[col])))
-    return { rows, revs }
-  }
-  const { rows, revs } = await engine.d.snapshotRead(engine.db, read)
+  // One statement: the rows and their revisions in one snapshot.
+  const found = await exec(engine.db, page.sql, params)
+  const rows = page.decode(found) as Row[]
   const tasks: Task[] = []
-  for (const row of rows) {
-    const addr = keyText(row[col])
-    const rev = revs.get(addr)
-    if (rev === undefined) continue // no live revision row: deleted meanwhile, seen by the next scan
-    tasks.push({ addr, input: row, lineage: [{ table, key: row[col] }], inputs: [[table, addr, rev]], maxRev: rev, upstream: [], edges: [] })
+  for (let i = 0; i < rows.length; i++) {
+    const rev = found[i]![PAGE_REV]
+    if (rev === null || rev === undefined) continue // no live revision row: deleted meanwhile, seen by the next scan
+    const row = rows[i]!
+    const key = row[col]
+    const addr = keyText(key)
+    const r = Number(rev)
+    tasks.push({ addr, input: row, lineage: [{ table, key }], inputs: [[table, addr, r]], maxRev: r, upstream: NONE, edges: NONE, missing: true })
   }
   return { tasks, read: rows.length, last: rows.length === 0 ? after : (rows[rows.length - 1]![col] as number) }
 }
 
-/** A first-fill page query, compiled once per root, dialect and page size: its lower key bound is parameter `slot`. */
+/** The empty `upstream` and `edges` of a root's tasks (shared, never written). */
+const NONE: readonly never[] = Object.freeze([])
+
+/** A first-fill page query with revisions (`pageWithRevs`), compiled once per root, dialect and page size: its lower key bound is parameter `slot`. */
 interface PageQuery {
   readonly sql: string
   readonly parameters: readonly unknown[]
@@ -117,7 +120,7 @@ function pageQuery(engine: Engine, root: AnyTable, limit: number): PageQuery {
   const st = p.statements[0]!
   const slot = st.parameters.indexOf(PAGE_PLACEHOLDER)
   if (p.statements.length !== 1 || slot < 0 || st.parameters.lastIndexOf(PAGE_PLACEHOLDER) !== slot) throw new Error(`internal: the first-fill page query of \`${root.name}\` did not compile to one statement with one lower bound`)
-  const built: PageQuery = { sql: st.sql, parameters: st.parameters, slot, decode: p.decode }
+  const built: PageQuery = { sql: pageWithRevs(engine.d, root.def, st.sql), parameters: st.parameters, slot, decode: p.decode }
   perRoot.set(cacheKey, built)
   return built
 }

@@ -7,7 +7,8 @@
  */
 import { sql, type Kysely } from 'kysely'
 import { chunks } from '../engine.js'
-import { metaTable, q, revTable, type StoreDialect, type Watermark } from './dialect.js'
+import type { TableDef } from '../../query/schema.js'
+import { keyExpr, metaTable, q, revTable, type StoreDialect, type Watermark } from './dialect.js'
 import { exec, jsonBatch, KEY_CHUNK } from './text.js'
 
 type Db = Kysely<any>
@@ -112,6 +113,21 @@ export async function rootRevs(db: Db, d: StoreDialect, root: string, keys: read
     for (const row of await exec<{ lq_key: string; rev: unknown }>(db, text, [jsonBatch(part, d)])) out.set(row.lq_key, num(row.rev))
   }
   return out
+}
+
+/** The column of `pageWithRevs` rows holding the row's live revision (null: none). Root column names never start with `__`. */
+export const PAGE_REV = '__rev'
+
+/**
+ * A first-fill page of a root with one key column, with each row's live revision, as one
+ * statement (one snapshot, no key list): `page` is the compiled page query (its columns named
+ * as the root's), each row joined to its revision row by the key text the triggers write
+ * (`keyExpr`); a row with no live revision row (deleted meanwhile) has `PAGE_REV` null. In the
+ * page's key order.
+ */
+export function pageWithRevs(d: StoreDialect, root: TableDef, page: string): string {
+  const col = q(root.key![0]!)
+  return `SELECT p.*, v.rev AS ${q(PAGE_REV)} FROM (${page}) AS p LEFT JOIN ${q(revTable(root.name))} AS v ON v.lq_key = ${keyExpr(root, 'p', d.keyJson)} AND v.deleted = 0 ORDER BY p.${col}`
 }
 
 /** Whether root `root` has a revision row (live or a tombstone) of key text `key`. */

@@ -14,6 +14,12 @@ export async function exec<R = Record<string, unknown>>(db: Kysely<any>, text: s
   return r.rows as R[]
 }
 
+/** Run one statement given as text and parameters that returns no rows; the number of rows it inserted, updated or deleted. */
+export async function execCount(db: Kysely<any>, text: string, params: readonly unknown[]): Promise<number> {
+  const r = await db.executeQuery(CompiledQuery.raw(text, params as unknown[]))
+  return Number(r.numAffectedRows ?? 0)
+}
+
 /** Keys per JSON key-list statement. */
 export const KEY_CHUNK = 10_000
 

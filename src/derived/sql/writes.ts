@@ -33,6 +33,14 @@ export interface WriterTexts {
    * rows; RETURNING the winners and their lq_changed_rev.
    */
   readonly upsertMeta: string
+  /**
+   * The same rows as `upsertMeta`, same parameters, inserted only where no row is stored at
+   * their address (`ON CONFLICT DO NOTHING`), without `RETURNING`: a batch of rows that were
+   * missing when found (a first fill) is stored by it when the count of rows it inserted is the
+   * batch's (each a winner whose value changed); otherwise `upsertMeta` runs over the same rows
+   * and judges them (the rows just inserted are its own winners, unchanged by it).
+   */
+  readonly insertMeta: string
   /** Data upsert from JSON rows [...columns, lq_key] ($1); undefined when values must be bound one by one (SQLite reals). */
   readonly upsertData: string | undefined
   /** Delete data rows: $1 JSON list of keys. */
@@ -74,9 +82,10 @@ export function writerTexts(d: StoreDialect, x: WriterSpec): WriterTexts {
     : ` AND (${M}.lq_state <> 'deleted' OR excluded.lq_eval_rev >= ${M}.lq_changed_rev)` + (x.hashed ? ` AND (${M}.lq_eval_rev IS NULL OR excluded.lq_eval_rev >= ${M}.lq_eval_rev)` : '')
   const f = (i: number, t: JsonFieldType) => d.jsonField(i, t)
   const rev = (i: number) => `CAST(${d.ph(i)} AS ${d.revType})`
-  const upsertMeta = `INSERT INTO ${M} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_input_hash, lq_eval_rev, lq_computed_rev, lq_changed_rev${d.xidSql === undefined ? '' : ', lq_xid'})
+  const insert = `INSERT INTO ${M} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_input_hash, lq_eval_rev, lq_computed_rev, lq_changed_rev${d.xidSql === undefined ? '' : ', lq_xid'})
 SELECT ${f(0, 'text')}, ${f(1, 'text')}, ${f(2, 'text')}, ${f(3, 'int')}, ${d.ph(1)}, ${f(4, 'text')}, ${f(5, 'text')}, ${f(6, 'text')}, ${f(7, 'text')}, ${f(8, 'int')}, ${rev(2)}, ${rev(3)}${d.xidSql === undefined ? '' : `, ${d.xidSql}`}
-FROM ${d.jsonRows(d.ph(4))} WHERE ${x.comprehension ? collectedFloor(d, x.name, f(0, 'text'), f(8, 'int')) : 'true'}
+FROM ${d.jsonRows(d.ph(4))} WHERE ${x.comprehension ? collectedFloor(d, x.name, f(0, 'text'), f(8, 'int')) : 'true'}`
+  const upsertMeta = `${insert}
 ON CONFLICT (lq_key) DO UPDATE SET
   lq_lineage = excluded.lq_lineage, lq_inputs = excluded.lq_inputs, lq_max_input_rev = excluded.lq_max_input_rev,
   lq_code_version = excluded.lq_code_version, lq_state = excluded.lq_state, lq_error = excluded.lq_error,
@@ -93,7 +102,8 @@ FROM ${d.jsonRows(d.ph(1))} WHERE true
 ON CONFLICT (lq_key) DO ${x.columns.length === 0 ? 'NOTHING' : `UPDATE SET ${x.columns.map((c) => `${q(c.name)} = excluded.${q(c.name)}`).join(', ')}`}`
     : undefined
   const batch = x.comprehension || !exact ? undefined : d.batchWrite({ meta: metaTable(x.name), data: x.name, guard, columns: x.columns.map((c, i) => ({ name: c.name, type: types[i]! })) })
-  return { upsertMeta, upsertData, deleteData: `DELETE FROM ${X} WHERE lq_key IN (${d.jsonTexts(d.ph(1))})`, batch }
+  return { upsertMeta, insertMeta: `${insert}
+ON CONFLICT (lq_key) DO NOTHING`, upsertData, deleteData: `DELETE FROM ${X} WHERE lq_key IN (${d.jsonTexts(d.ph(1))})`, batch }
 }
 
 /** The `lq_store_meta` row holding the highest revision of the tombstones `collect` removed from a table. */
