@@ -58,32 +58,78 @@ async function freshSchema(rows: number): Promise<{ schema: string; admin: pg.Cl
   }
 }
 
+/**
+ * A worker process. `ready` rejects when the child exits (or fails to start) before printing
+ * "ready"; `result` rejects when it exits without its JSON line, or printed an error: either
+ * way with its exit status and stderr, so a dead child fails the bench instead of hanging it.
+ */
 function startChild(args: string[]): { proc: ChildProcess; ready: Promise<void>; result: Promise<ChildOut> } {
-  const proc = spawn(process.execPath, [childPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const proc = spawn(process.execPath, [childPath, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
   let out = ''
+  let err = ''
   let readyResolve!: () => void
-  const ready = new Promise<void>((r) => (readyResolve = r))
-  const result = new Promise<ChildOut>((resolve) => {
+  let readyReject!: (e: Error) => void
+  const ready = new Promise<void>((res, rej) => {
+    readyResolve = res
+    readyReject = rej
+  })
+  const died = (why: string) => new Error(`worker process ${proc.pid ?? '(not started)'} ${why}\n--- its stdout:\n${out}--- its stderr:\n${err}`)
+  const result = new Promise<ChildOut>((resolve, reject) => {
     proc.stdout!.on('data', (b: Buffer) => {
       out += b.toString()
       if (out.includes('ready\n')) readyResolve()
     })
-    proc.on('close', () => {
+    proc.stderr!.on('data', (b: Buffer) => {
+      err += b.toString()
+    })
+    proc.on('error', (e) => {
+      const x = died(`failed to start: ${e.message}`)
+      readyReject(x)
+      reject(x)
+    })
+    proc.on('close', (code, signal) => {
+      const x = died(`exited (code ${code}, signal ${signal})${out.includes('ready\n') ? '' : ' before it was ready'}`)
+      readyReject(x)
       const line = out.split('\n').find((l) => l.startsWith('{'))
-      resolve(line === undefined ? ({ error: `exited: ${out}` } as ChildOut) : (JSON.parse(line) as ChildOut))
+      if (line === undefined) return reject(x)
+      const o = JSON.parse(line) as ChildOut
+      if (o.error !== undefined) return reject(died(`failed: ${o.error}`))
+      resolve(o)
     })
   })
+  // A rejection nobody awaits yet (a child killed on purpose) is not an unhandled one.
+  ready.catch(() => undefined)
+  result.catch(() => undefined)
   return { proc, ready, result }
+}
+
+/** How long a worker process may take to open its store and say "ready". */
+const READY_MS = 60_000
+
+/** Start `procs` children, wait until every one is ready (or one died, or READY_MS passed: then kill them all and fail), and say go. */
+async function startAll(procs: number, args: string[]): Promise<ReturnType<typeof startChild>[]> {
+  const kids = Array.from({ length: procs }, () => startChild(args))
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`worker processes not ready after ${READY_MS} ms`)), READY_MS)
+  })
+  try {
+    await Promise.race([Promise.all(kids.map((k) => k.ready)), late])
+  } catch (e) {
+    for (const k of kids) k.proc.kill('SIGKILL')
+    throw e
+  } finally {
+    clearTimeout(timer)
+  }
+  for (const k of kids) k.proc.stdin!.write('go\n')
+  return kids
 }
 
 async function throughput(n: number, procs: number, fn: 'sleep10' | 'trivial', batch: number): Promise<{ rate: number; dups: number; leaseShare: number; computed: number }> {
   const s = await freshSchema(n)
   try {
-    const kids = Array.from({ length: procs }, () => startChild([pgUrl, s.schema, fn, '16', String(batch), '30000']))
-    await Promise.all(kids.map((k) => k.ready))
-    for (const k of kids) k.proc.stdin!.write('go\n')
+    const kids = await startAll(procs, [pgUrl, s.schema, fn, '16', String(batch), '30000'])
     const outs = await Promise.all(kids.map((k) => k.result))
-    for (const o of outs) if (o.error !== undefined) throw new Error(o.error)
     const calls = outs.reduce((a, o) => a + o.keys.length, 0)
     const distinct = new Set(outs.flatMap((o) => o.keys.map(String))).size
     const t0 = Math.min(...outs.map((o) => o.t0))
@@ -101,14 +147,11 @@ async function throughput(n: number, procs: number, fn: 'sleep10' | 'trivial', b
 async function killConverge(n: number, leaseMs: number): Promise<{ afterKillMs: number; leaseMs: number; stored: number }> {
   const s = await freshSchema(n)
   try {
-    const kids = Array.from({ length: 2 }, () => startChild([pgUrl, s.schema, 'sleep10', '16', '100', String(leaseMs)]))
-    await Promise.all(kids.map((k) => k.ready))
-    for (const k of kids) k.proc.stdin!.write('go\n')
+    const kids = await startAll(2, [pgUrl, s.schema, 'sleep10', '16', '100', String(leaseMs)])
     await new Promise((r) => setTimeout(r, 300))
     const killedAt = Date.now()
     kids[0]!.proc.kill('SIGKILL')
     const survivor = await kids[1]!.result
-    if (survivor.error !== undefined) throw new Error(survivor.error)
     const stored = Number((await s.admin.query(`SELECT count(*) AS n FROM a`)).rows[0].n)
     return { afterKillMs: survivor.t1 - killedAt, leaseMs, stored }
   } finally {
@@ -126,7 +169,8 @@ async function watchLatency(dialect: 'sqlite' | 'postgres', samples: number): Pr
   if (dialect === 'sqlite') {
     const database = new Database(':memory:')
     database.exec('CREATE TABLE src (id integer PRIMARY KEY, v integer NOT NULL)')
-    database.exec('INSERT INTO src SELECT value, value FROM generate_series(1, 1000)')
+    // better-sqlite3's SQLite has no generate_series: a recursive CTE.
+    database.exec('INSERT INTO src WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) SELECT i, i FROM n')
     db = new Kysely<any>({ dialect: new SqliteDialect({ database }) })
   } else {
     const s = await freshSchema(1000)
@@ -207,23 +251,35 @@ async function debounceCheck(d: number): Promise<{ calls: number; writes: number
 export async function main(): Promise<void> {
   const nSlow = Number(process.env['LQ_BENCH_WORKERS_ROWS'] ?? 8000)
   const nFast = Number(process.env['LQ_BENCH_WORKERS_TRIVIAL'] ?? 40000)
+  // Parts to run (default all): throughput,kill,watch,debounce; LQ_BENCH_WORKERS_FN: sleep10,trivial.
+  const parts = new Set((process.env['LQ_BENCH_WORKERS_PARTS'] ?? 'throughput,kill,watch,debounce').split(','))
+  const fns = new Set((process.env['LQ_BENCH_WORKERS_FN'] ?? 'sleep10,trivial').split(','))
   console.log(`# Workers and watch mode (load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')})`)
-  for (const [fn, n, batch] of [['sleep10', nSlow, 200], ['trivial', nFast, 2000]] as const) {
-    const base = await throughput(n, 1, fn, batch)
-    console.log(`${fn}, ${n} rows: 1 process ${base.rate.toFixed(0)} rows/s, duplicates ${base.dups}, lease time ${(base.leaseShare * 100).toFixed(1)}% of refresh time`)
-    for (const p of [2, 4]) {
-      const r = await throughput(n, p, fn, batch)
-      console.log(`${fn}, ${n} rows: ${p} processes ${r.rate.toFixed(0)} rows/s = ${(r.rate / base.rate).toFixed(2)}x one (target >= ${(0.8 * p).toFixed(1)}x for sleep10), duplicates ${r.dups}, lease time ${(r.leaseShare * 100).toFixed(1)}% (target < 5%)`)
+  if (parts.has('throughput')) {
+    for (const [fn, n, batch] of [['sleep10', nSlow, 200], ['trivial', nFast, 2000]] as const) {
+      if (!fns.has(fn)) continue
+      const base = await throughput(n, 1, fn, batch)
+      console.log(`${fn}, ${n} rows: 1 process ${base.rate.toFixed(0)} rows/s, duplicates ${base.dups}, lease time ${(base.leaseShare * 100).toFixed(1)}% of refresh time`)
+      for (const p of [2, 4]) {
+        const r = await throughput(n, p, fn, batch)
+        console.log(`${fn}, ${n} rows: ${p} processes ${r.rate.toFixed(0)} rows/s = ${(r.rate / base.rate).toFixed(2)}x one (target >= ${(0.8 * p).toFixed(1)}x for sleep10), duplicates ${r.dups}, lease time ${(r.leaseShare * 100).toFixed(1)}% (target < 5%)`)
+      }
     }
   }
-  const k = await killConverge(2000, 2000)
-  console.log(`kill -9 of one of two workers: the survivor finished ${k.afterKillMs} ms after the kill (lease ${k.leaseMs} ms; target <= 2x lease = ${2 * k.leaseMs} ms), ${k.stored} rows stored`)
-  for (const d of ['sqlite', 'postgres'] as const) {
-    const l = await watchLatency(d, 60)
-    console.log(`watch latency ${d}: p50 ${l.p50.toFixed(1)} ms, p95 ${l.p95.toFixed(1)} ms (target p95 <= 250 ms on PostgreSQL)`)
+  if (parts.has('kill')) {
+    const k = await killConverge(2000, 2000)
+    console.log(`kill -9 of one of two workers: the survivor finished ${k.afterKillMs} ms after the kill (lease ${k.leaseMs} ms; target <= 2x lease = ${2 * k.leaseMs} ms), ${k.stored} rows stored`)
   }
-  const deb = await debounceCheck(400)
-  console.log(`debounce 400 ms: ${deb.writes} writes within it, ${deb.calls} call(s) of the row's function (target 1)`)
+  if (parts.has('watch')) {
+    for (const d of ['sqlite', 'postgres'] as const) {
+      const l = await watchLatency(d, 60)
+      console.log(`watch latency ${d}: p50 ${l.p50.toFixed(1)} ms, p95 ${l.p95.toFixed(1)} ms (target p95 <= 250 ms on PostgreSQL)`)
+    }
+  }
+  if (parts.has('debounce')) {
+    const deb = await debounceCheck(400)
+    console.log(`debounce 400 ms: ${deb.writes} writes within it, ${deb.calls} call(s) of the row's function (target 1)`)
+  }
 }
 
 runIfMain(import.meta.url, main)
