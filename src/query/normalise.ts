@@ -73,7 +73,11 @@ import { endsWithLoneEscape } from './dialect.js'
 import { factorOr } from './factor-or.js'
 import { shareScans } from './share-scans.js'
 
-type Env = ReadonlyMap<number, NValue>
+/**
+ * The values of the variables bound so far, innermost first: a persistent list, so binding a
+ * variable is one allocation (no copy of the enclosing bindings) and lookups walk a few links.
+ */
+type Env = { readonly id: number; readonly value: NValue; readonly next: Env } | undefined
 
 /** A grouped generator whose body is being normalised: aggregates over its groups are collected here. */
 interface GroupBuild {
@@ -83,8 +87,8 @@ interface GroupBuild {
   readonly table: TableDef
   readonly columns: ColumnDef[]
   readonly aggs: GroupAgg[]
-  /** The aliases the source reads (its own and those it is correlated with). */
-  readonly reads: ReadonlySet<string>
+  /** The aliases the source reads (its own and those it is correlated with): see `readsOf`, computed when first asked. */
+  reads: ReadonlySet<string> | undefined
 }
 
 /** The parts of an aggregate over a group, when a query only filters and maps `g.group`. */
@@ -158,7 +162,7 @@ class Normaliser {
       case 'values':
         return { k: 'coll', q: { branches: e.items.map((i) => ({ gens: [], conds: [], value: this.value(i, env) })) } }
       case 'var': {
-        const v = env.get(e.v.id)
+        const v = lookup(env, e.v.id)
         if (v === undefined) {
           throw new LineageQueryError('compile', `variable \`${e.v.hint}\` is used outside the Q.for that binds it (a row view escaped its callback)`)
         }
@@ -224,7 +228,7 @@ class Normaliser {
         if (cuts(q.order)) {
           throw new LineageQueryError('compile', 'Q.orderBy over an already limited query is not supported: apply orderBy first, then limit')
         }
-        const keys = q.branches.map((b) => e.keys.map((k, i) => this.scalar(k.expr, new Map(env).set(e.v.id, b.value), `order key ${i + 1} of Q.orderBy`)))
+        const keys = q.branches.map((b) => e.keys.map((k, i) => this.scalar(k.expr, bindEnv(env, e.v, b.value), `order key ${i + 1} of Q.orderBy`)))
         // Rule "order of an order": re-sorting an ordered query is a stable sort, so the earlier
         // keys break the ties of the new ones.
         const prev = q.order
@@ -260,7 +264,7 @@ class Normaliser {
         // FC_PATH=452: "no such column #s0.value").
         const bound = raw.k === 'coll' && cteable(raw.q) ? this.cte(raw.q) : this.open.length > 0 ? raw : this.share(raw, lets)
         const mark = this.markGroups()
-        let body = this.value(e.body, new Map(env).set(e.v.id, bound))
+        let body = this.value(e.body, bindEnv(env, e.v, bound))
         if (body.k !== 'coll') throw new LineageQueryError('type', `Q.let: the body must return a query (Q.yield, Q.for, ...), got a ${describe(body)}`)
         if (lets.length === 0) return body
         // An aggregate that the body added to a group built outside it (a `for` over a grouped
@@ -268,7 +272,7 @@ class Normaliser {
         // see this branch's lateral items either: undo what the body added and substitute.
         if (this.sharedInGroupsSince(mark)) {
           this.resetGroups(mark)
-          body = this.value(e.body, new Map(env).set(e.v.id, raw))
+          body = this.value(e.body, bindEnv(env, e.v, raw))
           if (body.k !== 'coll') throw new LineageQueryError('type', `Q.let: the body must return a query (Q.yield, Q.for, ...), got a ${describe(body)}`)
           return body
         }
@@ -276,7 +280,7 @@ class Normaliser {
         // a derived table that cannot see the branch's lateral items: there the value is
         // substituted at each use instead (property-test counterexample: Q.distinct(Q.yield(v))).
         if (readsSharedInGroup(body.q)) {
-          body = this.value(e.body, new Map(env).set(e.v.id, raw))
+          body = this.value(e.body, bindEnv(env, e.v, raw))
           if (body.k !== 'coll') throw new LineageQueryError('type', `Q.let: the body must return a query (Q.yield, Q.for, ...), got a ${describe(body)}`)
           return body
         }
@@ -375,8 +379,7 @@ class Normaliser {
     // limit (the keys are expressions over q's generators, still valid for the mapped values).
     let mapOnly = true
     for (const b of source.branches) {
-      const inner = new Map(env)
-      inner.set(e.v.id, b.value)
+      const inner = bindEnv(env, e.v, b.value)
       const body = this.unordered(this.query(e.body, inner, 'the body of Q.for'), 'the body of Q.for')
       if (body.branches.length !== 1 || body.branches[0]!.gens.length > 0 || body.branches[0]!.conds.length > 0) mapOnly = false
       for (const c of body.branches) {
@@ -477,8 +480,7 @@ class Normaliser {
       const conds = [...b.conds, ...corr]
       return { gens: b.gens, conds, value: b.value, grp: { id, alias, src: i, own: new Set(conds) } }
     })
-    const reads = new Set(source.branches.flatMap((b) => [...b.conds, b.value].flatMap(aliasesIn)))
-    const build: GroupBuild = { id, alias, source: source.branches, table, columns, aggs: [], reads }
+    const build: GroupBuild = { id, alias, source: source.branches, table, columns, aggs: [], reads: undefined }
     this.builds.set(id, build)
     const g: NValue = { k: 'rec', fields: [['key', keyValue], ['group', { k: 'coll', q: { branches: groupBranches } }]] }
     this.open.push(build)
@@ -518,7 +520,7 @@ class Normaliser {
       if (mentionsAlias(arg, build.alias) || filter.some((f) => mentionsAlias(f, build.alias))) return undefined
       // The aggregate is computed with the group's rows: it may read their columns and the
       // columns the group's source reads, not those of generators bound after the group.
-      if (![arg, ...filter].every((v) => aliasesIn(v).every((a) => a === build.alias || src.gens.some((g) => g.alias === a) || build.reads.has(a)))) return undefined
+      if (![arg, ...filter].every((v) => aliasesIn(v).every((a) => a === build.alias || src.gens.some((g) => g.alias === a) || readsOf(build).has(a)))) return undefined
       // SQL puts an aggregate whose arguments read only outer columns in the outer query: it
       // must read a column of the group's rows, or no column at all.
       if (build.source.length === 1 && src.gens.length > 0 && !aggregateLevelOk(argMatters ? [arg, ...filter] : filter, src.gens.map((g) => g.alias))) return undefined
@@ -839,10 +841,18 @@ function aggregateLevelOk(vs: readonly NValue[], own: readonly string[]): boolea
   return direct || !other
 }
 
+/** The aliases a group's source reads (memoised on the build: most groups never need them). */
+function readsOf(build: GroupBuild): ReadonlySet<string> {
+  return (build.reads ??= new Set(build.source.flatMap((b) => [...b.conds, b.value].flatMap(aliasesIn))))
+}
+
 function bindEnv(env: Env, v: ast.Var, value: NValue): Env {
-  const next = new Map(env)
-  next.set(v.id, value)
-  return next
+  return { id: v.id, value, next: env }
+}
+
+function lookup(env: Env, id: number): NValue | undefined {
+  for (let x = env; x !== undefined; x = x.next) if (x.id === id) return x.value
+  return undefined
 }
 
 function fieldOf(v: NValue, name: string): NValue {
@@ -975,7 +985,7 @@ function describe(v: NValue): string {
  */
 export function normalise(e: ast.Expr): NTop {
   const n = new Normaliser()
-  const q = n.query(e, new Map(), 'the top level')
+  const q = n.query(e, undefined, 'the top level')
   const o = q.order
   const top: NTop = {
     query: { branches: q.branches },
