@@ -18,6 +18,12 @@ export interface Gen {
   readonly alias: string
   readonly table: TableDef
   readonly group?: GroupSpec
+  /**
+   * Set on a generator joined by a left outer join (rule `decorrelate-aggregate`,
+   * `decorrelate.ts`): each row of the generators before it is paired with the rows of this
+   * one satisfying `on`, or with one row of NULL columns when none does.
+   */
+  readonly left?: { readonly on: readonly NExpr[] }
 }
 
 /** What a grouped generator groups and computes per group. */
@@ -280,6 +286,7 @@ export function renameBranch(b: Branch, map: ReadonlyMap<string, string>): Branc
 
 export function renameGen(g: Gen, map: ReadonlyMap<string, string>): Gen {
   const alias = map.get(g.alias) ?? g.alias
+  if (g.left !== undefined) return { ...renameGen({ alias: g.alias, table: g.table, ...(g.group === undefined ? {} : { group: g.group }) }, map), left: { on: g.left.on.map((c) => renameExpr(c, map)) } }
   if (g.group === undefined) return { alias, table: g.table }
   const s = g.group
   // A group that reads no renamed alias keeps its spec (and so sees aggregates collected later).
@@ -317,7 +324,7 @@ export function mentionsAlias(v: NValue, alias: string): boolean {
 
 export function queryMentions(q: NQuery, alias: string): boolean {
   return (
-    q.branches.some((b) => b.conds.some((c) => mentionsAlias(c, alias)) || mentionsAlias(b.value, alias) || b.gens.some((g) => g.group !== undefined && specMentions(g.group, alias)) || (b.lets ?? []).some((l) => mentionsAlias(l.value, alias))) ||
+    q.branches.some((b) => b.conds.some((c) => mentionsAlias(c, alias)) || mentionsAlias(b.value, alias) || b.gens.some((g) => (g.group !== undefined && specMentions(g.group, alias)) || (g.left?.on.some((c) => mentionsAlias(c, alias)) ?? false)) || (b.lets ?? []).some((l) => mentionsAlias(l.value, alias))) ||
     (q.order?.keys.some((ks) => ks.some((k) => mentionsAlias(k, alias))) ?? false)
   )
 }

@@ -100,8 +100,23 @@ export function collate(n: Node, name: string): Node {
 
 const selection = (s: { readonly expr: Node; readonly alias: string }): SelectionNode => ({ kind: 'SelectionNode', selection: alias(s.expr, s.alias) as never })
 
-/** A FROM item: a table, or a derived table (a subquery) under an alias. */
-export type FromItem = { readonly table: string; readonly alias: string } | { readonly sub: Node; readonly alias: string }
+/**
+ * A FROM item: a table, or a derived table (a subquery) under an alias, or `right` joined to
+ * the items `before` it by a left outer join: `b1 cross join b2 ... left join right on on`
+ * (one join tree, so `on` may read every item of `before` on both dialects).
+ */
+export type FromItem =
+  | { readonly table: string; readonly alias: string }
+  | { readonly sub: Node; readonly alias: string }
+  | { readonly before: readonly FromItem[]; readonly right: FromItem; readonly on: Node }
+
+function fromNode(f: FromItem): Node {
+  if ('table' in f) return alias(tableNode(f.table), f.alias)
+  if ('sub' in f) return alias(f.sub, f.alias)
+  const items = [...f.before.map(fromNode), fromNode(f.right), f.on]
+  const fragments = ['', ...f.before.slice(1).map(() => ' cross join '), ' left join ', ' on ', '']
+  return { kind: 'RawNode', sqlFragments: fragments, parameters: items } as RawNode
+}
 
 export interface SelectParts {
   readonly from: readonly FromItem[]
@@ -123,7 +138,7 @@ export function select(parts: SelectParts): Select {
     selections: parts.selections.map(selection),
   }
   if (parts.distinct === true) node.frontModifiers = [{ kind: 'SelectModifierNode', modifier: 'Distinct' }]
-  const froms: Node[] = parts.from.map((f) => ('table' in f ? alias(tableNode(f.table), f.alias) : alias(f.sub, f.alias)))
+  const froms: Node[] = parts.from.map(fromNode)
   if (parts.extra !== undefined) froms.push(...parts.extra)
   if (froms.length > 0) node.from = { kind: 'FromNode', froms }
   if (parts.where.length > 0) node.where = { kind: 'WhereNode', where: parts.where.length === 1 ? parts.where[0]! : and(parts.where) }

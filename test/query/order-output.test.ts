@@ -15,16 +15,18 @@ const run: typeof runLazy = async (db, q) => plainLineage(await runLazy(db, q))
 const occurrences = (s: string, sub: string) => s.split(sub).length - 1
 const sqlOf = (q: AnyQuery, d: 'sqlite' | 'postgres') => compile(q, d).statements[0]!.sql
 
-const byCount = Q.for(employees, (e) => Q.yield({ n: e.name, c: Q.count(tasksOf(e)) })).orderBy((r) => [Q.desc(r.c), r.n])
-const byMax = Q.for(employees, (e) => Q.yield({ n: e.name, m: Q.max(tasksOf(e)) })).orderBy((r) => r.m)
-const byExpr = Q.for(employees, (e) => Q.yield({ n: e.name, s: Q.add(e.salary, Q.count(tasksOf(e))) })).orderBy((r) => Q.desc(r.s)).limit(2)
+// Each branch filters its rows (`salary > 0`, `name <> ''`), so its aggregates stay correlated
+// subqueries (rule `decorrelate-aggregate` leaves the aggregates of a filtered branch alone).
+const byCount = Q.for(employees, (e) => Q.where(Q.gt(e.salary, 0), Q.yield({ n: e.name, c: Q.count(tasksOf(e)) }))).orderBy((r) => [Q.desc(r.c), r.n])
+const byMax = Q.for(employees, (e) => Q.where(Q.gt(e.salary, 0), Q.yield({ n: e.name, m: Q.max(tasksOf(e)) }))).orderBy((r) => r.m)
+const byExpr = Q.for(employees, (e) => Q.where(Q.gt(e.salary, 0), Q.yield({ n: e.name, s: Q.add(e.salary, Q.count(tasksOf(e))) }))).orderBy((r) => Q.desc(r.s)).limit(2)
 const unionByCount = Q.union(
-  Q.for(employees, (e) => Q.yield({ n: e.name, c: Q.count(tasksOf(e)) })),
-  Q.for(departments, (d) => Q.yield({ n: d.name, c: Q.count(Q.for(employees, (e) => Q.where(Q.eq(e.dept, d.name), Q.yield(e)))) })),
+  Q.for(employees, (e) => Q.where(Q.gt(e.salary, 0), Q.yield({ n: e.name, c: Q.count(tasksOf(e)) }))),
+  Q.for(departments, (d) => Q.where(Q.ne(d.name, ''), Q.yield({ n: d.name, c: Q.count(Q.for(employees, (e) => Q.where(Q.eq(e.dept, d.name), Q.yield(e)))) }))),
 ).orderBy((r) => [r.c, r.n])
 /** A string-valued computed key over a union: the collation travels in each arm's column. */
 const unionByMax = Q.union(
-  Q.for(employees, (e) => Q.yield({ m: Q.max(tasksOf(e)) })),
+  Q.for(employees, (e) => Q.where(Q.gt(e.salary, 0), Q.yield({ m: Q.max(tasksOf(e)) }))),
   Q.for(departments, (d) => Q.yield({ m: Q.upper(d.name) })),
 ).orderBy((r) => Q.desc(r.m))
 const notAField = Q.for(employees, (e) => Q.yield({ n: e.name })).orderBy((r) => Q.length(r.n))
@@ -32,10 +34,10 @@ const notAField = Q.for(employees, (e) => Q.yield({ n: e.name })).orderBy((r) =>
 describe('order by output column: SQL text', () => {
   test('a subquery yielded and ordered by appears once; the order names its column', () => {
     expect(sqlOf(byCount, 'sqlite')).toBe(
-      'select "e0"."name" as "n", (select count(*) as "v" from "tasks" as "t1" where ("t1"."employee" = "e0"."name")) as "c" from "employees" as "e0" order by "c" desc nulls last, "e0"."name" asc nulls first',
+      'select "e0"."name" as "n", (select count(*) as "v" from "tasks" as "t1" where ("t1"."employee" = "e0"."name")) as "c" from "employees" as "e0" where ("e0"."salary" > ?) order by "c" desc nulls last, "e0"."name" asc nulls first',
     )
     expect(sqlOf(byCount, 'postgres')).toBe(
-      'select "e0"."name" as "n", (select count(*) as "v" from "tasks" as "t1" where ("t1"."employee" = "e0"."name")) as "c" from "employees" as "e0" order by "c" desc nulls last, "e0"."name" collate "C" asc nulls first',
+      'select "e0"."name" as "n", (select count(*) as "v" from "tasks" as "t1" where ("t1"."employee" = "e0"."name")) as "c" from "employees" as "e0" where ("e0"."salary" > cast($1 as bigint)) order by "c" desc nulls last, "e0"."name" collate "C" asc nulls first',
     )
   })
 

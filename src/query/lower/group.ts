@@ -9,7 +9,7 @@ import type { ScalarKind } from '../schema.js'
 import * as S from '../sql-nodes.js'
 import { type Cx, typedNull } from './context.js'
 import { asReal, commonScale, cond, expr, unifiedKind, valueAs } from './scalar.js'
-import { enterLateral, fromItem, select } from './select.js'
+import { enterLateral, fromItems, select } from './select.js'
 import { collSlots, element, slotKinds, slots } from './value.js'
 
 /** The key and aggregate expressions of a grouped generator, over its source; `from`/`where` built last. */
@@ -37,7 +37,7 @@ function groupCore(cx: Cx, g: Gen): { key: (i: number) => S.Node; grouped: boole
       finish: () => {
         try {
           const where = b.conds.map((c) => cond(cx, c))
-          return { from: b.gens.map((x) => fromItem(cx, x, lateral.has(x.alias))), where }
+          return { from: fromItems(cx, b.gens, lateral), where }
         } finally {
           for (const a of lateral) cx.subst.delete(a)
         }

@@ -31,7 +31,7 @@ export function select(cx: Cx, b: Branch, sel: () => { expr: S.Node; alias: stri
     // values from its lateral items; its generators (derived tables before those items) cannot.
     const ids = letIds(b)
     const [selections, where] = withShared(cx, ids, () => [sel(), b.conds.map((c) => cond(cx, c))] as const)
-    return S.select({ from: b.gens.map((x) => fromItem(cx, x, lateral.has(x.alias))), extra: letItems(cx, b), selections, where })
+    return S.select({ from: fromItems(cx, b.gens, lateral), extra: letItems(cx, b), selections, where })
   } finally {
     for (const a of lateral) cx.subst.delete(a)
   }
@@ -46,6 +46,24 @@ export function enterLateral(cx: Cx, gens: readonly Gen[]): Set<string> {
   const lateral = new Set(gens.filter((x, i) => x.group !== undefined && gens.slice(0, i).some((o) => specMentions(x.group!, o.alias))).map((x) => x.alias))
   for (const a of lateral) cx.subst.set(a, (col) => cx.h.lateralColumn(a, col))
   return lateral
+}
+
+/**
+ * The FROM items of some generators: one each, but a generator joined by a left outer join
+ * (`Gen.left`, rule `decorrelate-aggregate`) takes the items before it into its join tree.
+ */
+export function fromItems(cx: Cx, gens: readonly Gen[], lateral: ReadonlySet<string>): S.FromItem[] {
+  const out: S.FromItem[] = []
+  for (const g of gens) {
+    const item = fromItem(cx, g, lateral.has(g.alias))
+    if (g.left === undefined) {
+      out.push(item)
+      continue
+    }
+    if (out.length === 0) throw new Error(`internal: left-joined generator ${g.alias} has no generator before it`)
+    out.splice(0, out.length, { before: [...out], right: item, on: S.and(g.left.on.map((c) => cond(cx, c))) })
+  }
+  return out
 }
 
 /**
