@@ -7,7 +7,7 @@
 import { isLeft } from 'fp-ts/lib/Either.js'
 import { LineageQueryError, showValue } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
-import { width, type CollLayout, type Layout, type LinLayout, type RecLayout, type ScalarLayout } from './layout.js'
+import { annotatedFields, width, type CollLayout, type Layout, type LinLayout, type ScalarLayout } from './layout.js'
 import { AnnotatedValue, branchPlans, materialise, SINGLE } from './lineage-value.js'
 import type { TopLayout } from './lower.js'
 import { showType } from './schema.js'
@@ -91,6 +91,7 @@ function collReader(l: CollLayout, c: Ctx, path: string): Reader {
       return []
     }
   }
+  if (l.keysApart) return apartReader(l, c, path)
   // Each element's slots are an array of its own (parsed from JSON): lineage may keep it.
   const inner = reader(elem, c, `${path}[]`, true)
   // One cursor per reader: a layout position never nests inside itself.
@@ -117,6 +118,65 @@ function collReader(l: CollLayout, c: Ctx, path: string): Reader {
   }
 }
 
+/**
+ * A collection whose keys travel apart (`CollLayout.keysApart`): the JSON value `[data, keys]`.
+ * Each element's data is read from `data` as a plain element; its lineage keeps `keys[k]` (its
+ * only key, or its own array of keys and tag) until read, or is built now when not lazy.
+ */
+function apartReader(l: CollLayout, c: Ctx, path: string): Reader {
+  const a = annotatedFields(l.elem!)!
+  // Data holds no lineage outside nested collections (else keys are not apart): nothing keeps its slots.
+  const data = reader(a.data, c, `${path}[].data`, false)
+  const cursor = { i: 0 }
+  const one = new Array<unknown>(1)
+  const single = width(a.data) === 1
+  const plans = branchPlans(a.lin, c.h)
+  const w = a.lin.slots.length
+  const lone = !l.tagged && w === 1
+  const make = c.lazy ? undefined : recordMaker(a.linFirst ? ['lineage', 'data'] : ['data', 'lineage'])
+  const pair = new Array<unknown>(2)
+  const bad = (what: string, v: unknown): never => {
+    throw new LineageQueryError('decode', `result field \`${path}\`: expected ${what}, got ${showValue(v)}`, { field: path })
+  }
+  return (slots, at) => {
+    const both = parseJson(slots[at.i++], path)
+    if (!Array.isArray(both) || both.length !== 2 || !Array.isArray(both[0]) || !Array.isArray(both[1]) || both[0].length !== both[1].length) {
+      return bad('a JSON array [data, keys] of two arrays of the same length', both)
+    }
+    const values = both[0] as unknown[]
+    const keys = both[1] as unknown[]
+    const out = new Array<unknown>(values.length)
+    for (let k = 0; k < values.length; k++) {
+      const item = values[k]
+      cursor.i = 0
+      let value: unknown
+      if (single) {
+        one[0] = item
+        value = data(one, cursor, 0)
+      }
+      else if (Array.isArray(item)) value = data(item, cursor, 0)
+      else return bad('a JSON array per element', item)
+      const key = keys[k]
+      let tag = 0
+      if (!lone) {
+        if (!Array.isArray(key)) return bad('a JSON array of keys per element', key)
+        if (l.tagged) tag = key[w] as number
+      }
+      const plan = plans[tag]
+      if (plan === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${tag}`)
+      if (make === undefined) {
+        out[k] = lone ? new AnnotatedValue(value, key, SINGLE, plan) : new AnnotatedValue(value, key, 0, plan)
+      } else {
+        const lineage = materialise(plan, key, lone ? SINGLE : 0)
+        pair[0] = a.linFirst ? lineage : value
+        pair[1] = a.linFirst ? value : lineage
+        out[k] = make(pair)
+      }
+    }
+    return out
+  }
+}
+
 /** Eager lineage (`{ lazy: false }`): the entries built while decoding, as plain objects. */
 function linReader(l: LinLayout, c: Ctx): Reader {
   const plans = branchPlans(l, c.h)
@@ -128,15 +188,6 @@ function linReader(l: LinLayout, c: Ctx): Reader {
     if (plan === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${tag}`)
     return materialise(plan, slots, base)
   }
-}
-
-/** The fields of an annotated element `{ data, lineage }` (the only records holding lineage), or `undefined`. */
-function annotatedFields(l: RecLayout): { data: Layout; lin: LinLayout; linFirst: boolean } | undefined {
-  if (l.fields.length !== 2) return undefined
-  const [[a, x], [b, y]] = l.fields as [readonly [string, Layout], readonly [string, Layout]]
-  if (a === 'data' && b === 'lineage' && y.k === 'lin') return { data: x, lin: y, linFirst: false }
-  if (a === 'lineage' && b === 'data' && x.k === 'lin') return { data: y, lin: x, linFirst: true }
-  return undefined
 }
 
 /**

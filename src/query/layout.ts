@@ -30,6 +30,13 @@ export interface CollLayout {
   readonly tagged: boolean
   /** For each enclosing branch, the number of the first of its nested branches. */
   readonly offsets: readonly number[]
+  /**
+   * The elements are annotated (`{ data, lineage }`) and their lineage keys travel apart: the
+   * collection is one JSON value `[data, keys]`, `data` the elements' data as the plain query
+   * sends it and `keys` one entry per element (its only key slot, or an array of its key slots
+   * and then its tag), in the same order. Not for ordered collections nor a group's columns.
+   */
+  readonly keysApart: boolean
 }
 /** Lineage entries: key values in typed slots; which slots each branch uses. */
 export interface LinLayout {
@@ -64,6 +71,15 @@ export function width(l: Layout): number {
     case 'lin':
       return l.slots.length
   }
+}
+
+/** The fields of an annotated element `{ data, lineage }` (the only records holding lineage), or `undefined`. */
+export function annotatedFields(l: Layout): { data: Layout; lin: LinLayout; linFirst: boolean } | undefined {
+  if (l.k !== 'rec' || l.fields.length !== 2) return undefined
+  const [[a, x], [b, y]] = l.fields as [readonly [string, Layout], readonly [string, Layout]]
+  if (a === 'data' && b === 'lineage' && y.k === 'lin') return { data: x, lin: y, linFirst: false }
+  if (a === 'lineage' && b === 'data' && x.k === 'lin') return { data: y, lin: x, linFirst: true }
+  return undefined
 }
 
 export function hasLineage(l: Layout | undefined): boolean {
@@ -109,13 +125,19 @@ export function plan(values: readonly NValue[], path = ''): Layout {
     case 'coll': {
       const offsets: number[] = []
       const elems: NValue[] = []
+      let plain = true
       for (const v of values) {
         if (v.k !== 'coll') shapeError(path, 'a collection in one branch, not in another')
         offsets.push(elems.length)
         for (const b of v.q.branches) elems.push(b.value)
+        if (v.via !== undefined || v.q.order !== undefined) plain = false
       }
       const elem = elems.length === 0 ? undefined : plan(elems, path ? `${path}[]` : '[]')
-      return { k: 'coll', elem, tagged: elems.length > 1 && hasLineage(elem), offsets }
+      const annotated = elem === undefined ? undefined : annotatedFields(elem)
+      // Keys apart only when the data holds no lineage of its own (outside nested collections):
+      // then the branch number matters to the lineage alone.
+      const keysApart = plain && annotated !== undefined && !hasLineage(annotated.data)
+      return { k: 'coll', elem, tagged: elems.length > 1 && hasLineage(elem), offsets, keysApart }
     }
     case 'lin': {
       const counts = new Map<ScalarKind, number>()

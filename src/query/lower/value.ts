@@ -1,9 +1,9 @@
 /**
  * Lowering, values: the slot expressions of a result value by its layout, and nested
  * collections as correlated subqueries aggregating their elements into a JSON array (ordered
- * and limited ones included).
+ * and limited ones included); under lineage, into `[data, keys]` (see `CollLayout.keysApart`).
  */
-import { type CollLayout, type Layout } from '../layout.js'
+import { annotatedFields, width, type CollLayout, type Layout } from '../layout.js'
 import { cuts, type Branch, type NExpr, type NQuery, type NValue } from '../normal.js'
 import type { ScalarKind } from '../schema.js'
 import * as S from '../sql-nodes.js'
@@ -60,7 +60,8 @@ export function element(cx: Cx, slots: readonly S.Node[], isColl: readonly boole
 
 /** A correlated subquery aggregating the elements of `q` into a JSON array. */
 export function coll(cx: Cx, q: NQuery, l: CollLayout, offset: number): S.Node {
-  if (q.branches.length === 0) return S.fn(cx.h.jsonArray, [])
+  const empty = S.fn(cx.h.jsonArray, [])
+  if (q.branches.length === 0) return l.keysApart ? S.fn(cx.h.jsonArray, [empty, S.fn(cx.h.jsonArray, [])]) : empty
   const elem = l.elem!
   const isColl = collSlots(elem)
   const aggregate = (n: S.Node) => {
@@ -68,9 +69,15 @@ export function coll(cx: Cx, q: NQuery, l: CollLayout, offset: number): S.Node {
     return cx.h.jsonAggOrEmpty(a)
   }
   if (q.order !== undefined) return orderedColl(cx, q, l, offset)
-  if (q.branches.length === 1 && mentionsOwnColumn(q.branches[0]!)) {
+  // Keys apart: `[data, keys]`, two aggregates over the same rows (so in the same order).
+  const of = (xs: readonly S.Node[], tag: S.Node | undefined): S.Node => {
+    if (!l.keysApart) return aggregate(element(cx, xs, isColl, tag, slotKinds(elem)))
+    const { data, keys } = apart(cx, l, xs, tag)
+    return S.fn(cx.h.jsonArray, [aggregate(data), aggregate(keys)])
+  }
+  if (q.branches.length === 1 && inPlace(q.branches[0]!, l.keysApart)) {
     const b = q.branches[0]!
-    return select(cx, b, () => [{ expr: aggregate(element(cx, slots(cx, b.value, elem, offset), isColl, l.tagged ? S.literal(offset) : undefined, slotKinds(elem))), alias: 'v' }], false)
+    return select(cx, b, () => [{ expr: of(slots(cx, b.value, elem, offset), l.tagged ? S.literal(offset) : undefined), alias: 'v' }], false)
   }
   // Union parts select plain columns; the outer aggregate builds each element once.
   const names = isColl.map((_, i) => `c${i}`)
@@ -82,8 +89,24 @@ export function coll(cx: Cx, q: NQuery, l: CollLayout, offset: number): S.Node {
       return selections
     }),
   )
-  const el = element(cx, names.map((n) => S.col('u', n)), isColl, l.tagged ? S.col('u', 't') : undefined, slotKinds(elem))
-  return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: aggregate(el), alias: 'v' }])
+  return S.selectFromSubquery(S.unionAll(parts), 'u', [{ expr: of(names.map((n) => S.col('u', n)), l.tagged ? S.col('u', 't') : undefined), alias: 'v' }])
+}
+
+/**
+ * The two aggregated values of one element of a collection whose keys travel apart: its data
+ * as the plain query's element, and its keys (the only key slot, or an array of the key slots
+ * and then the tag). `xs` are the element's slots in layout order.
+ */
+function apart(cx: Cx, l: CollLayout, xs: readonly S.Node[], tag: S.Node | undefined): { data: S.Node; keys: S.Node } {
+  const a = annotatedFields(l.elem!)!
+  const w = a.lin.slots.length
+  const d = width(a.data)
+  const dataSlots = a.linFirst ? xs.slice(w) : xs.slice(0, d)
+  const keySlots = a.linFirst ? xs.slice(0, w) : xs.slice(d)
+  const data = element(cx, dataSlots, collSlots(a.data), undefined, slotKinds(a.data))
+  // PostgreSQL cannot aggregate an untyped NULL into JSON (a key slot no branch uses).
+  const keys = tag === undefined && w === 1 ? (a.lin.slots[0] === 'null' ? cx.h.jsonNullElement(keySlots[0]!) : keySlots[0]!) : S.fn(cx.h.jsonArray, tag === undefined ? keySlots : [...keySlots, tag])
+  return { data, keys }
 }
 
 /**
@@ -141,6 +164,16 @@ export function collSlots(l: Layout): boolean[] {
     case 'lin': return l.slots.map(() => false)
     case 'rec': return l.fields.flatMap(([, f]) => collSlots(f))
   }
+}
+
+/**
+ * Whether a one-branch collection can be aggregated in place: its aggregate's argument mentions
+ * a column of the branch's own generators (SQLite counts an aggregate over outer columns only
+ * as the outer query's). Keys apart: both aggregates' arguments, data and lineage, must.
+ */
+function inPlace(b: Branch, keysApart: boolean): boolean {
+  if (!keysApart) return mentionsOwnColumn(b)
+  return (b.value as Extract<NValue, { k: 'rec' }>).fields.every(([, v]) => mentionsOwnColumn({ ...b, value: v }))
 }
 
 /** Whether a branch's value mentions, outside nested subqueries, a column of its own generators. */
