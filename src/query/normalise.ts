@@ -114,7 +114,8 @@ class Normaliser {
   readonly builds = new Map<number, GroupBuild>()
 
   fresh(hint: string): string {
-    const c = /^[A-Za-z]/.test(hint) ? hint[0]!.toLowerCase() : 'x'
+    const h = hint.charCodeAt(0) | 0x20 // ASCII letters to lower case
+    const c = h >= 0x61 && h <= 0x7a ? String.fromCharCode(h) : 'x'
     return `${c}${this.#aliases++}`
   }
 
@@ -652,7 +653,12 @@ class Normaliser {
   }
 
   op(e: ast.OpExpr, env: Env): NExpr {
-    const args = coerceConstants(e.op, e.args.map((a, i) => this.scalar(a, env, `operand ${i + 1} of Q.${e.op}`)))
+    // (The operand's description is built only for the error: this runs for every operator.)
+    const args = coerceConstants(e.op, e.args.map((a, i) => {
+      const v = this.value(a, env)
+      if (!isScalar(v)) throw new LineageQueryError('type', `operand ${i + 1} of Q.${e.op} must be a scalar expression, got a ${describe(v)}`)
+      return v
+    }))
     if (e.op === 'round') {
       const d = args[1]
       if (d === undefined || d.k !== 'const' || typeof d.value !== 'number' || !Number.isSafeInteger(d.value) || d.value < 0) {
@@ -915,6 +921,8 @@ function typedConst(value: ast.Constant, as: NonNullable<ast.ConstExpr['as']>): 
  * `case`'s values; the first operand of the date functions is a date or timestamp.
  */
 function coerceConstants(op: ast.ScalarOp, args: readonly NExpr[]): readonly NExpr[] {
+  // Only non-NULL constants are coerced: without one, nothing to do (most operators).
+  if (!args.some((a) => a.k === 'const' && a.value !== null)) return args
   const groups: number[][] = (() => {
     switch (op) {
       case 'eq': case 'ne': case 'lt': case 'le': case 'gt': case 'ge': case 'in': case 'coalesce':
