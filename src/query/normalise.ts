@@ -750,7 +750,8 @@ function mentionsShared(x: unknown, seen = new Set<object>()): boolean {
   seen.add(x)
   if (Array.isArray(x)) return x.some((y) => mentionsShared(y, seen))
   if ((x as { k?: unknown }).k === 'shared') return true
-  for (const [key, v] of Object.entries(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && mentionsShared(v, seen)) return true
+  // (Object.keys, not Object.entries: no [key, value] pair is built per property.)
+  for (const key of Object.keys(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && mentionsShared((x as Record<string, unknown>)[key], seen)) return true
   return false
 }
 
@@ -767,7 +768,7 @@ function readsSharedInGroup(q: NQuery): boolean {
     if (Array.isArray(x)) return x.some((y) => inGroups(y, seen2))
     const g = x as { group?: unknown; alias?: unknown }
     if (typeof g.alias === 'string' && g.group !== undefined && mentionsShared(g.group, seen)) return true
-    for (const [key, v] of Object.entries(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && inGroups(v, seen2)) return true
+    for (const key of Object.keys(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && inGroups((x as Record<string, unknown>)[key], seen2)) return true
     return false
   }
   return inGroups(q)
