@@ -48,7 +48,11 @@ export function plan(query: AnyQuery, dialect: Dialect): Plan {
   // rule `decorrelate-aggregate` (decorrelate.ts): on both dialects (SQLite's plan of TPC-H Q13 is faster too)
   const lowered = lower(decorrelate(normalise(node)), hooks)
   const { sql, parameters } = print(lowered.select, dialect)
-  const p: Plan = { statements: [{ sql, parameters }], layout: lowered.layout, decode: decodeRows(lowered.layout, hooks) }
+  // The decoder is built when the plan first decodes rows: `compile` alone never needs it.
+  let decoder: Decoder | undefined
+  const layout = lowered.layout
+  const decode: Decoder = (rows) => (decoder ??= decodeRows(layout, hooks))(rows)
+  const p: Plan = { statements: [{ sql, parameters }], layout, decode }
   cache[dialect].set(node, p)
   return p
 }

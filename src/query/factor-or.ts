@@ -26,6 +26,7 @@ type Op = Extract<NExpr, { k: 'op' }>
 
 /** The condition with rule `or-factor` applied to each of its disjunctive conjuncts. */
 export function factorOr(cond: NExpr): NExpr {
+  if (!hasDisjunct(cond)) return cond
   const parts = conjuncts(cond)
   let changed = false
   const out: NExpr[] = []
@@ -59,6 +60,11 @@ function factorDisjunction(d: Op): NExpr[] | undefined {
   }
   if (common.length === 0 && implied.length === 0) return undefined
   return [...common, ...implied, orOf(rest.map(andOf))]
+}
+
+/** Whether a conjunct of `e` is a disjunction of two or more (the rule's only case; most conditions have none). */
+function hasDisjunct(e: NExpr): boolean {
+  return e.k === 'op' && (e.op === 'or' ? e.args.length > 1 : e.op === 'and' && e.args.some(hasDisjunct))
 }
 
 /** The conjuncts of a condition (nested `and`s flattened). */

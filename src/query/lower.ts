@@ -135,6 +135,7 @@ export function slotExprs(v: NValue, l: Layout): (NExpr | undefined)[] {
  * key, the column index, or `undefined`.
  */
 export function orderByOutputColumn(t: NTop, value: Layout): (number | undefined)[] {
+  if (t.directions.length === 0) return []
   const slotsOf = t.query.branches.map((b) => slotExprs(b.value, value))
   return t.directions.map((_, j) => {
     let at: number | undefined

@@ -114,7 +114,8 @@ class Normaliser {
   readonly builds = new Map<number, GroupBuild>()
 
   fresh(hint: string): string {
-    const c = /^[A-Za-z]/.test(hint) ? hint[0]!.toLowerCase() : 'x'
+    const h = hint.charCodeAt(0) | 0x20 // ASCII letters to lower case
+    const c = h >= 0x61 && h <= 0x7a ? String.fromCharCode(h) : 'x'
     return `${c}${this.#aliases++}`
   }
 
@@ -652,7 +653,12 @@ class Normaliser {
   }
 
   op(e: ast.OpExpr, env: Env): NExpr {
-    const args = coerceConstants(e.op, e.args.map((a, i) => this.scalar(a, env, `operand ${i + 1} of Q.${e.op}`)))
+    // (The operand's description is built only for the error: this runs for every operator.)
+    const args = coerceConstants(e.op, e.args.map((a, i) => {
+      const v = this.value(a, env)
+      if (!isScalar(v)) throw new LineageQueryError('type', `operand ${i + 1} of Q.${e.op} must be a scalar expression, got a ${describe(v)}`)
+      return v
+    }))
     if (e.op === 'round') {
       const d = args[1]
       if (d === undefined || d.k !== 'const' || typeof d.value !== 'number' || !Number.isSafeInteger(d.value) || d.value < 0) {
@@ -744,7 +750,8 @@ function mentionsShared(x: unknown, seen = new Set<object>()): boolean {
   seen.add(x)
   if (Array.isArray(x)) return x.some((y) => mentionsShared(y, seen))
   if ((x as { k?: unknown }).k === 'shared') return true
-  for (const [key, v] of Object.entries(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && mentionsShared(v, seen)) return true
+  // (Object.keys, not Object.entries: no [key, value] pair is built per property.)
+  for (const key of Object.keys(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && mentionsShared((x as Record<string, unknown>)[key], seen)) return true
   return false
 }
 
@@ -761,7 +768,7 @@ function readsSharedInGroup(q: NQuery): boolean {
     if (Array.isArray(x)) return x.some((y) => inGroups(y, seen2))
     const g = x as { group?: unknown; alias?: unknown }
     if (typeof g.alias === 'string' && g.group !== undefined && mentionsShared(g.group, seen)) return true
-    for (const [key, v] of Object.entries(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && inGroups(v, seen2)) return true
+    for (const key of Object.keys(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && inGroups((x as Record<string, unknown>)[key], seen2)) return true
     return false
   }
   return inGroups(q)
@@ -915,6 +922,8 @@ function typedConst(value: ast.Constant, as: NonNullable<ast.ConstExpr['as']>): 
  * `case`'s values; the first operand of the date functions is a date or timestamp.
  */
 function coerceConstants(op: ast.ScalarOp, args: readonly NExpr[]): readonly NExpr[] {
+  // Only non-NULL constants are coerced: without one, nothing to do (most operators).
+  if (!args.some((a) => a.k === 'const' && a.value !== null)) return args
   const groups: number[][] = (() => {
     switch (op) {
       case 'eq': case 'ne': case 'lt': case 'le': case 'gt': case 'ge': case 'in': case 'coalesce':
