@@ -86,6 +86,21 @@ eachDialect('claims', (get) => {
     expect((await d().claim(db, 'fenced', ['1', '2', '3'], 'other', 60_000)).keys.sort()).toEqual(['1', '2'])
   }, 60_000)
 
+  it('collect removes the expired claims of dead workers, and keeps live ones', async () => {
+    const { db } = get()
+    const store = await openStore(db, { leaseMs: 2000 })
+    const dead = await d().claim(db, 'swept', ['1', '2'], 'dead', 100)
+    await d().claim(db, 'swept', ['3'], 'alive', 60_000)
+    // The dead worker's lease ended, but not yet a lease length (2 s) ago: kept.
+    await sleep(150)
+    expect((await store.collect({ olderThan: 0 })).claims).toBe(0)
+    await sleep(2500)
+    expect((await store.collect({ olderThan: 0 })).claims).toBe(2)
+    const rows = await sql<{ lq_key: string; owner: string }>`SELECT lq_key, owner FROM lq_claim WHERE tbl = 'swept' ORDER BY lq_key`.execute(db)
+    expect(rows.rows.map((r) => [r.lq_key, r.owner])).toEqual([['3', 'alive']])
+    expect(dead.token).toBeGreaterThan(0)
+  }, 60_000)
+
   it('an owner may claim again what it holds (calls of one store share its name)', async () => {
     const { db } = get()
     const one = await d().claim(db, 'again', ['1'], 'me', 60_000)

@@ -27,6 +27,8 @@
  *   commit (then finds the result stored).
  * - `held`: the live claims of a derived table (for `stale()` and `status`); `othersHold`:
  *   whether other workers hold some of a list of rows (a refresh waiting for them).
+ * - `sweep`: delete claims whose lease ended a while ago (`collect`): a worker killed with
+ *   `kill -9` leaves its claim rows, which are free once expired but stay in the table.
  *
  * The table and the token counter are created by migration 3 (`schema.ts`); `ddl` lists them.
  */
@@ -60,6 +62,8 @@ export interface ClaimDialect {
   fence(trx: Kysely<any>, table: string, keys: readonly string[], token: number): Promise<Set<string>>
   /** Live (unexpired) claims of `table`, or of every table. */
   held(db: Kysely<any>, table?: string): Promise<ClaimRow[]>
+  /** Delete the claims whose lease ended at least `graceMs` ago (of workers that died or stopped without releasing them); how many. */
+  sweep(db: Kysely<any>, graceMs: number): Promise<number>
   /** Whether another owner than `owner` holds a live claim on one of `keys` of `table`. */
   othersHold(db: Kysely<any>, table: string, keys: readonly string[], owner: string): Promise<boolean>
   /** Live claims held by others on any of `tables` (a worker waits for these before a downstream table). */
@@ -147,6 +151,11 @@ SELECT k FROM unnest(${keys}::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM gone 
         : await sql<{ tbl: string; lq_key: string; owner: string; expires: string; token: string }>`SELECT tbl, lq_key, owner, expires::text AS expires, token::text AS token FROM lq_claim WHERE tbl = ${table} AND expires > ${sql.raw(PG_NOW)} ORDER BY lq_key`.execute(db)
     return r.rows.map(rowOf)
   },
+  async sweep(db, graceMs) {
+    // Locked rows (a claimer taking one over right now) are skipped.
+    const r = await sql`WITH dead AS (SELECT tbl, lq_key FROM lq_claim WHERE expires <= ${sql.raw(PG_NOW)} - ${graceMs}::bigint ORDER BY tbl, lq_key FOR UPDATE SKIP LOCKED) DELETE FROM lq_claim c USING dead WHERE c.tbl = dead.tbl AND c.lq_key = dead.lq_key`.execute(db)
+    return Number(r.numAffectedRows ?? 0)
+  },
   async othersHold(db, table, keys, owner) {
     const r = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim WHERE tbl = ${table} AND lq_key = ANY(${keys}::text[]) AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)} LIMIT 1`.execute(db)
     return r.rows.length > 0
@@ -205,6 +214,10 @@ RETURNING lq_key`.execute(c)
         ? await sql<{ tbl: string; lq_key: string; owner: string; expires: number; token: number }>`SELECT tbl, lq_key, owner, expires, token FROM lq_claim WHERE expires > ${sql.raw(SQLITE_NOW)} ORDER BY tbl, lq_key`.execute(db)
         : await sql<{ tbl: string; lq_key: string; owner: string; expires: number; token: number }>`SELECT tbl, lq_key, owner, expires, token FROM lq_claim WHERE tbl = ${table} AND expires > ${sql.raw(SQLITE_NOW)} ORDER BY lq_key`.execute(db)
     return r.rows.map(rowOf)
+  },
+  async sweep(db, graceMs) {
+    const r = await sql`DELETE FROM lq_claim WHERE expires <= ${sql.raw(SQLITE_NOW)} - ${graceMs}`.execute(db)
+    return Number(r.numAffectedRows ?? 0)
   },
   async othersHold(db, table, keys, owner) {
     const r = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim WHERE tbl = ${table} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)})) AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)} LIMIT 1`.execute(db)
