@@ -1,6 +1,6 @@
 // A worker process of bench/workers.ts, on the built package (dist/): opens the store of a
 // PostgreSQL schema, declares `a` over `src` and, once it reads `go` on stdin, refreshes.
-// Prints one JSON line: { keys (computed here), t0, t1 (epoch ms), report }.
+// Prints one JSON line: { keys (computed here), t0, t1 (epoch ms), cpuMs (this process's CPU time during the refresh), report }.
 // Usage: node workers-child.mjs <url> <schema> <fn: sleep10|trivial> <concurrency> <batchSize> <leaseMs>
 import * as t from 'io-ts'
 import { Kysely, PostgresDialect } from 'kysely'
@@ -39,9 +39,11 @@ try {
   // An open stdin would keep this process alive after its work.
   process.stdin.destroy()
   const t0 = Date.now()
+  const cpu0 = process.cpuUsage()
   const report = await store.refresh({ concurrency: Number(concText), batchSize: Number(batchText) })
   const t1 = Date.now()
-  process.stdout.write(JSON.stringify({ keys, t0, t1, report }) + '\n')
+  const cpu = process.cpuUsage(cpu0)
+  process.stdout.write(JSON.stringify({ keys, t0, t1, cpuMs: (cpu.user + cpu.system) / 1000, report }) + '\n')
 } catch (e) {
   process.stdout.write(JSON.stringify({ error: String(e?.stack ?? e) }) + '\n')
   process.exitCode = 1

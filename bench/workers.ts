@@ -6,7 +6,9 @@
  *    (bench/workers-child.mjs; a first fill of `src`), with a function that awaits 10 ms
  *    (concurrency 16 per process) and with a trivial one: rows/s from the first start to the
  *    last end, rows computed more than once (calls minus distinct keys, over every process), and
- *    the time spent claiming, extending and releasing leases as a share of the refresh time.
+ *    the time spent claiming, extending and releasing leases as a share of the refresh time, and
+ *    the worker processes' CPU time per row (on a loaded machine, CPU is what N processes share:
+ *    a rising CPU cost per row with N is coordination work).
  * 2. `kill -9`: two processes, one killed 300 ms into the fill; the time from the kill to the
  *    survivor's end (its refresh waits for the dead worker's leases to expire, then computes
  *    its rows), against the lease length.
@@ -36,6 +38,7 @@ interface ChildOut {
   keys: unknown[]
   t0: number
   t1: number
+  cpuMs: number
   report: { leases?: { claimMs: number; heartbeatMs: number; releaseMs: number }; durationMs: number; totals: { computed: number } }
   error?: string
 }
@@ -81,6 +84,8 @@ function startChild(args: string[]): { proc: ChildProcess; ready: Promise<void>;
     })
     proc.stderr!.on('data', (b: Buffer) => {
       err += b.toString()
+      // LQ_BENCH_WORKERS_STDERR=1: show the children's stderr as it comes (traces, warnings).
+      if (process.env['LQ_BENCH_WORKERS_STDERR'] === '1') process.stderr.write(b)
     })
     proc.on('error', (e) => {
       const x = died(`failed to start: ${e.message}`)
@@ -125,7 +130,7 @@ async function startAll(procs: number, args: string[]): Promise<ReturnType<typeo
   return kids
 }
 
-async function throughput(n: number, procs: number, fn: 'sleep10' | 'trivial', batch: number): Promise<{ rate: number; dups: number; leaseShare: number; computed: number }> {
+async function throughput(n: number, procs: number, fn: 'sleep10' | 'trivial', batch: number): Promise<{ rate: number; dups: number; leaseShare: number; computed: number; cpuPerRow: number }> {
   const s = await freshSchema(n)
   try {
     const kids = await startAll(procs, [pgUrl, s.schema, fn, '16', String(batch), '30000'])
@@ -138,7 +143,8 @@ async function throughput(n: number, procs: number, fn: 'sleep10' | 'trivial', b
     const busyMs = outs.reduce((a, o) => a + o.report.durationMs, 0)
     const stored = Number((await s.admin.query(`SELECT count(*) AS n FROM a`)).rows[0].n)
     if (stored !== n) throw new Error(`${stored} rows stored, expected ${n}`)
-    return { rate: n / ((t1 - t0) / 1000), dups: calls - distinct, leaseShare: leaseMs / busyMs, computed: distinct }
+    const cpuMs = outs.reduce((a, o) => a + o.cpuMs, 0)
+    return { rate: n / ((t1 - t0) / 1000), dups: calls - distinct, leaseShare: leaseMs / busyMs, computed: distinct, cpuPerRow: (cpuMs * 1000) / n }
   } finally {
     await s.drop()
   }
@@ -259,10 +265,10 @@ export async function main(): Promise<void> {
     for (const [fn, n, batch] of [['sleep10', nSlow, 200], ['trivial', nFast, 2000]] as const) {
       if (!fns.has(fn)) continue
       const base = await throughput(n, 1, fn, batch)
-      console.log(`${fn}, ${n} rows: 1 process ${base.rate.toFixed(0)} rows/s, duplicates ${base.dups}, lease time ${(base.leaseShare * 100).toFixed(1)}% of refresh time`)
+      console.log(`${fn}, ${n} rows: 1 process ${base.rate.toFixed(0)} rows/s, duplicates ${base.dups}, lease time ${(base.leaseShare * 100).toFixed(1)}% of refresh time, worker CPU ${base.cpuPerRow.toFixed(0)} µs/row`)
       for (const p of [2, 4]) {
         const r = await throughput(n, p, fn, batch)
-        console.log(`${fn}, ${n} rows: ${p} processes ${r.rate.toFixed(0)} rows/s = ${(r.rate / base.rate).toFixed(2)}x one (target >= ${(0.8 * p).toFixed(1)}x for sleep10), duplicates ${r.dups}, lease time ${(r.leaseShare * 100).toFixed(1)}% (target < 5%)`)
+        console.log(`${fn}, ${n} rows: ${p} processes ${r.rate.toFixed(0)} rows/s = ${(r.rate / base.rate).toFixed(2)}x one (target >= ${(0.8 * p).toFixed(1)}x for sleep10), duplicates ${r.dups}, lease time ${(r.leaseShare * 100).toFixed(1)}% (target < 5%), worker CPU ${r.cpuPerRow.toFixed(0)} µs/row (all processes)`)
       }
     }
   }

@@ -140,9 +140,31 @@ export class LeaseKeeper {
     return this.#beating
   }
 
-  /** In a write transaction: which of `keys` of `table` another token than `token` holds now (fencing). */
-  fence(trx: Kysely<any>, table: string, keys: readonly string[], token: number): Promise<Set<string>> {
-    return this.#d.fence(trx, table, keys, token)
+  /**
+   * In the write transaction of `lease`'s batch: which of `keys` another worker holds now
+   * (fencing: their results are refused); the lease's claims on the others are deleted in the
+   * transaction, released when it commits (see `written`). Its time counts as release time.
+   */
+  async fence(trx: Kysely<any>, lease: Lease, keys: readonly string[]): Promise<Set<string>> {
+    const t0 = performance.now()
+    try {
+      return await this.#d.fence(trx, lease.table, keys, lease.token)
+    } finally {
+      this.stats.releaseMs += performance.now() - t0
+    }
+  }
+
+  /**
+   * The write transaction that ran `fence` over `keys` of `lease` committed: those claims are
+   * gone. When they were all of the lease's, it is no longer held (`release` has nothing left
+   * to do); otherwise `release` deletes the rest.
+   */
+  written(lease: Lease, keys: readonly string[]): void {
+    if (!this.#held.has(lease.token)) return
+    const done = new Set(keys)
+    for (const k of lease.keys) if (!done.has(k)) return
+    this.#held.delete(lease.token)
+    if (this.#held.size === 0) this.#stopTimer()
   }
 
   /** Live claims of other workers on any of `tables`. */
@@ -151,8 +173,8 @@ export class LeaseKeeper {
   }
 
   /** Whether another worker holds a live claim on one of `keys` of `table`. */
-  async othersHold(table: string, keys: ReadonlySet<string>): Promise<boolean> {
-    return (await this.#d.held(this.#db, table)).some((c) => c.owner !== this.owner && keys.has(c.key))
+  othersHold(table: string, keys: ReadonlySet<string>): Promise<boolean> {
+    return this.#d.othersHold(this.#db, table, [...keys], this.owner)
   }
 
   /** Stop the heartbeat (leases stay in the table until they expire or are released). */

@@ -1,11 +1,12 @@
 /**
  * Store maintenance: derived tables no declaration names (`undeclared`, `drop`), and collecting
  * tombstones (`collect`): revision rows of deleted root rows and metadata rows of deleted
- * derived rows that every watermark has seen.
+ * derived rows that every watermark has seen, and the expired claims of dead workers.
  */
 import { LineageQueryError } from '../errors.js'
 import type { Engine } from './engine.js'
 import { allWatermarks, derivedNames } from './sql/reads.js'
+import { claimDialects } from './sql/claims.js'
 import { startupDialects } from './sql/index.js'
 import { dropDerived, sweepTombstones, type SweepTarget } from './sql/writes.js'
 
@@ -25,9 +26,12 @@ export async function drop(engine: Engine, name: string): Promise<void> {
 /**
  * Remove tombstones written at or before `olderThan` and below every watermark (and, on
  * PostgreSQL, committed in every watermark's snapshot): of the roots and derived tables
- * `engine` declares. Returns how many of each were removed.
+ * `engine` declares; and claim rows whose lease ended at least `leaseMs` ago (left by workers
+ * that died: an expired claim is free, but its row stays until taken over or swept; a worker
+ * whose lease ended that long ago lost its rows anyway, see `leases.ts`). Returns how many of
+ * each were removed.
  */
-export async function collect(engine: Engine, olderThan: number): Promise<{ revisions: number; tombstones: number }> {
+export async function collect(engine: Engine, olderThan: number, leaseMs: number): Promise<{ revisions: number; tombstones: number; claims: number }> {
   // Revisions up to `horizon`: not after `olderThan`, and at or below every watermark (seen).
   let horizon = olderThan
   const snapshots = new Set<string>()
@@ -35,7 +39,7 @@ export async function collect(engine: Engine, olderThan: number): Promise<{ revi
     horizon = Math.min(horizon, w.rev)
     if (w.xmin !== null) snapshots.add(w.xmin)
   }
-  const out = { revisions: 0, tombstones: 0 }
+  const out = { revisions: 0, tombstones: 0, claims: await claimDialects[engine.d.name].sweep(engine.db, leaseMs) }
   if (horizon <= 0) return out
   const sd = startupDialects[engine.d.name]
   const sweep = (target: SweepTarget) => sd.writeTransaction(engine.db, (trx) => sweepTombstones(trx, engine.d, target, horizon, [...snapshots]))

@@ -10,12 +10,13 @@
  * debounce), are left behind, and the watermark never passes rows left behind: a refresh waits
  * for the other workers and runs the table again, a watch wave leaves them to a later wave.
  */
+import type { Kysely } from 'kysely'
 import { retryBusy } from './busy.js'
 import { compute } from './compute.js'
 import { deleteRows } from './delete.js'
 import { BUSY_WAIT_MS, chunks, type Derivation, type Engine, type ScanFilter, type Task } from './engine.js'
 import { inputLoader, loadTasks } from './inputs.js'
-import { notStored } from './claims.js'
+import { notStored, type Claim } from './claims.js'
 import { keyText, lineageOfAddress } from './keys.js'
 import { Aborted, handled, leftOf, sleep, throwIfAborted, untilAborted, yieldToLoop, type Op } from './ops.js'
 import { fillCount, fillPage, fillRootPage, isFirstFill, pagesByRootKey, unsafeKeyWork } from './scan/fill.js'
@@ -76,20 +77,20 @@ export async function refreshTable(engine: Engine, x: Derivation, full: boolean,
   const load = await inputLoader(engine, x, bulk)
   // A first fill writes bigger batches (fewer statements and transactions), unless told otherwise.
   const parts = chunks(todo, batch ?? (bulk ? BULK_BATCH : BATCH))
-  for (const [i, part] of parts.entries()) {
-    // Let timers and I/O run between batches (better-sqlite3 is synchronous), and stop here when aborted.
-    await yieldToLoop()
+  let i = 0
+  await runBatches(engine, x, report[x.name]!, op, async () => {
+    const part = parts[i++]
+    if (part === undefined) return undefined
     throwIfAborted(op)
     const tasks = await load(part)
-    await runBatch(engine, x, tasks, report[x.name]!, op)
     await writeResults(engine, x, await lostKeys(engine, x, part, tasks), report[x.name]!)
-    tell('batch')
     // PostgreSQL: lq_edge is shared by every comprehension derivation, and its statistics may
     // not know this table's name yet (an earlier ANALYZE saw other tables' edges only): then
     // each batch's edge statements are planned as a scan of all this table's edges so far.
     // Fresh statistics after the first batch of a big fill keep them key lookups.
-    if (i === 0 && x.source.kind === 'query' && parts.length > 2) await engine.d.analyze(engine.db, 'lq_edge')
-  }
+    const first = i === 1 && x.source.kind === 'query' && parts.length > 2
+    return { tasks, stored: async () => (tell('batch'), first ? engine.d.analyze(engine.db, 'lq_edge') : undefined) }
+  })
   if (await leftBehind(x, op, () => refreshTable(engine, x, full, batch, report, op, progress))) return
   await finishTable(engine, x, clock, wm, report[x.name]!, () => tell('done'))
 }
@@ -113,7 +114,9 @@ export async function leftBehind(x: Derivation, op: Op, again: () => Promise<voi
   const l = op.leftBehind.get(x.name)
   if (l === undefined || (l.held.size === 0 && l.deferred === 0)) return false
   if (!op.waitForOthers || l.deferred > 0) return true
-  for (let pause = 20; await op.keeper.othersHold(x.name, l.held); pause = Math.min(pause * 2, 500)) {
+  // Polled (a query of the held keys' live claims) at most every OTHERS_POLL_MS: the other
+  // workers are releasing batches as they go, and every pause is time this worker idles.
+  for (let pause = 10; await op.keeper.othersHold(x.name, l.held); pause = Math.min(pause * 2, OTHERS_POLL_MS)) {
     throwIfAborted(op)
     await untilAborted(sleep(pause), op)
   }
@@ -121,6 +124,9 @@ export async function leftBehind(x: Derivation, op: Op, again: () => Promise<voi
   await again()
   return true
 }
+
+/** The longest pause between two looks at rows other workers hold (a refresh waiting for them). */
+const OTHERS_POLL_MS = 100
 
 /**
  * Claims in topological order: while another worker computes rows of a derived table `x`
@@ -153,35 +159,34 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
     // One integer key: pages of the root table in its key order, with their revisions.
     await writeResults(engine, x, splitUnkeyable(x, await unsafeKeyWork(engine, x)).failed, mine)
     let after: number | undefined
-    for (;;) {
-      await yieldToLoop()
+    let end = false
+    await runBatches(engine, x, mine, op, async () => {
+      if (end) return undefined
       throwIfAborted(op)
       const page = await fillRootPage(engine, x, after, size)
-      if (page.read === 0) break
       after = page.last
-      await runBatch(engine, x, op.settling === undefined ? page.tasks : page.tasks.filter((t) => !deferred(engine, x, t.lineage, op)), mine, op)
-      tell('batch')
-      if (page.read < size) break
-    }
+      end = page.read < size
+      if (page.read === 0) return undefined
+      return { tasks: op.settling === undefined ? page.tasks : page.tasks.filter((t) => !deferred(engine, x, t.lineage, op)), stored: async () => tell('batch') }
+    })
     if (await leftBehind(x, op, () => refreshTable(engine, x, false, batch, report, op, progress))) return
     return finishTable(engine, x, clock, wm, mine, () => tell('done'))
   }
   let cursor: unknown
-  for (;;) {
-    await yieldToLoop()
+  let end = false
+  await runBatches(engine, x, mine, op, async () => {
+    if (end) return undefined
     throwIfAborted(op)
     const page = await fillPage(engine, x, cursor, size)
-    if (page.work.length === 0) break
     cursor = page.cursor
+    end = page.work.length < size
+    if (page.work.length === 0) return undefined
     const { keyable, failed } = splitUnkeyable(x, page.work)
     await writeResults(engine, x, failed, mine)
     const loaded = await loadTasks(engine, x, keyable)
-    const tasks = op.settling === undefined ? loaded : loaded.filter((t) => !deferred(engine, x, t.lineage, op))
-    await runBatch(engine, x, tasks, mine, op)
-    await writeResults(engine, x, await lostKeys(engine, x, keyable, tasks), mine)
-    tell('batch')
-    if (page.work.length < size) break
-  }
+    await writeResults(engine, x, await lostKeys(engine, x, keyable, loaded), mine)
+    return { tasks: op.settling === undefined ? loaded : loaded.filter((t) => !deferred(engine, x, t.lineage, op)), stored: async () => tell('batch') }
+  })
   if (await leftBehind(x, op, () => refreshTable(engine, x, false, batch, report, op, progress))) return
   await finishTable(engine, x, clock, wm, mine, () => tell('done'))
 }
@@ -201,6 +206,77 @@ async function finishTable(engine: Engine, x: Derivation, clock: Watermark, wm: 
   await retryBusy(engine.d, `refresh of \`${x.name}\` (its watermark)`, engine.busyMs ?? BUSY_WAIT_MS, () => writeWatermark(engine.db, x.name, clock, wm.applied, x.codeVersion))
 }
 
+/** A batch for `runBatches`: its tasks, and what to do once it is stored (progress), in batch order. */
+export interface Batch {
+  readonly tasks: readonly Task[]
+  readonly stored?: () => Promise<void>
+}
+
+/**
+ * Run batches one after the other as a pipeline, so that neither the database round trips nor
+ * the end of a batch leave the function calls idle: while batch i computes, batch i-1 is
+ * stored and batch i+1 is read and claimed (`next`); with a concurrency limit
+ * (`RefreshOptions.concurrency`), batch i+1's calls queue behind batch i's, so the limit's slots
+ * stay busy across batch boundaries (without one, a batch's calls all start at once and the
+ * next batch starts computing when the previous one has). At most two batches are between
+ * claim and store. Batches are stored in order, each in its own transaction, fenced as
+ * `runBatch` does. `next` is called from one place at a time; it returns undefined at the end,
+ * and throws `Aborted` (`throwIfAborted`) when the call stops before a batch that exists.
+ * When a batch fails, the batches after it are not stored (their leases are released, and
+ * in-process waiters run their tasks); an abort or drain (`Aborted`) stops reading batches,
+ * and the batches already claimed are finished and stored (a drain) or stored as far as they
+ * got (an abort, see `compute`). The first error is thrown once every batch has settled.
+ */
+export async function runBatches(engine: Engine, x: Derivation, report: TableReport, op: Op, next: () => Promise<Batch | undefined>): Promise<void> {
+  const overlap = op.limit !== undefined
+  const state: { failure?: { e: unknown } } = {}
+  const fail = (e: unknown): void => {
+    // The first error wins, but a real failure wins over a stop (Aborted).
+    if (state.failure === undefined || (state.failure.e instanceof Aborted && !(e instanceof Aborted))) state.failure = { e }
+  }
+  // A batch after a failed one (not a stop) is not stored.
+  const failed = (): { e: unknown } | undefined => (state.failure !== undefined && !(state.failure.e instanceof Aborted) ? state.failure : undefined)
+  const inFlight: Promise<void>[] = []
+  let lastCompute: Promise<unknown> = Promise.resolve()
+  let lastStore: Promise<void> = Promise.resolve()
+  try {
+    while (state.failure === undefined) {
+      // Let timers and I/O run between batches (better-sqlite3 is synchronous).
+      await yieldToLoop()
+      const b = await next()
+      if (b === undefined) break
+      const p = await prepareBatch(engine, x, b.tasks, op)
+      const prevCompute = lastCompute
+      const computed = (async () => {
+        if (!overlap) await prevCompute.catch(() => undefined)
+        return compute(x, p.mine, op, engine.timeoutMs)
+      })()
+      lastCompute = computed
+      const prevStore = lastStore
+      const stored = (async () => {
+        const c = await computed.catch((e: unknown) => ({ error: e }))
+        await prevStore.catch(() => undefined)
+        const earlier = failed()
+        if ('error' in c || earlier !== undefined) {
+          const e = 'error' in c ? c.error : earlier!.e
+          await dropBatch(p, op, e)
+          throw e
+        }
+        await storeBatch(engine, x, p, c, report, op)
+        await b.stored?.()
+      })()
+      stored.catch(fail)
+      lastStore = stored
+      inFlight.push(stored)
+      if (inFlight.length >= 2) await inFlight.shift()!.catch(() => undefined)
+    }
+  } catch (e) {
+    fail(e)
+  }
+  await Promise.allSettled(inFlight)
+  if (state.failure !== undefined) throw state.failure.e
+}
+
 /**
  * Run the functions for `tasks` and store the results, computing each (row, inputs, code
  * version) once per process: a task already in flight (from a concurrent get or refresh) is
@@ -209,13 +285,39 @@ async function finishTable(engine: Engine, x: Derivation, clock: Watermark, wm: 
  * overlapped it) skips both checks: nothing else can have computed its tasks.
  */
 export async function runBatch(engine: Engine, x: Derivation, tasks: readonly Task[], report: TableReport, op: Op): Promise<void> {
+  const p = await prepareBatch(engine, x, tasks, op)
+  let c: Computed
+  try {
+    c = await compute(x, p.mine, op, engine.timeoutMs)
+  } catch (e) {
+    await dropBatch(p, op, e)
+    throw e
+  }
+  await storeBatch(engine, x, p, c, report, op)
+}
+
+/** A batch claimed: the tasks this caller computes, its lease, and what it left to others. */
+interface Prepared {
+  readonly claim: Claim
+  readonly mine: readonly Task[]
+  readonly lease: Lease | undefined
+  /** Tasks another worker process holds (left behind). */
+  readonly heldByOthers: ReadonlySet<string>
+}
+
+type Computed = Awaited<ReturnType<typeof compute>>
+
+/**
+ * Claim a batch: in this process (`claims.ts`: tasks another call computes are waited for),
+ * then across processes (a lease on the rows in the claim table: rows another worker process
+ * holds are left to it, see `leftBehind`).
+ */
+async function prepareBatch(engine: Engine, x: Derivation, tasks: readonly Task[], op: Op): Promise<Prepared> {
   const claim = await engine.claims.claim(engine, x, tasks, op.alone)
   const heldByOthers = new Set<string>()
   let lease: Lease | undefined
   try {
     let mine = claim.mine
-    // Leases: the batch's rows in the store's claim table; rows another worker process holds
-    // are left to it (see `leftBehind`).
     if (mine.length > 0) {
       lease = await op.keeper.claim(x.name, mine.map((t) => t.addr))
       const got = lease.keys
@@ -232,14 +334,40 @@ export async function runBatch(engine: Engine, x: Derivation, tasks: readonly Ta
       // scan and our claim (`claim` checked already when not alone; `full: true` recomputes).
       if (op.alone && !op.recompute) mine = await notStored(engine, x, mine)
     }
-    const { results, abandoned } = await compute(x, mine, op, engine.timeoutMs)
+    return { claim, mine, lease, heldByOthers }
+  } catch (e) {
+    claim.settle(e)
+    if (lease !== undefined) await op.keeper.release(lease)
+    throw e
+  }
+}
+
+/** A claimed batch that will not be stored (an earlier batch failed): its lease released, its in-process waiters told. */
+async function dropBatch(p: Prepared, op: Op, e: unknown): Promise<void> {
+  p.claim.settle(e)
+  if (p.lease !== undefined) await op.keeper.release(p.lease)
+}
+
+/** Store a computed batch (fenced by its lease), release the lease, then finish the tasks other calls of this process held. */
+async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Computed, report: TableReport, op: Op): Promise<void> {
+  const { claim, lease } = p
+  try {
     // Fencing: results of rows another worker took over (our lease expired) are refused; the
     // monotonic guard judges the rest.
-    const token = lease?.token
-    await writeResults(engine, x, results, report, token === undefined ? undefined : (trx, keys) => op.keeper.fence(trx, x.name, keys, token))
+    // The fence also releases the claims of the rows it lets through, in the write transaction:
+    // when one transaction stored the batch (no busy retry, no split), nothing is left to release.
+    let fenced = 0
+    let released: readonly string[] = []
+    const fence = lease === undefined ? undefined : (trx: Kysely<any>, keys: readonly string[]) => {
+      fenced++
+      released = keys
+      return op.keeper.fence(trx, lease, keys)
+    }
+    await writeResults(engine, x, c.results, report, fence)
+    if (lease !== undefined && fenced === 1) op.keeper.written(lease, released)
     // Calls abandoned by an abort were not stored: concurrent callers waiting on them run them.
-    if (abandoned) throw new Aborted()
-    claim.settle(undefined, heldByOthers)
+    if (c.abandoned) throw new Aborted()
+    claim.settle(undefined, p.heldByOthers)
   } catch (e) {
     claim.settle(e)
     throw e

@@ -562,7 +562,8 @@ export class Store {
    * Remove tombstones: revision rows of deleted root rows (of the roots this program tracks) and
    * metadata rows of deleted derived rows (of the tables it declares), written at or before
    * revision `olderThan` and already seen by the last refresh of every derived table in the store (below
-   * every watermark). Returns how many of each were removed.
+   * every watermark). Also removes claim rows whose lease ended at least one lease length
+   * (`StoreOptions.leaseMs`) ago, left by workers that died. Returns how many of each were removed.
    *
    * `olderThan` must be a clock value (`store.clock()`) read before every computation still
    * running started, in any process. A late result, computed from inputs read before a
@@ -571,13 +572,13 @@ export class Store {
    * comprehension result for an address with no metadata row is refused when evaluated before
    * the highest collected tombstone of its table (see `write.ts`).
    */
-  async collect(options: { readonly olderThan: number }): Promise<{ revisions: number; tombstones: number }> {
+  async collect(options: { readonly olderThan: number }): Promise<{ revisions: number; tombstones: number; claims: number }> {
     const olderThan = (options as { olderThan?: unknown } | undefined)?.olderThan
     if (typeof olderThan !== 'number' || !Number.isSafeInteger(olderThan) || olderThan < 0) {
       throw new LineageQueryError('argument', `store.collect expects { olderThan: revision }, a clock value read with store.clock() before every computation still running started; got ${showValue(olderThan)}`)
     }
     await this.#ensureAll()
-    return collect(this.#engine, olderThan)
+    return collect(this.#engine, olderThan, this.#leaseMs)
   }
 
   // ---------------------------------------------------------------- helpers

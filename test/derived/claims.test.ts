@@ -1,7 +1,8 @@
 /**
  * Leases in the claim table (dialect-claims.ts) and the lease keeper (leases.ts), on SQLite and
  * PostgreSQL: disjoint claims, expiry and take-over with a newer fencing token, heartbeats,
- * release, the fencing check, lost-lease detection.
+ * release, the fencing check (which releases the rows it lets through with the write), lost-lease
+ * detection.
  */
 import { sql } from 'kysely'
 import { beforeAll, describe, expect, it } from 'vitest'
@@ -66,6 +67,38 @@ eachDialect('claims', (get) => {
     expect(await d().release(db, 'w', c.token)).toBe(2)
     expect(await d().held(db, 'beat')).toEqual([])
     expect((await d().claim(db, 'beat', ['x'], 'other', 300)).keys).toEqual(['x'])
+  }, 60_000)
+
+  it("a fenced write releases the batch's claims when it commits, and keeps them when it rolls back", async () => {
+    const { db } = get()
+    const c = await d().claim(db, 'fenced', ['1', '2', '3'], 'w', 60_000)
+    // Rolled back: the claims stay, under the batch's token.
+    await expect(
+      db.transaction().execute(async (trx) => {
+        expect([...(await d().fence(trx, 'fenced', ['1', '2'], c.token))]).toEqual([])
+        throw new Error('rollback')
+      }),
+    ).rejects.toThrow('rollback')
+    expect((await d().held(db, 'fenced')).map((h) => h.key)).toEqual(['1', '2', '3'])
+    // Committed: the fenced keys are released with the write; the batch's other key stays held.
+    expect([...(await db.transaction().execute((trx) => d().fence(trx, 'fenced', ['1', '2'], c.token)))]).toEqual([])
+    expect((await d().held(db, 'fenced')).map((h) => [h.key, h.token])).toEqual([['3', c.token]])
+    expect((await d().claim(db, 'fenced', ['1', '2', '3'], 'other', 60_000)).keys.sort()).toEqual(['1', '2'])
+  }, 60_000)
+
+  it('collect removes the expired claims of dead workers, and keeps live ones', async () => {
+    const { db } = get()
+    const store = await openStore(db, { leaseMs: 2000 })
+    const dead = await d().claim(db, 'swept', ['1', '2'], 'dead', 100)
+    await d().claim(db, 'swept', ['3'], 'alive', 60_000)
+    // The dead worker's lease ended, but not yet a lease length (2 s) ago: kept.
+    await sleep(150)
+    expect((await store.collect({ olderThan: 0 })).claims).toBe(0)
+    await sleep(2500)
+    expect((await store.collect({ olderThan: 0 })).claims).toBe(2)
+    const rows = await sql<{ lq_key: string; owner: string }>`SELECT lq_key, owner FROM lq_claim WHERE tbl = 'swept' ORDER BY lq_key`.execute(db)
+    expect(rows.rows.map((r) => [r.lq_key, r.owner])).toEqual([['3', 'alive']])
+    expect(dead.token).toBeGreaterThan(0)
   }, 60_000)
 
   it('an owner may claim again what it holds (calls of one store share its name)', async () => {

@@ -158,13 +158,13 @@ for (const dialect of dialectNames) {
       await sql`DELETE FROM src WHERE id IN (1, 2)`.execute(db)
       await store.refresh()
       await store.refresh() // the watermark passes the derived tombstones too
-      expect(await store.collect({ olderThan: before })).toEqual({ revisions: 0, tombstones: 0 })
-      expect(await store.collect({ olderThan: await store.clock() })).toEqual({ revisions: 2, tombstones: 2 })
+      expect(await store.collect({ olderThan: before })).toEqual({ revisions: 0, tombstones: 0, claims: 0 })
+      expect(await store.collect({ olderThan: await store.clock() })).toEqual({ revisions: 2, tombstones: 2, claims: 0 })
       expect(await count(db, `SELECT count(*) AS n FROM lq_rev_src`)).toBe(1)
       expect(await count(db, `SELECT count(*) AS n FROM lq_meta_out`)).toBe(1)
       // A deletion no refresh has seen yet is kept.
       await sql`DELETE FROM src WHERE id = 3`.execute(db)
-      expect(await store.collect({ olderThan: await store.clock() })).toEqual({ revisions: 0, tombstones: 0 })
+      expect(await store.collect({ olderThan: await store.clock() })).toEqual({ revisions: 0, tombstones: 0, claims: 0 })
       await store.refresh()
       expect(await dataOf(db, 'out')).toEqual({})
       // Keys come back as new rows.
@@ -190,7 +190,7 @@ for (const dialect of dialectNames) {
       await sql`DELETE FROM src WHERE id = 1`.execute(db)
       await store.refresh()
       await store.refresh()
-      expect(await store.collect({ olderThan: await store.clock() })).toEqual({ revisions: 1, tombstones: 1 })
+      expect(await store.collect({ olderThan: await store.clock() })).toEqual({ revisions: 1, tombstones: 1, claims: 0 })
       gate.release()
       expect((await pending).state).toBe('missing')
       expect(await dataOf(db, 'out')).toEqual({ '2': 'B' })
@@ -219,7 +219,7 @@ for (const dialect of dialectNames) {
       await sql`UPDATE src SET text = 'gone' WHERE id = 1`.execute(db)
       expect((await store.refresh()).tables['kept']!.deleted).toBe(1)
       await store.refresh()
-      expect(await store.collect({ olderThan: await store.clock() })).toEqual({ revisions: 0, tombstones: 1 })
+      expect(await store.collect({ olderThan: await store.clock() })).toEqual({ revisions: 0, tombstones: 1, claims: 0 })
       gate.release()
       await pending
       // The result evaluated before the tombstone was written is refused by the collected floor.

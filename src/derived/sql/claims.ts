@@ -17,12 +17,18 @@
  * - `heartbeat`: extend every claim of `owner` under the given tokens; returns the tokens and
  *   how many rows each still holds (fewer than taken: some lease was lost to another worker).
  * - `release`: delete the claim rows of `owner` under a token.
- * - `fence`: inside a write transaction, the addresses of a batch that have no claim row under
- *   the batch's token any more (its lease was lost: taken over by another worker, which may
- *   have stored its result and released the row already). PostgreSQL locks the
- *   batch's own claim rows (`FOR UPDATE`) until the write commits, so a worker taking over an
- *   expired lease skips them (`SKIP LOCKED`) until the result is stored.
- * - `held`: the live claims of a derived table (for `stale()` and `status`).
+ * - `fence`: inside a batch's write transaction, the addresses of the batch that have no claim
+ *   row under the batch's token any more (its lease was lost: taken over by another worker,
+ *   which may have stored its result and released the row already); the batch's claim rows of
+ *   the other addresses are deleted in that transaction, so they are released when the write
+ *   commits (no release statement of its own) and kept when it rolls back. PostgreSQL locks
+ *   them (`FOR UPDATE`, in key order) first: a worker taking over an expired lease skips them
+ *   (`SKIP LOCKED`) until the result is stored, and an insert of the same key waits for the
+ *   commit (then finds the result stored).
+ * - `held`: the live claims of a derived table (for `stale()` and `status`); `othersHold`:
+ *   whether other workers hold some of a list of rows (a refresh waiting for them).
+ * - `sweep`: delete claims whose lease ended a while ago (`collect`): a worker killed with
+ *   `kill -9` leaves its claim rows, which are free once expired but stay in the table.
  *
  * The table and the token counter are created by migration 3 (`schema.ts`); `ddl` lists them.
  */
@@ -52,10 +58,14 @@ export interface ClaimDialect {
   heartbeat(db: Kysely<any>, owner: string, tokens: readonly number[], leaseMs: number): Promise<Map<number, number>>
   /** Delete the claims of `owner` under `token` (all of them, or those of `keys`); how many. */
   release(db: Kysely<any>, owner: string, token: number, keys?: readonly string[]): Promise<number>
-  /** In a write transaction: which of `keys` of `table` are no longer held under `token` (lost leases). */
+  /** In a write transaction: which of `keys` of `table` are no longer held under `token` (lost leases); the claims on the others are deleted (released at commit). */
   fence(trx: Kysely<any>, table: string, keys: readonly string[], token: number): Promise<Set<string>>
   /** Live (unexpired) claims of `table`, or of every table. */
   held(db: Kysely<any>, table?: string): Promise<ClaimRow[]>
+  /** Delete the claims whose lease ended at least `graceMs` ago (of workers that died or stopped without releasing them); how many. */
+  sweep(db: Kysely<any>, graceMs: number): Promise<number>
+  /** Whether another owner than `owner` holds a live claim on one of `keys` of `table`. */
+  othersHold(db: Kysely<any>, table: string, keys: readonly string[], owner: string): Promise<boolean>
   /** Live claims held by others on any of `tables` (a worker waits for these before a downstream table). */
   liveOn(db: Kysely<any>, tables: readonly string[], owner: string): Promise<number>
   /**
@@ -124,14 +134,14 @@ up AS (UPDATE lq_claim c SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint F
     return Number(r.numAffectedRows ?? 0)
   },
   async fence(trx, table, keys, token) {
-    // Our own rows are locked until the write commits: a worker taking over an expired lease
-    // skips them meanwhile. Keys with no row under our token were taken over (and maybe
-    // stored and released already). The keys as one array
-    // parameter (`= ANY`, an index probe each) and NOT EXISTS (an anti-join): with a semi-join
-    // over jsonb_array_elements_text, a young lq_claim's statistics made PostgreSQL nest loops
+    // Our own rows are locked (in key order, as every claim statement locks them) and deleted;
+    // keys with no row under our token were taken over. The keys as one array parameter
+    // (`= ANY`, an index probe each) and NOT EXISTS (an anti-join): with a semi-join over
+    // jsonb_array_elements_text, a young lq_claim's statistics made PostgreSQL nest loops
     // (2.1 s for a batch of 5000 keys; `refresh` 7x slower).
-    const r = await sql<{ k: string }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND lq_key = ANY(${keys}::text[]) ORDER BY lq_key FOR UPDATE)
-SELECT k FROM jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k WHERE NOT EXISTS (SELECT 1 FROM mine WHERE mine.lq_key = k)`.execute(trx)
+    const r = await sql<{ k: string }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND lq_key = ANY(${keys}::text[]) ORDER BY lq_key FOR UPDATE),
+gone AS (DELETE FROM lq_claim c USING mine WHERE c.tbl = ${table} AND c.lq_key = mine.lq_key RETURNING c.lq_key)
+SELECT k FROM unnest(${keys}::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM gone WHERE gone.lq_key = k)`.execute(trx)
     return new Set(r.rows.map((x) => x.k))
   },
   async held(db, table) {
@@ -140,6 +150,15 @@ SELECT k FROM jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k WHE
         ? await sql<{ tbl: string; lq_key: string; owner: string; expires: string; token: string }>`SELECT tbl, lq_key, owner, expires::text AS expires, token::text AS token FROM lq_claim WHERE expires > ${sql.raw(PG_NOW)} ORDER BY tbl, lq_key`.execute(db)
         : await sql<{ tbl: string; lq_key: string; owner: string; expires: string; token: string }>`SELECT tbl, lq_key, owner, expires::text AS expires, token::text AS token FROM lq_claim WHERE tbl = ${table} AND expires > ${sql.raw(PG_NOW)} ORDER BY lq_key`.execute(db)
     return r.rows.map(rowOf)
+  },
+  async sweep(db, graceMs) {
+    // Locked rows (a claimer taking one over right now) are skipped.
+    const r = await sql`WITH dead AS (SELECT tbl, lq_key FROM lq_claim WHERE expires <= ${sql.raw(PG_NOW)} - ${graceMs}::bigint ORDER BY tbl, lq_key FOR UPDATE SKIP LOCKED) DELETE FROM lq_claim c USING dead WHERE c.tbl = dead.tbl AND c.lq_key = dead.lq_key`.execute(db)
+    return Number(r.numAffectedRows ?? 0)
+  },
+  async othersHold(db, table, keys, owner) {
+    const r = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim WHERE tbl = ${table} AND lq_key = ANY(${keys}::text[]) AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)} LIMIT 1`.execute(db)
+    return r.rows.length > 0
   },
   async liveOn(db, tables, owner) {
     if (tables.length === 0) return 0
@@ -185,8 +204,9 @@ RETURNING lq_key`.execute(c)
     return Number(r.numAffectedRows ?? 0)
   },
   async fence(trx, table, keys, token) {
-    const r = await sql<{ k: string }>`SELECT value AS k FROM json_each(${JSON.stringify(keys)}) WHERE value NOT IN (SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token})`.execute(trx)
-    return new Set(r.rows.map((x) => x.k))
+    const r = await sql<{ lq_key: string }>`DELETE FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)})) RETURNING lq_key`.execute(trx)
+    const mine = new Set(r.rows.map((x) => x.lq_key))
+    return new Set(keys.filter((k) => !mine.has(k)))
   },
   async held(db, table) {
     const r =
@@ -194,6 +214,14 @@ RETURNING lq_key`.execute(c)
         ? await sql<{ tbl: string; lq_key: string; owner: string; expires: number; token: number }>`SELECT tbl, lq_key, owner, expires, token FROM lq_claim WHERE expires > ${sql.raw(SQLITE_NOW)} ORDER BY tbl, lq_key`.execute(db)
         : await sql<{ tbl: string; lq_key: string; owner: string; expires: number; token: number }>`SELECT tbl, lq_key, owner, expires, token FROM lq_claim WHERE tbl = ${table} AND expires > ${sql.raw(SQLITE_NOW)} ORDER BY lq_key`.execute(db)
     return r.rows.map(rowOf)
+  },
+  async sweep(db, graceMs) {
+    const r = await sql`DELETE FROM lq_claim WHERE expires <= ${sql.raw(SQLITE_NOW)} - ${graceMs}`.execute(db)
+    return Number(r.numAffectedRows ?? 0)
+  },
+  async othersHold(db, table, keys, owner) {
+    const r = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim WHERE tbl = ${table} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)})) AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)} LIMIT 1`.execute(db)
+    return r.rows.length > 0
   },
   async liveOn(db, tables, owner) {
     if (tables.length === 0) return 0
