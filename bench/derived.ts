@@ -46,6 +46,10 @@
  * Environment: LQ_BENCH_DERIVED_DIALECTS (default `sqlite,postgres`), LQ_BENCH_DERIVED_MILLION=0
  * to skip the 10^6-row cases, LQ_BENCH_DERIVED_ROUNDS (throughput rounds at 10^5, default 3).
  *
+ * Library: the built package (`dist/`, rebuilt by `lib.ts` when older than `src/`);
+ * `LQ_BENCH_LIB=<path of another build's index.js>` runs another build (before/after runs of
+ * one session), `LQ_BENCH_LIB=src` runs `src/` through tsx.
+ *
  * Run alone: `npx tsx bench/derived.ts`; profile: `node --cpu-prof --import tsx bench/derived.ts`.
  */
 import { readFileSync } from 'node:fs'
@@ -57,7 +61,12 @@ import * as t from 'io-ts'
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely'
 import pg from 'pg'
 import { runIfMain } from './harness.js'
-import { createTable, openStore, Q, table, type Store } from '../src/index.js'
+import type { Store } from '../src/index.js'
+import { lib, libraryLocation } from './lib.js'
+
+// The built package (dist/, rebuilt when older than src/), or the build LQ_BENCH_LIB names:
+// see lib.ts. (tsx's keepNames inflates per-row closures; benchmarks.md.)
+const { createTable, openStore, Q, table } = lib
 
 type DialectName = 'sqlite' | 'postgres'
 
@@ -508,7 +517,7 @@ function report(results: readonly DialectResult[]): void {
 }
 
 export async function main(): Promise<void> {
-  console.log(`lineage-query bench: derived tables (benchmarks.md section 4); node ${process.version}, load average ${os.loadavg()[0]?.toFixed(1)} on ${os.cpus().length} cores`)
+  console.log(`lineage-query bench: derived tables (benchmarks.md section 4); node ${process.version}, load average ${os.loadavg()[0]?.toFixed(1)} on ${os.cpus().length} cores; library ${libraryLocation}`)
   console.log('raw ceiling: N rows (lq_key text primary key, n integer) by a prepared better-sqlite3 INSERT per row in one transaction / 5000-row multi-row INSERTs in one transaction (PostgreSQL)')
   const results: DialectResult[] = []
   for (const d of DIALECTS) {

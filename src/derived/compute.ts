@@ -8,6 +8,7 @@ import type { Derivation, Outcome, Result, Task } from './engine.js'
 import { addressValue } from './keys.js'
 import type { Op } from './ops.js'
 import type { DeriveContext } from './types.js'
+import type * as t from 'io-ts'
 
 /**
  * Run the function on every task of a batch. Calls still pending after the timeout (the
@@ -139,6 +140,22 @@ function blockedBy(table: string, addr: string, state: string, error: string | n
   return { state: 'blocked', table, key: addr }
 }
 
+/** An output column as `checkOutput` checks it. */
+interface OutputColumn {
+  readonly name: string
+  readonly codec: t.Mixed
+  readonly int: boolean
+}
+
+const outputColumns = new WeakMap<Derivation, readonly OutputColumn[]>()
+
+/** The output columns of `x` (without `lq_key`), in declaration order; built once per derivation. */
+function columnsOf(x: Derivation): readonly OutputColumn[] {
+  let cols = outputColumns.get(x)
+  if (cols === undefined) outputColumns.set(x, (cols = x.def.columns.filter((c) => c.name !== 'lq_key').map((c) => ({ name: c.name, codec: c.codec, int: c.type.kind === 'int' }))))
+  return cols
+}
+
 /** Check a function's result against the declared output; a mismatch is a failed row. */
 function checkOutput(x: Derivation, value: unknown): Outcome {
   const bad = (why: string): Outcome => ({ state: 'failed', message: `derived table \`${x.name}\`: the function's result does not match the declared output: ${why}`, stack: undefined })
@@ -146,12 +163,13 @@ function checkOutput(x: Derivation, value: unknown): Outcome {
   const row = value as Record<string, unknown>
   for (const k of Object.keys(row)) if (!(k in x.output)) return bad(`unknown column \`${k}\`; columns: ${Object.keys(x.output).join(', ')}`)
   const out: Record<string, unknown> = {}
-  for (const col of x.def.columns) {
-    if (col.name === 'lq_key') continue
+  for (const col of columnsOf(x)) {
     const v = row[col.name]
     if (!(col.name in row)) return bad(`missing column \`${col.name}\``)
-    if (col.codec.decode(v)._tag === 'Left') return bad(`column \`${col.name}\`: expected ${col.codec.name}, got ${showValue(v)}`)
-    if (typeof v === 'number' && (!Number.isFinite(v) || (col.type.kind === 'int' && !Number.isSafeInteger(v)))) return bad(`column \`${col.name}\`: ${v} cannot be stored`)
+    // The supported codecs decode to the value itself, so `is` (no allocation) accepts; `decode`
+    // runs only when it does not, to decide (as the query layer's decoding does).
+    if (!col.codec.is(v) && col.codec.decode(v)._tag === 'Left') return bad(`column \`${col.name}\`: expected ${col.codec.name}, got ${showValue(v)}`)
+    if (typeof v === 'number' && (!Number.isFinite(v) || (col.int && !Number.isSafeInteger(v)))) return bad(`column \`${col.name}\`: ${v} cannot be stored`)
     if (typeof v === 'string' && v.includes('\u0000')) return bad(`column \`${col.name}\`: strings cannot contain the NUL character`)
     out[col.name] = v
   }

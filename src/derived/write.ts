@@ -50,7 +50,11 @@ const sha1: (s: string) => string =
 
 /** The value hash compared for backdating: SHA-1 of the output columns' JSON, or of the error. */
 export function hashOf(o: Outcome, columns: readonly string[]): string {
-  if (o.state === 'ok') return sha1(JSON.stringify(columns.map((c) => o.row[c] ?? null)))
+  if (o.state === 'ok') {
+    // The JSON text of the list of the columns' values (one element: no list built).
+    if (columns.length === 1) return sha1(`[${JSON.stringify(o.row[columns[0]!] ?? null)}]`)
+    return sha1(JSON.stringify(columns.map((c) => o.row[c] ?? null)))
+  }
   if (o.state === 'failed') return sha1(`failed\u0000${o.message}`)
   return sha1(`blocked\u0000${o.table}\u0000${o.key}`)
 }
@@ -296,7 +300,11 @@ const metaRow = (x: Derivation, r: Result, columns: readonly string[]): unknown[
 /** A data row as JSON: each value as the dialect stores it (a SQLite decimal as its integer count of units). */
 const dataRow = (r: Result, w: Writer): unknown[] => {
   const row = (r.outcome as { row: Record<string, unknown> }).row
-  return [...w.columns.map((c, i) => w.toJson[i]!(row[c] ?? null)), r.task.addr]
+  const n = w.columns.length
+  const out = new Array<unknown>(n + 1)
+  for (let i = 0; i < n; i++) out[i] = w.toJson[i]!(row[w.columns[i]!] ?? null)
+  out[n] = r.task.addr
+  return out
 }
 
 /** `writeResults` through the dialect's one-statement batch write, a part of at most WRITE_CHUNK results at a time. */
