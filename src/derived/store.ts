@@ -23,9 +23,10 @@
 import type { Kysely } from 'kysely'
 import { LineageQueryError, showValue } from '../errors.js'
 import { dialectOf } from '../query/dialect-of.js'
-import { Table, type AnyQuery, type Plain, type Query, type RowOf } from '../query/dsl.js'
+import { AST, Table, type AnyQuery, type Plain, type Query, type RowOf } from '../query/dsl.js'
 import { run } from '../query/run.js'
 import { lineage as lineageOf } from '../lineage/index.js'
+import { columnReads, type ColumnReads } from '../lineage/columns.js'
 import { retryBusy } from './busy.js'
 import { InProcessClaims } from './claims.js'
 import { checkRootColumns, checkSignal, checkTrackable, declareDerivation, nonNegative, positive, type Codecs, type DeclareContext, type Derive } from './declare.js'
@@ -217,6 +218,19 @@ export class Store {
   /** The code version of a derived table (hash of its function, dependsOn files and version). */
   codeVersion(table: DerivedTable<string, any> | string): string {
     return this.#resolve(table, 'codeVersion').codeVersion
+  }
+
+  /**
+   * Which source columns a derived table's rows come from, where its comprehension tells it: for
+   * a table whose source is a query, its output columns and the columns each yield field and
+   * each condition, grouping or ordering of the query reads (`columnReads`); `fn` turns the
+   * yield into the output, so any output column may come from any yield field. Undefined for a
+   * function over a table (root, derived or zip source): which columns `fn` reads is opaque.
+   * The OpenLineage column-lineage facet is made from it.
+   */
+  columnLineage(table: DerivedTable<string, any> | string): { readonly outputs: readonly string[]; readonly reads: ColumnReads } | undefined {
+    const x = this.#resolve(table, 'columnLineage')
+    return x.query === undefined ? undefined : { outputs: Object.keys(x.output), reads: columnReads(x.query[AST]) }
   }
 
   // ---------------------------------------------------------------- refresh

@@ -102,8 +102,12 @@ export function openLineageTracker(store: Store, options: OpenLineageOptions): O
   const ns: Namespaces = { job: options.jobNamespace ?? 'lineage-query', dataset: options.datasetNamespace ?? 'lineage-query' }
   const graph = store.graph()
   const open = new Map<string, string>()
-  const send = (table: string, runId: string, type: RunEventType, detail: Omit<Parameters<typeof runEvent>[4], 'time'>): void =>
-    sink.send(runEvent(graph, ns, { table, runId }, type, { time: new Date(), ...detail }))
+  // Column lineage where the comprehension tells it (query sources); none for functions over a table.
+  const columns = new Map(graph.nodes.filter((n) => n.kind === 'derived').map((n) => [n.name, store.columnLineage(n.name)]))
+  const send = (table: string, runId: string, type: RunEventType, detail: Omit<Parameters<typeof runEvent>[4], 'time' | 'columns'>): void => {
+    const c = columns.get(table)
+    sink.send(runEvent(graph, ns, { table, runId }, type, { time: new Date(), ...detail, ...(c === undefined ? {} : { columns: c }) }))
+  }
   return {
     onProgress: (p) => {
       let runId = open.get(p.table)

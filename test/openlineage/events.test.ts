@@ -24,10 +24,11 @@ const schema = (f: string): object => JSON.parse(readFileSync(join(here, 'schema
 const ajv = new Ajv2020({ strict: false, allErrors: true })
 const addFormats = addFormatsModule as unknown as (a: Ajv2020) => void
 addFormats(ajv)
-for (const f of ['OpenLineage.json', 'ErrorMessageRunFacet.json', 'JobTypeJobFacet.json']) ajv.addSchema(schema(f))
+for (const f of ['OpenLineage.json', 'ErrorMessageRunFacet.json', 'JobTypeJobFacet.json', 'ColumnLineageDatasetFacet.json']) ajv.addSchema(schema(f))
 const validateEvent = ajv.getSchema('https://openlineage.io/spec/2-0-2/OpenLineage.json')!
 const validateJobType = ajv.getSchema('https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet')!
 const validateError = ajv.getSchema('https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet')!
+const validateColumns = ajv.getSchema('https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet')!
 
 /** Every event valid against the OpenLineage schema, its facets against theirs. */
 function expectValid(events: readonly RunEvent[]): void {
@@ -36,6 +37,10 @@ function expectValid(events: readonly RunEvent[]): void {
     expect(validateJobType(e.job.facets!['jobType']), JSON.stringify(validateJobType.errors)).toBe(true)
     const err = e.run.facets?.['errorMessage']
     if (err !== undefined) expect(validateError(err), JSON.stringify(validateError.errors)).toBe(true)
+    for (const o of e.outputs) {
+      const cl = o.facets?.['columnLineage']
+      if (cl !== undefined) expect(validateColumns(cl), JSON.stringify(validateColumns.errors)).toBe(true)
+    }
   }
 }
 
@@ -43,6 +48,7 @@ describe('the OpenLineage schema check', () => {
   it('refuses an event the schema does not allow (the check is not vacuous)', () => {
     const bad = { eventTime: 'yesterday', eventType: 'DONE', producer: 'x', schemaURL: 'y', run: {}, job: { namespace: 'n', name: 'j' } }
     expect(validateEvent(bad)).toBe(false)
+    expect(validateColumns({ _producer: 'x', _schemaURL: 'y', fields: { a: { inputFields: [{ name: 't' }] } } })).toBe(false)
   })
 })
 
@@ -74,7 +80,25 @@ eachDialect('OpenLineage events of a refresh', (get) => {
     const signed = events.filter((e) => e.job.name === 'signed')
     expect(signed[0]!.run.runId).toBe(signed[1]!.run.runId)
     expect(signed[1]!.inputs.map((i) => i.name).sort()).toEqual(['authors', 'sources'])
-    expect(signed[1]!.outputs).toEqual([{ namespace: 'test-db', name: 'signed' }])
+    expect(signed[1]!.outputs.map((o) => o.name)).toEqual(['signed'])
+    // signed's source is a comprehension: its column lineage (fn makes `line` from the yield).
+    const yieldField = (f: string) => [{ type: 'DIRECT', subtype: 'TRANSFORMATION', description: `yield field ${f}, then the table's function` }]
+    expect(signed[1]!.outputs[0]!.facets!['columnLineage']).toMatchObject({
+      fields: {
+        line: {
+          inputFields: [
+            { namespace: 'test-db', name: 'sources', field: 'text', transformations: yieldField('text') },
+            { namespace: 'test-db', name: 'authors', field: 'name', transformations: yieldField('name') },
+          ],
+        },
+      },
+      dataset: [
+        { namespace: 'test-db', name: 'authors', field: 'id', transformations: [{ type: 'INDIRECT', subtype: 'FILTER' }] },
+        { namespace: 'test-db', name: 'sources', field: 'author', transformations: [{ type: 'INDIRECT', subtype: 'FILTER' }] },
+      ],
+    })
+    // parsed and doubled are functions over a table: opaque, no column lineage.
+    for (const e of events.filter((e) => e.job.name !== 'signed')) expect(e.outputs).toEqual([{ namespace: 'test-db', name: e.job.name }])
     expect(events.find((e) => e.eventType === 'COMPLETE' && e.job.name === 'parsed')!.run.facets!['lineageQuery_counts']).toMatchObject({ computed: 4, failed: 1 })
     expect(new Set(events.map((e) => e.run.runId)).size).toBe(3)
   })
