@@ -11,7 +11,8 @@
  *    four roots of N = 250,000 rows joined one to one by a comprehension (`joined`: 250,000 rows,
  *    four `lq_edge` entries each), and `tagged` reading `joined`; timed: `GET /api/row` of
  *    random `joined` rows (state, cause tree, value, root lineage, affected rows downstream),
- *    median and p95 of 50. The fill takes a few minutes.
+ *    median and p95 of 50; and the rows page (50 rows, keyset) of `joined` and of `tagged`'s
+ *    fresh rows, walking 25 next pages. The fill takes a few minutes.
  *
  * Run: `npm run bench:explore`. Environment: LQ_BENCH_EXPLORE_N (rows per root in part 2,
  * default 250000), LQ_BENCH_EXPLORE_PARTS (`paint,neighbourhood`), LQ_CHROMIUM.
@@ -162,6 +163,21 @@ async function neighbourhood(lib: Lib, server: Server): Promise<void> {
         if (body.lineage.length !== 4 || body.affected.length !== 1) throw new Error(`unexpected neighbourhood of joined ${key}: ${JSON.stringify(body).slice(0, 400)}`)
       }
       console.log(`GET /api/row (joined, depth 1: status, cause tree, value, lineage, affected) over ${edges} edges: median ${median(times).toFixed(1)} ms, p95 ${p95(times).toFixed(1)} ms   target < 50 ms`)
+      // The rows page by keyset: 50 rows a page, walking the next pages from the first, of
+      // joined (N rows) and of the fresh rows of tagged (a state filter).
+      for (const [table, filter] of [['joined', ''], ['tagged', '&state=fresh']] as const) {
+        const pages: number[] = []
+        let next: string | null = null
+        for (let i = 0; i < 25; i++) {
+          t0 = nowMs()
+          const res = await fetch(new URL(`/api/rows?table=${table}${filter}&limit=50${next === null ? '' : `&after=${encodeURIComponent(next)}`}`, running.url))
+          const body = (await res.json()) as { rows: unknown[]; next: string | null }
+          if (i >= 3) pages.push(nowMs() - t0)
+          if (body.rows.length !== 50) throw new Error(`unexpected rows page of ${table}: ${JSON.stringify(body).slice(0, 400)}`)
+          next = body.next
+        }
+        console.log(`GET /api/rows (${table}${filter}, ${N} rows, 50 a page, next pages by keyset): median ${median(pages).toFixed(1)} ms, p95 ${p95(pages).toFixed(1)} ms`)
+      }
     } finally {
       await running.close()
     }

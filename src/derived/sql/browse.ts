@@ -11,7 +11,8 @@
  * - `rootCounts`: the rows of many root tables, one statement.
  * - `storedPage`: one page of a derived table's rows in address order after (or before) a
  *   cursor, by keyset: the stored rows in one stored state (or all), leaving out a list of
- *   addresses, merged with a list of extra addresses; `ORDER BY ... LIMIT` over an index range.
+ *   addresses, merged with a list of extra addresses; each part `ORDER BY ... LIMIT` on its own
+ *   (the stored rows over an index range), then merged.
  *
  * Address lists travel as one JSON text parameter each (`StoreDialect.jsonTexts`).
  */
@@ -94,6 +95,7 @@ export async function storedPage(db: Db, d: StoreDialect, table: string, r: Page
   const back = r.cursor !== undefined && 'before' in r.cursor
   const from = r.cursor === undefined ? undefined : 'after' in r.cursor ? r.cursor.after : r.cursor.before
   const cmp = back ? '<' : '>'
+  const dir = back ? 'DESC' : 'ASC'
   const params: unknown[] = []
   const p = (v: unknown): string => (params.push(v), d.ph(params.length))
   const arms: string[] = []
@@ -102,15 +104,19 @@ export async function storedPage(db: Db, d: StoreDialect, table: string, r: Page
     if (r.stored !== 'all') where.push(`lq_state = ${p(r.stored)}`)
     if (from !== undefined) where.push(`lq_key ${cmp} ${p(from)}`)
     if (r.exclude.length > 0) where.push(`lq_key NOT IN (${d.jsonTexts(p(jsonBatch([...new Set(r.exclude)], d)))})`)
-    arms.push(`SELECT lq_key AS k, lq_state AS st FROM ${M} WHERE ${where.join(' AND ')}`)
+    arms.push(`SELECT lq_key AS k, lq_state AS st FROM ${M} WHERE ${where.join(' AND ')} ORDER BY k ${dir} LIMIT ${p(r.limit)}`)
   }
   if (r.extra.length > 0) {
     // The extra addresses as rows ([address] arrays, so one JSON text parameter however many).
     const k = d.jsonField(0, 'text')
-    arms.push(`SELECT ${k} AS k, NULL AS st FROM ${d.jsonRows(p(jsonBatch([...new Set(r.extra)].map((a) => [a]), d)))}${from === undefined ? '' : ` WHERE ${k} ${cmp} ${p(from)}`}`)
+    arms.push(`SELECT ${k} AS k, NULL AS st FROM ${d.jsonRows(p(jsonBatch([...new Set(r.extra)].map((a) => [a]), d)))}${from === undefined ? '' : ` WHERE ${k} ${cmp} ${p(from)}`} ORDER BY k ${dir} LIMIT ${p(r.limit)}`)
   }
   if (arms.length === 0) return []
-  const text = `${arms.map((a, i) => `SELECT k, st FROM (${a}) AS a${i}`).join('\nUNION ALL\n')}\nORDER BY 1 ${back ? 'DESC' : 'ASC'} LIMIT ${p(r.limit)}`
+  // Each arm ordered and limited on its own (an index range on lq_key for the stored rows), so
+  // neither database sorts a whole table: PostgreSQL planned an outer ORDER BY ... LIMIT alone
+  // over the union as a sort of every row after the cursor. (Parameters in text order: SQLite's
+  // placeholders are positional.)
+  const text = `${arms.map((a, i) => `SELECT k, st FROM (${a}) AS a${i}`).join('\nUNION ALL\n')}\nORDER BY 1 ${dir} LIMIT ${p(r.limit)}`
   const rows = await exec<{ k: string; st: string | null }>(db, text, params)
   const out = rows.map((x) => ({ key: x.k, state: x.st }))
   return back ? out.reverse() : out
