@@ -154,6 +154,11 @@ eachDialect('the rewrite, run', (get) => {
     expect(await run(get().db, inputLineage(lineage(groups)))).toEqual([{ data: inner, lineage: [{ table: 'derived_rows', key: '1' }] }])
   })
 
+  test('a constant or column condition under why-provenance names no witness', async () => {
+    const q = Q.for(emp, (e) => Q.where(true, Q.where(Q.eq(e.id, 3), Q.yield(e.pay))))
+    expect(await run(get().db, lineage(q, { why: true }))).toEqual([{ data: 30, lineage: [{ table: 'emp', key: 3 }] }])
+  })
+
   test('a Query built from a rewritten AST runs as the annotated query', async () => {
     const q = Q.for(emp, (e) => Q.where(Q.eq(e.id, 3), Q.yield(e.pay)))
     expect(await run(get().db, new Query(rewriteQuery(q[AST])))).toEqual([{ data: 30, lineage: [{ table: 'emp', key: 3 }] }])
