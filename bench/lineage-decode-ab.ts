@@ -4,8 +4,10 @@
  * this build's decoder and by another build's (`AB_OTHER`, the `dist/index.js` of e.g. main),
  * interleaved, in CPU time: lineage not read, and every entry read (`readEvery`). Ratios are to
  * the decoding of the plain statement's rows by this build. The other build's decoder reads this
- * build's layouts (issue 12 did not change lowering or layouts), so this isolates what the result
- * representation costs.
+ * build's layouts and rows, so this isolates what the result representation costs — between
+ * builds that lower lineage the same way only: a build before nested collections carried their
+ * keys apart (`CollLayout.keysApart`) cannot read the rows of one after it, and the run stops
+ * when the two decoders disagree (compare such builds end to end instead).
  *
  *   AB_OTHER=/path/to/other/dist/index.js npx tsx bench/lineage-decode-ab.ts
  * Environment: AB_N=64  AB_ROUNDS=9  AB_SAMPLE_MS=60
@@ -48,6 +50,9 @@ export async function main(): Promise<void> {
       const fetch = async (st: { sql: string; parameters: readonly unknown[] }) => (await h.db.executeQuery<Record<string, unknown>>(CompiledQuery.raw(st.sql, [...st.parameters]))).rows
       const plainRows = await fetch(pPlain.statements[0]!)
       const linRows = await fetch(s)
+      if (JSON.stringify(theirs.decode(linRows)) !== JSON.stringify(pLin.decode(linRows))) {
+        throw new Error(`${bq.name}: the other build decodes this build's rows differently (a build on the other side of a lowering change, e.g. keys apart?)`)
+      }
       const c = await compare(
         [
           { name: 'plain', fn: () => pPlain.decode(plainRows) },

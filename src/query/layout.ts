@@ -34,7 +34,8 @@ export interface CollLayout {
    * The elements are annotated (`{ data, lineage }`) and their lineage keys travel apart: the
    * collection is one JSON value `[data, keys]`, `data` the elements' data as the plain query
    * sends it and `keys` one entry per element (its only key slot, or an array of its key slots
-   * and then its tag), in the same order. Not for ordered collections nor a group's columns.
+   * and then its tag), in the same order. Not for ordered collections, a group's columns, nor
+   * tagged ones (`plan` decides).
    */
   readonly keysApart: boolean
 }
@@ -134,10 +135,12 @@ export function plan(values: readonly NValue[], path = ''): Layout {
       }
       const elem = elems.length === 0 ? undefined : plan(elems, path ? `${path}[]` : '[]')
       const annotated = elem === undefined ? undefined : annotatedFields(elem)
-      // Keys apart only when the data holds no lineage of its own (outside nested collections):
-      // then the branch number matters to the lineage alone.
-      const keysApart = plain && annotated !== undefined && !hasLineage(annotated.data)
-      return { k: 'coll', elem, tagged: elems.length > 1 && hasLineage(elem), offsets, keysApart }
+      const tagged = elems.length > 1 && hasLineage(elem)
+      // Keys apart only when the data holds no lineage of its own (outside nested collections),
+      // and not for unions: a branch number per element made the keys an array per element
+      // again, and small unions (Q6N's) decoded slower than with the keys inside the elements.
+      const keysApart = plain && !tagged && annotated !== undefined && !hasLineage(annotated.data)
+      return { k: 'coll', elem, tagged, offsets, keysApart }
     }
     case 'lin': {
       const counts = new Map<ScalarKind, number>()
