@@ -92,12 +92,14 @@ eachDialect('claims', (get) => {
     const dead = await d().claim(db, 'swept', ['1', '2'], 'dead', 100)
     await d().claim(db, 'swept', ['3'], 'alive', 60_000)
     // The dead worker's lease ended, but not yet a lease length (2 s) ago: kept.
+    // (Other tests of this database leave claims of their own: only table `swept` is checked.)
+    const swept = async () => (await sql<{ lq_key: string; owner: string }>`SELECT lq_key, owner FROM lq_claim WHERE tbl = 'swept' ORDER BY lq_key`.execute(db)).rows.map((r) => [r.lq_key, r.owner])
     await sleep(150)
-    expect((await store.collect({ olderThan: 0 })).claims).toBe(0)
+    await store.collect({ olderThan: 0 })
+    expect(await swept()).toEqual([['1', 'dead'], ['2', 'dead'], ['3', 'alive']])
     await sleep(2500)
-    expect((await store.collect({ olderThan: 0 })).claims).toBe(2)
-    const rows = await sql<{ lq_key: string; owner: string }>`SELECT lq_key, owner FROM lq_claim WHERE tbl = 'swept' ORDER BY lq_key`.execute(db)
-    expect(rows.rows.map((r) => [r.lq_key, r.owner])).toEqual([['3', 'alive']])
+    expect((await store.collect({ olderThan: 0 })).claims).toBeGreaterThanOrEqual(2)
+    expect(await swept()).toEqual([['3', 'alive']])
     expect(dead.token).toBeGreaterThan(0)
   }, 60_000)
 
