@@ -104,9 +104,11 @@ for (const dialect of dialectNames) {
       expect(err.code).toBe('aborted')
       expect(err.message).toContain('user pressed Ctrl-C')
       const partial = err.details['report'] as { totals: { computed: number } }
-      expect(partial.totals.computed).toBe(3)
+      // Batches run as a pipeline: the batch in flight when the abort came (computed while the
+      // first was stored) is stored too; nothing after it starts.
+      expect([3, 6]).toContain(partial.totals.computed)
       const next = await store.refresh()
-      expect(next.totals.computed).toBe(7)
+      expect(next.totals.computed).toBe(10 - partial.totals.computed)
       expect(await store.stale()).toEqual([])
     })
 
