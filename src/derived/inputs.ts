@@ -48,7 +48,7 @@ function lookupFor(engine: Engine, tbl: AnyTable, n: number): KeyLookup | null {
     const placeholder = (i: number, c: number): number | string => (kinds[c] === 'int' ? PLACEHOLDER_INT + i * keyCols.length + c : `\uffff\uffffLQ${i}:${c}`)
     const values = Array.from({ length: n }, (_, i) => keyCols.map((_, c) => placeholder(i, c)))
     const query = keyQuery(tbl, values)
-    const p = plan(query, engine.d.name)
+    const p = plan(query, engine.d.name, { bindConstants: true })
     const st = p.statements.length === 1 ? p.statements[0]! : undefined
     if (st !== undefined) {
       const slots = values.map((v) => v.map((ph) => (st.parameters.indexOf(ph) === st.parameters.lastIndexOf(ph) ? st.parameters.indexOf(ph) : -1)))

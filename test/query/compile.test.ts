@@ -9,10 +9,24 @@ const sqlOf = (q: AnyQuery, d: 'sqlite' | 'postgres' = 'sqlite') => {
 }
 
 describe('compile: SQL text per dialect', () => {
-  test('a filter: parameters bound, identifiers quoted, PostgreSQL casts parameters', () => {
+  test('a filter: parameters bound on SQLite, small constants literals on PostgreSQL (cast as parameters are), identifiers quoted', () => {
     const q = Q.for(employees, (e) => Q.where(Q.gt(e.salary, 1000), Q.yield({ n: e.name })))
     expect(sqlOf(q, 'sqlite')).toEqual({ sql: 'select "e0"."name" as "n" from "employees" as "e0" where ("e0"."salary" > ?)', parameters: [1000] })
-    expect(sqlOf(q, 'postgres')).toEqual({ sql: 'select "e0"."name" as "n" from "employees" as "e0" where ("e0"."salary" > cast($1 as bigint))', parameters: [1000] })
+    expect(sqlOf(q, 'postgres')).toEqual({ sql: 'select "e0"."name" as "n" from "employees" as "e0" where ("e0"."salary" > cast(1000 as bigint))', parameters: [] })
+  })
+
+  test('PostgreSQL binds the constants a literal could not carry as plainly: quotes, backslashes, non-ASCII, long text, -0, unsafe integers', () => {
+    const pg = (x: string | number) => sqlOf(Q.for(employees, (e) => Q.where(Q.eq(e.name, x as string), Q.yield({ n: e.name }))), 'postgres')
+    expect(pg('Brand#12 AIR REG %x_')).toEqual({ sql: 'select "e0"."name" as "n" from "employees" as "e0" where ("e0"."name" = cast(\'Brand#12 AIR REG %x_\' as text))', parameters: [] })
+    for (const s of ["o'hara", 'a\\b', 'caf\u00e9', 'x'.repeat(65), 'tab\there']) {
+      expect(pg(s).parameters).toEqual([s])
+      expect(pg(s).sql).toContain('cast($1 as text)')
+    }
+    const num = (x: number) => sqlOf(Q.for(employees, (e) => Q.where(Q.eq(e.salary, x), Q.yield({ n: e.name }))), 'postgres')
+    expect(num(-5).sql).toContain('cast(-5 as bigint)')
+    expect(num(2.5).sql).toContain('cast(2.5 as double precision)')
+    expect(num(-0).parameters).toEqual([-0])
+    expect(num(2 ** 60).parameters).toEqual([2 ** 60])
   })
 
   test('and/or are explicit and parenthesised: and(a, or(b, c)) never becomes a and b or c', () => {

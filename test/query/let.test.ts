@@ -43,7 +43,7 @@ describe('Q.let: SQL', () => {
       'select "e0"."name" as "name", "#s0"."value" as "tasks", ("#s0"."value" + "#s0"."value") as "twice" from "employees" as "e0", json_each(json_array((select count(*) as "v" from "tasks" as "t1" where ("t1"."employee" = "e0"."name")))) as "#s0" where ("#s0"."value" >= ?) order by "tasks" desc nulls last',
     )
     expect(sqlOf(busy, 'postgres')).toBe(
-      'select "e0"."name" as "name", "#s0"."v" as "tasks", ("#s0"."v" + "#s0"."v") as "twice" from "employees" as "e0", lateral (select (select count(*) as "v" from "tasks" as "t1" where ("t1"."employee" = "e0"."name")) as "v" offset 0) as "#s0" where ("#s0"."v" >= cast($1 as bigint)) order by "tasks" desc nulls last',
+      'select "e0"."name" as "name", "#s0"."v" as "tasks", ("#s0"."v" + "#s0"."v") as "twice" from "employees" as "e0", lateral (select (select count(*) as "v" from "tasks" as "t1" where ("t1"."employee" = "e0"."name")) as "v" offset 0) as "#s0" where ("#s0"."v" >= cast(1 as bigint)) order by "tasks" desc nulls last',
     )
     for (const d of ['sqlite', 'postgres'] as const) expect(occurrences(sqlOf(busy, d), 'count(*)')).toBe(1)
   })

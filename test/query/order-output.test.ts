@@ -37,7 +37,7 @@ describe('order by output column: SQL text', () => {
       'select "e0"."name" as "n", (select count(*) as "v" from "tasks" as "t1" where ("t1"."employee" = "e0"."name")) as "c" from "employees" as "e0" where ("e0"."salary" > ?) order by "c" desc nulls last, "e0"."name" asc nulls first',
     )
     expect(sqlOf(byCount, 'postgres')).toBe(
-      'select "e0"."name" as "n", (select count(*) as "v" from "tasks" as "t1" where ("t1"."employee" = "e0"."name")) as "c" from "employees" as "e0" where ("e0"."salary" > cast($1 as bigint)) order by "c" desc nulls last, "e0"."name" collate "C" asc nulls first',
+      'select "e0"."name" as "n", (select count(*) as "v" from "tasks" as "t1" where ("t1"."employee" = "e0"."name")) as "c" from "employees" as "e0" where ("e0"."salary" > cast(0 as bigint)) order by "c" desc nulls last, "e0"."name" collate "C" asc nulls first',
     )
   })
 

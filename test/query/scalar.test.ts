@@ -78,7 +78,7 @@ eachDialect('scalar expressions and column types', (get) => {
     test('SQL on both dialects', () => {
       const q = Q.for(ev, (e) => Q.yield(Q.case([[Q.gt(e.r, 1), 'a']], 'b')))
       expect(compile(q, 'sqlite').statements[0]!.sql).toContain('(case when ("e0"."r" > ?) then ? else ? end)')
-      expect(compile(q, 'postgres').statements[0]!.sql).toContain('(case when ("e0"."r" > cast($1 as bigint)) then cast($2 as text) else cast($3 as text) end)')
+      expect(compile(q, 'postgres').statements[0]!.sql).toContain("(case when (\"e0\".\"r\" > cast(1 as bigint)) then cast('a' as text) else cast('b' as text) end)")
     })
   })
 
@@ -139,7 +139,8 @@ eachDialect('scalar expressions and column types', (get) => {
     })
     test('date arithmetic on constants is a date constant (rule fold-dates), clamped at month ends as SQL clamps', async () => {
       const sqlOf = (f: () => unknown) => compile(byId(f), get().dialect).statements[0]!
-      expect(sqlOf(() => Q.addMonths(Q.date('2024-01-31'), 1)).parameters).toContain('2024-02-29')
+      const folded = sqlOf(() => Q.addMonths(Q.date('2024-01-31'), 1))
+      expect(get().dialect === 'postgres' ? folded.sql : folded.parameters).toContain(get().dialect === 'postgres' ? "cast('2024-02-29' as date)" : '2024-02-29')
       expect(sqlOf(() => Q.addMonths(Q.date('2024-01-31'), 1)).sql).not.toMatch(/date\(|interval/)
       expect(await values(() => Q.addMonths(Q.date('2024-01-31'), 1))).toEqual(Array(4).fill('2024-02-29'))
       expect(await values(() => Q.addYears(Q.date('2024-02-29'), 1))).toEqual(Array(4).fill('2025-02-28'))

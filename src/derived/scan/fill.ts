@@ -116,7 +116,7 @@ function pageQuery(engine: Engine, root: AnyTable, limit: number): PageQuery {
   const query = Q.for(root as Table<string, any, unknown>, (r: any) => Q.where(Q.and(Q.ge(r[col], PAGE_PLACEHOLDER), Q.le(r[col], MAX_KEY)), Q.yield(r)))
     .orderBy((r: any) => r[col])
     .limit(limit) as Query<Row, never>
-  const p = plan(query, engine.d.name)
+  const p = plan(query, engine.d.name, { bindConstants: true })
   const st = p.statements[0]!
   const slot = st.parameters.indexOf(PAGE_PLACEHOLDER)
   if (p.statements.length !== 1 || slot < 0 || st.parameters.lastIndexOf(PAGE_PLACEHOLDER) !== slot) throw new Error(`internal: the first-fill page query of \`${root.name}\` did not compile to one statement with one lower bound`)

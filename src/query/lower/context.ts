@@ -33,7 +33,8 @@ export function newContext(h: DialectHooks): Cx {
 }
 
 export function param(cx: Cx, value: string | number | boolean, kind: ScalarKind, scale = 0): S.Node {
-  const p = S.param(kind === 'decimal' ? cx.h.decimalToDb(String(value), scale) : cx.h.toDb(value))
+  const v = kind === 'decimal' ? cx.h.decimalToDb(String(value), scale) : cx.h.toDb(value)
+  const p = cx.h.constantLiteral(v) ?? S.param(v)
   const cast = cx.h.paramCast(kind)
   return cast === undefined ? p : S.cast(p, cast as 'bigint')
 }
