@@ -443,6 +443,19 @@ export async function main(): Promise<void> {
   console.log(`generated in ${Date.now() - t0} ms: ${Object.entries(data).map(([k, v]) => `${k} ${(v as unknown[]).length}`).join(', ')}`)
   const official = officialQueries(config.sf).filter((q) => config.queries.length === 0 || config.queries.includes(q.name))
   const officialAnswers = new Map<string, Map<string, readonly NormRow[]>>()
+  // The first compile of each query in this process (JIT not warm yet), before anything else ran.
+  const firstUs = new Map<Dialect, number[]>()
+  for (const dialect of config.dialects) {
+    const dsl = dslFor(lib, dialect)
+    firstUs.set(dialect, official.flatMap((off) => {
+      const build = dsl[off.name]
+      if (build === undefined) return []
+      const q = build()
+      const t = process.hrtime.bigint()
+      lib.compile(q, dialect)
+      return [Number(process.hrtime.bigint() - t) / 1e3]
+    }))
+  }
   for (const dialect of config.dialects) {
     const t1 = Date.now()
     const h = dialect === 'sqlite' ? await openSqlite(data) : await openPostgres(data)
@@ -463,6 +476,7 @@ export async function main(): Promise<void> {
       await h.close()
     }
   }
+  compileAlone(lib, official, firstUs)
   if (config.dialects.length === 2) {
     console.log('\n######## official answers: SQLite against PostgreSQL (float tolerance 1e-6 relative)\n')
     const rows = official.map((off) => {
@@ -472,6 +486,29 @@ export async function main(): Promise<void> {
       return [off.name, String(s?.length ?? '-'), s !== undefined && p !== undefined ? answerText(compareAnswers(p, s, off.ordered)) : '-']
     })
     console.log(table(['query', 'rows', 'sqlite = postgres'], rows))
+  }
+}
+
+/**
+ * Compile cost without a database in between: a plan-cache miss (a freshly built query object)
+ * in a process whose compiler has run before (every query of every dialect compiled 30 times
+ * first), median of 200 per query; next to it, the first compile of each query in the process
+ * (measured at the start of `main`, when the JIT had not compiled the compiler yet). The "cold
+ * µs" column above is measured between query executions and reads higher (caches evicted).
+ */
+function compileAlone(lib: Lib, official: readonly OfficialQuery[], firstUs: ReadonlyMap<Dialect, number[]>): void {
+  const builds = config.dialects.map((d) => [d, dslFor(lib, d)] as const)
+  for (let i = 0; i < 30; i++) for (const [d, dsl] of builds) for (const off of official) { const b = dsl[off.name]; if (b !== undefined) lib.compile(b(), d) }
+  console.log('\n######## compile alone (plan-cache miss, warmed compiler; first = first compile of the query in the process)\n')
+  for (const [d, dsl] of builds) {
+    const us = official.flatMap((off) => {
+      const b = dsl[off.name]
+      return b === undefined ? [] : [[off.name, microsPerCall(() => b(), (q) => lib.compile(q, d), { batches: 200, warm: 5 })] as const]
+    })
+    const vals = us.map(([, v]) => v)
+    const over = us.filter(([, v]) => v >= 100).map(([n, v]) => `${n} ${fmtUs(v)}`)
+    const first = firstUs.get(d) ?? []
+    console.log(`${d}: compile geomean ${fmtUs(geomean(vals))} µs, max ${fmtUs(Math.max(...vals))} µs; at or over 100 µs: ${over.length === 0 ? 'none' : over.join(', ')} (target < 100 µs); first compile in the process geomean ${fmtUs(geomean(first))} µs, max ${fmtUs(Math.max(...first))} µs`)
   }
 }
 
