@@ -8,7 +8,7 @@
 import { plan } from '../query/compile.js'
 import { Q, type Query, type Table } from '../query/dsl.js'
 import { run } from '../query/run.js'
-import { chunks, IN_CHUNK, type Derivation, type Engine, type Task, type UpstreamRow, type Work } from './engine.js'
+import { assertNever, chunks, IN_CHUNK, type Derivation, type Engine, type Task, type UpstreamRow, type Work } from './engine.js'
 import { addressValue, keyText, lineageOfAddress } from './keys.js'
 import { metaRows, type MetaRow } from './sql/reads.js'
 import { exec } from './sql/text.js'
@@ -167,47 +167,54 @@ function derivedTasks(up: Derivation, work: readonly Work[], metas: ReadonlyMap<
 /** Tasks for `work` items of a table derivation: revisions first, then the input rows. */
 export async function loadTasks(engine: Engine, x: Derivation, work: readonly Work[]): Promise<Task[]> {
   const keys = work.map((w) => w.addr)
-  if (x.source.kind === 'root') {
-    const root = engine.roots.get(x.source.table)!
-    return rootTasks(x, work, await rowsByKey(engine, root, keys))
-  }
-  if (x.source.kind === 'derived') {
-    const up = engine.derivations.get(x.source.table)!
-    const metas = await metaRows(engine.db, engine.d, up.name, keys)
-    const rows = await rowsByKey(engine, up.table as unknown as AnyTable, keys.map((k) => JSON.stringify(k)))
-    return derivedTasks(up, work, metas, (addr) => rows.get(JSON.stringify(addr)))
-  }
-  if (x.source.kind === 'zip') {
-    const parts: { as: string; up: Derivation; metas: Map<string, MetaRow>; rows: Map<string, Row> }[] = []
-    for (const p of x.source.parts) {
-      const up = engine.derivations.get(p.table)!
+  const source = x.source
+  switch (source.kind) {
+    case 'root': {
+      const root = engine.roots.get(source.table)!
+      return rootTasks(x, work, await rowsByKey(engine, root, keys))
+    }
+    case 'derived': {
+      const up = engine.derivations.get(source.table)!
       const metas = await metaRows(engine.db, engine.d, up.name, keys)
       const rows = await rowsByKey(engine, up.table as unknown as AnyTable, keys.map((k) => JSON.stringify(k)))
-      parts.push({ as: p.as, up, metas, rows })
+      return derivedTasks(up, work, metas, (addr) => rows.get(JSON.stringify(addr)))
     }
-    const tasks: Task[] = []
-    for (const w of work) {
-      const input: Record<string, unknown> = {}
-      const inputs: [string, string, number][] = []
-      const upstream: UpstreamRow[] = []
-      let skip = false
-      for (const p of parts) {
-        const m = p.metas.get(w.addr)
-        const row = p.rows.get(JSON.stringify(w.addr))
-        if (m === undefined || (row === undefined && m.lq_state === 'ok')) {
-          skip = true
-          break
-        }
-        input[p.as] = row === undefined ? undefined : withoutKey(row)
-        inputs.push([p.up.name, w.addr, m.lq_changed_rev])
-        upstream.push({ table: p.up.name, addr: w.addr, state: m.lq_state, error: m.lq_error })
+    case 'zip': {
+      const parts: { as: string; up: Derivation; metas: Map<string, MetaRow>; rows: Map<string, Row> }[] = []
+      for (const p of source.parts) {
+        const up = engine.derivations.get(p.table)!
+        const metas = await metaRows(engine.db, engine.d, up.name, keys)
+        const rows = await rowsByKey(engine, up.table as unknown as AnyTable, keys.map((k) => JSON.stringify(k)))
+        parts.push({ as: p.as, up, metas, rows })
       }
-      if (skip) continue
-      tasks.push({ addr: w.addr, input, lineage: [{ table: x.roots[0]!, key: addressValue(w.addr) }], inputs, maxRev: Math.max(...inputs.map((i) => i[2])), upstream, edges: [], missing: !w.stored })
+      const tasks: Task[] = []
+      for (const w of work) {
+        const input: Record<string, unknown> = {}
+        const inputs: [string, string, number][] = []
+        const upstream: UpstreamRow[] = []
+        let skip = false
+        for (const p of parts) {
+          const m = p.metas.get(w.addr)
+          const row = p.rows.get(JSON.stringify(w.addr))
+          if (m === undefined || (row === undefined && m.lq_state === 'ok')) {
+            skip = true
+            break
+          }
+          input[p.as] = row === undefined ? undefined : withoutKey(row)
+          inputs.push([p.up.name, w.addr, m.lq_changed_rev])
+          upstream.push({ table: p.up.name, addr: w.addr, state: m.lq_state, error: m.lq_error })
+        }
+        if (skip) continue
+        tasks.push({ addr: w.addr, input, lineage: [{ table: x.roots[0]!, key: addressValue(w.addr) }], inputs, maxRev: Math.max(...inputs.map((i) => i[2])), upstream, edges: [], missing: !w.stored })
+      }
+      return tasks
     }
-    return tasks
+    case 'query':
+      // A comprehension's tasks were built by its scan (delta evaluation) with their inputs.
+      return work.flatMap((w) => (w.task === undefined ? [] : [w.task]))
+    default:
+      return assertNever(source, 'source kind')
   }
-  return work.flatMap((w) => (w.task === undefined ? [] : [w.task]))
 }
 
 export function withoutKey(row: Record<string, unknown>): Record<string, unknown> {
