@@ -35,7 +35,7 @@
  * left as they are.
  */
 import type { ColumnDef, TableDef } from './schema.js'
-import { isScalar, type Branch, type Gen, type GroupAgg, type GroupSpec, type NExpr, type NTop, type NValue } from './normal.js'
+import { isScalar, type Branch, type Gen, type GroupAgg, type GroupSpec, type NExpr, type NTop, type NValue, collectAggs } from './normal.js'
 
 type Agg = Extract<NExpr, { k: 'agg' }>
 
@@ -205,15 +205,6 @@ function reads(e: NExpr, set: ReadonlySet<string>): 'only' | 'none' | 'other' {
   }
 }
 
-/** The aggregates of a value, outside nested queries. */
-function collectAggs(v: NValue, out: Agg[]): void {
-  switch (v.k) {
-    case 'agg': out.push(v); return
-    case 'op': v.args.forEach((x) => collectAggs(x, out)); return
-    case 'rec': v.fields.forEach(([, f]) => collectAggs(f, out)); return
-    case 'col': case 'const': case 'exists': case 'shared': case 'witness': case 'coll': case 'lin': return
-  }
-}
 
 function aggsOf(v: NValue): Agg[] {
   const out: Agg[] = []

@@ -332,3 +332,13 @@ export function queryMentions(q: NQuery, alias: string): boolean {
 function groupMentions(s: GroupSpec, alias: string): boolean {
   return queryMentions({ branches: s.source }, alias) || s.aggs.some((a) => a.parts.some((p) => (p.arg !== undefined && mentionsAlias(p.arg, alias)) || p.filter.some((f) => mentionsAlias(f, alias))))
 }
+
+/** The aggregates of a value, outside nested queries, in order (rules `one-scan-aggregates` and `decorrelate-aggregate`). */
+export function collectAggs(v: NValue, out: Extract<NExpr, { k: 'agg' }>[]): void {
+  switch (v.k) {
+    case 'agg': out.push(v); return
+    case 'op': v.args.forEach((x) => collectAggs(x, out)); return
+    case 'rec': v.fields.forEach(([, f]) => collectAggs(f, out)); return
+    case 'col': case 'const': case 'exists': case 'shared': case 'witness': case 'coll': case 'lin': return
+  }
+}

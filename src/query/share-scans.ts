@@ -16,7 +16,7 @@
  * rows' conditions, `count(distinct)` and ordered or limited queries are left as they are.
  */
 import type { ColumnDef, TableDef } from './schema.js'
-import { renameExpr, renameValue, sameExpr, type Branch, type Gen, type GroupAgg, type NExpr, type NQuery, type NTop, type NValue } from './normal.js'
+import { renameExpr, renameValue, sameExpr, type Branch, type Gen, type GroupAgg, type NExpr, type NQuery, type NTop, type NValue, collectAggs } from './normal.js'
 
 type Agg = Extract<NExpr, { k: 'agg' }>
 
@@ -85,15 +85,6 @@ function sameRows(a: Branch, b: Branch): ReadonlyMap<string, string> | undefined
   return b.conds.every((c, i) => sameExpr(a.conds[i]!, renameExpr(c, map))) ? map : undefined
 }
 
-/** The aggregates of a value, outside nested queries. */
-function collectAggs(v: NValue, out: Agg[]): void {
-  switch (v.k) {
-    case 'agg': out.push(v); return
-    case 'op': v.args.forEach((x) => collectAggs(x, out)); return
-    case 'rec': v.fields.forEach(([, f]) => collectAggs(f, out)); return
-    case 'col': case 'const': case 'exists': case 'shared': case 'witness': case 'coll': case 'lin': return
-  }
-}
 
 function replaceAggs(v: NValue, replaced: ReadonlyMap<Agg, NExpr>): NValue {
   switch (v.k) {

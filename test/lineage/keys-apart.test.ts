@@ -8,11 +8,12 @@
  */
 import * as t from 'io-ts'
 import { describe, expect, test } from 'vitest'
-import { AST, compile, createTable, insertRows, lineage, Q, run, table, type AnyQuery } from '../../src/index.js'
+import { AST, compile, lineage, Q, table, type AnyQuery } from '../../src/index.js'
 import { evaluate, evaluateLineage } from '../oracle/evaluate.js'
 import { compareBags } from '../support/bags.js'
 import { eachDialect, type TestDb } from '../support/db.js'
 import { data, departments, employees, tasks, tasksOf } from '../query/fixtures.js'
+import { runIn } from '../support/run-in.js'
 
 const sql = (q: AnyQuery) => {
   const out: Record<string, string> = {}
@@ -41,26 +42,7 @@ describe('compile: a nested collection under lineage carries its keys apart', ()
   })
 })
 
-class Rollback extends Error {}
 
-async function runIn(tdb: TestDb, tables: readonly ReturnType<typeof table<string, any>>[], rows: Record<string, Record<string, unknown>[]>, qs: readonly AnyQuery[]): Promise<unknown[][]> {
-  let out: unknown[][] = []
-  await tdb.db
-    .transaction()
-    .execute(async (trx) => {
-      for (const tb of tables) {
-        await createTable(trx, tb)
-        await insertRows(trx, tb, rows[tb.name] ?? [])
-      }
-      out = []
-      for (const q of qs) out.push(await run(trx, q))
-      throw new Rollback()
-    })
-    .catch((e: unknown) => {
-      if (!(e instanceof Rollback)) throw e
-    })
-  return out
-}
 
 async function agreesWithOracle(tdb: TestDb, tables: readonly ReturnType<typeof table<string, any>>[], rows: Record<string, Record<string, unknown>[]>, q: AnyQuery): Promise<void> {
   const [plain, annotated] = await runIn(tdb, tables, rows, [q, lineage(q)])

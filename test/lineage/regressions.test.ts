@@ -4,32 +4,11 @@
  */
 import * as t from 'io-ts'
 import { expect, test } from 'vitest'
-import { AST, createTable, DateString, insertRows, lineage, Q, run, table, type AnyQuery } from '../../src/index.js'
+import { AST, DateString, lineage, Q, table, type AnyQuery } from '../../src/index.js'
 import { evaluate, evaluateLineage } from '../oracle/evaluate.js'
 import { compareBags } from '../support/bags.js'
-import { eachDialect, type TestDb } from '../support/db.js'
-
-type AnyTable = ReturnType<typeof table<string, any>>
-class Rollback extends Error {}
-
-async function runIn(tdb: TestDb, tables: readonly AnyTable[], data: Record<string, Record<string, unknown>[]>, qs: readonly AnyQuery[]): Promise<unknown[][]> {
-  let out: unknown[][] = []
-  await tdb.db
-    .transaction()
-    .execute(async (trx) => {
-      for (const tb of tables) {
-        await createTable(trx, tb)
-        await insertRows(trx, tb, data[tb.name] ?? [])
-      }
-      out = []
-      for (const q of qs) out.push(await run(trx, q))
-      throw new Rollback()
-    })
-    .catch((e: unknown) => {
-      if (!(e instanceof Rollback)) throw e
-    })
-  return out
-}
+import { eachDialect } from '../support/db.js'
+import { runIn } from '../support/run-in.js'
 
 eachDialect('lineage regressions', (get) => {
   test('a group\'s nested collection of NULLs from a table without lineage, under lineage(q) (FC_SEED=1340065448 FC_PATH=444, was PostgreSQL: "could not determine polymorphic type")', async () => {
