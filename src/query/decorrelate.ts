@@ -35,7 +35,7 @@
  * left as they are.
  */
 import type { ColumnDef, TableDef } from './schema.js'
-import { isScalar, type Branch, type Gen, type GroupAgg, type GroupSpec, type NExpr, type NTop, type NValue, collectAggs } from './normal.js'
+import { isScalar, type Branch, type Gen, type GroupAgg, type GroupSpec, type NExpr, type NTop, type NValue, collectAggs, replaceAggs } from './normal.js'
 
 type Agg = Extract<NExpr, { k: 'agg' }>
 
@@ -212,11 +212,3 @@ function aggsOf(v: NValue): Agg[] {
   return out
 }
 
-function replaceAggs(v: NValue, replaced: ReadonlyMap<Agg, NExpr>): NValue {
-  switch (v.k) {
-    case 'agg': return replaced.get(v) ?? v
-    case 'op': return { ...v, args: v.args.map((x) => replaceAggs(x, replaced) as NExpr) }
-    case 'rec': return { ...v, fields: v.fields.map(([n, f]) => [n, replaceAggs(f, replaced)] as const) }
-    case 'col': case 'const': case 'exists': case 'shared': case 'witness': case 'coll': case 'lin': return v
-  }
-}

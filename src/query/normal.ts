@@ -342,3 +342,13 @@ export function collectAggs(v: NValue, out: Extract<NExpr, { k: 'agg' }>[]): voi
     case 'col': case 'const': case 'exists': case 'shared': case 'witness': case 'coll': case 'lin': return
   }
 }
+
+/** `v` with each aggregate in `replaced` replaced by its expression (outside nested queries). */
+export function replaceAggs(v: NValue, replaced: ReadonlyMap<Extract<NExpr, { k: 'agg' }>, NExpr>): NValue {
+  switch (v.k) {
+    case 'agg': return replaced.get(v) ?? v
+    case 'op': return { ...v, args: v.args.map((x) => replaceAggs(x, replaced) as NExpr) }
+    case 'rec': return { ...v, fields: v.fields.map(([n, f]) => [n, replaceAggs(f, replaced)] as const) }
+    case 'col': case 'const': case 'exists': case 'shared': case 'witness': case 'coll': case 'lin': return v
+  }
+}

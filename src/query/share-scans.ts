@@ -16,7 +16,7 @@
  * rows' conditions, `count(distinct)` and ordered or limited queries are left as they are.
  */
 import type { ColumnDef, TableDef } from './schema.js'
-import { renameExpr, renameValue, sameExpr, type Branch, type Gen, type GroupAgg, type NExpr, type NQuery, type NTop, type NValue, collectAggs } from './normal.js'
+import { renameExpr, renameValue, sameExpr, type Branch, type Gen, type GroupAgg, type NExpr, type NQuery, type NTop, type NValue, collectAggs, replaceAggs } from './normal.js'
 
 type Agg = Extract<NExpr, { k: 'agg' }>
 
@@ -85,12 +85,3 @@ function sameRows(a: Branch, b: Branch): ReadonlyMap<string, string> | undefined
   return b.conds.every((c, i) => sameExpr(a.conds[i]!, renameExpr(c, map))) ? map : undefined
 }
 
-
-function replaceAggs(v: NValue, replaced: ReadonlyMap<Agg, NExpr>): NValue {
-  switch (v.k) {
-    case 'agg': return replaced.get(v) ?? v
-    case 'op': return { ...v, args: v.args.map((x) => replaceAggs(x, replaced) as NExpr) }
-    case 'rec': return { ...v, fields: v.fields.map(([n, f]) => [n, replaceAggs(f, replaced)] as const) }
-    case 'col': case 'const': case 'exists': case 'shared': case 'witness': case 'coll': case 'lin': return v
-  }
-}
