@@ -16,7 +16,7 @@
  * rows' conditions, `count(distinct)` and ordered or limited queries are left as they are.
  */
 import type { ColumnDef, TableDef } from './schema.js'
-import { renameExpr, renameValue, sameExpr, type Branch, type Gen, type GroupAgg, type NExpr, type NQuery, type NTop, type NValue, collectAggs, replaceAggs } from './normal.js'
+import { renameExpr, renameValue, sameExpr, type Branch, type Gen, type GroupAgg, type NExpr, type NQuery, type NTop, collectAggs, replaceAggs } from './normal.js'
 
 type Agg = Extract<NExpr, { k: 'agg' }>
 

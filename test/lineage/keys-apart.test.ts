@@ -8,22 +8,15 @@
  */
 import * as t from 'io-ts'
 import { describe, expect, test } from 'vitest'
-import { AST, compile, lineage, Q, table, type AnyQuery } from '../../src/index.js'
+import { AST, lineage, Q, table, type AnyQuery } from '../../src/index.js'
 import { evaluate, evaluateLineage } from '../oracle/evaluate.js'
 import { compareBags } from '../support/bags.js'
 import { eachDialect, type TestDb } from '../support/db.js'
 import { data, departments, employees, tasks, tasksOf } from '../query/fixtures.js'
 import { runIn } from '../support/run-in.js'
+import { sqlByDialect } from '../support/sql.js'
 
-const sql = (q: AnyQuery) => {
-  const out: Record<string, string> = {}
-  for (const d of ['sqlite', 'postgres'] as const) {
-    const c = compile(q, d)
-    expect(c.statements).toHaveLength(1)
-    out[d] = c.statements[0]!.sql
-  }
-  return out
-}
+const sql = sqlByDialect
 
 describe('compile: a nested collection under lineage carries its keys apart', () => {
   test('the data aggregated as in the plain query, the keys as one array beside it, in one value [data, keys]', () => {

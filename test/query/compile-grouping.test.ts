@@ -4,19 +4,12 @@
  * COUNT(DISTINCT), SELECT DISTINCT, JSON aggregation in the same GROUP BY).
  */
 import { describe, expect, test } from 'vitest'
-import { AST, compile, lineage, Q, type AnyQuery } from '../../src/index.js'
+import { AST, lineage, Q, type AnyQuery } from '../../src/index.js'
 import { normalise } from '../../src/query/normalise.js'
 import { employees, tasks } from './fixtures.js'
+import { sqlByDialect } from '../support/sql.js'
 
-const sql = (q: AnyQuery) => {
-  const out: Record<string, string> = {}
-  for (const d of ['sqlite', 'postgres'] as const) {
-    const c = compile(q, d)
-    expect(c.statements).toHaveLength(1)
-    out[d] = c.statements[0]!.sql
-  }
-  return out
-}
+const sql = sqlByDialect
 
 const byDept = Q.groupBy(employees, (e) => e.dept)
 

@@ -7,10 +7,11 @@
  */
 import * as t from 'io-ts'
 import { beforeAll, describe, expect, test } from 'vitest'
-import { AST, compile, createTable, decimal, insertRows, lineage, Q, run, table, type AnyQuery, type ExprLike } from '../../src/index.js'
+import { AST, createTable, decimal, insertRows, lineage, Q, run, table, type AnyQuery, type ExprLike } from '../../src/index.js'
 import { evaluate } from '../oracle/evaluate.js'
 import { compareBags, show } from '../support/bags.js'
 import { eachDialect } from '../support/db.js'
+import { sqlOf } from '../support/sql.js'
 
 const people = table('people', { id: t.Int, team: t.union([t.Int, t.null]), name: t.string }, { key: 'id' })
 const orders = table('orders', {
@@ -63,7 +64,6 @@ const inWhere = () => Q.for(people, (p) => Q.where(Q.gt(Q.count(ordersOf(p)), 1)
 const twoGens = () =>
   Q.for(people, (p) => Q.for(people, (q) => Q.yield({ p: p.id, q: q.id, n: Q.count(Q.for(orders, (o) => Q.where(Q.and(Q.eq(o.person, p.id), Q.eq(o.team, q.team)), Q.yield(o)))) })))
 
-const sqlOf = (q: AnyQuery, d: 'sqlite' | 'postgres' = 'sqlite') => compile(q, d).statements[0]!.sql
 
 describe('rule decorrelate-aggregate: the SQL', () => {
   test('a count per row of a table is a left join to the counts grouped by the correlation key', () => {

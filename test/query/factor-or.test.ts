@@ -5,10 +5,11 @@
  */
 import * as t from 'io-ts'
 import { beforeAll, describe, expect, test } from 'vitest'
-import { AST, compile, createTable, insertRows, Q, run, table, type AnyQuery, type Expr } from '../../src/index.js'
+import { AST, createTable, insertRows, Q, run, table, type AnyQuery, type Expr } from '../../src/index.js'
 import { evaluate } from '../oracle/evaluate.js'
 import { compareBags, show } from '../support/bags.js'
 import { eachDialect } from '../support/db.js'
+import { sqlOf } from '../support/sql.js'
 
 const parts = table('parts', { pk: t.Int, brand: t.string, size: t.union([t.Int, t.null]) }, { key: 'pk' })
 const lines = table('lines', { lk: t.Int, pk: t.Int, qty: t.union([t.Int, t.null]), mode: t.string }, { key: 'lk' })
@@ -38,7 +39,6 @@ const q19Like = () =>
       Q.and(Q.eq(p.pk, l.pk), Q.eq(p.brand, 'B'), Q.ge(l.qty, 10), Q.le(p.size, 10), Q.eq(l.mode, 'AIR'))),
     Q.yield({ lk: l.lk, brand: p.brand }))))
 
-const sqlOf = (q: AnyQuery, d: 'sqlite' | 'postgres' = 'sqlite') => compile(q, d).statements[0]!.sql
 
 describe('rule or-factor: the SQL', () => {
   test('conjuncts every branch repeats (the join) leave the OR; each table gets its implied filter; the OR stays', () => {

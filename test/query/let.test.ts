@@ -9,12 +9,11 @@ import { evaluate, evaluateLineage } from '../oracle/evaluate.js'
 import { statementsOf } from '../support/count.js'
 import { eachDialect } from '../support/db.js'
 import { data, departments, employees, tasks, tasksOf } from './fixtures.js'
+import { occurrences, sqlOf } from '../support/sql.js'
 
 /** `run` with annotated elements copied to plain `{ data, lineage }` objects, so `toEqual` compares both fields (see docs/lineage.md, "Reading lineage"). */
 const run: typeof runLazy = async (db, q) => plainLineage(await runLazy(db, q))
 
-const sqlOf = (q: AnyQuery, d: 'sqlite' | 'postgres') => compile(q, d).statements[0]!.sql
-const occurrences = (s: string, sub: string) => s.split(sub).length - 1
 
 /** A correlated count used in the condition, the result and the order. */
 const busy = Q.for(employees, (e) => Q.let(Q.count(tasksOf(e)), (n) => Q.where(Q.ge(n, 1), Q.yield({ name: e.name, tasks: n, twice: Q.add(n, n) })))).orderBy((r) => Q.desc(r.tasks))

@@ -10,11 +10,11 @@ import { evaluate, evaluateLineage } from '../oracle/evaluate.js'
 import { statementsOf } from '../support/count.js'
 import { eachDialect } from '../support/db.js'
 import { data, departments, employees, tasks } from './fixtures.js'
+import { sqlOf } from '../support/sql.js'
 
 /** `run` with annotated elements copied to plain `{ data, lineage }` objects, so `toEqual` compares both fields (see docs/lineage.md, "Reading lineage"). */
 const run: typeof runLazy = async (db, q) => plainLineage(await runLazy(db, q))
 
-const sqlOf = (q: AnyQuery, d: 'sqlite' | 'postgres') => compile(q, d).statements[0]!.sql
 const inDept = (d: { name: any }) => Q.for(employees, (e) => Q.where(Q.eq(e.dept, d.name), Q.yield({ n: e.name, s: e.salary })))
 
 /** Top 1 earner per department. */

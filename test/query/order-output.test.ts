@@ -4,16 +4,15 @@
  * runs) once. SQL text on both dialects, and the results against the oracle on both.
  */
 import { beforeAll, describe, expect, test } from 'vitest'
-import { AST, compile, createTable, insertRows, lineage, Q, plainLineage, run as runLazy, type AnyQuery } from '../../src/index.js'
+import { AST, createTable, insertRows, lineage, Q, plainLineage, run as runLazy, type AnyQuery } from '../../src/index.js'
 import { evaluate, evaluateLineage } from '../oracle/evaluate.js'
 import { eachDialect } from '../support/db.js'
 import { data, departments, employees, tasks, tasksOf } from './fixtures.js'
+import { occurrences, sqlOf } from '../support/sql.js'
 
 /** `run` with annotated elements copied to plain `{ data, lineage }` objects, so `toEqual` compares both fields (see docs/lineage.md, "Reading lineage"). */
 const run: typeof runLazy = async (db, q) => plainLineage(await runLazy(db, q))
 
-const occurrences = (s: string, sub: string) => s.split(sub).length - 1
-const sqlOf = (q: AnyQuery, d: 'sqlite' | 'postgres') => compile(q, d).statements[0]!.sql
 
 // Each branch filters its rows (`salary > 0`, `name <> ''`), so its aggregates stay correlated
 // subqueries (rule `decorrelate-aggregate` leaves the aggregates of a filtered branch alone).

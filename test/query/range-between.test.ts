@@ -4,10 +4,11 @@
  */
 import * as t from 'io-ts'
 import { beforeAll, describe, expect, test } from 'vitest'
-import { AST, compile, createTable, DateString, insertRows, Q, run, table, type AnyQuery } from '../../src/index.js'
+import { AST, createTable, DateString, insertRows, Q, run, table, type AnyQuery } from '../../src/index.js'
 import { evaluate } from '../oracle/evaluate.js'
 import { compareBags, show } from '../support/bags.js'
 import { eachDialect } from '../support/db.js'
+import { sqlOf } from '../support/sql.js'
 
 const ev = table('ev', { id: t.Int, n: t.union([t.Int, t.null]), d: DateString, s: t.string }, { key: 'id' })
 const data = {
@@ -20,7 +21,6 @@ const data = {
 }
 const range = (lo: number, hi: number) => Q.for(ev, (e) => Q.where(Q.and(Q.ge(e.n, lo), Q.eq(e.s, 'b'), Q.le(e.n, hi)), Q.yield(e.id)))
 const dates = () => Q.for(ev, (e) => Q.where(Q.and(Q.ge(e.d, Q.date('1995-01-01')), Q.le(e.d, '1996-12-31')), Q.yield(e.id)))
-const sqlOf = (q: AnyQuery, d: 'sqlite' | 'postgres' = 'sqlite') => compile(q, d).statements[0]!.sql
 
 describe('rule range-between: the SQL', () => {
   test('x >= lo and x <= hi is x between lo and hi, the other conjuncts kept in place', () => {

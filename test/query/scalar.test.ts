@@ -11,6 +11,7 @@ import { evaluate } from '../oracle/evaluate.js'
 import { valueEquals } from '../support/bags.js'
 import { eachDialect } from '../support/db.js'
 import { addToDate } from '../../src/query/codecs.js'
+import { thrown } from '../support/errors.js'
 
 const ev = table('ev', {
   id: t.Int,
@@ -31,15 +32,6 @@ const data = {
   ],
 }
 
-const err = (f: () => unknown): LineageQueryError => {
-  try {
-    f()
-  } catch (e) {
-    if (e instanceof LineageQueryError) return e
-    throw e
-  }
-  throw new Error('expected an error')
-}
 
 eachDialect('scalar expressions and column types', (get) => {
   beforeAll(async () => {
@@ -72,8 +64,8 @@ eachDialect('scalar expressions and column types', (get) => {
       expect({ n: row.n, rows: [...row.rows].sort() }).toEqual({ n: 3, rows: [1, 4] })
     })
     test('values of different types are a type error; an empty branch list an argument error', () => {
-      expect(err(() => compile(byId((e) => Q.case([[true, e.s]], e.id as any)), 'sqlite')).code).toBe('type')
-      expect(err(() => Q.case([] as any)).code).toBe('argument')
+      expect(thrown(() => compile(byId((e) => Q.case([[true, e.s]], e.id as any)), 'sqlite')).code).toBe('type')
+      expect(thrown(() => Q.case([] as any)).code).toBe('argument')
     })
     test('SQL on both dialects', () => {
       const q = Q.for(ev, (e) => Q.yield(Q.case([[Q.gt(e.r, 1), 'a']], 'b')))
@@ -153,9 +145,9 @@ eachDialect('scalar expressions and column types', (get) => {
       }
     })
     test('a string that is not a date, used as one, is a type error; a bad Date an argument error', () => {
-      expect(err(() => compile(byId((e) => Q.lt(e.d, '2024-02-30')), 'sqlite')).message).toContain('is used as a date')
-      expect(err(() => Q.yield(new Date('nope'))).code).toBe('argument')
-      expect(err(() => Q.date('2024-1-1')).code).toBe('argument')
+      expect(thrown(() => compile(byId((e) => Q.lt(e.d, '2024-02-30')), 'sqlite')).message).toContain('is used as a date')
+      expect(thrown(() => Q.yield(new Date('nope'))).code).toBe('argument')
+      expect(thrown(() => Q.date('2024-1-1')).code).toBe('argument')
     })
   })
 
@@ -209,7 +201,7 @@ eachDialect('scalar expressions and column types', (get) => {
     })
 
     test('decimals and reals do not mix; digits beyond the scale are rejected on insert', async () => {
-      expect(err(() => compile(byId((e) => Q.add(e.price, e.r as any)), 'sqlite')).message).toContain('decimals and reals do not mix')
+      expect(thrown(() => compile(byId((e) => Q.add(e.price, e.r as any)), 'sqlite')).message).toContain('decimals and reals do not mix')
       await expect(insertRows(get().db, ev, [{ ...data.ev[0]!, id: 9, price: '1.005' } as never])).rejects.toThrow(/decimal\(15, 2\)/)
     })
   })
@@ -222,7 +214,7 @@ eachDialect('scalar expressions and column types', (get) => {
       expect(await values((e) => Q.ne(e.doc, Q.json('str')))).toEqual([true, false, null, true])
     })
     test('ordering comparisons of JSON are a type error', () => {
-      expect(err(() => compile(byId((e) => Q.lt(e.doc, Q.json(1) as any)), 'sqlite')).message).toContain('only for equality')
+      expect(thrown(() => compile(byId((e) => Q.lt(e.doc, Q.json(1) as any)), 'sqlite')).message).toContain('only for equality')
     })
   })
 
@@ -263,7 +255,7 @@ eachDialect('scalar expressions and column types', (get) => {
       // A computed pattern ending in a lone escape character is NULL; a constant one a type error.
       expect(await values((e) => Q.like(e.s, Q.concat(e.s, '\\')))).toEqual([null, null, null, null])
       expect(await values((e) => Q.like(e.s, Q.concat('%', '\\\\')))).toEqual([false, false, false, false])
-      expect(err(() => Q.like(Q.concat('a'), 'a\\')).code).toBe('type')
+      expect(thrown(() => Q.like(Q.concat('a'), 'a\\')).code).toBe('type')
       // ... unless normalisation substituted it (a row variable bound to a literal): NULL too.
       expect(await values((e) => Q.for(Q.values(['a\\', '%']), (p) => Q.yield(Q.like(e.s, p))))).toEqual([[null, true], [null, true], [null, true], [null, true]])
     })

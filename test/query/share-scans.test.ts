@@ -5,10 +5,11 @@
  */
 import * as t from 'io-ts'
 import { beforeAll, describe, expect, test } from 'vitest'
-import { AST, compile, createTable, insertRows, lineage, Q, run, table, type AnyQuery } from '../../src/index.js'
+import { AST, createTable, insertRows, lineage, Q, run, table, type AnyQuery } from '../../src/index.js'
 import { evaluate } from '../oracle/evaluate.js'
 import { compareBags, show } from '../support/bags.js'
 import { eachDialect } from '../support/db.js'
+import { occurrences, sqlOf } from '../support/sql.js'
 
 const items = table('items', { id: t.Int, kind: t.string, price: t.union([t.number, t.null]) }, { key: 'id' })
 const data = {
@@ -29,8 +30,6 @@ const share = (minPrice: number) => {
     top: Q.max(rows, (r) => r.price),
   })
 }
-const sqlOf = (q: AnyQuery, d: 'sqlite' | 'postgres' = 'sqlite') => compile(q, d).statements[0]!.sql
-const occurrences = (s: string, x: string) => s.split(x).length - 1
 
 describe('rule one-scan-aggregates: the SQL', () => {
   test('aggregates of one query in a yield read its table once, in one derived table without GROUP BY', () => {
