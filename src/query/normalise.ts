@@ -28,6 +28,8 @@
  *   JSON array of the rows' key entries (see `src/lineage/rewrite.ts`).
  * - `same-aggregate`: an aggregate a group already computes is that column (`addAgg`).
  * - `fold-dates`: date arithmetic on constants is a date constant (`foldDate`).
+ * - `inline-scalar-let` (`inline-let.ts`, after the rest): an uncorrelated `Q.let` scalar a
+ *   top-level branch uses once is that scalar subquery where it is used (HAVING for TPC-H Q11).
  * - `one-scan-aggregates` (`share-scans.ts`, after the rest): aggregates a generator-less
  *   top-level branch computes over the same rows become the columns of one aggregate scan.
  * - `or-factor` (`factor-or.ts`): in a `Q.where` condition, conjuncts common to every branch of
@@ -72,6 +74,7 @@ import { addToDate, fixScale, isDateString, scaleOf, Timestamp } from './codecs.
 import { endsWithLoneEscape } from './dialect.js'
 import { factorOr } from './factor-or.js'
 import { shareScans } from './share-scans.js'
+import { inlineScalarLets } from './inline-let.js'
 
 /**
  * The values of the variables bound so far, innermost first: a persistent list, so binding a
@@ -1003,7 +1006,7 @@ export function normalise(e: ast.Expr): NTop {
     limit: o?.limit,
     offset: o?.offset ?? 0,
   }
-  // rule `one-scan-aggregates` (share-scans.ts)
-  const shared = shareScans(top)
+  // rule `inline-scalar-let` (inline-let.ts), then rule `one-scan-aggregates` (share-scans.ts)
+  const shared = shareScans(inlineScalarLets(top))
   return n.ctes.length === 0 ? shared : { ...shared, ctes: n.ctes }
 }
