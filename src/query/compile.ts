@@ -1,6 +1,7 @@
 /**
  * The pipeline, in order: the DSL's AST -> `normalise` (normal form) -> `decorrelate` (rule
- * `decorrelate-aggregate` over the normal form) -> `lower` (Kysely
+ * `decorrelate-aggregate` over the normal form) -> `shareCorrelatedScans` (rule
+ * `one-scan-correlated-aggregates`) -> `lower` (Kysely
  * operation nodes + result layout) -> Kysely's dialect compiler (SQL text + parameters).
  * Results are cached per query object and dialect, so compiling or running the same query
  * object again costs a map lookup.
@@ -8,6 +9,7 @@
 import type { Expr } from './ast.js'
 import { decodeRows, type Decoder } from './decode.js'
 import { decorrelate } from './decorrelate.js'
+import { shareCorrelatedScans } from './share-correlated.js'
 import { hooksFor, type Dialect, type DialectHooks } from './dialect.js'
 import { AST, type AnyQuery } from './dsl.js'
 import { LineageQueryError, showValue } from '../errors.js'
@@ -55,8 +57,9 @@ export function plan(query: AnyQuery, dialect: Dialect, opts: { readonly bindCon
   const plans = (bind ? boundCache : cache)[dialect]
   const hit = plans.get(node)
   if (hit !== undefined) return hit
-  // rule `decorrelate-aggregate` (decorrelate.ts): on both dialects (SQLite's plan of TPC-H Q13 is faster too)
-  const lowered = lower(decorrelate(normalise(node)), hooks)
+  // rule `decorrelate-aggregate` (decorrelate.ts): on both dialects (SQLite's plan of TPC-H Q13 is faster too),
+  // then rule `one-scan-correlated-aggregates` (share-correlated.ts) for the correlated aggregates left
+  const lowered = lower(shareCorrelatedScans(decorrelate(normalise(node)), hooks.lateralExact), hooks)
   const { sql, parameters } = print(lowered.select, dialect)
   // The decoder is built when the plan first decodes rows: `compile` alone never needs it.
   let decoder: Decoder | undefined

@@ -35,7 +35,7 @@
  * left as they are.
  */
 import type { ColumnDef, TableDef } from './schema.js'
-import { isScalar, type Branch, type Gen, type GroupAgg, type GroupSpec, type NExpr, type NTop, type NValue, collectAggs, replaceAggs } from './normal.js'
+import { isScalar, renameExpr, renameValue, sameExpr, type Branch, type Gen, type GroupAgg, type GroupSpec, type NExpr, type NTop, type NValue, collectAggs, replaceAggs } from './normal.js'
 
 type Agg = Extract<NExpr, { k: 'agg' }>
 
@@ -79,12 +79,20 @@ class Rewriter {
     if (plans.size === 0) return { branch: base, extra }
     // Every row of the generators needs the aggregates: no condition filters them otherwise.
     if (!b.conds.flatMap(conjuncts).every((c) => aggsOf(c).some((a) => plans.has(a)))) return { branch: base, extra }
+    // Aggregates over the same rows with the same correlation (several uses of one correlated
+    // `Q.let` query value, or written twice) are columns of one grouped generator: one scan.
+    const classes: (readonly [Agg, Plan])[][] = []
+    for (const [a, p] of plans) {
+      const cls = classes.find((c) => sameRows(c[0]![1], p) !== undefined)
+      if (cls === undefined) classes.push([[a, p]])
+      else cls.push([a, p])
+    }
     const replaced = new Map<Agg, NExpr>()
     const added: Gen[] = []
-    for (const [a, p] of plans) {
-      const { gen, value } = this.#join(a, p)
+    for (const cls of classes) {
+      const { gen, values } = this.#join(cls)
       added.push(gen)
-      replaced.set(a, value)
+      cls.forEach(([a], j) => replaced.set(a, values[j]!))
     }
     const branch: Branch = { ...base, gens: [...gens, ...added], conds: b.conds.map((c) => replaceAggs(c, replaced) as NExpr), value: replaceAggs(b.value, replaced) }
     return { branch, extra: extra.map((v) => replaceAggs(v, replaced)) }
@@ -129,8 +137,11 @@ class Rewriter {
     return changed ? { ...s, source, keys, aggs } : s
   }
 
-  /** The left-joined grouped generator computing `a` per correlation key, and `a`'s value read from it. */
-  #join(a: Agg, p: Plan): { gen: Gen; value: NExpr } {
+  /**
+   * The left-joined grouped generator computing the aggregates of `cls` (over the same rows,
+   * `sameRows`) per correlation key, and each aggregate's value read from it.
+   */
+  #join(cls: readonly (readonly [Agg, Plan])[]): { gen: Gen; values: NExpr[] } {
     const alias = `#d${this.#n++}`
     const columns: ColumnDef[] = []
     const table: TableDef = { name: alias, columns, byName: new Map(), key: undefined, lineage: false, storedLineage: undefined }
@@ -140,15 +151,34 @@ class Rewriter {
       ;(table.byName as Map<string, ColumnDef>).set(name, col)
       return { k: 'col', alias, table, col, type }
     }
+    const p = cls[0]![1]
     const on: NExpr[] = p.pairs.map(([inner, outer], i) => ({ k: 'op', op: 'eq', args: [column(`k${i}`, inner.type), outer], type: { kind: 'boolean', nullable: true } }))
-    const countAll = a.fn === 'count' && a.distinct !== true
-    const agg: GroupAgg = { fn: a.fn, distinct: a.distinct === true, type: a.type, parts: [{ branch: 0, arg: countAll ? undefined : p.rows.value, filter: [] }] }
-    const group: GroupSpec = { source: [p.rows], keys: [p.pairs.map(([inner]) => inner)], aggs: [agg] }
-    const col = column('a0', { ...a.type, nullable: true })
-    // No group for an outer row: no rows, so count is 0 (and the other aggregates NULL, as read).
-    const value: NExpr = a.fn === 'count' ? { k: 'op', op: 'coalesce', args: [col, { k: 'const', value: 0, type: { kind: 'int', nullable: false } }], type: a.type } : col
-    return { gen: { alias, table, group, left: { on } }, value }
+    const aggs: GroupAgg[] = []
+    const values = cls.map(([a, q], j) => {
+      const countAll = a.fn === 'count' && a.distinct !== true
+      aggs.push({ fn: a.fn, distinct: a.distinct === true, type: a.type, parts: [{ branch: 0, arg: countAll ? undefined : renameValue(q.rows.value, sameRows(p, q)!), filter: [] }] })
+      const col = column(`a${j}`, { ...a.type, nullable: true })
+      // No group for an outer row: no rows, so count is 0 (and the other aggregates NULL, as read).
+      return a.fn === 'count' ? { k: 'op', op: 'coalesce', args: [col, { k: 'const', value: 0, type: { kind: 'int', nullable: false } }], type: a.type } satisfies NExpr : col
+    })
+    const group: GroupSpec = { source: [p.rows], keys: [p.pairs.map(([inner]) => inner)], aggs }
+    return { gen: { alias, table, group, left: { on } }, values }
   }
+}
+
+/**
+ * When `q`'s rows and correlation are `p`'s (the same tables in the same order, the same
+ * conditions and correlation equalities once `q`'s aliases are renamed to `p`'s), the renaming;
+ * else `undefined`.
+ */
+function sameRows(p: Plan, q: Plan): ReadonlyMap<string, string> | undefined {
+  const a = p.rows
+  const b = q.rows
+  if (a.gens.length !== b.gens.length || a.conds.length !== b.conds.length || p.pairs.length !== q.pairs.length) return undefined
+  if (!a.gens.every((g, i) => g.table === b.gens[i]!.table)) return undefined
+  const map = new Map(b.gens.map((g, i) => [g.alias, a.gens[i]!.alias] as const))
+  if (!b.conds.every((c, i) => sameExpr(a.conds[i]!, renameExpr(c, map)))) return undefined
+  return q.pairs.every(([inner, outer], i) => sameExpr(p.pairs[i]![0], renameExpr(inner, map)) && sameExpr(p.pairs[i]![1], outer)) ? map : undefined
 }
 
 /** How aggregate `a` is decorrelated from generators `outer`, or `undefined` when the rule does not apply. */

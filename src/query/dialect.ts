@@ -45,6 +45,12 @@ export interface DialectHooks {
   lateralItem(sub: S.Select, columns: readonly string[]): S.Node
   /** Column `col` of lateral item `alias` (as `lateralItem` wrote it). */
   lateralColumn(alias: string, col: string): S.Node
+  /**
+   * Whether a `lateralItem` gives back every value exactly. SQLite's `json_each` passes them
+   * through JSON text, where a REAL keeps 15 significant digits (`0.1 + 0.2` comes back as
+   * `0.3`): rule `one-scan-correlated-aggregates` leaves real and decimal aggregates alone there.
+   */
+  readonly lateralExact: boolean
 
   // ---------------------------------------------------------------- dates, decimals, JSON, functions
   /** A column value of `kind` (as its codec decoded it) as the driver wants it bound. */
@@ -223,6 +229,7 @@ const sqlite: DialectHooks = {
   lateralItem: (sub, columns) =>
     S.fn('json_each', [S.selectFromSubquery(sub, 'r', [{ expr: S.agg('json_group_array', [S.fn('json_object', columns.flatMap((c) => [S.literal(c), S.col('r', c)]))]), alias: 'v' }])]),
   lateralColumn: (alias, col) => S.fn('json_extract', [S.col(alias, 'value'), S.literal(`$.${col}`)]),
+  lateralExact: false,
   columnToDb(kind, v, scale) {
     if (v === null) return null
     switch (kind) {
@@ -348,6 +355,7 @@ const postgres: DialectHooks = {
   filteredAggregate: 'filter',
   lateralItem: (sub) => S.lateral(sub),
   lateralColumn: (alias, col) => S.col(alias, col),
+  lateralExact: true,
   columnToDb(kind, v) {
     if (v === null) return null
     // JSON as text (node-postgres would turn a JS array into a PostgreSQL array).

@@ -67,7 +67,7 @@ function shareBranch(b: Branch, freshAlias: () => string): Branch {
 }
 
 /** An aggregate whose rows one scan can share: one unordered branch over tables, no subquery or shared value in its conditions. */
-function shareable(a: Agg): boolean {
+export function shareable(a: Agg): boolean {
   const q: NQuery = a.q
   if (a.distinct === true || q.order !== undefined || q.branches.length !== 1) return false
   const b = q.branches[0]!
@@ -78,7 +78,7 @@ function shareable(a: Agg): boolean {
  * When `b`'s rows are `a`'s (the same tables in the same order, the same conditions once `b`'s
  * aliases are renamed to `a`'s), the renaming; else `undefined`.
  */
-function sameRows(a: Branch, b: Branch): ReadonlyMap<string, string> | undefined {
+export function sameRows(a: Branch, b: Branch): ReadonlyMap<string, string> | undefined {
   if (a.gens.length !== b.gens.length || a.conds.length !== b.conds.length) return undefined
   if (!a.gens.every((g, i) => g.table === b.gens[i]!.table)) return undefined
   const map = new Map(b.gens.map((g, i) => [g.alias, a.gens[i]!.alias] as const))
