@@ -701,6 +701,11 @@ class Gen {
         const q = this.query(scope, this.subDepth(d))
         return { v: Q.count(q.q), code: `Q.count(${q.code})`, t: sT('int', false, q.card) }
       }],
+      // the count of the rows matching a row in scope by a key (rule decorrelate-aggregate)
+      [isInt ? 2 : 0, () => {
+        const q = this.keyedQ(scope, this.subDepth(d))
+        return { v: Q.count(q.q), code: `Q.count(${q.code})`, t: sT('int', false, q.card) }
+      }],
       [isInt ? 1 : 0, () => {
         // COUNT(DISTINCT x) over scalars (NULL not counted), a count of distinct records otherwise.
         const q = this.query(scope, this.subDepth(d))
@@ -752,8 +757,8 @@ class Gen {
       v = f(q.q)
       code = `Q.${fn}(${q.code})`
     } else {
-      // Q.fn(query, (r) => scalar)
-      q = this.query(scope, this.subDepth(d))
+      // Q.fn(query, (r) => scalar), often over the rows matching a row in scope by a key
+      q = this.tape.chance(35) ? this.keyedQ(scope, this.subDepth(d)) : this.query(scope, this.subDepth(d))
       const name = this.fresh()
       let sel: GS | undefined
       const src = q
@@ -981,6 +986,8 @@ class Gen {
       // Grouping: Q.for(Q.groupBy(src, key), g => body) and Q.distinct(q).
       [d >= 2 && target === undefined ? 3 : 0, () => this.groupQ(scope, d)],
       [d >= 1 && target === undefined ? 1 : 0, () => this.distinctQ(scope, d)],
+      // Aggregates correlated by a key (rule decorrelate-aggregate).
+      [d >= 2 && target === undefined ? 1 : 0, () => this.reportQ(scope, d)],
       // A table as a union part beside records of the same fields.
       [tables.length > 0 ? 1 : 0, () => {
         const ti = this.tape.pick(tables)
@@ -1170,6 +1177,89 @@ class Gen {
   private yieldQ(scope: Scope, d: number, target?: Ty): GQ {
     const v = this.value(scope, d - 1, target)
     return { q: Q.yield(v.v), code: `Q.yield(${v.code})`, elem: v.t, card: 1 }
+  }
+
+  /**
+   * The rows of a table that match a row in scope by a key: `Q.for(T, (y) => Q.where(Q.eq(y.c,
+   * outer.k) [&& a filter over y], Q.yield(y)))`, the query an aggregate correlated by an
+   * equality reads (rule `decorrelate-aggregate` rewrites such aggregates in a top-level branch
+   * into a left-joined grouped table). Another query when no int or string column of a table
+   * has a path of its kind in scope.
+   */
+  private keyedQ(scope: Scope, d: number): GQ {
+    const pairs: [TableInfo, string, Ent][] = []
+    for (const ti of this.tables) {
+      for (const [c, ct] of ti.rowT.fields) {
+        if (ct.tag !== 's' || (ct.kind !== 'int' && ct.kind !== 'string')) continue
+        for (const p of this.scalarPaths(scope, [ct.kind])) if ((p.t as ST).kind === ct.kind) pairs.push([ti, c, p])
+      }
+    }
+    if (pairs.length === 0) return this.query(scope, d)
+    const [ti, c, outer] = this.tape.pick(pairs)
+    const yn = this.fresh()
+    let code = ''
+    const q = Q.for(ti.tbl, (y: any) => {
+      const eq = Q.eq(y[c], outer.v)
+      const eqCode = `Q.eq(${yn}.${c}, ${outer.code})`
+      if (!this.tape.chance(40)) {
+        code = `Q.for(${ti.name}, (${yn}) => Q.where(${eqCode}, Q.yield(${yn})))`
+        return Q.where(eq, Q.yield(y))
+      }
+      // a filter over the table's rows only
+      const f = this.scalar([{ v: y, code: yn, t: ti.rowT }], 'boolean', 1)
+      code = `Q.for(${ti.name}, (${yn}) => Q.where(Q.and(${eqCode}, ${f.code}), Q.yield(${yn})))`
+      return Q.where(Q.and(eq, f.v), Q.yield(y))
+    })
+    return { q, code, elem: ti.rowT, card: MAX_ROWS }
+  }
+
+  /**
+   * A report over a table: `Q.for(T, (x) => [Q.where(Q.gt(agg, n),] Q.yield({ f: agg, g: scalar, ... }))`,
+   * the aggregates (count, sum of an int column, min/max of an int or string column) over the
+   * rows of a table matching `x` by a key (`keyedQ`): the shape of TPC-H Q13's counts, which
+   * rule `decorrelate-aggregate` rewrites.
+   */
+  reportQ(scope: Scope, d: number): GQ {
+    const src = this.tableQ()
+    const name = this.fresh()
+    let elem: Ty | undefined
+    let code = ''
+    const q = Q.for(src.q, (x: any) => {
+      const sc: Scope = [...scope, { v: x, code: name, t: src.elem }]
+      const names = this.fieldNames(1 + this.tape.nat(3))
+      const obj: Record<string, unknown> = {}
+      const fields: (readonly [string, Ty])[] = []
+      const codes: string[] = []
+      for (const f of names) {
+        const a = this.tape.chance(65) ? this.keyedAgg(sc, d) : this.scalar(sc, 'any', 1)
+        obj[f] = a.v
+        fields.push([f, a.t])
+        codes.push(`${f}: ${a.code}`)
+      }
+      elem = { tag: 'r', fields }
+      const y = `Q.yield({ ${codes.join(', ')} })`
+      if (!this.tape.chance(30)) {
+        code = y
+        return Q.yield(obj)
+      }
+      const a = this.keyedAgg(sc, d, true)
+      const n = this.tape.pick([0, 1, 2])
+      code = `Q.where(Q.ge(${a.code}, ${n}), ${y})`
+      return Q.where(Q.ge(a.v, n), Q.yield(obj))
+    })
+    return { q, code: `Q.for(${src.code}, (${name}) => ${code})`, elem: elem as Ty, card: MAX_ROWS }
+  }
+
+  /** An aggregate over the rows matching a row in scope by a key (`keyedQ`): count, sum of an int column, min or max of an int or string column. */
+  private keyedAgg(scope: Scope, d: number, countOnly = false): GS {
+    const kq = this.keyedQ(scope, Math.max(1, d - 1))
+    const cols = kq.elem.tag === 'r' ? kq.elem.fields.filter(([, t]) => t.tag === 's' && (t.kind === 'int' || t.kind === 'string')) : []
+    if (countOnly || cols.length === 0 || this.tape.chance(40)) return { v: Q.count(kq.q), code: `Q.count(${kq.code})`, t: sT('int', false, kq.card) }
+    const [c, ct] = this.tape.pick(cols) as readonly [string, ST]
+    const fn = ct.kind === 'int' ? this.tape.pick(['sum', 'min', 'max'] as const) : this.tape.pick(['min', 'max'] as const)
+    const r = this.fresh()
+    const f = Q[fn] as (q: AnyQuery, sel: (r: any) => unknown) => unknown
+    return { v: f(kq.q, (row: any) => row[c]), code: `Q.${fn}(${kq.code}, (${r}) => ${r}.${c})`, t: sT(ct.kind, true, fn === 'sum' ? ct.bound * Math.max(1, kq.card) : ct.bound) }
   }
 
   private tableQ(): GQ {
@@ -1474,7 +1564,8 @@ export function buildQuery(schema: Schema, tapeValues: readonly number[]): Built
   // Often bias the whole query toward nested results (records with nested-query fields).
   g.nest = tape.chance(40)
   // ... and often make the result itself rows with nested collections.
-  const top = tape.chance(30) ? g.nestedResult(4) : g.query([], 4)
+  // ... and sometimes a report of aggregates correlated by a key (rule decorrelate-aggregate).
+  const top = tape.chance(30) ? g.nestedResult(4) : tape.chance(12) ? g.reportQ([], 4) : g.query([], 4)
   let query: AnyQuery = top.q
   let code = top.code
   let order: OrderKeyPath[] | undefined
