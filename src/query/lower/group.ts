@@ -78,7 +78,13 @@ function groupCore(cx: Cx, g: Gen): { key: (i: number) => S.Node; grouped: boole
             const isJson = a.fn === 'json' || a.fn === 'lineage'
             const single = a.fn === 'json' && !jsonElement(cx, g, name)
             const elemKind = single ? (cx.viaLayouts.get(`${g.alias}.${name}`)?.l.elem as { type?: { kind: ScalarKind } } | undefined)?.type?.kind : undefined
-            const nullArg = isJson && !cx.h.jsonAsText && !single ? S.cast(S.literal(null), 'json') : typedNull(cx, elemKind ?? argType(a).kind)
+            // A lone scalar element goes into JSON as the dialect writes that kind there
+            // (`jsonSlot`: a PostgreSQL timestamp as ISO text), a missing part's NULL alike, so
+            // the union's parts agree (property-test counterexample: "UNION types timestamp with
+            // time zone and text cannot be matched").
+            const nullArg = isJson && !cx.h.jsonAsText && !single ? S.cast(S.literal(null), 'json')
+              : single && elemKind !== undefined ? element(cx, [typedNull(cx, elemKind)], [false], undefined, [elemKind])
+              : typedNull(cx, elemKind ?? argType(a).kind)
             const flag = needsFlag(a, s.source.length)
             const countAll = a.fn === 'count' && !a.distinct
             if (part === undefined) {
