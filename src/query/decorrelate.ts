@@ -110,6 +110,8 @@ class Rewriter {
   }
 
   #spec(s: GroupSpec): GroupSpec {
+    // The common case first, without copying the spec: nothing in it the rule could rewrite.
+    if (!s.source.some((b, i) => mayRewrite(s, b, i))) return s
     let changed = false
     const keys = [...s.keys]
     const aggs: { -readonly [K in keyof GroupAgg]: GroupAgg[K] }[] = s.aggs.map((a) => ({ ...a }))
@@ -235,6 +237,27 @@ function reads(e: NExpr, set: ReadonlySet<string>): 'only' | 'none' | 'other' {
   }
 }
 
+
+/**
+ * Whether `branch` may rewrite source branch `i` of a group: it has a grouped generator, or an
+ * aggregate in its value, conditions, keys, or the group's aggregate parts over it (else
+ * `branch` returns it as it is).
+ */
+function mayRewrite(s: GroupSpec, b: Branch, i: number): boolean {
+  if (b.gens.some((g) => g.group !== undefined)) return true
+  const found: Agg[] = []
+  collectAggs(b.value, found)
+  for (const c of b.conds) collectAggs(c, found)
+  for (const k of s.keys[i]!) collectAggs(k, found)
+  for (const a of s.aggs) {
+    for (const p of a.parts) {
+      if (p.branch !== i) continue
+      if (p.arg !== undefined) collectAggs(p.arg, found)
+      for (const f of p.filter) collectAggs(f, found)
+    }
+  }
+  return found.length > 0
+}
 
 function aggsOf(v: NValue): Agg[] {
   const out: Agg[] = []

@@ -210,37 +210,72 @@ export function sameExpr(a: NExpr, b: NExpr): boolean {
 
 // ---------------------------------------------------------------- alias renaming
 
-/** Rename generator aliases (`map`: old -> new) throughout a value, nested queries included. */
+/**
+ * Rename generator aliases (`map`: old -> new) throughout a value, nested queries included.
+ * A part that mentions no renamed alias is returned as it is (the same object), so renaming
+ * allocates only along the paths that change.
+ */
 export function renameValue(v: NValue, map: ReadonlyMap<string, string>): NValue {
   switch (v.k) {
-    case 'rec':
-      return { ...v, fields: v.fields.map(([n, f]) => [n, renameValue(f, map)] as const) }
-    case 'coll':
-      return { ...v, q: renameQuery(v.q, map), ...(v.via === undefined ? {} : { via: { alias: map.get(v.via.alias) ?? v.via.alias, col: v.via.col } }) }
-    case 'lin':
-      return { k: 'lin', entries: v.entries.map((e) => ({ ...e, key: e.key.map((x) => renameExpr(x, map)) })) }
+    case 'rec': {
+      const fields = mapSame(v.fields, (f) => {
+        const x = renameValue(f[1], map)
+        return x === f[1] ? f : ([f[0], x] as const)
+      })
+      return fields === v.fields ? v : { ...v, fields }
+    }
+    case 'coll': {
+      const q = renameQuery(v.q, map)
+      const via = v.via === undefined ? undefined : map.get(v.via.alias)
+      if (q === v.q && via === undefined) return v
+      return { ...v, q, ...(v.via === undefined ? {} : { via: { alias: via ?? v.via.alias, col: v.via.col } }) }
+    }
+    case 'lin': {
+      const entries = mapSame(v.entries, (e) => {
+        const key = mapSame(e.key, (x) => renameExpr(x, map))
+        return key === e.key ? e : { ...e, key }
+      })
+      return entries === v.entries ? v : { k: 'lin', entries }
+    }
     default:
       return renameExpr(v, map)
   }
+}
+
+/** `xs.map(f)`, or `xs` itself when `f` returns every element unchanged. */
+function mapSame<T>(xs: readonly T[], f: (x: T) => T): readonly T[] {
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i]!
+    const y = f(x)
+    if (y === x) continue
+    const out = xs.slice(0, i)
+    out.push(y)
+    for (let j = i + 1; j < xs.length; j++) out.push(f(xs[j]!))
+    return out
+  }
+  return xs
 }
 
 export function renameExpr(e: NExpr, map: ReadonlyMap<string, string>): NExpr {
   switch (e.k) {
     case 'col': {
       const a = map.get(e.alias)
-      return a === undefined ? e : { ...e, alias: a }
+      return a === undefined ? e : { k: 'col', alias: a, table: e.table, col: e.col, type: e.type }
     }
     case 'const':
       return e
-    case 'op':
-      return { ...e, args: e.args.map((a) => renameExpr(a, map)) }
+    case 'op': {
+      const args = mapSame(e.args, (a) => renameExpr(a, map))
+      return args === e.args ? e : { ...e, args }
+    }
     case 'exists':
     case 'agg':
-      return { ...e, q: renameQuery(e.q, map) }
+    case 'witness': {
+      const q = renameQuery(e.q, map)
+      return q === e.q ? e : { ...e, q }
+    }
     case 'shared':
       return renameShared(e, map)
-    case 'witness':
-      return { ...e, q: renameQuery(e.q, map) }
   }
 }
 
@@ -270,24 +305,39 @@ export const renameLets = (lets: readonly SharedExpr[] | undefined, map: Readonl
   lets === undefined || lets.length === 0 ? {} : { lets: lets.map((l) => renameShared(l, map)) }
 
 function renameQuery(q: NQuery, map: ReadonlyMap<string, string>): NQuery {
-  const out: NQuery = { branches: q.branches.map((b) => renameBranch(b, map)) }
-  return q.order === undefined ? out : { ...out, order: { ...q.order, keys: q.order.keys.map((ks) => ks.map((k) => renameExpr(k, map))) } }
+  const branches = mapSame(q.branches, (b) => renameBranch(b, map))
+  const keys = q.order === undefined ? undefined : mapSame(q.order.keys, (ks) => mapSame(ks, (k) => renameExpr(k, map)))
+  if (branches === q.branches && (q.order === undefined || keys === q.order.keys)) return q
+  const out: NQuery = { branches }
+  return q.order === undefined ? out : { ...out, order: { ...q.order, keys: keys! } }
 }
 
 /** Rename aliases in a branch: its generators (grouped ones inside too), conditions, value, lets. */
 export function renameBranch(b: Branch, map: ReadonlyMap<string, string>): Branch {
-  const conds = b.conds.map((c) => renameExpr(c, map))
-  const out: Branch = { gens: b.gens.map((g) => renameGen(g, map)), conds, value: renameValue(b.value, map), ...renameLets(b.lets, map) }
-  if (b.grp === undefined) return out
+  const conds = mapSame(b.conds, (c) => renameExpr(c, map))
+  const gens = mapSame(b.gens, (g) => renameGen(g, map))
+  const value = renameValue(b.value, map)
+  const lets = renameLets(b.lets, map).lets
+  const alias = b.grp === undefined ? undefined : map.get(b.grp.alias)
+  if (conds === b.conds && gens === b.gens && value === b.value && lets === undefined && alias === undefined) return b
+  if (b.grp === undefined) return branchOf(gens, conds, value, lets, undefined)
   const own = new Set<NExpr>()
   b.conds.forEach((c, i) => b.grp!.own.has(c) && own.add(conds[i]!))
-  return { ...out, grp: { ...b.grp, own, alias: map.get(b.grp.alias) ?? b.grp.alias } }
+  return branchOf(gens, conds, value, lets, { id: b.grp.id, alias: alias ?? b.grp.alias, src: b.grp.src, own })
+}
+
+/** A branch; `lets` and `grp` set only when there are some (built without object spreads, which were a visible cost of renaming). */
+export function branchOf(gens: readonly Gen[], conds: readonly NExpr[], value: NValue, lets: readonly SharedExpr[] | undefined, grp: Branch['grp']): Branch {
+  const b: { -readonly [K in keyof Branch]: Branch[K] } = { gens, conds, value }
+  if (lets !== undefined && lets.length > 0) b.lets = lets
+  if (grp !== undefined) b.grp = grp
+  return b
 }
 
 export function renameGen(g: Gen, map: ReadonlyMap<string, string>): Gen {
   const alias = map.get(g.alias) ?? g.alias
   if (g.left !== undefined) return { ...renameGen({ alias: g.alias, table: g.table, ...(g.group === undefined ? {} : { group: g.group }) }, map), left: { on: g.left.on.map((c) => renameExpr(c, map)) } }
-  if (g.group === undefined) return { alias, table: g.table }
+  if (g.group === undefined) return alias === g.alias ? g : { alias, table: g.table }
   const s = g.group
   // A group that reads no renamed alias keeps its spec (and so sees aggregates collected later).
   if (![...map.keys()].some((a) => a !== g.alias && specMentions(s, a))) return { alias, table: g.table, group: s }

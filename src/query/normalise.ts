@@ -42,6 +42,7 @@
 import { LineageQueryError } from '../errors.js'
 import type * as ast from './ast.js'
 import {
+  branchOf,
   constant,
   constType,
   cuts,
@@ -177,7 +178,8 @@ class Normaliser {
         if (target.k !== 'rec') {
           throw new LineageQueryError('unknown-column', `cannot read field \`${e.name}\` of a ${describe(target)}; fields exist only on rows and records`, { field: e.name })
         }
-        const f = target.fields.find(([n]) => n === e.name)
+        let f: readonly [string, NValue] | undefined
+        for (const x of target.fields) if (x[0] === e.name) { f = x; break }
         if (f === undefined) {
           if (target.table !== undefined) columnOf(target.table, e.name)
           throw new LineageQueryError('unknown-column', `record has no field \`${e.name}\`; fields: ${target.fields.map(([n]) => n).join(', ') || '(none)'}`, { field: e.name })
@@ -390,7 +392,7 @@ class Normaliser {
         const lets = concat(b.lets ?? [], c.lets ?? [])
         // A branch over a group's rows stays one when the other side adds no generator.
         const grp = c.gens.length === 0 ? b.grp : b.gens.length === 0 ? c.grp : undefined
-        out.push({ gens: concat(b.gens, c.gens), conds: concat(b.conds, c.conds), value: c.value, ...(lets.length > 0 ? { lets } : {}), ...(grp === undefined ? {} : { grp }) })
+        out.push(branchOf(concat(b.gens, c.gens), concat(b.conds, c.conds), c.value, lets, grp))
       }
     }
     if (source.order !== undefined && mapOnly) return { branches: out, order: source.order }

@@ -1,0 +1,174 @@
+/**
+ * `npm run bench:compile`: the DSL's own compile cost (issue 8: "under 100 microseconds cold")
+ * for the 22 TPC-H queries of `tpch/queries.ts`, nothing but compiling: no database.
+ *
+ * Two builds side by side (benchmarks.md: ratios measured in one run): NEW = this checkout's
+ * `dist/` (built first when missing or older than `src/`), OLD = COMPILE_OLD (the `index.js` of
+ * another build, e.g. main's `tsc` output copied to a temp dir with a `node_modules` link
+ * beside it); without COMPILE_OLD only NEW is measured.
+ *
+ * - SQL check: every query compiles to the same statements (text and parameters) in both
+ *   builds, on both dialects; a difference is printed and the run fails. COMPILE_DUMP=file
+ *   writes NEW's statements there (one block per dialect and query) for a diff across commits.
+ * - warm: a plan-cache miss (a freshly built query object) in a process whose compiler has run
+ *   before (every query compiled 30 times per build first). Per round, per query, per build in
+ *   alternating order: the median of COMPILE_BATCHES (200) compiles. Printed: per query the
+ *   median over rounds per build, and the median of the per-round NEW/OLD ratios.
+ * - first: the first compile of each query in a fresh process (a child per build and round,
+ *   alternating), the median over COMPILE_FIRST_ROUNDS (5) children.
+ *
+ * Environment (defaults): COMPILE_OLD=(none)  COMPILE_NEW=(this checkout's dist/index.js)  COMPILE_ROUNDS=5  COMPILE_BATCHES=200
+ * COMPILE_FIRST_ROUNDS=5  COMPILE_DIALECTS=sqlite,postgres  COMPILE_QUERIES=(all)  COMPILE_DUMP=(none)
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import * as t from 'io-ts'
+import type { Dialect } from '../src/index.js'
+import { fmtRatio, fmtUs, geomean, median, microsPerCall, runIfMain, table } from './harness.js'
+import { tpchQueries, tpchTables, type Lib, type TpchQuery, type TpchTables } from './tpch/queries.js'
+
+const env = process.env
+const num = (name: string, dflt: number): number => {
+  const v = env[name]
+  return v === undefined || v === '' ? dflt : Number(v)
+}
+const list = (name: string, dflt: string): string[] => (env[name] ?? dflt).split(',').map((s) => s.trim()).filter((s) => s !== '')
+const config = {
+  // (COMPILE_NEW is read by newEntry)
+  old: env.COMPILE_OLD ?? '',
+  rounds: num('COMPILE_ROUNDS', 5),
+  batches: num('COMPILE_BATCHES', 200),
+  firstRounds: num('COMPILE_FIRST_ROUNDS', 5),
+  dialects: list('COMPILE_DIALECTS', 'sqlite,postgres') as Dialect[],
+  queries: list('COMPILE_QUERIES', ''),
+  dump: env.COMPILE_DUMP ?? '',
+}
+const root = fileURLToPath(new URL('..', import.meta.url))
+const self = fileURLToPath(import.meta.url)
+
+function newestMtime(dir: string): number {
+  let newest = 0
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = `${dir}/${e.name}`
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs)
+  }
+  return newest
+}
+
+function newEntry(): string {
+  if (env.COMPILE_NEW !== undefined && env.COMPILE_NEW !== '') return env.COMPILE_NEW
+  const entry = `${root}dist/index.js`
+  if (!existsSync(entry) || statSync(entry).mtimeMs < newestMtime(`${root}src`)) {
+    console.log('building dist/ (tsc -p tsconfig.build.json) ...')
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' })
+  }
+  return entry
+}
+
+const load = async (entry: string): Promise<Lib> => (await import(pathToFileURL(entry).href)) as Lib
+
+function queriesFor(lib: Lib): Record<string, TpchQuery> {
+  const tables = tpchTables(lib, { date: lib.DateString, decimal: t.number }) as unknown as TpchTables
+  const all = tpchQueries(lib, tables)
+  return Object.fromEntries(Object.entries(all).filter(([name]) => config.queries.length === 0 || config.queries.includes(name)))
+}
+
+/** Child mode: the first compile of every query (per dialect) in this fresh process, as JSON. */
+async function firstChild(entry: string): Promise<void> {
+  const lib = await load(entry)
+  const out: Record<string, Record<string, number>> = {}
+  for (const d of config.dialects) {
+    const qs = queriesFor(lib)
+    const r: Record<string, number> = {}
+    for (const [name, build] of Object.entries(qs)) {
+      const q = build()
+      const t0 = process.hrtime.bigint()
+      lib.compile(q, d)
+      r[name] = Number(process.hrtime.bigint() - t0) / 1e3
+    }
+    out[d] = r
+  }
+  process.stdout.write(JSON.stringify(out))
+}
+
+function firstRun(entry: string): Record<string, Record<string, number>> {
+  const text = execFileSync(process.execPath, [...process.execArgv, self], { env: { ...env, COMPILE_CHILD: entry }, encoding: 'utf8' })
+  return JSON.parse(text) as Record<string, Record<string, number>>
+}
+
+export async function main(): Promise<void> {
+  if (env.COMPILE_CHILD !== undefined) return firstChild(env.COMPILE_CHILD)
+  console.log(`compile bench; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} on ${os.cpus().length} cores`)
+  const builds: { name: string; entry: string; lib: Lib }[] = []
+  if (config.old !== '') builds.push({ name: 'old', entry: config.old, lib: await load(config.old) })
+  const entry = newEntry()
+  builds.push({ name: 'new', entry, lib: await load(entry) })
+  for (const b of builds) console.log(`${b.name}: ${b.entry}`)
+  const names = Object.keys(queriesFor(builds[0]!.lib))
+
+  // SQL check (and dump)
+  let dump = ''
+  let differ = 0
+  for (const d of config.dialects) {
+    const per = builds.map((b) => queriesFor(b.lib))
+    for (const name of names) {
+      const texts = builds.map((_, i) => JSON.stringify(builds[i]!.lib.compile(per[i]![name]!(), d).statements, null, 1))
+      dump += `-- ${d} ${name}\n${texts[texts.length - 1]}\n`
+      if (texts.some((x) => x !== texts[0])) {
+        differ++
+        console.log(`SQL DIFFERS: ${d} ${name}\n${texts.join('\n----\n')}`)
+      }
+    }
+  }
+  if (config.dump !== '') writeFileSync(config.dump, dump)
+  console.log(builds.length > 1 ? `SQL check: ${differ === 0 ? 'identical' : `${differ} differ`} (${names.length} queries x ${config.dialects.length} dialects)` : 'SQL check: one build only')
+
+  // warm plan-cache misses
+  const qs = config.dialects.map((d) => builds.map((b) => queriesFor(b.lib)))
+  for (let i = 0; i < 30; i++) config.dialects.forEach((d, di) => builds.forEach((b, bi) => { for (const n of names) b.lib.compile(qs[di]![bi]![n]!(), d) }))
+  // us[dialect][build][query][round]
+  const us = config.dialects.map(() => builds.map(() => names.map(() => [] as number[])))
+  for (let r = 0; r < config.rounds; r++) {
+    const order = builds.map((_, i) => i)
+    if (r % 2 === 1) order.reverse()
+    config.dialects.forEach((d, di) => {
+      names.forEach((n, qi) => {
+        for (const bi of order) {
+          const b = builds[bi]!
+          const build = qs[di]![bi]![n]!
+          us[di]![bi]![qi]!.push(microsPerCall(() => build(), (q) => b.lib.compile(q, d), { batches: config.batches, warm: 5 }))
+        }
+      })
+    })
+  }
+  // first compile in a fresh process
+  const first = builds.map(() => [] as Record<string, Record<string, number>>[])
+  for (let r = 0; r < config.firstRounds; r++) {
+    const order = builds.map((_, i) => i)
+    if (r % 2 === 1) order.reverse()
+    for (const bi of order) first[bi]!.push(firstRun(builds[bi]!.entry))
+  }
+
+  config.dialects.forEach((d, di) => {
+    console.log(`\n######## ${d}: warm plan-cache miss, µs (median over ${config.rounds} rounds of medians of ${config.batches}); first compile in a fresh process, µs (median of ${config.firstRounds})\n`)
+    const med = builds.map((_, bi) => names.map((_, qi) => median(us[di]![bi]![qi]!)))
+    const firstMed = builds.map((_, bi) => names.map((n) => median(first[bi]!.map((f) => f[d]![n]!))))
+    const ratio = names.map((_, qi) => median(us[di]![0]![qi]!.map((_, r) => us[di]![builds.length - 1]![qi]![r]! / us[di]![0]![qi]![r]!)))
+    const head = ['query', ...builds.map((b) => `${b.name} µs`), ...(builds.length > 1 ? ['new/old'] : []), ...builds.map((b) => `${b.name} first µs`)]
+    const rows = names.map((n, qi) => [
+      n, ...builds.map((_, bi) => fmtUs(med[bi]![qi]!)), ...(builds.length > 1 ? [fmtRatio(ratio[qi]!)] : []), ...builds.map((_, bi) => fmtUs(firstMed[bi]![qi]!)),
+    ])
+    rows.push([
+      'geomean', ...builds.map((_, bi) => fmtUs(geomean(med[bi]!))), ...(builds.length > 1 ? [fmtRatio(geomean(ratio))] : []), ...builds.map((_, bi) => fmtUs(geomean(firstMed[bi]!))),
+    ])
+    rows.push(['max', ...builds.map((_, bi) => fmtUs(Math.max(...med[bi]!))), ...(builds.length > 1 ? [''] : []), ...builds.map((_, bi) => fmtUs(Math.max(...firstMed[bi]!)))])
+    rows.push(['≥ 100 µs', ...builds.map((_, bi) => String(med[bi]!.filter((v) => v >= 100).length)), ...(builds.length > 1 ? [''] : []), ...builds.map(() => '')])
+    console.log(table(head, rows))
+  })
+  console.log(`\nload average at the end ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`)
+  if (differ > 0) process.exitCode = 1
+}
+
+runIfMain(import.meta.url, main)
