@@ -212,6 +212,9 @@ function annotatedReader(a: { data: Layout; lin: LinLayout; linFirst: boolean },
   const named: (Located | undefined)[] = []
   const w = a.lin.slots.length
   const linFirst = a.linFirst
+  // Several slots at the top level: the driver row holds them (by column name) and is kept as it
+  // is, unless its other columns would make it much larger than a copy of the slots.
+  const keepRow = !owned && w > 1 && c.columns.length <= 2 * w + 2
   return (slots, at, tag) => {
     let base: number
     let value: unknown
@@ -224,8 +227,7 @@ function annotatedReader(a: { data: Layout; lin: LinLayout; linFirst: boolean },
       base = at.i
       at.i += w
     }
-    // Several slots at the top level: the driver row holds them (by column name), kept as it is.
-    const row = owned || w <= 1 ? undefined : at.row
+    const row = keepRow ? at.row : undefined
     const loc = row !== undefined ? locate(named, plans, tag, base, c.columns, w) : locate(locs, plans, tag, w <= 1 ? SINGLE : owned ? base : 0)
     if (loc === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${tag}`)
     if (w <= 1) return new AnnotatedValue(value, slots[base], loc)
