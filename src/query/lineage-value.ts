@@ -245,6 +245,11 @@ export function materialise(plan: BranchPlan, raw: unknown, base: number): Entry
 function direct(plan: BranchPlan, raw: unknown, base: number, names?: readonly string[]): Entry[] {
   const h = plan.h
   const entries = plan.entries
+  // One entry of one slot (the common case): a literal, no loop.
+  if (entries.length === 1 && entries[0]!.slots.length === 1) {
+    const e = entries[0]!
+    return [{ table: e.table, key: keyValue(h, e.kinds[0]!, e.scales[0]!, slotOf(raw, base, names, e.slot)) }]
+  }
   // Sized once (a growing array would allocate room for 16 entries); shortened if duplicates were left out.
   const out = new Array<Entry>(entries.length)
   let n = 0
