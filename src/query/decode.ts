@@ -143,6 +143,8 @@ function apartReader(l: CollLayout, c: Ctx, path: string): Reader {
   const locs: (Located | undefined)[] = []
   const w = a.lin.slots.length
   const lone = !l.tagged && w === 1
+  // Untagged (every keys-apart collection today): every element is branch 0, located once here.
+  const first = locate(locs, plans, 0, lone ? SINGLE : 0)
   const make = c.lazy ? undefined : recordMaker(a.linFirst ? ['lineage', 'data'] : ['data', 'lineage'])
   const pair = new Array<unknown>(2)
   const bad = (what: string, v: unknown): never => {
@@ -172,7 +174,7 @@ function apartReader(l: CollLayout, c: Ctx, path: string): Reader {
         if (!Array.isArray(key)) return bad('a JSON array of keys per element', key)
         if (l.tagged) tag = key[w] as number
       }
-      const loc = locate(locs, plans, tag, lone ? SINGLE : 0)
+      const loc = tag === 0 && first !== undefined ? first : locate(locs, plans, tag, lone ? SINGLE : 0)
       if (loc === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${tag}`)
       if (make === undefined) {
         out[k] = new AnnotatedValue(value, key, loc)
