@@ -8,13 +8,22 @@ import { isLeft } from 'fp-ts/lib/Either.js'
 import { LineageQueryError, showValue } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
 import { annotatedFields, width, type CollLayout, type Layout, type LinLayout, type ScalarLayout } from './layout.js'
-import { AnnotatedValue, branchPlans, materialise, SINGLE } from './lineage-value.js'
+import { AnnotatedValue, branchPlans, locate, materialise, SINGLE, type Located } from './lineage-value.js'
 import type { TopLayout } from './lower.js'
 import { showType } from './schema.js'
 import { isDateString, isTimestamp, Json } from './codecs.js'
 
+/**
+ * Where a reader is: the next slot, and (top level only) the driver row the slots were copied
+ * from, which a lazy lineage of several slots keeps instead of a copy of them.
+ */
+interface Cursor {
+  i: number
+  row: Readonly<Record<string, unknown>> | undefined
+}
+
 /** Reads one value from a cursor over slots. */
-type Reader = (slots: readonly unknown[], at: { i: number }, tag: number) => unknown
+type Reader = (slots: readonly unknown[], at: Cursor, tag: number) => unknown
 
 function where(l: ScalarLayout, path: string): string {
   return l.origin !== undefined ? `column \`${l.origin.column}\` of table \`${l.origin.table}\`` : `result field \`${path || 'value'}\``
@@ -95,7 +104,7 @@ function collReader(l: CollLayout, c: Ctx, path: string): Reader {
   // Each element's slots are an array of its own (parsed from JSON): lineage may keep it.
   const inner = reader(elem, c, `${path}[]`, true)
   // One cursor per reader: a layout position never nests inside itself.
-  const cursor = { i: 0 }
+  const cursor: Cursor = { i: 0, row: undefined }
   // Lowering writes an element of width 1 as its only slot, any other as a JSON array.
   const single = !l.tagged && width(elem) === 1
   const n = l.tagged ? 1 : 0
@@ -127,12 +136,15 @@ function apartReader(l: CollLayout, c: Ctx, path: string): Reader {
   const a = annotatedFields(l.elem!)!
   // Data holds no lineage outside nested collections (else keys are not apart): nothing keeps its slots.
   const data = reader(a.data, c, `${path}[].data`, false)
-  const cursor = { i: 0 }
+  const cursor: Cursor = { i: 0, row: undefined }
   const one = new Array<unknown>(1)
   const single = width(a.data) === 1
   const plans = branchPlans(a.lin, c.h)
+  const locs: (Located | undefined)[] = []
   const w = a.lin.slots.length
   const lone = !l.tagged && w === 1
+  // Untagged (every keys-apart collection today): every element is branch 0, located once here.
+  const first = locate(locs, plans, 0, lone ? SINGLE : 0)
   const make = c.lazy ? undefined : recordMaker(a.linFirst ? ['lineage', 'data'] : ['data', 'lineage'])
   const pair = new Array<unknown>(2)
   const bad = (what: string, v: unknown): never => {
@@ -162,12 +174,12 @@ function apartReader(l: CollLayout, c: Ctx, path: string): Reader {
         if (!Array.isArray(key)) return bad('a JSON array of keys per element', key)
         if (l.tagged) tag = key[w] as number
       }
-      const plan = plans[tag]
-      if (plan === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${tag}`)
+      const loc = tag === 0 && first !== undefined ? first : locate(locs, plans, tag, lone ? SINGLE : 0)
+      if (loc === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${tag}`)
       if (make === undefined) {
-        out[k] = lone ? new AnnotatedValue(value, key, SINGLE, plan) : new AnnotatedValue(value, key, 0, plan)
+        out[k] = new AnnotatedValue(value, key, loc)
       } else {
-        const lineage = materialise(plan, key, lone ? SINGLE : 0)
+        const lineage = materialise(loc.plan, key, loc.base)
         pair[0] = a.linFirst ? lineage : value
         pair[1] = a.linFirst ? value : lineage
         out[k] = make(pair)
@@ -198,8 +210,13 @@ function linReader(l: LinLayout, c: Ctx): Reader {
 function annotatedReader(a: { data: Layout; lin: LinLayout; linFirst: boolean }, c: Ctx, path: string, owned: boolean): Reader {
   const data = reader(a.data, c, path ? `${path}.data` : 'data', owned)
   const plans = branchPlans(a.lin, c.h)
+  const locs: (Located | undefined)[] = []
+  const named: (Located | undefined)[] = []
   const w = a.lin.slots.length
   const linFirst = a.linFirst
+  // Several slots at the top level: the driver row holds them (by column name) and is kept as it
+  // is, unless its other columns would make it much larger than a copy of the slots.
+  const keepRow = !owned && w > 1 && c.columns.length <= 2 * w + 2
   return (slots, at, tag) => {
     let base: number
     let value: unknown
@@ -212,11 +229,13 @@ function annotatedReader(a: { data: Layout; lin: LinLayout; linFirst: boolean },
       base = at.i
       at.i += w
     }
-    const plan = plans[tag]
-    if (plan === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${tag}`)
-    if (w <= 1) return new AnnotatedValue(value, slots[base], SINGLE, plan)
-    if (owned) return new AnnotatedValue(value, slots, base, plan)
-    return new AnnotatedValue(value, slots.slice(base, base + w), 0, plan)
+    const row = keepRow ? at.row : undefined
+    const loc = row !== undefined ? locate(named, plans, tag, base, c.columns, w) : locate(locs, plans, tag, w <= 1 ? SINGLE : owned ? base : 0)
+    if (loc === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${tag}`)
+    if (w <= 1) return new AnnotatedValue(value, slots[base], loc)
+    if (owned) return new AnnotatedValue(value, slots, loc)
+    if (row !== undefined) return new AnnotatedValue(value, row, loc)
+    return new AnnotatedValue(value, slots.slice(base, base + w), loc)
   }
 }
 
@@ -242,6 +261,8 @@ function recordMaker(names: readonly string[]): (v: readonly unknown[]) => Recor
 interface Ctx {
   readonly h: DialectHooks
   readonly lazy: boolean
+  /** The driver rows' column names, in slot order (top level). */
+  readonly columns: readonly string[]
 }
 
 /**
@@ -285,17 +306,18 @@ export interface DecodeOptions {
 export function decodeRows(layout: TopLayout, h: DialectHooks, options: DecodeOptions = {}): Decoder {
   const value = layout.value
   if (value === undefined) return (rows) => rows.map(() => ({}))
-  const read = reader(value, { h, lazy: options.lazy ?? true })
   const cols = layout.columns
+  const read = reader(value, { h, lazy: options.lazy ?? true, columns: cols })
   const tag = layout.tag
   return (rows) => {
     const out = new Array<unknown>(rows.length)
     const slots = new Array<unknown>(cols.length)
-    const at = { i: 0 }
+    const at: Cursor = { i: 0, row: undefined }
     for (let r = 0; r < rows.length; r++) {
       const row = rows[r]!
       for (let c = 0; c < cols.length; c++) slots[c] = row[cols[c]!]
       at.i = 0
+      at.row = row
       out[r] = read(slots, at, tag === undefined ? 0 : Number(row[tag]))
     }
     return out

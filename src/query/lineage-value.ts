@@ -42,6 +42,8 @@ interface EntryPlan {
 export interface BranchPlan {
   readonly entries: readonly EntryPlan[]
   readonly h: DialectHooks
+  /** Every entry is one key from slots (no stored, witness or group lineage): `materialise` takes its direct path. */
+  readonly simple: boolean
 }
 
 /**
@@ -55,6 +57,7 @@ export function branchPlans(l: LinLayout, h: DialectHooks): readonly BranchPlan[
     const stored = b.entries.some((e) => e.stored !== undefined || e.witness !== undefined || e.grouped !== undefined)
     return {
       h,
+      simple: !stored,
       entries: b.entries.map((e, i) => ({
         table: e.table,
         slot: e.slots[0]!,
@@ -73,44 +76,73 @@ export function branchPlans(l: LinLayout, h: DialectHooks): readonly BranchPlan[
 /** `-1` as `base`: the raw value is the branch's only slot itself (no array kept). */
 export const SINGLE = -1
 
+/**
+ * Where an element's lineage is in its raw value: the branch's plan and the index of the
+ * branch's first slot in the raw array (`SINGLE`: the raw value is the only slot). One per
+ * reader position and branch, shared by every element read there (see `locate`).
+ */
+export interface Located {
+  readonly plan: BranchPlan
+  readonly base: number
+  /** The raw value is a driver row: slot `i` of the branch is its column `names[i]` (`base` is then its first column's slot, not used to read). */
+  readonly names: readonly string[] | undefined
+}
+
+/**
+ * The `Located` of `plans[tag]` at `base`, from the reader's cache `cache` (a reader's position
+ * is the same for every row, so this allocates once per branch); `undefined` for an unknown tag.
+ */
+export function locate(cache: (Located | undefined)[], plans: readonly BranchPlan[], tag: number, base: number, columns?: readonly string[], width = 0): Located | undefined {
+  const hit = cache[tag]
+  if (hit !== undefined && hit.base === base) return hit
+  const plan = plans[tag]
+  if (plan === undefined) return undefined
+  const loc = { plan, base, names: columns?.slice(base, base + width) }
+  cache[tag] = loc
+  return loc
+}
+
+/** The values of a driver row's columns `names`, in order. */
+function rowSlots(row: unknown, names: readonly string[]): unknown[] {
+  const r = row as Readonly<Record<string, unknown>>
+  const out = new Array<unknown>(names.length)
+  for (let i = 0; i < names.length; i++) out[i] = r[names[i]!]
+  return out
+}
+
 const inspectSymbol = Symbol.for('nodejs.util.inspect.custom')
 
 /**
  * An annotated element: `data` decoded, `lineage` materialised on first read from the raw
- * slots `raw[base ..]` (or `raw` itself when `base` is `SINGLE`) by `plan`.
+ * slots `raw[base ..]` (or `raw` itself when `base` is `SINGLE`) as `at` says. Two private
+ * fields: before the first read the raw value and where its lineage is; after it the entries
+ * (in `#raw`) and `undefined`.
  */
 export class AnnotatedValue {
   data: unknown
   #raw: unknown
-  #base: number
-  #plan: BranchPlan | undefined
-  #lineage: Entry[] | undefined
+  #at: Located | undefined
 
-  constructor(data: unknown, raw: unknown, base: number, plan: BranchPlan) {
+  constructor(data: unknown, raw: unknown, at: Located) {
     this.data = data
     this.#raw = raw
-    this.#base = base
-    this.#plan = plan
-    this.#lineage = undefined
+    this.#at = at
   }
 
   /** The `(table, key)` rows this element came from, in generator order, without duplicates. */
   get lineage(): Entry[] {
-    let l = this.#lineage
-    if (l === undefined) {
-      l = materialise(this.#plan!, this.#raw, this.#base)
-      this.#lineage = l
-      // The raw values are no longer needed.
-      this.#raw = undefined
-      this.#plan = undefined
-    }
+    const at = this.#at
+    if (at === undefined) return this.#raw as Entry[]
+    const l = at.names === undefined ? materialise(at.plan, this.#raw, at.base) : at.plan.simple ? direct(at.plan, this.#raw, 0, at.names) : materialise(at.plan, rowSlots(this.#raw, at.names), 0)
+    // The raw values are no longer needed.
+    this.#raw = l
+    this.#at = undefined
     return l
   }
 
   set lineage(value: Entry[]) {
-    this.#lineage = value
-    this.#raw = undefined
-    this.#plan = undefined
+    this.#raw = value
+    this.#at = undefined
   }
 
   toJSON(): { data: unknown; lineage: Entry[] } {
@@ -185,6 +217,7 @@ class Collector {
 
 /** The entries of one element from its raw slots: what the eager decoder built for it. */
 export function materialise(plan: BranchPlan, raw: unknown, base: number): Entry[] {
+  if (plan.simple) return direct(plan, raw, base)
   const h = plan.h
   const at = (slot: number): unknown => (base === SINGLE ? raw : (raw as readonly unknown[])[base + slot])
   const c = new Collector()
@@ -202,6 +235,51 @@ export function materialise(plan: BranchPlan, raw: unknown, base: number): Entry
     }
   }
   return c.out
+}
+
+/**
+ * `materialise` of a branch whose entries are all keys from slots: one pass, one entry object
+ * per entry and nothing else (no collector, no closure); duplicates are looked for only where
+ * the plan says one can be (an earlier entry of the same table).
+ */
+function direct(plan: BranchPlan, raw: unknown, base: number, names?: readonly string[]): Entry[] {
+  const h = plan.h
+  const entries = plan.entries
+  // One entry of one slot (the common case): a literal, no loop.
+  if (entries.length === 1 && entries[0]!.slots.length === 1) {
+    const e = entries[0]!
+    return [{ table: e.table, key: keyValue(h, e.kinds[0]!, e.scales[0]!, slotOf(raw, base, names, e.slot)) }]
+  }
+  // Sized once (a growing array would allocate room for 16 entries); shortened if duplicates were left out.
+  const out = new Array<Entry>(entries.length)
+  let n = 0
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!
+    let key: unknown
+    if (e.slots.length === 1) {
+      key = keyValue(h, e.kinds[0]!, e.scales[0]!, slotOf(raw, base, names, e.slot))
+    } else {
+      const parts = new Array<unknown>(e.slots.length)
+      for (let j = 0; j < parts.length; j++) parts[j] = keyValue(h, e.kinds[j]!, e.scales[j]!, slotOf(raw, base, names, e.slots[j]!))
+      key = parts
+    }
+    if (e.check && repeats(out, n, e.table, key)) continue
+    out[n++] = { table: e.table, key }
+  }
+  if (n < out.length) out.length = n
+  return out
+}
+
+/** Slot `slot` of a branch in a raw value (see `Located`). */
+function slotOf(raw: unknown, base: number, names: readonly string[] | undefined, slot: number): unknown {
+  if (names !== undefined) return (raw as Readonly<Record<string, unknown>>)[names[slot]!]
+  return base === SINGLE ? raw : (raw as readonly unknown[])[base + slot]
+}
+
+/** Whether `out` already holds the entry (`table`, `key`). */
+function repeats(out: readonly Entry[], n: number, table: string, key: unknown): boolean {
+  for (let i = 0; i < n; i++) if (out[i]!.table === table && sameKey(out[i]!.key, key)) return true
+  return false
 }
 
 function parseJson(raw: unknown, path: string): unknown {

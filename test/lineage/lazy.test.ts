@@ -147,6 +147,39 @@ eachDialect('an annotated element', (get) => {
     ])
   }, 60_000)
 
+  test('a flat join of several key slots (a self-join, a composite key) reads its lineage from the kept driver rows (a copy of the slots when the row is much wider): exactly the eager entries, without the self-join duplicate', async () => {
+    await setup()
+    const flat = Q.for(people, (p) =>
+      Q.for(people, (p2) => Q.for(pairs, (r) => Q.where(Q.and(Q.eq(r.a, p.id), Q.eq(p2.id, p.id)), Q.yield({ n: p.name, note: r.note })))),
+    )
+    const p = plan(lineage(flat), get().dialect)
+    const s = p.statements[0]!
+    const driverRows = (await get().db.executeQuery<Record<string, unknown>>(CompiledQuery.raw(s.sql, [...s.parameters]))).rows
+    const lazy = p.decode(driverRows) as AnnotatedValue[]
+    const eager = decodeRows(p.layout, hooksFor(get().dialect), { lazy: false })(driverRows)
+    expect(lazy[0]).toBeInstanceOf(AnnotatedValue)
+    expect(lazy[0]!.lineage).toStrictEqual([{ table: 'people', key: 1 }, { table: 'pairs', key: [1, 2] }])
+    expect(plainLineage(lazy)).toStrictEqual(eager)
+    expect(JSON.stringify(p.decode(driverRows))).toBe(JSON.stringify(eager))
+    // A row much wider than its key slots keeps a copy of the slots instead: the same entries.
+    const wide = Q.for(people, (p1) =>
+      Q.for(people, (p2) =>
+        Q.for(pairs, (r) =>
+          Q.where(
+            Q.and(Q.eq(r.a, p1.id), Q.eq(p2.id, p1.id)),
+            Q.yield({ a: p1.name, b: p1.team, c: p2.name, d: p2.team, e: r.note, f: p1.id, g: p2.id, h: r.a, i: r.b, j: r.note, k: p1.name }),
+          ),
+        ),
+      ),
+    )
+    const pw = plan(lineage(wide), get().dialect)
+    const sw = pw.statements[0]!
+    const wideRows = (await get().db.executeQuery<Record<string, unknown>>(CompiledQuery.raw(sw.sql, [...sw.parameters]))).rows
+    const wideLazy = pw.decode(wideRows) as AnnotatedValue[]
+    expect(wideLazy[0]!.lineage).toStrictEqual([{ table: 'people', key: 1 }, { table: 'pairs', key: [1, 2] }])
+    expect(plainLineage(wideLazy)).toStrictEqual(decodeRows(pw.layout, hooksFor(get().dialect), { lazy: false })(wideRows))
+  }, 60_000)
+
   test('plainLineage gives the plain objects toEqual and spreads need; lineage can be assigned', async () => {
     await setup()
     const rows = await run(get().db, lineage(q))
