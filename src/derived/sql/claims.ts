@@ -127,10 +127,8 @@ up AS (UPDATE lq_claim c SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint F
     return new Map(r.rows.map((x) => [Number(x.token), Number(x.n)]))
   },
   async release(db, owner, token, keys) {
-    const r =
-      keys === undefined
-        ? await sql`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} ORDER BY tbl, lq_key FOR UPDATE) DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key`.execute(db)
-        : await sql`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key = ANY(${keys}::text[]) ORDER BY tbl, lq_key FOR UPDATE) DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key`.execute(db)
+    // One statement with or without a key list (null: every key of the token).
+    const r = await sql`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key = ANY(COALESCE(${keys === undefined ? null : [...keys]}::text[], ARRAY[lq_key])) ORDER BY tbl, lq_key FOR UPDATE) DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key`.execute(db)
     return Number(r.numAffectedRows ?? 0)
   },
   async fence(trx, table, keys, token) {
