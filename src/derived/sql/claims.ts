@@ -48,6 +48,8 @@ export interface ClaimRow {
 
 export interface ClaimDialect {
   readonly name: Dialect
+  /** The database's clock as an SQL expression, epoch milliseconds (what `expires` is compared with). */
+  readonly nowSql: string
   /** Statements creating the claim table and the token counter (migration 3). */
   ddl(): string[]
   /** The database's clock, epoch milliseconds. */
@@ -94,6 +96,7 @@ const rowOf = (r: { tbl: string; lq_key: string; owner: string; expires: unknown
 
 const postgres: ClaimDialect = {
   name: 'postgres',
+  nowSql: PG_NOW,
   ddl: () => [
     `CREATE TABLE IF NOT EXISTS lq_claim (tbl text NOT NULL, lq_key text NOT NULL, owner text NOT NULL, expires bigint NOT NULL, token bigint NOT NULL, PRIMARY KEY (tbl, lq_key))`,
     `CREATE INDEX IF NOT EXISTS "lq_claim$owner" ON lq_claim (owner, token)`,
@@ -168,6 +171,7 @@ SELECT k FROM unnest(${keys}::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM gone 
 
 const sqlite: ClaimDialect = {
   name: 'sqlite',
+  nowSql: SQLITE_NOW,
   ddl: () => [
     `CREATE TABLE IF NOT EXISTS lq_claim (tbl text NOT NULL, lq_key text NOT NULL, owner text NOT NULL, expires integer NOT NULL, token integer NOT NULL, PRIMARY KEY (tbl, lq_key)) WITHOUT ROWID`,
     `CREATE INDEX IF NOT EXISTS "lq_claim$owner" ON lq_claim (owner, token)`,
