@@ -1,6 +1,7 @@
 // A worker process of bench/workers.ts, on the built package (dist/): opens the store of a
 // PostgreSQL schema, declares `a` over `src` and, once it reads `go` on stdin, refreshes.
-// Prints one JSON line: { keys (computed here), t0, t1 (epoch ms), cpuMs (this process's CPU time during the refresh), report }.
+// Prints one JSON line: { keys (computed here), t0, t1 (epoch ms), cpuMs (this process's CPU time during the refresh),
+// statements (SQL statements this process ran during the refresh, transaction control included), report }.
 // Usage: node workers-child.mjs <url> <schema> <fn: sleep10|trivial> <concurrency> <batchSize> <leaseMs>
 import * as t from 'io-ts'
 import { Kysely, PostgresDialect } from 'kysely'
@@ -9,7 +10,9 @@ import { openStore, table } from '../dist/index.js'
 
 const [url, schema, fnKind, concText, batchText, leaseText] = process.argv.slice(2)
 const pool = new pg.Pool({ connectionString: url, options: `-c search_path=${schema}`, max: 4 })
-const db = new Kysely({ dialect: new PostgresDialect({ pool }) })
+let statements = 0
+// Every statement Kysely runs (BEGIN and COMMIT included) calls `log` once.
+const db = new Kysely({ dialect: new PostgresDialect({ pool }), log: () => void statements++ })
 const src = table('src', { id: t.Int, v: t.Int })
 const keys = []
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -40,10 +43,11 @@ try {
   process.stdin.destroy()
   const t0 = Date.now()
   const cpu0 = process.cpuUsage()
+  statements = 0
   const report = await store.refresh({ concurrency: Number(concText), batchSize: Number(batchText) })
   const t1 = Date.now()
   const cpu = process.cpuUsage(cpu0)
-  process.stdout.write(JSON.stringify({ keys, t0, t1, cpuMs: (cpu.user + cpu.system) / 1000, report }) + '\n')
+  process.stdout.write(JSON.stringify({ keys, t0, t1, cpuMs: (cpu.user + cpu.system) / 1000, statements, report }) + '\n')
 } catch (e) {
   process.stdout.write(JSON.stringify({ error: String(e?.stack ?? e) }) + '\n')
   process.exitCode = 1

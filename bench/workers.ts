@@ -8,7 +8,9 @@
  *    last end, rows computed more than once (calls minus distinct keys, over every process), and
  *    the time spent claiming, extending and releasing leases as a share of the refresh time, and
  *    the worker processes' CPU time per row (on a loaded machine, CPU is what N processes share:
- *    a rising CPU cost per row with N is coordination work).
+ *    a rising CPU cost per row with N is coordination work), and the SQL statements (all of them,
+ *    and the claim statements) of every process per batch of the table: counts, which the load
+ *    does not change.
  * 2. `kill -9`: two processes, one killed 300 ms into the fill; the time from the kill to the
  *    survivor's end (its refresh waits for the dead worker's leases to expire, then computes
  *    its rows), against the lease length.
@@ -39,7 +41,8 @@ interface ChildOut {
   t0: number
   t1: number
   cpuMs: number
-  report: { leases?: { claimMs: number; heartbeatMs: number; releaseMs: number }; durationMs: number; totals: { computed: number } }
+  statements: number
+  report: { leases?: { claims: number; claimMs: number; heartbeatMs: number; releaseMs: number }; durationMs: number; totals: { computed: number } }
   error?: string
 }
 
@@ -130,7 +133,7 @@ async function startAll(procs: number, args: string[]): Promise<ReturnType<typeo
   return kids
 }
 
-async function throughput(n: number, procs: number, fn: 'sleep10' | 'trivial', batch: number): Promise<{ rate: number; dups: number; leaseShare: number; computed: number; cpuPerRow: number }> {
+async function throughput(n: number, procs: number, fn: 'sleep10' | 'trivial', batch: number): Promise<{ rate: number; dups: number; leaseShare: number; computed: number; cpuPerRow: number; perBatch: number; claimsPerBatch: number }> {
   const s = await freshSchema(n)
   try {
     const kids = await startAll(procs, [pgUrl, s.schema, fn, '16', String(batch), '30000'])
@@ -144,7 +147,11 @@ async function throughput(n: number, procs: number, fn: 'sleep10' | 'trivial', b
     const stored = Number((await s.admin.query(`SELECT count(*) AS n FROM a`)).rows[0].n)
     if (stored !== n) throw new Error(`${stored} rows stored, expected ${n}`)
     const cpuMs = outs.reduce((a, o) => a + o.cpuMs, 0)
-    return { rate: n / ((t1 - t0) / 1000), dups: calls - distinct, leaseShare: leaseMs / busyMs, computed: distinct, cpuPerRow: (cpuMs * 1000) / n }
+    // Statements and claim statements of every process, per batch of the table (n / batch batches in all).
+    const batches = n / batch
+    const statements = outs.reduce((a, o) => a + (o.statements ?? 0), 0)
+    const claims = outs.reduce((a, o) => a + (o.report.leases?.claims ?? 0), 0)
+    return { rate: n / ((t1 - t0) / 1000), dups: calls - distinct, leaseShare: leaseMs / busyMs, computed: distinct, cpuPerRow: (cpuMs * 1000) / n, perBatch: statements / batches, claimsPerBatch: claims / batches }
   } finally {
     await s.drop()
   }
@@ -265,10 +272,10 @@ export async function main(): Promise<void> {
     for (const [fn, n, batch] of [['sleep10', nSlow, 200], ['trivial', nFast, 2000]] as const) {
       if (!fns.has(fn)) continue
       const base = await throughput(n, 1, fn, batch)
-      console.log(`${fn}, ${n} rows: 1 process ${base.rate.toFixed(0)} rows/s, duplicates ${base.dups}, lease time ${(base.leaseShare * 100).toFixed(1)}% of refresh time, worker CPU ${base.cpuPerRow.toFixed(0)} µs/row`)
+      console.log(`${fn}, ${n} rows: 1 process ${base.rate.toFixed(0)} rows/s, duplicates ${base.dups}, lease time ${(base.leaseShare * 100).toFixed(1)}% of refresh time, worker CPU ${base.cpuPerRow.toFixed(0)} µs/row, ${base.perBatch.toFixed(1)} statements and ${base.claimsPerBatch.toFixed(2)} claim statements per batch`)
       for (const p of [2, 4]) {
         const r = await throughput(n, p, fn, batch)
-        console.log(`${fn}, ${n} rows: ${p} processes ${r.rate.toFixed(0)} rows/s = ${(r.rate / base.rate).toFixed(2)}x one (target >= ${(0.8 * p).toFixed(1)}x for sleep10), duplicates ${r.dups}, lease time ${(r.leaseShare * 100).toFixed(1)}% (target < 5%), worker CPU ${r.cpuPerRow.toFixed(0)} µs/row (all processes)`)
+        console.log(`${fn}, ${n} rows: ${p} processes ${r.rate.toFixed(0)} rows/s = ${(r.rate / base.rate).toFixed(2)}x one (target >= ${(0.8 * p).toFixed(1)}x for sleep10), duplicates ${r.dups}, lease time ${(r.leaseShare * 100).toFixed(1)}% (target < 5%), worker CPU ${r.cpuPerRow.toFixed(0)} µs/row (all processes), ${r.perBatch.toFixed(1)} statements and ${r.claimsPerBatch.toFixed(2)} claim statements per batch (all processes)`)
       }
     }
   }

@@ -30,6 +30,9 @@ import { lostKeys, splitUnkeyable } from './unkeyable.js'
 import type { Lease } from './leases.js'
 import { writeResults } from './write.js'
 
+/** A first fill's page statement looks at up to this many pages of rows to find a page of rows no other worker holds. */
+export const PAGE_WINDOWS = 8
+
 /** Rows per function batch and write transaction, by default. */
 export const BATCH = 500
 /** The same, for a first fill (most of the input is new), by default. */
@@ -48,12 +51,23 @@ export interface ProgressSink {
 
 type Applied = { wm: Watermark; applied: string | null }
 
-export async function refreshTable(engine: Engine, x: Derivation, full: boolean, batch: number | undefined, report: Record<string, TableReport>, op: Op, progress?: ProgressSink): Promise<void> {
-  const clock = await engine.d.readClock(engine.db)
-  const wm = await readWatermark(engine.db, x.name)
-  const filter: ScanFilter = full ? { mode: 'all', force: true } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }
+/**
+ * The rows a first fill left to other workers (their keys), once those let them go, and the
+ * fill's clock and watermark: the pass looks at those rows only (stored meanwhile, or still to
+ * compute), then moves the watermark as the fill would have, not the whole table again.
+ */
+interface HeldRows {
+  readonly keys: readonly string[]
+  readonly clock: Watermark
+  readonly wm: Applied
+}
+
+export async function refreshTable(engine: Engine, x: Derivation, full: boolean, batch: number | undefined, report: Record<string, TableReport>, op: Op, progress?: ProgressSink, held?: HeldRows): Promise<void> {
+  const clock = held?.clock ?? (await engine.d.readClock(engine.db))
+  const wm = held?.wm ?? (await readWatermark(engine.db, x.name))
+  const filter: ScanFilter = held !== undefined ? { mode: 'keys', keys: held.keys } : full ? { mode: 'all', force: true } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }
   // A first fill of a derivation over one table streams its input a page at a time.
-  if (await isFirstFill(engine, x, filter)) return fillTable(engine, x, clock, wm, batch, report, op, progress)
+  if (held === undefined && (await isFirstFill(engine, x, filter))) return fillTable(engine, x, clock, wm, batch, report, op, progress)
   const stats: ScanStats = { covered: false, live: 0 }
   const work = await scan(engine, x, filter, clock, { stats, noCauses: true })
   const items = [...work.values()]
@@ -91,7 +105,8 @@ export async function refreshTable(engine: Engine, x: Derivation, full: boolean,
     const first = i === 1 && x.source.kind === 'query' && parts.length > 2
     return { tasks, stored: async () => (tell('batch'), first ? engine.d.analyze(engine.db, 'lq_edge') : undefined) }
   })
-  if (await leftBehind(x, op, () => refreshTable(engine, x, full, batch, report, op, progress))) return
+  // A pass over held rows goes on with the rows still held, under the same clock.
+  if (await leftBehind(x, op, (again) => refreshTable(engine, x, full, batch, report, op, progress, held === undefined ? undefined : { ...held, keys: [...again] }))) return
   await finishTable(engine, x, clock, wm, report[x.name]!, () => tell('done'))
 }
 
@@ -110,7 +125,7 @@ function deferred(engine: Engine, x: Derivation, lineage: readonly SourceRow[], 
  * table again (`again`); a watch wave leaves them to a later wave. Whether the pass ends here
  * (true: the caller does not move the watermark).
  */
-export async function leftBehind(x: Derivation, op: Op, again: () => Promise<void>): Promise<boolean> {
+export async function leftBehind(x: Derivation, op: Op, again: (held: ReadonlySet<string>) => Promise<void>): Promise<boolean> {
   const l = op.leftBehind.get(x.name)
   if (l === undefined || (l.held.size === 0 && l.deferred === 0)) return false
   if (!op.waitForOthers || l.deferred > 0) return true
@@ -121,7 +136,7 @@ export async function leftBehind(x: Derivation, op: Op, again: () => Promise<voi
     await untilAborted(sleep(pause), op)
   }
   op.leftBehind.delete(x.name)
-  await again()
+  await again(l.held)
   return true
 }
 
@@ -160,16 +175,33 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
     await writeResults(engine, x, splitUnkeyable(x, await unsafeKeyWork(engine, x)).failed, mine)
     let after: number | undefined
     let end = false
+    // The rows a page statement may look at: the page size, doubled (up to PAGE_WINDOWS times)
+    // while pages come back short because other workers hold or stored the rows ahead.
+    let window = size
+    // Whether the last page found another worker's claims on the table: then this page skips them.
+    let skip = false
+    const reader = { owner: op.keeper.owner, codeVersion: op.recompute ? null : x.codeVersion }
     await runBatches(engine, x, mine, op, async () => {
-      if (end) return undefined
-      throwIfAborted(op)
-      const page = await fillRootPage(engine, x, after, size)
-      after = page.last
-      end = page.read < size
-      if (page.read === 0) return undefined
-      return { tasks: op.settling === undefined ? page.tasks : page.tasks.filter((t) => !deferred(engine, x, t.lineage, op)), stored: async () => tell('batch') }
+      for (;;) {
+        if (end) return undefined
+        throwIfAborted(op)
+        // Rows other workers hold or stored are skipped in the read (full: true recomputes stored ones).
+        const page = await fillRootPage(engine, x, after, size, window, reader, skip)
+        after = page.last
+        end = page.end
+        skip = page.others
+        if (page.held.length > 0) {
+          const held = leftOf(op, x.name).held
+          for (const k of page.held) held.add(k)
+        }
+        window = page.read < size && !page.end ? Math.min(window * 2, size * PAGE_WINDOWS) : size
+        if (page.read === 0) continue
+        return { tasks: op.settling === undefined ? page.tasks : page.tasks.filter((t) => !deferred(engine, x, t.lineage, op)), stored: async () => tell('batch') }
+      }
     })
-    if (await leftBehind(x, op, () => refreshTable(engine, x, false, batch, report, op, progress))) return
+    // Every row it left is known by key (held by others in its pages or its claims): the pass
+    // goes on over those rows only, not the whole table again.
+    if (await leftBehind(x, op, (held) => refreshTable(engine, x, false, batch, report, op, progress, { keys: [...held], clock, wm }))) return
     return finishTable(engine, x, clock, wm, mine, () => tell('done'))
   }
   let cursor: unknown

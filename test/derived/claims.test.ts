@@ -103,6 +103,17 @@ eachDialect('claims', (get) => {
     expect(dead.token).toBeGreaterThan(0)
   }, 60_000)
 
+  it('release with a key list deletes only those keys of the token, and without one every key of it', async () => {
+    const { db } = get()
+    const c = await d().claim(db, 'rel', ['1', '2', '3'], 'w', 60_000)
+    const other = await d().claim(db, 'rel', ['4'], 'w', 60_000)
+    expect(await d().release(db, 'w', c.token, ['2', '4'])).toBe(1)
+    expect((await d().held(db, 'rel')).map((h) => h.key)).toEqual(['1', '3', '4'])
+    expect(await d().release(db, 'w', c.token)).toBe(2)
+    expect((await d().held(db, 'rel')).map((h) => [h.key, h.token])).toEqual([['4', other.token]])
+    expect(await d().release(db, 'w', other.token, [])).toBe(0)
+  }, 60_000)
+
   it('an owner may claim again what it holds (calls of one store share its name)', async () => {
     const { db } = get()
     const one = await d().claim(db, 'again', ['1'], 'me', 60_000)

@@ -10,7 +10,7 @@ import { Q, type Query, type Table } from '../../query/dsl.js'
 import { coversAll, type Derivation, type Engine, type ScanFilter, type Task, type Work } from '../engine.js'
 import { keyText } from '../keys.js'
 import { sourceFor } from '../revisions.js'
-import { anyStored, countLive, longKeyRows, PAGE_REV, pageWithRevs, sourcePage, type RevisionSource } from '../sql/reads.js'
+import { anyStored, countLive, freePageWithRevs, longKeyRows, PAGE_OTHERS, PAGE_REV, PAGE_ROW, pageWindow, pageWithRevs, sourcePage, truthy, type PageStatement, type RevisionSource } from '../sql/reads.js'
 import { exec } from '../sql/text.js'
 import { NO_CAUSES } from './table.js'
 
@@ -61,23 +61,62 @@ export function pagesByRootKey(engine: Engine, x: Derivation): boolean {
   return def.key!.length === 1 && def.byName.get(def.key![0]!)!.type.kind === 'int'
 }
 
+/** Whose page `fillRootPage` reads: this worker (rows other workers hold are skipped) and, unless recomputing, the code version whose stored rows are skipped. */
+export interface PageReader {
+  readonly owner: string
+  /** Rows stored from their current revision with this code version are skipped (another worker computed them); null: none is. */
+  readonly codeVersion: string | null
+}
+
+/** A page of `fillRootPage`. */
+export interface RootPage {
+  readonly tasks: Task[]
+  /** Rows of the page (free rows read, including rows deleted meanwhile, which have no task). */
+  readonly read: number
+  /** Where the next page starts (after this key). */
+  readonly last: number | undefined
+  /** Whether the root has no rows after `last`. */
+  readonly end: boolean
+  /** Addresses up to `last` another worker held: left to it. */
+  readonly held: string[]
+  /** Whether another worker held a live claim on the table: the next page skips what others hold (`skip`). */
+  readonly others: boolean
+}
+
 /**
  * One page of a first fill over a root with one integer key (`pagesByRootKey`): up to `limit`
  * root rows with keys after `after`, in key order (an index range of the root table), and
- * their current revisions, read by one statement (`pageWithRevs`) so the revisions are those
- * of the rows read. Keys beyond the safe range are left to
- * `unsafeKeyWork`. Returns the tasks, the number of rows read and the last key.
+ * their current revisions, read by one statement so the revisions are those of the rows read.
+ * Whether another worker held a claim on the table then comes with it (`others`). With `skip`
+ * (another worker did at the last page), the statement (`freePageWithRevs`) looks at a window
+ * of at most `window` rows (>= `limit`) and skips the rows another worker holds a live claim on
+ * and the rows another worker stored from their current revision: workers filling one table at
+ * once each read the rows the others have not taken, not every page. The held rows the page
+ * passed are returned (`held`): the caller leaves them to their worker (`leftBehind`). Without
+ * `skip` (`pageWithRevs`), a row another worker claimed meanwhile is found at the claim, as any
+ * claim lost. Keys beyond the safe range are left to `unsafeKeyWork`.
  */
-export async function fillRootPage(engine: Engine, x: Derivation, after: number | undefined, limit: number): Promise<{ tasks: Task[]; read: number; last: number | undefined }> {
+export async function fillRootPage(engine: Engine, x: Derivation, after: number | undefined, limit: number, window: number, reader: PageReader, skip: boolean): Promise<RootPage> {
   const table = (x.source as { table: string }).table
   const root = engine.roots.get(table)!
   const col = root.def.key![0]!
-  const page = pageQuery(engine, root, Math.trunc(limit))
-  const params = [...page.parameters]
-  params[page.slot] = after === undefined ? -MAX_KEY : after + 1
-  // One statement: the rows and their revisions in one snapshot.
-  const found = await exec(engine.db, page.sql, params)
-  const rows = page.decode(found) as Row[]
+  const lower = after === undefined ? -MAX_KEY : after + 1
+  let found: Record<string, unknown>[]
+  let decode: PageQuery['decode']
+  let w: ReturnType<typeof pageWindow> | undefined
+  if (skip) {
+    const page = pageQuery(engine, root, x.name, Math.trunc(limit), Math.max(Math.trunc(window), Math.trunc(limit)))
+    // One statement: the rows and their revisions in one snapshot, with the claims and stored rows of that snapshot.
+    const all = await exec(engine.db, page.statement.sql, page.statement.params(withLower(page, lower), reader.owner, reader.codeVersion))
+    w = pageWindow(all[0])
+    found = all.filter((r) => r[PAGE_ROW] !== null && r[PAGE_ROW] !== undefined)
+    decode = page.decode
+  } else {
+    const page = pageQuery(engine, root, x.name, Math.trunc(limit), 0)
+    found = await exec(engine.db, page.statement.sql, page.statement.params(withLower(page, lower), reader.owner, reader.codeVersion))
+    decode = page.decode
+  }
+  const rows = decode(found) as Row[]
   const tasks: Task[] = []
   for (let i = 0; i < rows.length; i++) {
     const rev = found[i]![PAGE_REV]
@@ -88,15 +127,30 @@ export async function fillRootPage(engine: Engine, x: Derivation, after: number 
     const r = Number(rev)
     tasks.push({ addr, input: row, lineage: [{ table, key }], inputs: [[table, addr, r]], maxRev: r, upstream: NONE, edges: NONE, missing: true })
   }
-  return { tasks, read: rows.length, last: rows.length === 0 ? after : (rows[rows.length - 1]![col] as number) }
+  const full = rows.length >= limit
+  if (w === undefined) {
+    const last = rows.length === 0 ? after : (rows[rows.length - 1]![col] as number)
+    return { tasks, read: rows.length, last, end: !full, held: [], others: found.length > 0 && truthy(found[0]![PAGE_OTHERS]) }
+  }
+  // A full page ends at its last row; otherwise the whole window was looked at.
+  const last = full ? (rows[rows.length - 1]![col] as number) : w.scanned === 0 ? after : Number(w.last)
+  const held = w.held.map(Number).filter((k) => last !== undefined && k <= last).map((k) => keyText(k))
+  return { tasks, read: rows.length, last, end: !full && w.scanned < Math.max(Math.trunc(window), Math.trunc(limit)), held, others: w.others }
+}
+
+/** The compiled page parameters with the lower key bound in its slot. */
+function withLower(page: PageQuery, lower: number): unknown[] {
+  const params = [...page.parameters]
+  params[page.slot] = lower
+  return params
 }
 
 /** The empty `upstream` and `edges` of a root's tasks (shared, never written). */
 const NONE: readonly never[] = Object.freeze([])
 
-/** A first-fill page query with revisions (`pageWithRevs`), compiled once per root, dialect and page size: its lower key bound is parameter `slot`. */
+/** A first-fill page statement, compiled once per root, derived table, dialect, page and window size: its lower key bound is parameter `slot` of the compiled rows query. */
 interface PageQuery {
-  readonly sql: string
+  readonly statement: PageStatement
   readonly parameters: readonly unknown[]
   readonly slot: number
   readonly decode: (rows: readonly Record<string, unknown>[]) => unknown[]
@@ -106,21 +160,25 @@ const pageQueries = new WeakMap<AnyTable, Map<string, PageQuery>>()
 /** A placeholder for the page's lower bound, found among the compiled parameters (checked unique). */
 const PAGE_PLACEHOLDER = -4_000_000_000_000_001
 
-function pageQuery(engine: Engine, root: AnyTable, limit: number): PageQuery {
+/** The page statement of `fillRootPage`: with `window` 0 the plain page (`pageWithRevs`), else the one that skips what others hold (`freePageWithRevs`). */
+function pageQuery(engine: Engine, root: AnyTable, derived: string, limit: number, window: number): PageQuery {
   let perRoot = pageQueries.get(root)
   if (perRoot === undefined) pageQueries.set(root, (perRoot = new Map()))
-  const cacheKey = `${engine.d.name}:${limit}`
+  const cacheKey = `${engine.d.name}:${limit}:${window}:${derived}`
   const hit = perRoot.get(cacheKey)
   if (hit !== undefined) return hit
   const col = root.def.key![0]!
-  const query = Q.for(root as Table<string, any, unknown>, (r: any) => Q.where(Q.and(Q.ge(r[col], PAGE_PLACEHOLDER), Q.le(r[col], MAX_KEY)), Q.yield(r)))
-    .orderBy((r: any) => r[col])
-    .limit(limit) as Query<Row, never>
+  const rows = Q.for(root as Table<string, any, unknown>, (r: any) => Q.where(Q.and(Q.ge(r[col], PAGE_PLACEHOLDER), Q.le(r[col], MAX_KEY)), Q.yield(r)))
+  // The plain page is the rows in key order, limited; for the skipping one, the statement
+  // orders the rows by key and takes the window (the query's own order sorts nulls first, which
+  // no index of the key gives in order, and the window must stop where the index range does).
+  const query = (window === 0 ? rows.orderBy((r: any) => r[col]).limit(limit) : rows) as Query<Row, never>
   const p = plan(query, engine.d.name, { bindConstants: true })
   const st = p.statements[0]!
   const slot = st.parameters.indexOf(PAGE_PLACEHOLDER)
   if (p.statements.length !== 1 || slot < 0 || st.parameters.lastIndexOf(PAGE_PLACEHOLDER) !== slot) throw new Error(`internal: the first-fill page query of \`${root.name}\` did not compile to one statement with one lower bound`)
-  const built: PageQuery = { sql: pageWithRevs(engine.d, root.def, st.sql), parameters: st.parameters, slot, decode: p.decode }
+  const statement = window === 0 ? pageWithRevs(engine.d, root.def, derived, st.sql, st.parameters.length) : freePageWithRevs(engine.d, root.def, derived, st.sql, st.parameters.length, window, limit)
+  const built: PageQuery = { statement, parameters: st.parameters, slot, decode: p.decode }
   perRoot.set(cacheKey, built)
   return built
 }

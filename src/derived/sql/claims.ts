@@ -48,6 +48,8 @@ export interface ClaimRow {
 
 export interface ClaimDialect {
   readonly name: Dialect
+  /** The database's clock as an SQL expression, epoch milliseconds (what `expires` is compared with). */
+  readonly nowSql: string
   /** Statements creating the claim table and the token counter (migration 3). */
   ddl(): string[]
   /** The database's clock, epoch milliseconds. */
@@ -94,6 +96,7 @@ const rowOf = (r: { tbl: string; lq_key: string; owner: string; expires: unknown
 
 const postgres: ClaimDialect = {
   name: 'postgres',
+  nowSql: PG_NOW,
   ddl: () => [
     `CREATE TABLE IF NOT EXISTS lq_claim (tbl text NOT NULL, lq_key text NOT NULL, owner text NOT NULL, expires bigint NOT NULL, token bigint NOT NULL, PRIMARY KEY (tbl, lq_key))`,
     `CREATE INDEX IF NOT EXISTS "lq_claim$owner" ON lq_claim (owner, token)`,
@@ -127,10 +130,8 @@ up AS (UPDATE lq_claim c SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint F
     return new Map(r.rows.map((x) => [Number(x.token), Number(x.n)]))
   },
   async release(db, owner, token, keys) {
-    const r =
-      keys === undefined
-        ? await sql`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} ORDER BY tbl, lq_key FOR UPDATE) DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key`.execute(db)
-        : await sql`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key = ANY(${keys}::text[]) ORDER BY tbl, lq_key FOR UPDATE) DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key`.execute(db)
+    // One statement with or without a key list (null: every key of the token).
+    const r = await sql`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key = ANY(COALESCE(${keys === undefined ? null : [...keys]}::text[], ARRAY[lq_key])) ORDER BY tbl, lq_key FOR UPDATE) DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key`.execute(db)
     return Number(r.numAffectedRows ?? 0)
   },
   async fence(trx, table, keys, token) {
@@ -170,6 +171,7 @@ SELECT k FROM unnest(${keys}::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM gone 
 
 const sqlite: ClaimDialect = {
   name: 'sqlite',
+  nowSql: SQLITE_NOW,
   ddl: () => [
     `CREATE TABLE IF NOT EXISTS lq_claim (tbl text NOT NULL, lq_key text NOT NULL, owner text NOT NULL, expires integer NOT NULL, token integer NOT NULL, PRIMARY KEY (tbl, lq_key)) WITHOUT ROWID`,
     `CREATE INDEX IF NOT EXISTS "lq_claim$owner" ON lq_claim (owner, token)`,

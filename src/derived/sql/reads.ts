@@ -9,6 +9,7 @@ import { sql, type Kysely } from 'kysely'
 import { chunks } from '../engine.js'
 import type { TableDef } from '../../query/schema.js'
 import { keyExpr, metaTable, q, revTable, type StoreDialect, type Watermark } from './dialect.js'
+import { claimDialects } from './claims.js'
 import { exec, jsonBatch, KEY_CHUNK } from './text.js'
 
 type Db = Kysely<any>
@@ -117,18 +118,103 @@ export async function rootRevs(db: Db, d: StoreDialect, root: string, keys: read
 
 /** The column of `pageWithRevs` rows holding the row's live revision (null: none). Root column names never start with `__`. */
 export const PAGE_REV = '__rev'
+/** The column of `freePageWithRevs` rows that is 1 on a row of the page (null on the one row of a page with no free row). */
+export const PAGE_ROW = '__row'
+/** Columns of every `freePageWithRevs` row: rows of the window read, its last key, and the keys in it other workers held (JSON array). */
+export const PAGE_SCANNED = '__scanned'
+export const PAGE_LAST = '__last'
+export const PAGE_HELD = '__held'
+
+/** A first-fill page statement (`pageWithRevs`, `freePageWithRevs`) and how to order its parameters. */
+export interface PageStatement {
+  readonly sql: string
+  /** The parameters: the rows query's, then this worker's name and the code version (null: skip no stored row). */
+  params(page: readonly unknown[], owner: string, codeVersion: string | null): unknown[]
+}
+
+/** The column of page rows saying whether another worker held a live claim on the derived table when the page was read. */
+export const PAGE_OTHERS = '__others'
+
+/** Whether another worker than the parameter named `owner` holds a live claim on derived table `tbl` (parameters). */
+const othersText = (d: StoreDialect, tbl: string, owner: string): string => `EXISTS (SELECT 1 FROM lq_claim WHERE tbl = ${tbl} AND owner <> ${owner} AND expires > ${claimDialects[d.name].nowSql})`
 
 /**
  * A first-fill page of a root with one key column, with each row's live revision, as one
  * statement (one snapshot, no key list): `page` is the compiled page query (its columns named
- * as the root's), each row joined to its revision row by the key text the triggers write
- * (`keyExpr`); a row with no live revision row (deleted meanwhile) has `PAGE_REV` null. In the
- * page's key order.
+ * as the root's, `pageParams` parameters, in key order, limited), each row joined to its
+ * revision row by the key text the triggers write (`keyExpr`); a row with no live revision row
+ * (deleted meanwhile) has `PAGE_REV` null. In the page's key order. `PAGE_OTHERS` says whether
+ * another worker held a live claim on derived table `derived` then: the next page is read by
+ * `freePageWithRevs`, which skips their rows (a worker alone pays nothing for that).
  */
-export function pageWithRevs(d: StoreDialect, root: TableDef, page: string): string {
+export function pageWithRevs(d: StoreDialect, root: TableDef, derived: string, page: string, pageParams: number): PageStatement {
   const col = q(root.key![0]!)
-  return `SELECT p.*, v.rev AS ${q(PAGE_REV)} FROM (${page}) AS p LEFT JOIN ${q(revTable(root.name))} AS v ON v.lq_key = ${keyExpr(root, 'p', d.keyJson)} AND v.deleted = 0 ORDER BY p.${col}`
+  const numbered = d.ph(1) !== d.ph(2)
+  const owner = d.ph(pageParams + 1)
+  const tbl = d.ph(pageParams + 2)
+  return {
+    sql: `SELECT p.*, v.rev AS ${q(PAGE_REV)}, ${othersText(d, tbl, owner)} AS ${q(PAGE_OTHERS)} FROM (${page}) AS p LEFT JOIN ${q(revTable(root.name))} AS v ON v.lq_key = ${keyExpr(root, 'p', d.keyJson)} AND v.deleted = 0 ORDER BY p.${col}`,
+    // In text order: the claim look-up (table, owner), then the page's.
+    params: (pp, o) => (numbered ? [...pp, o, derived] : [derived, o, ...pp]),
+  }
 }
+
+/**
+ * A first-fill page of a root with one key column for derived table `derived` while other
+ * workers fill it too (`pageWithRevs` said so), as one statement (one snapshot, no key list). `rows` is the compiled query of the root's rows from a
+ * lower key bound (its columns named as the root's, `rowsParams` parameters); the statement
+ * looks at the first `window` of them in key order (the window: a bound on its work whatever
+ * the plan; an index range, in the index's order). Each row is joined to its
+ * live revision row by the key text the triggers write (`keyExpr`; `PAGE_REV` null: deleted
+ * meanwhile) and probed (by primary key) for a live claim of another worker and for a stored
+ * row computed from that revision with code version `codeVersion`. The page is the first
+ * `limit` rows of the window in key order that are neither (free): N workers filling one table
+ * at once each get rows the others have not taken, instead of reading every page and failing
+ * to claim it. Every row (and the one row of an empty page, `PAGE_ROW` null) also says how many
+ * rows the window read (`PAGE_SCANNED`), its last key (`PAGE_LAST`) and the keys in it another
+ * worker held (`PAGE_HELD`, a JSON array), so the caller knows where the next page starts and
+ * which rows it left to others.
+ */
+export function freePageWithRevs(d: StoreDialect, root: TableDef, derived: string, rows: string, rowsParams: number, window: number, limit: number): PageStatement {
+  const col = q(root.key![0]!)
+  const now = claimDialects[d.name].nowSql
+  // Numbered placeholders name the appended parameters; positional ones (`?`) take them in text order.
+  const numbered = d.ph(1) !== d.ph(2)
+  const owner = d.ph(rowsParams + 1)
+  const cv = d.ph(rowsParams + 2)
+  const tbl = d.ph(rowsParams + 3)
+  // Every look-up is a scalar subquery, per row of the window, by primary key: joins let
+  // PostgreSQL hash the whole revision table, or (NOT EXISTS) the whole metadata table, for
+  // every page while the tables' statistics are young. The claim and stored-row probes run only
+  // while another worker holds a live claim on the table (one uncorrelated look per statement):
+  // a worker alone pays nothing for them, and a row another worker stored after it let every
+  // claim go is found stored after the claim instead (`notStored`).
+  const p = keyExpr(root, 'p', d.keyJson)
+  const w = keyExpr(root, 'w', d.keyJson)
+  const others = othersText(d, tbl, owner)
+  const heldBy = `CASE WHEN ${others} THEN (SELECT 1 FROM lq_claim AS c WHERE c.tbl = ${tbl} AND c.lq_key = ${w} AND c.owner <> ${owner} AND c.expires > ${now}) END`
+  const done = `CASE WHEN ${others} THEN (SELECT 1 FROM ${q(metaTable(derived))} AS m WHERE m.lq_key = ${w} AND m.lq_code_version = ${cv} AND m.lq_max_input_rev = w.${q(PAGE_REV)}) END`
+  const rev = `(SELECT v.rev FROM ${q(revTable(root.name))} AS v WHERE v.lq_key = ${p} AND v.deleted = 0)`
+  const page = `SELECT p.*, ${rev} AS ${q(PAGE_REV)} FROM (SELECT * FROM (${rows}) AS r ORDER BY r.${col} LIMIT ${Math.trunc(window)}) AS p`
+  const win = `SELECT w.*, 1 AS ${q(PAGE_ROW)}, ${heldBy} AS __claimed, ${done} AS __stored FROM (${page}) AS w`
+  const free = `SELECT * FROM win WHERE __claimed IS NULL AND __stored IS NULL ORDER BY ${col} LIMIT ${Math.trunc(limit)}`
+  const summary = `SELECT count(*) AS ${q(PAGE_SCANNED)}, max(${col}) AS ${q(PAGE_LAST)}, (SELECT ${d.jsonAgg}(${col}) FROM win WHERE __claimed IS NOT NULL) AS ${q(PAGE_HELD)}, ${others} AS ${q(PAGE_OTHERS)} FROM win`
+  return {
+    sql: `WITH win AS MATERIALIZED (${win}), free AS (${free}) SELECT f.*, s.* FROM (${summary}) AS s LEFT JOIN free AS f ON 1 = 1 ORDER BY f.${col}`,
+    // In text order: the claim probe (table, owner, table, owner), the stored-row probe (table,
+    // owner, code version), the window's, then the look at other workers (table, owner).
+    params: (rp, o, c) => (numbered ? [...rp, o, c, derived] : [derived, o, derived, o, derived, o, c, ...rp, derived, o]),
+  }
+}
+
+/** What every row of a `freePageWithRevs` result says about its window: rows read, the last key, the keys other workers held, whether others held claims. */
+export function pageWindow(row: Record<string, unknown> | undefined): { scanned: number; last: unknown; held: unknown[]; others: boolean } {
+  if (row === undefined) return { scanned: 0, last: null, held: [], others: false }
+  return { scanned: num(row[PAGE_SCANNED]), last: row[PAGE_LAST], held: (json(row[PAGE_HELD]) ?? []) as unknown[], others: truthy(row[PAGE_OTHERS]) }
+}
+
+/** A boolean column: PostgreSQL's true, SQLite's 1. */
+export const truthy = (v: unknown): boolean => v === true || v === 1 || v === '1' || v === 't'
 
 /** Whether root `root` has a revision row (live or a tombstone) of key text `key`. */
 export async function revisionRowExists(db: Db, d: StoreDialect, root: string, key: string): Promise<boolean> {
