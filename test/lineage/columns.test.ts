@@ -133,6 +133,11 @@ describe('column lineage: values of every shape', () => {
     expect([...scalars.fields].map(([n, f]) => [n, f.direct])).toEqual([['', [c('authors', 'name'), c('sources', 'text')]]])
     const recordAndScalar = columnReads(raw({ kind: 'union', parts: [Q.for(authors, (a) => Q.yield({ n: a.name }))[AST], Q.for(sources, (s) => Q.yield(s.text))[AST]] }))
     expect([...recordAndScalar.fields].map(([n, f]) => [n, f.direct])).toEqual([['', [c('authors', 'name'), c('sources', 'text')]]])
+    // In either order.
+    const scalarAndRecord = columnReads(raw({ kind: 'union', parts: [Q.for(sources, (s) => Q.yield(s.text))[AST], Q.for(authors, (a) => Q.yield({ n: a.name }))[AST]] }))
+    expect([...scalarAndRecord.fields].map(([n, f]) => [n, f.direct])).toEqual([['', [c('authors', 'name'), c('sources', 'text')]]])
+    const scalarAndRow = columnReads(raw({ kind: 'union', parts: [Q.for(sources, (s) => Q.yield(s.text))[AST], Q.for(authors, (a) => Q.yield(a))[AST]] }))
+    expect([...scalarAndRow.fields].map(([n, f]) => [n, f.direct])).toEqual([['', [c('authors', 'id'), c('authors', 'name'), c('sources', 'text')]]])
   })
 
   it('a union of records merges per field (a field one part lacks reads nothing there), nested collections with both parts\' conditions', () => {
