@@ -408,6 +408,9 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
   }
   // A shared task whose caller failed (its function ran, but its write did not commit) is run
   // again here: its result must not be dropped while this call goes on to advance the watermark.
+  // Nothing to wait for: done. (An abort noticed here would make a `get` whose row was just
+  // stored reject as aborted, and its caller not count the row.)
+  if (claim.waits.length === 0) return
   const settled = await untilAborted(Promise.allSettled(claim.waits.map((w) => w.done)), op)
   const retry = claim.waits.filter((_, i) => settled[i]!.status === 'rejected').map((w) => w.task)
   // Tasks the other caller found held by another worker process: left behind here too.

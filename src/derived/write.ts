@@ -35,7 +35,7 @@ import { insertRows } from '../query/ddl.js'
 import { hooksFor } from '../query/dialect.js'
 import { retryBusy } from './busy.js'
 import { deleteRows } from './delete.js'
-import { BUSY_WAIT_MS, chunks, type Derivation, type Engine, type Outcome, type Result, type Task } from './engine.js'
+import { assertNever, BUSY_WAIT_MS, chunks, type Derivation, type Engine, type Outcome, type Result, type Task } from './engine.js'
 import { readsFor } from './evaluate.js'
 import { inputsText } from './keys.js'
 import type { StoreDialect } from './sql/dialect.js'
@@ -82,7 +82,7 @@ function writerFor(d: StoreDialect, x: Derivation): Writer {
   const hit = writers.get(x)
   if (hit !== undefined) return hit
   const columns = x.def.columns.filter((c) => c.name !== 'lq_key').map((c) => ({ name: c.name, kind: c.type.kind }))
-  const spec: WriterSpec = { name: x.name, multiInput: x.source.kind === 'query' || x.source.kind === 'zip', comprehension: x.source.kind === 'query', hashed: x.source.kind === 'query' && readsFor(x).opaque.size > 0, columns }
+  const spec: WriterSpec = { name: x.name, ...shapeOf(x), columns }
   const hooks = hooksFor(d.name)
   const toJson = x.def.columns.filter((c) => c.name !== 'lq_key').map((c) => (v: unknown) => {
     const out = hooks.columnToDb(c.type.kind, v, c.type.scale)
@@ -93,6 +93,38 @@ function writerFor(d: StoreDialect, x: Derivation): Writer {
   writers.set(x, w)
   return w
 }
+
+/** What a writer's statements depend on in a derivation's source. */
+type Shape = Pick<WriterSpec, 'multiInput' | 'comprehension' | 'hashed'>
+
+const ONE_INPUT: Shape = Object.freeze({ multiInput: false, comprehension: false, hashed: false })
+const ZIP: Shape = Object.freeze({ multiInput: true, comprehension: false, hashed: false })
+
+/**
+ * Per source kind: whether its rows record several inputs (`lq_inputs`), whether it is a
+ * comprehension (edges, tombstones, evaluation revisions) and whether it hashes the inputs it
+ * reads opaquely. A new source kind breaks the build here.
+ */
+function shapeOf(x: Derivation): Shape {
+  const source = x.source
+  switch (source.kind) {
+    case 'root':
+    case 'derived':
+      return ONE_INPUT
+    case 'zip':
+      return ZIP
+    case 'query': {
+      let s = queryShapes.get(x)
+      if (s === undefined) queryShapes.set(x, (s = Object.freeze({ multiInput: true, comprehension: true, hashed: readsFor(x).opaque.size > 0 })))
+      return s
+    }
+    default:
+      return assertNever(source, 'source kind')
+  }
+}
+
+/** `shapeOf` a comprehension, once per derivation (`recordedInputs` asks per row). */
+const queryShapes = new WeakMap<Derivation, Shape>()
 
 const byAddr = (a: Result, b: Result): number => (a.task.addr < b.task.addr ? -1 : a.task.addr > b.task.addr ? 1 : 0)
 
@@ -267,7 +299,7 @@ async function writeInTransaction(trx: Kysely<any>, d: StoreDialect, x: Derivati
       for (const part of chunks(ok.map((r) => r.task.addr), KEY_CHUNK)) await exec(trx, w.deleteData, [jsonBatch(part, d)])
       await insertRows(trx, x.def, ok.map((r) => ({ ...(r.outcome as { row: Record<string, unknown> }).row, lq_key: r.task.addr })))
     }
-    if (x.source.kind === 'query') await writeEdges(trx, d, x, sorted.filter((_, i) => won[i] !== undefined).map((r) => r.task))
+    if (shapeOf(x).comprehension) await writeEdges(trx, d, x, sorted.filter((_, i) => won[i] !== undefined).map((r) => r.task))
     for (let i = 0; i < sorted.length; i++) {
       const r = sorted[i]!
       const c = won[i]
@@ -286,7 +318,7 @@ async function writeInTransaction(trx: Kysely<any>, d: StoreDialect, x: Derivati
  * over several inputs (comprehension, `joinOnRoot`); empty for a derivation over one table,
  * whose one input is the row at the same address, at revision `lq_max_input_rev`.
  */
-export const recordedInputs = (x: Derivation, task: Task): string => (x.source.kind === 'root' || x.source.kind === 'derived' ? '' : inputsText(task.inputs))
+export const recordedInputs = (x: Derivation, task: Task): string => (shapeOf(x).multiInput ? inputsText(task.inputs) : '')
 
 /**
  * A metadata row. `lq_lineage` is left empty: a row's root lineage is its address

@@ -29,14 +29,17 @@ export async function declare(store) {
       return { words: s.text.split(' ').length }
     },
   })
-  // LQ_CLI_SLOW_MS: each call waits that long (the Ctrl-C test).
+  // LQ_CLI_SLOW_MS: each call waits that long (the Ctrl-C test); LQ_CLI_TELL: each call then
+  // says so on stderr (the test interrupts after a chosen call, not after a guessed delay).
   const slow = Number(process.env.LQ_CLI_SLOW_MS ?? 0)
+  const tell = process.env.LQ_CLI_TELL === '1'
   store.derive({
     name: 'doubled',
     from: parsed,
     output: { n: t.number },
     fn: async (p) => {
       if (slow > 0) await new Promise((r) => setTimeout(r, slow))
+      if (tell) process.stderr.write('[call returned]\n')
       return { n: p.words * 2 }
     },
   })

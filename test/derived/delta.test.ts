@@ -18,6 +18,40 @@ const e = table('e', { id: t.Int, w: t.Int, grp: t.Int })
 const pair = table('pair', { a: t.Int, b: t.string, n: t.Int }, { key: ['a', 'b'] })
 
 describe('readsOf / restrict', () => {
+  it('a scalar or lineage-rewrite node at the top is no generator site: the tables it mentions are opaque, and restrict leaves it as it is', () => {
+    const dT: ast.Expr = { kind: 'table', table: d.def }
+    const x: ast.Expr = { kind: 'var', v: { id: 1, hint: 'x' } }
+    const count: ast.Expr = { kind: 'agg', fn: 'count', query: dT } as ast.Expr
+    const nodes: [ast.Expr, string[]][] = [
+      [x, []],
+      [{ kind: 'field', target: count, name: 'n' }, ['d']],
+      [{ kind: 'record', fields: [['n', count]] }, ['d']],
+      [{ kind: 'const', value: 1 }, []],
+      [{ kind: 'op', op: 'add', args: [count, { kind: 'const', value: 1 }] } as ast.Expr, ['d']],
+      [{ kind: 'exists', query: dT, negated: false }, ['d']],
+      [count, ['d']],
+      [{ kind: 'linEmpty' }, []],
+      [{ kind: 'linRow', table: d.def, row: x }, []],
+      [{ kind: 'linAppend', parts: [{ kind: 'linEmpty' }] }, []],
+      [{ kind: 'linWitness', query: dT }, ['d']],
+      [{ kind: 'linGroup', group: x }, []],
+      // Collections whose tables are not read by a generator at the top either.
+      [{ kind: 'yield', value: count }, ['d']],
+      [{ kind: 'values', items: [count] }, ['d']],
+      [{ kind: 'let', v: { id: 2, hint: 'v' }, value: count, body: { kind: 'yield', value: x } }, ['d']],
+      [{ kind: 'group', source: dT, v: { id: 3, hint: 'g' }, key: x }, ['d']],
+      [{ kind: 'distinct', query: dT }, ['d']],
+    ]
+    for (const [node, opaque] of nodes) {
+      expect({ kind: node.kind, ...readsOf(node) }).toEqual({ kind: node.kind, sites: new Map(), opaque: new Set(opaque), limited: false })
+      expect(restrict(node, () => [[1]])).toBe(node)
+    }
+    // A node of no known kind is an internal error, in both walks.
+    const bogus = { kind: 'bogus' } as unknown as ast.Expr
+    expect(() => readsOf(bogus)).toThrow('internal: unhandled expression {"kind":"bogus"}')
+    expect(() => restrict(bogus, () => undefined)).toThrow('internal: unhandled expression {"kind":"bogus"}')
+  })
+
   const join = Q.for(d, (x) => Q.for(e, (y) => Q.where(Q.eq(x.id, y.id), Q.yield({ v: x.v, w: y.w }))))
   it('counts generator sites and names tables read elsewhere', () => {
     expect(readsOf(join[AST])).toEqual({ sites: new Map([['d', 1], ['e', 1]]), opaque: new Set(), limited: false })

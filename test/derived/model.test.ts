@@ -5,6 +5,14 @@
  * function applied to the current inputs as an in-memory model computes it, every state must be
  * what the model says (ok / failed / blocked), nothing may be stale, and `affected` must match
  * the model's lineage. On SQLite and PostgreSQL.
+ *
+ * The second property runs two workers (two stores, two owners) on one database: worker A's
+ * refresh is held in a chosen call between its claim and its write while root writes (often of
+ * the very row it computes) and worker B's refreshes run, with A's leases expired meanwhile
+ * (B takes its rows over; A's late results meet the fence and the monotonic guard) or live (B
+ * waits for A). After each such step, no stored row's input revision went back and every row
+ * not listed as stale is its function of the current inputs; at the end, as above, and no claim
+ * or edge is left behind. Checked to fail with the write guard and the fence both disabled.
  */
 import fc from 'fast-check'
 import * as t from 'io-ts'
@@ -14,7 +22,7 @@ import { createTable } from '../../src/query/ddl.js'
 import { Q, table } from '../../src/query/dsl.js'
 import { joinOnRoot, openStore, type DerivedTable, type Store } from '../../src/derived/index.js'
 import { dialectNames, open } from '../support/db.js'
-import { assertAsyncProperty } from '../support/seed.js'
+import { assertAsyncProperty, SEED } from '../support/seed.js'
 import { derivedInfo } from '../../src/derived/types.js'
 
 const roots = { d: table('d', { id: t.Int, v: t.Int }), e: table('e', { id: t.Int, v: t.Int }) }
@@ -92,20 +100,32 @@ const scenario = fc
 
 const name = (i: number) => `t${i}`
 
-function declare(store: Store, specs: readonly Spec[], codes: readonly number[]): DerivedTable<string, { n: number }>[] {
+/**
+ * A point where a worker's function call can wait (the two-worker model holds one call of
+ * worker A between its claim and its write): `undefined` to run on at once.
+ */
+type Hook = (table: number, lineage: readonly { table: string; key: unknown }[]) => Promise<void> | undefined
+
+/** `f(c, x)` once `hook` (if any) lets the call of table `i` (of a row with root lineage `lineage`) go on. */
+const call = (hook: Hook | undefined, i: number, lineage: readonly { table: string; key: unknown }[], c: number, x: () => number): { n: number } | Promise<{ n: number }> => {
+  const wait = hook?.(i, lineage)
+  return wait === undefined ? { n: f(c, x()) } : wait.then(() => ({ n: f(c, x()) }))
+}
+
+function declare(store: Store, specs: readonly Spec[], codes: readonly number[], hook?: Hook): DerivedTable<string, { n: number }>[] {
   const tables: DerivedTable<string, { n: number }>[] = []
   specs.forEach((s, i) => {
     const c = codes[i]!
     const base = { name: name(i), output: { n: t.Int }, version: String(c) }
     let tbl: DerivedTable<string, { n: number }>
-    if (s.kind === 'root') tbl = store.derive({ ...base, from: roots[s.root], fn: (r) => ({ n: f(c, r.v) }) })
-    else if (s.kind === 'derived') tbl = store.derive({ ...base, from: tables[s.from]!, fn: (r) => ({ n: f(c, r.n) }) })
-    else if (s.kind === 'zip') tbl = store.derive({ ...base, from: joinOnRoot({ a: tables[s.a]!, b: tables[s.b]! }), fn: ({ a, b }) => ({ n: f(c, a.n + b.n) }) })
+    if (s.kind === 'root') tbl = store.derive({ ...base, from: roots[s.root], fn: (r, ctx) => call(hook, i, ctx.lineage, c, () => r.v) })
+    else if (s.kind === 'derived') tbl = store.derive({ ...base, from: tables[s.from]!, fn: (r, ctx) => call(hook, i, ctx.lineage, c, () => r.n) })
+    else if (s.kind === 'zip') tbl = store.derive({ ...base, from: joinOnRoot({ a: tables[s.a]!, b: tables[s.b]! }), fn: ({ a, b }, ctx) => call(hook, i, ctx.lineage, c, () => a.n + b.n) })
     else if (s.shape === 'exists') {
       tbl = store.derive({
         ...base,
         from: Q.for(roots.d, (x) => Q.where(Q.exists(Q.for(roots.e, (y) => Q.where(Q.and(Q.eq(y.id, x.id), Q.gt(y.v, 5)), Q.yield(y.v)))), Q.yield({ dv: x.v, ev: 0 }))),
-        fn: (r) => ({ n: f(c, r.dv + r.ev) }),
+        fn: (r, ctx) => call(hook, i, ctx.lineage, c, () => r.dv + r.ev),
       })
     } else {
       const other = s.shape === 'self' ? roots.d : roots.e
@@ -116,7 +136,7 @@ function declare(store: Store, specs: readonly Spec[], codes: readonly number[])
             Q.where(s.shape === 'eq' ? Q.eq(x.id, y.id) : s.shape === 'band' ? Q.le(Q.abs(Q.sub(x.v, y.v)), 3) : Q.lt(x.id, y.id), Q.yield({ dv: x.v, ev: y.v })),
           ),
         ),
-        fn: (r) => ({ n: f(c, r.dv + r.ev) }),
+        fn: (r, ctx) => call(hook, i, ctx.lineage, c, () => r.dv + r.ev),
       })
     }
     tables.push(tbl)
@@ -279,6 +299,229 @@ for (const dialect of dialectNames) {
           }
         }),
         { numRuns: Number(process.env['LQ_MODEL_RUNS'] ?? 0) || (dialect === 'sqlite' ? 60 : 20) },
+      )
+    }, 300_000)
+  })
+}
+
+// ---------------------------------------------------------------- two workers, leases expiring
+
+/**
+ * What happens while worker A's call is held between its claim and its write: root writes,
+ * and refreshes of worker B (another store on the same database, another owner).
+ */
+type During =
+  | { op: 'put'; root: RootName; id: number; v: number }
+  | { op: 'delete'; root: RootName; id: number }
+  | { op: 'refreshB'; batchSize?: number | undefined }
+  /** A write to a root row the held call read (entry `entry` of its lineage): its result is now older than the input. */
+  | { op: 'touch'; entry: number; v: number; remove: boolean }
+
+type WorkerOp =
+  | { op: 'put'; root: RootName; id: number; v: number }
+  | { op: 'delete'; root: RootName; id: number }
+  | { op: 'refresh'; who: 'A' | 'B'; batchSize?: number | undefined }
+  /**
+   * Worker A refreshes, and its first call on table `table` is held (after the batch was
+   * claimed, before it is written) while `during` runs. `expire`: A's claims are expired again
+   * and again meanwhile (as if its heartbeats had stopped), so B takes its rows over and A's
+   * late results meet the fence; else A's leases stay live and B's refreshes wait for A (they
+   * run in the background and finish after A is let go).
+   */
+  | { op: 'stall'; table: number; expire: boolean; batchSize?: number | undefined; during: During[] }
+
+const putArb = fc.record({ op: fc.constant('put' as const), root: fc.constantFrom<RootName>('d', 'e'), id: fc.nat(3), v: value })
+const deleteArb = fc.record({ op: fc.constant('delete' as const), root: fc.constantFrom<RootName>('d', 'e'), id: fc.nat(3) })
+const batchArb = fc.option(fc.integer({ min: 1, max: 3 }), { nil: undefined })
+const duringArb: fc.Arbitrary<During> = fc.oneof(
+  { weight: 3, arbitrary: putArb },
+  { weight: 1, arbitrary: deleteArb },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('refreshB' as const), batchSize: batchArb }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('touch' as const), entry: fc.nat(1), v: value, remove: fc.boolean() }) },
+)
+const workerOpArb = (tables: number): fc.Arbitrary<WorkerOp> =>
+  fc.oneof(
+    { weight: 4, arbitrary: putArb },
+    { weight: 1, arbitrary: deleteArb },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('refresh' as const), who: fc.constantFrom<'A' | 'B'>('A', 'B'), batchSize: batchArb }) },
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        op: fc.constant('stall' as const),
+        table: fc.nat(tables - 1),
+        expire: fc.boolean(),
+        batchSize: batchArb,
+        // Mostly: the held call's input changes, then B computes the row from the newer input.
+        during: fc.oneof(
+          fc.tuple(fc.record({ op: fc.constant('touch' as const), entry: fc.nat(1), v: value, remove: fc.boolean() }), fc.array(duringArb, { maxLength: 2 })).map(([t, rest]): During[] => [t, ...rest, { op: 'refreshB' }]),
+          fc.array(duringArb, { minLength: 1, maxLength: 4 }),
+        ),
+      }),
+    },
+  )
+const workerScenario = fc
+  .array(specArb, { minLength: 1, maxLength: 4 })
+  .map(normalise)
+  .chain((specs) =>
+    fc.record({
+      specs: fc.constant(specs),
+      // Rows to start with, so that most stalls find a call to hold.
+      initial: fc.array(putArb, { minLength: 2, maxLength: 8 }),
+      ops: fc.array(workerOpArb(specs.length), { minLength: 1, maxLength: 6 }),
+    }),
+  )
+
+/** A row key as `stale()` and `affected()` give it, as the address text the model uses. */
+const addressOf = (key: unknown): string => (typeof key === 'number' ? String(key) : JSON.stringify((key as { table: string; key: unknown }[]).map((e) => [e.table, e.key])))
+
+/** One call of a worker held at a chosen table: `arm(table)`, then the next call there waits until `release()`. */
+function gate() {
+  let table: number | undefined
+  /** The root lineage of the call held last. */
+  let lineage: readonly { table: string; key: unknown }[] = []
+  let open!: () => void
+  let opened = Promise.resolve()
+  let reached!: () => void
+  let held = new Promise<void>((r) => (reached = r))
+  return {
+    arm(t: number): Promise<void> {
+      table = t
+      opened = new Promise<void>((r) => (open = r))
+      held = new Promise<void>((r) => (reached = r))
+      return held
+    },
+    get lineage() {
+      return lineage
+    },
+    hook: ((i: number, l: readonly { table: string; key: unknown }[]) => {
+      if (i !== table) return undefined
+      table = undefined
+      lineage = l
+      reached()
+      return opened
+    }) satisfies Hook,
+    release(): void {
+      table = undefined
+      open?.()
+    },
+  }
+}
+
+for (const dialect of dialectNames) {
+  describe(`derived-data model, two workers [${dialect}]`, () => {
+    it('two workers with leases expiring mid-computation and root writes in between: no stale result overwrites a newer one, fresh rows are right, nothing is orphaned', async () => {
+      console.info(`two-worker model [${dialect}]: FC_SEED=${SEED}`)
+      await assertAsyncProperty(
+        fc.asyncProperty(workerScenario, async ({ specs, initial, ops }) => {
+          const tdb = await open(dialect)
+          try {
+            const { db } = tdb
+            for (const r of Object.values(roots)) await createTable(db, r)
+            const codes = specs.map(() => 0)
+            const g = gate()
+            // A long lease: no heartbeat runs during a scenario, expiry is the test's doing.
+            const A = await openStore(db, { leaseMs: 600_000 })
+            const B = await openStore(db, { leaseMs: 600_000 })
+            for (const s of [A, B]) for (const r of Object.values(roots)) await s.track(r)
+            declare(A, specs, codes, g.hook)
+            declare(B, specs, codes)
+            const data: Record<RootName, Map<number, number>> = { d: new Map(), e: new Map() }
+            const write = async (o: During | WorkerOp): Promise<void> => {
+              if (o.op === 'put') {
+                if (data[o.root].has(o.id)) await sql`UPDATE ${sql.id(o.root)} SET v = ${o.v} WHERE id = ${o.id}`.execute(db)
+                else await sql`INSERT INTO ${sql.id(o.root)} (id, v) VALUES (${o.id}, ${o.v})`.execute(db)
+                data[o.root].set(o.id, o.v)
+              } else if (o.op === 'delete') {
+                await sql`DELETE FROM ${sql.id(o.root)} WHERE id = ${o.id}`.execute(db)
+                data[o.root].delete(o.id)
+              }
+            }
+            const opts = (batchSize: number | undefined) => (batchSize === undefined ? {} : { batchSize })
+            // Every row a store calls fresh (not listed by `stale()`) is its function of the
+            // current inputs: a late result never overwrote a newer one unnoticed.
+            const freshRowsAreRight = async (): Promise<void> => {
+              const m = model(specs, codes, data)
+              for (let i = 0; i < specs.length; i++) {
+                const stale = new Set((await B.stale(name(i))).map((r) => addressOf(r.key)))
+                for (const [k, st] of await actual(db, i)) {
+                  if (stale.has(k)) continue
+                  expect({ table: name(i), key: k, ...st }).toEqual({ table: name(i), key: k, ...m.tables[i]!.get(k) })
+                }
+              }
+            }
+            // No stale result overwrites a newer one: a stored row's input revision never goes back.
+            for (const o of initial) await write(o)
+            const seen = new Map<string, number>()
+            const inputRevsOnlyGrow = async (): Promise<void> => {
+              for (let i = 0; i < specs.length; i++) {
+                const rows = await sql<{ lq_key: string; rev: unknown }>`SELECT lq_key, lq_max_input_rev AS rev FROM ${sql.id(`lq_meta_${name(i)}`)} WHERE lq_state <> 'deleted'`.execute(db)
+                for (const r of rows.rows) {
+                  const k = `${name(i)} ${r.lq_key}`
+                  const rev = Number(r.rev)
+                  expect({ row: k, rev: Math.max(rev, seen.get(k) ?? rev) }).toEqual({ row: k, rev })
+                  seen.set(k, rev)
+                }
+              }
+            }
+            for (const o of ops) {
+              if (o.op === 'put' || o.op === 'delete') await write(o)
+              else if (o.op === 'refresh') await (o.who === 'A' ? A : B).refresh(opts(o.batchSize))
+              else {
+                const held = g.arm(o.table)
+                const ra = A.refresh(opts(o.batchSize))
+                // A reaches the held call, or has nothing to compute there and finishes.
+                const stalled = await Promise.race([held.then(() => true), ra.then(() => false)])
+                let expiring = o.expire && stalled
+                const expirer = (async () => {
+                  while (expiring) {
+                    await sql`UPDATE lq_claim SET expires = 0 WHERE owner = ${A.owner}`.execute(db)
+                    await new Promise((r) => setTimeout(r, 5))
+                  }
+                })()
+                const background: Promise<unknown>[] = []
+                for (const d of o.during) {
+                  if (d.op === 'touch') {
+                    const e = g.lineage[d.entry % Math.max(1, g.lineage.length)]
+                    if (stalled && e !== undefined && (e.table === 'd' || e.table === 'e')) {
+                      const root = e.table as RootName
+                      const id = Number(e.key)
+                      await write(d.remove ? { op: 'delete', root, id } : { op: 'put', root, id, v: d.v })
+                    }
+                  } else if (d.op !== 'refreshB') await write(d)
+                  else if (!stalled || o.expire) {
+                    await B.refresh(opts(d.batchSize))
+                    await inputRevsOnlyGrow()
+                  }
+                  // A's leases are live: B waits for A's rows, so it runs on while A is let go.
+                  else background.push(B.refresh(opts(d.batchSize)))
+                }
+                expiring = false
+                await expirer
+                g.release()
+                await ra
+                await Promise.all(background)
+                await inputRevsOnlyGrow()
+                await freshRowsAreRight()
+              }
+            }
+            await A.refresh()
+            await B.refresh()
+            const m = model(specs, codes, data)
+            for (let i = 0; i < specs.length; i++) expect(sorted(await actual(db, i))).toEqual(sorted(m.tables[i]!))
+            expect(await A.stale()).toEqual([])
+            expect(await B.stale()).toEqual([])
+            // Nothing orphaned: no claim left behind, no edge of a row that is gone.
+            expect(Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM lq_claim`.execute(db)).rows[0]!.n)).toBe(0)
+            for (const [i, s] of specs.entries()) {
+              if (s.kind !== 'two') continue
+              const edges = await sql<{ lq_key: string }>`SELECT DISTINCT dst_key AS lq_key FROM lq_edge WHERE dst_table = ${name(i)}`.execute(db)
+              for (const e of edges.rows) expect(m.tables[i]!.has(e.lq_key)).toBe(true)
+            }
+          } finally {
+            await tdb.close()
+          }
+        }),
+        { numRuns: Number(process.env['LQ_MODEL_RUNS'] ?? 0) || (dialect === 'sqlite' ? 25 : 8) },
       )
     }, 300_000)
   })

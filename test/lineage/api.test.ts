@@ -61,6 +61,8 @@ describe('sourceRows and groupBySource', () => {
     expect(sourceRows([{ data: { x: { data: 1, lineage: 'no', y: { data: 2, lineage: [d4] } } }, lineage: [] }])).toEqual([d4])
     // Nested arrays of arrays are searched too.
     expect(sourceRows([{ data: [[{ data: 1, lineage: [b2] }]], lineage: [] }])).toEqual([b2])
+    // NULL values (a nullable column, an empty aggregate) are plain data with nothing inside.
+    expect(sourceRows([{ data: { x: null, xs: [null, { data: null, lineage: [c3] }] }, lineage: [a1] }])).toEqual([a1, c3])
   })
 
   test('groupBySource: one group per entry in first-seen order, a row with several entries in several groups', () => {
