@@ -21,7 +21,7 @@
  * - when the value reads another shared value.
  * A let the branch never uses is dropped.
  */
-import { isScalar, type Branch, type NExpr, type NQuery, type NTop, type NValue, type SharedExpr } from './normal.js'
+import { isClosed, isScalar, type Branch, type NExpr, type NQuery, type NTop, type NValue, type SharedExpr } from './normal.js'
 
 /** The top-level query with rule `inline-scalar-let` applied (the same object when nothing applies). */
 export function inlineScalarLets(t: NTop): NTop {
@@ -41,7 +41,7 @@ function inlineBranch(b: Branch, keys: readonly NExpr[]): { readonly branch: Bra
   if (b.lets === undefined || b.lets.length === 0) return { branch: b, keys }
   const inline = new Map<number, NExpr>()
   for (const l of b.lets) {
-    if (inline.has(l.id) || !closed(l.value)) continue
+    if (inline.has(l.id) || !isClosed({ expr: l.value })) continue
     const uses = { plain: 0, nested: false }
     for (const c of b.conds) countUses(c, l.id, uses)
     countUses(b.value, l.id, uses)
@@ -105,55 +105,6 @@ function substExpr(e: NExpr, inline: ReadonlyMap<number, NExpr>): NExpr {
     case 'col': case 'const': case 'exists': case 'agg': case 'witness':
       return e
   }
-}
-
-/**
- * Whether an expression reads no column of a generator outside it (every column it reads
- * belongs to a generator of one of its own subqueries) and no shared value.
- */
-function closed(e: NExpr): boolean {
-  const bound = new Set<string>()
-  const used: string[] = []
-  let ok = true
-  const expr = (x: NExpr): void => {
-    switch (x.k) {
-      case 'col': used.push(x.alias); return
-      case 'const': return
-      case 'op': x.args.forEach(expr); return
-      case 'exists': case 'agg': case 'witness': query(x.q); return
-      case 'shared': ok = false; return
-    }
-  }
-  const value = (v: NValue): void => {
-    if (isScalar(v)) return expr(v)
-    switch (v.k) {
-      case 'rec': v.fields.forEach(([, f]) => value(f)); return
-      case 'coll': if (v.via !== undefined) used.push(v.via.alias); query(v.q); return
-      case 'lin': v.entries.forEach((x) => x.key.forEach(expr)); return
-    }
-  }
-  const branch = (b: Branch): void => {
-    if (b.lets !== undefined && b.lets.length > 0) ok = false
-    for (const g of b.gens) {
-      bound.add(g.alias)
-      g.left?.on.forEach(expr)
-      if (g.group === undefined) continue
-      g.group.source.forEach(branch)
-      g.group.keys.forEach((ks) => ks.forEach(expr))
-      g.group.aggs.forEach((a) => a.parts.forEach((p) => {
-        if (p.arg !== undefined) value(p.arg)
-        p.filter.forEach(expr)
-      }))
-    }
-    b.conds.forEach(expr)
-    value(b.value)
-  }
-  const query = (q: NQuery): void => {
-    q.branches.forEach(branch)
-    q.order?.keys.forEach((ks) => ks.forEach(expr))
-  }
-  expr(e)
-  return ok && used.every((a) => bound.has(a))
 }
 
 /** Whether shared value `id` is read anywhere in `x` (plain data; table and column definitions skipped). */

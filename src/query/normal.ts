@@ -383,6 +383,59 @@ function groupMentions(s: GroupSpec, alias: string): boolean {
   return queryMentions({ branches: s.source }, alias) || s.aggs.some((a) => a.parts.some((p) => (p.arg !== undefined && mentionsAlias(p.arg, alias)) || p.filter.some((f) => mentionsAlias(f, alias))))
 }
 
+/**
+ * Whether an expression or a query is closed: every column it reads belongs to a generator it
+ * binds itself (subqueries, groups and left-join conditions included), and it reads no shared
+ * value and binds no `Q.let` (rule `inline-scalar-let`, and a `Q.let` query as a CTE).
+ */
+export function isClosed(x: { readonly expr: NExpr } | { readonly query: NQuery }): boolean {
+  const bound = new Set<string>()
+  const used: string[] = []
+  let ok = true
+  const expr = (e: NExpr): void => {
+    switch (e.k) {
+      case 'col': used.push(e.alias); return
+      case 'const': return
+      case 'op': e.args.forEach(expr); return
+      case 'exists': case 'agg': case 'witness': query(e.q); return
+      case 'shared': ok = false; return
+    }
+  }
+  const value = (v: NValue): void => {
+    if (isScalar(v)) return expr(v)
+    switch (v.k) {
+      case 'rec': v.fields.forEach(([, f]) => value(f)); return
+      case 'coll': if (v.via !== undefined) used.push(v.via.alias); query(v.q); return
+      case 'lin': v.entries.forEach((l) => l.key.forEach(expr)); return
+    }
+  }
+  const branch = (b: Branch): void => {
+    if (b.lets !== undefined && b.lets.length > 0) ok = false
+    for (const g of b.gens) {
+      bound.add(g.alias)
+      g.left?.on.forEach(expr)
+      // A grouped generator reads what its source, keys and aggregates read (property-test
+      // counterexample: a let of Q.distinct(Q.yield(outer.id)) was taken for closed).
+      if (g.group === undefined) continue
+      g.group.source.forEach(branch)
+      g.group.keys.forEach((ks) => ks.forEach(expr))
+      g.group.aggs.forEach((a) => a.parts.forEach((p) => {
+        if (p.arg !== undefined) value(p.arg)
+        p.filter.forEach(expr)
+      }))
+    }
+    b.conds.forEach(expr)
+    value(b.value)
+  }
+  const query = (q: NQuery): void => {
+    q.branches.forEach(branch)
+    q.order?.keys.forEach((ks) => ks.forEach(expr))
+  }
+  if ('expr' in x) expr(x.expr)
+  else query(x.query)
+  return ok && used.every((a) => bound.has(a))
+}
+
 /** The aggregates of a value, outside nested queries, in order (rules `one-scan-aggregates` and `decorrelate-aggregate`). */
 export function collectAggs(v: NValue, out: Extract<NExpr, { k: 'agg' }>[]): void {
   switch (v.k) {

@@ -49,6 +49,7 @@ import {
   freshSharedId,
   renameLets,
   WITNESS_TABLE,
+  isClosed,
   isScalar,
   mentionsAlias,
   renameBranch,
@@ -703,50 +704,8 @@ export function composeLimits(inner: { readonly limit: number | undefined; reado
  */
 function cteable(q: NQuery): boolean {
   if (q.order !== undefined || q.branches.length === 0) return false
-  const bound = new Set<string>()
-  const used = new Set<string>()
-  let ok = true
-  const expr = (e: NExpr): void => {
-    switch (e.k) {
-      case 'col': used.add(e.alias); return
-      case 'const': return
-      case 'op': e.args.forEach(expr); return
-      case 'exists': case 'agg': case 'witness': query(e.q); return
-      case 'shared': ok = false; return
-    }
-  }
-  const value = (v: NValue): void => {
-    if (isScalar(v)) return expr(v)
-    switch (v.k) {
-      case 'rec': v.fields.forEach(([, f]) => value(f)); return
-      case 'coll': query(v.q); return
-      case 'lin': v.entries.forEach((x) => x.key.forEach(expr)); return
-    }
-  }
-  const query = (x: NQuery): void => {
-    for (const b of x.branches) {
-      if (b.lets !== undefined && b.lets.length > 0) ok = false
-      for (const g of b.gens) {
-        bound.add(g.alias)
-        // A grouped generator reads what its source, keys and aggregates read (property-test
-        // counterexample: a let of Q.distinct(Q.yield(outer.id)) was taken for closed).
-        if (g.group !== undefined) {
-          query({ branches: g.group.source })
-          g.group.keys.forEach((ks) => ks.forEach(expr))
-          g.group.aggs.forEach((a) => a.parts.forEach((p) => {
-            if (p.arg !== undefined) value(p.arg)
-            p.filter.forEach(expr)
-          }))
-        }
-      }
-      b.conds.forEach(expr)
-      value(b.value)
-    }
-    x.order?.keys.forEach((ks) => ks.forEach(expr))
-  }
-  query(q)
   const flat = (v: NValue): boolean => isScalar(v) || (v.k === 'rec' && v.fields.length > 0 && v.fields.every(([, f]) => isScalar(f)))
-  return ok && q.branches.every((b) => flat(b.value)) && [...used].every((a) => bound.has(a))
+  return q.branches.every((b) => flat(b.value)) && isClosed({ query: q })
 }
 
 /** Whether a shared `Q.let` value appears anywhere in `x` (plain data; table and column definitions skipped). */
