@@ -22,9 +22,8 @@
  * `count(distinct)`); branches computing shared `Q.let` values and a group's collection
  * branches are left as they are.
  */
-import type { ColumnDef, TableDef } from './schema.js'
-import { collectAggs, isScalar, queryMentions, sameExpr, renameValue, replaceAggs, type Branch, type Gen, type GroupAgg, type NExpr, type NTop } from './normal.js'
-import { sameRows, shareable } from './share-scans.js'
+import { collectAggs, isScalar, queryMentions, sameExpr, replaceAggs, type Branch, type Gen, type NExpr, type NTop } from './normal.js'
+import { aggPart, sameRowClasses, shareable, wholeGroupGen } from './share-scans.js'
 
 type Agg = Extract<NExpr, { k: 'agg' }>
 
@@ -49,42 +48,25 @@ function shareBranch(b: Branch, keys: readonly NExpr[], lateralExact: boolean, f
   collectAggs(b.value, aggs)
   for (const c of b.conds) collectAggs(c, aggs)
   for (const k of keys) collectAggs(k, aggs)
-  // classes of aggregates over the same rows that read the branch's generators, in order of first appearance
-  const classes: Agg[][] = []
-  for (const a of aggs) {
-    if (!shareable(a) || !outer.some((x) => queryMentions(a.q, x))) continue
-    if (!lateralExact && (a.type.kind === 'real' || a.type.kind === 'decimal')) continue
-    const cls = classes.find((c) => sameRows(c[0]!.q.branches[0]!, a.q.branches[0]!) !== undefined)
-    if (cls === undefined) classes.push([a])
-    else if (!cls.includes(a)) cls.push(a)
-  }
+  // classes of aggregates over the same rows that read the branch's generators
+  const keep = (a: Agg): boolean =>
+    shareable(a) && outer.some((x) => queryMentions(a.q, x)) && (lateralExact || (a.type.kind !== 'real' && a.type.kind !== 'decimal'))
   const replaced = new Map<Agg, NExpr>()
   const gens: Gen[] = []
-  for (const cls of classes.filter((c) => c.length > 1)) {
-    const alias = freshAlias()
+  for (const cls of sameRowClasses(aggs, keep)) {
     const source = cls[0]!.q.branches[0]!
-    const columns: ColumnDef[] = []
-    const byName = new Map<string, ColumnDef>()
-    const table: TableDef = { name: alias, columns, byName, key: undefined, lineage: false, storedLineage: undefined }
-    const groupAggs: GroupAgg[] = []
-    const cols: NExpr[] = []
-    for (const a of cls) {
-      const map = sameRows(source, a.q.branches[0]!)!
-      const arg = a.fn === 'count' ? undefined : renameValue(a.q.branches[0]!.value, map)
-      // the same aggregate written twice (`count(ts)` in the condition and a field) is one column
-      const j = groupAggs.findIndex((g) => g.fn === a.fn && (arg === undefined ? g.parts[0]!.arg === undefined : g.parts[0]!.arg !== undefined && isScalar(arg) && isScalar(g.parts[0]!.arg) && sameExpr(arg, g.parts[0]!.arg)))
-      if (j >= 0) {
-        replaced.set(a, cols[j]!)
-        continue
-      }
-      const col: ColumnDef = { name: `a${groupAggs.length}`, codec: undefined as unknown as ColumnDef['codec'], type: a.type }
-      columns.push(col)
-      cols.push({ k: 'col', alias, table, col, type: a.type })
-      replaced.set(a, cols[cols.length - 1]!)
-      groupAggs.push({ fn: a.fn, distinct: false, type: a.type, parts: [{ branch: 0, arg, filter: [] }] })
-    }
-    for (const c of columns) byName.set(c.name, c)
-    gens.push({ alias, table, group: { source: [source], keys: [[]], aggs: groupAggs, whole: true as const } })
+    // the same aggregate written twice (`count(ts)` in the condition and a field) is one column
+    const parts: ReturnType<typeof aggPart>[] = []
+    const index = cls.map((a) => {
+      const p = aggPart(source, a)
+      const j = parts.findIndex((g) => g.fn === p.fn && (p.arg === undefined ? g.arg === undefined : g.arg !== undefined && isScalar(p.arg) && isScalar(g.arg) && sameExpr(p.arg, g.arg)))
+      if (j >= 0) return j
+      parts.push(p)
+      return parts.length - 1
+    })
+    const { gen, cols } = wholeGroupGen(freshAlias(), source, parts)
+    cls.forEach((a, i) => replaced.set(a, cols[index[i]!]!))
+    gens.push(gen)
   }
   if (gens.length === 0) return { branch: b, keys }
   const branch: Branch = { ...b, gens: [...b.gens, ...gens], conds: b.conds.map((c) => replaceAggs(c, replaced) as NExpr), value: replaceAggs(b.value, replaced) }

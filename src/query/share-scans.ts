@@ -16,7 +16,7 @@
  * rows' conditions, `count(distinct)` and ordered or limited queries are left as they are.
  */
 import type { ColumnDef, TableDef } from './schema.js'
-import { renameExpr, renameValue, sameExpr, type Branch, type Gen, type GroupAgg, type NExpr, type NQuery, type NTop, collectAggs, replaceAggs } from './normal.js'
+import { renameExpr, renameValue, sameExpr, type Branch, type Gen, type GroupAgg, type GroupAggPart, type NExpr, type NQuery, type NTop, collectAggs, replaceAggs } from './normal.js'
 
 type Agg = Extract<NExpr, { k: 'agg' }>
 
@@ -37,33 +37,57 @@ function shareBranch(b: Branch, freshAlias: () => string): Branch {
   const aggs: Agg[] = []
   collectAggs(b.value, aggs)
   for (const c of b.conds) collectAggs(c, aggs)
-  // classes of aggregates over the same rows, in order of first appearance
+  const replaced = new Map<Agg, NExpr>()
+  const gens: Gen[] = []
+  for (const cls of sameRowClasses(aggs, shareable)) {
+    const source = cls[0]!.q.branches[0]!
+    const { gen, cols } = wholeGroupGen(freshAlias(), source, cls.map((a) => aggPart(source, a)))
+    cls.forEach((a, j) => replaced.set(a, cols[j]!))
+    gens.push(gen)
+  }
+  if (gens.length === 0) return b
+  return { ...b, gens, conds: b.conds.map((c) => replaceAggs(c, replaced) as NExpr), value: replaceAggs(b.value, replaced) }
+}
+
+/**
+ * The aggregates `keep` accepts, in classes over the same rows (`sameRows`), in order of first
+ * appearance; only classes of two or more (rules `one-scan-aggregates` and
+ * `one-scan-correlated-aggregates`).
+ */
+export function sameRowClasses(aggs: readonly Agg[], keep: (a: Agg) => boolean): Agg[][] {
   const classes: Agg[][] = []
-  for (const a of aggs.filter(shareable)) {
+  for (const a of aggs) {
+    if (!keep(a)) continue
     const cls = classes.find((c) => sameRows(c[0]!.q.branches[0]!, a.q.branches[0]!) !== undefined)
     if (cls === undefined) classes.push([a])
     else if (!cls.includes(a)) cls.push(a)
   }
-  const replaced = new Map<Agg, NExpr>()
-  const gens: Gen[] = []
-  for (const cls of classes.filter((c) => c.length > 1)) {
-    const alias = freshAlias()
-    const source = cls[0]!.q.branches[0]!
-    const columns: ColumnDef[] = []
-    const byName = new Map<string, ColumnDef>()
-    const table: TableDef = { name: alias, columns, byName, key: undefined, lineage: false, storedLineage: undefined }
-    const groupAggs: GroupAgg[] = cls.map((a, j) => {
-      const map = sameRows(source, a.q.branches[0]!)!
-      const col: ColumnDef = { name: `a${j}`, codec: undefined as unknown as ColumnDef['codec'], type: a.type }
-      columns.push(col)
-      replaced.set(a, { k: 'col', alias, table, col, type: a.type })
-      return { fn: a.fn, distinct: false, type: a.type, parts: [{ branch: 0, arg: a.fn === 'count' ? undefined : renameValue(a.q.branches[0]!.value, map), filter: [] }] }
-    })
-    for (const c of columns) byName.set(c.name, c)
-    gens.push({ alias, table, group: { source: [source], keys: [[]], aggs: groupAggs, whole: true as const } })
-  }
-  if (gens.length === 0) return b
-  return { ...b, gens, conds: b.conds.map((c) => replaceAggs(c, replaced) as NExpr), value: replaceAggs(b.value, replaced) }
+  return classes.filter((c) => c.length > 1)
+}
+
+/** Aggregate `a` (whose rows are `source`'s) as an aggregate over `source`'s aliases. */
+export function aggPart(source: Branch, a: Agg): { readonly fn: Agg['fn']; readonly type: Agg['type']; readonly arg: GroupAggPart['arg'] } {
+  const map = sameRows(source, a.q.branches[0]!)!
+  return { fn: a.fn, type: a.type, arg: a.fn === 'count' ? undefined : renameValue(a.q.branches[0]!.value, map) }
+}
+
+/**
+ * A one-row grouped generator `alias` that computes `aggs` over `source` in one scan, and the
+ * column expression of each aggregate (named a0, a1, ... in order).
+ */
+export function wholeGroupGen(alias: string, source: Branch, aggs: readonly ReturnType<typeof aggPart>[]): { readonly gen: Gen; readonly cols: readonly NExpr[] } {
+  const columns: ColumnDef[] = []
+  const byName = new Map<string, ColumnDef>()
+  const table: TableDef = { name: alias, columns, byName, key: undefined, lineage: false, storedLineage: undefined }
+  const cols: NExpr[] = []
+  const groupAggs: GroupAgg[] = aggs.map((a, j) => {
+    const col: ColumnDef = { name: `a${j}`, codec: undefined as unknown as ColumnDef['codec'], type: a.type }
+    columns.push(col)
+    byName.set(col.name, col)
+    cols.push({ k: 'col', alias, table, col, type: a.type })
+    return { fn: a.fn, distinct: false, type: a.type, parts: [{ branch: 0, arg: a.arg, filter: [] }] }
+  })
+  return { gen: { alias, table, group: { source: [source], keys: [[]], aggs: groupAggs, whole: true as const } }, cols }
 }
 
 /** An aggregate whose rows one scan can share: one unordered branch over tables, no subquery or shared value in its conditions. */
