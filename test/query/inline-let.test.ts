@@ -5,13 +5,10 @@
  * the one lateral FROM item.
  */
 import { beforeAll, describe, expect, test } from 'vitest'
-import { AST, createTable, insertRows, lineage, plainLineage, Q, run, type AnyQuery } from '../../src/index.js'
-import { evaluate, evaluateLineage } from '../oracle/evaluate.js'
-import { compareBags, show } from '../support/bags.js'
-import { statementsOf } from '../support/count.js'
+import { lineage, Q, run, type AnyQuery } from '../../src/index.js'
 import { eachDialect } from '../support/db.js'
 import { occurrences, sqlByDialect } from '../support/sql.js'
-import { data, departments, employees, tasks, tasksOf } from './fixtures.js'
+import { departments, employees, expectOracle, loadFixtures, tasks, tasksOf } from './fixtures.js'
 
 /** TPC-H Q11's shape: the groups whose total is over a share of the grand total. */
 const share = Q.let(Q.sum(employees, (e) => e.salary), (total) =>
@@ -88,22 +85,11 @@ describe('rule inline-scalar-let: SQL', () => {
 })
 
 eachDialect('rule inline-scalar-let', (get) => {
-  beforeAll(async () => {
-    for (const tb of [departments, employees, tasks]) await createTable(get().db, tb)
-    await insertRows(get().db, departments, data.departments)
-    await insertRows(get().db, employees, data.employees)
-    await insertRows(get().db, tasks, data.tasks)
-  })
+  beforeAll(() => loadFixtures(get().db))
 
   test('results are the oracle\'s, in one statement, plain and under lineage', async () => {
     for (const q of [...fires, ...stays, ordered]) {
-      const { statements, result } = await statementsOf(get().db, (db) => run(db, q))
-      expect(statements).toBe(1)
-      const expected = evaluate(q[AST], data) as unknown[]
-      expect(compareBags(result as unknown[], expected), `actual: ${show(result)}\nexpected: ${show(expected)}`).toEqual({ ok: true })
-      const annotated = plainLineage(await run(get().db, lineage(q))) as unknown[]
-      const expectedLin = evaluateLineage(q[AST], data) as unknown[]
-      expect(compareBags(annotated, expectedLin), `actual: ${show(annotated)}\nexpected: ${show(expectedLin)}`).toEqual({ ok: true })
+      await expectOracle(get().db, q)
     }
     expect(await run(get().db, share)).toEqual([{ dept: 'Sales', total: 2000700 }])
   })

@@ -6,13 +6,11 @@
  * lateral item, `lateral (...)` on PostgreSQL, `json_each(...)` on SQLite).
  */
 import { beforeAll, describe, expect, test } from 'vitest'
-import { AST, createTable, insertRows, lineage, plainLineage, Q, run, type AnyQuery, type ExprLike } from '../../src/index.js'
-import { evaluate, evaluateLineage } from '../oracle/evaluate.js'
-import { compareBags, show } from '../support/bags.js'
-import { statementsOf } from '../support/count.js'
+import { lineage, Q, run, type AnyQuery, type ExprLike } from '../../src/index.js'
+import { compareBags } from '../support/bags.js'
 import { eachDialect } from '../support/db.js'
 import { occurrences, sqlByDialect } from '../support/sql.js'
-import { data, departments, employees, tasks, tasksOf } from './fixtures.js'
+import { departments, employees, expectOracle, loadFixtures, tasks, tasksOf } from './fixtures.js'
 
 /** Tasks with a smaller id than the employee's: correlated by an inequality. */
 const before = (e: { id: ExprLike<number> }) => Q.for(tasks, (t) => Q.where(Q.lt(t.id, e.id), Q.yield(t.task)))
@@ -66,22 +64,11 @@ describe('a correlated Q.let query value used twice: SQL', () => {
 })
 
 eachDialect('a correlated Q.let query value used twice', (get) => {
-  beforeAll(async () => {
-    for (const tb of [departments, employees, tasks]) await createTable(get().db, tb)
-    await insertRows(get().db, departments, data.departments)
-    await insertRows(get().db, employees, data.employees)
-    await insertRows(get().db, tasks, data.tasks)
-  })
+  beforeAll(() => loadFixtures(get().db))
 
   test('results are the oracle\'s, in one statement, plain and under lineage', async () => {
     for (const q of all) {
-      const { statements, result } = await statementsOf(get().db, (db) => run(db, q))
-      expect(statements).toBe(1)
-      const expected = evaluate(q[AST], data) as unknown[]
-      expect(compareBags(result as unknown[], expected), `actual: ${show(result)}\nexpected: ${show(expected)}`).toEqual({ ok: true })
-      const annotated = plainLineage(await run(get().db, lineage(q))) as unknown[]
-      const expectedLin = evaluateLineage(q[AST], data) as unknown[]
-      expect(compareBags(annotated, expectedLin), `actual: ${show(annotated)}\nexpected: ${show(expectedLin)}`).toEqual({ ok: true })
+      await expectOracle(get().db, q)
     }
     expect(compareBags(await run(get().db, byLt), [{ n: 'cora', first: 'abstract', k: 2 }, { n: 'bert', first: 'abstract', k: 1 }])).toEqual({ ok: true })
   })
