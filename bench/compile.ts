@@ -21,20 +21,17 @@
  * COMPILE_FIRST_ROUNDS=5  COMPILE_DIALECTS=sqlite,postgres  COMPILE_QUERIES=(all)  COMPILE_DUMP=(none)
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import * as t from 'io-ts'
 import type { Dialect } from '../src/index.js'
-import { fmtRatio, fmtUs, geomean, median, microsPerCall, runIfMain, table } from './harness.js'
+import { envList, envNum, fmtRatio, fmtUs, geomean, median, microsPerCall, newestMtime, runIfMain, table } from './harness.js'
 import { tpchQueries, tpchTables, type Lib, type TpchQuery, type TpchTables } from './tpch/queries.js'
 
 const env = process.env
-const num = (name: string, dflt: number): number => {
-  const v = env[name]
-  return v === undefined || v === '' ? dflt : Number(v)
-}
-const list = (name: string, dflt: string): string[] => (env[name] ?? dflt).split(',').map((s) => s.trim()).filter((s) => s !== '')
+const num = envNum
+const list = envList
 const config = {
   // (COMPILE_NEW is read by newEntry)
   old: env.COMPILE_OLD ?? '',
@@ -47,15 +44,6 @@ const config = {
 }
 const root = fileURLToPath(new URL('..', import.meta.url))
 const self = fileURLToPath(import.meta.url)
-
-function newestMtime(dir: string): number {
-  let newest = 0
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = `${dir}/${e.name}`
-    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs)
-  }
-  return newest
-}
 
 function newEntry(): string {
   if (env.COMPILE_NEW !== undefined && env.COMPILE_NEW !== '') return env.COMPILE_NEW

@@ -18,7 +18,7 @@
  * default 250000), LQ_BENCH_EXPLORE_PARTS (`paint,neighbourhood`), LQ_CHROMIUM.
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -26,7 +26,7 @@ import Database from 'better-sqlite3'
 import * as t from 'io-ts'
 import { Kysely, SqliteDialect, sql } from 'kysely'
 import { chromium } from 'playwright-core'
-import { median, nowMs } from './harness.js'
+import { median, newestMtime, nowMs } from './harness.js'
 
 type Lib = typeof import('../src/index.js')
 type Server = typeof import('../src/explore/server.js')
@@ -35,15 +35,6 @@ const root = new URL('..', import.meta.url).pathname
 const N = Number(process.env['LQ_BENCH_EXPLORE_N'] ?? 250_000)
 const PARTS = (process.env['LQ_BENCH_EXPLORE_PARTS'] ?? 'paint,neighbourhood').split(',')
 const CHROMIUM = process.env['LQ_CHROMIUM'] ?? '/usr/bin/chromium'
-
-function newestMtime(dir: string): number {
-  let m = 0
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name)
-    m = Math.max(m, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs)
-  }
-  return m
-}
 
 async function built(): Promise<{ lib: Lib; server: Server }> {
   const entry = join(root, 'dist', 'index.js')

@@ -10,7 +10,7 @@
  * wait for a core; CPU time does not, so CPU-time ratios are the stable figure there.
  */
 import { pathToFileURL } from 'node:url'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 
@@ -277,4 +277,28 @@ export function runIfMain(url: string, main: () => Promise<void>): void {
     console.error(e)
     process.exit(1)
   })
+}
+
+/** The newest modification time of any file below `dir` (is `dist/` older than `src/`?). */
+export function newestMtime(dir: string): number {
+  let newest = 0
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = `${dir}/${e.name}`
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs)
+  }
+  return newest
+}
+
+/** Environment variable `name` as a number (`dflt` when unset or empty); anything else is an error. */
+export function envNum(name: string, dflt: number): number {
+  const v = process.env[name]
+  if (v === undefined || v === '') return dflt
+  const n = Number(v)
+  if (!Number.isFinite(n)) throw new Error(`${name} must be a number, got ${JSON.stringify(v)}`)
+  return n
+}
+
+/** Environment variable `name` (or `dflt`) as a comma-separated list, blanks dropped. */
+export function envList(name: string, dflt: string): string[] {
+  return (process.env[name] ?? dflt).split(',').map((s) => s.trim()).filter((s) => s !== '')
 }

@@ -10,22 +10,14 @@
  * from one copy of the library (a query object built by one copy is not a query to another).
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type * as Index from '../src/index.js'
 import type * as Compile from '../src/query/compile.js'
+import { newestMtime } from './harness.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-
-function newestMtime(dir: string): number {
-  let newest = 0
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name)
-    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs)
-  }
-  return newest
-}
 
 async function load(): Promise<{ index: typeof Index; compile: typeof Compile; where: string }> {
   const choice = process.env['LQ_BENCH_LIB'] ?? ''

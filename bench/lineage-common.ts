@@ -11,7 +11,8 @@ import pg from 'pg'
 import { compile, lineage, run } from './lib.js'
 import type { AnyQuery, Dialect } from './lib.js'
 import { plan } from './lib.js'
-import { compare, median, nowMs, selfCpuClock, type Measure } from './harness.js'
+import { compare, envList, median, nowMs, selfCpuClock, type Measure } from './harness.js'
+export { envList, envNum } from './harness.js'
 
 /**
  * A view of `db` (same connection, same dialect) whose next executed statement's raw driver
@@ -44,21 +45,6 @@ export function capturing(db: Kysely<any>): { db: Kysely<any>; arm(): void; take
 // ---------------------------------------------------------------- configuration helpers
 
 const env = process.env
-
-export function envNum(name: string, dflt: number): number {
-  const v = env[name]
-  if (v === undefined || v === '') return dflt
-  const n = Number(v)
-  if (!Number.isFinite(n)) throw new Error(`${name} must be a number, got ${JSON.stringify(v)}`)
-  return n
-}
-
-export function envList(name: string, dflt: string): string[] {
-  return (env[name] ?? dflt)
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '')
-}
 
 export function envDialects(name: string): Dialect[] {
   const ds = envList(name, 'sqlite,postgres')

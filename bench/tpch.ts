@@ -37,7 +37,7 @@
  * PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres PGDATABASE=test
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import Database from 'better-sqlite3'
@@ -46,7 +46,7 @@ import * as t from 'io-ts'
 import pg from 'pg'
 import type { AnyQuery, Dialect } from '../src/index.js'
 import {
-  compare, fmtMs, fmtRatio, fmtUs, geomean, indent, microsPerCall, processCpuClock, runIfMain, selfCpuClock, sumClocks, table, timeBoth,
+  compare, envList, envNum, fmtMs, fmtRatio, fmtUs, geomean, indent, microsPerCall, newestMtime, processCpuClock, runIfMain, selfCpuClock, sumClocks, table, timeBoth,
   type Clock, type Timing,
 } from './harness.js'
 import { compareAnswers, normalise, type AnswerCheck, type NormRow } from './tpch/answers.js'
@@ -56,14 +56,8 @@ import { officialQueries, type OfficialQuery } from './tpch/official.js'
 import { tpchQueries, tpchTables, type Lib, type TpchQuery, type TpchTables } from './tpch/queries.js'
 
 const env = process.env
-const num = (name: string, dflt: number): number => {
-  const v = env[name]
-  if (v === undefined || v === '') return dflt
-  const n = Number(v)
-  if (!Number.isFinite(n)) throw new Error(`${name} must be a number, got ${JSON.stringify(v)}`)
-  return n
-}
-const list = (name: string, dflt: string): string[] => (env[name] ?? dflt).split(',').map((s) => s.trim()).filter((s) => s !== '')
+const num = envNum
+const list = envList
 
 const config = {
   sf: num('TPCH_SF', 0.01),
@@ -87,15 +81,6 @@ if (!/^[a-z_][a-z0-9_]*$/.test(config.pgSchema)) throw new Error(`TPCH_PG_SCHEMA
 // ---------------------------------------------------------------- the built package
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-
-function newestMtime(dir: string): number {
-  let newest = 0
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = `${dir}/${e.name}`
-    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs)
-  }
-  return newest
-}
 
 /** `dist/` as users import it: built with `npm run build` when missing or older than `src/`. */
 async function loadBuiltPackage(): Promise<{ lib: Lib; phases: Phases | undefined }> {
