@@ -24,8 +24,8 @@
  *   buffers; see docs/derived.md), so it is seeded after `track` by one INSERT ... SELECT per
  *   table, exactly as refresh writes them: lq_meta rows (lq_key, lq_lineage `[{"table":R,"key":k}]`,
  *   lq_inputs `[[R,"k",rev]]`, lq_max_input_rev = rev, the code version, state ok,
- *   lq_computed_rev = lq_changed_rev = one new clock value, lq_hash = md5 of the value (the
- *   engine's is SHA-1; it is only compared for equality)), data rows (n = x + 1), the
+ *   lq_computed_rev = lq_changed_rev = one new clock value, lq_hash = the value's JSON text
+ *   `[n]`, as the engine stores a short value), data rows (n = x + 1), the
  *   watermark (clock value and snapshot text, as refresh reads them), then ANALYZE as refresh
  *   does after a big fill. `stale()` must list nothing before the rounds start.
  * - Section 2's rounds run interleaved across the sizes (one round of each size in turn), so
@@ -44,7 +44,9 @@
  * stable figure there. Ratios are medians over rounds.
  *
  * Environment: LQ_BENCH_DERIVED_DIALECTS (default `sqlite,postgres`), LQ_BENCH_DERIVED_MILLION=0
- * to skip the 10^6-row cases, LQ_BENCH_DERIVED_ROUNDS (throughput rounds at 10^5, default 3).
+ * to skip the 10^6-row cases, LQ_BENCH_DERIVED_ROUNDS (throughput rounds at 10^5, default 3),
+ * LQ_BENCH_DERIVED_SECTIONS (default `1,2,3`; `1` alone runs the throughput rounds only, e.g.
+ * for before/after runs of section 1 interleaved with `LQ_BENCH_LIB`).
  *
  * Library: the built package (`dist/`, rebuilt by `lib.ts` when older than `src/`);
  * `LQ_BENCH_LIB=<path of another build's index.js>` runs another build (before/after runs of
@@ -74,6 +76,7 @@ const PG_URL = process.env['LQ_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/t
 const DIALECTS = (process.env['LQ_BENCH_DERIVED_DIALECTS'] ?? 'sqlite,postgres').split(',').map((s) => s.trim()).filter((s): s is DialectName => s === 'sqlite' || s === 'postgres')
 const MILLION = process.env['LQ_BENCH_DERIVED_MILLION'] !== '0'
 const ROUNDS = Math.max(1, Number(process.env['LQ_BENCH_DERIVED_ROUNDS'] ?? 3) || 3)
+const SECTIONS = new Set((process.env['LQ_BENCH_DERIVED_SECTIONS'] ?? '1,2,3').split(',').map((s) => s.trim()))
 const K = 1000
 const STALE_ROUNDS = 9
 const TARGET_THROUGHPUT = 0.3
@@ -314,7 +317,7 @@ async function seedFresh(tg: Target, root: Root, derived: string): Promise<Store
   const R = root.name
   const rev = Number((await sql<{ rev: unknown }>`SELECT nextval('lq_clock_seq') AS rev`.execute(tg.db)).rows[0]!.rev)
   await tg.exec(`INSERT INTO "lq_meta_${derived}" (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_computed_rev, lq_changed_rev)
-    SELECT v.lq_key, '[{"table":"${R}","key":' || v.lq_key || '}]', '[["${R}","' || v.lq_key || '",' || v.rev || ']]', v.rev, '${cv}', 'ok', NULL, md5('[' || (r.x + 1) || ']'), ${rev}, ${rev}
+    SELECT v.lq_key, '[{"table":"${R}","key":' || v.lq_key || '}]', '[["${R}","' || v.lq_key || '",' || v.rev || ']]', v.rev, '${cv}', 'ok', NULL, '[' || (r.x + 1) || ']', ${rev}, ${rev}
     FROM "lq_rev_${R}" AS v JOIN "${R}" AS r ON r.id::text = v.lq_key WHERE v.deleted = 0 ORDER BY v.lq_key`)
   await tg.exec(`INSERT INTO "${derived}" (n, lq_key) SELECT r.x + 1, r.id::text FROM "${R}" AS r ORDER BY 2`)
   await tg.exec(`UPDATE lq_derived SET wm_rev = (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM lq_clock_seq), wm_xmin = pg_current_snapshot()::text, applied_code_version = '${cv}' WHERE name = '${derived}'`)
@@ -453,6 +456,7 @@ async function benchDialect(name: DialectName): Promise<DialectResult> {
       const root = await loadRoot(tg, n)
       console.log(`  ${name}: loaded ${fmtN(n)} root rows in ${fmtMs(now() - t0)} ms`)
       if (n >= 1_000_000 && name === 'postgres') {
+        if (!SECTIONS.has('2')) continue
         const t1 = now()
         const store = await seedFresh(tg, root, `plus_${n}`)
         console.log(`  ${name}: tracked ${fmtN(n)} root rows and seeded their derived rows in ${fmtMs(now() - t1)} ms`)
@@ -461,13 +465,14 @@ async function benchDialect(name: DialectName): Promise<DialectResult> {
       }
       // At 10^4: one warm-up round first (JIT, caches), not reported.
       if (n === 10_000) await throughput(tg, root, n, 1, '_warmup')
-      const th = await throughput(tg, root, n, n === 100_000 ? ROUNDS : 1)
-      tp.push(th)
+      // Without section 1, one round makes the fresh table section 2 starts from.
+      const th = await throughput(tg, root, n, n === 100_000 && SECTIONS.has('1') ? ROUNDS : 1)
+      if (SECTIONS.has('1')) tp.push(th)
       fresh.push({ n, root, store: th.store, seeded: false })
     }
-    st.push(...(await staleness(tg, fresh, STALE_ROUNDS + 1)))
+    if (SECTIONS.has('2')) st.push(...(await staleness(tg, fresh, STALE_ROUNDS + 1)))
     for (const f of fresh) if (f.n >= 1_000_000) await tg.exec(`DROP TABLE IF EXISTS "${f.root.name}"`)
-    af = await affected(tg, MILLION ? (name === 'sqlite' ? 50_000 : 20_000) : 5_000, MILLION ? 500_000 : 50_000, 200)
+    if (SECTIONS.has('3')) af = await affected(tg, MILLION ? (name === 'sqlite' ? 50_000 : 20_000) : 5_000, MILLION ? 500_000 : 50_000, 200)
   } finally {
     await tg.close()
   }

@@ -5,7 +5,8 @@
  * what the refresh held at once. The database file is written by a first process, so loading
  * the root rows does not count.
  *
- * Run: `npx tsx bench/fill-memory.ts [N]` (default 10^6). Environment: LQ_BENCH_FILL_DIR (default: a temp dir).
+ * Run: `npx tsx bench/fill-memory.ts [N]` (default 10^6). Environment: LQ_BENCH_FILL_DIR (default: a temp dir),
+ * LQ_BENCH_LIB (another build's index.js, for before/after runs; see lib.ts).
  */
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -15,7 +16,10 @@ import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import * as t from 'io-ts'
 import { Kysely, SqliteDialect } from 'kysely'
-import { createTable, openStore, table } from '../src/index.js'
+import { lib } from './lib.js'
+
+// The built package (dist/), or the build LQ_BENCH_LIB names (see lib.ts), in both processes.
+const { createTable, openStore, table } = lib
 
 const root = table('root', { id: t.Int, x: t.Int })
 

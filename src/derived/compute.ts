@@ -4,10 +4,10 @@
  * failed are `blocked` without a call. Pure of the database: results go to `write.ts`.
  */
 import { LineageQueryError, showValue } from '../errors.js'
-import type { Derivation, Outcome, Result, Task } from './engine.js'
+import type { Derivation, Outcome, Result, Task, UpstreamRow } from './engine.js'
 import { addressValue } from './keys.js'
 import type { Op } from './ops.js'
-import type { DeriveContext } from './types.js'
+import type { DeriveContext, SourceRow } from './types.js'
 import type * as t from 'io-ts'
 
 /**
@@ -29,23 +29,16 @@ export async function compute(x: Derivation, tasks: readonly Task[], op: Op, sto
   // call has its own timer and signal (the batch's timer would count a call's wait for a slot).
   const lim = op.limit
   const perCall = lim !== undefined
-  tasks.forEach((task, i) => {
-    const bad = task.upstream.find((u) => u.state !== 'ok')
+  for (let i = 0; i < tasks.length; i++) {
+    const task = tasks[i]!
+    const bad = task.upstream.length === 0 ? undefined : task.upstream.find(notOk)
     if (bad !== undefined) {
       out[i] = { task, outcome: blockedBy(bad.table, bad.addr, bad.state, bad.error) }
-      return
+      continue
     }
     // A single-root address with one lineage entry is that entry's key (no second parse).
     const own = perCall ? new AbortController() : undefined
-    const ctx: DeriveContext = {
-      table: x.name,
-      key: x.singleRoot && task.lineage.length === 1 ? task.lineage[0]!.key : addressValue(task.addr),
-      lineage: task.lineage,
-      params: x.params,
-      get signal() {
-        return own === undefined ? signalOf() : AbortSignal.any([own.signal, signalOf()])
-      },
-    }
+    const ctx = new Context(x.name, x.singleRoot && task.lineage.length === 1 ? task.lineage[0]!.key : addressValue(task.addr), task.lineage, x.params, own, signalOf)
     try {
       const v = lim === undefined ? x.fn(task.input, ctx) : lim(() => (limit === undefined ? x.fn(task.input, ctx) : withinTimeout(() => x.fn(task.input, ctx), limit, own!)))
       if (isThenable(v)) pending.push({ i, p: v })
@@ -53,7 +46,7 @@ export async function compute(x: Derivation, tasks: readonly Task[], op: Op, sto
     } catch (e) {
       out[i] = { task, outcome: failure(e) }
     }
-  })
+  }
   let abandoned = false
   if (pending.length > 0) {
     await new Promise<void>((resolve) => {
@@ -90,6 +83,32 @@ export async function compute(x: Derivation, tasks: readonly Task[], op: Op, sto
     })
   }
   return { results: abandoned ? out.filter((r): r is Result => r !== undefined) : (out as Result[]), abandoned }
+}
+
+const notOk = (u: UpstreamRow): boolean => u.state !== 'ok'
+
+/**
+ * The context of one call (`DeriveContext`): a class, so the per-call object is a plain
+ * allocation of one shape; `signal` is made when first read (see `compute`).
+ */
+class Context implements DeriveContext {
+  readonly #own: AbortController | undefined
+  readonly #batch: () => AbortSignal
+  constructor(
+    readonly table: string,
+    readonly key: unknown,
+    readonly lineage: readonly SourceRow[],
+    readonly params: unknown,
+    own: AbortController | undefined,
+    batch: () => AbortSignal,
+  ) {
+    this.#own = own
+    this.#batch = batch
+  }
+
+  get signal(): AbortSignal {
+    return this.#own === undefined ? this.#batch() : AbortSignal.any([this.#own.signal, this.#batch()])
+  }
 }
 
 /** A call that did not settle within its own timeout (calls under a concurrency limit). */

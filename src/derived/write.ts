@@ -48,12 +48,23 @@ import { emptyTableReport, type TableReport } from './types.js'
 const sha1: (s: string) => string =
   typeof oneShotHash === 'function' ? (s) => oneShotHash('sha1', s, 'hex') : (s) => createHash('sha1').update(s).digest('hex')
 
-/** The value hash compared for backdating: SHA-1 of the output columns' JSON, or of the error. */
+/**
+ * Values whose JSON text is at most this long are stored as that text in `lq_hash` (no SHA-1):
+ * as short as the hex digest, compared exactly, and never equal to a digest (it starts with
+ * `[`, which no hex digest does).
+ */
+export const HASH_TEXT_MAX = 40
+
+/**
+ * The value hash compared for backdating (only ever compared for equality): for an ok row, the
+ * JSON text of the list of its output columns' values when it is at most `HASH_TEXT_MAX`
+ * characters long, else its SHA-1; for a failed or blocked row, the SHA-1 of its error.
+ */
 export function hashOf(o: Outcome, columns: readonly string[]): string {
   if (o.state === 'ok') {
     // The JSON text of the list of the columns' values (one element: no list built).
-    if (columns.length === 1) return sha1(`[${JSON.stringify(o.row[columns[0]!] ?? null)}]`)
-    return sha1(JSON.stringify(columns.map((c) => o.row[c] ?? null)))
+    const text = columns.length === 1 ? `[${JSON.stringify(o.row[columns[0]!] ?? null)}]` : JSON.stringify(columns.map((c) => o.row[c] ?? null))
+    return text.length <= HASH_TEXT_MAX ? text : sha1(text)
   }
   if (o.state === 'failed') return sha1(`failed\u0000${o.message}`)
   return sha1(`blocked\u0000${o.table}\u0000${o.key}`)
@@ -275,13 +286,16 @@ async function writeInTransaction(trx: Kysely<any>, d: StoreDialect, x: Derivati
     const won = new Array<boolean | undefined>(sorted.length)
     let at = 0
     for (const part of chunks(sorted, WRITE_CHUNK)) {
-      const params = [x.codeVersion, rev, rev, jsonBatch(part.map((r) => metaRow(x, r, w.columns)), d)]
+      // A part of ok results of a one-table derivation travels as narrow rows (`WriterTexts.ok`).
+      const ok = w.ok !== undefined && part.every(isOk)
+      const texts = ok ? w.ok! : w
+      const params = [x.codeVersion, rev, rev, jsonBatch(part.map(ok ? (r) => okMetaRow(r, w.columns) : (r) => metaRow(x, r, w.columns)), d)]
       // Rows missing when found (a first fill): a plain insert stores them all, unless some
       // address got a row meanwhile; then the upsert judges the part (see `insertMeta`).
-      if (part.every(wasMissing) && (await execCount(trx, w.insertMeta, params)) === part.length) won.fill(true, at, at + part.length)
+      if (part.every(wasMissing) && (await execCount(trx, texts.insertMeta, params)) === part.length) won.fill(true, at, at + part.length)
       else {
         const byAddr = new Map<string, boolean>()
-        for (const row of await exec<{ lq_key: string; lq_changed_rev: unknown }>(trx, w.upsertMeta, params)) byAddr.set(row.lq_key, Number(row.lq_changed_rev) === rev)
+        for (const row of await exec<{ lq_key: string; lq_changed_rev: unknown }>(trx, texts.upsertMeta, params)) byAddr.set(row.lq_key, Number(row.lq_changed_rev) === rev)
         for (let i = 0; i < part.length; i++) won[at + i] = byAddr.get(part[i]!.task.addr)
       }
       at += part.length
@@ -329,6 +343,11 @@ const metaRow = (x: Derivation, r: Result, columns: readonly string[]): unknown[
   return [r.task.addr, '', recordedInputs(x, r.task), r.task.maxRev, o.state, errorText(o), hashOf(o, columns), r.task.inputHash ?? null, r.task.evalRev ?? null]
 }
 
+/** An ok result of a one-table derivation as a narrow metadata row (`WriterTexts.ok`): the columns `metaRow` would give that are not constants there. */
+const okMetaRow = (r: Result, columns: readonly string[]): unknown[] => [r.task.addr, r.task.maxRev, hashOf(r.outcome, columns)]
+
+const isOk = (r: Result): boolean => r.outcome.state === 'ok'
+
 /** A data row as JSON: each value as the dialect stores it (a SQLite decimal as its integer count of units). */
 const dataRow = (r: Result, w: Writer): unknown[] => {
   const row = (r.outcome as { row: Record<string, unknown> }).row
@@ -343,9 +362,11 @@ const dataRow = (r: Result, w: Writer): unknown[] => {
 async function writeBatch(db: Kysely<any>, d: StoreDialect, x: Derivation, w: Writer, text: string, sorted: readonly Result[], report: TableReport): Promise<number[]> {
   const revs: number[] = []
   for (const part of chunks(sorted, WRITE_CHUNK)) {
-    const meta = part.map((r) => metaRow(x, r, w.columns))
+    // A part of ok results of a one-table derivation travels as narrow rows (`WriterTexts.ok`).
+    const okText = w.ok?.batch !== undefined && part.every(isOk) ? w.ok.batch : undefined
+    const meta = okText !== undefined ? part.map((r) => okMetaRow(r, w.columns)) : part.map((r) => metaRow(x, r, w.columns))
     const data = part.flatMap((r) => (r.outcome.state === 'ok' ? [dataRow(r, w)] : []))
-    const out = (await exec<{ counts: unknown; lost: unknown; rev: unknown }>(db, text, [x.codeVersion, jsonBatch(meta, d), jsonBatch(data, d)]))[0]!
+    const out = (await exec<{ counts: unknown; lost: unknown; rev: unknown }>(db, okText ?? text, [x.codeVersion, jsonBatch(meta, d), jsonBatch(data, d)]))[0]!
     revs.push(Number(out.rev))
     const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v)
     const counts = (json(out.counts) ?? []) as [string, boolean, number | string][]

@@ -217,6 +217,8 @@ export interface BatchWriteSpec {
   /** The guard of the metadata upsert, over the stored row (the metadata table's name) and `excluded`. */
   readonly guard: string
   readonly columns: readonly { readonly name: string; readonly type: JsonFieldType }[]
+  /** The metadata JSON rows are the narrow rows `[lq_key, lq_max_input_rev, lq_hash]` of ok results (see `WriterTexts.ok`), not full ones. */
+  readonly okRows?: boolean
 }
 
 /**

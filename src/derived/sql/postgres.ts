@@ -184,7 +184,7 @@ function pgBatchWrite(spec: BatchWriteSpec): string {
   const cols = spec.columns
   const set = cols.length === 0 ? 'NOTHING' : `UPDATE SET ${cols.map((c) => `${q(c.name)} = excluded.${q(c.name)}`).join(', ')}`
   return `WITH rv AS (SELECT nextval('lq_clock_seq') AS rev, set_config('synchronous_commit', 'off', true) AS sc),
-src AS (SELECT ${f(0, 'text')} AS k, ${f(1, 'text')} AS lin, ${f(2, 'text')} AS inp, ${f(3, 'int')} AS mr, ${f(4, 'text')} AS st, ${f(5, 'text')} AS er, ${f(6, 'text')} AS h FROM jsonb_array_elements($2::jsonb) AS j(value)),
+src AS (SELECT ${spec.okRows === true ? `${f(0, 'text')} AS k, '' AS lin, '' AS inp, ${f(1, 'int')} AS mr, 'ok' AS st, NULL::text AS er, ${f(2, 'text')} AS h` : `${f(0, 'text')} AS k, ${f(1, 'text')} AS lin, ${f(2, 'text')} AS inp, ${f(3, 'int')} AS mr, ${f(4, 'text')} AS st, ${f(5, 'text')} AS er, ${f(6, 'text')} AS h`} FROM jsonb_array_elements($2::jsonb) AS j(value)),
 up AS (
   INSERT INTO ${M} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_computed_rev, lq_changed_rev, lq_xid)
   SELECT src.k, src.lin, src.inp, src.mr, $1, src.st, src.er, src.h, rv.rev, rv.rev, pg_current_xact_id() FROM src CROSS JOIN rv

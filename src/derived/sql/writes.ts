@@ -47,7 +47,17 @@ export interface WriterTexts {
   readonly deleteData: string
   /** The whole batch in one statement (PostgreSQL, not for comprehension derivations): see `StoreDialect.batchWrite`. */
   readonly batch: string | undefined
+  /**
+   * Derivations over one table (no recorded inputs, no evaluation revision, no input hash):
+   * `insertMeta`, `upsertMeta` and `batch` for a part whose results are all `ok`, whose JSON metadata rows carry
+   * only `[lq_key, lq_max_input_rev, lq_hash]` (`okMetaRow`); the other columns are constants
+   * of the statement. Same parameters and results as the full forms.
+   */
+  readonly ok: { readonly insertMeta: string; readonly upsertMeta: string; readonly batch: string | undefined } | undefined
 }
+
+/** The fields of a metadata JSON row: every column (`metaRow` in write.ts), or those of an ok row of a one-table derivation (`okMetaRow`). */
+type MetaForm = 'full' | 'ok'
 
 /** How a column of `kind` is read from a JSON batch; undefined when JSON text cannot carry it exactly on this dialect. */
 function fieldType(d: StoreDialect, kind: ScalarKind): JsonFieldType | undefined {
@@ -82,10 +92,15 @@ export function writerTexts(d: StoreDialect, x: WriterSpec): WriterTexts {
     : ` AND (${M}.lq_state <> 'deleted' OR excluded.lq_eval_rev >= ${M}.lq_changed_rev)` + (x.hashed ? ` AND (${M}.lq_eval_rev IS NULL OR excluded.lq_eval_rev >= ${M}.lq_eval_rev)` : '')
   const f = (i: number, t: JsonFieldType) => d.jsonField(i, t)
   const rev = (i: number) => `CAST(${d.ph(i)} AS ${d.revType})`
-  const insert = `INSERT INTO ${M} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_input_hash, lq_eval_rev, lq_computed_rev, lq_changed_rev${d.xidSql === undefined ? '' : ', lq_xid'})
-SELECT ${f(0, 'text')}, ${f(1, 'text')}, ${f(2, 'text')}, ${f(3, 'int')}, ${d.ph(1)}, ${f(4, 'text')}, ${f(5, 'text')}, ${f(6, 'text')}, ${f(7, 'text')}, ${f(8, 'int')}, ${rev(2)}, ${rev(3)}${d.xidSql === undefined ? '' : `, ${d.xidSql}`}
+  // Per column, its value in the row form's JSON rows, or a constant.
+  const values = (form: MetaForm): string =>
+    form === 'full'
+      ? `${f(0, 'text')}, ${f(1, 'text')}, ${f(2, 'text')}, ${f(3, 'int')}, ${d.ph(1)}, ${f(4, 'text')}, ${f(5, 'text')}, ${f(6, 'text')}, ${f(7, 'text')}, ${f(8, 'int')}`
+      : `${f(0, 'text')}, '', '', ${f(1, 'int')}, ${d.ph(1)}, 'ok', NULL, ${f(2, 'text')}, NULL, NULL`
+  const insertOf = (form: MetaForm) => `INSERT INTO ${M} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_input_hash, lq_eval_rev, lq_computed_rev, lq_changed_rev${d.xidSql === undefined ? '' : ', lq_xid'})
+SELECT ${values(form)}, ${rev(2)}, ${rev(3)}${d.xidSql === undefined ? '' : `, ${d.xidSql}`}
 FROM ${d.jsonRows(d.ph(4))} WHERE ${x.comprehension ? collectedFloor(d, x.name, f(0, 'text'), f(8, 'int')) : 'true'}`
-  const upsertMeta = `${insert}
+  const upsertOf = (form: MetaForm) => `${insertOf(form)}
 ON CONFLICT (lq_key) DO UPDATE SET
   lq_lineage = excluded.lq_lineage, lq_inputs = excluded.lq_inputs, lq_max_input_rev = excluded.lq_max_input_rev,
   lq_code_version = excluded.lq_code_version, lq_state = excluded.lq_state, lq_error = excluded.lq_error,
@@ -93,6 +108,8 @@ ON CONFLICT (lq_key) DO UPDATE SET
   lq_hash = excluded.lq_hash, lq_input_hash = excluded.lq_input_hash, lq_eval_rev = excluded.lq_eval_rev, lq_computed_rev = excluded.lq_computed_rev${d.xidSql === undefined ? '' : ', lq_xid = excluded.lq_xid'}
 WHERE ${guard}${evalGuard}
 RETURNING lq_key, lq_changed_rev`
+  const insertOnly = (form: MetaForm) => `${insertOf(form)}
+ON CONFLICT (lq_key) DO NOTHING`
   const types = x.columns.map((c) => fieldType(d, c.kind))
   const exact = types.every((t) => t !== undefined)
   const upsertData = exact
@@ -101,9 +118,10 @@ SELECT ${[...types.map((t, i) => f(i, t!)), f(x.columns.length, 'text')].join(',
 FROM ${d.jsonRows(d.ph(1))} WHERE true
 ON CONFLICT (lq_key) DO ${x.columns.length === 0 ? 'NOTHING' : `UPDATE SET ${x.columns.map((c) => `${q(c.name)} = excluded.${q(c.name)}`).join(', ')}`}`
     : undefined
-  const batch = x.comprehension || !exact ? undefined : d.batchWrite({ meta: metaTable(x.name), data: x.name, guard, columns: x.columns.map((c, i) => ({ name: c.name, type: types[i]! })) })
-  return { upsertMeta, insertMeta: `${insert}
-ON CONFLICT (lq_key) DO NOTHING`, upsertData, deleteData: `DELETE FROM ${X} WHERE lq_key IN (${d.jsonTexts(d.ph(1))})`, batch }
+  const batchOf = (okRows: boolean) => (x.comprehension || !exact ? undefined : d.batchWrite({ meta: metaTable(x.name), data: x.name, guard, columns: x.columns.map((c, i) => ({ name: c.name, type: types[i]! })), okRows }))
+  const batch = batchOf(false)
+  const ok = x.multiInput || x.comprehension ? undefined : { insertMeta: insertOnly('ok'), upsertMeta: upsertOf('ok'), batch: batchOf(true) }
+  return { upsertMeta: upsertOf('full'), insertMeta: insertOnly('full'), upsertData, deleteData: `DELETE FROM ${X} WHERE lq_key IN (${d.jsonTexts(d.ph(1))})`, batch, ok }
 }
 
 /** The `lq_store_meta` row holding the highest revision of the tombstones `collect` removed from a table. */
