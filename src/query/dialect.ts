@@ -318,10 +318,11 @@ const sqlite: DialectHooks = {
   jsonAggOrEmpty: (agg) => agg,
   jsonText: (n) => n,
   jsonNullElement: (n) => n,
-  // better-sqlite3 sets one property per column per row: two key columns already cost more than
-  // one json_array (raw driver, CPU: Q7 1.38x -> 1.25x, QF3 1.23x -> 1.16x, m-way join at
-  // m = 64 2.8x -> 1.1x the plain statement).
-  packedKeysFrom: 2,
+  // better-sqlite3 sets one property per column per row: from three key columns on, one
+  // json_array costs less (bench/lineage-packed-ab.ts, run and decode, CPU: m-way join at m = 4
+  // 1.28x -> 1.13x the plain query, m = 64 1.95x -> 1.18x); at two, mixed (Q7 1.18x -> 1.26x,
+  // QF3 1.51x -> 1.38x, and reading every entry, which parses the array, slower).
+  packedKeysFrom: 3,
   // No LATERAL: the table-valued function `json_each(json_array(<value>))`, whose argument may
   // read the items before it; its `value` column is the value with its SQL type.
   sharedItem: (value, alias) => S.aliased(S.fn('json_each', [S.fn('json_array', [value])]), alias),
