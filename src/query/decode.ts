@@ -8,7 +8,7 @@ import { isLeft } from 'fp-ts/lib/Either.js'
 import { LineageQueryError, showValue } from '../errors.js'
 import type { DialectHooks } from './dialect.js'
 import { annotatedFields, width, type CollLayout, type Layout, type LinLayout, type ScalarLayout } from './layout.js'
-import { AnnotatedValue, branchPlans, locate, materialise, SINGLE, type Located } from './lineage-value.js'
+import { AnnotatedValue, branchPlans, locate, locatePacked, materialise, SINGLE, unpack, type Located } from './lineage-value.js'
 import type { TopLayout } from './lower.js'
 import { showType } from './schema.js'
 import { isDateString, isTimestamp, Json } from './codecs.js'
@@ -192,6 +192,10 @@ function apartReader(l: CollLayout, c: Ctx, path: string): Reader {
 /** Eager lineage (`{ lazy: false }`): the entries built while decoding, as plain objects. */
 function linReader(l: LinLayout, c: Ctx): Reader {
   const plans = branchPlans(l, c.h)
+  if (l.packed !== undefined) {
+    const p = locatePacked(plans, l.packed.tagged, l.slots.length).packed!
+    return (slots, at) => unpack(p, slots[at.i++])
+  }
   const w = l.slots.length
   return (slots, at, tag) => {
     const base = at.i
@@ -217,6 +221,18 @@ function annotatedReader(a: { data: Layout; lin: LinLayout; linFirst: boolean },
   // Several slots at the top level: the driver row holds them (by column name) and is kept as it
   // is, unless its other columns would make it much larger than a copy of the slots.
   const keepRow = !owned && w > 1 && c.columns.length <= 2 * w + 2
+  if (a.lin.packed !== undefined) {
+    // One column of JSON text (`LinLayout.packed`), kept as it is until the lineage is read.
+    const loc = locatePacked(plans, a.lin.packed.tagged, w)
+    return (slots, at, tag) => {
+      if (!linFirst) {
+        const value = data(slots, at, tag)
+        return new AnnotatedValue(value, slots[at.i++], loc)
+      }
+      const raw = slots[at.i++]
+      return new AnnotatedValue(data(slots, at, tag), raw, loc)
+    }
+  }
   return (slots, at, tag) => {
     let base: number
     let value: unknown

@@ -98,6 +98,13 @@ export interface DialectHooks {
   /** A JSON aggregate's element that is an untyped NULL (PostgreSQL cannot aggregate one into JSON). */
   jsonNullElement(n: S.Node): S.Node
   /**
+   * The least number of top-level lineage columns (key slots, and the branch number) that are
+   * sent as one JSON array column instead (`LinLayout.packed`): the drivers build one JavaScript
+   * property per column per row, which costs more than one text column parsed when the lineage
+   * is read. `Infinity`: never.
+   */
+  readonly packedKeysFrom: number
+  /**
    * The FROM item computing a shared `Q.let` value once per row of the items before it, named
    * `alias`, and the column it is read from (`sharedColumn`).
    */
@@ -311,6 +318,11 @@ const sqlite: DialectHooks = {
   jsonAggOrEmpty: (agg) => agg,
   jsonText: (n) => n,
   jsonNullElement: (n) => n,
+  // better-sqlite3 sets one property per column per row: from three key columns on, one
+  // json_array costs less (bench/lineage-packed-ab.ts, run and decode, CPU: m-way join at m = 4
+  // 1.28x -> 1.13x the plain query, m = 64 1.95x -> 1.18x); at two, mixed (Q7 1.18x -> 1.26x,
+  // QF3 1.51x -> 1.38x, and reading every entry, which parses the array, slower).
+  packedKeysFrom: 3,
   // No LATERAL: the table-valued function `json_each(json_array(<value>))`, whose argument may
   // read the items before it; its `value` column is the value with its SQL type.
   sharedItem: (value, alias) => S.aliased(S.fn('json_each', [S.fn('json_array', [value])]), alias),
@@ -413,6 +425,7 @@ const postgres: DialectHooks = {
   jsonAggOrEmpty: (agg) => S.fn('coalesce', [agg, S.fn('json_build_array', [])]),
   jsonText: (n) => S.cast(n, 'text'),
   jsonNullElement: (n) => S.cast(n, 'text'),
+  packedKeysFrom: Number.POSITIVE_INFINITY,
   // `offset 0` keeps the planner from pulling the subquery up and copying the value to each use.
   sharedItem: (value, alias) => S.aliased(S.lateral(S.withOrderAndLimit(S.select({ from: [], selections: [{ expr: value, alias: 'v' }], where: [] }), [], undefined, S.literal(0))), alias),
   sharedColumn: 'v',

@@ -44,6 +44,12 @@ export interface LinLayout {
   readonly k: 'lin'
   readonly slots: readonly ScalarKind[]
   readonly branches: readonly LinBranchLayout[]
+  /**
+   * Top level only (`packTop`): the slots travel as one JSON array column, the key values in slot
+   * order and then, when `tagged`, the branch number (the statement then has no branch-number
+   * column). Decoded when the lineage is read.
+   */
+  readonly packed?: { readonly tagged: boolean }
 }
 export interface LinBranchLayout {
   readonly entries: readonly {
@@ -70,8 +76,29 @@ export function width(l: Layout): number {
     case 'rec':
       return l.fields.reduce((n, [, f]) => n + width(f), 0)
     case 'lin':
-      return l.slots.length
+      return l.packed === undefined ? l.slots.length : 1
   }
+}
+
+/** Key kinds whose values come back from a JSON array exactly as from a column (not reals, decimals, dates, timestamps, JSON). */
+const PACKABLE: ReadonlySet<ScalarKind> = new Set(['int', 'string', 'boolean', 'null'])
+
+/**
+ * The top-level layout `l` with its lineage packed (`LinLayout.packed`) when that sends fewer
+ * columns: `l` is an annotated element whose data holds no lineage outside nested collections,
+ * every entry of every branch is a key from columns (no stored, witness or group lineage) of
+ * kinds a JSON array carries exactly, and its key slots, plus the branch number when `tagged`,
+ * are at least `from`. Returns the layout and whether the rows still need a branch-number column.
+ */
+export function packTop(l: Layout, tagged: boolean, from: number): { value: Layout; tagged: boolean } {
+  const a = annotatedFields(l)
+  const lin = a?.lin
+  if (a === undefined || lin === undefined || hasLineage(a.data) || lin.slots.length + (tagged ? 1 : 0) < from) return { value: l, tagged }
+  if (!lin.slots.every((k) => PACKABLE.has(k))) return { value: l, tagged }
+  if (lin.branches.some((b) => b.entries.some((e) => e.stored !== undefined || e.witness !== undefined || e.grouped !== undefined))) return { value: l, tagged }
+  const packed: LinLayout = { ...lin, packed: { tagged } }
+  const fields = a.linFirst ? [['lineage', packed], ['data', a.data]] as const : [['data', a.data], ['lineage', packed]] as const
+  return { value: { k: 'rec', fields }, tagged: false }
 }
 
 /** The fields of an annotated element `{ data, lineage }` (the only records holding lineage), or `undefined`. */

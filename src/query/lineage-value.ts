@@ -86,6 +86,31 @@ export interface Located {
   readonly base: number
   /** The raw value is a driver row: slot `i` of the branch is its column `names[i]` (`base` is then its first column's slot, not used to read). */
   readonly names: readonly string[] | undefined
+  /** The raw value is a packed lineage column (`LinLayout.packed`, see `unpack`); `plan` is then branch 0's. */
+  readonly packed: Packed | undefined
+}
+
+/** A packed lineage column: the plans of its branches, and the index of the branch number in the array (`undefined`: branch 0). */
+export interface Packed {
+  readonly plans: readonly BranchPlan[]
+  readonly tagAt: number | undefined
+}
+
+/** The `Located` of every element of a packed lineage column of `width` key slots (one per reader). */
+export function locatePacked(plans: readonly BranchPlan[], tagged: boolean, width: number): Located {
+  return { plan: plans[0]!, base: 0, names: undefined, packed: { plans, tagAt: tagged ? width : undefined } }
+}
+
+/**
+ * The entries of a packed lineage column's value `raw`: the JSON text of an array of the key
+ * slots (then the branch number), parsed only now, when the lineage is read.
+ */
+export function unpack(p: Packed, raw: unknown): Entry[] {
+  const slots = parseJson(raw, 'lineage')
+  if (!Array.isArray(slots)) throw new LineageQueryError('decode', `lineage: expected a JSON array of keys, got ${showValue(raw)}`, { value: raw })
+  const plan = p.plans[p.tagAt === undefined ? 0 : (slots[p.tagAt] as number)]
+  if (plan === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${showValue(slots[p.tagAt!])}`, { value: raw })
+  return materialise(plan, slots, 0)
 }
 
 /**
@@ -97,7 +122,7 @@ export function locate(cache: (Located | undefined)[], plans: readonly BranchPla
   if (hit !== undefined && hit.base === base) return hit
   const plan = plans[tag]
   if (plan === undefined) return undefined
-  const loc = { plan, base, names: columns?.slice(base, base + width) }
+  const loc = { plan, base, names: columns?.slice(base, base + width), packed: undefined }
   cache[tag] = loc
   return loc
 }
@@ -133,7 +158,11 @@ export class AnnotatedValue {
   get lineage(): Entry[] {
     const at = this.#at
     if (at === undefined) return this.#raw as Entry[]
-    const l = at.names === undefined ? materialise(at.plan, this.#raw, at.base) : at.plan.simple ? direct(at.plan, this.#raw, 0, at.names) : materialise(at.plan, rowSlots(this.#raw, at.names), 0)
+    const l =
+      at.packed !== undefined ? unpack(at.packed, this.#raw)
+      : at.names === undefined ? materialise(at.plan, this.#raw, at.base)
+      : at.plan.simple ? direct(at.plan, this.#raw, 0, at.names)
+      : materialise(at.plan, rowSlots(this.#raw, at.names), 0)
     // The raw values are no longer needed.
     this.#raw = l
     this.#at = undefined

@@ -14,7 +14,7 @@
  * - `lower/context.ts`: the state shared by the phases and small helpers.
  */
 import type { DialectHooks } from './dialect.js'
-import { hasLineage, plan, type Layout } from './layout.js'
+import { hasLineage, packTop, plan, type Layout } from './layout.js'
 import type { NCte, NExpr, NTop, NValue } from './normal.js'
 import * as S from './sql-nodes.js'
 import { newContext, stringOrder, type Cx } from './lower/context.js'
@@ -56,9 +56,12 @@ export function orderItems(cx: Cx, t: NTop, order: S.OrderItem[], byColumn: read
 
 export function top(cx: Cx, t: NTop): Lowered {
   const { branches } = t.query
-  const value = branches.length === 0 ? undefined : plan(branches.map((b) => b.value))
+  const planned = branches.length === 0 ? undefined : plan(branches.map((b) => b.value))
+  // The key columns (and branch number) as one JSON column where the dialect finds that cheaper.
+  const packed = planned === undefined ? undefined : packTop(planned, branches.length > 1 && hasLineage(planned), cx.h.packedKeysFrom)
+  const value = packed?.value
   const columns = value === undefined ? [] : columnNames(value)
-  const tag = branches.length > 1 && hasLineage(value) ? TAG : undefined
+  const tag = packed?.tagged === true ? TAG : undefined
   const multi = branches.length > 1
   const keyKinds = t.directions.map((_, j) => unifiedKind(t.orderKeys.map((ks) => ks[j]!)))
   const byColumn = value === undefined ? t.directions.map(() => undefined) : orderByOutputColumn(t, value)
@@ -118,7 +121,7 @@ export function slotExprs(v: NValue, l: Layout): (NExpr | undefined)[] {
   switch (l.k) {
     case 'scalar': return [v as NExpr]
     case 'coll': return [undefined]
-    case 'lin': return l.slots.map(() => undefined)
+    case 'lin': return l.packed === undefined ? l.slots.map(() => undefined) : [undefined]
     case 'rec': {
       const fields = (v as Extract<NValue, { k: 'rec' }>).fields
       return l.fields.flatMap(([n, fl], i) => slotExprs((fields[i]?.[0] === n ? fields[i]! : fields.find(([m]) => m === n)!)[1], fl))
@@ -159,7 +162,8 @@ export function columnNames(l: Layout): string[] {
         for (const [n, f] of x.fields) walk(f, path ? `${path}.${n}` : n)
         return
       case 'lin':
-        x.slots.forEach((_, i) => out.push(`#l${i}`))
+        if (x.packed !== undefined) out.push('#l')
+        else x.slots.forEach((_, i) => out.push(`#l${i}`))
         return
       default:
         out.push(path || 'value')

@@ -44,7 +44,9 @@ export function slots(cx: Cx, v: NValue, l: Layout, branch: number): S.Node[] {
       const entries = (v as Extract<NValue, { k: 'lin' }>).entries
       if (desc === undefined) throw new Error('internal: lineage layout has no branch ' + branch)
       desc.entries.forEach((d, i) => d.slots.forEach((s, j) => (out[s] = expr(cx, entries[i]!.key[j]!))))
-      return out
+      if (l.packed === undefined) return out
+      // One JSON array column: the key slots, then the branch number (see `LinLayout.packed`).
+      return [cx.h.jsonText(S.fn(cx.h.jsonArray, l.packed.tagged ? [...out, S.literal(branch)] : out))]
     }
   }
 }
@@ -151,7 +153,7 @@ export function slotKinds(l: Layout): (ScalarKind | undefined)[] {
   switch (l.k) {
     case 'scalar': return [l.type.kind]
     case 'coll': return [undefined]
-    case 'lin': return l.slots.map(() => undefined)
+    case 'lin': return l.packed === undefined ? l.slots.map(() => undefined) : [undefined]
     case 'rec': return l.fields.flatMap(([, f]) => slotKinds(f))
   }
 }
@@ -161,7 +163,7 @@ export function collSlots(l: Layout): boolean[] {
   switch (l.k) {
     case 'scalar': return [false]
     case 'coll': return [true]
-    case 'lin': return l.slots.map(() => false)
+    case 'lin': return l.packed === undefined ? l.slots.map(() => false) : [false]
     case 'rec': return l.fields.flatMap(([, f]) => collSlots(f))
   }
 }
