@@ -52,9 +52,7 @@ const rawText = (text: string): RawNode => ({ kind: 'RawNode', sqlFragments: [te
 
 export const col = (table: string, column: string): Node => rawText(`${quoted(table)}.${quoted(column)}`)
 export const param = (value: unknown): Node => ({ kind: 'ValueNode', value }) as ValueNode
-/** A constant written in the text, as Kysely writes an immediate value (a string quoted, `'` doubled). */
-export const literal = (value: string | number | null): Node =>
-  rawText(value === null ? 'null' : typeof value === 'string' ? `'${value.replaceAll("'", "''")}'` : value.toString())
+export const literal = (value: string | number | null): Node => ({ kind: 'ValueNode', value, immediate: true }) as ValueNode
 
 /**
  * Operators, connectives and function calls are raw nodes holding their operands: the text
@@ -255,7 +253,6 @@ function orderBy(order: readonly OrderItem[]): OrderByNode {
 }
 
 export function withOrderAndLimit(q: Select, order: readonly OrderItem[], limit: Node | undefined, offset: Node | undefined): Select {
-  if (order.length === 0 && limit === undefined && offset === undefined) return q
   const node: { -readonly [K in keyof SelectQueryNode]: SelectQueryNode[K] } = { ...q }
   if (order.length > 0) node.orderBy = orderBy(order)
   if (limit !== undefined) node.limit = { kind: 'LimitNode', limit } as LimitNode
