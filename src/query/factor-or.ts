@@ -45,14 +45,20 @@ export function factorOr(cond: NExpr): NExpr {
 function factorDisjunction(d: Op): NExpr[] | undefined {
   const branches = d.args.map(conjuncts)
   const first = branches[0]!
-  const common = first.filter((x, i) => first.findIndex((y) => sameExpr(x, y)) === i && branches.every((b) => b.some((y) => sameExpr(x, y))))
-  const rest = branches.map((b) => b.filter((x) => !common.some((y) => sameExpr(x, y))))
+  // (A conjunct equal to an earlier one of the first branch is common exactly when that one is.)
+  const common: NExpr[] = []
+  for (const x of first) {
+    if (!common.some((y) => sameExpr(x, y)) && branches.every((b, i) => i === 0 || b.some((y) => sameExpr(x, y)))) common.push(x)
+  }
+  const rest = common.length === 0 ? branches : branches.map((b) => b.filter((x) => !common.some((y) => sameExpr(x, y))))
   // absorption: a branch reduced to the common part makes the whole OR the common part
   if (common.length > 0 && rest.some((b) => b.length === 0)) return common
   const implied: NExpr[] = []
-  const aliases = [...new Set(rest.flatMap((b) => b.flatMap((x) => singleAlias(x) ?? [])))]
+  // (each conjunct's alias computed once)
+  const single = rest.map((b) => b.map(singleAlias))
+  const aliases = [...new Set(single.flatMap((b) => b.flatMap((a) => a ?? [])))]
   for (const a of aliases) {
-    const own = rest.map((b) => b.filter((x) => singleAlias(x) === a))
+    const own = rest.map((b, i) => b.filter((_, j) => single[i]![j] === a))
     if (own.some((o) => o.length === 0)) continue
     // every conjunct reads only `a`: the implied filter is the OR itself
     if (own.every((o, i) => o.length === rest[i]!.length)) continue

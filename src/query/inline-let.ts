@@ -21,7 +21,7 @@
  * - when the value reads another shared value.
  * A let the branch never uses is dropped.
  */
-import { isClosed, isScalar, type Branch, type NExpr, type NQuery, type NTop, type NValue, type SharedExpr } from './normal.js'
+import { isClosed, SharedSearch, type Branch, type NExpr, type NTop, type NValue } from './normal.js'
 
 /** The top-level query with rule `inline-scalar-let` applied (the same object when nothing applies). */
 export function inlineScalarLets(t: NTop): NTop {
@@ -46,8 +46,9 @@ function inlineBranch(b: Branch, keys: readonly NExpr[]): { readonly branch: Bra
     for (const c of b.conds) countUses(c, l.id, uses)
     countUses(b.value, l.id, uses)
     for (const k of keys) countUses(k, l.id, uses)
-    for (const m of b.lets) if (m.id !== l.id && mentionsSharedId(m.value, l.id)) uses.nested = true
-    if (b.gens.some((g) => mentionsSharedId(g, l.id))) uses.nested = true
+    const search = new SharedSearch((s) => s.id === l.id)
+    for (const m of b.lets) if (m.id !== l.id && search.value(m.value)) uses.nested = true
+    if (b.gens.some((g) => search.gen(g))) uses.nested = true
     if (!uses.nested && uses.plain <= 1) inline.set(l.id, l.value)
   }
   if (inline.size === 0) return { branch: b, keys }
@@ -77,7 +78,7 @@ function countUses(v: NValue, id: number, uses: { plain: number; nested: boolean
       for (const [, f] of v.fields) countUses(f, id, uses)
       return
     case 'exists': case 'agg': case 'witness': case 'coll': case 'lin':
-      if (mentionsSharedId(v, id)) uses.nested = true
+      if (new SharedSearch((s) => s.id === id).value(v)) uses.nested = true
       return
   }
 }
@@ -105,14 +106,4 @@ function substExpr(e: NExpr, inline: ReadonlyMap<number, NExpr>): NExpr {
     case 'col': case 'const': case 'exists': case 'agg': case 'witness':
       return e
   }
-}
-
-/** Whether shared value `id` is read anywhere in `x` (plain data; table and column definitions skipped). */
-function mentionsSharedId(x: unknown, id: number, seen = new Set<object>()): boolean {
-  if (typeof x !== 'object' || x === null || seen.has(x)) return false
-  seen.add(x)
-  if (Array.isArray(x)) return x.some((y) => mentionsSharedId(y, id, seen))
-  if ((x as Partial<SharedExpr>).k === 'shared' && (x as SharedExpr).id === id) return true
-  for (const key of Object.keys(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && mentionsSharedId((x as Record<string, unknown>)[key], id, seen)) return true
-  return false
 }

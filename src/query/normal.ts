@@ -455,3 +455,56 @@ export function replaceAggs(v: NValue, replaced: ReadonlyMap<Extract<NExpr, { k:
     case 'col': case 'const': case 'exists': case 'shared': case 'witness': case 'coll': case 'lin': return v
   }
 }
+
+/**
+ * A walk of every position of the normal form (conditions, values, lets, order keys, nested
+ * queries, grouped generators' sources, keys and aggregates, left-join conditions, and shared
+ * values' expressions): whether `shared` holds for some shared `Q.let` value, or `group` for
+ * some grouped generator's spec. Each query and group spec is visited once (values may share
+ * them). Typed and exhaustive, unlike a walk over object keys (which was a visible share of
+ * compiling a query with a `Q.let`).
+ */
+export class SharedSearch {
+  readonly #seen = new Set<object>()
+  constructor(
+    readonly shared: (s: SharedExpr) => boolean,
+    readonly group: (s: GroupSpec) => boolean = () => false,
+  ) {}
+
+  value(v: NValue): boolean {
+    switch (v.k) {
+      case 'col': case 'const': return false
+      case 'op': return v.args.some((a) => this.value(a))
+      case 'exists': case 'agg': case 'witness': return this.query(v.q)
+      case 'shared': return this.shared(v) || this.value(v.value)
+      case 'rec': return v.fields.some(([, f]) => this.value(f))
+      case 'coll': return this.query(v.q)
+      case 'lin': return v.entries.some((e) => e.key.some((k) => this.value(k)))
+    }
+  }
+
+  query(q: NQuery): boolean {
+    if (this.#seen.has(q)) return false
+    this.#seen.add(q)
+    return q.branches.some((b) => this.branch(b)) || (q.order?.keys.some((ks) => ks.some((k) => this.value(k))) ?? false)
+  }
+
+  branch(b: Branch): boolean {
+    return b.gens.some((g) => this.gen(g)) || b.conds.some((c) => this.value(c)) || this.value(b.value) || (b.lets?.some((l) => this.value(l)) ?? false)
+  }
+
+  gen(g: Gen): boolean {
+    if (g.left !== undefined && g.left.on.some((c) => this.value(c))) return true
+    return g.group !== undefined && this.spec(g.group)
+  }
+
+  spec(s: GroupSpec): boolean {
+    if (this.#seen.has(s)) return false
+    this.#seen.add(s)
+    return this.group(s) || s.source.some((b) => this.branch(b)) || s.keys.some((ks) => ks.some((k) => this.value(k))) || s.aggs.some((a) => this.agg(a))
+  }
+
+  agg(a: GroupAgg): boolean {
+    return a.parts.some((p) => (p.arg !== undefined && this.value(p.arg)) || p.filter.some((f) => this.value(f)))
+  }
+}

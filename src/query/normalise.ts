@@ -55,6 +55,7 @@ import {
   renameBranch,
   sameExpr,
   renameValue,
+  SharedSearch,
   type Branch,
   type Gen,
   type GroupAgg,
@@ -188,11 +189,16 @@ class Normaliser {
         return f[1]
       }
       case 'record': {
-        const seen = new Set<string>()
-        for (const [n] of e.fields) {
-          if (n.startsWith('#')) throw new LineageQueryError('argument', `record field names may not start with "#" (reserved for generated columns): ${JSON.stringify(n)}`, { field: n })
-          if (seen.has(n)) throw new LineageQueryError('argument', `record field ${JSON.stringify(n)} appears twice`, { field: n })
-          seen.add(n)
+        // (Duplicates by a pairwise scan when the record is small: a Set per record was a visible cost.)
+        const fs = e.fields
+        const seen = fs.length > 16 ? new Set<string>() : undefined
+        for (let i = 0; i < fs.length; i++) {
+          const n = fs[i]![0]
+          if (n.charCodeAt(0) === 0x23) throw new LineageQueryError('argument', `record field names may not start with "#" (reserved for generated columns): ${JSON.stringify(n)}`, { field: n })
+          let twice = false
+          if (seen !== undefined) twice = seen.has(n) || (seen.add(n), false)
+          else for (let j = 0; j < i; j++) if (fs[j]![0] === n) twice = true
+          if (twice) throw new LineageQueryError('argument', `record field ${JSON.stringify(n)} appears twice`, { field: n })
         }
         return { k: 'rec', fields: e.fields.map(([n, f]) => [n, this.value(f, env)] as const) }
       }
@@ -543,7 +549,7 @@ class Normaliser {
 
   /** Whether an aggregate added to a grouped generator since `mark` reads a shared `Q.let` value. */
   sharedInGroupsSince(mark: ReadonlyMap<number, readonly [number, number]>): boolean {
-    return [...this.builds].some(([id, b]) => b.aggs.slice(mark.get(id)?.[0] ?? 0).some((a) => mentionsShared(a)))
+    return [...this.builds].some(([id, b]) => b.aggs.slice(mark.get(id)?.[0] ?? 0).some((a) => new SharedSearch(() => true).agg(a)))
   }
 
   /** Forget the aggregates, columns and grouped generators added since `mark`. */
@@ -708,34 +714,15 @@ function cteable(q: NQuery): boolean {
   return q.branches.every((b) => flat(b.value)) && isClosed({ query: q })
 }
 
-/** Whether a shared `Q.let` value appears anywhere in `x` (plain data; table and column definitions skipped). */
-function mentionsShared(x: unknown, seen = new Set<object>()): boolean {
-  if (typeof x !== 'object' || x === null || seen.has(x)) return false
-  seen.add(x)
-  if (Array.isArray(x)) return x.some((y) => mentionsShared(y, seen))
-  if ((x as { k?: unknown }).k === 'shared') return true
-  // (Object.keys, not Object.entries: no [key, value] pair is built per property.)
-  for (const key of Object.keys(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && mentionsShared((x as Record<string, unknown>)[key], seen)) return true
-  return false
-}
-
 /**
  * Whether a grouped generator of `q` (at any depth) reads a shared `Q.let` value. Any shared
  * value counts: renaming (a group's source is copied with fresh aliases) gives copies new ids,
  * so the ids of a let's values cannot be matched; substituting more is always correct.
  */
 function readsSharedInGroup(q: NQuery): boolean {
-  const seen = new Set<object>()
-  const inGroups = (x: unknown, seen2 = new Set<object>()): boolean => {
-    if (typeof x !== 'object' || x === null || seen2.has(x)) return false
-    seen2.add(x)
-    if (Array.isArray(x)) return x.some((y) => inGroups(y, seen2))
-    const g = x as { group?: unknown; alias?: unknown }
-    if (typeof g.alias === 'string' && g.group !== undefined && mentionsShared(g.group, seen)) return true
-    for (const key of Object.keys(x)) if (key !== 'table' && key !== 'col' && key !== 'def' && inGroups((x as Record<string, unknown>)[key], seen2)) return true
-    return false
-  }
-  return inGroups(q)
+  // (One search for shared values across groups: a query or spec it found none in is skipped later.)
+  const any = new SharedSearch(() => true)
+  return new SharedSearch(() => false, (s) => any.spec(s)).query(q)
 }
 
 /** Whether two aggregates of a group compute the same value (scalar arguments and filters structurally equal). */

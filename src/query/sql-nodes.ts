@@ -5,23 +5,13 @@
  */
 import {
   type AggregateFunctionNode,
-  type CaseNode,
-  type WhenNode,
-  type AliasNode,
-  type AndNode,
-  type BinaryOperationNode,
-  type CastNode,
   type CollateNode,
   createQueryId,
-  type DataTypeNode,
-  type FunctionNode,
   type IdentifierNode,
   type LimitNode,
   type OffsetNode,
-  type OperatorNode,
   type OrderByItemNode,
   type OrderByNode,
-  type OrNode,
   type ParensNode,
   type RawNode,
   PostgresQueryCompiler,
@@ -32,8 +22,6 @@ import {
   type SetOperationNode,
   SqliteQueryCompiler,
   type TableNode,
-  type UnaryOperationNode,
-  type ValueListNode,
   type ValueNode,
   type CompiledQuery,
   type OperationNode,
@@ -48,8 +36,9 @@ export type Select = SelectQueryNode
 // every node, which was the largest single cost of compiling (measured: ~18% of lowering).
 const ident = (name: string): IdentifierNode => ({ kind: 'IdentifierNode', name })
 const tableNode = (name: string): TableNode => ({ kind: 'TableNode', table: { kind: 'SchemableIdentifierNode', identifier: ident(name) } })
-const alias = (node: Node, name: string): AliasNode => ({ kind: 'AliasNode', node, alias: ident(name) })
-const operator = (op: Operator): OperatorNode => ({ kind: 'OperatorNode', operator: op })
+/** `node as "name"` as one raw node (the text of an `AliasNode`); `name` kept for `selectionNames`. */
+interface AliasRaw extends RawNode { readonly name: string }
+const alias = (node: Node, name: string): Node => ({ kind: 'RawNode', sqlFragments: ['', ` as ${quoted(name)}`], parameters: [node], name }) as AliasRaw
 const collateNode = (name: string): CollateNode => ({ kind: 'CollateNode', collation: ident(name) })
 
 /**
@@ -64,10 +53,32 @@ const rawText = (text: string): RawNode => ({ kind: 'RawNode', sqlFragments: [te
 export const col = (table: string, column: string): Node => rawText(`${quoted(table)}.${quoted(column)}`)
 export const param = (value: unknown): Node => ({ kind: 'ValueNode', value }) as ValueNode
 export const literal = (value: string | number | null): Node => ({ kind: 'ValueNode', value, immediate: true }) as ValueNode
-export const parens = (n: Node): Node => (n.kind === 'ParensNode' ? n : ({ kind: 'ParensNode', node: n } as ParensNode))
-export const binary = (l: Node, op: Operator, r: Node): Node => parens({ kind: 'BinaryOperationNode', leftOperand: l, operator: operator(op), rightOperand: r } as BinaryOperationNode)
-export const unary = (op: Operator, n: Node): Node => parens({ kind: 'UnaryOperationNode', operator: operator(op), operand: n } as UnaryOperationNode)
-export const fn = (name: string, args: readonly Node[]): Node => ({ kind: 'FunctionNode', func: name, arguments: args }) as FunctionNode
+
+/**
+ * Operators, connectives and function calls are raw nodes holding their operands: the text
+ * Kysely's compilers print for the `ParensNode`/`BinaryOperationNode`/`OperatorNode` (or
+ * `AndNode` chain, `FunctionNode`, ...) they stand for, in one node visit instead of three or
+ * more (node visits were most of printing). `paren` marks a raw node whose text is already
+ * parenthesised, so `parens` does not wrap it again (as it did not wrap a `ParensNode`).
+ */
+interface ParenRaw extends RawNode { readonly paren: true }
+const rawParen = (sqlFragments: readonly string[], parameters: readonly Node[]): Node => ({ kind: 'RawNode', sqlFragments, parameters, paren: true }) as ParenRaw
+/** `open p1 sep p2 sep ... close` as one raw node. */
+function rawList(open: string, items: readonly Node[], sep: string, close: string, paren = false): Node {
+  if (items.length === 0) return paren ? rawParen([open + close], []) : rawText(open + close)
+  const fragments: string[] = [open]
+  for (let i = 1; i < items.length; i++) fragments.push(sep)
+  fragments.push(close)
+  return paren ? rawParen(fragments, items) : ({ kind: 'RawNode', sqlFragments: fragments, parameters: items } as RawNode)
+}
+const parenthesised = (n: Node): boolean => n.kind === 'ParensNode' || (n as Partial<ParenRaw>).paren === true
+export const parens = (n: Node): Node => (parenthesised(n) ? n : ({ kind: 'ParensNode', node: n } as ParensNode))
+/** `(l op r)`. */
+export const binary = (l: Node, op: Operator, r: Node): Node => rawParen(['(', ` ${op} `, ')'], [l, r])
+/** `(op n)`, `(-n)` for minus (as Kysely prints a unary operation). */
+export const unary = (op: Operator, n: Node): Node => rawParen([op === '-' ? '(-' : `(${op} `, ')'], [n])
+/** `name(a1, a2, ...)`. */
+export const fn = (name: string, args: readonly Node[]): Node => rawList(`${name}(`, args, ', ', ')')
 export const agg = (name: string, args: readonly Node[], opts: { readonly distinct?: boolean; readonly filter?: Node | undefined } = {}): Node =>
   ({
     kind: 'AggregateFunctionNode',
@@ -82,33 +93,44 @@ export const lateral = (sub: Node): Node => ({ kind: 'RawNode', sqlFragments: ['
 export const caseWhen = (cond: Node, value: Node): Node => ({ kind: 'RawNode', sqlFragments: ['case when ', ' then ', ' end'], parameters: [cond, value] }) as RawNode
 export const countAll = (): Node => agg('count', [{ kind: 'SelectAllNode' } as SelectAllNode])
 export type CastType = 'bigint' | 'integer' | 'text' | 'boolean' | 'real' | 'double precision' | 'json' | 'jsonb' | 'date' | 'timestamptz' | 'numeric' | 'interval'
-export const cast = (n: Node, type: CastType): Node =>
-  ({ kind: 'CastNode', expression: n, dataType: { kind: 'DataTypeNode', dataType: type } as DataTypeNode }) as CastNode
-/** `case when c1 then v1 ... else e end`. */
-export const caseOf = (whens: readonly (readonly [Node, Node])[], otherwise: Node): Node =>
-  parens({
-    kind: 'CaseNode',
-    when: whens.map(([condition, result]) => ({ kind: 'WhenNode', condition, result }) as WhenNode),
-    else: otherwise,
-  } as CaseNode)
-export const valueList = (items: readonly Node[]): Node => ({ kind: 'ValueListNode', values: items }) as ValueListNode
+/** `cast(n as type)`. */
+export const cast = (n: Node, type: CastType): Node => ({ kind: 'RawNode', sqlFragments: ['cast(', ` as ${type})`], parameters: [n] }) as RawNode
+/** `(case when c1 then v1 ... else e end)`. */
+export function caseOf(whens: readonly (readonly [Node, Node])[], otherwise: Node): Node {
+  // (without a when, `(case  else e end)`, as Kysely printed a CaseNode with an empty list)
+  const fragments: string[] = [whens.length === 0 ? '(case  else ' : '(case when ']
+  const parameters: Node[] = []
+  whens.forEach(([condition, result], i) => {
+    fragments.push(' then ', i + 1 < whens.length ? ' when ' : ' else ')
+    parameters.push(condition, result)
+  })
+  fragments.push(' end)')
+  parameters.push(otherwise)
+  return rawParen(fragments, parameters)
+}
+/** `(v1, v2, ...)`. */
+export const valueList = (items: readonly Node[]): Node => rawList('(', items, ', ', ')')
 
 /** `a and b and ...` (parenthesised as a whole). */
 export function and(items: readonly Node[]): Node {
-  return parens(items.reduce((l, r) => ({ kind: 'AndNode', left: l, right: r }) as AndNode))
+  return items.length === 1 ? parens(items[0]!) : rawList('(', items, ' and ', ')', true)
 }
 /** `x between lo and hi` (parenthesised). */
-export const between = (x: Node, lo: Node, hi: Node): Node => binary(x, 'between', { kind: 'AndNode', left: lo, right: hi } as AndNode)
+export const between = (x: Node, lo: Node, hi: Node): Node => rawParen(['(', ' between ', ' and ', ')'], [x, lo, hi])
 /** `a or b or ...` (parenthesised as a whole). */
 export function or(items: readonly Node[]): Node {
-  return parens(items.reduce((l, r) => ({ kind: 'OrNode', left: l, right: r }) as OrNode))
+  return items.length === 1 ? parens(items[0]!) : rawList('(', items, ' or ', ')', true)
 }
 /** `expr collate "name"` as an expression (Kysely has no expression node for it). */
 export function collate(n: Node, name: string): Node {
-  return parens({ kind: 'RawNode', sqlFragments: ['', ' ', ''], parameters: [n, collateNode(name)] } as RawNode)
+  return rawParen(['(', ` collate ${quoted(name)})`], [n])
 }
 
-const selection = (s: { readonly expr: Node; readonly alias: string }): SelectionNode => ({ kind: 'SelectionNode', selection: alias(s.expr, s.alias) as never })
+// (A selection is its aliased expression: Kysely prints a `SelectionNode` as its content.)
+const selection = (s: { readonly expr: Node; readonly alias: string }): SelectionNode => alias(s.expr, s.alias) as unknown as SelectionNode
+
+/** The column aliases a select (built by `select` or `selectFromSubquery`) selects, in order. */
+export const selectionNames = (q: Select): string[] => (q.selections ?? []).map((sel) => (sel as unknown as AliasRaw).name)
 
 /**
  * A FROM item: a table, or a derived table (a subquery) under an alias, or `right` joined to
@@ -196,7 +218,7 @@ export function unionAll(parts: readonly Select[]): Select {
   if (first === undefined) throw new Error('unionAll of nothing')
   if (rest.length === 0) return first
   if (parts.length > MAX_ARMS) {
-    const names = (first.selections ?? []).map((sel) => ((sel.selection as AliasNode).alias as IdentifierNode).name)
+    const names = selectionNames(first)
     const chunks: Select[] = []
     for (let i = 0; i < parts.length; i += MAX_ARMS) {
       const alias = `#u${i / MAX_ARMS}`

@@ -76,7 +76,7 @@ export function fromItem(cx: Cx, g: Gen, lateral = false): S.FromItem {
   if (g.group === undefined) return { table: g.table.name, alias: g.alias }
   const sub = groupSelect(cx, g)
   if (!lateral) return { sub, alias: g.alias }
-  const cols = (sub.selections ?? []).map((x) => (x.selection as unknown as { alias: { name: string } }).alias.name)
+  const cols = S.selectionNames(sub)
   return { sub: cx.h.lateralItem(sub, cols), alias: g.alias }
 }
 
