@@ -77,7 +77,11 @@ function groupCore(cx: Cx, g: Gen): { key: (i: number) => S.Node; grouped: boole
             const part = a.parts.find((p) => p.branch === i)
             const isJson = a.fn === 'json' || a.fn === 'lineage'
             const single = a.fn === 'json' && !jsonElement(cx, g, name)
-            const elemKind = single ? (cx.viaLayouts.get(`${g.alias}.${name}`)?.l.elem as { type?: { kind: ScalarKind } } | undefined)?.type?.kind : undefined
+            // The one slot's kind, also when the element is a record around it (a lineage-annotated
+            // element whose sources add no key slot: property-test counterexample FC_SEED=1221037925
+            // FC_PATH=159, "UNION types text and boolean cannot be matched").
+            const elemLayout = single ? cx.viaLayouts.get(`${g.alias}.${name}`)?.l.elem : undefined
+            const elemKind = elemLayout === undefined ? undefined : slotKinds(elemLayout)[0]
             // A lone scalar element goes into JSON as the dialect writes that kind there
             // (`jsonSlot`: a PostgreSQL timestamp as ISO text), a missing part's NULL alike, so
             // the union's parts agree (property-test counterexample: "UNION types timestamp with
