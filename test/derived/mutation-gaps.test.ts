@@ -10,6 +10,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createTable, insertRows } from '../../src/query/ddl.js'
 import { Q, table } from '../../src/query/dsl.js'
 import { buildGraph, openStore } from '../../src/derived/index.js'
+import { addressFromUserChecked, inputsText, normaliseLineage, rootKeyText, type KeyKind, type KeyShapes } from '../../src/derived/keys.js'
+import { thrown } from '../support/errors.js'
 import { dialectNames, open, pgUrl, type TestDb } from '../support/db.js'
 
 const src = table('src', { id: t.Int, text: t.string })
@@ -23,6 +25,45 @@ describe('buildGraph', () => {
     expect(at('y')).toBeLessThan(at('x'))
     expect(at('x')).toBeLessThan(at('z'))
     expect(at('s')).toBeLessThan(at('y'))
+  })
+})
+
+describe('key texts (no database)', () => {
+  const BIG = '9007199254740993' // 2^53 + 1
+  const text = (key: unknown, kinds: readonly KeyKind[]) => rootKeyText(key, kinds, 'r', 'store.get')
+
+  it('entries whose keys have one text are one entry: the first given is kept', () => {
+    const [e] = normaliseLineage([{ table: 'r', key: 0 }, { table: 'r', key: -0 }])
+    expect(Object.is(e!.key, 0)).toBe(true)
+    const [f] = normaliseLineage([{ table: 'r', key: -0 }, { table: 'r', key: 0 }])
+    expect(Object.is(f!.key, -0)).toBe(true)
+  })
+
+  it('recorded inputs sort by table first whatever the order given: ("a", "z") before ("ab", "1")', () => {
+    const want = '[["a","z",1],["ab","1",2]]'
+    expect(inputsText([['a', 'z', 1], ['ab', '1', 2]])).toBe(want)
+    expect(inputsText([['ab', '1', 2], ['a', 'z', 1]])).toBe(want)
+  })
+
+  it('a string key that starts and ends with a quote but is no JSON string is the string itself', () => {
+    expect(text('"a" "b"', ['string'])).toBe(JSON.stringify('"a" "b"'))
+    expect(text('"a"b"', ['string'])).toBe(JSON.stringify('"a"b"'))
+  })
+
+  it('the decimal text of an integer beyond 2^53 is refused for a boolean column, alone or in a composite key', () => {
+    expect(thrown(() => text(BIG, ['boolean'])).message).toBe(`store.get: the key of root table \`r\` is a boolean (true); got "${BIG}"`)
+    expect(thrown(() => text([BIG, 1], ['boolean', 'int'])).message).toMatch(/is an array of 2 values \(boolean, int\)/)
+    expect(thrown(() => text(`[${BIG},1]`, ['boolean', 'int'])).message).toMatch(/is an array of 2 values \(boolean, int\)/)
+    // In an integer column it is the integer.
+    expect(text([true, BIG], ['boolean', 'int'])).toBe(`[true,${BIG}]`)
+  })
+
+  it('a multi-root row is not addressed by a list holding its lq_key text', () => {
+    const shapes: KeyShapes = { table: 'd', roots: ['r', 's'], kinds: (root) => (root === 'r' ? ['int'] : root === 's' ? ['string'] : undefined), what: 'store.status' }
+    expect(addressFromUserChecked('[["r",1],["s","x"]]', false, shapes)).toBe('[["r",1],["s","x"]]')
+    const e = thrown(() => addressFromUserChecked(['[["r",1],["s","x"]]'], false, shapes))
+    expect(e.code).toBe('argument')
+    expect(e.message).toMatch(/^store\.status: rows of `d` are addressed by their root lineage/)
   })
 })
 

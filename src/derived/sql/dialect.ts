@@ -103,6 +103,13 @@ export interface StoreDialect {
   /** The `i`-th (1-based) bound-parameter placeholder of a statement written as text. */
   ph(i: number): string
   /**
+   * Whether `ph` numbers its placeholders (PostgreSQL `$1`: a parameter is bound by its number,
+   * so parameters appended after a compiled query's keep their place whatever the text order)
+   * or they are positional (SQLite `?`: parameters bind in the order their placeholders appear
+   * in the text).
+   */
+  readonly numberedPlaceholders: boolean
+  /**
    * A FROM item over the elements of a JSON array bound at placeholder `p`, one row per element,
    * aliased `j` (each element, itself an array, is `j.value`). Batches of rows travel as one
    * JSON text parameter, so a statement's text does not depend on the batch size: small to

@@ -52,6 +52,7 @@ export const postgres: StoreDialect = {
   xidValue: () => sql`pg_current_xact_id()`,
   xidSql: 'pg_current_xact_id()',
   ph: (i) => `$${i}`,
+  numberedPlaceholders: true,
   jsonRows: (p) => `jsonb_array_elements(${p}::jsonb) AS j(value)`,
   jsonField: (i, type) => {
     const e = `(j.value ->> ${i})`

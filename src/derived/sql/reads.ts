@@ -149,7 +149,7 @@ const othersText = (d: StoreDialect, tbl: string, owner: string): string => `EXI
  */
 export function pageWithRevs(d: StoreDialect, root: TableDef, derived: string, page: string, pageParams: number): PageStatement {
   const col = q(root.key![0]!)
-  const numbered = d.ph(1) !== d.ph(2)
+  const numbered = d.numberedPlaceholders
   const owner = d.ph(pageParams + 1)
   const tbl = d.ph(pageParams + 2)
   return {
@@ -179,7 +179,7 @@ export function freePageWithRevs(d: StoreDialect, root: TableDef, derived: strin
   const col = q(root.key![0]!)
   const now = claimDialects[d.name].nowSql
   // Numbered placeholders name the appended parameters; positional ones (`?`) take them in text order.
-  const numbered = d.ph(1) !== d.ph(2)
+  const numbered = d.numberedPlaceholders
   const owner = d.ph(rowsParams + 1)
   const cv = d.ph(rowsParams + 2)
   const tbl = d.ph(rowsParams + 3)

@@ -38,6 +38,7 @@ export const sqlite: StoreDialect = {
   xidValue: () => undefined,
   xidSql: undefined,
   ph: () => '?',
+  numberedPlaceholders: false,
   jsonRows: (p) => `json_each(${p}) AS j`,
   // json_extract gives SQL integers, reals, text and NULL for JSON numbers, strings and null;
   // true/false become 1/0, SQLite's booleans.
