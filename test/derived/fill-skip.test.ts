@@ -104,4 +104,39 @@ eachDialect('first-fill pages skip rows other workers hold', (get) => {
     expect(await d.held(db, 'ff_a')).toEqual([])
     expect(await store.stale('ff_a')).toEqual([])
   }, 60_000)
+
+  it('four workers filling one table at once, small batches: every row computed once and stored right, no deadlock, no claim left', async () => {
+    const { db, dialect } = get()
+    const src = table('f4_src', { id: t.Int, v: t.Int })
+    await createTable(db, src)
+    await insertRows(db, src, Array.from({ length: 2000 }, (_, i) => ({ id: i + 1, v: i + 1 })))
+    const calls = new Map<string, number>()
+    const stores = []
+    for (let w = 0; w < 4; w++) {
+      const store = await openStore(db, { leaseMs: 30_000 })
+      await store.track(src)
+      store.derive({
+        name: 'f4_a',
+        from: src,
+        output: { y: t.Int },
+        version: 'f4-1',
+        fn: async (r, ctx) => {
+          calls.set(String(ctx.key), (calls.get(String(ctx.key)) ?? 0) + 1)
+          if (r.id % 7 === 0) await new Promise((res) => setTimeout(res, 1))
+          return { y: r.v * 2 }
+        },
+      })
+      await store.stale('f4_a')
+      stores.push(store)
+    }
+    const reports = await Promise.all(stores.map((s) => s.refresh({ batchSize: 40, concurrency: 8 })))
+    const rows = (await sql<{ lq_key: string; y: unknown }>`SELECT lq_key, y FROM f4_a`.execute(db)).rows
+    expect(rows.length).toBe(2000)
+    for (const row of rows) expect(Number(row.y)).toBe(2 * Number(row.lq_key))
+    expect(calls.size).toBe(2000)
+    expect([...calls.entries()].filter(([, n]) => n !== 1)).toEqual([])
+    expect(reports.reduce((a, r) => a + r.totals.computed, 0)).toBe(2000)
+    expect(await claimDialects[dialect].held(db, 'f4_a')).toEqual([])
+    for (const s of stores) expect(await s.stale('f4_a')).toEqual([])
+  }, 120_000)
 })

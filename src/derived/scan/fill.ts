@@ -166,6 +166,9 @@ async function claimedRootPage(engine: Engine, x: Derivation, root: AnyTable, af
   const col = root.def.key![0]!
   const size = Math.max(Math.trunc(window), Math.trunc(limit))
   const page = pageQuery(engine, root, x.name, Math.trunc(limit), size, 'claim')
+  const setup = page.setup
+  // The first page of a fill creates the frontier row if there is none (every page statement locks it).
+  if (after === undefined && setup !== undefined) await exec(engine.db, setup.sql, [...setup.params])
   const t0 = performance.now()
   const all = await exec(engine.db, page.statement.sql, page.statement.params(withLower(page, lower), reader.owner, reader.codeVersion, reader.leaseMs!))
   const ms = performance.now() - t0
@@ -215,6 +218,8 @@ interface PageQuery {
   readonly parameters: readonly unknown[]
   readonly slot: number
   readonly decode: (rows: readonly Record<string, unknown>[]) => unknown[]
+  /** A statement to run before a fill's first page (`PageClaimStatement.setup`). */
+  readonly setup?: { readonly sql: string; readonly params: readonly unknown[] }
 }
 
 const pageQueries = new WeakMap<AnyTable, Map<string, PageQuery>>()
@@ -243,6 +248,7 @@ function pageQuery(engine: Engine, root: AnyTable, derived: string, limit: numbe
   const slot = st.parameters.indexOf(PAGE_PLACEHOLDER)
   if (p.statements.length !== 1 || slot < 0 || st.parameters.lastIndexOf(PAGE_PLACEHOLDER) !== slot) throw new Error(`internal: the first-fill page query of \`${root.name}\` did not compile to one statement with one lower bound`)
   let statement: PageQuery['statement']
+  let setup: PageQuery['setup']
   switch (kind) {
     case 'plain':
       statement = pageWithRevs(engine.d, root.def, derived, st.sql, st.parameters.length)
@@ -250,13 +256,16 @@ function pageQuery(engine: Engine, root: AnyTable, derived: string, limit: numbe
     case 'skip':
       statement = freePageWithRevs(engine.d, root.def, derived, st.sql, st.parameters.length, window, limit)
       break
-    case 'claim':
-      statement = claimDialects[engine.d.name].pageClaim!({ root: root.def, rows: st.sql, rowsParams: st.parameters.length, lowerParam: slot + 1, derived, window, limit, keyJson: (ref, k) => engine.d.keyJson(ref, k) })
+    case 'claim': {
+      const c = claimDialects[engine.d.name].pageClaim!({ root: root.def, rows: st.sql, rowsParams: st.parameters.length, lowerParam: slot + 1, derived, window, limit, keyJson: (ref, k) => engine.d.keyJson(ref, k) })
+      statement = c
+      setup = c.setup
       break
+    }
     default:
       return assertNever(kind, 'page kind')
   }
-  const built: PageQuery = { statement, parameters: st.parameters, slot, decode: p.decode }
+  const built: PageQuery = { statement, parameters: st.parameters, slot, decode: p.decode, ...(setup === undefined ? {} : { setup }) }
   perRoot.set(cacheKey, built)
   return built
 }
