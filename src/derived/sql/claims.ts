@@ -244,7 +244,11 @@ SELECT k FROM unnest(${keys}::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM gone 
  * statements of one table run one at a time, and a statement never waits for a claim row while
  * another page statement waits for the frontier it holds: locking the frontier only while
  * others held claims deadlocked (a statement holding it waited for another's uncommitted claim
- * inserts, which waited to write the frontier). The frontier is read only while another worker
+ * inserts, which waited to write the frontier), and so did a lock under a condition (a
+ * subquery in a CASE is not run when the case is not taken: the row was then locked by the
+ * frontier's update, after the inserts). The lock is a join (`st`), taken whatever the look at
+ * the claim table said and before any claim is inserted (the claims are of the window's rows,
+ * which read `st`). The frontier is read only while another worker
  * holds a live claim on the table (a worker alone starts at its own cursor). A statement that
  * waited for the lock reads the frontier its predecessor wrote (a locking read returns the
  * newest row version); its other reads are of its own snapshot, which cannot hold rows after
@@ -275,7 +279,7 @@ function pgPageClaim(spec: PageClaimSpec): PageClaimStatement {
   const rev = `(SELECT v.rev FROM ${q(revTable(root.name))} AS v WHERE v.lq_key = ${p} AND v.deleted = 0)`
   const text = `WITH oth AS MATERIALIZED (SELECT ${live} AS o),
 fr AS MATERIALIZED (SELECT NULLIF(value, '')::bigint AS f FROM lq_store_meta WHERE name = ${fname} FOR UPDATE),
-st AS MATERIALIZED (SELECT GREATEST(${lower}, CASE WHEN (SELECT o FROM oth) THEN (SELECT f + 1 FROM fr) END) AS lo),
+st AS MATERIALIZED (SELECT GREATEST(${lower}, CASE WHEN oth.o THEN fr.f + 1 END) AS lo FROM oth LEFT JOIN fr ON true),
 win AS MATERIALIZED (SELECT w.*, 1 AS __row, ${w} AS __k, ${heldBy} AS __claimed, ${done} AS __stored FROM (SELECT p.*, ${rev} AS __rev FROM (SELECT * FROM (${spec.rows}) AS r WHERE r.${col} >= (SELECT lo FROM st) ORDER BY r.${col} LIMIT ${window}) AS p) AS w),
 free AS MATERIALIZED (SELECT * FROM win WHERE __claimed IS NULL AND __stored IS NULL ORDER BY ${col} LIMIT ${limit}),
 tok AS MATERIALIZED (SELECT nextval('lq_claim_seq') AS t WHERE EXISTS (SELECT 1 FROM free WHERE __rev IS NOT NULL)),
