@@ -182,9 +182,9 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
     let skip = false
     // On PostgreSQL the page statement claims its rows too, from the table's fill frontier while
     // other workers fill it (`ClaimDialect.pageClaim`); the key ranges it jumped over (taken by
-    // other workers) are looked at again at the end, as one span.
+    // other workers) and the keys other claims held are looked at again at the end, as one span.
     const reader = { owner: op.keeper.owner, codeVersion: op.recompute ? null : x.codeVersion, leaseMs: op.keeper.leaseMs }
-    let jumped: [number | undefined, number] | undefined
+    let recheck: [number | undefined, number] | undefined
     await runBatches(engine, x, mine, op, async () => {
       for (;;) {
         if (end) return undefined
@@ -195,7 +195,8 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
         after = page.last
         end = page.end
         skip = page.others
-        if (page.jumped !== undefined) jumped = jumped === undefined ? [...page.jumped] : [jumped[0] === undefined || page.jumped[0] === undefined ? undefined : Math.min(jumped[0], page.jumped[0]), Math.max(jumped[1], page.jumped[1])]
+        const r = page.recheck
+        if (r !== undefined) recheck = recheck === undefined ? [...r] : [recheck[0] === undefined || r[0] === undefined ? undefined : Math.min(recheck[0], r[0]), Math.max(recheck[1], r[1])]
         if (page.held.length > 0) {
           const held = leftOf(op, x.name).held
           for (const k of page.held) held.add(k)
@@ -205,7 +206,7 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
         return { tasks: op.settling === undefined ? page.tasks : page.tasks.filter((t) => !deferred(engine, x, t.lineage, op)), lease, stored: async () => tell('batch') }
       }
     })
-    if (jumped !== undefined) await jumpedRows(engine, x, jumped, op)
+    if (recheck !== undefined) await recheckSpan(engine, x, recheck, op)
     // Every row it left is known by key (held by others in its pages or its claims): the pass
     // goes on over those rows only, not the whole table again.
     if (await leftBehind(x, op, (held) => refreshTable(engine, x, false, batch, report, op, progress, { keys: [...held], clock, wm }))) return
@@ -232,11 +233,12 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
 
 /**
  * The end of a first fill that jumped over keys other workers took (to start at the fill
- * frontier): the rows in that span not stored yet from their current revision (normally the
- * other workers' batches in flight) are waited for while other workers hold them, then those
- * still not stored are left behind (`leftBehind` computes them, or waits for them again).
+ * frontier), or passed keys other claims held: the rows in that span not stored yet from their
+ * current revision (normally the other workers' batches in flight) are waited for while other
+ * workers hold them, then those still not stored are left behind (`leftBehind` computes them,
+ * or waits for them again).
  */
-async function jumpedRows(engine: Engine, x: Derivation, span: readonly [number | undefined, number], op: Op): Promise<void> {
+async function recheckSpan(engine: Engine, x: Derivation, span: readonly [number | undefined, number], op: Op): Promise<void> {
   const root = engine.roots.get((x.source as { table: string }).table)!.def
   const open = () => unstoredInRange(engine.db, engine.d, root, x.name, span[0], span[1], x.codeVersion)
   let keys = await open()

@@ -91,11 +91,12 @@ export interface RootPage {
   /** When the page statement claimed its rows (`PageReader.leaseMs`): the token, the addresses claimed (those of `tasks`) and the statement's milliseconds. */
   readonly claimed?: { readonly token: number; readonly keys: readonly string[]; readonly ms: number }
   /**
-   * Keys other workers took that the page jumped over (it started at the table's fill
-   * frontier, above `after`): from (undefined: the first key), to (inclusive). The caller
-   * looks at them again at the end.
+   * The key span to look at again at the end of the fill (a page that claimed its rows): the
+   * keys other workers took that the page jumped over (it started at the table's fill
+   * frontier, above `after`) and the keys of its window another claim held (instead of
+   * `held`, which is then empty): from (undefined: the first key), to (inclusive).
    */
-  readonly jumped?: readonly [number | undefined, number]
+  readonly recheck?: readonly [number | undefined, number]
 }
 
 /**
@@ -159,7 +160,8 @@ export async function fillRootPage(engine: Engine, x: Derivation, after: number 
  * `fillRootPage` where the page statement claims its rows (`ClaimDialect.pageClaim`): tasks for
  * the rows it claimed; the rows of its page it could not claim (another claim row was there)
  * and those of its window another worker held are left to their workers (`held`), and the keys
- * it jumped over to start at the fill frontier are returned (`jumped`).
+ * it jumped over to start at the fill frontier are returned as one span (`recheck`): one look
+ * at the span at the end of the fill, rather than a look at each held key.
  */
 async function claimedRootPage(engine: Engine, x: Derivation, root: AnyTable, after: number | undefined, lower: number, limit: number, window: number, reader: PageReader): Promise<RootPage> {
   const table = root.name
@@ -199,7 +201,16 @@ async function claimedRootPage(engine: Engine, x: Derivation, root: AnyTable, af
   const last = full ? (rows[rows.length - 1]![col] as number) : w.scanned === 0 ? (start > lower ? start - 1 : after) : Number(w.last)
   for (const k of w.held) if (last !== undefined && Number(k) <= last) held.push(keyText(Number(k)))
   const claimed = token === null || token === undefined ? undefined : { token: Number(token), keys, ms }
-  return { tasks, read: rows.length, last, end: !full && w.scanned < size, held, others: w.others, ...(claimed === undefined ? {} : { claimed }), ...(start > lower ? { jumped: [after === undefined ? undefined : lower, start - 1] as const } : {}) }
+  // The span: the keys jumped over, and the held ones.
+  let lo: number | undefined = start > lower ? (after === undefined ? undefined : lower) : Number.POSITIVE_INFINITY
+  let hi = start > lower ? start - 1 : Number.NEGATIVE_INFINITY
+  for (const k of held) {
+    const n = Number(k)
+    if (lo !== undefined) lo = Math.min(lo, n)
+    hi = Math.max(hi, n)
+  }
+  const recheck = hi === Number.NEGATIVE_INFINITY ? undefined : ([lo, hi] as const)
+  return { tasks, read: rows.length, last, end: !full && w.scanned < size, held: [], others: w.others, ...(claimed === undefined ? {} : { claimed }), ...(recheck === undefined ? {} : { recheck }) }
 }
 
 /** The compiled page parameters with the lower key bound in its slot. */
