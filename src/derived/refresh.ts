@@ -244,13 +244,14 @@ async function recheckSpan(engine: Engine, x: Derivation, span: readonly [number
   let keys = await open()
   if (keys.length === 0) return
   if (op.waitForOthers) {
-    let waited = false
     for (let pause = 10; await op.keeper.othersHold(x.name, new Set(keys)); pause = Math.min(pause * 2, OTHERS_POLL_MS)) {
       throwIfAborted(op)
       await untilAborted(sleep(pause), op)
-      waited = true
     }
-    if (waited) keys = await open()
+    // Always read again: the first read is of the other workers' batches in flight, which they
+    // may have stored before the first look at their claims (re-reading only after a wait left
+    // thousands of stored rows to the pass after the fill, with the trivial function).
+    keys = await open()
   }
   const held = leftOf(op, x.name).held
   for (const k of keys) held.add(k)
