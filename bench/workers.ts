@@ -19,7 +19,17 @@
  * 4. Debounce: a row written 10 times within `debounceMs` is computed once.
  *
  * Environment: LQ_PG_URL. Sizes: LQ_BENCH_WORKERS_ROWS (10 ms function, default 8000),
- * LQ_BENCH_WORKERS_TRIVIAL (default 40000). The machine is shared: read ratios, not times.
+ * LQ_BENCH_WORKERS_TRIVIAL (default 40000). Parts: LQ_BENCH_WORKERS_PARTS (default
+ * throughput,kill,watch,debounce), LQ_BENCH_WORKERS_FN (sleep10,trivial), LQ_BENCH_WORKERS_PROCS
+ * (process counts after the one-process base, default 2,4). LQ_BENCH_WORKERS_KINDS=1 prints the
+ * statements of every throughput run by kind (claim, fence, page, insert, ...: counts per batch
+ * and milliseconds).
+ *
+ * A/B: `LQ_BENCH_WORKERS_AB=<path of another build's index.js>` (e.g. /work/base/dist/index.js)
+ * runs the throughput part for that build ("A") and this one ("B") interleaved, A B then B A,
+ * for LQ_BENCH_WORKERS_ROUNDS rounds (default 2), each configuration side by side, and prints
+ * both lines of each. The worker processes also report the CPU time of the PostgreSQL backends
+ * serving them (server CPU per row). The machine is shared: read ratios and counts, not times.
  *
  * Run: `npm run build && npx tsx bench/workers.ts` (or `npm run bench:workers`).
  */
@@ -41,7 +51,9 @@ interface ChildOut {
   t0: number
   t1: number
   cpuMs: number
+  serverCpuMs: number | null
   statements: number
+  kinds: Record<string, { n: number; ms: number }>
   report: { leases?: { claims: number; claimMs: number; heartbeatMs: number; releaseMs: number }; durationMs: number; totals: { computed: number } }
   error?: string
 }
@@ -133,10 +145,27 @@ async function startAll(procs: number, args: string[]): Promise<ReturnType<typeo
   return kids
 }
 
-async function throughput(n: number, procs: number, fn: 'sleep10' | 'trivial', batch: number): Promise<{ rate: number; dups: number; leaseShare: number; computed: number; cpuPerRow: number; perBatch: number; claimsPerBatch: number }> {
+interface Throughput {
+  rate: number
+  dups: number
+  leaseShare: number
+  computed: number
+  cpuPerRow: number
+  /** CPU of the PostgreSQL backends serving the workers, µs per row (NaN where unreadable). */
+  serverCpuPerRow: number
+  perBatch: number
+  claimsPerBatch: number
+  /** The share of the refresh time spent in page statements that claim their rows (PostgreSQL first fill; counted in the lease time). */
+  pageClaimShare: number
+  /** Statements of every process by kind: per batch of the table, and milliseconds in all. */
+  kinds: Record<string, { perBatch: number; ms: number }>
+}
+
+/** `lib`: the index.js of the build the workers run (default this one's dist/). */
+async function throughput(n: number, procs: number, fn: 'sleep10' | 'trivial', batch: number, lib?: string): Promise<Throughput> {
   const s = await freshSchema(n)
   try {
-    const kids = await startAll(procs, [pgUrl, s.schema, fn, '16', String(batch), '30000'])
+    const kids = await startAll(procs, [pgUrl, s.schema, fn, '16', String(batch), '30000', ...(lib === undefined ? [] : [lib])])
     const outs = await Promise.all(kids.map((k) => k.result))
     const calls = outs.reduce((a, o) => a + o.keys.length, 0)
     const distinct = new Set(outs.flatMap((o) => o.keys.map(String))).size
@@ -151,7 +180,16 @@ async function throughput(n: number, procs: number, fn: 'sleep10' | 'trivial', b
     const batches = n / batch
     const statements = outs.reduce((a, o) => a + (o.statements ?? 0), 0)
     const claims = outs.reduce((a, o) => a + (o.report.leases?.claims ?? 0), 0)
-    return { rate: n / ((t1 - t0) / 1000), dups: calls - distinct, leaseShare: leaseMs / busyMs, computed: distinct, cpuPerRow: (cpuMs * 1000) / n, perBatch: statements / batches, claimsPerBatch: claims / batches }
+    const serverMs = outs.reduce((a, o) => a + (o.serverCpuMs ?? Number.NaN), 0)
+    const kinds: Throughput['kinds'] = {}
+    for (const o of outs) {
+      for (const [k, v] of Object.entries(o.kinds ?? {})) {
+        const x = (kinds[k] ??= { perBatch: 0, ms: 0 })
+        x.perBatch += v.n / batches
+        x.ms += v.ms
+      }
+    }
+    return { rate: n / ((t1 - t0) / 1000), dups: calls - distinct, leaseShare: leaseMs / busyMs, computed: distinct, cpuPerRow: (cpuMs * 1000) / n, serverCpuPerRow: (serverMs * 1000) / n, pageClaimShare: (kinds['page + claim']?.ms ?? 0) / busyMs, perBatch: statements / batches, claimsPerBatch: claims / batches, kinds }
   } finally {
     await s.drop()
   }
@@ -269,13 +307,38 @@ export async function main(): Promise<void> {
   const fns = new Set((process.env['LQ_BENCH_WORKERS_FN'] ?? 'sleep10,trivial').split(','))
   console.log(`# Workers and watch mode (load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')})`)
   if (parts.has('throughput')) {
+    const procList = (process.env['LQ_BENCH_WORKERS_PROCS'] ?? '2,4').split(',').map(Number)
+    const other = process.env['LQ_BENCH_WORKERS_AB']
+    const showKinds = process.env['LQ_BENCH_WORKERS_KINDS'] === '1'
+    const line = (label: string, fn: string, n: number, p: number, r: Throughput, base: Throughput | undefined): string => {
+      const head = `${label}${fn}, ${n} rows: ${p} process${p === 1 ? '' : 'es'} ${r.rate.toFixed(0)} rows/s`
+      const ratio = base === undefined ? '' : ` = ${(r.rate / base.rate).toFixed(2)}x one (target >= ${(0.8 * p).toFixed(1)}x for sleep10)`
+      const rest = `, duplicates ${r.dups}, lease time ${(r.leaseShare * 100).toFixed(1)}% of refresh time${base === undefined ? '' : ' (target < 5%)'} (${(r.pageClaimShare * 100).toFixed(1)}% in page statements that claim, ${((r.leaseShare - r.pageClaimShare) * 100).toFixed(1)}% in other lease statements), worker CPU ${r.cpuPerRow.toFixed(0)} µs/row, server CPU ${r.serverCpuPerRow.toFixed(0)} µs/row, ${r.perBatch.toFixed(1)} statements and ${r.claimsPerBatch.toFixed(2)} claim statements per batch${p === 1 ? '' : ' (all processes)'}`
+      const kinds = showKinds
+        ? '\n' + Object.entries(r.kinds).sort((a, b) => b[1].perBatch - a[1].perBatch).map(([k, v]) => `    ${v.perBatch.toFixed(2)}/batch ${v.ms.toFixed(0)} ms  ${k}`).join('\n')
+        : ''
+      return head + ratio + rest + kinds
+    }
     for (const [fn, n, batch] of [['sleep10', nSlow, 200], ['trivial', nFast, 2000]] as const) {
       if (!fns.has(fn)) continue
-      const base = await throughput(n, 1, fn, batch)
-      console.log(`${fn}, ${n} rows: 1 process ${base.rate.toFixed(0)} rows/s, duplicates ${base.dups}, lease time ${(base.leaseShare * 100).toFixed(1)}% of refresh time, worker CPU ${base.cpuPerRow.toFixed(0)} µs/row, ${base.perBatch.toFixed(1)} statements and ${base.claimsPerBatch.toFixed(2)} claim statements per batch`)
-      for (const p of [2, 4]) {
-        const r = await throughput(n, p, fn, batch)
-        console.log(`${fn}, ${n} rows: ${p} processes ${r.rate.toFixed(0)} rows/s = ${(r.rate / base.rate).toFixed(2)}x one (target >= ${(0.8 * p).toFixed(1)}x for sleep10), duplicates ${r.dups}, lease time ${(r.leaseShare * 100).toFixed(1)}% (target < 5%), worker CPU ${r.cpuPerRow.toFixed(0)} µs/row (all processes), ${r.perBatch.toFixed(1)} statements and ${r.claimsPerBatch.toFixed(2)} claim statements per batch (all processes)`)
+      if (other === undefined) {
+        const base = await throughput(n, 1, fn, batch)
+        console.log(line('', fn, n, 1, base, undefined))
+        for (const p of procList) console.log(line('', fn, n, p, await throughput(n, p, fn, batch), base))
+        continue
+      }
+      // A/B: per round, every process count for A and B side by side (A B, then B A next round).
+      const rounds = Number(process.env['LQ_BENCH_WORKERS_ROUNDS'] ?? 2)
+      for (let round = 0; round < rounds; round++) {
+        const order: ['A' | 'B', string | undefined][] = round % 2 === 0 ? [['A', other], ['B', undefined]] : [['B', undefined], ['A', other]]
+        const bases: Partial<Record<'A' | 'B', Throughput>> = {}
+        for (const [label, lib] of order) {
+          bases[label] = await throughput(n, 1, fn, batch, lib)
+          console.log(line(`[round ${round + 1} ${label}] `, fn, n, 1, bases[label]!, undefined))
+        }
+        for (const p of procList) {
+          for (const [label, lib] of order) console.log(line(`[round ${round + 1} ${label}] `, fn, n, p, await throughput(n, p, fn, batch, lib), bases[label]))
+        }
       }
     }
   }

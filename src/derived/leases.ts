@@ -97,6 +97,23 @@ export class LeaseKeeper {
     return lease
   }
 
+  /**
+   * Hold the claims another statement took for this worker (a first fill's page that claimed
+   * its rows, `ClaimDialect.pageClaim`): `keys` of `table` under `token`, in a statement of `ms`
+   * milliseconds (counted as a claim statement and claim time: it read the page too).
+   */
+  adopt(table: string, token: number, keys: readonly string[], ms: number): Lease {
+    this.stats.claims++
+    this.stats.claimMs += ms
+    const lease: Lease = { table, token, keys: new Set(keys), lost: false }
+    if (lease.keys.size > 0) {
+      this.#held.set(lease.token, lease)
+      this.#lastOk = Date.now()
+      this.#startTimer()
+    }
+    return lease
+  }
+
   /** Give the lease's rows back (after their results were stored, or when stopping). */
   async release(lease: Lease): Promise<void> {
     if (!this.#held.delete(lease.token)) return

@@ -20,10 +20,10 @@ import { notStored, type Claim } from './claims.js'
 import { keyText, lineageOfAddress } from './keys.js'
 import { Aborted, handled, leftOf, sleep, throwIfAborted, untilAborted, yieldToLoop, type Op } from './ops.js'
 import { fillCount, fillPage, fillRootPage, isFirstFill, pagesByRootKey, unsafeKeyWork } from './scan/fill.js'
+import { readWatermark, unstoredInRange } from './sql/reads.js'
 import { scan, type ScanStats } from './scan/index.js'
 import type { Watermark } from './sql/dialect.js'
 import { metaTable } from './sql/dialect.js'
-import { readWatermark } from './sql/reads.js'
 import { writeWatermark } from './sql/writes.js'
 import type { RefreshProgress, SourceRow, TableReport } from './types.js'
 import { lostKeys, splitUnkeyable } from './unkeyable.js'
@@ -180,25 +180,33 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
     let window = size
     // Whether the last page found another worker's claims on the table: then this page skips them.
     let skip = false
-    const reader = { owner: op.keeper.owner, codeVersion: op.recompute ? null : x.codeVersion }
+    // On PostgreSQL the page statement claims its rows too, from the table's fill frontier while
+    // other workers fill it (`ClaimDialect.pageClaim`); the key ranges it jumped over (taken by
+    // other workers) and the keys other claims held are looked at again at the end, as one span.
+    const reader = { owner: op.keeper.owner, codeVersion: op.recompute ? null : x.codeVersion, leaseMs: op.keeper.leaseMs }
+    let recheck: [number | undefined, number] | undefined
     await runBatches(engine, x, mine, op, async () => {
       for (;;) {
         if (end) return undefined
         throwIfAborted(op)
         // Rows other workers hold or stored are skipped in the read (full: true recomputes stored ones).
         const page = await fillRootPage(engine, x, after, size, window, reader, skip)
+        const lease = page.claimed === undefined ? undefined : op.keeper.adopt(x.name, page.claimed.token, page.claimed.keys, page.claimed.ms)
         after = page.last
         end = page.end
         skip = page.others
+        const r = page.recheck
+        if (r !== undefined) recheck = recheck === undefined ? [...r] : [recheck[0] === undefined || r[0] === undefined ? undefined : Math.min(recheck[0], r[0]), Math.max(recheck[1], r[1])]
         if (page.held.length > 0) {
           const held = leftOf(op, x.name).held
           for (const k of page.held) held.add(k)
         }
         window = page.read < size && !page.end ? Math.min(window * 2, size * PAGE_WINDOWS) : size
         if (page.read === 0) continue
-        return { tasks: op.settling === undefined ? page.tasks : page.tasks.filter((t) => !deferred(engine, x, t.lineage, op)), stored: async () => tell('batch') }
+        return { tasks: op.settling === undefined ? page.tasks : page.tasks.filter((t) => !deferred(engine, x, t.lineage, op)), lease, stored: async () => tell('batch') }
       }
     })
+    if (recheck !== undefined) await recheckSpan(engine, x, recheck, op)
     // Every row it left is known by key (held by others in its pages or its claims): the pass
     // goes on over those rows only, not the whole table again.
     if (await leftBehind(x, op, (held) => refreshTable(engine, x, false, batch, report, op, progress, { keys: [...held], clock, wm }))) return
@@ -223,6 +231,32 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
   await finishTable(engine, x, clock, wm, mine, () => tell('done'))
 }
 
+/**
+ * The end of a first fill that jumped over keys other workers took (to start at the fill
+ * frontier), or passed keys other claims held: the rows in that span not stored yet from their
+ * current revision (normally the other workers' batches in flight) are waited for while other
+ * workers hold them, then those still not stored are left behind (`leftBehind` computes them,
+ * or waits for them again).
+ */
+async function recheckSpan(engine: Engine, x: Derivation, span: readonly [number | undefined, number], op: Op): Promise<void> {
+  const root = engine.roots.get((x.source as { table: string }).table)!.def
+  const open = () => unstoredInRange(engine.db, engine.d, root, x.name, span[0], span[1], x.codeVersion)
+  let keys = await open()
+  if (keys.length === 0) return
+  if (op.waitForOthers) {
+    for (let pause = 10; await op.keeper.othersHold(x.name, new Set(keys)); pause = Math.min(pause * 2, OTHERS_POLL_MS)) {
+      throwIfAborted(op)
+      await untilAborted(sleep(pause), op)
+    }
+    // Always read again: the first read is of the other workers' batches in flight, which they
+    // may have stored before the first look at their claims (re-reading only after a wait left
+    // thousands of stored rows to the pass after the fill, with the trivial function).
+    keys = await open()
+  }
+  const held = leftOf(op, x.name).held
+  for (const k of keys) held.add(k)
+}
+
 /** The end of a table's refresh: statistics after many rows, the last progress event, the watermark. */
 async function finishTable(engine: Engine, x: Derivation, clock: Watermark, wm: Applied, r: TableReport, done: () => void): Promise<void> {
   // After many new rows, refresh the planner's statistics (PostgreSQL), so the next scans of
@@ -241,6 +275,8 @@ async function finishTable(engine: Engine, x: Derivation, clock: Watermark, wm: 
 /** A batch for `runBatches`: its tasks, and what to do once it is stored (progress), in batch order. */
 export interface Batch {
   readonly tasks: readonly Task[]
+  /** The lease the batch's rows were claimed under already (a first fill's page that claimed them); otherwise `prepareBatch` claims them. */
+  readonly lease?: Lease | undefined
   readonly stored?: () => Promise<void>
 }
 
@@ -277,7 +313,7 @@ export async function runBatches(engine: Engine, x: Derivation, report: TableRep
       await yieldToLoop()
       const b = await next()
       if (b === undefined) break
-      const p = await prepareBatch(engine, x, b.tasks, op)
+      const p = await prepareBatch(engine, x, b.tasks, op, b.lease)
       const prevCompute = lastCompute
       const computed = (async () => {
         if (!overlap) await prevCompute.catch(() => undefined)
@@ -344,14 +380,21 @@ type Computed = Awaited<ReturnType<typeof compute>>
  * then across processes (a lease on the rows in the claim table: rows another worker process
  * holds are left to it, see `leftBehind`).
  */
-async function prepareBatch(engine: Engine, x: Derivation, tasks: readonly Task[], op: Op): Promise<Prepared> {
-  const claim = await engine.claims.claim(engine, x, tasks, op.alone)
+async function prepareBatch(engine: Engine, x: Derivation, tasks: readonly Task[], op: Op, claimed?: Lease): Promise<Prepared> {
+  let claim: Claim
+  try {
+    claim = await engine.claims.claim(engine, x, tasks, op.alone)
+  } catch (e) {
+    if (claimed !== undefined) await op.keeper.release(claimed)
+    throw e
+  }
   const heldByOthers = new Set<string>()
-  let lease: Lease | undefined
+  let lease: Lease | undefined = claimed
   try {
     let mine = claim.mine
     if (mine.length > 0) {
-      lease = await op.keeper.claim(x.name, mine.map((t) => t.addr))
+      // Claimed already (a page that claimed its rows), or claimed now.
+      lease ??= await op.keeper.claim(x.name, mine.map((t) => t.addr))
       const got = lease.keys
       if (got.size < mine.length) {
         const held = leftOf(op, x.name).held

@@ -7,10 +7,11 @@
  */
 import { plan } from '../../query/compile.js'
 import { Q, type Query, type Table } from '../../query/dsl.js'
-import { coversAll, type Derivation, type Engine, type ScanFilter, type Task, type Work } from '../engine.js'
+import { assertNever, coversAll, type Derivation, type Engine, type ScanFilter, type Task, type Work } from '../engine.js'
 import { keyText } from '../keys.js'
 import { sourceFor } from '../revisions.js'
-import { anyStored, countLive, freePageWithRevs, longKeyRows, PAGE_OTHERS, PAGE_REV, PAGE_ROW, pageWindow, pageWithRevs, sourcePage, truthy, type PageStatement, type RevisionSource } from '../sql/reads.js'
+import { claimDialects, PAGE_CLAIM } from '../sql/claims.js'
+import { anyStored, countLive, freePageWithRevs, longKeyRows, PAGE_OTHERS, PAGE_REV, PAGE_ROW, pageWindow, pageWithRevs, sourcePage, truthy, type RevisionSource } from '../sql/reads.js'
 import { exec } from '../sql/text.js'
 import { NO_CAUSES } from './table.js'
 
@@ -66,6 +67,12 @@ export interface PageReader {
   readonly owner: string
   /** Rows stored from their current revision with this code version are skipped (another worker computed them); null: none is. */
   readonly codeVersion: string | null
+  /**
+   * The lease length: given, and when the dialect can (`ClaimDialect.pageClaim`, PostgreSQL),
+   * the page statement claims the rows it returns, starting at the table's fill frontier while
+   * other workers fill it; otherwise the caller claims them.
+   */
+  readonly leaseMs?: number
 }
 
 /** A page of `fillRootPage`. */
@@ -81,6 +88,15 @@ export interface RootPage {
   readonly held: string[]
   /** Whether another worker held a live claim on the table: the next page skips what others hold (`skip`). */
   readonly others: boolean
+  /** When the page statement claimed its rows (`PageReader.leaseMs`): the token, the addresses claimed (those of `tasks`) and the statement's milliseconds. */
+  readonly claimed?: { readonly token: number; readonly keys: readonly string[]; readonly ms: number }
+  /**
+   * The key span to look at again at the end of the fill (a page that claimed its rows): the
+   * keys other workers took that the page jumped over (it started at the table's fill
+   * frontier, above `after`) and the keys of its window another claim held (instead of
+   * `held`, which is then empty): from (undefined: the first key), to (inclusive).
+   */
+  readonly recheck?: readonly [number | undefined, number]
 }
 
 /**
@@ -104,16 +120,18 @@ export async function fillRootPage(engine: Engine, x: Derivation, after: number 
   let found: Record<string, unknown>[]
   let decode: PageQuery['decode']
   let w: ReturnType<typeof pageWindow> | undefined
+  const pageClaim = claimDialects[engine.d.name].pageClaim !== undefined && reader.leaseMs !== undefined
+  if (pageClaim) return claimedRootPage(engine, x, root, after, lower, limit, window, reader)
   if (skip) {
-    const page = pageQuery(engine, root, x.name, Math.trunc(limit), Math.max(Math.trunc(window), Math.trunc(limit)))
+    const page = pageQuery(engine, root, x.name, Math.trunc(limit), Math.max(Math.trunc(window), Math.trunc(limit)), 'skip')
     // One statement: the rows and their revisions in one snapshot, with the claims and stored rows of that snapshot.
-    const all = await exec(engine.db, page.statement.sql, page.statement.params(withLower(page, lower), reader.owner, reader.codeVersion))
+    const all = await exec(engine.db, page.statement.sql, page.statement.params(withLower(page, lower), reader.owner, reader.codeVersion, 0))
     w = pageWindow(all[0])
     found = all.filter((r) => r[PAGE_ROW] !== null && r[PAGE_ROW] !== undefined)
     decode = page.decode
   } else {
-    const page = pageQuery(engine, root, x.name, Math.trunc(limit), 0)
-    found = await exec(engine.db, page.statement.sql, page.statement.params(withLower(page, lower), reader.owner, reader.codeVersion))
+    const page = pageQuery(engine, root, x.name, Math.trunc(limit), 0, 'plain')
+    found = await exec(engine.db, page.statement.sql, page.statement.params(withLower(page, lower), reader.owner, reader.codeVersion, 0))
     decode = page.decode
   }
   const rows = decode(found) as Row[]
@@ -138,6 +156,63 @@ export async function fillRootPage(engine: Engine, x: Derivation, after: number 
   return { tasks, read: rows.length, last, end: !full && w.scanned < Math.max(Math.trunc(window), Math.trunc(limit)), held, others: w.others }
 }
 
+/**
+ * `fillRootPage` where the page statement claims its rows (`ClaimDialect.pageClaim`): tasks for
+ * the rows it claimed; the rows of its page it could not claim (another claim row was there)
+ * and those of its window another worker held are left to their workers (`held`), and the keys
+ * it jumped over to start at the fill frontier are returned as one span (`recheck`): one look
+ * at the span at the end of the fill, rather than a look at each held key.
+ */
+async function claimedRootPage(engine: Engine, x: Derivation, root: AnyTable, after: number | undefined, lower: number, limit: number, window: number, reader: PageReader): Promise<RootPage> {
+  const table = root.name
+  const col = root.def.key![0]!
+  const size = Math.max(Math.trunc(window), Math.trunc(limit))
+  const page = pageQuery(engine, root, x.name, Math.trunc(limit), size, 'claim')
+  const setup = page.setup
+  // The first page of a fill creates the frontier row if there is none (every page statement locks it).
+  if (after === undefined && setup !== undefined) await exec(engine.db, setup.sql, [...setup.params])
+  const t0 = performance.now()
+  const all = await exec(engine.db, page.statement.sql, page.statement.params(withLower(page, lower), reader.owner, reader.codeVersion, reader.leaseMs!))
+  const ms = performance.now() - t0
+  const w = pageWindow(all[0])
+  const start = all[0] === undefined ? lower : Number(all[0][PAGE_CLAIM.start])
+  const token = all[0]?.[PAGE_CLAIM.token]
+  const found = all.filter((r) => r[PAGE_CLAIM.row] !== null && r[PAGE_CLAIM.row] !== undefined)
+  const rows = page.decode(found) as Row[]
+  const tasks: Task[] = []
+  const keys: string[] = []
+  const held: string[] = []
+  for (let i = 0; i < rows.length; i++) {
+    const rev = found[i]![PAGE_CLAIM.rev]
+    if (rev === null || rev === undefined) continue // no live revision row: deleted meanwhile, seen by the next scan
+    const row = rows[i]!
+    const key = row[col]
+    const addr = keyText(key)
+    // Another claim row was there (an expired one, or one of another call of this process): left to the claim of the rows left behind.
+    if (!truthy(found[i]![PAGE_CLAIM.got])) {
+      held.push(addr)
+      continue
+    }
+    const r = Number(rev)
+    keys.push(addr)
+    tasks.push({ addr, input: row, lineage: [{ table, key }], inputs: [[table, addr, r]], maxRev: r, upstream: NONE, edges: NONE, missing: true })
+  }
+  const full = rows.length >= limit
+  const last = full ? (rows[rows.length - 1]![col] as number) : w.scanned === 0 ? (start > lower ? start - 1 : after) : Number(w.last)
+  for (const k of w.held) if (last !== undefined && Number(k) <= last) held.push(keyText(Number(k)))
+  const claimed = token === null || token === undefined ? undefined : { token: Number(token), keys, ms }
+  // The span: the keys jumped over, and the held ones.
+  let lo: number | undefined = start > lower ? (after === undefined ? undefined : lower) : Number.POSITIVE_INFINITY
+  let hi = start > lower ? start - 1 : Number.NEGATIVE_INFINITY
+  for (const k of held) {
+    const n = Number(k)
+    if (lo !== undefined) lo = Math.min(lo, n)
+    hi = Math.max(hi, n)
+  }
+  const recheck = hi === Number.NEGATIVE_INFINITY ? undefined : ([lo, hi] as const)
+  return { tasks, read: rows.length, last, end: !full && w.scanned < size, held: [], others: w.others, ...(claimed === undefined ? {} : { claimed }), ...(recheck === undefined ? {} : { recheck }) }
+}
+
 /** The compiled page parameters with the lower key bound in its slot. */
 function withLower(page: PageQuery, lower: number): unknown[] {
   const params = [...page.parameters]
@@ -150,35 +225,58 @@ const NONE: readonly never[] = Object.freeze([])
 
 /** A first-fill page statement, compiled once per root, derived table, dialect, page and window size: its lower key bound is parameter `slot` of the compiled rows query. */
 interface PageQuery {
-  readonly statement: PageStatement
+  readonly statement: { readonly sql: string; params(rows: readonly unknown[], owner: string, codeVersion: string | null, leaseMs: number): unknown[] }
   readonly parameters: readonly unknown[]
   readonly slot: number
   readonly decode: (rows: readonly Record<string, unknown>[]) => unknown[]
+  /** A statement to run before a fill's first page (`PageClaimStatement.setup`). */
+  readonly setup?: { readonly sql: string; readonly params: readonly unknown[] }
 }
 
 const pageQueries = new WeakMap<AnyTable, Map<string, PageQuery>>()
 /** A placeholder for the page's lower bound, found among the compiled parameters (checked unique). */
 const PAGE_PLACEHOLDER = -4_000_000_000_000_001
 
-/** The page statement of `fillRootPage`: with `window` 0 the plain page (`pageWithRevs`), else the one that skips what others hold (`freePageWithRevs`). */
-function pageQuery(engine: Engine, root: AnyTable, derived: string, limit: number, window: number): PageQuery {
+/**
+ * The page statement of `fillRootPage`: the plain page (`pageWithRevs`, `window` unused), the
+ * one that skips what others hold (`freePageWithRevs`), or the one that also claims its rows
+ * (`ClaimDialect.pageClaim`).
+ */
+function pageQuery(engine: Engine, root: AnyTable, derived: string, limit: number, window: number, kind: 'plain' | 'skip' | 'claim'): PageQuery {
   let perRoot = pageQueries.get(root)
   if (perRoot === undefined) pageQueries.set(root, (perRoot = new Map()))
-  const cacheKey = `${engine.d.name}:${limit}:${window}:${derived}`
+  const cacheKey = `${engine.d.name}:${kind}:${limit}:${kind === 'plain' ? 0 : window}:${derived}`
   const hit = perRoot.get(cacheKey)
   if (hit !== undefined) return hit
   const col = root.def.key![0]!
   const rows = Q.for(root as Table<string, any, unknown>, (r: any) => Q.where(Q.and(Q.ge(r[col], PAGE_PLACEHOLDER), Q.le(r[col], MAX_KEY)), Q.yield(r)))
-  // The plain page is the rows in key order, limited; for the skipping one, the statement
-  // orders the rows by key and takes the window (the query's own order sorts nulls first, which
-  // no index of the key gives in order, and the window must stop where the index range does).
-  const query = (window === 0 ? rows.orderBy((r: any) => r[col]).limit(limit) : rows) as Query<Row, never>
+  // The plain page is the rows in key order, limited; for the others, the statement orders the
+  // rows by key and takes the window (the query's own order sorts nulls first, which no index
+  // of the key gives in order, and the window must stop where the index range does).
+  const query = (kind === 'plain' ? rows.orderBy((r: any) => r[col]).limit(limit) : rows) as Query<Row, never>
   const p = plan(query, engine.d.name, { bindConstants: true })
   const st = p.statements[0]!
   const slot = st.parameters.indexOf(PAGE_PLACEHOLDER)
   if (p.statements.length !== 1 || slot < 0 || st.parameters.lastIndexOf(PAGE_PLACEHOLDER) !== slot) throw new Error(`internal: the first-fill page query of \`${root.name}\` did not compile to one statement with one lower bound`)
-  const statement = window === 0 ? pageWithRevs(engine.d, root.def, derived, st.sql, st.parameters.length) : freePageWithRevs(engine.d, root.def, derived, st.sql, st.parameters.length, window, limit)
-  const built: PageQuery = { statement, parameters: st.parameters, slot, decode: p.decode }
+  let statement: PageQuery['statement']
+  let setup: PageQuery['setup']
+  switch (kind) {
+    case 'plain':
+      statement = pageWithRevs(engine.d, root.def, derived, st.sql, st.parameters.length)
+      break
+    case 'skip':
+      statement = freePageWithRevs(engine.d, root.def, derived, st.sql, st.parameters.length, window, limit)
+      break
+    case 'claim': {
+      const c = claimDialects[engine.d.name].pageClaim!({ root: root.def, rows: st.sql, rowsParams: st.parameters.length, lowerParam: slot + 1, derived, window, limit, keyJson: (ref, k) => engine.d.keyJson(ref, k) })
+      statement = c
+      setup = c.setup
+      break
+    }
+    default:
+      return assertNever(kind, 'page kind')
+  }
+  const built: PageQuery = { statement, parameters: st.parameters, slot, decode: p.decode, ...(setup === undefined ? {} : { setup }) }
   perRoot.set(cacheKey, built)
   return built
 }

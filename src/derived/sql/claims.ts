@@ -30,10 +30,16 @@
  * - `sweep`: delete claims whose lease ended a while ago (`collect`): a worker killed with
  *   `kill -9` leaves its claim rows, which are free once expired but stay in the table.
  *
+ * - `pageClaim` (PostgreSQL only; undefined on SQLite, whose first fill reads a page and then
+ *   claims it, `claim`): a first fill's page that claims its rows in the statement that reads
+ *   them, starting at the table's fill frontier while other workers fill it (see `PageClaimSpec`).
+ *
  * The table and the token counter are created by migration 3 (`schema.ts`); `ddl` lists them.
  */
 import { sql, type Kysely } from 'kysely'
 import type { Dialect } from '../../query/dialect.js'
+import type { TableDef } from '../../query/schema.js'
+import { keyExpr, metaTable, q, revTable } from './dialect.js'
 import { sqliteStartup } from './sqlite.js'
 
 /** A live claim, as read by `held`. */
@@ -45,6 +51,53 @@ export interface ClaimRow {
   readonly expires: number
   readonly token: number
 }
+
+/**
+ * What `pageClaim` builds its statement from: the root (one integer key column), the compiled
+ * query of its rows from a lower key bound (`rows`, `rowsParams` parameters, the bound at
+ * parameter `lowerParam`, 1-based), the derived table, and the window and page sizes.
+ */
+export interface PageClaimSpec {
+  readonly root: TableDef
+  readonly rows: string
+  readonly rowsParams: number
+  readonly lowerParam: number
+  readonly derived: string
+  readonly window: number
+  readonly limit: number
+  /** The store dialect's key text of a column (`StoreDialect.keyJson`). */
+  readonly keyJson: (ref: string, kind: string) => string
+}
+
+/** The columns of a `pageClaim` result, besides the root's (root column names never start with `__`). */
+export const PAGE_CLAIM = {
+  /** The row's live revision (null: deleted meanwhile). */
+  rev: '__rev',
+  /** 1 on a row of the page (null on the one row of a statement that read no free row). */
+  row: '__row',
+  /** 1 when this statement claimed the row; null when another claim row was there (held). */
+  got: '__got',
+  /** The fencing token of the statement's claims. */
+  token: '__token',
+  /** The lower key bound the statement read from (above the caller's: it started at the frontier). */
+  start: '__start',
+  /** Rows of the window read, its last key, keys in it other workers held (JSON array), and whether other workers held live claims on the table. */
+  scanned: '__scanned',
+  last: '__last',
+  held: '__held',
+  others: '__others',
+} as const
+
+/** A `pageClaim` statement: its text and its parameters (the rows query's, then this worker's name, the code version, the lease length). */
+export interface PageClaimStatement {
+  readonly sql: string
+  params(rows: readonly unknown[], owner: string, codeVersion: string | null, leaseMs: number): unknown[]
+  /** A statement to run before a fill's first page: it creates the frontier row (which every page statement locks) when there is none. */
+  readonly setup: { readonly sql: string; readonly params: readonly unknown[] }
+}
+
+/** The `lq_store_meta` row holding a derived table's fill frontier: the last root key a first-fill page of it looked at. */
+export const frontierName = (derived: string): string => `fill_frontier:${derived}`
 
 export interface ClaimDialect {
   readonly name: Dialect
@@ -76,6 +129,21 @@ export interface ClaimDialect {
    * `since`) is not seen here: its row is then simply not debounced.
    */
   changedSince(db: Kysely<any>, revTable: string, since: number, limit: number): Promise<{ key: string; rev: number }[]>
+  /**
+   * A first fill's page that claims its rows (undefined: the dialect reads a page, then claims
+   * it with `claim`). One statement: while another worker holds live claims on the derived
+   * table, it locks the table's fill frontier (a row of `lq_store_meta`) and starts after it
+   * (or at the caller's bound, when that is further); it looks at the next `window` root rows
+   * in key order (each with its live revision), skips the rows with another worker's live
+   * claim and (while others hold claims) the rows another worker stored from their current
+   * revision with this code version, inserts claims for the first `limit` others under a new
+   * token (`ON CONFLICT DO NOTHING`: a row with any claim row, or one inserted meanwhile, is
+   * not taken) and moves the frontier to the last key it took (or looked at). Workers filling
+   * one table at once then each take the next rows after the frontier instead of all reading
+   * from their own cursor past rows the others took; the rows between the caller's bound and
+   * `start` were taken by other workers, and the caller looks at them again at the end.
+   */
+  readonly pageClaim?: (spec: PageClaimSpec) => PageClaimStatement
 }
 
 async function changedSince(db: Kysely<any>, revTable: string, since: number, limit: number): Promise<{ key: string; rev: number }[]> {
@@ -167,6 +235,63 @@ SELECT k FROM unnest(${keys}::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM gone 
     return Number(r.rows[0]!.n)
   },
   changedSince,
+  pageClaim: pgPageClaim,
+}
+
+/**
+ * The PostgreSQL `pageClaim` statement. Every page statement of a table first locks its
+ * frontier row (`FOR UPDATE`; `setup` creates it before the fill's first page), so the page
+ * statements of one table run one at a time, and a statement never waits for a claim row while
+ * another page statement waits for the frontier it holds: locking the frontier only while
+ * others held claims deadlocked (a statement holding it waited for another's uncommitted claim
+ * inserts, which waited to write the frontier), and so did a lock under a condition (a
+ * subquery in a CASE is not run when the case is not taken: the row was then locked by the
+ * frontier's update, after the inserts). The lock is a join (`st`), taken whatever the look at
+ * the claim table said and before any claim is inserted (the claims are of the window's rows,
+ * which read `st`). The frontier is read only while another worker
+ * holds a live claim on the table (a worker alone starts at its own cursor). A statement that
+ * waited for the lock reads the frontier its predecessor wrote (a locking read returns the
+ * newest row version); its other reads are of its own snapshot, which cannot hold rows after
+ * that frontier that another page took. The page's claimed flag is a hashed look-up of the
+ * inserted keys (a join of the two CTEs was planned as a nested loop: 4 million comparisons
+ * for a page of 2000 rows). Claims are inserted in key
+ * order (as `claim` does: no deadlock with another claimer). Every look-up is a primary-key
+ * probe in a scalar subquery (see `freePageWithRevs`). The frontier is a hint: a caller always
+ * looks again at the rows it jumped over.
+ */
+function pgPageClaim(spec: PageClaimSpec): PageClaimStatement {
+  const { root, derived } = spec
+  const col = q(root.key![0]!)
+  const n = spec.rowsParams
+  const owner = `$${n + 1}`
+  const cv = `$${n + 2}`
+  const lease = `$${n + 3}::bigint`
+  const tbl = `$${n + 4}`
+  const fname = `$${n + 5}`
+  const lower = `CAST($${spec.lowerParam} AS bigint)`
+  const window = Math.trunc(spec.window)
+  const limit = Math.trunc(spec.limit)
+  const w = keyExpr(root, 'w', spec.keyJson)
+  const p = keyExpr(root, 'p', spec.keyJson)
+  const live = `EXISTS (SELECT 1 FROM lq_claim WHERE tbl = ${tbl} AND owner <> ${owner} AND expires > ${PG_NOW})`
+  const heldBy = `CASE WHEN (SELECT o FROM oth) THEN (SELECT 1 FROM lq_claim AS c WHERE c.tbl = ${tbl} AND c.lq_key = ${w} AND c.owner <> ${owner} AND c.expires > ${PG_NOW}) END`
+  const done = `CASE WHEN (SELECT o FROM oth) THEN (SELECT 1 FROM ${q(metaTable(derived))} AS m WHERE m.lq_key = ${w} AND m.lq_code_version = ${cv} AND m.lq_max_input_rev = w.__rev) END`
+  const rev = `(SELECT v.rev FROM ${q(revTable(root.name))} AS v WHERE v.lq_key = ${p} AND v.deleted = 0)`
+  const text = `WITH oth AS MATERIALIZED (SELECT ${live} AS o),
+fr AS MATERIALIZED (SELECT NULLIF(value, '')::bigint AS f FROM lq_store_meta WHERE name = ${fname} FOR UPDATE),
+st AS MATERIALIZED (SELECT GREATEST(${lower}, CASE WHEN oth.o THEN fr.f + 1 END) AS lo FROM oth LEFT JOIN fr ON true),
+win AS MATERIALIZED (SELECT w.*, 1 AS __row, ${w} AS __k, ${heldBy} AS __claimed, ${done} AS __stored FROM (SELECT p.*, ${rev} AS __rev FROM (SELECT * FROM (${spec.rows}) AS r WHERE r.${col} >= (SELECT lo FROM st) ORDER BY r.${col} LIMIT ${window}) AS p) AS w),
+free AS MATERIALIZED (SELECT * FROM win WHERE __claimed IS NULL AND __stored IS NULL ORDER BY ${col} LIMIT ${limit}),
+tok AS MATERIALIZED (SELECT nextval('lq_claim_seq') AS t WHERE EXISTS (SELECT 1 FROM free WHERE __rev IS NOT NULL)),
+ins AS (INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${tbl}, f.__k, ${owner}, ${PG_NOW} + ${lease}, tok.t FROM free AS f, tok WHERE f.__rev IS NOT NULL ORDER BY f.__k ON CONFLICT DO NOTHING RETURNING lq_key),
+nf AS (UPDATE lq_store_meta SET value = (CASE WHEN (SELECT count(*) FROM free) >= ${limit} THEN (SELECT max(${col}) FROM free) ELSE (SELECT max(${col}) FROM win) END)::text WHERE name = ${fname} AND EXISTS (SELECT 1 FROM win)),
+sm AS (SELECT count(*) AS __scanned, max(${col}) AS __last, (SELECT json_agg(${col}) FROM win WHERE __claimed IS NOT NULL) AS __held, (SELECT o FROM oth) AS __others, (SELECT lo FROM st)::text AS __start, (SELECT t FROM tok)::text AS __token FROM win)
+SELECT f.*, CASE WHEN f.__k IN (SELECT lq_key FROM ins) THEN 1 END AS __got, sm.* FROM sm LEFT JOIN free AS f ON true ORDER BY f.${col}`
+  return {
+    sql: text,
+    params: (rows, o, c, ms) => [...rows, o, c, ms, derived, frontierName(derived)],
+    setup: { sql: `INSERT INTO lq_store_meta (name, value) VALUES ($1, '') ON CONFLICT (name) DO NOTHING`, params: [frontierName(derived)] },
+  }
 }
 
 const sqlite: ClaimDialect = {

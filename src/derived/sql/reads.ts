@@ -207,6 +207,19 @@ export function freePageWithRevs(d: StoreDialect, root: TableDef, derived: strin
   }
 }
 
+/**
+ * Key texts of the live rows of root `root` (one integer key column) with keys from `lo`
+ * (undefined: the first) to `hi` whose row of derived table `derived` is not stored from their current revision with code
+ * version `codeVersion`: what is left of a key range a first fill jumped over (other workers
+ * took it). Each look-up is a primary-key probe in a scalar subquery (see `freePageWithRevs`).
+ */
+export async function unstoredInRange(db: Db, d: StoreDialect, root: TableDef, derived: string, lo: number | undefined, hi: number, codeVersion: string): Promise<string[]> {
+  const col = q(root.key![0]!)
+  const k = keyExpr(root, 'r', d.keyJson)
+  const text = `SELECT s.k FROM (SELECT ${k} AS k, (SELECT v.rev FROM ${q(revTable(root.name))} AS v WHERE v.lq_key = ${k} AND v.deleted = 0) AS rev FROM ${q(root.name)} AS r WHERE ${lo === undefined ? '' : `r.${col} >= ${d.ph(1)} AND `}r.${col} <= ${d.ph(lo === undefined ? 1 : 2)}) AS s WHERE s.rev IS NOT NULL AND (SELECT 1 FROM ${q(metaTable(derived))} AS m WHERE m.lq_key = s.k AND m.lq_code_version = ${d.ph(lo === undefined ? 2 : 3)} AND m.lq_max_input_rev = s.rev) IS NULL ORDER BY s.k`
+  return (await exec<{ k: string }>(db, text, lo === undefined ? [hi, codeVersion] : [lo, hi, codeVersion])).map((r) => r.k)
+}
+
 /** What every row of a `freePageWithRevs` result says about its window: rows read, the last key, the keys other workers held, whether others held claims. */
 export function pageWindow(row: Record<string, unknown> | undefined): { scanned: number; last: unknown; held: unknown[]; others: boolean } {
   if (row === undefined) return { scanned: 0, last: null, held: [], others: false }
