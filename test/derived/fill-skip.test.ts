@@ -5,7 +5,7 @@
  * again once the other worker lets them go, stored or not. On SQLite and PostgreSQL.
  */
 import * as t from 'io-ts'
-import { sql } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import { expect, it } from 'vitest'
 import { openStore } from '../../src/derived/index.js'
 import { claimDialects } from '../../src/derived/sql/claims.js'
@@ -13,28 +13,56 @@ import { createTable, insertRows } from '../../src/query/ddl.js'
 import { table } from '../../src/query/dsl.js'
 import { eachDialect } from '../support/db.js'
 
+type Store = Awaited<ReturnType<typeof openStore>>
+type Src = ReturnType<typeof rootOf>
+const rootOf = (name: string) => table(name, { id: t.Int, v: t.Int })
+
+/** A root `<p>_src` of `n` rows (id = v = 1..n), created and filled. */
+async function root(db: Kysely<any>, p: string, n: number): Promise<Src> {
+  const src = rootOf(`${p}_src`)
+  await createTable(db, src)
+  await insertRows(db, src, Array.from({ length: n }, (_, i) => ({ id: i + 1, v: i + 1 })))
+  return src
+}
+
+/**
+ * Derived table `<p>_a` (y = 2v) over `src` in `store`, counting calls per key in `calls` and the
+ * ids in call order in `order`; its tables created. `slow`: every seventh row takes 1 ms.
+ */
+async function deriveCounted(store: Store, p: string, src: Src, calls: Map<string, number>, order: number[] = [], slow = false): Promise<void> {
+  await store.track(src)
+  store.derive({
+    name: `${p}_a`,
+    from: src,
+    output: { y: t.Int },
+    version: `${p}-1`,
+    fn: (r, ctx) => {
+      calls.set(String(ctx.key), (calls.get(String(ctx.key)) ?? 0) + 1)
+      order.push(r.id)
+      const out = { y: r.v * 2 }
+      return slow && r.id % 7 === 0 ? new Promise<typeof out>((res) => setTimeout(() => res(out), 1)) : out
+    },
+  })
+  await store.stale(`${p}_a`) // creates the derived tables
+}
+
+/** Every one of the `n` rows of `derived` stored right (y = 2 * key) and computed once. */
+async function expectEachStoredOnce(db: Kysely<any>, derived: string, n: number, calls: Map<string, number>): Promise<void> {
+  const rows = (await sql<{ lq_key: string; y: unknown }>`SELECT lq_key, y FROM ${sql.table(derived)}`.execute(db)).rows
+  expect(rows.length).toBe(n)
+  for (const row of rows) expect(Number(row.y)).toBe(2 * Number(row.lq_key))
+  expect(calls.size).toBe(n)
+  expect([...calls.entries()].filter(([, k]) => k !== 1)).toEqual([])
+}
+
 eachDialect('first-fill pages skip rows other workers hold', (get) => {
   it('a first fill reads past the rows another worker holds, claims only free rows, and computes the held ones once they are released unstored', async () => {
     const { db, dialect } = get()
-    const src = table('fs_src', { id: t.Int, v: t.Int })
-    await createTable(db, src)
-    await insertRows(db, src, Array.from({ length: 300 }, (_, i) => ({ id: i + 1, v: i + 1 })))
+    const src = await root(db, 'fs', 300)
     const store = await openStore(db, { leaseMs: 10_000 })
-    await store.track(src)
     const calls = new Map<string, number>()
     const order: number[] = []
-    store.derive({
-      name: 'fs_a',
-      from: src,
-      output: { y: t.Int },
-      version: 'fs-1',
-      fn: (r, ctx) => {
-        calls.set(String(ctx.key), (calls.get(String(ctx.key)) ?? 0) + 1)
-        order.push(r.id)
-        return { y: r.v * 2 }
-      },
-    })
-    await store.stale('fs_a') // creates the derived tables
+    await deriveCounted(store, 'fs', src, calls, order)
     // Another worker holds rows 51..250 and lets them go without storing them (it failed).
     const d = claimDialects[dialect]
     const other = await d.claim(db, 'fs_a', Array.from({ length: 200 }, (_, i) => String(i + 51)), 'another-worker', 60_000)
@@ -43,11 +71,7 @@ eachDialect('first-fill pages skip rows other workers hold', (get) => {
     const r = await store.refresh({ batchSize: 50 })
     await release
     // Every row stored right, each computed once; the held rows after the free ones.
-    const rows = (await sql<{ lq_key: string; y: unknown }>`SELECT lq_key, y FROM fs_a`.execute(db)).rows
-    expect(rows.length).toBe(300)
-    for (const row of rows) expect(Number(row.y)).toBe(2 * Number(row.lq_key))
-    expect(calls.size).toBe(300)
-    expect([...calls.values()].every((n) => n === 1)).toBe(true)
+    await expectEachStoredOnce(db, 'fs_a', 300, calls)
     expect(order.slice(0, 100).every((id) => id <= 50 || id > 250)).toBe(true)
     // Claim statements: the 2 pages of free rows in the first pass (the first page read found
     // the other worker's claims, the next one skipped its 200 rows), then 4 batches of the
@@ -63,25 +87,11 @@ eachDialect('first-fill pages skip rows other workers hold', (get) => {
 
   it('a first fill starts at the fill frontier while another worker fills the table (PostgreSQL), and computes the rows it jumped over that are not stored, once each', async () => {
     const { db, dialect } = get()
-    const src = table('ff_src', { id: t.Int, v: t.Int })
-    await createTable(db, src)
-    await insertRows(db, src, Array.from({ length: 300 }, (_, i) => ({ id: i + 1, v: i + 1 })))
+    const src = await root(db, 'ff', 300)
     const store = await openStore(db, { leaseMs: 10_000 })
-    await store.track(src)
     const calls = new Map<string, number>()
     const order: number[] = []
-    store.derive({
-      name: 'ff_a',
-      from: src,
-      output: { y: t.Int },
-      version: 'ff-1',
-      fn: (r, ctx) => {
-        calls.set(String(ctx.key), (calls.get(String(ctx.key)) ?? 0) + 1)
-        order.push(r.id)
-        return { y: r.v * 2 }
-      },
-    })
-    await store.stale('ff_a') // creates the derived tables
+    await deriveCounted(store, 'ff', src, calls, order)
     // Another worker took rows 1..200 (the fill frontier says so): it still holds 1..50 and let
     // 51..200 go without storing them (it stopped); it lets 1..50 go unstored later.
     const d = claimDialects[dialect]
@@ -91,11 +101,7 @@ eachDialect('first-fill pages skip rows other workers hold', (get) => {
     const release = new Promise<void>((resolve, reject) => setTimeout(() => d.release(db, 'another-worker', other.token).then(() => resolve(), reject), 1500))
     await store.refresh({ batchSize: 50 })
     await release
-    const rows = (await sql<{ lq_key: string; y: unknown }>`SELECT lq_key, y FROM ff_a`.execute(db)).rows
-    expect(rows.length).toBe(300)
-    for (const row of rows) expect(Number(row.y)).toBe(2 * Number(row.lq_key))
-    expect(calls.size).toBe(300)
-    expect([...calls.values()].every((n) => n === 1)).toBe(true)
+    await expectEachStoredOnce(db, 'ff_a', 300, calls)
     // PostgreSQL's page statement started at the frontier (rows 201..300 first, then the rows it
     // jumped over); SQLite's pages read from the first key, past the held rows (51..300 first).
     expect(order[0]).toBe(dialect === 'postgres' ? 201 : 51)
@@ -107,34 +113,16 @@ eachDialect('first-fill pages skip rows other workers hold', (get) => {
 
   it('four workers filling one table at once, small batches: every row computed once and stored right, no deadlock, no claim left', async () => {
     const { db, dialect } = get()
-    const src = table('f4_src', { id: t.Int, v: t.Int })
-    await createTable(db, src)
-    await insertRows(db, src, Array.from({ length: 2000 }, (_, i) => ({ id: i + 1, v: i + 1 })))
+    const src = await root(db, 'f4', 2000)
     const calls = new Map<string, number>()
-    const stores = []
+    const stores: Store[] = []
     for (let w = 0; w < 4; w++) {
       const store = await openStore(db, { leaseMs: 30_000 })
-      await store.track(src)
-      store.derive({
-        name: 'f4_a',
-        from: src,
-        output: { y: t.Int },
-        version: 'f4-1',
-        fn: async (r, ctx) => {
-          calls.set(String(ctx.key), (calls.get(String(ctx.key)) ?? 0) + 1)
-          if (r.id % 7 === 0) await new Promise((res) => setTimeout(res, 1))
-          return { y: r.v * 2 }
-        },
-      })
-      await store.stale('f4_a')
+      await deriveCounted(store, 'f4', src, calls, [], true)
       stores.push(store)
     }
     const reports = await Promise.all(stores.map((s) => s.refresh({ batchSize: 40, concurrency: 8 })))
-    const rows = (await sql<{ lq_key: string; y: unknown }>`SELECT lq_key, y FROM f4_a`.execute(db)).rows
-    expect(rows.length).toBe(2000)
-    for (const row of rows) expect(Number(row.y)).toBe(2 * Number(row.lq_key))
-    expect(calls.size).toBe(2000)
-    expect([...calls.entries()].filter(([, n]) => n !== 1)).toEqual([])
+    await expectEachStoredOnce(db, 'f4_a', 2000, calls)
     expect(reports.reduce((a, r) => a + r.totals.computed, 0)).toBe(2000)
     expect(await claimDialects[dialect].held(db, 'f4_a')).toEqual([])
     for (const s of stores) expect(await s.stale('f4_a')).toEqual([])
