@@ -22,8 +22,9 @@
  * - Sections 1 and 2: every derived row is computed by `refresh`, except the 10^6-row table on
  *   PostgreSQL: filling it through refresh takes 55-80 s there (the server has 128 MB of shared
  *   buffers; see docs/derived.md), so it is seeded after `track` by one INSERT ... SELECT per
- *   table, exactly as refresh writes them: lq_meta rows (lq_key, lq_lineage `[{"table":R,"key":k}]`,
- *   lq_inputs `[[R,"k",rev]]`, lq_max_input_rev = rev, the code version, state ok,
+ *   table, exactly as refresh writes them: lq_meta rows (lq_key, lq_lineage and lq_inputs empty
+ *   as for any one-table derivation, whose lineage and inputs are its own key's row),
+ *   lq_max_input_rev = rev, the code version, state ok,
  *   lq_computed_rev = lq_changed_rev = one new clock value, lq_hash = the value's JSON text
  *   `[n]`, as the engine stores a short value), data rows (n = x + 1), the
  *   watermark (clock value and snapshot text, as refresh reads them), then ANALYZE as refresh
@@ -317,7 +318,7 @@ async function seedFresh(tg: Target, root: Root, derived: string): Promise<Store
   const R = root.name
   const rev = Number((await sql<{ rev: unknown }>`SELECT nextval('lq_clock_seq') AS rev`.execute(tg.db)).rows[0]!.rev)
   await tg.exec(`INSERT INTO "lq_meta_${derived}" (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_computed_rev, lq_changed_rev)
-    SELECT v.lq_key, '[{"table":"${R}","key":' || v.lq_key || '}]', '[["${R}","' || v.lq_key || '",' || v.rev || ']]', v.rev, '${cv}', 'ok', NULL, '[' || (r.x + 1) || ']', ${rev}, ${rev}
+    SELECT v.lq_key, '', '', v.rev, '${cv}', 'ok', NULL, '[' || (r.x + 1) || ']', ${rev}, ${rev}
     FROM "lq_rev_${R}" AS v JOIN "${R}" AS r ON r.id::text = v.lq_key WHERE v.deleted = 0 ORDER BY v.lq_key`)
   await tg.exec(`INSERT INTO "${derived}" (n, lq_key) SELECT r.x + 1, r.id::text FROM "${R}" AS r ORDER BY 2`)
   await tg.exec(`UPDATE lq_derived SET wm_rev = (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM lq_clock_seq), wm_xmin = pg_current_snapshot()::text, applied_code_version = '${cv}' WHERE name = '${derived}'`)
