@@ -7,7 +7,8 @@
  */
 import { plan } from '../../query/compile.js'
 import { Q, type Query, type Table } from '../../query/dsl.js'
-import { assertNever, coversAll, type Derivation, type Engine, type ScanFilter, type Task, type Work } from '../engine.js'
+import { assertNever, BUSY_WAIT_MS, coversAll, type Derivation, type Engine, type ScanFilter, type Task, type Work } from '../engine.js'
+import { retryBusy } from '../busy.js'
 import { keyText } from '../keys.js'
 import { sourceFor } from '../revisions.js'
 import { claimDialects, PAGE_CLAIM } from '../sql/claims.js'
@@ -172,7 +173,9 @@ async function claimedRootPage(engine: Engine, x: Derivation, root: AnyTable, af
   // The first page of a fill creates the frontier row if there is none (every page statement locks it).
   if (after === undefined && setup !== undefined) await exec(engine.db, setup.sql, [...setup.params])
   const t0 = performance.now()
-  const all = await exec(engine.db, page.statement.sql, page.statement.params(withLower(page, lower), reader.owner, reader.codeVersion, reader.leaseMs!))
+  // One statement, rolled back whole when PostgreSQL picks it as a deadlock victim: run again.
+  const params = page.statement.params(withLower(page, lower), reader.owner, reader.codeVersion, reader.leaseMs!)
+  const all = await retryBusy(engine.d, `refresh of \`${x.name}\` (a first-fill page of \`${table}\`)`, engine.busyMs ?? BUSY_WAIT_MS, () => exec(engine.db, page.statement.sql, params))
   const ms = performance.now() - t0
   const w = pageWindow(all[0])
   const start = all[0] === undefined ? lower : Number(all[0][PAGE_CLAIM.start])

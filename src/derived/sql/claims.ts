@@ -134,8 +134,9 @@ export interface ClaimDialect {
    * it with `claim`). One statement: while another worker holds live claims on the derived
    * table, it locks the table's fill frontier (a row of `lq_store_meta`) and starts after it
    * (or at the caller's bound, when that is further); it looks at the next `window` root rows
-   * in key order (each with its live revision), skips the rows with another worker's live
-   * claim and (while others hold claims) the rows another worker stored from their current
+   * in key order (each with its live revision), skips the rows with another worker's claim
+   * row, live or expired (an expired one is taken over by `claim` at the end: taking it over
+   * here could deadlock with a `claim` taking it over at once), and (while others hold claims) the rows another worker stored from their current
    * revision with this code version, inserts claims for the first `limit` others under a new
    * token (`ON CONFLICT DO NOTHING`: a row with any claim row, or one inserted meanwhile, is
    * not taken) and moves the frontier to the last key it took (or looked at). Workers filling
@@ -274,10 +275,16 @@ function pgPageClaim(spec: PageClaimSpec): PageClaimStatement {
   const w = keyExpr(root, 'w', spec.keyJson)
   const p = keyExpr(root, 'p', spec.keyJson)
   const live = `EXISTS (SELECT 1 FROM lq_claim WHERE tbl = ${tbl} AND owner <> ${owner} AND expires > ${PG_NOW})`
-  const heldBy = `CASE WHEN (SELECT o FROM oth) THEN (SELECT 1 FROM lq_claim AS c WHERE c.tbl = ${tbl} AND c.lq_key = ${w} AND c.owner <> ${owner} AND c.expires > ${PG_NOW}) END`
+  // A row with another owner's claim row, live or expired, is not inserted: `claim` takes an
+  // expired row over by updating it before it inserts its new keys, so an insert here waiting
+  // on that update while `claim` waits on a key inserted here was a deadlock (40P01); the row
+  // is left to the span looked at again at the end, where `claim` takes it over.
+  const anyOther = `EXISTS (SELECT 1 FROM lq_claim WHERE tbl = ${tbl} AND owner <> ${owner})`
+  const heldBy = `CASE WHEN (SELECT a FROM anyc) THEN (SELECT 1 FROM lq_claim AS c WHERE c.tbl = ${tbl} AND c.lq_key = ${w} AND c.owner <> ${owner}) END`
   const done = `CASE WHEN (SELECT o FROM oth) THEN (SELECT 1 FROM ${q(metaTable(derived))} AS m WHERE m.lq_key = ${w} AND m.lq_code_version = ${cv} AND m.lq_max_input_rev = w.__rev) END`
   const rev = `(SELECT v.rev FROM ${q(revTable(root.name))} AS v WHERE v.lq_key = ${p} AND v.deleted = 0)`
   const text = `WITH oth AS MATERIALIZED (SELECT ${live} AS o),
+anyc AS MATERIALIZED (SELECT ${anyOther} AS a),
 fr AS MATERIALIZED (SELECT NULLIF(value, '')::bigint AS f FROM lq_store_meta WHERE name = ${fname} FOR UPDATE),
 st AS MATERIALIZED (SELECT GREATEST(${lower}, CASE WHEN oth.o THEN fr.f + 1 END) AS lo FROM oth LEFT JOIN fr ON true),
 win AS MATERIALIZED (SELECT w.*, 1 AS __row, ${w} AS __k, ${heldBy} AS __claimed, ${done} AS __stored FROM (SELECT p.*, ${rev} AS __rev FROM (SELECT * FROM (${spec.rows}) AS r WHERE r.${col} >= (SELECT lo FROM st) ORDER BY r.${col} LIMIT ${window}) AS p) AS w),
