@@ -103,10 +103,20 @@ export async function rowsByKey(engine: Engine, tbl: AnyTable, keys: readonly st
   return out
 }
 
-/** Every row of a table (one statement; the query object is built once per table). */
+/**
+ * Every row of a table whose integer key columns are within JavaScript's safe range (one
+ * statement; the query object is built once per table). A row keyed beyond it cannot be read
+ * (its key would not decode) and is never work to load: it is reported as a failed row
+ * (`unkeyable.ts`), possibly by another worker, so a bulk read must not trip over it.
+ */
 async function allRows(engine: Engine, tbl: AnyTable): Promise<Row[]> {
   let query = scans.get(tbl)
-  if (query === undefined) scans.set(tbl, (query = Q.for(tbl as Table<string, any, unknown>, (r: any) => Q.yield(r)) as Query<Row, never>))
+  if (query === undefined) {
+    const intKeys = (tbl.def.key ?? []).filter((c) => tbl.def.byName.get(c)?.type.kind === 'int')
+    const safe = (r: any) => Q.and(...intKeys.flatMap((c) => [Q.ge(r[c], -Number.MAX_SAFE_INTEGER), Q.le(r[c], Number.MAX_SAFE_INTEGER)]))
+    query = Q.for(tbl as Table<string, any, unknown>, (r: any) => (intKeys.length === 0 ? Q.yield(r) : Q.where(safe(r), Q.yield(r)))) as Query<Row, never>
+    scans.set(tbl, query)
+  }
   return (await run(engine.db, query)) as Row[]
 }
 

@@ -75,6 +75,26 @@ for (const dialect of dialectNames) {
       expect(await store.stale()).toEqual([])
     })
 
+    it('a refresh that reads the root in bulk while another worker has stored only the failed row keyed beyond 2^53 derives every other row, instead of failing to decode that row', async () => {
+      await createTable(tdb.db, src)
+      await insertRows(tdb.db, src, Array.from({ length: 1200 }, (_, i) => ({ id: i + 1, text: `r${i}` })))
+      await sql`INSERT INTO src (id, text) VALUES (${sql.raw(BIG)}, 'big')`.execute(tdb.db)
+      const store = await openStore(tdb.db)
+      await store.track(src)
+      const out = store.derive({ name: 'out', from: src, output: { s: t.string }, fn: (r) => ({ s: r.text.toUpperCase() }) })
+      expect((await store.refresh()).tables['out']).toMatchObject({ computed: 1200, failed: 1 })
+      // The state a worker starting beside another one's first fill finds: the big key's failed
+      // row stored, the others not yet, no watermark. Its scan covers the whole root and most
+      // rows are missing, so it reads the root in bulk.
+      await sql`DELETE FROM ${sql.table('lq_meta_out')} WHERE lq_key <> ${BIG}`.execute(tdb.db)
+      await sql`DELETE FROM ${sql.table('out')}`.execute(tdb.db)
+      await sql`UPDATE lq_derived SET wm_rev = 0, wm_xmin = NULL WHERE name = 'out'`.execute(tdb.db)
+      expect((await store.refresh()).tables['out']).toMatchObject({ computed: 1200 })
+      expect(await store.get(out, 7)).toMatchObject({ state: 'fresh', value: { s: 'R6' } })
+      expect((await store.status(out, BIG)).state).toBe('failed')
+      expect(await store.stale()).toEqual([])
+    })
+
     it('a root row with a lone-surrogate string key is derived or stored as failed, never skipped', async () => {
       await createTable(tdb.db, named)
       await insertRows(tdb.db, named, [{ name: 'ok', v: 1 }])
