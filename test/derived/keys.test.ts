@@ -39,6 +39,17 @@ for (const dialect of dialectNames) {
       await tdb.close()
     })
 
+    /** `src` with 1200 rows (enough for a first fill that reads the input table in bulk) and one keyed BIG, tracked; `out` derived from it (s = text upper-cased). */
+    async function bigKeyStore() {
+      await createTable(tdb.db, src)
+      await insertRows(tdb.db, src, Array.from({ length: 1200 }, (_, i) => ({ id: i + 1, text: `r${i}` })))
+      await sql`INSERT INTO src (id, text) VALUES (${sql.raw(BIG)}, 'big')`.execute(tdb.db)
+      const store = await openStore(tdb.db)
+      await store.track(src)
+      const out = store.derive({ name: 'out', from: src, output: { s: t.string }, fn: (r) => ({ s: r.text.toUpperCase() }) })
+      return { store, out }
+    }
+
     it('run() refuses an integer beyond 2^53 with a decode error naming table and column, instead of returning it rounded', async () => {
       await createTable(tdb.db, src)
       await sql`INSERT INTO src (id, text) VALUES (${sql.raw(BIG)}, 'big')`.execute(tdb.db)
@@ -49,13 +60,7 @@ for (const dialect of dialectNames) {
     })
 
     it('a root row whose integer key is beyond 2^53 is stored as failed naming table and key; every other row is derived', async () => {
-      await createTable(tdb.db, src)
-      // Enough rows for a first fill that reads the input table in bulk.
-      await insertRows(tdb.db, src, Array.from({ length: 1200 }, (_, i) => ({ id: i + 1, text: `r${i}` })))
-      await sql`INSERT INTO src (id, text) VALUES (${sql.raw(BIG)}, 'big')`.execute(tdb.db)
-      const store = await openStore(tdb.db)
-      await store.track(src)
-      const out = store.derive({ name: 'out', from: src, output: { s: t.string }, fn: (r) => ({ s: r.text.toUpperCase() }) })
+      const { store, out } = await bigKeyStore()
       const down = store.derive({ name: 'down', from: out, output: { n: t.Int }, fn: (r) => ({ n: r.s.length }) })
       const report = await store.refresh()
       expect(report.tables['out']).toMatchObject({ computed: 1200, failed: 1 })
@@ -76,12 +81,7 @@ for (const dialect of dialectNames) {
     })
 
     it('a refresh that reads the root in bulk while another worker has stored only the failed row keyed beyond 2^53 derives every other row, instead of failing to decode that row', async () => {
-      await createTable(tdb.db, src)
-      await insertRows(tdb.db, src, Array.from({ length: 1200 }, (_, i) => ({ id: i + 1, text: `r${i}` })))
-      await sql`INSERT INTO src (id, text) VALUES (${sql.raw(BIG)}, 'big')`.execute(tdb.db)
-      const store = await openStore(tdb.db)
-      await store.track(src)
-      const out = store.derive({ name: 'out', from: src, output: { s: t.string }, fn: (r) => ({ s: r.text.toUpperCase() }) })
+      const { store, out } = await bigKeyStore()
       expect((await store.refresh()).tables['out']).toMatchObject({ computed: 1200, failed: 1 })
       // The state a worker starting beside another one's first fill finds: the big key's failed
       // row stored, the others not yet, no watermark. Its scan covers the whole root and most
