@@ -140,11 +140,8 @@ export async function fillRootPage(engine: Engine, x: Derivation, after: number 
   for (let i = 0; i < rows.length; i++) {
     const rev = found[i]![PAGE_REV]
     if (rev === null || rev === undefined) continue // no live revision row: deleted meanwhile, seen by the next scan
-    const row = rows[i]!
-    const key = row[col]
-    const addr = keyText(key)
-    const r = Number(rev)
-    tasks.push({ addr, input: row, lineage: [{ table, key }], inputs: [[table, addr, r]], maxRev: r, upstream: NONE, edges: NONE, missing: true })
+    const key = rows[i]![col]
+    tasks.push(missingRootTask(table, key, keyText(key), rows[i]!, Number(rev)))
   }
   const full = rows.length >= limit
   if (w === undefined) {
@@ -196,9 +193,8 @@ async function claimedRootPage(engine: Engine, x: Derivation, root: AnyTable, af
       held.push(addr)
       continue
     }
-    const r = Number(rev)
     keys.push(addr)
-    tasks.push({ addr, input: row, lineage: [{ table, key }], inputs: [[table, addr, r]], maxRev: r, upstream: NONE, edges: NONE, missing: true })
+    tasks.push(missingRootTask(table, key, addr, row, Number(rev)))
   }
   const full = rows.length >= limit
   const last = full ? (rows[rows.length - 1]![col] as number) : w.scanned === 0 ? (start > lower ? start - 1 : after) : Number(w.last)
@@ -214,6 +210,11 @@ async function claimedRootPage(engine: Engine, x: Derivation, root: AnyTable, af
   }
   const recheck = hi === Number.NEGATIVE_INFINITY ? undefined : ([lo, hi] as const)
   return { tasks, read: rows.length, last, end: !full && w.scanned < size, held: [], others: w.others, ...(claimed === undefined ? {} : { claimed }), ...(recheck === undefined ? {} : { recheck }) }
+}
+
+/** The task of a first-fill page's root row (`addr`: its key's text): missing, its lineage and input that row at revision `rev`. */
+function missingRootTask(table: string, key: unknown, addr: string, row: Row, rev: number): Task {
+  return { addr, input: row, lineage: [{ table, key }], inputs: [[table, addr, rev]], maxRev: rev, upstream: NONE, edges: NONE, missing: true }
 }
 
 /** The compiled page parameters with the lower key bound in its slot. */
