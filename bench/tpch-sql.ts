@@ -6,13 +6,16 @@
  *
  * Same data as `bench:tpch` (`tpch/generate.ts`, `tpch/load.ts`); the DSL statement is
  * `compile(q, dialect)` of the BUILT package (`dist/`, or TPCH_LIB). Per dialect and query, N
- * executions of each text, interleaved (official, DSL, DSL, official, ...), wall time per
- * execution (rows fetched as arrays of objects by the driver); printed: the minimum and the median
- * of each, and the DSL/official ratios of both. The minimum is what the statement costs when
- * nothing else runs; a ratio that holds at the minimum and the median is real.
- * - SQLite: better-sqlite3 `prepare(sql).all(...parameters)` on an in-memory database;
+ * executions of each text, interleaved (official, DSL, DSL, official, ...), time per execution
+ * (rows fetched as arrays of objects by the driver); printed: the minimum and the median of each,
+ * and the DSL/official ratios of both. The minimum is what the statement costs when nothing else
+ * runs; a ratio that holds at the minimum and the median is real.
+ * - SQLite: better-sqlite3 `prepare(sql).all(...parameters)` on an in-memory database; CPU time
+ *   of this process (`process.cpuUsage`: the statement runs in it), which time slices given to
+ *   other processes do not inflate;
  * - PostgreSQL: one node-postgres client, `query(sql, parameters)` (the extended protocol, as
- *   Kysely sends it), no parallel workers (as `bench:tpch`), in a fresh schema dropped at the end.
+ *   Kysely sends it), no parallel workers (as `bench:tpch`), in a fresh schema dropped at the
+ *   end; wall time (the backend's CPU clock ticks too coarsely for one execution).
  * TPCH_SQL_PLAN=1 also prints both texts with their plans (`EXPLAIN QUERY PLAN`; PostgreSQL
  * `EXPLAIN (ANALYZE, COSTS OFF)`), for reading a gap next to the official SQL.
  *
@@ -50,6 +53,8 @@ if (!/^[a-z_][a-z0-9_]*$/.test(config.pgSchema)) throw new Error(`TPCH_PG_SCHEMA
 type Exec = () => Promise<unknown[]>
 
 interface Target {
+  /** How an execution is timed, ms. */
+  readonly clock: 'cpu' | 'wall'
   prepare(sql: string, parameters: readonly unknown[]): Exec
   plan(sql: string, parameters: readonly unknown[]): Promise<string>
   close(): Promise<void>
@@ -59,6 +64,7 @@ function sqliteTarget(data: ReturnType<typeof generate>): Target {
   const db = new Database(':memory:')
   loadSqlite(db, data)
   return {
+    clock: 'cpu',
     prepare(sql, parameters) {
       const s = db.prepare(sql)
       return async () => s.all(...parameters)
@@ -85,6 +91,7 @@ async function postgresTarget(data: ReturnType<typeof generate>): Promise<Target
   await client.connect()
   await loadPostgres(client, data)
   return {
+    clock: 'wall',
     prepare: (sql, parameters) => async () => (await client.query(sql, [...parameters])).rows,
     async plan(sql, parameters) {
       const r = await client.query<{ 'QUERY PLAN': string }>(`explain (analyze, costs off) ${sql}`, [...parameters])
@@ -97,7 +104,13 @@ async function postgresTarget(data: ReturnType<typeof generate>): Promise<Target
   }
 }
 
-async function timeOnce(exec: Exec): Promise<number> {
+async function timeOnce(exec: Exec, clock: Target['clock']): Promise<number> {
+  if (clock === 'cpu') {
+    const c0 = process.cpuUsage()
+    await exec()
+    const c = process.cpuUsage(c0)
+    return (c.user + c.system) / 1e3
+  }
   const t0 = process.hrtime.bigint()
   await exec()
   return Number(process.hrtime.bigint() - t0) / 1e6
@@ -130,11 +143,11 @@ export async function main(): Promise<void> {
         const b: number[] = []
         for (let i = 0; i < config.n; i++) {
           if (i % 2 === 0) {
-            a.push(await timeOnce(off))
-            b.push(await timeOnce(mine))
+            a.push(await timeOnce(off, target.clock))
+            b.push(await timeOnce(mine, target.clock))
           } else {
-            b.push(await timeOnce(mine))
-            a.push(await timeOnce(off))
+            b.push(await timeOnce(mine, target.clock))
+            a.push(await timeOnce(off, target.clock))
           }
         }
         const minR = Math.min(...b) / Math.min(...a)
@@ -148,7 +161,7 @@ export async function main(): Promise<void> {
     } finally {
       await target.close()
     }
-    console.log(`\n######## ${d}\n`)
+    console.log(`\n######## ${d} (${target.clock === 'cpu' ? 'CPU time of this process' : 'wall time'} per execution)\n`)
     console.log(table(['query', 'official min', 'official med', 'dsl min', 'dsl med', 'min ratio', 'med ratio'], rows))
     console.log(`${d}: geomean of the min ratios ${fmtRatio(geomean(minRatios))}, max ${fmtRatio(Math.max(...minRatios))}; load average ${loads()}`)
   }
