@@ -14,11 +14,19 @@
  *   before (every query compiled 30 times per build first). Per round, per query, per build in
  *   alternating order: the median of COMPILE_BATCHES (200) compiles. Printed: per query the
  *   median over rounds per build, and the median of the per-round NEW/OLD ratios.
- * - first: the first compile of each query in a fresh process (a child per build and round,
- *   alternating), the median over COMPILE_FIRST_ROUNDS (5) children.
+ * - first alone: the query is the first thing a fresh process compiles (a child per build, query,
+ *   dialect and round, builds alternating): what a program pays for its first query. Most of it
+ *   is V8 compiling the compiler's functions on their first call (V8 compiles a function lazily,
+ *   when first called): COMPILE_FIRST_FLAGS=--no-lazy (node flags for the children only, a
+ *   diagnostic) compiles them when the modules load instead, and shows the rest.
+ * - first after others: a fresh process compiles each of the other queries once (same dialect),
+ *   then this one: a query's first compile in a program that has compiled others (the
+ *   compiler's code compiled by V8, not yet optimised).
+ *   Both: medians over COMPILE_FIRST_ROUNDS (3) children.
  *
  * Environment (defaults): COMPILE_OLD=(none)  COMPILE_NEW=(this checkout's dist/index.js)  COMPILE_ROUNDS=5  COMPILE_BATCHES=200
- * COMPILE_FIRST_ROUNDS=5  COMPILE_DIALECTS=sqlite,postgres  COMPILE_QUERIES=(all)  COMPILE_DUMP=(none)
+ * COMPILE_FIRST_ROUNDS=3 (0: skip the first-compile children)  COMPILE_FIRST_FLAGS=(none)  COMPILE_DIALECTS=sqlite,postgres
+ * COMPILE_QUERIES=(all)  COMPILE_DUMP=(none)
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, statSync, writeFileSync } from 'node:fs'
@@ -37,7 +45,8 @@ const config = {
   old: env.COMPILE_OLD ?? '',
   rounds: num('COMPILE_ROUNDS', 5),
   batches: num('COMPILE_BATCHES', 200),
-  firstRounds: num('COMPILE_FIRST_ROUNDS', 5),
+  firstRounds: num('COMPILE_FIRST_ROUNDS', 3),
+  firstFlags: (env.COMPILE_FIRST_FLAGS ?? '').split(' ').filter((f) => f !== ''),
   dialects: list('COMPILE_DIALECTS', 'sqlite,postgres') as Dialect[],
   queries: list('COMPILE_QUERIES', ''),
   dump: env.COMPILE_DUMP ?? '',
@@ -63,27 +72,24 @@ function queriesFor(lib: Lib): Record<string, TpchQuery> {
   return Object.fromEntries(Object.entries(all).filter(([name]) => config.queries.length === 0 || config.queries.includes(name)))
 }
 
-/** Child mode: the first compile of every query (per dialect) in this fresh process, as JSON. */
+/**
+ * Child mode: in this fresh process, compile each query of COMPILE_BEFORE once (dialect
+ * COMPILE_CHILD_DIALECT), then COMPILE_CHILD_QUERY; print that last compile's µs.
+ */
 async function firstChild(entry: string): Promise<void> {
   const lib = await load(entry)
-  const out: Record<string, Record<string, number>> = {}
-  for (const d of config.dialects) {
-    const qs = queriesFor(lib)
-    const r: Record<string, number> = {}
-    for (const [name, build] of Object.entries(qs)) {
-      const q = build()
-      const t0 = process.hrtime.bigint()
-      lib.compile(q, d)
-      r[name] = Number(process.hrtime.bigint() - t0) / 1e3
-    }
-    out[d] = r
-  }
-  process.stdout.write(JSON.stringify(out))
+  const d = env.COMPILE_CHILD_DIALECT as Dialect
+  const qs = queriesFor(lib)
+  for (const name of (env.COMPILE_BEFORE ?? '').split(',').filter((n) => n !== '')) lib.compile(qs[name]!(), d)
+  const q = qs[env.COMPILE_CHILD_QUERY!]!()
+  const t0 = process.hrtime.bigint()
+  lib.compile(q, d)
+  process.stdout.write(String(Number(process.hrtime.bigint() - t0) / 1e3))
 }
 
-function firstRun(entry: string): Record<string, Record<string, number>> {
-  const text = execFileSync(process.execPath, [...process.execArgv, self], { env: { ...env, COMPILE_CHILD: entry }, encoding: 'utf8' })
-  return JSON.parse(text) as Record<string, Record<string, number>>
+function firstRun(entry: string, d: Dialect, query: string, before: readonly string[]): number {
+  const childEnv = { ...env, COMPILE_CHILD: entry, COMPILE_CHILD_DIALECT: d, COMPILE_CHILD_QUERY: query, COMPILE_BEFORE: before.join(',') }
+  return Number(execFileSync(process.execPath, [...process.execArgv, ...config.firstFlags, self], { env: childEnv, encoding: 'utf8' }))
 }
 
 export async function main(): Promise<void> {
@@ -131,28 +137,33 @@ export async function main(): Promise<void> {
       })
     })
   }
-  // first compile in a fresh process
-  const first = builds.map(() => [] as Record<string, Record<string, number>>[])
+  // first compile in a fresh process, alone and after the other queries: first[kind][dialect][build][query] = µs per round
+  const first = (['alone', 'after'] as const).map((kind) => config.dialects.map(() => builds.map(() => names.map(() => [] as number[]))))
   for (let r = 0; r < config.firstRounds; r++) {
     const order = builds.map((_, i) => i)
     if (r % 2 === 1) order.reverse()
-    for (const bi of order) first[bi]!.push(firstRun(builds[bi]!.entry))
+    ;(['alone', 'after'] as const).forEach((kind, ki) => config.dialects.forEach((d, di) => names.forEach((n, qi) => {
+      const before = kind === 'alone' ? [] : names.filter((m) => m !== n)
+      for (const bi of order) first[ki]![di]![bi]![qi]!.push(firstRun(builds[bi]!.entry, d, n, before))
+    })))
   }
+  const firstHead = (kind: string) => (config.firstRounds > 0 ? builds.map((b) => `${b.name} ${kind} µs`) : [])
 
   config.dialects.forEach((d, di) => {
-    console.log(`\n######## ${d}: warm plan-cache miss, µs (median over ${config.rounds} rounds of medians of ${config.batches}); first compile in a fresh process, µs (median of ${config.firstRounds})\n`)
+    console.log(`\n######## ${d}: warm plan-cache miss, µs (median over ${config.rounds} rounds of medians of ${config.batches}); first compile in a fresh process, µs (median of ${config.firstRounds} children${config.firstFlags.length > 0 ? `, node ${config.firstFlags.join(' ')}` : ''}): alone (the process's first compile) and after the other queries\n`)
     const med = builds.map((_, bi) => names.map((_, qi) => median(us[di]![bi]![qi]!)))
-    const firstMed = builds.map((_, bi) => names.map((n) => median(first[bi]!.map((f) => f[d]![n]!))))
+    const firstMed = first.map((k) => builds.map((_, bi) => names.map((_, qi) => median(k[di]![bi]![qi]!))))
+    const firstCols = (f: (xs: readonly number[]) => string) => (config.firstRounds > 0 ? firstMed.flatMap((k) => k.map(f)) : [])
     const ratio = names.map((_, qi) => median(us[di]![0]![qi]!.map((_, r) => us[di]![builds.length - 1]![qi]![r]! / us[di]![0]![qi]![r]!)))
-    const head = ['query', ...builds.map((b) => `${b.name} µs`), ...(builds.length > 1 ? ['new/old'] : []), ...builds.map((b) => `${b.name} first µs`)]
+    const head = ['query', ...builds.map((b) => `${b.name} µs`), ...(builds.length > 1 ? ['new/old'] : []), ...firstHead('first alone'), ...firstHead('first after others')]
     const rows = names.map((n, qi) => [
-      n, ...builds.map((_, bi) => fmtUs(med[bi]![qi]!)), ...(builds.length > 1 ? [fmtRatio(ratio[qi]!)] : []), ...builds.map((_, bi) => fmtUs(firstMed[bi]![qi]!)),
+      n, ...builds.map((_, bi) => fmtUs(med[bi]![qi]!)), ...(builds.length > 1 ? [fmtRatio(ratio[qi]!)] : []), ...firstCols((xs) => fmtUs(xs[qi]!)),
     ])
     rows.push([
-      'geomean', ...builds.map((_, bi) => fmtUs(geomean(med[bi]!))), ...(builds.length > 1 ? [fmtRatio(geomean(ratio))] : []), ...builds.map((_, bi) => fmtUs(geomean(firstMed[bi]!))),
+      'geomean', ...builds.map((_, bi) => fmtUs(geomean(med[bi]!))), ...(builds.length > 1 ? [fmtRatio(geomean(ratio))] : []), ...firstCols((xs) => fmtUs(geomean(xs))),
     ])
-    rows.push(['max', ...builds.map((_, bi) => fmtUs(Math.max(...med[bi]!))), ...(builds.length > 1 ? [''] : []), ...builds.map((_, bi) => fmtUs(Math.max(...firstMed[bi]!)))])
-    rows.push(['≥ 100 µs', ...builds.map((_, bi) => String(med[bi]!.filter((v) => v >= 100).length)), ...(builds.length > 1 ? [''] : []), ...builds.map(() => '')])
+    rows.push(['max', ...builds.map((_, bi) => fmtUs(Math.max(...med[bi]!))), ...(builds.length > 1 ? [''] : []), ...firstCols((xs) => fmtUs(Math.max(...xs)))])
+    rows.push(['≥ 100 µs', ...builds.map((_, bi) => String(med[bi]!.filter((v) => v >= 100).length)), ...(builds.length > 1 ? [''] : []), ...firstCols((xs) => String(xs.filter((v) => v >= 100).length))])
     console.log(table(head, rows))
   })
   console.log(`\nload average at the end ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`)

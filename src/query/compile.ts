@@ -15,7 +15,7 @@ import { AST, type AnyQuery } from './dsl.js'
 import { LineageQueryError, showValue } from '../errors.js'
 import { lower, type TopLayout } from './lower.js'
 import { normalise } from './normalise.js'
-import { print } from './sql-nodes.js'
+import { param, print } from './sql-nodes.js'
 
 export interface CompiledStatement {
   readonly sql: string
@@ -72,7 +72,8 @@ export function plan(query: AnyQuery, dialect: Dialect, opts: { readonly bindCon
 
 function boundHooksFor(dialect: Dialect): DialectHooks {
   let h = boundHooks.get(dialect)
-  if (h === undefined) boundHooks.set(dialect, (h = { ...hooksFor(dialect), constantLiteral: () => undefined }))
+  // (LIMIT and OFFSET counts stay parameters too, as the derived engine's statements expect.)
+  if (h === undefined) boundHooks.set(dialect, (h = { ...hooksFor(dialect), constantLiteral: () => undefined, limitCount: param }))
   return h
 }
 
@@ -80,7 +81,9 @@ function boundHooksFor(dialect: Dialect): DialectHooks {
  * Compile a query to SQL for `dialect` without running it. Every query, flat or nested,
  * compiles to exactly one statement. Values are bound parameters, except on PostgreSQL, where
  * small numbers and short plain ASCII strings are literals in the text (under the same casts;
- * binding 50 parameters cost TPC-H Q19 about 10% more CPU time than the same text with literals).
+ * binding 50 parameters cost TPC-H Q19 about 10% more CPU time than the same text with literals),
+ * and on SQLite, where a constant LIKE pattern and LIMIT/OFFSET counts are (rule
+ * `literal-plan-inputs`: SQLite prepares a statement again when such a parameter is bound).
  *
  * @example
  * ```ts

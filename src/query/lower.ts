@@ -97,8 +97,8 @@ export function top(cx: Cx, t: NTop): Lowered {
     selects.push(S.select({ from: [], selections: [{ expr: S.literal(1), alias: '#' }], where: [S.binary(S.literal(1), '=', S.literal(0))] }))
   }
   if (multi) t.directions.forEach((dir, j) => order.push({ expr: S.columnRef(byColumn[j] !== undefined ? columns[byColumn[j]!]! : `#o${j}`), dir }))
-  const limit = t.limit !== undefined ? S.param(t.limit) : t.offset > 0 ? cx.h.limitForOffset : undefined
-  const offset = t.offset > 0 ? S.param(t.offset) : undefined
+  const limit = t.limit !== undefined ? cx.h.limitCount(t.limit) : t.offset > 0 ? cx.h.limitForOffset : undefined
+  const offset = t.offset > 0 ? cx.h.limitCount(t.offset) : undefined
   const body = S.withOrderAndLimit(S.unionAll(selects), branches.length === 0 ? [] : order, limit, offset)
   return { select: t.ctes === undefined ? body : S.withCtes(body, t.ctes.map((c) => cte(cx, c))), layout: { columns, value, tag } }
 }

@@ -92,7 +92,7 @@ describe('compile: SQL text per dialect', () => {
 
   test('ordering: NULLs first ascending, last descending; code-point collation on PostgreSQL', () => {
     const q = Q.for(employees, (e) => Q.yield({ n: e.name, s: e.salary })).orderBy((r) => [Q.desc(r.s), r.n]).limit(10, 5)
-    expect(sqlOf(q, 'sqlite').sql).toBe('select "e0"."name" as "n", "e0"."salary" as "s" from "employees" as "e0" order by "e0"."salary" desc nulls last, "e0"."name" asc nulls first limit ? offset ?')
+    expect(sqlOf(q, 'sqlite').sql).toBe('select "e0"."name" as "n", "e0"."salary" as "s" from "employees" as "e0" order by "e0"."salary" desc nulls last, "e0"."name" asc nulls first limit 10 offset 5')
     expect(sqlOf(q, 'postgres').sql).toBe(
       'select "e0"."name" as "n", "e0"."salary" as "s" from "employees" as "e0" order by "e0"."salary" desc nulls last, "e0"."name" collate "C" asc nulls first limit $1 offset $2',
     )

@@ -43,7 +43,7 @@ const all = [topN, byName, unionTop, aggTop, deep] as AnyQuery[]
 describe('nested order and limit: SQL', () => {
   test('top-N per group: an ordered, limited derived table under an ordered JSON aggregate', () => {
     expect(sqlOf(topN, 'sqlite')).toBe(
-      'select "d0"."name" as "d", (select json_group_array(json_array("u"."c0", "u"."c1") order by "u"."o0" desc nulls last) as "v" from (select "e1"."name" as "c0", "e1"."salary" as "c1", "e1"."salary" as "o0" from "employees" as "e1" where ("e1"."dept" = "d0"."name") order by "o0" desc nulls last limit ?) as "u") as "top" from "departments" as "d0"',
+      'select "d0"."name" as "d", (select json_group_array(json_array("u"."c0", "u"."c1") order by "u"."o0" desc nulls last) as "v" from (select "e1"."name" as "c0", "e1"."salary" as "c1", "e1"."salary" as "o0" from "employees" as "e1" where ("e1"."dept" = "d0"."name") order by "o0" desc nulls last limit 1) as "u") as "top" from "departments" as "d0"',
     )
     expect(sqlOf(topN, 'postgres')).toBe(
       'select "d0"."name" as "d", (select coalesce(json_agg(json_build_array("u"."c0", "u"."c1") order by "u"."o0" desc nulls last), json_build_array()) as "v" from (select "e1"."name" as "c0", "e1"."salary" as "c1", "e1"."salary" as "o0" from "employees" as "e1" where ("e1"."dept" = "d0"."name") order by "o0" desc nulls last limit $1) as "u") as "top" from "departments" as "d0"',
@@ -60,7 +60,7 @@ describe('nested order and limit: SQL', () => {
   })
 
   test('an aggregate over a limited query aggregates the kept rows', () => {
-    expect(sqlOf(aggTop, 'sqlite')).toContain('(select sum("u"."v") as "v" from (select "e1"."salary" as "v", "e1"."salary" as "o0" from "employees" as "e1" where ("e1"."dept" = "d0"."name") order by "o0" desc nulls last limit ?) as "u")')
+    expect(sqlOf(aggTop, 'sqlite')).toContain('(select sum("u"."v") as "v" from (select "e1"."salary" as "v", "e1"."salary" as "o0" from "employees" as "e1" where ("e1"."dept" = "d0"."name") order by "o0" desc nulls last limit 1) as "u")')
   })
 })
 

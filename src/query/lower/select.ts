@@ -136,9 +136,9 @@ export function orderedUnion(cx: Cx, q: NQuery, cols: (b: Branch, i: number) => 
   )
   const union = S.unionAll(parts)
   if (!cuts(order)) return union
-  const limit = order.limit !== undefined ? S.param(order.limit) : cx.h.limitForOffset
+  const limit = order.limit !== undefined ? cx.h.limitCount(order.limit) : cx.h.limitForOffset
   const items: S.OrderItem[] = order.directions.map((dir, j) => ({ expr: S.columnRef(`o${j}`), dir }))
-  return S.withOrderAndLimit(union, items, limit, order.offset > 0 ? S.param(order.offset) : undefined)
+  return S.withOrderAndLimit(union, items, limit, order.offset > 0 ? cx.h.limitCount(order.offset) : undefined)
 }
 
 /** Order items over the key columns of `orderedUnion` read through alias `u`. */
