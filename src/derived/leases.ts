@@ -194,6 +194,11 @@ export class LeaseKeeper {
     return this.#d.othersHold(this.#db, table, [...keys], this.owner)
   }
 
+  /** Whether another worker holds a live claim on a row of `table` with an integer address from `lo` (undefined: any) to `hi`. */
+  othersHoldRange(table: string, lo: number | undefined, hi: number): Promise<boolean> {
+    return this.#d.othersHoldRange(this.#db, table, lo, hi, this.owner)
+  }
+
   /** Stop the heartbeat (leases stay in the table until they expire or are released). */
   stop(): void {
     this.#stopTimer()

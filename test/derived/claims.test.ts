@@ -132,6 +132,25 @@ eachDialect('claims', (get) => {
     expect(await d().liveOn(db, [], 'me')).toBe(0)
   }, 60_000)
 
+  it('othersHoldRange sees only live claims of other owners on integer addresses within the span', async () => {
+    const { db } = get()
+    await d().claim(db, 'span', ['5', '-3', '12'], 'other', 60_000)
+    await d().claim(db, 'span', ['20'], 'me', 60_000)
+    await d().claim(db, 'span', ['30'], 'gone', 300)
+    // Another table's address that is not an integer text is never compared as a number.
+    await d().claim(db, 'span-text', ['["x",1]'], 'other', 60_000)
+    expect(await d().othersHoldRange(db, 'span', 6, 11, 'me')).toBe(false)
+    expect(await d().othersHoldRange(db, 'span', 5, 5, 'me')).toBe(true)
+    expect(await d().othersHoldRange(db, 'span', undefined, -3, 'me')).toBe(true)
+    expect(await d().othersHoldRange(db, 'span', -2, 4, 'me')).toBe(false)
+    expect(await d().othersHoldRange(db, 'span', 12, 1e15, 'me')).toBe(true)
+    // Its own claims do not count, and expired ones do not either.
+    expect(await d().othersHoldRange(db, 'span', 13, 25, 'me')).toBe(false)
+    await sleep(600)
+    expect(await d().othersHoldRange(db, 'span', 25, 35, 'me')).toBe(false)
+    expect(await d().othersHoldRange(db, 'span', undefined, 35, 'other')).toBe(true)
+  }, 60_000)
+
   it('the lease keeper extends its leases, and marks one lost when another worker took it over', async () => {
     const { db } = get()
     const lost: number[] = []

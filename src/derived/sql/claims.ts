@@ -121,6 +121,13 @@ export interface ClaimDialect {
   sweep(db: Kysely<any>, graceMs: number): Promise<number>
   /** Whether another owner than `owner` holds a live claim on one of `keys` of `table`. */
   othersHold(db: Kysely<any>, table: string, keys: readonly string[], owner: string): Promise<boolean>
+  /**
+   * Whether another owner than `owner` holds a live claim on a row of `table` whose address is
+   * an integer from `lo` (undefined: any) to `hi` (a derived table over a root with one integer
+   * key column: its addresses are the keys' texts). One look at the table's claims, whatever the
+   * span's size (a first fill waiting for the span it jumped over, `recheckSpan`).
+   */
+  othersHoldRange(db: Kysely<any>, table: string, lo: number | undefined, hi: number, owner: string): Promise<boolean>
   /** Live claims held by others on any of `tables` (a worker waits for these before a downstream table). */
   liveOn(db: Kysely<any>, tables: readonly string[], owner: string): Promise<number>
   /**
@@ -228,6 +235,11 @@ SELECT k FROM unnest(${keys}::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM gone 
   },
   async othersHold(db, table, keys, owner) {
     const r = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim WHERE tbl = ${table} AND lq_key = ANY(${keys}::text[]) AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)} LIMIT 1`.execute(db)
+    return r.rows.length > 0
+  },
+  async othersHoldRange(db, table, lo, hi, owner) {
+    // The cast only of integer texts (another table's addresses, the same statement's rows, may be anything).
+    const r = await sql<{ n: number }>`SELECT 1 AS n FROM (SELECT CASE WHEN lq_key ~ '^-?[0-9]+$' THEN lq_key::numeric END AS k FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}) AS c WHERE c.k <= ${hi}::numeric AND (${lo ?? null}::numeric IS NULL OR c.k >= ${lo ?? null}::numeric) LIMIT 1`.execute(db)
     return r.rows.length > 0
   },
   async liveOn(db, tables, owner) {
@@ -355,6 +367,10 @@ RETURNING lq_key`.execute(c)
   },
   async othersHold(db, table, keys, owner) {
     const r = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim WHERE tbl = ${table} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)})) AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)} LIMIT 1`.execute(db)
+    return r.rows.length > 0
+  },
+  async othersHoldRange(db, table, lo, hi, owner) {
+    const r = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)} AND CAST(lq_key AS INTEGER) >= ${lo ?? Number.MIN_SAFE_INTEGER} AND CAST(lq_key AS INTEGER) <= ${hi} LIMIT 1`.execute(db)
     return r.rows.length > 0
   },
   async liveOn(db, tables, owner) {
