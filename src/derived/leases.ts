@@ -165,7 +165,9 @@ export class LeaseKeeper {
   async fence(trx: Kysely<any>, lease: Lease, keys: readonly string[]): Promise<Set<string>> {
     const t0 = performance.now()
     try {
-      return await this.#d.fence(trx, lease.table, keys, lease.token)
+      // Every key of the lease (one transaction writes the whole batch, as usual): the dialect may delete its claims by token.
+      const whole = keys.length === lease.keys.size && new Set(keys).size === keys.length && keys.every((k) => lease.keys.has(k))
+      return await this.#d.fence(trx, lease.table, keys, lease.token, whole)
     } finally {
       this.stats.releaseMs += performance.now() - t0
     }

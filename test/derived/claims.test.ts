@@ -132,6 +132,21 @@ eachDialect('claims', (get) => {
     expect(await d().liveOn(db, [], 'me')).toBe(0)
   }, 60_000)
 
+  it("a fence over every key of its token (whole) deletes the token's claims and still refuses the keys taken over", async () => {
+    const { db } = get()
+    const first = await d().claim(db, 'whole', ['1', '2', '3'], 'dead', 300)
+    await sleep(600)
+    const late = await d().claim(db, 'whole', ['2'], 'late', 60_000)
+    expect(late.keys).toEqual(['2'])
+    const lost = await db.transaction().execute((trx) => d().fence(trx, 'whole', ['1', '2', '3'], first.token, true))
+    expect([...lost]).toEqual(['2'])
+    // The taker's claim is untouched; the dead owner's other claims are gone with the write.
+    const left = await d().held(db, 'whole')
+    expect(left.map((c) => [c.key, c.owner])).toEqual([['2', 'late']])
+    const all = await sql<{ n: unknown }>`SELECT count(*) AS n FROM lq_claim WHERE tbl = 'whole'`.execute(db)
+    expect(Number(all.rows[0]!.n)).toBe(1)
+  }, 60_000)
+
   it('othersHoldRange sees only live claims of other owners on integer addresses within the span', async () => {
     const { db } = get()
     await d().claim(db, 'span', ['5', '-3', '12'], 'other', 60_000)

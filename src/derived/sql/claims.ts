@@ -25,6 +25,8 @@
  *   them (`FOR UPDATE`, in key order) first: a worker taking over an expired lease skips them
  *   (`SKIP LOCKED`) until the result is stored, and an insert of the same key waits for the
  *   commit (then finds the result stored).
+ *   A fence over every key of its token (a batch written in one transaction, as usual) deletes
+ *   the token's rows without a key list.
  * - `held`: the live claims of a derived table (for `stale()` and `status`); `othersHold`:
  *   whether other workers hold some of a list of rows (a refresh waiting for them).
  * - `sweep`: delete claims whose lease ended a while ago (`collect`): a worker killed with
@@ -113,8 +115,13 @@ export interface ClaimDialect {
   heartbeat(db: Kysely<any>, owner: string, tokens: readonly number[], leaseMs: number): Promise<Map<number, number>>
   /** Delete the claims of `owner` under `token` (all of them, or those of `keys`); how many. */
   release(db: Kysely<any>, owner: string, token: number, keys?: readonly string[]): Promise<number>
-  /** In a write transaction: which of `keys` of `table` are no longer held under `token` (lost leases); the claims on the others are deleted (released at commit). */
-  fence(trx: Kysely<any>, table: string, keys: readonly string[], token: number): Promise<Set<string>>
+  /**
+   * In a write transaction: which of `keys` of `table` are no longer held under `token` (lost
+   * leases); the claims on the others are deleted (released at commit). `whole`: `keys` are
+   * every key claimed under `token`, so every claim row under it can go: they are deleted by
+   * token, with no key list (a probe per key cost a quarter more on SQLite, 10-20% on PostgreSQL).
+   */
+  fence(trx: Kysely<any>, table: string, keys: readonly string[], token: number, whole?: boolean): Promise<Set<string>>
   /** Live (unexpired) claims of `table`, or of every table. */
   held(db: Kysely<any>, table?: string): Promise<ClaimRow[]>
   /** Delete the claims whose lease ended at least `graceMs` ago (of workers that died or stopped without releasing them); how many. */
@@ -210,7 +217,15 @@ up AS (UPDATE lq_claim c SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint F
     const r = await sql`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key = ANY(COALESCE(${keys === undefined ? null : [...keys]}::text[], ARRAY[lq_key])) ORDER BY tbl, lq_key FOR UPDATE) DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key`.execute(db)
     return Number(r.numAffectedRows ?? 0)
   },
-  async fence(trx, table, keys, token) {
+  async fence(trx, table, keys, token, whole) {
+    if (whole) {
+      // Every key of the token: its rows by token (locked in key order as below), no key list
+      // sent or probed; the keys with no row under it are found in memory.
+      const g = await sql<{ lq_key: string }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token} ORDER BY lq_key FOR UPDATE),
+gone AS (DELETE FROM lq_claim c USING mine WHERE c.tbl = ${table} AND c.lq_key = mine.lq_key RETURNING c.lq_key) SELECT lq_key FROM gone`.execute(trx)
+      const mine = new Set(g.rows.map((x) => x.lq_key))
+      return new Set(keys.filter((k) => !mine.has(k)))
+    }
     // Our own rows are locked (in key order, as every claim statement locks them) and deleted;
     // keys with no row under our token were taken over. The keys as one array parameter
     // (`= ANY`, an index probe each) and NOT EXISTS (an anti-join): with a semi-join over
@@ -326,11 +341,13 @@ const sqlite: ClaimDialect = {
     return Number(r.rows[0]!.ms)
   },
   async claim(db, table, keys, owner, leaseMs) {
+    // The keys are distinct (no DISTINCT in the statement: it sorted every key list).
+    const list = new Set(keys).size === keys.length ? keys : [...new Set(keys)]
     return immediate(db, async (c) => {
       const t = await sql<{ value: string }>`UPDATE lq_store_meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'claim_token' RETURNING value`.execute(c)
       const token = Number(t.rows[0]!.value)
       // One upsert: new rows inserted, expired ones taken over, live ones left alone (not returned).
-      const r = await sql<{ lq_key: string }>`INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT DISTINCT ${table}, value, ${owner}, ${sql.raw(SQLITE_NOW)} + ${leaseMs}, ${token} FROM json_each(${JSON.stringify(keys)}) WHERE true
+      const r = await sql<{ lq_key: string }>`INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${table}, value, ${owner}, ${sql.raw(SQLITE_NOW)} + ${leaseMs}, ${token} FROM json_each(${JSON.stringify(list)}) WHERE true
 ON CONFLICT (tbl, lq_key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires, token = excluded.token WHERE lq_claim.expires <= ${sql.raw(SQLITE_NOW)} OR lq_claim.owner = excluded.owner
 RETURNING lq_key`.execute(c)
       return { token, keys: r.rows.map((x) => x.lq_key) }
@@ -349,8 +366,12 @@ RETURNING lq_key`.execute(c)
         : await sql`DELETE FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))`.execute(db)
     return Number(r.numAffectedRows ?? 0)
   },
-  async fence(trx, table, keys, token) {
-    const r = await sql<{ lq_key: string }>`DELETE FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)})) RETURNING lq_key`.execute(trx)
+  async fence(trx, table, keys, token, whole) {
+    // Every key of the token: its rows by token (the table's claim rows, only batches in flight,
+    // read in key order), not a probe per key (a quarter less time for a batch of 5000).
+    const r = whole
+      ? await sql<{ lq_key: string }>`DELETE FROM lq_claim WHERE tbl = ${table} AND token = ${token} RETURNING lq_key`.execute(trx)
+      : await sql<{ lq_key: string }>`DELETE FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)})) RETURNING lq_key`.execute(trx)
     const mine = new Set(r.rows.map((x) => x.lq_key))
     return new Set(keys.filter((k) => !mine.has(k)))
   },
