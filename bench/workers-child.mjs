@@ -27,11 +27,12 @@ const schedNs = (pid) => {
 const backends = new Map()
 let counting = false
 // LQ_BENCH_WORKERS_SPLIT=1: every page statement that claims its rows ('page + claim') is run twice on its
-// connection, side by side (alternating which goes first): as is, and without its claim part (no token, no
-// claim rows inserted, the frontier not moved; the window, the probes and the frontier lock as they are). The first
+// connection, side by side (alternating which goes first): as is, without its claim part (no token, no
+// claim rows inserted, the frontier not moved; the window, the probes and the frontier lock as they are), and
+// as a pure read (the frontier not locked either: nothing written, no WAL flush at commit). The first
 // result is the one returned. `split` in the output: statements, ms with the claim part, ms without.
 const splitOn = process.env['LQ_BENCH_WORKERS_SPLIT'] === '1'
-const split = { n: 0, withMs: 0, withoutMs: 0 }
+const split = { n: 0, withMs: 0, withoutMs: 0, readMs: 0 }
 const TOK = "tok AS MATERIALIZED (SELECT nextval('lq_claim_seq') AS t WHERE "
 pool.on('connect', (client) => {
   if (splitOn) {
@@ -41,7 +42,9 @@ pool.on('connect', (client) => {
       // Without its claim part: no token (so no claim row inserted) and the frontier not moved (a
       // moved frontier would make the real statement, run second, skip this page's rows).
       const bare = text.replace(TOK, `${TOK}false AND `).replace(/WHERE name = (\$\d+) AND EXISTS \(SELECT 1 FROM win\)\)/, 'WHERE false AND name = $1 AND EXISTS (SELECT 1 FROM win))')
-      if (!bare.includes('WHERE false AND name = $')) throw new Error('LQ_BENCH_WORKERS_SPLIT: the page statement changed; update the split')
+      // And a pure read: the same without the frontier's lock either (no write, so no WAL flush at commit).
+      const read = bare.replace(/ FOR UPDATE\),\s*st AS MATERIALIZED/, '),\nst AS MATERIALIZED')
+      if (!bare.includes('WHERE false AND name = $') || read === bare) throw new Error('LQ_BENCH_WORKERS_SPLIT: the page statement changed; update the split')
       const timed = async (t) => {
         const t0 = performance.now()
         const r = await orig(t, params)
@@ -49,12 +52,14 @@ pool.on('connect', (client) => {
       }
       return (async () => {
         const first = split.n % 2 === 0
-        const a = first ? await timed(text) : await timed(bare)
-        const b = first ? await timed(bare) : await timed(text)
+        const a = first ? await timed(text) : await timed(read)
+        const m = await timed(bare)
+        const b = first ? await timed(read) : await timed(text)
         const real = first ? a : b
         split.n++
         split.withMs += real.ms
-        split.withoutMs += (first ? b : a).ms
+        split.withoutMs += m.ms
+        split.readMs += (first ? b : a).ms
         return real.r
       })()
     }
