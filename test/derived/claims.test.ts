@@ -145,6 +145,14 @@ eachDialect('claims', (get) => {
     expect(left.map((c) => [c.key, c.owner])).toEqual([['2', 'late']])
     const all = await sql<{ n: unknown }>`SELECT count(*) AS n FROM lq_claim WHERE tbl = 'whole'`.execute(db)
     expect(Number(all.rows[0]!.n)).toBe(1)
+    // Every key lost, and none: both told apart.
+    const gone = await d().claim(db, 'whole', ['7', '8'], 'dead', 300)
+    await sleep(600)
+    await d().claim(db, 'whole', ['7', '8'], 'late', 60_000)
+    const both = await db.transaction().execute((trx) => d().fence(trx, 'whole', ['7', '8'], gone.token, true))
+    expect([...both].sort()).toEqual(['7', '8'])
+    const kept = await d().claim(db, 'whole', ['9'], 'me', 60_000)
+    expect([...(await db.transaction().execute((trx) => d().fence(trx, 'whole', ['9'], kept.token, true)))]).toEqual([])
   }, 60_000)
 
   it('othersHoldRange sees only live claims of other owners on integer addresses within the span', async () => {

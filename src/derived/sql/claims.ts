@@ -220,9 +220,14 @@ up AS (UPDATE lq_claim c SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint F
   async fence(trx, table, keys, token, whole) {
     if (whole) {
       // Every key of the token: its rows by token (locked in key order as below), no key list
-      // sent or probed; the keys with no row under it are found in memory.
-      const g = await sql<{ lq_key: string }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token} ORDER BY lq_key FOR UPDATE),
-gone AS (DELETE FROM lq_claim c USING mine WHERE c.tbl = ${table} AND c.lq_key = mine.lq_key RETURNING c.lq_key) SELECT lq_key FROM gone`.execute(trx)
+      // sent or probed. No row comes back when every key had its row (the usual case);
+      // otherwise the keys deleted (one row with a null key when none was), and the lost ones
+      // are the others.
+      const g = await sql<{ lq_key: string | null }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token} ORDER BY lq_key FOR UPDATE),
+gone AS (DELETE FROM lq_claim c USING mine WHERE c.tbl = ${table} AND c.lq_key = mine.lq_key RETURNING c.lq_key),
+n AS (SELECT count(*) AS n FROM gone)
+SELECT gone.lq_key FROM n LEFT JOIN gone ON true WHERE n.n < ${keys.length}`.execute(trx)
+      if (g.rows.length === 0) return new Set()
       const mine = new Set(g.rows.map((x) => x.lq_key))
       return new Set(keys.filter((k) => !mine.has(k)))
     }
