@@ -167,7 +167,7 @@ export class LeaseKeeper {
     try {
       // Every key of the lease (one transaction writes the whole batch, as usual): the dialect may delete its claims by token.
       const whole = keys.length === lease.keys.size && new Set(keys).size === keys.length && keys.every((k) => lease.keys.has(k))
-      return await this.#d.fence(trx, lease.table, keys, lease.token, whole)
+      return await this.#d.fence(trx, lease.table, keys, lease.token, whole ? { owner: this.owner } : undefined)
     } finally {
       this.stats.releaseMs += performance.now() - t0
     }

@@ -138,7 +138,7 @@ eachDialect('claims', (get) => {
     await sleep(600)
     const late = await d().claim(db, 'whole', ['2'], 'late', 60_000)
     expect(late.keys).toEqual(['2'])
-    const lost = await db.transaction().execute((trx) => d().fence(trx, 'whole', ['1', '2', '3'], first.token, true))
+    const lost = await db.transaction().execute((trx) => d().fence(trx, 'whole', ['1', '2', '3'], first.token, { owner: 'dead' }))
     expect([...lost]).toEqual(['2'])
     // The taker's claim is untouched; the dead owner's other claims are gone with the write.
     const left = await d().held(db, 'whole')
@@ -149,10 +149,10 @@ eachDialect('claims', (get) => {
     const gone = await d().claim(db, 'whole', ['7', '8'], 'dead', 300)
     await sleep(600)
     await d().claim(db, 'whole', ['7', '8'], 'late', 60_000)
-    const both = await db.transaction().execute((trx) => d().fence(trx, 'whole', ['7', '8'], gone.token, true))
+    const both = await db.transaction().execute((trx) => d().fence(trx, 'whole', ['7', '8'], gone.token, { owner: 'dead' }))
     expect([...both].sort()).toEqual(['7', '8'])
     const kept = await d().claim(db, 'whole', ['9'], 'me', 60_000)
-    expect([...(await db.transaction().execute((trx) => d().fence(trx, 'whole', ['9'], kept.token, true)))]).toEqual([])
+    expect([...(await db.transaction().execute((trx) => d().fence(trx, 'whole', ['9'], kept.token, { owner: 'me' })))]).toEqual([])
   }, 60_000)
 
   it('othersHoldRange sees only live claims of other owners on integer addresses within the span', async () => {

@@ -118,10 +118,11 @@ export interface ClaimDialect {
   /**
    * In a write transaction: which of `keys` of `table` are no longer held under `token` (lost
    * leases); the claims on the others are deleted (released at commit). `whole`: `keys` are
-   * every key claimed under `token`, so every claim row under it can go: they are deleted by
-   * token, with no key list (a probe per key cost a quarter more on SQLite, 10-20% on PostgreSQL).
+   * every key `whole.owner` claimed under `token`, so every claim row under it can go: they are
+   * deleted by token, with no key list (a probe per key cost a quarter more on SQLite, 10-20% on
+   * PostgreSQL).
    */
-  fence(trx: Kysely<any>, table: string, keys: readonly string[], token: number, whole?: boolean): Promise<Set<string>>
+  fence(trx: Kysely<any>, table: string, keys: readonly string[], token: number, whole?: { readonly owner: string }): Promise<Set<string>>
   /** Live (unexpired) claims of `table`, or of every table. */
   held(db: Kysely<any>, table?: string): Promise<ClaimRow[]>
   /** Delete the claims whose lease ended at least `graceMs` ago (of workers that died or stopped without releasing them); how many. */
@@ -223,7 +224,8 @@ up AS (UPDATE lq_claim c SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint F
       // sent or probed. No row comes back when every key had its row (the usual case);
       // otherwise the keys deleted (one row with a null key when none was), and the lost ones
       // are the others.
-      const g = await sql<{ lq_key: string | null }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token} ORDER BY lq_key FOR UPDATE),
+      // By owner and token: a range of the owner index (by token alone it was read whole).
+      const g = await sql<{ lq_key: string | null }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE owner = ${whole.owner} AND token = ${token} AND tbl = ${table} ORDER BY lq_key FOR UPDATE),
 gone AS (DELETE FROM lq_claim c USING mine WHERE c.tbl = ${table} AND c.lq_key = mine.lq_key RETURNING c.lq_key),
 n AS (SELECT count(*) AS n FROM gone)
 SELECT gone.lq_key FROM n LEFT JOIN gone ON true WHERE n.n < ${keys.length}`.execute(trx)
@@ -373,8 +375,9 @@ RETURNING lq_key`.execute(c)
   },
   async fence(trx, table, keys, token, whole) {
     // Every key of the token: its rows by token (the table's claim rows, only batches in flight,
-    // read in key order), not a probe per key (a quarter less time for a batch of 5000).
-    const r = whole
+    // read in key order; by the owner index it was slower), not a probe per key (a quarter less
+    // time for a batch of 5000).
+    const r = whole !== undefined
       ? await sql<{ lq_key: string }>`DELETE FROM lq_claim WHERE tbl = ${table} AND token = ${token} RETURNING lq_key`.execute(trx)
       : await sql<{ lq_key: string }>`DELETE FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)})) RETURNING lq_key`.execute(trx)
     const mine = new Set(r.rows.map((x) => x.lq_key))
