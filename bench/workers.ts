@@ -23,7 +23,11 @@
  * throughput,kill,watch,debounce), LQ_BENCH_WORKERS_FN (sleep10,trivial), LQ_BENCH_WORKERS_PROCS
  * (process counts after the one-process base, default 2,4). LQ_BENCH_WORKERS_KINDS=1 prints the
  * statements of every throughput run by kind (claim, fence, page, insert, ...: counts per batch
- * and milliseconds).
+ * and milliseconds) and each process's start, end and rows computed. LQ_BENCH_WORKERS_SPLIT=1 runs
+ * every page statement that claims its rows three times, side by side (alternating which runs first):
+ * as is, without its claim part (no token, no claim rows, the frontier not moved) and as a pure
+ * read (the frontier not locked either), and splits its time into "claim part" and "page read"
+ * (and the page read's pure read; the extra runs are taken out of every time shown).
  *
  * A/B: `LQ_BENCH_WORKERS_AB=<path of another build's index.js>` (e.g. /work/base/dist/index.js)
  * runs the throughput part for that build ("A") and this one ("B") interleaved, A B then B A,
@@ -53,6 +57,10 @@ interface ChildOut {
   cpuMs: number
   serverCpuMs: number | null
   statements: number
+  /** sleep10: the share of the concurrency limit's slot time with no call in it, and the milliseconds with no call at all. */
+  slotUse?: { idleShare: number; emptyMs: number; gaps: [number, number][]; tail?: [number, number, string][] }
+  /** LQ_BENCH_WORKERS_SPLIT=1: page statements that claim, run with and without their claim part (ms). */
+  split?: { n: number; withMs: number; withoutMs: number; readMs: number }
   kinds: Record<string, { n: number; ms: number }>
   report: { leases?: { claims: number; claimMs: number; heartbeatMs: number; releaseMs: number }; durationMs: number; totals: { computed: number } }
   error?: string
@@ -159,6 +167,13 @@ interface Throughput {
   pageClaimShare: number
   /** Statements of every process by kind: per batch of the table, and milliseconds in all. */
   kinds: Record<string, { perBatch: number; ms: number }>
+  /** Each process: its start and end (ms after the first start) and the rows it computed. */
+  timeline: { start: number; end: number; rows: number; idle?: number; empty?: number; gaps?: [number, number][] }[]
+  /** LQ_BENCH_WORKERS_SPLIT=1: the page statements that claim, split into their claim part and their page read (shares of the refresh time). */
+  claimPartShare?: number
+  pageReadShare?: number
+  /** The page statements run as a pure read (no frontier lock either). */
+  pureReadShare?: number
 }
 
 /** `lib`: the index.js of the build the workers run (default this one's dist/). */
@@ -171,8 +186,14 @@ async function throughput(n: number, procs: number, fn: 'sleep10' | 'trivial', b
     const distinct = new Set(outs.flatMap((o) => o.keys.map(String))).size
     const t0 = Math.min(...outs.map((o) => o.t0))
     const t1 = Math.max(...outs.map((o) => o.t1))
-    const leaseMs = outs.reduce((a, o) => a + (o.report.leases ? o.report.leases.claimMs + o.report.leases.heartbeatMs + o.report.leases.releaseMs : 0), 0)
-    const busyMs = outs.reduce((a, o) => a + o.report.durationMs, 0)
+    // With the split, the extra run of each page statement (without its claim part) is taken out
+    // of the lease and refresh times (both counted it).
+    const extraMs = outs.reduce((a, o) => a + (o.split?.withoutMs ?? 0) + (o.split?.readMs ?? 0), 0)
+    const pureReadMs = outs.reduce((a, o) => a + (o.split?.readMs ?? 0), 0)
+    const lockedReadMs = outs.reduce((a, o) => a + (o.split?.withoutMs ?? 0), 0)
+    const leaseMs = outs.reduce((a, o) => a + (o.report.leases ? o.report.leases.claimMs + o.report.leases.heartbeatMs + o.report.leases.releaseMs : 0), 0) - extraMs
+    const busyMs = outs.reduce((a, o) => a + o.report.durationMs, 0) - extraMs
+    const split = outs.some((o) => o.split !== undefined) ? { withMs: outs.reduce((a, o) => a + (o.split?.withMs ?? 0), 0), withoutMs: lockedReadMs, readMs: pureReadMs } : undefined
     const stored = Number((await s.admin.query(`SELECT count(*) AS n FROM a`)).rows[0].n)
     if (stored !== n) throw new Error(`${stored} rows stored, expected ${n}`)
     const cpuMs = outs.reduce((a, o) => a + o.cpuMs, 0)
@@ -189,7 +210,10 @@ async function throughput(n: number, procs: number, fn: 'sleep10' | 'trivial', b
         x.ms += v.ms
       }
     }
-    return { rate: n / ((t1 - t0) / 1000), dups: calls - distinct, leaseShare: leaseMs / busyMs, computed: distinct, cpuPerRow: (cpuMs * 1000) / n, serverCpuPerRow: (serverMs * 1000) / n, pageClaimShare: (kinds['page + claim']?.ms ?? 0) / busyMs, perBatch: statements / batches, claimsPerBatch: claims / batches, kinds }
+    if (split !== undefined && kinds['page + claim'] !== undefined) kinds['page + claim'].ms -= extraMs
+    if (process.env['LQ_BENCH_WORKERS_TAIL'] === '1') for (const o of outs) console.log(`  tail of a process (${o.t1 - t0} ms): ${(o.slotUse?.tail ?? []).map(([a, b, k]) => `${a}+${b} ${k}`).join('; ')}`)
+    const timeline = outs.map((o) => ({ start: o.t0 - t0, end: o.t1 - t0, rows: new Set(o.keys.map(String)).size, ...(o.slotUse === undefined ? {} : { idle: o.slotUse.idleShare, empty: o.slotUse.emptyMs, gaps: o.slotUse.gaps }) }))
+    return { rate: n / ((t1 - t0) / 1000), dups: calls - distinct, leaseShare: leaseMs / busyMs, computed: distinct, cpuPerRow: (cpuMs * 1000) / n, serverCpuPerRow: (serverMs * 1000) / n, pageClaimShare: (kinds['page + claim']?.ms ?? 0) / busyMs, perBatch: statements / batches, claimsPerBatch: claims / batches, kinds, timeline, ...(split === undefined ? {} : { claimPartShare: (split.withMs - split.withoutMs) / busyMs, pageReadShare: split.withoutMs / busyMs, pureReadShare: split.readMs / busyMs }) }
   } finally {
     await s.drop()
   }
@@ -314,10 +338,15 @@ export async function main(): Promise<void> {
       const head = `${label}${fn}, ${n} rows: ${p} process${p === 1 ? '' : 'es'} ${r.rate.toFixed(0)} rows/s`
       const ratio = base === undefined ? '' : ` = ${(r.rate / base.rate).toFixed(2)}x one (target >= ${(0.8 * p).toFixed(1)}x for sleep10)`
       const rest = `, duplicates ${r.dups}, lease time ${(r.leaseShare * 100).toFixed(1)}% of refresh time${base === undefined ? '' : ' (target < 5%)'} (${(r.pageClaimShare * 100).toFixed(1)}% in page statements that claim, ${((r.leaseShare - r.pageClaimShare) * 100).toFixed(1)}% in other lease statements), worker CPU ${r.cpuPerRow.toFixed(0)} µs/row, server CPU ${r.serverCpuPerRow.toFixed(0)} µs/row, ${r.perBatch.toFixed(1)} statements and ${r.claimsPerBatch.toFixed(2)} claim statements per batch${p === 1 ? '' : ' (all processes)'}`
+      const splitText =
+        r.claimPartShare === undefined
+          ? ''
+          : `; split of the page statements that claim: claim part ${(r.claimPartShare * 100).toFixed(1)}%, page read ${(r.pageReadShare! * 100).toFixed(1)}% of refresh time (with the frontier's lock; as a pure read ${(r.pureReadShare! * 100).toFixed(1)}%), so lease time counting only the claim part ${((r.leaseShare - r.pageClaimShare + r.claimPartShare) * 100).toFixed(1)}%, or counting all but the pure read ${((r.leaseShare - r.pageClaimShare + r.pageClaimShare - r.pureReadShare!) * 100).toFixed(1)}%`
+      const timeline = showKinds ? `; processes (start-end ms, rows[, free slot time, ms with no call]): ${r.timeline.map((x) => `${x.start}-${x.end} ${x.rows}${x.idle === undefined ? '' : ` ${(x.idle * 100).toFixed(0)}% ${x.empty!.toFixed(0)}`}`).join(', ')}${process.env['LQ_BENCH_WORKERS_GAPS'] === '1' ? `; gaps with no call (at ms: length): ${r.timeline.map((x) => (x.gaps ?? []).map(([a, b]) => `${a}:${b}`).join(' ')).join(' | ')}` : ''}` : ''
       const kinds = showKinds
         ? '\n' + Object.entries(r.kinds).sort((a, b) => b[1].perBatch - a[1].perBatch).map(([k, v]) => `    ${v.perBatch.toFixed(2)}/batch ${v.ms.toFixed(0)} ms  ${k}`).join('\n')
         : ''
-      return head + ratio + rest + kinds
+      return head + ratio + rest + splitText + timeline + kinds
     }
     for (const [fn, n, batch] of [['sleep10', nSlow, 200], ['trivial', nFast, 2000]] as const) {
       if (!fns.has(fn)) continue

@@ -165,7 +165,9 @@ export class LeaseKeeper {
   async fence(trx: Kysely<any>, lease: Lease, keys: readonly string[]): Promise<Set<string>> {
     const t0 = performance.now()
     try {
-      return await this.#d.fence(trx, lease.table, keys, lease.token)
+      // Every key of the lease (one transaction writes the whole batch, as usual): the dialect may delete its claims by token.
+      const whole = keys.length === lease.keys.size && new Set(keys).size === keys.length && keys.every((k) => lease.keys.has(k))
+      return await this.#d.fence(trx, lease.table, keys, lease.token, whole ? { owner: this.owner } : undefined)
     } finally {
       this.stats.releaseMs += performance.now() - t0
     }
@@ -192,6 +194,11 @@ export class LeaseKeeper {
   /** Whether another worker holds a live claim on one of `keys` of `table`. */
   othersHold(table: string, keys: ReadonlySet<string>): Promise<boolean> {
     return this.#d.othersHold(this.#db, table, [...keys], this.owner)
+  }
+
+  /** Whether another worker holds a live claim on a row of `table` with an integer address from `lo` (undefined: any) to `hi`. */
+  othersHoldRange(table: string, lo: number | undefined, hi: number): Promise<boolean> {
+    return this.#d.othersHoldRange(this.#db, table, lo, hi, this.owner)
   }
 
   /** Stop the heartbeat (leases stay in the table until they expire or are released). */

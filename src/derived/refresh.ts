@@ -129,11 +129,11 @@ export async function leftBehind(x: Derivation, op: Op, again: (held: ReadonlySe
   const l = op.leftBehind.get(x.name)
   if (l === undefined || (l.held.size === 0 && l.deferred === 0)) return false
   if (!op.waitForOthers || l.deferred > 0) return true
-  // Polled (a query of the held keys' live claims) at most every OTHERS_POLL_MS: the other
-  // workers are releasing batches as they go, and every pause is time this worker idles.
-  for (let pause = 10; await op.keeper.othersHold(x.name, l.held); pause = Math.min(pause * 2, OTHERS_POLL_MS)) {
+  // Polled (a query of the held keys' live claims, `othersPause`): the other workers are
+  // releasing batches as they go, and every pause is time this worker idles.
+  for (const t0 = performance.now(); await op.keeper.othersHold(x.name, l.held); ) {
     throwIfAborted(op)
-    await untilAborted(sleep(pause), op)
+    await untilAborted(sleep(othersPause(performance.now() - t0)), op)
   }
   op.leftBehind.delete(x.name)
   await again(l.held)
@@ -142,6 +142,15 @@ export async function leftBehind(x: Derivation, op: Op, again: (held: ReadonlySe
 
 /** The longest pause between two looks at rows other workers hold (a refresh waiting for them). */
 const OTHERS_POLL_MS = 100
+
+/**
+ * The pause before the next look at rows other workers hold, `waitedMs` into the wait: an
+ * eighth of the wait so far, from 5 ms up to OTHERS_POLL_MS. At the end of a first fill the
+ * other workers' last batches are stored within a batch's time, and a pause doubling from 10 ms
+ * left a worker idle up to 80 ms after they were (4 processes, 10 ms function: 150-300 ms with
+ * no call at the end of each); a long wait (a dead worker's leases) still looks 10 times a second.
+ */
+export const othersPause = (waitedMs: number): number => Math.min(OTHERS_POLL_MS, Math.max(5, waitedMs / 8))
 
 /**
  * Claims in topological order: while another worker computes rows of a derived table `x`
@@ -233,26 +242,23 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
 
 /**
  * The end of a first fill that jumped over keys other workers took (to start at the fill
- * frontier), or passed keys other claims held: the rows in that span not stored yet from their
- * current revision (normally the other workers' batches in flight) are waited for while other
- * workers hold them, then those still not stored are left behind (`leftBehind` computes them,
- * or waits for them again).
+ * frontier), or passed keys other claims held: while other workers hold live claims in that
+ * span (normally their batches in flight), they are waited for (one look at the claims of the
+ * span, `othersHoldRange`, not at its rows), then the rows of the span not stored from their
+ * current revision are left behind (`leftBehind` computes them, or waits for them again). The
+ * span's rows are read once, after the wait: reading them before it too (to know which keys to
+ * wait for) was two reads of every row the other workers took, a third of a 4-worker fill's
+ * last 300 ms with 8000 rows, and growing with the table.
  */
 async function recheckSpan(engine: Engine, x: Derivation, span: readonly [number | undefined, number], op: Op): Promise<void> {
   const root = engine.roots.get((x.source as { table: string }).table)!.def
-  const open = () => unstoredInRange(engine.db, engine.d, root, x.name, span[0], span[1], x.codeVersion)
-  let keys = await open()
-  if (keys.length === 0) return
   if (op.waitForOthers) {
-    for (let pause = 10; await op.keeper.othersHold(x.name, new Set(keys)); pause = Math.min(pause * 2, OTHERS_POLL_MS)) {
+    for (const t0 = performance.now(); await op.keeper.othersHoldRange(x.name, span[0], span[1]); ) {
       throwIfAborted(op)
-      await untilAborted(sleep(pause), op)
+      await untilAborted(sleep(othersPause(performance.now() - t0)), op)
     }
-    // Always read again: the first read is of the other workers' batches in flight, which they
-    // may have stored before the first look at their claims (re-reading only after a wait left
-    // thousands of stored rows to the pass after the fill, with the trivial function).
-    keys = await open()
   }
+  const keys = await unstoredInRange(engine.db, engine.d, root, x.name, span[0], span[1], x.codeVersion)
   const held = leftOf(op, x.name).held
   for (const k of keys) held.add(k)
 }
@@ -286,7 +292,8 @@ export interface Batch {
  * stored and batch i+1 is read and claimed (`next`); with a concurrency limit
  * (`RefreshOptions.concurrency`), batch i+1's calls queue behind batch i's, so the limit's slots
  * stay busy across batch boundaries (without one, a batch's calls all start at once and the
- * next batch starts computing when the previous one has). At most two batches are between
+ * next batch starts computing when the previous one has), and batch i+1 is read and claimed
+ * only once batch i's queued calls are about to run out (`readAheadQueue`). At most two batches are between
  * claim and store. Batches are stored in order, each in its own transaction, fenced as
  * `runBatch` does. `next` is called from one place at a time; it returns undefined at the end,
  * and throws `Aborted` (`throwIfAborted`) when the call stops before a batch that exists.
@@ -307,13 +314,23 @@ export async function runBatches(engine: Engine, x: Derivation, report: TableRep
   const inFlight: Promise<void>[] = []
   let lastCompute: Promise<unknown> = Promise.resolve()
   let lastStore: Promise<void> = Promise.resolve()
+  // Milliseconds of the last reads (read and claim a batch), newest last.
+  const reads: number[] = []
   try {
     while (state.failure === undefined) {
       // Let timers and I/O run between batches (better-sqlite3 is synchronous).
       await yieldToLoop()
+      // With a concurrency limit, the next batch is read and claimed once the calls queued would
+      // run out soon (`readAheadQueue`), not as soon as the last one started computing.
+      const lim = op.limit
+      const at = lim === undefined ? undefined : readAheadQueue(lim.slots, lim.callMs(), Math.max(0, ...reads))
+      if (lim !== undefined && at !== undefined) await lim.untilQueued(at)
+      const t0 = performance.now()
       const b = await next()
       if (b === undefined) break
       const p = await prepareBatch(engine, x, b.tasks, op, b.lease)
+      reads.push(performance.now() - t0)
+      if (reads.length > READS_KEPT) reads.shift()
       const prevCompute = lastCompute
       const computed = (async () => {
         if (!overlap) await prevCompute.catch(() => undefined)
@@ -343,6 +360,25 @@ export async function runBatches(engine: Engine, x: Derivation, report: TableRep
   }
   await Promise.allSettled(inFlight)
   if (state.failure !== undefined) throw state.failure.e
+}
+
+/** How many reads `readAheadQueue` looks at (the longest of the last ones). */
+const READS_KEPT = 4
+
+/**
+ * When `runBatches` reads and claims the next batch while a concurrency limit's calls are
+ * queued: once at most this many calls are queued (undefined: at once). The calls queued then
+ * (with the `slots` running) take about twice the longest recent read (`readMs`) and one more
+ * round of calls to run out, at the recent mean call time `callMs`, so the slots stay busy
+ * while the next batch is read. Reading later than that would idle them; reading earlier holds
+ * claims on rows that wait behind a whole batch: at the end of a first fill the last batches
+ * were queued behind other batches of a few workers while the other workers had nothing left
+ * to claim (with 4 worker processes, 10-25% of their slot time idle at the end).
+ * Undefined until a call settled and a read was timed, and for calls too fast to measure.
+ */
+export function readAheadQueue(slots: number, callMs: number | undefined, readMs: number): number | undefined {
+  if (callMs === undefined || !(callMs > 0.05) || !(readMs > 0)) return undefined
+  return Math.ceil((2 * readMs * slots) / callMs) + slots
 }
 
 /**

@@ -132,6 +132,48 @@ eachDialect('claims', (get) => {
     expect(await d().liveOn(db, [], 'me')).toBe(0)
   }, 60_000)
 
+  it("a fence over every key of its token (whole) deletes the token's claims and still refuses the keys taken over", async () => {
+    const { db } = get()
+    const first = await d().claim(db, 'whole', ['1', '2', '3'], 'dead', 300)
+    await sleep(600)
+    const late = await d().claim(db, 'whole', ['2'], 'late', 60_000)
+    expect(late.keys).toEqual(['2'])
+    const lost = await db.transaction().execute((trx) => d().fence(trx, 'whole', ['1', '2', '3'], first.token, { owner: 'dead' }))
+    expect([...lost]).toEqual(['2'])
+    // The taker's claim is untouched; the dead owner's other claims are gone with the write.
+    const left = await d().held(db, 'whole')
+    expect(left.map((c) => [c.key, c.owner])).toEqual([['2', 'late']])
+    const all = await sql<{ n: unknown }>`SELECT count(*) AS n FROM lq_claim WHERE tbl = 'whole'`.execute(db)
+    expect(Number(all.rows[0]!.n)).toBe(1)
+    // Every key lost, and none: both told apart.
+    const gone = await d().claim(db, 'whole', ['7', '8'], 'dead', 300)
+    await sleep(600)
+    await d().claim(db, 'whole', ['7', '8'], 'late', 60_000)
+    const both = await db.transaction().execute((trx) => d().fence(trx, 'whole', ['7', '8'], gone.token, { owner: 'dead' }))
+    expect([...both].sort()).toEqual(['7', '8'])
+    const kept = await d().claim(db, 'whole', ['9'], 'me', 60_000)
+    expect([...(await db.transaction().execute((trx) => d().fence(trx, 'whole', ['9'], kept.token, { owner: 'me' })))]).toEqual([])
+  }, 60_000)
+
+  it('othersHoldRange sees only live claims of other owners on integer addresses within the span', async () => {
+    const { db } = get()
+    await d().claim(db, 'span', ['5', '-3', '12'], 'other', 60_000)
+    await d().claim(db, 'span', ['20'], 'me', 60_000)
+    await d().claim(db, 'span', ['30'], 'gone', 300)
+    // Another table's address that is not an integer text is never compared as a number.
+    await d().claim(db, 'span-text', ['["x",1]'], 'other', 60_000)
+    expect(await d().othersHoldRange(db, 'span', 6, 11, 'me')).toBe(false)
+    expect(await d().othersHoldRange(db, 'span', 5, 5, 'me')).toBe(true)
+    expect(await d().othersHoldRange(db, 'span', undefined, -3, 'me')).toBe(true)
+    expect(await d().othersHoldRange(db, 'span', -2, 4, 'me')).toBe(false)
+    expect(await d().othersHoldRange(db, 'span', 12, 1e15, 'me')).toBe(true)
+    // Its own claims do not count, and expired ones do not either.
+    expect(await d().othersHoldRange(db, 'span', 13, 25, 'me')).toBe(false)
+    await sleep(600)
+    expect(await d().othersHoldRange(db, 'span', 25, 35, 'me')).toBe(false)
+    expect(await d().othersHoldRange(db, 'span', undefined, 35, 'other')).toBe(true)
+  }, 60_000)
+
   it('the lease keeper extends its leases, and marks one lost when another worker took it over', async () => {
     const { db } = get()
     const lost: number[] = []

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { limiter } from '../../src/derived/limit.js'
+import { othersPause, readAheadQueue } from '../../src/derived/refresh.js'
 import { Settling } from '../../src/derived/debounce.js'
 import { pollClock, watchFiles } from '../../src/derived/wake.js'
 
@@ -44,9 +45,41 @@ describe('limiter', () => {
     expect(await c).toBe(7)
   })
 
+  it('untilQueued settles once at most k calls are queued, and callMs averages the calls', async () => {
+    const run = limiter(2)
+    expect(run.callMs()).toBeUndefined()
+    const calls = Array.from({ length: 8 }, () => run(() => sleep(10)))
+    expect(run.queued()).toBe(6)
+    let settledAt = -1
+    const w = run.untilQueued(2).then(() => (settledAt = run.queued()))
+    await w
+    expect(settledAt).toBeLessThanOrEqual(2)
+    await run.untilQueued(100)
+    await Promise.all(calls)
+    expect(run.queued()).toBe(0)
+    expect(run.callMs()).toBeGreaterThanOrEqual(5)
+  })
+
   it('rejects a limit that is not a positive integer', () => {
     expect(() => limiter(0)).toThrow(RangeError)
     expect(() => limiter(1.5)).toThrow(RangeError)
+  })
+})
+
+describe('read-ahead and polling of a refresh', () => {
+  it('the next batch is read once the queued calls would run out within twice the last read and a round of calls', () => {
+    // 16 slots, 10 ms calls, 20 ms reads: 64 queued calls take 40 ms, plus one round.
+    expect(readAheadQueue(16, 10, 20)).toBe(80)
+    // No call settled yet, no read timed, or calls too fast to measure: read at once.
+    expect(readAheadQueue(16, undefined, 20)).toBeUndefined()
+    expect(readAheadQueue(16, 10, 0)).toBeUndefined()
+    expect(readAheadQueue(16, 0.01, 20)).toBeUndefined()
+  })
+
+  it('a refresh waiting for other workers looks again after an eighth of its wait so far, from 5 to 100 ms', () => {
+    expect(othersPause(0)).toBe(5)
+    expect(othersPause(160)).toBe(20)
+    expect(othersPause(60_000)).toBe(100)
   })
 })
 
