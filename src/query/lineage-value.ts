@@ -265,7 +265,19 @@ function plain(v: unknown): unknown {
   return v
 }
 
-const keyValue = (h: DialectHooks, kind: ScalarKind, scale: number, raw: unknown): unknown => (kind === 'decimal' ? h.decimalFromDb(raw, scale) : h.fromDb(kind, raw))
+/**
+ * A key value of `kind` from its raw value. An integer outside JavaScript's safe range is a
+ * `decode` error, as it is for a data column: better-sqlite3 and `JSON.parse` (nested
+ * collections, on both dialects) hand `9007199254740993` over as `9007199254740992`, another row's key.
+ */
+function keyValue(h: DialectHooks, kind: ScalarKind, scale: number, raw: unknown): unknown {
+  if (kind === 'decimal') return h.decimalFromDb(raw, scale)
+  const v = h.fromDb(kind, raw)
+  if (kind === 'int' && typeof v === 'number' && !Number.isSafeInteger(v) && Number.isInteger(v)) {
+    throw new LineageQueryError('decode', `lineage: integer key ${showValue(raw)} is outside JavaScript's safe integer range (±(2^53 - 1)); the database may hold a value JavaScript cannot represent exactly, so it is not returned rounded`, { value: String(raw) })
+  }
+  return v
+}
 
 const sameKey = (a: unknown, b: unknown): boolean => a === b || (Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => x === b[i]))
 

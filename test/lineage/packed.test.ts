@@ -10,7 +10,7 @@
 import * as t from 'io-ts'
 import { CompiledQuery, type Kysely } from 'kysely'
 import { describe, expect, test } from 'vitest'
-import { AST, lineage, plainLineage, Q, table, type AnyQuery } from '../../src/index.js'
+import { AST, lineage, plainLineage, Q, run, table, type AnyQuery } from '../../src/index.js'
 import { plan } from '../../src/query/compile.js'
 import { decodeRows } from '../../src/query/decode.js'
 import { hooksFor } from '../../src/query/dialect.js'
@@ -173,7 +173,30 @@ describe('intSlots: packed integer keys read without JSON.parse', () => {
   })
 })
 
-eachDialect('lineage: packed integer keys beyond 2^53', (get) => {
+eachDialect('lineage: integer keys beyond 2^53', (get) => {
+  test('a key beyond 2^53 in a key column or in a nested collection is a decode error when its lineage is read, not another row\'s key', async () => {
+    const tdb = get()
+    class Rollback extends Error {}
+    await tdb.db
+      .transaction()
+      .execute(async (trx: Kysely<any>) => {
+        await createTable(trx, bigs)
+        await trx.executeQuery(CompiledQuery.raw(`insert into bigs (id, label) values (9007199254740993, 'huge'), (-7, 'small')`))
+        const top = (await run(trx, lineage(Q.for(bigs, (b) => Q.yield(b.label))))) as unknown as AnnotatedValue[]
+        expect(top.map((r) => r.data).sort()).toEqual(['huge', 'small'])
+        expect(() => top.find((r) => r.data === 'huge')!.lineage).toThrow(LineageQueryError)
+        expect(top.find((r) => r.data === 'small')!.lineage).toEqual([{ table: 'bigs', key: -7 }])
+        const nested = (await run(trx, lineage(Q.yield({ xs: Q.for(bigs, (b) => Q.yield(b.label)) })))) as unknown as AnnotatedValue[]
+        const xs = (nested[0]!.data as { xs: AnnotatedValue[] }).xs
+        expect(() => xs.find((r) => r.data === 'huge')!.lineage).toThrow(LineageQueryError)
+        expect(xs.find((r) => r.data === 'small')!.lineage).toEqual([{ table: 'bigs', key: -7 }])
+        throw new Rollback()
+      })
+      .catch((e: unknown) => {
+        if (!(e instanceof Rollback)) throw e
+      })
+  })
+
   test('reading the lineage of a row whose packed key is beyond 2^53 is a decode error; its data, and the other rows, read exactly', async () => {
     const tdb = get()
     class Rollback extends Error {}
