@@ -208,6 +208,18 @@ function pgConstantLiteral(v: unknown): S.Node | undefined {
   return typeof v === 'string' && PLAIN_TEXT.test(v) ? S.literal(v) : undefined
 }
 
+/**
+ * `concat(p0, ',', p1, ...)` (NULL as ''), for `packedText`. A function call takes at most 100
+ * arguments on PostgreSQL (127 on older SQLite): more parts are joined in groups of 50, then the
+ * groups (the m-way join at m = 64 has 64 key slots).
+ */
+function joinedByCommas(parts: readonly S.Node[]): S.Node {
+  if (parts.length <= 50) return S.fn('concat', parts.flatMap((p, i) => (i === 0 ? [p] : [S.literal(','), p])))
+  const groups: S.Node[] = []
+  for (let i = 0; i < parts.length; i += 50) groups.push(joinedByCommas(parts.slice(i, i + 50)))
+  return joinedByCommas(groups)
+}
+
 const sqlite: DialectHooks = {
   name: 'sqlite',
   sqlType: (kind) => (kind === 'string' || kind === 'date' || kind === 'timestamp' || kind === 'json' ? 'text' : kind === 'real' ? 'real' : 'integer'),
@@ -330,7 +342,7 @@ const sqlite: DialectHooks = {
   // key and a union's branch number (QF4 at N = 64: 1.57x -> 1.37x). Text costs SQLite the same
   // as json_array (raw driver, CPU, QF3 and QF4), so JSON, whose slots may be of any kind.
   packKeys: (kinds, tagged) => (kinds.length + (tagged ? 1 : 0) >= (tagged ? 2 : 3) ? 'json' : undefined),
-  packedText: (parts) => S.fn('concat', parts.flatMap((p, i) => (i === 0 ? [p] : [S.literal(','), p]))),
+  packedText: (parts) => joinedByCommas(parts),
   // No LATERAL: the table-valued function `json_each(json_array(<value>))`, whose argument may
   // read the items before it; its `value` column is the value with its SQL type.
   sharedItem: (value, alias) => S.aliased(S.fn('json_each', [S.fn('json_array', [value])]), alias),
@@ -440,7 +452,7 @@ const postgres: DialectHooks = {
   // (the server's JSON building costs more than the client saves). Other kinds stay columns.
   packKeys: (kinds, tagged) => (kinds.length + (tagged ? 1 : 0) >= 2 && kinds.every((k) => k === 'int') ? 'text' : undefined),
   // concat() reads NULL as ''; an integer's text has no comma.
-  packedText: (parts) => S.fn('concat', parts.flatMap((p, i) => (i === 0 ? [p] : [S.literal(','), p]))),
+  packedText: (parts) => joinedByCommas(parts),
   // `offset 0` keeps the planner from pulling the subquery up and copying the value to each use.
   sharedItem: (value, alias) => S.aliased(S.lateral(S.withOrderAndLimit(S.select({ from: [], selections: [{ expr: value, alias: 'v' }], where: [] }), [], undefined, S.literal(0))), alias),
   sharedColumn: 'v',

@@ -14,6 +14,7 @@ import { AST, lineage, plainLineage, Q, run, table, type AnyQuery } from '../../
 import { plan } from '../../src/query/compile.js'
 import { decodeRows } from '../../src/query/decode.js'
 import { hooksFor } from '../../src/query/dialect.js'
+import * as S from '../../src/query/sql-nodes.js'
 import { AnnotatedValue, intSlots } from '../../src/query/lineage-value.js'
 import { LineageQueryError } from '../../src/errors.js'
 import { evaluateLineage } from '../oracle/evaluate.js'
@@ -170,6 +171,18 @@ describe('intSlots: packed integer keys read without JSON.parse', () => {
     for (const [s, n, json] of [['1,2', 3, false], ['1,2,3', 2, false], ['1;2', 2, false], ['-,1', 2, false], ['1.5,2', 2, false], ['[1,2', 2, true], ['[1,nul]', 2, true], ['["1",2]', 2, true], ['[1, 2]', 2, true], ['1,2', 2, true]] as const) {
       expect(intSlots(s, n, json), s).toBeUndefined()
     }
+  })
+})
+
+eachDialect('lineage: packed text of many key slots', (get) => {
+  test('more key slots than a function call takes (PostgreSQL: 100 arguments) are joined in groups, every slot and NULL in place', async () => {
+    const tdb = get()
+    const h = hooksFor(tdb.dialect)
+    const values = Array.from({ length: 130 }, (_, i) => (i % 7 === 3 ? null : i * 1000003 - 5))
+    const parts = values.map((v) => (v === null ? h.typedNull('int') : S.literal(v)))
+    const q = S.print(S.select({ from: [], selections: [{ expr: h.packedText(parts), alias: 'v' }], where: [] }), tdb.dialect)
+    const row = (await tdb.db.executeQuery<{ v: string }>(q)).rows[0]!
+    expect(intSlots(row.v, values.length, false)).toEqual(values)
   })
 })
 
