@@ -1,5 +1,5 @@
 /**
- * Packed key columns (`LinLayout.packed`, hook `packedKeysFrom`) against one column per key
+ * Packed key columns (`LinLayout.packed`, hook `packKeys`) against one column per key
  * slot, in one process on one build: the hook is switched per variant, so both forms compile
  * from the same code and their statements run over the same data, interleaved, in CPU time
  * (SQLite: this process; PostgreSQL: this process plus the backend's, read from /proc, so the
@@ -24,16 +24,19 @@ import { generate, loadPostgres, loadSqlite } from './org/data.js'
 import { queries } from './org/queries.js'
 import { ddl } from './org/schema.js'
 
-type Hooks = { packedKeysFrom: number }
+type PackKeys = (kinds: readonly string[], tagged: boolean) => 'json' | 'text' | undefined
+type Hooks = { packKeys: PackKeys }
 
 /** The plan of `build()` (a fresh query object: plans are cached per query) with packing on or off. */
 function planned(hooks: Hooks, build: () => AnyQuery, packed: boolean | undefined, d: Dialect) {
-  const saved = hooks.packedKeysFrom
-  hooks.packedKeysFrom = packed === undefined ? saved : packed ? 2 : Number.POSITIVE_INFINITY
+  const saved = hooks.packKeys
+  // Packed: the dialect's form where it packs, else a JSON array (from one column on).
+  const forced: PackKeys = (kinds, tagged) => saved(kinds, tagged) ?? 'json'
+  hooks.packKeys = packed === undefined ? saved : packed ? forced : () => undefined
   try {
     return plan(packed === undefined ? build() : lineage(build()), d)
   } finally {
-    hooks.packedKeysFrom = saved
+    hooks.packKeys = saved
   }
 }
 

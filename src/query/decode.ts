@@ -193,7 +193,7 @@ function apartReader(l: CollLayout, c: Ctx, path: string): Reader {
 function linReader(l: LinLayout, c: Ctx): Reader {
   const plans = branchPlans(l, c.h)
   if (l.packed !== undefined) {
-    const p = locatePacked(plans, l.packed.tagged, l.slots.length).packed!
+    const p = locatePacked(plans, { ...l, packed: l.packed }).packed!
     return (slots, at) => unpack(p, slots[at.i++])
   }
   const w = l.slots.length
@@ -222,8 +222,8 @@ function annotatedReader(a: { data: Layout; lin: LinLayout; linFirst: boolean },
   // is, unless its other columns would make it much larger than a copy of the slots.
   const keepRow = !owned && w > 1 && c.columns.length <= 2 * w + 2
   if (a.lin.packed !== undefined) {
-    // One column of JSON text (`LinLayout.packed`), kept as it is until the lineage is read.
-    const loc = locatePacked(plans, a.lin.packed.tagged, w)
+    // One column of text (`LinLayout.packed`), kept as it is until the lineage is read.
+    const loc = locatePacked(plans, { ...a.lin, packed: a.lin.packed })
     return (slots, at, tag) => {
       if (!linFirst) {
         const value = data(slots, at, tag)

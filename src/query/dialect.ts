@@ -103,12 +103,17 @@ export interface DialectHooks {
   /** A JSON aggregate's element that is an untyped NULL (PostgreSQL cannot aggregate one into JSON). */
   jsonNullElement(n: S.Node): S.Node
   /**
-   * The least number of top-level lineage columns (key slots, and the branch number) that are
-   * sent as one JSON array column instead (`LinLayout.packed`): the drivers build one JavaScript
-   * property per column per row, which costs more than one text column parsed when the lineage
-   * is read. `Infinity`: never.
+   * Whether the top-level lineage columns of a statement (key slots of `kinds`, and the branch
+   * number when `tagged`) travel as one column instead (`LinLayout.packed`), and in which form:
+   * `json`, the text of a JSON array of the slots (then the branch number); `text`, only for
+   * integer slots, their decimal texts (empty for NULL) and then the branch number, joined by
+   * commas (`packedText`). The drivers build one JavaScript property (and PostgreSQL one string)
+   * per column per row, which costs more than one text column parsed when the lineage is read.
+   * `undefined`: one column per slot.
    */
-  readonly packedKeysFrom: number
+  packKeys(kinds: readonly ScalarKind[], tagged: boolean): 'json' | 'text' | undefined
+  /** The `text` form of packed keys (see `packKeys`): `parts` (integers or NULL) joined by commas, NULL as ''. */
+  packedText(parts: readonly S.Node[]): S.Node
   /**
    * The FROM item computing a shared `Q.let` value once per row of the items before it, named
    * `alias`, and the column it is read from (`sharedColumn`).
@@ -220,6 +225,18 @@ function pgConstantLiteral(v: unknown): S.Node | undefined {
  */
 function sqlitePlanInput(v: number | string): S.Node {
   return (typeof v === 'number' ? Number.isSafeInteger(v) : PLAIN_TEXT.test(v)) ? S.literal(v) : S.param(v)
+}
+
+/**
+ * `concat(p0, ',', p1, ...)` (NULL as ''), for `packedText`. A function call takes at most 100
+ * arguments on PostgreSQL (127 on older SQLite): more parts are joined in groups of 50, then the
+ * groups (the m-way join at m = 64 has 64 key slots).
+ */
+function joinedByCommas(parts: readonly S.Node[]): S.Node {
+  if (parts.length <= 50) return S.fn('concat', parts.flatMap((p, i) => (i === 0 ? [p] : [S.literal(','), p])))
+  const groups: S.Node[] = []
+  for (let i = 0; i < parts.length; i += 50) groups.push(joinedByCommas(parts.slice(i, i + 50)))
+  return joinedByCommas(groups)
 }
 
 const sqlite: DialectHooks = {
@@ -341,8 +358,11 @@ const sqlite: DialectHooks = {
   // better-sqlite3 sets one property per column per row: from three key columns on, one
   // json_array costs less (bench/lineage-packed-ab.ts, run and decode, CPU: m-way join at m = 4
   // 1.28x -> 1.13x the plain query, m = 64 1.95x -> 1.18x); at two, mixed (Q7 1.18x -> 1.26x,
-  // QF3 1.51x -> 1.38x, and reading every entry, which parses the array, slower).
-  packedKeysFrom: 3,
+  // QF3 1.51x -> 1.38x, and reading every entry, which parses the array, slower), except for one
+  // key and a union's branch number (QF4 at N = 64: 1.57x -> 1.37x). Text costs SQLite the same
+  // as json_array (raw driver, CPU, QF3 and QF4), so JSON, whose slots may be of any kind.
+  packKeys: (kinds, tagged) => (kinds.length + (tagged ? 1 : 0) >= (tagged ? 2 : 3) ? 'json' : undefined),
+  packedText: (parts) => joinedByCommas(parts),
   // No LATERAL: the table-valued function `json_each(json_array(<value>))`, whose argument may
   // read the items before it; its `value` column is the value with its SQL type.
   sharedItem: (value, alias) => S.aliased(S.fn('json_each', [S.fn('json_array', [value])]), alias),
@@ -446,7 +466,14 @@ const postgres: DialectHooks = {
   jsonAggOrEmpty: (agg) => S.fn('coalesce', [agg, S.fn('json_build_array', [])]),
   jsonText: (n) => S.cast(n, 'text'),
   jsonNullElement: (n) => S.cast(n, 'text'),
-  packedKeysFrom: Number.POSITIVE_INFINITY,
+  // node-postgres builds one string per field and sets one property per column: from two integer
+  // key columns (or one and a union's branch number) on, one text column costs less. QF3 at
+  // N = 64 (91,422 rows), raw driver, CPU of client / server: plain 60 / 30 ms, two int8 key
+  // columns 108 / 38 ms, concat(k0, ',', k1) 86 / 50 ms, json_build_array(k0, k1)::text 80 / 68 ms
+  // (the server's JSON building costs more than the client saves). Other kinds stay columns.
+  packKeys: (kinds, tagged) => (kinds.length + (tagged ? 1 : 0) >= 2 && kinds.every((k) => k === 'int') ? 'text' : undefined),
+  // concat() reads NULL as ''; an integer's text has no comma.
+  packedText: (parts) => joinedByCommas(parts),
   // `offset 0` keeps the planner from pulling the subquery up and copying the value to each use.
   sharedItem: (value, alias) => S.aliased(S.lateral(S.withOrderAndLimit(S.select({ from: [], selections: [{ expr: value, alias: 'v' }], where: [] }), [], undefined, S.literal(0))), alias),
   sharedColumn: 'v',

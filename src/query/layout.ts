@@ -45,11 +45,12 @@ export interface LinLayout {
   readonly slots: readonly ScalarKind[]
   readonly branches: readonly LinBranchLayout[]
   /**
-   * Top level only (`packTop`): the slots travel as one JSON array column, the key values in slot
-   * order and then, when `tagged`, the branch number (the statement then has no branch-number
-   * column). Decoded when the lineage is read.
+   * Top level only (`packTop`): the slots travel as one text column, the key values in slot order
+   * and then, when `tagged`, the branch number (the statement then has no branch-number column):
+   * `json`, a JSON array; `text` (integer slots only), their decimal texts joined by commas, ''
+   * for NULL. Decoded when the lineage is read.
    */
-  readonly packed?: { readonly tagged: boolean }
+  readonly packed?: { readonly tagged: boolean; readonly form: 'json' | 'text' }
 }
 export interface LinBranchLayout {
   readonly entries: readonly {
@@ -84,19 +85,22 @@ export function width(l: Layout): number {
 const PACKABLE: ReadonlySet<ScalarKind> = new Set(['int', 'string', 'boolean', 'null'])
 
 /**
- * The top-level layout `l` with its lineage packed (`LinLayout.packed`) when that sends fewer
- * columns: `l` is an annotated element whose data holds no lineage outside nested collections,
- * every entry of every branch is a key from columns (no stored, witness or group lineage) of
- * kinds a JSON array carries exactly, and its key slots, plus the branch number when `tagged`,
- * are at least `from`. Returns the layout and whether the rows still need a branch-number column.
+ * The top-level layout `l` with its lineage packed (`LinLayout.packed`) where the dialect finds
+ * that cheaper (`packKeys`, given the key slots' kinds and whether there is a branch number):
+ * `l` is an annotated element whose data holds no lineage outside nested collections, and every
+ * entry of every branch is a key from columns (no stored, witness or group lineage) of kinds a
+ * JSON array carries exactly (integers only for `text`). Returns the layout and whether the rows
+ * still need a branch-number column.
  */
-export function packTop(l: Layout, tagged: boolean, from: number): { value: Layout; tagged: boolean } {
+export function packTop(l: Layout, tagged: boolean, packKeys: (kinds: readonly ScalarKind[], tagged: boolean) => 'json' | 'text' | undefined): { value: Layout; tagged: boolean } {
   const a = annotatedFields(l)
   const lin = a?.lin
-  if (a === undefined || lin === undefined || hasLineage(a.data) || lin.slots.length + (tagged ? 1 : 0) < from) return { value: l, tagged }
+  if (a === undefined || lin === undefined || hasLineage(a.data)) return { value: l, tagged }
   if (!lin.slots.every((k) => PACKABLE.has(k))) return { value: l, tagged }
   if (lin.branches.some((b) => b.entries.some((e) => e.stored !== undefined || e.witness !== undefined || e.grouped !== undefined))) return { value: l, tagged }
-  const packed: LinLayout = { ...lin, packed: { tagged } }
+  const form = packKeys(lin.slots, tagged)
+  if (form === undefined || (form === 'text' && !lin.slots.every((k) => k === 'int'))) return { value: l, tagged }
+  const packed: LinLayout = { ...lin, packed: { tagged, form } }
   const fields = a.linFirst ? [['lineage', packed], ['data', a.data]] as const : [['data', a.data], ['lineage', packed]] as const
   return { value: { k: 'rec', fields }, tagged: false }
 }

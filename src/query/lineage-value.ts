@@ -90,27 +90,85 @@ export interface Located {
   readonly packed: Packed | undefined
 }
 
-/** A packed lineage column: the plans of its branches, and the index of the branch number in the array (`undefined`: branch 0). */
+/**
+ * A packed lineage column (`LinLayout.packed`): the plans of its branches, the index of the branch
+ * number among its values (`undefined`: branch 0), how many values it holds, its form, and whether
+ * every key slot is an integer (then read by `intSlots`, not `JSON.parse`).
+ */
 export interface Packed {
   readonly plans: readonly BranchPlan[]
   readonly tagAt: number | undefined
+  readonly count: number
+  readonly form: 'json' | 'text'
+  readonly ints: boolean
 }
 
-/** The `Located` of every element of a packed lineage column of `width` key slots (one per reader). */
-export function locatePacked(plans: readonly BranchPlan[], tagged: boolean, width: number): Located {
-  return { plan: plans[0]!, base: 0, names: undefined, packed: { plans, tagAt: tagged ? width : undefined } }
+/** The `Located` of every element of a packed lineage column (one per reader). */
+export function locatePacked(plans: readonly BranchPlan[], l: LinLayout & { readonly packed: NonNullable<LinLayout['packed']> }): Located {
+  const w = l.slots.length
+  const packed: Packed = { plans, tagAt: l.packed.tagged ? w : undefined, count: w + (l.packed.tagged ? 1 : 0), form: l.packed.form, ints: l.slots.every((k) => k === 'int') }
+  return { plan: plans[0]!, base: 0, names: undefined, packed }
 }
 
 /**
- * The entries of a packed lineage column's value `raw`: the JSON text of an array of the key
- * slots (then the branch number), parsed only now, when the lineage is read.
+ * The entries of a packed lineage column's value `raw` (see `LinLayout.packed`), parsed only
+ * now, when the lineage is read.
  */
 export function unpack(p: Packed, raw: unknown): Entry[] {
-  const slots = parseJson(raw, 'lineage')
-  if (!Array.isArray(slots)) throw new LineageQueryError('decode', `lineage: expected a JSON array of keys, got ${showValue(raw)}`, { value: raw })
-  const plan = p.plans[p.tagAt === undefined ? 0 : (slots[p.tagAt] as number)]
-  if (plan === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${showValue(slots[p.tagAt!])}`, { value: raw })
-  return materialise(plan, slots, 0)
+  const slots = p.ints && typeof raw === 'string' ? intSlots(raw, p.count, p.form === 'json') : undefined
+  const values = slots ?? (p.form === 'json' ? parseJson(raw, 'lineage') : undefined)
+  if (!Array.isArray(values) || values.length !== p.count) {
+    const expected = p.form === 'json' ? 'a JSON array of keys' : `${p.count} comma-separated integers`
+    throw new LineageQueryError('decode', `lineage: expected ${expected}, got ${showValue(raw)}`, { value: raw })
+  }
+  const plan = p.plans[p.tagAt === undefined ? 0 : (values[p.tagAt] as number)]
+  if (plan === undefined) throw new LineageQueryError('decode', `lineage: unknown branch number ${showValue(values[p.tagAt!])}`, { value: raw })
+  return materialise(plan, values, 0)
+}
+
+/**
+ * The `n` integers (or NULLs) of a packed column whose slots are all integers, without
+ * `JSON.parse` and its strings: `12,,-3` (`text`, NULL as nothing) or `[12,null,-3]` (a JSON
+ * array as the databases print one). A value of more than 15 digits stays its text, which the
+ * key's `fromDb` reads exactly or refuses (beyond 2^53), as it does a key column's text. Returns
+ * `undefined` for anything else (the caller then parses it as JSON, or reports it).
+ */
+export function intSlots(s: string, n: number, json: boolean): unknown[] | undefined {
+  const out = new Array<unknown>(n)
+  let i = 0
+  let end = s.length
+  if (json) {
+    if (s.charCodeAt(0) !== 91 || s.charCodeAt(end - 1) !== 93) return undefined
+    i = 1
+    end--
+  }
+  for (let k = 0; k < n; k++) {
+    const start = i
+    const neg = s.charCodeAt(i) === 45
+    if (neg) i++
+    let v = 0
+    const first = i
+    while (i < end) {
+      const c = s.charCodeAt(i)
+      if (c < 48 || c > 57) break
+      v = v * 10 + (c - 48)
+      i++
+    }
+    const digits = i - first
+    if (digits === 0) {
+      if (neg) return undefined
+      if (json) {
+        if (!s.startsWith('null', i)) return undefined
+        i += 4
+      }
+      out[k] = null
+    } else out[k] = digits > 15 ? s.slice(start, i) : neg ? 0 - v : v
+    if (k < n - 1) {
+      if (s.charCodeAt(i) !== 44) return undefined
+      i++
+    }
+  }
+  return i === end ? out : undefined
 }
 
 /**
@@ -207,7 +265,19 @@ function plain(v: unknown): unknown {
   return v
 }
 
-const keyValue = (h: DialectHooks, kind: ScalarKind, scale: number, raw: unknown): unknown => (kind === 'decimal' ? h.decimalFromDb(raw, scale) : h.fromDb(kind, raw))
+/**
+ * A key value of `kind` from its raw value. An integer outside JavaScript's safe range is a
+ * `decode` error, as it is for a data column: better-sqlite3 and `JSON.parse` (nested
+ * collections, on both dialects) hand `9007199254740993` over as `9007199254740992`, another row's key.
+ */
+function keyValue(h: DialectHooks, kind: ScalarKind, scale: number, raw: unknown): unknown {
+  if (kind === 'decimal') return h.decimalFromDb(raw, scale)
+  const v = h.fromDb(kind, raw)
+  if (kind === 'int' && typeof v === 'number' && !Number.isSafeInteger(v) && Number.isInteger(v)) {
+    throw new LineageQueryError('decode', `lineage: integer key ${showValue(raw)} is outside JavaScript's safe integer range (±(2^53 - 1)); the database may hold a value JavaScript cannot represent exactly, so it is not returned rounded`, { value: String(raw) })
+  }
+  return v
+}
 
 const sameKey = (a: unknown, b: unknown): boolean => a === b || (Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => x === b[i]))
 

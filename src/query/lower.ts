@@ -57,8 +57,8 @@ export function orderItems(cx: Cx, t: NTop, order: S.OrderItem[], byColumn: read
 export function top(cx: Cx, t: NTop): Lowered {
   const { branches } = t.query
   const planned = branches.length === 0 ? undefined : plan(branches.map((b) => b.value))
-  // The key columns (and branch number) as one JSON column where the dialect finds that cheaper.
-  const packed = planned === undefined ? undefined : packTop(planned, branches.length > 1 && hasLineage(planned), cx.h.packedKeysFrom)
+  // The key columns (and branch number) as one column where the dialect finds that cheaper.
+  const packed = planned === undefined ? undefined : packTop(planned, branches.length > 1 && hasLineage(planned), (kinds, tagged) => cx.h.packKeys(kinds, tagged))
   const value = packed?.value
   const columns = value === undefined ? [] : columnNames(value)
   const tag = packed?.tagged === true ? TAG : undefined

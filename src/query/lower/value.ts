@@ -45,8 +45,9 @@ export function slots(cx: Cx, v: NValue, l: Layout, branch: number): S.Node[] {
       if (desc === undefined) throw new Error('internal: lineage layout has no branch ' + branch)
       desc.entries.forEach((d, i) => d.slots.forEach((s, j) => (out[s] = expr(cx, entries[i]!.key[j]!))))
       if (l.packed === undefined) return out
-      // One JSON array column: the key slots, then the branch number (see `LinLayout.packed`).
-      return [cx.h.jsonText(S.fn(cx.h.jsonArray, l.packed.tagged ? [...out, S.literal(branch)] : out))]
+      // One column: the key slots, then the branch number (see `LinLayout.packed`).
+      const parts = l.packed.tagged ? [...out, S.literal(branch)] : out
+      return [l.packed.form === 'text' ? cx.h.packedText(parts) : cx.h.jsonText(S.fn(cx.h.jsonArray, parts))]
     }
   }
 }
