@@ -471,9 +471,9 @@ export function groupedEntries(raw: unknown, branches: readonly GroupedLinBranch
       } else if (e.grouped !== undefined) {
         for (const s of groupedEntries(row[i++], e.grouped.branches, h)) add(s.table, s.key)
       } else if (e.types.length === 1) {
-        add(e.table, h.fromDb(e.types[0]!.kind, row[i++]))
+        add(e.table, keyValue(h, e.types[0]!.kind, e.types[0]!.scale ?? 0, row[i++]))
       } else {
-        add(e.table, e.types.map((t) => h.fromDb(t.kind, row[i++])))
+        add(e.table, e.types.map((t) => keyValue(h, t.kind, t.scale ?? 0, row[i++])))
       }
     }
   }

@@ -187,7 +187,7 @@ eachDialect('lineage: packed text of many key slots', (get) => {
 })
 
 eachDialect('lineage: integer keys beyond 2^53', (get) => {
-  test('a key beyond 2^53 in a key column or in a nested collection is a decode error when its lineage is read, not another row\'s key', async () => {
+  test('a key beyond 2^53 in a key column, in a nested collection or in a group is a decode error when its lineage is read, not another row\'s key', async () => {
     const tdb = get()
     class Rollback extends Error {}
     await tdb.db
@@ -203,6 +203,10 @@ eachDialect('lineage: integer keys beyond 2^53', (get) => {
         const xs = (nested[0]!.data as { xs: AnnotatedValue[] }).xs
         expect(() => xs.find((r) => r.data === 'huge')!.lineage).toThrow(LineageQueryError)
         expect(xs.find((r) => r.data === 'small')!.lineage).toEqual([{ table: 'bigs', key: -7 }])
+        // A group's lineage names every row of the group: the big key there too.
+        const groups = (await run(trx, lineage(Q.for(Q.groupBy(bigs, (b) => b.label), (g) => Q.yield({ label: g.key, n: Q.count(g.group) }))))) as unknown as AnnotatedValue[]
+        expect(() => groups.find((r) => (r.data as { label: string }).label === 'huge')!.lineage).toThrow(LineageQueryError)
+        expect(groups.find((r) => (r.data as { label: string }).label === 'small')!.lineage).toEqual([{ table: 'bigs', key: -7 }])
         throw new Rollback()
       })
       .catch((e: unknown) => {
