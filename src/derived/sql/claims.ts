@@ -399,7 +399,9 @@ RETURNING lq_key`.execute(c)
     return r.rows.length > 0
   },
   async othersHoldRange(db, table, lo, hi, owner) {
-    const r = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)} AND CAST(lq_key AS INTEGER) >= ${lo ?? Number.MIN_SAFE_INTEGER} AND CAST(lq_key AS INTEGER) <= ${hi} LIMIT 1`.execute(db)
+    // Integer texts only, as on PostgreSQL (`^-?[0-9]+$`: CAST alone reads '7x' as 7 and 'abc' as 0),
+    // and no lower bound when `lo` is undefined (not -2^53).
+    const r = await sql<{ n: number }>`SELECT 1 AS n FROM (SELECT lq_key, CASE WHEN substr(lq_key, 1, 1) = '-' THEN substr(lq_key, 2) ELSE lq_key END AS digits FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)}) WHERE digits <> '' AND digits NOT GLOB '*[^0-9]*' AND CAST(lq_key AS INTEGER) <= ${hi} AND (${lo ?? null} IS NULL OR CAST(lq_key AS INTEGER) >= ${lo ?? null}) LIMIT 1`.execute(db)
     return r.rows.length > 0
   },
   async liveOn(db, tables, owner) {
