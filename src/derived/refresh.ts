@@ -324,7 +324,12 @@ export async function runBatches(engine: Engine, x: Derivation, report: TableRep
       // run out soon (`readAheadQueue`), not as soon as the last one started computing.
       const lim = op.limit
       const at = lim === undefined ? undefined : readAheadQueue(lim.slots, lim.callMs(), Math.max(0, ...reads))
-      if (lim !== undefined && at !== undefined) await lim.untilQueued(at)
+      // The wait ends at an abort (the queued calls of an abandoned batch still run out one by
+      // one: not waited for), and a batch that failed meanwhile stops the reading.
+      if (lim !== undefined && at !== undefined) {
+        await untilAborted(lim.untilQueued(at), op)
+        if (state.failure !== undefined) break
+      }
       const t0 = performance.now()
       const b = await next()
       if (b === undefined) break
