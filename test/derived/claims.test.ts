@@ -186,6 +186,25 @@ eachDialect('claims', (get) => {
     expect(await d().othersHoldRange(db, 'span-low', -5, 0, 'me')).toBe(false)
   }, 60_000)
 
+  it('othersHold and othersHoldRange with a token bound see only the claims taken up to it (lastToken when a wait began)', async () => {
+    const { db } = get()
+    const before = await d().claim(db, 'upto', ['1', '2'], 'other', 60_000)
+    const upTo = await d().lastToken(db)
+    expect(upTo).toBeGreaterThanOrEqual(before.token)
+    const after = await d().claim(db, 'upto', ['3'], 'other', 60_000)
+    expect(after.token).toBeGreaterThan(upTo)
+    expect(await d().othersHold(db, 'upto', ['3'], 'me', upTo)).toBe(false)
+    expect(await d().othersHold(db, 'upto', ['3'], 'me')).toBe(true)
+    expect(await d().othersHold(db, 'upto', ['2', '3'], 'me', upTo)).toBe(true)
+    expect(await d().othersHoldRange(db, 'upto', 3, 3, 'me', upTo)).toBe(false)
+    expect(await d().othersHoldRange(db, 'upto', 3, 3, 'me')).toBe(true)
+    expect(await d().othersHoldRange(db, 'upto', undefined, 3, 'me', upTo)).toBe(true)
+    // The same owner claiming a row again takes a new token: no longer the claim waited for.
+    await d().claim(db, 'upto', ['1', '2'], 'other', 60_000)
+    expect(await d().othersHold(db, 'upto', ['1', '2'], 'me', upTo)).toBe(false)
+    expect(await d().lastToken(db)).toBeGreaterThan(after.token)
+  }, 60_000)
+
   it('duplicate keys in one claim are claimed once, and a keeper lease over them is fenced whole', async () => {
     const { db } = get()
     const keeper = new LeaseKeeper({ db, dialect: d(), leaseMs: 60_000, heartbeatMs: 10_000 })
