@@ -60,8 +60,8 @@ interface Worker {
   isReady: boolean
 }
 
-function startWorker(dialect: DialectName, t: Target, log: string, opts: { concurrency: number; batch: number }): Worker {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(here, 'fixtures', 'worker-child.ts'), dialect, ...t.args, log, String(LEASE_MS)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LQ_WORKER_DEBUG: '1', LQ_WORKER_CONCURRENCY: String(opts.concurrency), LQ_WORKER_BATCH: String(opts.batch), LQ_WORKER_DELAY_MS: '2' } })
+function startWorker(dialect: DialectName, t: Target, log: string, opts: { concurrency: number; batch: number }, script = 'worker-child.ts'): Worker {
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(here, 'fixtures', script), dialect, ...t.args, log, String(LEASE_MS)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LQ_WORKER_DEBUG: '1', LQ_WORKER_CONCURRENCY: String(opts.concurrency), LQ_WORKER_BATCH: String(opts.batch), LQ_WORKER_DELAY_MS: '2' } })
   const w: Worker = {
     proc,
     out: '',
@@ -208,4 +208,49 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     }, 400_000)
   })
 }
+}
+
+// refresh() (not watch) waits for the rows other workers hold, and for the span a first fill
+// jumped over (PostgreSQL): processes that each run one refresh at once, one killed mid-fill.
+for (const dialect of ['sqlite', 'postgres'] as const) {
+  describe(`a first fill by refresh() in many processes, one killed mid-fill [${dialect}]`, () => {
+    let dir: string
+    let t: Target
+    const workers: Worker[] = []
+    beforeEach(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'lq-workers-'))
+      t = await target(dialect, dir)
+      await createTable(t.db, src)
+      await insertRows(t.db, src, Array.from({ length: N }, (_, i) => ({ id: i + 1, v: 1 })))
+    }, 120_000)
+    afterEach(async () => {
+      for (const w of workers.splice(0)) if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGKILL')
+      await t.close()
+      rmSync(dir, { recursive: true, force: true })
+    })
+
+    it('the other refresh() calls end (no wait that never ends) with every row right, no claim left, no input computed twice at once', async () => {
+      const log = join(dir, 'calls.log')
+      writeFileSync(log, '')
+      const store = await openStore(t.db, { leaseMs: LEASE_MS })
+      await declareWorkers(store)
+      await store.stale()
+      for (let i = 0; i < 4; i++) workers.push(startWorker(dialect, t, log, { concurrency: 4, batch: 100 }, 'refresh-child.ts'))
+      await Promise.all(workers.map((w) => w.ready))
+      // Kill one once calls have started (mid-fill).
+      for (const t0 = Date.now(); readFileSync(log, 'utf8').split('\n').length < 400 && Date.now() - t0 < 30_000; ) await sleep(20)
+      const victim = workers[1]!
+      victim.proc.kill('SIGKILL')
+      const killed = new Map([[victim.proc.pid!, Date.now()]])
+      const others = workers.filter((w) => w !== victim)
+      const codes = await Promise.race([Promise.all(others.map((w) => w.exited)), sleep(90_000).then(() => 'timeout' as const)])
+      expect(codes, JSON.stringify(others.map((w) => w.out.slice(-400)))).toEqual(others.map(() => 0))
+      const roots = (await sql<{ id: unknown; v: unknown }>`SELECT id, v FROM src ORDER BY id`.execute(t.db)).rows.map((r) => [String(r.id), Number(r.v)] as const)
+      const as = new Map((await sql<{ lq_key: string; y: unknown }>`SELECT lq_key, y FROM a`.execute(t.db)).rows.map((r) => [r.lq_key, Number(r.y)]))
+      const bs = new Map((await sql<{ lq_key: string; z: unknown }>`SELECT lq_key, z FROM b`.execute(t.db)).rows.map((r) => [r.lq_key, Number(r.z)]))
+      expect(roots.filter(([k, v]) => as.get(k) !== 2 * v || bs.get(k) !== 2 * v + 1).length).toBe(0)
+      expect((await claimDialects[dialect].held(t.db)).filter((c) => c.owner.includes(`:${victim.proc.pid}:`) === false).length).toBe(0)
+      expect(overlappingCalls(log, killed)).toEqual([])
+    }, 200_000)
+  })
 }
