@@ -130,8 +130,12 @@ export async function leftBehind(x: Derivation, op: Op, again: (held: ReadonlySe
   if (l === undefined || (l.held.size === 0 && l.deferred === 0)) return false
   if (!op.waitForOthers || l.deferred > 0) return true
   // Polled (a query of the held keys' live claims, `othersPause`): the other workers are
-  // releasing batches as they go, and every pause is time this worker idles.
-  for (const t0 = performance.now(); await op.keeper.othersHold(x.name, l.held); ) {
+  // releasing batches as they go, and every pause is time this worker idles. Only the claims
+  // held when the wait began (`lastToken`): a row another worker keeps taking again (its input
+  // keeps changing) was waited for as long as it did; `again` looks at it as it is now (stored:
+  // nothing to do; held again: left behind again, and waited for again).
+  const upTo = await op.keeper.lastToken()
+  for (const t0 = performance.now(); await op.keeper.othersHold(x.name, l.held, upTo); ) {
     throwIfAborted(op)
     await untilAborted(sleep(othersPause(performance.now() - t0)), op)
   }
@@ -253,7 +257,12 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
 async function recheckSpan(engine: Engine, x: Derivation, span: readonly [number | undefined, number], op: Op): Promise<void> {
   const root = engine.roots.get((x.source as { table: string }).table)!.def
   if (op.waitForOthers) {
-    for (const t0 = performance.now(); await op.keeper.othersHoldRange(x.name, span[0], span[1]); ) {
+    // The claims held when the wait began (their tokens up to `upTo`): a claim taken later is
+    // another computation (a worker computing a row of the span again), which the read after
+    // the wait finds (or not) as any other; waiting for those too waited as long as other
+    // workers kept taking rows of the span.
+    const upTo = await op.keeper.lastToken()
+    for (const t0 = performance.now(); await op.keeper.othersHoldRange(x.name, span[0], span[1], upTo); ) {
       throwIfAborted(op)
       await untilAborted(sleep(othersPause(performance.now() - t0)), op)
     }
@@ -324,7 +333,12 @@ export async function runBatches(engine: Engine, x: Derivation, report: TableRep
       // run out soon (`readAheadQueue`), not as soon as the last one started computing.
       const lim = op.limit
       const at = lim === undefined ? undefined : readAheadQueue(lim.slots, lim.callMs(), Math.max(0, ...reads))
-      if (lim !== undefined && at !== undefined) await lim.untilQueued(at)
+      // The wait ends at an abort (the queued calls of an abandoned batch still run out one by
+      // one: not waited for), and a batch that failed meanwhile stops the reading.
+      if (lim !== undefined && at !== undefined) {
+        await untilAborted(lim.untilQueued(at), op)
+        if (state.failure !== undefined) break
+      }
       const t0 = performance.now()
       const b = await next()
       if (b === undefined) break

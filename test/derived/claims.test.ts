@@ -174,6 +174,49 @@ eachDialect('claims', (get) => {
     expect(await d().othersHoldRange(db, 'span', undefined, 35, 'other')).toBe(true)
   }, 60_000)
 
+  it('othersHoldRange agrees on both dialects: a text address of the table that is not an integer is not in the span, and an open span reaches keys beyond the safe range', async () => {
+    const { db } = get()
+    // Addresses of the same table that only start like an integer ('7x', ' 8', '9.5') are not integers.
+    await d().claim(db, 'span-odd', ['7x', ' 8', '9.5', 'abc'], 'other', 60_000)
+    expect(await d().othersHoldRange(db, 'span-odd', 5, 10, 'me')).toBe(false)
+    expect(await d().othersHoldRange(db, 'span-odd', undefined, 10, 'me')).toBe(false)
+    // Undefined: from any key, below -2^53 too.
+    await d().claim(db, 'span-low', ['-9007199254740993'], 'other', 60_000)
+    expect(await d().othersHoldRange(db, 'span-low', undefined, 0, 'me')).toBe(true)
+    expect(await d().othersHoldRange(db, 'span-low', -5, 0, 'me')).toBe(false)
+  }, 60_000)
+
+  it('othersHold and othersHoldRange with a token bound see only the claims taken up to it (lastToken when a wait began)', async () => {
+    const { db } = get()
+    const before = await d().claim(db, 'upto', ['1', '2'], 'other', 60_000)
+    const upTo = await d().lastToken(db)
+    expect(upTo).toBeGreaterThanOrEqual(before.token)
+    const after = await d().claim(db, 'upto', ['3'], 'other', 60_000)
+    expect(after.token).toBeGreaterThan(upTo)
+    expect(await d().othersHold(db, 'upto', ['3'], 'me', upTo)).toBe(false)
+    expect(await d().othersHold(db, 'upto', ['3'], 'me')).toBe(true)
+    expect(await d().othersHold(db, 'upto', ['2', '3'], 'me', upTo)).toBe(true)
+    expect(await d().othersHoldRange(db, 'upto', 3, 3, 'me', upTo)).toBe(false)
+    expect(await d().othersHoldRange(db, 'upto', 3, 3, 'me')).toBe(true)
+    expect(await d().othersHoldRange(db, 'upto', undefined, 3, 'me', upTo)).toBe(true)
+    // The same owner claiming a row again takes a new token: no longer the claim waited for.
+    await d().claim(db, 'upto', ['1', '2'], 'other', 60_000)
+    expect(await d().othersHold(db, 'upto', ['1', '2'], 'me', upTo)).toBe(false)
+    expect(await d().lastToken(db)).toBeGreaterThan(after.token)
+  }, 60_000)
+
+  it('duplicate keys in one claim are claimed once, and a keeper lease over them is fenced whole', async () => {
+    const { db } = get()
+    const keeper = new LeaseKeeper({ db, dialect: d(), leaseMs: 60_000, heartbeatMs: 10_000 })
+    const lease = await keeper.claim('dups', ['1', '2', '1', '3', '2'])
+    expect([...lease.keys].sort()).toEqual(['1', '2', '3'])
+    expect((await d().held(db, 'dups')).length).toBe(3)
+    const lost = await db.transaction().execute((trx) => keeper.fence(trx, lease, ['3', '1', '2']))
+    expect([...lost]).toEqual([])
+    expect((await d().held(db, 'dups')).length).toBe(0)
+    keeper.stop()
+  }, 60_000)
+
   it('the lease keeper extends its leases, and marks one lost when another worker took it over', async () => {
     const { db } = get()
     const lost: number[] = []

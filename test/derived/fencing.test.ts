@@ -73,3 +73,59 @@ eachDialect('leases expiring mid-computation', (get) => {
     expect((await B.store.status(B.out, 1)).state).toBe('fresh')
   }, 120_000)
 })
+
+eachDialect('leases expiring mid-computation, one row of a batch taken over', (get) => {
+  it("a batch whose lease lost one of its rows to another worker stores the others and refuses that one (a fence over every key of the lease)", async () => {
+    const { db } = get()
+    const src = table(`g${++n}`, { id: t.Int, v: t.Int })
+    await createTable(db, src)
+    await insertRows(db, src, [1, 2, 3, 4].map((id) => ({ id, v: id })))
+    let releaseA!: () => void
+    const gateA = new Promise<void>((r) => (releaseA = r))
+    let aStarted = 0
+    const declare = async (who: 'a' | 'b') => {
+      const store = await openStore(db, { leaseMs: 600 })
+      await store.track(src)
+      const out = store.derive({
+        name: `${src.name}_out`,
+        from: src,
+        output: { y: t.Int, by: t.string },
+        version: 'fence',
+        params: {},
+        fn: async (r, ctx) => {
+          const me = (ctx.params as { who?: string } | undefined)?.who ?? who
+          if (me === 'a') {
+            aStarted++
+            await gateA
+          }
+          return { y: r.v * 2, by: me }
+        },
+      })
+      return { store, out }
+    }
+    const A = await declare('a')
+    const B = await declare('b')
+    // One batch of A holds the 4 rows (one lease, one token).
+    const ra = A.store.refresh()
+    while (aStarted < 4) await sleep(10)
+    const heldByA = await sql<{ n: unknown }>`SELECT count(DISTINCT token) AS n FROM lq_claim WHERE owner = ${A.store.owner}`.execute(db)
+    expect(Number(heldByA.rows[0]!.n)).toBe(1)
+    // B demands row 3 only: it takes that row over once A's lease ran out.
+    let bDone = false
+    const gb = B.store.get(B.out, 3).finally(() => (bDone = true))
+    while (!bDone) {
+      await sql`UPDATE lq_claim SET expires = 0 WHERE owner = ${A.store.owner}`.execute(db)
+      await sleep(10)
+    }
+    expect((await gb).state).toBe('fresh')
+    releaseA()
+    const repA = await ra
+    expect(repA.totals.computed).toBe(3)
+    expect(repA.totals.superseded).toBe(1)
+    const rows = await sql<{ lq_key: string; y: unknown; by: string }>`SELECT lq_key, y, by FROM ${sql.id(`${src.name}_out`)} ORDER BY lq_key`.execute(db)
+    expect(rows.rows.map((r) => [r.lq_key, Number(r.y), r.by])).toEqual([['1', 2, 'a'], ['2', 4, 'a'], ['3', 6, 'b'], ['4', 8, 'a']])
+    // Nothing left in the claim table: A's fence deleted its three rows by token, B's write its own.
+    const left = await sql<{ n: unknown }>`SELECT count(*) AS n FROM lq_claim WHERE tbl = ${`${src.name}_out`}`.execute(db)
+    expect(Number(left.rows[0]!.n)).toBe(0)
+  }, 120_000)
+})

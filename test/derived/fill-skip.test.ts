@@ -15,6 +15,7 @@ import { eachDialect } from '../support/db.js'
 
 type Store = Awaited<ReturnType<typeof openStore>>
 type Src = ReturnType<typeof rootOf>
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 const rootOf = (name: string) => table(name, { id: t.Int, v: t.Int })
 
 /** A root `<p>_src` of `n` rows (id = v = 1..n), created and filled. */
@@ -127,4 +128,79 @@ eachDialect('first-fill pages skip rows other workers hold', (get) => {
     expect(await claimDialects[dialect].held(db, 'f4_a')).toEqual([])
     for (const s of stores) expect(await s.stale('f4_a')).toEqual([])
   }, 120_000)
+})
+
+eachDialect('the end of a first fill and claims taken after it', (get) => {
+  it("the end of a first fill waits for the claims other workers held in the span it jumped over, not for claims taken later (another worker's new batches on stored rows)", async () => {
+    const { db } = get()
+    const p = 'late'
+    const src = await root(db, p, 100)
+    const gate = () => {
+      let open!: () => void
+      const p = new Promise<void>((r) => (open = r))
+      return { p, open }
+    }
+    const [b1, b2, ga] = [gate(), gate(), gate()]
+    const declare = async (who: 'a' | 'b') => {
+      const store = await openStore(db, { leaseMs: 60_000 })
+      await store.track(src)
+      store.derive({
+        name: `${p}_a`,
+        from: src,
+        output: { y: t.Int },
+        version: `${p}-1`,
+        params: {},
+        fn: async (r, ctx) => {
+          const me = (ctx.params as { who?: string } | undefined)?.who ?? who
+          if (me === 'a') await ga.p
+          else await (r.id <= 20 ? b1.p : b2.p)
+          return { y: r.v * 2 }
+        },
+      })
+      return store
+    }
+    const B = await declare('b')
+    const A = await declare('a')
+    const claimsOf = async (owner: string) => Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM lq_claim WHERE owner = ${owner}`.execute(db)).rows[0]!.n)
+    const until = async (what: string, ok: () => Promise<boolean>) => {
+      for (const t0 = Date.now(); !(await ok()); await sleep(10)) if (Date.now() - t0 > 20_000) throw new Error(`never: ${what}`)
+    }
+    // B holds its first two batches (1..40); A's fill starts after them and holds its first.
+    const rb = B.refresh({ batchSize: 20 })
+    await until('B holds 1..40', async () => (await claimsOf(B.owner)) >= 40)
+    const ra = A.refresh({ batchSize: 20 })
+    await until('A holds a batch', async () => (await claimsOf(A.owner)) >= 20)
+    // B stores 1..20; then another worker (C) computes row 5 again and again, in new batches
+    // (as a worker does while row 5's input keeps changing).
+    b1.open()
+    let churn = true
+    let cHeld = false
+    const c = (async () => {
+      while (churn) {
+        if ((await claimDialects[get().dialect].claim(db, `${p}_a`, ['5'], 'worker-c', 400)).keys.length > 0) cHeld = true
+        await sleep(50)
+      }
+      await sql`DELETE FROM lq_claim WHERE owner = 'worker-c'`.execute(db)
+    })()
+    try {
+      await until('C holds row 5', async () => cHeld)
+      // A's fill goes on to its end (waiting for B's rows 21..40 it jumped over); then B is done.
+      ga.open()
+      await sleep(300)
+      b2.open()
+      await rb
+      // Once B let its rows go, A's fill ends: C's later batches are not waited for.
+      const t0 = performance.now()
+      const winner = await Promise.race([ra.then(() => 'done' as const), sleep(3000).then(() => 'waiting' as const)])
+      expect(winner, `A's refresh still waiting ${Math.round(performance.now() - t0)} ms after B was done`).toBe('done')
+    } finally {
+      churn = false
+      ga.open()
+      b2.open()
+      await c
+      await Promise.allSettled([ra, rb])
+    }
+    const rows = await sql<{ n: unknown }>`SELECT count(*) AS n FROM ${sql.id(`${p}_a`)}`.execute(db)
+    expect(Number(rows.rows[0]!.n)).toBe(100)
+  }, 60_000)
 })

@@ -112,6 +112,36 @@ for (const dialect of dialectNames) {
       expect(await store.stale()).toEqual([])
     })
 
+    it('abort with a concurrency limit stops at once while the next batch waits for the queued calls to run out (no wait for the abandoned calls)', async () => {
+      await setup(tdb.db, 300)
+      const store = await openStore(tdb.db)
+      await store.track(src)
+      const ac = new AbortController()
+      let started = 0
+      let abortedAt = 0
+      store.derive({
+        name: 'out',
+        from: src,
+        output: { y: t.Int },
+        fn: async (r) => {
+          // The 60th call is in the second batch, while the third waits to be read (readAheadQueue).
+          if (++started === 60) {
+            abortedAt = performance.now()
+            ac.abort()
+          }
+          await new Promise((res) => setTimeout(res, 50))
+          return { y: r.x }
+        },
+      })
+      const err = await rejection(store.refresh({ batchSize: 50, concurrency: 1, signal: ac.signal }))
+      const late = performance.now() - abortedAt
+      expect(err.code).toBe('aborted')
+      // The batch in flight is abandoned: its 40 queued calls (2 s) are not waited for.
+      expect(late).toBeLessThan(1000)
+      await store.refresh()
+      expect(await store.stale()).toEqual([])
+    }, 60_000)
+
     it('abort while a call is stuck abandons it: the settled results of its batch are stored and its row stays missing', async () => {
       await setup(tdb.db, 3)
       const store = await openStore(tdb.db)

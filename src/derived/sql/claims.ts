@@ -127,15 +127,21 @@ export interface ClaimDialect {
   held(db: Kysely<any>, table?: string): Promise<ClaimRow[]>
   /** Delete the claims whose lease ended at least `graceMs` ago (of workers that died or stopped without releasing them); how many. */
   sweep(db: Kysely<any>, graceMs: number): Promise<number>
-  /** Whether another owner than `owner` holds a live claim on one of `keys` of `table`. */
-  othersHold(db: Kysely<any>, table: string, keys: readonly string[], owner: string): Promise<boolean>
+  /**
+   * Whether another owner than `owner` holds a live claim on one of `keys` of `table`; with
+   * `upTo`, a claim taken under a token up to `upTo` (`lastToken` when a wait began: claims taken
+   * later are other computations, not the ones waited for).
+   */
+  othersHold(db: Kysely<any>, table: string, keys: readonly string[], owner: string, upTo?: number): Promise<boolean>
+  /** The newest fencing token handed out (0: none yet). */
+  lastToken(db: Kysely<any>): Promise<number>
   /**
    * Whether another owner than `owner` holds a live claim on a row of `table` whose address is
    * an integer from `lo` (undefined: any) to `hi` (a derived table over a root with one integer
    * key column: its addresses are the keys' texts). One look at the table's claims, whatever the
    * span's size (a first fill waiting for the span it jumped over, `recheckSpan`).
    */
-  othersHoldRange(db: Kysely<any>, table: string, lo: number | undefined, hi: number, owner: string): Promise<boolean>
+  othersHoldRange(db: Kysely<any>, table: string, lo: number | undefined, hi: number, owner: string, upTo?: number): Promise<boolean>
   /** Live claims held by others on any of `tables` (a worker waits for these before a downstream table). */
   liveOn(db: Kysely<any>, tables: readonly string[], owner: string): Promise<number>
   /**
@@ -255,13 +261,17 @@ SELECT k FROM unnest(${keys}::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM gone 
     const r = await sql`WITH dead AS (SELECT tbl, lq_key FROM lq_claim WHERE expires <= ${sql.raw(PG_NOW)} - ${graceMs}::bigint ORDER BY tbl, lq_key FOR UPDATE SKIP LOCKED) DELETE FROM lq_claim c USING dead WHERE c.tbl = dead.tbl AND c.lq_key = dead.lq_key`.execute(db)
     return Number(r.numAffectedRows ?? 0)
   },
-  async othersHold(db, table, keys, owner) {
-    const r = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim WHERE tbl = ${table} AND lq_key = ANY(${keys}::text[]) AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)} LIMIT 1`.execute(db)
+  async othersHold(db, table, keys, owner, upTo) {
+    const r = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim WHERE tbl = ${table} AND lq_key = ANY(${keys}::text[]) AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}${upTo === undefined ? sql`` : sql` AND token <= ${upTo}`} LIMIT 1`.execute(db)
     return r.rows.length > 0
   },
-  async othersHoldRange(db, table, lo, hi, owner) {
+  async lastToken(db) {
+    const r = await sql<{ t: string }>`SELECT (CASE WHEN is_called THEN last_value ELSE last_value - 1 END)::text AS t FROM lq_claim_seq`.execute(db)
+    return Number(r.rows[0]!.t)
+  },
+  async othersHoldRange(db, table, lo, hi, owner, upTo) {
     // The cast only of integer texts (another table's addresses, the same statement's rows, may be anything).
-    const r = await sql<{ n: number }>`SELECT 1 AS n FROM (SELECT CASE WHEN lq_key ~ '^-?[0-9]+$' THEN lq_key::numeric END AS k FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}) AS c WHERE c.k <= ${hi}::numeric AND (${lo ?? null}::numeric IS NULL OR c.k >= ${lo ?? null}::numeric) LIMIT 1`.execute(db)
+    const r = await sql<{ n: number }>`SELECT 1 AS n FROM (SELECT CASE WHEN lq_key ~ '^-?[0-9]+$' THEN lq_key::numeric END AS k FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}${upTo === undefined ? sql`` : sql` AND token <= ${upTo}`}) AS c WHERE c.k <= ${hi}::numeric AND (${lo ?? null}::numeric IS NULL OR c.k >= ${lo ?? null}::numeric) LIMIT 1`.execute(db)
     return r.rows.length > 0
   },
   async liveOn(db, tables, owner) {
@@ -394,12 +404,18 @@ RETURNING lq_key`.execute(c)
     const r = await sql`DELETE FROM lq_claim WHERE expires <= ${sql.raw(SQLITE_NOW)} - ${graceMs}`.execute(db)
     return Number(r.numAffectedRows ?? 0)
   },
-  async othersHold(db, table, keys, owner) {
-    const r = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim WHERE tbl = ${table} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)})) AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)} LIMIT 1`.execute(db)
+  async othersHold(db, table, keys, owner, upTo) {
+    const r = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim WHERE tbl = ${table} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)})) AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)}${upTo === undefined ? sql`` : sql` AND token <= ${upTo}`} LIMIT 1`.execute(db)
     return r.rows.length > 0
   },
-  async othersHoldRange(db, table, lo, hi, owner) {
-    const r = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)} AND CAST(lq_key AS INTEGER) >= ${lo ?? Number.MIN_SAFE_INTEGER} AND CAST(lq_key AS INTEGER) <= ${hi} LIMIT 1`.execute(db)
+  async lastToken(db) {
+    const r = await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'claim_token'`.execute(db)
+    return r.rows.length === 0 ? 0 : Number(r.rows[0]!.value)
+  },
+  async othersHoldRange(db, table, lo, hi, owner, upTo) {
+    // Integer texts only, as on PostgreSQL (`^-?[0-9]+$`: CAST alone reads '7x' as 7 and 'abc' as 0),
+    // and no lower bound when `lo` is undefined (not -2^53).
+    const r = await sql<{ n: number }>`SELECT 1 AS n FROM (SELECT lq_key, CASE WHEN substr(lq_key, 1, 1) = '-' THEN substr(lq_key, 2) ELSE lq_key END AS digits FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)}${upTo === undefined ? sql`` : sql` AND token <= ${upTo}`}) WHERE digits <> '' AND digits NOT GLOB '*[^0-9]*' AND CAST(lq_key AS INTEGER) <= ${hi} AND (${lo ?? null} IS NULL OR CAST(lq_key AS INTEGER) >= ${lo ?? null}) LIMIT 1`.execute(db)
     return r.rows.length > 0
   },
   async liveOn(db, tables, owner) {
