@@ -1,5 +1,5 @@
 /**
- * A first fill by many workers, under kills (a copy of workers.test.ts's harness, varied): a
+ * A first fill by many workers, under kills (workers.test.ts's harness, fixtures/worker-harness.ts, varied): a
  * table of N_FILL rows filled at once by worker processes with a concurrency limit of 1 or 16
  * and batches of 20 or 400 (the read-ahead by queue, the fence over every key of a lease, the
  * end-of-fill span wait), killed with SIGKILL mid-fill while a raw client writes. Then, as in
@@ -13,111 +13,18 @@
  * is orphaned, and no input revision was computed twice at once (the calls log of every
  * process, with the kill time as the end of a killed call). Bounded to seconds for CI.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import Database from 'better-sqlite3'
-import { Kysely, SqliteDialect, sql } from 'kysely'
+import { join } from 'node:path'
+import { sql } from 'kysely'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createTable, insertRows } from '../../src/query/ddl.js'
 import { openStore } from '../../src/derived/index.js'
-import { open, pgUrl, type DialectName } from '../support/db.js'
 import { claimDialects } from '../../src/derived/sql/claims.js'
 import { declareWorkers, src } from './fixtures/worker-schema.js'
+import { LEASE_MS, overlappingCalls, sleep, startWorker, target, type Target, type Worker } from './fixtures/worker-harness.js'
 
-const here = dirname(fileURLToPath(import.meta.url))
-const root = join(here, '..', '..')
 const N = 3000
-const LEASE_MS = 1500
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-interface Target {
-  readonly db: Kysely<any>
-  readonly args: readonly string[]
-  close(): Promise<void>
-}
-
-async function target(dialect: DialectName, dir: string): Promise<Target> {
-  if (dialect === 'sqlite') {
-    const file = join(dir, 'store.db')
-    const database = new Database(file, { timeout: 5000 })
-    database.pragma('journal_mode = WAL')
-    const db = new Kysely<any>({ dialect: new SqliteDialect({ database }) })
-    return { db, args: [file], close: () => db.destroy() }
-  }
-  const tdb = await open('postgres')
-  const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(tdb.db)).rows[0]!.s
-  return { db: tdb.db, args: [pgUrl, schema], close: () => tdb.close() }
-}
-
-interface Worker {
-  readonly proc: ChildProcess
-  readonly ready: Promise<void>
-  readonly exited: Promise<number | null>
-  out: string
-  isReady: boolean
-}
-
-function startWorker(dialect: DialectName, t: Target, log: string, opts: { concurrency: number; batch: number }, script = 'worker-child.ts'): Worker {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(here, 'fixtures', script), dialect, ...t.args, log, String(LEASE_MS)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LQ_WORKER_DEBUG: '1', LQ_WORKER_CONCURRENCY: String(opts.concurrency), LQ_WORKER_BATCH: String(opts.batch), LQ_WORKER_DELAY_MS: '2' } })
-  const w: Worker = {
-    proc,
-    out: '',
-    isReady: false,
-    ready: new Promise<void>((resolve, reject) => {
-      proc.stdout!.on('data', (b: Buffer) => {
-        w.out += b.toString()
-        if (w.out.includes('ready')) {
-          w.isReady = true
-          resolve()
-        }
-        if (w.out.includes('error')) reject(new Error(w.out))
-      })
-      proc.on('close', () => reject(new Error(`worker exited before it was ready: ${w.out}`)))
-    }),
-    exited: new Promise((resolve) => proc.on('close', (code) => resolve(code))),
-  }
-  w.ready.catch(() => undefined)
-  proc.stderr!.on('data', (b: Buffer) => (w.out += b.toString()))
-  return w
-}
-
-/** Calls of one input revision (key, v) that ran at the same time, by the log: [start, end] per call, a killed call ending at its kill. */
-function overlappingCalls(log: string, killedAt: ReadonlyMap<number, number>): string[] {
-  const open = new Map<string, number>()
-  const calls = new Map<string, { start: number; end: number; pid: number }[]>()
-  for (const line of readFileSync(log, 'utf8').split('\n')) {
-    const [kind, key, v, pidText, ms] = line.split(' ')
-    if (kind === undefined || kind === '') continue
-    const id = `${key} ${v}`
-    const pid = Number(pidText)
-    if (kind === 'S') open.set(`${id} ${pid} ${open.size}`, Number(ms))
-    else {
-      const k = [...open.keys()].find((o) => o.startsWith(`${id} ${pid} `))
-      if (k === undefined) continue
-      const list = calls.get(id) ?? []
-      list.push({ start: open.get(k)!, end: Number(ms), pid })
-      calls.set(id, list)
-      open.delete(k)
-    }
-  }
-  for (const [k, start] of open) {
-    const [key, v, pidText] = k.split(' ')
-    const pid = Number(pidText)
-    const id = `${key} ${v}`
-    const list = calls.get(id) ?? []
-    list.push({ start, end: killedAt.get(pid) ?? Infinity, pid })
-    calls.set(id, list)
-  }
-  const bad: string[] = []
-  for (const [id, list] of calls) {
-    list.sort((a, b) => a.start - b.start)
-    for (let i = 1; i < list.length; i++) if (list[i]!.start < list[i - 1]!.end) bad.push(`${id}: pid ${list[i - 1]!.pid} [${list[i - 1]!.start}, ${list[i - 1]!.end}] and pid ${list[i]!.pid} [${list[i]!.start}, ${list[i]!.end}]`)
-  }
-  return bad
-}
 
 for (const dialect of ['sqlite', 'postgres'] as const) {
   for (const opts of [{ concurrency: 1, batch: 20 }, { concurrency: 16, batch: 400 }]) {
