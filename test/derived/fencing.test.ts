@@ -5,7 +5,7 @@
  * superseded), whatever order the two finish in; the stored row is the second's.
  */
 import * as t from 'io-ts'
-import { sql } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import { expect, it } from 'vitest'
 import { createTable, insertRows } from '../../src/query/ddl.js'
 import { table } from '../../src/query/dsl.js'
@@ -14,42 +14,52 @@ import { eachDialect } from '../support/db.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 let n = 0
+const srcTable = (name: string) => table(name, { id: t.Int, v: t.Int })
+
+/**
+ * Two workers (stores with a 600 ms lease) of one code version (`version`, and the same function
+ * text) deriving `<src>_out` (y = 2v, by = the worker): worker `a`'s calls are held until
+ * `releaseA()`; `aStarted()` counts the calls of `a` that started.
+ */
+function gatedWorkers(db: Kysely<any>, src: ReturnType<typeof srcTable>) {
+  let releaseA!: () => void
+  const gateA = new Promise<void>((r) => (releaseA = r))
+  let aStarted = 0
+  const declare = async (who: 'a' | 'b') => {
+    const store = await openStore(db, { leaseMs: 600 })
+    await store.track(src)
+    const out = store.derive({
+      name: `${src.name}_out`,
+      from: src,
+      output: { y: t.Int, by: t.string },
+      version: 'fence',
+      params: {},
+      fn: async (r, ctx) => {
+        const me = (ctx.params as { who?: string } | undefined)?.who ?? who
+        if (me === 'a') {
+          aStarted++
+          await gateA
+        }
+        return { y: r.v * 2, by: me }
+      },
+    })
+    return { store, out }
+  }
+  return { declare, releaseA: () => releaseA(), aStarted: () => aStarted }
+}
 
 eachDialect('leases expiring mid-computation', (get) => {
   it('a worker whose lease expired mid-call loses the row to another worker; its late result is fenced off', async () => {
     const { db } = get()
-    const src = table(`f${++n}`, { id: t.Int, v: t.Int })
+    const src = srcTable(`f${++n}`)
     await createTable(db, src)
     await insertRows(db, src, [{ id: 1, v: 5 }])
-    let releaseA!: () => void
-    const gateA = new Promise<void>((r) => (releaseA = r))
-    let aStarted = false
-    const declare = async (leaseMs: number, who: 'a' | 'b') => {
-      const store = await openStore(db, { leaseMs })
-      await store.track(src)
-      // One code version for both workers (`version`, and the same function text).
-      const out = store.derive({
-        name: `${src.name}_out`,
-        from: src,
-        output: { y: t.Int, by: t.string },
-        version: 'fence',
-        params: {},
-        fn: async (r, ctx) => {
-          const me = (ctx.params as { who?: string } | undefined)?.who ?? who
-          if (me === 'a') {
-            aStarted = true
-            await gateA
-          }
-          return { y: r.v * 2, by: me }
-        },
-      })
-      return { store, out }
-    }
+    const { declare, releaseA, aStarted } = gatedWorkers(db, src)
     // Worker A's call is held until worker B took its row over.
-    const A = await declare(600, 'a')
-    const B = await declare(600, 'b')
+    const A = await declare('a')
+    const B = await declare('b')
     const ra = A.store.refresh()
-    while (!aStarted) await sleep(10)
+    while (aStarted() === 0) await sleep(10)
     // B finds the row held by A: its refresh waits while A's lease is live.
     const rb = B.store.refresh()
     await sleep(300)
@@ -77,37 +87,15 @@ eachDialect('leases expiring mid-computation', (get) => {
 eachDialect('leases expiring mid-computation, one row of a batch taken over', (get) => {
   it("a batch whose lease lost one of its rows to another worker stores the others and refuses that one (a fence over every key of the lease)", async () => {
     const { db } = get()
-    const src = table(`g${++n}`, { id: t.Int, v: t.Int })
+    const src = srcTable(`g${++n}`)
     await createTable(db, src)
     await insertRows(db, src, [1, 2, 3, 4].map((id) => ({ id, v: id })))
-    let releaseA!: () => void
-    const gateA = new Promise<void>((r) => (releaseA = r))
-    let aStarted = 0
-    const declare = async (who: 'a' | 'b') => {
-      const store = await openStore(db, { leaseMs: 600 })
-      await store.track(src)
-      const out = store.derive({
-        name: `${src.name}_out`,
-        from: src,
-        output: { y: t.Int, by: t.string },
-        version: 'fence',
-        params: {},
-        fn: async (r, ctx) => {
-          const me = (ctx.params as { who?: string } | undefined)?.who ?? who
-          if (me === 'a') {
-            aStarted++
-            await gateA
-          }
-          return { y: r.v * 2, by: me }
-        },
-      })
-      return { store, out }
-    }
+    const { declare, releaseA, aStarted } = gatedWorkers(db, src)
     const A = await declare('a')
     const B = await declare('b')
     // One batch of A holds the 4 rows (one lease, one token).
     const ra = A.store.refresh()
-    while (aStarted < 4) await sleep(10)
+    while (aStarted() < 4) await sleep(10)
     const heldByA = await sql<{ n: unknown }>`SELECT count(DISTINCT token) AS n FROM lq_claim WHERE owner = ${A.store.owner}`.execute(db)
     expect(Number(heldByA.rows[0]!.n)).toBe(1)
     // B demands row 3 only: it takes that row over once A's lease ran out.
