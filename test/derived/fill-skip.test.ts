@@ -47,6 +47,16 @@ async function deriveCounted(store: Store, p: string, src: Src, calls: Map<strin
   await store.stale(`${p}_a`) // creates the derived tables
 }
 
+/** A root `<p>_src` of `n` rows and one store (10 s lease) deriving `<p>_a` from it, its calls counted (`deriveCounted`). */
+async function countedFill(db: Kysely<any>, p: string, n: number): Promise<{ store: Store; calls: Map<string, number>; order: number[] }> {
+  const src = await root(db, p, n)
+  const store = await openStore(db, { leaseMs: 10_000 })
+  const calls = new Map<string, number>()
+  const order: number[] = []
+  await deriveCounted(store, p, src, calls, order)
+  return { store, calls, order }
+}
+
 /** Every one of the `n` rows of `derived` stored right (y = 2 * key) and computed once. */
 async function expectEachStoredOnce(db: Kysely<any>, derived: string, n: number, calls: Map<string, number>): Promise<void> {
   const rows = (await sql<{ lq_key: string; y: unknown }>`SELECT lq_key, y FROM ${sql.table(derived)}`.execute(db)).rows
@@ -59,11 +69,7 @@ async function expectEachStoredOnce(db: Kysely<any>, derived: string, n: number,
 eachDialect('first-fill pages skip rows other workers hold', (get) => {
   it('a first fill reads past the rows another worker holds, claims only free rows, and computes the held ones once they are released unstored', async () => {
     const { db, dialect } = get()
-    const src = await root(db, 'fs', 300)
-    const store = await openStore(db, { leaseMs: 10_000 })
-    const calls = new Map<string, number>()
-    const order: number[] = []
-    await deriveCounted(store, 'fs', src, calls, order)
+    const { store, calls, order } = await countedFill(db, 'fs', 300)
     // Another worker holds rows 51..250 and lets them go without storing them (it failed).
     const d = claimDialects[dialect]
     const other = await d.claim(db, 'fs_a', Array.from({ length: 200 }, (_, i) => String(i + 51)), 'another-worker', 60_000)
@@ -88,11 +94,7 @@ eachDialect('first-fill pages skip rows other workers hold', (get) => {
 
   it('a first fill starts at the fill frontier while another worker fills the table (PostgreSQL), and computes the rows it jumped over that are not stored, once each', async () => {
     const { db, dialect } = get()
-    const src = await root(db, 'ff', 300)
-    const store = await openStore(db, { leaseMs: 10_000 })
-    const calls = new Map<string, number>()
-    const order: number[] = []
-    await deriveCounted(store, 'ff', src, calls, order)
+    const { store, calls, order } = await countedFill(db, 'ff', 300)
     // Another worker took rows 1..200 (the fill frontier says so): it still holds 1..50 and let
     // 51..200 go without storing them (it stopped); it lets 1..50 go unstored later.
     const d = claimDialects[dialect]
