@@ -13,7 +13,8 @@
  *   with an expired lease are taken with `FOR UPDATE SKIP LOCKED` (a row another worker is
  *   taking or extending right now is skipped, never waited for) and new rows are inserted with
  *   `ON CONFLICT DO NOTHING`, in one statement. SQLite: one `INSERT ... ON CONFLICT DO UPDATE
- *   ... WHERE expired ... RETURNING` under `BEGIN IMMEDIATE` (one writer at a time).
+ *   ... WHERE expired` under `BEGIN IMMEDIATE` (one writer at a time), its keys read back only
+ *   when it did not take them all.
  * - `heartbeat`: extend every claim of `owner` under the given tokens; returns the tokens and
  *   how many rows each still holds (fewer than taken: some lease was lost to another worker).
  * - `release`: delete the claim rows of `owner` under a token.
@@ -392,11 +393,15 @@ const sqlite: ClaimDialect = {
     return immediate(db, async (c) => {
       const t = await sql<{ value: string }>`UPDATE lq_store_meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'claim_token' RETURNING value`.execute(c)
       const token = Number(t.rows[0]!.value)
-      // One upsert: new rows inserted, expired ones taken over, live ones left alone (not returned).
-      const r = await sql<{ lq_key: string }>`INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${table}, value, ${owner}, ${sql.raw(SQLITE_NOW)} + ${leaseMs}, ${token} FROM json_each(${JSON.stringify(list)}) WHERE true
-ON CONFLICT (tbl, lq_key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires, token = excluded.token WHERE lq_claim.expires <= ${sql.raw(SQLITE_NOW)} OR lq_claim.owner = excluded.owner
-RETURNING lq_key`.execute(c)
-      return { token, keys: r.rows.map((x) => x.lq_key) }
+      // One upsert: new rows inserted, expired ones taken over, live ones left alone. No
+      // RETURNING: it cost more than the upsert itself (5000 keys: 10 ms against 5). Each key
+      // changes at most one row, so when every key changed one, every key was taken; otherwise
+      // the keys taken are read back by the new token.
+      const r = await sql`INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${table}, value, ${owner}, ${sql.raw(SQLITE_NOW)} + ${leaseMs}, ${token} FROM json_each(${JSON.stringify(list)}) WHERE true
+ON CONFLICT (tbl, lq_key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires, token = excluded.token WHERE lq_claim.expires <= ${sql.raw(SQLITE_NOW)} OR lq_claim.owner = excluded.owner`.execute(c)
+      if (Number(r.numAffectedRows ?? 0) === list.length) return { token, keys: [...list] }
+      const got = await sql<{ lq_key: string }>`SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token}`.execute(c)
+      return { token, keys: got.rows.map((x) => x.lq_key) }
     })
   },
   async heartbeat(db, owner, tokens, leaseMs) {
@@ -416,6 +421,15 @@ RETURNING lq_key`.execute(c)
     // Every key of the token: its rows by token (the table's claim rows, only batches in flight,
     // read in key order; by the owner index it was slower), not a probe per key (a quarter less
     // time for a batch of 5000).
+    // When every key still has its row (the usual case), they are counted, then deleted with no
+    // RETURNING (which cost more than the delete: 5000 keys, 10 ms against 2).
+    if (whole === true) {
+      const n = await sql<{ n: number }>`SELECT count(*) AS n FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND owner = ${owner}`.execute(trx)
+      if (Number(n.rows[0]!.n) === keys.length) {
+        await sql`DELETE FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND owner = ${owner}`.execute(trx)
+        return new Set()
+      }
+    }
     const r = whole === true
       ? await sql<{ lq_key: string }>`DELETE FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND owner = ${owner} RETURNING lq_key`.execute(trx)
       : await sql<{ lq_key: string }>`DELETE FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND owner = ${owner} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)})) RETURNING lq_key`.execute(trx)
