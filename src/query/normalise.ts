@@ -55,6 +55,7 @@ import {
   renameBranch,
   sameExpr,
   renameValue,
+  RowRecord,
   SharedSearch,
   type Branch,
   type Gen,
@@ -129,8 +130,7 @@ class Normaliser {
     switch (e.kind) {
       case 'table': {
         const alias = this.fresh(e.table.name)
-        const fields = e.table.columns.map((c) => [c.name, { k: 'col', alias, table: e.table, col: c, type: c.type } as NExpr] as const)
-        return { k: 'coll', q: { branches: [{ gens: [{ alias, table: e.table }], conds: [], value: { k: 'rec', fields, table: e.table } }] } }
+        return { k: 'coll', q: { branches: [{ gens: [{ alias, table: e.table }], conds: [], value: new RowRecord(alias, e.table) }] } }
       }
       case 'for':
         if (e.source.kind === 'group') {
@@ -180,13 +180,14 @@ class Normaliser {
         if (target.k !== 'rec') {
           throw new LineageQueryError('unknown-column', `cannot read field \`${e.name}\` of a ${describe(target)}; fields exist only on rows and records`, { field: e.name })
         }
-        let f: readonly [string, NValue] | undefined
-        for (const x of target.fields) if (x[0] === e.name) { f = x; break }
+        let f: NValue | undefined
+        if (target instanceof RowRecord) f = target.field(e.name)
+        else for (const x of target.fields) if (x[0] === e.name) { f = x[1]; break }
         if (f === undefined) {
           if (target.table !== undefined) columnOf(target.table, e.name)
           throw new LineageQueryError('unknown-column', `record has no field \`${e.name}\`; fields: ${target.fields.map(([n]) => n).join(', ') || '(none)'}`, { field: e.name })
         }
-        return f[1]
+        return f
       }
       case 'record': {
         // (Duplicates by a pairwise scan when the record is small: a Set per record was a visible cost.)
