@@ -289,7 +289,7 @@ export function renameValue(v: NValue, map: ReadonlyMap<string, string>): NValue
 }
 
 /** `xs.map(f)`, or `xs` itself when `f` returns every element unchanged. */
-function mapSame<T>(xs: readonly T[], f: (x: T) => T): readonly T[] {
+export function mapSame<T>(xs: readonly T[], f: (x: T) => T): readonly T[] {
   for (let i = 0; i < xs.length; i++) {
     const x = xs[i]!
     const y = f(x)
@@ -412,7 +412,8 @@ export function mentionsAlias(v: NValue, alias: string): boolean {
     case 'op': return v.args.some((a) => mentionsAlias(a, alias))
     case 'exists': case 'agg': case 'witness': return queryMentions(v.q, alias)
     case 'shared': return mentionsAlias(v.value, alias)
-    case 'rec': return v.fields.some(([, f]) => mentionsAlias(f, alias))
+    // (A table row's record reads its alias, when the table has a column: no field built for that.)
+    case 'rec': return v instanceof RowRecord ? v.alias === alias && v.table.columns.length > 0 : v.fields.some(([, f]) => mentionsAlias(f, alias))
     case 'coll': return v.via?.alias === alias || queryMentions(v.q, alias)
     case 'lin': return v.entries.some((e) => e.key.some((k) => mentionsAlias(k, alias)))
   }
