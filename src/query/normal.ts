@@ -113,10 +113,52 @@ export type GroupedLinBranch = readonly {
 
 export type NValue =
   | NExpr
-  | { readonly k: 'rec'; readonly fields: readonly (readonly [string, NValue])[]; readonly table?: TableDef }
+  | NRecord
   /** `via`: the collection is computed as column `col` of grouped generator `alias` (its `q` is kept for planning and iteration). */
   | { readonly k: 'coll'; readonly q: NQuery; readonly via?: { readonly alias: string; readonly col: string } }
   | { readonly k: 'lin'; readonly entries: readonly LinEntry[] }
+
+/** A record: named fields in order; `table` is set on the row of a table (`RowRecord`). */
+export interface NRecord { readonly k: 'rec'; readonly fields: readonly (readonly [string, NValue])[]; readonly table?: TableDef }
+
+/**
+ * The record of a row of `table` bound to generator `alias`: one column expression per column,
+ * built when first read and then kept (each field is one object, as in a record built at
+ * once). A query reads a few of a table's columns, and a path used again as a query is renamed
+ * (`freshen`): renaming a row's record is a record of the new alias, whatever the number of
+ * columns (TPC-H Q1's eight aggregates over `g.group` each renamed `lineitem`'s 16 columns).
+ */
+export class RowRecord implements NRecord {
+  readonly k = 'rec'
+  readonly #alias: string
+  readonly #table: TableDef
+  #cols: (NExpr | undefined)[] | undefined
+  #fields: readonly (readonly [string, NValue])[] | undefined
+  constructor(alias: string, table: TableDef) {
+    this.#alias = alias
+    this.#table = table
+  }
+  /** (Accessors, not own properties: a spread of a record copies `k` only, as it should.) */
+  get alias(): string {
+    return this.#alias
+  }
+  get table(): TableDef {
+    return this.#table
+  }
+  get fields(): readonly (readonly [string, NValue])[] {
+    return (this.#fields ??= this.#table.columns.map((c, i) => [c.name, this.#column(c, i)] as const))
+  }
+  /** The field `name` (its column expression), `undefined` when the table has no such column. */
+  field(name: string): NExpr | undefined {
+    const cols = this.#table.columns
+    for (let i = 0; i < cols.length; i++) if (cols[i]!.name === name) return this.#column(cols[i]!, i)
+    return undefined
+  }
+  #column(c: ColumnDef, i: number): NExpr {
+    const cols = (this.#cols ??= [])
+    return (cols[i] ??= { k: 'col', alias: this.#alias, table: this.#table, col: c, type: c.type })
+  }
+}
 
 export interface Branch {
   readonly gens: readonly Gen[]
@@ -218,6 +260,10 @@ export function sameExpr(a: NExpr, b: NExpr): boolean {
 export function renameValue(v: NValue, map: ReadonlyMap<string, string>): NValue {
   switch (v.k) {
     case 'rec': {
+      if (v instanceof RowRecord) {
+        const a = map.get(v.alias)
+        return a === undefined ? v : new RowRecord(a, v.table)
+      }
       const fields = mapSame(v.fields, (f) => {
         const x = renameValue(f[1], map)
         return x === f[1] ? f : ([f[0], x] as const)
@@ -243,7 +289,7 @@ export function renameValue(v: NValue, map: ReadonlyMap<string, string>): NValue
 }
 
 /** `xs.map(f)`, or `xs` itself when `f` returns every element unchanged. */
-function mapSame<T>(xs: readonly T[], f: (x: T) => T): readonly T[] {
+export function mapSame<T>(xs: readonly T[], f: (x: T) => T): readonly T[] {
   for (let i = 0; i < xs.length; i++) {
     const x = xs[i]!
     const y = f(x)
@@ -366,7 +412,8 @@ export function mentionsAlias(v: NValue, alias: string): boolean {
     case 'op': return v.args.some((a) => mentionsAlias(a, alias))
     case 'exists': case 'agg': case 'witness': return queryMentions(v.q, alias)
     case 'shared': return mentionsAlias(v.value, alias)
-    case 'rec': return v.fields.some(([, f]) => mentionsAlias(f, alias))
+    // (A table row's record reads its alias, when the table has a column: no field built for that.)
+    case 'rec': return v instanceof RowRecord ? v.alias === alias && v.table.columns.length > 0 : v.fields.some(([, f]) => mentionsAlias(f, alias))
     case 'coll': return v.via?.alias === alias || queryMentions(v.q, alias)
     case 'lin': return v.entries.some((e) => e.key.some((k) => mentionsAlias(k, alias)))
   }

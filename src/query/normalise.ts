@@ -55,6 +55,8 @@ import {
   renameBranch,
   sameExpr,
   renameValue,
+  mapSame,
+  RowRecord,
   SharedSearch,
   type Branch,
   type Gen,
@@ -129,8 +131,7 @@ class Normaliser {
     switch (e.kind) {
       case 'table': {
         const alias = this.fresh(e.table.name)
-        const fields = e.table.columns.map((c) => [c.name, { k: 'col', alias, table: e.table, col: c, type: c.type } as NExpr] as const)
-        return { k: 'coll', q: { branches: [{ gens: [{ alias, table: e.table }], conds: [], value: { k: 'rec', fields, table: e.table } }] } }
+        return { k: 'coll', q: { branches: [{ gens: [{ alias, table: e.table }], conds: [], value: new RowRecord(alias, e.table) }] } }
       }
       case 'for':
         if (e.source.kind === 'group') {
@@ -180,13 +181,14 @@ class Normaliser {
         if (target.k !== 'rec') {
           throw new LineageQueryError('unknown-column', `cannot read field \`${e.name}\` of a ${describe(target)}; fields exist only on rows and records`, { field: e.name })
         }
-        let f: readonly [string, NValue] | undefined
-        for (const x of target.fields) if (x[0] === e.name) { f = x; break }
+        let f: NValue | undefined
+        if (target instanceof RowRecord) f = target.field(e.name)
+        else for (const x of target.fields) if (x[0] === e.name) { f = x[1]; break }
         if (f === undefined) {
           if (target.table !== undefined) columnOf(target.table, e.name)
           throw new LineageQueryError('unknown-column', `record has no field \`${e.name}\`; fields: ${target.fields.map(([n]) => n).join(', ') || '(none)'}`, { field: e.name })
         }
-        return f[1]
+        return f
       }
       case 'record': {
         // (Duplicates by a pairwise scan when the record is small: a Set per record was a visible cost.)
@@ -517,12 +519,10 @@ class Normaliser {
     if (first === undefined) return undefined
     const build = this.builds.get(first.id)
     if (build === undefined) return undefined
-    const seen = new Set<number>()
     const parts: GroupAggPart[] = []
     for (const b of q.branches) {
       // A renamed copy of the grouped generator (alias changed) is not the one being extended.
-      if (b.grp === undefined || b.grp.id !== first.id || b.grp.alias !== build.alias || seen.has(b.grp.src)) return undefined
-      seen.add(b.grp.src)
+      if (b.grp === undefined || b.grp.id !== first.id || b.grp.alias !== build.alias || parts.some((p) => p.branch === b.grp!.src)) return undefined
       const src = build.source[b.grp.src]!
       if (b.gens.length !== src.gens.length) return undefined
       const map = new Map<string, string>()
@@ -533,7 +533,8 @@ class Normaliser {
       if (mentionsAlias(arg, build.alias) || filter.some((f) => mentionsAlias(f, build.alias))) return undefined
       // The aggregate is computed with the group's rows: it may read their columns and the
       // columns the group's source reads, not those of generators bound after the group.
-      if (![arg, ...filter].every((v) => aliasesIn(v).every((a) => a === build.alias || src.gens.some((g) => g.alias === a) || readsOf(build).has(a)))) return undefined
+      const readable = (a: string): boolean => a === build.alias || src.gens.some((g) => g.alias === a) || readsOf(build).has(a)
+      if (!readsOnly(arg, readable) || !filter.every((f) => readsOnly(f, readable))) return undefined
       // SQL puts an aggregate whose arguments read only outer columns in the outer query: it
       // must read a column of the group's rows, or no column at all.
       if (build.source.length === 1 && src.gens.length > 0 && !aggregateLevelOk(argMatters ? [arg, ...filter] : filter, src.gens.map((g) => g.alias))) return undefined
@@ -587,13 +588,13 @@ class Normaliser {
   collectColls(v: NValue): NValue {
     switch (v.k) {
       case 'rec': {
-        let changed = false
-        const fields = v.fields.map(([n, f]) => {
-          const x = this.collectColls(f)
-          if (x !== f) changed = true
-          return [n, x] as const
+        // (A table row's fields are columns: nothing to collect. Fields are copied only when one changes.)
+        if (v instanceof RowRecord) return v
+        const fields = mapSame(v.fields, (f) => {
+          const x = this.collectColls(f[1])
+          return x === f[1] ? f : ([f[0], x] as const)
         })
-        return changed ? { ...v, fields } : v
+        return fields === v.fields ? v : { ...v, fields }
       }
       case 'coll': {
         if (v.via !== undefined || v.q.branches.length === 0) return v
@@ -771,13 +772,32 @@ function aliasesIn(v: NValue): string[] {
       case 'op': x.args.forEach(walk); return
       case 'exists': case 'agg': case 'witness': q(x.q); return
       case 'shared': walk(x.value); return
-      case 'rec': x.fields.forEach(([, f]) => walk(f)); return
+      case 'rec':
+        if (x instanceof RowRecord) { if (x.table.columns.length > 0) out.push(x.alias) } else x.fields.forEach(([, f]) => walk(f))
+        return
       case 'coll': if (x.via !== undefined) out.push(x.via.alias); q(x.q); return
       case 'lin': x.entries.forEach((e) => e.key.forEach(walk)); return
     }
   }
   walk(v)
   return out.filter((a) => !bound.has(a))
+}
+
+/**
+ * Whether every alias `v` reads from outside it is `readable` (`aliasesIn(v).every(readable)`),
+ * walking operators and columns directly (the common case: no array or set built) and a table
+ * row's record by its alias.
+ */
+function readsOnly(v: NValue, readable: (alias: string) => boolean): boolean {
+  if (v instanceof RowRecord) return v.table.columns.length === 0 || readable(v.alias)
+  return isPlain(v) ? plainReadsOnly(v, readable) : aliasesIn(v).every(readable)
+}
+/** Whether `v` is built of columns, constants and operators only. */
+function isPlain(v: NValue): v is NExpr {
+  return v.k === 'col' || v.k === 'const' || (v.k === 'op' && v.args.every(isPlain))
+}
+function plainReadsOnly(e: NExpr, readable: (alias: string) => boolean): boolean {
+  return e.k === 'col' ? readable(e.alias) : e.k !== 'op' || e.args.every((a) => plainReadsOnly(a, readable))
 }
 
 /** Whether values read a column of `own` outside nested queries, or read no column and have no nested query. */

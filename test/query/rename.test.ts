@@ -4,7 +4,7 @@
  * rows; copying the parts that do not change was a visible share of compiling TPC-H Q1).
  */
 import { expect, test } from 'vitest'
-import { renameBranch, renameValue, type Branch, type NExpr, type NValue } from '../../src/query/normal.js'
+import { renameBranch, renameValue, RowRecord, type Branch, type NExpr, type NValue } from '../../src/query/normal.js'
 import type { ColumnDef, TableDef } from '../../src/query/schema.js'
 
 const int = { kind: 'int', nullable: false } as const
@@ -33,4 +33,27 @@ test('renaming keeps every part that mentions no renamed alias, and renames the 
   expect(rb.grp!.own.has(rb.conds[1]!)).toBe(true)
   expect(rb.grp!.own.has(outer)).toBe(false)
   expect(renameBranch(b, new Map([['zz', 'y']]))).toBe(b)
+})
+
+test("a table row's record builds each column expression once, on first read, and renames to a record of the new alias", () => {
+  const yDef: ColumnDef = { name: 'y', codec: colDef.codec, type: int }
+  const two: TableDef = { ...tbl, columns: [colDef, yDef], byName: new Map([['x', colDef], ['y', yDef]]) }
+  const row = new RowRecord('a0', two)
+  const y = row.field('y')
+  expect(y).toEqual({ k: 'col', alias: 'a0', table: two, col: yDef, type: int })
+  expect(row.field('y')).toBe(y)
+  expect(row.field('nope')).toBeUndefined()
+  // The fields, in column order, are the same objects the reads gave.
+  expect(row.fields.map(([n]) => n)).toEqual(['x', 'y'])
+  expect(row.fields[1]![1]).toBe(y)
+  expect(row.fields).toBe(row.fields)
+  expect(row.table).toBe(two)
+  // A spread copies no field of the row (the record's parts are accessors).
+  expect(Object.keys({ ...row })).toEqual(['k'])
+
+  const renamed = renameValue(row, new Map([['a0', 'a9']])) as RowRecord
+  expect(renamed).toBeInstanceOf(RowRecord)
+  expect(renamed.alias).toBe('a9')
+  expect(renamed.fields).toEqual([['x', { k: 'col', alias: 'a9', table: two, col: colDef, type: int }], ['y', { ...(y as object), alias: 'a9' }]])
+  expect(renameValue(row, new Map([['zz', 'y']]))).toBe(row)
 })

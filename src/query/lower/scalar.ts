@@ -81,15 +81,16 @@ export function exprAs(cx: Cx, e: NExpr, kind: ScalarKind): S.Node {
  * dates only (strings compare under a collation, decimals at a scale).
  */
 function conjuncts(cx: Cx, args: readonly NExpr[]): S.Node[] {
-  const paired = new Set<number>()
+  // (the set made when a pair is found: most conjunctions have none)
+  let paired: Set<number> | undefined
   const out: S.Node[] = []
   args.forEach((a, i) => {
-    if (paired.has(i)) return
+    if (paired?.has(i) === true) return
     if (isRange(a, 'ge')) {
       const k = operandKind(a)
-      const j = args.findIndex((b, m) => m > i && !paired.has(m) && isRange(b, 'le') && operandKind(b) === k && sameExpr(b.args[0]!, a.args[0]!))
+      const j = args.findIndex((b, m) => m > i && paired?.has(m) !== true && isRange(b, 'le') && operandKind(b) === k && sameExpr(b.args[0]!, a.args[0]!))
       if (j >= 0) {
-        paired.add(j)
+        ;(paired ??= new Set()).add(j)
         const hi = (args[j] as Extract<NExpr, { k: 'op' }>).args[1]!
         out.push(S.between(valueAs(cx, a.args[0]!, k, undefined), valueAs(cx, a.args[1]!, k, undefined), valueAs(cx, hi, k, undefined)))
         return
@@ -113,7 +114,8 @@ export function op(cx: Cx, e: Extract<NExpr, { k: 'op' }>, context?: ScalarKind)
   const arg = (x: NExpr) => valueAs(cx, x, kind, scale)
   switch (e.op) {
     case 'eq': case 'ne': case 'lt': case 'le': case 'gt': case 'ge': {
-      const [x, y] = e.args.map(arg) as [S.Node, S.Node]
+      const x = arg(e.args[0]!)
+      const y = arg(e.args[1]!)
       const l = e.op === 'eq' || e.op === 'ne' ? x : stringOrder(cx, x, e.args[0]!)
       return S.binary(l, e.op === 'eq' ? '=' : e.op === 'ne' ? '<>' : e.op === 'lt' ? '<' : e.op === 'le' ? '<=' : e.op === 'gt' ? '>' : '>=', y)
     }
@@ -121,7 +123,8 @@ export function op(cx: Cx, e: Extract<NExpr, { k: 'op' }>, context?: ScalarKind)
     case 'or': return S.or(e.args.map((x) => cond(cx, x)))
     case 'not': return S.unary('not', cond(cx, e.args[0]!))
     case 'add': case 'sub': {
-      const [x, y] = e.args.map(arg) as [S.Node, S.Node]
+      const x = arg(e.args[0]!)
+      const y = arg(e.args[1]!)
       return S.binary(x, e.op === 'add' ? '+' : '-', y)
     }
     case 'mul': {
@@ -140,7 +143,8 @@ export function op(cx: Cx, e: Extract<NExpr, { k: 'op' }>, context?: ScalarKind)
       return cx.h.intDiv(a, b)
     }
     case 'mod': {
-      const [x, y] = e.args.map(arg) as [S.Node, S.Node]
+      const x = arg(e.args[0]!)
+      const y = arg(e.args[1]!)
       return cx.h.mod(x, y)
     }
     case 'concat': return S.parens(e.args.map(arg).reduce((l, r) => S.binary(l, '||', r)))
@@ -151,7 +155,8 @@ export function op(cx: Cx, e: Extract<NExpr, { k: 'op' }>, context?: ScalarKind)
     }
     case 'length': return S.fn('length', [arg(e.args[0]!)])
     case 'like': {
-      const [x, p] = e.args.map(arg) as [S.Node, S.Node]
+      const x = arg(e.args[0]!)
+      const p = arg(e.args[1]!)
       const c = e.args[1]!
       if (c.k !== 'const' || typeof c.value !== 'string') return cx.h.likeDynamic(x, p)
       const pattern = c.value
@@ -163,7 +168,8 @@ export function op(cx: Cx, e: Extract<NExpr, { k: 'op' }>, context?: ScalarKind)
     case 'isNull': return S.binary(arg(e.args[0]!), 'is', S.literal(null))
     case 'isNotNull': return S.binary(arg(e.args[0]!), 'is not', S.literal(null))
     case 'isNotDistinct': {
-      const [x, y] = e.args.map(arg) as [S.Node, S.Node]
+      const x = arg(e.args[0]!)
+      const y = arg(e.args[1]!)
       return S.binary(x, cx.h.nullSafeEq, y)
     }
     case 'in': {
