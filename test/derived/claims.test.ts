@@ -8,7 +8,7 @@ import { sql } from 'kysely'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { openStore } from '../../src/derived/index.js'
 import { claimDialects } from '../../src/derived/sql/claims.js'
-import { LeaseKeeper, ownerId } from '../../src/derived/leases.js'
+import { LeaseKeeper, OwnerTokens, ownerId } from '../../src/derived/leases.js'
 import { eachDialect } from '../support/db.js'
 
 const keys = (n: number, from = 0) => Array.from({ length: n }, (_, i) => String(from + i))
@@ -273,6 +273,34 @@ eachDialect('claims', (get) => {
     expect([...adopted.keys]).toEqual(['5'])
     expect((await d().held(db, 'regress')).map((h) => [h.key, h.token])).toEqual([['5', adopted.token]])
     keeper.stop()
+  }, 60_000)
+
+  it("a token handed again to another call of the same store, while one call holds a lease under it, is given back", async () => {
+    const { db } = get()
+    // Every call of a store (refresh, get, watch) has its own keeper, all under the store's
+    // owner name (`Store#keeper`); they share the tokens they hold.
+    const owner = ownerId()
+    const tokens = new OwnerTokens()
+    await d().claim(db, 'sibling', ['0'], 'another', 1) // a token before the first call's
+    const first = new LeaseKeeper({ db, dialect: d(), owner, tokens, leaseMs: 60_000, heartbeatMs: 10_000 })
+    const second = new LeaseKeeper({ db, dialect: d(), owner, tokens, leaseMs: 60_000, heartbeatMs: 10_000 })
+    const old = await first.claim('sibling', ['1', '2', '3'])
+    const last = await d().lastToken(db)
+    await lostInCrash('sibling', old.token)
+    const fresh = await second.claim('sibling', ['4', '5', '6'])
+    expect(fresh.token).toBeGreaterThan(last)
+    expect([...fresh.keys].sort()).toEqual(['4', '5', '6'])
+    // The first call's batch is refused whole (it holds no claim row), and leaves the second call's claims alone.
+    const lost = await db.transaction().execute((trx) => first.fence(trx, old, ['1', '2', '3']))
+    expect([...lost].sort()).toEqual(['1', '2', '3'])
+    await first.release(old)
+    expect((await d().held(db, 'sibling')).map((h) => [h.key, h.token])).toEqual([
+      ['4', fresh.token],
+      ['5', fresh.token],
+      ['6', fresh.token],
+    ])
+    first.stop()
+    second.stop()
   }, 60_000)
 
   it('the lease keeper extends its leases, and marks one lost when another worker took it over', async () => {
