@@ -303,6 +303,27 @@ eachDialect('claims', (get) => {
     second.stop()
   }, 60_000)
 
+  it('raising the token counter never sets it back under concurrent claims (no token handed out twice)', async () => {
+    const { db } = get()
+    // Raising to a floor below the counter must change nothing, however claims interleave with it
+    // (a raise that read the counter, then set it, handed out again the tokens taken in between).
+    const floor = await d().lastToken(db)
+    const tokens: number[] = []
+    const end = Date.now() + 3000
+    const claimer = async () => {
+      while (Date.now() < end) tokens.push((await d().claim(db, 'raise', [], 'o', 1)).token)
+    }
+    const raiser = async () => {
+      while (Date.now() < end) await d().raiseTokens(db, floor)
+    }
+    await Promise.all([claimer(), claimer(), raiser(), raiser()])
+    expect(tokens.length - new Set(tokens).size).toBe(0)
+    // And a floor above the counter: the next token is above it.
+    const high = (await d().lastToken(db)) + 50
+    await d().raiseTokens(db, high)
+    expect((await d().claim(db, 'raise', ['1'], 'o', 60_000)).token).toBe(high + 1)
+  }, 60_000)
+
   it('the lease keeper extends its leases, and marks one lost when another worker took it over', async () => {
     const { db } = get()
     const lost: number[] = []

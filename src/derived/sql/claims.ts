@@ -295,7 +295,12 @@ SELECT k FROM unnest(${keys}::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM gone 
     return Number(r.rows[0]!.t)
   },
   async raiseTokens(db, floor) {
-    await sql`SELECT setval('lq_claim_seq', GREATEST(${floor}::bigint, (SELECT last_value FROM lq_claim_seq)))`.execute(db)
+    // By nextval, once per token missing up to the floor (from the last token handed out, as
+    // `lastToken` reads it): each call takes the next value atomically, so the counter ends at
+    // the floor or beyond whatever claims run meanwhile. A `setval` of what was read (the
+    // greater of the floor and `last_value`) set the counter back under a claim that took a
+    // token between the read and the set: that token was handed out again, its claim rows live.
+    await sql`SELECT count(nextval('lq_claim_seq')) FROM generate_series(1, ${floor}::bigint - (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM lq_claim_seq))`.execute(db)
   },
   async othersHoldRange(db, table, lo, hi, owner, upTo) {
     // The cast only of integer texts (another table's addresses, the same statement's rows, may be anything).
