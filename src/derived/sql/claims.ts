@@ -401,11 +401,12 @@ const sqlite: ClaimDialect = {
       // One upsert: new rows inserted, expired ones taken over, live ones left alone. No
       // RETURNING: it cost more than the upsert itself (5000 keys: 10 ms against 5). Each key
       // changes at most one row, so when every key changed one, every key was taken; otherwise
-      // the keys taken are read back by the new token.
+      // the keys taken are read back by the new token and the owner (a token handed out again,
+      // the counter set back, may have another owner's claim rows: not taken here).
       const r = await sql`INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${table}, value, ${owner}, ${sql.raw(SQLITE_NOW)} + ${leaseMs}, ${token} FROM json_each(${JSON.stringify(list)}) WHERE true
 ON CONFLICT (tbl, lq_key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires, token = excluded.token WHERE lq_claim.expires <= ${sql.raw(SQLITE_NOW)} OR lq_claim.owner = excluded.owner`.execute(c)
       if (Number(r.numAffectedRows ?? 0) === list.length) return { token, keys: [...list] }
-      const got = await sql<{ lq_key: string }>`SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token}`.execute(c)
+      const got = await sql<{ lq_key: string }>`SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND owner = ${owner}`.execute(c)
       return { token, keys: got.rows.map((x) => x.lq_key) }
     })
   },
