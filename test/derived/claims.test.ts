@@ -326,7 +326,7 @@ eachDialect('claims', (get) => {
 
   it("a partial claim returns only the keys it took, even when its token already has another owner's claim rows", async () => {
     const { db } = get()
-    await d().claim(db, 'partial', ['0'], 'another', 1) // a token before the first claim's
+    await d().claim(db, 'partial-warm', ['0'], 'another', 1) // a token before the first claim's
     const a = await d().claim(db, 'partial', ['1', '2'], 'a', 60_000)
     // The counter set back while a's lease is in flight (a lost commit on PostgreSQL; by hand here).
     const { dialect } = get()
