@@ -483,6 +483,8 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
     // when one transaction stored the batch (no busy retry, no split), nothing is left to release.
     let fenced = 0
     let released: readonly string[] = []
+    // The other calls of this process waiting on these tasks leave the refused ones behind too.
+    const refused = new Set<string>(p.heldByOthers)
     const fence = lease === undefined ? undefined : async (trx: Kysely<any>, keys: readonly string[]) => {
       fenced++
       released = keys
@@ -493,7 +495,10 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
       // else computes them (the look again does).
       if (lost.size > 0) {
         const held = leftOf(op, x.name).held
-        for (const k of lost) held.add(k)
+        for (const k of lost) {
+          held.add(k)
+          refused.add(k)
+        }
       }
       return lost
     }
@@ -501,7 +506,7 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
     if (lease !== undefined && fenced === 1) op.keeper.written(lease, released)
     // Calls abandoned by an abort were not stored: concurrent callers waiting on them run them.
     if (c.abandoned) throw new Aborted()
-    claim.settle(undefined, p.heldByOthers)
+    claim.settle(undefined, refused)
   } catch (e) {
     claim.settle(e)
     throw e

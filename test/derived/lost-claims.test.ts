@@ -45,4 +45,41 @@ eachDialect('claim rows lost while their batch computes', (get) => {
     expect(await store.status(out, 1)).toMatchObject({ state: 'fresh' })
     expect((await store.refresh()).tables['lostout']).toMatchObject({ computed: 0 })
   }, 60_000)
+
+  it('a refresh waiting on another call of its store whose batch lost its claim rows returns with those rows fresh', async () => {
+    const { db } = get()
+    const src = table('lostsrc2', { id: t.Int, v: t.Int })
+    await createTable(db, src)
+    await insertRows(db, src, [{ id: 1, v: 1 }])
+    const store = await openStore(db)
+    await store.track(src)
+    let lose = true
+    let started!: () => void
+    const computing = new Promise<void>((r) => (started = r))
+    const out = store.derive({
+      name: 'lostout2',
+      from: src,
+      output: { y: t.Int },
+      version: 'l1',
+      fn: async (r) => {
+        if (lose) {
+          lose = false
+          started()
+          await new Promise((res) => setTimeout(res, 300))
+          await sql`DELETE FROM lq_claim`.execute(db)
+        }
+        await new Promise((res) => setTimeout(res, 200))
+        return { y: r.v * 10 }
+      },
+    })
+    // get computes row 1; the refresh finds it in flight in this process and waits on it.
+    const got = store.get(out, 1)
+    await computing
+    const refreshed = store.refresh()
+    // When the refresh returns, the row is fresh, whoever computed it.
+    await refreshed
+    expect(await store.status(out, 1)).toMatchObject({ state: 'fresh' })
+    expect((await sql<{ y: unknown }>`SELECT y FROM lostout2`.execute(db)).rows.map((x) => Number(x.y))).toEqual([10])
+    await got
+  }, 60_000)
 })
