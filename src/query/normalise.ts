@@ -324,12 +324,15 @@ class Normaliser {
       }
       case 'linWitness': {
         const q = this.query(e.query, env, 'why-provenance')
-        if (q.branches.length === 0) return { k: 'lin', entries: [] }
-        const branches = q.branches.map((b) => {
+        // A branch whose elements name no rows (tables declared { lineage: false }, yielded
+        // values) adds nothing to the witnesses, and is left out: aggregating its empty key lists
+        // is an aggregate over constants, which SQLite refuses inside another aggregate.
+        const branches = q.branches.flatMap((b) => {
           const lin = b.value.k === 'rec' ? b.value.fields.find(([n]) => n === 'lineage')?.[1] : undefined
           if (lin?.k !== 'lin') throw new LineageQueryError('compile', `internal: why-provenance of a query whose elements are not annotated`)
-          return { ...b, value: lin }
+          return lin.entries.length === 0 ? [] : [{ ...b, value: lin }]
         })
+        if (branches.length === 0) return { k: 'lin', entries: [] }
         const key: NExpr = { k: 'witness', q: { branches }, type: { kind: 'string', nullable: false } }
         return { k: 'lin', entries: [{ table: WITNESS_TABLE, key: [key], witness: true }] }
       }

@@ -84,4 +84,20 @@ eachDialect('lineage regressions', (get) => {
     const r = compareBags(why!, evaluateLineage(q[AST], data, { why: true }))
     expect(r.ok, r.ok ? '' : r.message).toBe(true)
   })
+  test('why-provenance: a witness query over a table without lineage adds nothing, inside a distinct nested collection (FC_SEED=234443444 FC_PATH=231, was SQLite: "misuse of aggregate: json_group_array()")', async () => {
+    const t_n = table('t_n', { id: t.Int, b: t.union([t.boolean, t.null]) }, { lineage: false })
+    const t_k = table('t_k', { id: t.Int, b: t.union([t.boolean, t.null]) })
+    const data = { t_n: [{ id: 7, b: null }, { id: 2, b: false }, { id: -2, b: true }], t_k: [{ id: -2, b: true }, { id: 6, b: false }, { id: 7, b: null }] }
+    const qs = [
+      // witnesses from t_n only: the element's lineage is its own rows'
+      Q.for(t_k, (x0) => Q.distinct(Q.where(Q.exists(Q.for(t_n, (x1) => Q.where(Q.eq(x0.id, x1.id), Q.yield({})))), Q.for(t_n, () => Q.yield(x0.b))))),
+      // a witness union of a branch without lineage and one with it: the second's rows are named
+      Q.for(t_k, (x0) => Q.distinct(Q.where(Q.exists(Q.union(Q.for(t_n, (x1) => Q.where(Q.eq(x0.id, x1.id), Q.yield(x1.id))), Q.for(t_k, (x1) => Q.where(Q.eq(x0.id, x1.id), Q.yield(x1.id))))), Q.for(t_n, () => Q.yield(x0.b))))),
+    ] as AnyQuery[]
+    for (const q of qs) {
+      const [why] = await runIn(get(), [t_n, t_k], data, [lineage(q, { why: true })])
+      const r = compareBags(why!, evaluateLineage(q[AST], data, { why: true }))
+      expect(r.ok, r.ok ? '' : r.message).toBe(true)
+    }
+  })
 })

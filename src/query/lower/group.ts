@@ -10,7 +10,7 @@ import * as S from '../sql-nodes.js'
 import { type Cx, typedNull } from './context.js'
 import { asReal, commonScale, cond, expr, unifiedKind, valueAs } from './scalar.js'
 import { enterLateral, fromItems, select } from './select.js'
-import { collSlots, element, slotKinds, slots } from './value.js'
+import { collSlots, element, mentionsOwnColumn, slotKinds, slots } from './value.js'
 
 /** The key and aggregate expressions of a grouped generator, over its source; `from`/`where` built last. */
 function groupCore(cx: Cx, g: Gen): { key: (i: number) => S.Node; grouped: boolean[]; agg: (name: string) => S.Node | undefined; finish: () => { from: S.FromItem[]; where: S.Node[] } } {
@@ -269,7 +269,27 @@ function yieldsExactlyKeys(v: NValue, alias: string, nk: number): boolean {
 
 /** Whether a group is computed directly over its one source branch (else over a derived table of its rows). */
 export function directGroup(s: GroupSpec): boolean {
-  return s.source.length === 1 && s.source[0]!.gens.length > 0 && !s.keys[0]!.some(hasSubquery)
+  if (!(s.source.length === 1 && s.source[0]!.gens.length > 0 && !s.keys[0]!.some(hasSubquery))) return false
+  const b = s.source[0]!
+  return s.aggs.every((a) => a.parts.every((p) => p.arg === undefined || mentionsOwnColumn({ ...b, value: p.arg }) || constantValue(p.arg)))
+}
+
+/**
+ * Whether a value reads no column and runs no subquery. An aggregate whose argument reads outer
+ * columns (or a subquery over them, such as a why-provenance witness) and none of its own rows'
+ * belongs to the outer query in SQL ("misuse of aggregate" on SQLite, "aggregate functions are
+ * not allowed in FROM clause of their own query level" on PostgreSQL): such a group is grouped
+ * as a derived table, whose columns are its own.
+ */
+function constantValue(v: NValue): boolean {
+  switch (v.k) {
+    case 'rec': return v.fields.every(([, f]) => constantValue(f))
+    case 'lin': return v.entries.every((e) => e.key.every(constantValue))
+    case 'coll': return false
+    case 'const': return true
+    case 'op': return v.args.every(constantValue)
+    case 'col': case 'exists': case 'agg': case 'witness': case 'shared': return false
+  }
 }
 
 export function hasSubquery(e: NExpr): boolean {
