@@ -11,28 +11,42 @@ import { createTable, insertRows } from '../../src/query/ddl.js'
 import { table } from '../../src/query/dsl.js'
 import { openStore } from '../../src/derived/index.js'
 import { eachDialect } from '../support/db.js'
+import type { Kysely } from 'kysely'
+
+/**
+ * A store over root `<name>src` (rows `id` with `v = id`) and derived `<name>out` (`y = v * 10`)
+ * whose first call runs `lose` (which deletes the claim rows) before it returns; every call then
+ * waits `eachMs`.
+ */
+async function losingStore(db: Kysely<any>, name: string, ids: readonly number[], lose: () => Promise<void>, eachMs = 0) {
+  const src = table(`${name}src`, { id: t.Int, v: t.Int })
+  await createTable(db, src)
+  await insertRows(db, src, ids.map((id) => ({ id, v: id })))
+  const store = await openStore(db)
+  await store.track(src)
+  let first = true
+  const out = store.derive({
+    name: `${name}out`,
+    from: src,
+    output: { y: t.Int },
+    version: 'l1',
+    fn: async (r) => {
+      if (first) {
+        first = false
+        await lose()
+      }
+      if (eachMs > 0) await new Promise((res) => setTimeout(res, eachMs))
+      return { y: r.v * 10 }
+    },
+  })
+  return { store, out }
+}
 
 eachDialect('claim rows lost while their batch computes', (get) => {
   it('rows whose claim rows were lost while they computed are stored by the same refresh', async () => {
     const { db } = get()
-    const src = table('lostsrc', { id: t.Int, v: t.Int })
-    await createTable(db, src)
-    await insertRows(db, src, [{ id: 1, v: 1 }, { id: 2, v: 2 }])
-    const store = await openStore(db)
-    await store.track(src)
-    let lose = true
-    const out = store.derive({
-      name: 'lostout',
-      from: src,
-      output: { y: t.Int },
-      version: 'l1',
-      fn: async (r) => {
-        if (lose) {
-          lose = false
-          await sql`DELETE FROM lq_claim`.execute(db)
-        }
-        return { y: r.v * 10 }
-      },
+    const { store, out } = await losingStore(db, 'lost', [1, 2], async () => {
+      await sql`DELETE FROM lq_claim`.execute(db)
     })
     const r = await store.refresh()
     // The first batch was refused (its lease gone), then computed again.
@@ -48,30 +62,14 @@ eachDialect('claim rows lost while their batch computes', (get) => {
 
   it('a refresh waiting on another call of its store whose batch lost its claim rows returns with those rows fresh', async () => {
     const { db } = get()
-    const src = table('lostsrc2', { id: t.Int, v: t.Int })
-    await createTable(db, src)
-    await insertRows(db, src, [{ id: 1, v: 1 }])
-    const store = await openStore(db)
-    await store.track(src)
-    let lose = true
     let started!: () => void
     const computing = new Promise<void>((r) => (started = r))
-    const out = store.derive({
-      name: 'lostout2',
-      from: src,
-      output: { y: t.Int },
-      version: 'l1',
-      fn: async (r) => {
-        if (lose) {
-          lose = false
-          started()
-          await new Promise((res) => setTimeout(res, 300))
-          await sql`DELETE FROM lq_claim`.execute(db)
-        }
-        await new Promise((res) => setTimeout(res, 200))
-        return { y: r.v * 10 }
-      },
-    })
+    // The first call (row 1, by get) signals, waits, then loses the claim rows; every call takes 200 ms more.
+    const { store, out } = await losingStore(db, 'lost2', [1], async () => {
+      started()
+      await new Promise((res) => setTimeout(res, 300))
+      await sql`DELETE FROM lq_claim`.execute(db)
+    }, 200)
     // get computes row 1; the refresh finds it in flight in this process and waits on it.
     const got = store.get(out, 1)
     await computing
@@ -79,7 +77,7 @@ eachDialect('claim rows lost while their batch computes', (get) => {
     // When the refresh returns, the row is fresh, whoever computed it.
     await refreshed
     expect(await store.status(out, 1)).toMatchObject({ state: 'fresh' })
-    expect((await sql<{ y: unknown }>`SELECT y FROM lostout2`.execute(db)).rows.map((x) => Number(x.y))).toEqual([10])
+    expect((await sql<{ y: unknown }>`SELECT y FROM lost2out`.execute(db)).rows.map((x) => Number(x.y))).toEqual([10])
     await got
   }, 60_000)
 })
