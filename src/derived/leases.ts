@@ -47,25 +47,11 @@ export interface LeaseKeeperOptions {
   readonly heartbeatMs?: number
   /** Called when a lease is found lost. */
   readonly onLost?: (lease: Lease) => void
-  /** The tokens held by every keeper of `owner` (default: this keeper's own; a store gives its calls one). */
-  readonly tokens?: OwnerTokens
 }
 
 /** A worker's name: host, process id and a random suffix (two stores in one process are two workers). */
 export function ownerId(): string {
   return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`
-}
-
-/**
- * The tokens of the leases held by every keeper of one owner name: each call of a store
- * (`refresh`, `get`, `watch`) has its own keeper, all under the store's owner, so a token
- * reissued after a PostgreSQL server crash (see `LeaseKeeper#fresh`) must be refused when any of
- * them holds a lease under it, not only the keeper it was handed to.
- */
-export class OwnerTokens {
-  readonly held = new Set<number>()
-  /** The greatest token handed to one of the keepers. */
-  max = 0
 }
 
 export class LeaseKeeper {
@@ -81,8 +67,8 @@ export class LeaseKeeper {
   #beating: Promise<void> | undefined
   /** Time of the last heartbeat (or claim) that succeeded. */
   #lastOk = Date.now()
-  /** The tokens held by every keeper of this owner, and the greatest one handed to them (the counter is raised above it when it went back, see `#fresh`). */
-  readonly #tokens: OwnerTokens
+  /** The greatest token this keeper was handed (the counter is raised above it when it went back, see `#fresh`). */
+  #maxToken = 0
 
   constructor(options: LeaseKeeperOptions) {
     this.#db = options.db
@@ -91,7 +77,6 @@ export class LeaseKeeper {
     this.leaseMs = options.leaseMs
     this.#period = Math.max(10, options.heartbeatMs ?? Math.floor(options.leaseMs / 3))
     this.#onLost = options.onLost
-    this.#tokens = options.tokens ?? new OwnerTokens()
   }
 
   /** Leases held now. */
@@ -124,7 +109,6 @@ export class LeaseKeeper {
   #hold(lease: Lease): Lease {
     if (lease.keys.size > 0) {
       this.#held.set(lease.token, lease)
-      this.#tokens.held.add(lease.token)
       this.#lastOk = Date.now()
       this.#startTimer()
     }
@@ -133,19 +117,19 @@ export class LeaseKeeper {
 
   /**
    * Whether `token`, just handed to this keeper with `n` claim rows, is not the token of a lease
-   * held by a keeper of this owner (this one, or another call of the same store). Tokens only grow, unless a PostgreSQL server crash lost the counter's last
+   * it holds. Tokens only grow, unless a PostgreSQL server crash lost the counter's last
    * advances with the asynchronous commits of the lease statements (`PG_ASYNC_COMMIT` in
    * `sql/claims.ts`): then this keeper may be handed the token of a lease it still holds (a
-   * batch in flight), whose claim rows were lost with them, and the fence (and the heartbeat and
-   * release, all by owner and token) could not tell the two batches apart. Such a token is given
-   * back (its claim rows, all of the new claim's, deleted), the counter is raised above every
-   * token the owner's keepers were handed, and the caller claims again.
+   * batch in flight), whose claim rows were lost with them, and the fence could not tell the
+   * two batches apart. Such a token is given back (its claim rows, all of the new claim's,
+   * deleted), the counter is raised above every token this keeper was handed, and the caller
+   * claims again.
    */
   async #fresh(token: number, n: number): Promise<boolean> {
-    if (token > this.#tokens.max) this.#tokens.max = token
-    if (n === 0 || !this.#tokens.held.has(token)) return true
+    if (token > this.#maxToken) this.#maxToken = token
+    if (n === 0 || !this.#held.has(token)) return true
     await this.#d.release(this.#db, this.owner, token)
-    await this.#d.raiseTokens(this.#db, this.#tokens.max)
+    await this.#d.raiseTokens(this.#db, this.#maxToken)
     return false
   }
 
@@ -154,7 +138,6 @@ export class LeaseKeeper {
     // Only this lease: another one under the same token (reissued, see `#fresh`) is not.
     if (this.#held.get(lease.token) !== lease) return
     this.#held.delete(lease.token)
-    this.#tokens.held.delete(lease.token)
     const t0 = performance.now()
     try {
       await this.#d.release(this.#db, this.owner, lease.token)
@@ -221,7 +204,6 @@ export class LeaseKeeper {
     const done = new Set(keys)
     for (const k of lease.keys) if (!done.has(k)) return
     this.#held.delete(lease.token)
-    this.#tokens.held.delete(lease.token)
     if (this.#held.size === 0) this.#stopTimer()
   }
 

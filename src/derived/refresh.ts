@@ -483,30 +483,16 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
     // when one transaction stored the batch (no busy retry, no split), nothing is left to release.
     let fenced = 0
     let released: readonly string[] = []
-    // The other calls of this process waiting on these tasks leave the refused ones behind too.
-    const refused = new Set<string>(p.heldByOthers)
-    const fence = lease === undefined ? undefined : async (trx: Kysely<any>, keys: readonly string[]) => {
+    const fence = lease === undefined ? undefined : (trx: Kysely<any>, keys: readonly string[]) => {
       fenced++
       released = keys
-      const lost = await op.keeper.fence(trx, lease, keys)
-      // Refused rows are left behind, so the watermark does not pass them: another worker took
-      // them over (the pass waits for it, then looks again: stored), or their claim rows were
-      // lost (the last asynchronous lease commits a PostgreSQL server crash loses) and nobody
-      // else computes them (the look again does).
-      if (lost.size > 0) {
-        const held = leftOf(op, x.name).held
-        for (const k of lost) {
-          held.add(k)
-          refused.add(k)
-        }
-      }
-      return lost
+      return op.keeper.fence(trx, lease, keys)
     }
     await writeResults(engine, x, c.results, report, fence)
     if (lease !== undefined && fenced === 1) op.keeper.written(lease, released)
     // Calls abandoned by an abort were not stored: concurrent callers waiting on them run them.
     if (c.abandoned) throw new Aborted()
-    claim.settle(undefined, refused)
+    claim.settle(undefined, p.heldByOthers)
   } catch (e) {
     claim.settle(e)
     throw e

@@ -47,7 +47,7 @@ import { ensureDerivedTables, migrate } from './sql/schema.js'
 import { trackRoot } from './startup.js'
 import { DerivedTable, emptyTableReport, type GetOptions, type GetResult, type Graph, type RefreshOptions, type RefreshReport, type RowStatus, type SourceRow, type StoreOptions, type TableReport } from './types.js'
 import { claimDialects, type ClaimDialect, type ClaimRow } from './sql/claims.js'
-import { LeaseKeeper, OwnerTokens, ownerId } from './leases.js'
+import { LeaseKeeper, ownerId } from './leases.js'
 import { limiter } from './limit.js'
 import { untilUpstreamReleased } from './refresh.js'
 import { codeVersion, type VersionInput } from './version.js'
@@ -128,8 +128,6 @@ export class Store {
   readonly #claimD: ClaimDialect
   /** This store's name in the claim table: every refresh, get and watch of it claims as this worker. */
   readonly #owner = ownerId()
-  /** The lease tokens held by this store's calls (their keepers share its owner name). */
-  readonly #tokens = new OwnerTokens()
   /** Default lease length (StoreOptions.leaseMs). */
   readonly #leaseMs: number
   /** What each code version was computed from, for re-checks of `dependsOn` files (watch). */
@@ -152,7 +150,7 @@ export class Store {
   }
 
   #keeper(leaseMs = this.#leaseMs): LeaseKeeper {
-    return new LeaseKeeper({ db: this.#db, dialect: this.#claimD, owner: this.#owner, tokens: this.#tokens, leaseMs })
+    return new LeaseKeeper({ db: this.#db, dialect: this.#claimD, owner: this.#owner, leaseMs })
   }
 
   get #engine(): Engine {

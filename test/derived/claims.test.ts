@@ -8,7 +8,7 @@ import { sql } from 'kysely'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { openStore } from '../../src/derived/index.js'
 import { claimDialects } from '../../src/derived/sql/claims.js'
-import { LeaseKeeper, OwnerTokens, ownerId } from '../../src/derived/leases.js'
+import { LeaseKeeper, ownerId } from '../../src/derived/leases.js'
 import { eachDialect } from '../support/db.js'
 
 const keys = (n: number, from = 0) => Array.from({ length: n }, (_, i) => String(from + i))
@@ -273,74 +273,6 @@ eachDialect('claims', (get) => {
     expect([...adopted.keys]).toEqual(['5'])
     expect((await d().held(db, 'regress')).map((h) => [h.key, h.token])).toEqual([['5', adopted.token]])
     keeper.stop()
-  }, 60_000)
-
-  it("a token handed again to another call of the same store, while one call holds a lease under it, is given back", async () => {
-    const { db } = get()
-    // Every call of a store (refresh, get, watch) has its own keeper, all under the store's
-    // owner name (`Store#keeper`); they share the tokens they hold.
-    const owner = ownerId()
-    const tokens = new OwnerTokens()
-    await d().claim(db, 'sibling', ['0'], 'another', 1) // a token before the first call's
-    const first = new LeaseKeeper({ db, dialect: d(), owner, tokens, leaseMs: 60_000, heartbeatMs: 10_000 })
-    const second = new LeaseKeeper({ db, dialect: d(), owner, tokens, leaseMs: 60_000, heartbeatMs: 10_000 })
-    const old = await first.claim('sibling', ['1', '2', '3'])
-    const last = await d().lastToken(db)
-    await lostInCrash('sibling', old.token)
-    const fresh = await second.claim('sibling', ['4', '5', '6'])
-    expect(fresh.token).toBeGreaterThan(last)
-    expect([...fresh.keys].sort()).toEqual(['4', '5', '6'])
-    // The first call's batch is refused whole (it holds no claim row), and leaves the second call's claims alone.
-    const lost = await db.transaction().execute((trx) => first.fence(trx, old, ['1', '2', '3']))
-    expect([...lost].sort()).toEqual(['1', '2', '3'])
-    await first.release(old)
-    expect((await d().held(db, 'sibling')).map((h) => [h.key, h.token])).toEqual([
-      ['4', fresh.token],
-      ['5', fresh.token],
-      ['6', fresh.token],
-    ])
-    first.stop()
-    second.stop()
-  }, 60_000)
-
-  it('raising the token counter never sets it back under concurrent claims (no token handed out twice)', async () => {
-    const { db } = get()
-    // Raising to a floor below the counter must change nothing, however claims interleave with it
-    // (a raise that read the counter, then set it, handed out again the tokens taken in between).
-    const floor = await d().lastToken(db)
-    const tokens: number[] = []
-    const end = Date.now() + 3000
-    const claimer = async () => {
-      while (Date.now() < end) tokens.push((await d().claim(db, 'raise', [], 'o', 1)).token)
-    }
-    const raiser = async () => {
-      while (Date.now() < end) await d().raiseTokens(db, floor)
-    }
-    await Promise.all([claimer(), claimer(), raiser(), raiser()])
-    expect(tokens.length - new Set(tokens).size).toBe(0)
-    // And a floor above the counter: the next token is above it.
-    const high = (await d().lastToken(db)) + 50
-    await d().raiseTokens(db, high)
-    expect((await d().claim(db, 'raise', ['1'], 'o', 60_000)).token).toBe(high + 1)
-  }, 60_000)
-
-  it("a partial claim returns only the keys it took, even when its token already has another owner's claim rows", async () => {
-    const { db } = get()
-    await d().claim(db, 'partial-warm', ['0'], 'another', 1) // a token before the first claim's
-    const a = await d().claim(db, 'partial', ['1', '2'], 'a', 60_000)
-    // The counter set back while a's lease is in flight (a lost commit on PostgreSQL; by hand here).
-    const { dialect } = get()
-    if (dialect === 'postgres') await sql`SELECT setval('lq_claim_seq', ${a.token - 1})`.execute(db)
-    else await sql`UPDATE lq_store_meta SET value = ${String(a.token - 1)} WHERE name = 'claim_token'`.execute(db)
-    // Key 2 is a's (live): b takes only key 3, and is not told it holds a's key 1.
-    const b = await d().claim(db, 'partial', ['2', '3'], 'b', 60_000)
-    expect(b.token).toBe(a.token)
-    expect(b.keys).toEqual(['3'])
-    expect((await d().held(db, 'partial')).map((h) => [h.key, h.owner])).toEqual([
-      ['1', 'a'],
-      ['2', 'a'],
-      ['3', 'b'],
-    ])
   }, 60_000)
 
   it('the lease keeper extends its leases, and marks one lost when another worker took it over', async () => {

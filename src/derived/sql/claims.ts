@@ -295,12 +295,7 @@ SELECT k FROM unnest(${keys}::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM gone 
     return Number(r.rows[0]!.t)
   },
   async raiseTokens(db, floor) {
-    // By nextval, once per token missing up to the floor (from the last token handed out, as
-    // `lastToken` reads it): each call takes the next value atomically, so the counter ends at
-    // the floor or beyond whatever claims run meanwhile. A `setval` of what was read (the
-    // greater of the floor and `last_value`) set the counter back under a claim that took a
-    // token between the read and the set: that token was handed out again, its claim rows live.
-    await sql`SELECT count(nextval('lq_claim_seq')) FROM generate_series(1, ${floor}::bigint - (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM lq_claim_seq))`.execute(db)
+    await sql`SELECT setval('lq_claim_seq', GREATEST(${floor}::bigint, (SELECT last_value FROM lq_claim_seq)))`.execute(db)
   },
   async othersHoldRange(db, table, lo, hi, owner, upTo) {
     // The cast only of integer texts (another table's addresses, the same statement's rows, may be anything).
@@ -401,12 +396,11 @@ const sqlite: ClaimDialect = {
       // One upsert: new rows inserted, expired ones taken over, live ones left alone. No
       // RETURNING: it cost more than the upsert itself (5000 keys: 10 ms against 5). Each key
       // changes at most one row, so when every key changed one, every key was taken; otherwise
-      // the keys taken are read back by the new token and the owner (a token handed out again,
-      // the counter set back, may have another owner's claim rows: not taken here).
+      // the keys taken are read back by the new token.
       const r = await sql`INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${table}, value, ${owner}, ${sql.raw(SQLITE_NOW)} + ${leaseMs}, ${token} FROM json_each(${JSON.stringify(list)}) WHERE true
 ON CONFLICT (tbl, lq_key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires, token = excluded.token WHERE lq_claim.expires <= ${sql.raw(SQLITE_NOW)} OR lq_claim.owner = excluded.owner`.execute(c)
       if (Number(r.numAffectedRows ?? 0) === list.length) return { token, keys: [...list] }
-      const got = await sql<{ lq_key: string }>`SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND owner = ${owner}`.execute(c)
+      const got = await sql<{ lq_key: string }>`SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token}`.execute(c)
       return { token, keys: got.rows.map((x) => x.lq_key) }
     })
   },
