@@ -67,8 +67,6 @@ export class LeaseKeeper {
   #beating: Promise<void> | undefined
   /** Time of the last heartbeat (or claim) that succeeded. */
   #lastOk = Date.now()
-  /** The greatest token this keeper was handed (the counter is raised above it when it went back, see `#fresh`). */
-  #maxToken = 0
 
   constructor(options: LeaseKeeperOptions) {
     this.#db = options.db
@@ -90,23 +88,7 @@ export class LeaseKeeper {
     const r = await this.#d.claim(this.#db, table, keys, this.owner, this.leaseMs)
     this.stats.claims++
     this.stats.claimMs += performance.now() - t0
-    if (!(await this.#fresh(r.token, r.keys.length))) return this.claim(table, keys)
-    return this.#hold({ table, token: r.token, keys: new Set(r.keys), lost: false })
-  }
-
-  /**
-   * Hold the claims another statement took for this worker (a first fill's page that claimed
-   * its rows, `ClaimDialect.pageClaim`): `keys` of `table` under `token`, in a statement of `ms`
-   * milliseconds (counted as a claim statement and claim time: it read the page too).
-   */
-  async adopt(table: string, token: number, keys: readonly string[], ms: number): Promise<Lease> {
-    this.stats.claims++
-    this.stats.claimMs += ms
-    if (!(await this.#fresh(token, keys.length))) return this.claim(table, keys)
-    return this.#hold({ table, token, keys: new Set(keys), lost: false })
-  }
-
-  #hold(lease: Lease): Lease {
+    const lease: Lease = { table, token: r.token, keys: new Set(r.keys), lost: false }
     if (lease.keys.size > 0) {
       this.#held.set(lease.token, lease)
       this.#lastOk = Date.now()
@@ -116,28 +98,25 @@ export class LeaseKeeper {
   }
 
   /**
-   * Whether `token`, just handed to this keeper with `n` claim rows, is not the token of a lease
-   * it holds. Tokens only grow, unless a PostgreSQL server crash lost the counter's last
-   * advances with the asynchronous commits of the lease statements (`PG_ASYNC_COMMIT` in
-   * `sql/claims.ts`): then this keeper may be handed the token of a lease it still holds (a
-   * batch in flight), whose claim rows were lost with them, and the fence could not tell the
-   * two batches apart. Such a token is given back (its claim rows, all of the new claim's,
-   * deleted), the counter is raised above every token this keeper was handed, and the caller
-   * claims again.
+   * Hold the claims another statement took for this worker (a first fill's page that claimed
+   * its rows, `ClaimDialect.pageClaim`): `keys` of `table` under `token`, in a statement of `ms`
+   * milliseconds (counted as a claim statement and claim time: it read the page too).
    */
-  async #fresh(token: number, n: number): Promise<boolean> {
-    if (token > this.#maxToken) this.#maxToken = token
-    if (n === 0 || !this.#held.has(token)) return true
-    await this.#d.release(this.#db, this.owner, token)
-    await this.#d.raiseTokens(this.#db, this.#maxToken)
-    return false
+  adopt(table: string, token: number, keys: readonly string[], ms: number): Lease {
+    this.stats.claims++
+    this.stats.claimMs += ms
+    const lease: Lease = { table, token, keys: new Set(keys), lost: false }
+    if (lease.keys.size > 0) {
+      this.#held.set(lease.token, lease)
+      this.#lastOk = Date.now()
+      this.#startTimer()
+    }
+    return lease
   }
 
   /** Give the lease's rows back (after their results were stored, or when stopping). */
   async release(lease: Lease): Promise<void> {
-    // Only this lease: another one under the same token (reissued, see `#fresh`) is not.
-    if (this.#held.get(lease.token) !== lease) return
-    this.#held.delete(lease.token)
+    if (!this.#held.delete(lease.token)) return
     const t0 = performance.now()
     try {
       await this.#d.release(this.#db, this.owner, lease.token)
@@ -188,7 +167,7 @@ export class LeaseKeeper {
     try {
       // Every key of the lease (one transaction writes the whole batch, as usual): the dialect may delete its claims by token.
       const whole = keys.length === lease.keys.size && new Set(keys).size === keys.length && keys.every((k) => lease.keys.has(k))
-      return await this.#d.fence(trx, lease.table, keys, lease.token, this.owner, whole)
+      return await this.#d.fence(trx, lease.table, keys, lease.token, whole ? { owner: this.owner } : undefined)
     } finally {
       this.stats.releaseMs += performance.now() - t0
     }
@@ -200,7 +179,7 @@ export class LeaseKeeper {
    * to do); otherwise `release` deletes the rest.
    */
   written(lease: Lease, keys: readonly string[]): void {
-    if (this.#held.get(lease.token) !== lease) return
+    if (!this.#held.has(lease.token)) return
     const done = new Set(keys)
     for (const k of lease.keys) if (!done.has(k)) return
     this.#held.delete(lease.token)

@@ -204,7 +204,7 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
         throwIfAborted(op)
         // Rows other workers hold or stored are skipped in the read (full: true recomputes stored ones).
         const page = await fillRootPage(engine, x, after, size, window, reader, skip)
-        const lease = page.claimed === undefined ? undefined : await op.keeper.adopt(x.name, page.claimed.token, page.claimed.keys, page.claimed.ms)
+        const lease = page.claimed === undefined ? undefined : op.keeper.adopt(x.name, page.claimed.token, page.claimed.keys, page.claimed.ms)
         after = page.last
         end = page.end
         skip = page.others

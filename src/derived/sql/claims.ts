@@ -13,8 +13,7 @@
  *   with an expired lease are taken with `FOR UPDATE SKIP LOCKED` (a row another worker is
  *   taking or extending right now is skipped, never waited for) and new rows are inserted with
  *   `ON CONFLICT DO NOTHING`, in one statement. SQLite: one `INSERT ... ON CONFLICT DO UPDATE
- *   ... WHERE expired` under `BEGIN IMMEDIATE` (one writer at a time), its keys read back only
- *   when it did not take them all.
+ *   ... WHERE expired ... RETURNING` under `BEGIN IMMEDIATE` (one writer at a time).
  * - `heartbeat`: extend every claim of `owner` under the given tokens; returns the tokens and
  *   how many rows each still holds (fewer than taken: some lease was lost to another worker).
  * - `release`: delete the claim rows of `owner` under a token.
@@ -117,20 +116,13 @@ export interface ClaimDialect {
   /** Delete the claims of `owner` under `token` (all of them, or those of `keys`); how many. */
   release(db: Kysely<any>, owner: string, token: number, keys?: readonly string[]): Promise<number>
   /**
-   * In a write transaction: which of `keys` of `table` are no longer held by `owner` under
-   * `token` (lost leases); the claims on the others are deleted (released at commit). A claim
-   * row counts only with both its owner and its token: a token reissued after a server crash
-   * lost its claim (see `PG_ASYNC_COMMIT`) is another owner's, or refused by the keeper. `whole`:
-   * `keys` are every key `owner` claimed under `token`, so every claim row under it can go: they
-   * are deleted by token, with no key list (a probe per key cost a quarter more on SQLite, 10-20%
-   * on PostgreSQL).
+   * In a write transaction: which of `keys` of `table` are no longer held under `token` (lost
+   * leases); the claims on the others are deleted (released at commit). `whole`: `keys` are
+   * every key `whole.owner` claimed under `token`, so every claim row under it can go: they are
+   * deleted by token, with no key list (a probe per key cost a quarter more on SQLite, 10-20% on
+   * PostgreSQL).
    */
-  fence(trx: Kysely<any>, table: string, keys: readonly string[], token: number, owner: string, whole?: boolean): Promise<Set<string>>
-  /**
-   * Make every token handed out from now on greater than `floor` (a keeper was handed a token
-   * of a lease it holds: the counter went back, a server crash lost its last advances).
-   */
-  raiseTokens(db: Kysely<any>, floor: number): Promise<void>
+  fence(trx: Kysely<any>, table: string, keys: readonly string[], token: number, whole?: { readonly owner: string }): Promise<Set<string>>
   /** Live (unexpired) claims of `table`, or of every table. */
   held(db: Kysely<any>, table?: string): Promise<ClaimRow[]>
   /** Delete the claims whose lease ended at least `graceMs` ago (of workers that died or stopped without releasing them); how many. */
@@ -182,21 +174,6 @@ async function changedSince(db: Kysely<any>, revTable: string, since: number, li
 }
 
 const PG_NOW = `(extract(epoch from clock_timestamp()) * 1000)::bigint`
-/**
- * Makes the statement's (implicit) transaction commit without waiting for its WAL flush
- * (`synchronous_commit = off` for that transaction only), in the lease-only statements
- * (`claim`, `pageClaim`, `heartbeat`, `release`; never `fence`, which runs in a derived write).
- * A lease is a hint that only saves work: a server crash can lose a suffix of these commits
- * (claims, heartbeats, releases, and the token counter's advance with them), and their rows are
- * then simply claimed again. A token can then be handed out twice, but never to a keeper that
- * still holds a lease under it (`LeaseKeeper` gives such a token back and raises the counter,
- * `raiseTokens`), and `fence` matches owner and token: a lost lease's result is still refused,
- * and the monotonic guard judges the rest.
- * Measured: the page statement's commit waited for a flush while it held the fill frontier's
- * lock (3.4 ms median locked against 0.5 ms unlocked), so every other page statement of the
- * table waited for it too.
- */
-const PG_ASYNC_COMMIT = `set_config('synchronous_commit', 'off', true)`
 const SQLITE_NOW = `CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`
 
 const rowOf = (r: { tbl: string; lq_key: string; owner: string; expires: unknown; token: unknown }): ClaimRow => ({
@@ -225,7 +202,7 @@ const postgres: ClaimDialect = {
     // inserts go in key order: an insert waits for another transaction's uncommitted insert of
     // the same key, so two claimers inserting overlapping keys in different orders deadlocked
     // (40P01); in one order for every claimer no wait can close a cycle.
-    const r = await sql<{ token: string; keys: string[] | null }>`WITH tok AS (SELECT nextval('lq_claim_seq') AS t, ${sql.raw(PG_ASYNC_COMMIT)} AS ac),
+    const r = await sql<{ token: string; keys: string[] | null }>`WITH tok AS (SELECT nextval('lq_claim_seq') AS t),
 clk AS (SELECT ${sql.raw(PG_NOW)} AS ms),
 k AS (SELECT DISTINCT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k),
 expired AS (SELECT c.tbl, c.lq_key FROM lq_claim c, clk WHERE c.tbl = ${table} AND c.lq_key = ANY(${keys}::text[]) AND (c.expires <= clk.ms OR c.owner = ${owner}) FOR UPDATE OF c SKIP LOCKED),
@@ -238,25 +215,23 @@ SELECT (SELECT t FROM tok)::text AS token, (SELECT array_agg(lq_key) FROM (SELEC
   async heartbeat(db, owner, tokens, leaseMs) {
     // Rows are locked in key order (as `fence` and `release` do): a heartbeat and a batch's
     // write transaction of one owner lock the same rows, and in two orders they could deadlock.
-    const r = await sql<{ token: string; n: string }>`WITH ac AS MATERIALIZED (SELECT ${sql.raw(PG_ASYNC_COMMIT)} AS ac),
-lk AS (SELECT tbl, lq_key FROM lq_claim, ac WHERE owner = ${owner} AND token = ANY(${`{${tokens.join(',')}}`}::bigint[]) ORDER BY tbl, lq_key FOR UPDATE OF lq_claim),
+    const r = await sql<{ token: string; n: string }>`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ANY(${`{${tokens.join(',')}}`}::bigint[]) ORDER BY tbl, lq_key FOR UPDATE),
 up AS (UPDATE lq_claim c SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint FROM lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key RETURNING c.token) SELECT token::text AS token, count(*)::text AS n FROM up GROUP BY token`.execute(db)
     return new Map(r.rows.map((x) => [Number(x.token), Number(x.n)]))
   },
   async release(db, owner, token, keys) {
     // One statement with or without a key list (null: every key of the token).
-    const r = await sql`WITH ac AS MATERIALIZED (SELECT ${sql.raw(PG_ASYNC_COMMIT)} AS ac),
-lk AS (SELECT tbl, lq_key FROM lq_claim, ac WHERE owner = ${owner} AND token = ${token} AND lq_key = ANY(COALESCE(${keys === undefined ? null : [...keys]}::text[], ARRAY[lq_key])) ORDER BY tbl, lq_key FOR UPDATE OF lq_claim) DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key`.execute(db)
+    const r = await sql`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key = ANY(COALESCE(${keys === undefined ? null : [...keys]}::text[], ARRAY[lq_key])) ORDER BY tbl, lq_key FOR UPDATE) DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key`.execute(db)
     return Number(r.numAffectedRows ?? 0)
   },
-  async fence(trx, table, keys, token, owner, whole) {
-    if (whole === true) {
+  async fence(trx, table, keys, token, whole) {
+    if (whole) {
       // Every key of the token: its rows by token (locked in key order as below), no key list
       // sent or probed. No row comes back when every key had its row (the usual case);
       // otherwise the keys deleted (one row with a null key when none was), and the lost ones
       // are the others.
       // By owner and token: a range of the owner index (by token alone it was read whole).
-      const g = await sql<{ lq_key: string | null }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND tbl = ${table} ORDER BY lq_key FOR UPDATE),
+      const g = await sql<{ lq_key: string | null }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE owner = ${whole.owner} AND token = ${token} AND tbl = ${table} ORDER BY lq_key FOR UPDATE),
 gone AS (DELETE FROM lq_claim c USING mine WHERE c.tbl = ${table} AND c.lq_key = mine.lq_key RETURNING c.lq_key),
 n AS (SELECT count(*) AS n FROM gone)
 SELECT gone.lq_key FROM n LEFT JOIN gone ON true WHERE n.n < ${keys.length}`.execute(trx)
@@ -269,7 +244,7 @@ SELECT gone.lq_key FROM n LEFT JOIN gone ON true WHERE n.n < ${keys.length}`.exe
     // (`= ANY`, an index probe each) and NOT EXISTS (an anti-join): with a semi-join over
     // jsonb_array_elements_text, a young lq_claim's statistics made PostgreSQL nest loops
     // (2.1 s for a batch of 5000 keys; `refresh` 7x slower).
-    const r = await sql<{ k: string }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND owner = ${owner} AND lq_key = ANY(${keys}::text[]) ORDER BY lq_key FOR UPDATE),
+    const r = await sql<{ k: string }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND lq_key = ANY(${keys}::text[]) ORDER BY lq_key FOR UPDATE),
 gone AS (DELETE FROM lq_claim c USING mine WHERE c.tbl = ${table} AND c.lq_key = mine.lq_key RETURNING c.lq_key)
 SELECT k FROM unnest(${keys}::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM gone WHERE gone.lq_key = k)`.execute(trx)
     return new Set(r.rows.map((x) => x.k))
@@ -294,9 +269,6 @@ SELECT k FROM unnest(${keys}::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM gone 
     const r = await sql<{ t: string }>`SELECT (CASE WHEN is_called THEN last_value ELSE last_value - 1 END)::text AS t FROM lq_claim_seq`.execute(db)
     return Number(r.rows[0]!.t)
   },
-  async raiseTokens(db, floor) {
-    await sql`SELECT setval('lq_claim_seq', GREATEST(${floor}::bigint, (SELECT last_value FROM lq_claim_seq)))`.execute(db)
-  },
   async othersHoldRange(db, table, lo, hi, owner, upTo) {
     // The cast only of integer texts (another table's addresses, the same statement's rows, may be anything).
     const r = await sql<{ n: number }>`SELECT 1 AS n FROM (SELECT CASE WHEN lq_key ~ '^-?[0-9]+$' THEN lq_key::numeric END AS k FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}${upTo === undefined ? sql`` : sql` AND token <= ${upTo}`}) AS c WHERE c.k <= ${hi}::numeric AND (${lo ?? null}::numeric IS NULL OR c.k >= ${lo ?? null}::numeric) LIMIT 1`.execute(db)
@@ -312,9 +284,7 @@ SELECT k FROM unnest(${keys}::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM gone 
 }
 
 /**
- * The PostgreSQL `pageClaim` statement. It commits without waiting for its WAL flush
- * (`PG_ASYNC_COMMIT`), so the frontier lock below is held for the statement, not for a flush.
- * Every page statement of a table first locks its
+ * The PostgreSQL `pageClaim` statement. Every page statement of a table first locks its
  * frontier row (`FOR UPDATE`; `setup` creates it before the fill's first page), so the page
  * statements of one table run one at a time, and a statement never waits for a claim row while
  * another page statement waits for the frontier it holds: locking the frontier only while
@@ -357,7 +327,7 @@ function pgPageClaim(spec: PageClaimSpec): PageClaimStatement {
   const heldBy = `CASE WHEN (SELECT a FROM anyc) THEN (SELECT 1 FROM lq_claim AS c WHERE c.tbl = ${tbl} AND c.lq_key = ${w} AND c.owner <> ${owner}) END`
   const done = `CASE WHEN (SELECT o FROM oth) THEN (SELECT 1 FROM ${q(metaTable(derived))} AS m WHERE m.lq_key = ${w} AND m.lq_code_version = ${cv} AND m.lq_max_input_rev = w.__rev) END`
   const rev = `(SELECT v.rev FROM ${q(revTable(root.name))} AS v WHERE v.lq_key = ${p} AND v.deleted = 0)`
-  const text = `WITH oth AS MATERIALIZED (SELECT ${live} AS o, ${PG_ASYNC_COMMIT} AS ac),
+  const text = `WITH oth AS MATERIALIZED (SELECT ${live} AS o),
 anyc AS MATERIALIZED (SELECT ${anyOther} AS a),
 fr AS MATERIALIZED (SELECT NULLIF(value, '')::bigint AS f FROM lq_store_meta WHERE name = ${fname} FOR UPDATE),
 st AS MATERIALIZED (SELECT GREATEST(${lower}, CASE WHEN oth.o THEN fr.f + 1 END) AS lo FROM oth LEFT JOIN fr ON true),
@@ -393,15 +363,11 @@ const sqlite: ClaimDialect = {
     return immediate(db, async (c) => {
       const t = await sql<{ value: string }>`UPDATE lq_store_meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'claim_token' RETURNING value`.execute(c)
       const token = Number(t.rows[0]!.value)
-      // One upsert: new rows inserted, expired ones taken over, live ones left alone. No
-      // RETURNING: it cost more than the upsert itself (5000 keys: 10 ms against 5). Each key
-      // changes at most one row, so when every key changed one, every key was taken; otherwise
-      // the keys taken are read back by the new token.
-      const r = await sql`INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${table}, value, ${owner}, ${sql.raw(SQLITE_NOW)} + ${leaseMs}, ${token} FROM json_each(${JSON.stringify(list)}) WHERE true
-ON CONFLICT (tbl, lq_key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires, token = excluded.token WHERE lq_claim.expires <= ${sql.raw(SQLITE_NOW)} OR lq_claim.owner = excluded.owner`.execute(c)
-      if (Number(r.numAffectedRows ?? 0) === list.length) return { token, keys: [...list] }
-      const got = await sql<{ lq_key: string }>`SELECT lq_key FROM lq_claim WHERE tbl = ${table} AND token = ${token}`.execute(c)
-      return { token, keys: got.rows.map((x) => x.lq_key) }
+      // One upsert: new rows inserted, expired ones taken over, live ones left alone (not returned).
+      const r = await sql<{ lq_key: string }>`INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${table}, value, ${owner}, ${sql.raw(SQLITE_NOW)} + ${leaseMs}, ${token} FROM json_each(${JSON.stringify(list)}) WHERE true
+ON CONFLICT (tbl, lq_key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires, token = excluded.token WHERE lq_claim.expires <= ${sql.raw(SQLITE_NOW)} OR lq_claim.owner = excluded.owner
+RETURNING lq_key`.execute(c)
+      return { token, keys: r.rows.map((x) => x.lq_key) }
     })
   },
   async heartbeat(db, owner, tokens, leaseMs) {
@@ -417,22 +383,13 @@ ON CONFLICT (tbl, lq_key) DO UPDATE SET owner = excluded.owner, expires = exclud
         : await sql`DELETE FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))`.execute(db)
     return Number(r.numAffectedRows ?? 0)
   },
-  async fence(trx, table, keys, token, owner, whole) {
+  async fence(trx, table, keys, token, whole) {
     // Every key of the token: its rows by token (the table's claim rows, only batches in flight,
     // read in key order; by the owner index it was slower), not a probe per key (a quarter less
     // time for a batch of 5000).
-    // When every key still has its row (the usual case), they are counted, then deleted with no
-    // RETURNING (which cost more than the delete: 5000 keys, 10 ms against 2).
-    if (whole === true) {
-      const n = await sql<{ n: number }>`SELECT count(*) AS n FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND owner = ${owner}`.execute(trx)
-      if (Number(n.rows[0]!.n) === keys.length) {
-        await sql`DELETE FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND owner = ${owner}`.execute(trx)
-        return new Set()
-      }
-    }
-    const r = whole === true
-      ? await sql<{ lq_key: string }>`DELETE FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND owner = ${owner} RETURNING lq_key`.execute(trx)
-      : await sql<{ lq_key: string }>`DELETE FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND owner = ${owner} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)})) RETURNING lq_key`.execute(trx)
+    const r = whole !== undefined
+      ? await sql<{ lq_key: string }>`DELETE FROM lq_claim WHERE tbl = ${table} AND token = ${token} RETURNING lq_key`.execute(trx)
+      : await sql<{ lq_key: string }>`DELETE FROM lq_claim WHERE tbl = ${table} AND token = ${token} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)})) RETURNING lq_key`.execute(trx)
     const mine = new Set(r.rows.map((x) => x.lq_key))
     return new Set(keys.filter((k) => !mine.has(k)))
   },
@@ -454,9 +411,6 @@ ON CONFLICT (tbl, lq_key) DO UPDATE SET owner = excluded.owner, expires = exclud
   async lastToken(db) {
     const r = await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'claim_token'`.execute(db)
     return r.rows.length === 0 ? 0 : Number(r.rows[0]!.value)
-  },
-  async raiseTokens(db, floor) {
-    await immediate(db, (c) => sql`UPDATE lq_store_meta SET value = CAST(MAX(CAST(value AS INTEGER), ${floor}) AS TEXT) WHERE name = 'claim_token'`.execute(c))
   },
   async othersHoldRange(db, table, lo, hi, owner, upTo) {
     // Integer texts only, as on PostgreSQL (`^-?[0-9]+$`: CAST alone reads '7x' as 7 and 'abc' as 0),
