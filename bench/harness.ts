@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import v8 from 'node:v8'
 import vm from 'node:vm'
+import type { Dialect } from './lib.js'
 
 export const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6
 
@@ -301,4 +302,19 @@ export function envNum(name: string, dflt: number): number {
 /** Environment variable `name` (or `dflt`) as a comma-separated list, blanks dropped. */
 export function envList(name: string, dflt: string): string[] {
   return (process.env[name] ?? dflt).split(',').map((s) => s.trim()).filter((s) => s !== '')
+}
+
+/** Environment variable `name` (default both) as a list of dialects; an unknown one is an error. */
+export function envDialects(name: string): Dialect[] {
+  const ds = envList(name, 'sqlite,postgres')
+  for (const d of ds) if (d !== 'sqlite' && d !== 'postgres') throw new Error(`${name}: unknown dialect ${d}`)
+  return ds as Dialect[]
+}
+
+/** The PostgreSQL server of the benchmarks: PGHOST PGPORT PGUSER PGDATABASE (default 127.0.0.1 5432 postgres test). */
+export const pgConfig = {
+  host: process.env.PGHOST ?? '127.0.0.1',
+  port: Number(process.env.PGPORT ?? 5432),
+  user: process.env.PGUSER ?? 'postgres',
+  database: process.env.PGDATABASE ?? 'test',
 }

@@ -11,7 +11,7 @@ import pg from 'pg'
 import { compile, lineage, run } from './lib.js'
 import type { AnyQuery, Dialect } from './lib.js'
 import { plan } from './lib.js'
-import { compare, envList, median, nowMs, selfCpuClock, type Measure } from './harness.js'
+import { compare, median, nowMs, pgConfig, selfCpuClock, type Measure } from './harness.js'
 export { envList, envNum } from './harness.js'
 
 /**
@@ -44,20 +44,7 @@ export function capturing(db: Kysely<any>): { db: Kysely<any>; arm(): void; take
 
 // ---------------------------------------------------------------- configuration helpers
 
-const env = process.env
-
-export function envDialects(name: string): Dialect[] {
-  const ds = envList(name, 'sqlite,postgres')
-  for (const d of ds) if (d !== 'sqlite' && d !== 'postgres') throw new Error(`${name}: unknown dialect ${d}`)
-  return ds as Dialect[]
-}
-
-export const pgConfig = {
-  host: env.PGHOST ?? '127.0.0.1',
-  port: Number(env.PGPORT ?? 5432),
-  user: env.PGUSER ?? 'postgres',
-  database: env.PGDATABASE ?? 'test',
-}
+export { envDialects, pgConfig } from './harness.js'
 
 // ---------------------------------------------------------------- databases
 

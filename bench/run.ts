@@ -55,7 +55,7 @@ import {
   timeBoth,
 } from './harness.js'
 import type { Clock, Timing, Variant } from './harness.js'
-import { runIfMain } from './harness.js'
+import { envDialects, pgConfig, runIfMain } from './harness.js'
 import { generate, loadPostgres, loadSqlite } from './org/data.js'
 import { queries } from './org/queries.js'
 import type { BenchQuery } from './org/queries.js'
@@ -79,7 +79,7 @@ const list = (name: string, dflt: string): string[] =>
 
 const config = {
   ns: list('BENCH_N', '64,256').map(Number),
-  dialects: list('BENCH_DIALECTS', 'sqlite,postgres') as Dialect[],
+  dialects: envDialects('BENCH_DIALECTS'),
   queries: list('BENCH_QUERIES', queries.map((q) => q.name).join(',')),
   rounds: num('BENCH_ROUNDS', 21),
   sampleMs: num('BENCH_SAMPLE_MS', 30),
@@ -97,14 +97,8 @@ const config = {
   pgTimeoutMs: num('BENCH_PG_TIMEOUT_MS', 60000),
   pgParallel: env.BENCH_PG_PARALLEL === '1',
   pgCollateC: env.BENCH_PG_COLLATE_C === '1',
-  pg: {
-    host: env.PGHOST ?? '127.0.0.1',
-    port: Number(env.PGPORT ?? 5432),
-    user: env.PGUSER ?? 'postgres',
-    database: env.PGDATABASE ?? 'test',
-  },
+  pg: pgConfig,
 }
-for (const d of config.dialects) if (d !== 'sqlite' && d !== 'postgres') throw new Error(`unknown dialect in BENCH_DIALECTS: ${d}`)
 for (const n of config.ns) if (!Number.isSafeInteger(n) || n < 1) throw new Error(`BENCH_N must list positive integers, got ${n}`)
 for (const q of config.queries) if (!queries.some((x) => x.name === q)) throw new Error(`unknown query in BENCH_QUERIES: ${q}; queries: ${queries.map((x) => x.name).join(',')}`)
 if (!/^[a-z_][a-z0-9_]*$/.test(config.pgSchema)) throw new Error(`BENCH_PG_SCHEMA must be a plain identifier, got ${config.pgSchema}`)

@@ -30,7 +30,8 @@ import Database from 'better-sqlite3'
 import * as t from 'io-ts'
 import pg from 'pg'
 import type { Dialect } from '../src/index.js'
-import { envList, envNum, fmtMs, fmtRatio, geomean, median, runIfMain, table } from './harness.js'
+import { envNum, fmtMs, fmtRatio, geomean, median, pgConfig, runIfMain, table } from './harness.js'
+import { tpchSelection } from './tpch/env.js'
 import { generate } from './tpch/generate.js'
 import { loadPostgres, loadSqlite } from './tpch/load.js'
 import { officialQueries } from './tpch/official.js'
@@ -38,14 +39,11 @@ import { tpchQueries, tpchTables, type Lib, type TpchTables } from './tpch/queri
 
 const env = process.env
 const config = {
-  sf: envNum('TPCH_SF', 0.01),
-  seed: envNum('TPCH_SEED', 20260101),
-  dialects: envList('TPCH_DIALECTS', 'sqlite,postgres') as Dialect[],
-  queries: envList('TPCH_QUERIES', ''),
+  ...tpchSelection(),
   n: envNum('TPCH_SQL_N', 40),
   plan: env.TPCH_SQL_PLAN === '1',
   pgSchema: env.TPCH_PG_SCHEMA ?? 'lq_tpch_sql',
-  pg: { host: env.PGHOST ?? '127.0.0.1', port: Number(env.PGPORT ?? 5432), user: env.PGUSER ?? 'postgres', database: env.PGDATABASE ?? 'test' },
+  pg: pgConfig,
 }
 if (!/^[a-z_][a-z0-9_]*$/.test(config.pgSchema)) throw new Error(`TPCH_PG_SCHEMA must be a plain identifier, got ${config.pgSchema}`)
 

@@ -46,9 +46,10 @@ import * as t from 'io-ts'
 import pg from 'pg'
 import type { AnyQuery, Dialect } from '../src/index.js'
 import {
-  compare, envList, envNum, fmtMs, fmtRatio, fmtUs, geomean, indent, microsPerCall, newestMtime, processCpuClock, runIfMain, selfCpuClock, sumClocks, table, timeBoth,
+  compare, envNum, fmtMs, fmtRatio, fmtUs, geomean, indent, microsPerCall, newestMtime, pgConfig, processCpuClock, runIfMain, selfCpuClock, sumClocks, table, timeBoth,
   type Clock, type Timing,
 } from './harness.js'
+import { tpchSelection } from './tpch/env.js'
 import { compareAnswers, normalise, type AnswerCheck, type NormRow } from './tpch/answers.js'
 import { generate, type TpchData } from './tpch/generate.js'
 import { loadPostgres, loadSqlite } from './tpch/load.js'
@@ -57,13 +58,9 @@ import { tpchQueries, tpchTables, type Lib, type TpchQuery, type TpchTables } fr
 
 const env = process.env
 const num = envNum
-const list = envList
 
 const config = {
-  sf: num('TPCH_SF', 0.01),
-  seed: num('TPCH_SEED', 20260101),
-  dialects: list('TPCH_DIALECTS', 'sqlite,postgres') as Dialect[],
-  queries: list('TPCH_QUERIES', ''),
+  ...tpchSelection(),
   budgetMs: num('TPCH_BUDGET_MS', 500),
   sampleMs: num('TPCH_SAMPLE_MS', 20),
   rounds: num('TPCH_ROUNDS', 5),
@@ -73,9 +70,8 @@ const config = {
   pgSchema: env.TPCH_PG_SCHEMA ?? 'lq_tpch',
   pgTimeoutMs: num('TPCH_PG_TIMEOUT_MS', 60_000),
   showSql: env.TPCH_SHOW_SQL === '1',
-  pg: { host: env.PGHOST ?? '127.0.0.1', port: Number(env.PGPORT ?? 5432), user: env.PGUSER ?? 'postgres', database: env.PGDATABASE ?? 'test' },
+  pg: pgConfig,
 }
-for (const d of config.dialects) if (d !== 'sqlite' && d !== 'postgres') throw new Error(`TPCH_DIALECTS: unknown dialect ${d}`)
 if (!/^[a-z_][a-z0-9_]*$/.test(config.pgSchema)) throw new Error(`TPCH_PG_SCHEMA must be a plain identifier, got ${config.pgSchema}`)
 
 // ---------------------------------------------------------------- the built package
