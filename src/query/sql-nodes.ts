@@ -74,13 +74,16 @@ function rawList(open: string, items: readonly Node[], sep: string, close: strin
 const parenthesised = (n: Node): boolean => n.kind === 'ParensNode' || (n as Partial<ParenRaw>).paren === true
 export const parens = (n: Node): Node => (parenthesised(n) ? n : ({ kind: 'ParensNode', node: n } as ParensNode))
 /** `(l op r)`. */
-export const binary = (l: Node, op: Operator, r: Node): Node => rawParen(binaryFragments(op), [l, r])
+export const binary = (l: Node, op: Operator, r: Node): Node => rawParen(fragmentsOnce(binaryText, op, binaryOf), [l, r])
 // The fragments of `(l op r)` per operator and of `cast(n as type)` per type, built once (nodes
 // are never modified: one array serves them all).
 const binaryText = new Map<Operator, readonly string[]>()
-function binaryFragments(op: Operator): readonly string[] {
-  let f = binaryText.get(op)
-  if (f === undefined) binaryText.set(op, (f = Object.freeze(['(', ` ${op} `, ')'])))
+const castText = new Map<CastType, readonly string[]>()
+const binaryOf = (op: Operator): string[] => ['(', ` ${op} `, ')']
+const castOf = (type: CastType): string[] => ['cast(', ` as ${type})`]
+function fragmentsOnce<K>(cache: Map<K, readonly string[]>, key: K, make: (key: K) => string[]): readonly string[] {
+  let f = cache.get(key)
+  if (f === undefined) cache.set(key, (f = Object.freeze(make(key))))
   return f
 }
 /** `(op n)`, `(-n)` for minus (as Kysely prints a unary operation). */
@@ -102,13 +105,7 @@ export const caseWhen = (cond: Node, value: Node): Node => ({ kind: 'RawNode', s
 export const countAll = (): Node => agg('count', [{ kind: 'SelectAllNode' } as SelectAllNode])
 export type CastType = 'bigint' | 'integer' | 'text' | 'boolean' | 'real' | 'double precision' | 'json' | 'jsonb' | 'date' | 'timestamptz' | 'numeric' | 'interval'
 /** `cast(n as type)`. */
-export const cast = (n: Node, type: CastType): Node => ({ kind: 'RawNode', sqlFragments: castFragments(type), parameters: [n] }) as RawNode
-const castText = new Map<CastType, readonly string[]>()
-function castFragments(type: CastType): readonly string[] {
-  let f = castText.get(type)
-  if (f === undefined) castText.set(type, (f = Object.freeze(['cast(', ` as ${type})`])))
-  return f
-}
+export const cast = (n: Node, type: CastType): Node => ({ kind: 'RawNode', sqlFragments: fragmentsOnce(castText, type, castOf), parameters: [n] }) as RawNode
 /** `(case when c1 then v1 ... else e end)`. */
 export function caseOf(whens: readonly (readonly [Node, Node])[], otherwise: Node): Node {
   // (without a when, `(case  else e end)`, as Kysely printed a CaseNode with an empty list)
