@@ -52,9 +52,14 @@ export interface ProgressSink {
 type Applied = { wm: Watermark; applied: string | null }
 
 /**
- * The rows a first fill left to other workers (their keys), once those let them go, and the
- * fill's clock and watermark: the pass looks at those rows only (stored meanwhile, or still to
- * compute), then moves the watermark as the fill would have, not the whole table again.
+ * The rows a pass left behind (their keys: held by other workers), once the other workers
+ * let them go, and the first pass's clock and watermark: the pass looks
+ * at those rows only (stored meanwhile, or still to compute), then moves the watermark to the
+ * first pass's clock, as the first pass would have, not the whole table again. Not further: the
+ * first pass may have stored a row late, computed from inputs another worker's refresh
+ * processed the change of before the row was stored (a join row whose input row no longer
+ * joins is not in the current input: no refresh deletes it); only a scan since the first
+ * pass's clock finds it. The pass evaluates the rows as they are now (a clock of its own).
  */
 interface HeldRows {
   readonly keys: readonly string[]
@@ -63,7 +68,11 @@ interface HeldRows {
 }
 
 export async function refreshTable(engine: Engine, x: Derivation, full: boolean, batch: number | undefined, report: Record<string, TableReport>, op: Op, progress?: ProgressSink, held?: HeldRows): Promise<void> {
-  const clock = held?.clock ?? (await engine.d.readClock(engine.db))
+  // What the scan evaluates at (a comprehension's input revisions are clamped to it), and what
+  // the watermark moves to at the end: the same clock, but a pass over rows left behind reads
+  // its own and moves the watermark to the first pass's (see `HeldRows`).
+  const clock = await engine.d.readClock(engine.db)
+  const upTo = held?.clock ?? clock
   const wm = held?.wm ?? (await readWatermark(engine.db, x.name))
   const filter: ScanFilter = held !== undefined ? { mode: 'keys', keys: held.keys } : full ? { mode: 'all', force: true } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }
   // A first fill of a derivation over one table streams its input a page at a time.
@@ -105,9 +114,10 @@ export async function refreshTable(engine: Engine, x: Derivation, full: boolean,
     const first = i === 1 && x.source.kind === 'query' && parts.length > 2
     return { tasks, stored: async () => (tell('batch'), first ? engine.d.analyze(engine.db, 'lq_edge') : undefined) }
   })
-  // A pass over held rows goes on with the rows still held, under the same clock.
-  if (await leftBehind(x, op, (again) => refreshTable(engine, x, full, batch, report, op, progress, held === undefined ? undefined : { ...held, keys: [...again] }))) return
-  await finishTable(engine, x, clock, wm, report[x.name]!, () => tell('done'))
+  // The rows left behind are looked at again (by key), and the watermark moves to this pass's
+  // clock (the first pass's), not to one read later (see `HeldRows`).
+  if (await leftBehind(x, op, (again) => refreshTable(engine, x, full, batch, report, op, progress, { keys: [...again], clock: upTo, wm }))) return
+  await finishTable(engine, x, upTo, wm, report[x.name]!, () => tell('done'))
 }
 
 /** Debounce: whether a row of `x` with this root lineage waits (one of its root rows is still settling); counted. */
