@@ -49,6 +49,55 @@ const ALL = [
 ]
 
 eachDialect('claim rows lost while their batch computes', (get) => {
+  it('rows whose claim rows were deleted while they computed are stored by the same refresh', async () => {
+    const { db } = get()
+    const { store, gate, name, rows } = await setup(db)
+    gate.hold()
+    const r = store.refresh()
+    await gate.held
+    await sql`DELETE FROM lq_claim WHERE tbl = ${name}`.execute(db)
+    gate.release()
+    // The batch was refused (its claims gone), then computed again.
+    expect((await r).tables[name]).toMatchObject({ computed: 3, superseded: 3 })
+    expect(await rows()).toEqual(ALL)
+    expect(await store.stale()).toEqual([])
+    expect((await store.refresh()).tables[name]).toMatchObject({ computed: 0 })
+    expect(await rows()).toEqual(ALL)
+  }, 60_000)
+
+  it('rows whose expired claims collect swept while they computed are stored by the same refresh', async () => {
+    const { db } = get()
+    const { store, gate, name, rows } = await setup(db)
+    gate.hold()
+    const r = store.refresh()
+    await gate.held
+    // The lease ran out long ago (as if the heartbeats had stopped), and collect swept the claims.
+    await sql`UPDATE lq_claim SET expires = 0 WHERE tbl = ${name}`.execute(db)
+    expect((await store.collect({ olderThan: 0 })).claims).toBe(3)
+    gate.release()
+    expect((await r).tables[name]).toMatchObject({ computed: 3, superseded: 3 })
+    expect(await rows()).toEqual(ALL)
+    expect(await store.stale()).toEqual([])
+  }, 60_000)
+
+  it('a refresh that waited for another call of its store whose claim rows vanished returns with those rows stored', async () => {
+    const { db } = get()
+    const { store, gate, name, rows } = await setup(db)
+    gate.hold()
+    const first = store.refresh()
+    await gate.held
+    // The second call finds the rows in flight in the first one and waits for it.
+    const second = store.refresh()
+    await new Promise((res) => setTimeout(res, 100))
+    await sql`DELETE FROM lq_claim WHERE tbl = ${name}`.execute(db)
+    gate.release()
+    await second
+    expect(await rows()).toEqual(ALL)
+    await first
+    expect(await rows()).toEqual(ALL)
+    expect(await store.stale()).toEqual([])
+  }, 60_000)
+
   it('a join row stored late from an input that changed meanwhile stays listed as stale after the pass over rows left behind', async () => {
     const { db } = get()
     const k = ++n
