@@ -507,9 +507,11 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
       fenced++
       released = keys
       const lost = await op.keeper.fence(trx, lease, keys)
-      for (const k of keys) {
-        if (lost.has(k)) refused.add(k)
-        else refused.delete(k)
+      if (lost.size > 0 || refused.size > 0) {
+        for (const k of keys) {
+          if (lost.has(k)) refused.add(k)
+          else refused.delete(k)
+        }
       }
       return lost
     }
