@@ -80,6 +80,20 @@ eachDialect('claim rows lost while their batch computes', (get) => {
     expect(await store.stale()).toEqual([])
   }, 60_000)
 
+  it('a watch wave whose claim rows vanished while it computed leaves the rows to a later wave, which stores them', async () => {
+    const { db } = get()
+    const { store, gate, rows } = await setup(db)
+    gate.hold()
+    const w = store.watch({ pollMs: 20 })
+    await gate.held
+    await sql`DELETE FROM lq_claim`.execute(db)
+    gate.release()
+    for (const t0 = Date.now(); Date.now() - t0 < 10_000 && (await rows()).length < ALL.length; ) await new Promise((res) => setTimeout(res, 20))
+    await w.stop()
+    expect(await rows()).toEqual(ALL)
+    expect(await store.stale()).toEqual([])
+  }, 60_000)
+
   it('a refresh that waited for another call of its store whose claim rows vanished returns with those rows stored', async () => {
     const { db } = get()
     const { store, gate, name, rows } = await setup(db)
