@@ -13,8 +13,9 @@ import { metaRows } from './sql/reads.js'
 import { recordedInputs } from './write.js'
 
 /**
- * A task another caller holds: settled when that caller stored it (with the addresses of its
- * batch another worker process held, which it did not compute), rejected when it failed to.
+ * A task another caller holds: settled when that caller stored its batch (with the addresses
+ * of the batch it did not store: held by another worker process, or refused by its fence, see
+ * `storeBatch`; the waiter leaves those behind too), rejected when it failed to.
  */
 export interface Wait {
   readonly task: Task
@@ -28,8 +29,9 @@ export interface Claim {
   /** Tasks another caller is computing: wait for them, and compute those whose caller failed. */
   readonly waits: readonly Wait[]
   /**
-   * The caller stored its tasks (no error; `held`: those another worker process held, not
-   * computed), or failed to (the error): waiters go on. Call exactly once.
+   * The caller stored its tasks (no error; `held`: those it did not store, held by another
+   * worker process or refused by its fence), or failed to (the error): waiters go on. Call
+   * exactly once.
    */
   settle(error?: unknown, held?: ReadonlySet<string>): void
 }

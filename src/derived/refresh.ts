@@ -52,9 +52,14 @@ export interface ProgressSink {
 type Applied = { wm: Watermark; applied: string | null }
 
 /**
- * The rows a first fill left to other workers (their keys), once those let them go, and the
- * fill's clock and watermark: the pass looks at those rows only (stored meanwhile, or still to
- * compute), then moves the watermark as the fill would have, not the whole table again.
+ * The rows a pass left behind (their keys: held by other workers, or refused by its fence),
+ * once the other workers let them go, and the first pass's clock and watermark: the pass looks
+ * at those rows only (stored meanwhile, or still to compute), then moves the watermark to the
+ * first pass's clock, as the first pass would have, not the whole table again. Not further: the
+ * first pass may have stored a row late, computed from inputs another worker's refresh
+ * processed the change of before the row was stored (a join row whose input row no longer
+ * joins is not in the current input: no refresh deletes it); only a scan since the first
+ * pass's clock finds it. The pass evaluates the rows as they are now (a clock of its own).
  */
 interface HeldRows {
   readonly keys: readonly string[]
@@ -63,7 +68,11 @@ interface HeldRows {
 }
 
 export async function refreshTable(engine: Engine, x: Derivation, full: boolean, batch: number | undefined, report: Record<string, TableReport>, op: Op, progress?: ProgressSink, held?: HeldRows): Promise<void> {
-  const clock = held?.clock ?? (await engine.d.readClock(engine.db))
+  // What the scan evaluates at (a comprehension's input revisions are clamped to it), and what
+  // the watermark moves to at the end: the same clock, but a pass over rows left behind reads
+  // its own and moves the watermark to the first pass's (see `HeldRows`).
+  const clock = await engine.d.readClock(engine.db)
+  const upTo = held?.clock ?? clock
   const wm = held?.wm ?? (await readWatermark(engine.db, x.name))
   const filter: ScanFilter = held !== undefined ? { mode: 'keys', keys: held.keys } : full ? { mode: 'all', force: true } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }
   // A first fill of a derivation over one table streams its input a page at a time.
@@ -105,9 +114,10 @@ export async function refreshTable(engine: Engine, x: Derivation, full: boolean,
     const first = i === 1 && x.source.kind === 'query' && parts.length > 2
     return { tasks, stored: async () => (tell('batch'), first ? engine.d.analyze(engine.db, 'lq_edge') : undefined) }
   })
-  // A pass over held rows goes on with the rows still held, under the same clock.
-  if (await leftBehind(x, op, (again) => refreshTable(engine, x, full, batch, report, op, progress, held === undefined ? undefined : { ...held, keys: [...again] }))) return
-  await finishTable(engine, x, clock, wm, report[x.name]!, () => tell('done'))
+  // The rows left behind are looked at again (by key), and the watermark moves to this pass's
+  // clock (the first pass's), not to one read later (see `HeldRows`).
+  if (await leftBehind(x, op, (again) => refreshTable(engine, x, full, batch, report, op, progress, { keys: [...again], clock: upTo, wm }))) return
+  await finishTable(engine, x, upTo, wm, report[x.name]!, () => tell('done'))
 }
 
 /** Debounce: whether a row of `x` with this root lineage waits (one of its root rows is still settling); counted. */
@@ -473,7 +483,15 @@ async function dropBatch(p: Prepared, op: Op, e: unknown): Promise<void> {
   if (p.lease !== undefined) await op.keeper.release(p.lease)
 }
 
-/** Store a computed batch (fenced by its lease), release the lease, then finish the tasks other calls of this process held. */
+/**
+ * Store a computed batch (fenced by its lease), release the lease, then finish the tasks other
+ * calls of this process held. Rows the fence refused (the batch's claim rows on them are gone)
+ * are left behind, as rows another worker holds are, for this call and for the calls of this
+ * process that waited for them: when another worker took them over, the pass waits for it and
+ * finds them stored; when their claim rows vanished (swept by `collect` after the lease ran
+ * out, deleted, lost in a PostgreSQL crash), nobody else computes them, and the pass does. The
+ * watermark does not pass them meanwhile (`leftBehind`).
+ */
 async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Computed, report: TableReport, op: Op): Promise<void> {
   const { claim, lease } = p
   try {
@@ -483,16 +501,31 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
     // when one transaction stored the batch (no busy retry, no split), nothing is left to release.
     let fenced = 0
     let released: readonly string[] = []
-    const fence = lease === undefined ? undefined : (trx: Kysely<any>, keys: readonly string[]) => {
+    // The rows the fence refused, as the committed attempts decided (a busy retry runs it again).
+    const refused = new Set<string>()
+    const fence = lease === undefined ? undefined : async (trx: Kysely<any>, keys: readonly string[]) => {
       fenced++
       released = keys
-      return op.keeper.fence(trx, lease, keys)
+      const lost = await op.keeper.fence(trx, lease, keys)
+      if (lost.size > 0 || refused.size > 0) {
+        for (const k of keys) {
+          if (lost.has(k)) refused.add(k)
+          else refused.delete(k)
+        }
+      }
+      return lost
     }
     await writeResults(engine, x, c.results, report, fence)
     if (lease !== undefined && fenced === 1) op.keeper.written(lease, released)
     // Calls abandoned by an abort were not stored: concurrent callers waiting on them run them.
     if (c.abandoned) throw new Aborted()
-    claim.settle(undefined, p.heldByOthers)
+    let behind = p.heldByOthers
+    if (refused.size > 0) {
+      const held = leftOf(op, x.name).held
+      for (const k of refused) held.add(k)
+      behind = new Set([...p.heldByOthers, ...refused])
+    }
+    claim.settle(undefined, behind)
   } catch (e) {
     claim.settle(e)
     throw e
@@ -506,7 +539,7 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
   if (claim.waits.length === 0) return
   const settled = await untilAborted(Promise.allSettled(claim.waits.map((w) => w.done)), op)
   const retry = claim.waits.filter((_, i) => settled[i]!.status === 'rejected').map((w) => w.task)
-  // Tasks the other caller found held by another worker process: left behind here too.
+  // Tasks the other caller did not store (held by another worker process, or refused by its fence): left behind here too.
   claim.waits.forEach((w, i) => {
     const st = settled[i]!
     if (st.status === 'fulfilled' && st.value.has(w.task.addr)) leftOf(op, x.name).held.add(w.task.addr)

@@ -1,0 +1,164 @@
+/**
+ * Claim rows that vanish while their batch computes: deleted from outside, swept by `collect`
+ * after the lease expired, or (PostgreSQL) lost in a server crash with the lease statements'
+ * asynchronous commits. The batch's write is refused by the fence (counted superseded), and
+ * since no other worker holds those rows, nobody else computes them: they are left behind, as
+ * rows another worker holds are, so the same refresh computes them again and the watermark
+ * does not pass them. Also when the refused rows were the ones another call of the same store
+ * waited for, and (the pass over rows left behind) when a late row of a join stored by the
+ * first pass no longer exists in the current input: it stays listed as stale.
+ */
+import * as t from 'io-ts'
+import { sql, type Kysely } from 'kysely'
+import { expect, it } from 'vitest'
+import { createTable, insertRows } from '../../src/query/ddl.js'
+import { Q, table } from '../../src/query/dsl.js'
+import { openStore } from '../../src/derived/index.js'
+import { eachDialect } from '../support/db.js'
+import { holdable } from './support/holdable.js'
+
+let n = 0
+
+/** A root `lost<n>` with rows 1..3 (v = id) and a store (one-hour lease: no heartbeat runs) deriving `lost<n>_out` (y = 10v), whose calls pass `gate`. */
+async function setup(db: Kysely<any>) {
+  const src = table(`lost${++n}`, { id: t.Int, v: t.Int })
+  await createTable(db, src)
+  await insertRows(db, src, [{ id: 1, v: 1 }, { id: 2, v: 2 }, { id: 3, v: 3 }])
+  const store = await openStore(db, { leaseMs: 3_600_000 })
+  await store.track(src)
+  const gate = holdable()
+  const name = `${src.name}_out`
+  const out = store.derive({
+    name,
+    from: src,
+    output: { y: t.Int },
+    version: 'l1',
+    fn: async (r) => {
+      await gate.pass()
+      return { y: r.v * 10 }
+    },
+  })
+  const rows = async () => (await sql<{ k: string; y: unknown }>`SELECT lq_key AS k, y FROM ${sql.id(name)} ORDER BY lq_key`.execute(db)).rows.map((x) => [x.k, Number(x.y)])
+  return { src, store, out, gate, name, rows }
+}
+
+const ALL = [
+  ['1', 10],
+  ['2', 20],
+  ['3', 30],
+]
+
+eachDialect('claim rows lost while their batch computes', (get) => {
+  it('rows whose claim rows were deleted while they computed are stored by the same refresh', async () => {
+    const { db } = get()
+    const { store, gate, name, rows } = await setup(db)
+    gate.hold()
+    const r = store.refresh()
+    await gate.held
+    await sql`DELETE FROM lq_claim WHERE tbl = ${name}`.execute(db)
+    gate.release()
+    // The batch was refused (its claims gone), then computed again.
+    expect((await r).tables[name]).toMatchObject({ computed: 3, superseded: 3 })
+    expect(await rows()).toEqual(ALL)
+    expect(await store.stale()).toEqual([])
+    expect((await store.refresh()).tables[name]).toMatchObject({ computed: 0 })
+    expect(await rows()).toEqual(ALL)
+  }, 60_000)
+
+  it('rows whose expired claims collect swept while they computed are stored by the same refresh', async () => {
+    const { db } = get()
+    const { store, gate, name, rows } = await setup(db)
+    gate.hold()
+    const r = store.refresh()
+    await gate.held
+    // The lease ran out long ago (as if the heartbeats had stopped), and collect swept the claims.
+    await sql`UPDATE lq_claim SET expires = 0 WHERE tbl = ${name}`.execute(db)
+    expect((await store.collect({ olderThan: 0 })).claims).toBe(3)
+    gate.release()
+    expect((await r).tables[name]).toMatchObject({ computed: 3, superseded: 3 })
+    expect(await rows()).toEqual(ALL)
+    expect(await store.stale()).toEqual([])
+  }, 60_000)
+
+  it('a watch wave whose claim rows vanished while it computed leaves the rows to a later wave, which stores them', async () => {
+    const { db } = get()
+    const { store, gate, rows } = await setup(db)
+    gate.hold()
+    const w = store.watch({ pollMs: 20 })
+    await gate.held
+    await sql`DELETE FROM lq_claim`.execute(db)
+    gate.release()
+    for (const t0 = Date.now(); Date.now() - t0 < 10_000 && (await rows()).length < ALL.length; ) await new Promise((res) => setTimeout(res, 20))
+    await w.stop()
+    expect(await rows()).toEqual(ALL)
+    expect(await store.stale()).toEqual([])
+  }, 60_000)
+
+  it('a refresh that waited for another call of its store whose claim rows vanished returns with those rows stored', async () => {
+    const { db } = get()
+    const { store, gate, name, rows } = await setup(db)
+    gate.hold()
+    const first = store.refresh()
+    await gate.held
+    // The second call finds the rows in flight in the first one and waits for it.
+    const second = store.refresh()
+    await new Promise((res) => setTimeout(res, 100))
+    await sql`DELETE FROM lq_claim WHERE tbl = ${name}`.execute(db)
+    gate.release()
+    await second
+    expect(await rows()).toEqual(ALL)
+    await first
+    expect(await rows()).toEqual(ALL)
+    expect(await store.stale()).toEqual([])
+  }, 60_000)
+
+  it('a join row stored late from an input that changed meanwhile stays listed as stale after the pass over rows left behind', async () => {
+    const { db } = get()
+    const k = ++n
+    const d = table(`ld${k}`, { id: t.Int, v: t.Int })
+    const e = table(`le${k}`, { id: t.Int, v: t.Int })
+    await createTable(db, d)
+    await createTable(db, e)
+    await insertRows(db, d, [{ id: 0, v: 13 }, { id: 1, v: 7 }])
+    await insertRows(db, e, [{ id: 0, v: 10 }])
+    const name = `lj${k}`
+    const gate = holdable()
+    // Two workers; A's call for the pair (d 0, e 0) is held.
+    const declare = async (held: boolean) => {
+      const s = await openStore(db, { leaseMs: 3_600_000 })
+      await s.track(d)
+      await s.track(e)
+      s.derive({
+        name,
+        from: Q.for(d, (x) => Q.for(e, (y) => Q.where(Q.le(Q.abs(Q.sub(x.v, y.v)), 3), Q.yield({ dv: x.v, ev: y.v })))),
+        output: { n: t.Int },
+        version: 'j1',
+        fn: async (r, ctx) => {
+          if (held && ctx.lineage.some((l) => l.table === d.name && l.key === 0)) await gate.pass()
+          return { n: r.dv + r.ev }
+        },
+      })
+      return s
+    }
+    const A = await declare(true)
+    const B = await declare(false)
+    gate.hold()
+    const ra = A.refresh()
+    await gate.held
+    // The pair (d 0, e 0) no longer joins; A's leases run out and B takes (d 1, e 0) over.
+    await sql`UPDATE ${sql.id(d.name)} SET v = 0 WHERE id = 0`.execute(db)
+    await sql`UPDATE lq_claim SET expires = 0 WHERE owner = ${A.owner}`.execute(db)
+    await B.refresh()
+    gate.release()
+    await ra
+    // A stored its late (d 0, e 0) row (no guard refuses it: no stored row, no deleted input), and
+    // its own fence refused (d 1, e 0), left behind and looked at again: the watermark stays
+    // where A's first pass read its clock, so the late row is listed stale, not called fresh.
+    const stale = (await B.stale(name)).map((r) => JSON.stringify(r.key))
+    expect(stale).toContain(JSON.stringify([{ table: d.name, key: 0 }, { table: e.name, key: 0 }]))
+    await B.refresh()
+    const got = (await sql<{ k: string; n: unknown }>`SELECT lq_key AS k, n FROM ${sql.id(name)}`.execute(db)).rows.map((x) => [x.k, Number(x.n)])
+    expect(got).toEqual([[JSON.stringify([[d.name, 1], [e.name, 0]]), 17]])
+    expect(await A.stale()).toEqual([])
+  }, 60_000)
+})
