@@ -41,7 +41,7 @@ import { inputsText } from './keys.js'
 import type { StoreDialect } from './sql/dialect.js'
 import { liveMetaKeys } from './sql/reads.js'
 import { exec, execCount, jsonBatch, KEY_CHUNK } from './sql/text.js'
-import { deletedInputsSql, deleteEdgesSql, forgetAppliedVersion, insertEdgesSql, lastDeletion, writerTexts, type WriterSpec, type WriterTexts } from './sql/writes.js'
+import { deletedInputsSql, deleteEdgesSql, forgetAppliedVersion, FRESH_ROLLBACK, FRESH_SAVEPOINT, insertEdgesSql, lastDeletion, writerTexts, type WriterSpec, type WriterTexts } from './sql/writes.js'
 import { emptyTableReport, type TableReport } from './types.js'
 
 /** SHA-1 hex of a string: Node's one-shot `crypto.hash` where there is one (Node >= 20.12), else a Hash object. */
@@ -366,7 +366,11 @@ async function writeBatch(db: Kysely<any>, d: StoreDialect, x: Derivation, w: Wr
     const okText = w.ok?.batch !== undefined && part.every(isOk) ? w.ok.batch : undefined
     const meta = okText !== undefined ? part.map((r) => okMetaRow(r, w.columns)) : part.map((r) => metaRow(x, r, w.columns))
     const data = part.flatMap((r) => (r.outcome.state === 'ok' ? [dataRow(r, w)] : []))
-    const out = (await exec<{ counts: unknown; lost: unknown; rev: unknown }>(db, okText ?? text, [x.codeVersion, jsonBatch(meta, d), jsonBatch(data, d)]))[0]!
+    const params = [x.codeVersion, jsonBatch(meta, d), jsonBatch(data, d)]
+    // Rows missing when found (a first fill): plain inserts store them all, unless some address
+    // got a row meanwhile; then the upsert judges the part (see `BatchWriteSpec.fresh`).
+    const fresh = okText !== undefined && w.ok!.freshBatch !== undefined && part.every(wasMissing) ? await freshWrite(db, d, w.ok!.freshBatch, params) : undefined
+    const out = fresh ?? (await exec<BatchOut>(db, okText ?? text, params))[0]!
     revs.push(Number(out.rev))
     const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v)
     const counts = (json(out.counts) ?? []) as [string, boolean, number | string][]
@@ -381,6 +385,24 @@ async function writeBatch(db: Kysely<any>, d: StoreDialect, x: Derivation, w: Wr
     report.superseded += lost.length
   }
   return revs
+}
+
+/** The result row of a `batchWrite` statement. */
+type BatchOut = { counts: unknown; lost: unknown; rev: unknown }
+
+/**
+ * Run a `BatchWriteSpec.fresh` statement in a savepoint: its result, or undefined (the savepoint
+ * rolled back) when an address of the part had a row (a unique violation).
+ */
+async function freshWrite(db: Kysely<any>, d: StoreDialect, text: string, params: readonly unknown[]): Promise<BatchOut | undefined> {
+  await exec(db, FRESH_SAVEPOINT, [])
+  try {
+    return (await exec<BatchOut>(db, text, params))[0]!
+  } catch (e) {
+    if (!d.uniqueViolation(e)) throw e
+    await exec(db, FRESH_ROLLBACK, [])
+    return undefined
+  }
 }
 
 async function writeEdges(trx: Kysely<any>, d: StoreDialect, x: Derivation, tasks: readonly Task[]): Promise<void> {

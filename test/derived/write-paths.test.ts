@@ -330,6 +330,24 @@ for (const dialect of dialectNames) {
       expect(meta.map((m) => [m.lq_key, Number(m.lq_max_input_rev) === newer, m.lq_hash === 'elsewhere'])).toEqual([['1', false, false], ['2', true, true], ['3', false, false]])
     })
 
+    it('a first fill whose batch meets a data row with no metadata row at one of its addresses stores every row of the batch', async () => {
+      const { db } = tdb
+      const src = table('src', { id: t.Int, v: t.Int })
+      await createTable(db, src)
+      await insertRows(db, src, [{ id: 1, v: 1 }, { id: 2, v: 2 }, { id: 3, v: 3 }])
+      const store = await openStore(db)
+      await store.track(src)
+      const out = store.derive({ name: 'out', from: src, output: { n: t.Int }, fn: (r) => ({ n: r.v * 10 }) })
+      await store.status(out, 1) // creates the tables
+      // A data row left without its metadata row: the batch's plain inserts (PostgreSQL) meet it
+      // in the data table only, and the upsert stores the batch.
+      await sql`INSERT INTO ${sql.id('out')} (n, lq_key) VALUES (-2, '2')`.execute(db)
+      const r = await store.refresh()
+      expect(r.tables['out']).toEqual({ computed: 3, unchanged: 0, failed: 0, blocked: 0, deleted: 0, superseded: 0 })
+      expect((await rowsOf(db, 'out')).map((x) => [x['lq_key'], Number(x['n'])])).toEqual([['1', 10], ['2', 20], ['3', 30]])
+      expect(await store.stale()).toEqual([])
+    })
+
     it('concurrent refreshes of one first fill compute each row once and agree', async () => {
       const { db } = tdb
       const src = table('src', { id: t.Int, v: t.Int })

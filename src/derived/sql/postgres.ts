@@ -136,6 +136,7 @@ $lq$`,
   },
   async beginWrite() {},
   isBusy: (e) => ['40P01', '40001', '55P03'].includes(errorCode(e)),
+  uniqueViolation: (e) => errorCode(e) === '23505',
   keyCursor: (alias) => `${alias}.lq_key`,
   afterCursor: (alias, p) => `${alias}.lq_key > ${p}`,
   keyJson: pgKeyJson,
@@ -177,12 +178,18 @@ $lq$`,
  *   upserted (ok, from the JSON parameter $3);
  * - the result: one row, with the winners counted by state and "value changed", the keys
  *   the guard refused (`lost`, usually null), and the revision (`rev`).
+ *
+ * `fresh` (rows missing when found, all ok): `pgFreshWrite`.
  */
 function pgBatchWrite(spec: BatchWriteSpec): string {
   const M = q(spec.meta)
   const X = q(spec.data)
   const f = (i: number, t: JsonFieldType) => postgres.jsonField(i, t)
   const cols = spec.columns
+  if (spec.fresh === true) {
+    if (spec.okRows !== true) throw new Error('internal: a fresh batch write takes narrow ok rows')
+    return pgFreshWrite(M, X, cols)
+  }
   const set = cols.length === 0 ? 'NOTHING' : `UPDATE SET ${cols.map((c) => `${q(c.name)} = excluded.${q(c.name)}`).join(', ')}`
   return `WITH rv AS (SELECT nextval('lq_clock_seq') AS rev, set_config('synchronous_commit', 'off', true) AS sc),
 src AS (SELECT ${spec.okRows === true ? `${f(0, 'text')} AS k, '' AS lin, '' AS inp, ${f(1, 'int')} AS mr, 'ok' AS st, NULL::text AS er, ${f(2, 'text')} AS h` : `${f(0, 'text')} AS k, ${f(1, 'text')} AS lin, ${f(2, 'text')} AS inp, ${f(3, 'int')} AS mr, ${f(4, 'text')} AS st, ${f(5, 'text')} AS er, ${f(6, 'text')} AS h`} FROM jsonb_array_elements($2::jsonb) AS j(value)),
@@ -207,6 +214,26 @@ SELECT (SELECT json_agg(json_build_array(g.lq_state, g.changed, g.n)) FROM (SELE
   (SELECT rev FROM rv) AS rev`
 }
 
+
+/**
+ * `BatchWriteSpec.fresh`: the ok rows of a batch whose rows were missing when found, inserted
+ * by plain INSERTs into the metadata table (`$2`, narrow rows) and the data table (`$3`): a
+ * unique violation when an address has a row now (the caller's savepoint is rolled back and
+ * the upsert runs). Otherwise every row is a winner whose value changed, and the result is the
+ * upsert's for that case.
+ */
+function pgFreshWrite(M: string, X: string, cols: BatchWriteSpec['columns']): string {
+  const f = (i: number, t: JsonFieldType) => postgres.jsonField(i, t)
+  return `WITH rv AS (SELECT nextval('lq_clock_seq') AS rev, set_config('synchronous_commit', 'off', true) AS sc),
+up AS (
+  INSERT INTO ${M} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_error, lq_hash, lq_computed_rev, lq_changed_rev, lq_xid)
+  SELECT ${f(0, 'text')}, '', '', ${f(1, 'int')}, $1, 'ok', NULL, ${f(2, 'text')}, rv.rev, rv.rev, pg_current_xact_id() FROM jsonb_array_elements($2::jsonb) AS j(value) CROSS JOIN rv
+  RETURNING 1),
+di AS (
+  INSERT INTO ${X} (${[...cols.map((c) => q(c.name)), 'lq_key'].join(', ')})
+  SELECT ${[...cols.map((c, i) => f(i, c.type)), f(cols.length, 'text')].join(', ')} FROM jsonb_array_elements($3::jsonb) AS j(value))
+SELECT json_build_array(json_build_array('ok', true, (SELECT count(*) FROM up))) AS counts, NULL::json AS lost, (SELECT rev FROM rv) AS rev`
+}
 
 export const postgresStartup: StartupDialect = {
   name: 'postgres',

@@ -51,10 +51,18 @@ export interface WriterTexts {
    * Derivations over one table (no recorded inputs, no evaluation revision, no input hash):
    * `insertMeta`, `upsertMeta` and `batch` for a part whose results are all `ok`, whose JSON metadata rows carry
    * only `[lq_key, lq_max_input_rev, lq_hash]` (`okMetaRow`); the other columns are constants
-   * of the statement. Same parameters and results as the full forms.
+   * of the statement. Same parameters and results as the full forms. `freshBatch`: `batch` for
+   * such a part whose rows were all missing when found (`BatchWriteSpec.fresh`).
    */
-  readonly ok: { readonly insertMeta: string; readonly upsertMeta: string; readonly batch: string | undefined } | undefined
+  readonly ok: { readonly insertMeta: string; readonly upsertMeta: string; readonly batch: string | undefined; readonly freshBatch: string | undefined } | undefined
 }
+
+/**
+ * The savepoint a `BatchWriteSpec.fresh` statement runs in, and its rollback when the statement
+ * failed with a unique violation (the transaction goes on, and the upsert stores the batch).
+ */
+export const FRESH_SAVEPOINT = 'SAVEPOINT lq_fresh'
+export const FRESH_ROLLBACK = 'ROLLBACK TO SAVEPOINT lq_fresh'
 
 /** The fields of a metadata JSON row: every column (`metaRow` in write.ts), or those of an ok row of a one-table derivation (`okMetaRow`). */
 type MetaForm = 'full' | 'ok'
@@ -118,9 +126,10 @@ SELECT ${[...types.map((t, i) => f(i, t!)), f(x.columns.length, 'text')].join(',
 FROM ${d.jsonRows(d.ph(1))} WHERE true
 ON CONFLICT (lq_key) DO ${x.columns.length === 0 ? 'NOTHING' : `UPDATE SET ${x.columns.map((c) => `${q(c.name)} = excluded.${q(c.name)}`).join(', ')}`}`
     : undefined
-  const batchOf = (okRows: boolean) => (x.comprehension || !exact ? undefined : d.batchWrite({ meta: metaTable(x.name), data: x.name, guard, columns: x.columns.map((c, i) => ({ name: c.name, type: types[i]! })), okRows }))
+  const batchOf = (okRows: boolean, fresh = false) =>
+    x.comprehension || !exact ? undefined : d.batchWrite({ meta: metaTable(x.name), data: x.name, guard, columns: x.columns.map((c, i) => ({ name: c.name, type: types[i]! })), okRows, fresh })
   const batch = batchOf(false)
-  const ok = x.multiInput || x.comprehension ? undefined : { insertMeta: insertOnly('ok'), upsertMeta: upsertOf('ok'), batch: batchOf(true) }
+  const ok = x.multiInput || x.comprehension ? undefined : { insertMeta: insertOnly('ok'), upsertMeta: upsertOf('ok'), batch: batchOf(true), freshBatch: batchOf(true, true) }
   return { upsertMeta: upsertOf('full'), insertMeta: insertOnly('full'), upsertData, deleteData: `DELETE FROM ${X} WHERE lq_key IN (${d.jsonTexts(d.ph(1))})`, batch, ok }
 }
 
