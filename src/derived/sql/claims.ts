@@ -36,7 +36,16 @@
  *   claims it, `claim`): a first fill's page that claims its rows in the statement that reads
  *   them, starting at the table's fill frontier while other workers fill it (see `PageClaimSpec`).
  *
+ * - `claimRange` (SQLite only; undefined on PostgreSQL): a first fill's page claimed as ONE row
+ *   of `lq_claim_range(tbl, token, owner, expires, lo, hi, keys)` holding every integer key from
+ *   `lo` to `hi` (`keys`: the page's keys, for `held` and the heartbeat's counts), when its span
+ *   is clean; every statement above also reads ranges: `claim` skips keys in another owner's
+ *   live range and splits an expired range into claim rows before taking keys over, `fence`
+ *   holds a page whole while its range is there, `heartbeat`/`release`/`sweep` extend and
+ *   delete ranges by token, `held`/`othersHold`/`othersHoldRange`/`liveOn` see them.
+ *
  * The table and the token counter are created by migration 3 (`schema.ts`); `ddl` lists them.
+ * The range table is created by migration 4 (`rangeDdl`).
  */
 import { sql, type Kysely } from 'kysely'
 import type { Dialect } from '../../query/dialect.js'
