@@ -160,10 +160,12 @@ export interface ClaimDialect {
    * leases); the claims on the others are deleted (released at commit). `whole`: `keys` are
    * every key `whole.owner` claimed under `token`, so every claim row under it can go: they are
    * deleted by token, with no key list (a probe per key cost a quarter more on SQLite, 10-20% on
-   * PostgreSQL).
+   * PostgreSQL). A range under `token` still there holds every key (deleted when `whole`, else
+   * kept for `release`); gone, the keys are judged by claim rows (those of a range split by a
+   * take-over), and a key with none is refused.
    */
   fence(trx: Kysely<any>, table: string, keys: readonly string[], token: number, whole?: { readonly owner: string }): Promise<Set<string>>
-  /** Live (unexpired) claims of `table`, or of every table. */
+  /** Live (unexpired) claims of `table`, or of every table (a range: one per key of its page). */
   held(db: Kysely<any>, table?: string): Promise<ClaimRow[]>
   /** Delete the claims whose lease ended at least `graceMs` ago (of workers that died or stopped without releasing them); how many. */
   sweep(db: Kysely<any>, graceMs: number): Promise<number>
