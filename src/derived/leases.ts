@@ -83,9 +83,32 @@ export class LeaseKeeper {
   }
 
   /** Claim the free ones of `keys` of `table`. A lease with no keys is not held (nothing to release). */
-  async claim(table: string, keys: readonly string[]): Promise<Lease> {
+  claim(table: string, keys: readonly string[]): Promise<Lease> {
+    return this.#take(table, () => this.#d.claim(this.#db, table, keys, this.owner, this.leaseMs))
+  }
+
+  /**
+   * Claim a first fill's page, `keys` (texts of integer keys of a root with one integer key
+   * column), as one range from their least to their greatest (`ClaimDialect.claimRange`) when
+   * the dialect can and nothing else is claimed in that span; otherwise one by one (`claim`).
+   */
+  claimRange(table: string, keys: readonly string[]): Promise<Lease> {
+    const claimRange = this.#d.claimRange
+    if (claimRange === undefined || keys.length === 0) return this.claim(table, keys)
+    let lo = Number.POSITIVE_INFINITY
+    let hi = Number.NEGATIVE_INFINITY
+    for (const k of keys) {
+      const n = Number(k)
+      if (!Number.isSafeInteger(n) || String(n) !== k) throw new Error(`internal: a range claim of \`${table}\` got an address that is not an integer's text: ${k}`)
+      lo = Math.min(lo, n)
+      hi = Math.max(hi, n)
+    }
+    return this.#take(table, () => claimRange(this.#db, table, lo, hi, keys, this.owner, this.leaseMs))
+  }
+
+  async #take(table: string, run: () => Promise<{ token: number; keys: string[] }>): Promise<Lease> {
     const t0 = performance.now()
-    const r = await this.#d.claim(this.#db, table, keys, this.owner, this.leaseMs)
+    const r = await run()
     this.stats.claims++
     this.stats.claimMs += performance.now() - t0
     const lease: Lease = { table, token: r.token, keys: new Set(r.keys), lost: false }

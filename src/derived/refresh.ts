@@ -226,7 +226,7 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
         }
         window = page.read < size && !page.end ? Math.min(window * 2, size * PAGE_WINDOWS) : size
         if (page.read === 0) continue
-        return { tasks: op.settling === undefined ? page.tasks : page.tasks.filter((t) => !deferred(engine, x, t.lineage, op)), lease, stored: async () => tell('batch') }
+        return { tasks: op.settling === undefined ? page.tasks : page.tasks.filter((t) => !deferred(engine, x, t.lineage, op)), lease, range: lease === undefined, stored: async () => tell('batch') }
       }
     })
     if (recheck !== undefined) await recheckSpan(engine, x, recheck, op)
@@ -302,6 +302,8 @@ export interface Batch {
   readonly tasks: readonly Task[]
   /** The lease the batch's rows were claimed under already (a first fill's page that claimed them); otherwise `prepareBatch` claims them. */
   readonly lease?: Lease | undefined
+  /** The tasks are a first fill's page of a root with one integer key: `prepareBatch` claims them as one range (`LeaseKeeper.claimRange`). */
+  readonly range?: boolean
   readonly stored?: () => Promise<void>
 }
 
@@ -352,7 +354,7 @@ export async function runBatches(engine: Engine, x: Derivation, report: TableRep
       const t0 = performance.now()
       const b = await next()
       if (b === undefined) break
-      const p = await prepareBatch(engine, x, b.tasks, op, b.lease)
+      const p = await prepareBatch(engine, x, b.tasks, op, b.lease, b.range === true)
       reads.push(performance.now() - t0)
       if (reads.length > READS_KEPT) reads.shift()
       const prevCompute = lastCompute
@@ -440,7 +442,7 @@ type Computed = Awaited<ReturnType<typeof compute>>
  * then across processes (a lease on the rows in the claim table: rows another worker process
  * holds are left to it, see `leftBehind`).
  */
-async function prepareBatch(engine: Engine, x: Derivation, tasks: readonly Task[], op: Op, claimed?: Lease): Promise<Prepared> {
+async function prepareBatch(engine: Engine, x: Derivation, tasks: readonly Task[], op: Op, claimed?: Lease, range = false): Promise<Prepared> {
   let claim: Claim
   try {
     claim = await engine.claims.claim(engine, x, tasks, op.alone)
@@ -454,7 +456,7 @@ async function prepareBatch(engine: Engine, x: Derivation, tasks: readonly Task[
     let mine = claim.mine
     if (mine.length > 0) {
       // Claimed already (a page that claimed its rows), or claimed now.
-      lease ??= await op.keeper.claim(x.name, mine.map((t) => t.addr))
+      lease ??= range ? await op.keeper.claimRange(x.name, mine.map((t) => t.addr)) : await op.keeper.claim(x.name, mine.map((t) => t.addr))
       const got = lease.keys
       if (got.size < mine.length) {
         const held = leftOf(op, x.name).held

@@ -288,3 +288,48 @@ describe('claims under contention (PostgreSQL SKIP LOCKED, SQLite BEGIN IMMEDIAT
     }, 60_000)
   })
 })
+
+// Range claims (`claimRange`: SQLite; PostgreSQL claims first-fill pages in its page statement).
+eachDialect('range claims', (get) => {
+  const d = () => claimDialects[get().dialect]
+  beforeAll(async () => {
+    await openStore(get().db)
+  }, 60_000)
+  const range = () => d().claimRange!
+
+  it('a range holds every key of its span: claims of others skip them, held and the heartbeat count its keys, othersHold and othersHoldRange see it', async () => {
+    const { db } = get()
+    if (d().claimRange === undefined) return
+    const r = await range()(db, 'rg', 10, 20, ['10', '12', '20'], 'a', 60_000)
+    expect(r).toMatchObject({ keys: ['10', '12', '20'], range: true })
+    // A key of the span not in the page (11) is held too; one outside (21) is free.
+    expect((await d().claim(db, 'rg', ['11', '12', '21'], 'b', 60_000)).keys).toEqual(['21'])
+    expect((await d().held(db, 'rg')).filter((h) => h.owner === 'a').map((h) => [h.key, h.token])).toEqual([['10', r.token], ['12', r.token], ['20', r.token]])
+    expect((await d().heartbeat(db, 'a', [r.token], 60_000)).get(r.token)).toBe(3)
+    expect(await d().othersHold(db, 'rg', ['11'], 'b')).toBe(true)
+    expect(await d().othersHold(db, 'rg', ['11'], 'a')).toBe(false)
+    expect(await d().othersHoldRange(db, 'rg', 15, 30, 'b')).toBe(true)
+    expect(await d().othersHoldRange(db, 'rg', 21, 30, 'b')).toBe(false)
+    expect(await d().liveOn(db, ['rg'], 'b')).toBe(1)
+    // Another range over the span (or a claim row in it) is claimed key by key.
+    expect(await range()(db, 'rg', 18, 22, ['18', '19', '22'], 'c', 60_000)).toMatchObject({ keys: ['22'], range: false })
+    // The fence of the whole page holds it and deletes the range with the write.
+    expect([...(await db.transaction().execute((trx) => d().fence(trx, 'rg', ['10', '12', '20'], r.token, { owner: 'a' })))]).toEqual([])
+    expect((await d().held(db, 'rg')).filter((h) => h.owner === 'a')).toEqual([])
+    expect(await d().othersHold(db, 'rg', ['11'], 'b')).toBe(false)
+  }, 60_000)
+
+  it('a claim of a key in an expired range splits it: the holder\'s fence refuses the key taken only; a swept range refuses its whole page', async () => {
+    const { db } = get()
+    if (d().claimRange === undefined) return
+    const r = await range()(db, 'rx', 1, 5, ['1', '2', '3', '4', '5'], 'a', 60_000)
+    await sql`UPDATE lq_claim_range SET expires = 0 WHERE tbl = 'rx'`.execute(db)
+    expect((await d().claim(db, 'rx', ['3'], 'b', 60_000)).keys).toEqual(['3'])
+    expect([...(await db.transaction().execute((trx) => d().fence(trx, 'rx', ['1', '2', '3', '4', '5'], r.token, { owner: 'a' })))]).toEqual(['3'])
+    // A range swept after it expired: every key of its page is refused.
+    const s = await range()(db, 'rs', 1, 3, ['1', '2', '3'], 'a', 60_000)
+    await sql`UPDATE lq_claim_range SET expires = 0 WHERE tbl = 'rs'`.execute(db)
+    expect(await d().sweep(db, 0)).toBeGreaterThanOrEqual(1)
+    expect([...(await db.transaction().execute((trx) => d().fence(trx, 'rs', ['1', '2', '3'], s.token, { owner: 'a' })))].sort()).toEqual(['1', '2', '3'])
+  }, 60_000)
+})

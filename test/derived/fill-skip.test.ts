@@ -163,7 +163,8 @@ eachDialect('the end of a first fill and claims taken after it', (get) => {
     }
     const B = await declare('b')
     const A = await declare('a')
-    const claimsOf = async (owner: string) => Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM lq_claim WHERE owner = ${owner}`.execute(db)).rows[0]!.n)
+    // Keys held, by claim rows or ranges.
+    const claimsOf = async (owner: string) => (await claimDialects[get().dialect].held(db, `${p}_a`)).filter((c) => c.owner === owner).length
     const until = async (what: string, ok: () => Promise<boolean>) => {
       for (const t0 = Date.now(); !(await ok()); await sleep(10)) if (Date.now() - t0 > 20_000) throw new Error(`never: ${what}`)
     }

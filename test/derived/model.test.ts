@@ -475,6 +475,7 @@ for (const dialect of dialectNames) {
                 const expirer = (async () => {
                   while (expiring) {
                     await sql`UPDATE lq_claim SET expires = 0 WHERE owner = ${A.owner}`.execute(db)
+                    await sql`UPDATE lq_claim_range SET expires = 0 WHERE owner = ${A.owner}`.execute(db)
                     await new Promise((r) => setTimeout(r, 5))
                   }
                 })()
@@ -511,7 +512,7 @@ for (const dialect of dialectNames) {
             expect(await A.stale()).toEqual([])
             expect(await B.stale()).toEqual([])
             // Nothing orphaned: no claim left behind, no edge of a row that is gone.
-            expect(Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM lq_claim`.execute(db)).rows[0]!.n)).toBe(0)
+            expect(Number((await sql<{ n: unknown }>`SELECT (SELECT count(*) FROM lq_claim) + (SELECT count(*) FROM lq_claim_range) AS n`.execute(db)).rows[0]!.n)).toBe(0)
             for (const [i, s] of specs.entries()) {
               if (s.kind !== 'two') continue
               const edges = await sql<{ lq_key: string }>`SELECT DISTINCT dst_key AS lq_key FROM lq_edge WHERE dst_table = ${name(i)}`.execute(db)

@@ -82,3 +82,25 @@ eachDialect('a store tracked by an earlier library version', (get) => {
     }
   }, 60_000)
 })
+
+eachDialect('a store at schema version 3 (before range claims)', (get) => {
+  it('gets the range claim table at its next open, and its first fills claim and store as before', async () => {
+    const { db } = get()
+    const src = table('up3_src', { id: t.Int, v: t.Int })
+    await createTable(db, src)
+    await insertRows(db, src, [1, 2, 3].map((id) => ({ id, v: id })))
+    await openStore(db)
+    // What version 3 left: no range table.
+    await sql`DROP TABLE lq_claim_range`.execute(db)
+    await sql`UPDATE lq_store_meta SET value = '3' WHERE name = 'schema_version'`.execute(db)
+    const store = await openStore(db)
+    expect((await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'schema_version'`.execute(db)).rows).toEqual([{ value: '4' }])
+    expect((await sql`SELECT * FROM lq_claim_range`.execute(db)).rows).toEqual([])
+    await store.track(src)
+    const out = store.derive({ name: 'up3_out', from: src, output: { y: t.Int }, fn: (r) => ({ y: r.v * 10 }) })
+    const rep = await store.refresh()
+    expect(rep.totals.computed).toBe(3)
+    expect(await store.get(out, 2)).toMatchObject({ state: 'fresh', value: { y: 20 } })
+    expect((await sql`SELECT * FROM lq_claim_range`.execute(db)).rows).toEqual([])
+  }, 60_000)
+})

@@ -36,7 +36,16 @@
  *   claims it, `claim`): a first fill's page that claims its rows in the statement that reads
  *   them, starting at the table's fill frontier while other workers fill it (see `PageClaimSpec`).
  *
+ * - `claimRange` (SQLite only; undefined on PostgreSQL): a first fill's page claimed as ONE row
+ *   of `lq_claim_range(tbl, token, owner, expires, lo, hi, keys)` holding every integer key from
+ *   `lo` to `hi` (`keys`: the page's keys, for `held` and the heartbeat's counts), when its span
+ *   is clean; every statement above also reads ranges: `claim` skips keys in another owner's
+ *   live range and splits an expired range into claim rows before taking keys over, `fence`
+ *   holds a page whole while its range is there, `heartbeat`/`release`/`sweep` extend and
+ *   delete ranges by token, `held`/`othersHold`/`othersHoldRange`/`liveOn` see them.
+ *
  * The table and the token counter are created by migration 3 (`schema.ts`); `ddl` lists them.
+ * The range table is created by migration 4 (`rangeDdl`).
  */
 import { sql, type Kysely } from 'kysely'
 import type { Dialect } from '../../query/dialect.js'
@@ -98,6 +107,25 @@ export interface PageClaimStatement {
   readonly setup: { readonly sql: string; readonly params: readonly unknown[] }
 }
 
+/**
+ * SQL text: whether another owner than `owner` holds a live claim, a row or a range, on derived
+ * table `tbl` (`tbl`, `owner`: placeholders or parameters; with positional placeholders the
+ * parameters are `othersParams`). `now` is the dialect's `nowSql`.
+ */
+export const liveOthersSql = (now: string, tbl: string, owner: string): string =>
+  `(EXISTS (SELECT 1 FROM lq_claim WHERE tbl = ${tbl} AND owner <> ${owner} AND expires > ${now}) OR EXISTS (SELECT 1 FROM lq_claim_range WHERE tbl = ${tbl} AND owner <> ${owner} AND expires > ${now}))`
+
+/** The positional parameters of `liveOthersSql`, in text order. */
+export const othersParams = (tbl: string, owner: string): string[] => [tbl, owner, tbl, owner]
+
+/**
+ * SQL text: 1 when another owner than `owner` holds a live claim on the row of derived table
+ * `tbl` at address `addr` (an SQL expression), by a claim row or by a range over its integer key
+ * `int` (an SQL expression); null otherwise. Positional parameters: `tbl`, `owner`, `tbl`, `owner`.
+ */
+export const heldBySql = (now: string, tbl: string, owner: string, addr: string, int: string): string =>
+  `COALESCE((SELECT 1 FROM lq_claim AS c WHERE c.tbl = ${tbl} AND c.lq_key = ${addr} AND c.owner <> ${owner} AND c.expires > ${now}), (SELECT 1 FROM lq_claim_range AS cr WHERE cr.tbl = ${tbl} AND cr.owner <> ${owner} AND cr.expires > ${now} AND ${int} BETWEEN cr.lo AND cr.hi))`
+
 /** The `lq_store_meta` row holding a derived table's fill frontier: the last root key a first-fill page of it looked at. */
 export const frontierName = (derived: string): string => `fill_frontier:${derived}`
 
@@ -111,7 +139,19 @@ export interface ClaimDialect {
   now(db: Kysely<any>): Promise<number>
   /** Claim the free ones of `keys` of derived table `table`; the token and the keys taken. */
   claim(db: Kysely<any>, table: string, keys: readonly string[], owner: string, leaseMs: number): Promise<{ token: number; keys: string[] }>
-  /** Extend the claims of `owner` under `tokens` by `leaseMs` from now; rows still held per token. */
+  /** Statements creating the range claim table (migration 4). */
+  rangeDdl(): string[]
+  /**
+   * A first fill's page claimed as one range (undefined: the dialect claims pages otherwise,
+   * `pageClaim`): `keys` (the texts of integer keys of a root with one integer key column, from
+   * `lo` to `hi`) of derived table `table`, under a new token, as ONE row of `lq_claim_range`
+   * holding every key from `lo` to `hi`, when no other range and no claim row is in that span;
+   * otherwise the keys are claimed one by one as `claim` does (`range: false`). `claim` of a key
+   * in another owner's live range does not take it; one in an expired range splits the range
+   * into claim rows (see `sqliteClaimKeys`).
+   */
+  readonly claimRange?: (db: Kysely<any>, table: string, lo: number, hi: number, keys: readonly string[], owner: string, leaseMs: number) => Promise<{ token: number; keys: string[]; range: boolean }>
+  /** Extend the claims of `owner` under `tokens` by `leaseMs` from now; rows still held per token (a range: every key it was taken with). */
   heartbeat(db: Kysely<any>, owner: string, tokens: readonly number[], leaseMs: number): Promise<Map<number, number>>
   /** Delete the claims of `owner` under `token` (all of them, or those of `keys`); how many. */
   release(db: Kysely<any>, owner: string, token: number, keys?: readonly string[]): Promise<number>
@@ -120,10 +160,12 @@ export interface ClaimDialect {
    * leases); the claims on the others are deleted (released at commit). `whole`: `keys` are
    * every key `whole.owner` claimed under `token`, so every claim row under it can go: they are
    * deleted by token, with no key list (a probe per key cost a quarter more on SQLite, 10-20% on
-   * PostgreSQL).
+   * PostgreSQL). A range under `token` still there holds every key (deleted when `whole`, else
+   * kept for `release`); gone, the keys are judged by claim rows (those of a range split by a
+   * take-over), and a key with none is refused.
    */
   fence(trx: Kysely<any>, table: string, keys: readonly string[], token: number, whole?: { readonly owner: string }): Promise<Set<string>>
-  /** Live (unexpired) claims of `table`, or of every table. */
+  /** Live (unexpired) claims of `table`, or of every table (a range: one per key of its page). */
   held(db: Kysely<any>, table?: string): Promise<ClaimRow[]>
   /** Delete the claims whose lease ended at least `graceMs` ago (of workers that died or stopped without releasing them); how many. */
   sweep(db: Kysely<any>, graceMs: number): Promise<number>
@@ -191,6 +233,9 @@ const postgres: ClaimDialect = {
     `CREATE TABLE IF NOT EXISTS lq_claim (tbl text NOT NULL, lq_key text NOT NULL, owner text NOT NULL, expires bigint NOT NULL, token bigint NOT NULL, PRIMARY KEY (tbl, lq_key))`,
     `CREATE INDEX IF NOT EXISTS "lq_claim$owner" ON lq_claim (owner, token)`,
     `CREATE SEQUENCE IF NOT EXISTS lq_claim_seq`,
+  ],
+  rangeDdl: () => [
+    `CREATE TABLE IF NOT EXISTS lq_claim_range (tbl text NOT NULL, token bigint NOT NULL, owner text NOT NULL, expires bigint NOT NULL, lo bigint NOT NULL, hi bigint NOT NULL, keys text NOT NULL, PRIMARY KEY (tbl, token))`,
   ],
   async now(db) {
     const r = await sql<{ ms: string }>`SELECT ${sql.raw(PG_NOW)} AS ms`.execute(db)
@@ -353,27 +398,39 @@ const sqlite: ClaimDialect = {
     `CREATE INDEX IF NOT EXISTS "lq_claim$owner" ON lq_claim (owner, token)`,
     `INSERT INTO lq_store_meta (name, value) VALUES ('claim_token', '0') ON CONFLICT (name) DO NOTHING`,
   ],
+  rangeDdl: () => [
+    `CREATE TABLE IF NOT EXISTS lq_claim_range (tbl text NOT NULL, token integer NOT NULL, owner text NOT NULL, expires integer NOT NULL, lo integer NOT NULL, hi integer NOT NULL, keys text NOT NULL, PRIMARY KEY (tbl, token))`,
+  ],
   async now(db) {
     const r = await sql<{ ms: number }>`SELECT ${sql.raw(SQLITE_NOW)} AS ms`.execute(db)
     return Number(r.rows[0]!.ms)
   },
   async claim(db, table, keys, owner, leaseMs) {
-    // The keys are distinct (no DISTINCT in the statement: it sorted every key list).
-    const list = new Set(keys).size === keys.length ? keys : [...new Set(keys)]
     return immediate(db, async (c) => {
-      const t = await sql<{ value: string }>`UPDATE lq_store_meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'claim_token' RETURNING value`.execute(c)
-      const token = Number(t.rows[0]!.value)
-      // One upsert: new rows inserted, expired ones taken over, live ones left alone (not returned).
-      const r = await sql<{ lq_key: string }>`INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${table}, value, ${owner}, ${sql.raw(SQLITE_NOW)} + ${leaseMs}, ${token} FROM json_each(${JSON.stringify(list)}) WHERE true
-ON CONFLICT (tbl, lq_key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires, token = excluded.token WHERE lq_claim.expires <= ${sql.raw(SQLITE_NOW)} OR lq_claim.owner = excluded.owner
-RETURNING lq_key`.execute(c)
-      return { token, keys: r.rows.map((x) => x.lq_key) }
+      const token = await sqliteToken(c)
+      return { token, keys: await sqliteClaimKeys(c, table, keys, owner, leaseMs, token) }
+    })
+  },
+  async claimRange(db, table, lo, hi, keys, owner, leaseMs) {
+    return immediate(db, async (c) => {
+      const token = await sqliteToken(c)
+      // Another range over the span (live, or expired: \`claim\` splits it), or any claim row in
+      // it (another worker's, or another call's of this store): the keys are claimed one by one.
+      const busy = await sql<{ n: number }>`SELECT 1 AS n WHERE EXISTS (SELECT 1 FROM lq_claim_range WHERE tbl = ${table} AND lo <= ${hi} AND hi >= ${lo})
+OR EXISTS (SELECT 1 FROM lq_claim WHERE tbl = ${table} AND ${sql.raw(SQLITE_INT_IN('lq_key'))} BETWEEN ${lo} AND ${hi})`.execute(c)
+      if (busy.rows.length > 0) return { token, keys: await sqliteClaimKeys(c, table, keys, owner, leaseMs, token), range: false }
+      await sql`INSERT INTO lq_claim_range (tbl, token, owner, expires, lo, hi, keys) VALUES (${table}, ${token}, ${owner}, ${sql.raw(SQLITE_NOW)} + ${leaseMs}, ${lo}, ${hi}, ${JSON.stringify(keys)})`.execute(c)
+      return { token, keys: [...keys], range: true }
     })
   },
   async heartbeat(db, owner, tokens, leaseMs) {
-    const r = await sql<{ token: number }>`UPDATE lq_claim SET expires = ${sql.raw(SQLITE_NOW)} + ${leaseMs} WHERE owner = ${owner} AND token IN (SELECT value FROM json_each(${JSON.stringify(tokens)})) RETURNING token`.execute(db)
+    const list = JSON.stringify(tokens)
+    const r = await sql<{ token: number }>`UPDATE lq_claim SET expires = ${sql.raw(SQLITE_NOW)} + ${leaseMs} WHERE owner = ${owner} AND token IN (SELECT value FROM json_each(${list})) RETURNING token`.execute(db)
     const out = new Map<number, number>()
     for (const x of r.rows) out.set(Number(x.token), (out.get(Number(x.token)) ?? 0) + 1)
+    // A range holds every key it was taken with.
+    const g = await sql<{ token: number; n: number }>`UPDATE lq_claim_range SET expires = ${sql.raw(SQLITE_NOW)} + ${leaseMs} WHERE owner = ${owner} AND token IN (SELECT value FROM json_each(${list})) RETURNING token, json_array_length(keys) AS n`.execute(db)
+    for (const x of g.rows) out.set(Number(x.token), (out.get(Number(x.token)) ?? 0) + Number(x.n))
     return out
   },
   async release(db, owner, token, keys) {
@@ -381,9 +438,17 @@ RETURNING lq_key`.execute(c)
       keys === undefined
         ? await sql`DELETE FROM lq_claim WHERE owner = ${owner} AND token = ${token}`.execute(db)
         : await sql`DELETE FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))`.execute(db)
-    return Number(r.numAffectedRows ?? 0)
+    // A range is released whole only (some of its keys: it stays until the rest are done).
+    const g = keys === undefined ? await sql<{ n: number }>`DELETE FROM lq_claim_range WHERE owner = ${owner} AND token = ${token} RETURNING json_array_length(keys) AS n`.execute(db) : { rows: [] as { n: number }[] }
+    return Number(r.numAffectedRows ?? 0) + g.rows.reduce((a, x) => a + Number(x.n), 0)
   },
   async fence(trx, table, keys, token, whole) {
+    // A range under the token still there: every key of it is held (deleted with the batch's
+    // write when it is the whole batch); gone (taken over after it expired): every key is refused.
+    const range = whole !== undefined
+      ? await sql<{ n: number }>`DELETE FROM lq_claim_range WHERE tbl = ${table} AND token = ${token} RETURNING 1 AS n`.execute(trx)
+      : await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim_range WHERE tbl = ${table} AND token = ${token}`.execute(trx)
+    if (range.rows.length > 0) return new Set()
     // Every key of the token: its rows by token (the table's claim rows, only batches in flight,
     // read in key order; by the owner index it was slower), not a probe per key (a quarter less
     // time for a batch of 5000).
@@ -394,18 +459,25 @@ RETURNING lq_key`.execute(c)
     return new Set(keys.filter((k) => !mine.has(k)))
   },
   async held(db, table) {
+    // Claim rows, and the keys of live ranges.
+    type Row = { tbl: string; lq_key: string; owner: string; expires: number; token: number }
+    const ranges = sql`SELECT r.tbl, j.value AS lq_key, r.owner, r.expires, r.token FROM lq_claim_range AS r, json_each(r.keys) AS j WHERE r.expires > ${sql.raw(SQLITE_NOW)}`
     const r =
       table === undefined
-        ? await sql<{ tbl: string; lq_key: string; owner: string; expires: number; token: number }>`SELECT tbl, lq_key, owner, expires, token FROM lq_claim WHERE expires > ${sql.raw(SQLITE_NOW)} ORDER BY tbl, lq_key`.execute(db)
-        : await sql<{ tbl: string; lq_key: string; owner: string; expires: number; token: number }>`SELECT tbl, lq_key, owner, expires, token FROM lq_claim WHERE tbl = ${table} AND expires > ${sql.raw(SQLITE_NOW)} ORDER BY lq_key`.execute(db)
+        ? await sql<Row>`SELECT tbl, lq_key, owner, expires, token FROM lq_claim WHERE expires > ${sql.raw(SQLITE_NOW)} UNION ALL ${ranges} ORDER BY tbl, lq_key`.execute(db)
+        : await sql<Row>`SELECT tbl, lq_key, owner, expires, token FROM lq_claim WHERE tbl = ${table} AND expires > ${sql.raw(SQLITE_NOW)} UNION ALL ${ranges} AND r.tbl = ${table} ORDER BY lq_key`.execute(db)
     return r.rows.map(rowOf)
   },
   async sweep(db, graceMs) {
     const r = await sql`DELETE FROM lq_claim WHERE expires <= ${sql.raw(SQLITE_NOW)} - ${graceMs}`.execute(db)
-    return Number(r.numAffectedRows ?? 0)
+    const g = await sql`DELETE FROM lq_claim_range WHERE expires <= ${sql.raw(SQLITE_NOW)} - ${graceMs}`.execute(db)
+    return Number(r.numAffectedRows ?? 0) + Number(g.numAffectedRows ?? 0)
   },
   async othersHold(db, table, keys, owner, upTo) {
-    const r = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim WHERE tbl = ${table} AND lq_key IN (SELECT value FROM json_each(${JSON.stringify(keys)})) AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)}${upTo === undefined ? sql`` : sql` AND token <= ${upTo}`} LIMIT 1`.execute(db)
+    const list = JSON.stringify(keys)
+    const tok = upTo === undefined ? sql`` : sql` AND token <= ${upTo}`
+    const r = await sql<{ n: number }>`SELECT 1 AS n WHERE EXISTS (SELECT 1 FROM lq_claim WHERE tbl = ${table} AND lq_key IN (SELECT value FROM json_each(${list})) AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)}${tok})
+OR EXISTS (SELECT 1 FROM lq_claim_range AS r, json_each(${list}) AS j WHERE r.tbl = ${table} AND r.owner <> ${owner} AND r.expires > ${sql.raw(SQLITE_NOW)}${tok} AND ${sql.raw(SQLITE_INT_IN('j.value'))} BETWEEN r.lo AND r.hi)`.execute(db)
     return r.rows.length > 0
   },
   async lastToken(db) {
@@ -413,14 +485,18 @@ RETURNING lq_key`.execute(c)
     return r.rows.length === 0 ? 0 : Number(r.rows[0]!.value)
   },
   async othersHoldRange(db, table, lo, hi, owner, upTo) {
-    // Integer texts only, as on PostgreSQL (`^-?[0-9]+$`: CAST alone reads '7x' as 7 and 'abc' as 0),
-    // and no lower bound when `lo` is undefined (not -2^53).
-    const r = await sql<{ n: number }>`SELECT 1 AS n FROM (SELECT lq_key, CASE WHEN substr(lq_key, 1, 1) = '-' THEN substr(lq_key, 2) ELSE lq_key END AS digits FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)}${upTo === undefined ? sql`` : sql` AND token <= ${upTo}`}) WHERE digits <> '' AND digits NOT GLOB '*[^0-9]*' AND CAST(lq_key AS INTEGER) <= ${hi} AND (${lo ?? null} IS NULL OR CAST(lq_key AS INTEGER) >= ${lo ?? null}) LIMIT 1`.execute(db)
+    // Integer texts only (\`SQLITE_INT_IN\`: CAST alone reads '7x' as 7 and 'abc' as 0), and no
+    // lower bound when \`lo\` is undefined (not -2^53); and the ranges over the span.
+    const tok = upTo === undefined ? sql`` : sql` AND token <= ${upTo}`
+    const r = await sql<{ n: number }>`SELECT 1 AS n WHERE EXISTS (SELECT 1 FROM (SELECT ${sql.raw(SQLITE_INT_IN('lq_key'))} AS k FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)}${tok}) WHERE k <= ${hi} AND (${lo ?? null} IS NULL OR k >= ${lo ?? null}))
+OR EXISTS (SELECT 1 FROM lq_claim_range WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)}${tok} AND lo <= ${hi} AND (${lo ?? null} IS NULL OR hi >= ${lo ?? null}))`.execute(db)
     return r.rows.length > 0
   },
   async liveOn(db, tables, owner) {
     if (tables.length === 0) return 0
-    const r = await sql<{ n: number }>`SELECT count(*) AS n FROM lq_claim WHERE tbl IN (SELECT value FROM json_each(${JSON.stringify(tables)})) AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)}`.execute(db)
+    const list = JSON.stringify(tables)
+    const r = await sql<{ n: number }>`SELECT (SELECT count(*) FROM lq_claim WHERE tbl IN (SELECT value FROM json_each(${list})) AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)})
++ (SELECT count(*) FROM lq_claim_range WHERE tbl IN (SELECT value FROM json_each(${list})) AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)}) AS n`.execute(db)
     return Number(r.rows[0]!.n)
   },
   changedSince,
@@ -428,5 +504,44 @@ RETURNING lq_key`.execute(c)
 
 /** A `BEGIN IMMEDIATE` transaction on one connection, retried while another connection holds the write lock (the store's own). */
 const immediate = <T>(db: Kysely<any>, fn: (c: Kysely<any>) => Promise<T>): Promise<T> => sqliteStartup.writeTransaction(db, fn)
+
+/** The integer an address text is (SQLite), or null when it is not the text of an integer ('7x' and 'abc' are not: CAST alone reads them as 7 and 0). */
+const SQLITE_INT_IN = (v: string): string => `(CASE WHEN CAST(CAST(${v} AS INTEGER) AS TEXT) = ${v} THEN CAST(${v} AS INTEGER) END)`
+
+/** The next fencing token (SQLite: the counter row, in the claim's transaction). */
+async function sqliteToken(c: Kysely<any>): Promise<number> {
+  const t = await sql<{ value: string }>`UPDATE lq_store_meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'claim_token' RETURNING value`.execute(c)
+  return Number(t.rows[0]!.value)
+}
+
+/**
+ * SQLite \`claim\` under \`token\`, in a \`BEGIN IMMEDIATE\` transaction: the keys taken. Where the
+ * table has ranges, a key in a live range of another owner is not taken, and an expired range
+ * over one of the keys is split into claim rows of its keys (its owner, token and expiry), which
+ * are then taken over as any expired claim row: its holder's fence finds its range gone and
+ * refuses the keys taken over only (the claim rows of the others are still under its token).
+ */
+async function sqliteClaimKeys(c: Kysely<any>, table: string, keys: readonly string[], owner: string, leaseMs: number, token: number): Promise<string[]> {
+  // The keys are distinct (no DISTINCT in the statement: it sorted every key list).
+  let list = new Set(keys).size === keys.length ? keys : [...new Set(keys)]
+  const ranges = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim_range WHERE tbl = ${table} LIMIT 1`.execute(c)
+  if (ranges.rows.length > 0) {
+    const json = JSON.stringify(list)
+    const expired = await sql<{ token: number }>`SELECT token FROM lq_claim_range AS r WHERE r.tbl = ${table} AND r.expires <= ${sql.raw(SQLITE_NOW)} AND EXISTS (SELECT 1 FROM json_each(${json}) AS j WHERE ${sql.raw(SQLITE_INT_IN('j.value'))} BETWEEN r.lo AND r.hi)`.execute(c)
+    if (expired.rows.length > 0) {
+      const tokens = JSON.stringify(expired.rows.map((x) => Number(x.token)))
+      await sql`INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT r.tbl, j.value, r.owner, r.expires, r.token FROM lq_claim_range AS r, json_each(r.keys) AS j WHERE r.tbl = ${table} AND r.token IN (SELECT value FROM json_each(${tokens})) ON CONFLICT DO NOTHING`.execute(c)
+      await sql`DELETE FROM lq_claim_range WHERE tbl = ${table} AND token IN (SELECT value FROM json_each(${tokens}))`.execute(c)
+    }
+    const free = await sql<{ k: string }>`SELECT j.value AS k FROM json_each(${json}) AS j WHERE NOT EXISTS (SELECT 1 FROM lq_claim_range AS r WHERE r.tbl = ${table} AND r.owner <> ${owner} AND r.expires > ${sql.raw(SQLITE_NOW)} AND ${sql.raw(SQLITE_INT_IN('j.value'))} BETWEEN r.lo AND r.hi)`.execute(c)
+    list = free.rows.map((x) => x.k)
+    if (list.length === 0) return []
+  }
+  // One upsert: new rows inserted, expired ones taken over, live ones left alone (not returned).
+  const r = await sql<{ lq_key: string }>`INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${table}, value, ${owner}, ${sql.raw(SQLITE_NOW)} + ${leaseMs}, ${token} FROM json_each(${JSON.stringify(list)}) WHERE true
+ON CONFLICT (tbl, lq_key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires, token = excluded.token WHERE lq_claim.expires <= ${sql.raw(SQLITE_NOW)} OR lq_claim.owner = excluded.owner
+RETURNING lq_key`.execute(c)
+  return r.rows.map((x) => x.lq_key)
+}
 
 export const claimDialects: Readonly<Record<Dialect, ClaimDialect>> = { sqlite, postgres }

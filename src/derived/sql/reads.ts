@@ -9,7 +9,7 @@ import { sql, type Kysely } from 'kysely'
 import { chunks } from '../engine.js'
 import type { TableDef } from '../../query/schema.js'
 import { keyExpr, metaTable, q, revTable, type StoreDialect, type Watermark } from './dialect.js'
-import { claimDialects } from './claims.js'
+import { claimDialects, heldBySql, liveOthersSql, othersParams } from './claims.js'
 import { exec, jsonBatch, KEY_CHUNK } from './text.js'
 
 type Db = Kysely<any>
@@ -135,8 +135,8 @@ export interface PageStatement {
 /** The column of page rows saying whether another worker held a live claim on the derived table when the page was read. */
 export const PAGE_OTHERS = '__others'
 
-/** Whether another worker than the parameter named `owner` holds a live claim on derived table `tbl` (parameters). */
-const othersText = (d: StoreDialect, tbl: string, owner: string): string => `EXISTS (SELECT 1 FROM lq_claim WHERE tbl = ${tbl} AND owner <> ${owner} AND expires > ${claimDialects[d.name].nowSql})`
+/** Whether another worker than the parameter named `owner` holds a live claim (a row or a range) on derived table `tbl` (parameters, each twice: `othersParams`). */
+const othersText = (d: StoreDialect, tbl: string, owner: string): string => liveOthersSql(claimDialects[d.name].nowSql, tbl, owner)
 
 /**
  * A first-fill page of a root with one key column, with each row's live revision, as one
@@ -155,7 +155,7 @@ export function pageWithRevs(d: StoreDialect, root: TableDef, derived: string, p
   return {
     sql: `SELECT p.*, v.rev AS ${q(PAGE_REV)}, ${othersText(d, tbl, owner)} AS ${q(PAGE_OTHERS)} FROM (${page}) AS p LEFT JOIN ${q(revTable(root.name))} AS v ON v.lq_key = ${keyExpr(root, 'p', d.keyJson)} AND v.deleted = 0 ORDER BY p.${col}`,
     // In text order: the claim look-up (table, owner), then the page's.
-    params: (pp, o) => (numbered ? [...pp, o, derived] : [derived, o, ...pp]),
+    params: (pp, o) => (numbered ? [...pp, o, derived] : [...othersParams(derived, o), ...pp]),
   }
 }
 
@@ -192,7 +192,7 @@ export function freePageWithRevs(d: StoreDialect, root: TableDef, derived: strin
   const p = keyExpr(root, 'p', d.keyJson)
   const w = keyExpr(root, 'w', d.keyJson)
   const others = othersText(d, tbl, owner)
-  const heldBy = `CASE WHEN ${others} THEN (SELECT 1 FROM lq_claim AS c WHERE c.tbl = ${tbl} AND c.lq_key = ${w} AND c.owner <> ${owner} AND c.expires > ${now}) END`
+  const heldBy = `CASE WHEN ${others} THEN ${heldBySql(now, tbl, owner, w, `w.${col}`)} END`
   const done = `CASE WHEN ${others} THEN (SELECT 1 FROM ${q(metaTable(derived))} AS m WHERE m.lq_key = ${w} AND m.lq_code_version = ${cv} AND m.lq_max_input_rev = w.${q(PAGE_REV)}) END`
   const rev = `(SELECT v.rev FROM ${q(revTable(root.name))} AS v WHERE v.lq_key = ${p} AND v.deleted = 0)`
   const page = `SELECT p.*, ${rev} AS ${q(PAGE_REV)} FROM (SELECT * FROM (${rows}) AS r ORDER BY r.${col} LIMIT ${Math.trunc(window)}) AS p`
@@ -201,9 +201,10 @@ export function freePageWithRevs(d: StoreDialect, root: TableDef, derived: strin
   const summary = `SELECT count(*) AS ${q(PAGE_SCANNED)}, max(${col}) AS ${q(PAGE_LAST)}, (SELECT ${d.jsonAgg}(${col}) FROM win WHERE __claimed IS NOT NULL) AS ${q(PAGE_HELD)}, ${others} AS ${q(PAGE_OTHERS)} FROM win`
   return {
     sql: `WITH win AS MATERIALIZED (${win}), free AS (${free}) SELECT f.*, s.* FROM (${summary}) AS s LEFT JOIN free AS f ON 1 = 1 ORDER BY f.${col}`,
-    // In text order: the claim probe (table, owner, table, owner), the stored-row probe (table,
-    // owner, code version), the window's, then the look at other workers (table, owner).
-    params: (rp, o, c) => (numbered ? [...rp, o, c, derived] : [derived, o, derived, o, derived, o, c, ...rp, derived, o]),
+    // In text order: the claim probe (the look at other workers, then the row's claim and
+    // range), the stored-row probe (the look at other workers, code version), the window's, then
+    // the look at other workers.
+    params: (rp, o, c) => (numbered ? [...rp, o, c, derived] : [...othersParams(derived, o), derived, o, derived, o, ...othersParams(derived, o), c, ...rp, ...othersParams(derived, o)]),
   }
 }
 

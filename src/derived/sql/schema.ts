@@ -33,9 +33,11 @@ import { exec } from './text.js'
  * 1: the first layout. 2: deleted derived rows are tombstones (`lq_state = 'deleted'`) that
  * earlier versions would read as live rows, so they must refuse the database; the metadata
  * columns `lq_input_hash` and `lq_eval_rev` are added per table on first use. 3: the claim table
- * `lq_claim` of worker leases (older versions ignore it: they compute without claiming).
+ * `lq_claim` of worker leases (older versions ignore it: they compute without claiming). 4: the
+ * range claim table `lq_claim_range` (a first fill's page claimed as one row: earlier versions
+ * would not see those claims, so they must refuse the database).
  */
-export const SCHEMA_VERSION = 3
+export const SCHEMA_VERSION = 4
 
 interface Migration {
   readonly version: number
@@ -56,6 +58,8 @@ const migrations: readonly Migration[] = [
   { version: 2, statements: () => [] },
   // Leases of worker processes: the claim table and its token counter (claims.ts).
   { version: 3, statements: (d) => claimDialects[d.name].ddl() },
+  // Range claims of first fills' pages (claims.ts).
+  { version: 4, statements: (d) => claimDialects[d.name].rangeDdl() },
 ]
 
 /** Create or upgrade the store's own tables; throws when the database is newer than this library. */
