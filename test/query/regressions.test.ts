@@ -189,6 +189,19 @@ const cases: Case[] = [
     },
   },
 
+  {
+    // FC_SEED=1676420156 FC_PATH=76 (query property test): the inner group's rows read the outer
+    // group's nested collection, lowered after the outer group's select had listed its columns.
+    name: 'a group over the rows of an outer group, yielding its groups (was "no such column: g0.a0")',
+    tables: [], data: {},
+    query: () => Q.for(Q.groupBy(Q.values([{ a: 7 }, { a: -42 }]), () => 42), (x1) => Q.for(Q.groupBy(Q.union(Q.yield(x1.group), Q.for(x1.group, () => Q.yield(x1.group))), () => 1), (x5) => Q.yield(x5.group))),
+  },
+  {
+    name: 'a group over an outer group\'s collection, with the outer group filtered by a count over a shared value',
+    tables: [t1], data: two,
+    query: () => Q.for(Q.groupBy(Q.values([{ a: 7 }, { a: -42 }]), () => 42), (x1) => Q.where(Q.ne(Q.count(Q.let(x1.key, () => t1)), x1.key), Q.for(Q.groupBy(Q.yield(x1.group), () => 1), (x5) => Q.yield({ k: x5.key, g: x5.group })))),
+  },
+
   // ------------------------------------------------------------ ordering and limits
   {
     name: 'ordering by a key that is the NULL constant (was PostgreSQL: "non-integer constant in ORDER BY")',

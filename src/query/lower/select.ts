@@ -31,7 +31,10 @@ export function select(cx: Cx, b: Branch, sel: () => { expr: S.Node; alias: stri
     // values from its lateral items; its generators (derived tables before those items) cannot.
     const ids = letIds(b)
     const [selections, where] = withShared(cx, ids, () => [sel(), b.conds.map((c) => cond(cx, c))] as const)
-    return S.select({ from: fromItems(cx, b.gens, lateral), extra: letItems(cx, b), selections, where })
+    // The shared values before the FROM items, as the selections: a grouped generator's select
+    // lists the nested collections lowered so far (`viaColumn`).
+    const extra = letItems(cx, b)
+    return S.select({ from: fromItems(cx, b.gens, lateral), extra, selections, where })
   } finally {
     for (const a of lateral) cx.subst.delete(a)
   }
@@ -53,16 +56,24 @@ export function enterLateral(cx: Cx, gens: readonly Gen[]): Set<string> {
  * (`Gen.left`, rule `decorrelate-aggregate`) takes the items before it into its join tree.
  */
 export function fromItems(cx: Cx, gens: readonly Gen[], lateral: ReadonlySet<string>): S.FromItem[] {
+  // Lowered last to first (rule "later generators first"): a grouped generator's select
+  // computes the nested collections of its group that were lowered before it (`viaColumn`),
+  // and a later generator, or a join condition, may read one of an earlier group's (a group
+  // over `g.group` of an outer group): lowered after that group's select, the column it reads
+  // was missing ("no such column: g0.a0"; property-test counterexample FC_SEED=1676420156
+  // FC_PATH=76). Generators read only earlier ones, so nothing an item needs comes later.
+  const ons = gens.map((g) => (g.left === undefined ? undefined : g.left.on)).reverse().map((on) => (on === undefined ? undefined : S.and(on.map((c) => cond(cx, c))))).reverse()
+  const items = gens.map((_, i) => gens.length - 1 - i).map((i) => fromItem(cx, gens[i]!, lateral.has(gens[i]!.alias))).reverse()
   const out: S.FromItem[] = []
-  for (const g of gens) {
-    const item = fromItem(cx, g, lateral.has(g.alias))
+  gens.forEach((g, i) => {
+    const item = items[i]!
     if (g.left === undefined) {
       out.push(item)
-      continue
+      return
     }
     if (out.length === 0) throw new Error(`internal: left-joined generator ${g.alias} has no generator before it`)
-    out.splice(0, out.length, { before: [...out], right: item, on: S.and(g.left.on.map((c) => cond(cx, c))) })
-  }
+    out.splice(0, out.length, { before: [...out], right: item, on: ons[i]! })
+  })
   return out
 }
 
