@@ -9,7 +9,7 @@ import { plan } from '../query/compile.js'
 import { Q, type Query, type Table } from '../query/dsl.js'
 import { run } from '../query/run.js'
 import { assertNever, chunks, IN_CHUNK, type Derivation, type Engine, type Task, type UpstreamRow, type Work } from './engine.js'
-import { addressValue, keyText, lineageOfAddress } from './keys.js'
+import { keyText, lineageOfAddress } from './keys.js'
 import { metaRows, type MetaRow } from './sql/reads.js'
 import { exec } from './sql/text.js'
 
@@ -215,7 +215,7 @@ export async function loadTasks(engine: Engine, x: Derivation, work: readonly Wo
           upstream.push({ table: p.up.name, addr: w.addr, state: m.lq_state, error: m.lq_error })
         }
         if (skip) continue
-        tasks.push({ addr: w.addr, input, lineage: [{ table: x.roots[0]!, key: addressValue(w.addr) }], inputs, maxRev: Math.max(...inputs.map((i) => i[2])), upstream, edges: [], missing: !w.stored })
+        tasks.push({ addr: w.addr, input, lineage: lineageOfAddress(w.addr, x.roots), inputs, maxRev: Math.max(...inputs.map((i) => i[2])), upstream, edges: [], missing: !w.stored })
       }
       return tasks
     }

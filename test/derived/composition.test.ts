@@ -5,7 +5,7 @@
 import * as t from 'io-ts'
 import { sql } from 'kysely'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createTable, insertRows, lineage, openStore, plainLineage, Q, run as runLazy, table } from '../../src/index.js'
+import { createTable, insertRows, joinOnRoot, lineage, openStore, plainLineage, Q, run as runLazy, table, type SourceRow } from '../../src/index.js'
 import { dialectNames, open, type TestDb } from '../support/db.js'
 
 /** `run` with annotated elements copied to plain `{ data, lineage }` objects, so `toEqual` compares both fields (see docs/lineage.md, "Reading lineage"). */
@@ -66,6 +66,24 @@ for (const dialect of dialectNames) {
         { data: 10, lineage: [{ table: 'a', key: '1' }] },
         { data: 20, lineage: [{ table: 'a', key: '2' }] },
       ])
+    })
+
+    it('a joinOnRoot row over rows of several root entries (a self-join) gets each root row as an entry of ctx.lineage', async () => {
+      await insertRows(tdb.db, nums, [{ id: 3, x: 3 }])
+      const store = await openStore(tdb.db)
+      await store.track(nums)
+      const seen: { table: string; key: unknown; lineage: readonly SourceRow[] }[] = []
+      const note = (table: string, key: unknown, l: readonly SourceRow[]) => seen.push({ table, key, lineage: l })
+      // One root (nums), two entries per row: a self-join's rows, a table derived from them, and their zip.
+      const pairs = store.derive({ name: 'pairs', from: Q.for(nums, (x) => Q.for(nums, (y) => Q.where(Q.lt(x.id, y.id), Q.yield({ s: Q.add(x.x, y.x) })))), output: { s: t.Int }, fn: (r) => ({ s: r.s }) })
+      const twice = store.derive({ name: 'twice', from: pairs, output: { n: t.Int }, fn: (r, ctx) => (note('twice', ctx.key, ctx.lineage), { n: r.s * 2 }) })
+      store.derive({ name: 'both', from: joinOnRoot({ p: pairs, w: twice }), output: { n: t.Int }, fn: ({ p, w }, ctx) => (note('both', ctx.key, ctx.lineage), { n: p.s + w.n }) })
+      await store.refresh()
+      const pair = (a: number, b: number) => [{ table: 'nums', key: a }, { table: 'nums', key: b }]
+      const want = (table: string) => [pair(1, 2), pair(1, 3), pair(2, 3)].map((l) => ({ table, key: l, lineage: l }))
+      const byKey = (a: { key: unknown }, b: { key: unknown }) => (JSON.stringify(a.key) < JSON.stringify(b.key) ? -1 : 1)
+      expect(seen.filter((c) => c.table === 'twice').sort(byKey)).toEqual(want('twice'))
+      expect(seen.filter((c) => c.table === 'both').sort(byKey)).toEqual(want('both'))
     })
   })
 }
