@@ -19,7 +19,9 @@ export function zipParts(q: unknown): { as: string; table: string }[] | undefine
 /**
  * A comprehension yielding, for every root row that has a row in each of the given derived
  * tables, a record of those rows under the given names. Use it as a derivation's `from`; each
- * result row comes from one root row, so the derived row is addressed by that root key. As a
+ * result row has the address its parts share (one root row's key, or, when the parts are
+ * rows of a comprehension such as a self-join, their list of root entries), and its
+ * `ctx.lineage` lists those root rows. As a
  * `from`, the store reads it by address rather than as a query: the function gets each row
  * without `lq_key`, and a failed or blocked row in any part blocks the derived row.
  *
