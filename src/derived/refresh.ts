@@ -14,7 +14,7 @@ import type { Kysely } from 'kysely'
 import { retryBusy } from './busy.js'
 import { compute } from './compute.js'
 import { deleteRows } from './delete.js'
-import { BUSY_WAIT_MS, chunks, type Derivation, type Engine, type ScanFilter, type Task } from './engine.js'
+import { BUSY_WAIT_MS, chunks, type Derivation, type Engine, type Result, type ScanFilter, type Task } from './engine.js'
 import { inputLoader, loadTasks } from './inputs.js'
 import { notStored, type Claim } from './claims.js'
 import { keyText, lineageOfAddress } from './keys.js'
@@ -28,7 +28,7 @@ import { writeWatermark } from './sql/writes.js'
 import type { RefreshProgress, SourceRow, TableReport } from './types.js'
 import { lostKeys, splitUnkeyable } from './unkeyable.js'
 import type { Lease } from './leases.js'
-import { writeResults } from './write.js'
+import { writeResults, type Fence } from './write.js'
 
 /** A first fill's page statement looks at up to this many pages of rows to find a page of rows no other worker holds. */
 export const PAGE_WINDOWS = 8
@@ -486,11 +486,11 @@ async function dropBatch(p: Prepared, op: Op, e: unknown): Promise<void> {
 /**
  * Store a computed batch (fenced by its lease), release the lease, then finish the tasks other
  * calls of this process held. Rows the fence refused (the batch's claim rows on them are gone)
- * are left behind, as rows another worker holds are, for this call and for the calls of this
- * process that waited for them: when another worker took them over, the pass waits for it and
- * finds them stored; when their claim rows vanished (swept by `collect` after the lease ran
- * out, deleted, lost in a PostgreSQL crash), nobody else computes them, and the pass does. The
- * watermark does not pass them meanwhile (`leftBehind`).
+ * are looked at again under a new claim (`storeRefused`); those it leaves (another worker holds
+ * them now) are left behind, as rows another worker holds are, for this call and for the calls
+ * of this process that waited for them: the pass waits for that worker and finds them stored
+ * (or, its lease ran out, computes them). The watermark does not pass them meanwhile
+ * (`leftBehind`).
  */
 async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Computed, report: TableReport, op: Op): Promise<void> {
   const { claim, lease } = p
@@ -521,9 +521,12 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
     if (c.abandoned) throw new Aborted()
     let behind = p.heldByOthers
     if (refused.size > 0) {
-      const held = leftOf(op, x.name).held
-      for (const k of refused) held.add(k)
-      behind = new Set([...p.heldByOthers, ...refused])
+      const left = await storeRefused(engine, x, c.results.filter((r) => refused.has(r.task.addr)), report, op)
+      if (left.size > 0) {
+        const held = leftOf(op, x.name).held
+        for (const k of left) held.add(k)
+        behind = new Set([...p.heldByOthers, ...left])
+      }
     }
     claim.settle(undefined, behind)
   } catch (e) {
@@ -545,4 +548,41 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
     if (st.status === 'fulfilled' && st.value.has(w.task.addr)) leftOf(op, x.name).held.add(w.task.addr)
   })
   if (retry.length > 0) await runBatch(engine, x, retry, report, op)
+}
+
+/**
+ * The results of a batch its fence refused (the batch's claim rows on them were gone at write
+ * time), looked at again under a new claim on their rows: a row another worker holds now (a live
+ * claim: it took the row over and computes it) is left behind, and so is a row this claim's
+ * fence refuses in turn; a row stored meanwhile from the same inputs with this code (by the
+ * worker that took it over) keeps that row; the others are stored now, fenced by the new claim
+ * (the monotonic guard judges them as any result). Those are rows nobody computes any more:
+ * their claim rows vanished (swept by `collect` after the lease ran out, deleted, lost in a
+ * PostgreSQL crash) or the worker that took them over lost its own lease in turn (a function
+ * that blocks the event loop past the lease: no heartbeat runs). Computing them again instead
+ * made two such workers take a row over from each other for ever, each refused in turn.
+ * Returns the addresses left behind.
+ */
+async function storeRefused(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport, op: Op): Promise<Set<string>> {
+  const behind = new Set<string>()
+  const lease = await op.keeper.claim(x.name, results.map((r) => r.task.addr))
+  try {
+    for (const r of results) if (!lease.keys.has(r.task.addr)) behind.add(r.task.addr)
+    // Under the new claim, nobody else stores these rows: what is stored now stays stored.
+    const todo = new Set((await notStored(engine, x, results.filter((r) => lease.keys.has(r.task.addr)).map((r) => r.task))).map((t) => t.addr))
+    if (todo.size === 0) return behind
+    const fence: Fence = async (trx, keys) => {
+      const lost = await op.keeper.fence(trx, lease, keys)
+      // As the committed attempt decided (a busy retry runs the fence again); `keys` are all stored ones.
+      for (const k of keys) {
+        if (lost.has(k)) behind.add(k)
+        else behind.delete(k)
+      }
+      return lost
+    }
+    await writeResults(engine, x, results.filter((r) => todo.has(r.task.addr)), report, fence)
+  } finally {
+    await op.keeper.release(lease)
+  }
+  return behind
 }
