@@ -19,8 +19,11 @@ import { sleep, target, type Target } from './fixtures/worker-harness.js'
 import { src } from './fixtures/worker-schema.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const LEASE_MS = 200
-const BLOCK_MS = 800
+/** Lease and call lengths: a call past twice the lease, and one between the lease and twice it. */
+const CASES = [
+  { leaseMs: 200, blockMs: 800 },
+  { leaseMs: 400, blockMs: 600 },
+] as const
 
 interface Child {
   readonly proc: ChildProcess
@@ -29,11 +32,11 @@ interface Child {
   out: string
 }
 
-function startChild(dialect: string, t: Target, log: string): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(here, 'fixtures', 'blocking-child.ts'), dialect, ...t.args, log, String(LEASE_MS)], {
+function startChild(dialect: string, t: Target, log: string, { leaseMs, blockMs }: (typeof CASES)[number]): Child {
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(here, 'fixtures', 'blocking-child.ts'), dialect, ...t.args, log, String(leaseMs)], {
     cwd: join(here, '..', '..'),
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, LQ_BLOCK_MS: String(BLOCK_MS) },
+    env: { ...process.env, LQ_BLOCK_MS: String(blockMs) },
   })
   const c: Child = {
     proc,
@@ -58,22 +61,23 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     let dir = ''
     let t: Target | undefined
     afterEach(async () => {
-      for (const c of children.splice(0)) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL')
+      for (const w of children.splice(0)) if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGKILL')
       await t?.close()
       rmSync(dir, { recursive: true, force: true })
     })
 
-    it('two workers taking a row over from each other while blocked past the lease both end, with the row stored and computed a bounded number of times', async () => {
+    for (const c of CASES)
+    it(`two workers taking a row over from each other while blocked past the lease both end, with the row stored and computed a bounded number of times (lease ${c.leaseMs} ms, call ${c.blockMs} ms)`, async () => {
       dir = mkdtempSync(join(tmpdir(), 'lq-blocked-'))
       t = await target(dialect, dir)
       await createTable(t.db, src)
       await insertRows(t.db, src, [{ id: 1, v: 1 }])
-      const store = await openStore(t.db, { leaseMs: LEASE_MS })
+      const store = await openStore(t.db, { leaseMs: c.leaseMs })
       await store.track(src)
       const log = join(dir, 'calls.log')
       writeFileSync(log, '')
-      const a = startChild(dialect, t, log)
-      const b = startChild(dialect, t, log)
+      const a = startChild(dialect, t, log, c)
+      const b = startChild(dialect, t, log, c)
       children.push(a, b)
       await Promise.all([a.ready, b.ready])
       // A starts computing; B starts while A is blocked in its call (A's lease runs out meanwhile).
@@ -81,7 +85,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       for (const t0 = Date.now(); !readFileSync(log, 'utf8').includes('S ') && Date.now() - t0 < 20_000; ) await sleep(10)
       await sleep(50)
       b.proc.stdin!.write('go\n')
-      const bound = 8 * BLOCK_MS + 5000
+      const bound = 8 * c.blockMs + 5000
       const codes = await Promise.race([Promise.all([a.exited, b.exited]), sleep(bound).then(() => 'still running' as const)])
       const calls = readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('S ')).length
       expect({ codes, calls }, `${a.out}\n${b.out}`).toMatchObject({ codes: [0, 0] })
