@@ -3,6 +3,7 @@
  * it has been alone since it started, and how it stops when its signal fires.
  */
 import { LineageQueryError, showValue } from '../errors.js'
+import type { Result } from './engine.js'
 import type { LeaseKeeper } from './leases.js'
 import type { Limiter } from './limit.js'
 import type { RefreshReport, TableReport } from './types.js'
@@ -26,7 +27,7 @@ export interface Op {
   /** `refresh({ full: true })`: run every function again, even where an identical result is stored. */
   readonly recompute: boolean
   /** Rows of each table this call left stale: held by another worker, or deferred (settling). */
-  readonly leftBehind: Map<string, { held: Set<string>; deferred: number }>
+  readonly leftBehind: Map<string, LeftBehind>
 }
 
 /** What a call is started with (`Ops.begin`). */
@@ -41,10 +42,24 @@ export interface OpLimits {
   readonly recompute?: boolean
 }
 
+/** The rows a call left behind in one table. */
+export interface LeftBehind {
+  /** Addresses of rows another worker holds (or held when this call's fence refused its result). */
+  readonly held: Set<string>
+  /** Rows deferred: their root rows are still settling (watch's debounce). */
+  deferred: number
+  /**
+   * Results of this call its fence refused while another worker held their rows (by address):
+   * stored once that worker let the rows go, if nobody stored them meanwhile, rather than
+   * computed again (`storeRefused`, refresh.ts).
+   */
+  readonly refused: Map<string, Result>
+}
+
 /** The rows `op` left behind in `table` (created on first use). */
-export function leftOf(op: Op, table: string): { held: Set<string>; deferred: number } {
+export function leftOf(op: Op, table: string): LeftBehind {
   let l = op.leftBehind.get(table)
-  if (l === undefined) op.leftBehind.set(table, (l = { held: new Set(), deferred: 0 }))
+  if (l === undefined) op.leftBehind.set(table, (l = { held: new Set(), deferred: 0, refused: new Map() }))
   return l
 }
 

@@ -116,7 +116,7 @@ export async function refreshTable(engine: Engine, x: Derivation, full: boolean,
   })
   // The rows left behind are looked at again (by key), and the watermark moves to this pass's
   // clock (the first pass's), not to one read later (see `HeldRows`).
-  if (await leftBehind(x, op, (again) => refreshTable(engine, x, full, batch, report, op, progress, { keys: [...again], clock: upTo, wm }))) return
+  if (await leftBehind(engine, x, op, report[x.name]!, (again) => refreshTable(engine, x, full, batch, report, op, progress, { keys: [...again], clock: upTo, wm }))) return
   await finishTable(engine, x, upTo, wm, report[x.name]!, () => tell('done'))
 }
 
@@ -131,11 +131,13 @@ function deferred(engine: Engine, x: Derivation, lineage: readonly SourceRow[], 
 /**
  * The end of a table's pass when rows were left behind: held by other workers, or deferred.
  * The watermark must not pass them (a scan since it would not find them again). A refresh (or
- * get) waits until the other workers released them (or their leases expired) and runs the
- * table again (`again`); a watch wave leaves them to a later wave. Whether the pass ends here
- * (true: the caller does not move the watermark).
+ * get) waits until the other workers released them (or their leases expired), stores the
+ * results its fence refused on those rows unless they were stored meanwhile (`storeRefused`),
+ * and runs the table again over them (`again`); a watch wave leaves them to a later wave.
+ * Whether the pass ends here (true: the caller does not move the watermark). `report`: where
+ * the stored results are counted.
  */
-export async function leftBehind(x: Derivation, op: Op, again: (held: ReadonlySet<string>) => Promise<void>): Promise<boolean> {
+export async function leftBehind(engine: Engine, x: Derivation, op: Op, report: TableReport, again: (held: ReadonlySet<string>) => Promise<void>): Promise<boolean> {
   const l = op.leftBehind.get(x.name)
   if (l === undefined || (l.held.size === 0 && l.deferred === 0)) return false
   if (!op.waitForOthers || l.deferred > 0) return true
@@ -150,6 +152,11 @@ export async function leftBehind(x: Derivation, op: Op, again: (held: ReadonlySe
     await untilAborted(sleep(othersPause(performance.now() - t0)), op)
   }
   op.leftBehind.delete(x.name)
+  // This call's results the fence refused while another worker held their rows: stored now if
+  // nobody stored them meanwhile (that worker died, or lost its lease in turn), not computed
+  // again (two workers whose function blocked past the lease then took a row over from each
+  // other for ever). `again` then finds them stored, unless their inputs changed since.
+  if (l.refused.size > 0) await storeRefused(engine, x, [...l.refused.values()], report, op)
   await again(l.held)
   return true
 }
@@ -232,7 +239,7 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
     if (recheck !== undefined) await recheckSpan(engine, x, recheck, op)
     // Every row it left is known by key (held by others in its pages or its claims): the pass
     // goes on over those rows only, not the whole table again.
-    if (await leftBehind(x, op, (held) => refreshTable(engine, x, false, batch, report, op, progress, { keys: [...held], clock, wm }))) return
+    if (await leftBehind(engine, x, op, mine, (held) => refreshTable(engine, x, false, batch, report, op, progress, { keys: [...held], clock, wm }))) return
     return finishTable(engine, x, clock, wm, mine, () => tell('done'))
   }
   let cursor: unknown
@@ -250,7 +257,7 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
     await writeResults(engine, x, await lostKeys(engine, x, keyable, loaded), mine)
     return { tasks: op.settling === undefined ? loaded : loaded.filter((t) => !deferred(engine, x, t.lineage, op)), stored: async () => tell('batch') }
   })
-  if (await leftBehind(x, op, () => refreshTable(engine, x, false, batch, report, op, progress))) return
+  if (await leftBehind(engine, x, op, mine, () => refreshTable(engine, x, false, batch, report, op, progress))) return
   await finishTable(engine, x, clock, wm, mine, () => tell('done'))
 }
 
@@ -485,12 +492,11 @@ async function dropBatch(p: Prepared, op: Op, e: unknown): Promise<void> {
 
 /**
  * Store a computed batch (fenced by its lease), release the lease, then finish the tasks other
- * calls of this process held. Rows the fence refused (the batch's claim rows on them are gone)
- * are looked at again under a new claim (`storeRefused`); those it leaves (another worker holds
- * them now) are left behind, as rows another worker holds are, for this call and for the calls
- * of this process that waited for them: the pass waits for that worker and finds them stored
- * (or, its lease ran out, computes them). The watermark does not pass them meanwhile
- * (`leftBehind`).
+ * calls of this process held. Results the fence refused (the batch's claim rows on them are
+ * gone) are looked at again under a new claim (`storeRefused`); those whose rows another worker
+ * holds now are left behind, with their results, for this call (`leftBehind` waits for that
+ * worker, then stores them unless it did), and, without them, for the calls of this process
+ * that waited for them. The watermark does not pass them meanwhile.
  */
 async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Computed, report: TableReport, op: Op): Promise<void> {
   const { claim, lease } = p
@@ -521,10 +527,15 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
     if (c.abandoned) throw new Aborted()
     let behind = p.heldByOthers
     if (refused.size > 0) {
-      const left = await storeRefused(engine, x, c.results.filter((r) => refused.has(r.task.addr)), report, op)
+      const results = c.results.filter((r) => refused.has(r.task.addr))
+      const left = await storeRefused(engine, x, results, report, op)
       if (left.size > 0) {
-        const held = leftOf(op, x.name).held
-        for (const k of left) held.add(k)
+        const l = leftOf(op, x.name)
+        for (const r of results) {
+          if (!left.has(r.task.addr)) continue
+          l.held.add(r.task.addr)
+          l.refused.set(r.task.addr, r)
+        }
         behind = new Set([...p.heldByOthers, ...left])
       }
     }
@@ -551,17 +562,18 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
 }
 
 /**
- * The results of a batch its fence refused (the batch's claim rows on them were gone at write
- * time), looked at again under a new claim on their rows: a row another worker holds now (a live
- * claim: it took the row over and computes it) is left behind, and so is a row this claim's
+ * Results the fence refused (their claim rows under the batch's token were gone at write time),
+ * looked at again under a new claim on their rows: a row another worker holds now (a live claim:
+ * it took the row over and computes it) is left behind (returned), and so is a row this claim's
  * fence refuses in turn; a row stored meanwhile from the same inputs with this code (by the
  * worker that took it over) keeps that row; the others are stored now, fenced by the new claim
  * (the monotonic guard judges them as any result). Those are rows nobody computes any more:
  * their claim rows vanished (swept by `collect` after the lease ran out, deleted, lost in a
  * PostgreSQL crash) or the worker that took them over lost its own lease in turn (a function
- * that blocks the event loop past the lease: no heartbeat runs). Computing them again instead
- * made two such workers take a row over from each other for ever, each refused in turn.
- * Returns the addresses left behind.
+ * that blocks the event loop past the lease: no heartbeat runs). Run after the batch's write,
+ * and again by `leftBehind` for the rows left behind here, once the other worker let them go.
+ * Computing those rows again instead made two such workers take a row over from each other
+ * for ever, each computing it and each refused.
  */
 async function storeRefused(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport, op: Op): Promise<Set<string>> {
   const behind = new Set<string>()
