@@ -32,11 +32,11 @@ interface Child {
   out: string
 }
 
-function startChild(dialect: string, t: Target, log: string, { leaseMs, blockMs }: (typeof CASES)[number]): Child {
+function startChild(dialect: string, t: Target, log: string, { leaseMs, blockMs }: (typeof CASES)[number], mode: 'refresh' | 'watch' = 'refresh'): Child {
   const proc = spawn(process.execPath, ['--import', 'tsx', join(here, 'fixtures', 'blocking-child.ts'), dialect, ...t.args, log, String(leaseMs)], {
     cwd: join(here, '..', '..'),
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, LQ_BLOCK_MS: String(blockMs) },
+    env: { ...process.env, LQ_BLOCK_MS: String(blockMs), LQ_MODE: mode },
   })
   const c: Child = {
     proc,
@@ -92,6 +92,35 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       expect(calls).toBeLessThanOrEqual(3)
       const rows = (await sql<{ lq_key: string; y: unknown }>`SELECT lq_key, y FROM slow`.execute(t.db)).rows.map((r) => [r.lq_key, Number(r.y)])
       expect(rows).toEqual([['1', 10]])
+    }, 60_000)
+
+    for (const c of CASES)
+    it(`two watch workers taking a row over from each other while blocked past the lease store the row, computed a bounded number of times (lease ${c.leaseMs} ms, call ${c.blockMs} ms)`, async () => {
+      dir = mkdtempSync(join(tmpdir(), 'lq-blocked-'))
+      t = await target(dialect, dir)
+      await createTable(t.db, src)
+      await insertRows(t.db, src, [{ id: 1, v: 1 }])
+      const store = await openStore(t.db, { leaseMs: c.leaseMs })
+      await store.track(src)
+      const log = join(dir, 'calls.log')
+      writeFileSync(log, '')
+      const a = startChild(dialect, t, log, c, 'watch')
+      const b = startChild(dialect, t, log, c, 'watch')
+      children.push(a, b)
+      await Promise.all([a.ready, b.ready])
+      a.proc.stdin!.write('go\n')
+      for (const t0 = Date.now(); !readFileSync(log, 'utf8').includes('S ') && Date.now() - t0 < 20_000; ) await sleep(10)
+      await sleep(50)
+      b.proc.stdin!.write('go\n')
+      const stored = async () => (await sql<{ lq_key: string; y: unknown }>`SELECT lq_key, y FROM slow`.execute(t!.db)).rows.map((r) => [r.lq_key, Number(r.y)])
+      for (const t0 = Date.now(); (await stored()).length === 0 && Date.now() - t0 < 8 * c.blockMs + 5000; ) await sleep(20)
+      // Both stop (each finishes its call in progress), then the row and the calls are looked at.
+      a.proc.stdin!.write('stop\n')
+      b.proc.stdin!.write('stop\n')
+      const codes = await Promise.race([Promise.all([a.exited, b.exited]), sleep(4 * c.blockMs + 5000).then(() => 'still running' as const)])
+      const calls = readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('S ')).length
+      expect({ rows: await stored(), codes }, `${a.out}\n${b.out}`).toEqual({ rows: [['1', 10]], codes: [0, 0] })
+      expect(calls).toBeLessThanOrEqual(3)
     }, 60_000)
   })
 }
