@@ -3,7 +3,6 @@
  * it has been alone since it started, and how it stops when its signal fires.
  */
 import { LineageQueryError, showValue } from '../errors.js'
-import type { Result } from './engine.js'
 import type { LeaseKeeper } from './leases.js'
 import type { Limiter } from './limit.js'
 import type { RefreshReport, TableReport } from './types.js'
@@ -48,18 +47,12 @@ export interface LeftBehind {
   readonly held: Set<string>
   /** Rows deferred: their root rows are still settling (watch's debounce). */
   deferred: number
-  /**
-   * Results of this call its fence refused while another worker held their rows (by address):
-   * stored once that worker let the rows go, if nobody stored them meanwhile, rather than
-   * computed again (`storeRefused`, refresh.ts).
-   */
-  readonly refused: Map<string, Result>
 }
 
 /** The rows `op` left behind in `table` (created on first use). */
 export function leftOf(op: Op, table: string): LeftBehind {
   let l = op.leftBehind.get(table)
-  if (l === undefined) op.leftBehind.set(table, (l = { held: new Set(), deferred: 0, refused: new Map() }))
+  if (l === undefined) op.leftBehind.set(table, (l = { held: new Set(), deferred: 0 }))
   return l
 }
 

@@ -16,7 +16,7 @@ import { compute } from './compute.js'
 import { deleteRows } from './delete.js'
 import { BUSY_WAIT_MS, chunks, type Derivation, type Engine, type Result, type ScanFilter, type Task } from './engine.js'
 import { inputLoader, loadTasks } from './inputs.js'
-import { notStored, type Claim } from './claims.js'
+import { notStored, sameComputation, type Claim } from './claims.js'
 import { keyText, lineageOfAddress } from './keys.js'
 import { Aborted, handled, leftOf, sleep, throwIfAborted, untilAborted, yieldToLoop, type Op } from './ops.js'
 import { fillCount, fillPage, fillRootPage, isFirstFill, pagesByRootKey, unsafeKeyWork } from './scan/fill.js'
@@ -74,6 +74,9 @@ export async function refreshTable(engine: Engine, x: Derivation, full: boolean,
   const clock = await engine.d.readClock(engine.db)
   const upTo = held?.clock ?? clock
   const wm = held?.wm ?? (await readWatermark(engine.db, x.name))
+  // Results refused earlier whose rows another worker held (a watch wave leaves them to this
+  // one): stored now unless stored meanwhile, before the scan looks at those rows.
+  if (held === undefined) await storeKeptRefused(engine, x, report[x.name]!, op)
   const filter: ScanFilter = held !== undefined ? { mode: 'keys', keys: held.keys } : full ? { mode: 'all', force: true } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }
   // A first fill of a derivation over one table streams its input a page at a time.
   if (held === undefined && (await isFirstFill(engine, x, filter))) return fillTable(engine, x, clock, wm, batch, report, op, progress)
@@ -156,7 +159,7 @@ export async function leftBehind(engine: Engine, x: Derivation, op: Op, report: 
   // nobody stored them meanwhile (that worker died, or lost its lease in turn), not computed
   // again (two workers whose function blocked past the lease then took a row over from each
   // other for ever). `again` then finds them stored, unless their inputs changed since.
-  if (l.refused.size > 0) await storeRefused(engine, x, [...l.refused.values()], report, op)
+  await storeKeptRefused(engine, x, report, op)
   await again(l.held)
   return true
 }
@@ -529,14 +532,11 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
     if (refused.size > 0) {
       const results = c.results.filter((r) => refused.has(r.task.addr))
       const left = await storeRefused(engine, x, results, report, op)
-      if (left.size > 0) {
-        const l = leftOf(op, x.name)
-        for (const r of results) {
-          if (!left.has(r.task.addr)) continue
-          l.held.add(r.task.addr)
-          l.refused.set(r.task.addr, r)
-        }
-        behind = new Set([...p.heldByOthers, ...left])
+      if (left.behind.size > 0) {
+        const held = leftOf(op, x.name).held
+        for (const k of left.behind) held.add(k)
+        keepRefused(x, results.filter((r) => left.held.has(r.task.addr)))
+        behind = new Set([...p.heldByOthers, ...left.behind])
       }
     }
     claim.settle(undefined, behind)
@@ -563,26 +563,41 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
 
 /**
  * Results the fence refused (their claim rows under the batch's token were gone at write time),
- * looked at again under a new claim on their rows: a row another worker holds now (a live claim:
- * it took the row over and computes it) is left behind (returned), and so is a row this claim's
- * fence refuses in turn; a row stored meanwhile from the same inputs with this code (by the
- * worker that took it over) keeps that row; the others are stored now, fenced by the new claim
- * (the monotonic guard judges them as any result). Those are rows nobody computes any more:
- * their claim rows vanished (swept by `collect` after the lease ran out, deleted, lost in a
- * PostgreSQL crash) or the worker that took them over lost its own lease in turn (a function
- * that blocks the event loop past the lease: no heartbeat runs). Run after the batch's write,
- * and again by `leftBehind` for the rows left behind here, once the other worker let them go.
- * Computing those rows again instead made two such workers take a row over from each other
- * for ever, each computing it and each refused.
+ * looked at again under a new claim on their rows. Left behind (`behind`): a row another worker
+ * holds now (`held`) (a live claim: it took the row over and computes it), a row whose result was not
+ * computed from the row's current inputs (the pass computes it as it is now: storing it would
+ * store a row late, e.g. a join row no longer in the input), and a row this claim's fence refuses
+ * in turn. A row stored meanwhile from the same inputs with this code (by the worker that took
+ * it over) keeps that row. The others are stored now, fenced by the new claim: rows nobody
+ * computes any more, whose claim rows vanished (swept by `collect` after the lease ran out,
+ * deleted, lost in a PostgreSQL crash) or whose other worker lost its own lease in turn (a
+ * function that blocks the event loop past the lease: no heartbeat runs). Run after the batch's
+ * write, and for the rows left behind because another worker held them, once it let them go
+ * (`keptRefused`). Computing those rows again instead made two such workers take a row over
+ * from each other for ever, each computing it and each refused.
  */
-async function storeRefused(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport, op: Op): Promise<Set<string>> {
+async function storeRefused(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport, op: Op): Promise<{ behind: Set<string>; held: Set<string> }> {
   const behind = new Set<string>()
+  const held = new Set<string>()
   const lease = await op.keeper.claim(x.name, results.map((r) => r.task.addr))
   try {
-    for (const r of results) if (!lease.keys.has(r.task.addr)) behind.add(r.task.addr)
+    for (const r of results) {
+      if (lease.keys.has(r.task.addr)) continue
+      behind.add(r.task.addr)
+      held.add(r.task.addr)
+    }
+    const got = results.filter((r) => lease.keys.has(r.task.addr))
+    if (got.length === 0) return { behind, held }
     // Under the new claim, nobody else stores these rows: what is stored now stays stored.
-    const todo = new Set((await notStored(engine, x, results.filter((r) => lease.keys.has(r.task.addr)).map((r) => r.task))).map((t) => t.addr))
-    if (todo.size === 0) return behind
+    const now = await currentTasks(engine, x, got.map((r) => r.task.addr))
+    const current = got.filter((r) => {
+      const t = now.get(r.task.addr)
+      if (t !== undefined && sameComputation(t, r.task)) return true
+      behind.add(r.task.addr)
+      return false
+    })
+    const todo = new Set((await notStored(engine, x, current.map((r) => r.task))).map((t) => t.addr))
+    if (todo.size === 0) return { behind, held }
     const fence: Fence = async (trx, keys) => {
       const lost = await op.keeper.fence(trx, lease, keys)
       // As the committed attempt decided (a busy retry runs the fence again); `keys` are all stored ones.
@@ -592,9 +607,42 @@ async function storeRefused(engine: Engine, x: Derivation, results: readonly Res
       }
       return lost
     }
-    await writeResults(engine, x, results.filter((r) => todo.has(r.task.addr)), report, fence)
+    await writeResults(engine, x, current.filter((r) => todo.has(r.task.addr)), report, fence)
   } finally {
     await op.keeper.release(lease)
   }
-  return behind
+  return { behind, held }
+}
+
+/** The tasks the rows at `addrs` of `x` are computed from now (rows with nothing to compute: none). */
+async function currentTasks(engine: Engine, x: Derivation, addrs: readonly string[]): Promise<Map<string, Task>> {
+  const clock = await engine.d.readClock(engine.db)
+  const work = [...(await scan(engine, x, { mode: 'keys', keys: addrs }, clock, { noCauses: true })).values()].filter((w) => w.action === 'compute')
+  const tasks = await loadTasks(engine, x, splitUnkeyable(x, work).keyable)
+  return new Map(tasks.map((t) => [t.addr, t]))
+}
+
+/**
+ * Results the fence refused while another worker held their rows live (`storeRefused` left
+ * them), per derivation (a new declaration, a new code version, starts with none): stored once
+ * that worker let the rows go, if it did not store them, by the call that waited for it
+ * (`leftBehind`) or, after a watch wave, by the next pass over the table. Not computed again:
+ * see `storeRefused`.
+ */
+const keptRefused = new WeakMap<Derivation, Map<string, Result>>()
+
+function keepRefused(x: Derivation, results: readonly Result[]): void {
+  let kept = keptRefused.get(x)
+  if (kept === undefined) keptRefused.set(x, (kept = new Map()))
+  for (const r of results) kept.set(r.task.addr, r)
+}
+
+/** Store the results kept for `x` (`keptRefused`) whose rows are free now; those another worker holds again are kept again, the others dropped (the pass computes them). */
+async function storeKeptRefused(engine: Engine, x: Derivation, report: TableReport, op: Op): Promise<void> {
+  const kept = keptRefused.get(x)
+  if (kept === undefined || kept.size === 0) return
+  const results = [...kept.values()]
+  kept.clear()
+  const left = await storeRefused(engine, x, results, report, op)
+  if (left.held.size > 0) keepRefused(x, results.filter((r) => left.held.has(r.task.addr)))
 }
