@@ -589,15 +589,17 @@ async function storeRefused(engine: Engine, x: Derivation, results: readonly Res
     const got = results.filter((r) => lease.keys.has(r.task.addr))
     if (got.length === 0) return { behind, held }
     // Under the new claim, nobody else stores these rows: what is stored now stays stored.
-    const now = await currentTasks(engine, x, got.map((r) => r.task.addr))
+    const unstored = new Set((await notStored(engine, x, got.map((r) => r.task))).map((t) => t.addr))
+    if (unstored.size === 0) return { behind, held }
+    const now = await currentTasks(engine, x, [...unstored])
     const current = got.filter((r) => {
+      if (!unstored.has(r.task.addr)) return false
       const t = now.get(r.task.addr)
       if (t !== undefined && sameComputation(t, r.task)) return true
       behind.add(r.task.addr)
       return false
     })
-    const todo = new Set((await notStored(engine, x, current.map((r) => r.task))).map((t) => t.addr))
-    if (todo.size === 0) return { behind, held }
+    if (current.length === 0) return { behind, held }
     const fence: Fence = async (trx, keys) => {
       const lost = await op.keeper.fence(trx, lease, keys)
       // As the committed attempt decided (a busy retry runs the fence again); `keys` are all stored ones.
@@ -607,7 +609,7 @@ async function storeRefused(engine: Engine, x: Derivation, results: readonly Res
       }
       return lost
     }
-    await writeResults(engine, x, current.filter((r) => todo.has(r.task.addr)), report, fence)
+    await writeResults(engine, x, current, report, fence)
   } finally {
     await op.keeper.release(lease)
   }
