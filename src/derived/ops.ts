@@ -26,7 +26,7 @@ export interface Op {
   /** `refresh({ full: true })`: run every function again, even where an identical result is stored. */
   readonly recompute: boolean
   /** Rows of each table this call left stale: held by another worker, or deferred (settling). */
-  readonly leftBehind: Map<string, LeftBehind>
+  readonly leftBehind: Map<string, { held: Set<string>; deferred: number }>
 }
 
 /** What a call is started with (`Ops.begin`). */
@@ -41,16 +41,8 @@ export interface OpLimits {
   readonly recompute?: boolean
 }
 
-/** The rows a call left behind in one table. */
-export interface LeftBehind {
-  /** Addresses of rows another worker holds (or held when this call's fence refused its result). */
-  readonly held: Set<string>
-  /** Rows deferred: their root rows are still settling (watch's debounce). */
-  deferred: number
-}
-
 /** The rows `op` left behind in `table` (created on first use). */
-export function leftOf(op: Op, table: string): LeftBehind {
+export function leftOf(op: Op, table: string): { held: Set<string>; deferred: number } {
   let l = op.leftBehind.get(table)
   if (l === undefined) op.leftBehind.set(table, (l = { held: new Set(), deferred: 0 }))
   return l
