@@ -60,7 +60,7 @@ function flightTasks(f: Flight): Map<string, Task> {
 }
 
 /** Whether two tasks are one computation: the same row from the same inputs. */
-const sameComputation = (a: Task, b: Task): boolean => a === b || (inputsText(a.inputs) === inputsText(b.inputs) && a.inputHash === b.inputHash)
+export const sameComputation = (a: Task, b: Task): boolean => a === b || (inputsText(a.inputs) === inputsText(b.inputs) && a.inputHash === b.inputHash)
 
 /** Claims within one process: the batches in flight, in memory. */
 export class InProcessClaims implements Claims {

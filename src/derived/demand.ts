@@ -40,7 +40,7 @@ export async function demand(engine: Engine, x: Derivation, addr: string, op: Op
   await runBatch(engine, x, tasks, emptyTableReport(), op)
   await writeResults(engine, x, await lostKeys(engine, x, keyable, tasks), emptyTableReport())
   // Another worker process holds the row: wait for its result (or its lease to expire), then look again.
-  await leftBehind(x, op, () => demand(engine, x, addr, op))
+  await leftBehind(engine, x, op, emptyTableReport(), () => demand(engine, x, addr, op))
 }
 
 /** Refresh `u` and every derived table it reads, incrementally, in dependency order. */

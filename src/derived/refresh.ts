@@ -14,9 +14,9 @@ import type { Kysely } from 'kysely'
 import { retryBusy } from './busy.js'
 import { compute } from './compute.js'
 import { deleteRows } from './delete.js'
-import { BUSY_WAIT_MS, chunks, type Derivation, type Engine, type ScanFilter, type Task } from './engine.js'
+import { BUSY_WAIT_MS, chunks, type Derivation, type Engine, type Result, type ScanFilter, type Task } from './engine.js'
 import { inputLoader, loadTasks } from './inputs.js'
-import { notStored, type Claim } from './claims.js'
+import { notStored, sameComputation, type Claim } from './claims.js'
 import { keyText, lineageOfAddress } from './keys.js'
 import { Aborted, handled, leftOf, sleep, throwIfAborted, untilAborted, yieldToLoop, type Op } from './ops.js'
 import { fillCount, fillPage, fillRootPage, isFirstFill, pagesByRootKey, unsafeKeyWork } from './scan/fill.js'
@@ -28,7 +28,7 @@ import { writeWatermark } from './sql/writes.js'
 import type { RefreshProgress, SourceRow, TableReport } from './types.js'
 import { lostKeys, splitUnkeyable } from './unkeyable.js'
 import type { Lease } from './leases.js'
-import { writeResults } from './write.js'
+import { writeResults, type Fence } from './write.js'
 
 /** A first fill's page statement looks at up to this many pages of rows to find a page of rows no other worker holds. */
 export const PAGE_WINDOWS = 8
@@ -74,6 +74,9 @@ export async function refreshTable(engine: Engine, x: Derivation, full: boolean,
   const clock = await engine.d.readClock(engine.db)
   const upTo = held?.clock ?? clock
   const wm = held?.wm ?? (await readWatermark(engine.db, x.name))
+  // Results refused earlier whose rows another worker held (a watch wave leaves them to this
+  // one): stored now unless stored meanwhile, before the scan looks at those rows.
+  if (held === undefined) await storeKeptRefused(engine, x, report[x.name]!, op)
   const filter: ScanFilter = held !== undefined ? { mode: 'keys', keys: held.keys } : full ? { mode: 'all', force: true } : { mode: 'since', wm: wm.wm, codeChanged: wm.applied !== x.codeVersion }
   // A first fill of a derivation over one table streams its input a page at a time.
   if (held === undefined && (await isFirstFill(engine, x, filter))) return fillTable(engine, x, clock, wm, batch, report, op, progress)
@@ -116,7 +119,7 @@ export async function refreshTable(engine: Engine, x: Derivation, full: boolean,
   })
   // The rows left behind are looked at again (by key), and the watermark moves to this pass's
   // clock (the first pass's), not to one read later (see `HeldRows`).
-  if (await leftBehind(x, op, (again) => refreshTable(engine, x, full, batch, report, op, progress, { keys: [...again], clock: upTo, wm }))) return
+  if (await leftBehind(engine, x, op, report[x.name]!, (again) => refreshTable(engine, x, full, batch, report, op, progress, { keys: [...again], clock: upTo, wm }))) return
   await finishTable(engine, x, upTo, wm, report[x.name]!, () => tell('done'))
 }
 
@@ -131,11 +134,13 @@ function deferred(engine: Engine, x: Derivation, lineage: readonly SourceRow[], 
 /**
  * The end of a table's pass when rows were left behind: held by other workers, or deferred.
  * The watermark must not pass them (a scan since it would not find them again). A refresh (or
- * get) waits until the other workers released them (or their leases expired) and runs the
- * table again (`again`); a watch wave leaves them to a later wave. Whether the pass ends here
- * (true: the caller does not move the watermark).
+ * get) waits until the other workers released them (or their leases expired), stores the
+ * results its fence refused on those rows unless they were stored meanwhile (`storeRefused`),
+ * and runs the table again over them (`again`); a watch wave leaves them to a later wave.
+ * Whether the pass ends here (true: the caller does not move the watermark). `report`: where
+ * the stored results are counted.
  */
-export async function leftBehind(x: Derivation, op: Op, again: (held: ReadonlySet<string>) => Promise<void>): Promise<boolean> {
+export async function leftBehind(engine: Engine, x: Derivation, op: Op, report: TableReport, again: (held: ReadonlySet<string>) => Promise<void>): Promise<boolean> {
   const l = op.leftBehind.get(x.name)
   if (l === undefined || (l.held.size === 0 && l.deferred === 0)) return false
   if (!op.waitForOthers || l.deferred > 0) return true
@@ -150,6 +155,11 @@ export async function leftBehind(x: Derivation, op: Op, again: (held: ReadonlySe
     await untilAborted(sleep(othersPause(performance.now() - t0)), op)
   }
   op.leftBehind.delete(x.name)
+  // This call's results the fence refused while another worker held their rows: stored now if
+  // nobody stored them meanwhile (that worker died, or lost its lease in turn), not computed
+  // again (two workers whose function blocked past the lease then took a row over from each
+  // other for ever). `again` then finds them stored, unless their inputs changed since.
+  await storeKeptRefused(engine, x, report, op)
   await again(l.held)
   return true
 }
@@ -232,7 +242,7 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
     if (recheck !== undefined) await recheckSpan(engine, x, recheck, op)
     // Every row it left is known by key (held by others in its pages or its claims): the pass
     // goes on over those rows only, not the whole table again.
-    if (await leftBehind(x, op, (held) => refreshTable(engine, x, false, batch, report, op, progress, { keys: [...held], clock, wm }))) return
+    if (await leftBehind(engine, x, op, mine, (held) => refreshTable(engine, x, false, batch, report, op, progress, { keys: [...held], clock, wm }))) return
     return finishTable(engine, x, clock, wm, mine, () => tell('done'))
   }
   let cursor: unknown
@@ -250,7 +260,7 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
     await writeResults(engine, x, await lostKeys(engine, x, keyable, loaded), mine)
     return { tasks: op.settling === undefined ? loaded : loaded.filter((t) => !deferred(engine, x, t.lineage, op)), stored: async () => tell('batch') }
   })
-  if (await leftBehind(x, op, () => refreshTable(engine, x, false, batch, report, op, progress))) return
+  if (await leftBehind(engine, x, op, mine, () => refreshTable(engine, x, false, batch, report, op, progress))) return
   await finishTable(engine, x, clock, wm, mine, () => tell('done'))
 }
 
@@ -487,12 +497,11 @@ async function dropBatch(p: Prepared, op: Op, e: unknown): Promise<void> {
 
 /**
  * Store a computed batch (fenced by its lease), release the lease, then finish the tasks other
- * calls of this process held. Rows the fence refused (the batch's claim rows on them are gone)
- * are left behind, as rows another worker holds are, for this call and for the calls of this
- * process that waited for them: when another worker took them over, the pass waits for it and
- * finds them stored; when their claim rows vanished (swept by `collect` after the lease ran
- * out, deleted, lost in a PostgreSQL crash), nobody else computes them, and the pass does. The
- * watermark does not pass them meanwhile (`leftBehind`).
+ * calls of this process held. Results the fence refused (the batch's claim rows on them are
+ * gone) are looked at again under a new claim (`storeRefused`); those whose rows another worker
+ * holds now are left behind, with their results, for this call (`leftBehind` waits for that
+ * worker, then stores them unless it did), and, without them, for the calls of this process
+ * that waited for them. The watermark does not pass them meanwhile.
  */
 async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Computed, report: TableReport, op: Op): Promise<void> {
   const { claim, lease } = p
@@ -523,9 +532,14 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
     if (c.abandoned) throw new Aborted()
     let behind = p.heldByOthers
     if (refused.size > 0) {
-      const held = leftOf(op, x.name).held
-      for (const k of refused) held.add(k)
-      behind = new Set([...p.heldByOthers, ...refused])
+      const results = c.results.filter((r) => refused.has(r.task.addr))
+      const left = await storeRefused(engine, x, results, report, op)
+      if (left.behind.size > 0) {
+        const held = leftOf(op, x.name).held
+        for (const k of left.behind) held.add(k)
+        keepRefused(x, results.filter((r) => left.held.has(r.task.addr)))
+        behind = new Set([...p.heldByOthers, ...left.behind])
+      }
     }
     claim.settle(undefined, behind)
   } catch (e) {
@@ -547,4 +561,92 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
     if (st.status === 'fulfilled' && st.value.has(w.task.addr)) leftOf(op, x.name).held.add(w.task.addr)
   })
   if (retry.length > 0) await runBatch(engine, x, retry, report, op)
+}
+
+/**
+ * Results the fence refused (their claim rows under the batch's token were gone at write time),
+ * looked at again under a new claim on their rows. Left behind (`behind`): a row another worker
+ * holds now (`held`) (a live claim: it took the row over and computes it), a row whose result was not
+ * computed from the row's current inputs (the pass computes it as it is now: storing it would
+ * store a row late, e.g. a join row no longer in the input), and a row this claim's fence refuses
+ * in turn. A row stored meanwhile from the same inputs with this code (by the worker that took
+ * it over) keeps that row. The others are stored now, fenced by the new claim: rows nobody
+ * computes any more, whose claim rows vanished (swept by `collect` after the lease ran out,
+ * deleted, lost in a PostgreSQL crash) or whose other worker lost its own lease in turn (a
+ * function that blocks the event loop past the lease: no heartbeat runs). Run after the batch's
+ * write, and for the rows left behind because another worker held them, once it let them go
+ * (`keptRefused`). Computing those rows again instead made two such workers take a row over
+ * from each other for ever, each computing it and each refused.
+ */
+async function storeRefused(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport, op: Op): Promise<{ behind: Set<string>; held: Set<string> }> {
+  const behind = new Set<string>()
+  const held = new Set<string>()
+  const lease = await op.keeper.claim(x.name, results.map((r) => r.task.addr))
+  try {
+    for (const r of results) {
+      if (lease.keys.has(r.task.addr)) continue
+      behind.add(r.task.addr)
+      held.add(r.task.addr)
+    }
+    const got = results.filter((r) => lease.keys.has(r.task.addr))
+    if (got.length === 0) return { behind, held }
+    // Under the new claim, nobody else stores these rows: what is stored now stays stored.
+    const unstored = new Set((await notStored(engine, x, got.map((r) => r.task))).map((t) => t.addr))
+    if (unstored.size === 0) return { behind, held }
+    const now = await currentTasks(engine, x, [...unstored])
+    const current = got.filter((r) => {
+      if (!unstored.has(r.task.addr)) return false
+      const t = now.get(r.task.addr)
+      if (t !== undefined && sameComputation(t, r.task)) return true
+      behind.add(r.task.addr)
+      return false
+    })
+    if (current.length === 0) return { behind, held }
+    const fence: Fence = async (trx, keys) => {
+      const lost = await op.keeper.fence(trx, lease, keys)
+      // As the committed attempt decided (a busy retry runs the fence again); `keys` are all stored ones.
+      for (const k of keys) {
+        if (lost.has(k)) behind.add(k)
+        else behind.delete(k)
+      }
+      return lost
+    }
+    await writeResults(engine, x, current, report, fence)
+  } finally {
+    await op.keeper.release(lease)
+  }
+  return { behind, held }
+}
+
+/** The tasks the rows at `addrs` of `x` are computed from now (rows with nothing to compute: none). */
+async function currentTasks(engine: Engine, x: Derivation, addrs: readonly string[]): Promise<Map<string, Task>> {
+  const clock = await engine.d.readClock(engine.db)
+  const work = [...(await scan(engine, x, { mode: 'keys', keys: addrs }, clock, { noCauses: true })).values()].filter((w) => w.action === 'compute')
+  const tasks = await loadTasks(engine, x, splitUnkeyable(x, work).keyable)
+  return new Map(tasks.map((t) => [t.addr, t]))
+}
+
+/**
+ * Results the fence refused while another worker held their rows live (`storeRefused` left
+ * them), per derivation (a new declaration, a new code version, starts with none): stored once
+ * that worker let the rows go, if it did not store them, by the call that waited for it
+ * (`leftBehind`) or, after a watch wave, by the next pass over the table. Not computed again:
+ * see `storeRefused`.
+ */
+const keptRefused = new WeakMap<Derivation, Map<string, Result>>()
+
+function keepRefused(x: Derivation, results: readonly Result[]): void {
+  let kept = keptRefused.get(x)
+  if (kept === undefined) keptRefused.set(x, (kept = new Map()))
+  for (const r of results) kept.set(r.task.addr, r)
+}
+
+/** Store the results kept for `x` (`keptRefused`) whose rows are free now; those another worker holds again are kept again, the others dropped (the pass computes them). */
+async function storeKeptRefused(engine: Engine, x: Derivation, report: TableReport, op: Op): Promise<void> {
+  const kept = keptRefused.get(x)
+  if (kept === undefined || kept.size === 0) return
+  const results = [...kept.values()]
+  kept.clear()
+  const left = await storeRefused(engine, x, results, report, op)
+  if (left.held.size > 0) keepRefused(x, results.filter((r) => left.held.has(r.task.addr)))
 }

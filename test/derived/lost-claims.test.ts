@@ -169,4 +169,61 @@ eachDialect('claim rows lost while their batch computes', (get) => {
     expect(got).toEqual([[JSON.stringify([[d.name, 1], [e.name, 0]]), 17]])
     expect(await A.stale()).toEqual([])
   }, 60_000)
+
+  it('a join row stored late stays listed as stale after the pass over rows another worker held when the fence refused them', async () => {
+    const { db } = get()
+    const k = ++n
+    const d = table(`md${k}`, { id: t.Int, v: t.Int })
+    const e = table(`me${k}`, { id: t.Int, v: t.Int })
+    await createTable(db, d)
+    await createTable(db, e)
+    await insertRows(db, d, [{ id: 0, v: 13 }, { id: 1, v: 7 }])
+    await insertRows(db, e, [{ id: 0, v: 10 }])
+    const name = `mj${k}`
+    const gateA = holdable()
+    const gateB = holdable()
+    // Two workers: A's call for the pair (d 0, e 0) is held; B's call for (d 1, e 0) is held.
+    const declare = async (who: 'A' | 'B') => {
+      const s = await openStore(db, { leaseMs: 3_600_000 })
+      await s.track(d)
+      await s.track(e)
+      s.derive({
+        name,
+        from: Q.for(d, (x) => Q.for(e, (y) => Q.where(Q.le(Q.abs(Q.sub(x.v, y.v)), 3), Q.yield({ dv: x.v, ev: y.v })))),
+        output: { n: t.Int },
+        version: 'j1',
+        fn: async (r, ctx) => {
+          if (who === 'A' && ctx.lineage.some((l) => l.table === d.name && l.key === 0)) await gateA.pass()
+          if (who === 'B' && ctx.lineage.some((l) => l.table === d.name && l.key === 1)) await gateB.pass()
+          return { n: r.dv + r.ev }
+        },
+      })
+      return s
+    }
+    const A = await declare('A')
+    const B = await declare('B')
+    gateA.hold()
+    gateB.hold()
+    const ra = A.refresh()
+    await gateA.held
+    // The pair (d 0, e 0) no longer joins; A's leases run out and B takes (d 1, e 0) over, and holds it.
+    await sql`UPDATE ${sql.id(d.name)} SET v = 0 WHERE id = 0`.execute(db)
+    await sql`UPDATE lq_claim SET expires = 0 WHERE owner = ${A.owner}`.execute(db)
+    const rb = B.refresh()
+    await gateB.held
+    // A stores its late (d 0, e 0) row; its fence refuses (d 1, e 0), which B holds live: left
+    // behind, waited for, then looked at again by key once B stored it.
+    gateA.release()
+    await new Promise((res) => setTimeout(res, 200))
+    gateB.release()
+    await rb
+    await ra
+    // The watermark stays where A's first pass read its clock: the late row is listed stale.
+    const stale = (await B.stale(name)).map((r) => JSON.stringify(r.key))
+    expect(stale).toContain(JSON.stringify([{ table: d.name, key: 0 }, { table: e.name, key: 0 }]))
+    await B.refresh()
+    const got = (await sql<{ k: string; n: unknown }>`SELECT lq_key AS k, n FROM ${sql.id(name)}`.execute(db)).rows.map((x) => [x.k, Number(x.n)])
+    expect(got).toEqual([[JSON.stringify([[d.name, 1], [e.name, 0]]), 17]])
+    expect(await A.stale()).toEqual([])
+  }, 60_000)
 })
