@@ -332,4 +332,24 @@ eachDialect('range claims', (get) => {
     expect(await d().sweep(db, 0)).toBeGreaterThanOrEqual(1)
     expect([...(await db.transaction().execute((trx) => d().fence(trx, 'rs', ['1', '2', '3'], s.token, { owner: 'a' })))].sort()).toEqual(['1', '2', '3'])
   }, 60_000)
+
+  it('a key taken from a range whose lease ends while the claim runs is refused to the range\'s holder', async () => {
+    const { db } = get()
+    if (d().claimRange === undefined) return
+    // Ranges of 1 ms: some end between the statements of the claim that takes key 2 (the split
+    // of the expired ranges, then the look at live ones). Whatever the claim decided, the holder's
+    // fence must agree: key 2 taken, it is refused; not taken, it is the holder's.
+    const accepted: number[] = []
+    let taken = 0
+    for (let i = 0, t0 = Date.now(); taken < 300 && Date.now() - t0 < 8000; i++) {
+      const tbl = `rt${i}`
+      const r = await range()(db, tbl, 1, 3, ['1', '2', '3'], 'a', 1)
+      const c = await d().claim(db, tbl, ['2'], 'b', 60_000)
+      const refused = await db.transaction().execute((trx) => d().fence(trx, tbl, ['1', '2', '3'], r.token, { owner: 'a' }))
+      if (c.keys.includes('2')) taken++
+      if (c.keys.includes('2') !== refused.has('2')) accepted.push(i)
+    }
+    expect(taken).toBeGreaterThan(0)
+    expect(accepted).toEqual([])
+  }, 60_000)
 })
