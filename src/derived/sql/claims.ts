@@ -533,7 +533,10 @@ async function sqliteClaimKeys(c: Kysely<any>, table: string, keys: readonly str
       await sql`INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT r.tbl, j.value, r.owner, r.expires, r.token FROM lq_claim_range AS r, json_each(r.keys) AS j WHERE r.tbl = ${table} AND r.token IN (SELECT value FROM json_each(${tokens})) ON CONFLICT DO NOTHING`.execute(c)
       await sql`DELETE FROM lq_claim_range WHERE tbl = ${table} AND token IN (SELECT value FROM json_each(${tokens}))`.execute(c)
     }
-    const free = await sql<{ k: string }>`SELECT j.value AS k FROM json_each(${json}) AS j WHERE NOT EXISTS (SELECT 1 FROM lq_claim_range AS r WHERE r.tbl = ${table} AND r.owner <> ${owner} AND r.expires > ${sql.raw(SQLITE_NOW)} AND ${sql.raw(SQLITE_INT_IN('j.value'))} BETWEEN r.lo AND r.hi)`.execute(c)
+    // Every range over the keys still there was live when the expired ones were split: its keys
+    // are not taken, with no second look at the clock (a range whose lease ended between the two
+    // statements was neither split nor skipped: its holder's fence let the key taken through).
+    const free = await sql<{ k: string }>`SELECT j.value AS k FROM json_each(${json}) AS j WHERE NOT EXISTS (SELECT 1 FROM lq_claim_range AS r WHERE r.tbl = ${table} AND r.owner <> ${owner} AND ${sql.raw(SQLITE_INT_IN('j.value'))} BETWEEN r.lo AND r.hi)`.execute(c)
     list = free.rows.map((x) => x.k)
     if (list.length === 0) return []
   }
