@@ -2,6 +2,7 @@
  * Current revisions of input rows, whatever their table: the one branch between a root row
  * (its revision row, `lq_rev_R`) and a derived row (its metadata row's `lq_changed_rev`).
  */
+import type { Kysely } from 'kysely'
 import { recordedCauses } from './causes.js'
 import type { Derivation, Engine } from './engine.js'
 import { parseInputs } from './keys.js'
@@ -13,10 +14,13 @@ export function sourceFor(engine: Engine, name: string): RevisionSource {
   return revisionSource(name, engine.roots.has(name))
 }
 
-/** Current revisions of live rows `keys` (key texts, or addresses) of `table`; for a derived table also their metadata rows. */
-export async function currentRevisions(engine: Engine, table: string, keys: readonly string[]): Promise<{ revs: Map<string, number>; metas?: Map<string, MetaRow> }> {
-  if (engine.roots.has(table)) return { revs: await rootRevs(engine.db, engine.d, table, keys) }
-  const metas = await metaRows(engine.db, engine.d, table, keys)
+/**
+ * Current revisions of live rows `keys` (key texts, or addresses) of `table`; for a derived table
+ * also their metadata rows. `db`: where to read (a write transaction), by default the store's.
+ */
+export async function currentRevisions(engine: Engine, table: string, keys: readonly string[], db: Kysely<any> = engine.db): Promise<{ revs: Map<string, number>; metas?: Map<string, MetaRow> }> {
+  if (engine.roots.has(table)) return { revs: await rootRevs(db, engine.d, table, keys) }
+  const metas = await metaRows(db, engine.d, table, keys)
   return { revs: new Map([...metas].map(([k, m]) => [k, m.lq_changed_rev])), metas }
 }
 

@@ -38,8 +38,9 @@ import { deleteRows } from './delete.js'
 import { assertNever, BUSY_WAIT_MS, chunks, type Derivation, type Engine, type Outcome, type Result, type Task } from './engine.js'
 import { readsFor } from './evaluate.js'
 import { inputsText } from './keys.js'
+import { currentRevisions } from './revisions.js'
 import type { StoreDialect } from './sql/dialect.js'
-import { liveMetaKeys } from './sql/reads.js'
+import { liveMetaKeys, readWatermark } from './sql/reads.js'
 import { exec, execCount, jsonBatch, KEY_CHUNK } from './sql/text.js'
 import { deletedInputsSql, deleteEdgesSql, forgetAppliedVersion, FRESH_ROLLBACK, FRESH_SAVEPOINT, insertEdgesSql, lastDeletion, writerTexts, type WriterSpec, type WriterTexts } from './sql/writes.js'
 import { emptyTableReport, type TableReport } from './types.js'
@@ -191,6 +192,13 @@ async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly
     const dead = await deadResults(engine, trx, sorted)
     report.superseded += dead.size
     let live = dead.size === 0 ? sorted : sorted.filter((r) => !dead.has(r))
+    // A comprehension's results computed from inputs that changed since, once another refresh
+    // moved the table's watermark past their evaluation: refused likewise (see `lateResults`).
+    if (shapeOf(x).comprehension && live.length > 0) {
+      const late = await lateResults(engine, trx, x, live)
+      report.superseded += late.size
+      if (late.size > 0) live = live.filter((r) => !late.has(r))
+    }
     if (fence !== undefined && live.length > 0) {
       const lost = await fence(trx, live.map((r) => r.task.addr))
       if (lost.size > 0) {
@@ -274,6 +282,39 @@ async function deadResults(engine: Engine, db: Kysely<any>, sorted: readonly Res
     })) dead.add(r)
   }
   return dead
+}
+
+/**
+ * A comprehension's results stored late: computed from inputs of which one changed (or was
+ * deleted) since, while another refresh moved the table's watermark past the clock read before
+ * their evaluation (`Task.evalRev`). That refresh evaluated the comprehension after the change
+ * and may not have seen these rows (not stored yet): a join row whose pair no longer joins is in
+ * no later evaluation and no later scan (the watermark has passed the change), so stored now it
+ * would stay for good. Refused instead (the refresh that moved the watermark computed the row
+ * as it is now, or left it behind while this batch held it). One read of the watermark when it
+ * has not passed the batch's evaluation; else the current revisions of the late results' inputs.
+ */
+async function lateResults(engine: Engine, db: Kysely<any>, x: Derivation, sorted: readonly Result[]): Promise<Set<Result>> {
+  const late = new Set<Result>()
+  const evalOf = (r: Result): number => r.task.evalRev ?? Infinity
+  const first = Math.min(...sorted.map(evalOf))
+  if (first === Infinity) return late
+  const { wm } = await readWatermark(db, x.name)
+  if (wm.rev <= first) return late
+  const candidates = sorted.filter((r) => evalOf(r) < wm.rev)
+  // table -> key -> current revision (absent: deleted or gone)
+  const keysOf = new Map<string, Set<string>>()
+  for (const r of candidates) {
+    for (const [t, k] of r.task.inputs) {
+      let ks = keysOf.get(t)
+      if (ks === undefined) keysOf.set(t, (ks = new Set()))
+      ks.add(k)
+    }
+  }
+  const now = new Map<string, Map<string, number>>()
+  for (const [t, ks] of keysOf) now.set(t, (await currentRevisions(engine, t, [...ks], db)).revs)
+  for (const r of candidates) if (r.task.inputs.some(([t, k, rev]) => now.get(t)!.get(k) !== rev)) late.add(r)
+  return late
 }
 
 const wasMissing = (r: Result): boolean => r.task.missing === true

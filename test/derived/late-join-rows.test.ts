@@ -4,12 +4,10 @@
  * watch wave that left rows behind) after another worker's refresh processed the change and
  * moved the table's watermark past it: no later scan looks at the change again, so the late row
  * stays, orphaned. (The pass over rows left behind moves the watermark back to its first clock,
- * lost-claims.test.ts, but only a pass that ends moves it.) Fails at a8e8af0 and after.
- *
- * KNOWN OPEN BUG (issue 11), skipped until fixed so CI stays meaningful: remove `.skip` to
- * reproduce. A fix proposed by the review that found it: in the write transaction of a
- * comprehension table, read the watermark; when it is past the batch's evaluation clock, refuse
- * results whose recorded input revisions changed (as `deadResults` refuses deleted inputs).
+ * lost-claims.test.ts, but only a pass that ends moves it.) Failed at a8e8af0 and after, up to
+ * the fix: the write of a comprehension's batch reads the watermark and, when it is past the
+ * batch's evaluation clock, refuses results whose recorded inputs changed since (`lateResults`
+ * in write.ts).
  */
 import * as t from 'io-ts'
 import { sql } from 'kysely'
@@ -23,7 +21,7 @@ import { holdable } from './support/holdable.js'
 let n = 0
 
 eachDialect('late join rows', (get) => {
-  it.skip('a join row stored late, from inputs another worker processed the change of, by a refresh that then stops is not left orphaned', async () => {
+  it('a join row stored late, from inputs another worker processed the change of, by a refresh that then stops is not left orphaned', async () => {
     const { db } = get()
     const k = ++n
     const d = table(`od${k}`, { id: t.Int, v: t.Int })
