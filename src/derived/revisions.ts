@@ -24,12 +24,12 @@ export async function currentRevisions(engine: Engine, table: string, keys: read
   return { revs: new Map([...metas].map(([k, m]) => [k, m.lq_changed_rev])), metas }
 }
 
-/** Current revisions of rows of several tables (`table -> keys`), by table. */
-export async function currentRevisionsOf(engine: Engine, wanted: ReadonlyMap<string, Iterable<string>>): Promise<{ revs: Map<string, Map<string, number>>; metas: Map<string, Map<string, MetaRow>> }> {
+/** Current revisions of rows of several tables (`table -> keys`), by table. `db`: where to read (a write transaction), by default the store's. */
+export async function currentRevisionsOf(engine: Engine, wanted: ReadonlyMap<string, Iterable<string>>, db: Kysely<any> = engine.db): Promise<{ revs: Map<string, Map<string, number>>; metas: Map<string, Map<string, MetaRow>> }> {
   const revs = new Map<string, Map<string, number>>()
   const metas = new Map<string, Map<string, MetaRow>>()
   for (const [t, keys] of wanted) {
-    const c = await currentRevisions(engine, t, [...keys])
+    const c = await currentRevisions(engine, t, [...keys], db)
     revs.set(t, c.revs)
     if (c.metas !== undefined) metas.set(t, c.metas)
   }

@@ -38,7 +38,7 @@ import { deleteRows } from './delete.js'
 import { assertNever, BUSY_WAIT_MS, chunks, type Derivation, type Engine, type Outcome, type Result, type Task } from './engine.js'
 import { readsFor } from './evaluate.js'
 import { inputsText } from './keys.js'
-import { currentRevisions } from './revisions.js'
+import { currentRevisionsOf } from './revisions.js'
 import type { StoreDialect } from './sql/dialect.js'
 import { liveMetaKeys, readWatermark } from './sql/reads.js'
 import { exec, execCount, jsonBatch, KEY_CHUNK } from './sql/text.js'
@@ -302,18 +302,11 @@ async function lateResults(engine: Engine, db: Kysely<any>, x: Derivation, sorte
   const { wm } = await readWatermark(db, x.name)
   if (wm.rev <= first) return late
   const candidates = sorted.filter((r) => evalOf(r) < wm.rev)
+  const wanted = new Map<string, Set<string>>()
+  for (const r of candidates) for (const [t, k] of r.task.inputs) (wanted.get(t) ?? wanted.set(t, new Set()).get(t)!).add(k)
   // table -> key -> current revision (absent: deleted or gone)
-  const keysOf = new Map<string, Set<string>>()
-  for (const r of candidates) {
-    for (const [t, k] of r.task.inputs) {
-      let ks = keysOf.get(t)
-      if (ks === undefined) keysOf.set(t, (ks = new Set()))
-      ks.add(k)
-    }
-  }
-  const now = new Map<string, Map<string, number>>()
-  for (const [t, ks] of keysOf) now.set(t, (await currentRevisions(engine, t, [...ks], db)).revs)
-  for (const r of candidates) if (r.task.inputs.some(([t, k, rev]) => now.get(t)!.get(k) !== rev)) late.add(r)
+  const { revs } = await currentRevisionsOf(engine, wanted, db)
+  for (const r of candidates) if (r.task.inputs.some(([t, k, rev]) => revs.get(t)!.get(k) !== rev)) late.add(r)
   return late
 }
 
