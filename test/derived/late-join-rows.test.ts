@@ -9,49 +9,18 @@
  * batch's evaluation clock, refuses results whose recorded inputs changed since (`lateResults`
  * in write.ts).
  */
-import * as t from 'io-ts'
 import { sql } from 'kysely'
 import { expect, it } from 'vitest'
-import { createTable, insertRows } from '../../src/query/ddl.js'
-import { Q, table } from '../../src/query/dsl.js'
-import { openStore } from '../../src/derived/index.js'
 import { eachDialect } from '../support/db.js'
 import { holdable } from './support/holdable.js'
-
-let n = 0
+import { joinWorkers } from './support/join-workers.js'
 
 eachDialect('late join rows', (get) => {
   it('a join row stored late, from inputs another worker processed the change of, by a refresh that then stops is not left orphaned', async () => {
     const { db } = get()
-    const k = ++n
-    const d = table(`od${k}`, { id: t.Int, v: t.Int })
-    const e = table(`oe${k}`, { id: t.Int, v: t.Int })
-    await createTable(db, d)
-    await createTable(db, e)
-    await insertRows(db, d, [{ id: 0, v: 13 }, { id: 1, v: 7 }])
-    await insertRows(db, e, [{ id: 0, v: 10 }])
-    const name = `oj${k}`
     const gate0 = holdable()
     const gate1 = holdable()
-    const declare = async (held: boolean) => {
-      const s = await openStore(db, { leaseMs: 3_600_000 })
-      await s.track(d)
-      await s.track(e)
-      s.derive({
-        name,
-        from: Q.for(d, (x) => Q.for(e, (y) => Q.where(Q.le(Q.abs(Q.sub(x.v, y.v)), 3), Q.yield({ dv: x.v, ev: y.v })))),
-        output: { n: t.Int },
-        version: 'j1',
-        fn: async (r, ctx) => {
-          if (held && ctx.lineage.some((l) => l.table === d.name && l.key === 0)) await gate0.pass()
-          if (held && ctx.lineage.some((l) => l.table === d.name && l.key === 1)) await gate1.pass()
-          return { n: r.dv + r.ev }
-        },
-      })
-      return s
-    }
-    const A = await declare(true)
-    const B = await declare(false)
+    const { d, e, name, A, B } = await joinWorkers(db, 'o', (who, key) => (who === 'A' ? (key === 0 ? gate0.pass() : key === 1 ? gate1.pass() : undefined) : undefined))
     gate0.hold()
     gate1.hold()
     const ac = new AbortController()

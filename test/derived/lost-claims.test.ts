@@ -12,10 +12,11 @@ import * as t from 'io-ts'
 import { sql, type Kysely } from 'kysely'
 import { expect, it } from 'vitest'
 import { createTable, insertRows } from '../../src/query/ddl.js'
-import { Q, table } from '../../src/query/dsl.js'
+import { table } from '../../src/query/dsl.js'
 import { openStore } from '../../src/derived/index.js'
 import { eachDialect } from '../support/db.js'
 import { holdable } from './support/holdable.js'
+import { joinWorkers } from './support/join-workers.js'
 
 let n = 0
 
@@ -122,34 +123,9 @@ eachDialect('claim rows lost while their batch computes', (get) => {
 
   it('a join row computed from an input that changed meanwhile is refused once another worker moved the watermark past its evaluation, and nothing is left stale', async () => {
     const { db } = get()
-    const k = ++n
-    const d = table(`ld${k}`, { id: t.Int, v: t.Int })
-    const e = table(`le${k}`, { id: t.Int, v: t.Int })
-    await createTable(db, d)
-    await createTable(db, e)
-    await insertRows(db, d, [{ id: 0, v: 13 }, { id: 1, v: 7 }])
-    await insertRows(db, e, [{ id: 0, v: 10 }])
-    const name = `lj${k}`
     const gate = holdable()
     // Two workers; A's call for the pair (d 0, e 0) is held.
-    const declare = async (held: boolean) => {
-      const s = await openStore(db, { leaseMs: 3_600_000 })
-      await s.track(d)
-      await s.track(e)
-      s.derive({
-        name,
-        from: Q.for(d, (x) => Q.for(e, (y) => Q.where(Q.le(Q.abs(Q.sub(x.v, y.v)), 3), Q.yield({ dv: x.v, ev: y.v })))),
-        output: { n: t.Int },
-        version: 'j1',
-        fn: async (r, ctx) => {
-          if (held && ctx.lineage.some((l) => l.table === d.name && l.key === 0)) await gate.pass()
-          return { n: r.dv + r.ev }
-        },
-      })
-      return s
-    }
-    const A = await declare(true)
-    const B = await declare(false)
+    const { d, e, name, A, B } = await joinWorkers(db, 'l', (who, key) => (who === 'A' && key === 0 ? gate.pass() : undefined))
     gate.hold()
     const ra = A.refresh()
     await gate.held
@@ -173,36 +149,10 @@ eachDialect('claim rows lost while their batch computes', (get) => {
 
   it('a join row stored late stays listed as stale after the pass over rows another worker held when the fence refused them', async () => {
     const { db } = get()
-    const k = ++n
-    const d = table(`md${k}`, { id: t.Int, v: t.Int })
-    const e = table(`me${k}`, { id: t.Int, v: t.Int })
-    await createTable(db, d)
-    await createTable(db, e)
-    await insertRows(db, d, [{ id: 0, v: 13 }, { id: 1, v: 7 }])
-    await insertRows(db, e, [{ id: 0, v: 10 }])
-    const name = `mj${k}`
     const gateA = holdable()
     const gateB = holdable()
     // Two workers: A's call for the pair (d 0, e 0) is held; B's call for (d 1, e 0) is held.
-    const declare = async (who: 'A' | 'B') => {
-      const s = await openStore(db, { leaseMs: 3_600_000 })
-      await s.track(d)
-      await s.track(e)
-      s.derive({
-        name,
-        from: Q.for(d, (x) => Q.for(e, (y) => Q.where(Q.le(Q.abs(Q.sub(x.v, y.v)), 3), Q.yield({ dv: x.v, ev: y.v })))),
-        output: { n: t.Int },
-        version: 'j1',
-        fn: async (r, ctx) => {
-          if (who === 'A' && ctx.lineage.some((l) => l.table === d.name && l.key === 0)) await gateA.pass()
-          if (who === 'B' && ctx.lineage.some((l) => l.table === d.name && l.key === 1)) await gateB.pass()
-          return { n: r.dv + r.ev }
-        },
-      })
-      return s
-    }
-    const A = await declare('A')
-    const B = await declare('B')
+    const { d, e, name, A, B } = await joinWorkers(db, 'm', (who, key) => (who === 'A' && key === 0 ? gateA.pass() : who === 'B' && key === 1 ? gateB.pass() : undefined))
     gateA.hold()
     gateB.hold()
     const ra = A.refresh()
