@@ -8,39 +8,17 @@
  * (`storeRefused` in refresh.ts); blocked-workers.test.ts covers the same with one row, both
  * dialects and watch mode. From the second independent review (its fixture: outlasting-child.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import Database from 'better-sqlite3'
-import * as t from 'io-ts'
-import { Kysely, sql, SqliteDialect } from 'kysely'
+import { readFileSync, rmSync } from 'node:fs'
+import { sql, type Kysely } from 'kysely'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createTable, insertRows } from '../../src/query/ddl.js'
-import { table } from '../../src/query/dsl.js'
-import { openStore } from '../../src/derived/index.js'
+import { spawnChild, srcFile, type Child } from './support/worker-file.js'
 
-const here = dirname(fileURLToPath(import.meta.url))
-const root = join(here, '..', '..')
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const N = 4
 const LEASE_MS = 300
 const BLOCK_MS = 450
 
-interface Child {
-  readonly proc: ChildProcess
-  out(): string
-  readonly exited: Promise<number | null>
-}
-
-function startChild(file: string, role: string, log: string): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(here, 'fixtures', 'outlasting-child.ts'), file, role, String(LEASE_MS), String(BLOCK_MS), log], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  proc.stdout!.on('data', (b) => (out += String(b)))
-  proc.stderr!.on('data', (b) => (out += String(b)))
-  return { proc, out: () => out, exited: new Promise((r) => proc.on('exit', (code) => r(code))) }
-}
+const startChild = (file: string, role: string, log: string): Child => spawnChild('outlasting-child.ts', [file, role, String(LEASE_MS), String(BLOCK_MS), log])
 
 describe('workers whose function outlasts the lease [sqlite]', () => {
   const children: Child[] = []
@@ -55,21 +33,15 @@ describe('workers whose function outlasts the lease [sqlite]', () => {
   })
 
   it('two workers end with every row stored, each row computed a bounded number of times (not passed back and forth)', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'lq-outlast-'))
-    const file = join(dir, 'db.sqlite')
-    db = new Kysely<any>({ dialect: new SqliteDialect({ database: new Database(file) }) })
-    const src = table('src', { id: t.Int, v: t.Int })
-    await createTable(db, src)
-    await insertRows(db, src, Array.from({ length: N }, (_, i) => ({ id: i + 1, v: i + 1 })))
-    const store = await openStore(db)
-    await store.track(src)
-    const log = join(dir, 'calls.log')
-    writeFileSync(log, '')
+    const f = await srcFile('lq-outlast-', N)
+    dir = f.dir
+    db = f.db
+    const { file, log } = f
     for (const role of ['a', 'b']) children.push(startChild(file, role, log))
     // Alone, one worker takes N * BLOCK_MS (1.8 s); taken over once, about twice that.
     const codes = await Promise.race([Promise.all(children.map((c) => c.exited)), sleep(20_000).then(() => 'still running after 20 s')])
     const calls = readFileSync(log, 'utf8').split('\n').filter((l) => l.length > 0)
-    expect(codes, `${calls.length} calls; ${children.map((c) => c.out().slice(-300)).join(' | ')}`).toEqual([0, 0])
+    expect(codes, `${calls.length} calls; ${children.map((c) => c.lines().join('\n').slice(-300)).join(' | ')}`).toEqual([0, 0])
     // Each row computed by each worker at most once or twice (a take-over each way), not dozens of times.
     expect(calls.length).toBeLessThanOrEqual(4 * N)
     const rows = (await sql<{ lq_key: string; y: unknown }>`SELECT lq_key, y FROM out`.execute(db)).rows.map((r) => [Number(r.lq_key), Number(r.y)]).sort((a, b) => a[0]! - b[0]!)

@@ -5,40 +5,16 @@
  * key by key, and its holder's results for the keys taken are refused while the others are
  * stored. The store's schema upgrade adding the range table is in upgrade.test.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import Database from 'better-sqlite3'
-import * as t from 'io-ts'
-import { Kysely, sql, SqliteDialect } from 'kysely'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { sql, type Kysely } from 'kysely'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createTable, insertRows } from '../../src/query/ddl.js'
-import { table } from '../../src/query/dsl.js'
-import { openStore } from '../../src/derived/index.js'
+import { spawnChild, srcFile, type Child } from './support/worker-file.js'
 
-const here = dirname(fileURLToPath(import.meta.url))
-const root = join(here, '..', '..')
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const N = 40
 
-interface Child {
-  readonly proc: ChildProcess
-  /** The lines it printed so far. */
-  lines(): string[]
-  readonly exited: Promise<number | null>
-}
-
-function startChild(file: string, role: string, leaseMs: number, log: string, gate: string, action: string): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(here, 'fixtures', 'range-child.ts'), file, role, String(leaseMs), log, gate, action], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  proc.stdout!.on('data', (b) => (out += String(b)))
-  proc.stderr!.on('data', (b) => (err += String(b)))
-  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)))
-  return { proc, exited, lines: () => (out + err).split('\n').filter((l) => l.length > 0) }
-}
+const startChild = (file: string, role: string, leaseMs: number, log: string, gate: string, action: string): Child => spawnChild('range-child.ts', [file, role, String(leaseMs), log, gate, action])
 
 const result = (c: Child): Record<string, unknown> => JSON.parse(c.lines().filter((l) => l.startsWith('{')).at(-1)!)
 const calls = (log: string, role: string): string[] => readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith(`${role} `))
@@ -64,18 +40,12 @@ describe('range claims of first fills across worker processes [sqlite]', () => {
 
   /** A database file with `src` (ids 1..N) tracked and `out` declared, as the children declare them. */
   async function setup(): Promise<{ file: string; log: string }> {
-    dir = mkdtempSync(join(tmpdir(), 'lq-range-'))
-    const file = join(dir, 'db.sqlite')
-    db = new Kysely<any>({ dialect: new SqliteDialect({ database: new Database(file) }) })
-    const src = table('src', { id: t.Int, v: t.Int })
-    await createTable(db, src)
-    await insertRows(db, src, Array.from({ length: N }, (_, i) => ({ id: i + 1, v: i + 1 })))
-    const store = await openStore(db)
-    await store.track(src)
-    const log = join(dir, 'calls.log')
-    writeFileSync(log, '')
-    return { file, log }
+    const f = await srcFile('lq-range-', N)
+    dir = f.dir
+    db = f.db
+    return f
   }
+
 
   const rows = async () => (await sql<{ lq_key: string; y: unknown; by: string }>`SELECT lq_key, y, by FROM out`.execute(db!)).rows.map((r) => [Number(r.lq_key), Number(r.y), r.by] as const).sort((a, b) => a[0] - b[0])
   const claimsLeft = async () => Number((await sql<{ n: unknown }>`SELECT (SELECT count(*) FROM lq_claim) + (SELECT count(*) FROM lq_claim_range) AS n`.execute(db!)).rows[0]!.n)
