@@ -66,8 +66,12 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       rmSync(dir, { recursive: true, force: true })
     })
 
-    for (const c of CASES)
-    it(`two workers taking a row over from each other while blocked past the lease both end, with the row stored and computed a bounded number of times (lease ${c.leaseMs} ms, call ${c.blockMs} ms)`, async () => {
+    /**
+     * A store over `src` (one row) and two workers on it (`mode`: each runs one refresh, or
+     * watches): A starts computing; B starts while A is blocked in its call (A's lease runs out
+     * meanwhile).
+     */
+    async function startPair(c: (typeof CASES)[number], mode?: 'watch'): Promise<{ a: Child; b: Child; log: string }> {
       dir = mkdtempSync(join(tmpdir(), 'lq-blocked-'))
       t = await target(dialect, dir)
       await createTable(t.db, src)
@@ -76,42 +80,32 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       await store.track(src)
       const log = join(dir, 'calls.log')
       writeFileSync(log, '')
-      const a = startChild(dialect, t, log, c)
-      const b = startChild(dialect, t, log, c)
+      const a = startChild(dialect, t, log, c, mode)
+      const b = startChild(dialect, t, log, c, mode)
       children.push(a, b)
       await Promise.all([a.ready, b.ready])
-      // A starts computing; B starts while A is blocked in its call (A's lease runs out meanwhile).
       a.proc.stdin!.write('go\n')
       for (const t0 = Date.now(); !readFileSync(log, 'utf8').includes('S ') && Date.now() - t0 < 20_000; ) await sleep(10)
       await sleep(50)
       b.proc.stdin!.write('go\n')
+      return { a, b, log }
+    }
+
+    for (const c of CASES)
+    it(`two workers taking a row over from each other while blocked past the lease both end, with the row stored and computed a bounded number of times (lease ${c.leaseMs} ms, call ${c.blockMs} ms)`, async () => {
+      const { a, b, log } = await startPair(c)
       const bound = 8 * c.blockMs + 5000
       const codes = await Promise.race([Promise.all([a.exited, b.exited]), sleep(bound).then(() => 'still running' as const)])
       const calls = readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('S ')).length
       expect({ codes, calls }, `${a.out}\n${b.out}`).toMatchObject({ codes: [0, 0] })
       expect(calls).toBeLessThanOrEqual(3)
-      const rows = (await sql<{ lq_key: string; y: unknown }>`SELECT lq_key, y FROM slow`.execute(t.db)).rows.map((r) => [r.lq_key, Number(r.y)])
+      const rows = (await sql<{ lq_key: string; y: unknown }>`SELECT lq_key, y FROM slow`.execute(t!.db)).rows.map((r) => [r.lq_key, Number(r.y)])
       expect(rows).toEqual([['1', 10]])
     }, 60_000)
 
     for (const c of CASES)
     it(`two watch workers taking a row over from each other while blocked past the lease store the row, computed a bounded number of times (lease ${c.leaseMs} ms, call ${c.blockMs} ms)`, async () => {
-      dir = mkdtempSync(join(tmpdir(), 'lq-blocked-'))
-      t = await target(dialect, dir)
-      await createTable(t.db, src)
-      await insertRows(t.db, src, [{ id: 1, v: 1 }])
-      const store = await openStore(t.db, { leaseMs: c.leaseMs })
-      await store.track(src)
-      const log = join(dir, 'calls.log')
-      writeFileSync(log, '')
-      const a = startChild(dialect, t, log, c, 'watch')
-      const b = startChild(dialect, t, log, c, 'watch')
-      children.push(a, b)
-      await Promise.all([a.ready, b.ready])
-      a.proc.stdin!.write('go\n')
-      for (const t0 = Date.now(); !readFileSync(log, 'utf8').includes('S ') && Date.now() - t0 < 20_000; ) await sleep(10)
-      await sleep(50)
-      b.proc.stdin!.write('go\n')
+      const { a, b, log } = await startPair(c, 'watch')
       const stored = async () => (await sql<{ lq_key: string; y: unknown }>`SELECT lq_key, y FROM slow`.execute(t!.db)).rows.map((r) => [r.lq_key, Number(r.y)])
       for (const t0 = Date.now(); (await stored()).length === 0 && Date.now() - t0 < 8 * c.blockMs + 5000; ) await sleep(20)
       // Both stop (each finishes its call in progress), then the row and the calls are looked at.
