@@ -28,7 +28,7 @@ import { writeWatermark } from './sql/writes.js'
 import type { RefreshProgress, SourceRow, TableReport } from './types.js'
 import { lostKeys, splitUnkeyable } from './unkeyable.js'
 import type { Lease } from './leases.js'
-import { writeResults, type Fence } from './write.js'
+import { lateStored, shapeOf, writeResults, type Fence } from './write.js'
 
 /** A first fill's page statement looks at up to this many pages of rows to find a page of rows no other worker holds. */
 export const PAGE_WINDOWS = 8
@@ -120,7 +120,10 @@ export async function refreshTable(engine: Engine, x: Derivation, full: boolean,
   // The rows left behind are looked at again (by key), and the watermark moves to this pass's
   // clock (the first pass's), not to one read later (see `HeldRows`).
   if (await leftBehind(engine, x, op, report[x.name]!, (again) => refreshTable(engine, x, full, batch, report, op, progress, { keys: [...again], clock: upTo, wm }))) return
-  await finishTable(engine, x, upTo, wm, report[x.name]!, () => tell('done'))
+  const late = await finishTable(engine, x, upTo, wm, report[x.name]!, () => tell('done'))
+  // Rows another worker stored late meanwhile (see `lateStored`): looked at by key, and the
+  // watermark moves at the end of that pass.
+  if (late.length > 0) await refreshTable(engine, x, full, batch, report, op, progress, { keys: late, clock: upTo, wm })
 }
 
 /** Debounce: whether a row of `x` with this root lineage waits (one of its root rows is still settling); counted. */
@@ -243,7 +246,9 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
     // Every row it left is known by key (held by others in its pages or its claims): the pass
     // goes on over those rows only, not the whole table again.
     if (await leftBehind(engine, x, op, mine, (held) => refreshTable(engine, x, false, batch, report, op, progress, { keys: [...held], clock, wm }))) return
-    return finishTable(engine, x, clock, wm, mine, () => tell('done'))
+    // (A derivation over one table: no rows stored late, see `moveWatermark`.)
+    await finishTable(engine, x, clock, wm, mine, () => tell('done'))
+    return
   }
   let cursor: unknown
   let end = false
@@ -292,8 +297,11 @@ async function recheckSpan(engine: Engine, x: Derivation, span: readonly [number
   for (const k of keys) held.add(k)
 }
 
-/** The end of a table's refresh: statistics after many rows, the last progress event, the watermark. */
-async function finishTable(engine: Engine, x: Derivation, clock: Watermark, wm: Applied, r: TableReport, done: () => void): Promise<void> {
+/**
+ * The end of a table's refresh: statistics after many rows, the last progress event, the
+ * watermark. Returns the rows stored late that keep the watermark where it is (`moveWatermark`).
+ */
+async function finishTable(engine: Engine, x: Derivation, clock: Watermark, wm: Applied, r: TableReport, done: () => void): Promise<readonly string[]> {
   // After many new rows, refresh the planner's statistics (PostgreSQL), so the next scans of
   // this table probe its indexes rather than read it whole.
   if (r.computed + r.unchanged + r.failed + r.blocked >= ANALYZE_MIN) {
@@ -302,9 +310,34 @@ async function finishTable(engine: Engine, x: Derivation, clock: Watermark, wm: 
     if (x.source.kind === 'query') await engine.d.analyze(engine.db, 'lq_edge')
   }
   done()
-  // The applied code version is this one unless another caller wrote rows under another code
-  // version meanwhile (it cleared or changed the applied version): then it stays cleared.
-  await retryBusy(engine.d, `refresh of \`${x.name}\` (its watermark)`, engine.busyMs ?? BUSY_WAIT_MS, () => writeWatermark(engine.db, x.name, clock, wm.applied, x.codeVersion))
+  return retryBusy(engine.d, `refresh of \`${x.name}\` (its watermark)`, engine.busyMs ?? BUSY_WAIT_MS, () => moveWatermark(engine, x, clock, wm))
+}
+
+/**
+ * Move `x`'s watermark to `clock` (the clock its scan read at). The applied code version becomes
+ * this one unless another caller wrote rows under another code version meanwhile (it cleared or
+ * changed the applied version): then it stays cleared.
+ *
+ * A comprehension's watermark does not move past rows another worker stored late (`lateStored`:
+ * evaluated before `clock`, stored after the scan, from inputs changed since, up to `clock`):
+ * their addresses are returned instead, for the caller to look at by key first. The look and the
+ * move are one transaction that first takes the watermark row (PostgreSQL: FOR UPDATE, which
+ * waits for writes that judged their results by the old watermark, FOR SHARE in `lateResults`,
+ * to commit; SQLite: the write lock), so a late row is either refused by its write (it read the
+ * moved watermark) or seen here.
+ */
+async function moveWatermark(engine: Engine, x: Derivation, clock: Watermark, wm: Applied): Promise<readonly string[]> {
+  if (!shapeOf(x).comprehension) {
+    await writeWatermark(engine.db, x.name, clock, wm.applied, x.codeVersion)
+    return []
+  }
+  return engine.db.transaction().execute(async (trx) => {
+    await engine.d.beginWrite(trx)
+    await readWatermark(trx, x.name, engine.d.watermarkLock.update)
+    const late = await lateStored(engine, x, clock, trx)
+    if (late.length === 0) await writeWatermark(trx, x.name, clock, wm.applied, x.codeVersion)
+    return late
+  })
 }
 
 /** A batch for `runBatches`: its tasks, and what to do once it is stored (progress), in batch order. */

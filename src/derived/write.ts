@@ -37,10 +37,10 @@ import { retryBusy } from './busy.js'
 import { deleteRows } from './delete.js'
 import { assertNever, BUSY_WAIT_MS, chunks, type Derivation, type Engine, type Outcome, type Result, type Task } from './engine.js'
 import { readsFor } from './evaluate.js'
-import { inputsText } from './keys.js'
+import { inputsText, parseInputs } from './keys.js'
 import { currentRevisionsOf } from './revisions.js'
-import type { StoreDialect } from './sql/dialect.js'
-import { liveMetaKeys, readWatermark } from './sql/reads.js'
+import type { StoreDialect, Watermark } from './sql/dialect.js'
+import { liveMetaKeys, readWatermark, storedSinceFromBefore } from './sql/reads.js'
 import { exec, execCount, jsonBatch, KEY_CHUNK } from './sql/text.js'
 import { deletedInputsSql, deleteEdgesSql, forgetAppliedVersion, FRESH_ROLLBACK, FRESH_SAVEPOINT, insertEdgesSql, lastDeletion, writerTexts, type WriterSpec, type WriterTexts } from './sql/writes.js'
 import { emptyTableReport, type TableReport } from './types.js'
@@ -117,7 +117,7 @@ const ZIP: Shape = Object.freeze({ multiInput: true, comprehension: false, hashe
  * comprehension (edges, tombstones, evaluation revisions) and whether it hashes the inputs it
  * reads opaquely. A new source kind breaks the build here.
  */
-function shapeOf(x: Derivation): Shape {
+export function shapeOf(x: Derivation): Shape {
   const source = x.source
   switch (source.kind) {
     case 'root':
@@ -293,13 +293,16 @@ async function deadResults(engine: Engine, db: Kysely<any>, sorted: readonly Res
  * would stay for good. Refused instead (the refresh that moved the watermark computed the row
  * as it is now, or left it behind while this batch held it). One read of the watermark when it
  * has not passed the batch's evaluation; else the current revisions of the late results' inputs.
+ * The read holds the watermark row (PostgreSQL: FOR SHARE) to the write's commit, so a refresh
+ * moving it past the batch's evaluation meanwhile waits for the commit and then finds the rows
+ * stored (`lateStored`); on SQLite the write lock orders the two.
  */
 async function lateResults(engine: Engine, db: Kysely<any>, x: Derivation, sorted: readonly Result[]): Promise<Set<Result>> {
   const late = new Set<Result>()
   const evalOf = (r: Result): number => r.task.evalRev ?? Infinity
   const first = Math.min(...sorted.map(evalOf))
   if (first === Infinity) return late
-  const { wm } = await readWatermark(db, x.name)
+  const { wm } = await readWatermark(db, x.name, engine.d.watermarkLock.share)
   if (wm.rev <= first) return late
   const candidates = sorted.filter((r) => evalOf(r) < wm.rev)
   const wanted = new Map<string, Set<string>>()
@@ -308,6 +311,29 @@ async function lateResults(engine: Engine, db: Kysely<any>, x: Derivation, sorte
   const { revs } = await currentRevisionsOf(engine, wanted, db)
   for (const r of candidates) if (r.task.inputs.some(([t, k, rev]) => revs.get(t)!.get(k) !== rev)) late.add(r)
   return late
+}
+
+/**
+ * The other side of `lateResults`: rows of comprehension derivation `x` stored late with respect
+ * to a refresh about to move the watermark to `clock`, which it scanned at. Stored since its
+ * scan (it did not see them) from an evaluation before `clock`, with a recorded input that has
+ * changed (or is gone) at a revision up to `clock`: a change that refresh processed without these
+ * rows, which no scan since `clock` looks at again (a join row whose pair no longer joins would
+ * stay for good). Their addresses; the refresh looks at them by key before its watermark moves.
+ * `db`: the watermark's transaction, after it locked the watermark row (`moveWatermark`).
+ */
+export async function lateStored(engine: Engine, x: Derivation, clock: Watermark, db: Kysely<any>): Promise<string[]> {
+  const rows = await storedSinceFromBefore(db, engine.d, x.name, clock)
+  if (rows.length === 0) return []
+  const inputs = rows.map((r) => parseInputs(r.lq_inputs))
+  const wanted = new Map<string, Set<string>>()
+  for (const ins of inputs) for (const [t, k] of ins) (wanted.get(t) ?? wanted.set(t, new Set()).get(t)!).add(k)
+  // table -> key -> current revision (absent: deleted or gone)
+  const { revs } = await currentRevisionsOf(engine, wanted, db)
+  return rows.filter((_, i) => inputs[i]!.some(([t, k, rev]) => {
+    const now = revs.get(t)!.get(k)
+    return now !== rev && (now === undefined || now <= clock.rev)
+  })).map((r) => r.lq_key)
 }
 
 const wasMissing = (r: Result): boolean => r.task.missing === true

@@ -7,7 +7,10 @@
  * lost-claims.test.ts, but only a pass that ends moves it.) Failed at a8e8af0 and after, up to
  * the fix: the write of a comprehension's batch reads the watermark and, when it is past the
  * batch's evaluation clock, refuses results whose recorded inputs changed since (`lateResults`
- * in write.ts).
+ * in write.ts). The other order (the late row's write read the watermark before the other
+ * refresh moved it) is covered by that refresh's look at rows stored since its scan, before
+ * its watermark moves (`lateStored` in write.ts, `moveWatermark` in refresh.ts): the second and
+ * third cases.
  */
 import { sql } from 'kysely'
 import { expect, it } from 'vitest'
@@ -42,5 +45,84 @@ eachDialect('late join rows', (get) => {
     await B.refresh()
     const got = (await sql<{ k: string; n: unknown }>`SELECT lq_key AS k, n FROM ${sql.id(name)} ORDER BY lq_key`.execute(db)).rows.map((x) => [x.k, Number(x.n)])
     expect(got).toEqual([[JSON.stringify([[d.name, 1], [e.name, 0]]), 17]])
+  }, 60_000)
+
+  it('a join row stored late while another worker waits for rows it holds is not left orphaned when that worker moves the watermark', async () => {
+    // B's scan runs after the change (the pair (d 0, e 0) no longer joins) and before A stores
+    // its late row, and B's watermark moves after it: B waited for the row A holds, (d 1, e 0).
+    // A's write read the watermark before B moved it (so `lateResults` let the row through), and
+    // no scan since B's clock looks at the change again. Failed before the watermark's move
+    // looked at rows stored since its clock from evaluations before it (`moveWatermark`).
+    const { db } = get()
+    const gate0 = holdable()
+    const gate1 = holdable()
+    const { d, e, name, A, B } = await joinWorkers(db, 'w', (who, key) => (who === 'A' ? (key === 0 ? gate0.pass() : key === 1 ? gate1.pass() : undefined) : undefined))
+    gate0.hold()
+    gate1.hold()
+    const ac = new AbortController()
+    const ra = A.refresh({ batchSize: 1, signal: ac.signal })
+    ra.catch(() => undefined)
+    await gate0.held
+    // A's next batch, (d 1, e 0), is claimed meanwhile.
+    await new Promise((res) => setTimeout(res, 200))
+    await sql`UPDATE ${sql.id(d.name)} SET v = 0 WHERE id = 0`.execute(db)
+    // B scans now (after the change), finds (d 1, e 0) held by A and waits for it.
+    const rb = B.refresh()
+    await new Promise((res) => setTimeout(res, 300))
+    // A stores its late (d 0, e 0) row (the watermark has not moved yet), then stops before its
+    // pass ends (as if killed) while computing (d 1, e 0), which B then computes.
+    gate0.release()
+    await gate1.held
+    ac.abort()
+    await ra.catch(() => undefined)
+    await rb
+    await B.refresh()
+    const got = (await sql<{ k: string; n: unknown }>`SELECT lq_key AS k, n FROM ${sql.id(name)} ORDER BY lq_key`.execute(db)).rows.map((x) => [x.k, Number(x.n)])
+    expect(got).toEqual([[JSON.stringify([[d.name, 1], [e.name, 0]]), 17]])
+    expect(await B.stale()).toEqual([])
+  }, 60_000)
+
+  it('PostgreSQL: a late row whose write read the watermark before another refresh moves it is seen by that move, which waits for the write', async (ctx) => {
+    // A's write judged its (d 0, e 0) row by the watermark (not moved: not late), then waits (a
+    // test transaction locks A's claim rows, which its fence writes) while B scans, finds
+    // nothing to do (the pair no longer joins, nothing stored) and moves the watermark. The move
+    // takes the watermark row FOR UPDATE, which waits for A's FOR SHARE read until A commits,
+    // then finds A's row and deletes it. Without the row locks the move looked before A's
+    // commit and B's refresh ended with the row stored and the watermark past the change (a
+    // later refresh deletes it only if A's own pass moved the watermark back: a killed A does not).
+    const tdb = get()
+    if (tdb.label !== 'postgres (server)') return ctx.skip() // two transactions at once need the server
+    const { db } = tdb
+    const gate0 = holdable()
+    const { d, e, name, A, B } = await joinWorkers(db, 'f', (who, key) => (who === 'A' && key === 0 ? gate0.pass() : undefined))
+    // Only (d 0, e 0) joins: A computes one row, and B has nothing to compute.
+    await sql`UPDATE ${sql.id(d.name)} SET v = 100 WHERE id = 1`.execute(db)
+    gate0.hold()
+    const ra = A.refresh()
+    await gate0.held
+    await sql`UPDATE ${sql.id(d.name)} SET v = 0 WHERE id = 0`.execute(db)
+    const waitingOnLock = async () => Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM pg_locks WHERE NOT granted`.execute(db)).rows[0]!.n)
+    let unlock!: () => void
+    let locked!: () => void
+    const isLocked = new Promise<void>((r) => (locked = r))
+    const released = new Promise<void>((r) => (unlock = r))
+    const holder = db.transaction().execute(async (trx) => {
+      await sql`SELECT 1 FROM lq_claim WHERE owner = ${A.owner} FOR UPDATE`.execute(trx)
+      locked()
+      await released
+    })
+    await isLocked
+    gate0.release()
+    for (let i = 0; i < 300 && (await waitingOnLock()) === 0; i++) await new Promise((res) => setTimeout(res, 10))
+    const rb = B.refresh()
+    // B's refresh ends, or waits for A (the fix): then A may go on.
+    await Promise.race([rb, new Promise((res) => setTimeout(res, 1000))])
+    unlock()
+    await holder
+    await ra
+    await rb
+    const got = (await sql<{ k: string }>`SELECT lq_key AS k FROM ${sql.id(name)} ORDER BY lq_key`.execute(db)).rows
+    expect(got).toEqual([])
+    expect(await B.stale()).toEqual([])
   }, 60_000)
 })

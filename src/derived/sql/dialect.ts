@@ -160,6 +160,14 @@ export interface StoreDialect {
    */
   beginWrite(trx: Kysely<any>): Promise<void>
   /**
+   * The row-lock clause a read of a derived table's watermark row (`lq_derived`) ends with,
+   * held to the end of the reading transaction: `share` by a write of a comprehension's results
+   * (it judged them by that watermark, see `lateResults`), `update` by the watermark's move (it
+   * waits for those writes to commit, then looks at what they stored, see `moveWatermark`).
+   * PostgreSQL: ` FOR SHARE` / ` FOR UPDATE`; SQLite: nothing (`beginWrite` serialises writers).
+   */
+  readonly watermarkLock: { readonly share: string; readonly update: string }
+  /**
    * Whether an error means "busy, try again": the transaction was rolled back and running it
    * again can succeed. SQLite: SQLITE_BUSY* and SQLITE_LOCKED*; PostgreSQL: deadlock detected
    * (40P01), serialization failure (40001), lock not available (55P03).

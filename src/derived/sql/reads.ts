@@ -249,6 +249,16 @@ export async function changedRows(db: Db, d: StoreDialect, s: RevisionSource, wm
   return rows.map((r) => ({ k: r.k, deleted: num(r.deleted) === 1 }))
 }
 
+/**
+ * Live rows of comprehension derivation `table` stored since `clock` (not seen by a scan at it)
+ * from an evaluation before it (`lq_eval_rev`): another worker's batch evaluated earlier and
+ * stored after that scan. Their addresses and recorded inputs.
+ */
+export async function storedSinceFromBefore(db: Db, d: StoreDialect, table: string, clock: Watermark): Promise<{ lq_key: string; lq_inputs: string }[]> {
+  const s = revisionSource(table, false)
+  return (await sql<{ lq_key: string; lq_inputs: string }>`SELECT s.lq_key, s.lq_inputs FROM ${sql.id(s.table)} AS s WHERE ${d.since('s', s.rev, s.xid, clock)} AND s.lq_eval_rev < ${clock.rev} AND ${sql.raw(LIVE_TEXT)}`.execute(db)).rows
+}
+
 /** Keys of `s` written since `wm`, or, without a watermark, every key. */
 export async function sourceKeys(db: Db, d: StoreDialect, s: RevisionSource, wm: Watermark | undefined): Promise<string[]> {
   const where = wm === undefined ? sql`` : sql`WHERE ${d.since('s', s.rev, s.xid, wm)}`
@@ -360,9 +370,12 @@ export async function edgeTargets(db: Db, d: StoreDialect, src: string, srcKeys:
 
 // ---------------------------------------------------------------- watermarks and the derived-table list
 
-/** A derived table's watermark and the code version its last complete refresh applied. */
-export async function readWatermark(db: Db, name: string): Promise<{ wm: Watermark; applied: string | null }> {
-  const row = (await sql<{ wm_rev: unknown; wm_xmin: string | null; applied_code_version: string | null }>`SELECT wm_rev, wm_xmin, applied_code_version FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]
+/**
+ * A derived table's watermark and the code version its last complete refresh applied. `lock`:
+ * a row-lock clause (`StoreDialect.watermarkLock`), held by the caller's transaction.
+ */
+export async function readWatermark(db: Db, name: string, lock = ''): Promise<{ wm: Watermark; applied: string | null }> {
+  const row = (await sql<{ wm_rev: unknown; wm_xmin: string | null; applied_code_version: string | null }>`SELECT wm_rev, wm_xmin, applied_code_version FROM lq_derived WHERE name = ${name}${sql.raw(lock)}`.execute(db)).rows[0]
   return { wm: { rev: Number(row?.wm_rev ?? 0), xmin: row?.wm_xmin ?? null }, applied: row?.applied_code_version ?? null }
 }
 
