@@ -644,7 +644,13 @@ async function storeRefused(engine: Engine, x: Derivation, results: readonly Res
       }
       return lost
     }
+    // Each of these results was counted once as superseded when the fence first refused it. A
+    // result stored now is counted by this write (computed, unchanged, ...) instead, and one
+    // refused again stays counted once: the first count is taken back for both.
+    const superseded = report.superseded
+    const otherwise = handled(report) - superseded
     await writeResults(engine, x, current, report, fence)
+    report.superseded = superseded - (handled(report) - report.superseded - otherwise)
   } finally {
     await op.keeper.release(lease)
   }
