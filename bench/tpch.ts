@@ -14,8 +14,25 @@
  *   `db.executeQuery(CompiledQuery.raw(sql))` on the same Kysely instance `run()` uses;
  * - dsl sql: the DSL's compiled statement executed the same way (the SQL's own cost);
  * - dsl run: `run(db, q)` (compile-cache lookup + execution + decoding);
- * interleaved rounds (`harness.compare`), medians; the ratio columns are medians of per-round
- * ratios of CPU time (this process plus the PostgreSQL backend), like `bench/run.ts`.
+ * interleaved rounds (`harness.compare`: A B C, then C B A, ...), medians; the ratio columns are
+ * medians of per-round ratios of CPU time (this process plus the PostgreSQL backend), like
+ * `bench/run.ts`, and (`min` columns) the ratios of the least samples.
+ *
+ * How the samples are taken, so that a query's ratio is the same from one run to the next (a
+ * sub-millisecond query once read 0.71x, 1.29x and 1.04x in three runs at equal load):
+ * - many short samples (TPCH_SAMPLE_MS=5, up to TPCH_ROUNDS=30 rounds within the budget), not
+ *   5 samples of 20 ms: a sample that another process or the VM's host slowed spoils one round
+ *   in 30, not one in 5;
+ * - no forced collection before each sample (`compare`'s `collect: false`): the concurrent
+ *   sweeping a forced collection leaves on V8's helper threads ran during the next sample and
+ *   `process.cpuUsage` counted it there (a 1.7 ms sample read 8.5 ms of CPU);
+ * - V8 collects on the main thread (`--single-threaded-gc`: the benchmark starts itself again
+ *   with it when it was not given; TPCH_GC=default keeps V8's helper threads): each collection's
+ *   cost lands in the sample whose allocations caused it, not in whichever sample a helper
+ *   thread happened to overlap (SQLite Q19's DSL run drifted from 1.1x to 1.6x within one
+ *   comparison as concurrent marking of the heap landed in its samples);
+ * - the repetitions per sample come from the least of two single runs (one run that waited for
+ *   a core had set one repetition per sample for a whole comparison).
  * - stmts: statements the DSL's `run()` executed (counted by a Kysely plugin on the instance);
  * - cold µs: `compile(q, dialect)` of a freshly built query object (median);
  * - answer: the DSL's rows against the official rows (`tpch/answers.ts`: float tolerance 1e-6
@@ -30,13 +47,13 @@
  *
  * Environment (defaults): TPCH_SF=0.01  TPCH_SEED=20260101  TPCH_DIALECTS=sqlite,postgres
  * TPCH_QUERIES=(all, e.g. Q1,Q6)  TPCH_BUDGET_MS=500 (per query and comparison, split over its variants)
- * TPCH_SAMPLE_MS=20  TPCH_ROUNDS=5 (at most; at least 3 unless one run is over TPCH_SLOW_MS)
+ * TPCH_SAMPLE_MS=5  TPCH_ROUNDS=30 (at most; at least 3 unless one run is over TPCH_SLOW_MS)  TPCH_GC=single (or default)
  * TPCH_SLOW_MS=1500 (slower: the check runs are the only samples)  TPCH_LINEAGE=1
  * TPCH_PG_DECIMAL=numeric (or real)  TPCH_DSL_DECIMAL=number (or codec)  TPCH_PG_SCHEMA=lq_tpch  TPCH_PG_TIMEOUT_MS=60000  TPCH_SHOW_SQL=0
  * TPCH_LIB=(path of another build's index.js, e.g. a branch's tsc output; default dist/)
  * PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres PGDATABASE=test
  */
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, statSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -62,8 +79,9 @@ const num = envNum
 const config = {
   ...tpchSelection(),
   budgetMs: num('TPCH_BUDGET_MS', 500),
-  sampleMs: num('TPCH_SAMPLE_MS', 20),
-  rounds: num('TPCH_ROUNDS', 5),
+  sampleMs: num('TPCH_SAMPLE_MS', 5),
+  rounds: num('TPCH_ROUNDS', 30),
+  singleThreadedGc: (env.TPCH_GC ?? 'single') !== 'default',
   slowMs: num('TPCH_SLOW_MS', 1500),
   lineage: env.TPCH_LINEAGE !== '0',
   pgDecimal: (env.TPCH_PG_DECIMAL ?? 'numeric') as 'numeric' | 'real',
@@ -211,9 +229,12 @@ interface QueryResult {
   readonly dslStatus: string | undefined
   readonly dslSqlMs: number
   readonly dslRunMs: number
-  /** dsl run / official and dsl sql / official (CPU when available). */
+  /** dsl run / official and dsl sql / official (CPU when available): medians of per-round ratios. */
   readonly runRatio: number
   readonly sqlRatio: number
+  /** The same, least sample against least sample. */
+  readonly runMinRatio: number
+  readonly sqlMinRatio: number
   readonly statements: number
   readonly coldUs: number
   /** Cold compile by phase: normalise, lower, print (µs, medians; NaN without the phases). */
@@ -251,7 +272,7 @@ async function runQuery(lib: Lib, phases: Phases | undefined, h: Db, off: Offici
   const columns = offRows.length > 0 ? Object.keys(offRows[0] as object) : undefined
   const expected = normalise(offRows, columns)
   const base = {
-    name: off.name, expected, officialRows: offRows.length, dslSqlMs: NAN, dslRunMs: NAN, runRatio: NAN, sqlRatio: NAN, statements: NAN, coldUs: NAN, phaseUs: [NAN, NAN, NAN] as const,
+    name: off.name, expected, officialRows: offRows.length, dslSqlMs: NAN, dslRunMs: NAN, runRatio: NAN, sqlRatio: NAN, runMinRatio: NAN, sqlMinRatio: NAN, statements: NAN, coldUs: NAN, phaseUs: [NAN, NAN, NAN] as const,
     answer: undefined, lineage: undefined, dslSql: undefined,
   }
   const officialOnly = async (status: string): Promise<QueryResult> => {
@@ -298,21 +319,23 @@ async function runQuery(lib: Lib, phases: Phases | undefined, h: Db, off: Offici
     { name: 'dsl sql', fn: execDsl },
     { name: 'dsl run', fn: () => lib.run(db, q) },
   ]
-  let officialMs: number, dslSqlMs: number, dslRunMs: number, runRatio: number, sqlRatio: number
+  let officialMs: number, dslSqlMs: number, dslRunMs: number, runRatio: number, sqlRatio: number, runMinRatio: number, sqlMinRatio: number
   if (Math.max(primary(o0), primary(r0)) > config.slowMs) {
     // too slow to repeat: the check runs are the samples
     const s0 = await timeBoth(execDsl, cpu)
     officialMs = primary(o0)
     dslSqlMs = primary(s0)
     dslRunMs = primary(r0)
-    runRatio = dslRunMs / officialMs
-    sqlRatio = dslSqlMs / officialMs
+    runRatio = runMinRatio = dslRunMs / officialMs
+    sqlRatio = sqlMinRatio = dslSqlMs / officialMs
   } else {
     const c = await compare(variants, opts([o0.wall, NAN, r0.wall]))
     ;[officialMs, dslSqlMs, dslRunMs] = c.variants.map(cpuOrWall) as [number, number, number]
     const m = cpu === undefined ? 'wall' : 'cpu'
     runRatio = c.ratio(2, 0, m)
     sqlRatio = c.ratio(1, 0, m)
+    runMinRatio = c.minRatio(2, 0, m)
+    sqlMinRatio = c.minRatio(1, 0, m)
   }
 
   let lin: LineageResult | undefined
@@ -337,10 +360,10 @@ async function runQuery(lib: Lib, phases: Phases | undefined, h: Db, off: Offici
       lin = { ratio: NAN, plainMs: NAN, lineageMs: NAN, entries: NAN, rows: NAN, error: firstLine(e) }
     }
   }
-  return { ...base, officialMs, dslStatus: undefined, dslSqlMs, dslRunMs, runRatio, sqlRatio, statements: stmts, coldUs, phaseUs, answer, lineage: lin, dslSql: sqlText }
+  return { ...base, officialMs, dslStatus: undefined, dslSqlMs, dslRunMs, runRatio, sqlRatio, runMinRatio, sqlMinRatio, statements: stmts, coldUs, phaseUs, answer, lineage: lin, dslSql: sqlText }
 
   function opts(singleMs: number[]) {
-    return { maxRounds: config.rounds, minRounds: 3, budgetMs: config.budgetMs, sampleMs: config.sampleMs, singleMs, warmup: true, cpu }
+    return { maxRounds: config.rounds, minRounds: 3, budgetMs: config.budgetMs, sampleMs: config.sampleMs, singleMs, warmup: true, cpu, collect: false }
   }
   function cpuOrWall(v: { median: number; cpuMedian: number } | undefined): number {
     if (v === undefined) return NAN
@@ -362,20 +385,24 @@ function report(dialect: Dialect, results: readonly QueryResult[]): void {
       String(r.officialRows),
       ran ? fmtMs(r.dslRunMs) : '',
       ran ? fmtRatio(r.runRatio) : '',
+      ran ? fmtRatio(r.runMinRatio) : '',
       ran ? fmtRatio(r.sqlRatio) : '',
+      ran ? fmtRatio(r.sqlMinRatio) : '',
       ran ? String(r.statements) : '',
       ran ? fmtUs(r.coldUs) : '',
       ran ? r.phaseUs.map(fmtUs).join(' / ') : '',
       ran ? answerText(r.answer) : (r.dslStatus as string),
     ]
   })
-  console.log(table(['query', 'official', 'rows', 'dsl run', 'run/off', 'sql/off', 'stmts', 'cold µs', 'norm / lower / print µs', 'DSL answer'], rows))
+  console.log(table(['query', 'official', 'rows', 'dsl run', 'run/off', 'min', 'sql/off', 'min', 'stmts', 'cold µs', 'norm / lower / print µs', 'DSL answer'], rows))
   const ran = results.filter((r) => r.dslStatus === undefined && r.answer?.equal === true)
   const runRatios = ran.map((r) => r.runRatio)
   const worst = ran.reduce<QueryResult | undefined>((a, r) => (a === undefined || r.runRatio > a.runRatio ? r : a), undefined)
+  const worstMin = ran.reduce<QueryResult | undefined>((a, r) => (a === undefined || r.runMinRatio > a.runMinRatio ? r : a), undefined)
   console.log(
     `\n${dialect}: the DSL ran ${ran.length}/${results.length} queries with equal answers; geometric mean run/official ${fmtRatio(geomean(runRatios))}` +
       ` (sql/official ${fmtRatio(geomean(ran.map((r) => r.sqlRatio)))}), max ${fmtRatio(worst?.runRatio ?? NAN)} (${worst?.name ?? '-'});` +
+      ` least samples: geomean ${fmtRatio(geomean(ran.map((r) => r.runMinRatio)))}, max ${fmtRatio(worstMin?.runMinRatio ?? NAN)} (${worstMin?.name ?? '-'});` +
       ` statements per query: ${[...new Set(ran.map((r) => r.statements))].join(', ')}. Target: geomean <= 1.1x, max <= 1.5x, 1 statement each.`,
   )
   const cold = ran.map((r) => r.coldUs)
@@ -416,8 +443,21 @@ function dslFor(lib: Lib, dialect: Dialect): Record<string, TpchQuery> {
   return tpchQueries(lib, tables, config.sf)
 }
 
+/**
+ * With TPCH_GC=single (the default), run this benchmark in a child node process with
+ * `--single-threaded-gc` when this one was started without it (`npm run bench:tpch`, `npm run
+ * bench`); true when the child ran (its output is this run's).
+ */
+function rerunWithSingleThreadedGc(): boolean {
+  if (!config.singleThreadedGc || process.execArgv.includes('--single-threaded-gc')) return false
+  const r = spawnSync(process.execPath, [...process.execArgv, '--single-threaded-gc', fileURLToPath(import.meta.url)], { stdio: 'inherit', env })
+  if (r.status !== 0) throw new Error(`bench/tpch.ts under --single-threaded-gc exited with ${r.status ?? r.signal}`)
+  return true
+}
+
 export async function main(): Promise<void> {
-  console.log(`TPC-H SF ${config.sf}, seed ${config.seed}; load average ${os.loadavg()[0]?.toFixed(1)} on ${os.cpus().length} cores`)
+  if (rerunWithSingleThreadedGc()) return
+  console.log(`TPC-H SF ${config.sf}, seed ${config.seed}; load average ${os.loadavg()[0]?.toFixed(1)} on ${os.cpus().length} cores; V8 ${process.execArgv.includes('--single-threaded-gc') ? 'collects on the main thread (--single-threaded-gc)' : 'collects with helper threads'}; samples of ${config.sampleMs} ms, up to ${config.rounds} rounds`)
   const { lib, phases } = await loadBuiltPackage()
   const t0 = Date.now()
   const data = generate(config.sf, config.seed)
