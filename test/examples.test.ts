@@ -2,7 +2,7 @@
  * The examples stay true: `examples/quickstart.ts` prints exactly the output the README shows,
  * `npm run demo` runs, and `examples/tours.ts` and `examples/pipeline.ts` (the derived-data
  * walk-through at the end of the demo) print their key lines. The pipeline also runs on
- * PostgreSQL.
+ * PostgreSQL, and so does `examples/tpch.ts` (three TPC-H queries and their lineage).
  */
 import { execFile } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
@@ -13,6 +13,7 @@ import { promisify } from 'node:util'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import * as pipeline from '../examples/pipeline.js'
 import * as tours from '../examples/tours.js'
+import * as tpch from '../examples/tpch.js'
 import { eachDialect } from './support/db.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -71,6 +72,24 @@ describe('examples/tours.ts', () => {
     expect(out).toContain('{"data":{"name":"Burns","phone":"607 3000"},"lineage":[{"table":"agencies","key":2},{"table":"externalTours","key":5}]}')
     expect(out).toContain('[{"table":"agencies","key":1},{"table":"externalTours","key":3},{"table":"externalTours","key":4},{"table":"agencies","key":2},{"table":"externalTours","key":5}]')
     expect(out).toContain('{"data":{"to":"Mallaig","price":40},"lineage":[{"table":"externalTours","key":6}]}')
+  })
+})
+
+eachDialect('examples/tpch.ts', (get) => {
+  it('prints the TPC-H answers, exact decimals and the lineage of every group', async () => {
+    const { db } = get()
+    await tpch.load(db)
+    const out = await captured(() => tpch.main(db))
+    // Q1: one group per flag and status; decimals exact (strings), the group's lines as lineage.
+    expect(out).toContain('{"flag":"N","status":"O","sum_qty":30,"sum_disc_price":"2881.2550","avg_qty":10,"count_order":3}')
+    expect(out).toContain('"lineage":[{"table":"lineitem","key":[10,1]},{"table":"lineitem","key":[10,2]},{"table":"lineitem","key":[12,1]}]}')
+    // Q3: top 2 by revenue, each naming its customer, lines and order.
+    expect(out).toContain('{"data":{"orderkey":11,"revenue":"2850.0000","orderdate":"1995-02-11"},"lineage":[{"table":"customer","key":1},{"table":"lineitem","key":[11,1]},{"table":"orders","key":11}]}')
+    // Q13: customers per order count, 0 included.
+    expect(out).toContain('{"data":{"orders":0,"customers":1},"lineage":[{"table":"customer","key":3}]}')
+    // EXISTS: lineage names the customer, why-provenance the order as well.
+    expect(out).toContain('{"data":"Customer#3","lineage":[{"table":"customer","key":3}]}')
+    expect(out).toContain('{"data":"Customer#3","lineage":[{"table":"customer","key":3},{"table":"orders","key":13}]}')
   })
 })
 
