@@ -645,17 +645,22 @@ async function storeRefused(engine: Engine, x: Derivation, results: readonly Res
       return lost
     }
     // Each of these results was counted once as superseded when the fence first refused it. A
-    // result stored now is counted by this write (computed, unchanged, ...) instead, and one
-    // refused again stays counted once: the first count is taken back for both.
+    // result stored now is counted by this write (computed, unchanged, failed or blocked)
+    // instead, and one refused again stays counted once: the first count is taken back for
+    // both. A stored row the write deleted right after (PostgreSQL: an input deleted meanwhile,
+    // counted as deleted) was stored: its first count is taken back once, not twice.
     const superseded = report.superseded
-    const otherwise = handled(report) - superseded
+    const storedBefore = storedCount(report)
     await writeResults(engine, x, current, report, fence)
-    report.superseded = superseded - (handled(report) - report.superseded - otherwise)
+    report.superseded = superseded - (storedCount(report) - storedBefore)
   } finally {
     await op.keeper.release(lease)
   }
   return { behind, held }
 }
+
+/** Results a report counts as stored (not refused, not deleted). */
+const storedCount = (r: TableReport): number => r.computed + r.unchanged + r.failed + r.blocked
 
 /** The tasks the rows at `addrs` of `x` are computed from now (rows with nothing to compute: none). */
 async function currentTasks(engine: Engine, x: Derivation, addrs: readonly string[]): Promise<Map<string, Task>> {
