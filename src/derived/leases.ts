@@ -189,7 +189,7 @@ export class LeaseKeeper {
     const t0 = performance.now()
     try {
       // Every key of the lease (one transaction writes the whole batch, as usual): the dialect may delete its claims by token.
-      const whole = keys.length === lease.keys.size && new Set(keys).size === keys.length && keys.every((k) => lease.keys.has(k))
+      const whole = sameKeys(keys, lease.keys)
       return await this.#d.fence(trx, lease.table, keys, lease.token, whole ? { owner: this.owner } : undefined)
     } finally {
       this.stats.releaseMs += performance.now() - t0
@@ -202,9 +202,11 @@ export class LeaseKeeper {
    * to do); otherwise `release` deletes the rest.
    */
   written(lease: Lease, keys: readonly string[]): void {
-    if (!this.#held.has(lease.token)) return
-    const done = new Set(keys)
-    for (const k of lease.keys) if (!done.has(k)) return
+    if (!this.#held.has(lease.token) || keys.length < lease.keys.size) return
+    if (!sameKeys(keys, lease.keys)) {
+      const done = new Set(keys)
+      for (const k of lease.keys) if (!done.has(k)) return
+    }
     this.#held.delete(lease.token)
     if (this.#held.size === 0) this.#stopTimer()
   }
@@ -251,4 +253,17 @@ export class LeaseKeeper {
     if (this.#timer !== undefined) clearInterval(this.#timer)
     this.#timer = undefined
   }
+}
+
+/**
+ * Whether `keys` are exactly the keys of `set`. A batch's keys come in key order (its results
+ * are written sorted): strictly increasing, they are distinct, and one pass decides, without the
+ * Set of 5000 strings a batch took to build (a few ms each, three per batch before).
+ */
+function sameKeys(keys: readonly string[], set: ReadonlySet<string>): boolean {
+  if (keys.length !== set.size) return false
+  let increasing = true
+  for (let i = 1; i < keys.length && increasing; i++) increasing = keys[i - 1]! < keys[i]!
+  if (!increasing && new Set(keys).size !== keys.length) return false
+  return keys.every((k) => set.has(k))
 }

@@ -19,7 +19,7 @@ import { inputLoader, loadTasks } from './inputs.js'
 import { notStored, sameComputation, type Claim } from './claims.js'
 import { keyText, lineageOfAddress } from './keys.js'
 import { Aborted, handled, leftOf, sleep, throwIfAborted, untilAborted, yieldToLoop, type Op } from './ops.js'
-import { fillCount, fillPage, fillRootPage, isFirstFill, pagesByRootKey, unsafeKeyWork } from './scan/fill.js'
+import { FillWrites, fillCount, fillPage, fillRootPage, isFirstFill, pagesByRootKey, unsafeKeyWork, unstoredOf } from './scan/fill.js'
 import { readWatermark, unstoredInRange } from './sql/reads.js'
 import { scan, type ScanStats } from './scan/index.js'
 import type { Watermark } from './sql/dialect.js'
@@ -208,7 +208,10 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
   const size = batch ?? BULK_BATCH
   if (pagesByRootKey(engine, x)) {
     // One integer key: pages of the root table in its key order, with their revisions.
-    await writeResults(engine, x, splitUnkeyable(x, await unsafeKeyWork(engine, x)).failed, mine)
+    // What the fill writes itself, from the clock read before it found the table empty: while
+    // nobody else wrote rows since, a page claimed needs no look at its stored rows.
+    const fill = new FillWrites(clock.rev)
+    await writeResults(engine, x, splitUnkeyable(x, await unsafeKeyWork(engine, x)).failed, mine, undefined, (revs) => fill.record(revs))
     let after: number | undefined
     let end = false
     // The rows a page statement may look at: the page size, doubled (up to PAGE_WINDOWS times)
@@ -239,7 +242,7 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
         }
         window = page.read < size && !page.end ? Math.min(window * 2, size * PAGE_WINDOWS) : size
         if (page.read === 0) continue
-        return { tasks: op.settling === undefined ? page.tasks : page.tasks.filter((t) => !deferred(engine, x, t.lineage, op)), lease, range: lease === undefined, stored: async () => tell('batch') }
+        return { tasks: op.settling === undefined ? page.tasks : page.tasks.filter((t) => !deferred(engine, x, t.lineage, op)), lease, range: lease === undefined, fill, stored: async () => tell('batch') }
       }
     })
     if (recheck !== undefined) await recheckSpan(engine, x, recheck, op)
@@ -347,6 +350,8 @@ export interface Batch {
   readonly lease?: Lease | undefined
   /** The tasks are a first fill's page of a root with one integer key: `prepareBatch` claims them as one range (`LeaseKeeper.claimRange`). */
   readonly range?: boolean
+  /** The tasks are a first fill's page: what the fill wrote itself (`FillWrites`), recorded as its batches are stored. */
+  readonly fill?: FillWrites
   readonly stored?: () => Promise<void>
 }
 
@@ -397,7 +402,7 @@ export async function runBatches(engine: Engine, x: Derivation, report: TableRep
       const t0 = performance.now()
       const b = await next()
       if (b === undefined) break
-      const p = await prepareBatch(engine, x, b.tasks, op, b.lease, b.range === true)
+      const p = await prepareBatch(engine, x, b.tasks, op, b.lease, b.range === true, b.fill)
       reads.push(performance.now() - t0)
       if (reads.length > READS_KEPT) reads.shift()
       const prevCompute = lastCompute
@@ -476,6 +481,8 @@ interface Prepared {
   readonly lease: Lease | undefined
   /** Tasks another worker process holds (left behind). */
   readonly heldByOthers: ReadonlySet<string>
+  /** A first fill's page: its writes are recorded there (`FillWrites`). */
+  readonly fill?: FillWrites | undefined
 }
 
 type Computed = Awaited<ReturnType<typeof compute>>
@@ -485,7 +492,7 @@ type Computed = Awaited<ReturnType<typeof compute>>
  * then across processes (a lease on the rows in the claim table: rows another worker process
  * holds are left to it, see `leftBehind`).
  */
-async function prepareBatch(engine: Engine, x: Derivation, tasks: readonly Task[], op: Op, claimed?: Lease, range = false): Promise<Prepared> {
+async function prepareBatch(engine: Engine, x: Derivation, tasks: readonly Task[], op: Op, claimed?: Lease, range = false, fill?: FillWrites): Promise<Prepared> {
   let claim: Claim
   try {
     claim = await engine.claims.claim(engine, x, tasks, op.alone)
@@ -512,9 +519,10 @@ async function prepareBatch(engine: Engine, x: Derivation, tasks: readonly Task[
       }
       // Another worker may have stored exactly this computation and released it between our
       // scan and our claim (`claim` checked already when not alone; `full: true` recomputes).
-      if (op.alone && !op.recompute) mine = await notStored(engine, x, mine)
+      // A first fill's page: no look at its rows while nobody else wrote any (`unstoredOf`).
+      if (op.alone && !op.recompute) mine = await unstoredOf(engine, x, mine, fill)
     }
-    return { claim, mine, lease, heldByOthers }
+    return { claim, mine, lease, heldByOthers, fill }
   } catch (e) {
     claim.settle(e)
     if (lease !== undefined) await op.keeper.release(lease)
@@ -559,7 +567,7 @@ async function storeBatch(engine: Engine, x: Derivation, p: Prepared, c: Compute
       }
       return lost
     }
-    await writeResults(engine, x, c.results, report, fence)
+    await writeResults(engine, x, c.results, report, fence, p.fill === undefined ? undefined : (revs) => p.fill!.record(revs))
     if (lease !== undefined && fenced === 1) op.keeper.written(lease, released)
     // Calls abandoned by an abort were not stored: concurrent callers waiting on them run them.
     if (c.abandoned) throw new Aborted()

@@ -152,9 +152,12 @@ const byAddr = (a: Result, b: Result): number => (a.task.addr < b.task.addr ? -1
  */
 export type Fence = (trx: Kysely<any>, keys: readonly string[]) => Promise<ReadonlySet<string>>
 
-export async function writeResults(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport, fence?: Fence): Promise<void> {
+/** Told the revisions a write committed at (after its commit; none when it stored nothing). */
+export type Written = (revs: readonly number[]) => void
+
+export async function writeResults(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport, fence?: Fence, onWritten?: Written): Promise<void> {
   try {
-    await writeResultsOnce(engine, x, results, report, fence)
+    await writeResultsOnce(engine, x, results, report, fence, onWritten)
   } catch (e) {
     // A batch whose JSON text is longer than JavaScript can build (V8: "Invalid string length")
     // was not written (its transaction rolled back): store it in halves; a single result that
@@ -162,16 +165,16 @@ export async function writeResults(engine: Engine, x: Derivation, results: reado
     if (!(e instanceof RangeError) || results.length === 0) throw e
     if (results.length > 1) {
       const half = results.length >> 1
-      await writeResults(engine, x, results.slice(0, half), report, fence)
-      await writeResults(engine, x, results.slice(half), report, fence)
+      await writeResults(engine, x, results.slice(0, half), report, fence, onWritten)
+      await writeResults(engine, x, results.slice(half), report, fence, onWritten)
       return
     }
     const message = `derived table \`${x.name}\`: the result is too large to store: its JSON text is longer than the longest string JavaScript can build (${e.message})`
-    await writeResultsOnce(engine, x, [{ task: results[0]!.task, outcome: { state: 'failed', message, stack: undefined } }], report, fence)
+    await writeResultsOnce(engine, x, [{ task: results[0]!.task, outcome: { state: 'failed', message, stack: undefined } }], report, fence, onWritten)
   }
 }
 
-async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport, fence: Fence | undefined): Promise<void> {
+async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly Result[], report: TableReport, fence: Fence | undefined, onWritten?: Written): Promise<void> {
   if (results.length === 0) return
   const { db, d } = engine
   const w = writerFor(d, x)
@@ -183,6 +186,9 @@ async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly
   let counts = emptyTableReport()
   await retryBusy(d, `refresh of \`${x.name}\` (storing ${sorted.length} results)`, engine.busyMs ?? BUSY_WAIT_MS, () => db.transaction().execute(async (trx) => {
     counts = emptyTableReport()
+    // What this attempt wrote (a busy retry runs it again: an earlier attempt's rolled back).
+    written = []
+    revs = []
     const report = counts
     // SQLite: take the write lock first, so the reads below see the newest data and a busy
     // database is waited for (see StoreDialect.beginWrite).
@@ -223,6 +229,7 @@ async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly
     revs = w.batch !== undefined ? await writeBatch(trx, d, x, w, w.batch, live, report) : await writeInTransaction(trx, d, x, w, live, report)
   }))
   for (const k of Object.keys(counts) as (keyof TableReport)[]) report[k] += counts[k]
+  if (revs.length > 0) onWritten?.(revs)
   // PostgreSQL (READ COMMITTED, many writers): a deletion that committed after the check above
   // but before this commit was not seen by it, and a refresh that processed the deletion may
   // not have seen the rows just written. Checked again now: a deletion committed before this

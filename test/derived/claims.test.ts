@@ -217,6 +217,28 @@ eachDialect('claims', (get) => {
     keeper.stop()
   }, 60_000)
 
+  it('a keeper fence over as many keys as its lease, one repeated, is not whole: the key left out stays claimed until the release', async () => {
+    const { db } = get()
+    const keeper = new LeaseKeeper({ db, dialect: d(), leaseMs: 60_000, heartbeatMs: 10_000 })
+    // Sorted with a repeat (not strictly increasing), and unsorted with a repeat: neither is the lease's keys.
+    for (const [table, keys] of [['notwhole1', ['1', '1', '2']], ['notwhole2', ['2', '1', '1']]] as const) {
+      const lease = await keeper.claim(table, ['1', '2', '3'])
+      const lost = await db.transaction().execute((trx) => keeper.fence(trx, lease, keys))
+      expect([...lost]).toEqual([])
+      keeper.written(lease, keys)
+      expect(keeper.held.map((l) => l.token)).toEqual([lease.token])
+      expect((await d().held(db, table)).map((h) => h.key)).toEqual(['3'])
+      await keeper.release(lease)
+      expect(keeper.held).toEqual([])
+    }
+    const lease = await keeper.claim('notwhole3', ['1', '2', '3'])
+    // The fenced keys in another order than the lease's: all of them, so the lease is no longer held.
+    await db.transaction().execute((trx) => keeper.fence(trx, lease, ['3', '2', '1']))
+    keeper.written(lease, ['3', '2', '1'])
+    expect(keeper.held).toEqual([])
+    keeper.stop()
+  }, 60_000)
+
   it('the lease keeper extends its leases, and marks one lost when another worker took it over', async () => {
     const { db } = get()
     const lost: number[] = []

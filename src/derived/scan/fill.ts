@@ -12,9 +12,10 @@ import { retryBusy } from '../busy.js'
 import { keyText } from '../keys.js'
 import { sourceFor } from '../revisions.js'
 import { claimDialects, PAGE_CLAIM } from '../sql/claims.js'
-import { anyStored, countLive, freePageWithRevs, longKeyRows, PAGE_OTHERS, PAGE_REV, PAGE_ROW, pageWindow, pageWithRevs, sourcePage, truthy, type RevisionSource } from '../sql/reads.js'
+import { anyStored, countLive, freePageWithRevs, longKeyRows, metaChangedIn, PAGE_OTHERS, PAGE_REV, PAGE_ROW, pageWindow, pageWithRevs, sourcePage, truthy, type RevisionSource } from '../sql/reads.js'
 import { exec } from '../sql/text.js'
 import { NO_CAUSES } from './table.js'
+import { notStored } from '../claims.js'
 
 type AnyTable = Table<string, unknown, unknown>
 type Row = Record<string, unknown>
@@ -291,3 +292,49 @@ export async function unsafeKeyWork(engine: Engine, x: Derivation): Promise<Work
   return rows.map((r): Work => ({ addr: r.k, action: 'compute', stored: false, rev: r.rev, causes: NO_CAUSES }))
 }
 
+
+/**
+ * The revisions a first fill's own writes committed at (`record`), from the clock read before
+ * it found the table empty (`since`): where the dialect hands revisions out in commit order
+ * (`StoreDialect.revsInCommitOrder`, SQLite), a metadata row with an `lq_changed_rev` above
+ * `since` that is none of them was written by another writer (another worker process, or a
+ * call of this process that is not this fill). Every write stamps its rows with a revision of
+ * its own (`nextRev`), and the fill's pages have disjoint keys, so while no such row exists, no
+ * row of a page was stored by anyone: `unstoredOf` needs no look at the page's rows.
+ */
+export class FillWrites {
+  readonly #ours: number[] = []
+  constructor(readonly since: number) {}
+
+  /** Revisions a write of this fill committed at. */
+  record(revs: readonly number[]): void {
+    for (const r of revs) this.#ours.push(r)
+  }
+
+  /** The revision spans between `since` and this fill's revisions, and above the last (`[after, before)`, open; null: unbounded). */
+  spans(): [number, number | null][] {
+    const ours = [...new Set(this.#ours)].sort((a, b) => a - b)
+    const out: [number, number | null][] = []
+    let after = this.since
+    for (const r of ours) {
+      if (r <= after) continue
+      if (r > after + 1) out.push([after, r])
+      after = r
+    }
+    out.push([after, null])
+    return out
+  }
+}
+
+/**
+ * The tasks of a first fill's claimed page whose row nobody stored (`notStored`): all of them
+ * when the metadata index shows no row written since the fill began but by the fill itself
+ * (`FillWrites`; one seek per span of other revisions), else those `notStored` finds. Run after
+ * the claim committed: a write of the page's rows by another writer after it needs a claim on
+ * them, which this one holds.
+ */
+export async function unstoredOf(engine: Engine, x: Derivation, tasks: readonly Task[], fill: FillWrites | undefined): Promise<readonly Task[]> {
+  if (tasks.length === 0) return tasks
+  if (fill !== undefined && engine.d.revsInCommitOrder && !(await metaChangedIn(engine.db, engine.d, x.name, fill.spans()))) return tasks
+  return notStored(engine, x, tasks)
+}

@@ -211,6 +211,14 @@ export interface StoreDialect {
    */
   readonly recheckAfterWrite: boolean
   /**
+   * Whether revisions are handed out in commit order (SQLite: `nextRev` runs under the one
+   * write lock, so a revision not committed yet is above every committed one); PostgreSQL: no
+   * (a sequence: a transaction can commit a lower revision after a higher one). A first fill
+   * relies on it to see, by revision ranges of the metadata index, that no other writer stored
+   * rows since it began (`FillWrites`).
+   */
+  readonly revsInCommitOrder: boolean
+  /**
    * Condition "the transaction that wrote `xidCol` is committed in the watermark snapshot bound
    * at placeholder `p`" (`Watermark.xmin` text), for tombstone collection; undefined on SQLite
    * (no transaction ids: every row below the clock is committed).

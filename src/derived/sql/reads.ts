@@ -106,6 +106,19 @@ export async function anyStored(db: Db, table: string): Promise<boolean> {
   return (await exec(db, `SELECT 1 AS one FROM ${q(metaTable(table))} LIMIT 1`, [])).length > 0
 }
 
+/**
+ * Whether derived table `table` has a metadata row (live or not) whose `lq_changed_rev` lies in
+ * one of `spans` (`[after, before)` open at both ends; `before` null: no upper bound): one seek
+ * of the `lq_changed_rev` index per span, not a look at each row.
+ */
+export async function metaChangedIn(db: Db, d: StoreDialect, table: string, spans: readonly (readonly [number, number | null])[]): Promise<boolean> {
+  if (spans.length === 0) return false
+  const lo = d.jsonField(0, 'int')
+  const hi = d.jsonField(1, 'int')
+  const text = `SELECT 1 AS n FROM ${d.jsonRows(d.ph(1))} WHERE EXISTS (SELECT 1 FROM ${q(metaTable(table))} AS m WHERE m.lq_changed_rev > ${lo} AND (${hi} IS NULL OR m.lq_changed_rev < ${hi})) LIMIT 1`
+  return (await exec(db, text, [jsonBatch(spans, d)])).length > 0
+}
+
 /** Current revisions of live root rows, by key text. */
 export async function rootRevs(db: Db, d: StoreDialect, root: string, keys: readonly string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>()
