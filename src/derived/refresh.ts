@@ -478,8 +478,10 @@ async function prepareBatch(engine: Engine, x: Derivation, tasks: readonly Task[
         mine = mine.filter((t) => got.has(t.addr))
       }
       // Another worker may have stored exactly this computation and released it between our
-      // scan and our claim (`claim` checked already when not alone; `full: true` recomputes).
-      if (op.alone && !op.recompute) mine = await notStored(engine, x, mine)
+      // scan and our claim (`claim` checked already when not alone; `full: true` recomputes; a
+      // page that claimed its rows skipped the stored ones in the statement that claimed them,
+      // `ClaimDialect.pageClaim`).
+      if (op.alone && !op.recompute && claimed === undefined) mine = await notStored(engine, x, mine)
     }
     return { claim, mine, lease, heldByOthers }
   } catch (e) {
