@@ -34,15 +34,19 @@
  *
  * - `pageClaim` (PostgreSQL only; undefined on SQLite, whose first fill reads a page and then
  *   claims it, `claim`): a first fill's page that claims its rows in the statement that reads
- *   them, starting at the table's fill frontier while other workers fill it (see `PageClaimSpec`).
+ *   them, starting at the table's fill frontier while other workers fill it (see `PageClaimSpec`),
+ *   as one range (below) when its span is clean, under the table's claim lock (`pgClaimLock`).
  *
- * - `claimRange` (SQLite only; undefined on PostgreSQL): a first fill's page claimed as ONE row
+ * - `claimRange` (SQLite only; undefined on PostgreSQL, where `pageClaim` inserts the range): a
+ *   first fill's page claimed as ONE row
  *   of `lq_claim_range(tbl, token, owner, expires, lo, hi, keys)` holding every integer key from
  *   `lo` to `hi` (`keys`: the page's keys, for `held` and the heartbeat's counts), when its span
  *   is clean; every statement above also reads ranges: `claim` skips keys in another owner's
  *   live range and splits an expired range into claim rows before taking keys over, `fence`
  *   holds a page whole while its range is there, `heartbeat`/`release`/`sweep` extend and
- *   delete ranges by token, `held`/`othersHold`/`othersHoldRange`/`liveOn` see them.
+ *   delete ranges by token, `held`/`othersHold`/`othersHoldRange`/`liveOn` see them. On
+ *   PostgreSQL a range and a claim of keys are serialised by a transaction advisory lock per
+ *   derived table (`pgClaimLock`): an uncommitted range is invisible to a claim's snapshot.
  *
  * The table and the token counter are created by migration 3 (`schema.ts`); `ddl` lists them.
  * The range table is created by migration 4 (`rangeDdl`).
@@ -197,7 +201,7 @@ export interface ClaimDialect {
   changedSince(db: Kysely<any>, revTable: string, since: number, limit: number): Promise<{ key: string; rev: number }[]>
   /**
    * A first fill's page that claims its rows (undefined: the dialect reads a page, then claims
-   * it with `claim`). One statement: while another worker holds live claims on the derived
+   * it with `claim`). One statement (after `lock`, in its transaction): while another worker holds live claims on the derived
    * table, it locks the table's fill frontier (a row of `lq_store_meta`) and starts after it
    * (or at the caller's bound, when that is further); it looks at the next `window` root rows
    * in key order (each with its live revision), skips the rows with another worker's claim
@@ -205,7 +209,8 @@ export interface ClaimDialect {
    * here could deadlock with a `claim` taking it over at once), and the rows another worker stored from their current
    * revision with this code version, inserts claims for the first `limit` others under a new
    * token (`ON CONFLICT DO NOTHING`: a row with any claim row, or one inserted meanwhile, is
-   * not taken) and moves the frontier to the last key it took (or looked at). Workers filling
+   * not taken; or ONE range row over them when no range and no claim row is in their span) and
+   * moves the frontier to the last key it took (or looked at). Workers filling
    * one table at once then each take the next rows after the frontier instead of all reading
    * from their own cursor past rows the others took; the rows between the caller's bound and
    * `start` were taken by other workers, and the caller looks at them again at the end.
