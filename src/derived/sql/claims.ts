@@ -415,7 +415,7 @@ OR EXISTS (SELECT 1 FROM lq_claim_range AS r, unnest(${keys}::text[]) AS k WHERE
   async othersHoldRange(db, table, lo, hi, owner, upTo) {
     // The cast only of integer texts (another table's addresses, the same statement's rows, may be anything).
     const tok = upTo === undefined ? sql`` : sql` AND token <= ${upTo}`
-    const r = await sql<{ n: number }>`SELECT 1 AS n WHERE EXISTS (SELECT 1 FROM (SELECT ${sql.raw(PG_INT_IN('lq_key'))} AS k FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}${tok}) AS c WHERE c.k <= ${hi}::numeric AND (${lo ?? null}::numeric IS NULL OR c.k >= ${lo ?? null}::numeric))
+    const r = await sql<{ n: number }>`SELECT 1 AS n WHERE EXISTS (SELECT 1 FROM (SELECT CASE WHEN lq_key ~ '^-?[0-9]+$' THEN lq_key::numeric END AS k FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}${tok}) AS c WHERE c.k <= ${hi}::numeric AND (${lo ?? null}::numeric IS NULL OR c.k >= ${lo ?? null}::numeric))
 OR EXISTS (SELECT 1 FROM lq_claim_range WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}${tok} AND lo <= ${hi}::numeric AND (${lo ?? null}::numeric IS NULL OR hi >= ${lo ?? null}::numeric))`.execute(db)
     return r.rows.length > 0
   },
