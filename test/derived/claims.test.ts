@@ -239,6 +239,27 @@ eachDialect('claims', (get) => {
     keeper.stop()
   }, 60_000)
 
+  it('a keeper fence over its lease\'s keys in the order SQLite sorts them (bytes, not JavaScript\'s UTF-16 order) is whole: no claim is left and the lease is done', async () => {
+    const { db } = get()
+    const keeper = new LeaseKeeper({ db, dialect: d(), leaseMs: 60_000, heartbeatMs: 10_000 })
+    // U+FFFF sorts before U+10000 by UTF-8 bytes (EF BF BF < F0 90 80 80) and after it by UTF-16
+    // code units (FFFF > D800); numbers as text sort as text ('10' < '9').
+    const keys = ['9', '10', 'a\uFFFF', 'a\u{10000}', '\u00e9', 'e\u0301']
+    const bytes = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+    const js = [...keys].sort()
+    expect(bytes).not.toEqual(js)
+    for (const [table, order] of [['oddkeys1', bytes], ['oddkeys2', js]] as const) {
+      const lease = await keeper.claim(table, keys)
+      expect(lease.keys.size).toBe(keys.length)
+      const lost = await db.transaction().execute((trx) => keeper.fence(trx, lease, order))
+      expect([...lost]).toEqual([])
+      expect(await d().held(db, table)).toEqual([])
+      keeper.written(lease, order)
+      expect(keeper.held).toEqual([])
+    }
+    keeper.stop()
+  }, 60_000)
+
   it('the lease keeper extends its leases, and marks one lost when another worker took it over', async () => {
     const { db } = get()
     const lost: number[] = []

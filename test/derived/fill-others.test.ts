@@ -6,7 +6,12 @@
  * - another store (another worker) computes a row of a later page while the fill runs: the
  *   fill does not compute it again;
  * - with no other writer, every row is computed once, the fill's own writes not mistaken for
- *   another's.
+ *   another's;
+ * - the metadata look (`metaChangedIn`) is one bounded range of the revision index per span
+ *   (SQLite's plan), so a span between two of the fill's own writes does not walk the fill's
+ *   later rows (a fill whose clock other writers advanced slowed down with the cube of its
+ *   pages), and it finds exactly the rows inside its spans.
+ * Real worker processes: fill-others-processes.test.ts.
  */
 import * as t from 'io-ts'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -14,6 +19,9 @@ import { createTable, insertRows } from '../../src/query/ddl.js'
 import { table } from '../../src/query/dsl.js'
 import { openStore } from '../../src/derived/index.js'
 import { FillWrites } from '../../src/derived/scan/fill.js'
+import { metaChangedIn, metaChangedInSql } from '../../src/derived/sql/reads.js'
+import { storeDialects } from '../../src/derived/sql/index.js'
+import { metaTable } from '../../src/derived/sql/dialect.js'
 import { dialectNames, open, type TestDb } from '../support/db.js'
 
 describe('FillWrites.spans', () => {
@@ -84,6 +92,31 @@ for (const dialect of dialectNames) {
       expect(await a.stale()).toEqual([])
       const rows = (await tdb.db.selectFrom('out').select(['lq_key', 'n']).orderBy('lq_key').execute()).map((r) => [Number(r.lq_key), Number(r.n)]).sort((x, y) => x[0]! - y[0]!)
       expect(rows).toEqual(Array.from({ length: 12 }, (_, i) => [i + 1, i * 2]))
+    })
+
+    it('the look for rows written since a fill began is one bounded range of the revision index per span, and finds exactly the rows inside the spans', async () => {
+      await setup()
+      const a = await openStore(tdb.db)
+      await a.track(src)
+      a.derive({ name: 'out', from: src, output: { n: t.Int }, fn: (r) => ({ n: r.v * 2 }) })
+      await a.refresh({ batchSize: 4 })
+      const d = storeDialects[dialect]
+      const revs = [...new Set((await tdb.db.selectFrom(metaTable('out')).select('lq_changed_rev').execute()).map((r) => Number(r.lq_changed_rev)))].sort((x, y) => x - y)
+      expect(revs.length).toBe(3)
+      const [r1, r2, r3] = revs as [number, number, number]
+      const changed = (spans: [number, number | null][]) => metaChangedIn(tdb.db, d, 'out', spans)
+      expect(await changed([])).toBe(false)
+      expect(await changed([[r1, r2]])).toBe(false) // open at both ends
+      expect(await changed([[r3, null]])).toBe(false)
+      expect(await changed([[0, r1], [r1, r2], [r3, null]])).toBe(false)
+      expect(await changed([[r1, r3]])).toBe(true)
+      expect(await changed([[r1, r2], [r2, null]])).toBe(true)
+      expect(await changed([[r1 - 1, r1 + 1]])).toBe(true)
+      if (dialect === 'sqlite') {
+        const plan = (await tdb.db.executeQuery<Record<string, unknown>>({ sql: `EXPLAIN QUERY PLAN ${metaChangedInSql(d, 'out')}`, parameters: ['[]'], query: undefined as never, queryId: undefined as never })).rows.map((r) => String(r['detail'])).join('\n')
+        // Both bounds seek the index (an `IS NULL OR` upper bound left it open above).
+        expect(plan).toMatch(/SEARCH m EXISTS USING COVERING INDEX \S+ \(lq_changed_rev>\? AND lq_changed_rev<\?\)/)
+      }
     })
 
     it('a first fill alone computes every row once, over many pages', async () => {

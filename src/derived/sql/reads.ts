@@ -109,14 +109,28 @@ export async function anyStored(db: Db, table: string): Promise<boolean> {
 /**
  * Whether derived table `table` has a metadata row (live or not) whose `lq_changed_rev` lies in
  * one of `spans` (`[after, before)` open at both ends; `before` null: no upper bound): one seek
- * of the `lq_changed_rev` index per span, not a look at each row.
+ * of the `lq_changed_rev` index per span, not a look at each row (`metaChangedInSql`).
  */
 export async function metaChangedIn(db: Db, d: StoreDialect, table: string, spans: readonly (readonly [number, number | null])[]): Promise<boolean> {
   if (spans.length === 0) return false
+  return (await exec(db, metaChangedInSql(d, table), [jsonBatch(spans.map(([after, before]) => [after, before ?? NO_UPPER_REV]), d)])).length > 0
+}
+
+/** The upper bound of a span with none: above every revision a store hands out. */
+const NO_UPPER_REV = Number.MAX_SAFE_INTEGER
+
+/**
+ * The statement of `metaChangedIn` (one JSON parameter: the spans, each with both bounds). Both
+ * bounds are plain comparisons of the indexed column, so each span is one range of the index: an
+ * upper bound written `(before IS NULL OR rev < before)` bounded nothing (SQLite), and a span
+ * between two of a fill's own writes walked every index entry above it (the fill's later rows)
+ * when nobody else wrote there, on every page: a fill whose clock other writers advanced (root
+ * writes, writes of other tables) slowed down with the cube of its pages.
+ */
+export function metaChangedInSql(d: StoreDialect, table: string): string {
   const lo = d.jsonField(0, 'int')
   const hi = d.jsonField(1, 'int')
-  const text = `SELECT 1 AS n FROM ${d.jsonRows(d.ph(1))} WHERE EXISTS (SELECT 1 FROM ${q(metaTable(table))} AS m WHERE m.lq_changed_rev > ${lo} AND (${hi} IS NULL OR m.lq_changed_rev < ${hi})) LIMIT 1`
-  return (await exec(db, text, [jsonBatch(spans, d)])).length > 0
+  return `SELECT 1 AS n FROM ${d.jsonRows(d.ph(1))} WHERE EXISTS (SELECT 1 FROM ${q(metaTable(table))} AS m WHERE m.lq_changed_rev > ${lo} AND m.lq_changed_rev < ${hi}) LIMIT 1`
 }
 
 /** Current revisions of live root rows, by key text. */
