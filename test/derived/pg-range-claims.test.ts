@@ -224,3 +224,61 @@ describe.skipIf(!reachable)('the claim lock between ranges and claims of keys [p
     expect(out).toEqual(Array.from({ length: 20 }, (_, i) => [i + 1, 2 * (i + 1)]))
   }, 30_000)
 })
+
+describe.skipIf(!reachable)('a fence or heartbeat racing the split of its expired range [postgres]', () => {
+  let tdb: TestDb | undefined
+  afterEach(async () => {
+    await tdb?.close()
+    tdb = undefined
+  })
+
+  /** Owner `a`'s range over keys 1..10 of `out`, expired; its token. */
+  async function expiredRange(): Promise<{ db: Kysely<any>; token: number; keys: string[] }> {
+    tdb = await openPgServer()
+    await openStore(tdb.db)
+    const db = tdb.db
+    const keys = Array.from({ length: 10 }, (_, i) => String(i + 1))
+    const r = await sql<{ t: string }>`INSERT INTO lq_claim_range (tbl, token, owner, expires, lo, hi, keys) VALUES ('out', nextval('lq_claim_seq'), 'a', (extract(epoch from clock_timestamp()) * 1000)::bigint - 1000, 1, 10, ${JSON.stringify(keys)}) RETURNING token::text AS t`.execute(db)
+    return { db, token: Number(r.rows[0]!.t), keys }
+  }
+
+  /** Worker `b` takes key 3 over (splitting the range) in a transaction held open until the returned `commit` is called. */
+  async function takeOverHeld(db: Kysely<any>): Promise<{ commit: () => Promise<void> }> {
+    let open!: () => void
+    const gate = new Promise<void>((r) => (open = r))
+    let took!: (keys: string[]) => void
+    const taken = new Promise<string[]>((r) => (took = r))
+    const done = db.transaction().execute(async (trx) => {
+      took((await pgc.claim(trx, 'out', ['3'], 'b', 60_000)).keys)
+      await gate
+    })
+    expect(await taken).toEqual(['3'])
+    return { commit: async () => (open(), await done) }
+  }
+
+  it("a fence of a whole range that waited for the split of its range refuses only the key taken over, not every key", async () => {
+    const { db, token, keys } = await expiredRange()
+    const split = await takeOverHeld(db)
+    let settled = false
+    const fence = db.transaction().execute((trx) => pgc.fence(trx, 'out', keys, token, { owner: 'a' })).finally(() => (settled = true))
+    await sleep(300)
+    expect(settled).toBe(false) // waits for the split's lock on the range
+    await split.commit()
+    expect([...(await fence)].sort()).toEqual(['3'])
+    // The keys not taken over were released by the fence; only b's claim is left.
+    const left = (await sql<{ lq_key: string; owner: string }>`SELECT lq_key, owner FROM lq_claim ORDER BY lq_key`.execute(db)).rows
+    expect(left).toEqual([{ lq_key: '3', owner: 'b' }])
+  }, 30_000)
+
+  it('a heartbeat that waited for the split of its range extends the keys not taken over and counts them', async () => {
+    const { db, token } = await expiredRange()
+    const split = await takeOverHeld(db)
+    let settled = false
+    const beat = pgc.heartbeat(db, 'a', [token], 60_000).finally(() => (settled = true))
+    await sleep(300)
+    expect(settled).toBe(false)
+    await split.commit()
+    expect((await beat).get(token)).toBe(9)
+    expect(await pgc.othersHold(db, 'out', ['5'], 'b')).toBe(true)
+  }, 30_000)
+})
