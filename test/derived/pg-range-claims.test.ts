@@ -50,11 +50,11 @@ describe.skipIf(!reachable)('range claims of first fills across worker processes
   })
 
   /** A fresh schema with `src` (ids 1..n) tracked, and a directory with an empty call log; the children open `pg:<schema>`. */
-  async function setup(n = N): Promise<{ target: string; log: string }> {
+  async function setup(n = N, ids = Array.from({ length: n }, (_, i) => i + 1)): Promise<{ target: string; log: string }> {
     tdb = await openPgServer()
     dir = mkdtempSync(join(tmpdir(), 'lq-pgrange-'))
     await createTable(db(), src)
-    await insertRows(db(), src, Array.from({ length: n }, (_, i) => ({ id: i + 1, v: i + 1 })))
+    await insertRows(db(), src, ids.map((id) => ({ id, v: id })))
     const store = await openStore(db())
     await store.track(src)
     const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(db())).rows[0]!.s
@@ -134,6 +134,33 @@ describe.skipIf(!reachable)('range claims of first fills across worker processes
     expect(result(b)).toMatchObject({ ok: true, computed: N })
     expect(calls(log, 'b').length).toBe(N)
     expect(await rows()).toEqual(Array.from({ length: N }, (_, i) => [i + 1, 2 * (i + 1), 'b']))
+    expect(await claimsLeft()).toBe(0)
+  }, 60_000)
+
+  it('a root row inserted into the gap of a live range of sparse keys is computed once, by the worker that asks for it after the range is done', async () => {
+    const odd = Array.from({ length: N }, (_, i) => 2 * i + 1)
+    const { target, log } = await setup(N, odd)
+    const gateA = join(dir, 'gate-a')
+    const gateB = join(dir, 'gate-b')
+    writeFileSync(gateB, '')
+    const a = start(target, 'a', 60_000, log, gateA, 'refresh')
+    await until('A computing its page', () => calls(log, 'a').length === N)
+    const ranges = (await sql<{ lo: unknown; hi: unknown }>`SELECT lo, hi FROM lq_claim_range WHERE tbl = 'out'`.execute(db())).rows
+    expect(ranges.map((r) => [Number(r.lo), Number(r.hi)])).toEqual([[1, 2 * N - 1]])
+    // Key 2: no row of A's page, inside its range.
+    await insertRows(db(), src, [{ id: 2, v: 2 }])
+    const b = start(target, 'b', 60_000, log, gateB, 'get:2')
+    await sleep(1000)
+    expect(calls(log, 'b')).toEqual([])
+    writeFileSync(gateA, '')
+    expect(await a.exited).toBe(0)
+    expect(await b.exited).toBe(0)
+    expect(result(b)).toMatchObject({ ok: true, state: 'fresh' })
+    const all = readFileSync(log, 'utf8').split('\n').filter((l) => l.length > 0)
+    expect(all.filter((l) => l.endsWith(' 2'))).toEqual(['b 2'])
+    const got = await rows()
+    expect(got.length).toBe(N + 1)
+    expect(got.filter(([k, y]) => y !== 2 * k)).toEqual([])
     expect(await claimsLeft()).toBe(0)
   }, 60_000)
 
