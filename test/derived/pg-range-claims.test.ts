@@ -164,6 +164,56 @@ describe.skipIf(!reachable)('range claims of first fills across worker processes
     expect(await claimsLeft()).toBe(0)
   }, 60_000)
 
+  it('three fillers by small ranges, a getter and a root writer (updates, deletes, inserts into gaps) over sparse and negative keys: every untouched row computed once, nothing left for a last refresh but touched rows, every row right', async () => {
+    // Sparse negative keys, a contiguous run from 1 (the getter's), then sparse positive keys.
+    const ids = [...Array.from({ length: 300 }, (_, i) => -1 - 3 * i), ...Array.from({ length: 60 }, (_, i) => i + 1), ...Array.from({ length: 600 }, (_, i) => 100 + 5 * i)]
+    const { target, log } = await setup(ids.length, ids)
+    const gate = join(dir, 'gate')
+    writeFileSync(gate, '')
+    const seed = Date.now()
+    console.log(`range stress seed ${seed}`)
+    let x = seed
+    const rnd = (n: number) => ((x = (x * 1103515245 + 12345) % 2147483648), x % n)
+    const kids = [start(target, 'a', 60_000, log, gate, 'refresh:20'), start(target, 'b', 60_000, log, gate, 'refresh:20'), start(target, 'c', 60_000, log, gate, 'refresh:20'), start(target, 'g', 60_000, log, gate, 'gets:60')]
+    const touched = new Set<number>()
+    const live = new Set(ids)
+    let exited = false
+    void Promise.all(kids.map((k) => k.exited)).then(() => (exited = true))
+    for (let i = 0; i < 60 && !exited; i++) {
+      const op = rnd(3)
+      if (op === 0) {
+        const id = ids[rnd(ids.length)]!
+        if (live.has(id)) await sql`UPDATE src SET v = v + 1000 WHERE id = ${id}`.execute(db())
+        touched.add(id)
+      } else if (op === 1) {
+        const id = ids[rnd(ids.length)]!
+        await sql`DELETE FROM src WHERE id = ${id}`.execute(db())
+        live.delete(id)
+        touched.add(id)
+      } else {
+        // A gap of the sparse keys (negative or positive).
+        const id = rnd(2) === 0 ? -2 - 3 * rnd(300) : 101 + 5 * rnd(600)
+        if (!live.has(id)) await insertRows(db(), src, [{ id, v: id }])
+        live.add(id)
+        touched.add(id)
+      }
+      await sleep(rnd(30))
+    }
+    const codes = await Promise.all(kids.map((k) => k.exited))
+    expect(codes, kids.map((k) => k.lines().join('\n')).join('\n---\n')).toEqual([0, 0, 0, 0])
+    for (const k of kids) expect(result(k), k.lines().join('\n')).toMatchObject({ ok: true })
+    const first = readFileSync(log, 'utf8').split('\n').filter((l) => l.length > 0).map((l) => Number(l.split(' ')[1]))
+    const twice = [...new Set(first.filter((k, i) => first.indexOf(k) !== i && !touched.has(k)))]
+    expect(twice, `seed ${seed}`).toEqual([])
+    // A last refresh computes touched rows only: no untouched row was left behind.
+    const z = start(target, 'z', 60_000, log, gate, 'refresh')
+    expect(await z.exited).toBe(0)
+    expect(calls(log, 'z').map((l) => Number(l.split(' ')[1])).filter((k) => !touched.has(k)), `seed ${seed}`).toEqual([])
+    const want = (await sql<{ id: unknown; v: unknown }>`SELECT id, v FROM src ORDER BY id`.execute(db())).rows.map((r) => [Number(r.id), 2 * Number(r.v)])
+    expect((await rows()).map(([k, y]) => [k, y]), `seed ${seed}`).toEqual(want)
+    expect(await claimsLeft()).toBe(0)
+  }, 180_000)
+
   it('three workers filling one table by small ranges while a fourth gets every row key by key: every row computed once and right, no claim left', async () => {
     const n = 600
     const { target, log } = await setup(n)
