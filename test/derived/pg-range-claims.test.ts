@@ -347,6 +347,19 @@ describe.skipIf(!reachable)('a fence or heartbeat racing the split of its expire
     expect(left).toEqual([{ lq_key: '3', owner: 'b' }])
   }, 30_000)
 
+  it("a release that waited for the split of its range deletes the split's claim rows of the keys not taken over", async () => {
+    const { db, token } = await expiredRange()
+    const split = await takeOverHeld(db)
+    let settled = false
+    const release = pgc.release(db, 'a', token).finally(() => (settled = true))
+    await sleep(300)
+    expect(settled).toBe(false)
+    await split.commit()
+    expect(await release).toBe(9)
+    const left = (await sql<{ lq_key: string; owner: string }>`SELECT lq_key, owner FROM lq_claim ORDER BY lq_key`.execute(db)).rows
+    expect(left).toEqual([{ lq_key: '3', owner: 'b' }])
+  }, 30_000)
+
   it('a heartbeat that waited for the split of its range extends the keys not taken over and counts them', async () => {
     const { db, token } = await expiredRange()
     const split = await takeOverHeld(db)

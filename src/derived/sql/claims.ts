@@ -353,11 +353,18 @@ SELECT token::text AS token, count(*)::text AS n FROM up GROUP BY token`.execute
   async release(db, owner, token, keys) {
     // One statement with or without a key list (null: every key of the token). A range is
     // released whole only (some of its keys: it stays until the rest are done).
-    const r = await sql<{ n: string }>`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key = ANY(COALESCE(${keys === undefined ? null : [...keys]}::text[], ARRAY[lq_key])) ORDER BY tbl, lq_key FOR UPDATE),
+    const r = await sql<{ n: string; split: boolean }>`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key = ANY(COALESCE(${keys === undefined ? null : [...keys]}::text[], ARRAY[lq_key])) ORDER BY tbl, lq_key FOR UPDATE),
 d AS (DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key RETURNING 1),
 g AS (DELETE FROM lq_claim_range WHERE owner = ${owner} AND token = ${token} AND ${keys === undefined} RETURNING jsonb_array_length(keys::jsonb) AS n)
-SELECT ((SELECT count(*) FROM d) + COALESCE((SELECT sum(n) FROM g), 0))::text AS n`.execute(db)
-    return Number(r.rows[0]!.n)
+SELECT ((SELECT count(*) FROM d) + COALESCE((SELECT sum(n) FROM g), 0))::text AS n, EXISTS (SELECT 1 FROM lq_claim_range WHERE owner = ${owner} AND token = ${token}) AND NOT EXISTS (SELECT 1 FROM g) AS split`.execute(db)
+    const n = Number(r.rows[0]!.n)
+    if (keys !== undefined || r.rows[0]!.split !== true) return n
+    // The snapshot saw the range, and the delete found it gone: a take-over split it while this
+    // statement waited for its lock on it (`pgSplit`), its claim rows under this token newer than
+    // the statement's snapshot. Deleted in a statement of its own, so none is left behind.
+    const late = await sql`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} ORDER BY tbl, lq_key FOR UPDATE)
+DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key`.execute(db)
+    return Number(late.numAffectedRows ?? 0)
   },
   async fence(trx, table, keys, token, whole) {
     // A range under the token (a first-fill page, `pgPageClaim`) holds every key while it is
