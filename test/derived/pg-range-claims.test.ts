@@ -214,6 +214,33 @@ describe.skipIf(!reachable)('range claims of first fills across worker processes
     expect(await claimsLeft()).toBe(0)
   }, 180_000)
 
+  it('two fillers take over the expired range of a SIGSTOPped filler key by key: the stopped one resumes, all its results are refused, every row is stored once and right', async () => {
+    const n = 200
+    const { target, log } = await setup(n)
+    const gateA = join(dir, 'gate-a')
+    const gate = join(dir, 'gate')
+    writeFileSync(gate, '')
+    const a = start(target, 'a', 1500, log, gateA, 'refresh:50')
+    await until('A computing its first range', () => calls(log, 'a').length === 50)
+    a.proc.kill('SIGSTOP')
+    const b = start(target, 'b', 1500, log, gate, 'refresh:20')
+    const c = start(target, 'c', 1500, log, gate, 'refresh:20')
+    expect(await b.exited, b.lines().join('\n')).toBe(0)
+    expect(await c.exited, c.lines().join('\n')).toBe(0)
+    // B and C waited for A's range to expire and took its keys over.
+    const bc = [...calls(log, 'b'), ...calls(log, 'c')].map((l) => Number(l.split(' ')[1]))
+    expect(bc.length).toBe(n)
+    expect(new Set(bc).size).toBe(n)
+    a.proc.kill('SIGCONT')
+    writeFileSync(gateA, '')
+    expect(await a.exited).toBe(0)
+    expect(result(a)).toMatchObject({ ok: true, computed: 0, superseded: 50 })
+    const got = await rows()
+    expect(got.length).toBe(n)
+    expect(got.filter(([k, y, by]) => y !== 2 * k || by === 'a')).toEqual([])
+    expect(await claimsLeft()).toBe(0)
+  }, 90_000)
+
   it('three workers filling one table by small ranges while a fourth gets every row key by key: every row computed once and right, no claim left', async () => {
     const n = 600
     const { target, log } = await setup(n)
