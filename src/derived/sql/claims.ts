@@ -336,35 +336,23 @@ const postgres: ClaimDialect = {
     // Rows are locked in key order (as `fence` and `release` do): a heartbeat and a batch's
     // write transaction of one owner lock the same rows, and in two orders they could deadlock.
     // A range holds every key it was taken with (a token has a range or claim rows, not both).
-    // Ranges first, in a statement of their own, then claim rows in another: a take-over that
-    // splits an expired range (`pgSplit`) while the range update waits for its lock turns the
-    // range into claim rows under the same token, which only a statement whose snapshot is
-    // taken after that commit sees (in one statement, the heartbeat counted none and the lease
-    // seemed lost whole). Run outside a transaction, no lock is held from one to the other.
     const list = `{${tokens.join(',')}}`
-    const ru = await sql<{ token: string; n: string }>`UPDATE lq_claim_range SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint WHERE owner = ${owner} AND token = ANY(${list}::bigint[]) RETURNING token::text AS token, jsonb_array_length(keys::jsonb)::text AS n`.execute(db)
     const r = await sql<{ token: string; n: string }>`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ANY(${list}::bigint[]) ORDER BY tbl, lq_key FOR UPDATE),
-up AS (UPDATE lq_claim c SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint FROM lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key RETURNING c.token)
-SELECT token::text AS token, count(*)::text AS n FROM up GROUP BY token`.execute(db)
+up AS (UPDATE lq_claim c SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint FROM lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key RETURNING c.token),
+ru AS (UPDATE lq_claim_range SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint WHERE owner = ${owner} AND token = ANY(${list}::bigint[]) RETURNING token, jsonb_array_length(keys::jsonb) AS n)
+SELECT token::text AS token, count(*)::text AS n FROM up GROUP BY token UNION ALL SELECT token::text, n::text FROM ru`.execute(db)
     const out = new Map<number, number>()
-    for (const x of [...ru.rows, ...r.rows]) out.set(Number(x.token), (out.get(Number(x.token)) ?? 0) + Number(x.n))
+    for (const x of r.rows) out.set(Number(x.token), (out.get(Number(x.token)) ?? 0) + Number(x.n))
     return out
   },
   async release(db, owner, token, keys) {
     // One statement with or without a key list (null: every key of the token). A range is
     // released whole only (some of its keys: it stays until the rest are done).
-    const r = await sql<{ n: string; split: boolean }>`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key = ANY(COALESCE(${keys === undefined ? null : [...keys]}::text[], ARRAY[lq_key])) ORDER BY tbl, lq_key FOR UPDATE),
+    const r = await sql<{ n: string }>`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key = ANY(COALESCE(${keys === undefined ? null : [...keys]}::text[], ARRAY[lq_key])) ORDER BY tbl, lq_key FOR UPDATE),
 d AS (DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key RETURNING 1),
 g AS (DELETE FROM lq_claim_range WHERE owner = ${owner} AND token = ${token} AND ${keys === undefined} RETURNING jsonb_array_length(keys::jsonb) AS n)
-SELECT ((SELECT count(*) FROM d) + COALESCE((SELECT sum(n) FROM g), 0))::text AS n, EXISTS (SELECT 1 FROM lq_claim_range WHERE owner = ${owner} AND token = ${token}) AND NOT EXISTS (SELECT 1 FROM g) AS split`.execute(db)
-    const n = Number(r.rows[0]!.n)
-    if (keys !== undefined || r.rows[0]!.split !== true) return n
-    // The snapshot saw the range, and the delete found it gone: a take-over split it while this
-    // statement waited for its lock on it (`pgSplit`), its claim rows under this token newer than
-    // the statement's snapshot. Deleted in a statement of its own, so none is left behind.
-    const late = await sql`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} ORDER BY tbl, lq_key FOR UPDATE)
-DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key`.execute(db)
-    return Number(late.numAffectedRows ?? 0)
+SELECT ((SELECT count(*) FROM d) + COALESCE((SELECT sum(n) FROM g), 0))::text AS n`.execute(db)
+    return Number(r.rows[0]!.n)
   },
   async fence(trx, table, keys, token, whole) {
     // A range under the token (a first-fill page, `pgPageClaim`) holds every key while it is
@@ -384,15 +372,6 @@ n AS (SELECT count(*) AS n FROM gone)
 SELECT gone.lq_key FROM n LEFT JOIN gone ON true WHERE n.n < ${keys.length} AND NOT EXISTS (SELECT 1 FROM rng)`.execute(trx)
       if (g.rows.length === 0) return new Set()
       const mine = new Set(g.rows.map((x) => x.lq_key))
-      // Keys seem lost. A take-over may have split the range while this statement waited for
-      // its lock on it (`pgSplit`: the range deleted, claim rows of its keys under this token
-      // inserted, some taken over): the statement found the range gone, and its snapshot, older
-      // than the split's commit, saw none of those claim rows, so every key seemed lost. A
-      // statement of its own (a snapshot taken after that commit) deletes them: only the keys
-      // taken over are lost.
-      const late = await sql<{ lq_key: string }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE owner = ${whole.owner} AND token = ${token} AND tbl = ${table} ORDER BY lq_key FOR UPDATE)
-DELETE FROM lq_claim c USING mine WHERE c.tbl = ${table} AND c.lq_key = mine.lq_key RETURNING c.lq_key`.execute(trx)
-      for (const x of late.rows) mine.add(x.lq_key)
       return new Set(keys.filter((k) => !mine.has(k)))
     }
     const range = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim_range WHERE tbl = ${table} AND token = ${token} FOR UPDATE`.execute(trx)
