@@ -94,7 +94,7 @@ eachDialect('a store at schema version 3 (before range claims)', (get) => {
     await sql`DROP TABLE lq_claim_range`.execute(db)
     await sql`UPDATE lq_store_meta SET value = '3' WHERE name = 'schema_version'`.execute(db)
     const store = await openStore(db)
-    expect((await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'schema_version'`.execute(db)).rows).toEqual([{ value: '5' }])
+    expect((await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'schema_version'`.execute(db)).rows).toEqual([{ value: '4' }])
     expect((await sql`SELECT * FROM lq_claim_range`.execute(db)).rows).toEqual([])
     await store.track(src)
     const out = store.derive({ name: 'up3_out', from: src, output: { y: t.Int }, fn: (r) => ({ y: r.v * 10 }) })

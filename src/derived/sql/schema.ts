@@ -35,12 +35,9 @@ import { exec } from './text.js'
  * columns `lq_input_hash` and `lq_eval_rev` are added per table on first use. 3: the claim table
  * `lq_claim` of worker leases (older versions ignore it: they compute without claiming). 4: the
  * range claim table `lq_claim_range` (a first fill's page claimed as one row: earlier versions
- * would not see those claims, so they must refuse the database). 5: PostgreSQL claims first
- * fills' pages as ranges too (version 4 claimed keys on PostgreSQL without looking at ranges, so
- * a version-4 worker would compute rows a range holds: it must refuse the database); no
- * statements.
+ * would not see those claims, so they must refuse the database).
  */
-export const SCHEMA_VERSION = 5
+export const SCHEMA_VERSION = 4
 
 interface Migration {
   readonly version: number
@@ -63,8 +60,6 @@ const migrations: readonly Migration[] = [
   { version: 3, statements: (d) => claimDialects[d.name].ddl() },
   // Range claims of first fills' pages (claims.ts).
   { version: 4, statements: (d) => claimDialects[d.name].rangeDdl() },
-  // PostgreSQL's first fills claim ranges (claims.ts `pgPageClaim`): earlier workers must refuse the store.
-  { version: 5, statements: () => [] },
 ]
 
 /** Create or upgrade the store's own tables; throws when the database is newer than this library. */
