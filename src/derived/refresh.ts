@@ -518,11 +518,9 @@ async function prepareBatch(engine: Engine, x: Derivation, tasks: readonly Task[
         mine = mine.filter((t) => got.has(t.addr))
       }
       // Another worker may have stored exactly this computation and released it between our
-      // scan and our claim (`claim` checked already when not alone; `full: true` recomputes; a
-      // page that claimed its rows skipped the stored ones in the statement that claimed them,
-      // `ClaimDialect.pageClaim`). A first fill's page: no look at its rows while nobody else
-      // wrote any (`unstoredOf`).
-      if (op.alone && !op.recompute && claimed === undefined) mine = await unstoredOf(engine, x, mine, fill)
+      // scan and our claim (`claim` checked already when not alone; `full: true` recomputes).
+      // A first fill's page: no look at its rows while nobody else wrote any (`unstoredOf`).
+      if (op.alone && !op.recompute) mine = await unstoredOf(engine, x, mine, fill)
     }
     return { claim, mine, lease, heldByOthers, fill }
   } catch (e) {

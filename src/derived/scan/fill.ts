@@ -173,14 +173,7 @@ async function claimedRootPage(engine: Engine, x: Derivation, root: AnyTable, af
   const t0 = performance.now()
   // One statement, rolled back whole when PostgreSQL picks it as a deadlock victim: run again.
   const params = page.statement.params(withLower(page, lower), reader.owner, reader.codeVersion, reader.leaseMs!)
-  // With a lock statement (PostgreSQL's claim lock), both in one transaction, the lock first.
-  const lock = page.statement.lock
-  const run = (db: typeof engine.db) => exec(db, page.statement.sql, params)
-  const all = await retryBusy(engine.d, `refresh of \`${x.name}\` (a first-fill page of \`${table}\`)`, engine.busyMs ?? BUSY_WAIT_MS, () =>
-    lock === undefined ? run(engine.db) : engine.db.transaction().execute(async (trx) => {
-      await exec(trx, lock.sql, [...lock.params])
-      return run(trx)
-    }))
+  const all = await retryBusy(engine.d, `refresh of \`${x.name}\` (a first-fill page of \`${table}\`)`, engine.busyMs ?? BUSY_WAIT_MS, () => exec(engine.db, page.statement.sql, params))
   const ms = performance.now() - t0
   const w = pageWindow(all[0])
   const start = all[0] === undefined ? lower : Number(all[0][PAGE_CLAIM.start])
@@ -237,7 +230,7 @@ const NONE: readonly never[] = Object.freeze([])
 
 /** A first-fill page statement, compiled once per root, derived table, dialect, page and window size: its lower key bound is parameter `slot` of the compiled rows query. */
 interface PageQuery {
-  readonly statement: { readonly sql: string; params(rows: readonly unknown[], owner: string, codeVersion: string | null, leaseMs: number): unknown[]; readonly lock?: { readonly sql: string; readonly params: readonly unknown[] } }
+  readonly statement: { readonly sql: string; params(rows: readonly unknown[], owner: string, codeVersion: string | null, leaseMs: number): unknown[] }
   readonly parameters: readonly unknown[]
   readonly slot: number
   readonly decode: (rows: readonly Record<string, unknown>[]) => unknown[]

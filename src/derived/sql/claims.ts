@@ -34,19 +34,15 @@
  *
  * - `pageClaim` (PostgreSQL only; undefined on SQLite, whose first fill reads a page and then
  *   claims it, `claim`): a first fill's page that claims its rows in the statement that reads
- *   them, starting at the table's fill frontier while other workers fill it (see `PageClaimSpec`),
- *   as one range (below) when its span is clean, under the table's claim lock (`pgClaimLock`).
+ *   them, starting at the table's fill frontier while other workers fill it (see `PageClaimSpec`).
  *
- * - `claimRange` (SQLite only; undefined on PostgreSQL, where `pageClaim` inserts the range): a
- *   first fill's page claimed as ONE row
+ * - `claimRange` (SQLite only; undefined on PostgreSQL): a first fill's page claimed as ONE row
  *   of `lq_claim_range(tbl, token, owner, expires, lo, hi, keys)` holding every integer key from
  *   `lo` to `hi` (`keys`: the page's keys, for `held` and the heartbeat's counts), when its span
  *   is clean; every statement above also reads ranges: `claim` skips keys in another owner's
  *   live range and splits an expired range into claim rows before taking keys over, `fence`
  *   holds a page whole while its range is there, `heartbeat`/`release`/`sweep` extend and
- *   delete ranges by token, `held`/`othersHold`/`othersHoldRange`/`liveOn` see them. On
- *   PostgreSQL a range and a claim of keys are serialised by a transaction advisory lock per
- *   derived table (`pgClaimLock`): an uncommitted range is invisible to a claim's snapshot.
+ *   delete ranges by token, `held`/`othersHold`/`othersHoldRange`/`liveOn` see them.
  *
  * The table and the token counter are created by migration 3 (`schema.ts`); `ddl` lists them.
  * The range table is created by migration 4 (`rangeDdl`).
@@ -56,7 +52,6 @@ import type { Dialect } from '../../query/dialect.js'
 import type { TableDef } from '../../query/schema.js'
 import { keyExpr, metaTable, q, revTable } from './dialect.js'
 import { sqliteStartup } from './sqlite.js'
-import { exec } from './text.js'
 
 /** A live claim, as read by `held`. */
 export interface ClaimRow {
@@ -110,8 +105,6 @@ export interface PageClaimStatement {
   params(rows: readonly unknown[], owner: string, codeVersion: string | null, leaseMs: number): unknown[]
   /** A statement to run before a fill's first page: it creates the frontier row (which every page statement locks) when there is none. */
   readonly setup: { readonly sql: string; readonly params: readonly unknown[] }
-  /** A statement to run before the page statement, in its transaction (a lock); undefined: the page statement runs alone. */
-  readonly lock?: { readonly sql: string; readonly params: readonly unknown[] }
 }
 
 /**
@@ -201,16 +194,15 @@ export interface ClaimDialect {
   changedSince(db: Kysely<any>, revTable: string, since: number, limit: number): Promise<{ key: string; rev: number }[]>
   /**
    * A first fill's page that claims its rows (undefined: the dialect reads a page, then claims
-   * it with `claim`). One statement (after `lock`, in its transaction): while another worker holds live claims on the derived
+   * it with `claim`). One statement: while another worker holds live claims on the derived
    * table, it locks the table's fill frontier (a row of `lq_store_meta`) and starts after it
    * (or at the caller's bound, when that is further); it looks at the next `window` root rows
    * in key order (each with its live revision), skips the rows with another worker's claim
    * row, live or expired (an expired one is taken over by `claim` at the end: taking it over
-   * here could deadlock with a `claim` taking it over at once), and the rows another worker stored from their current
+   * here could deadlock with a `claim` taking it over at once), and (while others hold claims) the rows another worker stored from their current
    * revision with this code version, inserts claims for the first `limit` others under a new
    * token (`ON CONFLICT DO NOTHING`: a row with any claim row, or one inserted meanwhile, is
-   * not taken; or ONE range row over them when no range and no claim row is in their span) and
-   * moves the frontier to the last key it took (or looked at). Workers filling
+   * not taken) and moves the frontier to the last key it took (or looked at). Workers filling
    * one table at once then each take the next rows after the frontier instead of all reading
    * from their own cursor past rows the others took; the rows between the caller's bound and
    * `start` were taken by other workers, and the caller looks at them again at the end.
@@ -234,76 +226,6 @@ const rowOf = (r: { tbl: string; lq_key: string; owner: string; expires: unknown
   token: Number(r.token),
 })
 
-/** The integer an address text is (PostgreSQL), or null when it is not the text of an integer. */
-const PG_INT_IN = (v: string): string => `(CASE WHEN ${v} ~ '^-?[0-9]{1,18}$' THEN ${v}::bigint END)`
-
-/** The first key of the advisory locks of claims (`pgClaimLock`): "lq". */
-const PG_LOCK_CLASS = 0x6c71
-
-/**
- * SQL text: the claim lock of derived table `tbl` (a placeholder or parameter), a transaction
- * advisory lock: taken `shared` by a claim of keys (`claim`), `exclusive` by a first-fill page
- * that may claim a range (`pgPageClaim`) and by a claim that splits expired ranges. It is taken
- * in a statement of its own, before the statement that claims: under READ COMMITTED that
- * statement's snapshot then sees every claim of the other mode (committed when the lock was
- * granted), where a range inserted by a transaction still running is invisible to a claim of
- * keys (a range and a claim row do not collide on a primary key as two claim rows do). Nothing
- * holding a row lock of the claim tables waits for it (it is the first lock of its transaction,
- * and fence, heartbeat, release and sweep never take it), so it adds no cycle to the waits the
- * page statement's comments describe.
- */
-const pgClaimLock = (mode: 'shared' | 'exclusive', tbl: string): string => `SELECT ${mode === 'shared' ? 'pg_advisory_xact_lock_shared' : 'pg_advisory_xact_lock'}(${PG_LOCK_CLASS}, hashtext(${tbl}))`
-
-/** `fn` in a transaction that first takes the claim lock of `table` (`pgClaimLock`). */
-function pgLocked<T>(db: Kysely<any>, table: string, mode: 'shared' | 'exclusive', fn: (trx: Kysely<any>) => Promise<T>): Promise<T> {
-  const run = async (trx: Kysely<any>): Promise<T> => {
-    await exec(trx, pgClaimLock(mode, '$1'), [table])
-    return fn(trx)
-  }
-  return db.isTransaction ? run(db) : db.transaction().execute(run)
-}
-
-/**
- * PostgreSQL `claim` of `keys` in a transaction holding the table's claim lock: one statement
- * (a token; expired claims among the keys, locked or skipped; the keys with no claim row,
- * inserted: a concurrent insert of the same key wins, ours does nothing). The inserts go in key
- * order: an insert waits for another transaction's uncommitted insert of the same key, so two
- * claimers inserting overlapping keys in different orders deadlocked (40P01); in one order for
- * every claimer no wait can close a cycle. A key inside another owner's range is not taken
- * (live, or expired and not split: locked by its holder's fence). `shared` (the lock is shared):
- * when an expired range holds one of the keys, nothing is taken and `split` is set (the caller
- * claims again under the exclusive lock, after `pgSplit`).
- */
-async function pgClaimKeys(trx: Kysely<any>, table: string, keys: readonly string[], owner: string, leaseMs: number, shared: boolean): Promise<{ token: number; keys: string[]; split: boolean }> {
-  const inRange = (v: string) => sql`EXISTS (SELECT 1 FROM rg WHERE rg.owner <> ${owner} AND ${sql.raw(PG_INT_IN(v))} BETWEEN rg.lo AND rg.hi)`
-  const r = await sql<{ token: string; keys: string[] | null; split: boolean }>`WITH tok AS (SELECT nextval('lq_claim_seq') AS t),
-clk AS (SELECT ${sql.raw(PG_NOW)} AS ms),
-rg AS MATERIALIZED (SELECT lo, hi, owner, expires FROM lq_claim_range WHERE tbl = ${table}),
-k0 AS MATERIALIZED (SELECT DISTINCT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k),
-stop AS MATERIALIZED (SELECT ${shared}::boolean AND EXISTS (SELECT 1 FROM rg, clk, k0 WHERE rg.expires <= clk.ms AND ${sql.raw(PG_INT_IN('k0.k'))} BETWEEN rg.lo AND rg.hi) AS s),
-k AS (SELECT k0.k FROM k0, stop WHERE NOT stop.s AND NOT ${inRange('k0.k')}),
-expired AS (SELECT c.tbl, c.lq_key FROM lq_claim c, clk, stop WHERE NOT stop.s AND c.tbl = ${table} AND c.lq_key = ANY(${keys}::text[]) AND (c.expires <= clk.ms OR c.owner = ${owner}) AND NOT ${inRange('c.lq_key')} FOR UPDATE OF c SKIP LOCKED),
-taken AS (UPDATE lq_claim c SET owner = ${owner}, expires = clk.ms + ${leaseMs}::bigint, token = tok.t FROM tok, clk, expired WHERE c.tbl = expired.tbl AND c.lq_key = expired.lq_key RETURNING c.lq_key),
-ins AS (INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${table}, k.k, ${owner}, clk.ms + ${leaseMs}::bigint, tok.t FROM k, clk, tok WHERE NOT EXISTS (SELECT 1 FROM lq_claim c WHERE c.tbl = ${table} AND c.lq_key = k.k) ORDER BY k.k ON CONFLICT DO NOTHING RETURNING lq_key)
-SELECT (SELECT t FROM tok)::text AS token, (SELECT array_agg(lq_key) FROM (SELECT lq_key FROM taken UNION ALL SELECT lq_key FROM ins) x) AS keys, (SELECT s FROM stop) AS split`.execute(trx)
-  const row = r.rows[0]!
-  return { token: Number(row.token), keys: row.keys ?? [], split: row.split === true }
-}
-
-/**
- * Under the exclusive claim lock: split the expired ranges of `table` over one of `keys` into
- * claim rows of their keys (their owner, token and expiry), which `pgClaimKeys` then takes over
- * as any expired claim row: their holder's fence finds its range gone and refuses the keys taken
- * over only. A range locked by its holder (a fence in its write transaction, a heartbeat) is
- * skipped (its keys are then not taken); one extended meanwhile is not split.
- */
-async function pgSplit(trx: Kysely<any>, table: string, keys: readonly string[]): Promise<void> {
-  await sql`WITH k AS (SELECT DISTINCT ${sql.raw(PG_INT_IN('j'))} AS n FROM jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS j),
-sp AS (SELECT r.tbl, r.token FROM lq_claim_range AS r WHERE r.tbl = ${table} AND r.expires <= ${sql.raw(PG_NOW)} AND EXISTS (SELECT 1 FROM k WHERE k.n BETWEEN r.lo AND r.hi) FOR UPDATE SKIP LOCKED),
-gone AS (DELETE FROM lq_claim_range AS r USING sp WHERE r.tbl = sp.tbl AND r.token = sp.token RETURNING r.tbl, r.owner, r.expires, r.token, r.keys)
-INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT g.tbl, j, g.owner, g.expires, g.token FROM gone AS g, jsonb_array_elements_text(g.keys::jsonb) AS j ORDER BY j ON CONFLICT DO NOTHING`.execute(trx)
-}
-
 const postgres: ClaimDialect = {
   name: 'postgres',
   nowSql: PG_NOW,
@@ -320,62 +242,48 @@ const postgres: ClaimDialect = {
     return Number(r.rows[0]!.ms)
   },
   async claim(db, table, keys, owner, leaseMs) {
-    // Under the table's claim lock, shared (`pgClaimLock`): a range claim (a first-fill page,
-    // which takes it exclusive) is either committed and seen by this claim's snapshot, or not
-    // begun. A key of another owner's range is not taken; when an expired range holds one of
-    // the keys, nothing is taken and the claim runs again under the exclusive lock, which splits
-    // the expired ranges first (`pgSplit`).
-    const first = await pgLocked(db, table, 'shared', (trx) => pgClaimKeys(trx, table, keys, owner, leaseMs, true))
-    if (!first.split) return first
-    return pgLocked(db, table, 'exclusive', async (trx) => {
-      await pgSplit(trx, table, keys)
-      return pgClaimKeys(trx, table, keys, owner, leaseMs, false)
-    })
+    // One statement: a token; expired claims among the keys, locked or skipped; the keys with no
+    // claim row, inserted (a concurrent insert of the same key wins, ours does nothing). The
+    // inserts go in key order: an insert waits for another transaction's uncommitted insert of
+    // the same key, so two claimers inserting overlapping keys in different orders deadlocked
+    // (40P01); in one order for every claimer no wait can close a cycle.
+    const r = await sql<{ token: string; keys: string[] | null }>`WITH tok AS (SELECT nextval('lq_claim_seq') AS t),
+clk AS (SELECT ${sql.raw(PG_NOW)} AS ms),
+k AS (SELECT DISTINCT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k),
+expired AS (SELECT c.tbl, c.lq_key FROM lq_claim c, clk WHERE c.tbl = ${table} AND c.lq_key = ANY(${keys}::text[]) AND (c.expires <= clk.ms OR c.owner = ${owner}) FOR UPDATE OF c SKIP LOCKED),
+taken AS (UPDATE lq_claim c SET owner = ${owner}, expires = clk.ms + ${leaseMs}::bigint, token = tok.t FROM tok, clk, expired WHERE c.tbl = expired.tbl AND c.lq_key = expired.lq_key RETURNING c.lq_key),
+ins AS (INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${table}, k.k, ${owner}, clk.ms + ${leaseMs}::bigint, tok.t FROM k, clk, tok WHERE NOT EXISTS (SELECT 1 FROM lq_claim c WHERE c.tbl = ${table} AND c.lq_key = k.k) ORDER BY k.k ON CONFLICT DO NOTHING RETURNING lq_key)
+SELECT (SELECT t FROM tok)::text AS token, (SELECT array_agg(lq_key) FROM (SELECT lq_key FROM taken UNION ALL SELECT lq_key FROM ins) x) AS keys`.execute(db)
+    const row = r.rows[0]!
+    return { token: Number(row.token), keys: row.keys ?? [] }
   },
   async heartbeat(db, owner, tokens, leaseMs) {
     // Rows are locked in key order (as `fence` and `release` do): a heartbeat and a batch's
     // write transaction of one owner lock the same rows, and in two orders they could deadlock.
-    // A range holds every key it was taken with (a token has a range or claim rows, not both).
-    const list = `{${tokens.join(',')}}`
-    const r = await sql<{ token: string; n: string }>`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ANY(${list}::bigint[]) ORDER BY tbl, lq_key FOR UPDATE),
-up AS (UPDATE lq_claim c SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint FROM lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key RETURNING c.token),
-ru AS (UPDATE lq_claim_range SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint WHERE owner = ${owner} AND token = ANY(${list}::bigint[]) RETURNING token, jsonb_array_length(keys::jsonb) AS n)
-SELECT token::text AS token, count(*)::text AS n FROM up GROUP BY token UNION ALL SELECT token::text, n::text FROM ru`.execute(db)
-    const out = new Map<number, number>()
-    for (const x of r.rows) out.set(Number(x.token), (out.get(Number(x.token)) ?? 0) + Number(x.n))
-    return out
+    const r = await sql<{ token: string; n: string }>`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ANY(${`{${tokens.join(',')}}`}::bigint[]) ORDER BY tbl, lq_key FOR UPDATE),
+up AS (UPDATE lq_claim c SET expires = ${sql.raw(PG_NOW)} + ${leaseMs}::bigint FROM lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key RETURNING c.token) SELECT token::text AS token, count(*)::text AS n FROM up GROUP BY token`.execute(db)
+    return new Map(r.rows.map((x) => [Number(x.token), Number(x.n)]))
   },
   async release(db, owner, token, keys) {
-    // One statement with or without a key list (null: every key of the token). A range is
-    // released whole only (some of its keys: it stays until the rest are done).
-    const r = await sql<{ n: string }>`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key = ANY(COALESCE(${keys === undefined ? null : [...keys]}::text[], ARRAY[lq_key])) ORDER BY tbl, lq_key FOR UPDATE),
-d AS (DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key RETURNING 1),
-g AS (DELETE FROM lq_claim_range WHERE owner = ${owner} AND token = ${token} AND ${keys === undefined} RETURNING jsonb_array_length(keys::jsonb) AS n)
-SELECT ((SELECT count(*) FROM d) + COALESCE((SELECT sum(n) FROM g), 0))::text AS n`.execute(db)
-    return Number(r.rows[0]!.n)
+    // One statement with or without a key list (null: every key of the token).
+    const r = await sql`WITH lk AS (SELECT tbl, lq_key FROM lq_claim WHERE owner = ${owner} AND token = ${token} AND lq_key = ANY(COALESCE(${keys === undefined ? null : [...keys]}::text[], ARRAY[lq_key])) ORDER BY tbl, lq_key FOR UPDATE) DELETE FROM lq_claim c USING lk WHERE c.tbl = lk.tbl AND c.lq_key = lk.lq_key`.execute(db)
+    return Number(r.numAffectedRows ?? 0)
   },
   async fence(trx, table, keys, token, whole) {
-    // A range under the token (a first-fill page, `pgPageClaim`) holds every key while it is
-    // there: deleted with the batch's write when the batch is the whole of it, else locked (a
-    // take-over, `pgSplit`, skips a locked range) and kept for `release`. Gone (split by a
-    // take-over after it expired), the keys are judged by claim rows, as for any other token.
     if (whole) {
       // Every key of the token: its rows by token (locked in key order as below), no key list
-      // sent or probed. No row comes back when every key had its row or the range was there
-      // (the usual cases); otherwise the keys deleted (one row with a null key when none was),
-      // and the lost ones are the others.
+      // sent or probed. No row comes back when every key had its row (the usual case);
+      // otherwise the keys deleted (one row with a null key when none was), and the lost ones
+      // are the others.
       // By owner and token: a range of the owner index (by token alone it was read whole).
-      const g = await sql<{ lq_key: string | null }>`WITH rng AS (DELETE FROM lq_claim_range WHERE tbl = ${table} AND token = ${token} RETURNING 1),
-mine AS (SELECT lq_key FROM lq_claim WHERE owner = ${whole.owner} AND token = ${token} AND tbl = ${table} ORDER BY lq_key FOR UPDATE),
+      const g = await sql<{ lq_key: string | null }>`WITH mine AS (SELECT lq_key FROM lq_claim WHERE owner = ${whole.owner} AND token = ${token} AND tbl = ${table} ORDER BY lq_key FOR UPDATE),
 gone AS (DELETE FROM lq_claim c USING mine WHERE c.tbl = ${table} AND c.lq_key = mine.lq_key RETURNING c.lq_key),
 n AS (SELECT count(*) AS n FROM gone)
-SELECT gone.lq_key FROM n LEFT JOIN gone ON true WHERE n.n < ${keys.length} AND NOT EXISTS (SELECT 1 FROM rng)`.execute(trx)
+SELECT gone.lq_key FROM n LEFT JOIN gone ON true WHERE n.n < ${keys.length}`.execute(trx)
       if (g.rows.length === 0) return new Set()
       const mine = new Set(g.rows.map((x) => x.lq_key))
       return new Set(keys.filter((k) => !mine.has(k)))
     }
-    const range = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim_range WHERE tbl = ${table} AND token = ${token} FOR UPDATE`.execute(trx)
-    if (range.rows.length > 0) return new Set()
     // Our own rows are locked (in key order, as every claim statement locks them) and deleted;
     // keys with no row under our token were taken over. The keys as one array parameter
     // (`= ANY`, an index probe each) and NOT EXISTS (an anti-join): with a semi-join over
@@ -387,25 +295,19 @@ SELECT k FROM unnest(${keys}::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM gone 
     return new Set(r.rows.map((x) => x.k))
   },
   async held(db, table) {
-    // Claim rows, and the keys of live ranges.
-    type Row = { tbl: string; lq_key: string; owner: string; expires: string; token: string }
-    const ranges = sql`SELECT r.tbl, j AS lq_key, r.owner, r.expires::text AS expires, r.token::text AS token FROM lq_claim_range AS r, jsonb_array_elements_text(r.keys::jsonb) AS j WHERE r.expires > ${sql.raw(PG_NOW)}`
     const r =
       table === undefined
-        ? await sql<Row>`SELECT tbl, lq_key, owner, expires::text AS expires, token::text AS token FROM lq_claim WHERE expires > ${sql.raw(PG_NOW)} UNION ALL ${ranges} ORDER BY tbl, lq_key`.execute(db)
-        : await sql<Row>`SELECT tbl, lq_key, owner, expires::text AS expires, token::text AS token FROM lq_claim WHERE tbl = ${table} AND expires > ${sql.raw(PG_NOW)} UNION ALL ${ranges} AND r.tbl = ${table} ORDER BY lq_key`.execute(db)
+        ? await sql<{ tbl: string; lq_key: string; owner: string; expires: string; token: string }>`SELECT tbl, lq_key, owner, expires::text AS expires, token::text AS token FROM lq_claim WHERE expires > ${sql.raw(PG_NOW)} ORDER BY tbl, lq_key`.execute(db)
+        : await sql<{ tbl: string; lq_key: string; owner: string; expires: string; token: string }>`SELECT tbl, lq_key, owner, expires::text AS expires, token::text AS token FROM lq_claim WHERE tbl = ${table} AND expires > ${sql.raw(PG_NOW)} ORDER BY lq_key`.execute(db)
     return r.rows.map(rowOf)
   },
   async sweep(db, graceMs) {
-    // Locked rows (a claimer taking one over right now, a fence) are skipped.
+    // Locked rows (a claimer taking one over right now) are skipped.
     const r = await sql`WITH dead AS (SELECT tbl, lq_key FROM lq_claim WHERE expires <= ${sql.raw(PG_NOW)} - ${graceMs}::bigint ORDER BY tbl, lq_key FOR UPDATE SKIP LOCKED) DELETE FROM lq_claim c USING dead WHERE c.tbl = dead.tbl AND c.lq_key = dead.lq_key`.execute(db)
-    const g = await sql`WITH dead AS (SELECT tbl, token FROM lq_claim_range WHERE expires <= ${sql.raw(PG_NOW)} - ${graceMs}::bigint FOR UPDATE SKIP LOCKED) DELETE FROM lq_claim_range c USING dead WHERE c.tbl = dead.tbl AND c.token = dead.token`.execute(db)
-    return Number(r.numAffectedRows ?? 0) + Number(g.numAffectedRows ?? 0)
+    return Number(r.numAffectedRows ?? 0)
   },
   async othersHold(db, table, keys, owner, upTo) {
-    const tok = upTo === undefined ? sql`` : sql` AND token <= ${upTo}`
-    const r = await sql<{ n: number }>`SELECT 1 AS n WHERE EXISTS (SELECT 1 FROM lq_claim WHERE tbl = ${table} AND lq_key = ANY(${keys}::text[]) AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}${tok})
-OR EXISTS (SELECT 1 FROM lq_claim_range AS r, unnest(${keys}::text[]) AS k WHERE r.tbl = ${table} AND r.owner <> ${owner} AND r.expires > ${sql.raw(PG_NOW)}${tok} AND ${sql.raw(PG_INT_IN('k'))} BETWEEN r.lo AND r.hi)`.execute(db)
+    const r = await sql<{ n: number }>`SELECT 1 AS n FROM lq_claim WHERE tbl = ${table} AND lq_key = ANY(${keys}::text[]) AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}${upTo === undefined ? sql`` : sql` AND token <= ${upTo}`} LIMIT 1`.execute(db)
     return r.rows.length > 0
   },
   async lastToken(db) {
@@ -414,16 +316,12 @@ OR EXISTS (SELECT 1 FROM lq_claim_range AS r, unnest(${keys}::text[]) AS k WHERE
   },
   async othersHoldRange(db, table, lo, hi, owner, upTo) {
     // The cast only of integer texts (another table's addresses, the same statement's rows, may be anything).
-    const tok = upTo === undefined ? sql`` : sql` AND token <= ${upTo}`
-    const r = await sql<{ n: number }>`SELECT 1 AS n WHERE EXISTS (SELECT 1 FROM (SELECT CASE WHEN lq_key ~ '^-?[0-9]+$' THEN lq_key::numeric END AS k FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}${tok}) AS c WHERE c.k <= ${hi}::numeric AND (${lo ?? null}::numeric IS NULL OR c.k >= ${lo ?? null}::numeric))
-OR EXISTS (SELECT 1 FROM lq_claim_range WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}${tok} AND lo <= ${hi}::numeric AND (${lo ?? null}::numeric IS NULL OR hi >= ${lo ?? null}::numeric))`.execute(db)
+    const r = await sql<{ n: number }>`SELECT 1 AS n FROM (SELECT CASE WHEN lq_key ~ '^-?[0-9]+$' THEN lq_key::numeric END AS k FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}${upTo === undefined ? sql`` : sql` AND token <= ${upTo}`}) AS c WHERE c.k <= ${hi}::numeric AND (${lo ?? null}::numeric IS NULL OR c.k >= ${lo ?? null}::numeric) LIMIT 1`.execute(db)
     return r.rows.length > 0
   },
   async liveOn(db, tables, owner) {
     if (tables.length === 0) return 0
-    const list = `{${tables.map((t) => `"${t}"`).join(',')}}`
-    const r = await sql<{ n: string }>`SELECT ((SELECT count(*) FROM lq_claim WHERE tbl = ANY(${list}::text[]) AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)})
-+ (SELECT count(*) FROM lq_claim_range WHERE tbl = ANY(${list}::text[]) AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}))::text AS n`.execute(db)
+    const r = await sql<{ n: string }>`SELECT count(*)::text AS n FROM lq_claim WHERE tbl = ANY(${`{${tables.map((t) => `"${t}"`).join(',')}}`}::text[]) AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}`.execute(db)
     return Number(r.rows[0]!.n)
   },
   changedSince,
@@ -465,45 +363,29 @@ function pgPageClaim(spec: PageClaimSpec): PageClaimStatement {
   const limit = Math.trunc(spec.limit)
   const w = keyExpr(root, 'w', spec.keyJson)
   const p = keyExpr(root, 'p', spec.keyJson)
-  // Other owners' live claims, rows or ranges (`rg`: the table's ranges, a handful).
-  const live = `(EXISTS (SELECT 1 FROM lq_claim WHERE tbl = ${tbl} AND owner <> ${owner} AND expires > ${PG_NOW}) OR EXISTS (SELECT 1 FROM rg WHERE owner <> ${owner} AND expires > ${PG_NOW}))`
+  const live = `EXISTS (SELECT 1 FROM lq_claim WHERE tbl = ${tbl} AND owner <> ${owner} AND expires > ${PG_NOW})`
   // A row with another owner's claim row, live or expired, is not inserted: `claim` takes an
   // expired row over by updating it before it inserts its new keys, so an insert here waiting
   // on that update while `claim` waits on a key inserted here was a deadlock (40P01); the row
-  // is left to the span looked at again at the end, where `claim` takes it over. Likewise a row
-  // in another owner's range, live or expired (`claim` splits an expired one).
-  const heldBy = `COALESCE(CASE WHEN (SELECT o FROM anyc) THEN (SELECT 1 FROM lq_claim AS c WHERE c.tbl = ${tbl} AND c.lq_key = ${w} AND c.owner <> ${owner}) END, CASE WHEN (SELECT r FROM anyc) THEN (SELECT 1 FROM rg WHERE rg.owner <> ${owner} AND w.${col} BETWEEN rg.lo AND rg.hi LIMIT 1) END)`
-  // A row with a claim row of this owner (another call of this store): the page is not a range.
-  const mine = `CASE WHEN (SELECT m FROM anyc) THEN (SELECT 1 FROM lq_claim AS c WHERE c.tbl = ${tbl} AND c.lq_key = ${w} AND c.owner = ${owner}) END`
-  // A row stored from its current revision with this code version (null: none is, a recompute)
-  // is skipped, whoever stored it: a worker stores a row and deletes its claim in one
-  // transaction, so this snapshot sees either the claim (the row is held) or the stored row, and
-  // the caller need not read the page's stored rows again (`notStored`) after this statement.
-  const done = `(SELECT 1 FROM ${q(metaTable(derived))} AS m WHERE m.lq_key = ${w} AND m.lq_code_version = ${cv} AND m.lq_max_input_rev = w.__rev)`
+  // is left to the span looked at again at the end, where `claim` takes it over.
+  const anyOther = `EXISTS (SELECT 1 FROM lq_claim WHERE tbl = ${tbl} AND owner <> ${owner})`
+  const heldBy = `CASE WHEN (SELECT a FROM anyc) THEN (SELECT 1 FROM lq_claim AS c WHERE c.tbl = ${tbl} AND c.lq_key = ${w} AND c.owner <> ${owner}) END`
+  const done = `CASE WHEN (SELECT o FROM oth) THEN (SELECT 1 FROM ${q(metaTable(derived))} AS m WHERE m.lq_key = ${w} AND m.lq_code_version = ${cv} AND m.lq_max_input_rev = w.__rev) END`
   const rev = `(SELECT v.rev FROM ${q(revTable(root.name))} AS v WHERE v.lq_key = ${p} AND v.deleted = 0)`
-  // The page is claimed as ONE range row (`rng`) when its span is clean: no range of any owner
-  // over it, no claim row on a row of the window in it; otherwise its rows one by one (`ins`).
-  const text = `WITH rg AS MATERIALIZED (SELECT lo, hi, owner, expires FROM lq_claim_range WHERE tbl = ${tbl}),
-oth AS MATERIALIZED (SELECT ${live} AS o),
-anyc AS MATERIALIZED (SELECT EXISTS (SELECT 1 FROM lq_claim WHERE tbl = ${tbl} AND owner <> ${owner}) AS o, EXISTS (SELECT 1 FROM lq_claim WHERE tbl = ${tbl} AND owner = ${owner}) AS m, EXISTS (SELECT 1 FROM rg WHERE owner <> ${owner}) AS r),
+  const text = `WITH oth AS MATERIALIZED (SELECT ${live} AS o),
+anyc AS MATERIALIZED (SELECT ${anyOther} AS a),
 fr AS MATERIALIZED (SELECT NULLIF(value, '')::bigint AS f FROM lq_store_meta WHERE name = ${fname} FOR UPDATE),
 st AS MATERIALIZED (SELECT GREATEST(${lower}, CASE WHEN oth.o THEN fr.f + 1 END) AS lo FROM oth LEFT JOIN fr ON true),
-win AS MATERIALIZED (SELECT w.*, 1 AS __row, ${w} AS __k, ${heldBy} AS __claimed, ${mine} AS __mine, ${done} AS __stored FROM (SELECT p.*, ${rev} AS __rev FROM (SELECT * FROM (${spec.rows}) AS r WHERE r.${col} >= (SELECT lo FROM st) ORDER BY r.${col} LIMIT ${window}) AS p) AS w),
+win AS MATERIALIZED (SELECT w.*, 1 AS __row, ${w} AS __k, ${heldBy} AS __claimed, ${done} AS __stored FROM (SELECT p.*, ${rev} AS __rev FROM (SELECT * FROM (${spec.rows}) AS r WHERE r.${col} >= (SELECT lo FROM st) ORDER BY r.${col} LIMIT ${window}) AS p) AS w),
 free AS MATERIALIZED (SELECT * FROM win WHERE __claimed IS NULL AND __stored IS NULL ORDER BY ${col} LIMIT ${limit}),
 tok AS MATERIALIZED (SELECT nextval('lq_claim_seq') AS t WHERE EXISTS (SELECT 1 FROM free WHERE __rev IS NOT NULL)),
-span AS MATERIALIZED (SELECT min(${col}) AS lo, max(${col}) AS hi, json_agg(__k ORDER BY ${col})::text AS ks FROM free WHERE __rev IS NOT NULL),
-cl AS MATERIALIZED (SELECT span.lo IS NOT NULL AND NOT EXISTS (SELECT 1 FROM rg WHERE rg.lo <= span.hi AND rg.hi >= span.lo) AND NOT EXISTS (SELECT 1 FROM win WHERE (win.__claimed IS NOT NULL OR win.__mine IS NOT NULL) AND win.${col} BETWEEN span.lo AND span.hi) AS c FROM span),
-rng AS (INSERT INTO lq_claim_range (tbl, token, owner, expires, lo, hi, keys) SELECT ${tbl}, tok.t, ${owner}, ${PG_NOW} + ${lease}, span.lo, span.hi, span.ks FROM span, tok, cl WHERE cl.c RETURNING 1),
-ins AS (INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${tbl}, f.__k, ${owner}, ${PG_NOW} + ${lease}, tok.t FROM free AS f, tok, cl WHERE f.__rev IS NOT NULL AND NOT cl.c ORDER BY f.__k ON CONFLICT DO NOTHING RETURNING lq_key),
+ins AS (INSERT INTO lq_claim (tbl, lq_key, owner, expires, token) SELECT ${tbl}, f.__k, ${owner}, ${PG_NOW} + ${lease}, tok.t FROM free AS f, tok WHERE f.__rev IS NOT NULL ORDER BY f.__k ON CONFLICT DO NOTHING RETURNING lq_key),
 nf AS (UPDATE lq_store_meta SET value = (CASE WHEN (SELECT count(*) FROM free) >= ${limit} THEN (SELECT max(${col}) FROM free) ELSE (SELECT max(${col}) FROM win) END)::text WHERE name = ${fname} AND EXISTS (SELECT 1 FROM win)),
 sm AS (SELECT count(*) AS __scanned, max(${col}) AS __last, (SELECT json_agg(${col}) FROM win WHERE __claimed IS NOT NULL) AS __held, (SELECT o FROM oth) AS __others, (SELECT lo FROM st)::text AS __start, (SELECT t FROM tok)::text AS __token FROM win)
-SELECT f.*, CASE WHEN f.__rev IS NOT NULL AND (SELECT c FROM cl) THEN 1 WHEN f.__k IN (SELECT lq_key FROM ins) THEN 1 END AS __got, sm.* FROM sm LEFT JOIN free AS f ON true ORDER BY f.${col}`
+SELECT f.*, CASE WHEN f.__k IN (SELECT lq_key FROM ins) THEN 1 END AS __got, sm.* FROM sm LEFT JOIN free AS f ON true ORDER BY f.${col}`
   return {
     sql: text,
     params: (rows, o, c, ms) => [...rows, o, c, ms, derived, frontierName(derived)],
-    // The exclusive claim lock, before the statement: the range it may insert is then never
-    // invisible to a claim of keys running at once (`pgClaimLock`).
-    lock: { sql: pgClaimLock('exclusive', '$1'), params: [derived] },
     setup: { sql: `INSERT INTO lq_store_meta (name, value) VALUES ($1, '') ON CONFLICT (name) DO NOTHING`, params: [frontierName(derived)] },
   }
 }
