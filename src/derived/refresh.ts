@@ -323,23 +323,28 @@ async function finishTable(engine: Engine, x: Derivation, clock: Watermark, wm: 
  *
  * A comprehension's watermark does not move past rows another worker stored late (`lateStored`:
  * evaluated before `clock`, stored after the scan, from inputs changed since, up to `clock`):
- * their addresses are returned instead, for the caller to look at by key first. The look and the
- * move are one transaction that first takes the watermark row (PostgreSQL: FOR UPDATE, which
- * waits for writes that judged their results by the old watermark, FOR SHARE in `lateResults`,
- * to commit; SQLite: the write lock), so a late row is either refused by its write (it read the
- * moved watermark) or seen here.
+ * their addresses are returned instead, for the caller to look at by key first. On SQLite the
+ * look and the move are one write transaction, so a late row is either refused by its write (it
+ * read the moved watermark) or seen here. On PostgreSQL they are two statements: row locks held
+ * across round trips (the watermark row FOR SHARE by writes, FOR UPDATE here) closed the window
+ * between a write's read of the watermark and its commit, but a worker stopped (SIGSTOP) inside
+ * such a transaction then blocked every other worker's move for as long as it stayed stopped;
+ * that window stays open (docs/derived.md).
  */
 async function moveWatermark(engine: Engine, x: Derivation, clock: Watermark, wm: Applied): Promise<readonly string[]> {
   if (!shapeOf(x).comprehension) {
     await writeWatermark(engine.db, x.name, clock, wm.applied, x.codeVersion)
     return []
   }
+  const lookAndMove = async (db: Kysely<any>): Promise<readonly string[]> => {
+    const late = await lateStored(engine, x, clock, db)
+    if (late.length === 0) await writeWatermark(db, x.name, clock, wm.applied, x.codeVersion)
+    return late
+  }
+  if (!engine.d.oneWriter) return lookAndMove(engine.db)
   return engine.db.transaction().execute(async (trx) => {
     await engine.d.beginWrite(trx)
-    await readWatermark(trx, x.name, engine.d.watermarkLock.update)
-    const late = await lateStored(engine, x, clock, trx)
-    if (late.length === 0) await writeWatermark(trx, x.name, clock, wm.applied, x.codeVersion)
-    return late
+    return lookAndMove(trx)
   })
 }
 

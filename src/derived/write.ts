@@ -309,16 +309,17 @@ async function deadResults(engine: Engine, db: Kysely<any>, sorted: readonly Res
  * would stay for good. Refused instead (the refresh that moved the watermark computed the row
  * as it is now, or left it behind while this batch held it). One read of the watermark when it
  * has not passed the batch's evaluation; else the current revisions of the late results' inputs.
- * The read holds the watermark row (PostgreSQL: FOR SHARE) to the write's commit, so a refresh
- * moving it past the batch's evaluation meanwhile waits for the commit and then finds the rows
- * stored (`lateStored`); on SQLite the write lock orders the two.
+ * On SQLite the write lock orders this read and a refresh's move of the watermark, which looks
+ * for rows stored late first (`lateStored`): one of the two sees the other. On PostgreSQL a
+ * write whose read came before another refresh's move and whose commit came after that move's
+ * look is not seen by either (a window of a few milliseconds, still open: see docs/derived.md).
  */
 async function lateResults(engine: Engine, db: Kysely<any>, x: Derivation, sorted: readonly Result[]): Promise<Set<Result>> {
   const late = new Set<Result>()
   const evalOf = (r: Result): number => r.task.evalRev ?? Infinity
   const first = Math.min(...sorted.map(evalOf))
   if (first === Infinity) return late
-  const { wm } = await readWatermark(db, x.name, engine.d.watermarkLock.share)
+  const { wm } = await readWatermark(db, x.name)
   if (wm.rev <= first) return late
   const candidates = sorted.filter((r) => evalOf(r) < wm.rev)
   const wanted = new Map<string, Set<string>>()

@@ -160,13 +160,13 @@ export interface StoreDialect {
    */
   beginWrite(trx: Kysely<any>): Promise<void>
   /**
-   * The row-lock clause a read of a derived table's watermark row (`lq_derived`) ends with,
-   * held to the end of the reading transaction: `share` by a write of a comprehension's results
-   * (it judged them by that watermark, see `lateResults`), `update` by the watermark's move (it
-   * waits for those writes to commit, then looks at what they stored, see `moveWatermark`).
-   * PostgreSQL: ` FOR SHARE` / ` FOR UPDATE`; SQLite: nothing (`beginWrite` serialises writers).
+   * Whether writers take turns: a transaction begun with `beginWrite` sees every write committed
+   * before it, and no other write commits while it runs. SQLite: yes (one write lock); PostgreSQL:
+   * no (READ COMMITTED, row locks). A comprehension's watermark move looks for late rows and moves
+   * in one such transaction (`moveWatermark`); PostgreSQL runs the two as separate statements,
+   * holding no lock across round trips (a worker stopped between them would hold it).
    */
-  readonly watermarkLock: { readonly share: string; readonly update: string }
+  readonly oneWriter: boolean
   /**
    * Whether an error means "busy, try again": the transaction was rolled back and running it
    * again can succeed. SQLite: SQLITE_BUSY* and SQLITE_LOCKED*; PostgreSQL: deadlock detected

@@ -135,7 +135,7 @@ $lq$`,
     if (r.rows.length > 0) await sql.raw(`DROP INDEX ${q(index)}`).execute(db)
   },
   async beginWrite() {},
-  watermarkLock: { share: ' FOR SHARE', update: ' FOR UPDATE' },
+  oneWriter: false,
   isBusy: (e) => ['40P01', '40001', '55P03'].includes(errorCode(e)),
   uniqueViolation: (e) => errorCode(e) === '23505',
   keyCursor: (alias) => `${alias}.lq_key`,

@@ -397,12 +397,9 @@ export async function edgeTargets(db: Db, d: StoreDialect, src: string, srcKeys:
 
 // ---------------------------------------------------------------- watermarks and the derived-table list
 
-/**
- * A derived table's watermark and the code version its last complete refresh applied. `lock`:
- * a row-lock clause (`StoreDialect.watermarkLock`), held by the caller's transaction.
- */
-export async function readWatermark(db: Db, name: string, lock = ''): Promise<{ wm: Watermark; applied: string | null }> {
-  const row = (await sql<{ wm_rev: unknown; wm_xmin: string | null; applied_code_version: string | null }>`SELECT wm_rev, wm_xmin, applied_code_version FROM lq_derived WHERE name = ${name}${sql.raw(lock)}`.execute(db)).rows[0]
+/** A derived table's watermark and the code version its last complete refresh applied. */
+export async function readWatermark(db: Db, name: string): Promise<{ wm: Watermark; applied: string | null }> {
+  const row = (await sql<{ wm_rev: unknown; wm_xmin: string | null; applied_code_version: string | null }>`SELECT wm_rev, wm_xmin, applied_code_version FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]
   return { wm: { rev: Number(row?.wm_rev ?? 0), xmin: row?.wm_xmin ?? null }, applied: row?.applied_code_version ?? null }
 }
 

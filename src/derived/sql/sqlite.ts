@@ -95,7 +95,7 @@ export const sqlite: StoreDialect = {
   async beginWrite(trx) {
     await sql`UPDATE lq_clock SET rev = rev WHERE id = 1`.execute(trx)
   },
-  watermarkLock: { share: '', update: '' },
+  oneWriter: true,
   isBusy: (e) => /^SQLITE_(BUSY|LOCKED)/.test(errorCode(e)),
   uniqueViolation: (e) => /^SQLITE_CONSTRAINT_(PRIMARYKEY|UNIQUE)$/.test(errorCode(e)),
   keyCursor: (alias) => `CAST(${alias}.lq_key AS BLOB)`,
