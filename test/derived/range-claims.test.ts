@@ -5,61 +5,33 @@
  * key by key, and its holder's results for the keys taken are refused while the others are
  * stored. The store's schema upgrade adding the range table is in upgrade.test.ts.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { sql, type Kysely } from 'kysely'
-import { afterEach, describe, expect, it } from 'vitest'
-import { spawnChild, srcFile, type Child } from './support/worker-file.js'
+import { sql } from 'kysely'
+import { describe, expect, it } from 'vitest'
+import { fileWorkers, lastJson, spawnChild, until, type Child } from './support/worker-file.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const N = 40
 
 const startChild = (file: string, role: string, leaseMs: number, log: string, gate: string, action: string): Child => spawnChild('range-child.ts', [file, role, String(leaseMs), log, gate, action])
 
-const result = (c: Child): Record<string, unknown> => JSON.parse(c.lines().filter((l) => l.startsWith('{')).at(-1)!)
 const calls = (log: string, role: string): string[] => readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith(`${role} `))
 
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  for (const t0 = Date.now(); !(await ok()); await sleep(20)) if (Date.now() - t0 > ms) throw new Error(`never: ${what}`)
-}
-
 describe('range claims of first fills across worker processes [sqlite]', () => {
-  const children: Child[] = []
-  let dir = ''
-  let db: Kysely<any> | undefined
-  afterEach(async () => {
-    for (const c of children) {
-      c.proc.kill('SIGCONT')
-      c.proc.kill('SIGKILL')
-    }
-    children.length = 0
-    await db?.destroy()
-    db = undefined
-    if (dir !== '') rmSync(dir, { recursive: true, force: true })
-  })
-
-  /** A database file with `src` (ids 1..N) tracked and `out` declared, as the children declare them. */
-  async function setup(): Promise<{ file: string; log: string }> {
-    const f = await srcFile('lq-range-', N)
-    dir = f.dir
-    db = f.db
-    return f
-  }
-
-
-  const rows = async () => (await sql<{ lq_key: string; y: unknown; by: string }>`SELECT lq_key, y, by FROM out`.execute(db!)).rows.map((r) => [Number(r.lq_key), Number(r.y), r.by] as const).sort((a, b) => a[0] - b[0])
-  const claimsLeft = async () => Number((await sql<{ n: unknown }>`SELECT (SELECT count(*) FROM lq_claim) + (SELECT count(*) FROM lq_claim_range) AS n`.execute(db!)).rows[0]!.n)
+  const w = fileWorkers('lq-range-', N)
+  const { children, setup, rows, claimsLeft } = w
 
   it('a first fill claims its page as one range row, and a second worker never computes a key inside a live range', async () => {
     const { file, log } = await setup()
-    const gate = join(dir, 'gate')
+    const gate = join(w.dir(), 'gate')
     const a = startChild(file, 'a', 60_000, log, gate, 'refresh')
     children.push(a)
     await until('A computing its page', () => calls(log, 'a').length === N)
     // One range row, no claim row per key.
-    const ranges = (await sql<{ owner: string; lo: unknown; hi: unknown }>`SELECT owner, lo, hi FROM lq_claim_range WHERE tbl = 'out'`.execute(db!)).rows
+    const ranges = (await sql<{ owner: string; lo: unknown; hi: unknown }>`SELECT owner, lo, hi FROM lq_claim_range WHERE tbl = 'out'`.execute(w.db())).rows
     expect(ranges.map((r) => [Number(r.lo), Number(r.hi)])).toEqual([[1, N]])
-    expect(Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM lq_claim`.execute(db!)).rows[0]!.n)).toBe(0)
+    expect(Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM lq_claim`.execute(w.db())).rows[0]!.n)).toBe(0)
     const b = startChild(file, 'b', 60_000, log, gate, 'refresh')
     children.push(b)
     // B waits for A's rows: it computes none of them while A's range is live.
@@ -68,8 +40,8 @@ describe('range claims of first fills across worker processes [sqlite]', () => {
     writeFileSync(gate, '')
     expect(await a.exited).toBe(0)
     expect(await b.exited).toBe(0)
-    expect(result(a)).toMatchObject({ ok: true, computed: N, superseded: 0 })
-    expect(result(b)).toMatchObject({ ok: true, computed: 0 })
+    expect(lastJson(a)).toMatchObject({ ok: true, computed: N, superseded: 0 })
+    expect(lastJson(b)).toMatchObject({ ok: true, computed: 0 })
     expect(calls(log, 'b')).toEqual([])
     expect(await rows()).toEqual(Array.from({ length: N }, (_, i) => [i + 1, 2 * (i + 1), 'a']))
     expect(await claimsLeft()).toBe(0)
@@ -77,28 +49,28 @@ describe('range claims of first fills across worker processes [sqlite]', () => {
 
   it('a range whose lease expired is taken over key by key: its holder\'s results for the keys taken are refused, the others stored', async () => {
     const { file, log } = await setup()
-    const gateA = join(dir, 'gate-a')
-    const gateB = join(dir, 'gate-b')
+    const gateA = join(w.dir(), 'gate-a')
+    const gateB = join(w.dir(), 'gate-b')
     writeFileSync(gateB, '')
     const a = startChild(file, 'a', 1500, log, gateA, 'refresh')
     children.push(a)
     await until('A computing its page', () => calls(log, 'a').length === N)
-    expect(Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM lq_claim_range`.execute(db!)).rows[0]!.n)).toBe(1)
+    expect(Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM lq_claim_range`.execute(w.db())).rows[0]!.n)).toBe(1)
     // A stops (no heartbeat) until its range expired.
     a.proc.kill('SIGSTOP')
-    const live = async () => Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM lq_claim_range WHERE expires > CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`.execute(db!)).rows[0]!.n)
+    const live = async () => Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM lq_claim_range WHERE expires > CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`.execute(w.db())).rows[0]!.n)
     await until('A\'s range expired', async () => (await live()) === 0, 10_000)
     // B demands row 3: it takes it over from the expired range, computes and stores it.
     const b = startChild(file, 'b', 1500, log, gateB, 'get:3')
     children.push(b)
     expect(await b.exited).toBe(0)
-    expect(result(b)).toMatchObject({ ok: true, state: 'fresh' })
+    expect(lastJson(b)).toMatchObject({ ok: true, state: 'fresh' })
     expect(calls(log, 'b')).toEqual(['b 3'])
     // A goes on: its result for row 3 is refused (fenced off), the others are stored.
     a.proc.kill('SIGCONT')
     writeFileSync(gateA, '')
     expect(await a.exited).toBe(0)
-    expect(result(a)).toMatchObject({ ok: true, computed: N - 1, superseded: 1 })
+    expect(lastJson(a)).toMatchObject({ ok: true, computed: N - 1, superseded: 1 })
     expect(await rows()).toEqual(Array.from({ length: N }, (_, i) => [i + 1, 2 * (i + 1), i + 1 === 3 ? 'b' : 'a']))
     expect(await claimsLeft()).toBe(0)
   }, 60_000)
