@@ -14,7 +14,6 @@ import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
 import { fileWorkers, lastJson, spawnChild, until, type Child } from './support/worker-file.js'
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const N = 40
 const BATCH = 10
 
