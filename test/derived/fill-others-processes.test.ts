@@ -6,7 +6,7 @@
  * - another process `get`s a row of a later page while the fill computes its first page;
  * - another process runs a first fill of its own over the same table meanwhile (its pages
  *   claimed and stored while the first fill waits in its first page).
- * (SQLite only: on PostgreSQL the look is never skipped, `StoreDialect.revsInCommitOrder`.)
+ * (SQLite only: on PostgreSQL the look is never skipped, `StoreDialect.oneWriter`.)
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'

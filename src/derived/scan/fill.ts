@@ -296,7 +296,7 @@ export async function unsafeKeyWork(engine: Engine, x: Derivation): Promise<Work
 /**
  * The revisions a first fill's own writes committed at (`record`), from the clock read before
  * it found the table empty (`since`): where the dialect hands revisions out in commit order
- * (`StoreDialect.revsInCommitOrder`, SQLite), a metadata row with an `lq_changed_rev` above
+ * (`StoreDialect.oneWriter`, SQLite), a metadata row with an `lq_changed_rev` above
  * `since` that is none of them was written by another writer (another worker process, or a
  * call of this process that is not this fill). Every write stamps its rows with a revision of
  * its own (`nextRev`), and the fill's pages have disjoint keys, so while no such row exists, no
@@ -335,6 +335,6 @@ export class FillWrites {
  */
 export async function unstoredOf(engine: Engine, x: Derivation, tasks: readonly Task[], fill: FillWrites | undefined): Promise<readonly Task[]> {
   if (tasks.length === 0) return tasks
-  if (fill !== undefined && engine.d.revsInCommitOrder && !(await metaChangedIn(engine.db, engine.d, x.name, fill.spans()))) return tasks
+  if (fill !== undefined && engine.d.oneWriter && !(await metaChangedIn(engine.db, engine.d, x.name, fill.spans()))) return tasks
   return notStored(engine, x, tasks)
 }

@@ -162,9 +162,15 @@ export interface StoreDialect {
   /**
    * Whether writers take turns: a transaction begun with `beginWrite` sees every write committed
    * before it, and no other write commits while it runs. SQLite: yes (one write lock); PostgreSQL:
-   * no (READ COMMITTED, row locks). A comprehension's watermark move looks for late rows and moves
-   * in one such transaction (`moveWatermark`); PostgreSQL runs the two as separate statements,
-   * holding no lock across round trips (a worker stopped between them would hold it).
+   * no (READ COMMITTED, row locks). Two things rely on it:
+   * - a comprehension's watermark move looks for late rows and moves in one such transaction
+   *   (`moveWatermark`); PostgreSQL runs the two as separate statements, holding no lock across
+   *   round trips (a worker stopped between them would hold it);
+   * - revisions are then handed out in commit order (`nextRev` runs under the write lock, so a
+   *   revision not committed yet is above every committed one; on PostgreSQL a sequence: a
+   *   transaction can commit a lower revision after a higher one), and a first fill sees, by
+   *   revision ranges of the metadata index, that no other writer stored rows since it began
+   *   (`FillWrites`).
    */
   readonly oneWriter: boolean
   /**
@@ -210,14 +216,6 @@ export interface StoreDialect {
    * the commit; SQLite: no (one writer at a time, the check runs in the writing transaction).
    */
   readonly recheckAfterWrite: boolean
-  /**
-   * Whether revisions are handed out in commit order (SQLite: `nextRev` runs under the one
-   * write lock, so a revision not committed yet is above every committed one); PostgreSQL: no
-   * (a sequence: a transaction can commit a lower revision after a higher one). A first fill
-   * relies on it to see, by revision ranges of the metadata index, that no other writer stored
-   * rows since it began (`FillWrites`).
-   */
-  readonly revsInCommitOrder: boolean
   /**
    * Condition "the transaction that wrote `xidCol` is committed in the watermark snapshot bound
    * at placeholder `p`" (`Watermark.xmin` text), for tombstone collection; undefined on SQLite

@@ -150,7 +150,6 @@ $lq$`,
   },
   snapshotRead: (db, fn) => (db.isTransaction ? fn(db) : db.transaction().setIsolationLevel('repeatable read').execute(fn)),
   recheckAfterWrite: true,
-  revsInCommitOrder: false,
   // A snapshot stored by an earlier version is an xmin number: transactions below it had completed.
   committedIn: (xidCol, p, snapshot) => (/^\d+$/.test(snapshot) ? `${xidCol} < CAST(${p} AS xid8)` : `pg_visible_in_snapshot(${xidCol}, CAST(${p} AS pg_snapshot))`),
   jsonArray: 'json_build_array',

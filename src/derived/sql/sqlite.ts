@@ -108,7 +108,6 @@ export const sqlite: StoreDialect = {
   // One writer at a time: any transaction reads one state of the database.
   snapshotRead: (db, fn) => (db.isTransaction ? fn(db) : db.transaction().execute(fn)),
   recheckAfterWrite: false,
-  revsInCommitOrder: true,
   committedIn: () => undefined,
   jsonArray: 'json_array',
   jsonAgg: 'json_group_array',
