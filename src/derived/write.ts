@@ -200,15 +200,7 @@ async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly
     let live = dead.size === 0 ? sorted : sorted.filter((r) => !dead.has(r))
     // A comprehension's results computed from inputs that changed since, once another refresh
     // moved the table's watermark past their evaluation: refused likewise (see `lateResults`).
-    const comprehension = shapeOf(x).comprehension
-    if (comprehension && live.length > 0) {
-      // The update of the watermark row (when it must) comes before the share lock
-      // `lateResults` takes on it: two writes that each held the share lock and then updated
-      // the row would wait for each other (PostgreSQL: a deadlock, one of them failed after
-      // `deadlock_timeout`). Taken first, the update's lock orders them; a write whose results
-      // are all refused then forgets the applied version too (the next scan looks for rows of
-      // other code versions: slower, never wrong).
-      await forgetAppliedVersion(trx, d, x.name, x.codeVersion)
+    if (shapeOf(x).comprehension && live.length > 0) {
       const late = await lateResults(engine, trx, x, live)
       report.superseded += late.size
       if (late.size > 0) live = live.filter((r) => !late.has(r))
@@ -224,8 +216,7 @@ async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly
     if (live.length === 0) return
     // Rows written under a code version other than the one the table's last refresh applied:
     // forget the applied version, so the next scan looks for rows of other code versions.
-    // (Comprehensions: done above, before the watermark's share lock.)
-    if (!comprehension) await forgetAppliedVersion(trx, d, x.name, x.codeVersion)
+    await forgetAppliedVersion(trx, d, x.name, x.codeVersion)
     revs = w.batch !== undefined ? await writeBatch(trx, d, x, w, w.batch, live, report) : await writeInTransaction(trx, d, x, w, live, report)
   }))
   for (const k of Object.keys(counts) as (keyof TableReport)[]) report[k] += counts[k]
@@ -337,7 +328,7 @@ async function lateResults(engine: Engine, db: Kysely<any>, x: Derivation, sorte
  * changed (or is gone) at a revision up to `clock`: a change that refresh processed without these
  * rows, which no scan since `clock` looks at again (a join row whose pair no longer joins would
  * stay for good). Their addresses; the refresh looks at them by key before its watermark moves.
- * `db`: the watermark's transaction, after it locked the watermark row (`moveWatermark`).
+ * `db`: where to read (SQLite: the watermark move's write transaction, see `moveWatermark`).
  */
 export async function lateStored(engine: Engine, x: Derivation, clock: Watermark, db: Kysely<any>): Promise<string[]> {
   const rows = await storedSinceFromBefore(db, engine.d, x.name, clock)

@@ -1,10 +1,11 @@
 /**
  * The watermark row's locks (PostgreSQL): a write of a comprehension's results reads the
- * watermark FOR SHARE and holds it to its commit (`lateResults` in write.ts), and the same
- * transaction then updates that row when the table's applied code version is another one
- * (`forgetAppliedVersion`). Two writers holding the share lock that both update the row wait
- * for each other: a deadlock, which the server breaks after `deadlock_timeout` by failing one
- * (retried). Found in review of 1c49782.
+ * watermark (`lateResults` in write.ts), and the same transaction then updates that row when the
+ * table's applied code version is another one (`forgetAppliedVersion`). While that read was FOR
+ * SHARE, held to the commit (1c49782, since taken out: see `moveWatermark` in refresh.ts), two
+ * writers holding the share lock that both updated the row waited for each other: a deadlock,
+ * which the server broke after `deadlock_timeout` by failing one (retried). Found in review of
+ * 1c49782; kept so that no lock on that row brings it back.
  */
 import * as t from 'io-ts'
 import { Kysely, PostgresDialect, sql } from 'kysely'
