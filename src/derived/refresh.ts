@@ -301,8 +301,9 @@ async function recheckSpan(engine: Engine, x: Derivation, span: readonly [number
 }
 
 /**
- * The end of a table's refresh: statistics after many rows, the last progress event, the
- * watermark. Returns the rows stored late that keep the watermark where it is (`moveWatermark`).
+ * The end of a table's refresh: statistics after many rows, the watermark, then the last
+ * progress event (`done`, unless the watermark stays for rows stored late). Returns the rows
+ * stored late that keep the watermark where it is (`moveWatermark`).
  */
 async function finishTable(engine: Engine, x: Derivation, clock: Watermark, wm: Applied, r: TableReport, done: () => void): Promise<readonly string[]> {
   // After many new rows, refresh the planner's statistics (PostgreSQL), so the next scans of
@@ -312,8 +313,11 @@ async function finishTable(engine: Engine, x: Derivation, clock: Watermark, wm: 
     await engine.d.analyze(engine.db, x.name)
     if (x.source.kind === 'query') await engine.d.analyze(engine.db, 'lq_edge')
   }
-  done()
-  return retryBusy(engine.d, `refresh of \`${x.name}\` (its watermark)`, engine.busyMs ?? BUSY_WAIT_MS, () => moveWatermark(engine, x, clock, wm))
+  const late = await retryBusy(engine.d, `refresh of \`${x.name}\` (its watermark)`, engine.busyMs ?? BUSY_WAIT_MS, () => moveWatermark(engine, x, clock, wm))
+  // The table's last progress event, once its watermark moved: with rows stored late, the pass
+  // by key over them sends it (one 'done' per table, as OpenLineage's COMPLETE follows it).
+  if (late.length === 0) done()
+  return late
 }
 
 /**
