@@ -183,7 +183,7 @@ export interface StoreDialect {
    *   `lq_move_watermark`; SQLite: none.
    * - `checkWatermarkAtCommit`: in a write transaction that read watermark `wm` of `table`, have
    *   its COMMIT check that the watermark is still `wm` (PostgreSQL: a marker row, checked by
-   *   the deferred trigger, which reads the watermark row FOR SHARE inside the COMMIT's own
+   *   the deferred trigger, which reads the watermark row FOR KEY SHARE inside the COMMIT's own
    *   processing and fails it with `watermarkMoved` when the watermark moved); SQLite: nothing
    *   (the write lock orders the write and the move).
    * - `watermarkMoved`: whether an error is that check's refusal (the transaction was rolled back;

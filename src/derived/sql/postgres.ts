@@ -28,9 +28,11 @@ const WATERMARK_MOVED = 'LQW01'
  *
  * - `lq_wm_check`: one marker row per comprehension write transaction that read a watermark
  *   (`checkWatermarkAtCommit`), unlogged (it is empty between transactions). Its constraint
- *   trigger is deferred: it runs inside the COMMIT, reads the watermark row FOR SHARE (the lock
- *   is taken and released by the COMMIT's own server-side processing: a client stopped before
- *   or during its COMMIT holds no lock on it), fails the commit with SQLSTATE LQW01 when the
+ *   trigger is deferred: it runs inside the COMMIT, reads the watermark row FOR KEY SHARE (the
+ *   lock is taken and released by the COMMIT's own server-side processing: a client stopped
+ *   before or during its COMMIT holds no lock on it; KEY SHARE conflicts with the move's FOR
+ *   UPDATE only, not with a write's plain update of the row, `forgetAppliedVersion`, so two
+ *   writers never wait for each other on it), fails the commit with SQLSTATE LQW01 when the
  *   watermark is no longer the one the write read, and deletes the marker.
  * - `lq_move_watermark`: a comprehension's watermark move (`moveWatermarkUnlessStored`), one
  *   call in its own transaction. It locks the watermark row FOR UPDATE, then (a new statement
@@ -39,7 +41,7 @@ const WATERMARK_MOVED = 'LQW01'
  *   the caller's look snapshot (`lq_xid >= xmax OR lq_xid = ANY(xip)`: index conditions on
  *   `lq_xid`); there are some: returns false without moving. Else moves, as `writeWatermark`.
  *
- * Why the two close the window: a write whose commit-time check took its share lock before the
+ * Why the two close the window: a write whose commit-time check took its key-share lock before the
  * move's FOR UPDATE has committed before the move's look statement (the move waited for it), so
  * the move sees its rows (examined by the caller's look, or not visible to its snapshot: then
  * found here); one whose check came after waits for the move's commit and reads the moved
@@ -53,7 +55,7 @@ function pgLateCheckDDL(): string[] {
 DECLARE
   cur record;
 BEGIN
-  SELECT wm_rev, wm_xmin INTO cur FROM lq_derived WHERE name = NEW.name FOR SHARE;
+  SELECT wm_rev, wm_xmin INTO cur FROM lq_derived WHERE name = NEW.name FOR KEY SHARE;
   IF cur.wm_rev IS DISTINCT FROM NEW.wm_rev OR cur.wm_xmin IS DISTINCT FROM NEW.wm_xmin THEN
     RAISE EXCEPTION 'derived table %: its watermark moved since this write read it (rev % then, % now)', NEW.name, NEW.wm_rev, cur.wm_rev USING ERRCODE = '${WATERMARK_MOVED}';
   END IF;
