@@ -329,28 +329,43 @@ async function finishTable(engine: Engine, x: Derivation, clock: Watermark, wm: 
  * evaluated before `clock`, stored after the scan, from inputs changed since, up to `clock`):
  * their addresses are returned instead, for the caller to look at by key first. On SQLite the
  * look and the move are one write transaction, so a late row is either refused by its write (it
- * read the moved watermark) or seen here. On PostgreSQL they are two statements: row locks held
- * across round trips (the watermark row FOR SHARE by writes, FOR UPDATE here) closed the window
- * between a write's read of the watermark and its commit, but a worker stopped (SIGSTOP) inside
- * such a transaction then blocked every other worker's move for as long as it stayed stopped;
- * that window stays open (docs/derived.md).
+ * read the moved watermark) or seen here. On PostgreSQL no lock is held across a round trip (a
+ * worker stopped, SIGSTOP, while holding one would hold up every other worker's move): the look
+ * reads autocommit statements after a snapshot `look`, then the move is one statement
+ * (`moveWatermarkUnlessStored`) that locks the watermark row and then checks that no rows
+ * evaluated before `clock` were stored by writes not visible in `look`; when some were, it does
+ * not move and the look runs again (at most `MOVE_LOOKS` times; then the watermark stays where it
+ * is, which is never wrong: the next scan starts earlier). A write that read the watermark
+ * before the move and commits after it fails its commit-time check and runs again
+ * (`checkWatermarkAtCommit` in `writeResults`), refusing what is late.
  */
 async function moveWatermark(engine: Engine, x: Derivation, clock: Watermark, wm: Applied): Promise<readonly string[]> {
   if (!shapeOf(x).comprehension) {
     await writeWatermark(engine.db, x.name, clock, wm.applied, x.codeVersion)
     return []
   }
-  const lookAndMove = async (db: Kysely<any>): Promise<readonly string[]> => {
-    const late = await lateStored(engine, x, clock, db)
-    if (late.length === 0) await writeWatermark(db, x.name, clock, wm.applied, x.codeVersion)
-    return late
+  const { d, db } = engine
+  if (d.oneWriter) {
+    return db.transaction().execute(async (trx) => {
+      await d.beginWrite(trx)
+      const late = await lateStored(engine, x, clock, trx)
+      if (late.length === 0) await writeWatermark(trx, x.name, clock, wm.applied, x.codeVersion)
+      return late
+    })
   }
-  if (!engine.d.oneWriter) return lookAndMove(engine.db)
-  return engine.db.transaction().execute(async (trx) => {
-    await engine.d.beginWrite(trx)
-    return lookAndMove(trx)
-  })
+  const move = d.moveWatermarkUnlessStored
+  if (move === undefined) throw new Error(`internal: the ${d.name} store dialect has writers that do not take turns but no moveWatermarkUnlessStored`)
+  for (let i = 0; i < MOVE_LOOKS; i++) {
+    const look = (await d.readClock(db)).xmin!
+    const late = await lateStored(engine, x, clock, db)
+    if (late.length > 0) return late
+    if (await move(db, { table: x.name, meta: metaTable(x.name), clock, look, applied: wm.applied, codeVersion: x.codeVersion })) return []
+  }
+  return []
 }
+
+/** Looks at rows stored late before a comprehension's watermark move gives up moving (PostgreSQL, see `moveWatermark`). */
+const MOVE_LOOKS = 20
 
 /** A batch for `runBatches`: its tasks, and what to do once it is stored (progress), in batch order. */
 export interface Batch {

@@ -33,13 +33,14 @@ import { createHash, hash as oneShotHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { insertRows } from '../query/ddl.js'
 import { hooksFor } from '../query/dialect.js'
+import { LineageQueryError } from '../errors.js'
 import { retryBusy } from './busy.js'
 import { deleteRows } from './delete.js'
 import { assertNever, BUSY_WAIT_MS, chunks, type Derivation, type Engine, type Outcome, type Result, type Task } from './engine.js'
 import { readsFor } from './evaluate.js'
 import { inputsText, parseInputs } from './keys.js'
 import { currentRevisionsOf } from './revisions.js'
-import type { StoreDialect, Watermark } from './sql/dialect.js'
+import { errorCode, type StoreDialect, type Watermark } from './sql/dialect.js'
 import { liveMetaKeys, readWatermark, storedSinceFromBefore } from './sql/reads.js'
 import { exec, execCount, jsonBatch, KEY_CHUNK } from './sql/text.js'
 import { deletedInputsSql, deleteEdgesSql, forgetAppliedVersion, FRESH_ROLLBACK, FRESH_SAVEPOINT, insertEdgesSql, lastDeletion, writerTexts, type WriterSpec, type WriterTexts } from './sql/writes.js'
@@ -184,7 +185,8 @@ async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly
   let revs: number[] = []
   // Counted per attempt and added once committed (a busy database makes the transaction run again).
   let counts = emptyTableReport()
-  await retryBusy(d, `refresh of \`${x.name}\` (storing ${sorted.length} results)`, engine.busyMs ?? BUSY_WAIT_MS, () => db.transaction().execute(async (trx) => {
+  const what = `refresh of \`${x.name}\` (storing ${sorted.length} results)`
+  const store = () => retryBusy(d, what, engine.busyMs ?? BUSY_WAIT_MS, () => db.transaction().execute(async (trx) => {
     counts = emptyTableReport()
     // What this attempt wrote (a busy retry runs it again: an earlier attempt's rolled back).
     written = []
@@ -200,8 +202,10 @@ async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly
     let live = dead.size === 0 ? sorted : sorted.filter((r) => !dead.has(r))
     // A comprehension's results computed from inputs that changed since, once another refresh
     // moved the table's watermark past their evaluation: refused likewise (see `lateResults`).
+    let read: Watermark | undefined
     if (shapeOf(x).comprehension && live.length > 0) {
-      const late = await lateResults(engine, trx, x, live)
+      const { late, wm } = await lateResults(engine, trx, x, live)
+      read = wm
       report.superseded += late.size
       if (late.size > 0) live = live.filter((r) => !late.has(r))
     }
@@ -214,11 +218,27 @@ async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly
     }
     written = live
     if (live.length === 0) return
+    // PostgreSQL: the COMMIT checks that the watermark read by `lateResults` has not moved
+    // since (else it fails, and this transaction runs again: see `lateResults`).
+    if (read !== undefined) await d.checkWatermarkAtCommit(trx, x.name, read)
     // Rows written under a code version other than the one the table's last refresh applied:
     // forget the applied version, so the next scan looks for rows of other code versions.
     await forgetAppliedVersion(trx, d, x.name, x.codeVersion)
     revs = w.batch !== undefined ? await writeBatch(trx, d, x, w, w.batch, live, report) : await writeInTransaction(trx, d, x, w, live, report)
   }))
+  // A commit refused because the watermark moved after this transaction read it (PostgreSQL,
+  // `checkWatermarkAtCommit`): it runs again, and reads the moved watermark.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await store()
+      break
+    } catch (e) {
+      if (!d.watermarkMoved(e)) throw e
+      if (attempt >= MOVED_RETRIES) {
+        throw new LineageQueryError('busy', `${what}: the table's watermark moved during each of ${attempt} attempts to store them (other workers' refreshes keep moving it); retry later`, { operation: what, attempts: attempt, waitedMs: 0, driverCode: errorCode(e) }, { cause: e })
+      }
+    }
+  }
   for (const k of Object.keys(counts) as (keyof TableReport)[]) report[k] += counts[k]
   if (revs.length > 0) onWritten?.(revs)
   // PostgreSQL (READ COMMITTED, many writers): a deletion that committed after the check above
@@ -300,25 +320,31 @@ async function deadResults(engine: Engine, db: Kysely<any>, sorted: readonly Res
  * would stay for good. Refused instead (the refresh that moved the watermark computed the row
  * as it is now, or left it behind while this batch held it). One read of the watermark when it
  * has not passed the batch's evaluation; else the current revisions of the late results' inputs.
- * On SQLite the write lock orders this read and a refresh's move of the watermark, which looks
- * for rows stored late first (`lateStored`): one of the two sees the other. On PostgreSQL a
- * write whose read came before another refresh's move and whose commit came after that move's
- * look is not seen by either (a window of a few milliseconds, still open: see docs/derived.md).
+ * Returns the refused results and the watermark read (none when no result has an evaluation clock).
+ *
+ * The other side is a refresh's move of the watermark, which looks for rows stored late first
+ * (`lateStored`): one of the two must see the other. On SQLite the write lock orders this read
+ * and the move. On PostgreSQL the move can come between this read and the commit: the write
+ * then has its COMMIT check that the watermark is still the one read (`checkWatermarkAtCommit`,
+ * no lock held across a round trip) and runs again when it moved, and the move locks the
+ * watermark row before its last look (`moveWatermarkUnlessStored`): a write whose commit-time
+ * check came first has committed before that look, one whose check came after reads the moved
+ * watermark (see `pgLateCheckDDL` in sql/postgres.ts).
  */
-async function lateResults(engine: Engine, db: Kysely<any>, x: Derivation, sorted: readonly Result[]): Promise<Set<Result>> {
+async function lateResults(engine: Engine, db: Kysely<any>, x: Derivation, sorted: readonly Result[]): Promise<{ late: Set<Result>; wm?: Watermark }> {
   const late = new Set<Result>()
   const evalOf = (r: Result): number => r.task.evalRev ?? Infinity
   const first = Math.min(...sorted.map(evalOf))
-  if (first === Infinity) return late
+  if (first === Infinity) return { late }
   const { wm } = await readWatermark(db, x.name)
-  if (wm.rev <= first) return late
+  if (wm.rev <= first) return { late, wm }
   const candidates = sorted.filter((r) => evalOf(r) < wm.rev)
   const wanted = new Map<string, Set<string>>()
   for (const r of candidates) for (const [t, k] of r.task.inputs) (wanted.get(t) ?? wanted.set(t, new Set()).get(t)!).add(k)
   // table -> key -> current revision (absent: deleted or gone)
   const { revs } = await currentRevisionsOf(engine, wanted, db)
   for (const r of candidates) if (r.task.inputs.some(([t, k, rev]) => revs.get(t)!.get(k) !== rev)) late.add(r)
-  return late
+  return { late, wm }
 }
 
 /**
@@ -328,7 +354,9 @@ async function lateResults(engine: Engine, db: Kysely<any>, x: Derivation, sorte
  * changed (or is gone) at a revision up to `clock`: a change that refresh processed without these
  * rows, which no scan since `clock` looks at again (a join row whose pair no longer joins would
  * stay for good). Their addresses; the refresh looks at them by key before its watermark moves.
- * `db`: where to read (SQLite: the watermark move's write transaction, see `moveWatermark`).
+ * `db`: where to read (SQLite: the watermark move's write transaction, see `moveWatermark`;
+ * PostgreSQL: autocommit statements, then the move checks that no rows stored since by writes
+ * this look did not see, `moveWatermarkUnlessStored`).
  */
 export async function lateStored(engine: Engine, x: Derivation, clock: Watermark, db: Kysely<any>): Promise<string[]> {
   const rows = await storedSinceFromBefore(db, engine.d, x.name, clock)
@@ -343,6 +371,9 @@ export async function lateStored(engine: Engine, x: Derivation, clock: Watermark
     return now !== rev && (now === undefined || now <= clock.rev)
   })).map((r) => r.lq_key)
 }
+
+/** Attempts of a write whose commit found the watermark moved since its read (`checkWatermarkAtCommit`), each running it again. */
+const MOVED_RETRIES = 20
 
 const wasMissing = (r: Result): boolean => r.task.missing === true
 

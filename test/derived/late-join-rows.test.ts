@@ -10,10 +10,13 @@
  * in write.ts). The other order (the late row's write read the watermark before the other
  * refresh moved it) is covered by that refresh's look at rows stored since its scan, before
  * its watermark moves (`lateStored` in write.ts, `moveWatermark` in refresh.ts): the second case;
- * the third (PostgreSQL, the write's commit after the move's look) is skipped: still open.
+ * the third (PostgreSQL, the write's commit after the move's look) is refused by the write's
+ * commit-time check of the watermark (`checkWatermarkAtCommit`).
  */
 import { sql } from 'kysely'
 import { expect, it } from 'vitest'
+import { postgres } from '../../src/derived/sql/postgres.js'
+import { metaTable } from '../../src/derived/sql/dialect.js'
 import { eachDialect } from '../support/db.js'
 import { holdable } from './support/holdable.js'
 import { joinWorkers } from './support/join-workers.js'
@@ -87,19 +90,18 @@ eachDialect('late join rows', (get) => {
     expect(phases.at(-1)).toBe('done')
   }, 60_000)
 
-  // Skipped: the window this test plays is open on PostgreSQL. It passed with the watermark row
-  // read FOR SHARE by the write and FOR UPDATE by the move (held to their commits), which was
-  // reverted: a worker stopped (SIGSTOP) inside such a transaction blocked every other worker's
-  // move for as long as it stayed stopped. Closing it without a lock held across round trips is
-  // open work (docs/derived.md, "rows stored late").
-  it.skip('PostgreSQL: a late row whose write read the watermark before another refresh moves it is seen by that move, which waits for the write', async (ctx) => {
+  it('PostgreSQL: a late row whose write read the watermark before another refresh moves it, and commits after that move, is refused at its commit and not stored', async (ctx) => {
     // A's write judged its (d 0, e 0) row by the watermark (not moved: not late), then waits (a
     // test transaction locks A's claim rows, which its fence writes) while B scans, finds
-    // nothing to do (the pair no longer joins, nothing stored) and moves the watermark. The move
-    // takes the watermark row FOR UPDATE, which waits for A's FOR SHARE read until A commits,
-    // then finds A's row and deletes it. Without the row locks the move looked before A's
-    // commit and B's refresh ended with the row stored and the watermark past the change (a
-    // later refresh deletes it only if A's own pass moved the watermark back: a killed A does not).
+    // nothing to do (the pair no longer joins, nothing stored) and moves the watermark: B's look
+    // does not see A's row (not committed) and B's move does not wait for A (no lock is held
+    // across round trips). A's COMMIT then finds the watermark moved since its read
+    // (`checkWatermarkAtCommit`), fails, and A's write runs again: its `lateResults` reads the
+    // moved watermark and refuses the row. Failed before that check (the row stayed stored with
+    // the watermark past the change; a later refresh deletes it only if A's own pass moved the
+    // watermark back: a killed A does not). Earlier this window was closed by row locks held to
+    // the commits, taken out: a stopped writer held up every move (process-stop test in
+    // late-rows-stopped.test.ts).
     const tdb = get()
     if (tdb.label !== 'postgres (server)') return ctx.skip() // two transactions at once need the server
     const { db } = tdb
@@ -124,15 +126,38 @@ eachDialect('late join rows', (get) => {
     await isLocked
     gate0.release()
     for (let i = 0; i < 300 && (await waitingOnLock()) === 0; i++) await new Promise((res) => setTimeout(res, 10))
-    const rb = B.refresh()
-    // B's refresh ends, or waits for A (the fix): then A may go on.
-    await Promise.race([rb, new Promise((res) => setTimeout(res, 1000))])
+    // B's refresh ends while A waits: no lock of A's holds it up.
+    await B.refresh()
     unlock()
     await holder
-    await ra
-    await rb
+    const rep = await ra
+    expect(rep.totals.superseded).toBe(1)
     const got = (await sql<{ k: string }>`SELECT lq_key AS k FROM ${sql.id(name)} ORDER BY lq_key`.execute(db)).rows
     expect(got).toEqual([])
     expect(await B.stale()).toEqual([])
+  }, 60_000)
+
+  it('PostgreSQL: a watermark move does not move when a row evaluated before its clock was stored by a write its look did not see, and moves once looked at again', async (ctx) => {
+    // The move's side of the window (`moveWatermarkUnlessStored`): a write that committed
+    // between the refresh's look at rows stored late and the move (its commit-time check came
+    // before the move's lock) is found by the move's own look, taken after its lock, and the
+    // refresh looks again. Played on one connection: the look's snapshot, then a row stored by
+    // another transaction, then the move.
+    const tdb = get()
+    if (tdb.dialect !== 'postgres') return ctx.skip()
+    const { db } = tdb
+    const { name, B } = await joinWorkers(db, 'm', () => undefined)
+    await B.refresh()
+    const wm0 = (await sql<{ r: unknown }>`SELECT wm_rev AS r FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!.r
+    await sql`SELECT nextval('lq_clock_seq')`.execute(db)
+    const clock = await postgres.readClock(db)
+    const move = (look: string) => postgres.moveWatermarkUnlessStored!(db, { table: name, meta: metaTable(name), clock, look, applied: null, codeVersion: 'j1' })
+    const look = (await postgres.readClock(db)).xmin!
+    await sql`INSERT INTO ${sql.id(metaTable(name))} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_computed_rev, lq_changed_rev, lq_eval_rev) VALUES ('late', '', '[]', 0, 'j1', 'ok', ${clock.rev}, ${clock.rev}, ${clock.rev - 1})`.execute(db)
+    expect(await move(look)).toBe(false)
+    expect((await sql<{ r: unknown }>`SELECT wm_rev AS r FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!.r).toEqual(wm0)
+    // Looked at again (a snapshot after that write): it moves.
+    expect(await move((await postgres.readClock(db)).xmin!)).toBe(true)
+    expect(Number((await sql<{ r: unknown }>`SELECT wm_rev AS r FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!.r)).toBe(clock.rev)
   }, 60_000)
 })

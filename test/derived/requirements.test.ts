@@ -533,11 +533,11 @@ for (const dialect of dialectNames) {
       await openStore(db)
       await openStore(db)
       const v = await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'schema_version'`.execute(db)
-      expect(v.rows).toEqual([{ value: '4' }])
-      // A store at version 1 (no tombstones yet, no claim table) is migrated to 4.
+      expect(v.rows).toEqual([{ value: '5' }])
+      // A store at version 1 (no tombstones yet, no claim table) is migrated to 5.
       await sql`UPDATE lq_store_meta SET value = '1' WHERE name = 'schema_version'`.execute(db)
       await openStore(db)
-      expect((await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'schema_version'`.execute(db)).rows).toEqual([{ value: '4' }])
+      expect((await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'schema_version'`.execute(db)).rows).toEqual([{ value: '5' }])
       await sql`UPDATE lq_store_meta SET value = '99' WHERE name = 'schema_version'`.execute(db)
       await expectError(openStore(db), 'schema', 'schema version 99')
     })

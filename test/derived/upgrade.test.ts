@@ -9,7 +9,7 @@ import { sql } from 'kysely'
 import pg from 'pg'
 import { expect, it } from 'vitest'
 import { createTable, insertRows } from '../../src/query/ddl.js'
-import { table } from '../../src/query/dsl.js'
+import { Q, table } from '../../src/query/dsl.js'
 import { openStore } from '../../src/derived/index.js'
 import { eachDialect, pgUrl } from '../support/db.js'
 
@@ -94,7 +94,7 @@ eachDialect('a store at schema version 3 (before range claims)', (get) => {
     await sql`DROP TABLE lq_claim_range`.execute(db)
     await sql`UPDATE lq_store_meta SET value = '3' WHERE name = 'schema_version'`.execute(db)
     const store = await openStore(db)
-    expect((await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'schema_version'`.execute(db)).rows).toEqual([{ value: '4' }])
+    expect((await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'schema_version'`.execute(db)).rows).toEqual([{ value: '5' }])
     expect((await sql`SELECT * FROM lq_claim_range`.execute(db)).rows).toEqual([])
     await store.track(src)
     const out = store.derive({ name: 'up3_out', from: src, output: { y: t.Int }, fn: (r) => ({ y: r.v * 10 }) })
@@ -102,5 +102,39 @@ eachDialect('a store at schema version 3 (before range claims)', (get) => {
     expect(rep.totals.computed).toBe(3)
     expect(await store.get(out, 2)).toMatchObject({ state: 'fresh', value: { y: 20 } })
     expect((await sql`SELECT * FROM lq_claim_range`.execute(db)).rows).toEqual([])
+  }, 60_000)
+})
+
+eachDialect('a store at schema version 4 (before the late-row check)', (get) => {
+  it('gets the late-row check at its next open (PostgreSQL: the marker table, its trigger, the move function), and a comprehension refreshes as before', async () => {
+    const { db, dialect } = get()
+    const a = table('up4_a', { id: t.Int, v: t.Int })
+    const b = table('up4_b', { id: t.Int, v: t.Int })
+    await createTable(db, a)
+    await createTable(db, b)
+    await insertRows(db, a, [1, 2, 3].map((id) => ({ id, v: id })))
+    await insertRows(db, b, [1, 2].map((id) => ({ id, v: id * 10 })))
+    await openStore(db)
+    // What version 4 left: none of the check's objects.
+    if (dialect === 'postgres') {
+      await sql`DROP TABLE lq_wm_check`.execute(db)
+      await sql`DROP FUNCTION lq_wm_check()`.execute(db)
+      await sql`DROP FUNCTION lq_move_watermark(text, text, bigint, text, text, text, text)`.execute(db)
+    }
+    await sql`UPDATE lq_store_meta SET value = '4' WHERE name = 'schema_version'`.execute(db)
+    const store = await openStore(db)
+    expect((await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'schema_version'`.execute(db)).rows).toEqual([{ value: '5' }])
+    if (dialect === 'postgres') {
+      const objects = (await sql<{ n: string }>`SELECT proname AS n FROM pg_proc WHERE proname IN ('lq_wm_check', 'lq_move_watermark') AND pronamespace = current_schema()::regnamespace UNION ALL SELECT tgname FROM pg_trigger WHERE tgname = 'lq_wm_check' AND tgrelid = to_regclass('lq_wm_check') ORDER BY 1`.execute(db)).rows.map((r) => r.n)
+      expect(objects).toEqual(['lq_move_watermark', 'lq_wm_check', 'lq_wm_check'])
+    }
+    await store.track(a)
+    await store.track(b)
+    store.derive({ name: 'up4_out', from: Q.for(a, (x) => Q.for(b, (y) => Q.where(Q.eq(x.id, y.id), Q.yield({ s: Q.add(x.v, y.v) })))), output: { s: t.Int }, fn: (r) => ({ s: r.s }) })
+    expect((await store.refresh()).totals.computed).toBe(2)
+    await sql`UPDATE up4_a SET v = 100 WHERE id = 2`.execute(db)
+    expect((await store.refresh()).totals.computed).toBe(1)
+    expect(await store.stale()).toEqual([])
+    if (dialect === 'postgres') expect((await sql`SELECT * FROM lq_wm_check`.execute(db)).rows).toEqual([])
   }, 60_000)
 })

@@ -164,7 +164,8 @@ export interface StoreDialect {
    * before it, and no other write commits while it runs. SQLite: yes (one write lock); PostgreSQL:
    * no (READ COMMITTED, row locks). Two things rely on it:
    * - a comprehension's watermark move looks for late rows and moves in one such transaction
-   *   (`moveWatermark`); PostgreSQL runs the two as separate statements, holding no lock across
+   *   (`moveWatermark`); PostgreSQL looks in autocommit statements and moves in one statement
+   *   that checks for rows its look missed (`moveWatermarkUnlessStored`), holding no lock across
    *   round trips (a worker stopped between them would hold it);
    * - revisions are then handed out in commit order (`nextRev` runs under the write lock, so a
    *   revision not committed yet is above every committed one; on PostgreSQL a sequence: a
@@ -173,6 +174,32 @@ export interface StoreDialect {
    *   (`FillWrites`).
    */
   readonly oneWriter: boolean
+  /**
+   * The late-row check of comprehension derivations on a store whose writers do not take turns
+   * (PostgreSQL), closing the window between a write's read of the watermark (`lateResults` in
+   * write.ts) and its commit, without a lock held across a client round trip:
+   * - `lateCheckDDL`: its objects (schema version 5): PostgreSQL, the marker table
+   *   `lq_wm_check`, its deferred constraint trigger and the move function
+   *   `lq_move_watermark`; SQLite: none.
+   * - `checkWatermarkAtCommit`: in a write transaction that read watermark `wm` of `table`, have
+   *   its COMMIT check that the watermark is still `wm` (PostgreSQL: a marker row, checked by
+   *   the deferred trigger, which reads the watermark row FOR KEY SHARE inside the COMMIT's own
+   *   processing and fails it with `watermarkMoved` when the watermark moved); SQLite: nothing
+   *   (the write lock orders the write and the move).
+   * - `watermarkMoved`: whether an error is that check's refusal (the transaction was rolled back;
+   *   run it again, and its read of the watermark sees the move).
+   * - `moveWatermarkUnlessStored`: move the watermark of `table` (metadata table `meta`) to
+   *   `clock`, in one statement that locks the watermark row FOR UPDATE and only then looks
+   *   (a fresh snapshot) for rows stored from an evaluation before `clock` by transactions the
+   *   caller's look did not see (not visible in snapshot `look`, read before the look);
+   *   false, not moved, when there are some (the caller looks again). See `moveWatermark` in
+   *   refresh.ts. Undefined where writers take turns (`oneWriter`: the look and the move are one
+   *   write transaction).
+   */
+  lateCheckDDL(): string[]
+  checkWatermarkAtCommit(trx: Kysely<any>, table: string, wm: Watermark): Promise<void>
+  watermarkMoved(e: unknown): boolean
+  readonly moveWatermarkUnlessStored: ((db: Kysely<any>, move: WatermarkMove) => Promise<boolean>) | undefined
   /**
    * Whether an error means "busy, try again": the transaction was rolled back and running it
    * again can succeed. SQLite: SQLITE_BUSY* and SQLITE_LOCKED*; PostgreSQL: deadlock detected
@@ -232,6 +259,18 @@ export interface StoreDialect {
    * transaction id as `xidText` printed it): whether it was written after watermark `wm`.
    */
   changedSince(rev: number, xid: string | null, wm: Watermark): boolean
+}
+
+/** A watermark move of `StoreDialect.moveWatermarkUnlessStored`. */
+export interface WatermarkMove {
+  readonly table: string
+  readonly meta: string
+  readonly clock: Watermark
+  /** The snapshot read before the caller's look at rows stored late (`Watermark.xmin` of a clock read). */
+  readonly look: string
+  /** The applied code version read at the refresh's start, and the one it applies (see `writeWatermark`). */
+  readonly applied: string | null
+  readonly codeVersion: string
 }
 
 /**

@@ -20,6 +20,71 @@ function pgRetryable(e: unknown): boolean {
   return code === '55P03' || code === '40P01' || code === '40001'
 }
 
+/** SQLSTATE of the commit-time watermark check's refusal (`StoreDialect.watermarkMoved`). */
+const WATERMARK_MOVED = 'LQW01'
+
+/**
+ * The late-row check's objects (`StoreDialect.lateCheckDDL`, schema version 5).
+ *
+ * - `lq_wm_check`: one marker row per comprehension write transaction that read a watermark
+ *   (`checkWatermarkAtCommit`), unlogged (it is empty between transactions). Its constraint
+ *   trigger is deferred: it runs inside the COMMIT, reads the watermark row FOR KEY SHARE (the
+ *   lock is taken and released by the COMMIT's own server-side processing: a client stopped
+ *   before or during its COMMIT holds no lock on it; KEY SHARE conflicts with the move's FOR
+ *   UPDATE only, not with a write's plain update of the row, `forgetAppliedVersion`, so two
+ *   writers never wait for each other on it), fails the commit with SQLSTATE LQW01 when the
+ *   watermark is no longer the one the write read, and deletes the marker.
+ * - `lq_move_watermark`: a comprehension's watermark move (`moveWatermarkUnlessStored`), one
+ *   call in its own transaction. It locks the watermark row FOR UPDATE, then (a new statement
+ *   of a VOLATILE function: in READ COMMITTED, a snapshot taken after the lock was granted)
+ *   looks for live rows evaluated before the clock and written by a transaction not visible in
+ *   the caller's look snapshot (`lq_xid >= xmax OR lq_xid = ANY(xip)`: index conditions on
+ *   `lq_xid`); there are some: returns false without moving. Else moves, as `writeWatermark`.
+ *
+ * Why the two close the window: a write whose commit-time check took its key-share lock before the
+ * move's FOR UPDATE has committed before the move's look statement (the move waited for it), so
+ * the move sees its rows (examined by the caller's look, or not visible to its snapshot: then
+ * found here); one whose check came after waits for the move's commit and reads the moved
+ * watermark (READ COMMITTED reads the newest version of a row it waited for), so its commit
+ * fails and it runs again, and its `lateResults` refuses what is late.
+ */
+function pgLateCheckDDL(): string[] {
+  return [
+    `CREATE UNLOGGED TABLE IF NOT EXISTS lq_wm_check (name text NOT NULL, wm_rev bigint NOT NULL, wm_xmin text, xid xid8 NOT NULL DEFAULT pg_current_xact_id())`,
+    `CREATE OR REPLACE FUNCTION lq_wm_check() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $lq$
+DECLARE
+  cur record;
+BEGIN
+  SELECT wm_rev, wm_xmin INTO cur FROM lq_derived WHERE name = NEW.name FOR KEY SHARE;
+  IF cur.wm_rev IS DISTINCT FROM NEW.wm_rev OR cur.wm_xmin IS DISTINCT FROM NEW.wm_xmin THEN
+    RAISE EXCEPTION 'derived table %: its watermark moved since this write read it (rev % then, % now)', NEW.name, NEW.wm_rev, cur.wm_rev USING ERRCODE = '${WATERMARK_MOVED}';
+  END IF;
+  DELETE FROM lq_wm_check WHERE xid = pg_current_xact_id() AND name = NEW.name;
+  RETURN NULL;
+END
+$lq$`,
+    `DROP TRIGGER IF EXISTS lq_wm_check ON lq_wm_check`,
+    `CREATE CONSTRAINT TRIGGER lq_wm_check AFTER INSERT ON lq_wm_check DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION lq_wm_check()`,
+    `CREATE OR REPLACE FUNCTION lq_move_watermark(p_name text, p_meta text, p_rev bigint, p_snapshot text, p_look text, p_applied text, p_code text) RETURNS boolean
+VOLATILE LANGUAGE plpgsql SET search_path FROM CURRENT AS $lq$
+DECLARE
+  stored boolean;
+BEGIN
+  PERFORM 1 FROM lq_derived WHERE name = p_name FOR UPDATE;
+  EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I AS s WHERE (s.lq_xid >= $1 OR s.lq_xid = ANY($2)) AND s.lq_eval_rev < $3 AND s.lq_state <> ''deleted'')', p_meta)
+    INTO stored USING pg_snapshot_xmax(p_look::pg_snapshot), ARRAY(SELECT pg_snapshot_xip(p_look::pg_snapshot)), p_rev;
+  IF stored THEN
+    RETURN false;
+  END IF;
+  UPDATE lq_derived SET wm_rev = p_rev, wm_xmin = p_snapshot,
+    applied_code_version = CASE WHEN COALESCE(applied_code_version, '') = COALESCE(p_applied, '') THEN p_code ELSE NULL END
+  WHERE name = p_name;
+  RETURN true;
+END
+$lq$`,
+  ]
+}
+
 export const postgres: StoreDialect = {
   name: 'postgres',
   revType: 'bigint',
@@ -137,6 +202,15 @@ $lq$`,
   async beginWrite() {},
   oneWriter: false,
   isBusy: (e) => ['40P01', '40001', '55P03'].includes(errorCode(e)),
+  lateCheckDDL: () => pgLateCheckDDL(),
+  async checkWatermarkAtCommit(trx, table, wm) {
+    await sql`INSERT INTO lq_wm_check (name, wm_rev, wm_xmin) VALUES (${table}, ${wm.rev}, ${wm.xmin})`.execute(trx)
+  },
+  watermarkMoved: (e) => errorCode(e) === WATERMARK_MOVED,
+  async moveWatermarkUnlessStored(db, m) {
+    const r = await sql<{ moved: boolean }>`SELECT lq_move_watermark(${m.table}, ${m.meta}, ${m.clock.rev}, ${m.clock.xmin}, ${m.look}, ${m.applied}, ${m.codeVersion}) AS moved`.execute(db)
+    return r.rows[0]!.moved === true
+  },
   uniqueViolation: (e) => errorCode(e) === '23505',
   keyCursor: (alias) => `${alias}.lq_key`,
   afterCursor: (alias, p) => `${alias}.lq_key > ${p}`,

@@ -3,7 +3,7 @@
  * `lq_store_meta` and an ordered list of migrations, applied in one transaction at `openStore`
  * (under an advisory lock on PostgreSQL, so two processes opening one store do not race).
  *
- * Store-wide tables (created by migration 1; the current schema version is 2):
+ * Store-wide tables (created by migration 1; the current schema version is `SCHEMA_VERSION`):
  * - `lq_store_meta(name, value)`: `schema_version`.
  * - the revision clock (`lq_clock` on SQLite, sequence `lq_clock_seq` on PostgreSQL).
  * - `lq_tracked(root, key_columns)`: tracked root tables.
@@ -35,9 +35,12 @@ import { exec } from './text.js'
  * columns `lq_input_hash` and `lq_eval_rev` are added per table on first use. 3: the claim table
  * `lq_claim` of worker leases (older versions ignore it: they compute without claiming). 4: the
  * range claim table `lq_claim_range` (a first fill's page claimed as one row: earlier versions
- * would not see those claims, so they must refuse the database).
+ * would not see those claims, so they must refuse the database). 5: the late-row check of
+ * comprehension derivations on PostgreSQL (`StoreDialect.lateCheckDDL`: earlier versions would
+ * write without it, reopening the window it closes, so they must refuse the database; on
+ * SQLite the version only).
  */
-export const SCHEMA_VERSION = 4
+export const SCHEMA_VERSION = 5
 
 interface Migration {
   readonly version: number
@@ -60,6 +63,8 @@ const migrations: readonly Migration[] = [
   { version: 3, statements: (d) => claimDialects[d.name].ddl() },
   // Range claims of first fills' pages (claims.ts).
   { version: 4, statements: (d) => claimDialects[d.name].rangeDdl() },
+  // The late-row check of comprehension derivations (PostgreSQL; `StoreDialect.lateCheckDDL`).
+  { version: 5, statements: (d) => d.lateCheckDDL() },
 ]
 
 /** Create or upgrade the store's own tables; throws when the database is newer than this library. */

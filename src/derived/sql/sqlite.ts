@@ -97,6 +97,11 @@ export const sqlite: StoreDialect = {
   },
   oneWriter: true,
   isBusy: (e) => /^SQLITE_(BUSY|LOCKED)/.test(errorCode(e)),
+  // One writer at a time: the write lock orders a write's read of the watermark and a move (`oneWriter`).
+  lateCheckDDL: () => [],
+  async checkWatermarkAtCommit() {},
+  watermarkMoved: () => false,
+  moveWatermarkUnlessStored: undefined,
   uniqueViolation: (e) => /^SQLITE_CONSTRAINT_(PRIMARYKEY|UNIQUE)$/.test(errorCode(e)),
   keyCursor: (alias) => `CAST(${alias}.lq_key AS BLOB)`,
   afterCursor: (alias, p) => `${alias}.lq_key > CAST(${p} AS TEXT)`,

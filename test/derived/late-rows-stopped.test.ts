@@ -1,0 +1,103 @@
+/**
+ * A worker process stopped (SIGSTOP: a frozen VM, a debugger) inside the write transaction of a
+ * comprehension's batch, on the real PostgreSQL server. Its write read the table's watermark
+ * (`lateResults` in write.ts) and its row is late: the pair no longer joins. Another worker's
+ * refresh moves the watermark meanwhile without waiting for it (no lock on the watermark row is
+ * held across a round trip: the write's check that the watermark did not move runs inside its
+ * COMMIT, `checkWatermarkAtCommit`); resumed, the stopped worker's commit fails that check, its
+ * write runs again and refuses the late row (nothing orphaned). Row locks held to the commit
+ * (the watermark row FOR SHARE in writes, an earlier fix of the late-row window) made the other
+ * refresh wait as long as the worker stayed stopped; without any check, the late row stayed.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import * as t from 'io-ts'
+import { sql } from 'kysely'
+import { expect, it } from 'vitest'
+import { createTable, insertRows } from '../../src/query/ddl.js'
+import { Q, table } from '../../src/query/dsl.js'
+import { openStore } from '../../src/derived/index.js'
+import { eachDialect } from '../support/db.js'
+import { lastJson, spawnChild, until } from './support/worker-file.js'
+
+let n = 0
+
+eachDialect('late rows of a stopped writer', (get) => {
+  it('PostgreSQL: a writer stopped inside its write transaction does not hold up another worker\'s watermark move, and resumed, its late row is refused', async (ctx) => {
+    const tdb = get()
+    if (tdb.label !== 'postgres (server)') return ctx.skip() // OS processes need the server
+    const { db } = tdb
+    const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(db)).rows[0]!.s
+    const prefix = `lst${++n}_`
+    const d = table(`${prefix}d`, { id: t.Int, v: t.Int })
+    const e = table(`${prefix}e`, { id: t.Int, v: t.Int })
+    const name = `${prefix}j`
+    await createTable(db, d)
+    await createTable(db, e)
+    // Only (d 0, e 0) joins (values within 3); setting d 0 to 0 takes it out of the join.
+    await insertRows(db, d, [{ id: 0, v: 13 }, { id: 1, v: 100 }])
+    await insertRows(db, e, [{ id: 0, v: 10 }])
+    const B = await openStore(db, { leaseMs: 3_600_000 })
+    await B.track(d)
+    await B.track(e)
+    B.derive({
+      name,
+      from: Q.for(d, (x) => Q.for(e, (y) => Q.where(Q.le(Q.abs(Q.sub(x.v, y.v)), 3), Q.yield({ dv: x.v, ev: y.v })))),
+      output: { n: t.Int },
+      version: 'j1',
+      fn: (r) => ({ n: r.dv + r.ev }),
+    })
+    const dir = mkdtempSync(join(tmpdir(), 'lq-late-stop-'))
+    const log = join(dir, 'calls.log')
+    const gate = join(dir, 'gate')
+    writeFileSync(log, '')
+    const a = spawnChild('late-child.ts', [schema, prefix, log, gate])
+    const waitingA = async () => Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid WHERE NOT l.granted AND s.application_name = ${`lqlate_${prefix}`}`.execute(db)).rows[0]!.n)
+    const idleA = async () => Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'idle in transaction' AND application_name = ${`lqlate_${prefix}`}`.execute(db)).rows[0]!.n)
+    try {
+      await until('A computing (d 0, e 0)', () => readFileSync(log, 'utf8').includes('called 0'), 30_000)
+      await sql`UPDATE ${sql.id(d.name)} SET v = 0 WHERE id = 0`.execute(db)
+      // A's write waits at its fence (its claim rows locked here), after its read of the watermark.
+      let unlock!: () => void
+      let locked!: () => void
+      const isLocked = new Promise<void>((r) => (locked = r))
+      const released = new Promise<void>((r) => (unlock = r))
+      const holder = db.transaction().execute(async (trx) => {
+        await sql`SELECT 1 FROM lq_claim WHERE tbl = ${name} FOR UPDATE`.execute(trx)
+        locked()
+        await released
+      })
+      await isLocked
+      writeFileSync(gate, '')
+      await until('A waiting at its fence', async () => (await waitingA()) > 0, 30_000)
+      // A stops inside its write transaction; its fence statement then completes on the server.
+      a.proc.kill('SIGSTOP')
+      unlock()
+      await holder
+      await until('A idle in its write transaction', async () => (await idleA()) > 0, 10_000)
+      const wmBefore = Number((await sql<{ r: unknown }>`SELECT wm_rev AS r FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!.r)
+      // B's refresh (nothing to compute: the pair no longer joins) ends while A stays stopped.
+      const rb = B.refresh()
+      rb.catch(() => undefined)
+      const first = await Promise.race([rb.then(() => 'ended'), new Promise((r) => setTimeout(() => r('waiting'), 10_000))])
+      if (first !== 'ended') {
+        a.proc.kill('SIGCONT')
+        await rb
+      }
+      expect(first).toBe('ended')
+      expect(Number((await sql<{ r: unknown }>`SELECT wm_rev AS r FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!.r)).toBeGreaterThan(wmBefore)
+      expect(await idleA()).toBe(1)
+      a.proc.kill('SIGCONT')
+      expect(await a.exited).toBe(0)
+      expect(lastJson(a)).toMatchObject({ ok: true, superseded: 1 })
+      expect((await sql`SELECT lq_key FROM ${sql.id(name)}`.execute(db)).rows).toEqual([])
+      expect(await B.stale()).toEqual([])
+    } finally {
+      a.proc.kill('SIGCONT')
+      if (a.proc.exitCode === null) a.proc.kill('SIGKILL')
+      await a.exited
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 90_000)
+})
