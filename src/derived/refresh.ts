@@ -224,10 +224,12 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
     // other workers) and the keys other claims held are looked at again at the end, as one span.
     const reader = { owner: op.keeper.owner, codeVersion: op.recompute ? null : x.codeVersion, leaseMs: op.keeper.leaseMs }
     let recheck: [number | undefined, number] | undefined
-    // The keys this fill's own pages claimed (their batches are stored, or their refused keys
-    // left behind, before `runBatches` returns), and the read of the span's unstored rows begun
-    // when the pages ended (`recheckSpan`), while this worker's last batches still compute.
-    const adopted = new Set<string>()
+    // The keys this fill's last pages claimed (their batches are stored, or their refused keys
+    // left behind, before `runBatches` returns; at most two batches are between claim and store,
+    // so those of earlier pages were stored before the span is read; the last pages only, so
+    // memory follows the batch size), and the read of the span's unstored rows begun when the
+    // pages ended (`recheckSpan`), while this worker's last batches still compute.
+    const adopted: (readonly string[])[] = []
     let early: Promise<string[]> | undefined
     await runBatches(engine, x, mine, op, async () => {
       for (;;) {
@@ -236,7 +238,7 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
         // Rows other workers hold or stored are skipped in the read (full: true recomputes stored ones).
         const page = await fillRootPage(engine, x, after, size, window, reader, skip)
         const lease = page.claimed === undefined ? undefined : op.keeper.adopt(x.name, page.claimed.token, page.claimed.keys, page.claimed.ms)
-        if (page.claimed !== undefined) for (const k of page.claimed.keys) adopted.add(k)
+        if (page.claimed !== undefined && page.claimed.keys.length > 0 && adopted.push(page.claimed.keys) > ADOPTED_PAGES) adopted.shift()
         after = page.last
         end = page.end
         skip = page.others
@@ -256,7 +258,7 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
         return { tasks: op.settling === undefined ? page.tasks : page.tasks.filter((t) => !deferred(engine, x, t.lineage, op)), lease, range: lease === undefined, fill, stored: async () => tell('batch') }
       }
     })
-    if (recheck !== undefined) await recheckSpan(engine, x, early ?? unstoredInRange(engine.db, engine.d, rootOf(engine, x), x.name, recheck[0], recheck[1], x.codeVersion), adopted, op)
+    if (recheck !== undefined) await recheckSpan(engine, x, early ?? unstoredInRange(engine.db, engine.d, rootOf(engine, x), x.name, recheck[0], recheck[1], x.codeVersion), new Set(adopted.flat()), op)
     // Every row it left is known by key (held by others in its pages or its claims): the pass
     // goes on over those rows only, not the whole table again.
     if (await leftBehind(engine, x, op, mine, (held) => refreshTable(engine, x, false, batch, report, op, progress, { keys: [...held], clock, wm }))) return
@@ -283,14 +285,18 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
   await finishTable(engine, x, clock, wm, mine, () => tell('done'))
 }
 
+/** How many of a fill's last pages `recheckSpan` knows the claimed keys of (the batches still in flight when the span is read, and one more). */
+const ADOPTED_PAGES = 4
+
 /**
  * The end of a first fill that jumped over keys other workers took (to start at the fill
  * frontier), or passed keys other claims held. `unstored`: the span's rows not stored from their
  * current revision, read when this worker's pages ended (begun then, it runs while this worker's
  * last batches compute: read after them and after the wait for the others, it was the last
  * 50-200 ms of every worker's fill, four workers reading the whole table at once). Of those, the
- * rows this fill claimed itself (`adopted`: stored by now, or left behind by their fence) are
- * not looked at again; while other workers hold live claims on the others that they took before
+ * rows this fill claimed itself (`adopted`, those of its last pages: stored by now, or left behind by their
+ * fence; a key of its own missing there only costs the look by key below) are not looked at
+ * again; while other workers hold live claims on the others that they took before
  * the wait began (their batches in flight: a claim taken later is another computation, such as
  * a worker computing a row again as its input keeps changing), they are waited for (one look at
  * those keys' claims, `othersHold`), then the ones still not stored are left behind
