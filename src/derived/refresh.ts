@@ -20,7 +20,7 @@ import { notStored, sameComputation, type Claim } from './claims.js'
 import { keyText, lineageOfAddress } from './keys.js'
 import { Aborted, handled, leftOf, sleep, throwIfAborted, untilAborted, yieldToLoop, type Op } from './ops.js'
 import { FillWrites, fillCount, fillPage, fillRootPage, isFirstFill, pagesByRootKey, unsafeKeyWork, unstoredOf } from './scan/fill.js'
-import { readWatermark, unstoredInRange } from './sql/reads.js'
+import { readWatermark, unstoredAmong, unstoredInRange } from './sql/reads.js'
 import { scan, type ScanStats } from './scan/index.js'
 import type { Watermark } from './sql/dialect.js'
 import { metaTable } from './sql/dialect.js'
@@ -224,6 +224,13 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
     // other workers) and the keys other claims held are looked at again at the end, as one span.
     const reader = { owner: op.keeper.owner, codeVersion: op.recompute ? null : x.codeVersion, leaseMs: op.keeper.leaseMs }
     let recheck: [number | undefined, number] | undefined
+    // The keys this fill's last pages claimed (their batches are stored, or their refused keys
+    // left behind, before `runBatches` returns; at most two batches are between claim and store,
+    // so those of earlier pages were stored before the span is read; the last pages only, so
+    // memory follows the batch size), and the read of the span's unstored rows begun when the
+    // pages ended (`recheckSpan`), while this worker's last batches still compute.
+    const adopted: (readonly string[])[] = []
+    let early: Promise<string[]> | undefined
     await runBatches(engine, x, mine, op, async () => {
       for (;;) {
         if (end) return undefined
@@ -231,6 +238,7 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
         // Rows other workers hold or stored are skipped in the read (full: true recomputes stored ones).
         const page = await fillRootPage(engine, x, after, size, window, reader, skip)
         const lease = page.claimed === undefined ? undefined : op.keeper.adopt(x.name, page.claimed.token, page.claimed.keys, page.claimed.ms)
+        if (page.claimed !== undefined && page.claimed.keys.length > 0 && adopted.push(page.claimed.keys) > ADOPTED_PAGES) adopted.shift()
         after = page.last
         end = page.end
         skip = page.others
@@ -240,12 +248,17 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
           const held = leftOf(op, x.name).held
           for (const k of page.held) held.add(k)
         }
+        if (end && recheck !== undefined && early === undefined) {
+          early = unstoredInRange(engine.db, engine.d, rootOf(engine, x), x.name, recheck[0], recheck[1], x.codeVersion)
+          // Awaited after the batches; a failed batch throws first (no unhandled rejection).
+          early.catch(() => undefined)
+        }
         window = page.read < size && !page.end ? Math.min(window * 2, size * PAGE_WINDOWS) : size
         if (page.read === 0) continue
         return { tasks: op.settling === undefined ? page.tasks : page.tasks.filter((t) => !deferred(engine, x, t.lineage, op)), lease, range: lease === undefined, fill, stored: async () => tell('batch') }
       }
     })
-    if (recheck !== undefined) await recheckSpan(engine, x, recheck, op)
+    if (recheck !== undefined) await recheckSpan(engine, x, early ?? unstoredInRange(engine.db, engine.d, rootOf(engine, x), x.name, recheck[0], recheck[1], x.codeVersion), new Set(adopted.flat()), op)
     // Every row it left is known by key (held by others in its pages or its claims): the pass
     // goes on over those rows only, not the whole table again.
     if (await leftBehind(engine, x, op, mine, (held) => refreshTable(engine, x, false, batch, report, op, progress, { keys: [...held], clock, wm }))) return
@@ -272,33 +285,43 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
   await finishTable(engine, x, clock, wm, mine, () => tell('done'))
 }
 
+/** How many of a fill's last pages `recheckSpan` knows the claimed keys of (the batches still in flight when the span is read, and one more). */
+const ADOPTED_PAGES = 4
+
 /**
  * The end of a first fill that jumped over keys other workers took (to start at the fill
- * frontier), or passed keys other claims held: while other workers hold live claims in that
- * span (normally their batches in flight), they are waited for (one look at the claims of the
- * span, `othersHoldRange`, not at its rows), then the rows of the span not stored from their
- * current revision are left behind (`leftBehind` computes them, or waits for them again). The
- * span's rows are read once, after the wait: reading them before it too (to know which keys to
- * wait for) was two reads of every row the other workers took, a third of a 4-worker fill's
- * last 300 ms with 8000 rows, and growing with the table.
+ * frontier), or passed keys other claims held. `unstored`: the span's rows not stored from their
+ * current revision, read when this worker's pages ended (begun then, it runs while this worker's
+ * last batches compute: read after them and after the wait for the others, it was the last
+ * 50-200 ms of every worker's fill, four workers reading the whole table at once). Of those, the
+ * rows this fill claimed itself (`adopted`, those of its last pages: stored by now, or left behind by their
+ * fence; a key of its own missing there only costs the look by key below) are not looked at
+ * again; while other workers hold live claims on the others that they took before
+ * the wait began (their batches in flight: a claim taken later is another computation, such as
+ * a worker computing a row again as its input keeps changing), they are waited for (one look at
+ * those keys' claims, `othersHold`), then the ones still not stored are left behind
+ * (`leftBehind` computes them, or waits for them again): a look by key at the rows that were
+ * unstored, not a second read of the span. A row stored when the span was read stays stored
+ * from a revision up to this pass's clock; later writes are the next pass's.
  */
-async function recheckSpan(engine: Engine, x: Derivation, span: readonly [number | undefined, number], op: Op): Promise<void> {
-  const root = engine.roots.get((x.source as { table: string }).table)!.def
+async function recheckSpan(engine: Engine, x: Derivation, unstored: Promise<string[]>, adopted: ReadonlySet<string>, op: Op): Promise<void> {
+  let keys = (await unstored).filter((k) => !adopted.has(k))
+  if (keys.length === 0) return
   if (op.waitForOthers) {
-    // The claims held when the wait began (their tokens up to `upTo`): a claim taken later is
-    // another computation (a worker computing a row of the span again), which the read after
-    // the wait finds (or not) as any other; waiting for those too waited as long as other
-    // workers kept taking rows of the span.
     const upTo = await op.keeper.lastToken()
-    for (const t0 = performance.now(); await op.keeper.othersHoldRange(x.name, span[0], span[1], upTo); ) {
+    const set = new Set(keys)
+    for (const t0 = performance.now(); await op.keeper.othersHold(x.name, set, upTo); ) {
       throwIfAborted(op)
       await untilAborted(sleep(othersPause(performance.now() - t0)), op)
     }
+    keys = await unstoredAmong(engine.db, engine.d, rootOf(engine, x), x.name, keys, x.codeVersion)
   }
-  const keys = await unstoredInRange(engine.db, engine.d, root, x.name, span[0], span[1], x.codeVersion)
   const held = leftOf(op, x.name).held
   for (const k of keys) held.add(k)
 }
+
+/** The root table a derivation over one table reads. */
+const rootOf = (engine: Engine, x: Derivation) => engine.roots.get((x.source as { table: string }).table)!.def
 
 /**
  * The end of a table's refresh: statistics after many rows, the watermark, then the last

@@ -248,6 +248,20 @@ export async function unstoredInRange(db: Db, d: StoreDialect, root: TableDef, d
   return (await exec<{ k: string }>(db, text, lo === undefined ? [hi, codeVersion] : [lo, hi, codeVersion])).map((r) => r.k)
 }
 
+/**
+ * Which of `keys` (addresses of root `root`'s rows) have a live revision but no row of
+ * `derived` stored from it with code version `codeVersion`: `unstoredInRange` over a list of
+ * keys (a first fill's span, narrowed to the keys found unstored before the wait for other
+ * workers). Driven by the key list (primary-key probes), not by the root's rows.
+ */
+export async function unstoredAmong(db: Db, d: StoreDialect, root: TableDef, derived: string, keys: readonly string[], codeVersion: string): Promise<string[]> {
+  if (keys.length === 0) return []
+  const text = `SELECT v.lq_key AS k FROM ${q(revTable(root.name))} AS v WHERE v.lq_key IN (${d.jsonTexts(d.ph(1))}) AND v.deleted = 0 AND NOT EXISTS (SELECT 1 FROM ${q(metaTable(derived))} AS m WHERE m.lq_key = v.lq_key AND m.lq_code_version = ${d.ph(2)} AND m.lq_max_input_rev = v.rev)`
+  const out: string[] = []
+  for (const part of chunks(keys, KEY_CHUNK)) for (const r of await exec<{ k: string }>(db, text, [jsonBatch(part, d), codeVersion])) out.push(r.k)
+  return out
+}
+
 /** What every row of a `freePageWithRevs` result says about its window: rows read, the last key, the keys other workers held, whether others held claims. */
 export function pageWindow(row: Record<string, unknown> | undefined): { scanned: number; last: unknown; held: unknown[]; others: boolean } {
   if (row === undefined) return { scanned: 0, last: null, held: [], others: false }
