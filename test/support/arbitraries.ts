@@ -257,7 +257,7 @@ const COL_BOUND: Readonly<Record<ColKind, number>> = { string: 0, int: 2 ** 31, 
 /** Decimals stay below this magnitude, so SQLite's scaled integers stay exact (< 2^53 units). */
 const DECIMAL_BOUND = 1e9
 
-const sT = (kind: Kind, nullable: boolean, bound = 0, exact = true): ST => ({ tag: 's', kind, nullable, bound, exact })
+export const sT = (kind: Kind, nullable: boolean, bound = 0, exact = true): ST => ({ tag: 's', kind, nullable, bound, exact })
 const isNumKind = (k: Kind): boolean => k === 'int' || k === 'real'
 
 /** The least type of `a` and `b` (union parts), or undefined. */
@@ -288,6 +288,17 @@ export function unifyTy(a: Ty, b: Ty): Ty | undefined {
     return elem && { tag: 'c', elem, card: Math.max(a.card, b.card), ...(a.limited || b.limited ? { limited: true } : {}) }
   }
   return undefined
+}
+
+/**
+ * Whether elements of type `a` can stand where `target` is wanted without widening it: they
+ * unify, and to the target's kinds (an int collection for an int target, not a real one, which
+ * would unify to real: a caller wanting ints, as `Q.mod`'s operands, got reals).
+ */
+export function keepsKinds(a: Ty, target: Ty): boolean {
+  const u = unifyTy(a, target)
+  const kinds = (t: Ty): string => showTy(t).replace(/[?~]/g, '')
+  return u !== undefined && kinds(u) === kinds(target)
 }
 
 export function showTy(ty: Ty): string {
@@ -967,7 +978,7 @@ class Gen {
     this.budget--
     if (d <= 0 || this.budget <= 0) return this.yieldQ(scope, 0, target)
     const colls = this.paths(scope).filter(
-      (p) => p.t.tag === 'c' && !p.t.limited && (!this.exact || exactTy(p.t)) && (target === undefined || unifyTy(p.t.elem, target) !== undefined),
+      (p) => p.t.tag === 'c' && !p.t.limited && (!this.exact || exactTy(p.t)) && (target === undefined || keepsKinds(p.t.elem, target)),
     )
     const tables = target === undefined ? [] : this.tables.filter((ti) => unifyTy(ti.rowT, target) !== undefined)
     return this.tape.weighted<() => GQ>([
