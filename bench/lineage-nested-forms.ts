@@ -7,6 +7,7 @@
  * this process; PostgreSQL: this process and the backend). Ratios to the plain query's statement.
  *
  * - `pair` (what `lower/value.ts` writes, `CollLayout.keysApart`): `[data, keys]`, two aggregates.
+ * - `concat` (SQLite): the same text as `pair`, the two aggregates' texts joined with `||`.
  * - `flat`: `[d0, k0, d1, k1, ...]`, one string aggregate of each row's JSON texts.
  * - `keys first`: `[k0, k1, ..., d0, d1, ...]`, the two JSON aggregates' texts spliced.
  * - `keys text`: `[data, "k0,k1,..."]`, the keys as one comma-separated text (parsed only when read).
@@ -28,6 +29,7 @@ const FORMS: Readonly<Record<Dialect, Readonly<Record<string, Form>>>> = {
   sqlite: {
     plain: (d) => `json_group_array(${d})`,
     pair: (d, k) => `json_array(json_group_array(${d}), json_group_array(${k}))`,
+    concat: (d, k) => `'[' || json_group_array(${d}) || ',' || json_group_array(${k}) || ']'`,
     flat: (d, k) => `coalesce('[' || group_concat(json_quote(${d}) || ',' || json_quote(${k}), ',') || ']', '[]')`,
     'keys first': (d, k) => `case when count(*) = 0 then '[]' else substr(json_group_array(${k}), 1, length(json_group_array(${k})) - 1) || ',' || substr(json_group_array(${d}), 2) end`,
     'keys text': (d, k) => `json_array(json_group_array(${d}), group_concat(${k}))`,
