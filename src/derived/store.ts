@@ -82,7 +82,9 @@ export interface StoreWatchOptions extends WatchOptions {
   /**
    * PostgreSQL: a connection to LISTEN on for root writes, e.g. `() => pool.connect()` (a pooled
    * client, released when the watcher stops) or a function connecting a `pg.Client` of its own
-   * (ended when it stops). Without it the store clock is read every `pollMs`.
+   * (ended when it stops). Called again when the connection is lost (the server ended it, the
+   * network failed): the error is reported (`onProgress` event `error`), and a wave runs once
+   * the new connection listens. Without it the store clock is read every `pollMs`.
    */
   readonly listen?: () => ListenClient | Promise<ListenClient>
 }
@@ -411,7 +413,8 @@ export class Store {
         const listen = options.listen
         if (listen !== undefined) {
           const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(this.#db)).rows[0]!.s
-          out.push(await listenRoots(await listen(), schema, (table) => this.#roots.has(table) && wake('root-write'), transient))
+          // A lost LISTEN connection is replaced; then a wave looks for what was written meanwhile.
+          out.push(await listenRoots(listen, schema, (table) => this.#roots.has(table) && wake('root-write'), transient, () => wake('root-write'), pollMs))
         } else {
           out.push(pollClock(async () => (await this.#d.readClock(this.#db)).rev, pollMs, () => wake('root-write'), transient))
         }

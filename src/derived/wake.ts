@@ -26,8 +26,8 @@ export interface ListenClient {
   on(event: 'notification', listener: (msg: { channel: string; payload?: string | undefined }) => void): unknown
   on(event: 'error', listener: (err: Error) => void): unknown
   removeListener(event: string, listener: (...args: any[]) => void): unknown
-  /** A pooled client: given back to its pool on close. */
-  release?(): void
+  /** A pooled client: given back to its pool on close (with an error or `true`: destroyed, not reused). */
+  release?(err?: Error | boolean): void
   /** A client of its own: ended on close. */
   end?(): Promise<void>
 }
@@ -59,27 +59,97 @@ export function pollClock(read: () => Promise<number>, intervalMs: number, onCha
 }
 
 /**
- * LISTEN on `client` for root writes of `schema`; `onNotify(table)` for each. The client is
- * released (pooled) or ended (its own) by `close`.
+ * LISTEN for root writes of `schema` on a connection from `connect`; `onNotify(table)` for each.
+ * A connection the server or the network ends (a failover, `pg_terminate_backend`, a restarted
+ * pooler) is reported to `onError`, dropped (a pooled client is released as broken, so the pool
+ * does not hand it out again) and replaced: `connect` again after a pause that grows from
+ * `retryMs` to 5 s while it fails, then LISTEN, then `onReconnect` (notifications sent while no
+ * connection listened are lost: the caller looks for changes once). `close` stops it and gives the
+ * connection back (released when pooled, ended when its own).
  */
-export async function listenRoots(client: ListenClient, schema: string, onNotify: (table: string) => void, onError: (e: unknown) => void): Promise<WakeSource> {
+export async function listenRoots(connect: () => ListenClient | Promise<ListenClient>, schema: string, onNotify: (table: string) => void, onError: (e: unknown) => void, onReconnect: () => void, retryMs = 100): Promise<WakeSource> {
   const prefix = `${schema}.`
   const onMessage = (msg: { channel: string; payload?: string | undefined }): void => {
     if (msg.channel === NOTIFY_CHANNEL && msg.payload !== undefined && msg.payload.startsWith(prefix)) onNotify(msg.payload.slice(prefix.length))
   }
-  const onErr = (e: Error): void => onError(e)
-  client.on('notification', onMessage)
-  client.on('error', onErr)
-  await client.query(`LISTEN ${NOTIFY_CHANNEL}`)
+  let closed = false
+  let current: ListenClient | undefined
+  let timer: NodeJS.Timeout | undefined
+  let pause = retryMs
+  // Errors of a client after it was dropped (node-postgres emits one per failure, and another
+  // as the socket ends): listened to, so they never reach the process as unhandled 'error' events.
+  const ignore = (): void => undefined
+  const drop = (client: ListenClient, e: unknown): void => {
+    client.removeListener('notification', onMessage)
+    client.on('error', ignore)
+    try {
+      if (typeof client.release === 'function') client.release(e instanceof Error ? e : true)
+      else if (typeof client.end === 'function') client.end().catch(ignore)
+    } catch {
+      // Released or ended already.
+    }
+  }
+  const attach = async (client: ListenClient): Promise<void> => {
+    const onErr = (e: Error): void => {
+      client.removeListener('error', onErr)
+      if (current !== client) return
+      current = undefined
+      drop(client, e)
+      if (closed) return
+      onError(e)
+      again()
+    }
+    client.on('notification', onMessage)
+    client.on('error', onErr)
+    current = client
+    try {
+      await client.query(`LISTEN ${NOTIFY_CHANNEL}`)
+    } catch (e) {
+      client.removeListener('error', onErr)
+      if (current === client) current = undefined
+      drop(client, e)
+      throw e
+    }
+  }
+  const again = (): void => {
+    timer = setTimeout(() => {
+      timer = undefined
+      void (async () => {
+        if (closed) return
+        let client: ListenClient | undefined
+        try {
+          client = await connect()
+          if (closed) {
+            drop(client, undefined)
+            return
+          }
+          await attach(client)
+          pause = retryMs
+          onReconnect()
+        } catch (e) {
+          if (closed) return
+          onError(e)
+          pause = Math.min(pause * 2, 5000)
+          again()
+        }
+      })()
+    }, pause)
+  }
+  await attach(await connect())
   return {
     async close() {
+      closed = true
+      if (timer !== undefined) clearTimeout(timer)
+      const client = current
+      current = undefined
+      if (client === undefined) return
       client.removeListener('notification', onMessage)
+      client.on('error', ignore)
       try {
         await client.query(`UNLISTEN ${NOTIFY_CHANNEL}`)
       } catch {
         // The connection is gone: nothing to unlisten.
       }
-      client.removeListener('error', onErr)
       if (typeof client.release === 'function') client.release()
       else if (typeof client.end === 'function') await client.end()
     },
