@@ -1,6 +1,6 @@
 /**
  * The pure parts of workers: bounded concurrency (limit.ts) and debounce (debounce.ts, with a
- * fake clock), and the wake sources (wake.ts) on a real SQLite clock and files.
+ * fake clock), and the wake sources (wake.ts) on a real SQLite clock and files, and a fake LISTEN connection.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest'
 import { limiter } from '../../src/derived/limit.js'
 import { othersPause, readAheadQueue } from '../../src/derived/refresh.js'
 import { Settling } from '../../src/derived/debounce.js'
-import { pollClock, watchFiles } from '../../src/derived/wake.js'
+import { EventEmitter } from 'node:events'
+import { listenRoots, pollClock, watchFiles, type ListenClient } from '../../src/derived/wake.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -113,7 +114,59 @@ describe('debounce (fake clock)', () => {
   })
 })
 
+/** A fake LISTEN connection: an event emitter whose queries are recorded; `release` records how it was given back. */
+class FakeClient extends EventEmitter {
+  readonly queries: string[] = []
+  released: unknown = 'no'
+  async query(text: string): Promise<unknown> {
+    this.queries.push(text)
+    return {}
+  }
+  release(err?: Error | boolean): void {
+    this.released = err
+  }
+}
+
 describe('wake sources', () => {
+  it('listenRoots replaces a connection the server ended: the broken one is released as broken, its later errors are listened to, connect is called again until it works, then onReconnect', async () => {
+    const clients: FakeClient[] = []
+    let failures = 2
+    const errors: unknown[] = []
+    const notified: string[] = []
+    let reconnected = 0
+    const connect = async (): Promise<ListenClient> => {
+      if (clients.length > 0 && failures-- > 0) throw new Error('connection refused')
+      const c = new FakeClient()
+      clients.push(c)
+      return c as unknown as ListenClient
+    }
+    const src = await listenRoots(connect, 's', (t) => notified.push(t), (e) => errors.push(e), () => reconnected++, 5)
+    const first = clients[0]!
+    expect(first.queries).toEqual(['LISTEN lq_changed'])
+    first.emit('notification', { channel: 'lq_changed', payload: 's.roots' })
+    first.emit('notification', { channel: 'lq_changed', payload: 'other.roots' })
+    expect(notified).toEqual(['roots'])
+    // The server ends it: node-postgres emits an error, then another as the socket closes.
+    first.emit('error', new Error('terminating connection due to administrator command'))
+    first.emit('error', new Error('Connection terminated unexpectedly'))
+    expect(first.released).toBeInstanceOf(Error)
+    for (let i = 0; i < 200 && reconnected === 0; i++) await sleep(5)
+    expect(reconnected).toBe(1)
+    expect(clients.length).toBe(2)
+    expect(clients[1]!.queries).toEqual(['LISTEN lq_changed'])
+    // Reported: the lost connection, then the two failed connects.
+    expect(errors.map((e) => (e as Error).message)).toEqual(['terminating connection due to administrator command', 'connection refused', 'connection refused'])
+    clients[1]!.emit('notification', { channel: 'lq_changed', payload: 's.roots2' })
+    expect(notified).toEqual(['roots', 'roots2'])
+    await src.close()
+    expect(clients[1]!.queries).toEqual(['LISTEN lq_changed', 'UNLISTEN lq_changed'])
+    expect(clients[1]!.released).toBeUndefined()
+    // After close, an error of the closed connection is listened to and changes nothing.
+    clients[1]!.emit('error', new Error('late'))
+    await sleep(30)
+    expect(clients.length).toBe(2)
+  }, 30_000)
+
   it('pollClock calls back when the clock moves, not before', async () => {
     let rev = 1
     const seen: number[] = []
