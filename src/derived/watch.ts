@@ -17,6 +17,7 @@
  */
 import { LineageQueryError } from '../errors.js'
 import { Settling } from './debounce.js'
+import { connectionLost } from './driver-errors.js'
 import type { RefreshProgress, RefreshReport } from './types.js'
 import type { WakeSource } from './wake.js'
 
@@ -83,6 +84,7 @@ export interface Watcher {
 
 /** Errors worth retrying: the database was busy or went away for a while. */
 function retryable(e: unknown): boolean {
+  if (connectionLost(e)) return true
   if (e instanceof LineageQueryError) return e.code === 'busy' || (e.code === 'database' && /ECONNREFUSED|ECONNRESET|terminat|Connection|57P0/i.test(e.message))
   const code = (e as { code?: unknown } | null)?.code
   return typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|57P0\d|SQLITE_BUSY)/.test(code)

@@ -95,3 +95,20 @@ for (const dialect of dialectNames) {
     })
   })
 }
+
+describe('a lost connection', () => {
+  it("node-postgres' connection errors without a code (Connection terminated unexpectedly) and the server's 57P01 are a database LineageQueryError saying the connection was lost, retried by watch; other plain errors are not", () => {
+    // It reached `store.watch` raw, which stopped on it: a worker whose connection the server ended exited.
+    const raw = new Error('Connection terminated unexpectedly')
+    expect(isDriverError(raw)).toBe(true)
+    const err = fromDriver(raw, 'store.refresh') as LineageQueryError
+    expect(err).toBeInstanceOf(LineageQueryError)
+    expect(err.code).toBe('database')
+    expect(err.message).toMatch(/store\.refresh: the connection to the database was lost \(Connection terminated unexpectedly\)/)
+    expect(err.details).toMatchObject({ driverCode: 'connection-lost' })
+    expect(err.cause).toBe(raw)
+    const admin = Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })
+    expect((fromDriver(admin, 'x') as LineageQueryError).message).toMatch(/connection to the database was lost \(57P01: terminating/)
+    expect(isDriverError(new Error('Connection refused by the user'))).toBe(false)
+  })
+})
