@@ -11,7 +11,7 @@
  * refresh moved it) is covered by that refresh's look at rows stored since its scan, before
  * its watermark moves (`lateStored` in write.ts, `moveWatermark` in refresh.ts): the second case;
  * the third (PostgreSQL, the write's commit after the move's look) is refused by the write's
- * commit-time check of the watermark (`checkWatermarkAtCommit`).
+ * commit-time check of the watermark (`watermarkAtCommit`).
  */
 import { sql } from 'kysely'
 import { expect, it } from 'vitest'
@@ -96,7 +96,7 @@ eachDialect('late join rows', (get) => {
     // nothing to do (the pair no longer joins, nothing stored) and moves the watermark: B's look
     // does not see A's row (not committed) and B's move does not wait for A (no lock is held
     // across round trips). A's COMMIT then finds the watermark moved since its read
-    // (`checkWatermarkAtCommit`), fails, and A's write runs again: its `lateResults` reads the
+    // (`watermarkAtCommit`), fails, and A's write runs again: its `lateResults` reads the
     // moved watermark and refuses the row. Failed before that check (the row stayed stored with
     // the watermark past the change; a later refresh deletes it only if A's own pass moved the
     // watermark back: a killed A does not). Earlier this window was closed by row locks held to
