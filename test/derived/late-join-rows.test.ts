@@ -18,6 +18,7 @@ import { expect, it } from 'vitest'
 import { postgres } from '../../src/derived/sql/postgres.js'
 import { metaTable } from '../../src/derived/sql/dialect.js'
 import { eachDialect } from '../support/db.js'
+import { expectError } from '../support/errors.js'
 import { holdable } from './support/holdable.js'
 import { joinWorkers } from './support/join-workers.js'
 
@@ -159,5 +160,19 @@ eachDialect('late join rows', (get) => {
     // Looked at again (a snapshot after that write): it moves.
     expect(await move((await postgres.readClock(db)).xmin!)).toBe(true)
     expect(Number((await sql<{ r: unknown }>`SELECT wm_rev AS r FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!.r)).toBe(clock.rev)
+  }, 60_000)
+  it('PostgreSQL: a write whose commit finds the watermark moved at each of 20 attempts gives up with a busy error naming the table, and stores nothing', async (ctx) => {
+    // Every attempt's commit-time check fails: a test trigger moves the watermark (its snapshot
+    // text) in the write transaction itself, after the write read it.
+    const tdb = get()
+    if (tdb.dialect !== 'postgres') return ctx.skip()
+    const { db } = tdb
+    const { name, A } = await joinWorkers(db, 'x', () => undefined)
+    await sql`CREATE FUNCTION lq_test_bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE lq_derived SET wm_xmin = coalesce(wm_xmin, '') || ' ' WHERE name = NEW.name; RETURN NULL; END $$`.execute(db)
+    await sql`CREATE TRIGGER lq_test_bump AFTER INSERT ON lq_wm_check FOR EACH ROW EXECUTE FUNCTION lq_test_bump()`.execute(db)
+    const err = await expectError(A.refresh(), 'busy', `\`${name}\``, 'watermark moved during each of 20 attempts')
+    expect(err.details).toMatchObject({ attempts: 20, driverCode: 'LQW01' })
+    expect((await sql`SELECT lq_key FROM ${sql.id(name)}`.execute(db)).rows).toEqual([])
+    expect((await sql`SELECT * FROM lq_wm_check`.execute(db)).rows).toEqual([])
   }, 60_000)
 })
