@@ -22,6 +22,8 @@ function pgRetryable(e: unknown): boolean {
 
 /** SQLSTATE of the commit-time watermark check's refusal (`StoreDialect.watermarkMoved`). */
 const WATERMARK_MOVED = 'LQW01'
+/** SQLSTATE of `lq_move_watermark` called in a transaction that is not READ COMMITTED. */
+const MOVE_ISOLATION = 'LQW02'
 
 /**
  * The late-row check's objects (`StoreDialect.lateCheckDDL`, schema version 5).
@@ -44,6 +46,9 @@ const WATERMARK_MOVED = 'LQW01'
  *   looks for live rows evaluated before the clock and written by a transaction not visible in
  *   the caller's look snapshot (`lq_xid >= xmax OR lq_xid = ANY(xip)`: index conditions on
  *   `lq_xid`); there are some: returns false without moving. Else moves, as `writeWatermark`.
+ *   Refused (SQLSTATE LQW02) in a transaction that is not READ COMMITTED (a connection whose
+ *   `default_transaction_isolation` is REPEATABLE READ or SERIALIZABLE): its snapshot would be
+ *   the call's, taken before the lock, and miss a write that committed while it waited.
  *
  * Why the two close the window: a write whose commit-time check took its key-share lock before the
  * move's FOR UPDATE has committed before the move's look statement (the move waited for it), so
@@ -77,6 +82,9 @@ VOLATILE LANGUAGE plpgsql SET search_path FROM CURRENT AS $lq$
 DECLARE
   stored boolean;
 BEGIN
+  IF current_setting('transaction_isolation') NOT IN ('read committed', 'read uncommitted') THEN
+    RAISE EXCEPTION 'derived table %: its watermark move needs READ COMMITTED (its last look must see what committed while it waited for the watermark row), and this transaction is %: set default_transaction_isolation to read committed for the store''s connections', p_name, upper(current_setting('transaction_isolation')) USING ERRCODE = '${MOVE_ISOLATION}';
+  END IF;
   PERFORM 1 FROM lq_derived WHERE name = p_name FOR UPDATE;
   EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I AS s WHERE (s.lq_xid >= $1 OR s.lq_xid = ANY($2)) AND s.lq_eval_rev < $3 AND s.lq_state <> ''deleted'')', p_meta)
     INTO stored USING pg_snapshot_xmax(p_look::pg_snapshot), ARRAY(SELECT pg_snapshot_xip(p_look::pg_snapshot)), p_rev;
