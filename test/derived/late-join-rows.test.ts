@@ -171,10 +171,15 @@ eachDialect('late join rows', (get) => {
     const { name, A } = await joinWorkers(db, 'x', () => undefined)
     await sql`CREATE FUNCTION lq_test_bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE lq_derived SET wm_xmin = coalesce(wm_xmin, '') || ' ' WHERE name = NEW.name; RETURN NULL; END $$`.execute(db)
     await sql`CREATE TRIGGER lq_test_bump AFTER INSERT ON lq_wm_check FOR EACH ROW EXECUTE FUNCTION lq_test_bump()`.execute(db)
-    const err = await expectError(A.refresh(), 'busy', `\`${name}\``, 'watermark moved during each of 20 attempts')
-    expect(err.details).toMatchObject({ attempts: 20, driverCode: 'LQW01' })
-    expect((await sql`SELECT lq_key FROM ${sql.id(name)}`.execute(db)).rows).toEqual([])
-    expect((await sql`SELECT * FROM lq_wm_check`.execute(db)).rows).toEqual([])
+    try {
+      const err = await expectError(A.refresh(), 'busy', `\`${name}\``, 'watermark moved during each of 20 attempts')
+      expect(err.details).toMatchObject({ attempts: 20, driverCode: 'LQW01' })
+      expect((await sql`SELECT lq_key FROM ${sql.id(name)}`.execute(db)).rows).toEqual([])
+      expect((await sql`SELECT * FROM lq_wm_check`.execute(db)).rows).toEqual([])
+    } finally {
+      // The schema is the file's: later tests write through lq_wm_check too.
+      await sql`DROP TRIGGER lq_test_bump ON lq_wm_check`.execute(db)
+    }
   }, 60_000)
   it('PostgreSQL: a watermark move in a REPEATABLE READ transaction (default_transaction_isolation) is refused, not made from a snapshot older than its lock', async (ctx) => {
     // The move's last look must be a snapshot taken after it locked the watermark row: then a
@@ -214,6 +219,7 @@ eachDialect('late join rows', (get) => {
       expect(await wmRev()).toBe(wm0)
     } finally {
       await rr.destroy()
+      await sql`DROP TRIGGER zz_test_stall ON lq_wm_check`.execute(db)
     }
   }, 60_000)
 })
