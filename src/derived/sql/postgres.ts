@@ -35,11 +35,12 @@ const MOVE_ISOLATION = 'LQW02'
  *   server-side processing: a client stopped before or during its COMMIT holds no lock on the
  *   watermark row). When a watermark was read it reads the watermark row FOR KEY SHARE (which
  *   conflicts with the move's FOR UPDATE only, not with another write's update of the row's
- *   applied version, so two writers never wait for each other on it) and fails the commit with
+ *   applied version, so the check never waits for another writer) and fails the commit with
  *   SQLSTATE LQW01 when the watermark is no longer the one the write read. Then it forgets the
  *   table's applied code version when it is not the rows' (an update of the watermark row: in
  *   the write transaction itself, a worker stopped after it held up every move until it went
- *   on), and deletes the marker.
+ *   on; here two writes that both forget it wait only for each other's COMMIT, server-side),
+ *   and deletes the marker.
  * - `lq_move_watermark`: a comprehension's watermark move (`moveWatermarkUnlessStored`), one
  *   call in its own transaction. It locks the watermark row FOR UPDATE, then (a new statement
  *   of a VOLATILE function: in READ COMMITTED, a snapshot taken after the lock was granted)
