@@ -360,7 +360,7 @@ async function finishTable(engine: Engine, x: Derivation, clock: Watermark, wm: 
  * not move and the look runs again (at most `MOVE_LOOKS` times; then the watermark stays where it
  * is, which is never wrong: the next scan starts earlier). A write that read the watermark
  * before the move and commits after it fails its commit-time check and runs again
- * (`checkWatermarkAtCommit` in `writeResults`), refusing what is late.
+ * (`watermarkAtCommit` in `writeResults`), refusing what is late.
  */
 async function moveWatermark(engine: Engine, x: Derivation, clock: Watermark, wm: Applied): Promise<readonly string[]> {
   if (!shapeOf(x).comprehension) {

@@ -43,7 +43,7 @@ import { currentRevisionsOf } from './revisions.js'
 import { errorCode, type StoreDialect, type Watermark } from './sql/dialect.js'
 import { liveMetaKeys, readWatermark, storedSinceFromBefore } from './sql/reads.js'
 import { exec, execCount, jsonBatch, KEY_CHUNK } from './sql/text.js'
-import { deletedInputsSql, deleteEdgesSql, forgetAppliedVersion, FRESH_ROLLBACK, FRESH_SAVEPOINT, insertEdgesSql, lastDeletion, writerTexts, type WriterSpec, type WriterTexts } from './sql/writes.js'
+import { deletedInputsSql, deleteEdgesSql, FRESH_ROLLBACK, FRESH_SAVEPOINT, insertEdgesSql, lastDeletion, writerTexts, type WriterSpec, type WriterTexts } from './sql/writes.js'
 import { emptyTableReport, type TableReport } from './types.js'
 
 /** SHA-1 hex of a string: Node's one-shot `crypto.hash` where there is one (Node >= 20.12), else a Hash object. */
@@ -218,16 +218,15 @@ async function writeResultsOnce(engine: Engine, x: Derivation, results: readonly
     }
     written = live
     if (live.length === 0) return
-    // PostgreSQL: the COMMIT checks that the watermark read by `lateResults` has not moved
-    // since (else it fails, and this transaction runs again: see `lateResults`).
-    if (read !== undefined) await d.checkWatermarkAtCommit(trx, x.name, read)
     // Rows written under a code version other than the one the table's last refresh applied:
-    // forget the applied version, so the next scan looks for rows of other code versions.
-    await forgetAppliedVersion(trx, d, x.name, x.codeVersion)
+    // forget the applied version, so the next scan looks for rows of other code versions; and
+    // the watermark read by `lateResults` must not have moved since (else the commit fails,
+    // and this transaction runs again: see `lateResults`). PostgreSQL: both inside the COMMIT.
+    await d.watermarkAtCommit(trx, x.name, read, x.codeVersion)
     revs = w.batch !== undefined ? await writeBatch(trx, d, x, w, w.batch, live, report) : await writeInTransaction(trx, d, x, w, live, report)
   }))
   // A commit refused because the watermark moved after this transaction read it (PostgreSQL,
-  // `checkWatermarkAtCommit`): it runs again, and reads the moved watermark.
+  // `watermarkAtCommit`): it runs again, and reads the moved watermark.
   for (let attempt = 1; ; attempt++) {
     try {
       await store()
@@ -325,7 +324,7 @@ async function deadResults(engine: Engine, db: Kysely<any>, sorted: readonly Res
  * The other side is a refresh's move of the watermark, which looks for rows stored late first
  * (`lateStored`): one of the two must see the other. On SQLite the write lock orders this read
  * and the move. On PostgreSQL the move can come between this read and the commit: the write
- * then has its COMMIT check that the watermark is still the one read (`checkWatermarkAtCommit`,
+ * then has its COMMIT check that the watermark is still the one read (`watermarkAtCommit`,
  * no lock held across a round trip) and runs again when it moved, and the move locks the
  * watermark row before its last look (`moveWatermarkUnlessStored`): a write whose commit-time
  * check came first has committed before that look, one whose check came after reads the moved
@@ -372,7 +371,7 @@ export async function lateStored(engine: Engine, x: Derivation, clock: Watermark
   })).map((r) => r.lq_key)
 }
 
-/** Attempts of a write whose commit found the watermark moved since its read (`checkWatermarkAtCommit`), each running it again. */
+/** Attempts of a write whose commit found the watermark moved since its read (`watermarkAtCommit`), each running it again. */
 const MOVED_RETRIES = 20
 
 const wasMissing = (r: Result): boolean => r.task.missing === true

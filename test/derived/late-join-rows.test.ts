@@ -11,13 +11,15 @@
  * refresh moved it) is covered by that refresh's look at rows stored since its scan, before
  * its watermark moves (`lateStored` in write.ts, `moveWatermark` in refresh.ts): the second case;
  * the third (PostgreSQL, the write's commit after the move's look) is refused by the write's
- * commit-time check of the watermark (`checkWatermarkAtCommit`).
+ * commit-time check of the watermark (`watermarkAtCommit`).
  */
-import { sql } from 'kysely'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
 import { expect, it } from 'vitest'
 import { postgres } from '../../src/derived/sql/postgres.js'
 import { metaTable } from '../../src/derived/sql/dialect.js'
-import { eachDialect } from '../support/db.js'
+import { eachDialect, pgUrl } from '../support/db.js'
+import { expectError } from '../support/errors.js'
 import { holdable } from './support/holdable.js'
 import { joinWorkers } from './support/join-workers.js'
 
@@ -96,7 +98,7 @@ eachDialect('late join rows', (get) => {
     // nothing to do (the pair no longer joins, nothing stored) and moves the watermark: B's look
     // does not see A's row (not committed) and B's move does not wait for A (no lock is held
     // across round trips). A's COMMIT then finds the watermark moved since its read
-    // (`checkWatermarkAtCommit`), fails, and A's write runs again: its `lateResults` reads the
+    // (`watermarkAtCommit`), fails, and A's write runs again: its `lateResults` reads the
     // moved watermark and refuses the row. Failed before that check (the row stayed stored with
     // the watermark past the change; a later refresh deletes it only if A's own pass moved the
     // watermark back: a killed A does not). Earlier this window was closed by row locks held to
@@ -159,5 +161,65 @@ eachDialect('late join rows', (get) => {
     // Looked at again (a snapshot after that write): it moves.
     expect(await move((await postgres.readClock(db)).xmin!)).toBe(true)
     expect(Number((await sql<{ r: unknown }>`SELECT wm_rev AS r FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!.r)).toBe(clock.rev)
+  }, 60_000)
+  it('PostgreSQL: a write whose commit finds the watermark moved at each of 20 attempts gives up with a busy error naming the table, and stores nothing', async (ctx) => {
+    // Every attempt's commit-time check fails: a test trigger moves the watermark (its snapshot
+    // text) in the write transaction itself, after the write read it.
+    const tdb = get()
+    if (tdb.dialect !== 'postgres') return ctx.skip()
+    const { db } = tdb
+    const { name, A } = await joinWorkers(db, 'x', () => undefined)
+    await sql`CREATE FUNCTION lq_test_bump() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE lq_derived SET wm_xmin = coalesce(wm_xmin, '') || ' ' WHERE name = NEW.name; RETURN NULL; END $$`.execute(db)
+    await sql`CREATE TRIGGER lq_test_bump AFTER INSERT ON lq_wm_check FOR EACH ROW EXECUTE FUNCTION lq_test_bump()`.execute(db)
+    try {
+      const err = await expectError(A.refresh(), 'busy', `\`${name}\``, 'watermark moved during each of 20 attempts')
+      expect(err.details).toMatchObject({ attempts: 20, driverCode: 'LQW01' })
+      expect((await sql`SELECT lq_key FROM ${sql.id(name)}`.execute(db)).rows).toEqual([])
+      expect((await sql`SELECT * FROM lq_wm_check`.execute(db)).rows).toEqual([])
+    } finally {
+      // The schema is the file's: later tests write through lq_wm_check too.
+      await sql`DROP TRIGGER lq_test_bump ON lq_wm_check`.execute(db)
+    }
+  }, 60_000)
+  it('PostgreSQL: a watermark move in a REPEATABLE READ transaction (default_transaction_isolation) is refused, not made from a snapshot older than its lock', async (ctx) => {
+    // The move's last look must be a snapshot taken after it locked the watermark row: then a
+    // write whose commit-time check came first (the move waited for it) is seen. In READ
+    // COMMITTED each statement of the function takes one; in REPEATABLE READ the transaction's
+    // snapshot is taken by the call itself, before the lock: such a write's row (committed
+    // while the move waited) was not seen, and the move moved past it.
+    const tdb = get()
+    if (tdb.label !== 'postgres (server)') return ctx.skip() // two transactions at once need the server
+    const { db } = tdb
+    const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(db)).rows[0]!.s
+    const { name, B } = await joinWorkers(db, 'r', () => undefined)
+    await B.refresh()
+    const wmRev = async () => Number((await sql<{ r: unknown }>`SELECT wm_rev AS r FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!.r)
+    const wm0 = await wmRev()
+    const read = (await sql<{ wm_rev: unknown; wm_xmin: string | null; v: string }>`SELECT wm_rev, wm_xmin, applied_code_version AS v FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!
+    await sql`SELECT nextval('lq_clock_seq')`.execute(db)
+    const clock = await postgres.readClock(db)
+    const look = (await postgres.readClock(db)).xmin!
+    // The write's COMMIT is held after its check took the watermark row's key-share lock.
+    await sql`CREATE FUNCTION lq_test_stall() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END $$`.execute(db)
+    await sql`CREATE CONSTRAINT TRIGGER zz_test_stall AFTER INSERT ON lq_wm_check DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION lq_test_stall()`.execute(db)
+    const write = db.transaction().execute(async (trx) => {
+      await postgres.watermarkAtCommit(trx, name, { rev: Number(read.wm_rev), xmin: read.wm_xmin }, read.v)
+      await sql`INSERT INTO ${sql.id(metaTable(name))} (lq_key, lq_lineage, lq_inputs, lq_max_input_rev, lq_code_version, lq_state, lq_computed_rev, lq_changed_rev, lq_eval_rev) VALUES ('late', '', '[]', 0, 'j1', 'ok', ${clock.rev}, ${clock.rev}, ${clock.rev - 1})`.execute(trx)
+    })
+    for (let i = 0; i < 300; i++) {
+      if (Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()`.execute(db)).rows[0]!.n) > 0) break
+      await new Promise((res) => setTimeout(res, 10))
+    }
+    const rr = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: pgUrl, max: 1, options: `-c search_path=${schema} -c default_transaction_isolation=repeatable\\ read` }) }) })
+    try {
+      const moved = postgres.moveWatermarkUnlessStored!(rr, { table: name, meta: metaTable(name), clock, look, applied: read.v, codeVersion: read.v })
+      moved.catch(() => undefined)
+      await write
+      await expect(moved).rejects.toThrow(/READ COMMITTED/)
+      expect(await wmRev()).toBe(wm0)
+    } finally {
+      await rr.destroy()
+      await sql`DROP TRIGGER zz_test_stall ON lq_wm_check`.execute(db)
+    }
   }, 60_000)
 })

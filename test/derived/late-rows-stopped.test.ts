@@ -4,7 +4,7 @@
  * (`lateResults` in write.ts) and its row is late: the pair no longer joins. Another worker's
  * refresh moves the watermark meanwhile without waiting for it (no lock on the watermark row is
  * held across a round trip: the write's check that the watermark did not move runs inside its
- * COMMIT, `checkWatermarkAtCommit`); resumed, the stopped worker's commit fails that check, its
+ * COMMIT, `watermarkAtCommit`); resumed, the stopped worker's commit fails that check, its
  * write runs again and refuses the late row (nothing orphaned). Row locks held to the commit
  * (the watermark row FOR SHARE in writes, an earlier fix of the late-row window) made the other
  * refresh wait as long as the worker stayed stopped; without any check, the late row stayed.
@@ -18,6 +18,7 @@ import { expect, it } from 'vitest'
 import { createTable, insertRows } from '../../src/query/ddl.js'
 import { Q, table } from '../../src/query/dsl.js'
 import { openStore } from '../../src/derived/index.js'
+import { metaTable } from '../../src/derived/sql/dialect.js'
 import { eachDialect } from '../support/db.js'
 import { lastJson, spawnChild, until } from './support/worker-file.js'
 
@@ -93,6 +94,91 @@ eachDialect('late rows of a stopped writer', (get) => {
       expect(lastJson(a)).toMatchObject({ ok: true, superseded: 1 })
       expect((await sql`SELECT lq_key FROM ${sql.id(name)}`.execute(db)).rows).toEqual([])
       expect(await B.stale()).toEqual([])
+    } finally {
+      a.proc.kill('SIGCONT')
+      if (a.proc.exitCode === null) a.proc.kill('SIGKILL')
+      await a.exited
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 90_000)
+  it('PostgreSQL: a writer of another code version stopped inside its write transaction (after forgetting the applied version) does not hold up another worker\'s watermark move, and the applied version stays forgotten', async (ctx) => {
+    // The write forgets the table's applied code version (its rows are of another code version):
+    // an update of the watermark row, which the move's FOR UPDATE waits for. Done in the write
+    // transaction, a worker stopped after it held up every other worker's move until it went
+    // on; done by the COMMIT (the marker row's deferred trigger), it holds nothing while stopped.
+    const tdb = get()
+    if (tdb.label !== 'postgres (server)') return ctx.skip() // OS processes need the server
+    const { db } = tdb
+    const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(db)).rows[0]!.s
+    const prefix = `lst${++n}_`
+    const d = table(`${prefix}d`, { id: t.Int, v: t.Int })
+    const e = table(`${prefix}e`, { id: t.Int, v: t.Int })
+    const name = `${prefix}j`
+    await createTable(db, d)
+    await createTable(db, e)
+    await insertRows(db, d, [{ id: 0, v: 13 }, { id: 1, v: 100 }])
+    await insertRows(db, e, [{ id: 0, v: 10 }])
+    const B = await openStore(db, { leaseMs: 3_600_000 })
+    await B.track(d)
+    await B.track(e)
+    B.derive({
+      name,
+      from: Q.for(d, (x) => Q.for(e, (y) => Q.where(Q.le(Q.abs(Q.sub(x.v, y.v)), 3), Q.yield({ dv: x.v, ev: y.v })))),
+      output: { n: t.Int },
+      version: 'j1',
+      fn: (r) => ({ n: r.dv + r.ev }),
+    })
+    await B.refresh()
+    const applied = async () => (await sql<{ a: string | null }>`SELECT applied_code_version AS a FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!.a
+    const j1 = await applied()
+    expect(j1).not.toBe(null)
+    const dir = mkdtempSync(join(tmpdir(), 'lq-late-stop-'))
+    const log = join(dir, 'calls.log')
+    const gate = join(dir, 'gate')
+    writeFileSync(log, '')
+    // A runs code version j2: it computes the (d 0, e 0) row again.
+    const a = spawnChild('late-child.ts', [schema, prefix, log, gate, 'j2'])
+    const waitingA = async () => Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid WHERE NOT l.granted AND s.application_name = ${`lqlate_${prefix}`}`.execute(db)).rows[0]!.n)
+    const idleA = async () => Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'idle in transaction' AND application_name = ${`lqlate_${prefix}`}`.execute(db)).rows[0]!.n)
+    try {
+      await until('A computing (d 0, e 0)', () => readFileSync(log, 'utf8').includes('called 0'), 30_000)
+      // A's write waits at its row's upsert (the stored row locked here), after it forgot the applied version.
+      let unlock!: () => void
+      let locked!: () => void
+      const isLocked = new Promise<void>((r) => (locked = r))
+      const released = new Promise<void>((r) => (unlock = r))
+      const holder = db.transaction().execute(async (trx) => {
+        await sql`SELECT 1 FROM ${sql.id(metaTable(name))} FOR UPDATE`.execute(trx)
+        locked()
+        await released
+      })
+      await isLocked
+      writeFileSync(gate, '')
+      await until('A waiting at its upsert', async () => (await waitingA()) > 0, 30_000)
+      a.proc.kill('SIGSTOP')
+      unlock()
+      await holder
+      await until('A idle in its write transaction', async () => (await idleA()) > 0, 10_000)
+      const wmBefore = Number((await sql<{ r: unknown }>`SELECT wm_rev AS r FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!.r)
+      await sql`SELECT nextval('lq_clock_seq')`.execute(db)
+      // B's refresh (nothing to compute: A holds the row's claim) ends while A stays stopped.
+      const rb = B.refresh()
+      rb.catch(() => undefined)
+      const first = await Promise.race([rb.then(() => 'ended'), new Promise((r) => setTimeout(() => r('waiting'), 10_000))])
+      if (first !== 'ended') {
+        a.proc.kill('SIGCONT')
+        await rb
+      }
+      expect(first).toBe('ended')
+      expect(Number((await sql<{ r: unknown }>`SELECT wm_rev AS r FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!.r)).toBeGreaterThan(wmBefore)
+      a.proc.kill('SIGCONT')
+      expect(await a.exited).toBe(0)
+      expect(lastJson(a)).toMatchObject({ ok: true, superseded: 0 })
+      // A's j2 row is stored, and j1's next scan must look for it: the applied version stays forgotten.
+      const versions = (await sql<{ v: string }>`SELECT lq_code_version AS v FROM ${sql.id(metaTable(name))} WHERE lq_state = 'ok'`.execute(db)).rows.map((r) => r.v)
+      expect(versions).toHaveLength(1)
+      expect(versions[0]).not.toBe(j1)
+      expect(await applied()).toBe(null)
     } finally {
       a.proc.kill('SIGCONT')
       if (a.proc.exitCode === null) a.proc.kill('SIGKILL')

@@ -1,7 +1,7 @@
 /**
  * The watermark row's locks (PostgreSQL): a write of a comprehension's results reads the
  * watermark (`lateResults` in write.ts), and the same transaction then updates that row when the
- * table's applied code version is another one (`forgetAppliedVersion`). While that read was FOR
+ * table's applied code version is another one (now inside its COMMIT, `watermarkAtCommit`). While that read was FOR
  * SHARE, held to the commit (1c49782, since taken out: see `moveWatermark` in refresh.ts), two
  * writers holding the share lock that both updated the row waited for each other: a deadlock,
  * which the server broke after `deadlock_timeout` by failing one (retried). Found in review of

@@ -181,11 +181,16 @@ export interface StoreDialect {
    * - `lateCheckDDL`: its objects (schema version 5): PostgreSQL, the marker table
    *   `lq_wm_check`, its deferred constraint trigger and the move function
    *   `lq_move_watermark`; SQLite: none.
-   * - `checkWatermarkAtCommit`: in a write transaction that read watermark `wm` of `table`, have
-   *   its COMMIT check that the watermark is still `wm` (PostgreSQL: a marker row, checked by
-   *   the deferred trigger, which reads the watermark row FOR KEY SHARE inside the COMMIT's own
-   *   processing and fails it with `watermarkMoved` when the watermark moved); SQLite: nothing
-   *   (the write lock orders the write and the move).
+   * - `watermarkAtCommit`: in a write transaction storing rows of code version `codeVersion`
+   *   into `table` (that read watermark `wm`, for a comprehension), have its COMMIT forget the
+   *   table's applied code version unless it is `codeVersion` (so the next scan looks for rows
+   *   of other code versions) and check that the watermark is still `wm`. PostgreSQL: a marker
+   *   row, whose deferred trigger does both inside the COMMIT's own processing (the watermark row
+   *   FOR KEY SHARE, then the update of its applied version when needed) and fails the commit
+   *   with `watermarkMoved` when the watermark moved: no lock on the watermark row is held
+   *   across a client round trip, so a writer stopped in its transaction holds up no move.
+   *   SQLite: the update at once, in the transaction (the write lock orders the write and the
+   *   move).
    * - `watermarkMoved`: whether an error is that check's refusal (the transaction was rolled back;
    *   run it again, and its read of the watermark sees the move).
    * - `moveWatermarkUnlessStored`: move the watermark of `table` (metadata table `meta`) to
@@ -197,7 +202,7 @@ export interface StoreDialect {
    *   write transaction).
    */
   lateCheckDDL(): string[]
-  checkWatermarkAtCommit(trx: Kysely<any>, table: string, wm: Watermark): Promise<void>
+  watermarkAtCommit(trx: Kysely<any>, table: string, wm: Watermark | undefined, codeVersion: string): Promise<void>
   watermarkMoved(e: unknown): boolean
   readonly moveWatermarkUnlessStored: ((db: Kysely<any>, move: WatermarkMove) => Promise<boolean>) | undefined
   /**

@@ -22,24 +22,34 @@ function pgRetryable(e: unknown): boolean {
 
 /** SQLSTATE of the commit-time watermark check's refusal (`StoreDialect.watermarkMoved`). */
 const WATERMARK_MOVED = 'LQW01'
+/** SQLSTATE of `lq_move_watermark` called in a transaction that is not READ COMMITTED. */
+const MOVE_ISOLATION = 'LQW02'
 
 /**
  * The late-row check's objects (`StoreDialect.lateCheckDDL`, schema version 5).
  *
- * - `lq_wm_check`: one marker row per comprehension write transaction that read a watermark
- *   (`checkWatermarkAtCommit`), unlogged (it is empty between transactions). Its constraint
- *   trigger is deferred: it runs inside the COMMIT, reads the watermark row FOR KEY SHARE (the
- *   lock is taken and released by the COMMIT's own server-side processing: a client stopped
- *   before or during its COMMIT holds no lock on it; KEY SHARE conflicts with the move's FOR
- *   UPDATE only, not with a write's plain update of the row, `forgetAppliedVersion`, so two
- *   writers never wait for each other on it), fails the commit with SQLSTATE LQW01 when the
- *   watermark is no longer the one the write read, and deletes the marker.
+ * - `lq_wm_check`: one marker row per write transaction of a derived table's rows
+ *   (`watermarkAtCommit`), with the watermark read (comprehensions; else null) and the code
+ *   version of the rows; unlogged (it is empty between transactions). Its constraint trigger is
+ *   deferred: it runs inside the COMMIT (its locks are taken and released by the COMMIT's own
+ *   server-side processing: a client stopped before or during its COMMIT holds no lock on the
+ *   watermark row). When a watermark was read it reads the watermark row FOR KEY SHARE (which
+ *   conflicts with the move's FOR UPDATE only, not with another write's update of the row's
+ *   applied version, so the check never waits for another writer) and fails the commit with
+ *   SQLSTATE LQW01 when the watermark is no longer the one the write read. Then it forgets the
+ *   table's applied code version when it is not the rows' (an update of the watermark row: in
+ *   the write transaction itself, a worker stopped after it held up every move until it went
+ *   on; here two writes that both forget it wait only for each other's COMMIT, server-side),
+ *   and deletes the marker.
  * - `lq_move_watermark`: a comprehension's watermark move (`moveWatermarkUnlessStored`), one
  *   call in its own transaction. It locks the watermark row FOR UPDATE, then (a new statement
  *   of a VOLATILE function: in READ COMMITTED, a snapshot taken after the lock was granted)
  *   looks for live rows evaluated before the clock and written by a transaction not visible in
  *   the caller's look snapshot (`lq_xid >= xmax OR lq_xid = ANY(xip)`: index conditions on
  *   `lq_xid`); there are some: returns false without moving. Else moves, as `writeWatermark`.
+ *   Refused (SQLSTATE LQW02) in a transaction that is not READ COMMITTED (a connection whose
+ *   `default_transaction_isolation` is REPEATABLE READ or SERIALIZABLE): its snapshot would be
+ *   the call's, taken before the lock, and miss a write that committed while it waited.
  *
  * Why the two close the window: a write whose commit-time check took its key-share lock before the
  * move's FOR UPDATE has committed before the move's look statement (the move waited for it), so
@@ -50,15 +60,18 @@ const WATERMARK_MOVED = 'LQW01'
  */
 function pgLateCheckDDL(): string[] {
   return [
-    `CREATE UNLOGGED TABLE IF NOT EXISTS lq_wm_check (name text NOT NULL, wm_rev bigint NOT NULL, wm_xmin text, xid xid8 NOT NULL DEFAULT pg_current_xact_id())`,
+    `CREATE UNLOGGED TABLE IF NOT EXISTS lq_wm_check (name text NOT NULL, wm_rev bigint, wm_xmin text, code_version text NOT NULL, xid xid8 NOT NULL DEFAULT pg_current_xact_id())`,
     `CREATE OR REPLACE FUNCTION lq_wm_check() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $lq$
 DECLARE
   cur record;
 BEGIN
-  SELECT wm_rev, wm_xmin INTO cur FROM lq_derived WHERE name = NEW.name FOR KEY SHARE;
-  IF cur.wm_rev IS DISTINCT FROM NEW.wm_rev OR cur.wm_xmin IS DISTINCT FROM NEW.wm_xmin THEN
-    RAISE EXCEPTION 'derived table %: its watermark moved since this write read it (rev % then, % now)', NEW.name, NEW.wm_rev, cur.wm_rev USING ERRCODE = '${WATERMARK_MOVED}';
+  IF NEW.wm_rev IS NOT NULL THEN
+    SELECT wm_rev, wm_xmin INTO cur FROM lq_derived WHERE name = NEW.name FOR KEY SHARE;
+    IF cur.wm_rev IS DISTINCT FROM NEW.wm_rev OR cur.wm_xmin IS DISTINCT FROM NEW.wm_xmin THEN
+      RAISE EXCEPTION 'derived table %: its watermark moved since this write read it (rev % then, % now)', NEW.name, NEW.wm_rev, cur.wm_rev USING ERRCODE = '${WATERMARK_MOVED}';
+    END IF;
   END IF;
+  UPDATE lq_derived SET applied_code_version = NULL WHERE name = NEW.name AND applied_code_version <> NEW.code_version;
   DELETE FROM lq_wm_check WHERE xid = pg_current_xact_id() AND name = NEW.name;
   RETURN NULL;
 END
@@ -70,6 +83,9 @@ VOLATILE LANGUAGE plpgsql SET search_path FROM CURRENT AS $lq$
 DECLARE
   stored boolean;
 BEGIN
+  IF current_setting('transaction_isolation') NOT IN ('read committed', 'read uncommitted') THEN
+    RAISE EXCEPTION 'derived table %: its watermark move needs READ COMMITTED (its last look must see what committed while it waited for the watermark row), and this transaction is %: set default_transaction_isolation to read committed for the store''s connections', p_name, upper(current_setting('transaction_isolation')) USING ERRCODE = '${MOVE_ISOLATION}';
+  END IF;
   PERFORM 1 FROM lq_derived WHERE name = p_name FOR UPDATE;
   EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I AS s WHERE (s.lq_xid >= $1 OR s.lq_xid = ANY($2)) AND s.lq_eval_rev < $3 AND s.lq_state <> ''deleted'')', p_meta)
     INTO stored USING pg_snapshot_xmax(p_look::pg_snapshot), ARRAY(SELECT pg_snapshot_xip(p_look::pg_snapshot)), p_rev;
@@ -203,8 +219,8 @@ $lq$`,
   oneWriter: false,
   isBusy: (e) => ['40P01', '40001', '55P03'].includes(errorCode(e)),
   lateCheckDDL: () => pgLateCheckDDL(),
-  async checkWatermarkAtCommit(trx, table, wm) {
-    await sql`INSERT INTO lq_wm_check (name, wm_rev, wm_xmin) VALUES (${table}, ${wm.rev}, ${wm.xmin})`.execute(trx)
+  async watermarkAtCommit(trx, table, wm, codeVersion) {
+    await sql`INSERT INTO lq_wm_check (name, wm_rev, wm_xmin, code_version) VALUES (${table}, ${wm?.rev ?? null}, ${wm?.xmin ?? null}, ${codeVersion})`.execute(trx)
   },
   watermarkMoved: (e) => errorCode(e) === WATERMARK_MOVED,
   async moveWatermarkUnlessStored(db, m) {

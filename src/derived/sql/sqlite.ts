@@ -99,7 +99,9 @@ export const sqlite: StoreDialect = {
   isBusy: (e) => /^SQLITE_(BUSY|LOCKED)/.test(errorCode(e)),
   // One writer at a time: the write lock orders a write's read of the watermark and a move (`oneWriter`).
   lateCheckDDL: () => [],
-  async checkWatermarkAtCommit() {},
+  async watermarkAtCommit(trx, table, _wm, codeVersion) {
+    await sql`UPDATE lq_derived SET applied_code_version = NULL WHERE name = ${table} AND applied_code_version <> ${codeVersion}`.execute(trx)
+  },
   watermarkMoved: () => false,
   moveWatermarkUnlessStored: undefined,
   uniqueViolation: (e) => /^SQLITE_CONSTRAINT_(PRIMARYKEY|UNIQUE)$/.test(errorCode(e)),

@@ -170,11 +170,6 @@ export async function lastDeletion(db: Db, d: StoreDialect, root: string): Promi
   return { tombstone: n(row?.m), collected: n(row?.c) }
 }
 
-/** Rows written under a code version other than the one the table's last refresh applied: forget the applied version. */
-export async function forgetAppliedVersion(db: Db, d: StoreDialect, name: string, codeVersion: string): Promise<void> {
-  await exec(db, `UPDATE lq_derived SET applied_code_version = NULL WHERE name = ${d.ph(1)} AND applied_code_version <> ${d.ph(2)}`, [name, codeVersion])
-}
-
 /**
  * Move a derived table's watermark to `clock`. The applied code version becomes `codeVersion`
  * unless another caller wrote rows under another code version since `applied` was read (it
