@@ -216,16 +216,6 @@ async function changedSince(db: Kysely<any>, revTable: string, since: number, li
 }
 
 const PG_NOW = `(extract(epoch from clock_timestamp()) * 1000)::bigint`
-/**
- * A column that makes the statement's own transaction commit without waiting for its WAL flush
- * (`synchronous_commit = off` for that transaction only, as derived writes commit): a claim
- * statement is its own transaction, and the page statement's commit otherwise waited for the
- * flush while holding the fill frontier's lock, which every other filler of the table waits
- * for. A server crash can lose only the last such commits, in commit order (a later durable
- * commit flushes them): a claim lost so is refused at its batch's fence, a frontier lost so is
- * a hint that was only behind.
- */
-const PG_NO_FLUSH = `set_config('synchronous_commit', 'off', true)`
 const SQLITE_NOW = `CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`
 
 const rowOf = (r: { tbl: string; lq_key: string; owner: string; expires: unknown; token: unknown }): ClaimRow => ({
@@ -236,6 +226,17 @@ const rowOf = (r: { tbl: string; lq_key: string; owner: string; expires: unknown
   token: Number(r.token),
 })
 
+/*
+ * Claim statements (`claim`, the first-fill page statement) commit with the session's
+ * `synchronous_commit`, waiting for their WAL flush, unlike derived writes: they take their
+ * token from `lq_claim_seq`, and a sequence's advance is made durable only by the flush of a
+ * commit. Committed without it, a server crash (tried: `pg_ctl stop -m immediate` within
+ * `wal_writer_delay`) lost the claims AND took the sequence back, so the tokens of claims still
+ * held in workers' memory were handed out again after the restart: a fence by token (a batch
+ * that is not its lease's whole, PostgreSQL's `fence` without `whole`) then took another
+ * worker's claim as its own, and a fence by owner and token (`whole`) of a worker handed its own
+ * old token again deleted its new page's claims and passed its old batch without a claim.
+ */
 const postgres: ClaimDialect = {
   name: 'postgres',
   nowSql: PG_NOW,
@@ -257,7 +258,7 @@ const postgres: ClaimDialect = {
     // inserts go in key order: an insert waits for another transaction's uncommitted insert of
     // the same key, so two claimers inserting overlapping keys in different orders deadlocked
     // (40P01); in one order for every claimer no wait can close a cycle.
-    const r = await sql<{ token: string; keys: string[] | null }>`WITH tok AS (SELECT nextval('lq_claim_seq') AS t, ${sql.raw(PG_NO_FLUSH)} AS sc),
+    const r = await sql<{ token: string; keys: string[] | null }>`WITH tok AS (SELECT nextval('lq_claim_seq') AS t),
 clk AS (SELECT ${sql.raw(PG_NOW)} AS ms),
 k AS (SELECT DISTINCT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k),
 expired AS (SELECT c.tbl, c.lq_key FROM lq_claim c, clk WHERE c.tbl = ${table} AND c.lq_key = ANY(${keys}::text[]) AND (c.expires <= clk.ms OR c.owner = ${owner}) FOR UPDATE OF c SKIP LOCKED),
@@ -382,7 +383,7 @@ function pgPageClaim(spec: PageClaimSpec): PageClaimStatement {
   const heldBy = `CASE WHEN (SELECT a FROM anyc) THEN (SELECT 1 FROM lq_claim AS c WHERE c.tbl = ${tbl} AND c.lq_key = ${w} AND c.owner <> ${owner}) END`
   const done = `CASE WHEN (SELECT o FROM oth) THEN (SELECT 1 FROM ${q(metaTable(derived))} AS m WHERE m.lq_key = ${w} AND m.lq_code_version = ${cv} AND m.lq_max_input_rev = w.__rev) END`
   const rev = `(SELECT v.rev FROM ${q(revTable(root.name))} AS v WHERE v.lq_key = ${p} AND v.deleted = 0)`
-  const text = `WITH oth AS MATERIALIZED (SELECT ${live} AS o, ${PG_NO_FLUSH} AS sc),
+  const text = `WITH oth AS MATERIALIZED (SELECT ${live} AS o),
 anyc AS MATERIALIZED (SELECT ${anyOther} AS a),
 fr AS MATERIALIZED (SELECT NULLIF(value, '')::bigint AS f FROM lq_store_meta WHERE name = ${fname} FOR UPDATE),
 st AS MATERIALIZED (SELECT GREATEST(${lower}, CASE WHEN oth.o THEN fr.f + 1 END) AS lo FROM oth LEFT JOIN fr ON true),
