@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as t from 'io-ts'
-import { sql } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import { expect, it } from 'vitest'
 import { createTable, insertRows } from '../../src/query/ddl.js'
 import { Q, table } from '../../src/query/dsl.js'
@@ -24,38 +24,58 @@ import { lastJson, spawnChild, until } from './support/worker-file.js'
 
 let n = 0
 
+/**
+ * The store of both cases: roots `d` (rows 0 -> 13, 1 -> 100) and `e` (row 0 -> 10), and their
+ * join `j` of pairs within 3 of each other, declared by store B (this process, code version j1):
+ * only (d 0, e 0) joins, and setting d 0 to 0 takes it out. Worker A (late-child.ts) is started
+ * by the case, with the calls log and the gate file in `dir`.
+ */
+async function stoppedWriterCase(db: Kysely<any>) {
+  const prefix = `lst${++n}_`
+  const d = table(`${prefix}d`, { id: t.Int, v: t.Int })
+  const e = table(`${prefix}e`, { id: t.Int, v: t.Int })
+  const name = `${prefix}j`
+  await createTable(db, d)
+  await createTable(db, e)
+  await insertRows(db, d, [{ id: 0, v: 13 }, { id: 1, v: 100 }])
+  await insertRows(db, e, [{ id: 0, v: 10 }])
+  const B = await openStore(db, { leaseMs: 3_600_000 })
+  await B.track(d)
+  await B.track(e)
+  B.derive({
+    name,
+    from: Q.for(d, (x) => Q.for(e, (y) => Q.where(Q.le(Q.abs(Q.sub(x.v, y.v)), 3), Q.yield({ dv: x.v, ev: y.v })))),
+    output: { n: t.Int },
+    version: 'j1',
+    fn: (r) => ({ n: r.dv + r.ev }),
+  })
+  const dir = mkdtempSync(join(tmpdir(), 'lq-late-stop-'))
+  const log = join(dir, 'calls.log')
+  writeFileSync(log, '')
+  return { d, name, B, dir, log, gate: join(dir, 'gate') }
+}
+
+const schemaOf = async (db: Kysely<any>): Promise<string> => (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(db)).rows[0]!.s
+/** The tables' prefix of a case, from its join's name (`<prefix>j`). */
+const prefixOf = (name: string): string => name.slice(0, -1)
+
+/** Worker A's connections (named `lqlate_<prefix>` by late-child.ts): waiting for a lock, idle inside a transaction. */
+function watchA(db: Kysely<any>, name: string) {
+  const app = `lqlate_${prefixOf(name)}`
+  return {
+    waitingA: async () => Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid WHERE NOT l.granted AND s.application_name = ${app}`.execute(db)).rows[0]!.n),
+    idleA: async () => Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'idle in transaction' AND application_name = ${app}`.execute(db)).rows[0]!.n),
+  }
+}
+
 eachDialect('late rows of a stopped writer', (get) => {
   it('PostgreSQL: a writer stopped inside its write transaction does not hold up another worker\'s watermark move, and resumed, its late row is refused', async (ctx) => {
     const tdb = get()
     if (tdb.label !== 'postgres (server)') return ctx.skip() // OS processes need the server
     const { db } = tdb
-    const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(db)).rows[0]!.s
-    const prefix = `lst${++n}_`
-    const d = table(`${prefix}d`, { id: t.Int, v: t.Int })
-    const e = table(`${prefix}e`, { id: t.Int, v: t.Int })
-    const name = `${prefix}j`
-    await createTable(db, d)
-    await createTable(db, e)
-    // Only (d 0, e 0) joins (values within 3); setting d 0 to 0 takes it out of the join.
-    await insertRows(db, d, [{ id: 0, v: 13 }, { id: 1, v: 100 }])
-    await insertRows(db, e, [{ id: 0, v: 10 }])
-    const B = await openStore(db, { leaseMs: 3_600_000 })
-    await B.track(d)
-    await B.track(e)
-    B.derive({
-      name,
-      from: Q.for(d, (x) => Q.for(e, (y) => Q.where(Q.le(Q.abs(Q.sub(x.v, y.v)), 3), Q.yield({ dv: x.v, ev: y.v })))),
-      output: { n: t.Int },
-      version: 'j1',
-      fn: (r) => ({ n: r.dv + r.ev }),
-    })
-    const dir = mkdtempSync(join(tmpdir(), 'lq-late-stop-'))
-    const log = join(dir, 'calls.log')
-    const gate = join(dir, 'gate')
-    writeFileSync(log, '')
-    const a = spawnChild('late-child.ts', [schema, prefix, log, gate])
-    const waitingA = async () => Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid WHERE NOT l.granted AND s.application_name = ${`lqlate_${prefix}`}`.execute(db)).rows[0]!.n)
-    const idleA = async () => Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'idle in transaction' AND application_name = ${`lqlate_${prefix}`}`.execute(db)).rows[0]!.n)
+    const { d, name, B, log, gate, dir } = await stoppedWriterCase(db)
+    const a = spawnChild('late-child.ts', [await schemaOf(db), prefixOf(name), log, gate])
+    const { waitingA, idleA } = watchA(db, name)
     try {
       await until('A computing (d 0, e 0)', () => readFileSync(log, 'utf8').includes('called 0'), 30_000)
       await sql`UPDATE ${sql.id(d.name)} SET v = 0 WHERE id = 0`.execute(db)
@@ -109,37 +129,14 @@ eachDialect('late rows of a stopped writer', (get) => {
     const tdb = get()
     if (tdb.label !== 'postgres (server)') return ctx.skip() // OS processes need the server
     const { db } = tdb
-    const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(db)).rows[0]!.s
-    const prefix = `lst${++n}_`
-    const d = table(`${prefix}d`, { id: t.Int, v: t.Int })
-    const e = table(`${prefix}e`, { id: t.Int, v: t.Int })
-    const name = `${prefix}j`
-    await createTable(db, d)
-    await createTable(db, e)
-    await insertRows(db, d, [{ id: 0, v: 13 }, { id: 1, v: 100 }])
-    await insertRows(db, e, [{ id: 0, v: 10 }])
-    const B = await openStore(db, { leaseMs: 3_600_000 })
-    await B.track(d)
-    await B.track(e)
-    B.derive({
-      name,
-      from: Q.for(d, (x) => Q.for(e, (y) => Q.where(Q.le(Q.abs(Q.sub(x.v, y.v)), 3), Q.yield({ dv: x.v, ev: y.v })))),
-      output: { n: t.Int },
-      version: 'j1',
-      fn: (r) => ({ n: r.dv + r.ev }),
-    })
+    const { name, B, log, gate, dir } = await stoppedWriterCase(db)
     await B.refresh()
     const applied = async () => (await sql<{ a: string | null }>`SELECT applied_code_version AS a FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!.a
     const j1 = await applied()
     expect(j1).not.toBe(null)
-    const dir = mkdtempSync(join(tmpdir(), 'lq-late-stop-'))
-    const log = join(dir, 'calls.log')
-    const gate = join(dir, 'gate')
-    writeFileSync(log, '')
     // A runs code version j2: it computes the (d 0, e 0) row again.
-    const a = spawnChild('late-child.ts', [schema, prefix, log, gate, 'j2'])
-    const waitingA = async () => Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid WHERE NOT l.granted AND s.application_name = ${`lqlate_${prefix}`}`.execute(db)).rows[0]!.n)
-    const idleA = async () => Number((await sql<{ n: unknown }>`SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'idle in transaction' AND application_name = ${`lqlate_${prefix}`}`.execute(db)).rows[0]!.n)
+    const a = spawnChild('late-child.ts', [await schemaOf(db), prefixOf(name), log, gate, 'j2'])
+    const { waitingA, idleA } = watchA(db, name)
     try {
       await until('A computing (d 0, e 0)', () => readFileSync(log, 'utf8').includes('called 0'), 30_000)
       // A's write waits at its row's upsert (the stored row locked here), after it forgot the applied version.
