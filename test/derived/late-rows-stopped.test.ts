@@ -13,11 +13,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as t from 'io-ts'
-import { sql, type Kysely } from 'kysely'
+import type { ChildProcess } from 'node:child_process'
+import { sql, type Kysely, type RawBuilder } from 'kysely'
 import { expect, it } from 'vitest'
 import { createTable, insertRows } from '../../src/query/ddl.js'
 import { Q, table } from '../../src/query/dsl.js'
-import { openStore } from '../../src/derived/index.js'
+import { openStore, type Store } from '../../src/derived/index.js'
 import { metaTable } from '../../src/derived/sql/dialect.js'
 import { eachDialect } from '../support/db.js'
 import { lastJson, spawnChild, until } from './support/worker-file.js'
@@ -59,6 +60,42 @@ const schemaOf = async (db: Kysely<any>): Promise<string> => (await sql<{ s: str
 /** The tables' prefix of a case, from its join's name (`<prefix>j`). */
 const prefixOf = (name: string): string => name.slice(0, -1)
 
+/**
+ * Hold worker A's write at a statement that waits for the lock `lock` takes here, open A's gate
+ * (late-child.ts computes, then writes), stop A (SIGSTOP) once it waits there, then release the
+ * lock: the statement completes on the server and A stays idle inside its write transaction.
+ */
+async function stopInWrite(db: Kysely<any>, lock: RawBuilder<unknown>, at: string, a: ChildProcess, gate: string, probes: ReturnType<typeof watchA>): Promise<void> {
+  let unlock!: () => void
+  let locked!: () => void
+  const isLocked = new Promise<void>((r) => (locked = r))
+  const released = new Promise<void>((r) => (unlock = r))
+  const holder = db.transaction().execute(async (trx) => {
+    await lock.execute(trx)
+    locked()
+    await released
+  })
+  await isLocked
+  writeFileSync(gate, '')
+  await until(`A waiting at ${at}`, async () => (await probes.waitingA()) > 0, 30_000)
+  a.kill('SIGSTOP')
+  unlock()
+  await holder
+  await until('A idle in its write transaction', async () => (await probes.idleA()) > 0, 10_000)
+}
+
+/** B's refresh while A stays stopped: 'ended' within 10 s, or 'waiting' (A is then resumed, and the refresh awaited). */
+async function refreshWhileStopped(B: Store, a: ChildProcess): Promise<string> {
+  const rb = B.refresh()
+  rb.catch(() => undefined)
+  const first = await Promise.race([rb.then(() => 'ended'), new Promise<string>((r) => setTimeout(() => r('waiting'), 10_000))])
+  if (first !== 'ended') {
+    a.kill('SIGCONT')
+    await rb
+  }
+  return first
+}
+
 /** Worker A's connections (named `lqlate_<prefix>` by late-child.ts): waiting for a lock, idle inside a transaction. */
 function watchA(db: Kysely<any>, name: string) {
   const app = `lqlate_${prefixOf(name)}`
@@ -75,38 +112,16 @@ eachDialect('late rows of a stopped writer', (get) => {
     const { db } = tdb
     const { d, name, B, log, gate, dir } = await stoppedWriterCase(db)
     const a = spawnChild('late-child.ts', [await schemaOf(db), prefixOf(name), log, gate])
-    const { waitingA, idleA } = watchA(db, name)
+    const { idleA } = watchA(db, name)
     try {
       await until('A computing (d 0, e 0)', () => readFileSync(log, 'utf8').includes('called 0'), 30_000)
       await sql`UPDATE ${sql.id(d.name)} SET v = 0 WHERE id = 0`.execute(db)
       // A's write waits at its fence (its claim rows locked here), after its read of the watermark.
-      let unlock!: () => void
-      let locked!: () => void
-      const isLocked = new Promise<void>((r) => (locked = r))
-      const released = new Promise<void>((r) => (unlock = r))
-      const holder = db.transaction().execute(async (trx) => {
-        await sql`SELECT 1 FROM lq_claim WHERE tbl = ${name} FOR UPDATE`.execute(trx)
-        locked()
-        await released
-      })
-      await isLocked
-      writeFileSync(gate, '')
-      await until('A waiting at its fence', async () => (await waitingA()) > 0, 30_000)
       // A stops inside its write transaction; its fence statement then completes on the server.
-      a.proc.kill('SIGSTOP')
-      unlock()
-      await holder
-      await until('A idle in its write transaction', async () => (await idleA()) > 0, 10_000)
+      await stopInWrite(db, sql`SELECT 1 FROM lq_claim WHERE tbl = ${name} FOR UPDATE`, 'its fence', a.proc, gate, watchA(db, name))
       const wmBefore = Number((await sql<{ r: unknown }>`SELECT wm_rev AS r FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!.r)
       // B's refresh (nothing to compute: the pair no longer joins) ends while A stays stopped.
-      const rb = B.refresh()
-      rb.catch(() => undefined)
-      const first = await Promise.race([rb.then(() => 'ended'), new Promise((r) => setTimeout(() => r('waiting'), 10_000))])
-      if (first !== 'ended') {
-        a.proc.kill('SIGCONT')
-        await rb
-      }
-      expect(first).toBe('ended')
+      expect(await refreshWhileStopped(B, a.proc)).toBe('ended')
       expect(Number((await sql<{ r: unknown }>`SELECT wm_rev AS r FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!.r)).toBeGreaterThan(wmBefore)
       expect(await idleA()).toBe(1)
       a.proc.kill('SIGCONT')
@@ -136,37 +151,14 @@ eachDialect('late rows of a stopped writer', (get) => {
     expect(j1).not.toBe(null)
     // A runs code version j2: it computes the (d 0, e 0) row again.
     const a = spawnChild('late-child.ts', [await schemaOf(db), prefixOf(name), log, gate, 'j2'])
-    const { waitingA, idleA } = watchA(db, name)
     try {
       await until('A computing (d 0, e 0)', () => readFileSync(log, 'utf8').includes('called 0'), 30_000)
       // A's write waits at its row's upsert (the stored row locked here), after it forgot the applied version.
-      let unlock!: () => void
-      let locked!: () => void
-      const isLocked = new Promise<void>((r) => (locked = r))
-      const released = new Promise<void>((r) => (unlock = r))
-      const holder = db.transaction().execute(async (trx) => {
-        await sql`SELECT 1 FROM ${sql.id(metaTable(name))} FOR UPDATE`.execute(trx)
-        locked()
-        await released
-      })
-      await isLocked
-      writeFileSync(gate, '')
-      await until('A waiting at its upsert', async () => (await waitingA()) > 0, 30_000)
-      a.proc.kill('SIGSTOP')
-      unlock()
-      await holder
-      await until('A idle in its write transaction', async () => (await idleA()) > 0, 10_000)
+      await stopInWrite(db, sql`SELECT 1 FROM ${sql.id(metaTable(name))} FOR UPDATE`, 'its upsert', a.proc, gate, watchA(db, name))
       const wmBefore = Number((await sql<{ r: unknown }>`SELECT wm_rev AS r FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!.r)
       await sql`SELECT nextval('lq_clock_seq')`.execute(db)
       // B's refresh (nothing to compute: A holds the row's claim) ends while A stays stopped.
-      const rb = B.refresh()
-      rb.catch(() => undefined)
-      const first = await Promise.race([rb.then(() => 'ended'), new Promise((r) => setTimeout(() => r('waiting'), 10_000))])
-      if (first !== 'ended') {
-        a.proc.kill('SIGCONT')
-        await rb
-      }
-      expect(first).toBe('ended')
+      expect(await refreshWhileStopped(B, a.proc)).toBe('ended')
       expect(Number((await sql<{ r: unknown }>`SELECT wm_rev AS r FROM lq_derived WHERE name = ${name}`.execute(db)).rows[0]!.r)).toBeGreaterThan(wmBefore)
       a.proc.kill('SIGCONT')
       expect(await a.exited).toBe(0)
