@@ -25,7 +25,8 @@ describe('a first fill and rows other worker processes stored meanwhile [sqlite]
   const w = fileWorkers('lq-fill-others-', N)
   const { children, setup, rows, claimsLeft } = w
 
-  it('a row of a later page another process got while the fill computed its first page is not computed again by the fill', async () => {
+  /** A fresh store, and process A filling it, held (gate A shut) once it computes its first page; gate B open. */
+  const fillComputingFirstPage = async () => {
     const { file, log } = await setup()
     const gateA = join(w.dir(), 'gate-a')
     const gateB = join(w.dir(), 'gate-b')
@@ -33,6 +34,11 @@ describe('a first fill and rows other worker processes stored meanwhile [sqlite]
     const a = startChild(file, 'a', log, gateA, 'refresh')
     children.push(a)
     await until('A computing its first page', () => calls(log, 'a').length >= BATCH)
+    return { file, log, gateA, gateB, a }
+  }
+
+  it('a row of a later page another process got while the fill computed its first page is not computed again by the fill', async () => {
+    const { file, log, gateA, gateB, a } = await fillComputingFirstPage()
     // Row 38 (the last page, not read ahead yet) by another process, stored at a revision of its own.
     const b = startChild(file, 'b', log, gateB, 'get:38')
     children.push(b)
@@ -48,13 +54,7 @@ describe('a first fill and rows other worker processes stored meanwhile [sqlite]
   }, 60_000)
 
   it('rows another process filled while the first fill waited in its first page are not computed again by the first fill', async () => {
-    const { file, log } = await setup()
-    const gateA = join(w.dir(), 'gate-a')
-    const gateB = join(w.dir(), 'gate-b')
-    writeFileSync(gateB, '')
-    const a = startChild(file, 'a', log, gateA, 'refresh')
-    children.push(a)
-    await until('A computing its first page', () => calls(log, 'a').length >= BATCH)
+    const { file, log, gateA, gateB, a } = await fillComputingFirstPage()
     // B fills what A has not claimed (A claimed its first page and the one it read ahead), and
     // waits for A's rows; A's later pages then hold rows B stored.
     const b = startChild(file, 'b', log, gateB, 'refresh')
