@@ -34,18 +34,7 @@
  * Decimals are kept as integer cents (`*Cents` fields) so both databases load exact values;
  * dates are ISO `YYYY-MM-DD` strings.
  */
-
-/** mulberry32: a small, fast, seeded PRNG returning floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { mulberry32 } from '../org/data.js'
 
 interface Rng {
   /** A uniform integer in [lo, hi]. */
