@@ -221,11 +221,6 @@ export class LeaseKeeper {
     return this.#d.othersHold(this.#db, table, [...keys], this.owner, upTo)
   }
 
-  /** Whether another worker holds a live claim on a row of `table` with an integer address from `lo` (undefined: any) to `hi` (with `upTo`: one taken under a token up to it). */
-  othersHoldRange(table: string, lo: number | undefined, hi: number, upTo?: number): Promise<boolean> {
-    return this.#d.othersHoldRange(this.#db, table, lo, hi, this.owner, upTo)
-  }
-
   /** The newest fencing token handed out: a wait for other workers' claims that began now waits for those up to it only. */
   lastToken(): Promise<number> {
     return this.#d.lastToken(this.#db)

@@ -155,38 +155,7 @@ eachDialect('claims', (get) => {
     expect([...(await db.transaction().execute((trx) => d().fence(trx, 'whole', ['9'], kept.token, { owner: 'me' })))]).toEqual([])
   }, 60_000)
 
-  it('othersHoldRange sees only live claims of other owners on integer addresses within the span', async () => {
-    const { db } = get()
-    await d().claim(db, 'span', ['5', '-3', '12'], 'other', 60_000)
-    await d().claim(db, 'span', ['20'], 'me', 60_000)
-    await d().claim(db, 'span', ['30'], 'gone', 300)
-    // Another table's address that is not an integer text is never compared as a number.
-    await d().claim(db, 'span-text', ['["x",1]'], 'other', 60_000)
-    expect(await d().othersHoldRange(db, 'span', 6, 11, 'me')).toBe(false)
-    expect(await d().othersHoldRange(db, 'span', 5, 5, 'me')).toBe(true)
-    expect(await d().othersHoldRange(db, 'span', undefined, -3, 'me')).toBe(true)
-    expect(await d().othersHoldRange(db, 'span', -2, 4, 'me')).toBe(false)
-    expect(await d().othersHoldRange(db, 'span', 12, 1e15, 'me')).toBe(true)
-    // Its own claims do not count, and expired ones do not either.
-    expect(await d().othersHoldRange(db, 'span', 13, 25, 'me')).toBe(false)
-    await sleep(600)
-    expect(await d().othersHoldRange(db, 'span', 25, 35, 'me')).toBe(false)
-    expect(await d().othersHoldRange(db, 'span', undefined, 35, 'other')).toBe(true)
-  }, 60_000)
-
-  it('othersHoldRange agrees on both dialects: a text address of the table that is not an integer is not in the span, and an open span reaches keys beyond the safe range', async () => {
-    const { db } = get()
-    // Addresses of the same table that only start like an integer ('7x', ' 8', '9.5') are not integers.
-    await d().claim(db, 'span-odd', ['7x', ' 8', '9.5', 'abc'], 'other', 60_000)
-    expect(await d().othersHoldRange(db, 'span-odd', 5, 10, 'me')).toBe(false)
-    expect(await d().othersHoldRange(db, 'span-odd', undefined, 10, 'me')).toBe(false)
-    // Undefined: from any key, below -2^53 too.
-    await d().claim(db, 'span-low', ['-9007199254740993'], 'other', 60_000)
-    expect(await d().othersHoldRange(db, 'span-low', undefined, 0, 'me')).toBe(true)
-    expect(await d().othersHoldRange(db, 'span-low', -5, 0, 'me')).toBe(false)
-  }, 60_000)
-
-  it('othersHold and othersHoldRange with a token bound see only the claims taken up to it (lastToken when a wait began)', async () => {
+  it('othersHold with a token bound sees only the claims taken up to it (lastToken when a wait began)', async () => {
     const { db } = get()
     const before = await d().claim(db, 'upto', ['1', '2'], 'other', 60_000)
     const upTo = await d().lastToken(db)
@@ -196,9 +165,6 @@ eachDialect('claims', (get) => {
     expect(await d().othersHold(db, 'upto', ['3'], 'me', upTo)).toBe(false)
     expect(await d().othersHold(db, 'upto', ['3'], 'me')).toBe(true)
     expect(await d().othersHold(db, 'upto', ['2', '3'], 'me', upTo)).toBe(true)
-    expect(await d().othersHoldRange(db, 'upto', 3, 3, 'me', upTo)).toBe(false)
-    expect(await d().othersHoldRange(db, 'upto', 3, 3, 'me')).toBe(true)
-    expect(await d().othersHoldRange(db, 'upto', undefined, 3, 'me', upTo)).toBe(true)
     // The same owner claiming a row again takes a new token: no longer the claim waited for.
     await d().claim(db, 'upto', ['1', '2'], 'other', 60_000)
     expect(await d().othersHold(db, 'upto', ['1', '2'], 'me', upTo)).toBe(false)
@@ -340,7 +306,7 @@ eachDialect('range claims', (get) => {
   }, 60_000)
   const range = () => d().claimRange!
 
-  it('a range holds every key of its span: claims of others skip them, held and the heartbeat count its keys, othersHold and othersHoldRange see it', async () => {
+  it('a range holds every key of its span: claims of others skip them, held and the heartbeat count its keys, othersHold sees it', async () => {
     const { db } = get()
     if (d().claimRange === undefined) return
     const r = await range()(db, 'rg', 10, 20, ['10', '12', '20'], 'a', 60_000)
@@ -351,8 +317,6 @@ eachDialect('range claims', (get) => {
     expect((await d().heartbeat(db, 'a', [r.token], 60_000)).get(r.token)).toBe(3)
     expect(await d().othersHold(db, 'rg', ['11'], 'b')).toBe(true)
     expect(await d().othersHold(db, 'rg', ['11'], 'a')).toBe(false)
-    expect(await d().othersHoldRange(db, 'rg', 15, 30, 'b')).toBe(true)
-    expect(await d().othersHoldRange(db, 'rg', 21, 30, 'b')).toBe(false)
     expect(await d().liveOn(db, ['rg'], 'b')).toBe(1)
     // Another range over the span (or a claim row in it) is claimed key by key.
     expect(await range()(db, 'rg', 18, 22, ['18', '19', '22'], 'c', 60_000)).toMatchObject({ keys: ['22'], range: false })

@@ -42,7 +42,7 @@
  *   is clean; every statement above also reads ranges: `claim` skips keys in another owner's
  *   live range and splits an expired range into claim rows before taking keys over, `fence`
  *   holds a page whole while its range is there, `heartbeat`/`release`/`sweep` extend and
- *   delete ranges by token, `held`/`othersHold`/`othersHoldRange`/`liveOn` see them.
+ *   delete ranges by token, `held`/`othersHold`/`liveOn` see them.
  *
  * The table and the token counter are created by migration 3 (`schema.ts`); `ddl` lists them.
  * The range table is created by migration 4 (`rangeDdl`).
@@ -177,13 +177,6 @@ export interface ClaimDialect {
   othersHold(db: Kysely<any>, table: string, keys: readonly string[], owner: string, upTo?: number): Promise<boolean>
   /** The newest fencing token handed out (0: none yet). */
   lastToken(db: Kysely<any>): Promise<number>
-  /**
-   * Whether another owner than `owner` holds a live claim on a row of `table` whose address is
-   * an integer from `lo` (undefined: any) to `hi` (a derived table over a root with one integer
-   * key column: its addresses are the keys' texts). One look at the table's claims, whatever the
-   * span's size (a first fill waiting for the span it jumped over, `recheckSpan`).
-   */
-  othersHoldRange(db: Kysely<any>, table: string, lo: number | undefined, hi: number, owner: string, upTo?: number): Promise<boolean>
   /** Live claims held by others on any of `tables` (a worker waits for these before a downstream table). */
   liveOn(db: Kysely<any>, tables: readonly string[], owner: string): Promise<number>
   /**
@@ -324,11 +317,6 @@ SELECT k FROM unnest(${keys}::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM gone 
   async lastToken(db) {
     const r = await sql<{ t: string }>`SELECT (CASE WHEN is_called THEN last_value ELSE last_value - 1 END)::text AS t FROM lq_claim_seq`.execute(db)
     return Number(r.rows[0]!.t)
-  },
-  async othersHoldRange(db, table, lo, hi, owner, upTo) {
-    // The cast only of integer texts (another table's addresses, the same statement's rows, may be anything).
-    const r = await sql<{ n: number }>`SELECT 1 AS n FROM (SELECT CASE WHEN lq_key ~ '^-?[0-9]+$' THEN lq_key::numeric END AS k FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(PG_NOW)}${upTo === undefined ? sql`` : sql` AND token <= ${upTo}`}) AS c WHERE c.k <= ${hi}::numeric AND (${lo ?? null}::numeric IS NULL OR c.k >= ${lo ?? null}::numeric) LIMIT 1`.execute(db)
-    return r.rows.length > 0
   },
   async liveOn(db, tables, owner) {
     if (tables.length === 0) return 0
@@ -494,14 +482,6 @@ OR EXISTS (SELECT 1 FROM lq_claim_range AS r, json_each(${list}) AS j WHERE r.tb
   async lastToken(db) {
     const r = await sql<{ value: string }>`SELECT value FROM lq_store_meta WHERE name = 'claim_token'`.execute(db)
     return r.rows.length === 0 ? 0 : Number(r.rows[0]!.value)
-  },
-  async othersHoldRange(db, table, lo, hi, owner, upTo) {
-    // Integer texts only (\`SQLITE_INT_IN\`: CAST alone reads '7x' as 7 and 'abc' as 0), and no
-    // lower bound when \`lo\` is undefined (not -2^53); and the ranges over the span.
-    const tok = upTo === undefined ? sql`` : sql` AND token <= ${upTo}`
-    const r = await sql<{ n: number }>`SELECT 1 AS n WHERE EXISTS (SELECT 1 FROM (SELECT ${sql.raw(SQLITE_INT_IN('lq_key'))} AS k FROM lq_claim WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)}${tok}) WHERE k <= ${hi} AND (${lo ?? null} IS NULL OR k >= ${lo ?? null}))
-OR EXISTS (SELECT 1 FROM lq_claim_range WHERE tbl = ${table} AND owner <> ${owner} AND expires > ${sql.raw(SQLITE_NOW)}${tok} AND lo <= ${hi} AND (${lo ?? null} IS NULL OR hi >= ${lo ?? null}))`.execute(db)
-    return r.rows.length > 0
   },
   async liveOn(db, tables, owner) {
     if (tables.length === 0) return 0
