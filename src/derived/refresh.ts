@@ -231,6 +231,7 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
     // pages ended (`recheckSpan`), while this worker's last batches still compute.
     const adopted: (readonly string[])[] = []
     let early: Promise<string[]> | undefined
+    const readSpan = (span: readonly [number | undefined, number]) => unstoredInRange(engine.db, engine.d, rootOf(engine, x), x.name, span[0], span[1], x.codeVersion)
     await runBatches(engine, x, mine, op, async () => {
       for (;;) {
         if (end) return undefined
@@ -249,7 +250,7 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
           for (const k of page.held) held.add(k)
         }
         if (end && recheck !== undefined && early === undefined) {
-          early = unstoredInRange(engine.db, engine.d, rootOf(engine, x), x.name, recheck[0], recheck[1], x.codeVersion)
+          early = readSpan(recheck)
           // Awaited after the batches; a failed batch throws first (no unhandled rejection).
           early.catch(() => undefined)
         }
@@ -258,7 +259,7 @@ async function fillTable(engine: Engine, x: Derivation, clock: Watermark, wm: Ap
         return { tasks: op.settling === undefined ? page.tasks : page.tasks.filter((t) => !deferred(engine, x, t.lineage, op)), lease, range: lease === undefined, fill, stored: async () => tell('batch') }
       }
     })
-    if (recheck !== undefined) await recheckSpan(engine, x, early ?? unstoredInRange(engine.db, engine.d, rootOf(engine, x), x.name, recheck[0], recheck[1], x.codeVersion), new Set(adopted.flat()), op)
+    if (recheck !== undefined) await recheckSpan(engine, x, early ?? readSpan(recheck), new Set(adopted.flat()), op)
     // Every row it left is known by key (held by others in its pages or its claims): the pass
     // goes on over those rows only, not the whole table again.
     if (await leftBehind(engine, x, op, mine, (held) => refreshTable(engine, x, false, batch, report, op, progress, { keys: [...held], clock, wm }))) return
