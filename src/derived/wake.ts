@@ -79,16 +79,23 @@ export async function listenRoots(connect: () => ListenClient | Promise<ListenCl
   // Errors of a client after it was dropped (node-postgres emits one per failure, and another
   // as the socket ends): listened to, so they never reach the process as unhandled 'error' events.
   const ignore = (): void => undefined
-  const drop = (client: ListenClient, e: unknown): void => {
+  // A connection given back: released to its pool (`broken`: destroyed there, not handed out
+  // again) or ended when it is its own; `unlisten` first when it may still work (`close`).
+  const giveBack = async (client: ListenClient, broken?: Error | true, unlisten = false): Promise<void> => {
     client.removeListener('notification', onMessage)
     client.on('error', ignore)
-    try {
-      if (typeof client.release === 'function') client.release(e instanceof Error ? e : true)
-      else if (typeof client.end === 'function') client.end().catch(ignore)
-    } catch {
-      // Released or ended already.
+    if (unlisten) {
+      try {
+        await client.query(`UNLISTEN ${NOTIFY_CHANNEL}`)
+      } catch {
+        // The connection is gone: nothing to unlisten.
+      }
     }
+    if (typeof client.release === 'function') client.release(broken)
+    else if (typeof client.end === 'function') await client.end()
   }
+  // A connection that failed, or one no longer wanted: given back as broken (released or ended already: nothing to do).
+  const drop = (client: ListenClient, e: unknown): void => void giveBack(client, e instanceof Error ? e : true).catch(ignore)
   const attach = async (client: ListenClient): Promise<void> => {
     const onErr = (e: Error): void => {
       client.removeListener('error', onErr)
@@ -116,9 +123,8 @@ export async function listenRoots(connect: () => ListenClient | Promise<ListenCl
       timer = undefined
       void (async () => {
         if (closed) return
-        let client: ListenClient | undefined
         try {
-          client = await connect()
+          const client = await connect()
           if (closed) {
             drop(client, undefined)
             return
@@ -142,16 +148,7 @@ export async function listenRoots(connect: () => ListenClient | Promise<ListenCl
       if (timer !== undefined) clearTimeout(timer)
       const client = current
       current = undefined
-      if (client === undefined) return
-      client.removeListener('notification', onMessage)
-      client.on('error', ignore)
-      try {
-        await client.query(`UNLISTEN ${NOTIFY_CHANNEL}`)
-      } catch {
-        // The connection is gone: nothing to unlisten.
-      }
-      if (typeof client.release === 'function') client.release()
-      else if (typeof client.end === 'function') await client.end()
+      if (client !== undefined) await giveBack(client, undefined, true)
     },
   }
 }
