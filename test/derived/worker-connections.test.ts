@@ -4,25 +4,15 @@
  * (their watch retries, their LISTEN connection comes back) and reach quiescence with every row
  * right; none exits.
  */
-import { join } from 'node:path'
-import { writeFileSync } from 'node:fs'
 import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
-import { openStore } from '../../src/derived/index.js'
-import { declareWorkers } from './fixtures/worker-schema.js'
-import { LEASE_MS, notQuiescent, sleep, startWorker, workerSuite } from './fixtures/worker-harness.js'
+import { notQuiescent, sleep, startWorkers, workerSuite } from './fixtures/worker-harness.js'
 
 describe('worker connections cut by the server [postgres]', () => {
   const suite = workerSuite('postgres', 100)
   it('watching workers whose connections are terminated mid-run go on and reach quiescence, every row right', async () => {
     const { t, workers } = suite
-    const log = join(suite.dir, 'calls.log')
-    writeFileSync(log, '')
-    const store = await openStore(t.db, { leaseMs: LEASE_MS })
-    await declareWorkers(store)
-    await store.stale()
-    for (let i = 0; i < 2; i++) workers.push(startWorker('postgres', t, log))
-    await Promise.all(workers.map((w) => w.ready))
+    await startWorkers('postgres', suite, 2)
     const schema = (await sql<{ s: string }>`SELECT current_schema() AS s`.execute(t.db)).rows[0]!.s
     let cuts = 0
     for (let round = 0; round < 6; round++) {

@@ -6,14 +6,11 @@
  * workers.test.ts: quiescence within a bound (no wait that never ends), every row right,
  * nothing orphaned, no input computed twice at once.
  */
-import { readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
 import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
-import { openStore } from '../../src/derived/index.js'
 import { claimDialects } from '../../src/derived/sql/claims.js'
-import { declareWorkers } from './fixtures/worker-schema.js'
-import { killsUnderWrites, LEASE_MS, overlappingCalls, sleep, startWorker, workerSuite } from './fixtures/worker-harness.js'
+import { killsUnderWrites, overlappingCalls, sleep, startWorkers, workerSuite } from './fixtures/worker-harness.js'
 
 const N = 3000
 
@@ -36,13 +33,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
 
     it('the other refresh() calls end (no wait that never ends) with every row right, no claim left, no input computed twice at once', async () => {
       const { t, workers } = suite
-      const log = join(suite.dir, 'calls.log')
-      writeFileSync(log, '')
-      const store = await openStore(t.db, { leaseMs: LEASE_MS })
-      await declareWorkers(store)
-      await store.stale()
-      for (let i = 0; i < 4; i++) workers.push(startWorker(dialect, t, log, { concurrency: 4, batch: 100 }, 'refresh-child.ts'))
-      await Promise.all(workers.map((w) => w.ready))
+      const { log } = await startWorkers(dialect, suite, 4, { concurrency: 4, batch: 100 }, 'refresh-child.ts')
       // Kill one once calls have started (mid-fill).
       for (const t0 = Date.now(); readFileSync(log, 'utf8').split('\n').length < 400 && Date.now() - t0 < 30_000; ) await sleep(20)
       const victim = workers[1]!
