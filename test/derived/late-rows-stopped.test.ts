@@ -96,6 +96,14 @@ async function refreshWhileStopped(B: Store, a: ChildProcess): Promise<string> {
   return first
 }
 
+/** Worker A resumed and ended (killed when it did not end by itself), and the case's folder removed. */
+async function endA(a: ChildProcess, exited: Promise<unknown>, dir: string): Promise<void> {
+  a.kill('SIGCONT')
+  if (a.exitCode === null) a.kill('SIGKILL')
+  await exited
+  rmSync(dir, { recursive: true, force: true })
+}
+
 /** Worker A's connections (named `lqlate_<prefix>` by late-child.ts): waiting for a lock, idle inside a transaction. */
 function watchA(db: Kysely<any>, name: string) {
   const app = `lqlate_${prefixOf(name)}`
@@ -130,10 +138,7 @@ eachDialect('late rows of a stopped writer', (get) => {
       expect((await sql`SELECT lq_key FROM ${sql.id(name)}`.execute(db)).rows).toEqual([])
       expect(await B.stale()).toEqual([])
     } finally {
-      a.proc.kill('SIGCONT')
-      if (a.proc.exitCode === null) a.proc.kill('SIGKILL')
-      await a.exited
-      rmSync(dir, { recursive: true, force: true })
+      await endA(a.proc, a.exited, dir)
     }
   }, 90_000)
   it('PostgreSQL: a writer of another code version stopped inside its write transaction (after forgetting the applied version) does not hold up another worker\'s watermark move, and the applied version stays forgotten', async (ctx) => {
@@ -169,10 +174,7 @@ eachDialect('late rows of a stopped writer', (get) => {
       expect(versions[0]).not.toBe(j1)
       expect(await applied()).toBe(null)
     } finally {
-      a.proc.kill('SIGCONT')
-      if (a.proc.exitCode === null) a.proc.kill('SIGKILL')
-      await a.exited
-      rmSync(dir, { recursive: true, force: true })
+      await endA(a.proc, a.exited, dir)
     }
   }, 90_000)
 })
